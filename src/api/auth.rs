@@ -1,0 +1,525 @@
+//! Authentication and authorisation: roles, HS256 JWTs, hashed API keys, rate limits.
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use hmac::{Hmac, Mac};
+use jwt::{SignWithKey, VerifyWithKey};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::collections::{HashMap, VecDeque};
+use std::io::Write;
+use std::net::IpAddr;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{Duration, Instant, SystemTime};
+use subtle::ConstantTimeEq;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Viewer,
+    Operator,
+    Admin,
+}
+
+impl Role {
+    pub const ALL: [Role; 3] = [Role::Viewer, Role::Operator, Role::Admin];
+
+    pub fn parse(s: &str) -> Option<Role> {
+        match s {
+            "viewer" => Some(Role::Viewer),
+            "operator" => Some(Role::Operator),
+            "admin" => Some(Role::Admin),
+            _ => None,
+        }
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Viewer => "viewer",
+            Role::Operator => "operator",
+            Role::Admin => "admin",
+        }
+    }
+    pub fn permissions(self) -> &'static [&'static str] {
+        match self {
+            Role::Viewer => &["view"],
+            Role::Operator => &["view", "control"],
+            Role::Admin => &["view", "control", "admin"],
+        }
+    }
+}
+
+/// Claims of our HS256 tokens (api.md §3).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Claims {
+    pub user_id: String,
+    pub role: String,
+    pub iat: i64,
+    pub exp: i64,
+}
+
+#[derive(Debug, PartialEq)]
+pub enum AuthError {
+    Invalid(&'static str),
+    Expired,
+}
+
+/// Mints and verifies HS256 JWTs with the configured secret.
+pub struct JwtKey(Hmac<Sha256>);
+
+impl JwtKey {
+    pub fn new(secret: &[u8]) -> JwtKey {
+        JwtKey(Hmac::new_from_slice(secret).expect("HMAC accepts keys of any length"))
+    }
+
+    pub fn mint(&self, user_id: &str, role: Role, ttl: Duration, now_unix: i64) -> String {
+        let claims = Claims {
+            user_id: user_id.into(),
+            role: role.as_str().into(),
+            iat: now_unix,
+            exp: now_unix + ttl.as_secs() as i64,
+        };
+        claims
+            .sign_with_key(&self.0)
+            .expect("serialising claims cannot fail")
+    }
+
+    /// Verifies signature, algorithm (HS256 only), claims and expiry.
+    pub fn verify(&self, token: &str, now_unix: i64) -> Result<(Claims, Role), AuthError> {
+        let token: jwt::Token<jwt::Header, Claims, _> = token
+            .verify_with_key(&self.0)
+            .map_err(|_| AuthError::Invalid("invalid token signature or format"))?;
+        let claims = token.claims().clone();
+        let role = Role::parse(&claims.role).ok_or(AuthError::Invalid(
+            "token role must be viewer, operator or admin",
+        ))?;
+        if claims.user_id.is_empty() {
+            return Err(AuthError::Invalid("token has no user_id"));
+        }
+        if claims.exp <= now_unix {
+            return Err(AuthError::Expired);
+        }
+        Ok((claims, role))
+    }
+}
+
+/// Random bytes as base64url text (`n` bytes of entropy).
+pub fn random_token(n: usize) -> String {
+    let mut buf = vec![0u8; n];
+    getrandom::getrandom(&mut buf).expect("the OS random source is available");
+    URL_SAFE_NO_PAD.encode(buf)
+}
+
+pub const API_KEY_PREFIX: &str = "csk_";
+
+/// `csk_` + 43 base64url characters (32 random bytes).
+pub fn looks_like_api_key(s: &str) -> bool {
+    s.strip_prefix(API_KEY_PREFIX).is_some_and(|rest| {
+        rest.len() == 43
+            && rest
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    })
+}
+
+fn hash_key(plain: &str) -> String {
+    Sha256::digest(plain.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// One stored API key. Only the SHA-256 of the key is kept: keys carry 256 random bits, so
+/// a fast hash is enough (no password stretching needed).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct ApiKeyRecord {
+    pub id: String,
+    pub name: String,
+    pub role: Role,
+    pub hash: String,
+    /// First characters of the key, to recognise it in `keys list`.
+    pub hint: String,
+    pub created_at: i64,
+    pub expires_at: Option<i64>,
+    pub revoked_at: Option<i64>,
+}
+
+impl ApiKeyRecord {
+    pub fn is_active(&self, now_unix: i64) -> bool {
+        self.revoked_at.is_none() && self.expires_at.map_or(true, |e| e > now_unix)
+    }
+}
+
+#[derive(Default)]
+struct StoreCache {
+    stamp: Option<(SystemTime, u64)>,
+    keys: Vec<ApiKeyRecord>,
+    generation: u64,
+}
+
+/// The API-key file (JSON, mode 0600), re-read when it changes on disk, so keys created or
+/// revoked by the CLI apply to a running service.
+pub struct ApiKeyStore {
+    path: PathBuf,
+    cache: Mutex<StoreCache>,
+}
+
+#[derive(Debug)]
+pub struct StoreError(pub String);
+
+impl std::fmt::Display for StoreError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl ApiKeyStore {
+    pub fn new(path: &Path) -> ApiKeyStore {
+        ApiKeyStore {
+            path: path.to_path_buf(),
+            cache: Mutex::new(StoreCache::default()),
+        }
+    }
+
+    fn refresh<'a>(&self, cache: &'a mut StoreCache) -> Result<&'a mut StoreCache, StoreError> {
+        let meta = match std::fs::metadata(&self.path) {
+            Ok(m) => m,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                if cache.stamp.is_some() || !cache.keys.is_empty() {
+                    cache.generation += 1;
+                }
+                cache.stamp = None;
+                cache.keys.clear();
+                return Ok(cache);
+            }
+            Err(e) => return Err(StoreError(format!("cannot read API key store: {e}"))),
+        };
+        let stamp = (
+            meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+            meta.len(),
+        );
+        if cache.stamp != Some(stamp) {
+            if meta.permissions().mode() & 0o077 != 0 {
+                log::warn!(
+                    "API key store {} is readable by group/others; expected mode 0600",
+                    self.path.display()
+                );
+            }
+            let text = std::fs::read_to_string(&self.path)
+                .map_err(|e| StoreError(format!("cannot read API key store: {e}")))?;
+            cache.keys = if text.trim().is_empty() {
+                Vec::new()
+            } else {
+                serde_json::from_str(&text)
+                    .map_err(|e| StoreError(format!("API key store is corrupt: {e}")))?
+            };
+            cache.stamp = Some(stamp);
+            cache.generation += 1;
+        }
+        Ok(cache)
+    }
+
+    /// Changes whenever the file's content changes; sessions re-check their key then.
+    pub fn generation(&self) -> u64 {
+        let mut cache = self.cache.lock().unwrap();
+        match self.refresh(&mut cache) {
+            Ok(c) => c.generation,
+            Err(_) => u64::MAX,
+        }
+    }
+
+    /// Finds an active key by its plain text, comparing hashes in constant time.
+    pub fn verify(&self, plain: &str, now_unix: i64) -> Result<Option<ApiKeyRecord>, StoreError> {
+        let presented = hash_key(plain);
+        let mut cache = self.cache.lock().unwrap();
+        let cache = self.refresh(&mut cache)?;
+        let mut found = None;
+        for k in &cache.keys {
+            if bool::from(k.hash.as_bytes().ct_eq(presented.as_bytes())) {
+                found = Some(k.clone());
+            }
+        }
+        Ok(found.filter(|k| k.is_active(now_unix)))
+    }
+
+    pub fn is_active(&self, id: &str, now_unix: i64) -> bool {
+        let mut cache = self.cache.lock().unwrap();
+        match self.refresh(&mut cache) {
+            Ok(c) => c.keys.iter().any(|k| k.id == id && k.is_active(now_unix)),
+            Err(_) => false,
+        }
+    }
+
+    pub fn list(&self) -> Result<Vec<ApiKeyRecord>, StoreError> {
+        let mut cache = self.cache.lock().unwrap();
+        Ok(self.refresh(&mut cache)?.keys.clone())
+    }
+
+    /// Creates a key; returns its record and the plain key (shown once, never stored).
+    pub fn create(
+        &self,
+        name: &str,
+        role: Role,
+        ttl: Option<Duration>,
+        now_unix: i64,
+    ) -> Result<(ApiKeyRecord, String), StoreError> {
+        let plain = format!("{API_KEY_PREFIX}{}", random_token(32));
+        let record = ApiKeyRecord {
+            id: format!("key_{}", &random_token(6)),
+            name: name.to_string(),
+            role,
+            hash: hash_key(&plain),
+            hint: plain[..8].to_string(),
+            created_at: now_unix,
+            expires_at: ttl.map(|t| now_unix + t.as_secs() as i64),
+            revoked_at: None,
+        };
+        self.update(|keys| {
+            keys.push(record.clone());
+            Ok(())
+        })?;
+        Ok((record, plain))
+    }
+
+    pub fn revoke(&self, id: &str, now_unix: i64) -> Result<ApiKeyRecord, StoreError> {
+        let mut out = None;
+        self.update(|keys| {
+            let k = keys
+                .iter_mut()
+                .find(|k| k.id == id)
+                .ok_or_else(|| StoreError(format!("no API key with id {id}")))?;
+            if k.revoked_at.is_none() {
+                k.revoked_at = Some(now_unix);
+            }
+            out = Some(k.clone());
+            Ok(())
+        })?;
+        Ok(out.expect("set by update"))
+    }
+
+    /// Revokes `id` and creates a replacement with the same name, role and lifetime.
+    pub fn rotate(&self, id: &str, now_unix: i64) -> Result<(ApiKeyRecord, String), StoreError> {
+        let old = self
+            .list()?
+            .into_iter()
+            .find(|k| k.id == id)
+            .ok_or_else(|| StoreError(format!("no API key with id {id}")))?;
+        if old.revoked_at.is_some() {
+            return Err(StoreError(format!("API key {id} is already revoked")));
+        }
+        let ttl = old
+            .expires_at
+            .map(|e| Duration::from_secs((e - old.created_at).max(0) as u64));
+        let created = self.create(&old.name, old.role, ttl, now_unix)?;
+        self.revoke(id, now_unix)?;
+        Ok(created)
+    }
+
+    /// Read-modify-write with an atomic replace; the file is created 0600.
+    fn update(
+        &self,
+        f: impl FnOnce(&mut Vec<ApiKeyRecord>) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        let mut cache = self.cache.lock().unwrap();
+        let cache = self.refresh(&mut cache)?;
+        let mut keys = cache.keys.clone();
+        f(&mut keys)?;
+        if let Some(dir) = self.path.parent() {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| StoreError(format!("cannot create {}: {e}", dir.display())))?;
+        }
+        let tmp = self.path.with_extension("tmp");
+        let text = serde_json::to_string_pretty(&keys).expect("records serialise");
+        let write = || -> std::io::Result<()> {
+            let mut file = std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(&tmp)?;
+            file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+            file.write_all(text.as_bytes())?;
+            file.sync_all()?;
+            std::fs::rename(&tmp, &self.path)
+        };
+        write().map_err(|e| StoreError(format!("cannot write API key store: {e}")))?;
+        cache.stamp = None; // re-read (and bump the generation) on next access
+        Ok(())
+    }
+}
+
+/// Token bucket: `rate` requests per second, `burst` at once.
+pub struct TokenBucket {
+    rate: f64,
+    burst: f64,
+    tokens: f64,
+    last: Instant,
+}
+
+impl TokenBucket {
+    pub fn new(rate: u32, burst: u32) -> TokenBucket {
+        TokenBucket {
+            rate: rate as f64,
+            burst: burst as f64,
+            tokens: burst as f64,
+            last: Instant::now(),
+        }
+    }
+
+    /// Takes one token, or says how long to wait for one.
+    pub fn take(&mut self, now: Instant) -> Result<(), Duration> {
+        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
+        self.last = now;
+        self.tokens = (self.tokens + elapsed * self.rate).min(self.burst);
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            Ok(())
+        } else {
+            Err(Duration::from_secs_f64((1.0 - self.tokens) / self.rate))
+        }
+    }
+}
+
+/// Failed `authenticate` calls per client address in a sliding minute. Bounded: at most
+/// `MAX_TRACKED` addresses are remembered (the stalest are forgotten first).
+pub struct AuthFailureLimiter {
+    per_minute: usize,
+    window: Duration,
+    failures: Mutex<HashMap<IpAddr, VecDeque<Instant>>>,
+}
+
+const MAX_TRACKED: usize = 10_000;
+
+impl AuthFailureLimiter {
+    pub fn new(per_minute: u32) -> AuthFailureLimiter {
+        AuthFailureLimiter {
+            per_minute: per_minute as usize,
+            window: Duration::from_secs(60),
+            failures: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// `Err(retry_after)` when this address used up its failures for the window.
+    pub fn check(&self, ip: IpAddr, now: Instant) -> Result<(), Duration> {
+        let mut map = self.failures.lock().unwrap();
+        let Some(q) = map.get_mut(&ip) else {
+            return Ok(());
+        };
+        while q
+            .front()
+            .is_some_and(|t| now.saturating_duration_since(*t) >= self.window)
+        {
+            q.pop_front();
+        }
+        if q.len() >= self.per_minute {
+            let oldest = *q.front().expect("non-empty");
+            return Err(self
+                .window
+                .saturating_sub(now.saturating_duration_since(oldest)));
+        }
+        Ok(())
+    }
+
+    pub fn record_failure(&self, ip: IpAddr, now: Instant) {
+        let mut map = self.failures.lock().unwrap();
+        if map.len() >= MAX_TRACKED && !map.contains_key(&ip) {
+            let window = self.window;
+            map.retain(|_, q| {
+                q.back()
+                    .is_some_and(|t| now.saturating_duration_since(*t) < window)
+            });
+            if map.len() >= MAX_TRACKED {
+                if let Some(victim) = map
+                    .iter()
+                    .min_by_key(|(_, q)| q.back().copied())
+                    .map(|(k, _)| *k)
+                {
+                    map.remove(&victim);
+                }
+            }
+        }
+        let q = map.entry(ip).or_default();
+        q.push_back(now);
+        while q.len() > self.per_minute {
+            q.pop_front();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jwt_round_trip_expiry_and_tamper() {
+        let key = JwtKey::new(b"0123456789abcdef0123456789abcdef");
+        let t = key.mint("alice", Role::Operator, Duration::from_secs(60), 1000);
+        let (claims, role) = key.verify(&t, 1010).unwrap();
+        assert_eq!(
+            (claims.user_id.as_str(), role, claims.exp),
+            ("alice", Role::Operator, 1060)
+        );
+        assert_eq!(key.verify(&t, 1060).unwrap_err(), AuthError::Expired);
+        let other = JwtKey::new(b"another-secret-another-secret-xx");
+        assert!(matches!(other.verify(&t, 1010), Err(AuthError::Invalid(_))));
+        let mut tampered = t.clone();
+        tampered.push('x');
+        assert!(key.verify(&tampered, 1010).is_err());
+        // alg=none tokens are refused
+        let none = format!(
+            "{}.{}.",
+            URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"JWT"}"#),
+            t.split('.').nth(1).unwrap()
+        );
+        assert!(key.verify(&none, 1010).is_err());
+    }
+
+    #[test]
+    fn api_keys_hashed_0600_revocable_rotatable() {
+        let dir = std::env::temp_dir().join(format!("csk-test-{}", random_token(6)));
+        let path = dir.join("keys.json");
+        let store = ApiKeyStore::new(&path);
+        let (rec, plain) = store.create("gcs", Role::Operator, None, 100).unwrap();
+        assert!(looks_like_api_key(&plain), "{plain}");
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(!text.contains(&plain[4..]), "plain key must not be stored");
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        assert_eq!(store.verify(&plain, 101).unwrap().unwrap().id, rec.id);
+        assert!(store.verify("csk_wrong", 101).unwrap().is_none());
+        let (rec2, plain2) = store.rotate(&rec.id, 102).unwrap();
+        assert!(store.verify(&plain, 103).unwrap().is_none());
+        assert_eq!(store.verify(&plain2, 103).unwrap().unwrap().id, rec2.id);
+        // another process (the CLI) revoking is seen through the file
+        ApiKeyStore::new(&path).revoke(&rec2.id, 104).unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+        assert!(store.verify(&plain2, 105).unwrap().is_none());
+        let (_, exp) = store
+            .create("tmp", Role::Viewer, Some(Duration::from_secs(10)), 200)
+            .unwrap();
+        assert!(store.verify(&exp, 205).unwrap().is_some());
+        assert!(store.verify(&exp, 210).unwrap().is_none());
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn token_bucket_and_failure_limiter() {
+        let t0 = Instant::now();
+        let mut b = TokenBucket::new(10, 2);
+        assert!(b.take(t0).is_ok() && b.take(t0).is_ok());
+        assert!(b.take(t0).is_err());
+        assert!(b.take(t0 + Duration::from_millis(150)).is_ok());
+        let l = AuthFailureLimiter::new(5);
+        let ip: IpAddr = "10.1.2.3".parse().unwrap();
+        for _ in 0..5 {
+            assert!(l.check(ip, t0).is_ok());
+            l.record_failure(ip, t0);
+        }
+        assert!(l.check(ip, t0).is_err());
+        assert!(l.check("10.1.2.4".parse().unwrap(), t0).is_ok());
+        assert!(l.check(ip, t0 + Duration::from_secs(61)).is_ok());
+    }
+}

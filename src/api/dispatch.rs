@@ -1,0 +1,111 @@
+//! Runs one text frame through the JSON-RPC pipeline in the order api.md §2 fixes:
+//! parse → envelope → rate limit → method exists → authenticated → role → params → work.
+
+use super::error::RpcError;
+use super::jsonrpc::{self, Frame, Params, Request};
+use super::methods::{self, Call};
+use super::{AppState, AuthMethod, Session};
+use crate::clock;
+use serde_json::Value;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Handles a frame; `None` when nothing is to be sent back (only notifications).
+pub async fn handle_frame(
+    state: &Arc<AppState>,
+    session: &Arc<Session>,
+    text: &str,
+) -> Option<String> {
+    match jsonrpc::parse_frame(text) {
+        Err(e) => Some(jsonrpc::failure(Value::Null, &e).to_string()),
+        Ok(Frame::Single(v)) => handle_value(state, session, v).await.map(|v| v.to_string()),
+        Ok(Frame::Batch(items)) => {
+            let replies: Vec<Value> = futures_util::future::join_all(
+                items.into_iter().map(|v| handle_value(state, session, v)),
+            )
+            .await
+            .into_iter()
+            .flatten()
+            .collect();
+            (!replies.is_empty()).then(|| Value::Array(replies).to_string())
+        }
+    }
+}
+
+async fn handle_value(
+    state: &Arc<AppState>,
+    session: &Arc<Session>,
+    value: Value,
+) -> Option<Value> {
+    let request = match jsonrpc::parse_request(value) {
+        Ok(r) => r,
+        Err((id, e)) => return Some(jsonrpc::failure(id, &e)),
+    };
+    let started = Instant::now();
+    let (name, result) = process(state, session, &request).await;
+    let code = result.as_ref().err().map_or(0, |e| e.code);
+    state
+        .controller
+        .api_metrics()
+        .record(name, code, started.elapsed());
+    let id = request.id?;
+    Some(match result {
+        Ok(v) => jsonrpc::success(id, v),
+        Err(e) => jsonrpc::failure(id, &e),
+    })
+}
+
+async fn process(
+    state: &Arc<AppState>,
+    session: &Arc<Session>,
+    req: &Request,
+) -> (&'static str, Result<Value, RpcError>) {
+    if let Err(wait) = session.bucket.lock().unwrap().take(Instant::now()) {
+        return (
+            "rate_limited",
+            Err(RpcError::rate_limited(wait.as_millis().max(1) as u64)),
+        );
+    }
+    let Some(spec) = methods::lookup(&req.method) else {
+        return ("unknown", Err(RpcError::method_not_found(&req.method)));
+    };
+    let result = async {
+        if let Some(required) = spec.min_role {
+            let identity = session.identity().ok_or_else(RpcError::auth_required)?;
+            let now = clock::unix_now();
+            if identity.expires_at.is_some_and(|e| e <= now) {
+                return Err(RpcError::token_expired());
+            }
+            if let AuthMethod::ApiKey { key_id } = &identity.method {
+                if !state.keys.is_active(key_id, now) {
+                    return Err(RpcError::auth_failed(
+                        "the API key of this connection was revoked",
+                    ));
+                }
+            }
+            if identity.role < required {
+                return Err(RpcError::permission_denied(
+                    required.as_str(),
+                    identity.role.as_str(),
+                ));
+            }
+        }
+        let params = req.params.clone().map_err(|_| {
+            RpcError::invalid_params(
+                "params",
+                "positional (array) params are not supported; send an object",
+            )
+        })?;
+        if !spec.implemented {
+            return Err(RpcError::not_implemented(spec.name));
+        }
+        (spec.handler)(Call {
+            state: state.clone(),
+            session: session.clone(),
+            params: Params::new(params),
+        })
+        .await
+    }
+    .await;
+    (spec.name, result)
+}

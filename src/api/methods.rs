@@ -1,0 +1,328 @@
+//! The method table: one entry per JSON-RPC method (name, minimum role, handler). The role
+//! checks, the role-matrix tests and docs/api.md's method list all come from this table.
+
+use super::auth::{looks_like_api_key, AuthError, Role};
+use super::error::RpcError;
+use super::events::Topic;
+use super::jsonrpc::Params;
+use super::{AppState, AuthMethod, Identity, Session};
+use crate::clock;
+use futures_util::future::BoxFuture;
+use serde_json::{json, Value};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// What a handler gets.
+pub struct Call {
+    pub state: Arc<AppState>,
+    pub session: Arc<Session>,
+    pub params: Params,
+}
+
+pub type Handler = fn(Call) -> BoxFuture<'static, Result<Value, RpcError>>;
+
+pub struct MethodSpec {
+    pub name: &'static str,
+    /// `None` = callable without authentication.
+    pub min_role: Option<Role>,
+    pub handler: Handler,
+    /// False while the method's feature has not landed: it answers -32030 `not_implemented`.
+    pub implemented: bool,
+}
+
+const fn m(name: &'static str, min_role: Option<Role>, handler: Handler) -> MethodSpec {
+    MethodSpec {
+        name,
+        min_role,
+        handler,
+        implemented: true,
+    }
+}
+
+const fn pending(name: &'static str, min_role: Role) -> MethodSpec {
+    MethodSpec {
+        name,
+        min_role: Some(min_role),
+        handler: not_implemented,
+        implemented: false,
+    }
+}
+
+const V: Role = Role::Viewer;
+const O: Role = Role::Operator;
+const A: Role = Role::Admin;
+
+pub static METHODS: &[MethodSpec] = &[
+    m("ping", None, ping),
+    m("authenticate", None, authenticate),
+    // viewer
+    pending("get_camera_list", V),
+    pending("get_camera_status", V),
+    pending("get_camera_capabilities", V),
+    pending("get_stream_url", V),
+    pending("get_stream_status", V),
+    pending("get_streams", V),
+    pending("list_recordings", V),
+    pending("list_snapshots", V),
+    pending("get_recording_info", V),
+    pending("get_snapshot_info", V),
+    m("get_server_info", Some(V), get_server_info),
+    pending("get_system_status", V),
+    m("subscribe_events", Some(V), subscribe_events),
+    m("unsubscribe_events", Some(V), unsubscribe_events),
+    m("get_subscription_stats", Some(V), get_subscription_stats),
+    pending("get_external_streams", V),
+    // operator
+    pending("take_snapshot", O),
+    pending("start_recording", O),
+    pending("stop_recording", O),
+    pending("start_streaming", O),
+    pending("stop_streaming", O),
+    pending("discover_external_streams", O),
+    pending("add_external_stream", O),
+    pending("remove_external_stream", O),
+    // admin
+    pending("delete_recording", A),
+    pending("delete_snapshot", A),
+    pending("get_metrics", A),
+    pending("get_status", A),
+    pending("get_storage_info", A),
+    pending("set_retention_policy", A),
+    pending("cleanup_old_files", A),
+    pending("set_discovery_interval", A),
+];
+
+pub fn lookup(name: &str) -> Option<&'static MethodSpec> {
+    METHODS.iter().find(|m| m.name == name)
+}
+
+fn not_implemented(call: Call) -> BoxFuture<'static, Result<Value, RpcError>> {
+    let _ = call;
+    Box::pin(async {
+        Err(RpcError::new(
+            super::error::UNSUPPORTED,
+            "not_implemented",
+            "this method is not implemented in this build yet",
+        )
+        .with("feature", "not_implemented"))
+    })
+}
+
+fn ping(call: Call) -> BoxFuture<'static, Result<Value, RpcError>> {
+    Box::pin(async move {
+        call.params.finish()?;
+        Ok(Value::from("pong"))
+    })
+}
+
+fn authenticate(call: Call) -> BoxFuture<'static, Result<Value, RpcError>> {
+    Box::pin(async move {
+        let Call {
+            state,
+            session,
+            mut params,
+        } = call;
+        let ip = session.peer.ip();
+        if let Err(wait) = state.auth_failures.check(ip, Instant::now()) {
+            log::warn!(
+                "authentication from {ip} refused: too many failed attempts in the last minute"
+            );
+            return Err(RpcError::auth_rate_limited(wait.as_millis() as u64));
+        }
+        let token = params.str("auth_token")?;
+        params.finish()?;
+        let now = clock::unix_now();
+        let verified = if looks_like_api_key(&token) {
+            let st = state.clone();
+            let key = blocking::unblock(move || st.keys.verify(&token, now)).await;
+            match key {
+                Ok(Some(rec)) => Ok(Identity {
+                    user_id: format!("apikey:{}", rec.name),
+                    role: rec.role,
+                    method: AuthMethod::ApiKey { key_id: rec.id },
+                    expires_at: rec.expires_at,
+                    session_id: super::auth::random_token(12),
+                }),
+                Ok(None) => Err("unknown, revoked or expired API key"),
+                // A broken key store is a server fault, not the client's: -32603, logged.
+                Err(e) => {
+                    return Err(
+                        crate::error::ServiceError::Internal(format!("API key store: {e}")).into(),
+                    )
+                }
+            }
+        } else {
+            match state.jwt.verify(&token, now) {
+                Ok((claims, role)) => Ok(Identity {
+                    user_id: claims.user_id,
+                    role,
+                    method: AuthMethod::Jwt,
+                    expires_at: Some(claims.exp),
+                    session_id: super::auth::random_token(12),
+                }),
+                Err(AuthError::Expired) => Err("token expired"),
+                Err(AuthError::Invalid(why)) => Err(why),
+            }
+        };
+        let identity = match verified {
+            Ok(i) => i,
+            Err(why) => {
+                state.auth_failures.record_failure(ip, Instant::now());
+                log::info!("authentication failed from {ip}: {why}");
+                return Err(RpcError::auth_failed(why));
+            }
+        };
+        session
+            .subscriber
+            .set_authorized_until(identity.expires_at.unwrap_or(i64::MAX));
+        let result = json!({
+            "authenticated": true,
+            "role": identity.role.as_str(),
+            "permissions": identity.role.permissions(),
+            "expires_at": identity.expires_at.and_then(|e| time::OffsetDateTime::from_unix_timestamp(e).ok()).map(clock::rfc3339),
+            "session_id": identity.session_id,
+            "auth_method": match identity.method { AuthMethod::Jwt => "jwt", AuthMethod::ApiKey { .. } => "api_key" },
+            "user_id": identity.user_id,
+        });
+        log::info!(
+            "{ip} authenticated as {} ({})",
+            identity.user_id,
+            identity.role.as_str()
+        );
+        *session.identity.lock().unwrap() = Some(identity);
+        Ok(result)
+    })
+}
+
+fn get_server_info(call: Call) -> BoxFuture<'static, Result<Value, RpcError>> {
+    Box::pin(async move {
+        call.params.finish()?;
+        Ok(call.state.controller.server_info())
+    })
+}
+
+fn subscribe_events(call: Call) -> BoxFuture<'static, Result<Value, RpcError>> {
+    Box::pin(async move {
+        let Call {
+            session,
+            mut params,
+            ..
+        } = call;
+        let names = params.opt_str_list("topics")?.ok_or_else(|| {
+            RpcError::invalid_params(
+                "topics",
+                "topics is required (a non-empty array of topic names)",
+            )
+        })?;
+        let filters = params.opt_object("filters")?;
+        params.finish()?;
+        if names.is_empty() {
+            return Err(RpcError::invalid_params(
+                "topics",
+                "topics must not be empty",
+            ));
+        }
+        let mut topics: Vec<Topic> = Vec::new();
+        for n in &names {
+            let resolved = Topic::resolve(n).ok_or_else(|| {
+                RpcError::invalid_params("topics", format!("unknown topic {n:?}"))
+            })?;
+            for t in resolved {
+                if !topics.contains(&t) {
+                    topics.push(t);
+                }
+            }
+        }
+        let mut device = None;
+        if let Some(f) = filters {
+            for (k, v) in f {
+                match (k.as_str(), v) {
+                    ("device", Value::String(d)) if crate::ids::parse_camera_id(&d).is_some() => {
+                        device = Some(d)
+                    }
+                    ("device", Value::Null) => {}
+                    ("device", _) => {
+                        return Err(RpcError::invalid_params(
+                            "filters",
+                            "filters.device must look like cameraN",
+                        ))
+                    }
+                    (other, _) => {
+                        return Err(RpcError::invalid_params(
+                            "filters",
+                            format!("unknown filter {other:?} (supported: device)"),
+                        ))
+                    }
+                }
+            }
+        }
+        session.subscriber.subscribe(&topics, device.clone());
+        Ok(json!({
+            "subscribed": true,
+            "topics": topics.iter().map(|t| t.as_str()).collect::<Vec<_>>(),
+            "filters": {"device": session.subscriber.device_filter()},
+        }))
+    })
+}
+
+fn unsubscribe_events(call: Call) -> BoxFuture<'static, Result<Value, RpcError>> {
+    Box::pin(async move {
+        let Call {
+            session,
+            mut params,
+            ..
+        } = call;
+        let names = params.opt_str_list("topics")?;
+        params.finish()?;
+        let before = session.subscriber.topics();
+        match names {
+            None => session.subscriber.unsubscribe(None),
+            Some(names) => {
+                let mut topics = Vec::new();
+                for n in &names {
+                    topics.extend(Topic::resolve(n).ok_or_else(|| {
+                        RpcError::invalid_params("topics", format!("unknown topic {n:?}"))
+                    })?);
+                }
+                session.subscriber.unsubscribe(Some(&topics));
+            }
+        }
+        let after = session.subscriber.topics();
+        let removed: Vec<&str> = before
+            .iter()
+            .filter(|t| !after.contains(t))
+            .map(|t| t.as_str())
+            .collect();
+        Ok(
+            json!({"unsubscribed": true, "topics": removed, "remaining_topics": after.iter().map(|t| t.as_str()).collect::<Vec<_>>()}),
+        )
+    })
+}
+
+fn get_subscription_stats(call: Call) -> BoxFuture<'static, Result<Value, RpcError>> {
+    Box::pin(async move {
+        call.params.finish()?;
+        Ok(call.state.controller.bus().stats(&call.session.subscriber))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_matches_the_contract_role_matrix() {
+        let expect = |names: &str, role: Option<Role>| {
+            for n in names.split_whitespace() {
+                let spec = lookup(n).unwrap_or_else(|| panic!("{n} missing from the table"));
+                assert_eq!(spec.min_role, role, "{n}");
+            }
+            names.split_whitespace().count()
+        };
+        let total = expect("ping authenticate", None)
+            + expect("get_camera_list get_camera_status get_camera_capabilities get_stream_url get_stream_status get_streams list_recordings list_snapshots get_recording_info get_snapshot_info get_server_info get_system_status subscribe_events unsubscribe_events get_subscription_stats get_external_streams", Some(Role::Viewer))
+            + expect("take_snapshot start_recording stop_recording start_streaming stop_streaming discover_external_streams add_external_stream remove_external_stream", Some(Role::Operator))
+            + expect("delete_recording delete_snapshot get_metrics get_status get_storage_info set_retention_policy cleanup_old_files set_discovery_interval", Some(Role::Admin));
+        assert_eq!(total, METHODS.len(), "no method beyond the contract");
+    }
+}

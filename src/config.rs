@@ -1,0 +1,727 @@
+//! Typed configuration: TOML file + `CAMERA_SERVICE_<SECTION>_<KEY>` environment overrides,
+//! every key with a default, validation errors that name the key and the rule.
+//! The reference for every key is `docs/config.md`; `docs/config.example.toml` is the example.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub const DEFAULT_CONFIG_PATH: &str = "/etc/camera-service/config.toml";
+pub const ENV_PREFIX: &str = "CAMERA_SERVICE_";
+
+/// A duration written as a string in the file (`"30s"`, `"5m"`, `"1h 30m"`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Dur(pub Duration);
+
+impl Dur {
+    pub const fn secs(s: u64) -> Dur {
+        Dur(Duration::from_secs(s))
+    }
+    pub const fn millis(ms: u64) -> Dur {
+        Dur(Duration::from_millis(ms))
+    }
+    pub fn get(self) -> Duration {
+        self.0
+    }
+}
+
+impl Serialize for Dur {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&humantime::format_duration(self.0).to_string())
+    }
+}
+
+impl<'de> Deserialize<'de> for Dur {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        humantime::parse_duration(text.trim())
+            .map(Dur)
+            .map_err(|e| {
+                serde::de::Error::custom(format!(
+                    "invalid duration {text:?} ({e}); use e.g. \"500ms\", \"30s\", \"5m\", \"1h\""
+                ))
+            })
+    }
+}
+
+/// A secret string: never printed by `Debug`, redacted by `check-config`.
+#[derive(Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Secret {
+        Secret(s.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(if self.0.is_empty() {
+            "\"\""
+        } else {
+            "\"<redacted>\""
+        })
+    }
+}
+
+impl Serialize for Secret {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(if self.0.is_empty() { "" } else { "<redacted>" })
+    }
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub security: SecurityConfig,
+    pub logging: LoggingConfig,
+    pub mediamtx: MediamtxConfig,
+    pub camera: CameraConfig,
+    pub storage: StorageConfig,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Address to listen on.
+    pub host: String,
+    /// TCP port for WebSocket and HTTP (0 = pick a free port, for tests).
+    pub port: u16,
+    pub websocket_path: String,
+    pub max_connections: usize,
+    pub max_message_bytes: usize,
+    pub ping_interval: Dur,
+    pub idle_timeout: Dur,
+    /// Requests of one socket processed at the same time.
+    pub max_inflight_per_connection: usize,
+    /// Events waiting for one client; the oldest is dropped beyond this.
+    pub event_queue_size: usize,
+    pub shutdown_timeout: Dur,
+    /// Worker threads of the async executor (0 = one per core, at most 4).
+    pub worker_threads: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            host: "0.0.0.0".into(),
+            port: 8002,
+            websocket_path: "/ws".into(),
+            max_connections: 100,
+            max_message_bytes: 1024 * 1024,
+            ping_interval: Dur::secs(30),
+            idle_timeout: Dur::secs(90),
+            max_inflight_per_connection: 16,
+            event_queue_size: 256,
+            shutdown_timeout: Dur::secs(5),
+            worker_threads: 0,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SecurityConfig {
+    /// HS256 secret (>= 32 bytes). Prefer the environment or `jwt_secret_file`.
+    pub jwt_secret: Secret,
+    /// File holding the secret (mode 0600 or 0640); used when `jwt_secret` is empty.
+    pub jwt_secret_file: Option<PathBuf>,
+    pub api_keys_file: PathBuf,
+    pub allowed_origins: Vec<String>,
+    pub rate_limit_per_second: u32,
+    pub rate_limit_burst: u32,
+    pub auth_failures_per_minute: u32,
+}
+
+impl Default for SecurityConfig {
+    fn default() -> Self {
+        SecurityConfig {
+            jwt_secret: Secret::default(),
+            jwt_secret_file: None,
+            api_keys_file: PathBuf::from("/var/lib/camera-service/api-keys.json"),
+            allowed_origins: Vec::new(),
+            rate_limit_per_second: 50,
+            rate_limit_burst: 100,
+            auth_failures_per_minute: 5,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LoggingConfig {
+    /// error|warn|info|debug|trace; `RUST_LOG` overrides it.
+    pub level: String,
+}
+
+impl Default for LoggingConfig {
+    fn default() -> Self {
+        LoggingConfig {
+            level: "info".into(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MediamtxConfig {
+    pub api_url: String,
+    /// Host written into stream URLs; empty = the host the client connected to.
+    pub public_host: String,
+    pub rtsp_port: u16,
+    pub hls_port: u16,
+    pub webrtc_port: u16,
+}
+
+impl Default for MediamtxConfig {
+    fn default() -> Self {
+        MediamtxConfig {
+            api_url: "http://127.0.0.1:9997".into(),
+            public_host: String::new(),
+            rtsp_port: 8554,
+            hls_port: 8888,
+            webrtc_port: 8889,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CameraConfig {
+    /// First id given to external RTSP streams (`camera100`, ...).
+    pub external_id_base: u32,
+    pub max_cameras: usize,
+    pub simulated: Vec<SimulatedCamera>,
+}
+
+impl Default for CameraConfig {
+    fn default() -> Self {
+        CameraConfig {
+            external_id_base: 100,
+            max_cameras: 64,
+            simulated: Vec::new(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SimulatedCamera {
+    pub id: String,
+    #[serde(default = "default_pattern")]
+    pub pattern: String,
+    #[serde(default = "default_size")]
+    pub size: String,
+    #[serde(default = "default_fps")]
+    pub fps: u32,
+    #[serde(default)]
+    pub name: String,
+}
+
+fn default_pattern() -> String {
+    "testsrc2".into()
+}
+fn default_size() -> String {
+    "640x480".into()
+}
+fn default_fps() -> u32 {
+    15
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StorageConfig {
+    pub state_dir: PathBuf,
+    pub recordings_dir: PathBuf,
+    pub snapshots_dir: PathBuf,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        StorageConfig {
+            state_dir: PathBuf::from("/var/lib/camera-service"),
+            recordings_dir: PathBuf::from("/var/lib/camera-service/recordings"),
+            snapshots_dir: PathBuf::from("/var/lib/camera-service/snapshots"),
+        }
+    }
+}
+
+/// Every problem found, each naming the key (or env var) and the rule it broke.
+#[derive(Debug, Default)]
+pub struct ConfigErrors(pub Vec<String>);
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for e in &self.0 {
+            writeln!(f, "config error: {e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+const SECTIONS: &[&str] = &[
+    "server", "security", "logging", "mediamtx", "camera", "storage",
+];
+
+impl Config {
+    /// Reads `path` (a missing file at the default path means "all defaults"), applies
+    /// environment overrides from `env`, validates.
+    pub fn load(
+        path: &Path,
+        explicit: bool,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config, ConfigErrors> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => String::new(),
+            Err(e) => {
+                return Err(ConfigErrors(vec![format!(
+                    "cannot read config file {}: {e}",
+                    path.display()
+                )]))
+            }
+        };
+        Config::from_toml_str(&text, env)
+    }
+
+    pub fn from_toml_str(
+        text: &str,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config, ConfigErrors> {
+        let mut table: toml::Table = text
+            .parse()
+            .map_err(|e: toml::de::Error| ConfigErrors(vec![format!("TOML syntax: {e}")]))?;
+        let mut errors = Vec::new();
+        apply_env_overrides(&mut table, env, &mut errors);
+        if !errors.is_empty() {
+            return Err(ConfigErrors(errors));
+        }
+        let config: Config = toml::Value::Table(table)
+            .try_into()
+            .map_err(|e: toml::de::Error| ConfigErrors(vec![describe_error(&e)]))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigErrors> {
+        let mut v = Validator::default();
+        let s = &self.server;
+        v.check(
+            !s.host.trim().is_empty() && s.host.parse::<std::net::IpAddr>().is_ok(),
+            "server.host",
+            "must be an IP address such as 0.0.0.0 or 127.0.0.1",
+        );
+        v.check(
+            s.websocket_path.starts_with('/')
+                && s.websocket_path.len() > 1
+                && !s.websocket_path.contains(char::is_whitespace),
+            "server.websocket_path",
+            "must start with '/' and contain no spaces",
+        );
+        v.range(
+            "server.max_connections",
+            s.max_connections as u64,
+            1,
+            100_000,
+        );
+        v.range(
+            "server.max_message_bytes",
+            s.max_message_bytes as u64,
+            1024,
+            64 * 1024 * 1024,
+        );
+        v.dur(
+            "server.ping_interval",
+            s.ping_interval,
+            Duration::from_millis(100),
+            Duration::from_secs(3600),
+        );
+        v.dur(
+            "server.idle_timeout",
+            s.idle_timeout,
+            Duration::from_millis(200),
+            Duration::from_secs(86400),
+        );
+        v.check(
+            s.idle_timeout.get() > s.ping_interval.get(),
+            "server.idle_timeout",
+            "must be longer than server.ping_interval",
+        );
+        v.range(
+            "server.max_inflight_per_connection",
+            s.max_inflight_per_connection as u64,
+            1,
+            1024,
+        );
+        v.range(
+            "server.event_queue_size",
+            s.event_queue_size as u64,
+            1,
+            100_000,
+        );
+        v.dur(
+            "server.shutdown_timeout",
+            s.shutdown_timeout,
+            Duration::from_millis(100),
+            Duration::from_secs(120),
+        );
+        v.range("server.worker_threads", s.worker_threads as u64, 0, 64);
+
+        let sec = &self.security;
+        if !sec.jwt_secret.is_empty() {
+            v.check(
+                sec.jwt_secret.expose().len() >= 32,
+                "security.jwt_secret",
+                "must be at least 32 bytes long",
+            );
+        }
+        if let Some(p) = &sec.jwt_secret_file {
+            v.abs_path("security.jwt_secret_file", p);
+        }
+        v.abs_path("security.api_keys_file", &sec.api_keys_file);
+        for (i, o) in sec.allowed_origins.iter().enumerate() {
+            v.check(
+                o.starts_with("http://") || o.starts_with("https://") || o == "null",
+                &format!("security.allowed_origins[{i}]"),
+                "must be an origin like https://gcs.example (scheme://host[:port])",
+            );
+        }
+        v.range(
+            "security.rate_limit_per_second",
+            sec.rate_limit_per_second as u64,
+            1,
+            100_000,
+        );
+        v.range(
+            "security.rate_limit_burst",
+            sec.rate_limit_burst as u64,
+            1,
+            1_000_000,
+        );
+        v.range(
+            "security.auth_failures_per_minute",
+            sec.auth_failures_per_minute as u64,
+            1,
+            10_000,
+        );
+
+        v.check(
+            matches!(
+                self.logging.level.to_ascii_lowercase().as_str(),
+                "off" | "error" | "warn" | "info" | "debug" | "trace"
+            ),
+            "logging.level",
+            "must be one of off, error, warn, info, debug, trace",
+        );
+
+        let m = &self.mediamtx;
+        v.check(
+            m.api_url.starts_with("http://")
+                && m.api_url.len() > "http://".len()
+                && !m.api_url.contains(char::is_whitespace),
+            "mediamtx.api_url",
+            "must be an http:// URL such as http://127.0.0.1:9997",
+        );
+        v.check(
+            !m.public_host.contains(['/', ' ', '@']),
+            "mediamtx.public_host",
+            "must be a bare host name or address (no scheme, path or credentials)",
+        );
+        v.port("mediamtx.rtsp_port", m.rtsp_port);
+        v.port("mediamtx.hls_port", m.hls_port);
+        v.port("mediamtx.webrtc_port", m.webrtc_port);
+
+        let c = &self.camera;
+        v.range(
+            "camera.external_id_base",
+            c.external_id_base as u64,
+            1,
+            1_000_000,
+        );
+        v.range("camera.max_cameras", c.max_cameras as u64, 1, 4096);
+        let mut seen = std::collections::HashSet::new();
+        for (i, cam) in c.simulated.iter().enumerate() {
+            let key = format!("camera.simulated[{i}]");
+            v.check(
+                crate::ids::parse_camera_id(&cam.id).is_some(),
+                &format!("{key}.id"),
+                "must look like cameraN (e.g. camera50)",
+            );
+            v.check(
+                seen.insert(cam.id.clone()),
+                &format!("{key}.id"),
+                "must be unique",
+            );
+            v.check(
+                parse_size(&cam.size).is_some(),
+                &format!("{key}.size"),
+                "must be WIDTHxHEIGHT with even sizes from 16x16 to 7680x4320",
+            );
+            v.range(&format!("{key}.fps"), cam.fps as u64, 1, 120);
+            v.check(
+                !cam.pattern.is_empty()
+                    && cam
+                        .pattern
+                        .chars()
+                        .all(|ch| ch.is_ascii_alphanumeric() || ch == '_'),
+                &format!("{key}.pattern"),
+                "must be an ffmpeg lavfi source name such as testsrc2, smptebars, mandelbrot",
+            );
+        }
+
+        let st = &self.storage;
+        v.abs_path("storage.state_dir", &st.state_dir);
+        v.abs_path("storage.recordings_dir", &st.recordings_dir);
+        v.abs_path("storage.snapshots_dir", &st.snapshots_dir);
+        v.check(
+            st.recordings_dir != st.snapshots_dir,
+            "storage.snapshots_dir",
+            "must differ from storage.recordings_dir",
+        );
+        v.finish()
+    }
+
+    /// The effective configuration as TOML with secrets redacted.
+    pub fn to_redacted_toml(&self) -> String {
+        toml::to_string(self).unwrap_or_else(|e| format!("# cannot render config: {e}\n"))
+    }
+}
+
+/// Parses `WIDTHxHEIGHT`.
+pub fn parse_size(s: &str) -> Option<(u32, u32)> {
+    let (w, h) = s.split_once('x')?;
+    let (w, h): (u32, u32) = (w.parse().ok()?, h.parse().ok()?);
+    ((16..=7680).contains(&w) && (16..=4320).contains(&h) && w % 2 == 0 && h % 2 == 0)
+        .then_some((w, h))
+}
+
+#[derive(Default)]
+struct Validator(Vec<String>);
+
+impl Validator {
+    fn check(&mut self, ok: bool, key: &str, rule: &str) {
+        if !ok {
+            self.0.push(format!("{key}: {rule}"));
+        }
+    }
+    fn range(&mut self, key: &str, value: u64, min: u64, max: u64) {
+        self.check(
+            (min..=max).contains(&value),
+            key,
+            &format!("must be between {min} and {max} (got {value})"),
+        );
+    }
+    fn port(&mut self, key: &str, port: u16) {
+        self.check(port != 0, key, "must be a TCP port between 1 and 65535");
+    }
+    fn dur(&mut self, key: &str, d: Dur, min: Duration, max: Duration) {
+        self.check(
+            d.get() >= min && d.get() <= max,
+            key,
+            &format!(
+                "must be between {} and {}",
+                humantime::format_duration(min),
+                humantime::format_duration(max)
+            ),
+        );
+    }
+    fn abs_path(&mut self, key: &str, p: &Path) {
+        let text = p.to_string_lossy();
+        self.check(
+            p.is_absolute()
+                && !text.contains('\0')
+                && !p.components().any(|c| c == std::path::Component::ParentDir),
+            key,
+            "must be an absolute path without '..'",
+        );
+    }
+    fn finish(self) -> Result<(), ConfigErrors> {
+        if self.0.is_empty() {
+            Ok(())
+        } else {
+            Err(ConfigErrors(self.0))
+        }
+    }
+}
+
+/// `CAMERA_SERVICE_SERVER_PORT=9000` → `server.port = 9000`. The value is read as a TOML
+/// value when it parses as one (numbers, booleans, arrays), else as a string.
+fn apply_env_overrides(
+    table: &mut toml::Table,
+    env: impl IntoIterator<Item = (String, String)>,
+    errors: &mut Vec<String>,
+) {
+    for (name, value) in env {
+        let Some(rest) = name.strip_prefix(ENV_PREFIX) else {
+            continue;
+        };
+        let lower = rest.to_ascii_lowercase();
+        let Some(section) = SECTIONS
+            .iter()
+            .find(|s| lower.starts_with(&format!("{s}_")))
+        else {
+            errors.push(format!("{name}: unknown section; environment overrides look like {ENV_PREFIX}<SECTION>_<KEY> with SECTION one of {}", SECTIONS.join(", ")));
+            continue;
+        };
+        let key = &lower[section.len() + 1..];
+        let parsed = format!("v = {value}")
+            .parse::<toml::Table>()
+            .ok()
+            .and_then(|mut t| t.remove("v"));
+        let value = parsed.unwrap_or(toml::Value::String(value));
+        let entry = table
+            .entry(section.to_string())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        match entry {
+            toml::Value::Table(t) => {
+                t.insert(key.to_string(), value);
+            }
+            _ => errors.push(format!("{section}: must be a table")),
+        }
+    }
+}
+
+/// toml renders the key path as a trailing "in `server.port`" line; put it first, as
+/// every other config error does: `server.port: invalid value: integer `70000`, expected u16`.
+fn describe_error(e: &toml::de::Error) -> String {
+    let text = e.to_string();
+    let mut lines: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    match lines
+        .last()
+        .and_then(|l| l.strip_prefix("in `"))
+        .and_then(|l| l.strip_suffix('`'))
+    {
+        Some(path) => {
+            let path = path.to_string();
+            lines.pop();
+            format!("{path}: {}", lines.join(" "))
+        }
+        None => lines.join(" "),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(text: &str, env: &[(&str, &str)]) -> Result<Config, ConfigErrors> {
+        Config::from_toml_str(
+            text,
+            env.iter().map(|(a, b)| (a.to_string(), b.to_string())),
+        )
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        let c = load("", &[]).unwrap();
+        assert_eq!(c.server.port, 8002);
+        assert_eq!(c.server.ping_interval.get(), Duration::from_secs(30));
+        assert_eq!(c.camera.external_id_base, 100);
+    }
+
+    #[test]
+    fn env_overrides_file_and_types_values() {
+        let c = load(
+            "[server]\nport = 9000\n",
+            &[
+                ("CAMERA_SERVICE_SERVER_PORT", "9100"),
+                (
+                    "CAMERA_SERVICE_SECURITY_ALLOWED_ORIGINS",
+                    "[\"https://gcs.local\"]",
+                ),
+                ("CAMERA_SERVICE_MEDIAMTX_PUBLIC_HOST", "10.0.0.5"),
+                ("OTHER", "x"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(c.server.port, 9100);
+        assert_eq!(c.security.allowed_origins, vec!["https://gcs.local"]);
+        assert_eq!(c.mediamtx.public_host, "10.0.0.5");
+    }
+
+    #[test]
+    fn unknown_keys_and_sections_are_named() {
+        let e = load("[server]\nprot = 1\n", &[]).unwrap_err().to_string();
+        assert!(e.contains("prot"), "{e}");
+        let e = load("[serverx]\n", &[]).unwrap_err().to_string();
+        assert!(e.contains("serverx"), "{e}");
+        let e = load("", &[("CAMERA_SERVICE_NOPE_X", "1")])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("CAMERA_SERVICE_NOPE_X"), "{e}");
+    }
+
+    #[test]
+    fn bad_values_name_key_and_rule() {
+        let e = load(
+            "[server]\nmax_connections = 0\nping_interval = \"soon\"\n",
+            &[],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("ping_interval") || e.contains("soon"), "{e}");
+        let e = load("[server]\nmax_connections = 0\n", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("server.max_connections: must be between 1 and 100000"),
+            "{e}"
+        );
+        let e = load(
+            "[storage]\nrecordings_dir = \"rel/dir\"\n[security]\njwt_secret = \"short\"\n",
+            &[],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("storage.recordings_dir: must be an absolute path"),
+            "{e}"
+        );
+        assert!(
+            e.contains("security.jwt_secret: must be at least 32 bytes"),
+            "{e}"
+        );
+        let e = load("[server]\nport = 70000\n", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("server.port: invalid value"), "{e}");
+        let e = load(
+            "[[camera.simulated]]\nid = \"cam5\"\nsize = \"641x480\"\n",
+            &[],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("camera.simulated[0].id") && e.contains("camera.simulated[0].size"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn secrets_are_redacted() {
+        let c = load(
+            "[security]\njwt_secret = \"0123456789abcdef0123456789abcdef-secret\"\n",
+            &[],
+        )
+        .unwrap();
+        let out = c.to_redacted_toml();
+        assert!(!out.contains("0123456789abcdef"), "{out}");
+        assert!(out.contains("<redacted>"));
+        assert!(!format!("{c:?}").contains("0123456789abcdef"));
+    }
+}

@@ -1,0 +1,14 @@
+//! camera-service: a camera control plane for MediaMTX on ARM edge boards.
+//! `docs/design.md` explains the shape; `docs/api.md` and `docs/config.md` are the references.
+
+pub mod api;
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod controller;
+pub mod error;
+pub mod health;
+pub mod ids;
+pub mod metrics;
+pub mod service;
+pub mod shutdown;

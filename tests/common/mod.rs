@@ -1,0 +1,328 @@
+//! Test support: start the real binary (or the library in-process), talk WebSocket JSON-RPC.
+#![allow(dead_code)]
+
+use async_tungstenite::tungstenite::Message;
+use async_tungstenite::WebSocketStream;
+use camera_service::api::auth::{JwtKey, Role};
+use futures_util::StreamExt;
+use serde_json::{json, Value};
+use smol::net::TcpStream;
+use std::collections::VecDeque;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub const SECRET: &str = "test-secret-0123456789-abcdefghijklmnop";
+
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_camera-service")
+}
+
+/// A temporary directory removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> TempDir {
+        let p = std::env::temp_dir().join(format!(
+            "cs-{tag}-{}-{}",
+            std::process::id(),
+            camera_service::api::auth::random_token(6)
+        ));
+        std::fs::create_dir_all(&p).unwrap();
+        TempDir(p)
+    }
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A config for tests: loopback, ephemeral port, storage in `dir`; `extra` is appended TOML
+/// (it may add keys to the sections opened here only by repeating them in full sections).
+pub fn test_config(dir: &Path, server_extra: &str, security_extra: &str, rest: &str) -> String {
+    format!(
+        "[server]\nhost = \"127.0.0.1\"\nport = 0\n{server_extra}\n\n[security]\njwt_secret = \"{SECRET}\"\napi_keys_file = \"{d}/api-keys.json\"\n{security_extra}\n\n[storage]\nstate_dir = \"{d}\"\nrecordings_dir = \"{d}/recordings\"\nsnapshots_dir = \"{d}/snapshots\"\n\n{rest}\n",
+        d = dir.display()
+    )
+}
+
+pub fn token(role: Role, ttl: Duration) -> String {
+    JwtKey::new(SECRET.as_bytes()).mint("tester", role, ttl, camera_service::clock::unix_now())
+}
+
+/// The service binary running with a test config.
+pub struct Service {
+    pub child: Child,
+    pub addr: String,
+    pub dir: TempDir,
+    pub config_path: PathBuf,
+    stderr_log: PathBuf,
+}
+
+impl Service {
+    pub fn start(server_extra: &str, security_extra: &str, rest: &str) -> Service {
+        let dir = TempDir::new("svc");
+        let config_path = dir.path().join("config.toml");
+        std::fs::write(
+            &config_path,
+            test_config(dir.path(), server_extra, security_extra, rest),
+        )
+        .unwrap();
+        let stderr_log = dir.path().join("service.log");
+        let mut child = Command::new(bin())
+            .args(["--config", config_path.to_str().unwrap(), "serve"])
+            .env("RUST_LOG", "debug")
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&stderr_log).unwrap())
+            .spawn()
+            .expect("start camera-service");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(rest) = line.strip_prefix("camera-service listening on ws://") {
+                    let _ = tx.send(rest.split('/').next().unwrap().to_string());
+                }
+            }
+        });
+        let addr = match rx.recv_timeout(Duration::from_secs(20)) {
+            Ok(a) => a,
+            Err(_) => {
+                let _ = child.kill();
+                panic!(
+                    "service did not start; log:\n{}",
+                    std::fs::read_to_string(&stderr_log).unwrap_or_default()
+                );
+            }
+        };
+        Service {
+            child,
+            addr,
+            dir,
+            config_path,
+            stderr_log,
+        }
+    }
+
+    pub fn ws_url(&self) -> String {
+        format!("ws://{}/ws", self.addr)
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.stderr_log).unwrap_or_default()
+    }
+
+    /// Runs a CLI command against the same config.
+    pub fn cli(&self, args: &[&str]) -> std::process::Output {
+        Command::new(bin())
+            .arg("--config")
+            .arg(&self.config_path)
+            .args(args)
+            .output()
+            .unwrap()
+    }
+
+    pub fn signal(&self, sig: nix::sys::signal::Signal) {
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.child.id() as i32), sig).unwrap();
+    }
+
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                return Some(s);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A minimal blocking HTTP/1.1 GET/HEAD: (status, headers, body).
+pub fn http(
+    addr: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> (u16, Vec<(String, String)>, Vec<u8>) {
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes()).unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).unwrap();
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("response head");
+    let head = String::from_utf8_lossy(&raw[..split]).to_string();
+    let body = raw[split + 4..].to_vec();
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    (status, headers, body)
+}
+
+pub struct Client {
+    pub ws: WebSocketStream<TcpStream>,
+    next_id: u64,
+    pub notifications: VecDeque<Value>,
+}
+
+pub async fn timeout<T>(d: Duration, f: impl std::future::Future<Output = T>) -> Option<T> {
+    futures_lite::future::or(async { Some(f.await) }, async {
+        smol::Timer::after(d).await;
+        None
+    })
+    .await
+}
+
+impl Client {
+    pub async fn connect(url: &str) -> Client {
+        Client::connect_with(url, &[])
+            .await
+            .expect("WebSocket connect")
+    }
+
+    pub async fn connect_with(
+        url: &str,
+        headers: &[(&str, &str)],
+    ) -> Result<Client, async_tungstenite::tungstenite::Error> {
+        use async_tungstenite::tungstenite::client::IntoClientRequest;
+        let mut req = url.into_client_request()?;
+        for (k, v) in headers {
+            req.headers_mut().insert(
+                async_tungstenite::tungstenite::http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                v.parse().unwrap(),
+            );
+        }
+        let host = url
+            .trim_start_matches("ws://")
+            .split('/')
+            .next()
+            .unwrap()
+            .to_string();
+        let tcp = TcpStream::connect(host).await?;
+        let (ws, _) = async_tungstenite::client_async(req, tcp).await?;
+        Ok(Client {
+            ws,
+            next_id: 1,
+            notifications: VecDeque::new(),
+        })
+    }
+
+    pub async fn send_text(&mut self, text: &str) {
+        self.ws.send(Message::text(text.to_string())).await.unwrap();
+    }
+
+    /// Next text frame as JSON (10 s limit); `None` when the socket closed.
+    pub async fn recv_json(&mut self) -> Option<Value> {
+        loop {
+            match timeout(Duration::from_secs(10), self.ws.next())
+                .await
+                .expect("no frame within 10 s")
+            {
+                Some(Ok(Message::Text(t))) => {
+                    return Some(serde_json::from_str(t.as_str()).unwrap())
+                }
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return None,
+                Some(Ok(_)) => continue,
+            }
+        }
+    }
+
+    /// Sends a request and returns the whole response object, queueing notifications.
+    pub async fn call(&mut self, method: &str, params: Value) -> Value {
+        let id = self.next_id;
+        self.next_id += 1;
+        let mut req = json!({"jsonrpc": "2.0", "method": method, "id": id});
+        if !params.is_null() {
+            req["params"] = params;
+        }
+        self.send_text(&req.to_string()).await;
+        loop {
+            let v = self
+                .recv_json()
+                .await
+                .expect("connection closed while waiting for a response");
+            if v.get("id") == Some(&json!(id)) {
+                return v;
+            }
+            self.notifications.push_back(v);
+        }
+    }
+
+    pub async fn result(&mut self, method: &str, params: Value) -> Value {
+        let v = self.call(method, params).await;
+        assert!(v.get("error").is_none(), "{method} failed: {v}");
+        v["result"].clone()
+    }
+
+    pub async fn error_code(&mut self, method: &str, params: Value) -> i64 {
+        let v = self.call(method, params).await;
+        v["error"]["code"]
+            .as_i64()
+            .unwrap_or_else(|| panic!("{method}: expected an error, got {v}"))
+    }
+
+    pub async fn authenticate(&mut self, token: &str) -> Value {
+        self.call("authenticate", json!({"auth_token": token}))
+            .await
+    }
+
+    pub async fn auth_as(&mut self, role: Role) {
+        let v = self
+            .authenticate(&token(role, Duration::from_secs(3600)))
+            .await;
+        assert_eq!(v["result"]["authenticated"], true, "{v}");
+    }
+
+    /// Waits for a notification whose `params.topic` is `topic`.
+    pub async fn wait_notification(&mut self, topic: &str, limit: Duration) -> Option<Value> {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(pos) = self
+                .notifications
+                .iter()
+                .position(|n| n["params"]["topic"] == topic)
+            {
+                return self.notifications.remove(pos);
+            }
+            let left = deadline.checked_duration_since(Instant::now())?;
+            match timeout(left, self.ws.next()).await? {
+                Some(Ok(Message::Text(t))) => self
+                    .notifications
+                    .push_back(serde_json::from_str(t.as_str()).unwrap()),
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return None,
+                Some(Ok(_)) => {}
+            }
+        }
+    }
+}
