@@ -1,0 +1,1 @@
+include $(sort $(wildcard $(BR2_EXTERNAL_CAMERA_SERVICE_PATH)/package/*/*.mk))
