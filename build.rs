@@ -19,10 +19,7 @@ fn main() {
         .ok()
         .and_then(|s| s.parse::<i64>().ok());
     let date = match epoch {
-        Some(e) => run(
-            "date",
-            &["-u", "-d", &format!("@{e}"), "+%Y-%m-%dT%H:%M:%SZ"],
-        ),
+        Some(e) => run("date", &["-u", "-d", &format!("@{e}"), "+%Y-%m-%dT%H:%M:%SZ"]),
         None => run("date", &["-u", "+%Y-%m-%dT%H:%M:%SZ"]),
     }
     .unwrap_or_else(|| "unknown".into());

@@ -59,8 +59,7 @@ fn parse_role(v: Option<String>) -> Result<Role, String> {
 }
 
 fn parse_ttl(v: &str) -> Result<Duration, String> {
-    let d = humantime::parse_duration(v)
-        .map_err(|e| format!("--ttl {v:?}: {e} (use e.g. 30m, 24h, 7d)"))?;
+    let d = humantime::parse_duration(v).map_err(|e| format!("--ttl {v:?}: {e} (use e.g. 30m, 24h, 7d)"))?;
     if d < Duration::from_secs(1) || d > Duration::from_secs(10 * 365 * 86400) {
         return Err("--ttl must be between 1s and 10 years".into());
     }
@@ -86,27 +85,16 @@ pub fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Invocation, 
                     command: Command::Help,
                 })
             }
-            "--config" | "-c" => {
-                config = Some(PathBuf::from(it.next().ok_or("--config needs a path")?))
+            "--config" | "-c" => config = Some(PathBuf::from(it.next().ok_or("--config needs a path")?)),
+            "--role" | "--ttl" | "--name" | "--user" => {
+                flags.push((a.clone(), it.next().ok_or_else(|| format!("{a} needs a value"))?))
             }
-            "--role" | "--ttl" | "--name" | "--user" => flags.push((
-                a.clone(),
-                it.next().ok_or_else(|| format!("{a} needs a value"))?,
-            )),
-            s if s.starts_with("--config=") => {
-                config = Some(PathBuf::from(&s["--config=".len()..]))
-            }
+            s if s.starts_with("--config=") => config = Some(PathBuf::from(&s["--config=".len()..])),
             s if s.starts_with('-') => return Err(format!("unknown option {s}")),
             _ => words.push(a),
         }
     }
-    let flag = |name: &str| {
-        flags
-            .iter()
-            .rev()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.clone())
-    };
+    let flag = |name: &str| flags.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.clone());
     let allow_flags = |allowed: &[&str]| -> Result<(), String> {
         match flags.iter().find(|(k, _)| !allowed.contains(&k.as_str())) {
             Some((k, _)) => Err(format!("{k} is not an option of this command")),
@@ -142,9 +130,7 @@ pub fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Invocation, 
         ["keys", "list"] => Command::KeysList,
         ["keys", "revoke", id] => Command::KeysRevoke(id.to_string()),
         ["keys", "rotate", id] => Command::KeysRotate(id.to_string()),
-        ["keys", ..] => {
-            return Err("keys needs: create --role R | list | revoke ID | rotate ID".into())
-        }
+        ["keys", ..] => return Err("keys needs: create --role R | list | revoke ID | rotate ID".into()),
         other => return Err(format!("unknown command {:?}", other.join(" "))),
     };
     Ok(Invocation { config, command })
@@ -155,8 +141,7 @@ fn load_config(inv: &Invocation) -> Result<Config, String> {
         Some(p) => (p.clone(), true),
         None => (PathBuf::from(DEFAULT_CONFIG_PATH), false),
     };
-    Config::load(&path, explicit, std::env::vars())
-        .map_err(|e| e.to_string().trim_end().to_string())
+    Config::load(&path, explicit, std::env::vars()).map_err(|e| e.to_string().trim_end().to_string())
 }
 
 fn fmt_time(unix: Option<i64>) -> String {
@@ -218,7 +203,13 @@ fn run_inner(inv: Invocation) -> Result<(), String> {
             let (rec, plain) = ApiKeyStore::new(&config.security.api_keys_file)
                 .create(&name, role, ttl, now)
                 .map_err(|e| e.to_string())?;
-            eprintln!("created API key {} ({}, role {}, expires {}); store it now, it is not shown again:", rec.id, rec.name, rec.role.as_str(), fmt_time(rec.expires_at));
+            eprintln!(
+                "created API key {} ({}, role {}, expires {}); store it now, it is not shown again:",
+                rec.id,
+                rec.name,
+                rec.role.as_str(),
+                fmt_time(rec.expires_at)
+            );
             println!("{plain}");
             Ok(())
         }
@@ -226,10 +217,7 @@ fn run_inner(inv: Invocation) -> Result<(), String> {
             let keys = ApiKeyStore::new(&config.security.api_keys_file)
                 .list()
                 .map_err(|e| e.to_string())?;
-            println!(
-                "{:<14} {:<16} {:<9} {:<12} {:<25} {:<25} {}",
-                "ID", "NAME", "ROLE", "KEY", "CREATED", "EXPIRES", "STATE"
-            );
+            println!("{:<14} {:<16} {:<9} {:<12} {:<25} {:<25} STATE", "ID", "NAME", "ROLE", "KEY", "CREATED", "EXPIRES");
             for k in keys {
                 let state = if k.revoked_at.is_some() {
                     "revoked"
@@ -262,7 +250,11 @@ fn run_inner(inv: Invocation) -> Result<(), String> {
             let (rec, plain) = ApiKeyStore::new(&config.security.api_keys_file)
                 .rotate(&id, now)
                 .map_err(|e| e.to_string())?;
-            eprintln!("revoked {id}; its replacement is {} (role {}); store it now, it is not shown again:", rec.id, rec.role.as_str());
+            eprintln!(
+                "revoked {id}; its replacement is {} (role {}); store it now, it is not shown again:",
+                rec.id,
+                rec.role.as_str()
+            );
             println!("{plain}");
             Ok(())
         }
@@ -299,8 +291,6 @@ mod tests {
         assert!(p("token").unwrap_err().contains("--role is required"));
         assert!(p("serve --role admin").is_err());
         assert!(p("frobnicate").is_err());
-        assert!(p("token --role admin --ttl forever")
-            .unwrap_err()
-            .contains("--ttl"));
+        assert!(p("token --role admin --ttl forever").unwrap_err().contains("--ttl"));
     }
 }

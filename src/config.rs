@@ -35,13 +35,11 @@ impl Serialize for Dur {
 impl<'de> Deserialize<'de> for Dur {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let text = String::deserialize(d)?;
-        humantime::parse_duration(text.trim())
-            .map(Dur)
-            .map_err(|e| {
-                serde::de::Error::custom(format!(
-                    "invalid duration {text:?} ({e}); use e.g. \"500ms\", \"30s\", \"5m\", \"1h\""
-                ))
-            })
+        humantime::parse_duration(text.trim()).map(Dur).map_err(|e| {
+            serde::de::Error::custom(format!(
+                "invalid duration {text:?} ({e}); use e.g. \"500ms\", \"30s\", \"5m\", \"1h\""
+            ))
+        })
     }
 }
 
@@ -64,11 +62,7 @@ impl Secret {
 
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(if self.0.is_empty() {
-            "\"\""
-        } else {
-            "\"<redacted>\""
-        })
+        f.write_str(if self.0.is_empty() { "\"\"" } else { "\"<redacted>\"" })
     }
 }
 
@@ -165,9 +159,7 @@ pub struct LoggingConfig {
 
 impl Default for LoggingConfig {
     fn default() -> Self {
-        LoggingConfig {
-            level: "info".into(),
-        }
+        LoggingConfig { level: "info".into() }
     }
 }
 
@@ -270,9 +262,7 @@ impl fmt::Display for ConfigErrors {
 
 impl std::error::Error for ConfigErrors {}
 
-const SECTIONS: &[&str] = &[
-    "server", "security", "logging", "mediamtx", "camera", "storage",
-];
+const SECTIONS: &[&str] = &["server", "security", "logging", "mediamtx", "camera", "storage"];
 
 impl Config {
     /// Reads `path` (a missing file at the default path means "all defaults"), applies
@@ -295,10 +285,7 @@ impl Config {
         Config::from_toml_str(&text, env)
     }
 
-    pub fn from_toml_str(
-        text: &str,
-        env: impl IntoIterator<Item = (String, String)>,
-    ) -> Result<Config, ConfigErrors> {
+    pub fn from_toml_str(text: &str, env: impl IntoIterator<Item = (String, String)>) -> Result<Config, ConfigErrors> {
         let mut table: toml::Table = text
             .parse()
             .map_err(|e: toml::de::Error| ConfigErrors(vec![format!("TOML syntax: {e}")]))?;
@@ -329,12 +316,7 @@ impl Config {
             "server.websocket_path",
             "must start with '/' and contain no spaces",
         );
-        v.range(
-            "server.max_connections",
-            s.max_connections as u64,
-            1,
-            100_000,
-        );
+        v.range("server.max_connections", s.max_connections as u64, 1, 100_000);
         v.range(
             "server.max_message_bytes",
             s.max_message_bytes as u64,
@@ -364,12 +346,7 @@ impl Config {
             1,
             1024,
         );
-        v.range(
-            "server.event_queue_size",
-            s.event_queue_size as u64,
-            1,
-            100_000,
-        );
+        v.range("server.event_queue_size", s.event_queue_size as u64, 1, 100_000);
         v.dur(
             "server.shutdown_timeout",
             s.shutdown_timeout,
@@ -403,12 +380,7 @@ impl Config {
             1,
             100_000,
         );
-        v.range(
-            "security.rate_limit_burst",
-            sec.rate_limit_burst as u64,
-            1,
-            1_000_000,
-        );
+        v.range("security.rate_limit_burst", sec.rate_limit_burst as u64, 1, 1_000_000);
         v.range(
             "security.auth_failures_per_minute",
             sec.auth_failures_per_minute as u64,
@@ -443,12 +415,7 @@ impl Config {
         v.port("mediamtx.webrtc_port", m.webrtc_port);
 
         let c = &self.camera;
-        v.range(
-            "camera.external_id_base",
-            c.external_id_base as u64,
-            1,
-            1_000_000,
-        );
+        v.range("camera.external_id_base", c.external_id_base as u64, 1, 1_000_000);
         v.range("camera.max_cameras", c.max_cameras as u64, 1, 4096);
         let mut seen = std::collections::HashSet::new();
         for (i, cam) in c.simulated.iter().enumerate() {
@@ -458,11 +425,7 @@ impl Config {
                 &format!("{key}.id"),
                 "must look like cameraN (e.g. camera50)",
             );
-            v.check(
-                seen.insert(cam.id.clone()),
-                &format!("{key}.id"),
-                "must be unique",
-            );
+            v.check(seen.insert(cam.id.clone()), &format!("{key}.id"), "must be unique");
             v.check(
                 parse_size(&cam.size).is_some(),
                 &format!("{key}.size"),
@@ -470,11 +433,7 @@ impl Config {
             );
             v.range(&format!("{key}.fps"), cam.fps as u64, 1, 120);
             v.check(
-                !cam.pattern.is_empty()
-                    && cam
-                        .pattern
-                        .chars()
-                        .all(|ch| ch.is_ascii_alphanumeric() || ch == '_'),
+                !cam.pattern.is_empty() && cam.pattern.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '_'),
                 &format!("{key}.pattern"),
                 "must be an ffmpeg lavfi source name such as testsrc2, smptebars, mandelbrot",
             );
@@ -502,8 +461,7 @@ impl Config {
 pub fn parse_size(s: &str) -> Option<(u32, u32)> {
     let (w, h) = s.split_once('x')?;
     let (w, h): (u32, u32) = (w.parse().ok()?, h.parse().ok()?);
-    ((16..=7680).contains(&w) && (16..=4320).contains(&h) && w % 2 == 0 && h % 2 == 0)
-        .then_some((w, h))
+    ((16..=7680).contains(&w) && (16..=4320).contains(&h) && w % 2 == 0 && h % 2 == 0).then_some((w, h))
 }
 
 #[derive(Default)]
@@ -539,9 +497,7 @@ impl Validator {
     fn abs_path(&mut self, key: &str, p: &Path) {
         let text = p.to_string_lossy();
         self.check(
-            p.is_absolute()
-                && !text.contains('\0')
-                && !p.components().any(|c| c == std::path::Component::ParentDir),
+            p.is_absolute() && !text.contains('\0') && !p.components().any(|c| c == std::path::Component::ParentDir),
             key,
             "must be an absolute path without '..'",
         );
@@ -567,10 +523,7 @@ fn apply_env_overrides(
             continue;
         };
         let lower = rest.to_ascii_lowercase();
-        let Some(section) = SECTIONS
-            .iter()
-            .find(|s| lower.starts_with(&format!("{s}_")))
-        else {
+        let Some(section) = SECTIONS.iter().find(|s| lower.starts_with(&format!("{s}_"))) else {
             errors.push(format!("{name}: unknown section; environment overrides look like {ENV_PREFIX}<SECTION>_<KEY> with SECTION one of {}", SECTIONS.join(", ")));
             continue;
         };
@@ -596,11 +549,7 @@ fn apply_env_overrides(
 /// every other config error does: `server.port: invalid value: integer `70000`, expected u16`.
 fn describe_error(e: &toml::de::Error) -> String {
     let text = e.to_string();
-    let mut lines: Vec<&str> = text
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .collect();
+    let mut lines: Vec<&str> = text.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
     match lines
         .last()
         .and_then(|l| l.strip_prefix("in `"))
@@ -620,10 +569,7 @@ mod tests {
     use super::*;
 
     fn load(text: &str, env: &[(&str, &str)]) -> Result<Config, ConfigErrors> {
-        Config::from_toml_str(
-            text,
-            env.iter().map(|(a, b)| (a.to_string(), b.to_string())),
-        )
+        Config::from_toml_str(text, env.iter().map(|(a, b)| (a.to_string(), b.to_string())))
     }
 
     #[test]
@@ -640,10 +586,7 @@ mod tests {
             "[server]\nport = 9000\n",
             &[
                 ("CAMERA_SERVICE_SERVER_PORT", "9100"),
-                (
-                    "CAMERA_SERVICE_SECURITY_ALLOWED_ORIGINS",
-                    "[\"https://gcs.local\"]",
-                ),
+                ("CAMERA_SERVICE_SECURITY_ALLOWED_ORIGINS", "[\"https://gcs.local\"]"),
                 ("CAMERA_SERVICE_MEDIAMTX_PUBLIC_HOST", "10.0.0.5"),
                 ("OTHER", "x"),
             ],
@@ -660,24 +603,17 @@ mod tests {
         assert!(e.contains("prot"), "{e}");
         let e = load("[serverx]\n", &[]).unwrap_err().to_string();
         assert!(e.contains("serverx"), "{e}");
-        let e = load("", &[("CAMERA_SERVICE_NOPE_X", "1")])
-            .unwrap_err()
-            .to_string();
+        let e = load("", &[("CAMERA_SERVICE_NOPE_X", "1")]).unwrap_err().to_string();
         assert!(e.contains("CAMERA_SERVICE_NOPE_X"), "{e}");
     }
 
     #[test]
     fn bad_values_name_key_and_rule() {
-        let e = load(
-            "[server]\nmax_connections = 0\nping_interval = \"soon\"\n",
-            &[],
-        )
-        .unwrap_err()
-        .to_string();
-        assert!(e.contains("ping_interval") || e.contains("soon"), "{e}");
-        let e = load("[server]\nmax_connections = 0\n", &[])
+        let e = load("[server]\nmax_connections = 0\nping_interval = \"soon\"\n", &[])
             .unwrap_err()
             .to_string();
+        assert!(e.contains("ping_interval") || e.contains("soon"), "{e}");
+        let e = load("[server]\nmax_connections = 0\n", &[]).unwrap_err().to_string();
         assert!(
             e.contains("server.max_connections: must be between 1 and 100000"),
             "{e}"
@@ -688,24 +624,13 @@ mod tests {
         )
         .unwrap_err()
         .to_string();
-        assert!(
-            e.contains("storage.recordings_dir: must be an absolute path"),
-            "{e}"
-        );
-        assert!(
-            e.contains("security.jwt_secret: must be at least 32 bytes"),
-            "{e}"
-        );
-        let e = load("[server]\nport = 70000\n", &[])
+        assert!(e.contains("storage.recordings_dir: must be an absolute path"), "{e}");
+        assert!(e.contains("security.jwt_secret: must be at least 32 bytes"), "{e}");
+        let e = load("[server]\nport = 70000\n", &[]).unwrap_err().to_string();
+        assert!(e.contains("server.port: invalid value"), "{e}");
+        let e = load("[[camera.simulated]]\nid = \"cam5\"\nsize = \"641x480\"\n", &[])
             .unwrap_err()
             .to_string();
-        assert!(e.contains("server.port: invalid value"), "{e}");
-        let e = load(
-            "[[camera.simulated]]\nid = \"cam5\"\nsize = \"641x480\"\n",
-            &[],
-        )
-        .unwrap_err()
-        .to_string();
         assert!(
             e.contains("camera.simulated[0].id") && e.contains("camera.simulated[0].size"),
             "{e}"

@@ -41,38 +41,22 @@ impl Controller {
     }
 
     /// Publishes `system.health` when a component change moved the overall status.
-    pub fn set_component(
-        &self,
-        name: &'static str,
-        level: Level,
-        message: &str,
-        gates_readiness: bool,
-        ready: bool,
-    ) {
-        if self
-            .health
-            .set(name, level, message, gates_readiness, ready)
-        {
+    pub fn set_component(&self, name: &'static str, level: Level, message: &str, gates_readiness: bool, ready: bool) {
+        if self.health.set(name, level, message, gates_readiness, ready) {
             self.publish_health();
         }
     }
 
     pub fn publish_health(&self) {
         let mut p = Map::new();
-        p.insert(
-            "status".into(),
-            Value::from(self.health.overall().as_upper()),
-        );
+        p.insert("status".into(), Value::from(self.health.overall().as_upper()));
         p.insert("components".into(), self.health.components_json());
         self.bus.publish(Topic::SystemHealth, None, p);
     }
 
     pub fn publish_system(&self, topic: Topic, message: &str) {
         let mut p = Map::new();
-        p.insert(
-            "status".into(),
-            Value::from(self.health.overall().as_upper()),
-        );
+        p.insert("status".into(), Value::from(self.health.overall().as_upper()));
         p.insert("components".into(), self.health.components_json());
         p.insert("message".into(), Value::from(message));
         p.insert("version".into(), Value::from(env!("CARGO_PKG_VERSION")));

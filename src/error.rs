@@ -46,10 +46,7 @@ impl fmt::Display for ServiceError {
             ServiceError::Unsupported { feature, details } => {
                 write!(f, "unsupported {feature}: {details}")
             }
-            ServiceError::Dependency {
-                dependency,
-                details,
-            } => write!(f, "{dependency} failed: {details}"),
+            ServiceError::Dependency { dependency, details } => write!(f, "{dependency} failed: {details}"),
             ServiceError::InsufficientStorage {
                 available_bytes,
                 required_bytes,

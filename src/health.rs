@@ -135,7 +135,7 @@ mod tests {
     fn overall_and_readiness() {
         let h = Health::new();
         assert_eq!(h.overall(), Level::Healthy);
-        assert!(h.set("cameras", Level::Healthy, "discovering", true, false) == false);
+        assert!(!h.set("cameras", Level::Healthy, "discovering", true, false));
         assert!(h.readiness().unwrap_err().contains("cameras"));
         assert!(h.set("mediamtx", Level::Unhealthy, "unreachable", true, true));
         assert_eq!(h.overall(), Level::Unhealthy);

@@ -26,12 +26,7 @@ impl ApiMetrics {
         if code != 0 {
             self.errors_total.fetch_add(1, Ordering::Relaxed);
         }
-        *self
-            .by_method
-            .lock()
-            .unwrap()
-            .entry((method, code))
-            .or_insert(0) += 1;
+        *self.by_method.lock().unwrap().entry((method, code)).or_insert(0) += 1;
         let ms = latency.as_secs_f64() * 1000.0;
         let mut h = self.histogram.lock().unwrap();
         for (i, b) in LATENCY_BUCKETS_MS.iter().enumerate() {
@@ -50,13 +45,7 @@ impl ApiMetrics {
         self.errors_total.load(Ordering::Relaxed)
     }
     pub fn by_method(&self) -> Vec<((&'static str, i32), u64)> {
-        let mut v: Vec<_> = self
-            .by_method
-            .lock()
-            .unwrap()
-            .iter()
-            .map(|(k, v)| (*k, *v))
-            .collect();
+        let mut v: Vec<_> = self.by_method.lock().unwrap().iter().map(|(k, v)| (*k, *v)).collect();
         v.sort();
         v
     }

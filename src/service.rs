@@ -14,11 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 pub fn init_logging(config: &Config) {
-    let level = config
-        .logging
-        .level
-        .parse()
-        .unwrap_or(log::LevelFilter::Info);
+    let level = config.logging.level.parse().unwrap_or(log::LevelFilter::Info);
     let _ = simple_logger::SimpleLogger::new()
         .with_level(level)
         .with_module_level("async_io", log::LevelFilter::Warn)
@@ -42,24 +38,16 @@ pub fn load_jwt_secret(config: &Config) -> Result<Secret, String> {
     let Some(path) = &sec.jwt_secret_file else {
         return Err("security.jwt_secret: must be set (>= 32 bytes), through CAMERA_SERVICE_SECURITY_JWT_SECRET or security.jwt_secret_file".into());
     };
-    let meta = std::fs::metadata(path).map_err(|e| {
-        format!(
-            "security.jwt_secret_file: cannot read {}: {e}",
-            path.display()
-        )
-    })?;
+    let meta = std::fs::metadata(path)
+        .map_err(|e| format!("security.jwt_secret_file: cannot read {}: {e}", path.display()))?;
     if meta.permissions().mode() & 0o007 != 0 {
         return Err(format!(
             "security.jwt_secret_file: {} must not be accessible by others (use mode 0600 or 0640)",
             path.display()
         ));
     }
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        format!(
-            "security.jwt_secret_file: cannot read {}: {e}",
-            path.display()
-        )
-    })?;
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("security.jwt_secret_file: cannot read {}: {e}", path.display()))?;
     let secret = text.trim().to_string();
     if secret.len() < 32 {
         return Err("security.jwt_secret_file: the secret must be at least 32 bytes long".into());
@@ -69,9 +57,7 @@ pub fn load_jwt_secret(config: &Config) -> Result<Secret, String> {
 
 fn worker_threads(config: &Config) -> usize {
     match config.server.worker_threads {
-        0 => std::thread::available_parallelism()
-            .map_or(2, |n| n.get())
-            .clamp(1, 4),
+        0 => std::thread::available_parallelism().map_or(2, |n| n.get()).clamp(1, 4),
         n => n,
     }
 }
@@ -136,12 +122,9 @@ pub async fn start(config: Arc<Config>, secret: Secret) -> Result<Running, Strin
         connections: AtomicUsize::new(0),
         shutdown: Shutdown::new(),
     });
-    let listener = server::bind(&state).await.map_err(|e| {
-        format!(
-            "cannot listen on {}:{}: {e}",
-            config.server.host, config.server.port
-        )
-    })?;
+    let listener = server::bind(&state)
+        .await
+        .map_err(|e| format!("cannot listen on {}:{}: {e}", config.server.host, config.server.port))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     controller.set_component(
         "websocket_server",
@@ -160,9 +143,8 @@ pub async fn start(config: Arc<Config>, secret: Secret) -> Result<Running, Strin
 }
 
 async fn run(config: Arc<Config>, secret: Secret) -> Result<(), String> {
-    let signals =
-        async_signal::Signals::new([async_signal::Signal::Term, async_signal::Signal::Int])
-            .map_err(|e| format!("cannot install signal handlers: {e}"))?;
+    let signals = async_signal::Signals::new([async_signal::Signal::Term, async_signal::Signal::Int])
+        .map_err(|e| format!("cannot install signal handlers: {e}"))?;
     let running = start(config.clone(), secret).await?;
     log::info!(
         "camera-service {} listening on {} (WebSocket path {})",

@@ -6,7 +6,7 @@ use async_tungstenite::tungstenite::Message;
 use camera_service::api::auth::Role;
 use camera_service::api::methods::METHODS;
 use common::*;
-use futures_util::{SinkExt as _, StreamExt};
+use futures_util::StreamExt;
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 
@@ -29,8 +29,7 @@ fn every_error_code_of_the_envelope_on_the_wire() {
         );
         assert_eq!(v["error"]["message"], "Parse error");
         // -32600: bad jsonrpc version, not an object, empty batch
-        c.send_text(r#"{"jsonrpc":"1.0","method":"ping","id":3}"#)
-            .await;
+        c.send_text(r#"{"jsonrpc":"1.0","method":"ping","id":3}"#).await;
         let v = c.recv_json().await.unwrap();
         assert_eq!(
             (v["error"]["code"].as_i64(), &v["id"]),
@@ -41,18 +40,12 @@ fn every_error_code_of_the_envelope_on_the_wire() {
         assert_eq!(c.recv_json().await.unwrap()["error"]["code"], -32600);
         c.send_text("[]").await;
         let v = c.recv_json().await.unwrap();
-        assert!(
-            v.is_object(),
-            "an empty batch is answered by one error object: {v}"
-        );
+        assert!(v.is_object(), "an empty batch is answered by one error object: {v}");
         assert_eq!(v["error"]["code"], -32600);
         // -32601 with data.method
         let v = c.call("no_such_method", Value::Null).await;
         assert_eq!(
-            (
-                v["error"]["code"].as_i64(),
-                v["error"]["data"]["method"].as_str()
-            ),
+            (v["error"]["code"].as_i64(), v["error"]["data"]["method"].as_str()),
             (Some(-32601), Some("no_such_method"))
         );
         // -32001 before auth; ping needs none
@@ -69,9 +62,7 @@ fn every_error_code_of_the_envelope_on_the_wire() {
         );
         // -32002 with required_role and role
         c.auth_as(Role::Viewer).await;
-        let v = c
-            .call("delete_recording", json!({"filename": "x.mp4"}))
-            .await;
+        let v = c.call("delete_recording", json!({"filename": "x.mp4"})).await;
         assert_eq!(v["error"]["code"], -32002);
         assert_eq!(
             (
@@ -81,26 +72,16 @@ fn every_error_code_of_the_envelope_on_the_wire() {
             (Some("admin"), Some("viewer"))
         );
         // -32602: positional params, unknown topic (data.param), unknown param
-        let v = c
-            .call("subscribe_events", json!(["camera.connected"]))
-            .await;
+        let v = c.call("subscribe_events", json!(["camera.connected"])).await;
         assert_eq!(v["error"]["code"], -32602);
-        let v = c
-            .call("subscribe_events", json!({"topics": ["camera.nope"]}))
-            .await;
+        let v = c.call("subscribe_events", json!({"topics": ["camera.nope"]})).await;
         assert_eq!(
-            (
-                v["error"]["code"].as_i64(),
-                v["error"]["data"]["param"].as_str()
-            ),
+            (v["error"]["code"].as_i64(), v["error"]["data"]["param"].as_str()),
             (Some(-32602), Some("topics"))
         );
         let v = c.call("ping", json!({"bogus": 1})).await;
         assert_eq!(
-            (
-                v["error"]["code"].as_i64(),
-                v["error"]["data"]["param"].as_str()
-            ),
+            (v["error"]["code"].as_i64(), v["error"]["data"]["param"].as_str()),
             (Some(-32602), Some("bogus"))
         );
         // -32030 for a method whose feature has not landed yet (only if any remain)
@@ -134,10 +115,7 @@ fn internal_error_has_a_correlation_id_and_is_logged() {
         let mut c = Client::connect(&svc.ws_url()).await;
         let v = c.authenticate(&format!("csk_{}", "A".repeat(43))).await;
         assert_eq!(v["error"]["code"], -32603, "{v}");
-        let id = v["error"]["data"]["correlation_id"]
-            .as_str()
-            .unwrap()
-            .to_string();
+        let id = v["error"]["data"]["correlation_id"].as_str().unwrap().to_string();
         assert!(
             !v.to_string().contains("api-keys.json"),
             "no server paths in errors: {v}"
@@ -205,11 +183,7 @@ fn role_matrix_from_the_method_table() {
             }
             let v = anon.call(spec.name, json!({})).await;
             match spec.min_role {
-                None => assert_ne!(
-                    v["error"]["code"], -32001,
-                    "{} needs no auth: {v}",
-                    spec.name
-                ),
+                None => assert_ne!(v["error"]["code"], -32001, "{} needs no auth: {v}", spec.name),
                 Some(_) => assert_eq!(
                     (v["error"]["code"].as_i64(), err_reason(&v)),
                     (Some(-32001), "auth_required"),
@@ -243,19 +217,12 @@ fn expired_token_is_refused_on_an_open_connection() {
     let svc = Service::start("", "", "");
     smol::block_on(async {
         let mut c = Client::connect(&svc.ws_url()).await;
-        let v = c
-            .authenticate(&token(Role::Admin, Duration::from_secs(2)))
-            .await;
+        let v = c.authenticate(&token(Role::Admin, Duration::from_secs(2))).await;
         assert_eq!(v["result"]["role"], "admin");
         assert_eq!(v["result"]["auth_method"], "jwt");
-        assert_eq!(
-            v["result"]["permissions"],
-            json!(["view", "control", "admin"])
-        );
+        assert_eq!(v["result"]["permissions"], json!(["view", "control", "admin"]));
         assert!(v["result"]["expires_at"].as_str().unwrap().ends_with('Z'));
-        assert!(v["result"]["session_id"]
-            .as_str()
-            .is_some_and(|s| !s.is_empty()));
+        assert!(v["result"]["session_id"].as_str().is_some_and(|s| !s.is_empty()));
         c.result("get_server_info", json!({})).await;
         smol::Timer::after(Duration::from_millis(2100)).await;
         let v = c.call("get_server_info", json!({})).await;
@@ -266,23 +233,18 @@ fn expired_token_is_refused_on_an_open_connection() {
         // a failed authenticate leaves the identity as it was (still expired)
         let v = c.authenticate("garbage").await;
         assert_eq!(v["error"]["code"], -32001);
-        assert_eq!(
-            err_reason(&c.call("get_server_info", json!({})).await),
-            "token_expired"
-        );
+        assert_eq!(err_reason(&c.call("get_server_info", json!({})).await), "token_expired");
         // a fresh token restores access
         c.auth_as(Role::Viewer).await;
         c.result("get_server_info", json!({})).await;
         // an already expired token is refused at authenticate
         let v = c
-            .authenticate(
-                &camera_service::api::auth::JwtKey::new(SECRET.as_bytes()).mint(
-                    "x",
-                    Role::Admin,
-                    Duration::from_secs(1),
-                    camera_service::clock::unix_now() - 10,
-                ),
-            )
+            .authenticate(&camera_service::api::auth::JwtKey::new(SECRET.as_bytes()).mint(
+                "x",
+                Role::Admin,
+                Duration::from_secs(1),
+                camera_service::clock::unix_now() - 10,
+            ))
             .await;
         assert_eq!(v["error"]["code"], -32001);
         assert_eq!(
@@ -297,11 +259,7 @@ fn expired_token_is_refused_on_an_open_connection() {
 fn api_key_accepted_then_revoked() {
     let svc = Service::start("", "", "");
     let out = svc.cli(&["keys", "create", "--role", "operator", "--name", "gcs1"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let key = String::from_utf8(out.stdout).unwrap().trim().to_string();
     assert!(key.starts_with("csk_") && key.len() == 47, "{key}");
     let store = std::fs::read_to_string(svc.dir.path().join("api-keys.json")).unwrap();
@@ -317,10 +275,7 @@ fn api_key_accepted_then_revoked() {
     );
     let list = String::from_utf8(svc.cli(&["keys", "list"]).stdout).unwrap();
     assert!(
-        list.contains("gcs1")
-            && list.contains("operator")
-            && list.contains("active")
-            && !list.contains(&key),
+        list.contains("gcs1") && list.contains("operator") && list.contains("active") && !list.contains(&key),
         "{list}"
     );
     let id = list
@@ -335,10 +290,7 @@ fn api_key_accepted_then_revoked() {
         let mut c = Client::connect(&svc.ws_url()).await;
         let v = c.authenticate(&key).await;
         assert_eq!(
-            (
-                v["result"]["auth_method"].as_str(),
-                v["result"]["role"].as_str()
-            ),
+            (v["result"]["auth_method"].as_str(), v["result"]["role"].as_str()),
             (Some("api_key"), Some("operator")),
             "{v}"
         );
@@ -374,9 +326,7 @@ fn sixth_failed_auth_from_one_ip_is_rate_limited() {
         assert_eq!(v["error"]["code"], -32040, "{v}");
         assert!(v["error"]["data"]["retry_after_ms"].as_u64().unwrap() > 0);
         // even a good token waits out the window from this address
-        let v = c
-            .authenticate(&token(Role::Viewer, Duration::from_secs(60)))
-            .await;
+        let v = c.authenticate(&token(Role::Viewer, Duration::from_secs(60))).await;
         assert_eq!(v["error"]["code"], -32040);
     });
     std::thread::sleep(Duration::from_millis(100));
@@ -416,16 +366,10 @@ fn events_reach_subscribers_only_and_sigterm_closes_with_1001() {
         let mut sub = Client::connect(&svc.ws_url()).await;
         sub.auth_as(Role::Viewer).await;
         let r = sub
-            .result(
-                "subscribe_events",
-                json!({"topics": ["system_health_update"]}),
-            )
+            .result("subscribe_events", json!({"topics": ["system_health_update"]}))
             .await;
         assert!(
-            r["topics"]
-                .as_array()
-                .unwrap()
-                .contains(&json!("system.shutdown")),
+            r["topics"].as_array().unwrap().contains(&json!("system.shutdown")),
             "{r}"
         );
         let mut unsub = Client::connect(&svc.ws_url()).await;
@@ -567,9 +511,7 @@ fn pings_keep_clients_and_silent_ones_are_dropped() {
         let mut pings = 0;
         let start = Instant::now();
         while start.elapsed() < Duration::from_millis(2500) {
-            if let Some(Some(Ok(Message::Ping(_)))) =
-                timeout(Duration::from_millis(300), alive.ws.next()).await
-            {
+            if let Some(Some(Ok(Message::Ping(_)))) = timeout(Duration::from_millis(300), alive.ws.next()).await {
                 pings += 1;
             }
         }
@@ -595,8 +537,7 @@ fn pings_keep_clients_and_silent_ones_are_dropped() {
             }
         }
         assert!(
-            start.elapsed() >= Duration::from_millis(900)
-                && start.elapsed() < Duration::from_secs(4),
+            start.elapsed() >= Duration::from_millis(900) && start.elapsed() < Duration::from_secs(4),
             "{:?}",
             start.elapsed()
         );
@@ -609,47 +550,32 @@ fn http_health_and_json_404() {
     let svc = Service::start("", "", "");
     let (s, h, b) = http(&svc.addr, "GET", "/health/live", &[]);
     assert_eq!(s, 200);
-    assert!(h
-        .iter()
-        .any(|(k, v)| k == "content-type" && v == "application/json"));
-    assert_eq!(
-        serde_json::from_slice::<Value>(&b).unwrap()["status"],
-        "alive"
-    );
+    assert!(h.iter().any(|(k, v)| k == "content-type" && v == "application/json"));
+    assert_eq!(serde_json::from_slice::<Value>(&b).unwrap()["status"], "alive");
     let (s, _, b) = http(&svc.addr, "GET", "/health/ready", &[]);
     let v: Value = serde_json::from_slice(&b).unwrap();
     assert!(
-        (s == 200 && v["ready"] == true)
-            || (s == 503 && v["ready"] == false && v["reason"].is_string()),
+        (s == 200 && v["ready"] == true) || (s == 503 && v["ready"] == false && v["reason"].is_string()),
         "{s} {v}"
     );
     let (s, _, b) = http(&svc.addr, "GET", "/health/detailed", &[]);
     let v: Value = serde_json::from_slice(&b).unwrap();
     assert!(s == 200 || s == 503);
-    assert_eq!(
-        v["components"]["websocket_server"]["status"], "healthy",
-        "{v}"
-    );
+    assert_eq!(v["components"]["websocket_server"]["status"], "healthy", "{v}");
     assert!(
         !v.to_string().contains(svc.dir.path().to_str().unwrap()),
         "health reveals no paths"
     );
     let (s, _, b) = http(&svc.addr, "GET", "/health", &[]);
     assert_eq!(s, 200);
-    assert_eq!(
-        serde_json::from_slice::<Value>(&b).unwrap()["status"],
-        "healthy"
-    );
+    assert_eq!(serde_json::from_slice::<Value>(&b).unwrap()["status"], "healthy");
     let (s, h, b) = http(&svc.addr, "HEAD", "/health/live", &[]);
     assert_eq!(s, 200);
     assert!(b.is_empty(), "HEAD has no body");
     assert!(h.iter().any(|(k, v)| k == "content-length" && v != "0"));
     let (s, _, b) = http(&svc.addr, "GET", "/nope/../etc", &[]);
     assert_eq!(s, 404);
-    assert_eq!(
-        serde_json::from_slice::<Value>(&b).unwrap()["error"],
-        "not_found"
-    );
+    assert_eq!(serde_json::from_slice::<Value>(&b).unwrap()["error"], "not_found");
     let (s, _, _) = http(&svc.addr, "DELETE", "/health", &[]);
     assert_eq!(s, 405);
 }
@@ -665,14 +591,8 @@ fn server_info_reports_build_facts() {
         assert_eq!(r["version"], env!("CARGO_PKG_VERSION"));
         assert_eq!(r["architecture"], std::env::consts::ARCH);
         assert!(r["rust_version"].as_str().unwrap().starts_with("rustc "));
-        assert_eq!(
-            r["supported_formats"],
-            json!(["fmp4", "mpegts", "jpg", "png"])
-        );
-        assert!(r["capabilities"]
-            .as_array()
-            .unwrap()
-            .contains(&json!("events")));
+        assert_eq!(r["supported_formats"], json!(["fmp4", "mpegts", "jpg", "png"]));
+        assert!(r["capabilities"].as_array().unwrap().contains(&json!("events")));
     });
 }
 
@@ -687,10 +607,7 @@ fn cli_check_config_and_token() {
         .unwrap();
     assert!(out.status.success());
     let text = String::from_utf8(out.stdout).unwrap();
-    assert!(
-        text.contains("<redacted>") && !text.contains(SECRET),
-        "{text}"
-    );
+    assert!(text.contains("<redacted>") && !text.contains(SECRET), "{text}");
     let bad = dir.path().join("bad.toml");
     std::fs::write(&bad, "[server]\nmax_connections = 0\nnope = 1\n").unwrap();
     let out = std::process::Command::new(bin())

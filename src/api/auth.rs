@@ -80,9 +80,7 @@ impl JwtKey {
             iat: now_unix,
             exp: now_unix + ttl.as_secs() as i64,
         };
-        claims
-            .sign_with_key(&self.0)
-            .expect("serialising claims cannot fail")
+        claims.sign_with_key(&self.0).expect("serialising claims cannot fail")
     }
 
     /// Verifies signature, algorithm (HS256 only), claims and expiry.
@@ -91,9 +89,8 @@ impl JwtKey {
             .verify_with_key(&self.0)
             .map_err(|_| AuthError::Invalid("invalid token signature or format"))?;
         let claims = token.claims().clone();
-        let role = Role::parse(&claims.role).ok_or(AuthError::Invalid(
-            "token role must be viewer, operator or admin",
-        ))?;
+        let role =
+            Role::parse(&claims.role).ok_or(AuthError::Invalid("token role must be viewer, operator or admin"))?;
         if claims.user_id.is_empty() {
             return Err(AuthError::Invalid("token has no user_id"));
         }
@@ -195,10 +192,7 @@ impl ApiKeyStore {
             }
             Err(e) => return Err(StoreError(format!("cannot read API key store: {e}"))),
         };
-        let stamp = (
-            meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
-            meta.len(),
-        );
+        let stamp = (meta.modified().unwrap_or(SystemTime::UNIX_EPOCH), meta.len());
         if cache.stamp != Some(stamp) {
             if meta.permissions().mode() & 0o077 != 0 {
                 log::warn!(
@@ -211,8 +205,7 @@ impl ApiKeyStore {
             cache.keys = if text.trim().is_empty() {
                 Vec::new()
             } else {
-                serde_json::from_str(&text)
-                    .map_err(|e| StoreError(format!("API key store is corrupt: {e}")))?
+                serde_json::from_str(&text).map_err(|e| StoreError(format!("API key store is corrupt: {e}")))?
             };
             cache.stamp = Some(stamp);
             cache.generation += 1;
@@ -317,17 +310,13 @@ impl ApiKeyStore {
     }
 
     /// Read-modify-write with an atomic replace; the file is created 0600.
-    fn update(
-        &self,
-        f: impl FnOnce(&mut Vec<ApiKeyRecord>) -> Result<(), StoreError>,
-    ) -> Result<(), StoreError> {
+    fn update(&self, f: impl FnOnce(&mut Vec<ApiKeyRecord>) -> Result<(), StoreError>) -> Result<(), StoreError> {
         let mut cache = self.cache.lock().unwrap();
         let cache = self.refresh(&mut cache)?;
         let mut keys = cache.keys.clone();
         f(&mut keys)?;
         if let Some(dir) = self.path.parent() {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| StoreError(format!("cannot create {}: {e}", dir.display())))?;
+            std::fs::create_dir_all(dir).map_err(|e| StoreError(format!("cannot create {}: {e}", dir.display())))?;
         }
         let tmp = self.path.with_extension("tmp");
         let text = serde_json::to_string_pretty(&keys).expect("records serialise");
@@ -414,9 +403,7 @@ impl AuthFailureLimiter {
         }
         if q.len() >= self.per_minute {
             let oldest = *q.front().expect("non-empty");
-            return Err(self
-                .window
-                .saturating_sub(now.saturating_duration_since(oldest)));
+            return Err(self.window.saturating_sub(now.saturating_duration_since(oldest)));
         }
         Ok(())
     }
@@ -425,16 +412,9 @@ impl AuthFailureLimiter {
         let mut map = self.failures.lock().unwrap();
         if map.len() >= MAX_TRACKED && !map.contains_key(&ip) {
             let window = self.window;
-            map.retain(|_, q| {
-                q.back()
-                    .is_some_and(|t| now.saturating_duration_since(*t) < window)
-            });
+            map.retain(|_, q| q.back().is_some_and(|t| now.saturating_duration_since(*t) < window));
             if map.len() >= MAX_TRACKED {
-                if let Some(victim) = map
-                    .iter()
-                    .min_by_key(|(_, q)| q.back().copied())
-                    .map(|(k, _)| *k)
-                {
+                if let Some(victim) = map.iter().min_by_key(|(_, q)| q.back().copied()).map(|(k, _)| *k) {
                     map.remove(&victim);
                 }
             }
@@ -484,10 +464,7 @@ mod tests {
         assert!(looks_like_api_key(&plain), "{plain}");
         let text = std::fs::read_to_string(&path).unwrap();
         assert!(!text.contains(&plain[4..]), "plain key must not be stored");
-        assert_eq!(
-            std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
-            0o600
-        );
+        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
         assert_eq!(store.verify(&plain, 101).unwrap().unwrap().id, rec.id);
         assert!(store.verify("csk_wrong", 101).unwrap().is_none());
         let (rec2, plain2) = store.rotate(&rec.id, 102).unwrap();

@@ -11,32 +11,23 @@ use std::sync::Arc;
 use std::time::Instant;
 
 /// Handles a frame; `None` when nothing is to be sent back (only notifications).
-pub async fn handle_frame(
-    state: &Arc<AppState>,
-    session: &Arc<Session>,
-    text: &str,
-) -> Option<String> {
+pub async fn handle_frame(state: &Arc<AppState>, session: &Arc<Session>, text: &str) -> Option<String> {
     match jsonrpc::parse_frame(text) {
         Err(e) => Some(jsonrpc::failure(Value::Null, &e).to_string()),
         Ok(Frame::Single(v)) => handle_value(state, session, v).await.map(|v| v.to_string()),
         Ok(Frame::Batch(items)) => {
-            let replies: Vec<Value> = futures_util::future::join_all(
-                items.into_iter().map(|v| handle_value(state, session, v)),
-            )
-            .await
-            .into_iter()
-            .flatten()
-            .collect();
+            let replies: Vec<Value> =
+                futures_util::future::join_all(items.into_iter().map(|v| handle_value(state, session, v)))
+                    .await
+                    .into_iter()
+                    .flatten()
+                    .collect();
             (!replies.is_empty()).then(|| Value::Array(replies).to_string())
         }
     }
 }
 
-async fn handle_value(
-    state: &Arc<AppState>,
-    session: &Arc<Session>,
-    value: Value,
-) -> Option<Value> {
+async fn handle_value(state: &Arc<AppState>, session: &Arc<Session>, value: Value) -> Option<Value> {
     let request = match jsonrpc::parse_request(value) {
         Ok(r) => r,
         Err((id, e)) => return Some(jsonrpc::failure(id, &e)),
@@ -44,10 +35,7 @@ async fn handle_value(
     let started = Instant::now();
     let (name, result) = process(state, session, &request).await;
     let code = result.as_ref().err().map_or(0, |e| e.code);
-    state
-        .controller
-        .api_metrics()
-        .record(name, code, started.elapsed());
+    state.controller.api_metrics().record(name, code, started.elapsed());
     let id = request.id?;
     Some(match result {
         Ok(v) => jsonrpc::success(id, v),
@@ -78,23 +66,15 @@ async fn process(
             }
             if let AuthMethod::ApiKey { key_id } = &identity.method {
                 if !state.keys.is_active(key_id, now) {
-                    return Err(RpcError::auth_failed(
-                        "the API key of this connection was revoked",
-                    ));
+                    return Err(RpcError::auth_failed("the API key of this connection was revoked"));
                 }
             }
             if identity.role < required {
-                return Err(RpcError::permission_denied(
-                    required.as_str(),
-                    identity.role.as_str(),
-                ));
+                return Err(RpcError::permission_denied(required.as_str(), identity.role.as_str()));
             }
         }
         let params = req.params.clone().map_err(|_| {
-            RpcError::invalid_params(
-                "params",
-                "positional (array) params are not supported; send an object",
-            )
+            RpcError::invalid_params("params", "positional (array) params are not supported; send an object")
         })?;
         if !spec.implemented {
             return Err(RpcError::not_implemented(spec.name));

@@ -71,9 +71,8 @@ impl RpcError {
             .suggest("send one JSON-RPC 2.0 object or a batch array per text frame")
     }
     pub fn invalid_request(reason: &'static str, details: impl Into<String>) -> RpcError {
-        RpcError::new(INVALID_REQUEST, reason, details).suggest(
-            "a request is {\"jsonrpc\":\"2.0\",\"method\":\"...\",\"params\":{...},\"id\":1}",
-        )
+        RpcError::new(INVALID_REQUEST, reason, details)
+            .suggest("a request is {\"jsonrpc\":\"2.0\",\"method\":\"...\",\"params\":{...},\"id\":1}")
     }
     pub fn method_not_found(method: &str) -> RpcError {
         RpcError::new(
@@ -99,12 +98,8 @@ impl RpcError {
         RpcError::new(AUTH_FAILED, "auth_failed", details).suggest("check the token or API key")
     }
     pub fn token_expired() -> RpcError {
-        RpcError::new(
-            AUTH_FAILED,
-            "token_expired",
-            "the token of this connection has expired",
-        )
-        .suggest("call authenticate with a fresh token")
+        RpcError::new(AUTH_FAILED, "token_expired", "the token of this connection has expired")
+            .suggest("call authenticate with a fresh token")
     }
     pub fn permission_denied(required: &str, role: &str) -> RpcError {
         RpcError::new(
@@ -162,9 +157,7 @@ impl RpcError {
 impl From<ServiceError> for RpcError {
     fn from(e: ServiceError) -> RpcError {
         match e {
-            ServiceError::InvalidParam { param, details } => {
-                RpcError::invalid_params(param, details)
-            }
+            ServiceError::InvalidParam { param, details } => RpcError::invalid_params(param, details),
             ServiceError::NotFound { resource, id } => {
                 RpcError::new(NOT_FOUND, "not_found", format!("{resource} {id} not found"))
                     .with("resource", resource)
@@ -176,11 +169,9 @@ impl From<ServiceError> for RpcError {
             ServiceError::Unsupported { feature, details } => {
                 RpcError::new(UNSUPPORTED, "unsupported", details).with("feature", feature)
             }
-            ServiceError::Dependency {
-                dependency,
-                details,
-            } => RpcError::new(DEPENDENCY_FAILED, "dependency_failed", details)
-                .with("dependency", dependency),
+            ServiceError::Dependency { dependency, details } => {
+                RpcError::new(DEPENDENCY_FAILED, "dependency_failed", details).with("dependency", dependency)
+            }
             ServiceError::InsufficientStorage {
                 available_bytes,
                 required_bytes,

@@ -93,21 +93,13 @@ impl Topic {
             "camera_status_update" => Some(prefix_group(&["camera."])),
             "recording_status_update" => Some(prefix_group(&["recording."])),
             "system_health_update" => Some(prefix_group(&["system.", "storage."])),
-            _ => Topic::ALL
-                .iter()
-                .copied()
-                .find(|t| t.as_str() == name)
-                .map(|t| vec![t]),
+            _ => Topic::ALL.iter().copied().find(|t| t.as_str() == name).map(|t| vec![t]),
         }
     }
 }
 
 fn topics_of(mask: u32) -> Vec<Topic> {
-    Topic::ALL
-        .iter()
-        .copied()
-        .filter(|t| mask & t.bit() != 0)
-        .collect()
+    Topic::ALL.iter().copied().filter(|t| mask & t.bit() != 0).collect()
 }
 
 /// One client's side of the bus: what it wants and its bounded queue.
@@ -212,18 +204,16 @@ impl EventBus {
         if let Some(d) = device {
             params.entry("device").or_insert_with(|| Value::from(d));
         }
-        let text: Arc<str> =
-            json!({"jsonrpc": "2.0", "method": topic.notification_method(), "params": params})
-                .to_string()
-                .into();
+        let text: Arc<str> = json!({"jsonrpc": "2.0", "method": topic.notification_method(), "params": params})
+            .to_string()
+            .into();
         self.published.fetch_add(1, Ordering::Relaxed);
         let now = crate::clock::unix_now();
         let clients = self.clients.read().unwrap();
         for sub in clients.values() {
             let wanted = {
                 let f = sub.filter.lock().unwrap();
-                f.0 & topic.bit() != 0
-                    && (f.1.is_none() || device.is_none() || f.1.as_deref() == device)
+                f.0 & topic.bit() != 0 && (f.1.is_none() || device.is_none() || f.1.as_deref() == device)
             };
             if !wanted || sub.authorized_until.load(Ordering::SeqCst) <= now {
                 continue;
@@ -287,15 +277,8 @@ mod tests {
         assert_eq!(Topic::resolve("camera_status_update").unwrap().len(), 3);
         assert_eq!(Topic::resolve("recording_status_update").unwrap().len(), 4);
         let sys = Topic::resolve("system_health_update").unwrap();
-        assert!(
-            sys.contains(&Topic::StorageLowSpace)
-                && sys.contains(&Topic::SystemStartup)
-                && sys.len() == 4
-        );
-        assert_eq!(
-            Topic::resolve("snapshot.taken"),
-            Some(vec![Topic::SnapshotTaken])
-        );
+        assert!(sys.contains(&Topic::StorageLowSpace) && sys.contains(&Topic::SystemStartup) && sys.len() == 4);
+        assert_eq!(Topic::resolve("snapshot.taken"), Some(vec![Topic::SnapshotTaken]));
         assert_eq!(Topic::resolve("nope"), None);
     }
 
@@ -320,10 +303,7 @@ mod tests {
         assert_eq!(b.queue().len(), 2);
         assert_eq!(b.dropped(), 1, "queue of 2 took 3 events");
         let first: Value = serde_json::from_str(&b.queue().try_recv().unwrap()).unwrap();
-        assert_eq!(
-            first["params"]["device"], "camera1",
-            "the oldest was dropped"
-        );
+        assert_eq!(first["params"]["device"], "camera1", "the oldest was dropped");
         b.unsubscribe(None);
         bus.publish(Topic::SystemHealth, None, Map::new());
         assert_eq!(b.queue().len(), 1);

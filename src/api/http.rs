@@ -54,10 +54,7 @@ pub enum HeadError {
 
 /// Reads one request head. `buf` keeps bytes read past the head (pipelined data or
 /// WebSocket frames) for the caller.
-pub async fn read_head<S: AsyncRead + Unpin>(
-    stream: &mut S,
-    buf: &mut Vec<u8>,
-) -> Result<RequestHead, HeadError> {
+pub async fn read_head<S: AsyncRead + Unpin>(stream: &mut S, buf: &mut Vec<u8>) -> Result<RequestHead, HeadError> {
     let mut chunk = [0u8; 2048];
     loop {
         if !buf.is_empty() {
@@ -77,12 +74,7 @@ pub async fn read_head<S: AsyncRead + Unpin>(
                         headers: req
                             .headers
                             .iter()
-                            .map(|h| {
-                                (
-                                    h.name.to_string(),
-                                    String::from_utf8_lossy(h.value).into_owned(),
-                                )
-                            })
+                            .map(|h| (h.name.to_string(), String::from_utf8_lossy(h.value).into_owned()))
                             .collect(),
                         http10: req.version == Some(0),
                     };
@@ -142,10 +134,7 @@ impl Response {
         }
     }
     pub fn error(status: u16, error: &str, message: &str) -> Response {
-        Response::json(
-            status,
-            &json!({"error": error, "message": message, "status": status}),
-        )
+        Response::json(status, &json!({"error": error, "message": message, "status": status}))
     }
     pub fn header(mut self, name: &'static str, value: impl Into<String>) -> Response {
         self.headers.push((name, value.into()));
@@ -186,8 +175,7 @@ pub async fn write_response<S: AsyncWrite + Unpin>(
 /// Routes a plain HTTP request.
 pub async fn route(state: &Arc<AppState>, head: &RequestHead) -> Response {
     if head.method != "GET" && head.method != "HEAD" {
-        return Response::error(405, "method_not_allowed", "only GET and HEAD are served")
-            .header("Allow", "GET, HEAD");
+        return Response::error(405, "method_not_allowed", "only GET and HEAD are served").header("Allow", "GET, HEAD");
     }
     let ctl = &state.controller;
     let health = ctl.health();
@@ -197,10 +185,7 @@ pub async fn route(state: &Arc<AppState>, head: &RequestHead) -> Response {
             &json!({"status": "alive", "timestamp": crate::clock::now_rfc3339()}),
         ),
         "/health/ready" => match health.readiness() {
-            Ok(()) => Response::json(
-                200,
-                &json!({"ready": true, "timestamp": crate::clock::now_rfc3339()}),
-            ),
+            Ok(()) => Response::json(200, &json!({"ready": true, "timestamp": crate::clock::now_rfc3339()})),
             Err(reason) => Response::json(
                 503,
                 &json!({"ready": false, "reason": reason, "timestamp": crate::clock::now_rfc3339()}),
@@ -220,12 +205,10 @@ pub async fn route(state: &Arc<AppState>, head: &RequestHead) -> Response {
                 &json!({"status": level.as_str(), "components": health.components_json(), "uptime": health.uptime_secs(), "timestamp": crate::clock::now_rfc3339()}),
             )
         }
-        p if p == state.config.server.websocket_path => Response::error(
-            426,
-            "upgrade_required",
-            "this path serves WebSocket connections",
-        )
-        .header("Upgrade", "websocket"),
+        p if p == state.config.server.websocket_path => {
+            Response::error(426, "upgrade_required", "this path serves WebSocket connections")
+                .header("Upgrade", "websocket")
+        }
         _ => Response::error(404, "not_found", "no such resource"),
     }
 }
@@ -237,18 +220,12 @@ mod tests {
     #[test]
     fn reads_head_and_keeps_leftover() {
         smol::block_on(async {
-            let data =
-                b"GET /health/live?x=1 HTTP/1.1\r\nHost: a\r\nConnection: keep-alive\r\n\r\nNEXT"
-                    .to_vec();
+            let data = b"GET /health/live?x=1 HTTP/1.1\r\nHost: a\r\nConnection: keep-alive\r\n\r\nNEXT".to_vec();
             let mut cursor = futures_lite::io::Cursor::new(data);
             let mut buf = Vec::new();
             let head = read_head(&mut cursor, &mut buf).await.unwrap();
             assert_eq!(
-                (
-                    head.method.as_str(),
-                    head.path.as_str(),
-                    head.query.as_deref()
-                ),
+                (head.method.as_str(), head.path.as_str(), head.query.as_deref()),
                 ("GET", "/health/live", Some("x=1"))
             );
             assert!(head.keep_alive());

@@ -13,13 +13,8 @@ pub enum Frame {
 
 /// Parses a frame. Invalid JSON → -32700; an empty batch → -32600 (answered as one error).
 pub fn parse_frame(text: &str) -> Result<Frame, RpcError> {
-    let value: Value = serde_json::from_str(text).map_err(|e| {
-        RpcError::parse_error(format!(
-            "invalid JSON at line {} column {}",
-            e.line(),
-            e.column()
-        ))
-    })?;
+    let value: Value = serde_json::from_str(text)
+        .map_err(|e| RpcError::parse_error(format!("invalid JSON at line {} column {}", e.line(), e.column())))?;
     match value {
         Value::Array(items) if items.is_empty() => Err(RpcError::invalid_request(
             "empty_batch",
@@ -66,10 +61,7 @@ pub fn parse_request(value: Value) -> Result<Request, (Value, RpcError)> {
         _ => {
             return Err((
                 answer_id,
-                RpcError::invalid_request(
-                    "invalid_jsonrpc_version",
-                    "jsonrpc must be exactly \"2.0\"",
-                ),
+                RpcError::invalid_request("invalid_jsonrpc_version", "jsonrpc must be exactly \"2.0\""),
             ))
         }
     }
@@ -95,10 +87,7 @@ pub fn parse_request(value: Value) -> Result<Request, (Value, RpcError)> {
         Some(_) => {
             return Err((
                 answer_id,
-                RpcError::invalid_request(
-                    "invalid_params_type",
-                    "params must be an object (or omitted)",
-                ),
+                RpcError::invalid_request("invalid_params_type", "params must be an object (or omitted)"),
             ))
         }
     };
@@ -127,10 +116,7 @@ pub struct Params {
 
 impl Params {
     pub fn new(map: Map<String, Value>) -> Params {
-        Params {
-            map,
-            known: Vec::new(),
-        }
+        Params { map, known: Vec::new() }
     }
 
     fn take(&mut self, name: &'static str) -> Option<Value> {
@@ -145,10 +131,7 @@ impl Params {
         match self.take(name) {
             None => Ok(None),
             Some(Value::String(s)) => Ok(Some(s)),
-            Some(_) => Err(RpcError::invalid_params(
-                name,
-                format!("{name} must be a string"),
-            )),
+            Some(_) => Err(RpcError::invalid_params(name, format!("{name} must be a string"))),
         }
     }
 
@@ -161,20 +144,12 @@ impl Params {
         match self.take(name) {
             None => Ok(None),
             Some(Value::Bool(b)) => Ok(Some(b)),
-            Some(_) => Err(RpcError::invalid_params(
-                name,
-                format!("{name} must be true or false"),
-            )),
+            Some(_) => Err(RpcError::invalid_params(name, format!("{name} must be true or false"))),
         }
     }
 
     /// An integer within `min..=max`.
-    pub fn opt_int(
-        &mut self,
-        name: &'static str,
-        min: i64,
-        max: i64,
-    ) -> Result<Option<i64>, RpcError> {
+    pub fn opt_int(&mut self, name: &'static str, min: i64, max: i64) -> Result<Option<i64>, RpcError> {
         match self.take(name) {
             None => Ok(None),
             Some(Value::Number(n)) => match n.as_i64() {
@@ -191,27 +166,17 @@ impl Params {
         }
     }
 
-    pub fn opt_number(
-        &mut self,
-        name: &'static str,
-        min_exclusive: f64,
-        max: f64,
-    ) -> Result<Option<f64>, RpcError> {
+    pub fn opt_number(&mut self, name: &'static str, min_exclusive: f64, max: f64) -> Result<Option<f64>, RpcError> {
         match self.take(name) {
             None => Ok(None),
             Some(Value::Number(n)) => match n.as_f64() {
                 Some(v) if v > min_exclusive && v <= max => Ok(Some(v)),
                 _ => Err(RpcError::invalid_params(
                     name,
-                    format!(
-                        "{name} must be a number greater than {min_exclusive} and at most {max}"
-                    ),
+                    format!("{name} must be a number greater than {min_exclusive} and at most {max}"),
                 )),
             },
-            Some(_) => Err(RpcError::invalid_params(
-                name,
-                format!("{name} must be a number"),
-            )),
+            Some(_) => Err(RpcError::invalid_params(name, format!("{name} must be a number"))),
         }
     }
 
@@ -236,17 +201,11 @@ impl Params {
         }
     }
 
-    pub fn opt_object(
-        &mut self,
-        name: &'static str,
-    ) -> Result<Option<Map<String, Value>>, RpcError> {
+    pub fn opt_object(&mut self, name: &'static str) -> Result<Option<Map<String, Value>>, RpcError> {
         match self.take(name) {
             None => Ok(None),
             Some(Value::Object(m)) => Ok(Some(m)),
-            Some(_) => Err(RpcError::invalid_params(
-                name,
-                format!("{name} must be an object"),
-            )),
+            Some(_) => Err(RpcError::invalid_params(name, format!("{name} must be an object"))),
         }
     }
 
@@ -265,10 +224,7 @@ impl Params {
     /// Fails on members no getter asked for.
     pub fn finish(self) -> Result<(), RpcError> {
         match self.map.keys().find(|k| !self.known.contains(&k.as_str())) {
-            Some(k) => Err(RpcError::invalid_params(
-                k,
-                format!("unknown parameter {k:?}"),
-            )),
+            Some(k) => Err(RpcError::invalid_params(k, format!("unknown parameter {k:?}"))),
             None => Ok(()),
         }
     }
@@ -297,8 +253,7 @@ mod tests {
         assert_eq!(r.params, Ok(Map::new()));
         let n = req(json!({"jsonrpc":"2.0","method":"ping"})).unwrap();
         assert_eq!(n.id, None);
-        let null_params =
-            req(json!({"jsonrpc":"2.0","method":"ping","params":null,"id":"a"})).unwrap();
+        let null_params = req(json!({"jsonrpc":"2.0","method":"ping","params":null,"id":"a"})).unwrap();
         assert_eq!(null_params.params, Ok(Map::new()));
         assert_eq!(
             req(json!({"jsonrpc":"2.0","method":"x","params":[1],"id":1}))
@@ -320,17 +275,9 @@ mod tests {
 
     #[test]
     fn params_helper_names_the_param() {
-        let mut p = Params::new(
-            json!({"device":"cam1","limit":5000,"x":1})
-                .as_object()
-                .unwrap()
-                .clone(),
-        );
+        let mut p = Params::new(json!({"device":"cam1","limit":5000,"x":1}).as_object().unwrap().clone());
         assert_eq!(p.device().unwrap_err().extra["param"], "device");
-        assert_eq!(
-            p.opt_int("limit", 1, 1000).unwrap_err().extra["param"],
-            "limit"
-        );
+        assert_eq!(p.opt_int("limit", 1, 1000).unwrap_err().extra["param"], "limit");
         assert_eq!(p.finish().unwrap_err().extra["param"], "x");
     }
 

@@ -124,9 +124,7 @@ fn authenticate(call: Call) -> BoxFuture<'static, Result<Value, RpcError>> {
         } = call;
         let ip = session.peer.ip();
         if let Err(wait) = state.auth_failures.check(ip, Instant::now()) {
-            log::warn!(
-                "authentication from {ip} refused: too many failed attempts in the last minute"
-            );
+            log::warn!("authentication from {ip} refused: too many failed attempts in the last minute");
             return Err(RpcError::auth_rate_limited(wait.as_millis() as u64));
         }
         let token = params.str("auth_token")?;
@@ -145,11 +143,7 @@ fn authenticate(call: Call) -> BoxFuture<'static, Result<Value, RpcError>> {
                 }),
                 Ok(None) => Err("unknown, revoked or expired API key"),
                 // A broken key store is a server fault, not the client's: -32603, logged.
-                Err(e) => {
-                    return Err(
-                        crate::error::ServiceError::Internal(format!("API key store: {e}")).into(),
-                    )
-                }
+                Err(e) => return Err(crate::error::ServiceError::Internal(format!("API key store: {e}")).into()),
             }
         } else {
             match state.jwt.verify(&token, now) {
@@ -204,29 +198,20 @@ fn get_server_info(call: Call) -> BoxFuture<'static, Result<Value, RpcError>> {
 fn subscribe_events(call: Call) -> BoxFuture<'static, Result<Value, RpcError>> {
     Box::pin(async move {
         let Call {
-            session,
-            mut params,
-            ..
+            session, mut params, ..
         } = call;
         let names = params.opt_str_list("topics")?.ok_or_else(|| {
-            RpcError::invalid_params(
-                "topics",
-                "topics is required (a non-empty array of topic names)",
-            )
+            RpcError::invalid_params("topics", "topics is required (a non-empty array of topic names)")
         })?;
         let filters = params.opt_object("filters")?;
         params.finish()?;
         if names.is_empty() {
-            return Err(RpcError::invalid_params(
-                "topics",
-                "topics must not be empty",
-            ));
+            return Err(RpcError::invalid_params("topics", "topics must not be empty"));
         }
         let mut topics: Vec<Topic> = Vec::new();
         for n in &names {
-            let resolved = Topic::resolve(n).ok_or_else(|| {
-                RpcError::invalid_params("topics", format!("unknown topic {n:?}"))
-            })?;
+            let resolved =
+                Topic::resolve(n).ok_or_else(|| RpcError::invalid_params("topics", format!("unknown topic {n:?}")))?;
             for t in resolved {
                 if !topics.contains(&t) {
                     topics.push(t);
@@ -237,9 +222,7 @@ fn subscribe_events(call: Call) -> BoxFuture<'static, Result<Value, RpcError>> {
         if let Some(f) = filters {
             for (k, v) in f {
                 match (k.as_str(), v) {
-                    ("device", Value::String(d)) if crate::ids::parse_camera_id(&d).is_some() => {
-                        device = Some(d)
-                    }
+                    ("device", Value::String(d)) if crate::ids::parse_camera_id(&d).is_some() => device = Some(d),
                     ("device", Value::Null) => {}
                     ("device", _) => {
                         return Err(RpcError::invalid_params(
@@ -268,9 +251,7 @@ fn subscribe_events(call: Call) -> BoxFuture<'static, Result<Value, RpcError>> {
 fn unsubscribe_events(call: Call) -> BoxFuture<'static, Result<Value, RpcError>> {
     Box::pin(async move {
         let Call {
-            session,
-            mut params,
-            ..
+            session, mut params, ..
         } = call;
         let names = params.opt_str_list("topics")?;
         params.finish()?;
@@ -280,9 +261,10 @@ fn unsubscribe_events(call: Call) -> BoxFuture<'static, Result<Value, RpcError>>
             Some(names) => {
                 let mut topics = Vec::new();
                 for n in &names {
-                    topics.extend(Topic::resolve(n).ok_or_else(|| {
-                        RpcError::invalid_params("topics", format!("unknown topic {n:?}"))
-                    })?);
+                    topics.extend(
+                        Topic::resolve(n)
+                            .ok_or_else(|| RpcError::invalid_params("topics", format!("unknown topic {n:?}")))?,
+                    );
                 }
                 session.subscriber.unsubscribe(Some(&topics));
             }

@@ -86,18 +86,11 @@ async fn handle_connection(state: Arc<AppState>, mut stream: TcpStream, peer: So
             return;
         }
         // No route takes a request body: refuse one rather than misread it as the next request.
-        if head
-            .header("content-length")
-            .is_some_and(|v| v.trim() != "0")
-            || head.header("transfer-encoding").is_some()
+        if head.header("content-length").is_some_and(|v| v.trim() != "0") || head.header("transfer-encoding").is_some()
         {
             let _ = http::write_response(
                 &mut stream,
-                &Response::error(
-                    400,
-                    "body_not_accepted",
-                    "requests to this server carry no body",
-                ),
+                &Response::error(400, "body_not_accepted", "requests to this server carry no body"),
                 false,
                 false,
             )
@@ -127,24 +120,13 @@ fn is_websocket_upgrade(head: &RequestHead) -> bool {
 /// Origin policy (api.md §1): with a non-empty allow list, a present Origin must match.
 pub fn origin_allowed(allowed: &[String], origin: Option<&str>) -> bool {
     match origin {
-        Some(o) if !allowed.is_empty() => allowed
-            .iter()
-            .any(|a| a.eq_ignore_ascii_case(o.trim_end_matches('/'))),
+        Some(o) if !allowed.is_empty() => allowed.iter().any(|a| a.eq_ignore_ascii_case(o.trim_end_matches('/'))),
         _ => true,
     }
 }
 
-async fn upgrade(
-    state: Arc<AppState>,
-    mut stream: TcpStream,
-    peer: SocketAddr,
-    head: RequestHead,
-    leftover: Vec<u8>,
-) {
-    if !origin_allowed(
-        &state.config.security.allowed_origins,
-        head.header("origin"),
-    ) {
+async fn upgrade(state: Arc<AppState>, mut stream: TcpStream, peer: SocketAddr, head: RequestHead, leftover: Vec<u8>) {
+    if !origin_allowed(&state.config.security.allowed_origins, head.header("origin")) {
         log::warn!("WebSocket from {peer} refused: origin not allowed");
         let _ = http::write_response(
             &mut stream,
@@ -188,10 +170,7 @@ async fn upgrade(
         .await
         .is_ok()
     {
-        let host = head
-            .header("host")
-            .map(host_without_port)
-            .unwrap_or_default();
+        let host = head.header("host").map(host_without_port).unwrap_or_default();
         websocket::run(state.clone(), stream, peer, host, leftover).await;
     }
     state.connections.fetch_sub(1, Ordering::SeqCst);

@@ -25,19 +25,12 @@ enum Inbound {
     Shutdown,
 }
 
-pub async fn run(
-    state: Arc<AppState>,
-    stream: TcpStream,
-    peer: SocketAddr,
-    host: String,
-    leftover: Vec<u8>,
-) {
+pub async fn run(state: Arc<AppState>, stream: TcpStream, peer: SocketAddr, host: String, leftover: Vec<u8>) {
     let sc = &state.config.server;
     let ws_config = WebSocketConfig::default()
         .max_message_size(Some(sc.max_message_bytes))
         .max_frame_size(Some(sc.max_message_bytes));
-    let ws =
-        WebSocketStream::from_partially_read(stream, leftover, Role::Server, Some(ws_config)).await;
+    let ws = WebSocketStream::from_partially_read(stream, leftover, Role::Server, Some(ws_config)).await;
     let (sink, mut source) = ws.split();
     let bus = state.controller.bus().clone();
     let subscriber = bus.register();
@@ -51,10 +44,7 @@ pub async fn run(
         )),
         subscriber: subscriber.clone(),
     });
-    log::debug!(
-        "WebSocket client {peer} connected (client {})",
-        subscriber.id
-    );
+    log::debug!("WebSocket client {peer} connected (client {})", subscriber.id);
     let inflight = sc.max_inflight_per_connection;
     let (out_tx, out_rx) = async_channel::bounded::<Out>(inflight + 4);
     let writer = smol::spawn(writer_loop(
@@ -96,15 +86,10 @@ pub async fn run(
                 })
                 .detach();
             }
-            Inbound::Msg(Some(Ok(Message::Binary(_)))) => {
-                break Some((1003, "binary frames are not supported"))
-            }
+            Inbound::Msg(Some(Ok(Message::Binary(_)))) => break Some((1003, "binary frames are not supported")),
             Inbound::Msg(Some(Ok(Message::Close(_)))) | Inbound::Msg(None) => break None,
             Inbound::Msg(Some(Ok(_))) => {} // ping/pong: tungstenite answers pings itself
-            Inbound::Msg(Some(Err(WsError::Capacity(CapacityError::MessageTooLong {
-                size,
-                max_size,
-            })))) => {
+            Inbound::Msg(Some(Err(WsError::Capacity(CapacityError::MessageTooLong { size, max_size })))) => {
                 log::info!("closing WebSocket client {peer}: message of {size} bytes over the {max_size}-byte limit");
                 break Some((1009, "message too big"));
             }
@@ -127,7 +112,7 @@ pub async fn run(
     }
     drop(out_tx);
     // The writer ends after the close frame (or at once); bounded either way.
-    let _ = futures_lite::future::or(async { Some(writer.await) }, async {
+    let _ = futures_lite::future::or(async { writer.await; Some(()) }, async {
         smol::Timer::after(Duration::from_secs(2)).await;
         None
     })

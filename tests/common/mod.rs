@@ -152,12 +152,7 @@ impl Drop for Service {
 }
 
 /// A minimal blocking HTTP/1.1 GET/HEAD: (status, headers, body).
-pub fn http(
-    addr: &str,
-    method: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-) -> (u16, Vec<(String, String)>, Vec<u8>) {
+pub fn http(addr: &str, method: &str, path: &str, headers: &[(&str, &str)]) -> (u16, Vec<(String, String)>, Vec<u8>) {
     let mut s = std::net::TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
@@ -168,10 +163,7 @@ pub fn http(
     s.write_all(req.as_bytes()).unwrap();
     let mut raw = Vec::new();
     s.read_to_end(&mut raw).unwrap();
-    let split = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .expect("response head");
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").expect("response head");
     let head = String::from_utf8_lossy(&raw[..split]).to_string();
     let body = raw[split + 4..].to_vec();
     let mut lines = head.lines();
@@ -206,9 +198,7 @@ pub async fn timeout<T>(d: Duration, f: impl std::future::Future<Output = T>) ->
 
 impl Client {
     pub async fn connect(url: &str) -> Client {
-        Client::connect_with(url, &[])
-            .await
-            .expect("WebSocket connect")
+        Client::connect_with(url, &[]).await.expect("WebSocket connect")
     }
 
     pub async fn connect_with(
@@ -223,12 +213,7 @@ impl Client {
                 v.parse().unwrap(),
             );
         }
-        let host = url
-            .trim_start_matches("ws://")
-            .split('/')
-            .next()
-            .unwrap()
-            .to_string();
+        let host = url.trim_start_matches("ws://").split('/').next().unwrap().to_string();
         let tcp = TcpStream::connect(host).await?;
         let (ws, _) = async_tungstenite::client_async(req, tcp).await?;
         Ok(Client {
@@ -249,9 +234,7 @@ impl Client {
                 .await
                 .expect("no frame within 10 s")
             {
-                Some(Ok(Message::Text(t))) => {
-                    return Some(serde_json::from_str(t.as_str()).unwrap())
-                }
+                Some(Ok(Message::Text(t))) => return Some(serde_json::from_str(t.as_str()).unwrap()),
                 Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return None,
                 Some(Ok(_)) => continue,
             }
@@ -293,14 +276,11 @@ impl Client {
     }
 
     pub async fn authenticate(&mut self, token: &str) -> Value {
-        self.call("authenticate", json!({"auth_token": token}))
-            .await
+        self.call("authenticate", json!({"auth_token": token})).await
     }
 
     pub async fn auth_as(&mut self, role: Role) {
-        let v = self
-            .authenticate(&token(role, Duration::from_secs(3600)))
-            .await;
+        let v = self.authenticate(&token(role, Duration::from_secs(3600))).await;
         assert_eq!(v["result"]["authenticated"], true, "{v}");
     }
 
@@ -308,18 +288,12 @@ impl Client {
     pub async fn wait_notification(&mut self, topic: &str, limit: Duration) -> Option<Value> {
         let deadline = Instant::now() + limit;
         loop {
-            if let Some(pos) = self
-                .notifications
-                .iter()
-                .position(|n| n["params"]["topic"] == topic)
-            {
+            if let Some(pos) = self.notifications.iter().position(|n| n["params"]["topic"] == topic) {
                 return self.notifications.remove(pos);
             }
             let left = deadline.checked_duration_since(Instant::now())?;
             match timeout(left, self.ws.next()).await? {
-                Some(Ok(Message::Text(t))) => self
-                    .notifications
-                    .push_back(serde_json::from_str(t.as_str()).unwrap()),
+                Some(Ok(Message::Text(t))) => self.notifications.push_back(serde_json::from_str(t.as_str()).unwrap()),
                 Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return None,
                 Some(Ok(_)) => {}
             }
