@@ -26,7 +26,10 @@ type Ws = async_tungstenite::WebSocketStream<TcpStream>;
 
 async fn connect(addr: &str) -> Ws {
     let tcp = TcpStream::connect(addr).await.unwrap();
-    async_tungstenite::client_async(format!("ws://{addr}/ws"), tcp).await.unwrap().0
+    async_tungstenite::client_async(format!("ws://{addr}/ws"), tcp)
+        .await
+        .unwrap()
+        .0
 }
 
 async fn rpc(ws: &mut Ws, text: String) -> Value {
@@ -62,7 +65,11 @@ fn ping_bench(addr: &str, clients: usize, per_client: usize) {
                     let mut lat = Vec::with_capacity(per_client);
                     for i in 0..per_client {
                         let t = Instant::now();
-                        let v = rpc(&mut ws, format!("{{\"jsonrpc\":\"2.0\",\"method\":\"ping\",\"id\":{i}}}")).await;
+                        let v = rpc(
+                            &mut ws,
+                            format!("{{\"jsonrpc\":\"2.0\",\"method\":\"ping\",\"id\":{i}}}"),
+                        )
+                        .await;
                         assert_eq!(v["result"], "pong");
                         lat.push(t.elapsed());
                     }
@@ -93,13 +100,24 @@ fn fanout_bench(subscribers: usize, events: usize) {
     std::fs::create_dir_all(&dir).unwrap();
     let config = Arc::new(Config::from_toml_str(&config_text(&dir), std::iter::empty()).unwrap());
     smol::block_on(async {
-        let svc = camera_service::service::start(config, Secret::new(SECRET)).await.unwrap();
+        let svc = camera_service::service::start(config, Secret::new(SECRET))
+            .await
+            .unwrap();
         let addr = svc.addr.to_string();
-        let token = JwtKey::new(SECRET.as_bytes()).mint("bench", Role::Viewer, Duration::from_secs(3600), camera_service::clock::unix_now());
+        let token = JwtKey::new(SECRET.as_bytes()).mint(
+            "bench",
+            Role::Viewer,
+            Duration::from_secs(3600),
+            camera_service::clock::unix_now(),
+        );
         let mut readers = Vec::new();
         for _ in 0..subscribers {
             let mut ws = connect(&addr).await;
-            rpc(&mut ws, json!({"jsonrpc":"2.0","method":"authenticate","params":{"auth_token":token},"id":1}).to_string()).await;
+            rpc(
+                &mut ws,
+                json!({"jsonrpc":"2.0","method":"authenticate","params":{"auth_token":token},"id":1}).to_string(),
+            )
+            .await;
             rpc(&mut ws, json!({"jsonrpc":"2.0","method":"subscribe_events","params":{"topics":["camera.status_change"]},"id":2}).to_string()).await;
             readers.push(smol::spawn(async move {
                 let mut lat = Vec::with_capacity(events);
@@ -158,9 +176,20 @@ fn main() {
         .spawn()
         .unwrap();
     let mut line = String::new();
-    std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let addr = line.trim().trim_start_matches("camera-service listening on ws://").split('/').next().unwrap().to_string();
-    println!("camera-service (release build) at {addr}; host has {} CPUs", std::thread::available_parallelism().map_or(0, |n| n.get()));
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr = line
+        .trim()
+        .trim_start_matches("camera-service listening on ws://")
+        .split('/')
+        .next()
+        .unwrap()
+        .to_string();
+    println!(
+        "camera-service (release build) at {addr}; host has {} CPUs",
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
     std::env::set_var("SMOL_THREADS", "2");
     ping_bench(&addr, 1, 2000);
     ping_bench(&addr, 50, 200);
