@@ -1,0 +1,661 @@
+//! Control API v3 (subset used by the camera service) and the test-control surface.
+
+use crate::conf::{self, GLOBAL_FIELDS, PATH_FIELDS};
+use crate::core::{self, ApiMode, Shared};
+use crate::http::{self, Request, Response};
+use crate::recordings;
+use serde_json::{json, Map, Value};
+use std::io::BufReader;
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+pub fn bind(port: u16) -> std::io::Result<TcpListener> {
+    let l = TcpListener::bind(("127.0.0.1", port))?;
+    l.set_nonblocking(true)?;
+    Ok(l)
+}
+
+/// Accept loop of the v3 API. The listener is dropped while the API is "stopped"
+/// in refuse mode (connections refused) and bound again on start.
+pub fn serve_api(shared: Arc<Shared>, first: TcpListener, conns: Arc<Mutex<Vec<TcpStream>>>) {
+    let mut listener = Some(first);
+    while !shared.shutdown.load(Ordering::SeqCst) {
+        let mode = shared.lock().fault.mode;
+        if mode == ApiMode::Refuse {
+            if listener.take().is_some() {
+                for c in conns.lock().unwrap().drain(..) {
+                    let _ = c.shutdown(Shutdown::Both);
+                }
+            }
+            std::thread::sleep(Duration::from_millis(20));
+            continue;
+        }
+        if listener.is_none() {
+            match bind(shared.api_port) {
+                Ok(l) => listener = Some(l),
+                Err(_) => {
+                    std::thread::sleep(Duration::from_millis(50));
+                    continue;
+                }
+            }
+        }
+        match listener.as_ref().unwrap().accept() {
+            Ok((s, _)) => {
+                s.set_nonblocking(false).ok();
+                if mode == ApiMode::Close {
+                    let _ = s.shutdown(Shutdown::Both);
+                    continue;
+                }
+                if let Ok(c) = s.try_clone() {
+                    let mut v = conns.lock().unwrap();
+                    v.retain(|x| x.peer_addr().is_ok());
+                    v.push(c);
+                }
+                let sh = shared.clone();
+                std::thread::spawn(move || api_conn(sh, s));
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(10)),
+        }
+    }
+    for c in conns.lock().unwrap().drain(..) {
+        let _ = c.shutdown(Shutdown::Both);
+    }
+}
+
+fn api_conn(shared: Arc<Shared>, s: TcpStream) {
+    let mut w = match s.try_clone() {
+        Ok(w) => w,
+        Err(_) => return,
+    };
+    let mut rd = BufReader::new(s);
+    loop {
+        let req = match http::read_request(&mut rd) {
+            Ok(Some(r)) => r,
+            _ => return,
+        };
+        // fault injection
+        let (mode, delay, fail) = {
+            let mut st = shared.lock();
+            let f = &mut st.fault;
+            let mut fail = f.fail500;
+            if fail {
+                if let Some(n) = f.fail_count.as_mut() {
+                    if *n == 0 {
+                        fail = false;
+                        f.fail500 = false;
+                        f.fail_count = None;
+                    } else {
+                        *n -= 1;
+                    }
+                }
+            }
+            (f.mode, f.delay_ms, fail)
+        };
+        match mode {
+            ApiMode::Hang => {
+                // never answer; hold the connection until the API is started again
+                while shared.lock().fault.mode == ApiMode::Hang && !shared.shutdown.load(Ordering::SeqCst) {
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                let _ = w.shutdown(Shutdown::Both);
+                return;
+            }
+            ApiMode::Refuse | ApiMode::Close => {
+                let _ = w.shutdown(Shutdown::Both);
+                return;
+            }
+            ApiMode::Up => {}
+        }
+        if delay > 0 {
+            std::thread::sleep(Duration::from_millis(delay));
+        }
+        let resp = if fail {
+            Response::error(500, "injected failure (mediamtx-double)")
+        } else {
+            handle_v3(&shared, &req)
+        };
+        let ka = req.keep_alive();
+        if http::write_response(&mut w, &resp, ka, true).is_err() || !ka {
+            let _ = w.shutdown(Shutdown::Both);
+            return;
+        }
+    }
+}
+
+fn param_name(path: &str, prefix: &str) -> Option<Result<String, ()>> {
+    let rest = path.strip_prefix(prefix)?;
+    // gin wildcard "/*name": the param keeps its leading slash, which MediaMTX strips
+    if rest.is_empty() {
+        return Some(Err(()));
+    }
+    Some(Ok(rest.to_string()))
+}
+
+fn paginate<T>(items: Vec<T>, req: &Request) -> Result<(usize, usize, Vec<T>), String> {
+    let ipp_s = req.query("itemsPerPage").unwrap_or_default();
+    let page_s = req.query("page").unwrap_or_default();
+    let mut ipp: usize = 100;
+    if !ipp_s.is_empty() {
+        ipp = ipp_s
+            .parse::<u32>()
+            .ok()
+            .filter(|v| *v < (1 << 31))
+            .ok_or_else(|| format!("strconv.ParseUint: parsing \"{}\": invalid syntax", ipp_s))? as usize;
+        if ipp == 0 {
+            return Err("invalid items per page".into());
+        }
+    }
+    let mut page: usize = 0;
+    if !page_s.is_empty() {
+        page = page_s
+            .parse::<u32>()
+            .ok()
+            .filter(|v| *v < (1 << 31))
+            .ok_or_else(|| format!("strconv.ParseUint: parsing \"{}\": invalid syntax", page_s))?
+            as usize;
+    }
+    let n = items.len();
+    if n == 0 {
+        return Ok((0, 0, items));
+    }
+    let page_count = n / ipp + usize::from(n % ipp != 0);
+    let min = (page * ipp).min(n);
+    let max = ((page + 1) * ipp).min(n);
+    let v: Vec<T> = items.into_iter().skip(min).take(max - min).collect();
+    Ok((n, page_count, v))
+}
+
+fn list_json(req: &Request, items: Vec<Value>) -> Response {
+    match paginate(items, req) {
+        Ok((n, pc, v)) => Response::json(200, &json!({"itemCount": n, "pageCount": pc, "items": v})),
+        Err(e) => Response::error(400, &e),
+    }
+}
+
+fn global_json(g: &Map<String, Value>) -> Value {
+    Value::Object(g.clone())
+}
+
+pub fn handle_v3(shared: &Arc<Shared>, req: &Request) -> Response {
+    let m = req.method.as_str();
+    let p = req.path.as_str();
+    if m == "OPTIONS" {
+        return Response {
+            code: 204,
+            content_type: "text/plain",
+            body: vec![],
+        };
+    }
+    match (m, p) {
+        ("GET", "/v3/info") => {
+            let st = shared.lock();
+            return Response::json(
+                200,
+                &json!({"version": core::VERSION, "started": crate::util::rfc3339_nano(st.started)}),
+            );
+        }
+        ("GET", "/v3/config/global/get") => {
+            let st = shared.lock();
+            return Response::json(200, &global_json(&st.global));
+        }
+        ("PATCH", "/v3/config/global/patch") => {
+            let sent = match conf::decode_body(&req.body, GLOBAL_FIELDS, "OptionalGlobal") {
+                Ok(s) => s,
+                Err(e) => return Response::error(400, &e),
+            };
+            let mut st = shared.lock();
+            let mut g = st.global.clone();
+            conf::merge(&mut g, &sent, GLOBAL_FIELDS);
+            if let Err(e) = conf::validate_global(&g) {
+                return Response::error(400, &e);
+            }
+            st.global = g;
+            return Response::ok();
+        }
+        ("GET", "/v3/config/pathdefaults/get") => {
+            let st = shared.lock();
+            let mut d = st.path_defaults.clone();
+            d.insert("name".into(), json!(""));
+            return Response::json(200, &Value::Object(d));
+        }
+        ("PATCH", "/v3/config/pathdefaults/patch") => {
+            let sent = match conf::decode_body(&req.body, PATH_FIELDS, "OptionalPath") {
+                Ok(s) => s,
+                Err(e) => return Response::error(400, &e),
+            };
+            let mut st = shared.lock();
+            let mut d = st.path_defaults.clone();
+            conf::merge(&mut d, &sent, PATH_FIELDS);
+            // every configured path must stay valid
+            for (name, opt) in st.confs.iter() {
+                let mut eff = d.clone();
+                conf::merge(&mut eff, opt, PATH_FIELDS);
+                if let Err(e) = conf::validate_path(name, &eff) {
+                    return Response::error(400, &e);
+                }
+            }
+            st.path_defaults = d;
+            let wait = core::sync_paths(shared, &mut st);
+            drop(st);
+            crate::procs::wait_pids(shared, &wait, Duration::from_secs(5));
+            return Response::ok();
+        }
+        ("GET", "/v3/config/paths/list") => {
+            let st = shared.lock();
+            let items: Vec<Value> = st
+                .confs
+                .keys()
+                .filter_map(|k| st.effective(k))
+                .map(Value::Object)
+                .collect();
+            drop(st);
+            return list_json(req, items);
+        }
+        ("GET", "/v3/paths/list") => {
+            let st = shared.lock();
+            let items: Vec<Value> = st.paths.values().map(core::path_json).collect();
+            drop(st);
+            return list_json(req, items);
+        }
+        ("GET", "/v3/recordings/list") => {
+            let st = shared.lock();
+            let mut names: Vec<String> = Vec::new();
+            for cn in st.confs.keys() {
+                let eff = st.effective(cn).unwrap_or_default();
+                let fmt = recording_format(shared, &eff, None);
+                for (name, _, _) in recordings::find(&fmt) {
+                    if st.find_conf(&name).ok().as_deref() == Some(cn.as_str()) && !names.contains(&name) {
+                        names.push(name);
+                    }
+                }
+            }
+            names.sort();
+            let items: Vec<Value> = names
+                .iter()
+                .map(|n| {
+                    let cn = st.find_conf(n).unwrap_or_default();
+                    let eff = st.effective(&cn).unwrap_or_default();
+                    recording_json(shared, &eff, n)
+                })
+                .collect();
+            drop(st);
+            return list_json(req, items);
+        }
+        ("DELETE", "/v3/recordings/deletesegment") => {
+            let path = req.query("path").unwrap_or_default();
+            let start_s = req.query("start").unwrap_or_default();
+            let Some((secs, nanos)) = crate::util::parse_rfc3339(&start_s) else {
+                return Response::error(
+                    400,
+                    &format!(
+                        "invalid 'start' parameter: parsing time \"{}\" as \"2006-01-02T15:04:05Z07:00\": cannot parse \"{}\" as \"2006\"",
+                        start_s, start_s
+                    ),
+                );
+            };
+            let st = shared.lock();
+            let cn = match st.find_conf(&path) {
+                Ok(c) => c,
+                Err(e) => return Response::error(400, &e),
+            };
+            let eff = st.effective(&cn).unwrap_or_default();
+            drop(st);
+            let fmt = recording_format(shared, &eff, Some(&path));
+            let t = std::time::UNIX_EPOCH + Duration::from_secs(secs.max(0) as u64);
+            let tm = crate::util::local_tm(t);
+            let file = recordings::encode(&fmt, &path, &tm, nanos / 1000);
+            return match std::fs::remove_file(&file) {
+                Ok(()) => Response::ok(),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    Response::error(400, &format!("remove {}: no such file or directory", file))
+                }
+                Err(e) => Response::error(400, &format!("remove {}: {}", file, e)),
+            };
+        }
+        _ => {}
+    }
+    if let Some(n) = param_name(p, "/v3/config/paths/") {
+        let rest = &p["/v3/config/paths/".len()..];
+        let (op, _) = rest.split_once('/').unwrap_or((rest, ""));
+        let name = n.ok().and_then(|s| s.split_once('/').map(|(_, n)| n.to_string()));
+        let expected = match op {
+            "get" => "GET",
+            "add" | "replace" => "POST",
+            "patch" => "PATCH",
+            "delete" => "DELETE",
+            _ => return Response::not_found_text(),
+        };
+        if m != expected {
+            return Response::not_found_text();
+        }
+        let Some(name) = name.filter(|n| !n.is_empty()) else {
+            if rest.contains('/') {
+                return Response::error(400, "invalid name");
+            }
+            return Response::not_found_text();
+        };
+        return config_path_op(shared, req, op, &name);
+    }
+    if m == "GET" {
+        if let Some(rest) = p.strip_prefix("/v3/paths/get/") {
+            if rest.is_empty() {
+                return Response::error(400, "invalid name");
+            }
+            let st = shared.lock();
+            return match st.paths.get(rest) {
+                Some(pp) => Response::json(200, &core::path_json(pp)),
+                None => Response::error(404, "path not found"),
+            };
+        }
+        if let Some(rest) = p.strip_prefix("/v3/recordings/get/") {
+            if rest.is_empty() {
+                return Response::error(400, "invalid name");
+            }
+            let st = shared.lock();
+            let cn = match st.find_conf(rest) {
+                Ok(c) => c,
+                Err(e) => return Response::error(400, &e),
+            };
+            let eff = st.effective(&cn).unwrap_or_default();
+            drop(st);
+            return Response::json(200, &recording_json(shared, &eff, rest));
+        }
+    }
+    Response::not_found_text()
+}
+
+fn recording_format(shared: &Shared, eff: &Map<String, Value>, name: Option<&str>) -> String {
+    let rp = eff.get("recordPath").and_then(|v| v.as_str()).unwrap_or("").to_string();
+    let fmtname = eff.get("recordFormat").and_then(|v| v.as_str()).unwrap_or("fmp4");
+    let mut f = format!("{}{}", rp, recordings::ext_for(fmtname));
+    if let Some(n) = name {
+        f = f.replace("%path", n);
+    }
+    recordings::absolute(&shared.dir, &f)
+}
+
+fn recording_json(shared: &Shared, eff: &Map<String, Value>, name: &str) -> Value {
+    let fmt = recording_format(shared, eff, Some(name));
+    let segs: Vec<Value> = recordings::find(&fmt)
+        .into_iter()
+        .map(|(_, s, _)| json!({"start": s}))
+        .collect();
+    json!({"name": name, "segments": segs})
+}
+
+fn config_path_op(shared: &Arc<Shared>, req: &Request, op: &str, name: &str) -> Response {
+    if op == "get" {
+        let st = shared.lock();
+        return match st.effective(name) {
+            Some(e) => Response::json(200, &Value::Object(e)),
+            None => Response::error(404, "path configuration not found"),
+        };
+    }
+    let sent = if op == "delete" {
+        Map::new()
+    } else {
+        match conf::decode_body(&req.body, PATH_FIELDS, "OptionalPath") {
+            Ok(s) => s,
+            Err(e) => return Response::error(400, &e),
+        }
+    };
+    let mut st = shared.lock();
+    let new_opt: Option<Map<String, Value>> = match op {
+        "add" => {
+            if st.confs.contains_key(name) {
+                return Response::error(400, "path already exists");
+            }
+            Some(sent)
+        }
+        "replace" => Some(sent),
+        "patch" => match st.confs.get(name) {
+            None => return Response::error(404, "path not found"),
+            Some(old) => {
+                let mut m = old.clone();
+                for (k, v) in sent {
+                    m.insert(k, v);
+                }
+                Some(m)
+            }
+        },
+        "delete" => {
+            if !st.confs.contains_key(name) {
+                return Response::error(404, "path not found");
+            }
+            None
+        }
+        _ => return Response::not_found_text(),
+    };
+    if let Some(opt) = &new_opt {
+        let mut eff = st.path_defaults.clone();
+        conf::merge(&mut eff, opt, PATH_FIELDS);
+        if let Err(e) = conf::validate_path(name, &eff) {
+            return Response::error(400, &e);
+        }
+    }
+    match new_opt {
+        Some(o) => {
+            st.confs.insert(name.to_string(), o);
+        }
+        None => {
+            st.confs.remove(name);
+        }
+    }
+    let wait = core::sync_paths(shared, &mut st);
+    // record toggles are applied by the supervisor; stop recorders now so that a
+    // `record: false` patch returns with the last segment closed.
+    let mut wait2 = wait;
+    if let Some(p) = st.paths.get_mut(name) {
+        let rec_wanted = p.b("record") && p.stream.is_some();
+        if let Some(pid) = p.recorder.pid {
+            if !rec_wanted || p.recorder.sig != core::record_sig(&p.conf) {
+                p.recorder.stopping = true;
+                crate::procs::interrupt(pid);
+                wait2.push(pid);
+            }
+        }
+    }
+    drop(st);
+    crate::procs::wait_pids(shared, &wait2, Duration::from_secs(5));
+    Response::ok()
+}
+
+// ---------------------------------------------------------------- control surface
+
+pub fn serve_control(shared: Arc<Shared>, listener: TcpListener) {
+    while !shared.shutdown.load(Ordering::SeqCst) {
+        match listener.accept() {
+            Ok((s, _)) => {
+                s.set_nonblocking(false).ok();
+                let sh = shared.clone();
+                std::thread::spawn(move || control_conn(sh, s));
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(20)),
+        }
+    }
+}
+
+fn control_conn(shared: Arc<Shared>, s: TcpStream) {
+    let mut w = match s.try_clone() {
+        Ok(w) => w,
+        Err(_) => return,
+    };
+    let mut rd = BufReader::new(s);
+    while let Ok(Some(req)) = http::read_request(&mut rd) {
+        let resp = handle_control(&shared, &req);
+        let ka = req.keep_alive();
+        if http::write_response(&mut w, &resp, ka, false).is_err() || !ka {
+            return;
+        }
+    }
+}
+
+pub fn handle_control(shared: &Arc<Shared>, req: &Request) -> Response {
+    let q = |k: &str| req.query(k).unwrap_or_default();
+    match req.path.as_str() {
+        "/control/api-stop" => {
+            let mode = match q("mode").as_str() {
+                "" | "refuse" => ApiMode::Refuse,
+                "hang" => ApiMode::Hang,
+                "close" => ApiMode::Close,
+                other => return Response::error(400, &format!("unknown mode '{}'", other)),
+            };
+            shared.lock().fault.mode = mode;
+            wait_api_listening(shared, mode != ApiMode::Refuse);
+            Response::ok()
+        }
+        "/control/api-start" => {
+            shared.lock().fault.mode = ApiMode::Up;
+            wait_api_listening(shared, true);
+            Response::ok()
+        }
+        "/control/delay" => {
+            let ms: u64 = match q("ms").parse() {
+                Ok(v) => v,
+                Err(_) => return Response::error(400, "ms must be an integer"),
+            };
+            shared.lock().fault.delay_ms = ms;
+            Response::ok()
+        }
+        "/control/fail500" => {
+            let on = matches!(q("on").as_str(), "1" | "true" | "yes" | "");
+            let count = q("count").parse::<u64>().ok();
+            let mut st = shared.lock();
+            st.fault.fail500 = on;
+            st.fault.fail_count = if on { count } else { None };
+            Response::ok()
+        }
+        "/control/reset-faults" => {
+            let mut st = shared.lock();
+            st.fault = core::Fault {
+                mode: ApiMode::Up,
+                delay_ms: 0,
+                fail500: false,
+                fail_count: None,
+            };
+            Response::ok()
+        }
+        "/control/restart" => {
+            let down_ms: u64 = q("down_ms").parse().unwrap_or(0);
+            restart(shared, down_ms);
+            Response::ok()
+        }
+        "/control/drop-publisher" => {
+            let name = q("path");
+            let mut st = shared.lock();
+            let Some(p) = st.paths.get_mut(&name) else {
+                return Response::error(404, "path not found");
+            };
+            let mut dropped = false;
+            if let Some(pb) = &p.publisher {
+                let _ = pb.conn.shutdown(Shutdown::Both);
+                dropped = true;
+            }
+            if let Some(pid) = p.puller.pid {
+                crate::procs::kill_group(pid);
+                dropped = true;
+            }
+            if !dropped {
+                return Response::error(400, "path has no publisher");
+            }
+            Response::ok()
+        }
+        "/control/status" => {
+            let st = shared.lock();
+            let children: Vec<Value> = shared
+                .children
+                .lock()
+                .unwrap()
+                .iter()
+                .map(|(pid, (k, path))| json!({"pid": pid, "kind": format!("{:?}", k), "path": path}))
+                .collect();
+            let paths: Vec<Value> = st
+                .paths
+                .values()
+                .map(|p| {
+                    json!({
+                        "name": p.name,
+                        "demand": p.demand,
+                        "onDemandActive": p.ondemand.active,
+                        "onDemandPid": p.ondemand.pid,
+                        "pullerPid": p.puller.pid,
+                        "recorderPid": p.recorder.pid,
+                    })
+                })
+                .collect();
+            Response::json(
+                200,
+                &json!({
+                    "apiMode": format!("{:?}", st.fault.mode),
+                    "delayMs": st.fault.delay_ms,
+                    "fail500": st.fault.fail500,
+                    "started": crate::util::rfc3339_nano(st.started),
+                    "children": children,
+                    "paths": paths,
+                }),
+            )
+        }
+        _ => Response::not_found_text(),
+    }
+}
+
+/// Simulated MediaMTX restart: every child stopped, every connection dropped,
+/// configuration back to the initial one (API changes were RAM-only), new `started`.
+pub fn restart(shared: &Arc<Shared>, down_ms: u64) {
+    let prev_mode;
+    {
+        let mut st = shared.lock();
+        prev_mode = st.fault.mode;
+        if down_ms > 0 {
+            st.fault.mode = ApiMode::Refuse;
+        }
+        let names: Vec<String> = st.paths.keys().cloned().collect();
+        for n in names {
+            if let Some(mut p) = st.paths.remove(&n) {
+                core::destroy_path(&mut p);
+            }
+        }
+        shared.cv.notify_all();
+    }
+    for (_, c) in shared.conns.lock().unwrap().drain() {
+        let _ = c.shutdown(Shutdown::Both);
+    }
+    crate::procs::stop_all(shared, Duration::from_secs(5));
+    if down_ms > 0 {
+        std::thread::sleep(Duration::from_millis(down_ms));
+    }
+    let mut st = shared.lock();
+    let fault = std::mem::replace(
+        &mut st.fault,
+        core::Fault {
+            mode: ApiMode::Up,
+            delay_ms: 0,
+            fail500: false,
+            fail_count: None,
+        },
+    );
+    *st = core::initial_state(shared.api_port, shared.rtsp_port, shared.all_others);
+    // keep injected faults other than the restart's own downtime
+    st.fault = fault;
+    st.fault.mode = if down_ms > 0 { prev_mode } else { st.fault.mode };
+    let up = st.fault.mode != ApiMode::Refuse;
+    core::sync_paths(shared, &mut st);
+    drop(st);
+    wait_api_listening(shared, up);
+}
+
+/// Waits (up to 2 s) until the v3 listener is bound (`up`) or gone.
+fn wait_api_listening(shared: &Shared, up: bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(2);
+    while std::time::Instant::now() < deadline {
+        // the accept loop re-checks the mode between accepts; a probe connection is
+        // harmless (closed at once, or answered by nothing)
+        let listening = std::net::TcpStream::connect(("127.0.0.1", shared.api_port)).is_ok();
+        if listening == up {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}

@@ -1,0 +1,580 @@
+//! Shared server state: configuration (RAM only), runtime paths, streams, and the
+//! supervisor tick that drives runOnDemand close-after, pulled sources and recorders.
+
+use crate::conf::{self, Field, GLOBAL_FIELDS, PATH_FIELDS};
+use crate::media::Sdp;
+use serde_json::{json, Map, Value};
+use std::collections::{BTreeMap, HashMap};
+use std::net::{Shutdown, TcpStream};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::SyncSender;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime};
+
+pub const VERSION: &str = "v1.20.1";
+
+/// What a connection writer thread sends.
+pub enum Out {
+    Frame(u8, Arc<Vec<u8>>),
+    Raw(Vec<u8>),
+}
+
+pub struct Sink {
+    pub id: u64,
+    pub tx: SyncSender<Out>,
+    /// per media: base interleaved channel (RTP; RTCP = +1)
+    pub chans: Vec<Option<u8>>,
+    pub conn: TcpStream,
+    pub hidden: bool,
+}
+
+pub struct Stream {
+    pub id: u64,
+    pub sdp: Sdp,
+    pub props: Mutex<Vec<Option<Value>>>,
+    pub sinks: Mutex<Vec<Sink>>,
+    pub inbound: AtomicU64,
+    pub outbound: AtomicU64,
+}
+
+impl Stream {
+    pub fn write(&self, media: usize, rtcp: bool, payload: Vec<u8>) {
+        self.inbound.fetch_add(payload.len() as u64, Ordering::Relaxed);
+        let data = Arc::new(payload);
+        let sinks = self.sinks.lock().unwrap();
+        for s in sinks.iter() {
+            if let Some(Some(ch)) = s.chans.get(media) {
+                let ch = ch + rtcp as u8;
+                if s.tx.try_send(Out::Frame(ch, data.clone())).is_ok() && !s.hidden {
+                    self.outbound.fetch_add(data.len() as u64 + 4, Ordering::Relaxed);
+                }
+            }
+        }
+    }
+
+    pub fn close(&self) {
+        let mut sinks = self.sinks.lock().unwrap();
+        for s in sinks.drain(..) {
+            let _ = s.conn.shutdown(Shutdown::Both);
+        }
+    }
+
+    pub fn remove_sink(&self, id: u64) {
+        self.sinks.lock().unwrap().retain(|s| s.id != id);
+    }
+}
+
+pub struct Publisher {
+    pub id: String,
+    pub conn_id: u64,
+    pub conn: TcpStream,
+    pub internal: bool,
+}
+
+#[derive(Default)]
+pub struct ProcSlot {
+    pub active: bool,
+    pub pid: Option<i32>,
+    pub gen: u64,
+}
+
+#[derive(Default)]
+pub struct RecorderSlot {
+    pub pid: Option<i32>,
+    pub stream_id: u64,
+    pub sig: String,
+    pub stopping: bool,
+    pub retry_at: Option<Instant>,
+}
+
+pub struct PathRt {
+    pub gen: u64,
+    pub name: String,
+    pub conf_name: String,
+    pub conf: Map<String, Value>,
+    pub created: SystemTime,
+    pub stream: Option<Arc<Stream>>,
+    pub publisher: Option<Publisher>,
+    pub available_time: Option<SystemTime>,
+    pub readers: Vec<(u64, String)>,
+    pub demand: usize,
+    pub idle_since: Instant,
+    pub ondemand: ProcSlot,
+    pub ondemand_query: String,
+    pub puller: ProcSlot,
+    pub recorder: RecorderSlot,
+}
+
+impl PathRt {
+    pub fn s(&self, k: &str) -> String {
+        self.conf.get(k).and_then(|v| v.as_str()).unwrap_or("").to_string()
+    }
+    pub fn b(&self, k: &str) -> bool {
+        self.conf.get(k).and_then(|v| v.as_bool()).unwrap_or(false)
+    }
+    pub fn d(&self, k: &str) -> Duration {
+        conf::duration_of(&self.conf, k)
+    }
+    pub fn is_url_source(&self) -> bool {
+        conf::is_url_source(&self.s("source"))
+    }
+    pub fn has_on_demand(&self) -> bool {
+        self.s("source") == "publisher" && !self.s("runOnDemand").is_empty()
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Debug)]
+pub enum ApiMode {
+    Up,
+    Refuse,
+    Hang,
+    Close,
+}
+
+pub struct Fault {
+    pub mode: ApiMode,
+    pub delay_ms: u64,
+    pub fail500: bool,
+    pub fail_count: Option<u64>,
+}
+
+pub struct State {
+    pub started: SystemTime,
+    pub global: Map<String, Value>,
+    pub path_defaults: Map<String, Value>,
+    /// configured paths: only the fields that were sent (OptionalPath)
+    pub confs: BTreeMap<String, Map<String, Value>>,
+    pub paths: BTreeMap<String, PathRt>,
+    pub fault: Fault,
+}
+
+#[derive(Clone, Copy, PartialEq, Debug)]
+pub enum ChildKind {
+    OnDemand,
+    Puller,
+    Recorder,
+}
+
+pub struct Shared {
+    pub st: Mutex<State>,
+    pub cv: Condvar,
+    pub api_port: u16,
+    pub rtsp_port: u16,
+    pub control_port: u16,
+    pub dir: PathBuf,
+    pub all_others: bool,
+    pub ffmpeg: String,
+    pub token: String,
+    pub shutdown: AtomicBool,
+    pub next_id: AtomicU64,
+    pub conns: Mutex<HashMap<u64, TcpStream>>,
+    pub children: Mutex<HashMap<i32, (ChildKind, String)>>,
+}
+
+impl Shared {
+    pub fn lock(&self) -> MutexGuard<'_, State> {
+        self.st.lock().unwrap_or_else(|e| e.into_inner())
+    }
+    pub fn id(&self) -> u64 {
+        self.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+    pub fn internal_prefix(&self) -> String {
+        format!("__double_{}/", self.token)
+    }
+    pub fn log(&self, msg: &str) {
+        use std::io::Write;
+        let p = self.dir.join("mediamtx-double.log");
+        if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(p) {
+            let _ = writeln!(f, "{} {}", crate::util::rfc3339_nano(SystemTime::now()), msg);
+        }
+    }
+}
+
+pub fn initial_global(api_port: u16, rtsp_port: u16) -> Map<String, Value> {
+    let mut g = conf::defaults(GLOBAL_FIELDS);
+    g.insert("api".into(), json!(true));
+    g.insert("apiAddress".into(), json!(format!("127.0.0.1:{}", api_port)));
+    g.insert("rtspAddress".into(), json!(format!(":{}", rtsp_port)));
+    g
+}
+
+pub fn initial_state(api_port: u16, rtsp_port: u16, all_others: bool) -> State {
+    let mut confs = BTreeMap::new();
+    if all_others {
+        confs.insert("all_others".to_string(), Map::new());
+    }
+    State {
+        started: SystemTime::now(),
+        global: initial_global(api_port, rtsp_port),
+        path_defaults: conf::defaults(PATH_FIELDS),
+        confs,
+        paths: BTreeMap::new(),
+        fault: Fault {
+            mode: ApiMode::Up,
+            delay_ms: 0,
+            fail500: false,
+            fail_count: None,
+        },
+    }
+}
+
+impl State {
+    pub fn effective(&self, conf_name: &str) -> Option<Map<String, Value>> {
+        let opt = self.confs.get(conf_name)?;
+        let mut m = self.path_defaults.clone();
+        conf::merge(&mut m, opt, PATH_FIELDS);
+        m.insert("name".into(), json!(conf_name));
+        Some(m)
+    }
+
+    /// conf.FindPathConf: exact non-regex match first, then regex paths.
+    pub fn find_conf(&self, name: &str) -> Result<String, String> {
+        conf::check_path_name(name).map_err(|e| format!("invalid path name: {} ({})", e, name))?;
+        if let Some(k) = self
+            .confs
+            .keys()
+            .find(|k| !conf::is_regex_conf(k) && k.as_str() == name)
+        {
+            return Ok(k.clone());
+        }
+        for k in self.confs.keys() {
+            if conf::is_regex_conf(k) && conf::regex_matches(k, name) {
+                return Ok(k.clone());
+            }
+        }
+        Err(format!("path '{}' is not configured", name))
+    }
+}
+
+/// Fields whose change recreates a path (readers dropped, on-demand command stopped).
+const RECREATE_FIELDS: &[&str] = &[
+    "source",
+    "sourceOnDemand",
+    "sourceOnDemandStartTimeout",
+    "sourceOnDemandCloseAfter",
+    "runOnDemand",
+    "runOnDemandRestart",
+    "runOnDemandStartTimeout",
+    "runOnDemandCloseAfter",
+    "rtspTransport",
+    "sourceFingerprint",
+];
+
+pub fn record_sig(conf: &Map<String, Value>) -> String {
+    [
+        "recordPath",
+        "recordFormat",
+        "recordSegmentDuration",
+        "recordPartDuration",
+    ]
+    .iter()
+    .map(|k| conf.get(*k).map(|v| v.to_string()).unwrap_or_default())
+    .collect::<Vec<_>>()
+    .join("|")
+}
+
+fn new_path(shared: &Shared, name: &str, conf_name: &str, conf: Map<String, Value>) -> PathRt {
+    PathRt {
+        gen: shared.id(),
+        name: name.to_string(),
+        conf_name: conf_name.to_string(),
+        conf,
+        created: SystemTime::now(),
+        stream: None,
+        publisher: None,
+        available_time: None,
+        readers: Vec::new(),
+        demand: 0,
+        idle_since: Instant::now(),
+        ondemand: ProcSlot::default(),
+        ondemand_query: String::new(),
+        puller: ProcSlot::default(),
+        recorder: RecorderSlot::default(),
+    }
+}
+
+/// Closes a runtime path: kicks publisher and readers, stops its processes.
+/// Returns recorder pids to wait for.
+pub fn destroy_path(p: &mut PathRt) -> Vec<i32> {
+    if let Some(pb) = p.publisher.take() {
+        let _ = pb.conn.shutdown(Shutdown::Both);
+    }
+    if let Some(s) = p.stream.take() {
+        s.close();
+    }
+    p.available_time = None;
+    let mut wait = Vec::new();
+    if let Some(pid) = p.ondemand.pid {
+        crate::procs::interrupt(pid);
+    }
+    p.ondemand.active = false;
+    if let Some(pid) = p.puller.pid {
+        crate::procs::interrupt(pid);
+    }
+    p.puller.active = false;
+    if let Some(pid) = p.recorder.pid {
+        crate::procs::interrupt(pid);
+        p.recorder.stopping = true;
+        wait.push(pid);
+    }
+    wait
+}
+
+/// Brings runtime paths in line with the configuration after any config change.
+/// Returns recorder pids that were asked to stop (callers may wait for them).
+pub fn sync_paths(shared: &Shared, st: &mut State) -> Vec<i32> {
+    let mut wait = Vec::new();
+    let names: Vec<String> = st.paths.keys().cloned().collect();
+    for name in names {
+        let target = st.find_conf(&name).ok();
+        let keep = match &target {
+            None => false,
+            Some(cn) => {
+                let p = &st.paths[&name];
+                let eff = st.effective(cn).unwrap_or_default();
+                cn == &p.conf_name && RECREATE_FIELDS.iter().all(|k| eff.get(*k) == p.conf.get(*k))
+            }
+        };
+        if keep {
+            let cn = target.unwrap();
+            let eff = st.effective(&cn).unwrap_or_default();
+            let p = st.paths.get_mut(&name).unwrap();
+            p.conf = eff;
+        } else {
+            let mut p = st.paths.remove(&name).unwrap();
+            shared.log(&format!("path {} closed (configuration changed)", name));
+            wait.extend(destroy_path(&mut p));
+        }
+    }
+    // configured non-regex paths exist from creation
+    let static_names: Vec<String> = st.confs.keys().filter(|k| !conf::is_regex_conf(k)).cloned().collect();
+    for n in static_names {
+        if !st.paths.contains_key(&n) {
+            let eff = st.effective(&n).unwrap_or_default();
+            let p = new_path(shared, &n, &n, eff);
+            st.paths.insert(n.clone(), p);
+        }
+    }
+    shared.cv.notify_all();
+    wait
+}
+
+/// Returns the runtime path for `name`, creating it for regex confs. Err = message.
+pub fn get_or_create_path<'a>(shared: &Shared, st: &'a mut State, name: &str) -> Result<&'a mut PathRt, String> {
+    if !st.paths.contains_key(name) {
+        let cn = st.find_conf(name)?;
+        let eff = st.effective(&cn).unwrap_or_default();
+        let p = new_path(shared, name, &cn, eff);
+        st.paths.insert(name.to_string(), p);
+    }
+    Ok(st.paths.get_mut(name).unwrap())
+}
+
+pub fn start_on_demand(shared: &Arc<Shared>, p: &mut PathRt, query: &str) {
+    if p.ondemand.active {
+        return;
+    }
+    p.ondemand.active = true;
+    p.ondemand.gen = shared.id();
+    p.ondemand_query = query.to_string();
+    p.idle_since = Instant::now();
+    crate::procs::spawn_on_demand(shared, p);
+}
+
+pub fn stop_on_demand(shared: &Shared, p: &mut PathRt, reason: &str) {
+    if !p.ondemand.active {
+        return;
+    }
+    p.ondemand.active = false;
+    if let Some(pid) = p.ondemand.pid {
+        shared.log(&format!(
+            "path {}: stopping on-demand command pid {} ({})",
+            p.name, pid, reason
+        ));
+        crate::procs::interrupt(pid);
+    }
+}
+
+/// Supervisor tick (every 100 ms).
+pub fn tick(shared: &Arc<Shared>) {
+    let mut wait_free = Vec::new();
+    {
+        let mut st = shared.lock();
+        let names: Vec<String> = st.paths.keys().cloned().collect();
+        let mut remove = Vec::new();
+        for name in names {
+            let p = st.paths.get_mut(&name).unwrap();
+            let now = Instant::now();
+            // runOnDemand close-after
+            if p.ondemand.active && p.demand == 0 && now.duration_since(p.idle_since) >= p.d("runOnDemandCloseAfter") {
+                stop_on_demand(shared, p, "not needed by anyone");
+                // MediaMTX also closes the publisher of an on-demand path when it is not demanded
+            }
+            // pulled sources
+            if p.is_url_source() {
+                let wanted = if p.b("sourceOnDemand") {
+                    p.demand > 0
+                        || (p.puller.active && now.duration_since(p.idle_since) < p.d("sourceOnDemandCloseAfter"))
+                } else {
+                    true
+                };
+                if wanted && !p.puller.active {
+                    p.puller.active = true;
+                    p.puller.gen = shared.id();
+                    crate::procs::spawn_puller(shared, p);
+                } else if !wanted && p.puller.active {
+                    p.puller.active = false;
+                    if let Some(pid) = p.puller.pid {
+                        crate::procs::interrupt(pid);
+                    }
+                    // stream goes away with the puller
+                }
+            }
+            // recording
+            let rec_wanted = p.b("record") && p.stream.is_some();
+            let cur_stream = p.stream.as_ref().map(|s| s.id).unwrap_or(0);
+            if let Some(pid) = p.recorder.pid {
+                if !p.recorder.stopping
+                    && (!rec_wanted || p.recorder.stream_id != cur_stream || p.recorder.sig != record_sig(&p.conf))
+                {
+                    p.recorder.stopping = true;
+                    crate::procs::interrupt(pid);
+                }
+            } else if rec_wanted && p.recorder.retry_at.map(|t| now >= t).unwrap_or(true) {
+                p.recorder.retry_at = None;
+                crate::procs::spawn_recorder(shared, p);
+            }
+            // regex-path instances disappear when unused
+            if conf::is_regex_conf(&p.conf_name)
+                && p.stream.is_none()
+                && p.publisher.is_none()
+                && p.demand == 0
+                && p.readers.is_empty()
+                && p.ondemand.pid.is_none()
+                && !p.ondemand.active
+                && p.puller.pid.is_none()
+                && !p.puller.active
+                && p.recorder.pid.is_none()
+            {
+                remove.push(name.clone());
+            }
+        }
+        for n in remove {
+            if let Some(mut p) = st.paths.remove(&n) {
+                wait_free.extend(destroy_path(&mut p));
+            }
+        }
+    }
+    let _ = wait_free;
+}
+
+/// Sets the stream of a path when its publisher starts recording.
+pub fn publish_start(shared: &Shared, p: &mut PathRt, pb: Publisher, sdp: Sdp) -> Arc<Stream> {
+    if let Some(old) = p.publisher.take() {
+        let _ = old.conn.shutdown(Shutdown::Both);
+    }
+    if let Some(s) = p.stream.take() {
+        s.close();
+    }
+    let props = sdp.medias.iter().map(|m| m.props.clone()).collect();
+    let stream = Arc::new(Stream {
+        id: shared.id(),
+        sdp,
+        props: Mutex::new(props),
+        sinks: Mutex::new(Vec::new()),
+        inbound: AtomicU64::new(0),
+        outbound: AtomicU64::new(0),
+    });
+    p.stream = Some(stream.clone());
+    p.publisher = Some(pb);
+    p.available_time = Some(SystemTime::now());
+    shared.log(&format!("path {}: stream available", p.name));
+    shared.cv.notify_all();
+    stream
+}
+
+pub fn publish_stop(shared: &Shared, st: &mut State, name: &str, conn_id: u64) {
+    if let Some(p) = st.paths.get_mut(name) {
+        if p.publisher.as_ref().map(|pb| pb.conn_id) == Some(conn_id) {
+            p.publisher = None;
+            if let Some(s) = p.stream.take() {
+                s.close();
+            }
+            p.available_time = None;
+            shared.log(&format!("path {}: stream not available", name));
+            shared.cv.notify_all();
+        }
+    }
+}
+
+fn opt_time(t: Option<SystemTime>) -> Value {
+    match t {
+        Some(t) => json!(crate::util::rfc3339_nano(t)),
+        None => Value::Null,
+    }
+}
+
+/// The v1.20.1 Path object.
+pub fn path_json(p: &PathRt) -> Value {
+    let available = p.stream.is_some();
+    let (source, online, online_time) = if p.is_url_source() {
+        (json!({"type": "rtspSource", "id": ""}), true, Some(p.created))
+    } else if let Some(pb) = &p.publisher {
+        (json!({"type": "rtspSession", "id": pb.id}), true, p.available_time)
+    } else {
+        (Value::Null, false, None)
+    };
+    let (tracks, tracks2, inb, outb) = match &p.stream {
+        Some(s) => {
+            let props = s.props.lock().unwrap();
+            let tracks: Vec<Value> = s.sdp.medias.iter().map(|m| json!(m.codec)).collect();
+            let tracks2: Vec<Value> = s
+                .sdp
+                .medias
+                .iter()
+                .enumerate()
+                .map(|(i, m)| json!({"codec": m.codec, "codecProps": props.get(i).cloned().flatten()}))
+                .collect();
+            (
+                tracks,
+                tracks2,
+                s.inbound.load(Ordering::Relaxed),
+                s.outbound.load(Ordering::Relaxed),
+            )
+        }
+        None => (vec![], vec![], 0, 0),
+    };
+    let readers: Vec<Value> = p
+        .readers
+        .iter()
+        .map(|(_, id)| json!({"type": "rtspSession", "id": id}))
+        .collect();
+    json!({
+        "name": p.name,
+        "confName": p.conf_name,
+        "source": source,
+        "ready": available,
+        "readyTime": opt_time(if available { p.available_time } else { None }),
+        "available": available,
+        "availableTime": opt_time(if available { p.available_time } else { None }),
+        "online": online,
+        "onlineTime": opt_time(if online { online_time } else { None }),
+        "tracks": tracks,
+        "tracks2": tracks2,
+        "inboundBytes": inb,
+        "outboundBytes": outb,
+        "inboundFramesInError": 0,
+        "bytesReceived": inb,
+        "bytesSent": outb,
+        "readers": readers,
+    })
+}
+
+pub fn fields_for(global: bool) -> &'static [Field] {
+    if global {
+        GLOBAL_FIELDS
+    } else {
+        PATH_FIELDS
+    }
+}

@@ -1,0 +1,342 @@
+//! Child processes: runOnDemand commands, pulled-source relays and recorders.
+//! Every child runs in its own process group and is stopped with SIGINT to that group.
+
+use crate::core::{ChildKind, PathRt, Shared};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+pub fn interrupt(pid: i32) {
+    // SAFETY: plain syscall; pid is a process-group leader we started.
+    unsafe {
+        libc::killpg(pid, libc::SIGINT);
+    }
+}
+
+pub fn kill_group(pid: i32) {
+    // SAFETY: plain syscall.
+    unsafe {
+        libc::killpg(pid, libc::SIGKILL);
+    }
+}
+
+fn log_file(shared: &Shared, name: &str, kind: &str) -> (Stdio, Stdio) {
+    let dir = shared.dir.join("logs");
+    let _ = std::fs::create_dir_all(&dir);
+    let fname = format!("{}-{}.log", name.replace('/', "_"), kind);
+    match std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join(fname))
+    {
+        Ok(f) => {
+            let f2 = f.try_clone().map(Stdio::from).unwrap_or_else(|_| Stdio::null());
+            (Stdio::from(f), f2)
+        }
+        Err(_) => (Stdio::null(), Stdio::null()),
+    }
+}
+
+fn spawn(
+    shared: &Arc<Shared>,
+    args: &[String],
+    envs: &[(String, String)],
+    name: &str,
+    kind: ChildKind,
+) -> Option<Child> {
+    if args.is_empty() {
+        return None;
+    }
+    let tag = match kind {
+        ChildKind::OnDemand => "ondemand",
+        ChildKind::Puller => "source",
+        ChildKind::Recorder => "recorder",
+    };
+    let (out, err) = log_file(shared, name, tag);
+    let mut cmd = Command::new(&args[0]);
+    cmd.args(&args[1..])
+        .stdin(Stdio::null())
+        .stdout(out)
+        .stderr(err)
+        .current_dir(&shared.dir);
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    {
+        use std::os::unix::process::CommandExt;
+        cmd.process_group(0);
+    }
+    match cmd.spawn() {
+        Ok(c) => {
+            shared
+                .children
+                .lock()
+                .unwrap()
+                .insert(c.id() as i32, (kind, name.to_string()));
+            shared.log(&format!("path {}: started {} pid {}: {:?}", name, tag, c.id(), args));
+            Some(c)
+        }
+        Err(e) => {
+            shared.log(&format!("path {}: cannot start {}: {} ({:?})", name, tag, e, args));
+            None
+        }
+    }
+}
+
+/// Waits for a child in a thread, then calls `after` with the state lock held.
+fn watch<F>(shared: &Arc<Shared>, mut child: Child, after: F)
+where
+    F: FnOnce(&Arc<Shared>, i32) + Send + 'static,
+{
+    let sh = shared.clone();
+    std::thread::spawn(move || {
+        let pid = child.id() as i32;
+        let status = child.wait();
+        sh.children.lock().unwrap().remove(&pid);
+        sh.log(&format!("pid {} exited: {:?}", pid, status));
+        after(&sh, pid);
+    });
+}
+
+pub fn spawn_on_demand(shared: &Arc<Shared>, p: &mut PathRt) {
+    let mut cmdstr = p.s("runOnDemand");
+    let envs = vec![
+        ("MTX_PATH".to_string(), p.name.clone()),
+        ("RTSP_PORT".to_string(), shared.rtsp_port.to_string()),
+        ("MTX_QUERY".to_string(), p.ondemand_query.clone()),
+    ];
+    for (k, v) in &envs {
+        cmdstr = cmdstr.replace(&format!("${}", k), v);
+    }
+    let args = match crate::util::shell_split(&cmdstr) {
+        Ok(a) => a,
+        Err(e) => {
+            shared.log(&format!("path {}: invalid runOnDemand: {}", p.name, e));
+            return;
+        }
+    };
+    let child = match spawn(shared, &args, &envs, &p.name, ChildKind::OnDemand) {
+        Some(c) => c,
+        None => return,
+    };
+    p.ondemand.pid = Some(child.id() as i32);
+    let name = p.name.clone();
+    let path_gen = p.gen;
+    let od_gen = p.ondemand.gen;
+    watch(shared, child, move |sh, pid| {
+        let mut st = sh.lock();
+        let Some(p) = st.paths.get_mut(&name) else { return };
+        if p.gen != path_gen || p.ondemand.pid != Some(pid) {
+            return;
+        }
+        p.ondemand.pid = None;
+        if !p.ondemand.active || p.ondemand.gen != od_gen {
+            return;
+        }
+        if p.b("runOnDemandRestart") {
+            drop(st);
+            let sh2 = sh.clone();
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_secs(5));
+                let mut st = sh2.lock();
+                if sh2.shutdown.load(std::sync::atomic::Ordering::SeqCst) {
+                    return;
+                }
+                if let Some(p) = st.paths.get_mut(&name) {
+                    if p.gen == path_gen && p.ondemand.active && p.ondemand.gen == od_gen && p.ondemand.pid.is_none() {
+                        spawn_on_demand(&sh2, p);
+                    }
+                }
+            });
+        } else {
+            p.ondemand.active = false;
+        }
+    });
+}
+
+pub fn spawn_puller(shared: &Arc<Shared>, p: &mut PathRt) {
+    let mut args: Vec<String> = vec![
+        shared.ffmpeg.clone(),
+        "-nostdin".into(),
+        "-hide_banner".into(),
+        "-loglevel".into(),
+        "warning".into(),
+    ];
+    match p.s("rtspTransport").as_str() {
+        "tcp" => args.extend(["-rtsp_transport".to_string(), "tcp".to_string()]),
+        "udp" => args.extend(["-rtsp_transport".to_string(), "udp".to_string()]),
+        "multicast" => args.extend(["-rtsp_transport".to_string(), "udp_multicast".to_string()]),
+        _ => {}
+    }
+    args.extend(
+        [
+            "-i",
+            &p.s("source"),
+            "-map",
+            "0",
+            "-c",
+            "copy",
+            "-f",
+            "rtsp",
+            "-rtsp_transport",
+            "tcp",
+            &format!(
+                "rtsp://127.0.0.1:{}/{}{}",
+                shared.rtsp_port,
+                shared.internal_prefix(),
+                p.name
+            ),
+        ]
+        .iter()
+        .map(|s| s.to_string()),
+    );
+    let child = match spawn(shared, &args, &[], &p.name, ChildKind::Puller) {
+        Some(c) => c,
+        None => return,
+    };
+    p.puller.pid = Some(child.id() as i32);
+    let name = p.name.clone();
+    let path_gen = p.gen;
+    let gen = p.puller.gen;
+    watch(shared, child, move |sh, pid| {
+        let mut st = sh.lock();
+        let Some(p) = st.paths.get_mut(&name) else { return };
+        if p.gen != path_gen || p.puller.pid != Some(pid) {
+            return;
+        }
+        p.puller.pid = None;
+        if !p.puller.active || p.puller.gen != gen {
+            return;
+        }
+        // retry after 5 s, like MediaMTX's static sources
+        drop(st);
+        let sh2 = sh.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_secs(5));
+            let mut st = sh2.lock();
+            if sh2.shutdown.load(std::sync::atomic::Ordering::SeqCst) {
+                return;
+            }
+            if let Some(p) = st.paths.get_mut(&name) {
+                if p.gen == path_gen && p.puller.active && p.puller.gen == gen && p.puller.pid.is_none() {
+                    spawn_puller(&sh2, p);
+                }
+            }
+        });
+    });
+}
+
+pub fn spawn_recorder(shared: &Arc<Shared>, p: &mut PathRt) {
+    let Some(stream) = p.stream.clone() else { return };
+    let format = p.s("recordFormat");
+    let ext = if format == "mpegts" { ".ts" } else { ".mp4" };
+    let record_path = p.s("recordPath");
+    let pattern = format!(
+        "{}{}",
+        record_path.replace("%path", &p.name).replace("%f", "000000"),
+        ext
+    );
+    // create the directory of the (time-expanded) first segment
+    let tm = crate::util::local_tm(std::time::SystemTime::now());
+    let first = crate::recordings::encode(&format!("{}{}", record_path, ext), &p.name, &tm, 0);
+    let first_abs = shared.dir.join(&first);
+    if let Some(parent) = first_abs.parent() {
+        let _ = std::fs::create_dir_all(parent);
+    }
+    let seg = p.d("recordSegmentDuration").as_secs_f64().max(0.001);
+    let mut args: Vec<String> = vec![
+        shared.ffmpeg.clone(),
+        "-nostdin".into(),
+        "-hide_banner".into(),
+        "-loglevel".into(),
+        "warning".into(),
+        "-rtsp_transport".into(),
+        "tcp".into(),
+        "-i".into(),
+        format!(
+            "rtsp://127.0.0.1:{}/{}{}",
+            shared.rtsp_port,
+            shared.internal_prefix(),
+            p.name
+        ),
+        "-map".into(),
+        "0:v?".into(),
+        "-map".into(),
+        "0:a?".into(),
+        "-c".into(),
+        "copy".into(),
+        "-f".into(),
+        "segment".into(),
+        "-segment_time".into(),
+        format!("{}", seg),
+        "-reset_timestamps".into(),
+        "1".into(),
+        "-strftime".into(),
+        "1".into(),
+    ];
+    if format == "mpegts" {
+        args.extend(["-segment_format".to_string(), "mpegts".to_string()]);
+    } else {
+        args.extend([
+            "-segment_format".to_string(),
+            "mp4".to_string(),
+            "-segment_format_options".to_string(),
+            "movflags=+frag_keyframe+empty_moov+default_base_moof".to_string(),
+        ]);
+    }
+    args.push(pattern);
+    let child = match spawn(shared, &args, &[], &p.name, ChildKind::Recorder) {
+        Some(c) => c,
+        None => {
+            p.recorder.retry_at = Some(Instant::now() + Duration::from_secs(2));
+            return;
+        }
+    };
+    p.recorder.pid = Some(child.id() as i32);
+    p.recorder.stream_id = stream.id;
+    p.recorder.sig = crate::core::record_sig(&p.conf);
+    p.recorder.stopping = false;
+    let name = p.name.clone();
+    let path_gen = p.gen;
+    watch(shared, child, move |sh, pid| {
+        let mut st = sh.lock();
+        if let Some(p) = st.paths.get_mut(&name) {
+            if p.gen == path_gen && p.recorder.pid == Some(pid) {
+                let unexpected = !p.recorder.stopping;
+                p.recorder.pid = None;
+                p.recorder.stopping = false;
+                if unexpected {
+                    p.recorder.retry_at = Some(Instant::now() + Duration::from_secs(1));
+                }
+            }
+        }
+        sh.cv.notify_all();
+    });
+}
+
+/// Waits until the given pids are gone (or timeout).
+pub fn wait_pids(shared: &Shared, pids: &[i32], timeout: Duration) {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        let ch = shared.children.lock().unwrap();
+        if pids.iter().all(|p| !ch.contains_key(p)) {
+            return;
+        }
+        drop(ch);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Stops every child: SIGINT to each group, then SIGKILL after `grace`.
+pub fn stop_all(shared: &Shared, grace: Duration) {
+    let pids: Vec<i32> = shared.children.lock().unwrap().keys().cloned().collect();
+    for p in &pids {
+        interrupt(*p);
+    }
+    wait_pids(shared, &pids, grace);
+    let left: Vec<i32> = shared.children.lock().unwrap().keys().cloned().collect();
+    for p in &left {
+        kill_group(*p);
+    }
+    wait_pids(shared, &left, Duration::from_secs(2));
+}

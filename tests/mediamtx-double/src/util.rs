@@ -1,0 +1,322 @@
+//! Small helpers: local time formatting (RFC3339Nano like Go), ids, base64, shell splitting.
+
+use std::io::Read;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Broken-down local time.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Tm {
+    pub year: i64,
+    pub month: u32,
+    pub day: u32,
+    pub hour: u32,
+    pub min: u32,
+    pub sec: u32,
+    pub nanos: u32,
+    /// offset east of UTC, seconds
+    pub gmtoff: i64,
+}
+
+pub fn local_tm(t: SystemTime) -> Tm {
+    let (secs, nanos) = match t.duration_since(UNIX_EPOCH) {
+        Ok(d) => (d.as_secs() as i64, d.subsec_nanos()),
+        Err(_) => (0, 0),
+    };
+    // SAFETY: localtime_r only writes to the provided tm struct.
+    unsafe {
+        let tt: libc::time_t = secs as libc::time_t;
+        let mut tm: libc::tm = std::mem::zeroed();
+        libc::localtime_r(&tt, &mut tm);
+        Tm {
+            year: tm.tm_year as i64 + 1900,
+            month: tm.tm_mon as u32 + 1,
+            day: tm.tm_mday as u32,
+            hour: tm.tm_hour as u32,
+            min: tm.tm_min as u32,
+            sec: tm.tm_sec as u32,
+            nanos,
+            gmtoff: tm.tm_gmtoff as i64,
+        }
+    }
+}
+
+/// Local broken-down time to unix seconds (mktime).
+pub fn local_to_unix(year: i64, month: u32, day: u32, hour: u32, min: u32, sec: u32) -> i64 {
+    // SAFETY: mktime reads/normalizes the provided struct.
+    unsafe {
+        let mut tm: libc::tm = std::mem::zeroed();
+        tm.tm_year = (year - 1900) as libc::c_int;
+        tm.tm_mon = month as libc::c_int - 1;
+        tm.tm_mday = day as libc::c_int;
+        tm.tm_hour = hour as libc::c_int;
+        tm.tm_min = min as libc::c_int;
+        tm.tm_sec = sec as libc::c_int;
+        tm.tm_isdst = -1;
+        libc::mktime(&mut tm) as i64
+    }
+}
+
+/// Go's time.RFC3339Nano formatting of a local time.
+pub fn rfc3339_nano_tm(tm: &Tm) -> String {
+    let mut s = format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
+        tm.year, tm.month, tm.day, tm.hour, tm.min, tm.sec
+    );
+    if tm.nanos != 0 {
+        let frac = format!("{:09}", tm.nanos);
+        s.push('.');
+        s.push_str(frac.trim_end_matches('0'));
+    }
+    if tm.gmtoff == 0 {
+        s.push('Z');
+    } else {
+        let sign = if tm.gmtoff < 0 { '-' } else { '+' };
+        let o = tm.gmtoff.abs();
+        s.push_str(&format!("{}{:02}:{:02}", sign, o / 3600, (o % 3600) / 60));
+    }
+    s
+}
+
+pub fn rfc3339_nano(t: SystemTime) -> String {
+    rfc3339_nano_tm(&local_tm(t))
+}
+
+/// Parses an RFC3339 timestamp (with optional fraction) into (unix seconds, nanos).
+pub fn parse_rfc3339(s: &str) -> Option<(i64, u32)> {
+    let b = s.as_bytes();
+    if b.len() < 20
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || (b[10] != b'T' && b[10] != b't')
+        || b[13] != b':'
+        || b[16] != b':'
+    {
+        return None;
+    }
+    let num = |a: usize, e: usize| -> Option<i64> {
+        let t = &s[a..e];
+        if t.bytes().all(|c| c.is_ascii_digit()) {
+            t.parse().ok()
+        } else {
+            None
+        }
+    };
+    let (y, mo, d, h, mi, se) = (
+        num(0, 4)?,
+        num(5, 7)?,
+        num(8, 10)?,
+        num(11, 13)?,
+        num(14, 16)?,
+        num(17, 19)?,
+    );
+    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || se > 60 {
+        return None;
+    }
+    let mut i = 19;
+    let mut nanos: u32 = 0;
+    if i < b.len() && b[i] == b'.' {
+        i += 1;
+        let st = i;
+        while i < b.len() && b[i].is_ascii_digit() {
+            i += 1;
+        }
+        if i == st || i - st > 9 {
+            return None;
+        }
+        let frac = &s[st..i];
+        nanos = format!("{:0<9}", frac).parse().ok()?;
+    }
+    let off: i64 = match &s[i..] {
+        "Z" | "z" => 0,
+        rest if rest.len() == 6 && (rest.starts_with('+') || rest.starts_with('-')) && &rest[3..4] == ":" => {
+            let hh: i64 = rest[1..3].parse().ok()?;
+            let mm: i64 = rest[4..6].parse().ok()?;
+            let v = hh * 3600 + mm * 60;
+            if rest.starts_with('-') {
+                -v
+            } else {
+                v
+            }
+        }
+        _ => return None,
+    };
+    let days = days_from_civil(y, mo as u32, d as u32);
+    Some((days * 86400 + h * 3600 + mi * 60 + se - off, nanos))
+}
+
+pub fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = if y >= 0 { y } else { y - 399 } / 400;
+    let yoe = y - era * 400;
+    let mp = (m as i64 + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d as i64 - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146097 + doe - 719468
+}
+
+pub fn random_bytes(n: usize) -> Vec<u8> {
+    let mut v = vec![0u8; n];
+    if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
+        let _ = f.read_exact(&mut v);
+    } else {
+        let t = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos();
+        for (i, b) in v.iter_mut().enumerate() {
+            *b = (t >> ((i % 16) * 8)) as u8 ^ i as u8;
+        }
+    }
+    v
+}
+
+pub fn uuid() -> String {
+    let mut b = random_bytes(16);
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let h: String = b.iter().map(|x| format!("{:02x}", x)).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
+}
+
+pub fn hex_id(n: usize) -> String {
+    random_bytes(n).iter().map(|x| format!("{:02x}", x)).collect()
+}
+
+pub fn base64_decode(s: &str) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut acc: u32 = 0;
+    let mut bits = 0;
+    for c in s.bytes() {
+        let v = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' | b'-' => 62,
+            b'/' | b'_' => 63,
+            b'=' => break,
+            b' ' | b'\n' | b'\r' => continue,
+            _ => return None,
+        } as u32;
+        acc = (acc << 6) | v;
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+            acc &= (1 << bits) - 1;
+        }
+    }
+    Some(out)
+}
+
+/// Shell-style splitting (like go-shellquote): quotes and backslashes, no expansion.
+pub fn shell_split(s: &str) -> Result<Vec<String>, String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut in_word = false;
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            ' ' | '\t' | '\n' => {
+                if in_word {
+                    out.push(std::mem::take(&mut cur));
+                    in_word = false;
+                }
+            }
+            '\\' => {
+                in_word = true;
+                match chars.next() {
+                    Some('\n') => {}
+                    Some(n) => cur.push(n),
+                    None => return Err("Unterminated backslash-escape".into()),
+                }
+            }
+            '\'' => {
+                in_word = true;
+                loop {
+                    match chars.next() {
+                        Some('\'') => break,
+                        Some(n) => cur.push(n),
+                        None => return Err("Unterminated single-quoted string".into()),
+                    }
+                }
+            }
+            '"' => {
+                in_word = true;
+                loop {
+                    match chars.next() {
+                        Some('"') => break,
+                        Some('\\') => match chars.next() {
+                            Some(n @ ('"' | '\\' | '$' | '`')) => cur.push(n),
+                            Some('\n') => {}
+                            Some(n) => {
+                                cur.push('\\');
+                                cur.push(n);
+                            }
+                            None => return Err("Unterminated double-quoted string".into()),
+                        },
+                        Some(n) => cur.push(n),
+                        None => return Err("Unterminated double-quoted string".into()),
+                    }
+                }
+            }
+            _ => {
+                in_word = true;
+                cur.push(c);
+            }
+        }
+    }
+    if in_word {
+        out.push(cur);
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339() {
+        let tm = Tm {
+            year: 2024,
+            month: 5,
+            day: 1,
+            hour: 10,
+            min: 0,
+            sec: 3,
+            nanos: 123456000,
+            gmtoff: 0,
+        };
+        assert_eq!(rfc3339_nano_tm(&tm), "2024-05-01T10:00:03.123456Z");
+        let tm2 = Tm {
+            nanos: 0,
+            gmtoff: 7200,
+            ..tm
+        };
+        assert_eq!(rfc3339_nano_tm(&tm2), "2024-05-01T10:00:03+02:00");
+        assert_eq!(parse_rfc3339("1970-01-01T00:00:01.5Z"), Some((1, 500_000_000)));
+        assert_eq!(parse_rfc3339("1970-01-01T02:00:00+02:00"), Some((0, 0)));
+        assert_eq!(parse_rfc3339("garbage"), None);
+    }
+
+    #[test]
+    fn split() {
+        assert_eq!(
+            shell_split("a 'b c' \"d e\" f\\ g").unwrap(),
+            vec!["a", "b c", "d e", "f g"]
+        );
+        assert!(shell_split("a 'b").is_err());
+    }
+
+    #[test]
+    fn b64() {
+        assert_eq!(base64_decode("aGVsbG8=").unwrap(), b"hello");
+    }
+}

@@ -1,0 +1,350 @@
+//! Helpers shared by the double's own tests: HTTP client, ffmpeg children, temp dirs,
+//! and a small OpenAPI 3 schema validator for the responses.
+#![allow(dead_code, clippy::collapsible_match)]
+
+use serde_json::Value;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+pub fn temp_dir(tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!(
+        "mtxd-{}-{}-{}",
+        tag,
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::SeqCst)
+    ));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+pub fn start(tag: &str) -> (mediamtx_double::Handle, PathBuf) {
+    let dir = temp_dir(tag);
+    let h = mediamtx_double::start(mediamtx_double::Options::new(&dir)).expect("start double");
+    (h, dir)
+}
+
+pub struct Resp {
+    pub status: u16,
+    pub content_type: String,
+    pub body: String,
+}
+
+impl Resp {
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("invalid JSON body {:?}: {}", self.body, e))
+    }
+}
+
+/// One HTTP/1.1 request with `Connection: close`. Err on connection failure / timeout.
+pub fn try_http(method: &str, url: &str, body: Option<&str>, timeout: Duration) -> std::io::Result<Resp> {
+    let rest = url.strip_prefix("http://").expect("http url");
+    let (host, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let mut s = TcpStream::connect(host)?;
+    s.set_read_timeout(Some(timeout))?;
+    s.set_write_timeout(Some(timeout))?;
+    let body = body.unwrap_or("");
+    let req = format!(
+        "{} {} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{}",
+        method,
+        if path.is_empty() { "/" } else { path },
+        host,
+        body.len(),
+        body
+    );
+    s.write_all(req.as_bytes())?;
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf)?;
+    let text = String::from_utf8_lossy(&buf).to_string();
+    let (head, body) = text.split_once("\r\n\r\n").ok_or_else(|| {
+        std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            format!("no HTTP response: {:?}", text),
+        )
+    })?;
+    let status: u16 = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let content_type = head
+        .lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            if k.eq_ignore_ascii_case("content-type") {
+                Some(v.trim().to_string())
+            } else {
+                None
+            }
+        })
+        .unwrap_or_default();
+    Ok(Resp {
+        status,
+        content_type,
+        body: body.to_string(),
+    })
+}
+
+pub fn http(method: &str, url: &str, body: Option<&str>) -> Resp {
+    try_http(method, url, body, Duration::from_secs(20)).unwrap_or_else(|e| panic!("{} {}: {}", method, url, e))
+}
+
+pub fn wait_until<F: FnMut() -> bool>(timeout: Duration, what: &str, mut f: F) {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if f() {
+            return;
+        }
+        if Instant::now() > deadline {
+            panic!("timed out after {:?} waiting for: {}", timeout, what);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+pub fn require_ffmpeg() {
+    for bin in ["ffmpeg", "ffprobe"] {
+        let ok = Command::new(bin)
+            .arg("-version")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+        assert!(
+            matches!(ok, Ok(s) if s.success()),
+            "{} is required by the mediamtx-double tests (apt-get install ffmpeg)",
+            bin
+        );
+    }
+}
+
+/// A child killed (SIGINT then SIGKILL) when dropped.
+pub struct Proc(pub Child);
+
+impl Proc {
+    pub fn pid(&self) -> i32 {
+        self.0.id() as i32
+    }
+    pub fn interrupt_and_wait(&mut self) -> Option<std::process::ExitStatus> {
+        unsafe {
+            libc::kill(self.pid(), libc::SIGINT);
+        }
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(s)) = self.0.try_wait() {
+                return Some(s);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.0.kill();
+        self.0.wait().ok()
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
+pub fn publisher_cmd(url: &str, size: &str) -> String {
+    format!(
+        "ffmpeg -nostdin -hide_banner -loglevel error -re -f lavfi -i testsrc2=size={}:rate=15 -c:v libx264 -preset ultrafast -tune zerolatency -g 15 -f rtsp -rtsp_transport tcp {}",
+        size, url
+    )
+}
+
+pub fn spawn_cmd(cmd: &str, log: &std::path::Path) -> Proc {
+    let args: Vec<&str> = cmd.split_whitespace().collect();
+    let f = std::fs::File::create(log).unwrap();
+    let child = Command::new(args[0])
+        .args(&args[1..])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(f))
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn {}: {}", cmd, e));
+    Proc(child)
+}
+
+pub fn pid_alive(pid: i32) -> bool {
+    // a zombie still "exists"; check /proc state
+    match std::fs::read_to_string(format!("/proc/{}/stat", pid)) {
+        Ok(s) => !s.rsplit(')').next().unwrap_or("").trim_start().starts_with('Z'),
+        Err(_) => false,
+    }
+}
+
+// ------------------------------------------------------------------ OpenAPI validation
+
+pub fn load_spec() -> Value {
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/mediamtx/openapi.yaml");
+    let text = std::fs::read_to_string(&p).unwrap_or_else(|e| {
+        panic!(
+            "openapi.yaml not found at {} ({}): the conformance test needs it",
+            p.display(),
+            e
+        )
+    });
+    serde_yaml::from_str::<Value>(&text).expect("parse openapi.yaml")
+}
+
+fn resolve<'a>(spec: &'a Value, r: &str) -> &'a Value {
+    let name = r.rsplit('/').next().unwrap();
+    spec.pointer(&format!("/components/schemas/{}", name))
+        .unwrap_or_else(|| panic!("unresolved $ref {}", r))
+}
+
+/// Validates `v` against `schema`. Besides types, it rejects properties the schema does not
+/// define and, since MediaMTX always emits every field, non-deprecated properties that are
+/// missing (plus any `required` list).
+pub fn validate(spec: &Value, schema: &Value, v: &Value, at: &str, errs: &mut Vec<String>) {
+    if let Some(r) = schema.get("$ref").and_then(|r| r.as_str()) {
+        return validate(spec, resolve(spec, r), v, at, errs);
+    }
+    let nullable = schema.get("nullable").and_then(|n| n.as_bool()).unwrap_or(false);
+    if v.is_null() {
+        if !nullable {
+            errs.push(format!("{}: null but schema is not nullable", at));
+        }
+        return;
+    }
+    if let Some(all) = schema.get("allOf").and_then(|a| a.as_array()) {
+        for s in all {
+            validate(spec, s, v, at, errs);
+        }
+    }
+    if let Some(one) = schema.get("oneOf").and_then(|a| a.as_array()) {
+        let ok = one.iter().any(|s| {
+            let mut e = Vec::new();
+            validate(spec, s, v, at, &mut e);
+            e.is_empty()
+        });
+        if !ok {
+            errs.push(format!("{}: {} matches none of oneOf", at, v));
+        }
+    }
+    if let Some(en) = schema.get("enum").and_then(|e| e.as_array()) {
+        let ok = en
+            .iter()
+            .any(|x| x == v || (x.is_boolean() && v.is_string() && x.as_bool() == Some(v == "yes")));
+        if !ok {
+            errs.push(format!("{}: {} not in enum {:?}", at, v, en));
+        }
+    }
+    let ty = schema.get("type").and_then(|t| t.as_str());
+    let fmt = schema.get("format").and_then(|t| t.as_str()).unwrap_or("");
+    match ty {
+        Some("object") => {
+            let Some(obj) = v.as_object() else {
+                errs.push(format!("{}: expected object, got {}", at, v));
+                return;
+            };
+            if let Some(props) = schema.get("properties").and_then(|p| p.as_object()) {
+                for (k, val) in obj {
+                    match props.get(k) {
+                        Some(ps) => validate(spec, ps, val, &format!("{}.{}", at, k), errs),
+                        None => errs.push(format!("{}: field '{}' is not defined by the spec", at, k)),
+                    }
+                }
+                for (k, ps) in props {
+                    let deprecated = ps.get("deprecated").and_then(|d| d.as_bool()).unwrap_or(false);
+                    if !deprecated && !obj.contains_key(k) {
+                        errs.push(format!("{}: field '{}' missing", at, k));
+                    }
+                }
+            }
+            if let Some(req) = schema.get("required").and_then(|r| r.as_array()) {
+                for k in req.iter().filter_map(|k| k.as_str()) {
+                    if !obj.contains_key(k) {
+                        errs.push(format!("{}: required field '{}' missing", at, k));
+                    }
+                }
+            }
+        }
+        Some("array") => {
+            let Some(a) = v.as_array() else {
+                errs.push(format!("{}: expected array, got {}", at, v));
+                return;
+            };
+            if let Some(items) = schema.get("items") {
+                for (i, it) in a.iter().enumerate() {
+                    validate(spec, items, it, &format!("{}[{}]", at, i), errs);
+                }
+            }
+        }
+        Some("string") => {
+            if !v.is_string() {
+                errs.push(format!("{}: expected string, got {}", at, v));
+            }
+        }
+        Some("boolean") => {
+            if !v.is_boolean() {
+                errs.push(format!("{}: expected boolean, got {}", at, v));
+            }
+        }
+        Some("integer") => {
+            let ok = if fmt == "uint64" {
+                v.is_u64()
+            } else {
+                v.is_i64() || v.is_u64()
+            };
+            if !ok {
+                errs.push(format!("{}: expected integer ({}), got {}", at, fmt, v));
+            }
+        }
+        Some("number") => {
+            if !v.is_number() {
+                errs.push(format!("{}: expected number, got {}", at, v));
+            }
+        }
+        Some(other) => errs.push(format!("{}: unsupported schema type {}", at, other)),
+        None => {}
+    }
+}
+
+/// Checks a response against the spec for (template path, method, status).
+pub fn check_response(spec: &Value, template: &str, method: &str, resp: &Resp) {
+    let op = spec
+        .get("paths")
+        .and_then(|p| p.get(template))
+        .and_then(|p| p.get(method.to_ascii_lowercase()))
+        .unwrap_or_else(|| panic!("spec has no {} {}", method, template));
+    let code = resp.status.to_string();
+    let r = op.get("responses").and_then(|r| r.get(&code)).unwrap_or_else(|| {
+        panic!(
+            "{} {}: status {} not documented (body {})",
+            method, template, code, resp.body
+        )
+    });
+    let schema = r
+        .pointer("/content/application~1json/schema")
+        .unwrap_or_else(|| panic!("{} {} {}: no JSON schema", method, template, code));
+    assert!(
+        resp.content_type.starts_with("application/json"),
+        "{} {} {}: content-type {}",
+        method,
+        template,
+        code,
+        resp.content_type
+    );
+    let v = resp.json();
+    let mut errs = Vec::new();
+    validate(
+        spec,
+        schema,
+        &v,
+        &format!("{} {} {}", method, template, code),
+        &mut errs,
+    );
+    assert!(
+        errs.is_empty(),
+        "schema violations:\n{}\nbody: {}",
+        errs.join("\n"),
+        resp.body
+    );
+}
