@@ -1,0 +1,490 @@
+//! Media behaviour of the double with real ffmpeg publishers/readers: relay to several
+//! readers, runOnDemand start/close-after, recording, pulled URL sources, the CLI.
+
+mod common;
+use common::*;
+use serde_json::{json, Value};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn path_get(h: &mediamtx_double::Handle, name: &str) -> Value {
+    let r = http("GET", &format!("{}/v3/paths/get/{}", h.api_url(), name), None);
+    if r.status == 200 {
+        r.json()
+    } else {
+        json!({"available": false, "readers": []})
+    }
+}
+
+fn rtsp_raw(port: u16, req: &str) -> String {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    s.write_all(req.as_bytes()).unwrap();
+    let mut buf = [0u8; 4096];
+    let n = s.read(&mut buf).unwrap_or(0);
+    String::from_utf8_lossy(&buf[..n]).to_string()
+}
+
+/// Runs an ffmpeg reader writing one md5 line per decoded frame; returns the frame count.
+fn read_frames(url: &str, frames: u32, out: &Path) -> usize {
+    let st = Command::new("ffmpeg")
+        .args([
+            "-nostdin",
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-rtsp_transport",
+            "tcp",
+            "-i",
+            url,
+        ])
+        .args(["-frames:v", &frames.to_string(), "-f", "framemd5", "-y"])
+        .arg(out)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect("run ffmpeg reader");
+    assert!(st.success(), "ffmpeg reader of {} failed: {:?}", url, st);
+    let text = std::fs::read_to_string(out).unwrap_or_default();
+    text.lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .count()
+}
+
+fn ffprobe(file: &Path) -> Value {
+    let out = Command::new("ffprobe")
+        .args(["-v", "error", "-print_format", "json", "-show_streams", "-show_format"])
+        .arg(file)
+        .output()
+        .expect("ffprobe");
+    serde_json::from_slice(&out.stdout).unwrap_or(json!({}))
+}
+
+/// Duration of a (possibly still written) file from its last video packet.
+fn probe_duration(file: &Path) -> f64 {
+    let out = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-select_streams",
+            "v:0",
+            "-show_entries",
+            "packet=pts_time",
+            "-of",
+            "csv=p=0",
+        ])
+        .arg(file)
+        .output()
+        .expect("ffprobe");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.trim().trim_end_matches(',').parse::<f64>().ok())
+        .fold(0.0, f64::max)
+}
+
+fn list_files(dir: &Path, ext: &str) -> Vec<std::path::PathBuf> {
+    let mut v: Vec<_> = std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.path())
+                .filter(|p| p.to_string_lossy().ends_with(ext))
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+#[test]
+fn publisher_relayed_to_two_readers() {
+    require_ffmpeg();
+    let spec = load_spec();
+    let (h, dir) = start("relay");
+    let url = format!("{}/live", h.rtsp_url());
+
+    // no stream yet → 404; unknown tracks
+    let r = rtsp_raw(h.rtsp_port, &format!("DESCRIBE {} RTSP/1.0\r\nCSeq: 1\r\n\r\n", url));
+    assert!(r.starts_with("RTSP/1.0 404"), "{}", r);
+
+    let _pubp = spawn_cmd(&publisher_cmd(&url, "640x480"), &dir.join("pub.log"));
+    wait_until(Duration::from_secs(15), "stream available", || {
+        path_get(&h, "live")["available"] == true
+    });
+    let p = path_get(&h, "live");
+    assert_eq!(p["confName"], "all_others");
+    assert_eq!(p["source"]["type"], "rtspSession");
+    assert_eq!(p["tracks2"][0]["codec"], "H264");
+    assert_eq!(p["tracks2"][0]["codecProps"]["width"], 640);
+    assert_eq!(p["tracks2"][0]["codecProps"]["height"], 480);
+    assert_eq!(p["tracks2"][0]["codecProps"]["profile"], "Baseline");
+    let resp = http("GET", &format!("{}/v3/paths/get/live", h.api_url()), None);
+    check_response(&spec, "/v3/paths/get/{name}", "GET", &resp);
+
+    // two concurrent readers both decode frames
+    let (u1, u2) = (url.clone(), url.clone());
+    let (o1, o2) = (dir.join("r1.md5"), dir.join("r2.md5"));
+    let t1 = std::thread::spawn(move || read_frames(&u1, 45, &o1));
+    let t2 = std::thread::spawn(move || read_frames(&u2, 45, &o2));
+    wait_until(Duration::from_secs(10), "two readers listed", || {
+        path_get(&h, "live")["readers"].as_array().map(|a| a.len()) == Some(2)
+    });
+    let p = path_get(&h, "live");
+    assert_eq!(p["readers"][0]["type"], "rtspSession");
+    let resp = http("GET", &format!("{}/v3/paths/list", h.api_url()), None);
+    check_response(&spec, "/v3/paths/list", "GET", &resp);
+    assert!(t1.join().unwrap() >= 45);
+    assert!(t2.join().unwrap() >= 45);
+    wait_until(Duration::from_secs(5), "readers gone", || {
+        path_get(&h, "live")["readers"] == json!([])
+    });
+    let p1 = path_get(&h, "live");
+    std::thread::sleep(Duration::from_millis(700));
+    let p2 = path_get(&h, "live");
+    assert!(
+        p2["inboundBytes"].as_u64() > p1["inboundBytes"].as_u64(),
+        "inboundBytes grows"
+    );
+    assert!(p2["outboundBytes"].as_u64().unwrap() > 0);
+
+    // UDP-only SETUP → 461
+    let r = rtsp_raw(
+        h.rtsp_port,
+        &format!(
+            "SETUP {}/trackID=0 RTSP/1.0\r\nCSeq: 2\r\nTransport: RTP/AVP;unicast;client_port=5000-5001\r\n\r\n",
+            url
+        ),
+    );
+    assert!(r.starts_with("RTSP/1.0 461"), "{}", r);
+
+    // dropping the publisher makes the stream unavailable; regex path then disappears
+    assert_eq!(
+        http(
+            "POST",
+            &format!("{}/control/drop-publisher?path=live", h.control_url()),
+            None
+        )
+        .status,
+        200
+    );
+    wait_until(Duration::from_secs(5), "path gone", || {
+        http("GET", &format!("{}/v3/paths/get/live", h.api_url()), None).status == 404
+    });
+}
+
+#[test]
+fn run_on_demand_start_and_close_after() {
+    require_ffmpeg();
+    let (h, dir) = start("ondemand");
+    let a = h.api_url();
+    let envf = dir.join("env.txt");
+    let cmd = format!(
+        "sh -c 'printenv MTX_PATH RTSP_PORT MTX_QUERY > {}; exec {}'",
+        envf.display(),
+        publisher_cmd("rtsp://127.0.0.1:$RTSP_PORT/$MTX_PATH", "320x240")
+    );
+    let body = json!({
+        "runOnDemand": cmd,
+        "runOnDemandStartTimeout": "10s",
+        "runOnDemandCloseAfter": "1s",
+        "recordDeleteAfter": "0s",
+    });
+    let r = http(
+        "POST",
+        &format!("{}/v3/config/paths/replace/cam0", a),
+        Some(&body.to_string()),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(path_get(&h, "cam0")["available"], false);
+    let status = || http("GET", &format!("{}/control/status", h.control_url()), None).json();
+    assert_eq!(status()["children"], json!([]));
+
+    // first reader starts the command, waits for its publisher and gets frames
+    let url = format!("{}/cam0?user=x", h.rtsp_url());
+    let u = url.clone();
+    let out = dir.join("r.md5");
+    let t = std::thread::spawn(move || read_frames(&u, 30, &out));
+    let mut pid = 0;
+    wait_until(Duration::from_secs(10), "on-demand child and stream", || {
+        let s = status();
+        if let Some(c) = s["children"]
+            .as_array()
+            .and_then(|a| a.iter().find(|c| c["kind"] == "OnDemand"))
+        {
+            pid = c["pid"].as_i64().unwrap() as i32;
+        }
+        pid != 0 && path_get(&h, "cam0")["available"] == true
+    });
+    assert!(t.join().unwrap() >= 30);
+    let env = std::fs::read_to_string(&envf).unwrap();
+    assert_eq!(env, format!("cam0\n{}\nuser=x\n", h.rtsp_port));
+
+    // after the last reader leaves, closeAfter (1 s) later the group gets SIGINT
+    let left = Instant::now();
+    wait_until(Duration::from_secs(8), "on-demand command stopped", || !pid_alive(pid));
+    let waited = left.elapsed();
+    assert!(waited >= Duration::from_millis(700), "stopped too early: {:?}", waited);
+    wait_until(Duration::from_secs(5), "stream gone", || {
+        path_get(&h, "cam0")["available"] == false
+    });
+    assert_eq!(status()["children"], json!([]));
+
+    // start timeout: a command that never publishes → DESCRIBE fails after the timeout
+    let body = json!({"runOnDemand": "sleep 30", "runOnDemandStartTimeout": "1s", "runOnDemandCloseAfter": "1s"});
+    http(
+        "POST",
+        &format!("{}/v3/config/paths/replace/slow", a),
+        Some(&body.to_string()),
+    );
+    let t0 = Instant::now();
+    let r = rtsp_raw(
+        h.rtsp_port,
+        &format!("DESCRIBE {}/slow RTSP/1.0\r\nCSeq: 1\r\n\r\n", h.rtsp_url()),
+    );
+    assert!(r.starts_with("RTSP/1.0 404"), "{}", r);
+    assert!(t0.elapsed() >= Duration::from_millis(900), "{:?}", t0.elapsed());
+    let sleep_pid = status()["children"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["path"] == "slow")
+        .map(|c| c["pid"].as_i64().unwrap() as i32);
+    let sleep_pid = sleep_pid.expect("sleep child running during closeAfter");
+    wait_until(Duration::from_secs(5), "sleep interrupted", || !pid_alive(sleep_pid));
+}
+
+#[test]
+fn recording_segments_and_recordings_api() {
+    require_ffmpeg();
+    let spec = load_spec();
+    let (h, dir) = start("record");
+    let a = h.api_url();
+    let rec = dir.join("recordings");
+    let body = json!({
+        "record": true,
+        "recordPath": format!("{}/%path/cam1_%Y-%m-%d_%H-%M-%S-%f", rec.display()),
+        "recordFormat": "fmp4",
+        "recordSegmentDuration": "2s",
+        "recordDeleteAfter": "0s",
+    });
+    assert_eq!(
+        http(
+            "POST",
+            &format!("{}/v3/config/paths/replace/cam1", a),
+            Some(&body.to_string())
+        )
+        .status,
+        200
+    );
+    let url = format!("{}/cam1", h.rtsp_url());
+    let mut pubp = spawn_cmd(&publisher_cmd(&url, "320x240"), &dir.join("pub.log"));
+    let segdir = rec.join("cam1");
+    wait_until(Duration::from_secs(15), "first segment", || {
+        !list_files(&segdir, ".mp4").is_empty()
+    });
+    // the recorder is not a reader
+    assert_eq!(path_get(&h, "cam1")["readers"], json!([]));
+
+    let first = list_files(&segdir, ".mp4")[0].clone();
+    let fname = first.file_name().unwrap().to_string_lossy().to_string();
+    assert!(fname.starts_with("cam1_") && fname.ends_with(".mp4"), "{}", fname);
+    wait_until(Duration::from_secs(5), "playable first fragment", || {
+        probe_duration(&first) > 0.0
+    });
+    let pr = ffprobe(&first);
+    assert_eq!(pr["streams"][0]["codec_name"], "h264", "{}", pr);
+    assert_eq!(pr["streams"][0]["width"], 320);
+    assert_eq!(pr["streams"][0]["height"], 240);
+    let d1 = probe_duration(&first);
+    wait_until(Duration::from_secs(8), "segment duration grows / next segment", || {
+        probe_duration(&first) > d1 || list_files(&segdir, ".mp4").len() >= 2
+    });
+    wait_until(Duration::from_secs(10), "three segments", || {
+        list_files(&segdir, ".mp4").len() >= 3
+    });
+    let d_closed = probe_duration(&first);
+    assert!(d_closed >= 1.5 && d_closed < 4.0, "first segment duration {}", d_closed);
+
+    // recordings API lists them with the start parsed from the file name
+    let r = http("GET", &format!("{}/v3/recordings/get/cam1", a), None);
+    check_response(&spec, "/v3/recordings/get/{name}", "GET", &r);
+    let segs = r.json()["segments"].as_array().unwrap().clone();
+    assert!(segs.len() >= 3, "{:?}", segs);
+    let start0 = segs[0]["start"].as_str().unwrap().to_string();
+    let stem = fname.trim_start_matches("cam1_").trim_end_matches(".mp4");
+    // 2026-11-24_08-08-34-000000 → 2026-11-24T08:08:34
+    let expect = format!("{}T{}", &stem[0..10], stem[11..19].replace('-', ":"));
+    assert!(start0.starts_with(&expect), "{} vs {}", start0, fname);
+    let r = http("GET", &format!("{}/v3/recordings/list", a), None);
+    check_response(&spec, "/v3/recordings/list", "GET", &r);
+    assert_eq!(r.json()["items"][0]["name"], "cam1");
+    let del = format!(
+        "{}/v3/recordings/deletesegment?path=cam1&start={}",
+        a,
+        start0.replace('+', "%2B")
+    );
+    assert_eq!(http("DELETE", &del, None).status, 200);
+    assert!(!first.exists());
+
+    // record:false is hot and closes the current segment before answering
+    assert_eq!(
+        http(
+            "PATCH",
+            &format!("{}/v3/config/paths/patch/cam1", a),
+            Some(r#"{"record":false}"#)
+        )
+        .status,
+        200
+    );
+    let st = http("GET", &format!("{}/control/status", h.control_url()), None).json();
+    assert!(
+        st["children"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["kind"] != "Recorder"),
+        "{}",
+        st
+    );
+    let files = list_files(&segdir, ".mp4");
+    let last = files.last().unwrap().clone();
+    let size = std::fs::metadata(&last).unwrap().len();
+    std::thread::sleep(Duration::from_millis(1200));
+    assert_eq!(
+        std::fs::metadata(&last).unwrap().len(),
+        size,
+        "closed segment still growing"
+    );
+    assert_eq!(list_files(&segdir, ".mp4").len(), files.len());
+    assert!(probe_duration(&last) > 0.0);
+    // the publisher was not disconnected by the toggle
+    assert_eq!(path_get(&h, "cam1")["available"], true);
+
+    // MPEG-TS, and a new segment on publisher reconnect
+    let r = http(
+        "PATCH",
+        &format!("{}/v3/config/paths/patch/cam1", a),
+        Some(r#"{"record":true,"recordFormat":"mpegts","recordSegmentDuration":"1h"}"#),
+    );
+    assert_eq!(r.status, 200);
+    wait_until(Duration::from_secs(15), "ts segment", || {
+        list_files(&segdir, ".ts").len() == 1
+    });
+    std::thread::sleep(Duration::from_millis(1500));
+    pubp.interrupt_and_wait();
+    wait_until(Duration::from_secs(5), "unavailable", || {
+        path_get(&h, "cam1")["available"] == false
+    });
+    std::thread::sleep(Duration::from_millis(1100)); // next file name has a later second
+    let _pub2 = spawn_cmd(&publisher_cmd(&url, "320x240"), &dir.join("pub2.log"));
+    wait_until(Duration::from_secs(15), "second ts segment after reconnect", || {
+        list_files(&segdir, ".ts").len() == 2
+    });
+    let ts = list_files(&segdir, ".ts");
+    let pr = ffprobe(&ts[0]);
+    assert_eq!(pr["streams"][0]["codec_name"], "h264", "{}", pr);
+    assert_eq!(pr["streams"][0]["width"], 320);
+}
+
+#[test]
+fn url_source_pulled_on_demand() {
+    require_ffmpeg();
+    let (h, dir) = start("pull");
+    let a = h.api_url();
+    let cam_url = format!("{}/camera", h.rtsp_url());
+    let _pubp = spawn_cmd(&publisher_cmd(&cam_url, "320x240"), &dir.join("pub.log"));
+    wait_until(Duration::from_secs(15), "camera stream", || {
+        path_get(&h, "camera")["available"] == true
+    });
+    let body =
+        json!({"source": cam_url, "sourceOnDemand": true, "rtspTransport": "tcp", "sourceOnDemandCloseAfter": "1s"});
+    assert_eq!(
+        http(
+            "POST",
+            &format!("{}/v3/config/paths/replace/ext", a),
+            Some(&body.to_string())
+        )
+        .status,
+        200
+    );
+    let p = path_get(&h, "ext");
+    assert_eq!(p["source"], json!({"type": "rtspSource", "id": ""}));
+    assert_eq!(
+        (p["online"].clone(), p["available"].clone()),
+        (json!(true), json!(false))
+    );
+    let n = read_frames(&format!("{}/ext", h.rtsp_url()), 20, &dir.join("r.md5"));
+    assert!(n >= 20);
+    assert_eq!(path_get(&h, "ext")["tracks2"][0]["codecProps"]["width"], 320);
+    // not read anymore → the relay stops after sourceOnDemandCloseAfter
+    wait_until(Duration::from_secs(8), "pull stopped", || {
+        path_get(&h, "ext")["available"] == false
+    });
+    assert_eq!(path_get(&h, "ext")["source"]["type"], "rtspSource");
+    // publishing to a URL-source path is refused
+    let r = rtsp_raw(
+        h.rtsp_port,
+        &format!(
+            "ANNOUNCE {}/ext RTSP/1.0\r\nCSeq: 1\r\nContent-Type: application/sdp\r\nContent-Length: 2\r\n\r\nv=",
+            h.rtsp_url()
+        ),
+    );
+    assert!(r.starts_with("RTSP/1.0 400"), "{}", r);
+}
+
+#[test]
+fn cli_prints_ready_and_cleans_up_children() {
+    let dir = temp_dir("cli");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mediamtx-double"))
+        .args(["--api-port", "0", "--rtsp-port", "0", "--control-port", "0", "--dir"])
+        .arg(&dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let words: Vec<&str> = line.split_whitespace().collect();
+    assert_eq!(words.len(), 4, "{}", line);
+    assert_eq!(words[0], "READY");
+    let api = words[1].strip_prefix("api=").unwrap().to_string();
+    let rtsp = words[2].strip_prefix("rtsp=").unwrap().to_string();
+    let control = words[3].strip_prefix("control=").unwrap().to_string();
+    assert!(
+        api.starts_with("http://127.0.0.1:")
+            && rtsp.starts_with("rtsp://127.0.0.1:")
+            && control.starts_with("http://127.0.0.1:")
+    );
+    assert_eq!(http("GET", &format!("{}/v3/info", api), None).status, 200);
+    // leave an on-demand child running, then SIGTERM the double
+    let body = json!({"runOnDemand": "sleep 60", "runOnDemandStartTimeout": "1s", "runOnDemandCloseAfter": "60s"});
+    http(
+        "POST",
+        &format!("{}/v3/config/paths/add/od", api),
+        Some(&body.to_string()),
+    );
+    let port: u16 = rtsp.rsplit(':').next().unwrap().parse().unwrap();
+    let r = rtsp_raw(port, &format!("DESCRIBE {}/od RTSP/1.0\r\nCSeq: 1\r\n\r\n", rtsp));
+    assert!(r.starts_with("RTSP/1.0 404"), "{}", r);
+    let st = http("GET", &format!("{}/control/status", control), None).json();
+    let pid = st["children"][0]["pid"].as_i64().expect("child") as i32;
+    assert!(pid_alive(pid));
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGTERM);
+    }
+    let t0 = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(10), "double did not exit on SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "{:?}", status);
+    assert!(!pid_alive(pid), "on-demand child left behind");
+}
