@@ -172,6 +172,19 @@ pub struct MediamtxConfig {
     pub rtsp_port: u16,
     pub hls_port: u16,
     pub webrtc_port: u16,
+    /// HTTP Basic credentials when MediaMTX's API requires them (user with `action: api`).
+    pub api_user: String,
+    pub api_password: Secret,
+    /// Whole-call timeout of one API request.
+    pub request_timeout: Dur,
+    /// Extra attempts for idempotent calls (exponential backoff with jitter).
+    pub retries: u32,
+    pub retry_backoff: Dur,
+    /// Consecutive failures that open the circuit breaker, and how long it stays open.
+    pub breaker_failures: u32,
+    pub breaker_reset: Dur,
+    /// Period of the `/v3/info` health probe (detects restarts: paths are re-applied).
+    pub health_interval: Dur,
 }
 
 impl Default for MediamtxConfig {
@@ -182,6 +195,14 @@ impl Default for MediamtxConfig {
             rtsp_port: 8554,
             hls_port: 8888,
             webrtc_port: 8889,
+            api_user: String::new(),
+            api_password: Secret::default(),
+            request_timeout: Dur::secs(3),
+            retries: 2,
+            retry_backoff: Dur::millis(100),
+            breaker_failures: 5,
+            breaker_reset: Dur::secs(10),
+            health_interval: Dur::secs(5),
         }
     }
 }
@@ -413,6 +434,13 @@ impl Config {
         v.port("mediamtx.rtsp_port", m.rtsp_port);
         v.port("mediamtx.hls_port", m.hls_port);
         v.port("mediamtx.webrtc_port", m.webrtc_port);
+        v.check(!m.api_user.contains(':'), "mediamtx.api_user", "must not contain ':'");
+        v.dur("mediamtx.request_timeout", m.request_timeout, Duration::from_millis(100), Duration::from_secs(120));
+        v.range("mediamtx.retries", m.retries as u64, 0, 10);
+        v.dur("mediamtx.retry_backoff", m.retry_backoff, Duration::from_millis(1), Duration::from_secs(30));
+        v.range("mediamtx.breaker_failures", m.breaker_failures as u64, 1, 1000);
+        v.dur("mediamtx.breaker_reset", m.breaker_reset, Duration::from_millis(100), Duration::from_secs(3600));
+        v.dur("mediamtx.health_interval", m.health_interval, Duration::from_millis(100), Duration::from_secs(3600));
 
         let c = &self.camera;
         v.range("camera.external_id_base", c.external_id_base as u64, 1, 1_000_000);

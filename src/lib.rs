@@ -9,6 +9,8 @@ pub mod controller;
 pub mod error;
 pub mod health;
 pub mod ids;
+pub mod media;
+pub mod mediamtx;
 pub mod metrics;
 pub mod service;
 pub mod shutdown;

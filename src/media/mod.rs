@@ -1,0 +1,3 @@
+//! Media work done by child processes: FFmpeg command building and supervision.
+
+pub mod ffmpeg;
