@@ -214,6 +214,14 @@ pub struct CameraConfig {
     pub external_id_base: u32,
     pub max_cameras: usize,
     pub simulated: Vec<SimulatedCamera>,
+    /// How V4L2 hot-plug is followed (docs/cameras.md).
+    pub monitor: CameraMonitor,
+    /// Full re-enumeration period: the only mechanism with `monitor = "rescan"`, a safety net
+    /// for missed uevents otherwise.
+    pub rescan_interval: Dur,
+    /// Start-up waits at most this long for the first discovery pass before reporting ready
+    /// to systemd (`/health/ready` keeps waiting for the pass itself).
+    pub first_pass_timeout: Dur,
 }
 
 impl Default for CameraConfig {
@@ -222,8 +230,24 @@ impl Default for CameraConfig {
             external_id_base: 100,
             max_cameras: 64,
             simulated: Vec::new(),
+            monitor: CameraMonitor::Auto,
+            rescan_interval: Dur::secs(5),
+            first_pass_timeout: Dur::secs(10),
         }
     }
+}
+
+/// `camera.monitor`: `auto` = udev events when udevd runs (`/run/udev/control`), else kernel
+/// uevents; `udev` / `kernel` force one netlink group; `rescan` = periodic enumeration only;
+/// `off` = no V4L2 discovery (simulated cameras only).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CameraMonitor {
+    Auto,
+    Udev,
+    Kernel,
+    Rescan,
+    Off,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -445,6 +469,18 @@ impl Config {
         let c = &self.camera;
         v.range("camera.external_id_base", c.external_id_base as u64, 1, 1_000_000);
         v.range("camera.max_cameras", c.max_cameras as u64, 1, 4096);
+        v.dur(
+            "camera.rescan_interval",
+            c.rescan_interval,
+            Duration::from_millis(100),
+            Duration::from_secs(3600),
+        );
+        v.dur(
+            "camera.first_pass_timeout",
+            c.first_pass_timeout,
+            Duration::from_millis(100),
+            Duration::from_secs(300),
+        );
         let mut seen = std::collections::HashSet::new();
         for (i, cam) in c.simulated.iter().enumerate() {
             let key = format!("camera.simulated[{i}]");

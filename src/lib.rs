@@ -2,6 +2,7 @@
 //! `docs/design.md` explains the shape; `docs/api.md` and `docs/config.md` are the references.
 
 pub mod api;
+pub mod camera;
 pub mod cli;
 pub mod clock;
 pub mod config;

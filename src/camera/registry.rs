@@ -1,0 +1,423 @@
+//! The camera registry: `cameraN` ↔ source, and the status state machine
+//!
+//! ```text
+//!   (new node, capture) ──► CONNECTED ──(node gone)──► DISCONNECTED ──(node back)──► CONNECTED
+//!                              │  ▲                                                  (camera.connected)
+//!              (probe failed)  ▼  │ (probe ok: camera.status_change)
+//!                              ERROR ──(node gone)──► DISCONNECTED
+//! ```
+//!
+//! Pure data: no I/O, no clock of its own (`now` is passed in), so every transition is unit
+//! tested. Disconnected cameras stay listed until the process ends.
+
+use super::v4l2::{DeviceInfo, Mode, Probe};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use time::OffsetDateTime;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Status {
+    Connected,
+    Disconnected,
+    Error,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Connected => "CONNECTED",
+            Status::Disconnected => "DISCONNECTED",
+            Status::Error => "ERROR",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SourceType {
+    V4l2,
+    Simulated,
+}
+
+impl SourceType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SourceType::V4l2 => "v4l2",
+            SourceType::Simulated => "simulated",
+        }
+    }
+}
+
+/// Everything known about one camera (a snapshot is handed out by value).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Camera {
+    pub num: u32,
+    pub id: String,
+    pub source: SourceType,
+    /// `/dev/videoN` for V4L2 cameras.
+    pub devnode: Option<PathBuf>,
+    /// lavfi source name for simulated cameras.
+    pub pattern: Option<String>,
+    pub status: Status,
+    pub name: String,
+    pub resolution: (u32, u32),
+    pub fps: u32,
+    pub info: DeviceInfo,
+    pub modes: Vec<Mode>,
+    /// When the camera was last confirmed present (probe, event or rescan), or when it
+    /// disappeared.
+    pub last_seen: OffsetDateTime,
+    /// Why the camera is in ERROR.
+    pub error: Option<String>,
+}
+
+impl Camera {
+    pub fn resolution_text(&self) -> String {
+        format!("{}x{}", self.resolution.0, self.resolution.1)
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ChangeKind {
+    Connected,
+    Disconnected,
+    StatusChange,
+}
+
+/// A transition to announce (`camera.connected`, `camera.disconnected`, `camera.status_change`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Change {
+    pub kind: ChangeKind,
+    pub camera: Camera,
+}
+
+/// Result of offering a node to the registry.
+#[derive(Debug, PartialEq)]
+pub enum Offer {
+    Changed(Box<Change>),
+    Unchanged,
+    /// The id belongs to a simulated camera from the config.
+    Shadowed,
+    /// `camera.max_cameras` reached.
+    Full,
+}
+
+pub struct Registry {
+    cameras: BTreeMap<u32, Camera>,
+    /// Present nodes that are not cameras (metadata, radio, VBI, ...): not probed again until
+    /// they disappear.
+    ignored: BTreeSet<u32>,
+    max_cameras: usize,
+}
+
+impl Registry {
+    pub fn new(max_cameras: usize) -> Registry {
+        Registry {
+            cameras: BTreeMap::new(),
+            ignored: BTreeSet::new(),
+            max_cameras,
+        }
+    }
+
+    /// Adds a configured simulated camera (always CONNECTED).
+    pub fn add_simulated(&mut self, camera: Camera) {
+        self.cameras.insert(camera.num, camera);
+    }
+
+    pub fn list(&self) -> Vec<Camera> {
+        self.cameras.values().cloned().collect()
+    }
+
+    pub fn get(&self, num: u32) -> Option<&Camera> {
+        self.cameras.get(&num)
+    }
+
+    /// (total, connected)
+    pub fn counts(&self) -> (usize, usize) {
+        let connected = self.cameras.values().filter(|c| c.status == Status::Connected).count();
+        (self.cameras.len(), connected)
+    }
+
+    fn is_v4l2(&self, num: u32) -> bool {
+        self.cameras.get(&num).is_some_and(|c| c.source == SourceType::V4l2)
+    }
+
+    /// Whether a node seen by a rescan needs a probe: unknown, or known but not CONNECTED.
+    pub fn needs_probe(&self, num: u32) -> bool {
+        if self.ignored.contains(&num) {
+            return false;
+        }
+        match self.cameras.get(&num) {
+            None => true,
+            Some(c) => c.source == SourceType::V4l2 && c.status != Status::Connected,
+        }
+    }
+
+    /// Marks a CONNECTED V4L2 camera as still there (rescan).
+    pub fn touch(&mut self, num: u32, now: OffsetDateTime) {
+        if let Some(c) = self.cameras.get_mut(&num) {
+            if c.source == SourceType::V4l2 && c.status == Status::Connected {
+                c.last_seen = now;
+            }
+        }
+    }
+
+    /// V4L2 nodes the registry believes present that a full enumeration did not find.
+    pub fn vanished(&self, present: &BTreeSet<u32>) -> Vec<u32> {
+        let mut out: Vec<u32> = self
+            .cameras
+            .values()
+            .filter(|c| c.source == SourceType::V4l2 && c.status != Status::Disconnected && !present.contains(&c.num))
+            .map(|c| c.num)
+            .collect();
+        out.extend(self.ignored.iter().filter(|n| !present.contains(n)));
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
+
+    /// A capture node `/dev/videoN` was probed successfully.
+    pub fn present(&mut self, num: u32, devnode: PathBuf, probe: Probe, now: OffsetDateTime) -> Offer {
+        self.ignored.remove(&num);
+        if self.cameras.get(&num).is_some_and(|c| c.source != SourceType::V4l2) {
+            return Offer::Shadowed;
+        }
+        let resolution = probe
+            .current
+            .or_else(|| probe.modes.first().map(|m| (m.width, m.height)))
+            .unwrap_or((0, 0));
+        let fps = probe
+            .current_fps
+            .or_else(|| probe.modes.iter().flat_map(|m| m.fps.iter().copied()).max())
+            .unwrap_or(0);
+        let fresh = Camera {
+            num,
+            id: crate::ids::camera_id(num),
+            source: SourceType::V4l2,
+            devnode: Some(devnode),
+            pattern: None,
+            status: Status::Connected,
+            name: if probe.info.card.is_empty() {
+                format!("Video device {num}")
+            } else {
+                probe.info.card.clone()
+            },
+            resolution,
+            fps,
+            info: probe.info,
+            modes: probe.modes,
+            last_seen: now,
+            error: None,
+        };
+        match self.cameras.get_mut(&num) {
+            None => {
+                if self.cameras.len() >= self.max_cameras {
+                    return Offer::Full;
+                }
+                self.cameras.insert(num, fresh.clone());
+                Offer::Changed(Box::new(Change {
+                    kind: ChangeKind::Connected,
+                    camera: fresh,
+                }))
+            }
+            Some(old) => {
+                let kind = match old.status {
+                    Status::Disconnected => Some(ChangeKind::Connected),
+                    Status::Error => Some(ChangeKind::StatusChange),
+                    Status::Connected => {
+                        let same = old.info == fresh.info
+                            && old.modes == fresh.modes
+                            && old.resolution == fresh.resolution
+                            && old.fps == fresh.fps
+                            && old.devnode == fresh.devnode;
+                        (!same).then_some(ChangeKind::StatusChange)
+                    }
+                };
+                *old = fresh.clone();
+                match kind {
+                    Some(kind) => Offer::Changed(Box::new(Change { kind, camera: fresh })),
+                    None => Offer::Unchanged,
+                }
+            }
+        }
+    }
+
+    /// A present node is not a capture node. If it was a camera before (the number was
+    /// reused by another device), that camera is gone.
+    pub fn not_camera(&mut self, num: u32, now: OffsetDateTime) -> Option<Change> {
+        let change = self.absent(num, now);
+        self.ignored.insert(num);
+        change
+    }
+
+    /// The node exists but could not be probed. Only a known camera changes (to ERROR);
+    /// unknown nodes are retried by the next event or rescan.
+    pub fn failed(&mut self, num: u32, why: String, now: OffsetDateTime) -> Option<Change> {
+        if !self.is_v4l2(num) {
+            return None;
+        }
+        let c = self.cameras.get_mut(&num)?;
+        if c.status == Status::Error && c.error.as_deref() == Some(why.as_str()) {
+            return None;
+        }
+        c.status = Status::Error;
+        c.error = Some(why);
+        c.last_seen = now;
+        Some(Change {
+            kind: ChangeKind::StatusChange,
+            camera: c.clone(),
+        })
+    }
+
+    /// `/dev/videoN` disappeared.
+    pub fn absent(&mut self, num: u32, now: OffsetDateTime) -> Option<Change> {
+        self.ignored.remove(&num);
+        if !self.is_v4l2(num) {
+            return None;
+        }
+        let c = self.cameras.get_mut(&num)?;
+        if c.status == Status::Disconnected {
+            return None;
+        }
+        c.status = Status::Disconnected;
+        c.error = None;
+        c.last_seen = now;
+        Some(Change {
+            kind: ChangeKind::Disconnected,
+            camera: c.clone(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn probe(card: &str, fps: u32) -> Probe {
+        Probe {
+            info: DeviceInfo {
+                driver: "vivid".into(),
+                card: card.into(),
+                bus_info: "platform:vivid-000".into(),
+                capabilities: vec!["video_capture".into(), "streaming".into()],
+            },
+            modes: vec![Mode {
+                format: "YUYV".into(),
+                width: 640,
+                height: 360,
+                fps: vec![fps, 5],
+            }],
+            current: Some((640, 360)),
+            current_fps: None,
+        }
+    }
+
+    fn t(s: i64) -> OffsetDateTime {
+        OffsetDateTime::from_unix_timestamp(1_800_000_000 + s).unwrap()
+    }
+
+    fn kind(o: Offer) -> Option<ChangeKind> {
+        match o {
+            Offer::Changed(c) => Some(c.kind),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn connect_disconnect_reconnect() {
+        let mut r = Registry::new(8);
+        let dev = PathBuf::from("/dev/video0");
+        let o = r.present(0, dev.clone(), probe("vivid", 30), t(0));
+        let Offer::Changed(c) = o else { panic!("{o:?}") };
+        assert_eq!(c.kind, ChangeKind::Connected);
+        assert_eq!(c.camera.id, "camera0");
+        assert_eq!((c.camera.resolution_text(), c.camera.fps), ("640x360".into(), 30));
+        // Same probe again: nothing to announce.
+        assert_eq!(r.present(0, dev.clone(), probe("vivid", 30), t(1)), Offer::Unchanged);
+        // Capabilities changed while connected: status_change.
+        assert_eq!(
+            kind(r.present(0, dev.clone(), probe("vivid", 60), t(2))),
+            Some(ChangeKind::StatusChange)
+        );
+        // Gone: disconnected once, stays listed.
+        let c = r.absent(0, t(3)).unwrap();
+        assert_eq!(
+            (c.kind, c.camera.status),
+            (ChangeKind::Disconnected, Status::Disconnected)
+        );
+        assert_eq!(c.camera.last_seen, t(3));
+        assert!(r.absent(0, t(4)).is_none());
+        assert_eq!(r.counts(), (1, 0));
+        assert!(r.needs_probe(0));
+        // Back: connected again.
+        assert_eq!(
+            kind(r.present(0, dev, probe("vivid", 60), t(5))),
+            Some(ChangeKind::Connected)
+        );
+        assert_eq!(r.counts(), (1, 1));
+        assert!(!r.needs_probe(0));
+    }
+
+    #[test]
+    fn errors_and_recovery() {
+        let mut r = Registry::new(8);
+        // Unknown node that cannot be probed: nothing listed.
+        assert!(r.failed(3, "EACCES".into(), t(0)).is_none());
+        assert_eq!(r.counts(), (0, 0));
+        r.present(3, "/dev/video3".into(), probe("cam", 30), t(0));
+        let c = r.failed(3, "EBUSY".into(), t(1)).unwrap();
+        assert_eq!((c.kind, c.camera.status), (ChangeKind::StatusChange, Status::Error));
+        assert!(
+            r.failed(3, "EBUSY".into(), t(2)).is_none(),
+            "same error is not repeated"
+        );
+        assert!(r.needs_probe(3));
+        assert_eq!(
+            kind(r.present(3, "/dev/video3".into(), probe("cam", 30), t(3))),
+            Some(ChangeKind::StatusChange)
+        );
+        r.failed(3, "EBUSY".into(), t(4));
+        assert_eq!(r.absent(3, t(5)).unwrap().kind, ChangeKind::Disconnected);
+    }
+
+    #[test]
+    fn non_capture_nodes_and_rescan_diff() {
+        let mut r = Registry::new(8);
+        r.present(0, "/dev/video0".into(), probe("cap", 30), t(0));
+        assert!(r.not_camera(1, t(0)).is_none());
+        assert!(!r.needs_probe(1), "known non-camera nodes are not probed again");
+        assert_eq!(r.counts(), (1, 1));
+        let present: BTreeSet<u32> = [0].into_iter().collect();
+        assert_eq!(r.vanished(&present), vec![1]);
+        assert!(r.absent(1, t(1)).is_none());
+        assert!(r.needs_probe(1), "a node number that reappears is probed again");
+        assert_eq!(r.vanished(&BTreeSet::new()), vec![0]);
+        // A camera number reused by a non-capture node: the camera is gone.
+        assert_eq!(r.not_camera(0, t(2)).unwrap().kind, ChangeKind::Disconnected);
+        assert!(r.vanished(&present).is_empty());
+    }
+
+    #[test]
+    fn simulated_ids_shadow_nodes_and_limit_applies() {
+        let mut r = Registry::new(2);
+        let mut sim = match r.present(50, "/dev/video50".into(), probe("x", 30), t(0)) {
+            Offer::Changed(c) => c.camera,
+            o => panic!("{o:?}"),
+        };
+        r = Registry::new(2);
+        sim.source = SourceType::Simulated;
+        sim.devnode = None;
+        r.add_simulated(sim);
+        assert_eq!(
+            r.present(50, "/dev/video50".into(), probe("x", 30), t(0)),
+            Offer::Shadowed
+        );
+        assert!(r.absent(50, t(1)).is_none(), "simulated cameras never disconnect");
+        assert!(!r.needs_probe(50));
+        r.present(0, "/dev/video0".into(), probe("a", 30), t(0));
+        assert_eq!(r.present(1, "/dev/video1".into(), probe("b", 30), t(0)), Offer::Full);
+        assert_eq!(
+            r.list().iter().map(|c| c.id.as_str()).collect::<Vec<_>>(),
+            ["camera0", "camera50"]
+        );
+    }
+}
