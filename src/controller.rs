@@ -2,7 +2,10 @@
 //! talks only to it; managers never see API types.
 
 use crate::api::events::{EventBus, Topic};
+use crate::camera::registry::ChangeKind;
+use crate::camera::{CameraManager, Hooks};
 use crate::config::Config;
+use crate::error::ServiceError;
 use crate::health::{Health, Level};
 use crate::metrics::ApiMetrics;
 use serde_json::{json, Map, Value};
@@ -13,17 +16,20 @@ pub struct Controller {
     bus: Arc<EventBus>,
     health: Arc<Health>,
     api_metrics: ApiMetrics,
+    cameras: Arc<CameraManager>,
 }
 
 impl Controller {
     pub fn new(config: Arc<Config>) -> Arc<Controller> {
         let bus = Arc::new(EventBus::new(config.server.event_queue_size));
         let health = Arc::new(Health::new());
+        let cameras = CameraManager::new(&config.camera);
         Arc::new(Controller {
             config,
             bus,
             health,
             api_metrics: ApiMetrics::default(),
+            cameras,
         })
     }
 
@@ -38,6 +44,95 @@ impl Controller {
     }
     pub fn api_metrics(&self) -> &ApiMetrics {
         &self.api_metrics
+    }
+    pub fn cameras(&self) -> &Arc<CameraManager> {
+        &self.cameras
+    }
+
+    /// Starts camera discovery, wiring its changes to `camera.*` events and the `cameras`
+    /// health component (which gates readiness until the first pass is done). Resolves after
+    /// the first pass (bounded by `camera.first_pass_timeout`).
+    pub async fn start_cameras(self: &Arc<Self>) {
+        self.set_component("cameras", Level::Healthy, "discovering cameras", true, false);
+        let on_change = {
+            let me = Arc::downgrade(self);
+            Box::new(move |c: &crate::camera::registry::Change| {
+                let Some(me) = me.upgrade() else { return };
+                let topic = match c.kind {
+                    ChangeKind::Connected => Topic::CameraConnected,
+                    ChangeKind::Disconnected => Topic::CameraDisconnected,
+                    ChangeKind::StatusChange => Topic::CameraStatusChange,
+                };
+                let params = crate::camera::camera_json(&c.camera, &me.config.mediamtx, &me.event_host());
+                me.bus.publish(topic, Some(&c.camera.id), params);
+            })
+        };
+        let on_health = {
+            let me = Arc::downgrade(self);
+            Box::new(move |h: &crate::camera::HealthReport| {
+                let Some(me) = me.upgrade() else { return };
+                let level = if h.degraded { Level::Degraded } else { Level::Healthy };
+                me.set_component("cameras", level, &h.message, true, h.ready);
+            })
+        };
+        self.cameras.start(Hooks { on_change, on_health }).await;
+    }
+
+    /// Host for stream URLs: `mediamtx.public_host`, else the host the client connected to,
+    /// else this machine's host name.
+    pub(crate) fn url_host(&self, client_host: &str) -> String {
+        let public = self.config.mediamtx.public_host.trim();
+        if !public.is_empty() {
+            public.to_string()
+        } else if !client_host.is_empty() {
+            client_host.to_string()
+        } else {
+            self.event_host()
+        }
+    }
+
+    /// Events go to every client at once: `mediamtx.public_host`, else the host name.
+    fn event_host(&self) -> String {
+        let public = self.config.mediamtx.public_host.trim();
+        if !public.is_empty() {
+            return public.to_string();
+        }
+        std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .ok()
+            .map(|h| h.trim().to_string())
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| "localhost".into())
+    }
+
+    pub fn camera_list(&self, client_host: &str) -> Value {
+        let host = self.url_host(client_host);
+        let cams = self.cameras.list();
+        let connected = cams
+            .iter()
+            .filter(|c| c.status == crate::camera::registry::Status::Connected)
+            .count();
+        let list: Vec<Value> = cams
+            .iter()
+            .map(|c| Value::Object(crate::camera::camera_json(c, &self.config.mediamtx, &host)))
+            .collect();
+        json!({"cameras": list, "total": cams.len(), "connected": connected})
+    }
+
+    pub fn camera_status(&self, device: &str, client_host: &str) -> Result<Value, ServiceError> {
+        let cam = self.cameras.get(device)?;
+        Ok(crate::camera::status_json(
+            &cam,
+            &self.config.mediamtx,
+            &self.url_host(client_host),
+        ))
+    }
+
+    pub fn camera_capabilities(&self, device: &str) -> Result<Value, ServiceError> {
+        Ok(crate::camera::capabilities_json(&self.cameras.get(device)?))
+    }
+
+    pub fn system_status(&self) -> Value {
+        crate::camera::system_status_json(&self.cameras.summary())
     }
 
     /// Publishes `system.health` when a component change moved the overall status.

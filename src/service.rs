@@ -96,6 +96,7 @@ impl Running {
         // Let writers flush the shutdown event before the close frames.
         smol::Timer::after(Duration::from_millis(50)).await;
         state.shutdown.trigger();
+        state.controller.cameras().shutdown().await;
         self.serve_task.await;
         let deadline = Instant::now() + state.config.server.shutdown_timeout.get();
         while state.connected_clients() > 0 && Instant::now() < deadline {
@@ -110,7 +111,8 @@ impl Running {
     }
 }
 
-/// Binds the port and starts serving; returns once clients can connect.
+/// Binds the port and starts serving; returns once clients can connect and the first camera
+/// discovery pass is done.
 pub async fn start(config: Arc<Config>, secret: Secret) -> Result<Running, String> {
     let controller = Controller::new(config.clone());
     let state = Arc::new(AppState {
@@ -134,6 +136,8 @@ pub async fn start(config: Arc<Config>, secret: Secret) -> Result<Running, Strin
         true,
     );
     let serve_task = smol::spawn(server::serve(state.clone(), listener));
+    // Health answers meanwhile; readiness (and sd_notify READY in `run`) waits for this.
+    controller.start_cameras().await;
     controller.publish_system(Topic::SystemStartup, "service started");
     Ok(Running {
         addr,

@@ -56,9 +56,9 @@ pub static METHODS: &[MethodSpec] = &[
     m("ping", None, ping),
     m("authenticate", None, authenticate),
     // viewer
-    pending("get_camera_list", V),
-    pending("get_camera_status", V),
-    pending("get_camera_capabilities", V),
+    m("get_camera_list", Some(V), get_camera_list),
+    m("get_camera_status", Some(V), get_camera_status),
+    m("get_camera_capabilities", Some(V), get_camera_capabilities),
     pending("get_stream_url", V),
     pending("get_stream_status", V),
     pending("get_streams", V),
@@ -67,7 +67,7 @@ pub static METHODS: &[MethodSpec] = &[
     pending("get_recording_info", V),
     pending("get_snapshot_info", V),
     m("get_server_info", Some(V), get_server_info),
-    pending("get_system_status", V),
+    m("get_system_status", Some(V), get_system_status),
     m("subscribe_events", Some(V), subscribe_events),
     m("unsubscribe_events", Some(V), unsubscribe_events),
     m("get_subscription_stats", Some(V), get_subscription_stats),
@@ -192,6 +192,42 @@ fn get_server_info(call: Call) -> BoxFuture<'static, Result<Value, RpcError>> {
     Box::pin(async move {
         call.params.finish()?;
         Ok(call.state.controller.server_info())
+    })
+}
+
+fn get_camera_list(call: Call) -> BoxFuture<'static, Result<Value, RpcError>> {
+    Box::pin(async move {
+        call.params.finish()?;
+        Ok(call.state.controller.camera_list(&call.session.host))
+    })
+}
+
+fn get_camera_status(call: Call) -> BoxFuture<'static, Result<Value, RpcError>> {
+    Box::pin(async move {
+        let Call {
+            state,
+            session,
+            mut params,
+        } = call;
+        let device = params.device()?;
+        params.finish()?;
+        Ok(state.controller.camera_status(&device, &session.host)?)
+    })
+}
+
+fn get_camera_capabilities(call: Call) -> BoxFuture<'static, Result<Value, RpcError>> {
+    Box::pin(async move {
+        let Call { state, mut params, .. } = call;
+        let device = params.device()?;
+        params.finish()?;
+        Ok(state.controller.camera_capabilities(&device)?)
+    })
+}
+
+fn get_system_status(call: Call) -> BoxFuture<'static, Result<Value, RpcError>> {
+    Box::pin(async move {
+        call.params.finish()?;
+        Ok(call.state.controller.system_status())
     })
 }
 

@@ -1,0 +1,161 @@
+//! Camera discovery through the real WebSocket API on a host without V4L2 (api.md §4, §10):
+//! simulated cameras, status/capabilities shapes, error codes, get_system_status, health.
+//! Real V4L2 nodes and hot-plug are covered by tests/cameras_vivid.rs in the QEMU guest.
+
+mod common;
+
+use camera_service::api::auth::Role;
+use common::*;
+use serde_json::{json, Value};
+
+const SIMULATED: &str = r#"
+[[camera.simulated]]
+id = "camera50"
+pattern = "testsrc2"
+size = "640x480"
+fps = 15
+
+[[camera.simulated]]
+id = "camera7"
+pattern = "smptebars"
+size = "1280x720"
+fps = 30
+name = "Bench bars"
+"#;
+
+fn is_rfc3339_utc(s: &str) -> bool {
+    s.len() == 24 && s.ends_with('Z') && s.as_bytes()[10] == b'T'
+}
+
+#[test]
+fn simulated_cameras_through_the_api() {
+    let svc = Service::start("", "", SIMULATED);
+    smol::block_on(async {
+        let mut c = Client::connect(&svc.ws_url()).await;
+        assert_eq!(c.error_code("get_camera_list", json!({})).await, -32001);
+        c.auth_as(Role::Viewer).await;
+
+        let list = c.result("get_camera_list", json!({})).await;
+        let cams = list["cameras"].as_array().unwrap();
+        // No V4L2 here: exactly the two simulated cameras, sorted by number.
+        assert_eq!(
+            cams.iter().map(|c| c["device"].as_str().unwrap()).collect::<Vec<_>>(),
+            ["camera7", "camera50"],
+            "{list}"
+        );
+        assert_eq!((list["total"].as_u64(), list["connected"].as_u64()), (Some(2), Some(2)));
+        let cam50 = &cams[1];
+        assert_eq!(
+            cam50,
+            &json!({
+                "device": "camera50",
+                "status": "CONNECTED",
+                "name": "Simulated camera (testsrc2)",
+                "resolution": "640x480",
+                "fps": 15,
+                "source_type": "simulated",
+                "streams": {
+                    "rtsp": "rtsp://127.0.0.1:8554/camera50",
+                    "hls": "http://127.0.0.1:8888/camera50/index.m3u8",
+                    "webrtc": "http://127.0.0.1:8889/camera50/whep",
+                },
+            })
+        );
+        assert_eq!(cams[0]["name"], "Bench bars");
+
+        let st = c.result("get_camera_status", json!({"device": "camera7"})).await;
+        assert_eq!(st["status"], "CONNECTED");
+        assert_eq!(st["resolution"], "1280x720");
+        assert_eq!(st["streams"]["rtsp"], "rtsp://127.0.0.1:8554/camera7");
+        assert_eq!(st["capabilities"]["driver"], "lavfi");
+        assert_eq!(st["capabilities"]["bus_info"], "simulated:camera7");
+        assert!(st["capabilities"]["card"].is_string());
+        assert!(st["capabilities"]["capabilities"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("video_capture")));
+        assert_eq!((&st["recording"], &st["streaming"]), (&json!(false), &json!(false)));
+        assert!(is_rfc3339_utc(st["last_seen"].as_str().unwrap()), "{st}");
+
+        let caps = c.result("get_camera_capabilities", json!({"device": "camera50"})).await;
+        assert_eq!(
+            caps,
+            json!({
+                "device": "camera50",
+                "formats": ["YU12"],
+                "resolutions": ["640x480"],
+                "frame_rates": [15],
+                "fps_options": [15],
+                "modes": [{"format": "YU12", "width": 640, "height": 480, "fps": [15]}],
+                "validation_status": "confirmed",
+            })
+        );
+
+        // Unknown id → -32010 with resource/id; malformed or missing → -32602 with param.
+        for m in ["get_camera_status", "get_camera_capabilities"] {
+            let v = c.call(m, json!({"device": "camera3"})).await;
+            assert_eq!(v["error"]["code"], -32010, "{v}");
+            assert_eq!(v["error"]["message"], "Not found");
+            assert_eq!(
+                (&v["error"]["data"]["resource"], &v["error"]["data"]["id"]),
+                (&json!("camera"), &json!("camera3"))
+            );
+            for bad in [
+                json!({"device": "cam3"}),
+                json!({"device": "camera-1"}),
+                json!({}),
+                json!({"device": 3}),
+            ] {
+                let v = c.call(m, bad.clone()).await;
+                assert_eq!(v["error"]["code"], -32602, "{m} {bad}: {v}");
+                assert_eq!(v["error"]["data"]["param"], "device");
+            }
+        }
+        let v = c.call("get_camera_list", json!({"extra": 1})).await;
+        assert_eq!(v["error"]["code"], -32602);
+
+        let sys = c.result("get_system_status", json!({})).await;
+        assert_eq!(sys["status"], "ready", "{sys}");
+        assert!(sys["message"].is_string());
+        assert_eq!(sys["available_cameras"], json!(["camera7", "camera50"]));
+        assert_eq!(sys["discovery_active"], true, "the monitor runs even without V4L2");
+        assert_eq!(sys["last_event"], Value::Null, "no V4L2 event happened");
+    });
+
+    // Discovery finished its first pass before the service announced itself: ready.
+    let (s, _, b) = http(&svc.addr, "GET", "/health/detailed", &[]);
+    let v: Value = serde_json::from_slice(&b).unwrap();
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["components"]["cameras"]["status"], "healthy", "{v}");
+    let (s, _, b) = http(&svc.addr, "GET", "/health/ready", &[]);
+    assert_eq!(s, 200, "{}", String::from_utf8_lossy(&b));
+    let log = svc.log();
+    assert!(log.contains("first camera discovery pass done"), "{log}");
+}
+
+#[test]
+fn public_host_ports_and_discovery_off() {
+    let rest = format!(
+        "[mediamtx]\npublic_host = \"cams.example\"\nrtsp_port = 9554\nhls_port = 9888\nwebrtc_port = 9889\n\n[camera]\nmonitor = \"off\"\n{SIMULATED}"
+    );
+    let svc = Service::start("", "", &rest);
+    smol::block_on(async {
+        let mut c = Client::connect(&svc.ws_url()).await;
+        c.auth_as(Role::Viewer).await;
+        let st = c.result("get_camera_status", json!({"device": "camera50"})).await;
+        assert_eq!(
+            st["streams"],
+            json!({
+                "rtsp": "rtsp://cams.example:9554/camera50",
+                "hls": "http://cams.example:9888/camera50/index.m3u8",
+                "webrtc": "http://cams.example:9889/camera50/whep",
+            })
+        );
+        let sys = c.result("get_system_status", json!({})).await;
+        assert_eq!(
+            (&sys["status"], &sys["discovery_active"]),
+            (&json!("ready"), &json!(false)),
+            "{sys}"
+        );
+    });
+}
