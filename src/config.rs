@@ -81,6 +81,102 @@ pub struct Config {
     pub mediamtx: MediamtxConfig,
     pub camera: CameraConfig,
     pub storage: StorageConfig,
+    pub ffmpeg: FfmpegConfig,
+    pub recording: RecordingConfig,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FfmpegConfig {
+    /// FFmpeg used for camera publishers (run by MediaMTX), keepalive readers and snapshots.
+    pub path: String,
+    /// H.264 encoder of V4L2/simulated publishers: libx264, or a hardware one (h264_v4l2m2m, ...).
+    pub encoder: String,
+    /// Extra encoder options, split on whitespace (default: fast, low-latency x264).
+    pub encoder_options: String,
+    /// Target bitrate (FFmpeg syntax) or "" for the encoder's default.
+    pub bitrate: String,
+    /// SIGINT → SIGKILL delay when stopping our FFmpeg children.
+    pub stop_timeout: Dur,
+    /// A child that reports no progress this long is restarted.
+    pub stall_timeout: Dur,
+}
+
+impl Default for FfmpegConfig {
+    fn default() -> Self {
+        FfmpegConfig {
+            path: "ffmpeg".into(),
+            encoder: "libx264".into(),
+            encoder_options: "-preset ultrafast -tune zerolatency".into(),
+            bitrate: String::new(),
+            stop_timeout: Dur::secs(3),
+            stall_timeout: Dur::secs(10),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RecordFormat {
+    Fmp4,
+    Mpegts,
+}
+
+impl RecordFormat {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RecordFormat::Fmp4 => "fmp4",
+            RecordFormat::Mpegts => "mpegts",
+        }
+    }
+    pub fn extension(self) -> &'static str {
+        match self {
+            RecordFormat::Fmp4 => "mp4",
+            RecordFormat::Mpegts => "ts",
+        }
+    }
+    pub fn parse(s: &str) -> Option<RecordFormat> {
+        match s {
+            "fmp4" => Some(RecordFormat::Fmp4),
+            "mpegts" => Some(RecordFormat::Mpegts),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RecordingConfig {
+    pub default_format: RecordFormat,
+    /// `start_recording` returns once the first segment exists, or rolls back after this.
+    pub start_timeout: Dur,
+    /// MediaMTX `recordSegmentDuration`: a new file after this much media.
+    pub segment_duration: Dur,
+    /// MediaMTX `recordPartDuration`: media at risk on power loss.
+    pub part_duration: Dur,
+    /// Period of `recording.progress` events and of the growth/space checks.
+    pub progress_interval: Dur,
+    /// Segment files not growing this long → `recording.error` (`source_lost`).
+    pub stall_timeout: Dur,
+    /// MediaMTX `runOnDemandStartTimeout` / `sourceOnDemandStartTimeout` of camera paths.
+    pub on_demand_start_timeout: Dur,
+    /// MediaMTX `runOnDemandCloseAfter` / `sourceOnDemandCloseAfter`: reported as `auto_close_after`.
+    pub on_demand_close_after: Dur,
+}
+
+impl Default for RecordingConfig {
+    fn default() -> Self {
+        RecordingConfig {
+            default_format: RecordFormat::Fmp4,
+            start_timeout: Dur::secs(5),
+            segment_duration: Dur::secs(3600),
+            part_duration: Dur::secs(1),
+            progress_interval: Dur::secs(5),
+            stall_timeout: Dur::secs(15),
+            on_demand_start_timeout: Dur::secs(10),
+            on_demand_close_after: Dur::secs(10),
+        }
+    }
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -307,7 +403,7 @@ impl fmt::Display for ConfigErrors {
 
 impl std::error::Error for ConfigErrors {}
 
-const SECTIONS: &[&str] = &["server", "security", "logging", "mediamtx", "camera", "storage"];
+const SECTIONS: &[&str] = &["server", "security", "logging", "mediamtx", "camera", "storage", "ffmpeg", "recording"];
 
 impl Config {
     /// Reads `path` (a missing file at the default path means "all defaults"), applies
@@ -502,6 +598,23 @@ impl Config {
                 "must be an ffmpeg lavfi source name such as testsrc2, smptebars, mandelbrot",
             );
         }
+
+        let f = &self.ffmpeg;
+        v.check(!f.path.trim().is_empty() && !f.path.contains(char::is_whitespace), "ffmpeg.path", "must be a program name or path without spaces");
+        v.check(!f.encoder.is_empty() && f.encoder.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'), "ffmpeg.encoder", "must be an FFmpeg encoder name such as libx264 or h264_v4l2m2m");
+        v.check(!f.encoder_options.contains(['"', '\'', '$', '`']), "ffmpeg.encoder_options", "must not contain quotes, '$' or backquotes");
+        v.check(f.bitrate.is_empty() || f.bitrate.trim_end_matches(['k', 'K', 'M']).parse::<u32>().is_ok(), "ffmpeg.bitrate", "must be empty or like 2M / 800k");
+        v.dur("ffmpeg.stop_timeout", f.stop_timeout, Duration::from_millis(100), Duration::from_secs(60));
+        v.dur("ffmpeg.stall_timeout", f.stall_timeout, Duration::from_secs(1), Duration::from_secs(600));
+
+        let r = &self.recording;
+        v.dur("recording.start_timeout", r.start_timeout, Duration::from_millis(500), Duration::from_secs(120));
+        v.dur("recording.segment_duration", r.segment_duration, Duration::from_secs(1), Duration::from_secs(86400));
+        v.dur("recording.part_duration", r.part_duration, Duration::from_millis(100), Duration::from_secs(60));
+        v.dur("recording.progress_interval", r.progress_interval, Duration::from_millis(100), Duration::from_secs(3600));
+        v.dur("recording.stall_timeout", r.stall_timeout, Duration::from_secs(1), Duration::from_secs(3600));
+        v.dur("recording.on_demand_start_timeout", r.on_demand_start_timeout, Duration::from_secs(1), Duration::from_secs(300));
+        v.dur("recording.on_demand_close_after", r.on_demand_close_after, Duration::from_secs(1), Duration::from_secs(3600));
 
         let st = &self.storage;
         v.abs_path("storage.state_dir", &st.state_dir);

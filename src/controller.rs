@@ -17,6 +17,8 @@ pub struct Controller {
     health: Arc<Health>,
     api_metrics: ApiMetrics,
     cameras: Arc<CameraManager>,
+    /// Streams and recordings (MediaMTX); operations in `controller_media.rs`.
+    pub(crate) media: Arc<crate::media::service::MediaService>,
 }
 
 impl Controller {
@@ -24,12 +26,14 @@ impl Controller {
         let bus = Arc::new(EventBus::new(config.server.event_queue_size));
         let health = Arc::new(Health::new());
         let cameras = CameraManager::new(&config.camera);
+        let media = crate::controller_media::new_media(&config, &bus);
         Arc::new(Controller {
             config,
             bus,
             health,
             api_metrics: ApiMetrics::default(),
             cameras,
+            media,
         })
     }
 
@@ -65,6 +69,7 @@ impl Controller {
                 };
                 let params = crate::camera::camera_json(&c.camera, &me.config.mediamtx, &me.event_host());
                 me.bus.publish(topic, Some(&c.camera.id), params);
+                me.on_camera_change(&c.camera, c.kind);
             })
         };
         let on_health = {

@@ -7,6 +7,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod controller;
+mod controller_media;
 pub mod error;
 pub mod health;
 pub mod ids;

@@ -97,6 +97,7 @@ impl Running {
         smol::Timer::after(Duration::from_millis(50)).await;
         state.shutdown.trigger();
         state.controller.cameras().shutdown().await;
+        state.controller.media.recordings().shutdown().await;
         self.serve_task.await;
         let deadline = Instant::now() + state.config.server.shutdown_timeout.get();
         while state.connected_clients() > 0 && Instant::now() < deadline {
@@ -138,6 +139,7 @@ pub async fn start(config: Arc<Config>, secret: Secret) -> Result<Running, Strin
     let serve_task = smol::spawn(server::serve(state.clone(), listener));
     // Health answers meanwhile; readiness (and sd_notify READY in `run`) waits for this.
     controller.start_cameras().await;
+    controller.start_media(state.shutdown.clone()).await;
     controller.publish_system(Topic::SystemStartup, "service started");
     Ok(Running {
         addr,

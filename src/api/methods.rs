@@ -59,9 +59,9 @@ pub static METHODS: &[MethodSpec] = &[
     m("get_camera_list", Some(V), get_camera_list),
     m("get_camera_status", Some(V), get_camera_status),
     m("get_camera_capabilities", Some(V), get_camera_capabilities),
-    pending("get_stream_url", V),
-    pending("get_stream_status", V),
-    pending("get_streams", V),
+    m("get_stream_url", Some(V), get_stream_url),
+    m("get_stream_status", Some(V), get_stream_status),
+    m("get_streams", Some(V), get_streams),
     pending("list_recordings", V),
     pending("list_snapshots", V),
     pending("get_recording_info", V),
@@ -74,10 +74,10 @@ pub static METHODS: &[MethodSpec] = &[
     pending("get_external_streams", V),
     // operator
     pending("take_snapshot", O),
-    pending("start_recording", O),
-    pending("stop_recording", O),
-    pending("start_streaming", O),
-    pending("stop_streaming", O),
+    m("start_recording", Some(O), start_recording),
+    m("stop_recording", Some(O), stop_recording),
+    m("start_streaming", Some(O), start_streaming),
+    m("stop_streaming", Some(O), stop_streaming),
     pending("discover_external_streams", O),
     pending("add_external_stream", O),
     pending("remove_external_stream", O),
@@ -321,6 +321,48 @@ fn get_subscription_stats(call: Call) -> BoxFuture<'static, Result<Value, RpcErr
     Box::pin(async move {
         call.params.finish()?;
         Ok(call.state.controller.bus().stats(&call.session.subscriber))
+    })
+}
+
+/// Handlers taking only `{device}` and calling one controller operation.
+macro_rules! device_handler {
+    ($name:ident, |$state:ident, $session:ident, $device:ident| $body:expr) => {
+        fn $name(call: Call) -> BoxFuture<'static, Result<Value, RpcError>> {
+            Box::pin(async move {
+                let Call { state: $state, session: $session, mut params } = call;
+                let $device = params.device()?;
+                params.finish()?;
+                let _ = &$session;
+                Ok($body.await?)
+            })
+        }
+    };
+}
+
+device_handler!(get_stream_url, |state, session, device| state.controller.stream_url(&device, &session.host));
+device_handler!(get_stream_status, |state, session, device| state.controller.stream_status(&device));
+device_handler!(start_streaming, |state, session, device| state.controller.start_streaming(&device, &session.host));
+device_handler!(stop_streaming, |state, session, device| state.controller.stop_streaming(&device));
+device_handler!(stop_recording, |state, session, device| state.controller.stop_recording(&device));
+
+fn get_streams(call: Call) -> BoxFuture<'static, Result<Value, RpcError>> {
+    Box::pin(async move {
+        call.params.finish()?;
+        Ok(call.state.controller.streams().await?)
+    })
+}
+
+fn start_recording(call: Call) -> BoxFuture<'static, Result<Value, RpcError>> {
+    Box::pin(async move {
+        let Call { state, mut params, .. } = call;
+        let device = params.device()?;
+        let duration = params.opt_int("duration", 1, 86400)?.map(|d| d as u64);
+        let format = match params.opt_str("format")? {
+            None => None,
+            Some(f) => Some(crate::config::RecordFormat::parse(&f).ok_or_else(|| RpcError::invalid_params("format", "format must be fmp4 or mpegts"))?),
+        };
+        params.finish()?;
+        Ok(state.controller.start_recording(&device, duration, format).await?)
     })
 }
 

@@ -1,3 +1,5 @@
 //! Media work done by child processes: FFmpeg command building and supervision.
 
 pub mod ffmpeg;
+pub mod recording;
+pub mod service;

@@ -3,4 +3,5 @@
 
 pub mod breaker;
 pub mod client;
+pub mod paths;
 pub mod types;

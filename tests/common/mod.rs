@@ -39,6 +39,9 @@ impl TempDir {
 
 impl Drop for TempDir {
     fn drop(&mut self) {
+        if self.0.as_os_str().is_empty() {
+            return;
+        }
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }
@@ -69,12 +72,20 @@ impl Service {
     pub fn start(server_extra: &str, security_extra: &str, rest: &str) -> Service {
         let dir = TempDir::new("svc");
         let config_path = dir.path().join("config.toml");
-        std::fs::write(
-            &config_path,
-            test_config(dir.path(), server_extra, security_extra, rest),
-        )
-        .unwrap();
-        let stderr_log = dir.path().join("service.log");
+        std::fs::write(&config_path, test_config(dir.path(), server_extra, security_extra, rest)).unwrap();
+        Service::spawn(dir, config_path)
+    }
+
+    /// Starts the binary again with the same config and state (after a kill).
+    pub fn restart(old: &mut Service) -> Service {
+        let _ = old.child.kill();
+        let _ = old.child.wait();
+        let dir = std::mem::replace(&mut old.dir, TempDir(PathBuf::new()));
+        Service::spawn(dir, old.config_path.clone())
+    }
+
+    fn spawn(dir: TempDir, config_path: PathBuf) -> Service {
+        let stderr_log = dir.path().join(format!("service-{}.log", camera_service::api::auth::random_token(3)));
         let mut child = Command::new(bin())
             .args(["--config", config_path.to_str().unwrap(), "serve"])
             .env("RUST_LOG", "debug")
@@ -91,23 +102,14 @@ impl Service {
                 }
             }
         });
-        let addr = match rx.recv_timeout(Duration::from_secs(20)) {
+        let addr = match rx.recv_timeout(Duration::from_secs(30)) {
             Ok(a) => a,
             Err(_) => {
                 let _ = child.kill();
-                panic!(
-                    "service did not start; log:\n{}",
-                    std::fs::read_to_string(&stderr_log).unwrap_or_default()
-                );
+                panic!("service did not start; log:\n{}", std::fs::read_to_string(&stderr_log).unwrap_or_default());
             }
         };
-        Service {
-            child,
-            addr,
-            dir,
-            config_path,
-            stderr_log,
-        }
+        Service { child, addr, dir, config_path, stderr_log }
     }
 
     pub fn ws_url(&self) -> String {
@@ -227,12 +229,13 @@ impl Client {
         self.ws.send(Message::text(text.to_string())).await.unwrap();
     }
 
-    /// Next text frame as JSON (10 s limit); `None` when the socket closed.
+    /// Next text frame as JSON (30 s limit: recordings wait for FFmpeg on a loaded 2-core
+    /// machine); `None` when the socket closed.
     pub async fn recv_json(&mut self) -> Option<Value> {
         loop {
-            match timeout(Duration::from_secs(10), self.ws.next())
+            match timeout(Duration::from_secs(30), self.ws.next())
                 .await
-                .expect("no frame within 10 s")
+                .expect("no frame within 30 s")
             {
                 Some(Ok(Message::Text(t))) => return Some(serde_json::from_str(t.as_str()).unwrap()),
                 Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return None,

@@ -1,0 +1,190 @@
+//! Streams and recordings of cameras (api.md §5): the operations the controller exposes,
+//! built on the MediaMTX client, the path manager and the recording manager.
+
+use super::recording::{RecSink, RecordingManager, SpaceCheck, Started, Summary};
+use crate::camera::registry::{Camera, SourceType, Status};
+use crate::clock;
+use crate::config::{Config, RecordFormat};
+use crate::error::ServiceError;
+use crate::mediamtx::breaker::State as BreakerState;
+use crate::mediamtx::client::Client;
+use crate::mediamtx::paths::{ffmpeg_input_format, PathManager, Probe, Publisher};
+use serde_json::{json, Value};
+use std::sync::Arc;
+
+/// Stream events for the controller (`stream.start` / `stream.stop`).
+#[derive(Clone, Debug, PartialEq)]
+pub enum StreamEvent {
+    Started(String),
+    Stopped(String),
+}
+
+pub struct MediaService {
+    config: Arc<Config>,
+    client: Arc<Client>,
+    paths: Arc<PathManager>,
+    recordings: Arc<RecordingManager>,
+}
+
+/// The publisher for a camera: simulated → lavfi; V4L2 → FFmpeg capture at the camera's
+/// current mode, MJPEG input preferred when the camera offers it at that size (less USB
+/// bandwidth, and FFmpeg decodes it cheaply).
+pub fn publisher_for(c: &Camera) -> Option<Publisher> {
+    let (w, h) = c.resolution;
+    let fps = c.fps.max(1);
+    match c.source {
+        SourceType::Simulated => Some(Publisher::Lavfi { pattern: c.pattern.clone().unwrap_or_else(|| "testsrc2".into()), width: w, height: h, fps }),
+        SourceType::V4l2 => {
+            let at_size = |f: &str| c.modes.iter().any(|m| m.format == f && m.width == w && m.height == h);
+            let fourcc = ["MJPG", "YUYV", "NV12", "YU12", "UYVY", "H264"].into_iter().find(|f| at_size(f)).or_else(|| c.modes.first().map(|m| m.format.as_str()));
+            Some(Publisher::V4l2 { device: c.devnode.clone()?, input_format: fourcc.and_then(ffmpeg_input_format).map(String::from), width: w, height: h, fps })
+        }
+    }
+}
+
+fn require_connected(c: &Camera) -> Result<(), ServiceError> {
+    if c.status != Status::Connected {
+        return Err(ServiceError::InvalidState { state: c.status.as_str().to_lowercase(), details: format!("{} is {}", c.id, c.status.as_str()) });
+    }
+    Ok(())
+}
+
+fn publisher_or_err(c: &Camera) -> Result<Publisher, ServiceError> {
+    publisher_for(c).ok_or_else(|| ServiceError::Unsupported { feature: "streaming", details: format!("{} has no capture node", c.id) })
+}
+
+impl MediaService {
+    pub fn new(config: Arc<Config>, rec_events: RecSink, space: SpaceCheck) -> Arc<MediaService> {
+        let client = Arc::new(Client::new(&config.mediamtx));
+        let paths = Arc::new(PathManager::new(client.clone(), config.clone()));
+        let recordings = RecordingManager::new(config.clone(), paths.clone(), rec_events, space);
+        Arc::new(MediaService { config, client, paths, recordings })
+    }
+
+    pub fn client(&self) -> &Arc<Client> {
+        &self.client
+    }
+    pub fn paths(&self) -> &Arc<PathManager> {
+        &self.paths
+    }
+    pub fn recordings(&self) -> &Arc<RecordingManager> {
+        &self.recordings
+    }
+
+    /// Fails fast with -32050 while the circuit breaker is open.
+    fn check_breaker(&self) -> Result<(), ServiceError> {
+        if self.client.breaker_state() == BreakerState::Open {
+            return Err(ServiceError::Dependency { dependency: "mediamtx", details: "MediaMTX is unreachable (circuit open); retrying in the background".into() });
+        }
+        Ok(())
+    }
+
+    /// Makes sure a connected camera's path exists (called on discovery).
+    pub async fn ensure_path(&self, c: &Camera) -> Result<(), ServiceError> {
+        let p = publisher_or_err(c)?;
+        self.paths.ensure(&c.id, p).await.map_err(Into::into)
+    }
+
+    /// `urls` = the camera's `{rtsp, hls, webrtc}` as seen by this client.
+    pub async fn start_streaming(&self, c: &Camera, urls: &Value) -> Result<Value, ServiceError> {
+        require_connected(c)?;
+        self.check_breaker()?;
+        self.ensure_path(c).await?;
+        let close_after = self.config.recording.on_demand_close_after.get().as_secs();
+        Ok(json!({
+            "device": c.id,
+            "stream_name": c.id,
+            "stream_url": urls["rtsp"],
+            "status": "STARTED",
+            "start_time": clock::now_rfc3339(),
+            "auto_close_after": format!("{close_after}s"),
+        }))
+    }
+
+    pub async fn stop_streaming(&self, c: &Camera) -> Result<Value, ServiceError> {
+        self.check_breaker()?;
+        let recording = self.recordings.is_recording(&c.id);
+        let rt = self.paths.runtime(&c.id).await?;
+        let viewers = rt.as_ref().map_or(0, |p| p.readers.len()).saturating_sub(recording as usize);
+        Ok(json!({
+            "device": c.id,
+            "stream_name": c.id,
+            "status": "STOPPED",
+            "stream_continues": recording || viewers > 0,
+        }))
+    }
+
+    pub async fn stream_url(&self, c: &Camera, urls: &Value) -> Result<Value, ServiceError> {
+        self.check_breaker()?;
+        let rt = self.paths.runtime(&c.id).await?;
+        let recording = self.recordings.is_recording(&c.id);
+        let (available, consumers, status) = match &rt {
+            None => (false, 0, "NOT_READY"),
+            Some(p) => (p.available, p.readers.len().saturating_sub(recording as usize), if p.available { "ACTIVE" } else { "INACTIVE" }),
+        };
+        Ok(json!({"device": c.id, "stream_name": c.id, "stream_url": urls["rtsp"], "available": available, "active_consumers": consumers, "stream_status": status, "urls": urls}))
+    }
+
+    pub async fn stream_status(&self, c: &Camera) -> Result<Value, ServiceError> {
+        self.check_breaker()?;
+        let rt = self.paths.runtime(&c.id).await?.ok_or_else(|| ServiceError::NotFound { resource: "stream", id: c.id.clone() })?;
+        let recording = self.recordings.is_recording(&c.id);
+        let (codec, w, h) = rt.video().map(|(c, w, h)| (Some(c.to_string()), w, h)).unwrap_or((None, None, None));
+        Ok(json!({
+            "device": c.id,
+            "stream_name": c.id,
+            "status": if rt.available { "ACTIVE" } else { "INACTIVE" },
+            "ready": rt.available,
+            "viewers": rt.readers.len().saturating_sub(recording as usize),
+            "bytes_received": rt.inbound_bytes,
+            "bytes_sent": rt.outbound_bytes,
+            "start_time": rt.available_time,
+            "codec": codec,
+            "width": w,
+            "height": h,
+        }))
+    }
+
+    pub async fn streams(&self, cameras: &[Camera]) -> Result<Value, ServiceError> {
+        self.check_breaker()?;
+        let names: Vec<String> = cameras.iter().map(|c| c.id.clone()).collect();
+        let paths = self.client.run(move |c| names.iter().map(|n| c.get_path(n).map(|p| (n.clone(), p))).collect::<Result<Vec<_>, _>>()).await?;
+        let out: Vec<Value> = paths
+            .into_iter()
+            .filter_map(|(n, p)| p.map(|p| (n, p)))
+            .map(|(n, p)| {
+                json!({
+                    "name": n,
+                    "source": p.source.map(|s| s.kind),
+                    "ready": p.available,
+                    "readers": p.readers.len(),
+                    "bytes_sent": p.outbound_bytes,
+                    "bytes_received": p.inbound_bytes,
+                })
+            })
+            .collect();
+        Ok(Value::Array(out))
+    }
+
+    pub async fn start_recording(&self, c: &Camera, duration: Option<u64>, format: Option<RecordFormat>) -> Result<Started, ServiceError> {
+        require_connected(c)?;
+        self.check_breaker()?;
+        let p = publisher_or_err(c)?;
+        self.recordings.start(&c.id, p, duration, format.unwrap_or(self.config.recording.default_format)).await
+    }
+
+    pub async fn stop_recording(&self, device: &str) -> Result<Summary, ServiceError> {
+        self.recordings.stop(device).await
+    }
+
+    /// One health probe; re-applied paths after a restart resume recordings.
+    pub async fn probe(&self) -> Probe {
+        let r = self.paths.probe().await;
+        if let Probe::Healthy { reapplied, .. } = &r {
+            if *reapplied > 0 {
+                self.recordings.mediamtx_restarted();
+            }
+        }
+        r
+    }
+}

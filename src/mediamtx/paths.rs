@@ -1,0 +1,329 @@
+//! One MediaMTX path per camera (`cameraN`), created with `replace` (an idempotent upsert).
+//! The manager keeps the desired configuration of every path, so that after a MediaMTX
+//! restart (API changes live in RAM only) all paths, recording flags included, are re-applied.
+
+use super::client::{Client, MtxError};
+use super::types::{Path, PathConf};
+use crate::config::{Config, Dur, RecordFormat};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+/// Where a camera's stream comes from.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Publisher {
+    /// A V4L2 node captured by FFmpeg (started by MediaMTX on demand).
+    V4l2 { device: PathBuf, input_format: Option<String>, width: u32, height: u32, fps: u32 },
+    /// A lavfi test pattern (simulated cameras).
+    Lavfi { pattern: String, width: u32, height: u32, fps: u32 },
+    /// An external RTSP/RTSPS source pulled by MediaMTX.
+    Url { url: String },
+}
+
+/// Recording fields of a path while it records.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RecordSettings {
+    pub path_template: String,
+    pub format: RecordFormat,
+}
+
+fn go_duration(d: Dur) -> String {
+    let ms = d.get().as_millis();
+    if ms % 1000 == 0 {
+        format!("{}s", ms / 1000)
+    } else {
+        format!("{ms}ms")
+    }
+}
+
+/// `-f v4l2 -input_format` name for a V4L2 FourCC, when FFmpeg knows it by another name.
+pub fn ffmpeg_input_format(fourcc: &str) -> Option<&'static str> {
+    match fourcc {
+        "MJPG" | "JPEG" => Some("mjpeg"),
+        "YUYV" => Some("yuyv422"),
+        "UYVY" => Some("uyvy422"),
+        "NV12" => Some("nv12"),
+        "YU12" => Some("yuv420p"),
+        "RGB3" => Some("rgb24"),
+        "BGR3" => Some("bgr24"),
+        "H264" => Some("h264"),
+        _ => None,
+    }
+}
+
+/// The publisher command MediaMTX runs on demand (split shell-style by MediaMTX, no shell;
+/// `$RTSP_PORT` and `$MTX_PATH` are filled in by MediaMTX).
+pub fn publisher_command(cfg: &Config, p: &Publisher) -> Option<String> {
+    let f = &cfg.ffmpeg;
+    let (input, fps) = match p {
+        Publisher::V4l2 { device, input_format, width, height, fps } => {
+            let fmt = input_format.as_deref().map(|f| format!("-input_format {f} ")).unwrap_or_default();
+            (format!("-f v4l2 {fmt}-video_size {width}x{height} -framerate {fps} -i {}", device.display()), *fps)
+        }
+        Publisher::Lavfi { pattern, width, height, fps } => (format!("-re -f lavfi -i {pattern}=size={width}x{height}:rate={fps}"), *fps),
+        Publisher::Url { .. } => return None,
+    };
+    let bitrate = if f.bitrate.is_empty() { String::new() } else { format!(" -b:v {}", f.bitrate) };
+    // GOP = fps: a new segment or a snapshot never waits more than a second for a keyframe.
+    Some(format!(
+        "{} -hide_banner -loglevel error {input} -c:v {} {} -pix_fmt yuv420p -g {fps} -keyint_min {fps}{bitrate} -f rtsp -rtsp_transport tcp rtsp://127.0.0.1:$RTSP_PORT/$MTX_PATH",
+        f.path, f.encoder, f.encoder_options
+    ))
+}
+
+/// The full path configuration for a camera (sent with `replace`).
+pub fn path_conf(cfg: &Config, p: &Publisher, record: Option<&RecordSettings>) -> PathConf {
+    let r = &cfg.recording;
+    let mut c = PathConf { record_delete_after: Some("0s".into()), record: Some(record.is_some()), ..Default::default() };
+    match p {
+        Publisher::Url { url } => {
+            c.source = Some(url.clone());
+            c.rtsp_transport = Some("tcp".into());
+            c.source_on_demand = Some(true);
+            c.source_on_demand_start_timeout = Some(go_duration(r.on_demand_start_timeout));
+            c.source_on_demand_close_after = Some(go_duration(r.on_demand_close_after));
+        }
+        _ => {
+            c.source = Some("publisher".into());
+            c.run_on_demand = publisher_command(cfg, p);
+            c.run_on_demand_restart = Some(true);
+            c.run_on_demand_start_timeout = Some(go_duration(r.on_demand_start_timeout));
+            c.run_on_demand_close_after = Some(go_duration(r.on_demand_close_after));
+        }
+    }
+    if let Some(rec) = record {
+        c.record_path = Some(rec.path_template.clone());
+        c.record_format = Some(rec.format.as_str().into());
+        c.record_segment_duration = Some(go_duration(r.segment_duration));
+        c.record_part_duration = Some(go_duration(r.part_duration));
+    }
+    c
+}
+
+/// MediaMTX `recordPath` for a camera: `<recordings_dir>/%path/cameraN_%Y-%m-%d_%H-%M-%S-%f`
+/// (camera id written literally once; `%path` only as the folder).
+pub fn record_path_template(cfg: &Config, camera: &str) -> String {
+    format!("{}/%path/{camera}_%Y-%m-%d_%H-%M-%S-%f", cfg.storage.recordings_dir.display())
+}
+
+#[derive(Clone, Debug)]
+struct Desired {
+    publisher: Publisher,
+    record: Option<RecordSettings>,
+}
+
+/// Result of one health probe.
+#[derive(Debug, PartialEq)]
+pub enum Probe {
+    Healthy { version: String, reapplied: usize },
+    Unreachable(String),
+}
+
+pub struct PathManager {
+    client: Arc<Client>,
+    config: Arc<Config>,
+    desired: Mutex<HashMap<String, Desired>>,
+    locks: Mutex<HashMap<String, Arc<async_lock::Mutex<()>>>>,
+    started: Mutex<Option<String>>,
+}
+
+impl PathManager {
+    pub fn new(client: Arc<Client>, config: Arc<Config>) -> PathManager {
+        PathManager { client, config, desired: Mutex::new(HashMap::new()), locks: Mutex::new(HashMap::new()), started: Mutex::new(None) }
+    }
+
+    pub fn client(&self) -> &Arc<Client> {
+        &self.client
+    }
+
+    /// Per-path lock: operations on one camera are serialised, different cameras run freely.
+    pub fn lock(&self, name: &str) -> Arc<async_lock::Mutex<()>> {
+        self.locks.lock().unwrap().entry(name.to_string()).or_default().clone()
+    }
+
+    fn conf_of(&self, d: &Desired, name: &str) -> PathConf {
+        let _ = name;
+        path_conf(&self.config, &d.publisher, d.record.as_ref())
+    }
+
+    /// Makes the path exist with this publisher (keeping its recording settings). Cheap
+    /// when nothing changed: one GET, no reload in MediaMTX.
+    pub async fn ensure(&self, name: &str, publisher: Publisher) -> Result<(), MtxError> {
+        let desired = {
+            let mut map = self.desired.lock().unwrap();
+            let record = map.get(name).and_then(|d| d.record.clone());
+            let d = Desired { publisher, record };
+            map.insert(name.to_string(), d.clone());
+            d
+        };
+        let conf = self.conf_of(&desired, name);
+        let n = name.to_string();
+        self.client
+            .run(move |c| {
+                let current = c.get_path_conf(&n)?;
+                if current.as_ref().is_some_and(|cur| matches_desired(cur, &conf)) {
+                    return Ok(());
+                }
+                c.replace_path(&n, &conf)
+            })
+            .await
+    }
+
+    /// Turns recording on (`Some`) or off (`None`) with a PATCH: MediaMTX hot-reloads record
+    /// fields without dropping readers.
+    pub async fn set_record(&self, name: &str, record: Option<RecordSettings>) -> Result<(), MtxError> {
+        let patch = {
+            let mut map = self.desired.lock().unwrap();
+            let d = map.get_mut(name).ok_or_else(|| MtxError::NotFound(format!("path {name} not managed")))?;
+            d.record = record.clone();
+            let full = path_conf(&self.config, &d.publisher, record.as_ref());
+            PathConf {
+                record: full.record,
+                record_path: full.record_path,
+                record_format: full.record_format,
+                record_segment_duration: full.record_segment_duration,
+                record_part_duration: full.record_part_duration,
+                record_delete_after: full.record_delete_after,
+                ..Default::default()
+            }
+        };
+        let n = name.to_string();
+        let full = { self.conf_of(self.desired.lock().unwrap().get(name).expect("set above"), name) };
+        self.client
+            .run(move |c| match c.patch_path(&n, &patch) {
+                // MediaMTX lost it (restart): recreate it whole.
+                Err(MtxError::NotFound(_)) => c.replace_path(&n, &full),
+                other => other,
+            })
+            .await
+    }
+
+    pub fn is_recording(&self, name: &str) -> bool {
+        self.desired.lock().unwrap().get(name).is_some_and(|d| d.record.is_some())
+    }
+
+    /// Forgets and deletes the path.
+    pub async fn remove(&self, name: &str) -> Result<(), MtxError> {
+        self.desired.lock().unwrap().remove(name);
+        let n = name.to_string();
+        self.client.run(move |c| c.delete_path(&n)).await
+    }
+
+    pub async fn runtime(&self, name: &str) -> Result<Option<Path>, MtxError> {
+        let n = name.to_string();
+        self.client.run(move |c| c.get_path(&n)).await
+    }
+
+    /// Adopts the recording state MediaMTX has for a path (after our own restart).
+    pub async fn read_back(&self, name: &str) -> Result<Option<PathConf>, MtxError> {
+        let n = name.to_string();
+        self.client.run(move |c| c.get_path_conf(&n)).await
+    }
+
+    /// Re-records desired recording settings without calling MediaMTX (state read back).
+    pub fn adopt_record(&self, name: &str, publisher: Publisher, record: Option<RecordSettings>) {
+        self.desired.lock().unwrap().insert(name.to_string(), Desired { publisher, record });
+    }
+
+    /// `/v3/info` probe: notices a restart (`started` changed) or paths gone missing and
+    /// re-applies every managed path.
+    pub async fn probe(&self) -> Probe {
+        let info = match self.client.run(|c| c.info()).await {
+            Ok(i) => i,
+            Err(e) => return Probe::Unreachable(e.to_string()),
+        };
+        let restarted = {
+            let mut s = self.started.lock().unwrap();
+            let changed = s.as_deref().is_some_and(|old| old != info.started);
+            *s = Some(info.started.clone());
+            changed
+        };
+        let wanted: Vec<(String, PathConf)> = {
+            let map = self.desired.lock().unwrap();
+            map.iter().map(|(n, d)| (n.clone(), self.conf_of(d, n))).collect()
+        };
+        if wanted.is_empty() {
+            return Probe::Healthy { version: info.version, reapplied: 0 };
+        }
+        let result = self
+            .client
+            .run(move |c| {
+                let present: std::collections::HashSet<String> = c.list_path_confs()?.into_iter().filter_map(|p| p.name).collect();
+                let mut n = 0;
+                for (name, conf) in wanted {
+                    if restarted || !present.contains(&name) {
+                        c.replace_path(&name, &conf)?;
+                        n += 1;
+                    }
+                }
+                Ok(n)
+            })
+            .await;
+        match result {
+            Ok(n) => {
+                if n > 0 {
+                    log::warn!("MediaMTX {} (restart detected: {restarted}); re-applied {n} camera path(s)", info.version);
+                }
+                Probe::Healthy { version: info.version, reapplied: n }
+            }
+            Err(e) => Probe::Unreachable(e.to_string()),
+        }
+    }
+}
+
+/// Whether MediaMTX's effective configuration already has every field we would send.
+fn matches_desired(current: &PathConf, desired: &PathConf) -> bool {
+    let (Ok(serde_json::Value::Object(cur)), Ok(serde_json::Value::Object(want))) = (serde_json::to_value(current), serde_json::to_value(desired)) else {
+        return false;
+    };
+    want.iter().all(|(k, v)| match (cur.get(k), v) {
+        (Some(c), v) if c == v => true,
+        // Go renders durations its own way ("10s" vs "10s", "1h" vs "1h0m0s"): compare parsed.
+        (Some(serde_json::Value::String(c)), serde_json::Value::String(w)) => same_duration(c, w),
+        _ => false,
+    })
+}
+
+fn same_duration(a: &str, b: &str) -> bool {
+    let parse = |s: &str| humantime::parse_duration(&s.replace("h0m0s", "h").replace("m0s", "m")).ok();
+    matches!((parse(a), parse(b)), (Some(x), Some(y)) if x == y)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn camera_paths_follow_the_integration_contract() {
+        let cfg = Config::default();
+        let sim = Publisher::Lavfi { pattern: "testsrc2".into(), width: 640, height: 480, fps: 15 };
+        let c = path_conf(&cfg, &sim, None);
+        assert_eq!(c.source.as_deref(), Some("publisher"));
+        assert_eq!(c.record_delete_after.as_deref(), Some("0s"));
+        assert_eq!(c.run_on_demand_restart, Some(true));
+        let cmd = c.run_on_demand.unwrap();
+        assert!(cmd.contains("-f lavfi -i testsrc2=size=640x480:rate=15") && cmd.contains("-g 15") && cmd.ends_with("rtsp://127.0.0.1:$RTSP_PORT/$MTX_PATH"), "{cmd}");
+        let v4l = Publisher::V4l2 { device: "/dev/video0".into(), input_format: Some("mjpeg".into()), width: 1280, height: 720, fps: 30 };
+        let cmd = publisher_command(&cfg, &v4l).unwrap();
+        assert!(cmd.contains("-f v4l2 -input_format mjpeg -video_size 1280x720 -framerate 30 -i /dev/video0") && cmd.contains("-c:v libx264 -preset ultrafast -tune zerolatency"), "{cmd}");
+        let ext = path_conf(&cfg, &Publisher::Url { url: "rtsp://10.0.0.9:5554/subject".into() }, None);
+        assert_eq!((ext.source.as_deref(), ext.rtsp_transport.as_deref(), ext.source_on_demand), (Some("rtsp://10.0.0.9:5554/subject"), Some("tcp"), Some(true)));
+        assert!(ext.run_on_demand.is_none());
+        let rec = RecordSettings { path_template: record_path_template(&cfg, "camera3"), format: RecordFormat::Mpegts };
+        let c = path_conf(&cfg, &sim, Some(&rec));
+        assert_eq!(c.record, Some(true));
+        assert_eq!(c.record_path.as_deref(), Some("/var/lib/camera-service/recordings/%path/camera3_%Y-%m-%d_%H-%M-%S-%f"));
+        assert_eq!((c.record_format.as_deref(), c.record_segment_duration.as_deref(), c.record_part_duration.as_deref()), (Some("mpegts"), Some("3600s"), Some("1s")));
+    }
+
+    #[test]
+    fn go_durations_compare_equal() {
+        assert!(same_duration("1h0m0s", "3600s"));
+        assert!(same_duration("10s", "10s"));
+        assert!(same_duration("0s", "0s"));
+        assert!(!same_duration("10s", "5s"));
+        let want = PathConf { record_segment_duration: Some("3600s".into()), record: Some(false), ..Default::default() };
+        let cur = PathConf { record_segment_duration: Some("1h0m0s".into()), record: Some(false), source: Some("publisher".into()), ..Default::default() };
+        assert!(matches_desired(&cur, &want));
+    }
+}
