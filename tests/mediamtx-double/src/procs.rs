@@ -252,6 +252,23 @@ pub fn spawn_recorder(shared: &Arc<Shared>, p: &mut PathRt) {
         "warning".into(),
         "-rtsp_transport".into(),
         "tcp".into(),
+    ];
+    // Parameters known from the SDP (sprop-parameter-sets): no probing, so that the
+    // first segment starts (and is named) right when the stream is there.
+    let known = stream.props.lock().unwrap().iter().all(|p| match p {
+        Some(v) => v.get("width").map(|w| w != 0).unwrap_or(true),
+        None => true,
+    });
+    if known {
+        args.extend(
+            ["-analyzeduration", "0", "-probesize", "32"]
+                .iter()
+                .map(|s| s.to_string()),
+        );
+    } else {
+        args.extend(["-analyzeduration", "1000000"].iter().map(|s| s.to_string()));
+    }
+    args.extend([
         "-i".into(),
         format!(
             "rtsp://127.0.0.1:{}/{}{}",
@@ -273,7 +290,7 @@ pub fn spawn_recorder(shared: &Arc<Shared>, p: &mut PathRt) {
         "1".into(),
         "-strftime".into(),
         "1".into(),
-    ];
+    ]);
     if format == "mpegts" {
         args.extend(["-segment_format".to_string(), "mpegts".to_string()]);
     } else {
