@@ -376,6 +376,20 @@ pub struct StorageConfig {
     pub state_dir: PathBuf,
     pub recordings_dir: PathBuf,
     pub snapshots_dir: PathBuf,
+    /// Free-space floor: below it new recordings/snapshots are refused (-32060) and the
+    /// low-space warning is on.
+    pub min_free_bytes: u64,
+    /// Low-space warning (event + `storage` health DEGRADED) when free space is below this
+    /// percentage of the file system.
+    pub low_space_warning_percent: u8,
+    /// Period of the free-space check.
+    pub space_check_interval: Dur,
+    /// Period of background retention enforcement.
+    pub retention_check_interval: Dur,
+    /// Retention policy used until `set_retention_policy` saves one: age|size|manual.
+    pub retention_policy: String,
+    pub retention_max_age_days: u32,
+    pub retention_max_size_gb: f64,
 }
 
 impl Default for StorageConfig {
@@ -384,6 +398,13 @@ impl Default for StorageConfig {
             state_dir: PathBuf::from("/var/lib/camera-service"),
             recordings_dir: PathBuf::from("/var/lib/camera-service/recordings"),
             snapshots_dir: PathBuf::from("/var/lib/camera-service/snapshots"),
+            min_free_bytes: 256 * 1024 * 1024,
+            low_space_warning_percent: 10,
+            space_check_interval: Dur::secs(30),
+            retention_check_interval: Dur::secs(600),
+            retention_policy: "manual".into(),
+            retention_max_age_days: 30,
+            retention_max_size_gb: 50.0,
         }
     }
 }
@@ -403,7 +424,16 @@ impl fmt::Display for ConfigErrors {
 
 impl std::error::Error for ConfigErrors {}
 
-const SECTIONS: &[&str] = &["server", "security", "logging", "mediamtx", "camera", "storage", "ffmpeg", "recording"];
+const SECTIONS: &[&str] = &[
+    "server",
+    "security",
+    "logging",
+    "mediamtx",
+    "camera",
+    "storage",
+    "ffmpeg",
+    "recording",
+];
 
 impl Config {
     /// Reads `path` (a missing file at the default path means "all defaults"), applies
@@ -555,12 +585,32 @@ impl Config {
         v.port("mediamtx.hls_port", m.hls_port);
         v.port("mediamtx.webrtc_port", m.webrtc_port);
         v.check(!m.api_user.contains(':'), "mediamtx.api_user", "must not contain ':'");
-        v.dur("mediamtx.request_timeout", m.request_timeout, Duration::from_millis(100), Duration::from_secs(120));
+        v.dur(
+            "mediamtx.request_timeout",
+            m.request_timeout,
+            Duration::from_millis(100),
+            Duration::from_secs(120),
+        );
         v.range("mediamtx.retries", m.retries as u64, 0, 10);
-        v.dur("mediamtx.retry_backoff", m.retry_backoff, Duration::from_millis(1), Duration::from_secs(30));
+        v.dur(
+            "mediamtx.retry_backoff",
+            m.retry_backoff,
+            Duration::from_millis(1),
+            Duration::from_secs(30),
+        );
         v.range("mediamtx.breaker_failures", m.breaker_failures as u64, 1, 1000);
-        v.dur("mediamtx.breaker_reset", m.breaker_reset, Duration::from_millis(100), Duration::from_secs(3600));
-        v.dur("mediamtx.health_interval", m.health_interval, Duration::from_millis(100), Duration::from_secs(3600));
+        v.dur(
+            "mediamtx.breaker_reset",
+            m.breaker_reset,
+            Duration::from_millis(100),
+            Duration::from_secs(3600),
+        );
+        v.dur(
+            "mediamtx.health_interval",
+            m.health_interval,
+            Duration::from_millis(100),
+            Duration::from_secs(3600),
+        );
 
         let c = &self.camera;
         v.range("camera.external_id_base", c.external_id_base as u64, 1, 1_000_000);
@@ -600,21 +650,82 @@ impl Config {
         }
 
         let f = &self.ffmpeg;
-        v.check(!f.path.trim().is_empty() && !f.path.contains(char::is_whitespace), "ffmpeg.path", "must be a program name or path without spaces");
-        v.check(!f.encoder.is_empty() && f.encoder.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'), "ffmpeg.encoder", "must be an FFmpeg encoder name such as libx264 or h264_v4l2m2m");
-        v.check(!f.encoder_options.contains(['"', '\'', '$', '`']), "ffmpeg.encoder_options", "must not contain quotes, '$' or backquotes");
-        v.check(f.bitrate.is_empty() || f.bitrate.trim_end_matches(['k', 'K', 'M']).parse::<u32>().is_ok(), "ffmpeg.bitrate", "must be empty or like 2M / 800k");
-        v.dur("ffmpeg.stop_timeout", f.stop_timeout, Duration::from_millis(100), Duration::from_secs(60));
-        v.dur("ffmpeg.stall_timeout", f.stall_timeout, Duration::from_secs(1), Duration::from_secs(600));
+        v.check(
+            !f.path.trim().is_empty() && !f.path.contains(char::is_whitespace),
+            "ffmpeg.path",
+            "must be a program name or path without spaces",
+        );
+        v.check(
+            !f.encoder.is_empty() && f.encoder.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'),
+            "ffmpeg.encoder",
+            "must be an FFmpeg encoder name such as libx264 or h264_v4l2m2m",
+        );
+        v.check(
+            !f.encoder_options.contains(['"', '\'', '$', '`']),
+            "ffmpeg.encoder_options",
+            "must not contain quotes, '$' or backquotes",
+        );
+        v.check(
+            f.bitrate.is_empty() || f.bitrate.trim_end_matches(['k', 'K', 'M']).parse::<u32>().is_ok(),
+            "ffmpeg.bitrate",
+            "must be empty or like 2M / 800k",
+        );
+        v.dur(
+            "ffmpeg.stop_timeout",
+            f.stop_timeout,
+            Duration::from_millis(100),
+            Duration::from_secs(60),
+        );
+        v.dur(
+            "ffmpeg.stall_timeout",
+            f.stall_timeout,
+            Duration::from_secs(1),
+            Duration::from_secs(600),
+        );
 
         let r = &self.recording;
-        v.dur("recording.start_timeout", r.start_timeout, Duration::from_millis(500), Duration::from_secs(120));
-        v.dur("recording.segment_duration", r.segment_duration, Duration::from_secs(1), Duration::from_secs(86400));
-        v.dur("recording.part_duration", r.part_duration, Duration::from_millis(100), Duration::from_secs(60));
-        v.dur("recording.progress_interval", r.progress_interval, Duration::from_millis(100), Duration::from_secs(3600));
-        v.dur("recording.stall_timeout", r.stall_timeout, Duration::from_secs(1), Duration::from_secs(3600));
-        v.dur("recording.on_demand_start_timeout", r.on_demand_start_timeout, Duration::from_secs(1), Duration::from_secs(300));
-        v.dur("recording.on_demand_close_after", r.on_demand_close_after, Duration::from_secs(1), Duration::from_secs(3600));
+        v.dur(
+            "recording.start_timeout",
+            r.start_timeout,
+            Duration::from_millis(500),
+            Duration::from_secs(120),
+        );
+        v.dur(
+            "recording.segment_duration",
+            r.segment_duration,
+            Duration::from_secs(1),
+            Duration::from_secs(86400),
+        );
+        v.dur(
+            "recording.part_duration",
+            r.part_duration,
+            Duration::from_millis(100),
+            Duration::from_secs(60),
+        );
+        v.dur(
+            "recording.progress_interval",
+            r.progress_interval,
+            Duration::from_millis(100),
+            Duration::from_secs(3600),
+        );
+        v.dur(
+            "recording.stall_timeout",
+            r.stall_timeout,
+            Duration::from_secs(1),
+            Duration::from_secs(3600),
+        );
+        v.dur(
+            "recording.on_demand_start_timeout",
+            r.on_demand_start_timeout,
+            Duration::from_secs(1),
+            Duration::from_secs(300),
+        );
+        v.dur(
+            "recording.on_demand_close_after",
+            r.on_demand_close_after,
+            Duration::from_secs(1),
+            Duration::from_secs(3600),
+        );
 
         let st = &self.storage;
         v.abs_path("storage.state_dir", &st.state_dir);
@@ -624,6 +735,40 @@ impl Config {
             st.recordings_dir != st.snapshots_dir,
             "storage.snapshots_dir",
             "must differ from storage.recordings_dir",
+        );
+        v.range(
+            "storage.low_space_warning_percent",
+            st.low_space_warning_percent as u64,
+            0,
+            100,
+        );
+        v.dur(
+            "storage.space_check_interval",
+            st.space_check_interval,
+            Duration::from_millis(100),
+            Duration::from_secs(86400),
+        );
+        v.dur(
+            "storage.retention_check_interval",
+            st.retention_check_interval,
+            Duration::from_millis(100),
+            Duration::from_secs(7 * 86400),
+        );
+        v.check(
+            matches!(st.retention_policy.as_str(), "age" | "size" | "manual"),
+            "storage.retention_policy",
+            "must be one of age, size, manual",
+        );
+        v.range(
+            "storage.retention_max_age_days",
+            st.retention_max_age_days as u64,
+            1,
+            3650,
+        );
+        v.check(
+            st.retention_max_size_gb.is_finite() && st.retention_max_size_gb > 0.0,
+            "storage.retention_max_size_gb",
+            "must be a number greater than 0",
         );
         v.finish()
     }

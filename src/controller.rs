@@ -19,6 +19,10 @@ pub struct Controller {
     cameras: Arc<CameraManager>,
     /// Streams and recordings (MediaMTX); operations in `controller_media.rs`.
     pub(crate) media: Arc<crate::media::service::MediaService>,
+    /// Recordings and snapshots on disk, retention; operations in `storage/ops.rs`.
+    pub(crate) storage: Arc<crate::storage::Storage>,
+    /// Segment files being written (filled by the recording work; never deleted).
+    pub(crate) active_segments: Arc<crate::storage::ActiveSegments>,
 }
 
 impl Controller {
@@ -27,6 +31,8 @@ impl Controller {
         let health = Arc::new(Health::new());
         let cameras = CameraManager::new(&config.camera);
         let media = crate::controller_media::new_media(&config, &bus);
+        let active_segments = Arc::new(crate::storage::ActiveSegments::default());
+        let storage = Arc::new(crate::storage::Storage::new(&config.storage, active_segments.clone()));
         Arc::new(Controller {
             config,
             bus,
@@ -34,6 +40,8 @@ impl Controller {
             api_metrics: ApiMetrics::default(),
             cameras,
             media,
+            storage,
+            active_segments,
         })
     }
 

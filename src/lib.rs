@@ -16,3 +16,4 @@ pub mod mediamtx;
 pub mod metrics;
 pub mod service;
 pub mod shutdown;
+pub mod storage;

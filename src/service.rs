@@ -137,6 +137,8 @@ pub async fn start(config: Arc<Config>, secret: Secret) -> Result<Running, Strin
         true,
     );
     let serve_task = smol::spawn(server::serve(state.clone(), listener));
+    // Free-space checks and retention; ends on shutdown.
+    controller.start_storage(state.shutdown.clone()).detach();
     // Health answers meanwhile; readiness (and sd_notify READY in `run`) waits for this.
     controller.start_cameras().await;
     controller.start_media(state.shutdown.clone()).await;
