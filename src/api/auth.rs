@@ -101,6 +101,52 @@ impl JwtKey {
     }
 }
 
+/// Why a credential was refused.
+#[derive(Debug)]
+pub enum CredentialError {
+    /// Bad, unknown, revoked or expired: the client's fault (-32001 / HTTP 401).
+    Rejected(&'static str),
+    /// The API-key store could not be read: the server's fault (-32603 / HTTP 500).
+    Store(String),
+}
+
+/// The one verification of a presented credential (JWT or API key), shared by the
+/// JSON-RPC `authenticate` method and the HTTP file downloads so they cannot drift.
+/// Blocking (the API-key store is a file): call it on the blocking pool.
+pub fn verify_credential(
+    jwt: &JwtKey,
+    keys: &ApiKeyStore,
+    token: &str,
+    now_unix: i64,
+) -> Result<super::Identity, CredentialError> {
+    use super::{AuthMethod, Identity};
+    if looks_like_api_key(token) {
+        match keys.verify(token, now_unix) {
+            Ok(Some(rec)) => Ok(Identity {
+                user_id: format!("apikey:{}", rec.name),
+                role: rec.role,
+                method: AuthMethod::ApiKey { key_id: rec.id },
+                expires_at: rec.expires_at,
+                session_id: random_token(12),
+            }),
+            Ok(None) => Err(CredentialError::Rejected("unknown, revoked or expired API key")),
+            Err(e) => Err(CredentialError::Store(e.0)),
+        }
+    } else {
+        match jwt.verify(token, now_unix) {
+            Ok((claims, role)) => Ok(Identity {
+                user_id: claims.user_id,
+                role,
+                method: AuthMethod::Jwt,
+                expires_at: Some(claims.exp),
+                session_id: random_token(12),
+            }),
+            Err(AuthError::Expired) => Err(CredentialError::Rejected("token expired")),
+            Err(AuthError::Invalid(why)) => Err(CredentialError::Rejected(why)),
+        }
+    }
+}
+
 /// Random bytes as base64url text (`n` bytes of entropy).
 pub fn random_token(n: usize) -> String {
     let mut buf = vec![0u8; n];

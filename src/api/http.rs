@@ -1,5 +1,5 @@
 //! Plain HTTP on the API port: request heads parsed by `httparse`, a small response writer
-//! (keep-alive, HEAD), and the health routes. Files and metrics routes join here later.
+//! (keep-alive, HEAD), the health routes, and the file downloads (`files_http`, streamed).
 
 use super::AppState;
 use crate::health::Level;
@@ -170,6 +170,22 @@ pub async fn write_response<S: AsyncWrite + Unpin>(
     }
     stream.write_all(&bytes).await?;
     stream.flush().await
+}
+
+/// Answers one plain HTTP request on `stream`: file downloads are streamed from disk, every
+/// other route is a small in-memory response. Returns whether the connection may be kept.
+pub async fn respond<S: AsyncWrite + Unpin>(
+    state: &Arc<AppState>,
+    head: &RequestHead,
+    stream: &mut S,
+    keep_alive: bool,
+) -> io::Result<bool> {
+    if super::files_http::is_files_path(&head.path) {
+        return super::files_http::serve(state, head, stream, keep_alive).await;
+    }
+    let resp = route(state, head).await;
+    write_response(stream, &resp, head.method == "HEAD", keep_alive).await?;
+    Ok(keep_alive)
 }
 
 /// Routes a plain HTTP request.

@@ -1,11 +1,12 @@
 //! The method table: one entry per JSON-RPC method (name, minimum role, handler). The role
 //! checks, the role-matrix tests and docs/api.md's method list all come from this table.
 
-use super::auth::{looks_like_api_key, AuthError, Role};
+use super::auth::{verify_credential, CredentialError, Role};
 use super::error::RpcError;
 use super::events::Topic;
+use super::files_rpc;
 use super::jsonrpc::Params;
-use super::{AppState, AuthMethod, Identity, Session};
+use super::{AppState, AuthMethod, Session};
 use crate::clock;
 use futures_util::future::BoxFuture;
 use serde_json::{json, Value};
@@ -62,10 +63,10 @@ pub static METHODS: &[MethodSpec] = &[
     m("get_stream_url", Some(V), get_stream_url),
     m("get_stream_status", Some(V), get_stream_status),
     m("get_streams", Some(V), get_streams),
-    pending("list_recordings", V),
-    pending("list_snapshots", V),
-    pending("get_recording_info", V),
-    pending("get_snapshot_info", V),
+    m("list_recordings", Some(V), files_rpc::list_recordings),
+    m("list_snapshots", Some(V), files_rpc::list_snapshots),
+    m("get_recording_info", Some(V), files_rpc::get_recording_info),
+    m("get_snapshot_info", Some(V), files_rpc::get_snapshot_info),
     m("get_server_info", Some(V), get_server_info),
     m("get_system_status", Some(V), get_system_status),
     m("subscribe_events", Some(V), subscribe_events),
@@ -82,13 +83,13 @@ pub static METHODS: &[MethodSpec] = &[
     pending("add_external_stream", O),
     pending("remove_external_stream", O),
     // admin
-    pending("delete_recording", A),
-    pending("delete_snapshot", A),
+    m("delete_recording", Some(A), files_rpc::delete_recording),
+    m("delete_snapshot", Some(A), files_rpc::delete_snapshot),
     pending("get_metrics", A),
     pending("get_status", A),
-    pending("get_storage_info", A),
-    pending("set_retention_policy", A),
-    pending("cleanup_old_files", A),
+    m("get_storage_info", Some(A), files_rpc::get_storage_info),
+    m("set_retention_policy", Some(A), files_rpc::set_retention_policy),
+    m("cleanup_old_files", Some(A), files_rpc::cleanup_old_files),
     pending("set_discovery_interval", A),
 ];
 
@@ -130,32 +131,13 @@ fn authenticate(call: Call) -> BoxFuture<'static, Result<Value, RpcError>> {
         let token = params.str("auth_token")?;
         params.finish()?;
         let now = clock::unix_now();
-        let verified = if looks_like_api_key(&token) {
-            let st = state.clone();
-            let key = blocking::unblock(move || st.keys.verify(&token, now)).await;
-            match key {
-                Ok(Some(rec)) => Ok(Identity {
-                    user_id: format!("apikey:{}", rec.name),
-                    role: rec.role,
-                    method: AuthMethod::ApiKey { key_id: rec.id },
-                    expires_at: rec.expires_at,
-                    session_id: super::auth::random_token(12),
-                }),
-                Ok(None) => Err("unknown, revoked or expired API key"),
-                // A broken key store is a server fault, not the client's: -32603, logged.
-                Err(e) => return Err(crate::error::ServiceError::Internal(format!("API key store: {e}")).into()),
-            }
-        } else {
-            match state.jwt.verify(&token, now) {
-                Ok((claims, role)) => Ok(Identity {
-                    user_id: claims.user_id,
-                    role,
-                    method: AuthMethod::Jwt,
-                    expires_at: Some(claims.exp),
-                    session_id: super::auth::random_token(12),
-                }),
-                Err(AuthError::Expired) => Err("token expired"),
-                Err(AuthError::Invalid(why)) => Err(why),
+        let st = state.clone();
+        let verified = match blocking::unblock(move || verify_credential(&st.jwt, &st.keys, &token, now)).await {
+            Ok(identity) => Ok(identity),
+            Err(CredentialError::Rejected(why)) => Err(why),
+            // A broken key store is a server fault, not the client's: -32603, logged.
+            Err(CredentialError::Store(e)) => {
+                return Err(crate::error::ServiceError::Internal(format!("API key store: {e}")).into())
             }
         };
         let identity = match verified {

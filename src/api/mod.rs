@@ -5,6 +5,8 @@ pub mod auth;
 pub mod dispatch;
 pub mod error;
 pub mod events;
+pub mod files_http;
+pub mod files_rpc;
 pub mod http;
 pub mod jsonrpc;
 pub mod methods;

@@ -98,13 +98,9 @@ async fn handle_connection(state: Arc<AppState>, mut stream: TcpStream, peer: So
             return;
         }
         let keep_alive = head.keep_alive() && !state.shutdown.is_triggered();
-        let resp = http::route(&state, &head).await;
-        if http::write_response(&mut stream, &resp, head.method == "HEAD", keep_alive)
-            .await
-            .is_err()
-            || !keep_alive
-        {
-            return;
+        match http::respond(&state, &head, &mut stream, keep_alive).await {
+            Ok(true) => {}
+            Ok(false) | Err(_) => return,
         }
     }
 }
