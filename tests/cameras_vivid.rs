@@ -1,7 +1,7 @@
 //! Real V4L2 discovery and hot-plug, in the QEMU guest with vivid (docs/vm-harness.md).
 //!
 //! On the host this test boots one VM (`scripts/vm-run`) and re-runs itself inside it
-//! (`CAMERA_SERVICE_VM=1`), where it starts the real service binary and checks through the
+//! (`VM_GUEST=1`), where it starts the real service binary and checks through the
 //! WebSocket API that:
 //! - exactly the video-capture nodes become cameras (vivid also creates VBI, radio, SDR,
 //!   touch, video-output and metadata nodes), judged independently by `v4l2-ctl -D`;
@@ -27,7 +27,7 @@ const VIVID_ARGS: &str = "n_devs=2 node_types=0xe013d,0x1";
 
 #[test]
 fn vivid_discovery_and_hotplug() {
-    if std::env::var_os("CAMERA_SERVICE_VM").is_some() {
+    if std::env::var_os("VM_GUEST").is_some() {
         guest();
         return;
     }
@@ -216,9 +216,6 @@ fn guest() {
         .collect();
     println!("non-video V4L2 nodes: {others:?}");
 
-    // vm-run sets CAMERA_SERVICE_VM=1, which the service would read as an override of an
-    // unknown config section "vm" and refuse to start.
-    std::env::remove_var("CAMERA_SERVICE_VM");
     let t = Instant::now();
     let svc = Service::start("", "", "[camera]\nmonitor = \"auto\"\nrescan_interval = \"1h\"\n");
     println!(

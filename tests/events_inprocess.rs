@@ -28,18 +28,12 @@ fn slow_client_neither_delays_others_nor_grows_without_bound() {
         let url = format!("ws://{}/ws", svc.addr);
         let mut slow = Client::connect(&url).await;
         slow.auth_as(Role::Viewer).await;
-        slow.result(
-            "subscribe_events",
-            json!({"topics": ["camera.status_change"]}),
-        )
-        .await;
+        slow.result("subscribe_events", json!({"topics": ["camera.status_change"]}))
+            .await;
         let mut fast = Client::connect(&url).await;
         fast.auth_as(Role::Viewer).await;
-        fast.result(
-            "subscribe_events",
-            json!({"topics": ["camera.status_change"]}),
-        )
-        .await;
+        fast.result("subscribe_events", json!({"topics": ["camera.status_change"]}))
+            .await;
         // `slow` never reads again. Publish 3000 events of ~8 KiB (24 MB in all, well beyond
         // what loopback socket buffers hold) and check `fast` gets each within a bounded time.
         let bus = svc.controller().bus().clone();
@@ -55,15 +49,12 @@ fn slow_client_neither_delays_others_nor_grows_without_bound() {
                 {
                     Some(Ok(Message::Text(t))) => {
                         let v: Value = serde_json::from_str(t.as_str()).unwrap();
-                        let sent_ns: u128 =
-                            v["params"]["sent_ns"].as_str().unwrap().parse().unwrap();
+                        let sent_ns: u128 = v["params"]["sent_ns"].as_str().unwrap().parse().unwrap();
                         let now_ns = std::time::SystemTime::now()
                             .duration_since(std::time::UNIX_EPOCH)
                             .unwrap()
                             .as_nanos();
-                        worst = worst.max(Duration::from_nanos(
-                            (now_ns.saturating_sub(sent_ns)) as u64,
-                        ));
+                        worst = worst.max(Duration::from_nanos((now_ns.saturating_sub(sent_ns)) as u64));
                         got += 1;
                     }
                     Some(Ok(_)) => {}
@@ -101,10 +92,7 @@ fn slow_client_neither_delays_others_nor_grows_without_bound() {
         );
         // The slow client's queue is bounded: the overflow was dropped and counted.
         let stats = fast.result("get_subscription_stats", json!({})).await;
-        assert_eq!(
-            stats["dropped_events"], 0,
-            "the reading client lost nothing: {stats}"
-        );
+        assert_eq!(stats["dropped_events"], 0, "the reading client lost nothing: {stats}");
         let dropped = stats["global_stats"]["dropped_events"].as_u64().unwrap();
         // Socket buffers (a few MB on loopback) absorb some events; the queue holds 64; the
         // rest must have been dropped rather than buffered.
@@ -156,9 +144,7 @@ fn device_filter_and_notification_shape() {
         assert_eq!(n["params"]["device"], "camera2");
         assert!(n.get("id").is_none(), "notifications carry no id");
         assert!(
-            c.notifications
-                .iter()
-                .all(|n| n["params"]["device"] != "camera1"),
+            c.notifications.iter().all(|n| n["params"]["device"] != "camera1"),
             "filtered out"
         );
         svc.shutdown().await;

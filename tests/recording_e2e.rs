@@ -43,11 +43,25 @@ struct Probe {
 
 fn ffprobe(path: &Path) -> Probe {
     let out = std::process::Command::new("ffprobe")
-        .args(["-v", "error", "-select_streams", "v:0", "-show_entries", "stream=codec_name,width,height,duration,nb_frames,start_time:format=duration,start_time", "-of", "json"])
+        .args([
+            "-v",
+            "error",
+            "-select_streams",
+            "v:0",
+            "-show_entries",
+            "stream=codec_name,width,height,duration,nb_frames,start_time:format=duration,start_time",
+            "-of",
+            "json",
+        ])
         .arg(path)
         .output()
         .expect("ffprobe is installed (scripts/setup)");
-    assert!(out.status.success(), "ffprobe {}: {}", path.display(), String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "ffprobe {}: {}",
+        path.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     eprintln!("ffprobe {}: {v}", path.file_name().unwrap().to_string_lossy());
     let s = &v["streams"][0];
@@ -55,7 +69,10 @@ fn ffprobe(path: &Path) -> Probe {
         codec: s["codec_name"].as_str().unwrap_or_default().into(),
         width: s["width"].as_u64().unwrap_or(0),
         height: s["height"].as_u64().unwrap_or(0),
-        duration: v["format"]["duration"].as_str().and_then(|d| d.parse().ok()).unwrap_or(0.0),
+        duration: v["format"]["duration"]
+            .as_str()
+            .and_then(|d| d.parse().ok())
+            .unwrap_or(0.0),
     }
 }
 
@@ -71,13 +88,18 @@ async fn operator(r: &Rig) -> Client {
 
 fn name_ok(name: &str, cam: &str, ext: &str) -> bool {
     // cameraN_YYYY-MM-DD_HH-MM-SS-ffffff.ext
-    let Some(rest) = name.strip_prefix(&format!("{cam}_")) else { return false };
-    let Some(stamp) = rest.strip_suffix(&format!(".{ext}")) else { return false };
-    stamp.len() == 26 && stamp.bytes().enumerate().all(|(i, b)| match i {
-        4 | 7 | 13 | 16 | 19 => b == b'-',
-        10 => b == b'_',
-        _ => b.is_ascii_digit(),
-    })
+    let Some(rest) = name.strip_prefix(&format!("{cam}_")) else {
+        return false;
+    };
+    let Some(stamp) = rest.strip_suffix(&format!(".{ext}")) else {
+        return false;
+    };
+    stamp.len() == 26
+        && stamp.bytes().enumerate().all(|(i, b)| match i {
+            4 | 7 | 13 | 16 | 19 => b == b'-',
+            10 => b == b'_',
+            _ => b.is_ascii_digit(),
+        })
 }
 
 #[test]
@@ -85,12 +107,28 @@ fn five_second_recording_is_h264_at_camera_size() {
     let r = rig();
     smol::block_on(async {
         let mut c = operator(&r).await;
-        c.result("subscribe_events", json!({"topics": ["recording_status_update"]})).await;
+        c.result("subscribe_events", json!({"topics": ["recording_status_update"]}))
+            .await;
         // parameter and state errors first
-        assert_eq!(c.error_code("start_recording", json!({"device": "camera99"})).await, -32010);
-        assert_eq!(c.error_code("start_recording", json!({"device": "camera50", "format": "avi"})).await, -32602);
-        assert_eq!(c.error_code("start_recording", json!({"device": "camera50", "duration": 0})).await, -32602);
-        assert_eq!(c.error_code("stop_recording", json!({"device": "camera50"})).await, -32020, "stop when idle");
+        assert_eq!(
+            c.error_code("start_recording", json!({"device": "camera99"})).await,
+            -32010
+        );
+        assert_eq!(
+            c.error_code("start_recording", json!({"device": "camera50", "format": "avi"}))
+                .await,
+            -32602
+        );
+        assert_eq!(
+            c.error_code("start_recording", json!({"device": "camera50", "duration": 0}))
+                .await,
+            -32602
+        );
+        assert_eq!(
+            c.error_code("stop_recording", json!({"device": "camera50"})).await,
+            -32020,
+            "stop when idle"
+        );
 
         let t0 = Instant::now();
         let started = c.result("start_recording", json!({"device": "camera50"})).await;
@@ -102,20 +140,48 @@ fn five_second_recording_is_h264_at_camera_size() {
         assert!(started["duration"].is_null());
         let first = started["filename"].as_str().unwrap().to_string();
         assert!(name_ok(&first, "camera50", "mp4"), "{first}");
-        assert!(rec_dir(&r, "camera50").join(&first).exists(), "the first segment exists when start_recording returns");
-        assert_eq!(c.error_code("start_recording", json!({"device": "camera50"})).await, -32020, "start twice");
-        let ev = c.wait_notification("recording.start", Duration::from_secs(5)).await.expect("recording.start");
-        assert_eq!((ev["params"]["device"].as_str(), ev["params"]["filename"].as_str()), (Some("camera50"), Some(first.as_str())));
-        let prog = c.wait_notification("recording.progress", Duration::from_secs(5)).await.expect("recording.progress");
-        assert!(prog["params"]["bytes"].as_u64().is_some() && prog["params"]["duration"].as_f64().is_some(), "{prog}");
+        assert!(
+            rec_dir(&r, "camera50").join(&first).exists(),
+            "the first segment exists when start_recording returns"
+        );
+        assert_eq!(
+            c.error_code("start_recording", json!({"device": "camera50"})).await,
+            -32020,
+            "start twice"
+        );
+        let ev = c
+            .wait_notification("recording.start", Duration::from_secs(5))
+            .await
+            .expect("recording.start");
+        assert_eq!(
+            (ev["params"]["device"].as_str(), ev["params"]["filename"].as_str()),
+            (Some("camera50"), Some(first.as_str()))
+        );
+        let prog = c
+            .wait_notification("recording.progress", Duration::from_secs(5))
+            .await
+            .expect("recording.progress");
+        assert!(
+            prog["params"]["bytes"].as_u64().is_some() && prog["params"]["duration"].as_f64().is_some(),
+            "{prog}"
+        );
 
         smol::Timer::after(Duration::from_secs(5).saturating_sub(recording_since.elapsed())).await;
         let t_stop = Instant::now();
         let stopped = c.result("stop_recording", json!({"device": "camera50"})).await;
-        eprintln!("stop_recording took {:?}; {:?} after start returned", t_stop.elapsed(), recording_since.elapsed());
+        eprintln!(
+            "stop_recording took {:?}; {:?} after start returned",
+            t_stop.elapsed(),
+            recording_since.elapsed()
+        );
         assert_eq!(stopped["status"], "STOPPED");
         assert_eq!(stopped["filename"], first.as_str());
-        let files: Vec<String> = stopped["files"].as_array().unwrap().iter().map(|f| f.as_str().unwrap().to_string()).collect();
+        let files: Vec<String> = stopped["files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f.as_str().unwrap().to_string())
+            .collect();
         assert_eq!(files[0], first);
         let mut total_size = 0;
         let mut total_dur = 0.0;
@@ -123,15 +189,25 @@ fn five_second_recording_is_h264_at_camera_size() {
             let p = rec_dir(&r, "camera50").join(f);
             total_size += std::fs::metadata(&p).unwrap().len();
             let pr = ffprobe(&p);
-            assert_eq!((pr.codec.as_str(), pr.width, pr.height), ("h264", 640, 480), "{f}: {pr:?}");
+            assert_eq!(
+                (pr.codec.as_str(), pr.width, pr.height),
+                ("h264", 640, 480),
+                "{f}: {pr:?}"
+            );
             total_dur += pr.duration;
         }
         assert_eq!(stopped["file_size"].as_u64().unwrap(), total_size);
         eprintln!("recorded {total_dur:.2} s in {} segment(s)", files.len());
         assert!((total_dur - 5.0).abs() <= 1.0, "duration ≈ 5 s, got {total_dur}");
-        let ev = c.wait_notification("recording.stop", Duration::from_secs(5)).await.expect("recording.stop");
+        let ev = c
+            .wait_notification("recording.stop", Duration::from_secs(5))
+            .await
+            .expect("recording.stop");
         assert_eq!(ev["params"]["auto_stop"], false);
-        assert_eq!(c.error_code("stop_recording", json!({"device": "camera50"})).await, -32020);
+        assert_eq!(
+            c.error_code("stop_recording", json!({"device": "camera50"})).await,
+            -32020
+        );
     });
 }
 
@@ -140,18 +216,34 @@ fn duration_auto_stops_and_mpegts_format() {
     let r = rig();
     smol::block_on(async {
         let mut c = operator(&r).await;
-        c.result("subscribe_events", json!({"topics": ["recording.stop"]})).await;
-        let started = c.result("start_recording", json!({"device": "camera51", "duration": 3, "format": "mpegts"})).await;
-        assert_eq!((started["duration"].as_u64(), started["format"].as_str()), (Some(3), Some("mpegts")));
+        c.result("subscribe_events", json!({"topics": ["recording.stop"]}))
+            .await;
+        let started = c
+            .result(
+                "start_recording",
+                json!({"device": "camera51", "duration": 3, "format": "mpegts"}),
+            )
+            .await;
+        assert_eq!(
+            (started["duration"].as_u64(), started["format"].as_str()),
+            (Some(3), Some("mpegts"))
+        );
         let first = started["filename"].as_str().unwrap().to_string();
         assert!(name_ok(&first, "camera51", "ts"), "{first}");
-        let ev = c.wait_notification("recording.stop", Duration::from_secs(15)).await.expect("auto-stop emits recording.stop");
+        let ev = c
+            .wait_notification("recording.stop", Duration::from_secs(15))
+            .await
+            .expect("auto-stop emits recording.stop");
         assert_eq!(ev["params"]["auto_stop"], true);
         assert_eq!(ev["params"]["device"], "camera51");
         let pr = ffprobe(&rec_dir(&r, "camera51").join(&first));
         assert_eq!((pr.codec.as_str(), pr.width, pr.height), ("h264", 320, 240), "{pr:?}");
         assert!(pr.duration >= 1.5 && pr.duration <= 4.5, "≈3 s: {pr:?}");
-        assert_eq!(c.error_code("stop_recording", json!({"device": "camera51"})).await, -32020, "already stopped by itself");
+        assert_eq!(
+            c.error_code("stop_recording", json!({"device": "camera51"})).await,
+            -32020,
+            "already stopped by itself"
+        );
     });
 }
 
@@ -169,21 +261,53 @@ fn two_cameras_at_once_and_stream_readable_while_recording() {
         assert_eq!(url["stream_status"], "ACTIVE", "{url}");
         assert!(url["urls"]["hls"].as_str().unwrap().ends_with("/camera50/index.m3u8"));
         let st = c.result("get_stream_status", json!({"device": "camera50"})).await;
-        assert_eq!((st["codec"].as_str(), st["width"].as_u64(), st["height"].as_u64()), (Some("H264"), Some(640), Some(480)), "{st}");
+        assert_eq!(
+            (st["codec"].as_str(), st["width"].as_u64(), st["height"].as_u64()),
+            (Some("H264"), Some(640), Some(480)),
+            "{st}"
+        );
         assert!(st["bytes_received"].as_u64().unwrap() > 0);
         // the stream URL (rewritten to the double's RTSP port) is readable by ffprobe
         let rtsp = format!("rtsp://127.0.0.1:{}/camera50", r.double.rtsp_port);
-        let out = std::process::Command::new("ffprobe").args(["-v", "error", "-rtsp_transport", "tcp", "-show_entries", "stream=codec_name,width", "-of", "csv=p=0", &rtsp]).output().unwrap();
-        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "h264,640", "{}", String::from_utf8_lossy(&out.stderr));
+        let out = std::process::Command::new("ffprobe")
+            .args([
+                "-v",
+                "error",
+                "-rtsp_transport",
+                "tcp",
+                "-show_entries",
+                "stream=codec_name,width",
+                "-of",
+                "csv=p=0",
+                &rtsp,
+            ])
+            .output()
+            .unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            "h264,640",
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let streams = c.result("get_streams", json!({})).await;
-        assert!(streams.as_array().unwrap().iter().any(|s| s["name"] == "camera51" && s["ready"] == true), "{streams}");
+        assert!(
+            streams
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|s| s["name"] == "camera51" && s["ready"] == true),
+            "{streams}"
+        );
         // stopping the stream never stops the recording
         let stop = c.result("stop_streaming", json!({"device": "camera50"})).await;
         assert_eq!(stop["stream_continues"], true);
         let f = rec_dir(&r, "camera50").join(a["filename"].as_str().unwrap());
         let size1 = std::fs::metadata(&f).unwrap().len();
         smol::Timer::after(Duration::from_secs(3)).await;
-        assert!(std::fs::metadata(&f).unwrap().len() > size1, "recording continues after stop_streaming");
+        assert!(
+            std::fs::metadata(&f).unwrap().len() > size1,
+            "recording continues after stop_streaming"
+        );
         for (cam, started) in [("camera50", &a), ("camera51", &b)] {
             let stopped = c.result("stop_recording", json!({"device": cam})).await;
             assert_eq!(stopped["filename"], started["filename"]);
@@ -199,7 +323,10 @@ fn service_killed_mid_recording_reads_the_recording_back() {
     let mut r = rig();
     let first = smol::block_on(async {
         let mut c = operator(&r).await;
-        c.result("start_recording", json!({"device": "camera50"})).await["filename"].as_str().unwrap().to_string()
+        c.result("start_recording", json!({"device": "camera50"})).await["filename"]
+            .as_str()
+            .unwrap()
+            .to_string()
     });
     r.svc.signal(nix::sys::signal::Signal::SIGKILL);
     r.svc.wait_exit(Duration::from_secs(5)).expect("killed");
@@ -210,10 +337,19 @@ fn service_killed_mid_recording_reads_the_recording_back() {
         c.auth_as(Role::Operator).await;
         // the recording is still on: starting again is refused, stopping returns its files
         smol::Timer::after(Duration::from_secs(3)).await;
-        assert_eq!(c.error_code("start_recording", json!({"device": "camera50"})).await, -32020);
+        assert_eq!(
+            c.error_code("start_recording", json!({"device": "camera50"})).await,
+            -32020
+        );
         let stopped = c.result("stop_recording", json!({"device": "camera50"})).await;
         assert_eq!(stopped["filename"], first.as_str(), "{stopped}");
-        let pr = ffprobe(&restarted.dir.path().join("recordings/camera50").join(stopped["files"].as_array().unwrap().last().unwrap().as_str().unwrap()));
+        let pr = ffprobe(
+            &restarted
+                .dir
+                .path()
+                .join("recordings/camera50")
+                .join(stopped["files"].as_array().unwrap().last().unwrap().as_str().unwrap()),
+        );
         assert_eq!(pr.codec, "h264");
         assert!(stopped["duration"].as_f64().unwrap() >= 3.0);
     });
@@ -224,17 +360,40 @@ fn mediamtx_restart_mid_recording_resumes_in_a_new_segment() {
     let r = rig();
     smol::block_on(async {
         let mut c = operator(&r).await;
-        c.result("subscribe_events", json!({"topics": ["recording_status_update"]})).await;
-        let first = c.result("start_recording", json!({"device": "camera50"})).await["filename"].as_str().unwrap().to_string();
-        c.wait_notification("recording.start", Duration::from_secs(5)).await.unwrap();
+        c.result("subscribe_events", json!({"topics": ["recording_status_update"]}))
+            .await;
+        let first = c.result("start_recording", json!({"device": "camera50"})).await["filename"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        c.wait_notification("recording.start", Duration::from_secs(5))
+            .await
+            .unwrap();
         smol::Timer::after(Duration::from_secs(2)).await;
         // RAM-only config: the double forgets every path, like a restarted MediaMTX
-        let (s, _, _) = http(&format!("127.0.0.1:{}", r.double.control_port), "POST", "/control/restart", &[]);
+        let (s, _, _) = http(
+            &format!("127.0.0.1:{}", r.double.control_port),
+            "POST",
+            "/control/restart",
+            &[],
+        );
         assert_eq!(s, 200);
         let t0 = Instant::now();
-        let err = c.wait_notification("recording.error", Duration::from_secs(10)).await.expect("recording.error on restart");
-        assert_eq!((err["params"]["reason"].as_str(), err["params"]["recording_stopped"].as_bool()), (Some("mediamtx_unavailable"), Some(false)));
-        let resumed = c.wait_notification("recording.start", Duration::from_secs(15)).await.expect("recording resumes");
+        let err = c
+            .wait_notification("recording.error", Duration::from_secs(10))
+            .await
+            .expect("recording.error on restart");
+        assert_eq!(
+            (
+                err["params"]["reason"].as_str(),
+                err["params"]["recording_stopped"].as_bool()
+            ),
+            (Some("mediamtx_unavailable"), Some(false))
+        );
+        let resumed = c
+            .wait_notification("recording.start", Duration::from_secs(15))
+            .await
+            .expect("recording resumes");
         eprintln!("resumed {:?} after the restart", t0.elapsed());
         assert!(t0.elapsed() < Duration::from_secs(10), "resumed within 10 s");
         assert_eq!(resumed["params"]["resumed"], true);
@@ -242,8 +401,16 @@ fn mediamtx_restart_mid_recording_resumes_in_a_new_segment() {
         assert!(second > first, "a new segment: {first} → {second}");
         smol::Timer::after(Duration::from_secs(1)).await;
         let stopped = c.result("stop_recording", json!({"device": "camera50"})).await;
-        let files: Vec<&str> = stopped["files"].as_array().unwrap().iter().map(|f| f.as_str().unwrap()).collect();
-        assert!(files.len() >= 2 && files.contains(&first.as_str()) && files.contains(&second.as_str()), "{files:?}");
+        let files: Vec<&str> = stopped["files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f.as_str().unwrap())
+            .collect();
+        assert!(
+            files.len() >= 2 && files.contains(&first.as_str()) && files.contains(&second.as_str()),
+            "{files:?}"
+        );
         for f in files {
             assert_eq!(ffprobe(&rec_dir(&r, "camera50").join(f)).codec, "h264", "{f} playable");
         }

@@ -72,7 +72,11 @@ impl Service {
     pub fn start(server_extra: &str, security_extra: &str, rest: &str) -> Service {
         let dir = TempDir::new("svc");
         let config_path = dir.path().join("config.toml");
-        std::fs::write(&config_path, test_config(dir.path(), server_extra, security_extra, rest)).unwrap();
+        std::fs::write(
+            &config_path,
+            test_config(dir.path(), server_extra, security_extra, rest),
+        )
+        .unwrap();
         Service::spawn(dir, config_path)
     }
 
@@ -85,7 +89,9 @@ impl Service {
     }
 
     fn spawn(dir: TempDir, config_path: PathBuf) -> Service {
-        let stderr_log = dir.path().join(format!("service-{}.log", camera_service::api::auth::random_token(3)));
+        let stderr_log = dir
+            .path()
+            .join(format!("service-{}.log", camera_service::api::auth::random_token(3)));
         let mut child = Command::new(bin())
             .args(["--config", config_path.to_str().unwrap(), "serve"])
             .env("RUST_LOG", "debug")
@@ -106,10 +112,19 @@ impl Service {
             Ok(a) => a,
             Err(_) => {
                 let _ = child.kill();
-                panic!("service did not start; log:\n{}", std::fs::read_to_string(&stderr_log).unwrap_or_default());
+                panic!(
+                    "service did not start; log:\n{}",
+                    std::fs::read_to_string(&stderr_log).unwrap_or_default()
+                );
             }
         };
-        Service { child, addr, dir, config_path, stderr_log }
+        Service {
+            child,
+            addr,
+            dir,
+            config_path,
+            stderr_log,
+        }
     }
 
     pub fn ws_url(&self) -> String {
