@@ -217,7 +217,10 @@ fn run_inner(inv: Invocation) -> Result<(), String> {
             let keys = ApiKeyStore::new(&config.security.api_keys_file)
                 .list()
                 .map_err(|e| e.to_string())?;
-            println!("{:<14} {:<16} {:<9} {:<12} {:<25} {:<25} STATE", "ID", "NAME", "ROLE", "KEY", "CREATED", "EXPIRES");
+            println!(
+                "{:<14} {:<16} {:<9} {:<12} {:<25} {:<25} STATE",
+                "ID", "NAME", "ROLE", "KEY", "CREATED", "EXPIRES"
+            );
             for k in keys {
                 let state = if k.revoked_at.is_some() {
                     "revoked"

@@ -30,9 +30,11 @@ impl Controller {
         let bus = Arc::new(EventBus::new(config.server.event_queue_size));
         let health = Arc::new(Health::new());
         let cameras = CameraManager::new(&config.camera);
-        let media = crate::controller_media::new_media(&config, &bus);
         let active_segments = Arc::new(crate::storage::ActiveSegments::default());
-        let storage = Arc::new(crate::storage::Storage::new(&config.storage, active_segments.clone()));
+        let written_now = Arc::new(crate::controller_media::WrittenNow::new(active_segments.clone()));
+        let storage = Arc::new(crate::storage::Storage::new(&config.storage, written_now.clone()));
+        let media = crate::controller_media::new_media(&config, &bus, &storage);
+        written_now.attach(&media);
         Arc::new(Controller {
             config,
             bus,

@@ -13,23 +13,55 @@ use crate::mediamtx::breaker::State as BreakerState;
 use crate::mediamtx::paths::Probe;
 use crate::shutdown::Shutdown;
 use serde_json::{json, Map, Value};
-use std::sync::Arc;
+use crate::storage::{ActiveRecordings, ActiveSegments, Storage};
+use std::path::Path;
+use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
 
-pub(crate) fn new_media(config: &Arc<Config>, bus: &Arc<EventBus>) -> Arc<MediaService> {
+pub(crate) fn new_media(config: &Arc<Config>, bus: &Arc<EventBus>, storage: &Arc<Storage>) -> Arc<MediaService> {
     let b = bus.clone();
     let sink: RecSink = Arc::new(move |e: RecEvent| {
         let (topic, device, params) = recording_event_params(&e);
         b.publish(topic, Some(&device), params);
     });
-    let space: SpaceCheck = Arc::new(|| Ok(()));
+    // The floor (`storage.min_free_bytes`) is shared with the storage module.
+    let st = storage.clone();
+    let space: SpaceCheck = Arc::new(move || st.check_free_space());
     MediaService::new(config.clone(), sink, space)
+}
+
+/// "Is this file being written?" for deletion and retention: the newest segment of every
+/// running recording, plus files marked by hand (tests, future writers).
+pub(crate) struct WrittenNow {
+    marked: Arc<ActiveSegments>,
+    media: OnceLock<Weak<MediaService>>,
+}
+
+impl WrittenNow {
+    pub(crate) fn new(marked: Arc<ActiveSegments>) -> WrittenNow {
+        WrittenNow { marked, media: OnceLock::new() }
+    }
+    pub(crate) fn attach(&self, media: &Arc<MediaService>) {
+        let _ = self.media.set(Arc::downgrade(media));
+    }
+}
+
+impl ActiveRecordings for WrittenNow {
+    fn is_active(&self, path: &Path) -> bool {
+        self.marked.is_active(path)
+            || self.media.get().and_then(Weak::upgrade).is_some_and(|m| m.recordings().active_segments().iter().any(|p| p == path))
+    }
 }
 
 /// `recording_status_update` params for a recording event.
 fn recording_event_params(e: &RecEvent) -> (Topic, String, Map<String, Value>) {
     let (topic, device, v) = match e {
-        RecEvent::Started { device, filename, format, resumed } => (
+        RecEvent::Started {
+            device,
+            filename,
+            format,
+            resumed,
+        } => (
             Topic::RecordingStart,
             device,
             json!({"status": "RECORDING", "filename": filename, "format": format.as_str(), "duration": 0, "resumed": resumed}),
@@ -40,12 +72,23 @@ fn recording_event_params(e: &RecEvent) -> (Topic, String, Map<String, Value>) {
             json!({"status": "STOPPED", "filename": summary.filename, "files": summary.files, "duration": summary.duration,
                    "file_size": summary.file_size, "format": summary.format.as_str(), "auto_stop": auto}),
         ),
-        RecEvent::Progress { device, filename, duration, bytes } => (
+        RecEvent::Progress {
+            device,
+            filename,
+            duration,
+            bytes,
+        } => (
             Topic::RecordingProgress,
             device,
             json!({"status": "RECORDING", "filename": filename, "duration": duration, "bytes": bytes}),
         ),
-        RecEvent::Error { device, filename, duration, reason, stopped } => (
+        RecEvent::Error {
+            device,
+            filename,
+            duration,
+            reason,
+            stopped,
+        } => (
             Topic::RecordingError,
             device,
             json!({"status": "ERROR", "filename": filename, "duration": duration, "reason": reason.as_str(), "recording_stopped": stopped}),
@@ -81,10 +124,10 @@ impl Controller {
                 })
                 .detach();
             }
-            ChangeKind::Disconnected | ChangeKind::StatusChange if camera.status != Status::Connected => {
-                if me.media.recordings().is_recording(&cam.id) {
-                    smol::spawn(async move { me.media.recordings().fail(&cam.id, EndReason::DeviceDisconnected).await }).detach();
-                }
+            ChangeKind::Disconnected | ChangeKind::StatusChange
+                if camera.status != Status::Connected && me.media.recordings().is_recording(&cam.id) =>
+            {
+                smol::spawn(async move { me.media.recordings().fail(&cam.id, EndReason::DeviceDisconnected).await }).detach();
             }
             _ => {}
         }
@@ -95,7 +138,10 @@ impl Controller {
     pub async fn start_media(self: &Arc<Self>, shutdown: Shutdown) {
         self.set_component("mediamtx", Level::Unhealthy, "not probed yet", true, false);
         let cams: Vec<Camera> = self.cameras().list();
-        let publishers = cams.iter().filter_map(|c| publisher_for(c).map(|p| (c.id.clone(), p))).collect();
+        let publishers = cams
+            .iter()
+            .filter_map(|c| publisher_for(c).map(|p| (c.id.clone(), p)))
+            .collect();
         let me = self.clone();
         smol::spawn(async move {
             me.media.recordings().restore(publishers).await;
@@ -142,15 +188,29 @@ impl Controller {
 
     pub async fn start_streaming(&self, device: &str, client_host: &str) -> Result<Value, ServiceError> {
         let cam = self.camera(device)?;
-        let r = self.media.start_streaming(&cam, &self.urls(device, client_host)).await?;
-        self.bus().publish(Topic::StreamStart, Some(device), json!({"status": "STARTED"}).as_object().cloned().unwrap_or_default());
+        let r = self
+            .media
+            .start_streaming(&cam, &self.urls(device, client_host))
+            .await?;
+        self.bus().publish(
+            Topic::StreamStart,
+            Some(device),
+            json!({"status": "STARTED"}).as_object().cloned().unwrap_or_default(),
+        );
         Ok(r)
     }
 
     pub async fn stop_streaming(&self, device: &str) -> Result<Value, ServiceError> {
         let cam = self.camera(device)?;
         let r = self.media.stop_streaming(&cam).await?;
-        self.bus().publish(Topic::StreamStop, Some(device), json!({"status": "STOPPED", "stream_continues": r["stream_continues"]}).as_object().cloned().unwrap_or_default());
+        self.bus().publish(
+            Topic::StreamStop,
+            Some(device),
+            json!({"status": "STOPPED", "stream_continues": r["stream_continues"]})
+                .as_object()
+                .cloned()
+                .unwrap_or_default(),
+        );
         Ok(r)
     }
 
@@ -168,10 +228,17 @@ impl Controller {
         self.media.streams(&self.cameras().list()).await
     }
 
-    pub async fn start_recording(&self, device: &str, duration: Option<u64>, format: Option<RecordFormat>) -> Result<Value, ServiceError> {
+    pub async fn start_recording(
+        &self,
+        device: &str,
+        duration: Option<u64>,
+        format: Option<RecordFormat>,
+    ) -> Result<Value, ServiceError> {
         let cam = self.camera(device)?;
         let s = self.media.start_recording(&cam, duration, format).await?;
-        Ok(json!({"device": s.device, "filename": s.filename, "status": "RECORDING", "start_time": s.start_time, "duration": s.duration, "format": s.format.as_str()}))
+        Ok(
+            json!({"device": s.device, "filename": s.filename, "status": "RECORDING", "start_time": s.start_time, "duration": s.duration, "format": s.format.as_str()}),
+        )
     }
 
     pub async fn stop_recording(&self, device: &str) -> Result<Value, ServiceError> {

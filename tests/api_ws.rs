@@ -552,23 +552,23 @@ fn http_health_and_json_404() {
     assert_eq!(s, 200);
     assert!(h.iter().any(|(k, v)| k == "content-type" && v == "application/json"));
     assert_eq!(serde_json::from_slice::<Value>(&b).unwrap()["status"], "alive");
+    // No MediaMTX runs for this service: not ready, and the summary says so.
     let (s, _, b) = http(&svc.addr, "GET", "/health/ready", &[]);
     let v: Value = serde_json::from_slice(&b).unwrap();
-    assert!(
-        (s == 200 && v["ready"] == true) || (s == 503 && v["ready"] == false && v["reason"].is_string()),
-        "{s} {v}"
-    );
+    assert_eq!((s, &v["ready"]), (503, &json!(false)), "{v}");
+    assert!(v["reason"].as_str().unwrap().contains("mediamtx"), "{v}");
     let (s, _, b) = http(&svc.addr, "GET", "/health/detailed", &[]);
     let v: Value = serde_json::from_slice(&b).unwrap();
-    assert!(s == 200 || s == 503);
+    assert_eq!(s, 503);
     assert_eq!(v["components"]["websocket_server"]["status"], "healthy", "{v}");
+    assert_eq!(v["components"]["mediamtx"]["status"], "unhealthy", "{v}");
     assert!(
         !v.to_string().contains(svc.dir.path().to_str().unwrap()),
         "health reveals no paths"
     );
     let (s, _, b) = http(&svc.addr, "GET", "/health", &[]);
-    assert_eq!(s, 200);
-    assert_eq!(serde_json::from_slice::<Value>(&b).unwrap()["status"], "healthy");
+    assert_eq!(s, 503);
+    assert_eq!(serde_json::from_slice::<Value>(&b).unwrap()["status"], "unhealthy");
     let (s, h, b) = http(&svc.addr, "HEAD", "/health/live", &[]);
     assert_eq!(s, 200);
     assert!(b.is_empty(), "HEAD has no body");

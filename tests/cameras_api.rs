@@ -29,7 +29,11 @@ fn is_rfc3339_utc(s: &str) -> bool {
 
 #[test]
 fn simulated_cameras_through_the_api() {
-    let svc = Service::start("", "", SIMULATED);
+    // Readiness needs MediaMTX answering too: run the double.
+    let dd = TempDir::new("mtx");
+    let double = mediamtx_double::start(mediamtx_double::Options::new(dd.path())).expect("start the double");
+    let rest = format!("[mediamtx]\napi_url = \"{}\"\nhealth_interval = \"200ms\"\n{SIMULATED}", double.api_url());
+    let svc = Service::start("", "", &rest);
     smol::block_on(async {
         let mut c = Client::connect(&svc.ws_url()).await;
         assert_eq!(c.error_code("get_camera_list", json!({})).await, -32001);
@@ -122,7 +126,9 @@ fn simulated_cameras_through_the_api() {
         assert_eq!(sys["last_event"], Value::Null, "no V4L2 event happened");
     });
 
-    // Discovery finished its first pass before the service announced itself: ready.
+    // Discovery finished its first pass before the service announced itself, and MediaMTX
+    // answers the probe: ready.
+    std::thread::sleep(std::time::Duration::from_millis(600));
     let (s, _, b) = http(&svc.addr, "GET", "/health/detailed", &[]);
     let v: Value = serde_json::from_slice(&b).unwrap();
     assert_eq!(s, 200, "{v}");

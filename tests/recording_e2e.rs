@@ -42,37 +42,46 @@ struct Probe {
 }
 
 fn ffprobe(path: &Path) -> Probe {
-    let out = std::process::Command::new("ffprobe")
-        .args([
-            "-v",
-            "error",
-            "-select_streams",
-            "v:0",
-            "-show_entries",
-            "stream=codec_name,width,height,duration,nb_frames,start_time:format=duration,start_time",
-            "-of",
-            "json",
-        ])
-        .arg(path)
-        .output()
-        .expect("ffprobe is installed (scripts/setup)");
-    assert!(
-        out.status.success(),
-        "ffprobe {}: {}",
-        path.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
-    eprintln!("ffprobe {}: {v}", path.file_name().unwrap().to_string_lossy());
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new("ffprobe")
+            .args(["-v", "error", "-select_streams", "v:0"])
+            .args(args)
+            .arg(path)
+            .output()
+            .expect("ffprobe is installed (scripts/setup)");
+        if !out.status.success() {
+            let bytes = std::fs::read(path).unwrap_or_default();
+            let folder: Vec<_> = std::fs::read_dir(path.parent().unwrap())
+                .unwrap()
+                .flatten()
+                .map(|e| (e.file_name(), e.metadata().map(|m| m.len()).unwrap_or(0)))
+                .collect();
+            panic!(
+                "ffprobe {} ({} bytes; folder {folder:?}): {}",
+                path.display(),
+                bytes.len(),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        out.stdout
+    };
+    let v: Value = serde_json::from_slice(&run(&["-show_entries", "stream=codec_name,width,height", "-of", "json"])).unwrap();
     let s = &v["streams"][0];
+    // Media duration from the packets themselves (first to last timestamp plus one frame):
+    // container-level durations are estimates for MPEG-TS.
+    let times: Vec<f64> = String::from_utf8_lossy(&run(&["-show_entries", "packet=pts_time", "-of", "csv=p=0"]))
+        .lines()
+        .filter_map(|l| l.trim().trim_end_matches(',').parse().ok())
+        .collect();
+    let (lo, hi) = times.iter().fold((f64::MAX, f64::MIN), |(a, b), t| (a.min(*t), b.max(*t)));
+    let frame = if times.len() > 1 { (hi - lo) / (times.len() - 1) as f64 } else { 0.0 };
+    let duration = if times.is_empty() { 0.0 } else { hi - lo + frame };
+    eprintln!("ffprobe {}: {} packets, {duration:.2} s", path.file_name().unwrap().to_string_lossy(), times.len());
     Probe {
         codec: s["codec_name"].as_str().unwrap_or_default().into(),
         width: s["width"].as_u64().unwrap_or(0),
         height: s["height"].as_u64().unwrap_or(0),
-        duration: v["format"]["duration"]
-            .as_str()
-            .and_then(|d| d.parse().ok())
-            .unwrap_or(0.0),
+        duration,
     }
 }
 
@@ -369,7 +378,9 @@ fn mediamtx_restart_mid_recording_resumes_in_a_new_segment() {
         c.wait_notification("recording.start", Duration::from_secs(5))
             .await
             .unwrap();
-        smol::Timer::after(Duration::from_secs(2)).await;
+        // MediaMTX flushes a part every second; the double's FFmpeg recorder only once ~32 KiB
+        // are buffered, so give the first segment real media on disk before the restart.
+        smol::Timer::after(Duration::from_secs(4)).await;
         // RAM-only config: the double forgets every path, like a restarted MediaMTX
         let (s, _, _) = http(
             &format!("127.0.0.1:{}", r.double.control_port),

@@ -112,10 +112,16 @@ pub async fn run(state: Arc<AppState>, stream: TcpStream, peer: SocketAddr, host
     }
     drop(out_tx);
     // The writer ends after the close frame (or at once); bounded either way.
-    let _ = futures_lite::future::or(async { writer.await; Some(()) }, async {
-        smol::Timer::after(Duration::from_secs(2)).await;
-        None
-    })
+    let _ = futures_lite::future::or(
+        async {
+            writer.await;
+            Some(())
+        },
+        async {
+            smol::Timer::after(Duration::from_secs(2)).await;
+            None
+        },
+    )
     .await;
     bus.unregister(subscriber.id);
     log::debug!("WebSocket client {peer} disconnected");

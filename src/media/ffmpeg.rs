@@ -74,12 +74,25 @@ pub struct Supervised {
 
 impl Supervised {
     pub fn start(spec: Spec, events: EventSink) -> Supervised {
-        let shared = Arc::new(Shared { pid: AtomicI32::new(0), starts: AtomicU64::new(0), last_progress_ms: AtomicU64::new(0), last_exit: Mutex::new(None) });
+        let shared = Arc::new(Shared {
+            pid: AtomicI32::new(0),
+            starts: AtomicU64::new(0),
+            last_progress_ms: AtomicU64::new(0),
+            last_exit: Mutex::new(None),
+        });
         let (stop_tx, stop_rx) = mpsc::channel();
         let name = spec.name.clone();
         let sh = shared.clone();
-        let thread = std::thread::Builder::new().name(format!("sup-{}", spec.name)).spawn(move || supervise(spec, sh, stop_rx, events)).expect("spawn supervisor thread");
-        Supervised { name, shared, stop_tx: Some(stop_tx), thread: Some(thread) }
+        let thread = std::thread::Builder::new()
+            .name(format!("sup-{}", spec.name))
+            .spawn(move || supervise(spec, sh, stop_rx, events))
+            .expect("spawn supervisor thread");
+        Supervised {
+            name,
+            shared,
+            stop_tx: Some(stop_tx),
+            thread: Some(thread),
+        }
     }
 
     /// Current child pid (0 while none runs).
@@ -152,8 +165,15 @@ fn spawn(spec: &Spec, shared: &Arc<Shared>, origin: Instant) -> std::io::Result<
     if spec.stall_timeout.is_some() {
         cmd.args(["-nostats", "-progress", "pipe:1", "-stats_period", "0.5"]);
     }
-    cmd.args(&spec.args).stdin(Stdio::null()).stderr(Stdio::piped()).process_group(0);
-    cmd.stdout(if spec.stall_timeout.is_some() { Stdio::piped() } else { Stdio::null() });
+    cmd.args(&spec.args)
+        .stdin(Stdio::null())
+        .stderr(Stdio::piped())
+        .process_group(0);
+    cmd.stdout(if spec.stall_timeout.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    });
     let mut child = cmd.spawn()?;
     shared.last_progress_ms.store(now_ms(origin), Ordering::SeqCst);
     if let Some(out) = child.stdout.take() {
@@ -179,7 +199,10 @@ fn spawn(spec: &Spec, shared: &Arc<Shared>, origin: Instant) -> std::io::Result<
 
 fn exit_event(status: std::process::ExitStatus) -> Event {
     use std::os::unix::process::ExitStatusExt;
-    Event::Exited { code: status.code(), signal: status.signal() }
+    Event::Exited {
+        code: status.code(),
+        signal: status.signal(),
+    }
 }
 
 fn supervise(spec: Spec, shared: Arc<Shared>, stop: mpsc::Receiver<()>, events: EventSink) {
@@ -276,7 +299,10 @@ mod tests {
         let mut s = Supervised::start(spec, sink);
         assert!(wait_until(Duration::from_secs(5), || s.starts() >= 3), "restarted");
         s.stop();
-        assert!(seen.lock().unwrap().contains(&Event::Exited { code: Some(3), signal: None }));
+        assert!(seen.lock().unwrap().contains(&Event::Exited {
+            code: Some(3),
+            signal: None
+        }));
     }
 
     #[test]
@@ -285,24 +311,52 @@ mod tests {
         // The shell ignores SIGINT, and so does its background child: only SIGKILL ends them.
         let script = "trap '' INT; sleep 30 & echo $! > \"$0\"; wait";
         let pidfile = std::env::temp_dir().join(format!("sup-grandchild-{}", std::process::id()));
-        let mut spec = Spec::new("t-kill", "sh", vec!["-c".into(), script.into(), pidfile.to_str().unwrap().into()]);
+        let mut spec = Spec::new(
+            "t-kill",
+            "sh",
+            vec!["-c".into(), script.into(), pidfile.to_str().unwrap().into()],
+        );
         spec.stop_timeout = Duration::from_millis(300);
         let mut s = Supervised::start(spec, sink);
-        assert!(wait_until(Duration::from_secs(5), || std::fs::read_to_string(&pidfile).is_ok_and(|t| !t.trim().is_empty())));
+        assert!(wait_until(Duration::from_secs(5), || std::fs::read_to_string(&pidfile)
+            .is_ok_and(|t| !t.trim().is_empty())));
         let grandchild: i32 = std::fs::read_to_string(&pidfile).unwrap().trim().parse().unwrap();
         let t = Instant::now();
         s.stop();
         assert!(t.elapsed() >= Duration::from_millis(300), "waited for SIGINT first");
-        assert!(matches!(s.last_exit(), Some(Event::Exited { signal: Some(9), .. })), "{:?}", s.last_exit());
+        assert!(
+            matches!(s.last_exit(), Some(Event::Exited { signal: Some(9), .. })),
+            "{:?}",
+            s.last_exit()
+        );
         // the grandchild in the same group is gone too (kill(pid, 0) fails; it was reaped by init)
-        assert!(wait_until(Duration::from_secs(2), || nix::sys::signal::kill(Pid::from_raw(grandchild), None).is_err()), "group killed");
+        assert!(
+            wait_until(Duration::from_secs(2), || nix::sys::signal::kill(
+                Pid::from_raw(grandchild),
+                None
+            )
+            .is_err()),
+            "group killed"
+        );
         let _ = std::fs::remove_file(pidfile);
     }
 
     #[test]
     fn watchdog_restarts_a_stopped_ffmpeg() {
         let (sink, seen) = collect();
-        let args = ["-hide_banner", "-re", "-f", "lavfi", "-i", "testsrc2=size=160x120:rate=10", "-f", "null", "-"].map(String::from).to_vec();
+        let args = [
+            "-hide_banner",
+            "-re",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=160x120:rate=10",
+            "-f",
+            "null",
+            "-",
+        ]
+        .map(String::from)
+        .to_vec();
         let mut spec = Spec::new("t-ffmpeg", "ffmpeg", args);
         spec.stall_timeout = Some(Duration::from_secs(2));
         spec.backoff_min = Duration::from_millis(100);
@@ -311,9 +365,17 @@ mod tests {
         std::thread::sleep(Duration::from_millis(1500));
         let first = s.pid();
         nix::sys::signal::kill(Pid::from_raw(first), Signal::SIGSTOP).unwrap();
-        assert!(wait_until(Duration::from_secs(10), || s.starts() >= 2 && s.pid() > 0 && s.pid() != first), "watchdog restarted ffmpeg");
+        assert!(
+            wait_until(Duration::from_secs(10), || s.starts() >= 2
+                && s.pid() > 0
+                && s.pid() != first),
+            "watchdog restarted ffmpeg"
+        );
         assert!(seen.lock().unwrap().contains(&Event::Stalled));
-        assert!(nix::sys::signal::kill(Pid::from_raw(first), None).is_err(), "stalled child reaped");
+        assert!(
+            nix::sys::signal::kill(Pid::from_raw(first), None).is_err(),
+            "stalled child reaped"
+        );
         s.stop();
         assert_eq!(s.pid(), 0);
     }

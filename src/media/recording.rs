@@ -40,10 +40,30 @@ impl EndReason {
 /// What the manager reports; the controller turns these into `recording.*` events.
 #[derive(Clone, Debug, PartialEq)]
 pub enum RecEvent {
-    Started { device: String, filename: String, format: RecordFormat, resumed: bool },
-    Stopped { device: String, summary: Summary, auto: bool },
-    Progress { device: String, filename: String, duration: f64, bytes: u64 },
-    Error { device: String, filename: String, duration: f64, reason: EndReason, stopped: bool },
+    Started {
+        device: String,
+        filename: String,
+        format: RecordFormat,
+        resumed: bool,
+    },
+    Stopped {
+        device: String,
+        summary: Summary,
+        auto: bool,
+    },
+    Progress {
+        device: String,
+        filename: String,
+        duration: f64,
+        bytes: u64,
+    },
+    Error {
+        device: String,
+        filename: String,
+        duration: f64,
+        reason: EndReason,
+        stopped: bool,
+    },
 }
 
 pub type RecSink = Arc<dyn Fn(RecEvent) + Send + Sync>;
@@ -106,7 +126,9 @@ fn unix_ms(t: OffsetDateTime) -> i64 {
 }
 
 fn rfc3339_ms(ms: i64) -> String {
-    OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000).map(clock::rfc3339).unwrap_or_default()
+    OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000)
+        .map(clock::rfc3339)
+        .unwrap_or_default()
 }
 
 /// Segment files of `camera` in its folder, oldest first (names sort by time).
@@ -119,7 +141,8 @@ pub fn segments(dir: &Path, camera: &str, format: RecordFormat) -> Vec<(String, 
         .flatten()
         .filter_map(|e| {
             let name = e.file_name().into_string().ok()?;
-            (name.starts_with(&prefix) && name.ends_with(&ext)).then(|| (name, e.metadata().map(|m| m.len()).unwrap_or(0)))
+            let size = e.metadata().map(|m| m.len()).unwrap_or(0);
+            (name.starts_with(&prefix) && name.ends_with(&ext)).then_some((name, size))
         })
         .collect();
     out.sort();
@@ -127,7 +150,12 @@ pub fn segments(dir: &Path, camera: &str, format: RecordFormat) -> Vec<(String, 
 }
 
 impl RecordingManager {
-    pub fn new(config: Arc<Config>, paths: Arc<PathManager>, events: RecSink, space: SpaceCheck) -> Arc<RecordingManager> {
+    pub fn new(
+        config: Arc<Config>,
+        paths: Arc<PathManager>,
+        events: RecSink,
+        space: SpaceCheck,
+    ) -> Arc<RecordingManager> {
         let state_file = config.storage.state_dir.join("recordings.json");
         Arc::new(RecordingManager {
             config,
@@ -158,7 +186,11 @@ impl RecordingManager {
         let active = self.active.lock().unwrap();
         active
             .iter()
-            .filter_map(|(dev, a)| segments(&self.camera_dir(dev), dev, a.persisted.format).last().map(|(n, _)| self.camera_dir(dev).join(n)))
+            .filter_map(|(dev, a)| {
+                segments(&self.camera_dir(dev), dev, a.persisted.format)
+                    .last()
+                    .map(|(n, _)| self.camera_dir(dev).join(n))
+            })
             .collect()
     }
 
@@ -168,7 +200,13 @@ impl RecordingManager {
     }
 
     fn persist(&self) {
-        let map: BTreeMap<String, Persisted> = self.active.lock().unwrap().iter().map(|(k, v)| (k.clone(), v.persisted.clone())).collect();
+        let map: BTreeMap<String, Persisted> = self
+            .active
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.persisted.clone()))
+            .collect();
         let tmp = self.state_file.with_extension("tmp");
         let write = || -> std::io::Result<()> {
             std::fs::create_dir_all(self.state_file.parent().unwrap_or(Path::new("/")))?;
@@ -182,7 +220,22 @@ impl RecordingManager {
 
     fn keepalive(&self, device: &str) -> Supervised {
         let url = format!("rtsp://127.0.0.1:{}/{device}", self.config.mediamtx.rtsp_port);
-        let args = ["-hide_banner", "-loglevel", "error", "-rtsp_transport", "tcp", "-i", &url, "-c", "copy", "-f", "null", "-"].map(String::from).to_vec();
+        let args = [
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-rtsp_transport",
+            "tcp",
+            "-i",
+            &url,
+            "-c",
+            "copy",
+            "-f",
+            "null",
+            "-",
+        ]
+        .map(String::from)
+        .to_vec();
         let mut spec = Spec::new(format!("keepalive:{device}"), &self.config.ffmpeg.path, args);
         spec.stall_timeout = Some(self.config.ffmpeg.stall_timeout.get());
         spec.stop_timeout = self.config.ffmpeg.stop_timeout.get();
@@ -193,18 +246,30 @@ impl RecordingManager {
     }
 
     /// Starts recording; returns once the first segment file exists (api.md §5).
-    pub async fn start(self: &Arc<Self>, device: &str, publisher: Publisher, duration: Option<u64>, format: RecordFormat) -> Result<Started, ServiceError> {
+    pub async fn start(
+        self: &Arc<Self>,
+        device: &str,
+        publisher: Publisher,
+        duration: Option<u64>,
+        format: RecordFormat,
+    ) -> Result<Started, ServiceError> {
         let lock = self.paths.lock(device);
         let _guard = lock.lock().await;
         if self.is_recording(device) {
-            return Err(ServiceError::InvalidState { state: "recording".into(), details: format!("{device} is already recording") });
+            return Err(ServiceError::InvalidState {
+                state: "recording".into(),
+                details: format!("{device} is already recording"),
+            });
         }
         (self.space)()?;
         let dir = self.camera_dir(device);
         let d = dir.clone();
         blocking::unblock(move || std::fs::create_dir_all(&d))
             .await
-            .map_err(|e| ServiceError::Dependency { dependency: "storage", details: format!("cannot create the recordings folder: {e}") })?;
+            .map_err(|e| ServiceError::Dependency {
+                dependency: "storage",
+                details: format!("cannot create the recordings folder: {e}"),
+            })?;
         let before: std::collections::HashSet<String> = {
             let d = dir.clone();
             let dev = device.to_string();
@@ -212,7 +277,10 @@ impl RecordingManager {
         };
         let started_at = OffsetDateTime::now_utc();
         self.paths.ensure(device, publisher).await?;
-        let settings = RecordSettings { path_template: record_path_template(&self.config, device), format };
+        let settings = RecordSettings {
+            path_template: record_path_template(&self.config, device),
+            format,
+        };
         self.paths.set_record(device, Some(settings)).await?;
         let mut keepalive = Some(self.keepalive(device));
         // Confirm: a new segment file appears within the start timeout.
@@ -230,24 +298,59 @@ impl RecordingManager {
             smol::Timer::after(Duration::from_millis(100)).await;
         };
         let Some(first) = first else {
-            log::warn!("{device}: no segment within {:?}; rolling back", self.config.recording.start_timeout.get());
+            log::warn!(
+                "{device}: no segment within {:?}; rolling back",
+                self.config.recording.start_timeout.get()
+            );
             let _ = self.paths.set_record(device, None).await;
             if let Some(mut k) = keepalive.take() {
                 blocking::unblock(move || k.stop()).await;
             }
             self.total_failed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            return Err(ServiceError::Dependency { dependency: "mediamtx", details: "the stream did not become available and no segment was written in time".into() });
+            return Err(ServiceError::Dependency {
+                dependency: "mediamtx",
+                details: "the stream did not become available and no segment was written in time".into(),
+            });
         };
-        let persisted = Persisted { start_unix_ms: unix_ms(started_at), first_file: first.clone(), format, duration };
-        self.active.lock().unwrap().insert(device.to_string(), Active { persisted, keepalive: keepalive.take(), last_bytes: 0, last_growth: Instant::now(), interrupted: false, stall_reported: false });
+        let persisted = Persisted {
+            start_unix_ms: unix_ms(started_at),
+            first_file: first.clone(),
+            format,
+            duration,
+        };
+        self.active.lock().unwrap().insert(
+            device.to_string(),
+            Active {
+                persisted,
+                keepalive: keepalive.take(),
+                last_bytes: 0,
+                last_growth: Instant::now(),
+                interrupted: false,
+                stall_reported: false,
+            },
+        );
         self.persist();
         self.total_started.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         if let Some(secs) = duration {
             self.arm_auto_stop(device, Duration::from_secs(secs), unix_ms(started_at));
         }
-        log::info!("{device}: recording started ({}), first segment {first}", format.as_str());
-        (self.events)(RecEvent::Started { device: device.into(), filename: first.clone(), format, resumed: false });
-        Ok(Started { device: device.into(), filename: first, start_time: clock::rfc3339(started_at), duration, format })
+        log::info!(
+            "{device}: recording started ({}), first segment {first}",
+            format.as_str()
+        );
+        (self.events)(RecEvent::Started {
+            device: device.into(),
+            filename: first.clone(),
+            format,
+            resumed: false,
+        });
+        Ok(Started {
+            device: device.into(),
+            filename: first,
+            start_time: clock::rfc3339(started_at),
+            duration,
+            format,
+        })
     }
 
     fn arm_auto_stop(self: &Arc<Self>, device: &str, after: Duration, start_ms: i64) {
@@ -257,10 +360,19 @@ impl RecordingManager {
             smol::Timer::after(after).await;
             let Some(me) = me.upgrade() else { return };
             // Only if it is still the same recording.
-            let same = me.active.lock().unwrap().get(&dev).is_some_and(|a| a.persisted.start_unix_ms == start_ms);
+            let same = me
+                .active
+                .lock()
+                .unwrap()
+                .get(&dev)
+                .is_some_and(|a| a.persisted.start_unix_ms == start_ms);
             if same {
                 match me.stop_inner(&dev).await {
-                    Ok(summary) => (me.events)(RecEvent::Stopped { device: dev.clone(), summary, auto: true }),
+                    Ok(summary) => (me.events)(RecEvent::Stopped {
+                        device: dev.clone(),
+                        summary,
+                        auto: true,
+                    }),
                     Err(e) => log::warn!("{dev}: auto-stop failed: {e}"),
                 }
             }
@@ -271,7 +383,11 @@ impl RecordingManager {
     /// Stops a recording; returns after the last segment is closed.
     pub async fn stop(self: &Arc<Self>, device: &str) -> Result<Summary, ServiceError> {
         let summary = self.stop_inner(device).await?;
-        (self.events)(RecEvent::Stopped { device: device.into(), summary: summary.clone(), auto: false });
+        (self.events)(RecEvent::Stopped {
+            device: device.into(),
+            summary: summary.clone(),
+            auto: false,
+        });
         Ok(summary)
     }
 
@@ -279,7 +395,10 @@ impl RecordingManager {
         let lock = self.paths.lock(device);
         let _guard = lock.lock().await;
         let Some(mut active) = self.active.lock().unwrap().remove(device) else {
-            return Err(ServiceError::InvalidState { state: "not_recording".into(), details: format!("{device} is not recording") });
+            return Err(ServiceError::InvalidState {
+                state: "not_recording".into(),
+                details: format!("{device} is not recording"),
+            });
         };
         self.persist();
         let patch = self.paths.set_record(device, None).await;
@@ -304,7 +423,13 @@ impl RecordingManager {
             let dev = device.to_string();
             let fmt = p.format;
             let first = p.first_file.clone();
-            let now: Vec<(String, u64)> = blocking::unblock(move || segments(&d, &dev, fmt).into_iter().filter(|(n, _)| *n >= first).collect()).await;
+            let now: Vec<(String, u64)> = blocking::unblock(move || {
+                segments(&d, &dev, fmt)
+                    .into_iter()
+                    .filter(|(n, _)| *n >= first)
+                    .collect()
+            })
+            .await;
             if last.as_ref() == Some(&now) || Instant::now() >= deadline {
                 return now;
             }
@@ -330,10 +455,21 @@ impl RecordingManager {
     /// Ends a recording because of a failure: the error event goes out first (fast), then
     /// the record flag is cleared; segments already written stay as they are.
     pub async fn fail(self: &Arc<Self>, device: &str, reason: EndReason) {
-        let info = self.active.lock().unwrap().get(device).map(|a| (a.persisted.first_file.clone(), a.persisted.start_unix_ms));
+        let info = self
+            .active
+            .lock()
+            .unwrap()
+            .get(device)
+            .map(|a| (a.persisted.first_file.clone(), a.persisted.start_unix_ms));
         let Some((first, start_ms)) = info else { return };
         let duration = ((unix_ms(OffsetDateTime::now_utc()) - start_ms).max(0) as f64) / 1000.0;
-        (self.events)(RecEvent::Error { device: device.into(), filename: first, duration, reason, stopped: true });
+        (self.events)(RecEvent::Error {
+            device: device.into(),
+            filename: first,
+            duration,
+            reason,
+            stopped: true,
+        });
         self.total_failed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         if let Err(e) = self.stop_inner(device).await {
             log::warn!("{device}: stopping after {}: {e}", reason.as_str());
@@ -354,11 +490,25 @@ impl RecordingManager {
             return;
         }
         for device in devices {
-            let fmt_first = self.active.lock().unwrap().get(&device).map(|a| (a.persisted.format, a.persisted.first_file.clone(), a.persisted.start_unix_ms));
-            let Some((fmt, first, start_ms)) = fmt_first else { continue };
+            let fmt_first = self.active.lock().unwrap().get(&device).map(|a| {
+                (
+                    a.persisted.format,
+                    a.persisted.first_file.clone(),
+                    a.persisted.start_unix_ms,
+                )
+            });
+            let Some((fmt, first, start_ms)) = fmt_first else {
+                continue;
+            };
             let d = self.camera_dir(&device);
             let dev = device.clone();
-            let files: Vec<(String, u64)> = blocking::unblock(move || segments(&d, &dev, fmt).into_iter().filter(|(n, _)| *n >= first).collect()).await;
+            let files: Vec<(String, u64)> = blocking::unblock(move || {
+                segments(&d, &dev, fmt)
+                    .into_iter()
+                    .filter(|(n, _)| *n >= first)
+                    .collect()
+            })
+            .await;
             let bytes: u64 = files.iter().map(|(_, s)| s).sum();
             let current = files.last().map(|(n, _)| n.clone()).unwrap_or_default();
             let duration = ((unix_ms(OffsetDateTime::now_utc()) - start_ms).max(0) as f64) / 1000.0;
@@ -382,12 +532,28 @@ impl RecordingManager {
             }
             if let Some(file) = resumed {
                 log::info!("{device}: recording resumed in {file}");
-                (self.events)(RecEvent::Started { device: device.clone(), filename: file, format: fmt, resumed: true });
+                (self.events)(RecEvent::Started {
+                    device: device.clone(),
+                    filename: file,
+                    format: fmt,
+                    resumed: true,
+                });
             }
             if stalled {
                 log::warn!("{device}: recording files stopped growing; restarting the keepalive reader");
-                (self.events)(RecEvent::Error { device: device.clone(), filename: current.clone(), duration, reason: EndReason::SourceLost, stopped: false });
-                let old = self.active.lock().unwrap().get_mut(&device).and_then(|a| a.keepalive.take());
+                (self.events)(RecEvent::Error {
+                    device: device.clone(),
+                    filename: current.clone(),
+                    duration,
+                    reason: EndReason::SourceLost,
+                    stopped: false,
+                });
+                let old = self
+                    .active
+                    .lock()
+                    .unwrap()
+                    .get_mut(&device)
+                    .and_then(|a| a.keepalive.take());
                 if let Some(mut k) = old {
                     blocking::unblock(move || k.stop()).await;
                 }
@@ -397,7 +563,12 @@ impl RecordingManager {
                     a.interrupted = true;
                 }
             } else {
-                (self.events)(RecEvent::Progress { device, filename: current, duration, bytes });
+                (self.events)(RecEvent::Progress {
+                    device,
+                    filename: current,
+                    duration,
+                    bytes,
+                });
             }
         }
     }
@@ -412,8 +583,15 @@ impl RecordingManager {
             for (dev, a) in active.iter_mut() {
                 if !a.interrupted {
                     a.interrupted = true;
-                    let duration = ((unix_ms(OffsetDateTime::now_utc()) - a.persisted.start_unix_ms).max(0) as f64) / 1000.0;
-                    events.push(RecEvent::Error { device: dev.clone(), filename: a.persisted.first_file.clone(), duration, reason: EndReason::MediamtxUnavailable, stopped: false });
+                    let duration =
+                        ((unix_ms(OffsetDateTime::now_utc()) - a.persisted.start_unix_ms).max(0) as f64) / 1000.0;
+                    events.push(RecEvent::Error {
+                        device: dev.clone(),
+                        filename: a.persisted.first_file.clone(),
+                        duration,
+                        reason: EndReason::MediamtxUnavailable,
+                        stopped: false,
+                    });
                 }
             }
         }
@@ -425,21 +603,33 @@ impl RecordingManager {
     /// After a service restart: recordings that MediaMTX still has `record: true` for (and
     /// that our state file knows) carry on; a keepalive is started again.
     pub async fn restore(self: &Arc<Self>, publishers: Vec<(String, Publisher)>) {
-        let saved: BTreeMap<String, Persisted> = std::fs::read(&self.state_file).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default();
+        let saved: BTreeMap<String, Persisted> = std::fs::read(&self.state_file)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default();
         for (device, publisher) in publishers {
             let Some(p) = saved.get(&device).cloned() else {
                 self.paths.adopt_record(&device, publisher, None);
                 continue;
             };
-            let settings = RecordSettings { path_template: record_path_template(&self.config, &device), format: p.format };
-            self.paths.adopt_record(&device, publisher.clone(), Some(settings.clone()));
+            let settings = RecordSettings {
+                path_template: record_path_template(&self.config, &device),
+                format: p.format,
+            };
+            self.paths
+                .adopt_record(&device, publisher.clone(), Some(settings.clone()));
             let conf = self.paths.read_back(&device).await;
             let recording_in_mediamtx = matches!(&conf, Ok(Some(c)) if c.record == Some(true));
             if !recording_in_mediamtx {
                 // MediaMTX lost it too (or never had it): re-apply and carry on.
                 // If MediaMTX is unreachable now, the health probe re-applies the path (with
                 // its record flag) once it answers.
-                if let Err(e) = self.paths.ensure(&device, publisher).await.and(self.paths.set_record(&device, Some(settings)).await) {
+                if let Err(e) = self
+                    .paths
+                    .ensure(&device, publisher)
+                    .await
+                    .and(self.paths.set_record(&device, Some(settings)).await)
+                {
                     log::warn!("{device}: cannot resume the recording yet: {e}");
                 }
             }
@@ -448,7 +638,17 @@ impl RecordingManager {
                 Duration::from_millis((end - unix_ms(OffsetDateTime::now_utc())).max(0) as u64)
             });
             let start_ms = p.start_unix_ms;
-            self.active.lock().unwrap().insert(device.clone(), Active { persisted: p, keepalive: Some(self.keepalive(&device)), last_bytes: 0, last_growth: Instant::now(), interrupted: !recording_in_mediamtx, stall_reported: false });
+            self.active.lock().unwrap().insert(
+                device.clone(),
+                Active {
+                    persisted: p,
+                    keepalive: Some(self.keepalive(&device)),
+                    last_bytes: 0,
+                    last_growth: Instant::now(),
+                    interrupted: !recording_in_mediamtx,
+                    stall_reported: false,
+                },
+            );
             if let Some(r) = remaining {
                 self.arm_auto_stop(&device, r, start_ms);
             }
@@ -460,7 +660,13 @@ impl RecordingManager {
     /// Stops keepalive readers (service shutdown). Recordings stay on in MediaMTX and in the
     /// state file, so a restarted service picks them up.
     pub async fn shutdown(&self) {
-        let keepalives: Vec<Supervised> = self.active.lock().unwrap().values_mut().filter_map(|a| a.keepalive.take()).collect();
+        let keepalives: Vec<Supervised> = self
+            .active
+            .lock()
+            .unwrap()
+            .values_mut()
+            .filter_map(|a| a.keepalive.take())
+            .collect();
         for mut k in keepalives {
             blocking::unblock(move || k.stop()).await;
         }
@@ -475,11 +681,26 @@ mod tests {
     fn segments_are_listed_in_time_order_per_camera_and_format() {
         let dir = std::env::temp_dir().join(format!("rec-seg-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        for n in ["camera1_2026-11-24_10-00-05-000001.mp4", "camera1_2026-11-24_09-59-59-999999.mp4", "camera11_2026-11-24_10-00-00-000000.mp4", "camera1_2026-11-24_10-00-00-000000.ts", "camera1_x.txt"] {
+        for n in [
+            "camera1_2026-11-24_10-00-05-000001.mp4",
+            "camera1_2026-11-24_09-59-59-999999.mp4",
+            "camera11_2026-11-24_10-00-00-000000.mp4",
+            "camera1_2026-11-24_10-00-00-000000.ts",
+            "camera1_x.txt",
+        ] {
             std::fs::write(dir.join(n), b"x").unwrap();
         }
-        let s: Vec<String> = segments(&dir, "camera1", RecordFormat::Fmp4).into_iter().map(|(n, _)| n).collect();
-        assert_eq!(s, vec!["camera1_2026-11-24_09-59-59-999999.mp4", "camera1_2026-11-24_10-00-05-000001.mp4"]);
+        let s: Vec<String> = segments(&dir, "camera1", RecordFormat::Fmp4)
+            .into_iter()
+            .map(|(n, _)| n)
+            .collect();
+        assert_eq!(
+            s,
+            vec![
+                "camera1_2026-11-24_09-59-59-999999.mp4",
+                "camera1_2026-11-24_10-00-05-000001.mp4"
+            ]
+        );
         assert_eq!(segments(&dir, "camera1", RecordFormat::Mpegts).len(), 1);
         std::fs::remove_dir_all(dir).unwrap();
     }

@@ -33,24 +33,44 @@ pub fn publisher_for(c: &Camera) -> Option<Publisher> {
     let (w, h) = c.resolution;
     let fps = c.fps.max(1);
     match c.source {
-        SourceType::Simulated => Some(Publisher::Lavfi { pattern: c.pattern.clone().unwrap_or_else(|| "testsrc2".into()), width: w, height: h, fps }),
+        SourceType::Simulated => Some(Publisher::Lavfi {
+            pattern: c.pattern.clone().unwrap_or_else(|| "testsrc2".into()),
+            width: w,
+            height: h,
+            fps,
+        }),
         SourceType::V4l2 => {
             let at_size = |f: &str| c.modes.iter().any(|m| m.format == f && m.width == w && m.height == h);
-            let fourcc = ["MJPG", "YUYV", "NV12", "YU12", "UYVY", "H264"].into_iter().find(|f| at_size(f)).or_else(|| c.modes.first().map(|m| m.format.as_str()));
-            Some(Publisher::V4l2 { device: c.devnode.clone()?, input_format: fourcc.and_then(ffmpeg_input_format).map(String::from), width: w, height: h, fps })
+            let fourcc = ["MJPG", "YUYV", "NV12", "YU12", "UYVY", "H264"]
+                .into_iter()
+                .find(|f| at_size(f))
+                .or_else(|| c.modes.first().map(|m| m.format.as_str()));
+            Some(Publisher::V4l2 {
+                device: c.devnode.clone()?,
+                input_format: fourcc.and_then(ffmpeg_input_format).map(String::from),
+                width: w,
+                height: h,
+                fps,
+            })
         }
     }
 }
 
 fn require_connected(c: &Camera) -> Result<(), ServiceError> {
     if c.status != Status::Connected {
-        return Err(ServiceError::InvalidState { state: c.status.as_str().to_lowercase(), details: format!("{} is {}", c.id, c.status.as_str()) });
+        return Err(ServiceError::InvalidState {
+            state: c.status.as_str().to_lowercase(),
+            details: format!("{} is {}", c.id, c.status.as_str()),
+        });
     }
     Ok(())
 }
 
 fn publisher_or_err(c: &Camera) -> Result<Publisher, ServiceError> {
-    publisher_for(c).ok_or_else(|| ServiceError::Unsupported { feature: "streaming", details: format!("{} has no capture node", c.id) })
+    publisher_for(c).ok_or_else(|| ServiceError::Unsupported {
+        feature: "streaming",
+        details: format!("{} has no capture node", c.id),
+    })
 }
 
 impl MediaService {
@@ -58,7 +78,12 @@ impl MediaService {
         let client = Arc::new(Client::new(&config.mediamtx));
         let paths = Arc::new(PathManager::new(client.clone(), config.clone()));
         let recordings = RecordingManager::new(config.clone(), paths.clone(), rec_events, space);
-        Arc::new(MediaService { config, client, paths, recordings })
+        Arc::new(MediaService {
+            config,
+            client,
+            paths,
+            recordings,
+        })
     }
 
     pub fn client(&self) -> &Arc<Client> {
@@ -74,7 +99,10 @@ impl MediaService {
     /// Fails fast with -32050 while the circuit breaker is open.
     fn check_breaker(&self) -> Result<(), ServiceError> {
         if self.client.breaker_state() == BreakerState::Open {
-            return Err(ServiceError::Dependency { dependency: "mediamtx", details: "MediaMTX is unreachable (circuit open); retrying in the background".into() });
+            return Err(ServiceError::Dependency {
+                dependency: "mediamtx",
+                details: "MediaMTX is unreachable (circuit open); retrying in the background".into(),
+            });
         }
         Ok(())
     }
@@ -105,7 +133,10 @@ impl MediaService {
         self.check_breaker()?;
         let recording = self.recordings.is_recording(&c.id);
         let rt = self.paths.runtime(&c.id).await?;
-        let viewers = rt.as_ref().map_or(0, |p| p.readers.len()).saturating_sub(recording as usize);
+        let viewers = rt
+            .as_ref()
+            .map_or(0, |p| p.readers.len())
+            .saturating_sub(recording as usize);
         Ok(json!({
             "device": c.id,
             "stream_name": c.id,
@@ -120,16 +151,28 @@ impl MediaService {
         let recording = self.recordings.is_recording(&c.id);
         let (available, consumers, status) = match &rt {
             None => (false, 0, "NOT_READY"),
-            Some(p) => (p.available, p.readers.len().saturating_sub(recording as usize), if p.available { "ACTIVE" } else { "INACTIVE" }),
+            Some(p) => (
+                p.available,
+                p.readers.len().saturating_sub(recording as usize),
+                if p.available { "ACTIVE" } else { "INACTIVE" },
+            ),
         };
-        Ok(json!({"device": c.id, "stream_name": c.id, "stream_url": urls["rtsp"], "available": available, "active_consumers": consumers, "stream_status": status, "urls": urls}))
+        Ok(
+            json!({"device": c.id, "stream_name": c.id, "stream_url": urls["rtsp"], "available": available, "active_consumers": consumers, "stream_status": status, "urls": urls}),
+        )
     }
 
     pub async fn stream_status(&self, c: &Camera) -> Result<Value, ServiceError> {
         self.check_breaker()?;
-        let rt = self.paths.runtime(&c.id).await?.ok_or_else(|| ServiceError::NotFound { resource: "stream", id: c.id.clone() })?;
+        let rt = self.paths.runtime(&c.id).await?.ok_or_else(|| ServiceError::NotFound {
+            resource: "stream",
+            id: c.id.clone(),
+        })?;
         let recording = self.recordings.is_recording(&c.id);
-        let (codec, w, h) = rt.video().map(|(c, w, h)| (Some(c.to_string()), w, h)).unwrap_or((None, None, None));
+        let (codec, w, h) = rt
+            .video()
+            .map(|(c, w, h)| (Some(c.to_string()), w, h))
+            .unwrap_or((None, None, None));
         Ok(json!({
             "device": c.id,
             "stream_name": c.id,
@@ -148,7 +191,15 @@ impl MediaService {
     pub async fn streams(&self, cameras: &[Camera]) -> Result<Value, ServiceError> {
         self.check_breaker()?;
         let names: Vec<String> = cameras.iter().map(|c| c.id.clone()).collect();
-        let paths = self.client.run(move |c| names.iter().map(|n| c.get_path(n).map(|p| (n.clone(), p))).collect::<Result<Vec<_>, _>>()).await?;
+        let paths = self
+            .client
+            .run(move |c| {
+                names
+                    .iter()
+                    .map(|n| c.get_path(n).map(|p| (n.clone(), p)))
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .await?;
         let out: Vec<Value> = paths
             .into_iter()
             .filter_map(|(n, p)| p.map(|p| (n, p)))
@@ -166,11 +217,23 @@ impl MediaService {
         Ok(Value::Array(out))
     }
 
-    pub async fn start_recording(&self, c: &Camera, duration: Option<u64>, format: Option<RecordFormat>) -> Result<Started, ServiceError> {
+    pub async fn start_recording(
+        &self,
+        c: &Camera,
+        duration: Option<u64>,
+        format: Option<RecordFormat>,
+    ) -> Result<Started, ServiceError> {
         require_connected(c)?;
         self.check_breaker()?;
         let p = publisher_or_err(c)?;
-        self.recordings.start(&c.id, p, duration, format.unwrap_or(self.config.recording.default_format)).await
+        self.recordings
+            .start(
+                &c.id,
+                p,
+                duration,
+                format.unwrap_or(self.config.recording.default_format),
+            )
+            .await
     }
 
     pub async fn stop_recording(&self, device: &str) -> Result<Summary, ServiceError> {

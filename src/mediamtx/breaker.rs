@@ -31,7 +31,13 @@ pub struct Breaker {
 
 impl Breaker {
     pub fn new(threshold: u32, reset: Duration) -> Breaker {
-        Breaker { threshold: threshold.max(1), reset, failures: 0, opened_at: None, probing: false }
+        Breaker {
+            threshold: threshold.max(1),
+            reset,
+            failures: 0,
+            opened_at: None,
+            probing: false,
+        }
     }
 
     pub fn state(&self, now: Instant) -> State {

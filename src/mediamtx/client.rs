@@ -35,7 +35,10 @@ impl std::fmt::Display for MtxError {
 
 impl From<MtxError> for crate::error::ServiceError {
     fn from(e: MtxError) -> Self {
-        crate::error::ServiceError::Dependency { dependency: "mediamtx", details: e.to_string() }
+        crate::error::ServiceError::Dependency {
+            dependency: "mediamtx",
+            details: e.to_string(),
+        }
     }
 }
 
@@ -99,7 +102,10 @@ impl Client {
     }
 
     /// Runs blocking client work on the blocking pool.
-    pub async fn run<T: Send + 'static>(self: &Arc<Self>, f: impl FnOnce(&Client) -> Result<T, MtxError> + Send + 'static) -> Result<T, MtxError> {
+    pub async fn run<T: Send + 'static>(
+        self: &Arc<Self>,
+        f: impl FnOnce(&Client) -> Result<T, MtxError> + Send + 'static,
+    ) -> Result<T, MtxError> {
         let c = self.clone();
         blocking::unblock(move || f(&c)).await
     }
@@ -124,12 +130,23 @@ impl Client {
         };
         let mut resp = resp.map_err(|e| e.to_string())?;
         let status = resp.status().as_u16();
-        let text = resp.body_mut().with_config().limit(8 * 1024 * 1024).read_to_string().map_err(|e| e.to_string())?;
+        let text = resp
+            .body_mut()
+            .with_config()
+            .limit(8 * 1024 * 1024)
+            .read_to_string()
+            .map_err(|e| e.to_string())?;
         Ok((status, text))
     }
 
     /// One logical call: breaker check, attempts with backoff for idempotent calls.
-    fn request(&self, verb: Verb, path: &str, body: Option<&serde_json::Value>, idempotent: bool) -> Result<(u16, String), MtxError> {
+    fn request(
+        &self,
+        verb: Verb,
+        path: &str,
+        body: Option<&serde_json::Value>,
+        idempotent: bool,
+    ) -> Result<(u16, String), MtxError> {
         if !self.breaker.lock().unwrap().allow(Instant::now()) {
             return Err(MtxError::Unavailable("circuit open after repeated failures".into()));
         }
@@ -140,7 +157,9 @@ impl Client {
             let started = Instant::now();
             let result = self.send_once(verb, &url, body);
             self.stats.calls.fetch_add(1, Ordering::Relaxed);
-            self.stats.latency_us_total.fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+            self.stats
+                .latency_us_total
+                .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
             match result {
                 Ok((status, text)) if status < 500 => {
                     self.breaker.lock().unwrap().success();
@@ -180,18 +199,35 @@ impl Client {
     /// Create-or-update (MediaMTX `replace` is an upsert; unsent fields revert to defaults).
     pub fn replace_path(&self, name: &str, conf: &PathConf) -> Result<(), MtxError> {
         let body = serde_json::to_value(conf).expect("PathConf serialises");
-        self.expect_ok(self.request(Verb::Post, &format!("/v3/config/paths/replace/{}", encode(name)), Some(&body), true)?).map(drop)
+        self.expect_ok(self.request(
+            Verb::Post,
+            &format!("/v3/config/paths/replace/{}", encode(name)),
+            Some(&body),
+            true,
+        )?)
+        .map(drop)
     }
 
     /// Merges the given fields into an existing path; `NotFound` when absent.
     pub fn patch_path(&self, name: &str, conf: &PathConf) -> Result<(), MtxError> {
         let body = serde_json::to_value(conf).expect("PathConf serialises");
-        self.expect_ok(self.request(Verb::Patch, &format!("/v3/config/paths/patch/{}", encode(name)), Some(&body), true)?).map(drop)
+        self.expect_ok(self.request(
+            Verb::Patch,
+            &format!("/v3/config/paths/patch/{}", encode(name)),
+            Some(&body),
+            true,
+        )?)
+        .map(drop)
     }
 
     /// Deletes a path configuration; absent already counts as done.
     pub fn delete_path(&self, name: &str) -> Result<(), MtxError> {
-        match self.expect_ok(self.request(Verb::Delete, &format!("/v3/config/paths/delete/{}", encode(name)), None, true)?) {
+        match self.expect_ok(self.request(
+            Verb::Delete,
+            &format!("/v3/config/paths/delete/{}", encode(name)),
+            None,
+            true,
+        )?) {
             Ok(_) | Err(MtxError::NotFound(_)) => Ok(()),
             Err(e) => Err(e),
         }
@@ -239,13 +275,23 @@ impl Client {
 }
 
 fn error_text(body: &str) -> String {
-    serde_json::from_str::<ErrorBody>(body).map(|b| b.error).ok().filter(|e| !e.is_empty()).unwrap_or_else(|| body.trim().chars().take(200).collect())
+    serde_json::from_str::<ErrorBody>(body)
+        .map(|b| b.error)
+        .ok()
+        .filter(|e| !e.is_empty())
+        .unwrap_or_else(|| body.trim().chars().take(200).collect())
 }
 
 /// Path names are `cameraN` (validated upstream); percent-encode anything else defensively.
 fn encode(name: &str) -> String {
     name.bytes()
-        .map(|b| if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") })
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
         .collect()
 }
 
@@ -265,7 +311,13 @@ mod tests {
                 let (mut s, _) = l.accept().unwrap();
                 let mut buf = [0u8; 4096];
                 let n = s.read(&mut buf).unwrap();
-                seen.push(String::from_utf8_lossy(&buf[..n]).lines().next().unwrap_or("").to_string());
+                seen.push(
+                    String::from_utf8_lossy(&buf[..n])
+                        .lines()
+                        .next()
+                        .unwrap_or("")
+                        .to_string(),
+                );
                 let _ = write!(s, "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
             }
             seen
@@ -274,16 +326,32 @@ mod tests {
     }
 
     fn cfg(url: &str) -> MediamtxConfig {
-        MediamtxConfig { api_url: url.into(), retries: 2, retry_backoff: crate::config::Dur::millis(10), breaker_failures: 2, ..Default::default() }
+        MediamtxConfig {
+            api_url: url.into(),
+            retries: 2,
+            retry_backoff: crate::config::Dur::millis(10),
+            breaker_failures: 2,
+            ..Default::default()
+        }
     }
 
     #[test]
     fn retries_5xx_then_succeeds_and_maps_errors() {
-        let (url, h) = server(vec![(500, r#"{"status":"error","error":"boom"}"#), (200, r#"{"version":"v1.20.1","started":"2026-11-24T10:00:00Z"}"#), (404, r#"{"status":"error","error":"path not found"}"#), (400, r#"{"status":"error","error":"json: unknown field \"x\""}"#)]);
+        let (url, h) = server(vec![
+            (500, r#"{"status":"error","error":"boom"}"#),
+            (200, r#"{"version":"v1.20.1","started":"2026-11-24T10:00:00Z"}"#),
+            (404, r#"{"status":"error","error":"path not found"}"#),
+            (400, r#"{"status":"error","error":"json: unknown field \"x\""}"#),
+        ]);
         let c = Client::new(&cfg(&url));
         assert_eq!(c.info().unwrap().version, "v1.20.1");
-        assert_eq!(c.patch_path("camera1", &PathConf::default()), Err(MtxError::NotFound("path not found".into())));
-        assert!(matches!(c.replace_path("camera1", &PathConf::default()), Err(MtxError::Rejected(m)) if m.contains("unknown field")));
+        assert_eq!(
+            c.patch_path("camera1", &PathConf::default()),
+            Err(MtxError::NotFound("path not found".into()))
+        );
+        assert!(
+            matches!(c.replace_path("camera1", &PathConf::default()), Err(MtxError::Rejected(m)) if m.contains("unknown field"))
+        );
         let seen = h.join().unwrap();
         assert_eq!(seen[0], "GET /v3/info HTTP/1.1");
         assert_eq!(seen[2], "PATCH /v3/config/paths/patch/camera1 HTTP/1.1");
@@ -301,6 +369,10 @@ mod tests {
         assert_eq!(c.breaker_state(), State::Open);
         let before = c.stats.calls.load(Ordering::Relaxed);
         assert!(matches!(c.info(), Err(MtxError::Unavailable(m)) if m.contains("circuit open")));
-        assert_eq!(c.stats.calls.load(Ordering::Relaxed), before, "no network call while open");
+        assert_eq!(
+            c.stats.calls.load(Ordering::Relaxed),
+            before,
+            "no network call while open"
+        );
     }
 }

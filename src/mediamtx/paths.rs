@@ -13,9 +13,20 @@ use std::sync::{Arc, Mutex};
 #[derive(Clone, Debug, PartialEq)]
 pub enum Publisher {
     /// A V4L2 node captured by FFmpeg (started by MediaMTX on demand).
-    V4l2 { device: PathBuf, input_format: Option<String>, width: u32, height: u32, fps: u32 },
+    V4l2 {
+        device: PathBuf,
+        input_format: Option<String>,
+        width: u32,
+        height: u32,
+        fps: u32,
+    },
     /// A lavfi test pattern (simulated cameras).
-    Lavfi { pattern: String, width: u32, height: u32, fps: u32 },
+    Lavfi {
+        pattern: String,
+        width: u32,
+        height: u32,
+        fps: u32,
+    },
     /// An external RTSP/RTSPS source pulled by MediaMTX.
     Url { url: String },
 }
@@ -56,14 +67,41 @@ pub fn ffmpeg_input_format(fourcc: &str) -> Option<&'static str> {
 pub fn publisher_command(cfg: &Config, p: &Publisher) -> Option<String> {
     let f = &cfg.ffmpeg;
     let (input, fps) = match p {
-        Publisher::V4l2 { device, input_format, width, height, fps } => {
-            let fmt = input_format.as_deref().map(|f| format!("-input_format {f} ")).unwrap_or_default();
-            (format!("-f v4l2 {fmt}-video_size {width}x{height} -framerate {fps} -i {}", device.display()), *fps)
+        Publisher::V4l2 {
+            device,
+            input_format,
+            width,
+            height,
+            fps,
+        } => {
+            let fmt = input_format
+                .as_deref()
+                .map(|f| format!("-input_format {f} "))
+                .unwrap_or_default();
+            (
+                format!(
+                    "-f v4l2 {fmt}-video_size {width}x{height} -framerate {fps} -i {}",
+                    device.display()
+                ),
+                *fps,
+            )
         }
-        Publisher::Lavfi { pattern, width, height, fps } => (format!("-re -f lavfi -i {pattern}=size={width}x{height}:rate={fps}"), *fps),
+        Publisher::Lavfi {
+            pattern,
+            width,
+            height,
+            fps,
+        } => (
+            format!("-re -f lavfi -i {pattern}=size={width}x{height}:rate={fps}"),
+            *fps,
+        ),
         Publisher::Url { .. } => return None,
     };
-    let bitrate = if f.bitrate.is_empty() { String::new() } else { format!(" -b:v {}", f.bitrate) };
+    let bitrate = if f.bitrate.is_empty() {
+        String::new()
+    } else {
+        format!(" -b:v {}", f.bitrate)
+    };
     // GOP = fps: a new segment or a snapshot never waits more than a second for a keyframe.
     Some(format!(
         "{} -hide_banner -loglevel error {input} -c:v {} {} -pix_fmt yuv420p -g {fps} -keyint_min {fps}{bitrate} -f rtsp -rtsp_transport tcp rtsp://127.0.0.1:$RTSP_PORT/$MTX_PATH",
@@ -74,7 +112,11 @@ pub fn publisher_command(cfg: &Config, p: &Publisher) -> Option<String> {
 /// The full path configuration for a camera (sent with `replace`).
 pub fn path_conf(cfg: &Config, p: &Publisher, record: Option<&RecordSettings>) -> PathConf {
     let r = &cfg.recording;
-    let mut c = PathConf { record_delete_after: Some("0s".into()), record: Some(record.is_some()), ..Default::default() };
+    let mut c = PathConf {
+        record_delete_after: Some("0s".into()),
+        record: Some(record.is_some()),
+        ..Default::default()
+    };
     match p {
         Publisher::Url { url } => {
             c.source = Some(url.clone());
@@ -103,7 +145,10 @@ pub fn path_conf(cfg: &Config, p: &Publisher, record: Option<&RecordSettings>) -
 /// MediaMTX `recordPath` for a camera: `<recordings_dir>/%path/cameraN_%Y-%m-%d_%H-%M-%S-%f`
 /// (camera id written literally once; `%path` only as the folder).
 pub fn record_path_template(cfg: &Config, camera: &str) -> String {
-    format!("{}/%path/{camera}_%Y-%m-%d_%H-%M-%S-%f", cfg.storage.recordings_dir.display())
+    format!(
+        "{}/%path/{camera}_%Y-%m-%d_%H-%M-%S-%f",
+        cfg.storage.recordings_dir.display()
+    )
 }
 
 #[derive(Clone, Debug)]
@@ -129,7 +174,13 @@ pub struct PathManager {
 
 impl PathManager {
     pub fn new(client: Arc<Client>, config: Arc<Config>) -> PathManager {
-        PathManager { client, config, desired: Mutex::new(HashMap::new()), locks: Mutex::new(HashMap::new()), started: Mutex::new(None) }
+        PathManager {
+            client,
+            config,
+            desired: Mutex::new(HashMap::new()),
+            locks: Mutex::new(HashMap::new()),
+            started: Mutex::new(None),
+        }
     }
 
     pub fn client(&self) -> &Arc<Client> {
@@ -174,7 +225,9 @@ impl PathManager {
     pub async fn set_record(&self, name: &str, record: Option<RecordSettings>) -> Result<(), MtxError> {
         let patch = {
             let mut map = self.desired.lock().unwrap();
-            let d = map.get_mut(name).ok_or_else(|| MtxError::NotFound(format!("path {name} not managed")))?;
+            let d = map
+                .get_mut(name)
+                .ok_or_else(|| MtxError::NotFound(format!("path {name} not managed")))?;
             d.record = record.clone();
             let full = path_conf(&self.config, &d.publisher, record.as_ref());
             PathConf {
@@ -199,7 +252,11 @@ impl PathManager {
     }
 
     pub fn is_recording(&self, name: &str) -> bool {
-        self.desired.lock().unwrap().get(name).is_some_and(|d| d.record.is_some())
+        self.desired
+            .lock()
+            .unwrap()
+            .get(name)
+            .is_some_and(|d| d.record.is_some())
     }
 
     /// Forgets and deletes the path.
@@ -222,7 +279,10 @@ impl PathManager {
 
     /// Re-records desired recording settings without calling MediaMTX (state read back).
     pub fn adopt_record(&self, name: &str, publisher: Publisher, record: Option<RecordSettings>) {
-        self.desired.lock().unwrap().insert(name.to_string(), Desired { publisher, record });
+        self.desired
+            .lock()
+            .unwrap()
+            .insert(name.to_string(), Desired { publisher, record });
     }
 
     /// `/v3/info` probe: notices a restart (`started` changed) or paths gone missing and
@@ -243,12 +303,16 @@ impl PathManager {
             map.iter().map(|(n, d)| (n.clone(), self.conf_of(d, n))).collect()
         };
         if wanted.is_empty() {
-            return Probe::Healthy { version: info.version, reapplied: 0 };
+            return Probe::Healthy {
+                version: info.version,
+                reapplied: 0,
+            };
         }
         let result = self
             .client
             .run(move |c| {
-                let present: std::collections::HashSet<String> = c.list_path_confs()?.into_iter().filter_map(|p| p.name).collect();
+                let present: std::collections::HashSet<String> =
+                    c.list_path_confs()?.into_iter().filter_map(|p| p.name).collect();
                 let mut n = 0;
                 for (name, conf) in wanted {
                     if restarted || !present.contains(&name) {
@@ -262,9 +326,15 @@ impl PathManager {
         match result {
             Ok(n) => {
                 if n > 0 {
-                    log::warn!("MediaMTX {} (restart detected: {restarted}); re-applied {n} camera path(s)", info.version);
+                    log::warn!(
+                        "MediaMTX {} (restart detected: {restarted}); re-applied {n} camera path(s)",
+                        info.version
+                    );
                 }
-                Probe::Healthy { version: info.version, reapplied: n }
+                Probe::Healthy {
+                    version: info.version,
+                    reapplied: n,
+                }
             }
             Err(e) => Probe::Unreachable(e.to_string()),
         }
@@ -273,7 +343,9 @@ impl PathManager {
 
 /// Whether MediaMTX's effective configuration already has every field we would send.
 fn matches_desired(current: &PathConf, desired: &PathConf) -> bool {
-    let (Ok(serde_json::Value::Object(cur)), Ok(serde_json::Value::Object(want))) = (serde_json::to_value(current), serde_json::to_value(desired)) else {
+    let (Ok(serde_json::Value::Object(cur)), Ok(serde_json::Value::Object(want))) =
+        (serde_json::to_value(current), serde_json::to_value(desired))
+    else {
         return false;
     };
     want.iter().all(|(k, v)| match (cur.get(k), v) {
@@ -296,24 +368,70 @@ mod tests {
     #[test]
     fn camera_paths_follow_the_integration_contract() {
         let cfg = Config::default();
-        let sim = Publisher::Lavfi { pattern: "testsrc2".into(), width: 640, height: 480, fps: 15 };
+        let sim = Publisher::Lavfi {
+            pattern: "testsrc2".into(),
+            width: 640,
+            height: 480,
+            fps: 15,
+        };
         let c = path_conf(&cfg, &sim, None);
         assert_eq!(c.source.as_deref(), Some("publisher"));
         assert_eq!(c.record_delete_after.as_deref(), Some("0s"));
         assert_eq!(c.run_on_demand_restart, Some(true));
         let cmd = c.run_on_demand.unwrap();
-        assert!(cmd.contains("-f lavfi -i testsrc2=size=640x480:rate=15") && cmd.contains("-g 15") && cmd.ends_with("rtsp://127.0.0.1:$RTSP_PORT/$MTX_PATH"), "{cmd}");
-        let v4l = Publisher::V4l2 { device: "/dev/video0".into(), input_format: Some("mjpeg".into()), width: 1280, height: 720, fps: 30 };
+        assert!(
+            cmd.contains("-f lavfi -i testsrc2=size=640x480:rate=15")
+                && cmd.contains("-g 15")
+                && cmd.ends_with("rtsp://127.0.0.1:$RTSP_PORT/$MTX_PATH"),
+            "{cmd}"
+        );
+        let v4l = Publisher::V4l2 {
+            device: "/dev/video0".into(),
+            input_format: Some("mjpeg".into()),
+            width: 1280,
+            height: 720,
+            fps: 30,
+        };
         let cmd = publisher_command(&cfg, &v4l).unwrap();
-        assert!(cmd.contains("-f v4l2 -input_format mjpeg -video_size 1280x720 -framerate 30 -i /dev/video0") && cmd.contains("-c:v libx264 -preset ultrafast -tune zerolatency"), "{cmd}");
-        let ext = path_conf(&cfg, &Publisher::Url { url: "rtsp://10.0.0.9:5554/subject".into() }, None);
-        assert_eq!((ext.source.as_deref(), ext.rtsp_transport.as_deref(), ext.source_on_demand), (Some("rtsp://10.0.0.9:5554/subject"), Some("tcp"), Some(true)));
+        assert!(
+            cmd.contains("-f v4l2 -input_format mjpeg -video_size 1280x720 -framerate 30 -i /dev/video0")
+                && cmd.contains("-c:v libx264 -preset ultrafast -tune zerolatency"),
+            "{cmd}"
+        );
+        let ext = path_conf(
+            &cfg,
+            &Publisher::Url {
+                url: "rtsp://10.0.0.9:5554/subject".into(),
+            },
+            None,
+        );
+        assert_eq!(
+            (
+                ext.source.as_deref(),
+                ext.rtsp_transport.as_deref(),
+                ext.source_on_demand
+            ),
+            (Some("rtsp://10.0.0.9:5554/subject"), Some("tcp"), Some(true))
+        );
         assert!(ext.run_on_demand.is_none());
-        let rec = RecordSettings { path_template: record_path_template(&cfg, "camera3"), format: RecordFormat::Mpegts };
+        let rec = RecordSettings {
+            path_template: record_path_template(&cfg, "camera3"),
+            format: RecordFormat::Mpegts,
+        };
         let c = path_conf(&cfg, &sim, Some(&rec));
         assert_eq!(c.record, Some(true));
-        assert_eq!(c.record_path.as_deref(), Some("/var/lib/camera-service/recordings/%path/camera3_%Y-%m-%d_%H-%M-%S-%f"));
-        assert_eq!((c.record_format.as_deref(), c.record_segment_duration.as_deref(), c.record_part_duration.as_deref()), (Some("mpegts"), Some("3600s"), Some("1s")));
+        assert_eq!(
+            c.record_path.as_deref(),
+            Some("/var/lib/camera-service/recordings/%path/camera3_%Y-%m-%d_%H-%M-%S-%f")
+        );
+        assert_eq!(
+            (
+                c.record_format.as_deref(),
+                c.record_segment_duration.as_deref(),
+                c.record_part_duration.as_deref()
+            ),
+            (Some("mpegts"), Some("3600s"), Some("1s"))
+        );
     }
 
     #[test]
@@ -322,8 +440,17 @@ mod tests {
         assert!(same_duration("10s", "10s"));
         assert!(same_duration("0s", "0s"));
         assert!(!same_duration("10s", "5s"));
-        let want = PathConf { record_segment_duration: Some("3600s".into()), record: Some(false), ..Default::default() };
-        let cur = PathConf { record_segment_duration: Some("1h0m0s".into()), record: Some(false), source: Some("publisher".into()), ..Default::default() };
+        let want = PathConf {
+            record_segment_duration: Some("3600s".into()),
+            record: Some(false),
+            ..Default::default()
+        };
+        let cur = PathConf {
+            record_segment_duration: Some("1h0m0s".into()),
+            record: Some(false),
+            source: Some("publisher".into()),
+            ..Default::default()
+        };
         assert!(matches_desired(&cur, &want));
     }
 }

@@ -112,10 +112,13 @@ impl Path {
     /// First video track: (codec, width, height).
     pub fn video(&self) -> Option<(&str, Option<u32>, Option<u32>)> {
         const VIDEO: [&str; 6] = ["H264", "H265", "AV1", "VP9", "VP8", "MJPEG"];
-        self.tracks2.iter().find(|t| VIDEO.contains(&t.codec.as_str())).map(|t| {
-            let p = t.codec_props.as_ref();
-            (t.codec.as_str(), p.and_then(|p| p.width), p.and_then(|p| p.height))
-        })
+        self.tracks2
+            .iter()
+            .find(|t| VIDEO.contains(&t.codec.as_str()))
+            .map(|t| {
+                let p = t.codec_props.as_ref();
+                (t.codec.as_str(), p.and_then(|p| p.width), p.and_then(|p| p.height))
+            })
     }
 }
 
@@ -161,8 +164,16 @@ mod tests {
 
     #[test]
     fn request_bodies_carry_only_set_fields_in_camel_case() {
-        let c = PathConf { source: Some("publisher".into()), run_on_demand_restart: Some(true), record_delete_after: Some("0s".into()), ..Default::default() };
-        assert_eq!(serde_json::to_value(&c).unwrap(), serde_json::json!({"source":"publisher","runOnDemandRestart":true,"recordDeleteAfter":"0s"}));
+        let c = PathConf {
+            source: Some("publisher".into()),
+            run_on_demand_restart: Some(true),
+            record_delete_after: Some("0s".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            serde_json::to_value(&c).unwrap(),
+            serde_json::json!({"source":"publisher","runOnDemandRestart":true,"recordDeleteAfter":"0s"})
+        );
     }
 
     #[test]
