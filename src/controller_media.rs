@@ -12,8 +12,8 @@ use crate::media::service::{publisher_for, MediaService};
 use crate::mediamtx::breaker::State as BreakerState;
 use crate::mediamtx::paths::Probe;
 use crate::shutdown::Shutdown;
-use serde_json::{json, Map, Value};
 use crate::storage::{ActiveRecordings, ActiveSegments, Storage};
+use serde_json::{json, Map, Value};
 use std::path::Path;
 use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
@@ -39,7 +39,10 @@ pub(crate) struct WrittenNow {
 
 impl WrittenNow {
     pub(crate) fn new(marked: Arc<ActiveSegments>) -> WrittenNow {
-        WrittenNow { marked, media: OnceLock::new() }
+        WrittenNow {
+            marked,
+            media: OnceLock::new(),
+        }
     }
     pub(crate) fn attach(&self, media: &Arc<MediaService>) {
         let _ = self.media.set(Arc::downgrade(media));
@@ -49,7 +52,11 @@ impl WrittenNow {
 impl ActiveRecordings for WrittenNow {
     fn is_active(&self, path: &Path) -> bool {
         self.marked.is_active(path)
-            || self.media.get().and_then(Weak::upgrade).is_some_and(|m| m.recordings().active_segments().iter().any(|p| p == path))
+            || self
+                .media
+                .get()
+                .and_then(Weak::upgrade)
+                .is_some_and(|m| m.recordings().active_segments().iter().any(|p| p == path))
     }
 }
 
@@ -127,7 +134,8 @@ impl Controller {
             ChangeKind::Disconnected | ChangeKind::StatusChange
                 if camera.status != Status::Connected && me.media.recordings().is_recording(&cam.id) =>
             {
-                smol::spawn(async move { me.media.recordings().fail(&cam.id, EndReason::DeviceDisconnected).await }).detach();
+                smol::spawn(async move { me.media.recordings().fail(&cam.id, EndReason::DeviceDisconnected).await })
+                    .detach();
             }
             _ => {}
         }

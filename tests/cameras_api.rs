@@ -32,7 +32,10 @@ fn simulated_cameras_through_the_api() {
     // Readiness needs MediaMTX answering too: run the double.
     let dd = TempDir::new("mtx");
     let double = mediamtx_double::start(mediamtx_double::Options::new(dd.path())).expect("start the double");
-    let rest = format!("[mediamtx]\napi_url = \"{}\"\nhealth_interval = \"200ms\"\n{SIMULATED}", double.api_url());
+    let rest = format!(
+        "[mediamtx]\napi_url = \"{}\"\nhealth_interval = \"200ms\"\n{SIMULATED}",
+        double.api_url()
+    );
     let svc = Service::start("", "", &rest);
     smol::block_on(async {
         let mut c = Client::connect(&svc.ws_url()).await;

@@ -65,7 +65,13 @@ fn ffprobe(path: &Path) -> Probe {
         }
         out.stdout
     };
-    let v: Value = serde_json::from_slice(&run(&["-show_entries", "stream=codec_name,width,height", "-of", "json"])).unwrap();
+    let v: Value = serde_json::from_slice(&run(&[
+        "-show_entries",
+        "stream=codec_name,width,height",
+        "-of",
+        "json",
+    ]))
+    .unwrap();
     let s = &v["streams"][0];
     // Media duration from the packets themselves (first to last timestamp plus one frame):
     // container-level durations are estimates for MPEG-TS.
@@ -73,10 +79,20 @@ fn ffprobe(path: &Path) -> Probe {
         .lines()
         .filter_map(|l| l.trim().trim_end_matches(',').parse().ok())
         .collect();
-    let (lo, hi) = times.iter().fold((f64::MAX, f64::MIN), |(a, b), t| (a.min(*t), b.max(*t)));
-    let frame = if times.len() > 1 { (hi - lo) / (times.len() - 1) as f64 } else { 0.0 };
+    let (lo, hi) = times
+        .iter()
+        .fold((f64::MAX, f64::MIN), |(a, b), t| (a.min(*t), b.max(*t)));
+    let frame = if times.len() > 1 {
+        (hi - lo) / (times.len() - 1) as f64
+    } else {
+        0.0
+    };
     let duration = if times.is_empty() { 0.0 } else { hi - lo + frame };
-    eprintln!("ffprobe {}: {} packets, {duration:.2} s", path.file_name().unwrap().to_string_lossy(), times.len());
+    eprintln!(
+        "ffprobe {}: {} packets, {duration:.2} s",
+        path.file_name().unwrap().to_string_lossy(),
+        times.len()
+    );
     Probe {
         codec: s["codec_name"].as_str().unwrap_or_default().into(),
         width: s["width"].as_u64().unwrap_or(0),

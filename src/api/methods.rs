@@ -311,7 +311,11 @@ macro_rules! device_handler {
     ($name:ident, |$state:ident, $session:ident, $device:ident| $body:expr) => {
         fn $name(call: Call) -> BoxFuture<'static, Result<Value, RpcError>> {
             Box::pin(async move {
-                let Call { state: $state, session: $session, mut params } = call;
+                let Call {
+                    state: $state,
+                    session: $session,
+                    mut params,
+                } = call;
                 let $device = params.device()?;
                 params.finish()?;
                 let _ = &$session;
@@ -321,11 +325,21 @@ macro_rules! device_handler {
     };
 }
 
-device_handler!(get_stream_url, |state, session, device| state.controller.stream_url(&device, &session.host));
-device_handler!(get_stream_status, |state, session, device| state.controller.stream_status(&device));
-device_handler!(start_streaming, |state, session, device| state.controller.start_streaming(&device, &session.host));
-device_handler!(stop_streaming, |state, session, device| state.controller.stop_streaming(&device));
-device_handler!(stop_recording, |state, session, device| state.controller.stop_recording(&device));
+device_handler!(get_stream_url, |state, session, device| state
+    .controller
+    .stream_url(&device, &session.host));
+device_handler!(get_stream_status, |state, session, device| state
+    .controller
+    .stream_status(&device));
+device_handler!(start_streaming, |state, session, device| state
+    .controller
+    .start_streaming(&device, &session.host));
+device_handler!(stop_streaming, |state, session, device| state
+    .controller
+    .stop_streaming(&device));
+device_handler!(stop_recording, |state, session, device| state
+    .controller
+    .stop_recording(&device));
 
 fn get_streams(call: Call) -> BoxFuture<'static, Result<Value, RpcError>> {
     Box::pin(async move {
@@ -341,7 +355,10 @@ fn start_recording(call: Call) -> BoxFuture<'static, Result<Value, RpcError>> {
         let duration = params.opt_int("duration", 1, 86400)?.map(|d| d as u64);
         let format = match params.opt_str("format")? {
             None => None,
-            Some(f) => Some(crate::config::RecordFormat::parse(&f).ok_or_else(|| RpcError::invalid_params("format", "format must be fmp4 or mpegts"))?),
+            Some(f) => Some(
+                crate::config::RecordFormat::parse(&f)
+                    .ok_or_else(|| RpcError::invalid_params("format", "format must be fmp4 or mpegts"))?,
+            ),
         };
         params.finish()?;
         Ok(state.controller.start_recording(&device, duration, format).await?)
