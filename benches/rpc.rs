@@ -95,6 +95,45 @@ fn ping_bench(addr: &str, clients: usize, per_client: usize) {
     );
 }
 
+/// `get_metrics` (admin) round trips: the contract wants < 50 ms, answered from memory.
+fn metrics_bench(addr: &str, calls: usize) {
+    let addr = addr.to_string();
+    let mut lats = smol::block_on(async move {
+        let mut ws = connect(&addr).await;
+        let token = JwtKey::new(SECRET.as_bytes()).mint(
+            "bench",
+            Role::Admin,
+            Duration::from_secs(3600),
+            camera_service::clock::unix_now(),
+        );
+        rpc(
+            &mut ws,
+            json!({"jsonrpc":"2.0","method":"authenticate","params":{"auth_token":token},"id":0}).to_string(),
+        )
+        .await;
+        smol::Timer::after(Duration::from_millis(2100)).await; // let the /proc sampler run once
+        let mut lats = Vec::with_capacity(calls);
+        for i in 0..calls {
+            let t = Instant::now();
+            let v = rpc(
+                &mut ws,
+                format!("{{\"jsonrpc\":\"2.0\",\"method\":\"get_metrics\",\"id\":{}}}", i + 1),
+            )
+            .await;
+            assert!(v["result"]["system_metrics"]["rss_bytes"].as_u64().unwrap() > 0);
+            lats.push(t.elapsed());
+        }
+        lats
+    });
+    lats.sort();
+    println!(
+        "get_metrics calls={calls} p50={:.3} ms  p99={:.3} ms  max={:.3} ms",
+        pct(&lats, 0.50),
+        pct(&lats, 0.99),
+        lats.last().unwrap().as_secs_f64() * 1000.0
+    );
+}
+
 fn fanout_bench(subscribers: usize, events: usize) {
     let dir = std::env::temp_dir().join(format!("cs-bench-fanout-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -194,6 +233,7 @@ fn main() {
     ping_bench(&addr, 1, 2000);
     ping_bench(&addr, 50, 200);
     ping_bench(&addr, 200, 50);
+    metrics_bench(&addr, 500);
     let _ = child.kill();
     let _ = child.wait();
     fanout_bench(500, 50);

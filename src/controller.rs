@@ -17,6 +17,8 @@ pub struct Controller {
     health: Arc<Health>,
     api_metrics: ApiMetrics,
     cameras: Arc<CameraManager>,
+    /// /proc sampler for `get_metrics`, started with the service (`controller_status.rs`).
+    pub(crate) sampler: std::sync::OnceLock<crate::metrics::Sampler>,
     /// Streams and recordings (MediaMTX); operations in `controller_media.rs`.
     pub(crate) media: Arc<crate::media::service::MediaService>,
     /// Recordings and snapshots on disk, retention; operations in `storage/ops.rs`.
@@ -41,6 +43,7 @@ impl Controller {
             health,
             api_metrics: ApiMetrics::default(),
             cameras,
+            sampler: std::sync::OnceLock::new(),
             media,
             storage,
             active_segments,

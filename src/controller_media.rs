@@ -166,7 +166,8 @@ impl Controller {
         smol::spawn(async move {
             let every = me.config().mediamtx.health_interval.get();
             loop {
-                let (level, msg) = match me.media.probe().await {
+                let ours = me.cameras().list().into_iter().map(|c| c.id).collect();
+                let (level, msg) = match me.media.probe(ours).await {
                     Probe::Healthy { version, .. } => match me.media.client().breaker_state() {
                         BreakerState::Closed => (Level::Healthy, format!("MediaMTX {version} answering")),
                         _ => (Level::Degraded, format!("MediaMTX {version} answering after failures")),

@@ -8,6 +8,7 @@ pub mod clock;
 pub mod config;
 pub mod controller;
 mod controller_media;
+mod controller_status;
 pub mod error;
 pub mod health;
 pub mod ids;

@@ -142,6 +142,7 @@ pub async fn start(config: Arc<Config>, secret: Secret) -> Result<Running, Strin
     // Health answers meanwhile; readiness (and sd_notify READY in `run`) waits for this.
     controller.start_cameras().await;
     controller.start_media(state.shutdown.clone()).await;
+    controller.start_status(state.shutdown.clone()).await;
     controller.publish_system(Topic::SystemStartup, "service started");
     Ok(Running {
         addr,

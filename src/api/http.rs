@@ -221,6 +221,15 @@ pub async fn route(state: &Arc<AppState>, head: &RequestHead) -> Response {
                 &json!({"status": level.as_str(), "components": health.components_json(), "uptime": health.uptime_secs(), "timestamp": crate::clock::now_rfc3339()}),
             )
         }
+        "/metrics" => {
+            let text = ctl.prometheus_text(state.connected_clients()).await;
+            Response {
+                status: 200,
+                content_type: "text/plain; version=0.0.4; charset=utf-8",
+                headers: Vec::new(),
+                body: text.into_bytes(),
+            }
+        }
         p if p == state.config.server.websocket_path => {
             Response::error(426, "upgrade_required", "this path serves WebSocket connections")
                 .header("Upgrade", "websocket")

@@ -85,8 +85,8 @@ pub static METHODS: &[MethodSpec] = &[
     // admin
     m("delete_recording", Some(A), files_rpc::delete_recording),
     m("delete_snapshot", Some(A), files_rpc::delete_snapshot),
-    pending("get_metrics", A),
-    pending("get_status", A),
+    m("get_metrics", Some(A), get_metrics),
+    m("get_status", Some(A), get_status),
     m("get_storage_info", Some(A), files_rpc::get_storage_info),
     m("set_retention_policy", Some(A), files_rpc::set_retention_policy),
     m("cleanup_old_files", Some(A), files_rpc::cleanup_old_files),
@@ -362,6 +362,20 @@ fn start_recording(call: Call) -> BoxFuture<'static, Result<Value, RpcError>> {
         };
         params.finish()?;
         Ok(state.controller.start_recording(&device, duration, format).await?)
+    })
+}
+
+fn get_status(call: Call) -> BoxFuture<'static, Result<Value, RpcError>> {
+    Box::pin(async move {
+        call.params.finish()?;
+        Ok(call.state.controller.status())
+    })
+}
+
+fn get_metrics(call: Call) -> BoxFuture<'static, Result<Value, RpcError>> {
+    Box::pin(async move {
+        call.params.finish()?;
+        Ok(call.state.controller.metrics(call.state.connected_clients()))
     })
 }
 

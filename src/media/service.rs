@@ -19,7 +19,17 @@ pub enum StreamEvent {
     Stopped(String),
 }
 
+/// MediaMTX's runtime view of our paths, refreshed by the health probe (for metrics that
+/// must answer without calling MediaMTX).
+#[derive(Clone, Debug, Default)]
+pub struct StreamStats {
+    pub active_streams: usize,
+    pub total_streams: usize,
+    pub total_viewers: usize,
+}
+
 pub struct MediaService {
+    stats: std::sync::Mutex<StreamStats>,
     config: Arc<Config>,
     client: Arc<Client>,
     paths: Arc<PathManager>,
@@ -79,6 +89,7 @@ impl MediaService {
         let paths = Arc::new(PathManager::new(client.clone(), config.clone()));
         let recordings = RecordingManager::new(config.clone(), paths.clone(), rec_events, space);
         Arc::new(MediaService {
+            stats: Default::default(),
             config,
             client,
             paths,
@@ -240,12 +251,30 @@ impl MediaService {
         self.recordings.stop(device).await
     }
 
-    /// One health probe; re-applied paths after a restart resume recordings.
-    pub async fn probe(&self) -> Probe {
+    pub fn stream_stats(&self) -> StreamStats {
+        self.stats.lock().unwrap().clone()
+    }
+
+    /// One health probe; re-applied paths after a restart resume recordings. `ours` are this
+    /// service's path names, for the stream statistics.
+    pub async fn probe(&self, ours: Vec<String>) -> Probe {
         let r = self.paths.probe().await;
         if let Probe::Healthy { reapplied, .. } = &r {
             if *reapplied > 0 {
                 self.recordings.mediamtx_restarted();
+            }
+            let recording: Vec<String> = self.recordings.active_devices();
+            if let Ok(paths) = self.client.run(|c| c.list_paths()).await {
+                let mine: Vec<_> = paths.into_iter().filter(|p| ours.contains(&p.name)).collect();
+                *self.stats.lock().unwrap() = StreamStats {
+                    active_streams: mine.iter().filter(|p| p.available).count(),
+                    total_streams: mine.len(),
+                    // the recording keepalive readers are not viewers
+                    total_viewers: mine
+                        .iter()
+                        .map(|p| p.readers.len().saturating_sub(recording.contains(&p.name) as usize))
+                        .sum(),
+                };
             }
         }
         r

@@ -255,6 +255,20 @@ impl Client {
         }
     }
 
+    /// Runtime state of every path (all pages).
+    pub fn list_paths(&self) -> Result<Vec<Path>, MtxError> {
+        let mut out = Vec::new();
+        let mut page = 0;
+        loop {
+            let l: super::types::PathList = self.get_json(&format!("/v3/paths/list?itemsPerPage=100&page={page}"))?;
+            out.extend(l.items);
+            page += 1;
+            if page >= l.page_count {
+                return Ok(out);
+            }
+        }
+    }
+
     /// Runtime state of a path; `None` when MediaMTX has no such path.
     pub fn get_path(&self, name: &str) -> Result<Option<Path>, MtxError> {
         match self.get_json(&format!("/v3/paths/get/{}", encode(name))) {
