@@ -29,7 +29,7 @@ pub struct Field {
     pub default: &'static str,
 }
 
-// Generated from /work/shared/mediamtx/openapi.yaml + mediamtx.default.yml.
+// Generated from spec/openapi.yaml + spec/mediamtx.default.yml (MediaMTX v1.20.1).
 pub static PATH_FIELDS: &[Field] = &[
     Field {
         name: "alwaysAvailable",

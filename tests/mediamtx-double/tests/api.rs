@@ -308,7 +308,7 @@ fn every_endpoint_matches_openapi_schema() {
 /// The defaults served are the ones of mediamtx.default.yml.
 #[test]
 fn defaults_match_mediamtx_default_yml() {
-    let p = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/mediamtx/mediamtx.default.yml");
+    let p = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("spec/mediamtx.default.yml");
     let text = std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {}", p.display(), e));
     let yml: Value = serde_yaml::from_str(&text).unwrap();
     let (h, _dir) = start("defaults");

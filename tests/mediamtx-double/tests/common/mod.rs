@@ -182,7 +182,7 @@ pub fn pid_alive(pid: i32) -> bool {
 // ------------------------------------------------------------------ OpenAPI validation
 
 pub fn load_spec() -> Value {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/mediamtx/openapi.yaml");
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("spec/openapi.yaml");
     let text = std::fs::read_to_string(&p).unwrap_or_else(|e| {
         panic!(
             "openapi.yaml not found at {} ({}): the conformance test needs it",
