@@ -25,6 +25,8 @@ pub struct Controller {
     pub(crate) storage: Arc<crate::storage::Storage>,
     /// Segment files being written (filled by the recording work; never deleted).
     pub(crate) active_segments: Arc<crate::storage::ActiveSegments>,
+    /// External RTSP streams and discovery; operations in `controller_external.rs`.
+    pub(crate) external: crate::controller_external::External,
 }
 
 impl Controller {
@@ -47,6 +49,7 @@ impl Controller {
             media,
             storage,
             active_segments,
+            external: crate::controller_external::External::new(),
         })
     }
 
@@ -110,7 +113,7 @@ impl Controller {
     }
 
     /// Events go to every client at once: `mediamtx.public_host`, else the host name.
-    fn event_host(&self) -> String {
+    pub(crate) fn event_host(&self) -> String {
         let public = self.config.mediamtx.public_host.trim();
         if !public.is_empty() {
             return public.to_string();

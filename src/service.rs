@@ -141,6 +141,8 @@ pub async fn start(config: Arc<Config>, secret: Secret) -> Result<Running, Strin
     controller.start_storage(state.shutdown.clone()).detach();
     // Health answers meanwhile; readiness (and sd_notify READY in `run`) waits for this.
     controller.start_cameras().await;
+    // External streams are cameras too: listed before recordings are read back.
+    controller.start_external(state.shutdown.clone());
     controller.start_media(state.shutdown.clone()).await;
     controller.start_status(state.shutdown.clone()).await;
     controller.publish_system(Topic::SystemStartup, "service started");

@@ -4,6 +4,7 @@
 use super::auth::{verify_credential, CredentialError, Role};
 use super::error::RpcError;
 use super::events::Topic;
+use super::external_rpc;
 use super::files_rpc;
 use super::jsonrpc::Params;
 use super::{AppState, AuthMethod, Session};
@@ -72,16 +73,16 @@ pub static METHODS: &[MethodSpec] = &[
     m("subscribe_events", Some(V), subscribe_events),
     m("unsubscribe_events", Some(V), unsubscribe_events),
     m("get_subscription_stats", Some(V), get_subscription_stats),
-    pending("get_external_streams", V),
+    m("get_external_streams", Some(V), external_rpc::get_external_streams),
     // operator
     pending("take_snapshot", O),
     m("start_recording", Some(O), start_recording),
     m("stop_recording", Some(O), stop_recording),
     m("start_streaming", Some(O), start_streaming),
     m("stop_streaming", Some(O), stop_streaming),
-    pending("discover_external_streams", O),
-    pending("add_external_stream", O),
-    pending("remove_external_stream", O),
+    m("discover_external_streams", Some(O), external_rpc::discover_external_streams),
+    m("add_external_stream", Some(O), external_rpc::add_external_stream),
+    m("remove_external_stream", Some(O), external_rpc::remove_external_stream),
     // admin
     m("delete_recording", Some(A), files_rpc::delete_recording),
     m("delete_snapshot", Some(A), files_rpc::delete_snapshot),
@@ -90,7 +91,7 @@ pub static METHODS: &[MethodSpec] = &[
     m("get_storage_info", Some(A), files_rpc::get_storage_info),
     m("set_retention_policy", Some(A), files_rpc::set_retention_policy),
     m("cleanup_old_files", Some(A), files_rpc::cleanup_old_files),
-    pending("set_discovery_interval", A),
+    m("set_discovery_interval", Some(A), external_rpc::set_discovery_interval),
 ];
 
 pub fn lookup(name: &str) -> Option<&'static MethodSpec> {

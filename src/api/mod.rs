@@ -5,6 +5,7 @@ pub mod auth;
 pub mod dispatch;
 pub mod error;
 pub mod events;
+pub mod external_rpc;
 pub mod files_http;
 pub mod files_rpc;
 pub mod http;

@@ -404,6 +404,37 @@ impl CameraManager {
     }
 }
 
+impl CameraManager {
+    /// Adds an external stream camera (see `Registry::add_external`).
+    pub fn add_external(&self, camera: Camera) -> bool {
+        self.registry.write().unwrap().add_external(camera)
+    }
+
+    pub fn remove_external(&self, id: &str) -> Option<Camera> {
+        let num = crate::ids::parse_camera_id(id)?;
+        self.registry.write().unwrap().remove_external(num)
+    }
+
+    /// Applies a liveness result of an external stream; the change to announce, if any
+    /// (the caller announces it: external streams are not followed by the manager task).
+    pub fn external_status(&self, id: &str, alive: bool, size: Option<(u32, u32)>) -> Option<Change> {
+        let num = crate::ids::parse_camera_id(id)?;
+        let now = OffsetDateTime::now_utc();
+        let change = self.registry.write().unwrap().external_status(num, alive, size, now)?;
+        self.state.lock().unwrap().last_event = Some(LastEvent {
+            kind: change.kind,
+            device: change.camera.id.clone(),
+            at: now,
+        });
+        Some(change)
+    }
+
+    /// Numbers of every listed camera.
+    pub fn numbers(&self) -> BTreeSet<u32> {
+        self.registry.read().unwrap().list().iter().map(|c| c.num).collect()
+    }
+}
+
 // ---- result shapes (api.md §4, §9, §10) ----
 
 /// `{rtsp, hls, webrtc}` for `host` (already chosen: public host or the client's).

@@ -36,6 +36,8 @@ impl Status {
 pub enum SourceType {
     V4l2,
     Simulated,
+    /// An external RTSP/RTSPS stream pulled by MediaMTX (src/external.rs).
+    Rtsp,
 }
 
 impl SourceType {
@@ -43,6 +45,7 @@ impl SourceType {
         match self {
             SourceType::V4l2 => "v4l2",
             SourceType::Simulated => "simulated",
+            SourceType::Rtsp => "rtsp",
         }
     }
 }
@@ -57,6 +60,8 @@ pub struct Camera {
     pub devnode: Option<PathBuf>,
     /// lavfi source name for simulated cameras.
     pub pattern: Option<String>,
+    /// Source URL of external streams (its `Debug` is redacted).
+    pub source_url: Option<crate::external::SourceUrl>,
     pub status: Status,
     pub name: String,
     pub resolution: (u32, u32),
@@ -195,6 +200,7 @@ impl Registry {
             source: SourceType::V4l2,
             devnode: Some(devnode),
             pattern: None,
+            source_url: None,
             status: Status::Connected,
             name: if probe.info.card.is_empty() {
                 format!("Video device {num}")
@@ -239,6 +245,59 @@ impl Registry {
                 }
             }
         }
+    }
+
+    /// Adds an external stream camera; false when the id is taken or the registry is full.
+    pub fn add_external(&mut self, camera: Camera) -> bool {
+        if self.cameras.contains_key(&camera.num) || self.cameras.len() >= self.max_cameras {
+            return false;
+        }
+        self.cameras.insert(camera.num, camera);
+        true
+    }
+
+    /// Forgets an external stream camera.
+    pub fn remove_external(&mut self, num: u32) -> Option<Camera> {
+        if self.cameras.get(&num)?.source != SourceType::Rtsp {
+            return None;
+        }
+        self.cameras.remove(&num)
+    }
+
+    /// Liveness of an external stream (and its size, once MediaMTX knows it). A change of
+    /// CONNECTED/DISCONNECTED is announced; a new size while connected is a status change.
+    pub fn external_status(
+        &mut self,
+        num: u32,
+        alive: bool,
+        size: Option<(u32, u32)>,
+        now: OffsetDateTime,
+    ) -> Option<Change> {
+        let c = self.cameras.get_mut(&num)?;
+        if c.source != SourceType::Rtsp {
+            return None;
+        }
+        if alive {
+            c.last_seen = now;
+        }
+        let sized = size.is_some_and(|s| s != c.resolution && s.0 > 0 && s.1 > 0);
+        if sized {
+            c.resolution = size.unwrap_or_default();
+        }
+        let kind = match (c.status, alive) {
+            (Status::Connected, false) => {
+                c.last_seen = now;
+                Some(ChangeKind::Disconnected)
+            }
+            (Status::Connected, true) => sized.then_some(ChangeKind::StatusChange),
+            (_, true) => Some(ChangeKind::Connected),
+            (_, false) => None,
+        };
+        c.status = if alive { Status::Connected } else { Status::Disconnected };
+        kind.map(|kind| Change {
+            kind,
+            camera: c.clone(),
+        })
     }
 
     /// A present node is not a capture node. If it was a camera before (the number was
@@ -394,6 +453,33 @@ mod tests {
         // A camera number reused by a non-capture node: the camera is gone.
         assert_eq!(r.not_camera(0, t(2)).unwrap().kind, ChangeKind::Disconnected);
         assert!(r.vanished(&present).is_empty());
+    }
+
+    #[test]
+    fn external_cameras_follow_liveness() {
+        let mut r = Registry::new(3);
+        let mut cam = match r.present(100, "/dev/video100".into(), probe("x", 30), t(0)) {
+            Offer::Changed(c) => c.camera,
+            o => panic!("{o:?}"),
+        };
+        r = Registry::new(3);
+        cam.source = SourceType::Rtsp;
+        cam.devnode = None;
+        cam.status = Status::Disconnected;
+        cam.resolution = (0, 0);
+        assert!(r.add_external(cam.clone()));
+        assert!(!r.add_external(cam.clone()), "id taken");
+        assert!(r.external_status(100, false, None, t(1)).is_none());
+        let c = r.external_status(100, true, None, t(2)).unwrap();
+        assert_eq!((c.kind, c.camera.status), (ChangeKind::Connected, Status::Connected));
+        assert!(r.external_status(100, true, None, t(3)).is_none());
+        let c = r.external_status(100, true, Some((640, 480)), t(4)).unwrap();
+        assert_eq!((c.kind, c.camera.resolution_text()), (ChangeKind::StatusChange, "640x480".into()));
+        assert_eq!(r.external_status(100, false, None, t(5)).unwrap().kind, ChangeKind::Disconnected);
+        assert!(r.absent(100, t(6)).is_none(), "V4L2 events never touch external cameras");
+        assert!(!r.needs_probe(100));
+        assert_eq!(r.remove_external(100).unwrap().id, "camera100");
+        assert_eq!(r.counts(), (0, 0));
     }
 
     #[test]

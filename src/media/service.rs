@@ -38,7 +38,7 @@ pub struct MediaService {
 
 /// The publisher for a camera: simulated → lavfi; V4L2 → FFmpeg capture at the camera's
 /// current mode, MJPEG input preferred when the camera offers it at that size (less USB
-/// bandwidth, and FFmpeg decodes it cheaply).
+/// bandwidth, and FFmpeg decodes it cheaply); external streams → their URL, pulled by MediaMTX.
 pub fn publisher_for(c: &Camera) -> Option<Publisher> {
     let (w, h) = c.resolution;
     let fps = c.fps.max(1);
@@ -63,6 +63,9 @@ pub fn publisher_for(c: &Camera) -> Option<Publisher> {
                 fps,
             })
         }
+        SourceType::Rtsp => c.source_url.as_ref().map(|u| Publisher::Url {
+            url: u.expose().to_string(),
+        }),
     }
 }
 
