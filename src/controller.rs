@@ -141,11 +141,12 @@ impl Controller {
 
     pub fn camera_status(&self, device: &str, client_host: &str) -> Result<Value, ServiceError> {
         let cam = self.cameras.get(device)?;
-        Ok(crate::camera::status_json(
-            &cam,
-            &self.config.mediamtx,
-            &self.url_host(client_host),
-        ))
+        let mut v = crate::camera::status_json(&cam, &self.config.mediamtx, &self.url_host(client_host));
+        // Recording: our recording state; streaming: MediaMTX has the stream flowing (as of
+        // the last health probe, so this call never waits on MediaMTX).
+        v["recording"] = Value::from(self.media.recordings().is_recording(device));
+        v["streaming"] = Value::from(self.media.stream_stats().available.iter().any(|n| n == device));
+        Ok(v)
     }
 
     pub fn camera_capabilities(&self, device: &str) -> Result<Value, ServiceError> {

@@ -279,6 +279,14 @@ fn two_cameras_at_once_and_stream_readable_while_recording() {
         let mut c = operator(&r).await;
         let a = c.result("start_recording", json!({"device": "camera50"})).await;
         let b = c.result("start_recording", json!({"device": "camera51"})).await;
+        // the camera reports it: recording at once, streaming after the next MediaMTX probe (1 s)
+        let cam = c.result("get_camera_status", json!({"device": "camera50"})).await;
+        assert_eq!(cam["recording"], true, "{cam}");
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while c.result("get_camera_status", json!({"device": "camera50"})).await["streaming"] != true {
+            assert!(Instant::now() < deadline, "streaming never reported");
+            smol::Timer::after(Duration::from_millis(200)).await;
+        }
         let s = c.result("start_streaming", json!({"device": "camera50"})).await;
         assert_eq!(s["status"], "STARTED");
         assert_eq!(s["auto_close_after"], "10s");

@@ -80,7 +80,11 @@ pub static METHODS: &[MethodSpec] = &[
     m("stop_recording", Some(O), stop_recording),
     m("start_streaming", Some(O), start_streaming),
     m("stop_streaming", Some(O), stop_streaming),
-    m("discover_external_streams", Some(O), external_rpc::discover_external_streams),
+    m(
+        "discover_external_streams",
+        Some(O),
+        external_rpc::discover_external_streams,
+    ),
     m("add_external_stream", Some(O), external_rpc::add_external_stream),
     m("remove_external_stream", Some(O), external_rpc::remove_external_stream),
     // admin

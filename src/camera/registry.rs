@@ -474,9 +474,18 @@ mod tests {
         assert_eq!((c.kind, c.camera.status), (ChangeKind::Connected, Status::Connected));
         assert!(r.external_status(100, true, None, t(3)).is_none());
         let c = r.external_status(100, true, Some((640, 480)), t(4)).unwrap();
-        assert_eq!((c.kind, c.camera.resolution_text()), (ChangeKind::StatusChange, "640x480".into()));
-        assert_eq!(r.external_status(100, false, None, t(5)).unwrap().kind, ChangeKind::Disconnected);
-        assert!(r.absent(100, t(6)).is_none(), "V4L2 events never touch external cameras");
+        assert_eq!(
+            (c.kind, c.camera.resolution_text()),
+            (ChangeKind::StatusChange, "640x480".into())
+        );
+        assert_eq!(
+            r.external_status(100, false, None, t(5)).unwrap().kind,
+            ChangeKind::Disconnected
+        );
+        assert!(
+            r.absent(100, t(6)).is_none(),
+            "V4L2 events never touch external cameras"
+        );
         assert!(!r.needs_probe(100));
         assert_eq!(r.remove_external(100).unwrap().id, "camera100");
         assert_eq!(r.counts(), (0, 0));

@@ -26,6 +26,8 @@ pub struct StreamStats {
     pub active_streams: usize,
     pub total_streams: usize,
     pub total_viewers: usize,
+    /// Paths with a stream available.
+    pub available: Vec<String>,
 }
 
 pub struct MediaService {
@@ -271,6 +273,7 @@ impl MediaService {
                 let mine: Vec<_> = paths.into_iter().filter(|p| ours.contains(&p.name)).collect();
                 *self.stats.lock().unwrap() = StreamStats {
                     active_streams: mine.iter().filter(|p| p.available).count(),
+                    available: mine.iter().filter(|p| p.available).map(|p| p.name.clone()).collect(),
                     total_streams: mine.len(),
                     // the recording keepalive readers are not viewers
                     total_viewers: mine
