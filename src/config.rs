@@ -83,6 +83,7 @@ pub struct Config {
     pub storage: StorageConfig,
     pub ffmpeg: FfmpegConfig,
     pub recording: RecordingConfig,
+    pub snapshot: SnapshotConfig,
     pub external_streams: ExternalStreamsConfig,
     pub discovery: DiscoveryConfig,
 }
@@ -241,6 +242,49 @@ impl RecordFormat {
             "fmp4" => Some(RecordFormat::Fmp4),
             "mpegts" => Some(RecordFormat::Mpegts),
             _ => None,
+        }
+    }
+}
+
+/// `[snapshot]`: the capture tiers of `take_snapshot` (api.md §6, docs/config.md).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SnapshotConfig {
+    /// Tiers tried in this order; leave one out to disable it. Names: v4l2_direct,
+    /// ffmpeg_direct, rtsp_immediate, rtsp_activation.
+    pub tiers: Vec<String>,
+    /// Tier 0 budget (open, set format, warm-up frames, one frame).
+    pub v4l2_direct_timeout: Dur,
+    /// Tier 1 budget (FFmpeg start, device open, warm-up, one frame).
+    pub ffmpeg_direct_timeout: Dur,
+    /// Tier 2 budget (FFmpeg reading the running MediaMTX stream).
+    pub rtsp_immediate_timeout: Dur,
+    /// Tier 3 budget (on-demand publisher start plus the read).
+    pub rtsp_activation_timeout: Dur,
+    /// Frames dropped before the kept one in the device tiers (cold webcams deliver dark
+    /// first frames while auto-exposure settles).
+    pub warmup_frames: u32,
+    /// JPEG quality when the request gives none (1..100).
+    pub default_quality: u8,
+    /// Size limits applied when the request gives none (0 = none); aspect ratio is kept.
+    pub max_width: u32,
+    pub max_height: u32,
+}
+
+impl Default for SnapshotConfig {
+    fn default() -> Self {
+        SnapshotConfig {
+            tiers: ["v4l2_direct", "ffmpeg_direct", "rtsp_immediate", "rtsp_activation"]
+                .map(String::from)
+                .to_vec(),
+            v4l2_direct_timeout: Dur::secs(3),
+            ffmpeg_direct_timeout: Dur::secs(10),
+            rtsp_immediate_timeout: Dur::secs(8),
+            rtsp_activation_timeout: Dur::secs(20),
+            warmup_frames: 3,
+            default_quality: 85,
+            max_width: 0,
+            max_height: 0,
         }
     }
 }
@@ -534,6 +578,7 @@ const SECTIONS: &[&str] = &[
     "storage",
     "ffmpeg",
     "recording",
+    "snapshot",
     "external_streams",
     "discovery",
 ];
@@ -831,6 +876,34 @@ impl Config {
         );
 
         self.validate_external(&mut v);
+
+        let sn = &self.snapshot;
+        const TIERS: [&str; 4] = ["v4l2_direct", "ffmpeg_direct", "rtsp_immediate", "rtsp_activation"];
+        v.check(!sn.tiers.is_empty(), "snapshot.tiers", "must name at least one tier");
+        for (i, t) in sn.tiers.iter().enumerate() {
+            v.check(
+                TIERS.contains(&t.as_str()),
+                &format!("snapshot.tiers[{i}]"),
+                "must be one of v4l2_direct, ffmpeg_direct, rtsp_immediate, rtsp_activation",
+            );
+            v.check(
+                !sn.tiers[..i].contains(t),
+                &format!("snapshot.tiers[{i}]"),
+                "must not repeat a tier",
+            );
+        }
+        for (key, d) in [
+            ("snapshot.v4l2_direct_timeout", sn.v4l2_direct_timeout),
+            ("snapshot.ffmpeg_direct_timeout", sn.ffmpeg_direct_timeout),
+            ("snapshot.rtsp_immediate_timeout", sn.rtsp_immediate_timeout),
+            ("snapshot.rtsp_activation_timeout", sn.rtsp_activation_timeout),
+        ] {
+            v.dur(key, d, Duration::from_millis(100), Duration::from_secs(300));
+        }
+        v.range("snapshot.warmup_frames", sn.warmup_frames as u64, 0, 100);
+        v.range("snapshot.default_quality", sn.default_quality as u64, 1, 100);
+        v.range("snapshot.max_width", sn.max_width as u64, 0, 16384);
+        v.range("snapshot.max_height", sn.max_height as u64, 0, 16384);
 
         let st = &self.storage;
         v.abs_path("storage.state_dir", &st.state_dir);
@@ -1143,6 +1216,33 @@ mod tests {
             e.contains("camera.simulated[0].id") && e.contains("camera.simulated[0].size"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn snapshot_section_is_validated_by_key() {
+        let c = load("", &[]).unwrap();
+        assert_eq!(c.snapshot.tiers.len(), 4);
+        assert_eq!(c.snapshot.default_quality, 85);
+        let c = load("[snapshot]\ntiers = [\"rtsp_activation\"]\nwarmup_frames = 0\n", &[]).unwrap();
+        assert_eq!(c.snapshot.tiers, vec!["rtsp_activation"]);
+        let e = load(
+            "[snapshot]\ntiers = [\"v4l2_direct\", \"tier9\", \"v4l2_direct\"]\ndefault_quality = 0\nv4l2_direct_timeout = \"1ms\"\n",
+            &[],
+        )
+        .unwrap_err()
+        .to_string();
+        for key in [
+            "snapshot.tiers[1]",
+            "snapshot.tiers[2]: must not repeat",
+            "snapshot.default_quality",
+            "snapshot.v4l2_direct_timeout",
+        ] {
+            assert!(e.contains(key), "{key}: {e}");
+        }
+        let e = load("[snapshot]\ntiers = []\n", &[]).unwrap_err().to_string();
+        assert!(e.contains("snapshot.tiers: must name at least one tier"), "{e}");
+        let c = load("", &[("CAMERA_SERVICE_SNAPSHOT_WARMUP_FRAMES", "7")]).unwrap();
+        assert_eq!(c.snapshot.warmup_frames, 7);
     }
 
     #[test]

@@ -25,6 +25,8 @@ pub struct Controller {
     pub(crate) storage: Arc<crate::storage::Storage>,
     /// Segment files being written (filled by the recording work; never deleted).
     pub(crate) active_segments: Arc<crate::storage::ActiveSegments>,
+    /// Snapshot tiers, per-camera locks and per-tier figures; operations in `controller_snapshot.rs`.
+    pub(crate) snapshots: Arc<crate::media::snapshot::SnapshotManager>,
     /// External RTSP streams and discovery; operations in `controller_external.rs`.
     pub(crate) external: crate::controller_external::External,
 }
@@ -39,6 +41,11 @@ impl Controller {
         let storage = Arc::new(crate::storage::Storage::new(&config.storage, written_now.clone()));
         let media = crate::controller_media::new_media(&config, &bus, &storage);
         written_now.attach(&media);
+        let snapshots = Arc::new(crate::media::snapshot::SnapshotManager::new(
+            config.clone(),
+            media.clone(),
+            storage.clone(),
+        ));
         Arc::new(Controller {
             config,
             bus,
@@ -49,6 +56,7 @@ impl Controller {
             media,
             storage,
             active_segments,
+            snapshots,
             external: crate::controller_external::External::new(),
         })
     }

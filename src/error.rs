@@ -26,6 +26,13 @@ pub enum ServiceError {
         dependency: &'static str,
         details: String,
     },
+    /// A dependency failure with extra `data` fields for the client (e.g. `tiers_tried` of a
+    /// snapshot whose every capture tier failed).
+    DependencyWithData {
+        dependency: &'static str,
+        details: String,
+        data: serde_json::Map<String, serde_json::Value>,
+    },
     InsufficientStorage {
         available_bytes: u64,
         required_bytes: u64,
@@ -47,6 +54,9 @@ impl fmt::Display for ServiceError {
                 write!(f, "unsupported {feature}: {details}")
             }
             ServiceError::Dependency { dependency, details } => write!(f, "{dependency} failed: {details}"),
+            ServiceError::DependencyWithData {
+                dependency, details, ..
+            } => write!(f, "{dependency} failed: {details}"),
             ServiceError::InsufficientStorage {
                 available_bytes,
                 required_bytes,

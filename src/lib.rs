@@ -9,6 +9,7 @@ pub mod config;
 pub mod controller;
 mod controller_external;
 mod controller_media;
+mod controller_snapshot;
 mod controller_status;
 pub mod discovery;
 pub mod error;

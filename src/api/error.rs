@@ -172,6 +172,18 @@ impl From<ServiceError> for RpcError {
             ServiceError::Dependency { dependency, details } => {
                 RpcError::new(DEPENDENCY_FAILED, "dependency_failed", details).with("dependency", dependency)
             }
+            ServiceError::DependencyWithData {
+                dependency,
+                details,
+                data,
+            } => {
+                let mut e =
+                    RpcError::new(DEPENDENCY_FAILED, "dependency_failed", details).with("dependency", dependency);
+                for (k, v) in data {
+                    e = e.with(&k, v);
+                }
+                e
+            }
             ServiceError::InsufficientStorage {
                 available_bytes,
                 required_bytes,

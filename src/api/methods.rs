@@ -41,6 +41,7 @@ const fn m(name: &'static str, min_role: Option<Role>, handler: Handler) -> Meth
     }
 }
 
+#[allow(dead_code)] // no method is pending now; kept for features that land later
 const fn pending(name: &'static str, min_role: Role) -> MethodSpec {
     MethodSpec {
         name,
@@ -75,7 +76,7 @@ pub static METHODS: &[MethodSpec] = &[
     m("get_subscription_stats", Some(V), get_subscription_stats),
     m("get_external_streams", Some(V), external_rpc::get_external_streams),
     // operator
-    pending("take_snapshot", O),
+    m("take_snapshot", Some(O), take_snapshot),
     m("start_recording", Some(O), start_recording),
     m("stop_recording", Some(O), stop_recording),
     m("start_streaming", Some(O), start_streaming),
@@ -102,6 +103,7 @@ pub fn lookup(name: &str) -> Option<&'static MethodSpec> {
     METHODS.iter().find(|m| m.name == name)
 }
 
+#[allow(dead_code)]
 fn not_implemented(call: Call) -> BoxFuture<'static, Result<Value, RpcError>> {
     let _ = call;
     Box::pin(async {
@@ -350,6 +352,43 @@ fn get_streams(call: Call) -> BoxFuture<'static, Result<Value, RpcError>> {
     Box::pin(async move {
         call.params.finish()?;
         Ok(call.state.controller.streams().await?)
+    })
+}
+
+/// `take_snapshot {device, format?, quality?, filename?, max_width?, max_height?}` (api.md §6;
+/// `max_width`/`max_height` are this service's extension).
+fn take_snapshot(call: Call) -> BoxFuture<'static, Result<Value, RpcError>> {
+    Box::pin(async move {
+        let Call { state, mut params, .. } = call;
+        let device = params.device()?;
+        let format = params.opt_str("format")?;
+        let quality = params.opt_int("quality", 1, 100)?;
+        let filename = params.opt_str("filename")?;
+        let max_width = params.opt_int("max_width", 1, 16384)?;
+        let max_height = params.opt_int("max_height", 1, 16384)?;
+        params.finish()?;
+        let cfg = &state.controller.config().snapshot;
+        let format = match format.as_deref() {
+            Some(f) => crate::media::image::ImageFormat::parse(f)
+                .ok_or_else(|| RpcError::invalid_params("format", "format must be jpg or png"))?,
+            // a client name with an image extension decides the format
+            None => match filename
+                .as_deref()
+                .and_then(|n| crate::storage::files::file_format(crate::storage::files::Kind::Snapshot, n))
+            {
+                Some("png") => crate::media::image::ImageFormat::Png,
+                _ => crate::media::image::ImageFormat::Jpg,
+            },
+        };
+        let limit = |v: Option<i64>, default: u32| v.map(|v| v as u32).or((default > 0).then_some(default));
+        let req = crate::media::snapshot::Request {
+            format,
+            quality: quality.map_or(cfg.default_quality, |q| q as u8),
+            filename,
+            max_width: limit(max_width, cfg.max_width),
+            max_height: limit(max_height, cfg.max_height),
+        };
+        Ok(state.controller.take_snapshot(&device, req).await?)
     })
 }
 

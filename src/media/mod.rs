@@ -1,6 +1,7 @@
-//! Media work done by child processes: FFmpeg command building and supervision.
+//! Media work: FFmpeg command building and supervision, streams and recordings, snapshots.
 
 pub mod ffmpeg;
 pub mod image;
 pub mod recording;
 pub mod service;
+pub mod snapshot;

@@ -1,0 +1,332 @@
+//! Snapshots end to end (api.md §6) against the MediaMTX double: the service binary, real
+//! FFmpeg, simulated cameras. Every produced file is decoded (size, format, not flat).
+//! Tier 0/1 (the device tiers) run in the QEMU guest: tests/snapshot_vivid.rs.
+
+mod common;
+
+use camera_service::api::auth::Role;
+use common::*;
+use serde_json::{json, Value};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+struct Rig {
+    _double: mediamtx_double::Handle,
+    svc: Service,
+}
+
+fn rig(snapshot: &str) -> Rig {
+    let dd = TempDir::new("mtx");
+    let double = mediamtx_double::start(mediamtx_double::Options::new(dd.path())).expect("start the MediaMTX double");
+    std::mem::forget(dd);
+    let rest = format!(
+        "[mediamtx]\napi_url = \"{}\"\nrtsp_port = {}\nhealth_interval = \"1s\"\n\n\
+         [snapshot]\n{snapshot}\n\n\
+         [[camera.simulated]]\nid = \"camera50\"\nsize = \"640x480\"\nfps = 15\n\n\
+         [[camera.simulated]]\nid = \"camera51\"\nsize = \"320x240\"\nfps = 10\npattern = \"nosuchlavfisource\"\n",
+        double.api_url(),
+        double.rtsp_port
+    );
+    let svc = Service::start("", "", &rest);
+    Rig { _double: double, svc }
+}
+
+/// Decodes a JPEG or PNG file: (width, height, RGB/grey samples).
+pub fn decode(path: &Path) -> (u32, u32, Vec<u8>) {
+    let bytes = std::fs::read(path).unwrap();
+    if bytes.starts_with(&[0xFF, 0xD8]) {
+        let mut d = jpeg_decoder::Decoder::new(&bytes[..]);
+        let px = d.decode().expect("a decodable JPEG");
+        let i = d.info().unwrap();
+        (i.width as u32, i.height as u32, px)
+    } else {
+        assert!(bytes.starts_with(b"\x89PNG"), "neither JPEG nor PNG");
+        let mut r = png::Decoder::new(&bytes[..]).read_info().unwrap();
+        let mut buf = vec![0; r.output_buffer_size()];
+        let f = r.next_frame(&mut buf).expect("a decodable PNG");
+        buf.truncate(f.buffer_size());
+        (f.width, f.height, buf)
+    }
+}
+
+/// Standard deviation of the samples: a test pattern is far from flat.
+fn spread(px: &[u8]) -> f64 {
+    camera_service::media::image::stats(px).1
+}
+
+fn snap_path(r: &Rig, cam: &str, name: &str) -> std::path::PathBuf {
+    r.svc.dir.path().join("snapshots").join(cam).join(name)
+}
+
+fn tiers(err: &Value) -> Vec<(String, String)> {
+    err["error"]["data"]["tiers_tried"]
+        .as_array()
+        .unwrap_or_else(|| panic!("tiers_tried in {err}"))
+        .iter()
+        .map(|t| {
+            (
+                t["tier"].as_str().unwrap().to_string(),
+                t["reason"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn rtsp_tiers_names_errors_and_events() {
+    let r = rig("rtsp_activation_timeout = \"8s\"\nrtsp_immediate_timeout = \"8s\"");
+    smol::block_on(async {
+        let mut c = Client::connect(&r.svc.ws_url()).await;
+        c.auth_as(Role::Operator).await;
+        c.result(
+            "subscribe_events",
+            json!({"topics": ["snapshot.taken", "snapshot.error"]}),
+        )
+        .await;
+        // parameter errors
+        assert_eq!(
+            c.error_code("take_snapshot", json!({"device": "camera99"})).await,
+            -32010
+        );
+        for bad in [
+            json!({"device": "camera50", "format": "gif"}),
+            json!({"device": "camera50", "quality": 0}),
+            json!({"device": "camera50", "quality": 101}),
+            json!({"device": "camera50", "filename": "../etc/passwd"}),
+            json!({"device": "camera50", "filename": "a/b"}),
+            json!({"device": "camera50", "filename": "x\u{7}y"}),
+            json!({"device": "camera50", "filename": "camera51_x"}),
+            json!({"device": "camera50", "max_width": 0}),
+        ] {
+            let v = c.call("take_snapshot", bad.clone()).await;
+            assert_eq!(v["error"]["code"], -32602, "{bad} → {v}");
+        }
+
+        // tier 3: nothing reads camera50 yet, so the path is activated by reading it
+        let t = Instant::now();
+        let a = c.result("take_snapshot", json!({"device": "camera50"})).await;
+        println!("rtsp_activation snapshot: {a} (wall {} ms)", t.elapsed().as_millis());
+        assert_eq!(
+            (a["status"].as_str(), a["tier"].as_str()),
+            (Some("SUCCESS"), Some("rtsp_activation"))
+        );
+        let name = a["filename"].as_str().unwrap();
+        assert!(
+            name.starts_with("camera50_")
+                && name.ends_with(".jpg")
+                && name.len() == "camera50_2026-11-24_10-15-30-123.jpg".len(),
+            "{name}"
+        );
+        let (w, h, px) = decode(&snap_path(&r, "camera50", name));
+        assert_eq!(
+            (w, h, a["width"].as_u64(), a["height"].as_u64()),
+            (640, 480, Some(640), Some(480))
+        );
+        assert!(spread(&px) > 30.0, "a test pattern, not one colour");
+        assert_eq!(
+            a["file_size"].as_u64(),
+            Some(std::fs::metadata(snap_path(&r, "camera50", name)).unwrap().len())
+        );
+        let ev = c
+            .wait_notification("snapshot.taken", Duration::from_secs(5))
+            .await
+            .expect("snapshot.taken");
+        assert_eq!(ev["method"], "snapshot_taken");
+        assert_eq!(
+            (ev["params"]["filename"].as_str(), ev["params"]["tier"].as_str()),
+            (Some(name), Some("rtsp_activation"))
+        );
+
+        // tier 2: the on-demand publisher keeps running a while after the last reader
+        let b = c
+            .result(
+                "take_snapshot",
+                json!({"device": "camera50", "format": "png", "max_width": 320}),
+            )
+            .await;
+        println!("rtsp_immediate snapshot: {b}");
+        assert_eq!(b["tier"], "rtsp_immediate");
+        let (w, h, px) = decode(&snap_path(&r, "camera50", b["filename"].as_str().unwrap()));
+        assert_eq!((w, h), (320, 240), "scaled keeping the aspect ratio");
+        assert!(spread(&px) > 30.0);
+        assert!(b["filename"].as_str().unwrap().ends_with(".png"));
+
+        // client names: the extension is added; an existing name is refused, never overwritten
+        let d = c
+            .result(
+                "take_snapshot",
+                json!({"device": "camera50", "filename": "door", "quality": 40}),
+            )
+            .await;
+        assert_eq!(d["filename"], "door.jpg");
+        let before = std::fs::read(snap_path(&r, "camera50", "door.jpg")).unwrap();
+        let v = c
+            .call("take_snapshot", json!({"device": "camera50", "filename": "door"}))
+            .await;
+        assert_eq!(
+            (v["error"]["code"].as_i64(), v["error"]["data"]["param"].as_str()),
+            (Some(-32602), Some("filename")),
+            "{v}"
+        );
+        let v = c
+            .call("take_snapshot", json!({"device": "camera50", "filename": "door.jpg"}))
+            .await;
+        assert_eq!(v["error"]["code"], -32602, "{v}");
+        assert_eq!(
+            std::fs::read(snap_path(&r, "camera50", "door.jpg")).unwrap(),
+            before,
+            "not overwritten"
+        );
+        let info = c.result("get_snapshot_info", json!({"filename": "door.jpg"})).await;
+        assert_eq!(
+            (info["width"].as_u64(), info["height"].as_u64(), info["device"].as_str()),
+            (Some(640), Some(480), Some("camera50"))
+        );
+        let list = c.result("list_snapshots", json!({"device": "camera50"})).await;
+        assert_eq!(list["total"], 3, "{list}");
+
+        // every tier fails for a camera whose publisher cannot start
+        let t = Instant::now();
+        let v = c.call("take_snapshot", json!({"device": "camera51"})).await;
+        println!("all tiers failed after {} ms: {v}", t.elapsed().as_millis());
+        assert_eq!(v["error"]["code"], -32050, "{v}");
+        assert_eq!(v["error"]["data"]["dependency"], "capture");
+        let tried = tiers(&v);
+        let names: Vec<&str> = tried.iter().map(|(t, _)| t.as_str()).collect();
+        assert_eq!(
+            names,
+            ["v4l2_direct", "ffmpeg_direct", "rtsp_immediate", "rtsp_activation"]
+        );
+        assert_eq!(tried[0].1, "not_applicable");
+        assert_eq!(tried[2].1, "stream_not_available");
+        assert!(["timeout", "ffmpeg_failed"].contains(&tried[3].1.as_str()), "{tried:?}");
+        let ev = c
+            .wait_notification("snapshot.error", Duration::from_secs(5))
+            .await
+            .expect("snapshot.error");
+        assert_eq!(
+            (ev["params"]["reason"].as_str(), ev["params"]["device"].as_str()),
+            (Some("capture_failed"), Some("camera51"))
+        );
+        assert!(
+            !snap_path(&r, "camera51", "x").parent().unwrap().exists()
+                || std::fs::read_dir(snap_path(&r, "camera51", "x").parent().unwrap())
+                    .unwrap()
+                    .next()
+                    .is_none(),
+            "no file for a failed snapshot"
+        );
+    });
+}
+
+#[test]
+fn concurrent_snapshots_of_one_camera_are_serialised_and_all_succeed() {
+    let r = rig("tiers = [\"rtsp_activation\"]");
+    smol::block_on(async {
+        let mut clients = Vec::new();
+        for _ in 0..3 {
+            let mut c = Client::connect(&r.svc.ws_url()).await;
+            c.auth_as(Role::Operator).await;
+            clients.push(c);
+        }
+        let results = futures_util::future::join_all(
+            clients
+                .iter_mut()
+                .map(|c| c.result("take_snapshot", json!({"device": "camera50"}))),
+        )
+        .await;
+        let mut names: Vec<&str> = results.iter().map(|v| v["filename"].as_str().unwrap()).collect();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), 3, "three distinct files: {results:?}");
+        for v in &results {
+            assert_eq!(v["tier"], "rtsp_activation", "forced tier");
+            let (w, h, px) = decode(&snap_path(&r, "camera50", v["filename"].as_str().unwrap()));
+            assert_eq!((w, h), (640, 480));
+            assert!(spread(&px) > 30.0);
+        }
+    });
+}
+
+#[test]
+fn forced_rtsp_immediate_fails_fast_when_no_stream_runs() {
+    let r = rig("tiers = [\"rtsp_immediate\"]");
+    smol::block_on(async {
+        let mut c = Client::connect(&r.svc.ws_url()).await;
+        c.auth_as(Role::Operator).await;
+        let t = Instant::now();
+        let v = c.call("take_snapshot", json!({"device": "camera50"})).await;
+        assert_eq!(v["error"]["code"], -32050, "{v}");
+        assert_eq!(
+            tiers(&v),
+            vec![("rtsp_immediate".to_string(), "stream_not_available".to_string())]
+        );
+        assert!(t.elapsed() < Duration::from_secs(3), "no FFmpeg started");
+        // once something keeps the stream up, the same tier delivers
+        c.result("start_recording", json!({"device": "camera50"})).await;
+        let s = c
+            .result("take_snapshot", json!({"device": "camera50", "format": "png"}))
+            .await;
+        assert_eq!(s["tier"], "rtsp_immediate");
+        let (w, h, px) = decode(&snap_path(&r, "camera50", s["filename"].as_str().unwrap()));
+        assert_eq!((w, h), (640, 480));
+        assert!(spread(&px) > 30.0);
+        c.result("stop_recording", json!({"device": "camera50"})).await;
+    });
+}
+
+/// `scripts/bench-snapshot`: median and p95 of `capture_ms` for the stream tiers
+/// (`SNAPSHOT_BENCH_N` snapshots each). Ignored in normal runs.
+#[test]
+#[ignore]
+fn bench_rtsp_tiers() {
+    let n: usize = std::env::var("SNAPSHOT_BENCH_N")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(10);
+    let r = rig("");
+    let pct = |v: &mut Vec<u64>, p: f64| {
+        v.sort();
+        v[((v.len() as f64 - 1.0) * p).round() as usize]
+    };
+    smol::block_on(async {
+        let mut c = Client::connect(&r.svc.ws_url()).await;
+        c.auth_as(Role::Operator).await;
+        // rtsp_activation: wait for the on-demand publisher to close between snapshots
+        let mut act = Vec::new();
+        for _ in 0..n.min(5) {
+            let v = c.result("take_snapshot", json!({"device": "camera50"})).await;
+            assert_eq!(v["tier"], "rtsp_activation", "{v}");
+            act.push(v["capture_ms"].as_u64().unwrap());
+            // runOnDemandCloseAfter (10 s by default) + margin
+            let deadline = Instant::now() + Duration::from_secs(30);
+            loop {
+                smol::Timer::after(Duration::from_millis(500)).await;
+                let s = c.result("get_stream_url", json!({"device": "camera50"})).await;
+                if s["available"] == false || Instant::now() > deadline {
+                    break;
+                }
+            }
+        }
+        // rtsp_immediate: a recording keeps the stream up
+        c.result("start_recording", json!({"device": "camera50"})).await;
+        let mut imm = Vec::new();
+        for _ in 0..n {
+            let v = c.result("take_snapshot", json!({"device": "camera50"})).await;
+            assert_eq!(v["tier"], "rtsp_immediate", "{v}");
+            imm.push(v["capture_ms"].as_u64().unwrap());
+        }
+        c.result("stop_recording", json!({"device": "camera50"})).await;
+        let (ln, in_) = (act.len(), imm.len());
+        println!(
+            "BENCH tier=rtsp_immediate n={in_} median_ms={} p95_ms={} (host, 640x480 simulated camera)",
+            pct(&mut imm, 0.5),
+            pct(&mut imm, 0.95)
+        );
+        println!(
+            "BENCH tier=rtsp_activation n={ln} median_ms={} p95_ms={} (host, on-demand lavfi publisher start included)",
+            pct(&mut act, 0.5),
+            pct(&mut act, 0.95)
+        );
+    });
+}
