@@ -16,7 +16,7 @@ use retention::{Policy, PolicyType};
 use serde_json::{json, Map, Value};
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::SystemTime;
 
@@ -73,6 +73,8 @@ pub struct Storage {
     cache: Mutex<HashMap<PathBuf, (u64, SystemTime, MediaInfo)>>,
     policy: Mutex<Policy>,
     warning_percent: AtomicU8,
+    /// `storage.min_free_bytes`, adjustable at run time.
+    min_free: AtomicU64,
     low: AtomicBool,
 }
 
@@ -110,6 +112,7 @@ impl Storage {
             }
         };
         Storage {
+            min_free: AtomicU64::new(cfg.min_free_bytes),
             cfg: cfg.clone(),
             clock: RwLock::new(Clock::system()),
             active,
@@ -123,6 +126,15 @@ impl Storage {
     /// Replaces the clock retention decisions use (tests drive a manual clock).
     pub fn set_clock(&self, clock: Clock) {
         *self.clock.write().unwrap() = clock;
+    }
+
+    /// Overrides `storage.min_free_bytes` at run time.
+    pub fn set_min_free_bytes(&self, bytes: u64) {
+        self.min_free.store(bytes, Ordering::SeqCst);
+    }
+
+    pub fn min_free_bytes(&self) -> u64 {
+        self.min_free.load(Ordering::SeqCst)
     }
 
     /// Overrides `storage.low_space_warning_percent` at run time.
@@ -293,7 +305,7 @@ impl Storage {
 
     fn is_low(&self, s: &Space) -> bool {
         let pct = self.warning_percent.load(Ordering::SeqCst) as u128;
-        (s.available as u128) * 100 < (s.total as u128) * pct || s.available < self.cfg.min_free_bytes
+        (s.available as u128) * 100 < (s.total as u128) * pct || s.available < self.min_free_bytes()
     }
 
     /// Re-evaluates the low-space state.
@@ -311,10 +323,10 @@ impl Storage {
     /// Free space at or above `storage.min_free_bytes` (shared with the recording work).
     pub fn check_free_space(&self) -> Result<(), ServiceError> {
         let s = self.space()?;
-        if s.available < self.cfg.min_free_bytes {
+        if s.available < self.min_free_bytes() {
             return Err(ServiceError::InsufficientStorage {
                 available_bytes: s.available,
-                required_bytes: self.cfg.min_free_bytes,
+                required_bytes: self.min_free_bytes(),
             });
         }
         Ok(())
@@ -336,7 +348,7 @@ impl Storage {
             "low_space_warning": check.low,
             "recordings_count": recs.len(),
             "snapshots_count": snaps.len(),
-            "min_free_bytes": self.cfg.min_free_bytes,
+            "min_free_bytes": self.min_free_bytes(),
             "low_space_warning_percent": self.warning_percent.load(Ordering::SeqCst),
         }))
     }

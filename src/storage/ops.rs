@@ -124,10 +124,7 @@ impl Controller {
                 "threshold_percent".into(),
                 Value::from(self.config().storage.low_space_warning_percent),
             );
-            p.insert(
-                "min_free_bytes".into(),
-                Value::from(self.config().storage.min_free_bytes),
-            );
+            p.insert("min_free_bytes".into(), Value::from(self.storage.min_free_bytes()));
             p.insert("message".into(), Value::from(format!("low storage space: {message}")));
             self.bus().publish(Topic::StorageLowSpace, None, p);
         }
