@@ -7,7 +7,7 @@ use crate::controller::Controller;
 use crate::health::Level;
 use crate::metrics::Sampler;
 use crate::shutdown::Shutdown;
-use prometheus::{Encoder, IntCounter, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder};
+use prometheus::{CounterVec, Encoder, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder};
 use serde_json::{json, Map, Value};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -228,9 +228,29 @@ impl Controller {
             }
             reg.register(Box::new(bytes)).expect("unique");
         }
-        for extra in self.extra_metric_families() {
-            reg.register(extra).expect("unique");
+        let shots = IntCounterVec::new(
+            Opts::new(
+                "camera_service_snapshots_total",
+                "Snapshot attempts per tier and result",
+            ),
+            &["tier", "result"],
+        )
+        .expect("valid metric");
+        let shot_secs = CounterVec::new(
+            Opts::new(
+                "camera_service_snapshot_seconds_total",
+                "Time to capture the snapshots each tier delivered (divide by its successes for the mean)",
+            ),
+            &["tier"],
+        )
+        .expect("valid metric");
+        for t in self.snapshots().tier_stats() {
+            shots.with_label_values(&[t.tier, "success"]).inc_by(t.successes);
+            shots.with_label_values(&[t.tier, "failure"]).inc_by(t.failures);
+            shot_secs.with_label_values(&[t.tier]).inc_by(t.latency_seconds_sum);
         }
+        reg.register(Box::new(shots)).expect("unique");
+        reg.register(Box::new(shot_secs)).expect("unique");
         let mut families = self.api_metrics().registry().gather();
         families.extend(reg.gather());
         let mut out = Vec::new();
@@ -238,10 +258,5 @@ impl Controller {
             .encode(&families, &mut out)
             .expect("text encoding cannot fail");
         String::from_utf8(out).expect("the text format is UTF-8")
-    }
-
-    /// Collectors contributed by other features (e.g. snapshot latency by tier).
-    fn extra_metric_families(&self) -> Vec<Box<dyn prometheus::core::Collector>> {
-        Vec::new()
     }
 }

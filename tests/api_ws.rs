@@ -84,25 +84,25 @@ fn every_error_code_of_the_envelope_on_the_wire() {
             (v["error"]["code"].as_i64(), v["error"]["data"]["param"].as_str()),
             (Some(-32602), Some("bogus"))
         );
-        // -32030 for a method whose feature has not landed yet (only if any remain)
-        if let Some(m) = METHODS
-            .iter()
-            .find(|m| !m.implemented && m.min_role == Some(Role::Viewer))
-        {
-            let v = c.call(m.name, json!({})).await;
-            assert_eq!(
-                (v["error"]["code"].as_i64(), err_reason(&v)),
-                (Some(-32030), "not_implemented"),
-                "{}",
-                m.name
-            );
-        }
         // every error carries message, reason, details; details leak no paths
         let v = c.call("no_such_method", json!({})).await;
         for k in ["reason", "details"] {
             assert!(v["error"]["data"][k].is_string(), "{k} in {v}");
         }
         assert!(!v.to_string().contains(svc.dir.path().to_str().unwrap()));
+    });
+}
+
+#[test]
+fn disabled_feature_is_unsupported() {
+    let svc = Service::start("", "", "[external_streams]\nenabled = false\n");
+    smol::block_on(async {
+        let mut c = Client::connect(&svc.ws_url()).await;
+        c.auth_as(Role::Operator).await;
+        let v = c.call("get_external_streams", json!({})).await;
+        assert_eq!(v["error"]["code"], -32030, "{v}");
+        assert_eq!(v["error"]["message"], "Unsupported");
+        assert_eq!(v["error"]["data"]["feature"], "external_streams");
     });
 }
 

@@ -76,9 +76,6 @@ async fn process(
         let params = req.params.clone().map_err(|_| {
             RpcError::invalid_params("params", "positional (array) params are not supported; send an object")
         })?;
-        if !spec.implemented {
-            return Err(RpcError::not_implemented(spec.name));
-        }
         (spec.handler)(Call {
             state: state.clone(),
             session: session.clone(),

@@ -123,14 +123,6 @@ impl RpcError {
         )
         .with("retry_after_ms", retry_after_ms)
     }
-    pub fn not_implemented(method: &str) -> RpcError {
-        RpcError::new(
-            UNSUPPORTED,
-            "not_implemented",
-            format!("{method} is not implemented in this build"),
-        )
-        .with("feature", method)
-    }
     pub fn internal(correlation_id: &str) -> RpcError {
         RpcError::new(
             INTERNAL_ERROR,

@@ -28,8 +28,6 @@ pub struct MethodSpec {
     /// `None` = callable without authentication.
     pub min_role: Option<Role>,
     pub handler: Handler,
-    /// False while the method's feature has not landed: it answers -32030 `not_implemented`.
-    pub implemented: bool,
 }
 
 const fn m(name: &'static str, min_role: Option<Role>, handler: Handler) -> MethodSpec {
@@ -37,17 +35,6 @@ const fn m(name: &'static str, min_role: Option<Role>, handler: Handler) -> Meth
         name,
         min_role,
         handler,
-        implemented: true,
-    }
-}
-
-#[allow(dead_code)] // no method is pending now; kept for features that land later
-const fn pending(name: &'static str, min_role: Role) -> MethodSpec {
-    MethodSpec {
-        name,
-        min_role: Some(min_role),
-        handler: not_implemented,
-        implemented: false,
     }
 }
 
@@ -101,19 +88,6 @@ pub static METHODS: &[MethodSpec] = &[
 
 pub fn lookup(name: &str) -> Option<&'static MethodSpec> {
     METHODS.iter().find(|m| m.name == name)
-}
-
-#[allow(dead_code)]
-fn not_implemented(call: Call) -> BoxFuture<'static, Result<Value, RpcError>> {
-    let _ = call;
-    Box::pin(async {
-        Err(RpcError::new(
-            super::error::UNSUPPORTED,
-            "not_implemented",
-            "this method is not implemented in this build yet",
-        )
-        .with("feature", "not_implemented"))
-    })
 }
 
 fn ping(call: Call) -> BoxFuture<'static, Result<Value, RpcError>> {
