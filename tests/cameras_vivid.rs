@@ -27,41 +27,16 @@ const VIVID_ARGS: &str = "n_devs=2 node_types=0xe013d,0x1";
 
 #[test]
 fn vivid_discovery_and_hotplug() {
-    if std::env::var_os("VM_GUEST").is_some() {
+    if in_vivid_guest() {
         guest();
         return;
     }
-    let qemu_ok = Command::new("qemu-system-x86_64")
-        .arg("--version")
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    assert!(
-        qemu_ok,
-        "qemu-system-x86_64 is missing: this test needs the QEMU/vivid harness \
-         (apt-get install qemu-system-x86 busybox cpio v4l-utils; docs/vm-harness.md). It never skips."
-    );
-    let started = Instant::now();
-    let out = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/vm-run"))
-        .args(["--timeout", "300", "--timing", "--vivid-args", VIVID_ARGS, "--"])
-        .arg(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "vivid_discovery_and_hotplug",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .output()
-        .expect("run scripts/vm-run");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    println!("{stdout}");
-    eprintln!("{stderr}");
-    println!("vivid VM test wall time: {:.1} s", started.elapsed().as_secs_f64());
-    assert!(out.status.success(), "guest part failed: {:?}", out.status);
-    assert!(
-        stdout.contains("VIVID-CHECKS-PASSED"),
-        "the guest did not run the checks (filtered out?)"
+    run_in_vivid_guest(
+        "vivid_discovery_and_hotplug",
+        VIVID_ARGS,
+        300,
+        &["--timing".into()],
+        "VIVID-CHECKS-PASSED",
     );
 }
 

@@ -18,40 +18,16 @@ use std::time::{Duration, Instant};
 
 #[test]
 fn vivid_recording_and_unplug() {
-    if std::env::var_os("VM_GUEST").is_some() {
+    if in_vivid_guest() {
         guest();
         return;
     }
-    assert!(
-        Command::new("qemu-system-x86_64")
-            .arg("--version")
-            .output()
-            .map(|o| o.status.success())
-            .unwrap_or(false),
-        "qemu-system-x86_64 is missing: scripts/setup --test installs it; this test never skips"
-    );
-    let started = Instant::now();
-    let out = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/vm-run"))
-        .args(["--timeout", "420", "--vivid-args", "n_devs=1 node_types=0x1", "--"])
-        .arg(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "vivid_recording_and_unplug",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .output()
-        .expect("run scripts/vm-run");
-    println!("{}", String::from_utf8_lossy(&out.stdout));
-    eprintln!("{}", String::from_utf8_lossy(&out.stderr));
-    println!(
-        "vivid recording VM test wall time: {:.1} s",
-        started.elapsed().as_secs_f64()
-    );
-    assert!(out.status.success(), "guest part failed: {:?}", out.status);
-    assert!(
-        String::from_utf8_lossy(&out.stdout).contains("VIVID-RECORDING-PASSED"),
-        "the guest did not run the checks"
+    run_in_vivid_guest(
+        "vivid_recording_and_unplug",
+        "n_devs=1 node_types=0x1",
+        420,
+        &[],
+        "VIVID-RECORDING-PASSED",
     );
 }
 

@@ -18,44 +18,23 @@ use common::*;
 use serde_json::{json, Value};
 use std::path::Path;
 use std::process::Command;
-use std::time::Instant;
 
 #[test]
 fn vivid_snapshots() {
-    if std::env::var_os("VM_GUEST").is_some() {
+    if in_vivid_guest() {
         guest();
         return;
     }
-    assert!(
-        Command::new("qemu-system-x86_64")
-            .arg("--version")
-            .output()
-            .map(|o| o.status.success())
-            .unwrap_or(false),
-        "qemu-system-x86_64 is missing: scripts/setup --test installs it; this test never skips"
-    );
-    let started = Instant::now();
-    let mut cmd = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/vm-run"));
-    cmd.args(["--timeout", "600", "--vivid-args", "n_devs=1 node_types=0x1"]);
-    if let Ok(n) = std::env::var("SNAPSHOT_BENCH_N") {
-        cmd.args(["--env", &format!("SNAPSHOT_BENCH_N={n}")]);
-    }
-    let out = cmd
-        .arg("--")
-        .arg(std::env::current_exe().unwrap())
-        .args(["--exact", "vivid_snapshots", "--nocapture", "--test-threads=1"])
-        .output()
-        .expect("run scripts/vm-run");
-    println!("{}", String::from_utf8_lossy(&out.stdout));
-    eprintln!("{}", String::from_utf8_lossy(&out.stderr));
-    println!(
-        "vivid snapshot VM test wall time: {:.1} s",
-        started.elapsed().as_secs_f64()
-    );
-    assert!(out.status.success(), "guest part failed: {:?}", out.status);
-    assert!(
-        String::from_utf8_lossy(&out.stdout).contains("VIVID-SNAPSHOTS-PASSED"),
-        "the guest did not run the checks"
+    let extra: Vec<String> = match std::env::var("SNAPSHOT_BENCH_N") {
+        Ok(n) => vec!["--env".into(), format!("SNAPSHOT_BENCH_N={n}")],
+        Err(_) => Vec::new(),
+    };
+    run_in_vivid_guest(
+        "vivid_snapshots",
+        "n_devs=1 node_types=0x1",
+        600,
+        &extra,
+        "VIVID-SNAPSHOTS-PASSED",
     );
 }
 

@@ -318,3 +318,43 @@ impl Client {
         }
     }
 }
+
+/// True inside the QEMU guest started by `scripts/vm-run` (docs/vm-harness.md).
+pub fn in_vivid_guest() -> bool {
+    std::env::var_os("VM_GUEST").is_some()
+}
+
+/// Host side of a guest test: boots one QEMU/vivid VM with `vm-run`, re-runs this test binary
+/// there with `--exact test`, and fails unless the guest printed `marker` (so a filtered-out
+/// guest part cannot pass). `extra` are more vm-run options (e.g. `--env`). Never skips:
+/// without qemu it fails and says how to install it.
+pub fn run_in_vivid_guest(test: &str, vivid_args: &str, timeout_secs: u32, extra: &[String], marker: &str) {
+    let qemu_ok = Command::new("qemu-system-x86_64")
+        .arg("--version")
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    assert!(
+        qemu_ok,
+        "qemu-system-x86_64 is missing: this test needs the QEMU/vivid harness (scripts/setup --test installs it; \
+         docs/vm-harness.md). It never skips."
+    );
+    let started = Instant::now();
+    let out = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/vm-run"))
+        .args(["--timeout", &timeout_secs.to_string(), "--vivid-args", vivid_args])
+        .args(extra)
+        .arg("--")
+        .arg(std::env::current_exe().unwrap())
+        .args(["--exact", test, "--nocapture", "--test-threads=1"])
+        .output()
+        .expect("run scripts/vm-run");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    println!("{stdout}");
+    eprintln!("{}", String::from_utf8_lossy(&out.stderr));
+    println!("{test}: VM wall time {:.1} s", started.elapsed().as_secs_f64());
+    assert!(out.status.success(), "guest part failed: {:?}", out.status);
+    assert!(
+        stdout.contains(marker),
+        "the guest did not run the checks (no {marker})"
+    );
+}
