@@ -175,6 +175,12 @@ fn prometheus_metrics_move_with_requests_and_get_metrics_answers_from_memory() {
             ),
             Some(0.0)
         );
+        let shots = [("tier", "v4l2_direct"), ("result", "success")];
+        assert_eq!(
+            value(&after, "camera_service_snapshots_total", &shots),
+            Some(0.0),
+            "snapshot tiers exported"
+        );
 
         // get_metrics: every figure present, answered fast (measured properly in scripts/bench-rpc)
         smol::Timer::after(Duration::from_millis(2200)).await; // one sampler period
