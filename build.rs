@@ -11,7 +11,7 @@ fn run(cmd: &str, args: &[&str]) -> Option<String> {
 }
 
 fn main() {
-    let commit = std::env::var("CAMERA_SERVICE_GIT_COMMIT")
+    let commit = std::env::var("CS_BUILD_GIT_COMMIT")
         .ok()
         .or_else(|| run("git", &["rev-parse", "--short=12", "HEAD"]))
         .unwrap_or_else(|| "unknown".into());
@@ -28,7 +28,7 @@ fn main() {
     println!("cargo:rustc-env=CS_GIT_COMMIT={commit}");
     println!("cargo:rustc-env=CS_BUILD_DATE={date}");
     println!("cargo:rustc-env=CS_RUSTC_VERSION={rustc_version}");
-    println!("cargo:rerun-if-env-changed=CAMERA_SERVICE_GIT_COMMIT");
+    println!("cargo:rerun-if-env-changed=CS_BUILD_GIT_COMMIT");
     println!("cargo:rerun-if-env-changed=SOURCE_DATE_EPOCH");
     println!("cargo:rerun-if-changed=.git/HEAD");
 }

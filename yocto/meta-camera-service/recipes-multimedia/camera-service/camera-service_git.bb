@@ -37,7 +37,7 @@ export BINDGEN_EXTRA_CLANG_ARGS = "--target=${TARGET_SYS} --sysroot=${STAGING_DI
 # Only the service package of the workspace (tests/mediamtx-double is test-only).
 CARGO_BUILD_FLAGS:append = " -p camera-service"
 # --version: build.rs takes the date from SOURCE_DATE_EPOCH (set by Yocto) and the commit
-# from `git rev-parse` in ${S} (or CAMERA_SERVICE_GIT_COMMIT if exported).
+# from `git rev-parse` in ${S} (or CS_BUILD_GIT_COMMIT if exported).
 
 do_install:append() {
     install -d -m 0750 ${D}${sysconfdir}/camera-service
