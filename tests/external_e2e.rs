@@ -602,3 +602,58 @@ fn external_streams_can_be_disabled_and_configured_statically() {
     assert_eq!(serde_json::from_slice::<Value>(&body).unwrap()["source"], url);
     assert!(!svc.log().contains(SECRET_WORD));
 }
+
+#[test]
+fn periodic_scan_with_auto_add_turns_found_streams_into_cameras() {
+    let d = double();
+    let _publisher = Publisher::start(d.rtsp_port, "src1");
+    assert!(wait_until(Duration::from_secs(20), || path_available(&d, "src1")));
+    let rest = format!(
+        "{}[discovery]\nhosts = [\"127.0.0.1\"]\nports = [{}]\npaths = [\"/src1\"]\nskydio = false\nauto_add = true\nprobe_timeout = \"500ms\"\n",
+        mediamtx_section(&d),
+        d.rtsp_port
+    );
+    let svc = Service::start("", "", &rest);
+    smol::block_on(async {
+        let mut admin = client(&svc, Role::Admin).await;
+        admin
+            .result("subscribe_events", json!({"topics": ["camera.connected"]}))
+            .await;
+        let before = admin.result("get_camera_list", json!({})).await;
+        assert_eq!(before["total"], 0, "nothing added before a scan: {before}");
+        // no call to discover_external_streams: the periodic scan finds and adds it
+        let r = admin
+            .result("set_discovery_interval", json!({"scan_interval": 5}))
+            .await;
+        assert_eq!(
+            (r["scan_interval"].as_u64(), r["status"].as_str()),
+            (Some(5), Some("UPDATED"))
+        );
+        let t0 = Instant::now();
+        let ev = admin
+            .wait_notification("camera.connected", Duration::from_secs(20))
+            .await
+            .expect("auto-added camera connects");
+        eprintln!("periodic scan + auto_add → camera.connected after {:?}", t0.elapsed());
+        assert_eq!(ev["params"]["source_type"], "rtsp");
+        let streams = admin.result("get_external_streams", json!({})).await;
+        let url = format!("rtsp://127.0.0.1:{}/src1", d.rtsp_port);
+        assert!(
+            streams["external_streams"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|s| s["stream_url"] == url.as_str()),
+            "{streams}"
+        );
+        let cams = admin.result("get_camera_list", json!({})).await;
+        assert_eq!(
+            (cams["total"].as_u64(), cams["connected"].as_u64()),
+            (Some(1), Some(1)),
+            "{cams}"
+        );
+        // the next periodic scans do not add it twice
+        smol::Timer::after(Duration::from_secs(6)).await;
+        assert_eq!(admin.result("get_camera_list", json!({})).await["total"], 1);
+    });
+}
