@@ -444,8 +444,8 @@ fn downloads_stream_whole_files_and_ranges_with_auth() {
             &[("Authorization", &format!("Bearer {odd_role}"))]
         )
         .0,
-        401,
-        "a role below viewer does not exist: such a token is refused at verification"
+        403,
+        "a genuine token whose role grants no file access: authenticated, not permitted"
     );
 
     // whole file

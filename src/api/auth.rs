@@ -63,6 +63,8 @@ pub struct Claims {
 pub enum AuthError {
     Invalid(&'static str),
     Expired,
+    /// Genuine (signed, unexpired) but its role grants nothing here.
+    UnknownRole,
 }
 
 /// Mints and verifies HS256 JWTs with the configured secret.
@@ -89,15 +91,14 @@ impl JwtKey {
             .verify_with_key(&self.0)
             .map_err(|_| AuthError::Invalid("invalid token signature or format"))?;
         let claims = token.claims().clone();
-        let role =
-            Role::parse(&claims.role).ok_or(AuthError::Invalid("token role must be viewer, operator or admin"))?;
+        let role = Role::parse(&claims.role).ok_or(AuthError::UnknownRole);
         if claims.user_id.is_empty() {
             return Err(AuthError::Invalid("token has no user_id"));
         }
         if claims.exp <= now_unix {
             return Err(AuthError::Expired);
         }
-        Ok((claims, role))
+        Ok((claims, role?))
     }
 }
 
@@ -108,6 +109,9 @@ pub enum CredentialError {
     Rejected(&'static str),
     /// The API-key store could not be read: the server's fault (-32603 / HTTP 500).
     Store(String),
+    /// A genuine credential whose role is none of viewer/operator/admin: it cannot
+    /// authenticate a connection (-32001) and gets HTTP 403 on downloads.
+    Forbidden(&'static str),
 }
 
 /// The one verification of a presented credential (JWT or API key), shared by the
@@ -143,6 +147,9 @@ pub fn verify_credential(
             }),
             Err(AuthError::Expired) => Err(CredentialError::Rejected("token expired")),
             Err(AuthError::Invalid(why)) => Err(CredentialError::Rejected(why)),
+            Err(AuthError::UnknownRole) => Err(CredentialError::Forbidden(
+                "token role must be viewer, operator or admin",
+            )),
         }
     }
 }
@@ -492,6 +499,20 @@ mod tests {
         let mut tampered = t.clone();
         tampered.push('x');
         assert!(key.verify(&tampered, 1010).is_err());
+        // a genuine token with a role we do not know is told apart from a bad one
+        let guest = Claims {
+            user_id: "x".into(),
+            role: "guest".into(),
+            iat: 1000,
+            exp: 2000,
+        }
+        .sign_with_key(&key.0)
+        .unwrap();
+        assert_eq!(key.verify(&guest, 1010).unwrap_err(), AuthError::UnknownRole);
+        assert_eq!(
+            other.verify(&guest, 1010).unwrap_err(),
+            AuthError::Invalid("invalid token signature or format")
+        );
         // alg=none tokens are refused
         let none = format!(
             "{}.{}.",

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 /// Minimum role for downloads (api.md §8: viewer or above). A valid credential always
-/// carries at least viewer, so 403 cannot occur today; it is kept for a future lower role.
+/// carries at least viewer; a genuine token carrying any other role gets 403.
 pub const DOWNLOAD_MIN_ROLE: Role = Role::Viewer;
 
 pub const PREFIX: &str = "/files/";
@@ -172,6 +172,10 @@ async fn prepare(state: &Arc<AppState>, head: &RequestHead) -> Prepared {
         Err(CredentialError::Rejected(why)) => {
             log::info!("file download refused: {why}");
             return Prepared::Reply(unauthorized(why));
+        }
+        Err(CredentialError::Forbidden(why)) => {
+            log::info!("file download refused: {why}");
+            return Prepared::Reply(Response::error(403, "insufficient_role", why));
         }
         Err(CredentialError::Store(e)) => {
             log::error!("file download: API key store: {e}");

@@ -115,7 +115,7 @@ fn authenticate(call: Call) -> BoxFuture<'static, Result<Value, RpcError>> {
         let st = state.clone();
         let verified = match blocking::unblock(move || verify_credential(&st.jwt, &st.keys, &token, now)).await {
             Ok(identity) => Ok(identity),
-            Err(CredentialError::Rejected(why)) => Err(why),
+            Err(CredentialError::Rejected(why) | CredentialError::Forbidden(why)) => Err(why),
             // A broken key store is a server fault, not the client's: -32603, logged.
             Err(CredentialError::Store(e)) => {
                 return Err(crate::error::ServiceError::Internal(format!("API key store: {e}")).into())
