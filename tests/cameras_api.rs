@@ -30,8 +30,7 @@ fn is_rfc3339_utc(s: &str) -> bool {
 #[test]
 fn simulated_cameras_through_the_api() {
     // Readiness needs MediaMTX answering too: run the double.
-    let dd = TempDir::new("mtx");
-    let double = mediamtx_double::start(mediamtx_double::Options::new(dd.path())).expect("start the double");
+    let double = start_double();
     let rest = format!(
         "[mediamtx]\napi_url = \"{}\"\nhealth_interval = \"200ms\"\n{SIMULATED}",
         double.api_url()

@@ -71,13 +71,6 @@ fn wait_until(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
     false
 }
 
-fn double() -> mediamtx_double::Handle {
-    let dd = TempDir::new("mtx");
-    let h = mediamtx_double::start(mediamtx_double::Options::new(dd.path())).expect("start the MediaMTX double");
-    std::mem::forget(dd);
-    h
-}
-
 fn mediamtx_section(d: &mediamtx_double::Handle) -> String {
     format!(
         "[mediamtx]\napi_url = \"{}\"\nrtsp_port = {}\nhealth_interval = \"1s\"\nretries = 1\n\n[camera]\nmonitor = \"off\"\n\n",
@@ -118,7 +111,7 @@ async fn wait_camera(c: &mut Client, topic: &str, device: &str, limit: Duration)
 
 #[test]
 fn external_stream_is_a_camera_end_to_end() {
-    let d = double();
+    let d = start_double();
     let mut publisher = Publisher::start(d.rtsp_port, "src1");
     assert!(
         wait_until(Duration::from_secs(20), || path_available(&d, "src1")),
@@ -445,7 +438,7 @@ fn closed_port() -> u16 {
 
 #[test]
 fn discovery_scan_finds_exactly_the_rtsp_streams() {
-    let d = double();
+    let d = start_double();
     let _publisher = Publisher::start(d.rtsp_port, "src1");
     assert!(wait_until(Duration::from_secs(20), || path_available(&d, "src1")));
     let eo = fake_rtsp("/subject");
@@ -537,7 +530,7 @@ fn discovery_scan_finds_exactly_the_rtsp_streams() {
 
 #[test]
 fn external_streams_can_be_disabled_and_configured_statically() {
-    let d = double();
+    let d = start_double();
     let svc = Service::start(
         "",
         "",
@@ -605,7 +598,7 @@ fn external_streams_can_be_disabled_and_configured_statically() {
 
 #[test]
 fn periodic_scan_with_auto_add_turns_found_streams_into_cameras() {
-    let d = double();
+    let d = start_double();
     let _publisher = Publisher::start(d.rtsp_port, "src1");
     assert!(wait_until(Duration::from_secs(20), || path_available(&d, "src1")));
     let rest = format!(

@@ -49,8 +49,7 @@ fn value(samples: &[prometheus_parse::Sample], name: &str, labels: &[(&str, &str
 
 #[test]
 fn mediamtx_outage_is_reported_and_recovered() {
-    let dd = TempDir::new("mtx");
-    let double = mediamtx_double::start(mediamtx_double::Options::new(dd.path())).expect("start the double");
+    let double = start_double();
     let rest = format!(
         "[mediamtx]\napi_url = \"{}\"\nhealth_interval = \"300ms\"\nrequest_timeout = \"500ms\"\nretries = 0\nbreaker_failures = 2\nbreaker_reset = \"1s\"\n\n\
          [[camera.simulated]]\nid = \"camera50\"\n",

@@ -10,14 +10,12 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 struct Rig {
-    double: mediamtx_double::Handle,
+    double: Double,
     svc: Service,
 }
 
 fn rig_with(extra: &str) -> Rig {
-    let dd = TempDir::new("mtx");
-    let double = mediamtx_double::start(mediamtx_double::Options::new(dd.path())).expect("start the MediaMTX double");
-    std::mem::forget(dd); // the double's working dir lives as long as the test process
+    let double = start_double();
     let rest = format!(
         "[mediamtx]\napi_url = \"{}\"\nrtsp_port = {}\nhealth_interval = \"1s\"\nretries = 1\nbreaker_failures = 3\nbreaker_reset = \"1s\"\n\n\
          [recording]\nstart_timeout = \"15s\"\nprogress_interval = \"1s\"\nsegment_duration = \"1h\"\n{extra}\n\n\

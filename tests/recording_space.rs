@@ -15,8 +15,7 @@ use std::time::Duration;
 #[test]
 fn floor_refuses_new_recordings_and_stops_running_ones() {
     let dir = TempDir::new("space");
-    let dd = TempDir::new("mtx");
-    let double = mediamtx_double::start(mediamtx_double::Options::new(dd.path())).expect("start the double");
+    let double = start_double();
     let text = test_config(
         dir.path(),
         "",

@@ -56,8 +56,7 @@ fn ffprobe(path: &std::path::Path) -> Value {
 }
 
 fn guest() {
-    let dd = TempDir::new("mtx");
-    let double = mediamtx_double::start(mediamtx_double::Options::new(dd.path())).expect("start the double");
+    let double = start_double();
     // FFmpeg starts slowly under TCG (hundreds of libraries over 9p): generous timeouts.
     let rest = format!(
         "[mediamtx]\napi_url = \"{}\"\nrtsp_port = {}\nhealth_interval = \"2s\"\n\n\

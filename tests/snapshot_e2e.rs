@@ -11,14 +11,12 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 struct Rig {
-    _double: mediamtx_double::Handle,
+    _double: Double,
     svc: Service,
 }
 
 fn rig(snapshot: &str) -> Rig {
-    let dd = TempDir::new("mtx");
-    let double = mediamtx_double::start(mediamtx_double::Options::new(dd.path())).expect("start the MediaMTX double");
-    std::mem::forget(dd);
+    let double = start_double();
     let rest = format!(
         "[mediamtx]\napi_url = \"{}\"\nrtsp_port = {}\nhealth_interval = \"1s\"\n\n\
          [snapshot]\n{snapshot}\n\n\

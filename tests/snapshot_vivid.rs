@@ -59,14 +59,12 @@ fn spread(px: &[u8]) -> f64 {
 }
 
 struct Svc {
-    _double: mediamtx_double::Handle,
+    _double: Double,
     svc: Service,
 }
 
 fn service(snapshot: &str) -> Svc {
-    let dd = TempDir::new("mtx");
-    let double = mediamtx_double::start(mediamtx_double::Options::new(dd.path())).expect("start the double");
-    std::mem::forget(dd);
+    let double = start_double();
     // FFmpeg starts slowly under TCG (hundreds of libraries over 9p): generous timeouts.
     let rest = format!(
         "[mediamtx]\napi_url = \"{}\"\nrtsp_port = {}\nhealth_interval = \"2s\"\n\n\

@@ -358,3 +358,22 @@ pub fn run_in_vivid_guest(test: &str, vivid_args: &str, timeout_secs: u32, extra
         "the guest did not run the checks (no {marker})"
     );
 }
+
+/// The MediaMTX double, in-process, with a working directory that lives as long as it does.
+pub struct Double {
+    pub handle: mediamtx_double::Handle,
+    _dir: TempDir,
+}
+
+impl std::ops::Deref for Double {
+    type Target = mediamtx_double::Handle;
+    fn deref(&self) -> &mediamtx_double::Handle {
+        &self.handle
+    }
+}
+
+pub fn start_double() -> Double {
+    let dir = TempDir::new("mtx");
+    let handle = mediamtx_double::start(mediamtx_double::Options::new(dir.path())).expect("start the MediaMTX double");
+    Double { handle, _dir: dir }
+}
