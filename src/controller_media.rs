@@ -56,7 +56,7 @@ impl ActiveRecordings for WrittenNow {
                 .media
                 .get()
                 .and_then(Weak::upgrade)
-                .is_some_and(|m| m.recordings().active_segments().iter().any(|p| p == path))
+                .is_some_and(|m| m.recordings().is_being_written(path))
     }
 }
 

@@ -190,6 +190,12 @@ fn five_second_recording_is_h264_at_camera_size() {
         );
 
         smol::Timer::after(Duration::from_secs(5).saturating_sub(recording_since.elapsed())).await;
+        // the segment being written is protected from deletion (api.md §7)
+        let mut admin = Client::connect(&r.svc.ws_url()).await;
+        admin.auth_as(Role::Admin).await;
+        let v = admin.call("delete_recording", json!({"filename": first})).await;
+        assert_eq!(v["error"]["code"], -32020, "{v}");
+        assert!(rec_dir(&r, "camera50").join(&first).exists());
         let t_stop = Instant::now();
         let stopped = c.result("stop_recording", json!({"device": "camera50"})).await;
         eprintln!(

@@ -108,6 +108,8 @@ struct Active {
     /// Set while MediaMTX is down/restarting; cleared when a new segment appears.
     interrupted: bool,
     stall_reported: bool,
+    /// Newest segment seen (at start, then by every `tick`).
+    current: String,
 }
 
 pub struct RecordingManager {
@@ -181,17 +183,20 @@ impl RecordingManager {
         self.active.lock().unwrap().keys().cloned().collect()
     }
 
-    /// Paths of segments being written now (never deleted by retention or the API).
-    pub fn active_segments(&self) -> Vec<PathBuf> {
+    /// Whether `path` is a segment being written now: the newest segment of a running
+    /// recording, as last seen by `start`/`tick`, or one newer than it (names sort by time).
+    /// Answered from memory: storage asks once per file it lists or considers deleting.
+    pub fn is_being_written(&self, path: &Path) -> bool {
+        let (Some(dir), Some(name)) = (path.parent(), path.file_name().and_then(|n| n.to_str())) else {
+            return false;
+        };
         let active = self.active.lock().unwrap();
-        active
-            .iter()
-            .filter_map(|(dev, a)| {
-                segments(&self.camera_dir(dev), dev, a.persisted.format)
-                    .last()
-                    .map(|(n, _)| self.camera_dir(dev).join(n))
-            })
-            .collect()
+        active.iter().any(|(dev, a)| {
+            dir == self.camera_dir(dev)
+                && name.starts_with(&format!("{dev}_"))
+                && name.ends_with(&format!(".{}", a.persisted.format.extension()))
+                && name >= a.current.as_str()
+        })
     }
 
     pub fn totals(&self) -> (u64, u64) {
@@ -327,6 +332,7 @@ impl RecordingManager {
                 last_growth: Instant::now(),
                 interrupted: false,
                 stall_reported: false,
+                current: first.clone(),
             },
         );
         self.persist();
@@ -517,6 +523,9 @@ impl RecordingManager {
             {
                 let mut active = self.active.lock().unwrap();
                 let Some(a) = active.get_mut(&device) else { continue };
+                if !current.is_empty() {
+                    a.current.clone_from(&current);
+                }
                 if bytes > a.last_bytes {
                     a.last_bytes = bytes;
                     a.last_growth = Instant::now();
@@ -638,6 +647,7 @@ impl RecordingManager {
                 Duration::from_millis((end - unix_ms(OffsetDateTime::now_utc())).max(0) as u64)
             });
             let start_ms = p.start_unix_ms;
+            let current = p.first_file.clone();
             self.active.lock().unwrap().insert(
                 device.clone(),
                 Active {
@@ -647,6 +657,7 @@ impl RecordingManager {
                     last_growth: Instant::now(),
                     interrupted: !recording_in_mediamtx,
                     stall_reported: false,
+                    current,
                 },
             );
             if let Some(r) = remaining {
@@ -703,5 +714,58 @@ mod tests {
         );
         assert_eq!(segments(&dir, "camera1", RecordFormat::Mpegts).len(), 1);
         std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn being_written_is_the_current_segment_or_a_newer_one() {
+        let cfg = Arc::new(Config::default());
+        let client = Arc::new(crate::mediamtx::client::Client::new(&cfg.mediamtx));
+        let paths = Arc::new(PathManager::new(client, cfg.clone()));
+        let m = RecordingManager::new(cfg.clone(), paths, Arc::new(|_| {}), Arc::new(|| Ok(())));
+        let persisted = Persisted {
+            start_unix_ms: 0,
+            first_file: "camera1_2026-11-24_10-00-00-000000.mp4".into(),
+            format: RecordFormat::Fmp4,
+            duration: None,
+        };
+        m.active.lock().unwrap().insert(
+            "camera1".into(),
+            Active {
+                persisted,
+                keepalive: None,
+                last_bytes: 0,
+                last_growth: Instant::now(),
+                interrupted: false,
+                stall_reported: false,
+                current: "camera1_2026-11-24_11-00-00-000000.mp4".into(),
+            },
+        );
+        let dir = cfg.storage.recordings_dir.join("camera1");
+        assert!(
+            m.is_being_written(&dir.join("camera1_2026-11-24_11-00-00-000000.mp4")),
+            "current"
+        );
+        assert!(
+            m.is_being_written(&dir.join("camera1_2026-11-24_11-00-05-000000.mp4")),
+            "appeared since the last tick"
+        );
+        assert!(
+            !m.is_being_written(&dir.join("camera1_2026-11-24_10-00-00-000000.mp4")),
+            "closed earlier segment"
+        );
+        assert!(
+            !m.is_being_written(&dir.join("camera1_2026-11-24_11-00-05-000000.ts")),
+            "other format"
+        );
+        assert!(!m.is_being_written(
+            &cfg.storage
+                .recordings_dir
+                .join("camera2")
+                .join("camera2_2026-11-24_12-00-00-000000.mp4")
+        ));
+        assert!(
+            !m.is_being_written(&dir.join("camera11_2026-11-24_12-00-00-000000.mp4")),
+            "another camera's prefix"
+        );
     }
 }
