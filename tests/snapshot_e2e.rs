@@ -7,7 +7,6 @@ mod common;
 use camera_service::api::auth::Role;
 use common::*;
 use serde_json::{json, Value};
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 struct Rig {
@@ -27,29 +26,6 @@ fn rig(snapshot: &str) -> Rig {
     );
     let svc = Service::start("", "", &rest);
     Rig { _double: double, svc }
-}
-
-/// Decodes a JPEG or PNG file: (width, height, RGB/grey samples).
-pub fn decode(path: &Path) -> (u32, u32, Vec<u8>) {
-    let bytes = std::fs::read(path).unwrap();
-    if bytes.starts_with(&[0xFF, 0xD8]) {
-        let mut d = jpeg_decoder::Decoder::new(&bytes[..]);
-        let px = d.decode().expect("a decodable JPEG");
-        let i = d.info().unwrap();
-        (i.width as u32, i.height as u32, px)
-    } else {
-        assert!(bytes.starts_with(b"\x89PNG"), "neither JPEG nor PNG");
-        let mut r = png::Decoder::new(&bytes[..]).read_info().unwrap();
-        let mut buf = vec![0; r.output_buffer_size()];
-        let f = r.next_frame(&mut buf).expect("a decodable PNG");
-        buf.truncate(f.buffer_size());
-        (f.width, f.height, buf)
-    }
-}
-
-/// Standard deviation of the samples: a test pattern is far from flat.
-fn spread(px: &[u8]) -> f64 {
-    camera_service::media::image::stats(px).1
 }
 
 fn snap_path(r: &Rig, cam: &str, name: &str) -> std::path::PathBuf {

@@ -16,7 +16,6 @@ mod common;
 use camera_service::api::auth::Role;
 use common::*;
 use serde_json::{json, Value};
-use std::path::Path;
 use std::process::Command;
 
 #[test]
@@ -36,26 +35,6 @@ fn vivid_snapshots() {
         &extra,
         "VIVID-SNAPSHOTS-PASSED",
     );
-}
-
-fn decode(path: &Path) -> (u32, u32, Vec<u8>) {
-    let bytes = std::fs::read(path).unwrap();
-    if bytes.starts_with(&[0xFF, 0xD8]) {
-        let mut d = jpeg_decoder::Decoder::new(&bytes[..]);
-        let px = d.decode().expect("a decodable JPEG");
-        let i = d.info().unwrap();
-        (i.width as u32, i.height as u32, px)
-    } else {
-        let mut r = png::Decoder::new(&bytes[..]).read_info().expect("a PNG");
-        let mut buf = vec![0; r.output_buffer_size()];
-        let f = r.next_frame(&mut buf).expect("a decodable PNG");
-        buf.truncate(f.buffer_size());
-        (f.width, f.height, buf)
-    }
-}
-
-fn spread(px: &[u8]) -> f64 {
-    camera_service::media::image::stats(px).1
 }
 
 struct Svc {
