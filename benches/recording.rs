@@ -2,12 +2,13 @@
 //! first frame readable, medians (and spread) over 10 runs, against the MediaMTX double with a
 //! simulated camera. Prints figures; asserts nothing about speed.
 
+mod support;
+
 use async_tungstenite::tungstenite::Message;
 use camera_service::api::auth::{JwtKey, Role};
 use futures_util::StreamExt;
 use serde_json::{json, Value};
 use smol::net::TcpStream;
-use std::io::BufRead;
 use std::time::{Duration, Instant};
 
 const SECRET: &str = "bench-secret-0123456789-abcdefghijklmnop";
@@ -65,23 +66,7 @@ fn main() {
         ),
     )
     .unwrap();
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_camera-service"))
-        .args(["--config", cfg.to_str().unwrap(), "serve"])
-        .env("RUST_LOG", "warn")
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    std::io::BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr = line
-        .trim()
-        .trim_start_matches("camera-service listening on ws://")
-        .split('/')
-        .next()
-        .unwrap()
-        .to_string();
+    let (mut child, addr) = support::start_service(&cfg);
     let rtsp = format!("rtsp://127.0.0.1:{}/camera50", double.rtsp_port);
     println!(
         "camera-service (release) + MediaMTX double; simulated camera 640x480@15, libx264 ultrafast; {RUNS} runs each"

@@ -2,6 +2,8 @@
 //! clients against the real binary, and event fan-out p99 to 500 subscribers (in-process,
 //! so events can be injected). Prints figures; asserts nothing about speed.
 
+mod support;
+
 use async_tungstenite::tungstenite::Message;
 use camera_service::api::auth::{JwtKey, Role};
 use camera_service::api::events::Topic;
@@ -9,7 +11,6 @@ use camera_service::config::{Config, Secret};
 use futures_util::StreamExt;
 use serde_json::{json, Map, Value};
 use smol::net::TcpStream;
-use std::io::BufRead;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -208,23 +209,7 @@ fn main() {
     std::fs::create_dir_all(&dir).unwrap();
     let cfg = dir.join("config.toml");
     std::fs::write(&cfg, config_text(&dir)).unwrap();
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_camera-service"))
-        .args(["--config", cfg.to_str().unwrap(), "serve"])
-        .env("RUST_LOG", "warn")
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    std::io::BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr = line
-        .trim()
-        .trim_start_matches("camera-service listening on ws://")
-        .split('/')
-        .next()
-        .unwrap()
-        .to_string();
+    let (mut child, addr) = support::start_service(&cfg);
     println!(
         "camera-service (release build) at {addr}; host has {} CPUs",
         std::thread::available_parallelism().map_or(0, |n| n.get())
