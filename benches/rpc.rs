@@ -175,7 +175,7 @@ fn fanout_bench(subscribers: usize, events: usize) {
                 lat
             }));
         }
-        let bus = svc.controller().bus().clone();
+        let bus = svc.state.bus.clone();
         for i in 0..events {
             let mut p = Map::new();
             p.insert("seq".into(), Value::from(i));

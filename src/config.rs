@@ -217,7 +217,7 @@ impl Default for FfmpegConfig {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum RecordFormat {
     Fmp4,
@@ -1000,7 +1000,7 @@ impl Config {
             );
         }
         for (i, c) in d.cidrs.iter().enumerate() {
-            if let Err(why) = crate::discovery::parse_cidr(c) {
+            if let Err(why) = crate::external::scan::parse_cidr(c) {
                 v.check(false, &format!("discovery.cidrs[{i}]"), &why);
             }
         }

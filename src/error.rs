@@ -26,12 +26,10 @@ pub enum ServiceError {
         dependency: &'static str,
         details: String,
     },
-    /// A dependency failure with extra `data` fields for the client (e.g. `tiers_tried` of a
-    /// snapshot whose every capture tier failed).
-    DependencyWithData {
-        dependency: &'static str,
+    /// Every capture tier of a snapshot failed; `tiers_tried` says why, tier by tier.
+    CaptureFailed {
         details: String,
-        data: serde_json::Map<String, serde_json::Value>,
+        tiers_tried: Vec<crate::media::snapshot::Attempt>,
     },
     InsufficientStorage {
         available_bytes: u64,
@@ -54,9 +52,7 @@ impl fmt::Display for ServiceError {
                 write!(f, "unsupported {feature}: {details}")
             }
             ServiceError::Dependency { dependency, details } => write!(f, "{dependency} failed: {details}"),
-            ServiceError::DependencyWithData {
-                dependency, details, ..
-            } => write!(f, "{dependency} failed: {details}"),
+            ServiceError::CaptureFailed { details, .. } => write!(f, "capture failed: {details}"),
             ServiceError::InsufficientStorage {
                 available_bytes,
                 required_bytes,

@@ -1,12 +1,14 @@
 //! Component health: each component reports its level and a message; readiness and the
 //! overall status are derived from them (api.md §8, §10).
 
-use serde_json::{json, Map, Value};
+use crate::shutdown::Shutdown;
 use std::collections::BTreeMap;
 use std::sync::RwLock;
+use std::time::Duration;
 use std::time::Instant;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "lowercase")]
 pub enum Level {
     Healthy,
     Degraded,
@@ -31,7 +33,7 @@ impl Level {
     }
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Component {
     pub level: Level,
     pub message: String,
@@ -115,16 +117,49 @@ impl Health {
         }
     }
 
-    pub fn components_json(&self) -> Value {
+    /// Every component, by name.
+    pub fn components(&self) -> Vec<(&'static str, Component)> {
         let comps = self.components.read().unwrap();
-        let mut out = Map::new();
-        for (name, c) in comps.iter() {
-            out.insert(
-                name.to_string(),
-                json!({"status": c.level.as_str(), "message": c.message}),
-            );
+        comps.iter().map(|(n, c)| (*n, c.clone())).collect()
+    }
+}
+
+/// The health monitor of one component: probes it every `every` and reports the outcome,
+/// until shutdown. Owns its loop; what to probe and where to report are given.
+pub struct Monitor {
+    name: &'static str,
+    every: Duration,
+}
+
+impl Monitor {
+    pub fn new(name: &'static str, every: Duration) -> Monitor {
+        Monitor { name, every }
+    }
+
+    pub async fn run<P, F>(self, shutdown: Shutdown, probe: P, report: impl Fn(Level, &str))
+    where
+        P: Fn() -> F,
+        F: std::future::Future<Output = (Level, String)>,
+    {
+        log::debug!("health monitor {} every {:?}", self.name, self.every);
+        loop {
+            let (level, message) = probe().await;
+            report(level, &message);
+            let stop = futures_lite::future::or(
+                async {
+                    shutdown.wait().await;
+                    true
+                },
+                async {
+                    smol::Timer::after(self.every).await;
+                    false
+                },
+            )
+            .await;
+            if stop {
+                return;
+            }
         }
-        Value::Object(out)
     }
 }
 

@@ -1,24 +1,25 @@
 //! camera-service: a camera control plane for MediaMTX on ARM edge boards.
 //! `docs/design.md` explains the shape; `docs/api.md` and `docs/config.md` are the references.
+//!
+//! Public modules are the ones the black-box tests and benchmarks reach (starting the
+//! service, minting credentials, config, clock); the rest is crate-private so the compiler
+//! finds dead code.
 
 pub mod api;
-pub mod camera;
+pub(crate) mod camera;
 pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod controller;
-mod controller_external;
-mod controller_media;
-mod controller_snapshot;
-mod controller_status;
-pub mod discovery;
 pub mod error;
-pub mod external;
-pub mod health;
-pub mod ids;
+pub mod events;
+pub(crate) mod external;
+pub(crate) mod health;
+pub(crate) mod ids;
 pub mod media;
-pub mod mediamtx;
-pub mod metrics;
+pub(crate) mod mediamtx;
+pub(crate) mod metrics;
 pub mod service;
-pub mod shutdown;
-pub mod storage;
+pub(crate) mod shutdown;
+pub(crate) mod storage;
+pub(crate) mod tasks;

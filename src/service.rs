@@ -2,10 +2,11 @@
 //! signals, and a bounded graceful shutdown.
 
 use crate::api::auth::{ApiKeyStore, AuthFailureLimiter, JwtKey};
-use crate::api::events::Topic;
+use crate::api::events::EventBus;
 use crate::api::{server, AppState};
 use crate::config::{Config, Secret};
 use crate::controller::Controller;
+use crate::events::Lifecycle;
 use crate::health::Level;
 use crate::shutdown::Shutdown;
 use std::os::unix::fs::PermissionsExt;
@@ -92,14 +93,16 @@ impl Running {
         let state = self.state;
         state
             .controller
-            .publish_system(Topic::SystemShutdown, "service stopping");
+            .publish_lifecycle(Lifecycle::Shutdown, "service stopping");
         // Let writers flush the shutdown event before the close frames.
         smol::Timer::after(Duration::from_millis(50)).await;
+        let limit = state.config.server.shutdown_timeout.get();
+        // Clients first (the server stops accepting and closes them with 1001), then the
+        // core's components in reverse start order.
         state.shutdown.trigger();
-        state.controller.cameras().shutdown().await;
-        state.controller.media.recordings().shutdown().await;
         self.serve_task.await;
-        let deadline = Instant::now() + state.config.server.shutdown_timeout.get();
+        state.controller.shutdown(limit).await;
+        let deadline = Instant::now() + limit;
         while state.connected_clients() > 0 && Instant::now() < deadline {
             smol::Timer::after(Duration::from_millis(20)).await;
         }
@@ -115,15 +118,24 @@ impl Running {
 /// Binds the port and starts serving; returns once clients can connect and the first camera
 /// discovery pass is done.
 pub async fn start(config: Arc<Config>, secret: Secret) -> Result<Running, String> {
-    let controller = Controller::new(config.clone());
+    let shutdown = Shutdown::new();
+    let controller = Controller::new(config.clone(), shutdown.clone());
+    let bus = Arc::new(EventBus::new(config.server.event_queue_size));
+    crate::api::event_wire::attach(
+        controller.events(),
+        bus.clone(),
+        config.mediamtx.clone(),
+        controller.hosts().clone(),
+    );
     let state = Arc::new(AppState {
         config: config.clone(),
         jwt: JwtKey::new(secret.expose().as_bytes()),
         keys: ApiKeyStore::new(&config.security.api_keys_file),
         auth_failures: AuthFailureLimiter::new(config.security.auth_failures_per_minute),
         controller: controller.clone(),
+        bus,
         connections: AtomicUsize::new(0),
-        shutdown: Shutdown::new(),
+        shutdown,
     });
     let listener = server::bind(&state)
         .await
@@ -137,15 +149,8 @@ pub async fn start(config: Arc<Config>, secret: Secret) -> Result<Running, Strin
         true,
     );
     let serve_task = smol::spawn(server::serve(state.clone(), listener));
-    // Free-space checks and retention; ends on shutdown.
-    controller.start_storage(state.shutdown.clone()).detach();
     // Health answers meanwhile; readiness (and sd_notify READY in `run`) waits for this.
-    controller.start_cameras().await;
-    // External streams are cameras too: listed before recordings are read back.
-    controller.start_external(state.shutdown.clone());
-    controller.start_media(state.shutdown.clone()).await;
-    controller.start_status(state.shutdown.clone()).await;
-    controller.publish_system(Topic::SystemStartup, "service started");
+    controller.start().await;
     Ok(Running {
         addr,
         state,

@@ -167,3 +167,10 @@ fn public_host_ports_and_discovery_off() {
         );
     });
 }
+
+/// The result check of `tests/common` can fail: a result off its schema is caught.
+#[test]
+#[should_panic(expected = "does not match docs/openrpc.json")]
+fn a_result_off_its_schema_is_caught() {
+    common::check_result_schema("get_camera_list", &serde_json::json!({"cameras": 1, "total": 0}));
+}

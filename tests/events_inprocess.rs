@@ -36,7 +36,7 @@ fn slow_client_neither_delays_others_nor_grows_without_bound() {
             .await;
         // `slow` never reads again. Publish 3000 events of ~8 KiB (24 MB in all, well beyond
         // what loopback socket buffers hold) and check `fast` gets each within a bounded time.
-        let bus = svc.controller().bus().clone();
+        let bus = svc.state.bus.clone();
         let pad = "x".repeat(8000);
         let total = 3000u64;
         let reader = smol::spawn(async move {
@@ -129,7 +129,7 @@ fn device_filter_and_notification_shape() {
             )
             .await;
         assert_eq!(bad["error"]["code"], -32602);
-        let bus = svc.controller().bus().clone();
+        let bus = svc.state.bus.clone();
         let t0 = Instant::now();
         bus.publish(Topic::CameraConnected, Some("camera1"), Map::new());
         let mut p = Map::new();

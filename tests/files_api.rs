@@ -614,7 +614,7 @@ fn retention_by_age_and_size_with_a_manual_clock_and_active_segments() {
         let d1 = file_aged(&rec, "camera1_d1.ts", 1000, now, 1);
         let s8 = file_aged(&snap, "camera0_s8.jpg", 500, now, 8);
         let active = file_aged(&rec, "camera2_active.mp4", 1000, now, 30);
-        svc.controller().active_segments().insert(active.clone());
+        svc.controller().pin_being_written(active.clone(), true);
 
         let mut c = Client::connect(&format!("ws://{}/ws", svc.addr)).await;
         c.auth_as(Role::Admin).await;
@@ -694,7 +694,7 @@ fn retention_by_age_and_size_with_a_manual_clock_and_active_segments() {
         assert!(!d1.exists() && e.exists() && active.exists());
 
         // background enforcement only when enabled; the segment stays protected
-        svc.controller().active_segments().remove(&active);
+        svc.controller().pin_being_written(active.clone(), false);
         svc.shutdown().await;
     });
 }

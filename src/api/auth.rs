@@ -15,7 +15,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime};
 use subtle::ConstantTimeEq;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     Viewer,

@@ -164,17 +164,10 @@ impl From<ServiceError> for RpcError {
             ServiceError::Dependency { dependency, details } => {
                 RpcError::new(DEPENDENCY_FAILED, "dependency_failed", details).with("dependency", dependency)
             }
-            ServiceError::DependencyWithData {
-                dependency,
-                details,
-                data,
-            } => {
-                let mut e =
-                    RpcError::new(DEPENDENCY_FAILED, "dependency_failed", details).with("dependency", dependency);
-                for (k, v) in data {
-                    e = e.with(&k, v);
-                }
-                e
+            ServiceError::CaptureFailed { details, tiers_tried } => {
+                RpcError::new(DEPENDENCY_FAILED, "dependency_failed", details)
+                    .with("dependency", "capture")
+                    .with("tiers_tried", serde_json::to_value(tiers_tried).unwrap_or_default())
             }
             ServiceError::InsufficientStorage {
                 available_bytes,

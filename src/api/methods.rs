@@ -1,5 +1,10 @@
-//! The method table: one entry per JSON-RPC method (name, minimum role, handler). The role
-//! checks, the role-matrix tests and docs/api.md's method list all come from this table.
+//! The method table: one entry per JSON-RPC method — name, minimum role, params type, result
+//! type, operation. The role checks, the role-matrix tests and the OpenRPC document
+//! (`docs/openrpc.json`, `openrpc.rs`) all come from this table, so they cannot drift.
+//!
+//! A params type parses itself from the request (`FromParams`, keeping each -32602 message
+//! and `data.param`) and describes itself (`JsonSchema`); the operation calls the typed core
+//! and returns a typed result (`Serialize + JsonSchema`), serialised here once.
 
 use super::auth::{verify_credential, CredentialError, Role};
 use super::error::RpcError;
@@ -9,8 +14,18 @@ use super::files_rpc;
 use super::jsonrpc::Params;
 use super::{AppState, AuthMethod, Session};
 use crate::clock;
+use crate::config::RecordFormat;
+use crate::controller::cameras::{CameraList, CameraStatusView, Capabilities, ServerInfo, SystemStatus};
+use crate::controller::media::{
+    RecordingStarted, RecordingStopped, StreamEntry, StreamStarted, StreamStatusInfo, StreamStopped, StreamUrlInfo,
+};
+use crate::controller::snapshots::SnapshotResult;
+use crate::controller::status::{Metrics, StatusReport};
+use crate::media::image::ImageFormat;
 use futures_util::future::BoxFuture;
-use serde_json::{json, Value};
+use schemars::{JsonSchema, Schema, SchemaGenerator};
+use serde::Serialize;
+use serde_json::{Map, Value};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -22,379 +37,522 @@ pub struct Call {
 }
 
 pub type Handler = fn(Call) -> BoxFuture<'static, Result<Value, RpcError>>;
+/// An operation of the table: typed params in, typed result out.
+pub type Op<P, R> = fn(Arc<AppState>, Arc<Session>, P) -> BoxFuture<'static, Result<R, RpcError>>;
+
+/// A params type reads itself from the request object. It calls `Params::finish` itself, at
+/// the point the contract fixes (unknown members are reported before value checks that come
+/// after them), so every -32602 keeps its message and `data.param`.
+pub trait FromParams: Sized {
+    fn from_params(p: Params) -> Result<Self, RpcError>;
+}
 
 pub struct MethodSpec {
     pub name: &'static str,
     /// `None` = callable without authentication.
     pub min_role: Option<Role>,
+    pub summary: &'static str,
+    pub params_schema: fn(&mut SchemaGenerator) -> Schema,
+    pub result_schema: fn(&mut SchemaGenerator) -> Schema,
     pub handler: Handler,
 }
 
-const fn m(name: &'static str, min_role: Option<Role>, handler: Handler) -> MethodSpec {
-    MethodSpec {
-        name,
-        min_role,
-        handler,
+/// Runs a typed operation on a request: params → op → one serialisation of the result.
+pub async fn run<P: FromParams, R: Serialize>(call: Call, op: Op<P, R>) -> Result<Value, RpcError> {
+    let Call { state, session, params } = call;
+    let p = P::from_params(params)?;
+    let r = op(state, session, p).await?;
+    serde_json::to_value(r).map_err(|e| crate::error::ServiceError::Internal(format!("result encoding: {e}")).into())
+}
+
+/// One table entry. `$op` is a non-capturing closure `|state, session, params| future`.
+macro_rules! method {
+    ($name:literal, $role:expr, $summary:literal, $p:ty => $r:ty, $op:expr) => {
+        MethodSpec {
+            name: $name,
+            min_role: $role,
+            summary: $summary,
+            params_schema: |g| g.subschema_for::<$p>(),
+            result_schema: |g| g.subschema_for::<$r>(),
+            handler: |call| {
+                let op: Op<$p, $r> = $op;
+                Box::pin(run(call, op))
+            },
+        }
+    };
+}
+
+const V: Option<Role> = Some(Role::Viewer);
+const O: Option<Role> = Some(Role::Operator);
+const A: Option<Role> = Some(Role::Admin);
+
+// ---- params ----
+
+/// No params (an empty object, or none).
+#[derive(Debug, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct NoParams {}
+
+impl FromParams for NoParams {
+    fn from_params(p: Params) -> Result<Self, RpcError> {
+        p.finish()?;
+        Ok(NoParams {})
     }
 }
 
-const V: Role = Role::Viewer;
-const O: Role = Role::Operator;
-const A: Role = Role::Admin;
+#[derive(Debug, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct DeviceParams {
+    /// Camera id, `cameraN`.
+    #[schemars(regex(pattern = r"^camera[0-9]+$"))]
+    pub device: String,
+}
+
+impl FromParams for DeviceParams {
+    fn from_params(mut p: Params) -> Result<Self, RpcError> {
+        let device = p.device()?;
+        p.finish()?;
+        Ok(DeviceParams { device })
+    }
+}
+
+#[derive(Debug, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct AuthenticateParams {
+    /// A JWT (HS256) or an API key.
+    pub auth_token: String,
+}
+
+impl FromParams for AuthenticateParams {
+    fn from_params(mut p: Params) -> Result<Self, RpcError> {
+        let auth_token = p.str("auth_token")?;
+        p.finish()?;
+        Ok(AuthenticateParams { auth_token })
+    }
+}
+
+#[derive(Debug, Default, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct EventFilters {
+    /// Only events of this camera.
+    #[schemars(regex(pattern = r"^camera[0-9]+$"))]
+    pub device: Option<String>,
+}
+
+#[derive(Debug, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct SubscribeParams {
+    /// Topic names (`camera.connected`, ...) or aliases (`camera_status_update`, ...).
+    #[schemars(length(min = 1))]
+    pub topics: Vec<String>,
+    pub filters: Option<EventFilters>,
+}
+
+impl FromParams for SubscribeParams {
+    fn from_params(mut p: Params) -> Result<Self, RpcError> {
+        let topics = p.opt_str_list("topics")?.ok_or_else(|| {
+            RpcError::invalid_params("topics", "topics is required (a non-empty array of topic names)")
+        })?;
+        let filters = p.opt_object("filters")?;
+        p.finish()?;
+        if topics.is_empty() {
+            return Err(RpcError::invalid_params("topics", "topics must not be empty"));
+        }
+        let filters = filters.map(parse_filters).transpose()?;
+        Ok(SubscribeParams { topics, filters })
+    }
+}
+
+fn parse_filters(f: Map<String, Value>) -> Result<EventFilters, RpcError> {
+    let mut out = EventFilters::default();
+    for (k, v) in f {
+        match (k.as_str(), v) {
+            ("device", Value::String(d)) if crate::ids::parse_camera_id(&d).is_some() => out.device = Some(d),
+            ("device", Value::Null) => {}
+            ("device", _) => {
+                return Err(RpcError::invalid_params(
+                    "filters",
+                    "filters.device must look like cameraN",
+                ))
+            }
+            (other, _) => {
+                return Err(RpcError::invalid_params(
+                    "filters",
+                    format!("unknown filter {other:?} (supported: device)"),
+                ))
+            }
+        }
+    }
+    Ok(out)
+}
+
+#[derive(Debug, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct UnsubscribeParams {
+    /// Topics or aliases to drop; absent = every topic.
+    pub topics: Option<Vec<String>>,
+}
+
+impl FromParams for UnsubscribeParams {
+    fn from_params(mut p: Params) -> Result<Self, RpcError> {
+        let topics = p.opt_str_list("topics")?;
+        p.finish()?;
+        Ok(UnsubscribeParams { topics })
+    }
+}
+
+/// `take_snapshot {device, format?, quality?, filename?, max_width?, max_height?}` (api.md §6;
+/// `max_width`/`max_height` are this service's extension).
+#[derive(Debug, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct TakeSnapshotParams {
+    #[schemars(regex(pattern = r"^camera[0-9]+$"))]
+    pub device: String,
+    /// Default: from the file name's extension, else `jpg`.
+    pub format: Option<ImageFormat>,
+    #[schemars(range(min = 1, max = 100))]
+    pub quality: Option<u8>,
+    /// A bare file name (no directories).
+    pub filename: Option<String>,
+    #[schemars(range(min = 1, max = 16384))]
+    pub max_width: Option<u32>,
+    #[schemars(range(min = 1, max = 16384))]
+    pub max_height: Option<u32>,
+}
+
+impl FromParams for TakeSnapshotParams {
+    fn from_params(mut p: Params) -> Result<Self, RpcError> {
+        let device = p.device()?;
+        let format = p.opt_str("format")?;
+        let quality = p.opt_int("quality", 1, 100)?.map(|q| q as u8);
+        let filename = p.opt_str("filename")?;
+        let max_width = p.opt_int("max_width", 1, 16384)?.map(|v| v as u32);
+        let max_height = p.opt_int("max_height", 1, 16384)?.map(|v| v as u32);
+        p.finish()?;
+        let format = match format.as_deref() {
+            Some(f) => Some(
+                ImageFormat::parse(f).ok_or_else(|| RpcError::invalid_params("format", "format must be jpg or png"))?,
+            ),
+            None => None,
+        };
+        Ok(TakeSnapshotParams {
+            device,
+            format,
+            quality,
+            filename,
+            max_width,
+            max_height,
+        })
+    }
+}
+
+#[derive(Debug, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct StartRecordingParams {
+    #[schemars(regex(pattern = r"^camera[0-9]+$"))]
+    pub device: String,
+    /// Seconds of media, then the recording stops by itself.
+    #[schemars(range(min = 1, max = 86400))]
+    pub duration: Option<u64>,
+    /// Default: `recording.default_format`.
+    pub format: Option<RecordFormat>,
+}
+
+impl FromParams for StartRecordingParams {
+    fn from_params(mut p: Params) -> Result<Self, RpcError> {
+        let device = p.device()?;
+        let duration = p.opt_int("duration", 1, 86400)?.map(|d| d as u64);
+        let format = match p.opt_str("format")? {
+            None => None,
+            Some(f) => Some(
+                RecordFormat::parse(&f)
+                    .ok_or_else(|| RpcError::invalid_params("format", "format must be fmp4 or mpegts"))?,
+            ),
+        };
+        p.finish()?;
+        Ok(StartRecordingParams {
+            device,
+            duration,
+            format,
+        })
+    }
+}
+
+// ---- results of the API's own methods ----
+
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthMethodName {
+    Jwt,
+    ApiKey,
+}
+
+/// `authenticate`.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct AuthResult {
+    pub authenticated: bool,
+    pub role: Role,
+    pub permissions: Vec<&'static str>,
+    /// RFC 3339 UTC; `null` = the credential does not expire.
+    pub expires_at: Option<String>,
+    pub session_id: String,
+    pub auth_method: AuthMethodName,
+    pub user_id: String,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct DeviceFilter {
+    pub device: Option<String>,
+}
+
+/// `subscribe_events`.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct Subscribed {
+    pub subscribed: bool,
+    /// The topics now added (aliases expanded).
+    pub topics: Vec<&'static str>,
+    pub filters: DeviceFilter,
+}
+
+/// `unsubscribe_events`.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct Unsubscribed {
+    pub unsubscribed: bool,
+    /// The topics removed by this call.
+    pub topics: Vec<&'static str>,
+    pub remaining_topics: Vec<&'static str>,
+}
+
+/// `ping`: the string `"pong"`.
+#[derive(Debug, Serialize, JsonSchema)]
+pub enum Pong {
+    #[serde(rename = "pong")]
+    Pong,
+}
 
 pub static METHODS: &[MethodSpec] = &[
-    m("ping", None, ping),
-    m("authenticate", None, authenticate),
+    method!("ping", None, "Liveness check; answers \"pong\".", NoParams => Pong, |_, _, _| Box::pin(async {
+        Ok(Pong::Pong)
+    })),
+    method!("authenticate", None, "Authenticates this connection with a JWT or an API key.",
+        AuthenticateParams => AuthResult, |s, sess, p| Box::pin(authenticate(s, sess, p))),
     // viewer
-    m("get_camera_list", Some(V), get_camera_list),
-    m("get_camera_status", Some(V), get_camera_status),
-    m("get_camera_capabilities", Some(V), get_camera_capabilities),
-    m("get_stream_url", Some(V), get_stream_url),
-    m("get_stream_status", Some(V), get_stream_status),
-    m("get_streams", Some(V), get_streams),
-    m("list_recordings", Some(V), files_rpc::list_recordings),
-    m("list_snapshots", Some(V), files_rpc::list_snapshots),
-    m("get_recording_info", Some(V), files_rpc::get_recording_info),
-    m("get_snapshot_info", Some(V), files_rpc::get_snapshot_info),
-    m("get_server_info", Some(V), get_server_info),
-    m("get_system_status", Some(V), get_system_status),
-    m("subscribe_events", Some(V), subscribe_events),
-    m("unsubscribe_events", Some(V), unsubscribe_events),
-    m("get_subscription_stats", Some(V), get_subscription_stats),
-    m("get_external_streams", Some(V), external_rpc::get_external_streams),
+    method!("get_camera_list", V, "Every known camera.", NoParams => CameraList, |s, sess, _| Box::pin(async move {
+        Ok(s.controller.camera_list(&sess.host))
+    })),
+    method!("get_camera_status", V, "One camera with its device capabilities and activity.",
+    DeviceParams => CameraStatusView, |s, sess, p| Box::pin(async move {
+        Ok(s.controller.camera_status(&p.device, &sess.host)?)
+    })),
+    method!("get_camera_capabilities", V, "Formats, sizes and frame rates a camera offers.",
+    DeviceParams => Capabilities, |s, _, p| Box::pin(async move {
+        Ok(s.controller.camera_capabilities(&p.device)?)
+    })),
+    method!("get_stream_url", V, "A camera's stream URLs and whether the stream is up.",
+    DeviceParams => StreamUrlInfo, |s, sess, p| Box::pin(async move {
+        Ok(s.controller.stream_url(&p.device, &sess.host).await?)
+    })),
+    method!("get_stream_status", V, "MediaMTX's runtime view of a camera's stream.",
+    DeviceParams => StreamStatusInfo, |s, _, p| Box::pin(async move {
+        Ok(s.controller.stream_status(&p.device).await?)
+    })),
+    method!("get_streams", V, "Every camera path MediaMTX has.", NoParams => Vec<StreamEntry>, |s, _, _| Box::pin(async move {
+        Ok(s.controller.streams().await?)
+    })),
+    method!("list_recordings", V, "Recording segments, newest first, paged.",
+        files_rpc::ListParams => crate::controller::files::FileList, files_rpc::list_recordings),
+    method!("list_snapshots", V, "Snapshots, newest first, paged.",
+        files_rpc::ListParams => crate::controller::files::FileList, files_rpc::list_snapshots),
+    method!("get_recording_info", V, "One recording segment with its media info.",
+        files_rpc::FileParams => crate::controller::files::FileInfo, files_rpc::get_recording_info),
+    method!("get_snapshot_info", V, "One snapshot with its image size.",
+        files_rpc::FileParams => crate::controller::files::FileInfo, files_rpc::get_snapshot_info),
+    method!("get_server_info", V, "Version, build and capabilities of this service.",
+        NoParams => ServerInfo, |s, _, _| Box::pin(async move { Ok(s.controller.server_info()) })),
+    method!("get_system_status", V, "Camera discovery status.", NoParams => SystemStatus, |s, _, _| Box::pin(async move {
+        Ok(s.controller.system_status())
+    })),
+    method!("subscribe_events", V, "Adds event topics (and a device filter) to this connection.",
+        SubscribeParams => Subscribed, |_, sess, p| Box::pin(async move { subscribe(&sess, p) })),
+    method!("unsubscribe_events", V, "Removes event topics (all when none are named).",
+        UnsubscribeParams => Unsubscribed, |_, sess, p| Box::pin(async move { unsubscribe(&sess, p) })),
+    method!("get_subscription_stats", V, "Event delivery figures of the service and this connection.",
+        NoParams => Value, |s, sess, _| Box::pin(async move { Ok(s.bus.stats(&sess.subscriber)) })),
+    method!("get_external_streams", V, "External RTSP streams added as cameras.",
+        NoParams => crate::external::manager::ExternalStreams, external_rpc::get_external_streams),
     // operator
-    m("take_snapshot", Some(O), take_snapshot),
-    m("start_recording", Some(O), start_recording),
-    m("stop_recording", Some(O), stop_recording),
-    m("start_streaming", Some(O), start_streaming),
-    m("stop_streaming", Some(O), stop_streaming),
-    m(
-        "discover_external_streams",
-        Some(O),
-        external_rpc::discover_external_streams,
-    ),
-    m("add_external_stream", Some(O), external_rpc::add_external_stream),
-    m("remove_external_stream", Some(O), external_rpc::remove_external_stream),
+    method!("take_snapshot", O, "Captures a still image through the snapshot tiers.",
+        TakeSnapshotParams => SnapshotResult, |s, _, p| Box::pin(take_snapshot(s, p))),
+    method!("start_recording", O, "Starts recording a camera through MediaMTX.",
+    StartRecordingParams => RecordingStarted, |s, _, p| Box::pin(async move {
+        Ok(s.controller.start_recording(&p.device, p.duration, p.format).await?)
+    })),
+    method!("stop_recording", O, "Stops a camera's recording.", DeviceParams => RecordingStopped, |s, _, p| Box::pin(async move {
+        Ok(s.controller.stop_recording(&p.device).await?)
+    })),
+    method!("start_streaming", O, "Makes sure a camera's stream is published.",
+    DeviceParams => StreamStarted, |s, sess, p| Box::pin(async move {
+        Ok(s.controller.start_streaming(&p.device, &sess.host).await?)
+    })),
+    method!("stop_streaming", O, "Releases this client's interest in a camera's stream.",
+    DeviceParams => StreamStopped, |s, _, p| Box::pin(async move {
+        Ok(s.controller.stop_streaming(&p.device).await?)
+    })),
+    method!("discover_external_streams", O, "Scans the configured hosts for RTSP streams.",
+        external_rpc::DiscoverParams => crate::external::manager::DiscoveryResult, external_rpc::discover_external_streams),
+    method!("add_external_stream", O, "Adds an external RTSP stream as a camera.",
+        external_rpc::AddParams => crate::external::manager::ExternalAdded, external_rpc::add_external_stream),
+    method!("remove_external_stream", O, "Removes an external stream added through the API.",
+        external_rpc::UrlParams => crate::external::manager::ExternalRemoved, external_rpc::remove_external_stream),
     // admin
-    m("delete_recording", Some(A), files_rpc::delete_recording),
-    m("delete_snapshot", Some(A), files_rpc::delete_snapshot),
-    m("get_metrics", Some(A), get_metrics),
-    m("get_status", Some(A), get_status),
-    m("get_storage_info", Some(A), files_rpc::get_storage_info),
-    m("set_retention_policy", Some(A), files_rpc::set_retention_policy),
-    m("cleanup_old_files", Some(A), files_rpc::cleanup_old_files),
-    m("set_discovery_interval", Some(A), external_rpc::set_discovery_interval),
+    method!("delete_recording", A, "Deletes a recording segment (not one being written).",
+        files_rpc::FileParams => crate::controller::files::Deleted, files_rpc::delete_recording),
+    method!("delete_snapshot", A, "Deletes a snapshot.",
+        files_rpc::FileParams => crate::controller::files::Deleted, files_rpc::delete_snapshot),
+    method!("get_metrics", A, "Service metrics, answered from memory.", NoParams => Metrics, |s, _, _| Box::pin(async move {
+        Ok(s.controller.metrics(s.connected_clients()).await)
+    })),
+    method!("get_status", A, "Health of every component.", NoParams => StatusReport, |s, _, _| Box::pin(async move {
+        Ok(s.controller.status())
+    })),
+    method!("get_storage_info", A, "Space on the recordings file system and in our files.",
+        NoParams => crate::controller::files::StorageInfo, files_rpc::get_storage_info),
+    method!("set_retention_policy", A, "Sets (and persists) the retention policy.",
+        files_rpc::RetentionParams => crate::controller::files::RetentionPolicySet, files_rpc::set_retention_policy),
+    method!("cleanup_old_files", A, "Runs the retention policy now.",
+        NoParams => crate::controller::files::Cleanup, files_rpc::cleanup_old_files),
+    method!("set_discovery_interval", A, "Sets the period of background discovery scans (0 = off).",
+        external_rpc::IntervalParams => crate::external::manager::DiscoveryInterval, external_rpc::set_discovery_interval),
 ];
 
 pub fn lookup(name: &str) -> Option<&'static MethodSpec> {
     METHODS.iter().find(|m| m.name == name)
 }
 
-fn ping(call: Call) -> BoxFuture<'static, Result<Value, RpcError>> {
-    Box::pin(async move {
-        call.params.finish()?;
-        Ok(Value::from("pong"))
-    })
-}
-
-fn authenticate(call: Call) -> BoxFuture<'static, Result<Value, RpcError>> {
-    Box::pin(async move {
-        let Call {
-            state,
-            session,
-            mut params,
-        } = call;
-        let ip = session.peer.ip();
-        if let Err(wait) = state.auth_failures.check(ip, Instant::now()) {
-            log::warn!("authentication from {ip} refused: too many failed attempts in the last minute");
-            return Err(RpcError::auth_rate_limited(wait.as_millis() as u64));
+async fn authenticate(
+    state: Arc<AppState>,
+    session: Arc<Session>,
+    p: AuthenticateParams,
+) -> Result<AuthResult, RpcError> {
+    let ip = session.peer.ip();
+    if let Err(wait) = state.auth_failures.check(ip, Instant::now()) {
+        log::warn!("authentication from {ip} refused: too many failed attempts in the last minute");
+        return Err(RpcError::auth_rate_limited(wait.as_millis() as u64));
+    }
+    let token = p.auth_token;
+    let now = clock::unix_now();
+    let st = state.clone();
+    let verified = match blocking::unblock(move || verify_credential(&st.jwt, &st.keys, &token, now)).await {
+        Ok(identity) => Ok(identity),
+        Err(CredentialError::Rejected(why) | CredentialError::Forbidden(why)) => Err(why),
+        // A broken key store is a server fault, not the client's: -32603, logged.
+        Err(CredentialError::Store(e)) => {
+            return Err(crate::error::ServiceError::Internal(format!("API key store: {e}")).into())
         }
-        let token = params.str("auth_token")?;
-        params.finish()?;
-        let now = clock::unix_now();
-        let st = state.clone();
-        let verified = match blocking::unblock(move || verify_credential(&st.jwt, &st.keys, &token, now)).await {
-            Ok(identity) => Ok(identity),
-            Err(CredentialError::Rejected(why) | CredentialError::Forbidden(why)) => Err(why),
-            // A broken key store is a server fault, not the client's: -32603, logged.
-            Err(CredentialError::Store(e)) => {
-                return Err(crate::error::ServiceError::Internal(format!("API key store: {e}")).into())
-            }
-        };
-        let identity = match verified {
-            Ok(i) => i,
-            Err(why) => {
-                state.auth_failures.record_failure(ip, Instant::now());
-                log::info!("authentication failed from {ip}: {why}");
-                return Err(RpcError::auth_failed(why));
-            }
-        };
-        session
-            .subscriber
-            .set_authorized_until(identity.expires_at.unwrap_or(i64::MAX));
-        let result = json!({
-            "authenticated": true,
-            "role": identity.role.as_str(),
-            "permissions": identity.role.permissions(),
-            "expires_at": identity.expires_at.and_then(|e| time::OffsetDateTime::from_unix_timestamp(e).ok()).map(clock::rfc3339),
-            "session_id": identity.session_id,
-            "auth_method": match identity.method { AuthMethod::Jwt => "jwt", AuthMethod::ApiKey { .. } => "api_key" },
-            "user_id": identity.user_id,
-        });
-        log::info!(
-            "{ip} authenticated as {} ({})",
-            identity.user_id,
-            identity.role.as_str()
-        );
-        *session.identity.lock().unwrap() = Some(identity);
-        Ok(result)
-    })
-}
-
-fn get_server_info(call: Call) -> BoxFuture<'static, Result<Value, RpcError>> {
-    Box::pin(async move {
-        call.params.finish()?;
-        Ok(call.state.controller.server_info())
-    })
-}
-
-fn get_camera_list(call: Call) -> BoxFuture<'static, Result<Value, RpcError>> {
-    Box::pin(async move {
-        call.params.finish()?;
-        Ok(call.state.controller.camera_list(&call.session.host))
-    })
-}
-
-fn get_camera_status(call: Call) -> BoxFuture<'static, Result<Value, RpcError>> {
-    Box::pin(async move {
-        let Call {
-            state,
-            session,
-            mut params,
-        } = call;
-        let device = params.device()?;
-        params.finish()?;
-        Ok(state.controller.camera_status(&device, &session.host)?)
-    })
-}
-
-fn get_camera_capabilities(call: Call) -> BoxFuture<'static, Result<Value, RpcError>> {
-    Box::pin(async move {
-        let Call { state, mut params, .. } = call;
-        let device = params.device()?;
-        params.finish()?;
-        Ok(state.controller.camera_capabilities(&device)?)
-    })
-}
-
-fn get_system_status(call: Call) -> BoxFuture<'static, Result<Value, RpcError>> {
-    Box::pin(async move {
-        call.params.finish()?;
-        Ok(call.state.controller.system_status())
-    })
-}
-
-fn subscribe_events(call: Call) -> BoxFuture<'static, Result<Value, RpcError>> {
-    Box::pin(async move {
-        let Call {
-            session, mut params, ..
-        } = call;
-        let names = params.opt_str_list("topics")?.ok_or_else(|| {
-            RpcError::invalid_params("topics", "topics is required (a non-empty array of topic names)")
-        })?;
-        let filters = params.opt_object("filters")?;
-        params.finish()?;
-        if names.is_empty() {
-            return Err(RpcError::invalid_params("topics", "topics must not be empty"));
+    };
+    let identity = match verified {
+        Ok(i) => i,
+        Err(why) => {
+            state.auth_failures.record_failure(ip, Instant::now());
+            log::info!("authentication failed from {ip}: {why}");
+            return Err(RpcError::auth_failed(why));
         }
-        let mut topics: Vec<Topic> = Vec::new();
-        for n in &names {
-            let resolved =
-                Topic::resolve(n).ok_or_else(|| RpcError::invalid_params("topics", format!("unknown topic {n:?}")))?;
-            for t in resolved {
-                if !topics.contains(&t) {
-                    topics.push(t);
-                }
+    };
+    session
+        .subscriber
+        .set_authorized_until(identity.expires_at.unwrap_or(i64::MAX));
+    let result = AuthResult {
+        authenticated: true,
+        role: identity.role,
+        permissions: identity.role.permissions().to_vec(),
+        expires_at: identity
+            .expires_at
+            .and_then(|e| time::OffsetDateTime::from_unix_timestamp(e).ok())
+            .map(clock::rfc3339),
+        session_id: identity.session_id.clone(),
+        auth_method: match identity.method {
+            AuthMethod::Jwt => AuthMethodName::Jwt,
+            AuthMethod::ApiKey { .. } => AuthMethodName::ApiKey,
+        },
+        user_id: identity.user_id.clone(),
+    };
+    log::info!(
+        "{ip} authenticated as {} ({})",
+        identity.user_id,
+        identity.role.as_str()
+    );
+    *session.identity.lock().unwrap() = Some(identity);
+    Ok(result)
+}
+
+fn resolve_topics(names: &[String]) -> Result<Vec<Topic>, RpcError> {
+    let mut topics: Vec<Topic> = Vec::new();
+    for n in names {
+        let resolved =
+            Topic::resolve(n).ok_or_else(|| RpcError::invalid_params("topics", format!("unknown topic {n:?}")))?;
+        for t in resolved {
+            if !topics.contains(&t) {
+                topics.push(t);
             }
         }
-        let mut device = None;
-        if let Some(f) = filters {
-            for (k, v) in f {
-                match (k.as_str(), v) {
-                    ("device", Value::String(d)) if crate::ids::parse_camera_id(&d).is_some() => device = Some(d),
-                    ("device", Value::Null) => {}
-                    ("device", _) => {
-                        return Err(RpcError::invalid_params(
-                            "filters",
-                            "filters.device must look like cameraN",
-                        ))
-                    }
-                    (other, _) => {
-                        return Err(RpcError::invalid_params(
-                            "filters",
-                            format!("unknown filter {other:?} (supported: device)"),
-                        ))
-                    }
-                }
-            }
-        }
-        session.subscriber.subscribe(&topics, device.clone());
-        Ok(json!({
-            "subscribed": true,
-            "topics": topics.iter().map(|t| t.as_str()).collect::<Vec<_>>(),
-            "filters": {"device": session.subscriber.device_filter()},
-        }))
+    }
+    Ok(topics)
+}
+
+fn subscribe(session: &Session, p: SubscribeParams) -> Result<Subscribed, RpcError> {
+    let topics = resolve_topics(&p.topics)?;
+    let device = p.filters.and_then(|f| f.device);
+    session.subscriber.subscribe(&topics, device);
+    Ok(Subscribed {
+        subscribed: true,
+        topics: topics.iter().map(|t| t.as_str()).collect(),
+        filters: DeviceFilter {
+            device: session.subscriber.device_filter(),
+        },
     })
 }
 
-fn unsubscribe_events(call: Call) -> BoxFuture<'static, Result<Value, RpcError>> {
-    Box::pin(async move {
-        let Call {
-            session, mut params, ..
-        } = call;
-        let names = params.opt_str_list("topics")?;
-        params.finish()?;
-        let before = session.subscriber.topics();
-        match names {
-            None => session.subscriber.unsubscribe(None),
-            Some(names) => {
-                let mut topics = Vec::new();
-                for n in &names {
-                    topics.extend(
-                        Topic::resolve(n)
-                            .ok_or_else(|| RpcError::invalid_params("topics", format!("unknown topic {n:?}")))?,
-                    );
-                }
-                session.subscriber.unsubscribe(Some(&topics));
-            }
-        }
-        let after = session.subscriber.topics();
-        let removed: Vec<&str> = before
+fn unsubscribe(session: &Session, p: UnsubscribeParams) -> Result<Unsubscribed, RpcError> {
+    let before = session.subscriber.topics();
+    match p.topics {
+        None => session.subscriber.unsubscribe(None),
+        Some(names) => session.subscriber.unsubscribe(Some(&resolve_topics(&names)?)),
+    }
+    let after = session.subscriber.topics();
+    Ok(Unsubscribed {
+        unsubscribed: true,
+        topics: before
             .iter()
             .filter(|t| !after.contains(t))
             .map(|t| t.as_str())
-            .collect();
-        Ok(
-            json!({"unsubscribed": true, "topics": removed, "remaining_topics": after.iter().map(|t| t.as_str()).collect::<Vec<_>>()}),
-        )
+            .collect(),
+        remaining_topics: after.iter().map(|t| t.as_str()).collect(),
     })
 }
 
-fn get_subscription_stats(call: Call) -> BoxFuture<'static, Result<Value, RpcError>> {
-    Box::pin(async move {
-        call.params.finish()?;
-        Ok(call.state.controller.bus().stats(&call.session.subscriber))
-    })
-}
-
-/// Handlers taking only `{device}` and calling one controller operation.
-macro_rules! device_handler {
-    ($name:ident, |$state:ident, $session:ident, $device:ident| $body:expr) => {
-        fn $name(call: Call) -> BoxFuture<'static, Result<Value, RpcError>> {
-            Box::pin(async move {
-                let Call {
-                    state: $state,
-                    session: $session,
-                    mut params,
-                } = call;
-                let $device = params.device()?;
-                params.finish()?;
-                let _ = &$session;
-                Ok($body.await?)
-            })
-        }
+async fn take_snapshot(state: Arc<AppState>, p: TakeSnapshotParams) -> Result<SnapshotResult, RpcError> {
+    let cfg = &state.controller.config().snapshot;
+    let format = match p.format {
+        Some(f) => f,
+        // a client name with an image extension decides the format
+        None => match p
+            .filename
+            .as_deref()
+            .and_then(|n| crate::storage::files::file_format(crate::storage::files::Kind::Snapshot, n))
+        {
+            Some("png") => ImageFormat::Png,
+            _ => ImageFormat::Jpg,
+        },
     };
-}
-
-device_handler!(get_stream_url, |state, session, device| state
-    .controller
-    .stream_url(&device, &session.host));
-device_handler!(get_stream_status, |state, session, device| state
-    .controller
-    .stream_status(&device));
-device_handler!(start_streaming, |state, session, device| state
-    .controller
-    .start_streaming(&device, &session.host));
-device_handler!(stop_streaming, |state, session, device| state
-    .controller
-    .stop_streaming(&device));
-device_handler!(stop_recording, |state, session, device| state
-    .controller
-    .stop_recording(&device));
-
-fn get_streams(call: Call) -> BoxFuture<'static, Result<Value, RpcError>> {
-    Box::pin(async move {
-        call.params.finish()?;
-        Ok(call.state.controller.streams().await?)
-    })
-}
-
-/// `take_snapshot {device, format?, quality?, filename?, max_width?, max_height?}` (api.md §6;
-/// `max_width`/`max_height` are this service's extension).
-fn take_snapshot(call: Call) -> BoxFuture<'static, Result<Value, RpcError>> {
-    Box::pin(async move {
-        let Call { state, mut params, .. } = call;
-        let device = params.device()?;
-        let format = params.opt_str("format")?;
-        let quality = params.opt_int("quality", 1, 100)?;
-        let filename = params.opt_str("filename")?;
-        let max_width = params.opt_int("max_width", 1, 16384)?;
-        let max_height = params.opt_int("max_height", 1, 16384)?;
-        params.finish()?;
-        let cfg = &state.controller.config().snapshot;
-        let format = match format.as_deref() {
-            Some(f) => crate::media::image::ImageFormat::parse(f)
-                .ok_or_else(|| RpcError::invalid_params("format", "format must be jpg or png"))?,
-            // a client name with an image extension decides the format
-            None => match filename
-                .as_deref()
-                .and_then(|n| crate::storage::files::file_format(crate::storage::files::Kind::Snapshot, n))
-            {
-                Some("png") => crate::media::image::ImageFormat::Png,
-                _ => crate::media::image::ImageFormat::Jpg,
-            },
-        };
-        let limit = |v: Option<i64>, default: u32| v.map(|v| v as u32).or((default > 0).then_some(default));
-        let req = crate::media::snapshot::Request {
-            format,
-            quality: quality.map_or(cfg.default_quality, |q| q as u8),
-            filename,
-            max_width: limit(max_width, cfg.max_width),
-            max_height: limit(max_height, cfg.max_height),
-        };
-        Ok(state.controller.take_snapshot(&device, req).await?)
-    })
-}
-
-fn start_recording(call: Call) -> BoxFuture<'static, Result<Value, RpcError>> {
-    Box::pin(async move {
-        let Call { state, mut params, .. } = call;
-        let device = params.device()?;
-        let duration = params.opt_int("duration", 1, 86400)?.map(|d| d as u64);
-        let format = match params.opt_str("format")? {
-            None => None,
-            Some(f) => Some(
-                crate::config::RecordFormat::parse(&f)
-                    .ok_or_else(|| RpcError::invalid_params("format", "format must be fmp4 or mpegts"))?,
-            ),
-        };
-        params.finish()?;
-        Ok(state.controller.start_recording(&device, duration, format).await?)
-    })
-}
-
-fn get_status(call: Call) -> BoxFuture<'static, Result<Value, RpcError>> {
-    Box::pin(async move {
-        call.params.finish()?;
-        Ok(call.state.controller.status())
-    })
-}
-
-fn get_metrics(call: Call) -> BoxFuture<'static, Result<Value, RpcError>> {
-    Box::pin(async move {
-        call.params.finish()?;
-        Ok(call.state.controller.metrics(call.state.connected_clients()))
-    })
+    let limit = |v: Option<u32>, default: u32| v.or((default > 0).then_some(default));
+    let req = crate::media::snapshot::Request {
+        format,
+        quality: p.quality.unwrap_or(cfg.default_quality),
+        filename: p.filename,
+        max_width: limit(p.max_width, cfg.max_width),
+        max_height: limit(p.max_height, cfg.max_height),
+    };
+    Ok(state.controller.take_snapshot(&p.device, req).await?)
 }
 
 #[cfg(test)]

@@ -2,17 +2,19 @@
 //! controller; it never calls MediaMTX or spawns FFmpeg itself.
 
 pub mod auth;
-pub mod dispatch;
+pub(crate) mod dispatch;
 pub mod error;
+pub(crate) mod event_wire;
 pub mod events;
-pub mod external_rpc;
-pub mod files_http;
-pub mod files_rpc;
-pub mod http;
+pub(crate) mod external_rpc;
+pub(crate) mod files_http;
+pub(crate) mod files_rpc;
+pub(crate) mod http;
 pub mod jsonrpc;
 pub mod methods;
-pub mod server;
-pub mod websocket;
+pub mod openrpc;
+pub(crate) mod server;
+pub(crate) mod websocket;
 
 use crate::config::Config;
 use crate::controller::Controller;
@@ -29,6 +31,8 @@ pub struct AppState {
     pub keys: ApiKeyStore,
     pub auth_failures: AuthFailureLimiter,
     pub controller: Arc<Controller>,
+    /// The JSON-RPC side of the domain events: topics, subscriptions, per-client queues.
+    pub bus: Arc<events::EventBus>,
     pub connections: AtomicUsize,
     pub shutdown: crate::shutdown::Shutdown,
 }

@@ -32,7 +32,7 @@ pub async fn run(state: Arc<AppState>, stream: TcpStream, peer: SocketAddr, host
         .max_frame_size(Some(sc.max_message_bytes));
     let ws = WebSocketStream::from_partially_read(stream, leftover, Role::Server, Some(ws_config)).await;
     let (sink, mut source) = ws.split();
-    let bus = state.controller.bus().clone();
+    let bus = state.bus.clone();
     let subscriber = bus.register();
     let session = Arc::new(Session {
         peer,

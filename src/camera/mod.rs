@@ -8,11 +8,10 @@ pub mod registry;
 pub mod simulated;
 pub mod v4l2;
 
-use crate::config::{CameraConfig, CameraMonitor, MediamtxConfig};
+use crate::config::{CameraConfig, CameraMonitor};
 use crate::error::ServiceError;
 use monitor::{MonitorHandle, Node, NodeEvent, Source};
 use registry::{Camera, Change, ChangeKind, Offer, Registry, Status};
-use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, RwLock};
 use time::OffsetDateTime;
@@ -435,121 +434,6 @@ impl CameraManager {
     }
 }
 
-// ---- result shapes (api.md §4, §9, §10) ----
-
-/// `{rtsp, hls, webrtc}` for `host` (already chosen: public host or the client's).
-pub fn stream_urls(m: &MediamtxConfig, host: &str, id: &str) -> Value {
-    let h = if host.contains(':') && !host.starts_with('[') {
-        format!("[{host}]")
-    } else {
-        host.to_string()
-    };
-    json!({
-        "rtsp": format!("rtsp://{h}:{}/{id}", m.rtsp_port),
-        "hls": format!("http://{h}:{}/{id}/index.m3u8", m.hls_port),
-        "webrtc": format!("http://{h}:{}/{id}/whep", m.webrtc_port),
-    })
-}
-
-/// api.md `Camera`; also the params of `camera_status_update`.
-pub fn camera_json(c: &Camera, m: &MediamtxConfig, host: &str) -> serde_json::Map<String, Value> {
-    let v = json!({
-        "device": c.id,
-        "status": c.status.as_str(),
-        "name": c.name,
-        "resolution": c.resolution_text(),
-        "fps": c.fps,
-        "source_type": c.source.as_str(),
-        "streams": stream_urls(m, host, &c.id),
-    });
-    match v {
-        Value::Object(map) => map,
-        _ => unreachable!(),
-    }
-}
-
-/// `get_camera_status`: Camera + capabilities, recording, streaming, last_seen.
-pub fn status_json(c: &Camera, m: &MediamtxConfig, host: &str) -> Value {
-    let mut map = camera_json(c, m, host);
-    map.insert(
-        "capabilities".into(),
-        json!({
-            "driver": c.info.driver,
-            "card": c.info.card,
-            "bus_info": c.info.bus_info,
-            "capabilities": c.info.capabilities,
-        }),
-    );
-    map.insert("recording".into(), Value::from(false));
-    map.insert("streaming".into(), Value::from(false));
-    map.insert("last_seen".into(), Value::from(crate::clock::rfc3339(c.last_seen)));
-    if let Some(e) = &c.error {
-        map.insert("error".into(), Value::from(e.clone()));
-    }
-    Value::Object(map)
-}
-
-/// `get_camera_capabilities`.
-pub fn capabilities_json(c: &Camera) -> Value {
-    let mut formats: Vec<&str> = Vec::new();
-    let mut resolutions: Vec<String> = Vec::new();
-    let mut rates = BTreeSet::new();
-    for m in &c.modes {
-        if !formats.contains(&m.format.as_str()) {
-            formats.push(&m.format);
-        }
-        let r = format!("{}x{}", m.width, m.height);
-        if !resolutions.contains(&r) {
-            resolutions.push(r);
-        }
-        rates.extend(m.fps.iter().copied());
-    }
-    let rates: Vec<u32> = rates.into_iter().rev().collect();
-    json!({
-        "device": c.id,
-        "formats": formats,
-        "resolutions": resolutions,
-        "frame_rates": rates,
-        "fps_options": rates,
-        "modes": c.modes.iter().map(|m| json!({
-            "format": m.format, "width": m.width, "height": m.height, "fps": m.fps,
-        })).collect::<Vec<_>>(),
-        "validation_status": if c.status == Status::Connected { "confirmed" } else { "disconnected" },
-    })
-}
-
-/// `get_system_status`.
-pub fn system_status_json(s: &Summary) -> Value {
-    let (status, message) = if !s.first_pass_done {
-        ("starting", "camera discovery is running its first pass".to_string())
-    } else if !s.problems.is_empty() {
-        (
-            "partial",
-            format!("{} camera(s) available; {}", s.connected.len(), s.problems.join("; ")),
-        )
-    } else {
-        (
-            "ready",
-            format!("{} camera(s) available of {} known", s.connected.len(), s.total),
-        )
-    };
-    json!({
-        "status": status,
-        "message": message,
-        "available_cameras": s.connected,
-        "discovery_active": s.discovery_active,
-        "last_event": s.last_event.as_ref().map(|e| json!({
-            "topic": match e.kind {
-                ChangeKind::Connected => "camera.connected",
-                ChangeKind::Disconnected => "camera.disconnected",
-                ChangeKind::StatusChange => "camera.status_change",
-            },
-            "device": e.device,
-            "timestamp": crate::clock::rfc3339(e.at),
-        })),
-    })
-}
-
 /// The node vanished between its event and the probe.
 fn node_gone(e: &std::io::Error) -> bool {
     use nix::errno::Errno;
@@ -585,49 +469,5 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("camera.rescan_interval: must be between"), "{e}");
-    }
-
-    #[test]
-    fn simulated_cameras_and_shapes() {
-        let c = config(
-            "[[camera.simulated]]\nid = \"camera50\"\npattern = \"testsrc2\"\nsize = \"640x480\"\nfps = 15\n\n[camera]\nmonitor = \"off\"\n",
-        );
-        let mgr = CameraManager::new(&c.camera);
-        let cam = mgr.get("camera50").unwrap();
-        assert_eq!(
-            mgr.get("camera7").unwrap_err(),
-            ServiceError::NotFound {
-                resource: "camera",
-                id: "camera7".into()
-            }
-        );
-        let v = Value::Object(camera_json(&cam, &c.mediamtx, "10.0.0.5"));
-        assert_eq!(v["streams"]["rtsp"], "rtsp://10.0.0.5:8554/camera50");
-        assert_eq!(v["streams"]["hls"], "http://10.0.0.5:8888/camera50/index.m3u8");
-        assert_eq!(v["streams"]["webrtc"], "http://10.0.0.5:8889/camera50/whep");
-        assert_eq!(
-            stream_urls(&c.mediamtx, "::1", "camera1")["rtsp"],
-            "rtsp://[::1]:8554/camera1"
-        );
-        let caps = capabilities_json(&cam);
-        assert_eq!(caps["formats"], json!(["YU12"]));
-        assert_eq!(caps["frame_rates"], json!([15]));
-        assert_eq!(caps["validation_status"], "confirmed");
-        let s = status_json(&cam, &c.mediamtx, "h");
-        assert_eq!(s["capabilities"]["driver"], "lavfi");
-        assert_eq!(
-            (s["recording"].clone(), s["streaming"].clone()),
-            (json!(false), json!(false))
-        );
-        let sys = system_status_json(&mgr.summary());
-        assert_eq!(sys["status"], "starting");
-        smol::block_on(mgr.start(Hooks {
-            on_change: Box::new(|_| {}),
-            on_health: Box::new(|_| {}),
-        }));
-        let sys = system_status_json(&mgr.summary());
-        assert_eq!(sys["status"], "ready", "{sys}");
-        assert_eq!(sys["available_cameras"], json!(["camera50"]));
-        assert_eq!(sys["discovery_active"], false);
     }
 }

@@ -20,7 +20,8 @@ fn err(m: impl Into<String>) -> ImageError {
 }
 
 /// Output file format.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "lowercase")]
 pub enum ImageFormat {
     Jpg,
     Png,

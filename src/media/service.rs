@@ -9,14 +9,103 @@ use crate::error::ServiceError;
 use crate::mediamtx::breaker::State as BreakerState;
 use crate::mediamtx::client::Client;
 use crate::mediamtx::paths::{ffmpeg_input_format, PathManager, Probe, Publisher};
-use serde_json::{json, Value};
+use schemars::JsonSchema;
+use serde::Serialize;
 use std::sync::Arc;
 
-/// Stream events for the controller (`stream.start` / `stream.stop`).
-#[derive(Clone, Debug, PartialEq)]
-pub enum StreamEvent {
-    Started(String),
-    Stopped(String),
+/// `{rtsp, hls, webrtc}` of one camera as seen from one host.
+#[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]
+pub struct StreamUrls {
+    pub rtsp: String,
+    pub hls: String,
+    pub webrtc: String,
+}
+
+impl StreamUrls {
+    pub fn new(m: &crate::config::MediamtxConfig, host: &str, id: &str) -> StreamUrls {
+        let h = if host.contains(':') && !host.starts_with('[') {
+            format!("[{host}]")
+        } else {
+            host.to_string()
+        };
+        StreamUrls {
+            rtsp: format!("rtsp://{h}:{}/{id}", m.rtsp_port),
+            hls: format!("http://{h}:{}/{id}/index.m3u8", m.hls_port),
+            webrtc: format!("http://{h}:{}/{id}/whep", m.webrtc_port),
+        }
+    }
+}
+
+/// A stream's state as the API reports it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, JsonSchema)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum StreamStatus {
+    Started,
+    Stopped,
+    Active,
+    Inactive,
+    NotReady,
+}
+
+/// `start_streaming`.
+#[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]
+pub struct StreamStarted {
+    pub device: String,
+    pub stream_name: String,
+    pub stream_url: String,
+    pub status: StreamStatus,
+    pub start_time: String,
+    /// e.g. `"10s"`: MediaMTX closes the on-demand publisher this long after the last reader.
+    pub auto_close_after: String,
+}
+
+/// `stop_streaming`.
+#[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]
+pub struct StreamStopped {
+    pub device: String,
+    pub stream_name: String,
+    pub status: StreamStatus,
+    /// Other readers or a recording keep the stream up.
+    pub stream_continues: bool,
+}
+
+/// `get_stream_url`.
+#[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]
+pub struct StreamUrlInfo {
+    pub device: String,
+    pub stream_name: String,
+    pub stream_url: String,
+    pub available: bool,
+    pub active_consumers: usize,
+    pub stream_status: StreamStatus,
+    pub urls: StreamUrls,
+}
+
+/// `get_stream_status`.
+#[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]
+pub struct StreamStatusInfo {
+    pub device: String,
+    pub stream_name: String,
+    pub status: StreamStatus,
+    pub ready: bool,
+    pub viewers: usize,
+    pub bytes_received: u64,
+    pub bytes_sent: u64,
+    pub start_time: Option<String>,
+    pub codec: Option<String>,
+    pub width: Option<u32>,
+    pub height: Option<u32>,
+}
+
+/// One entry of `get_streams`.
+#[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]
+pub struct StreamEntry {
+    pub name: String,
+    pub source: Option<String>,
+    pub ready: bool,
+    pub readers: usize,
+    pub bytes_sent: u64,
+    pub bytes_received: u64,
 }
 
 /// MediaMTX's runtime view of our paths, refreshed by the health probe (for metrics that
@@ -130,22 +219,22 @@ impl MediaService {
     }
 
     /// `urls` = the camera's `{rtsp, hls, webrtc}` as seen by this client.
-    pub async fn start_streaming(&self, c: &Camera, urls: &Value) -> Result<Value, ServiceError> {
+    pub async fn start_streaming(&self, c: &Camera, urls: &StreamUrls) -> Result<StreamStarted, ServiceError> {
         require_connected(c)?;
         self.check_breaker()?;
         self.ensure_path(c).await?;
         let close_after = self.config.recording.on_demand_close_after.get().as_secs();
-        Ok(json!({
-            "device": c.id,
-            "stream_name": c.id,
-            "stream_url": urls["rtsp"],
-            "status": "STARTED",
-            "start_time": clock::now_rfc3339(),
-            "auto_close_after": format!("{close_after}s"),
-        }))
+        Ok(StreamStarted {
+            device: c.id.clone(),
+            stream_name: c.id.clone(),
+            stream_url: urls.rtsp.clone(),
+            status: StreamStatus::Started,
+            start_time: clock::now_rfc3339(),
+            auto_close_after: format!("{close_after}s"),
+        })
     }
 
-    pub async fn stop_streaming(&self, c: &Camera) -> Result<Value, ServiceError> {
+    pub async fn stop_streaming(&self, c: &Camera) -> Result<StreamStopped, ServiceError> {
         self.check_breaker()?;
         let recording = self.recordings.is_recording(&c.id);
         let rt = self.paths.runtime(&c.id).await?;
@@ -153,32 +242,42 @@ impl MediaService {
             .as_ref()
             .map_or(0, |p| p.readers.len())
             .saturating_sub(recording as usize);
-        Ok(json!({
-            "device": c.id,
-            "stream_name": c.id,
-            "status": "STOPPED",
-            "stream_continues": recording || viewers > 0,
-        }))
+        Ok(StreamStopped {
+            device: c.id.clone(),
+            stream_name: c.id.clone(),
+            status: StreamStatus::Stopped,
+            stream_continues: recording || viewers > 0,
+        })
     }
 
-    pub async fn stream_url(&self, c: &Camera, urls: &Value) -> Result<Value, ServiceError> {
+    pub async fn stream_url(&self, c: &Camera, urls: StreamUrls) -> Result<StreamUrlInfo, ServiceError> {
         self.check_breaker()?;
         let rt = self.paths.runtime(&c.id).await?;
         let recording = self.recordings.is_recording(&c.id);
         let (available, consumers, status) = match &rt {
-            None => (false, 0, "NOT_READY"),
+            None => (false, 0, StreamStatus::NotReady),
             Some(p) => (
                 p.available,
                 p.readers.len().saturating_sub(recording as usize),
-                if p.available { "ACTIVE" } else { "INACTIVE" },
+                if p.available {
+                    StreamStatus::Active
+                } else {
+                    StreamStatus::Inactive
+                },
             ),
         };
-        Ok(
-            json!({"device": c.id, "stream_name": c.id, "stream_url": urls["rtsp"], "available": available, "active_consumers": consumers, "stream_status": status, "urls": urls}),
-        )
+        Ok(StreamUrlInfo {
+            device: c.id.clone(),
+            stream_name: c.id.clone(),
+            stream_url: urls.rtsp.clone(),
+            available,
+            active_consumers: consumers,
+            stream_status: status,
+            urls,
+        })
     }
 
-    pub async fn stream_status(&self, c: &Camera) -> Result<Value, ServiceError> {
+    pub async fn stream_status(&self, c: &Camera) -> Result<StreamStatusInfo, ServiceError> {
         self.check_breaker()?;
         let rt = self.paths.runtime(&c.id).await?.ok_or_else(|| ServiceError::NotFound {
             resource: "stream",
@@ -189,22 +288,26 @@ impl MediaService {
             .video()
             .map(|(c, w, h)| (Some(c.to_string()), w, h))
             .unwrap_or((None, None, None));
-        Ok(json!({
-            "device": c.id,
-            "stream_name": c.id,
-            "status": if rt.available { "ACTIVE" } else { "INACTIVE" },
-            "ready": rt.available,
-            "viewers": rt.readers.len().saturating_sub(recording as usize),
-            "bytes_received": rt.inbound_bytes,
-            "bytes_sent": rt.outbound_bytes,
-            "start_time": rt.available_time,
-            "codec": codec,
-            "width": w,
-            "height": h,
-        }))
+        Ok(StreamStatusInfo {
+            device: c.id.clone(),
+            stream_name: c.id.clone(),
+            status: if rt.available {
+                StreamStatus::Active
+            } else {
+                StreamStatus::Inactive
+            },
+            ready: rt.available,
+            viewers: rt.readers.len().saturating_sub(recording as usize),
+            bytes_received: rt.inbound_bytes,
+            bytes_sent: rt.outbound_bytes,
+            start_time: rt.available_time.clone(),
+            codec,
+            width: w,
+            height: h,
+        })
     }
 
-    pub async fn streams(&self, cameras: &[Camera]) -> Result<Value, ServiceError> {
+    pub async fn streams(&self, cameras: &[Camera]) -> Result<Vec<StreamEntry>, ServiceError> {
         self.check_breaker()?;
         let names: Vec<String> = cameras.iter().map(|c| c.id.clone()).collect();
         let paths = self
@@ -216,21 +319,18 @@ impl MediaService {
                     .collect::<Result<Vec<_>, _>>()
             })
             .await?;
-        let out: Vec<Value> = paths
+        Ok(paths
             .into_iter()
             .filter_map(|(n, p)| p.map(|p| (n, p)))
-            .map(|(n, p)| {
-                json!({
-                    "name": n,
-                    "source": p.source.map(|s| s.kind),
-                    "ready": p.available,
-                    "readers": p.readers.len(),
-                    "bytes_sent": p.outbound_bytes,
-                    "bytes_received": p.inbound_bytes,
-                })
+            .map(|(n, p)| StreamEntry {
+                name: n,
+                source: p.source.map(|s| s.kind),
+                ready: p.available,
+                readers: p.readers.len(),
+                bytes_sent: p.outbound_bytes,
+                bytes_received: p.inbound_bytes,
             })
-            .collect();
-        Ok(Value::Array(out))
+            .collect())
     }
 
     pub async fn start_recording(

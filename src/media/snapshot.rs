@@ -23,7 +23,6 @@ use crate::error::ServiceError;
 use crate::mediamtx::paths::Publisher;
 use crate::storage::files::{self, Kind};
 use crate::storage::Storage;
-use serde_json::{json, Map, Value};
 use std::collections::HashMap;
 use std::io::Read;
 use std::os::unix::process::CommandExt;
@@ -36,7 +35,8 @@ use time::macros::format_description;
 use time::OffsetDateTime;
 
 /// A capture tier, in the contract's names.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
 pub enum Tier {
     V4l2Direct,
     FfmpegDirect,
@@ -97,25 +97,8 @@ pub struct Taken {
     pub format: ImageFormat,
 }
 
-impl Taken {
-    pub fn to_json(&self) -> Value {
-        json!({
-            "device": self.device,
-            "filename": self.filename,
-            "status": "SUCCESS",
-            "timestamp": self.timestamp,
-            "file_size": self.file_size,
-            "width": self.width,
-            "height": self.height,
-            "tier": self.tier.as_str(),
-            "capture_ms": self.capture_ms,
-            "format": self.format.as_str(),
-        })
-    }
-}
-
 /// Why one tier did not deliver (one entry of `data.tiers_tried`).
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct Attempt {
     pub tier: Tier,
     /// Stable token: `device_busy`, `stream_not_available`, `timeout`, `capture_failed`,
@@ -125,13 +108,6 @@ pub struct Attempt {
     /// False when the tier was skipped without being run (busy device, no device node).
     pub attempted: bool,
     pub elapsed_ms: u64,
-}
-
-impl Attempt {
-    fn to_json(&self) -> Value {
-        json!({"tier": self.tier.as_str(), "reason": self.reason, "details": self.details,
-               "attempted": self.attempted, "elapsed_ms": self.elapsed_ms})
-    }
 }
 
 struct TierFail {
@@ -345,7 +321,7 @@ impl SnapshotManager {
 
     /// Takes one snapshot (api.md §6). Errors: camera not connected → InvalidState; name
     /// taken or invalid → InvalidParam; free space below the floor → InsufficientStorage;
-    /// every tier failed → DependencyWithData with `tiers_tried`.
+    /// every tier failed → CaptureFailed with `tiers_tried`.
     pub async fn take(&self, cam: &Camera, req: Request) -> Result<Taken, ServiceError> {
         if cam.status != Status::Connected {
             return Err(ServiceError::InvalidState {
@@ -505,15 +481,9 @@ impl SnapshotManager {
             .iter()
             .map(|a| format!("{}: {}", a.tier.as_str(), a.reason))
             .collect();
-        let mut data = Map::new();
-        data.insert(
-            "tiers_tried".into(),
-            Value::Array(tried.iter().map(Attempt::to_json).collect()),
-        );
-        Err(ServiceError::DependencyWithData {
-            dependency: "capture",
+        Err(ServiceError::CaptureFailed {
             details: format!("every snapshot tier failed ({})", summary.join(", ")),
-            data,
+            tiers_tried: tried,
         })
     }
 

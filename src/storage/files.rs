@@ -226,12 +226,6 @@ pub fn open_file(kind: Kind, root: &Path, name: &str) -> Result<Opened, ServiceE
     Err(not_found(kind, name))
 }
 
-/// Where `name` is, without opening it: `(path, device)`; same rules as [`open_file`].
-pub fn locate(kind: Kind, root: &Path, name: &str) -> Result<(PathBuf, String), ServiceError> {
-    let o = open_file(kind, root, name)?;
-    Ok((o.path, o.device))
-}
-
 /// Removes `name` (a regular file, never a symlink or directory) after `may_delete` agreed
 /// on its path. Returns the size freed.
 pub fn remove_file(

@@ -4,7 +4,6 @@
 
 pub mod files;
 pub mod media_info;
-mod ops;
 pub mod retention;
 
 use crate::clock::{rfc3339, Clock};
@@ -13,8 +12,9 @@ use crate::error::ServiceError;
 use files::{Entry, Kind};
 use media_info::MediaInfo;
 use retention::{Policy, PolicyType};
-use serde_json::{json, Map, Value};
-use std::collections::{HashMap, HashSet};
+use schemars::JsonSchema;
+use serde::Serialize;
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -26,24 +26,84 @@ pub trait ActiveRecordings: Send + Sync {
     fn is_active(&self, path: &Path) -> bool;
 }
 
-/// The set of segment paths currently being written; the recording work adds a segment when
-/// it appears and removes it when it is closed.
-#[derive(Default)]
-pub struct ActiveSegments(Mutex<HashSet<PathBuf>>);
-
-impl ActiveSegments {
-    pub fn insert(&self, path: impl Into<PathBuf>) {
-        self.0.lock().unwrap().insert(path.into());
-    }
-    pub fn remove(&self, path: &Path) {
-        self.0.lock().unwrap().remove(path);
-    }
+/// One file of `list_recordings` / `list_snapshots`.
+#[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]
+pub struct FileEntry {
+    pub filename: String,
+    pub device: String,
+    pub file_size: u64,
+    pub created_time: String,
+    pub modified_time: String,
+    /// `fmp4`, `mpegts`, `jpg`, `png` (or `unknown`).
+    pub format: String,
+    /// Seconds, recordings only (`null` when the header does not tell).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub duration: Option<Option<f64>>,
+    pub download_url: String,
 }
 
-impl ActiveRecordings for ActiveSegments {
-    fn is_active(&self, path: &Path) -> bool {
-        self.0.lock().unwrap().contains(path)
-    }
+#[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]
+pub struct FileList {
+    pub files: Vec<FileEntry>,
+    pub total: usize,
+    pub limit: usize,
+    pub offset: usize,
+}
+
+/// `get_recording_info` / `get_snapshot_info`.
+#[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]
+pub struct FileInfo {
+    #[serde(flatten)]
+    pub entry: FileEntry,
+    /// Recordings only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub codec: Option<Option<String>>,
+    pub width: Option<u32>,
+    pub height: Option<u32>,
+    /// The segment is being written now.
+    pub active: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]
+pub struct Deleted {
+    pub filename: String,
+    pub deleted: bool,
+    pub message: String,
+}
+
+/// `get_storage_info`.
+#[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]
+pub struct StorageInfo {
+    pub total_space: u64,
+    pub used_space: u64,
+    pub available_space: u64,
+    pub usage_percentage: f64,
+    pub recordings_size: u64,
+    pub snapshots_size: u64,
+    pub low_space_warning: bool,
+    pub recordings_count: usize,
+    pub snapshots_count: usize,
+    pub min_free_bytes: u64,
+    pub low_space_warning_percent: u8,
+}
+
+/// `set_retention_policy`.
+#[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]
+pub struct RetentionPolicySet {
+    pub policy_type: PolicyType,
+    pub enabled: bool,
+    pub max_age_days: Option<u32>,
+    pub max_size_gb: Option<f64>,
+    pub message: String,
+}
+
+/// `cleanup_old_files`.
+#[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]
+pub struct Cleanup {
+    pub cleanup_executed: bool,
+    pub files_deleted: u64,
+    pub space_freed: u64,
+    pub message: String,
 }
 
 /// Header results kept per (path, size, mtime); cleared when it reaches this many entries.
@@ -186,52 +246,54 @@ impl Storage {
         info
     }
 
-    fn file_json(&self, kind: Kind, e: &Entry, info: Option<&MediaInfo>) -> Map<String, Value> {
-        let mut m = Map::new();
-        m.insert("filename".into(), Value::from(e.name.clone()));
-        m.insert("device".into(), Value::from(e.device.clone()));
-        m.insert("file_size".into(), Value::from(e.size));
-        m.insert("created_time".into(), Value::from(time_text(e.created)));
-        m.insert("modified_time".into(), Value::from(time_text(e.modified)));
+    fn file_entry(&self, kind: Kind, e: &Entry, info: Option<&MediaInfo>) -> FileEntry {
         let format = match (kind, info) {
             (Kind::Recording, Some(i)) if !i.format.is_empty() => i.format,
             _ => files::file_format(kind, &e.name).unwrap_or("unknown"),
         };
-        m.insert("format".into(), Value::from(format));
-        if kind == Kind::Recording {
-            m.insert(
-                "duration".into(),
-                info.and_then(|i| i.duration)
-                    .map(|d| Value::from((d * 1000.0).round() / 1000.0))
-                    .unwrap_or(Value::Null),
-            );
+        FileEntry {
+            filename: e.name.clone(),
+            device: e.device.clone(),
+            file_size: e.size,
+            created_time: time_text(e.created),
+            modified_time: time_text(e.modified),
+            format: format.to_string(),
+            duration: (kind == Kind::Recording)
+                .then(|| info.and_then(|i| i.duration).map(|d| (d * 1000.0).round() / 1000.0)),
+            download_url: format!("/files/{}/{}", kind.url_segment(), url_encode(&e.name)),
         }
-        m.insert(
-            "download_url".into(),
-            Value::from(format!("/files/{}/{}", kind.url_segment(), url_encode(&e.name))),
-        );
-        m
     }
 
     /// `list_recordings` / `list_snapshots`.
-    pub fn list(&self, kind: Kind, device: Option<&str>, limit: usize, offset: usize) -> Result<Value, ServiceError> {
+    pub fn list(
+        &self,
+        kind: Kind,
+        device: Option<&str>,
+        limit: usize,
+        offset: usize,
+    ) -> Result<FileList, ServiceError> {
         let mut entries = files::scan(kind, self.root(kind), device)?;
         files::sort_newest_first(&mut entries);
         let total = entries.len();
-        let page: Vec<Value> = entries
+        let files = entries
             .iter()
             .skip(offset)
             .take(limit)
             .map(|e| {
                 let info = (kind == Kind::Recording).then(|| self.media_info(&e.path, e.size, e.modified, None));
-                Value::Object(self.file_json(kind, e, info.as_ref()))
+                self.file_entry(kind, e, info.as_ref())
             })
             .collect();
-        Ok(json!({"files": page, "total": total, "limit": limit, "offset": offset}))
+        Ok(FileList {
+            files,
+            total,
+            limit,
+            offset,
+        })
     }
 
     /// `get_recording_info` / `get_snapshot_info`.
-    pub fn info(&self, kind: Kind, name: &str) -> Result<Value, ServiceError> {
+    pub fn info(&self, kind: Kind, name: &str) -> Result<FileInfo, ServiceError> {
         let mut o = files::open_file(kind, self.root(kind), name)?;
         let modified = o.meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
         let e = Entry {
@@ -243,25 +305,29 @@ impl Storage {
             modified,
             created: o.meta.created().unwrap_or(modified),
         };
-        let mut m = match kind {
+        let active = self.active.is_active(&o.path);
+        Ok(match kind {
             Kind::Recording => {
                 let info = self.media_info(&o.path, e.size, modified, Some(&mut o.file));
-                let mut m = self.file_json(kind, &e, Some(&info));
-                m.insert("codec".into(), info.codec.map_or(Value::Null, Value::from));
-                m.insert("width".into(), info.width.map_or(Value::Null, Value::from));
-                m.insert("height".into(), info.height.map_or(Value::Null, Value::from));
-                m
+                FileInfo {
+                    entry: self.file_entry(kind, &e, Some(&info)),
+                    codec: Some(info.codec),
+                    width: info.width,
+                    height: info.height,
+                    active,
+                }
             }
             Kind::Snapshot => {
                 let size = media_info::image_size(&mut o.file);
-                let mut m = self.file_json(kind, &e, None);
-                m.insert("width".into(), size.map_or(Value::Null, |s| Value::from(s.0)));
-                m.insert("height".into(), size.map_or(Value::Null, |s| Value::from(s.1)));
-                m
+                FileInfo {
+                    entry: self.file_entry(kind, &e, None),
+                    codec: None,
+                    width: size.map(|s| s.0),
+                    height: size.map(|s| s.1),
+                    active,
+                }
             }
-        };
-        m.insert("active".into(), Value::from(self.active.is_active(&o.path)));
-        Ok(Value::Object(m))
+        })
     }
 
     fn refuse_active(&self, path: &Path) -> Result<(), ServiceError> {
@@ -275,10 +341,14 @@ impl Storage {
     }
 
     /// `delete_recording` / `delete_snapshot`.
-    pub fn delete(&self, kind: Kind, name: &str) -> Result<Value, ServiceError> {
+    pub fn delete(&self, kind: Kind, name: &str) -> Result<Deleted, ServiceError> {
         files::remove_file(kind, self.root(kind), name, |p| self.refuse_active(p))?;
         log::info!("{} {name} deleted", kind.resource());
-        Ok(json!({"filename": name, "deleted": true, "message": format!("{} deleted", kind.resource())}))
+        Ok(Deleted {
+            filename: name.to_string(),
+            deleted: true,
+            message: format!("{} deleted", kind.resource()),
+        })
     }
 
     /// statvfs of the recordings file system (the nearest existing ancestor if the
@@ -333,24 +403,24 @@ impl Storage {
     }
 
     /// `get_storage_info`.
-    pub fn storage_info(&self) -> Result<Value, ServiceError> {
+    pub fn storage_info(&self) -> Result<StorageInfo, ServiceError> {
         let check = self.check_space()?;
         let recs = files::scan(Kind::Recording, self.root(Kind::Recording), None)?;
         let snaps = files::scan(Kind::Snapshot, self.root(Kind::Snapshot), None)?;
         let s = &check.space;
-        Ok(json!({
-            "total_space": s.total,
-            "used_space": s.used,
-            "available_space": s.available,
-            "usage_percentage": s.usage_percentage(),
-            "recordings_size": recs.iter().map(|e| e.size).sum::<u64>(),
-            "snapshots_size": snaps.iter().map(|e| e.size).sum::<u64>(),
-            "low_space_warning": check.low,
-            "recordings_count": recs.len(),
-            "snapshots_count": snaps.len(),
-            "min_free_bytes": self.min_free_bytes(),
-            "low_space_warning_percent": self.warning_percent.load(Ordering::SeqCst),
-        }))
+        Ok(StorageInfo {
+            total_space: s.total,
+            used_space: s.used,
+            available_space: s.available,
+            usage_percentage: s.usage_percentage(),
+            recordings_size: recs.iter().map(|e| e.size).sum::<u64>(),
+            snapshots_size: snaps.iter().map(|e| e.size).sum::<u64>(),
+            low_space_warning: check.low,
+            recordings_count: recs.len(),
+            snapshots_count: snaps.len(),
+            min_free_bytes: self.min_free_bytes(),
+            low_space_warning_percent: self.warning_percent.load(Ordering::SeqCst),
+        })
     }
 
     pub fn policy(&self) -> Policy {
@@ -365,7 +435,7 @@ impl Storage {
         enabled: bool,
         max_age_days: Option<u32>,
         max_size_gb: Option<f64>,
-    ) -> Result<Value, ServiceError> {
+    ) -> Result<RetentionPolicySet, ServiceError> {
         let mut guard = self.policy.lock().unwrap();
         let new = Policy {
             policy_type,
@@ -389,13 +459,17 @@ impl Storage {
             .map_err(|e| ServiceError::Internal(format!("cannot save the retention policy: {e}")))?;
         *guard = new.clone();
         log::info!("retention policy set to {} (enabled: {enabled})", policy_type.as_str());
-        Ok(json!({
-            "policy_type": new.policy_type.as_str(),
-            "enabled": new.enabled,
-            "max_age_days": new.max_age_days,
-            "max_size_gb": new.max_size_gb,
-            "message": format!("retention policy {} {}", policy_type.as_str(), if enabled { "enabled" } else { "saved (disabled)" }),
-        }))
+        Ok(RetentionPolicySet {
+            policy_type: new.policy_type,
+            enabled: new.enabled,
+            max_age_days: new.max_age_days,
+            max_size_gb: new.max_size_gb,
+            message: format!(
+                "retention policy {} {}",
+                policy_type.as_str(),
+                if enabled { "enabled" } else { "saved (disabled)" }
+            ),
+        })
     }
 
     /// Runs the current policy once: `(files_deleted, bytes_freed)`; `None` for `manual`.
@@ -430,12 +504,20 @@ impl Storage {
 
     /// `cleanup_old_files`: runs the policy now, even when its background enforcement is
     /// disabled (an explicit admin request); `manual` deletes nothing.
-    pub fn cleanup(&self) -> Result<Value, ServiceError> {
+    pub fn cleanup(&self) -> Result<Cleanup, ServiceError> {
         Ok(match self.enforce()? {
-            None => json!({"cleanup_executed": false, "files_deleted": 0, "space_freed": 0,
-                "message": "retention policy is manual: nothing deleted"}),
-            Some((n, freed)) => json!({"cleanup_executed": true, "files_deleted": n, "space_freed": freed,
-                "message": format!("{n} file(s) deleted, {freed} bytes freed")}),
+            None => Cleanup {
+                cleanup_executed: false,
+                files_deleted: 0,
+                space_freed: 0,
+                message: "retention policy is manual: nothing deleted".into(),
+            },
+            Some((n, freed)) => Cleanup {
+                cleanup_executed: true,
+                files_deleted: n,
+                space_freed: freed,
+                message: format!("{n} file(s) deleted, {freed} bytes freed"),
+            },
         })
     }
 

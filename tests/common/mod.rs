@@ -13,6 +13,41 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// Every result a test receives is checked against its method's result schema in
+/// `docs/openrpc.json` (the document generated from the method table).
+pub fn check_result_schema(method: &str, result: &Value) {
+    use std::collections::HashMap;
+    use std::sync::OnceLock;
+    static VALIDATORS: OnceLock<HashMap<String, jsonschema::Validator>> = OnceLock::new();
+    let validators = VALIDATORS.get_or_init(|| {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/openrpc.json");
+        let doc: Value = serde_json::from_str(&std::fs::read_to_string(path).expect("docs/openrpc.json")).unwrap();
+        doc["methods"]
+            .as_array()
+            .expect("methods")
+            .iter()
+            .map(|m| {
+                let schema = json!({
+                    "allOf": [m["result"]["schema"].clone()],
+                    "components": doc["components"].clone(),
+                });
+                let v = jsonschema::draft7::new(&schema).unwrap_or_else(|e| panic!("schema of {}: {e}", m["name"]));
+                (m["name"].as_str().unwrap().to_string(), v)
+            })
+            .collect()
+    });
+    if let Some(v) = validators.get(method) {
+        let errors: Vec<String> = v
+            .iter_errors(result)
+            .map(|e| format!("{} at {}", e, e.instance_path))
+            .collect();
+        assert!(
+            errors.is_empty(),
+            "{method}: result does not match docs/openrpc.json: {errors:?}\nresult: {result}"
+        );
+    }
+}
+
 pub const SECRET: &str = "test-secret-0123456789-abcdefghijklmnop";
 
 pub fn bin() -> &'static str {
@@ -274,6 +309,9 @@ impl Client {
                 .await
                 .expect("connection closed while waiting for a response");
             if v.get("id") == Some(&json!(id)) {
+                if let Some(result) = v.get("result") {
+                    check_result_schema(method, result);
+                }
                 return v;
             }
             self.notifications.push_back(v);

@@ -1,4 +1,4 @@
-//! The controller's external stream operations (api.md §11): add/remove/list external RTSP
+//! The external stream manager (api.md §11): add/remove/list external RTSP
 //! streams as cameras, their liveness checks, and discovery scans (on demand and periodic).
 //!
 //! Liveness of an external stream (`camera.connected` / `camera.disconnected`): every
@@ -9,17 +9,21 @@
 //! `external_streams.offline_after` failed checks in a row turn a connected stream
 //! DISCONNECTED; one good check connects it.
 
-use crate::api::events::Topic;
+use super::scan::{self, ScanReport, ScanSpec};
+use super::{redact_url, scrub, AddError, ExternalStore, ExternalStream, Origin, SourceUrl, StreamType};
 use crate::camera::registry::{Camera, Change, ChangeKind, SourceType, Status};
 use crate::camera::v4l2::DeviceInfo;
-use crate::controller::Controller;
-use crate::discovery::{self, ScanReport, ScanSpec};
+use crate::camera::CameraManager;
+use crate::config::Config;
 use crate::error::ServiceError;
-use crate::external::{redact_url, scrub, AddError, ExternalStore, ExternalStream, Origin, SourceUrl, StreamType};
+use crate::events::{Event, Events};
+use crate::media::service::MediaService;
 use crate::mediamtx::client::MtxError;
 use crate::mediamtx::paths::Publisher;
 use crate::shutdown::Shutdown;
-use serde_json::{json, Map, Value};
+use crate::tasks::Tasks;
+use schemars::JsonSchema;
+use serde::Serialize;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
@@ -32,7 +36,7 @@ pub const MIN_SCAN_INTERVAL: i64 = 5;
 pub const MAX_SCAN_INTERVAL: i64 = 7 * 86400;
 
 /// The last scan: when, with which profiles (skydio, generic), its result.
-type LastScan = Option<(Instant, (bool, bool), Value)>;
+type LastScan = Option<(Instant, (bool, bool), DiscoveryResult)>;
 
 #[derive(Default)]
 struct Live {
@@ -40,8 +44,13 @@ struct Live {
     failures: u32,
 }
 
-/// State of the external stream feature, owned by the controller.
-pub(crate) struct External {
+/// The external stream manager: external RTSP streams as cameras, their liveness state
+/// machine, and discovery scans. Owns its state; its two loops run until shutdown.
+pub struct ExternalManager {
+    config: Arc<Config>,
+    cameras: Arc<CameraManager>,
+    media: Arc<MediaService>,
+    events: Arc<Events>,
     store: OnceLock<ExternalStore>,
     live: Mutex<HashMap<String, Live>>,
     scan_lock: async_lock::Mutex<()>,
@@ -50,17 +59,118 @@ pub(crate) struct External {
     wake_discovery: (async_channel::Sender<()>, async_channel::Receiver<()>),
 }
 
-impl External {
-    pub(crate) fn new() -> External {
-        External {
-            store: OnceLock::new(),
-            live: Mutex::new(HashMap::new()),
-            scan_lock: async_lock::Mutex::new(()),
-            last_scan: Mutex::new(None),
-            wake_health: async_channel::bounded(1),
-            wake_discovery: async_channel::bounded(1),
+/// An external stream's camera status (`UNKNOWN` when it is not listed as a camera).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, JsonSchema)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum ExternalStatus {
+    Connected,
+    Disconnected,
+    Error,
+    Unknown,
+}
+
+impl From<Option<Status>> for ExternalStatus {
+    fn from(s: Option<Status>) -> ExternalStatus {
+        match s {
+            Some(Status::Connected) => ExternalStatus::Connected,
+            Some(Status::Disconnected) => ExternalStatus::Disconnected,
+            Some(Status::Error) => ExternalStatus::Error,
+            None => ExternalStatus::Unknown,
         }
     }
+}
+
+/// One entry of `get_external_streams`.
+#[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]
+pub struct ExternalStreamView {
+    pub device: String,
+    /// Credentials redacted.
+    pub stream_url: String,
+    pub stream_name: String,
+    pub stream_type: StreamType,
+    pub status: ExternalStatus,
+    pub source_type: SourceType,
+    pub origin: Origin,
+    pub added_at: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]
+pub struct ExternalStreams {
+    pub external_streams: Vec<ExternalStreamView>,
+    pub skydio_streams: Vec<ExternalStreamView>,
+    pub generic_streams: Vec<ExternalStreamView>,
+    pub total_count: usize,
+    pub timestamp: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, JsonSchema)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum ChangeStatus {
+    Added,
+    Removed,
+    Updated,
+}
+
+/// `add_external_stream`.
+#[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]
+pub struct ExternalAdded {
+    pub device: String,
+    pub stream_url: String,
+    pub stream_name: String,
+    pub stream_type: StreamType,
+    pub status: ChangeStatus,
+    pub timestamp: String,
+}
+
+/// `remove_external_stream`.
+#[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]
+pub struct ExternalRemoved {
+    pub stream_url: String,
+    pub device: String,
+    pub status: ChangeStatus,
+    pub timestamp: String,
+}
+
+/// One stream found by a scan.
+#[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]
+pub struct DiscoveredStream {
+    pub stream_url: String,
+    pub stream_type: StreamType,
+    pub host: String,
+    pub port: u16,
+    pub path: String,
+    pub codec: Option<String>,
+    pub suggested_name: String,
+    /// The camera id when the stream is (now) added.
+    pub device: Option<String>,
+    pub added: bool,
+}
+
+/// `discover_external_streams`.
+#[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]
+pub struct DiscoveryResult {
+    pub discovered_streams: Vec<DiscoveredStream>,
+    pub skydio_streams: Vec<DiscoveredStream>,
+    pub generic_streams: Vec<DiscoveredStream>,
+    pub scan_timestamp: String,
+    pub total_found: usize,
+    /// Seconds.
+    pub scan_duration: f64,
+    pub addresses_scanned: usize,
+    pub endpoints_probed: usize,
+    pub errors: Vec<String>,
+    /// Present (true) when the result of a scan younger than 10 s was returned again.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cached: Option<bool>,
+}
+
+/// `set_discovery_interval`.
+#[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]
+pub struct DiscoveryInterval {
+    pub scan_interval: u64,
+    pub status: ChangeStatus,
+    pub message: String,
+    pub timestamp: String,
 }
 
 fn camera_of(s: &ExternalStream) -> Option<Camera> {
@@ -94,21 +204,21 @@ fn disabled() -> ServiceError {
     }
 }
 
-fn stream_json(s: &ExternalStream, status: Option<Status>) -> Value {
-    json!({
-        "device": s.device,
-        "stream_url": s.redacted_url(),
-        "stream_name": s.name,
-        "stream_type": s.stream_type.as_str(),
-        "status": status.map_or("UNKNOWN", |st| st.as_str()),
-        "source_type": "rtsp",
-        "origin": s.origin.as_str(),
-        "added_at": s.added_at,
-    })
+fn stream_view(s: &ExternalStream, status: Option<Status>) -> ExternalStreamView {
+    ExternalStreamView {
+        device: s.device.clone(),
+        stream_url: s.redacted_url(),
+        stream_name: s.name.clone(),
+        stream_type: s.stream_type,
+        status: status.into(),
+        source_type: SourceType::Rtsp,
+        origin: s.origin,
+        added_at: s.added_at.clone(),
+    }
 }
 
 /// Name given to a stream found by a scan and added automatically.
-fn auto_name(f: &discovery::Found) -> String {
+fn auto_name(f: &scan::Found) -> String {
     let kind = match f.stream_type {
         StreamType::SkydioEo => "Skydio EO",
         StreamType::SkydioIr => "Skydio IR",
@@ -117,13 +227,32 @@ fn auto_name(f: &discovery::Found) -> String {
     format!("{kind} {}:{}{}", f.host, f.port, f.path)
 }
 
-impl Controller {
+impl ExternalManager {
+    pub fn new(
+        config: Arc<Config>,
+        cameras: Arc<CameraManager>,
+        media: Arc<MediaService>,
+        events: Arc<Events>,
+    ) -> Arc<ExternalManager> {
+        Arc::new(ExternalManager {
+            config,
+            cameras,
+            media,
+            events,
+            store: OnceLock::new(),
+            live: Mutex::new(HashMap::new()),
+            scan_lock: async_lock::Mutex::new(()),
+            last_scan: Mutex::new(None),
+            wake_health: async_channel::bounded(1),
+            wake_discovery: async_channel::bounded(1),
+        })
+    }
+
     fn ext_store(&self) -> Result<&ExternalStore, ServiceError> {
-        if !self.config().external_streams.enabled {
+        if !self.config.external_streams.enabled {
             return Err(disabled());
         }
-        self.external
-            .store
+        self.store
             .get()
             .ok_or_else(|| ServiceError::Internal("external streams not started".into()))
     }
@@ -132,8 +261,8 @@ impl Controller {
     /// first check), creates their MediaMTX paths, and starts the liveness checks and the
     /// periodic discovery. Must run before `start_media` (which reads recordings back for
     /// every camera).
-    pub fn start_external(self: &Arc<Self>, shutdown: Shutdown) {
-        let cfg = &self.config().external_streams;
+    pub fn start(self: &Arc<Self>, tasks: &Tasks, shutdown: Shutdown) {
+        let cfg = &self.config.external_streams;
         if !cfg.enabled {
             log::info!("external streams are disabled (external_streams.enabled = false)");
             return;
@@ -154,25 +283,25 @@ impl Controller {
                 added_at: crate::clock::now_rfc3339(),
             })
             .collect();
-        let mut taken = self.cameras().numbers();
+        let mut taken = self.cameras.numbers();
         taken.retain(|n| {
             !configured
                 .iter()
                 .any(|c| crate::ids::parse_camera_id(&c.device) == Some(*n))
         });
         let (store, warnings) = ExternalStore::load(
-            &self.config().storage.state_dir,
+            &self.config.storage.state_dir,
             configured,
             &taken,
-            self.config().camera.external_id_base,
+            self.config.camera.external_id_base,
         );
         for w in warnings {
             log::warn!("external streams: {w}");
         }
         let streams = store.list();
-        let _ = self.external.store.set(store);
+        let _ = self.store.set(store);
         for s in &streams {
-            if camera_of(s).is_some_and(|c| self.cameras().add_external(c)) {
+            if camera_of(s).is_some_and(|c| self.cameras.add_external(c)) {
                 log::info!(
                     "{}: external stream {} ({})",
                     s.device,
@@ -188,17 +317,16 @@ impl Controller {
             }
         }
         let me = self.clone();
-        smol::spawn(async move {
+        tasks.spawn("external-paths", async move {
             for s in streams {
                 me.ensure_external_path(&s).await;
             }
-        })
-        .detach();
+        });
         let me = self.clone();
         let sd = shutdown.clone();
-        smol::spawn(async move { me.external_health_loop(sd).await }).detach();
+        tasks.spawn("external-health", async move { me.external_health_loop(sd).await });
         let me = self.clone();
-        smol::spawn(async move { me.discovery_loop(shutdown).await }).detach();
+        tasks.spawn("external-discovery", async move { me.discovery_loop(shutdown).await });
     }
 
     async fn ensure_external_path(&self, s: &ExternalStream) {
@@ -212,7 +340,7 @@ impl Controller {
         }
     }
 
-    fn announce_external(self: &Arc<Self>, change: &Change, extra: Option<(&str, Value)>) {
+    fn announce_external(self: &Arc<Self>, change: &Change, removed: bool) {
         let c = &change.camera;
         let what = match change.kind {
             ChangeKind::Connected => "connected",
@@ -221,18 +349,13 @@ impl Controller {
         };
         let url = c.source_url.as_ref().map(SourceUrl::redacted).unwrap_or_default();
         log::info!("{} {what} (external {url}, {})", c.id, c.resolution_text());
-        let topic = match change.kind {
-            ChangeKind::Connected => Topic::CameraConnected,
-            ChangeKind::Disconnected => Topic::CameraDisconnected,
-            ChangeKind::StatusChange => Topic::CameraStatusChange,
-        };
-        let mut params: Map<String, Value> = crate::camera::camera_json(c, &self.config().mediamtx, &self.event_host());
-        if let Some((k, v)) = extra {
-            params.insert(k.into(), v);
-        }
-        self.bus().publish(topic, Some(&c.id), params);
+        self.events.publish(Event::Camera {
+            kind: change.kind,
+            camera: c.clone(),
+            removed,
+        });
         if change.kind == ChangeKind::Connected {
-            if let Some(s) = self.external.store.get().and_then(|st| st.by_device(&c.id)) {
+            if let Some(s) = self.store.get().and_then(|st| st.by_device(&c.id)) {
                 let me = self.clone();
                 smol::spawn(async move { me.ensure_external_path(&s).await }).detach();
             }
@@ -240,10 +363,10 @@ impl Controller {
     }
 
     async fn external_health_loop(self: Arc<Self>, shutdown: Shutdown) {
-        let every = self.config().external_streams.health_interval.get();
+        let every = self.config.external_streams.health_interval.get();
         loop {
             let cams: Vec<Camera> = self
-                .cameras()
+                .cameras
                 .list()
                 .into_iter()
                 .filter(|c| c.source == SourceType::Rtsp)
@@ -264,7 +387,7 @@ impl Controller {
                         Some(())
                     },
                     async {
-                        let _ = self.external.wake_health.1.recv().await;
+                        let _ = self.wake_health.1.recv().await;
                         Some(())
                     },
                 ),
@@ -283,14 +406,8 @@ impl Controller {
         };
         let (mut alive, size) = match self.media.paths().runtime(&cam.id).await {
             Ok(Some(p)) => {
-                let prev = self.external.live.lock().unwrap().get(&cam.id).and_then(|l| l.inbound);
-                self.external
-                    .live
-                    .lock()
-                    .unwrap()
-                    .entry(cam.id.clone())
-                    .or_default()
-                    .inbound = Some(p.inbound_bytes);
+                let prev = self.live.lock().unwrap().get(&cam.id).and_then(|l| l.inbound);
+                self.live.lock().unwrap().entry(cam.id.clone()).or_default().inbound = Some(p.inbound_bytes);
                 let flowing = p.available && prev.is_none_or_less(p.inbound_bytes);
                 let size = p.video().and_then(|(_, w, h)| Some((w?, h?)));
                 (flowing, size)
@@ -298,9 +415,9 @@ impl Controller {
             _ => (false, None),
         };
         if !alive {
-            let timeout = self.config().external_streams.probe_timeout.get();
+            let timeout = self.config.external_streams.probe_timeout.get();
             let u = url.clone();
-            alive = match blocking::unblock(move || discovery::source_alive(&u, timeout)).await {
+            alive = match blocking::unblock(move || scan::source_alive(&u, timeout)).await {
                 Ok(a) => a,
                 Err(e) => {
                     log::debug!("{}: source probe: {}", cam.id, scrub(&e, &url));
@@ -309,21 +426,21 @@ impl Controller {
             };
         }
         let report = {
-            let mut live = self.external.live.lock().unwrap();
+            let mut live = self.live.lock().unwrap();
             let l = live.entry(cam.id.clone()).or_default();
             if alive {
                 l.failures = 0;
                 true
             } else {
                 l.failures = l.failures.saturating_add(1);
-                cam.status != Status::Connected || l.failures >= self.config().external_streams.offline_after
+                cam.status != Status::Connected || l.failures >= self.config.external_streams.offline_after
             }
         };
         if !report {
             return;
         }
-        if let Some(change) = self.cameras().external_status(&cam.id, alive, size) {
-            self.announce_external(&change, None);
+        if let Some(change) = self.cameras.external_status(&cam.id, alive, size) {
+            self.announce_external(&change, false);
         }
     }
 
@@ -334,21 +451,21 @@ impl Controller {
         url: &str,
         name: &str,
         stream_type: StreamType,
-    ) -> Result<Value, ServiceError> {
+    ) -> Result<ExternalAdded, ServiceError> {
         let store = self.ext_store()?;
-        crate::external::validate_url(url).map_err(|details| ServiceError::InvalidParam {
+        super::validate_url(url).map_err(|details| ServiceError::InvalidParam {
             param: "stream_url",
             details,
         })?;
         let s = self.add_external(store, url, name, stream_type, Origin::Api).await?;
-        Ok(json!({
-            "device": s.device,
-            "stream_url": s.redacted_url(),
-            "stream_name": s.name,
-            "stream_type": s.stream_type.as_str(),
-            "status": "ADDED",
-            "timestamp": crate::clock::now_rfc3339(),
-        }))
+        Ok(ExternalAdded {
+            stream_url: s.redacted_url(),
+            device: s.device,
+            stream_name: s.name,
+            stream_type: s.stream_type,
+            status: ChangeStatus::Added,
+            timestamp: crate::clock::now_rfc3339(),
+        })
     }
 
     async fn add_external(
@@ -359,14 +476,14 @@ impl Controller {
         stream_type: StreamType,
         origin: Origin,
     ) -> Result<ExternalStream, ServiceError> {
-        let taken = self.cameras().numbers();
+        let taken = self.cameras.numbers();
         let s = store
             .add(
                 url,
                 name,
                 stream_type,
                 origin,
-                self.config().camera.external_id_base,
+                self.config.camera.external_id_base,
                 &taken,
             )
             .map_err(|e| match e {
@@ -380,12 +497,12 @@ impl Controller {
                 },
                 AddError::Persist(e) => ServiceError::Internal(e),
             })?;
-        let listed = camera_of(&s).is_some_and(|c| self.cameras().add_external(c));
+        let listed = camera_of(&s).is_some_and(|c| self.cameras.add_external(c));
         if !listed {
             let _ = store.remove(url);
             return Err(ServiceError::InvalidState {
                 state: "full".into(),
-                details: format!("camera.max_cameras ({}) reached", self.config().camera.max_cameras),
+                details: format!("camera.max_cameras ({}) reached", self.config.camera.max_cameras),
             });
         }
         log::info!(
@@ -396,13 +513,13 @@ impl Controller {
             origin.as_str()
         );
         self.ensure_external_path(&s).await;
-        let _ = self.external.wake_health.0.try_send(());
+        let _ = self.wake_health.0.try_send(());
         Ok(s)
     }
 
-    pub async fn remove_external_stream(self: &Arc<Self>, url: &str) -> Result<Value, ServiceError> {
+    pub async fn remove_external_stream(self: &Arc<Self>, url: &str) -> Result<ExternalRemoved, ServiceError> {
         let store = self.ext_store()?;
-        crate::external::validate_url(url).map_err(|details| ServiceError::InvalidParam {
+        super::validate_url(url).map_err(|details| ServiceError::InvalidParam {
             param: "stream_url",
             details,
         })?;
@@ -433,47 +550,47 @@ impl Controller {
                 scrub(&e.to_string(), url)
             ),
         }
-        self.external.live.lock().unwrap().remove(&s.device);
-        if let Some(mut cam) = self.cameras().remove_external(&s.device) {
+        self.live.lock().unwrap().remove(&s.device);
+        if let Some(mut cam) = self.cameras.remove_external(&s.device) {
             cam.status = Status::Disconnected;
             let change = Change {
                 kind: ChangeKind::Disconnected,
                 camera: cam,
             };
-            self.announce_external(&change, Some(("removed", Value::Bool(true))));
+            self.announce_external(&change, true);
         }
         log::info!("{}: external stream {} removed", s.device, s.redacted_url());
-        Ok(json!({
-            "stream_url": s.redacted_url(),
-            "device": s.device,
-            "status": "REMOVED",
-            "timestamp": crate::clock::now_rfc3339(),
-        }))
+        Ok(ExternalRemoved {
+            stream_url: s.redacted_url(),
+            device: s.device,
+            status: ChangeStatus::Removed,
+            timestamp: crate::clock::now_rfc3339(),
+        })
     }
 
-    pub fn external_streams(&self) -> Result<Value, ServiceError> {
+    pub fn external_streams(&self) -> Result<ExternalStreams, ServiceError> {
         let store = self.ext_store()?;
         let list: Vec<(ExternalStream, Option<Status>)> = store
             .list()
             .into_iter()
             .map(|s| {
-                let st = self.cameras().get(&s.device).ok().map(|c| c.status);
+                let st = self.cameras.get(&s.device).ok().map(|c| c.status);
                 (s, st)
             })
             .collect();
-        let pick = |skydio: bool| -> Vec<Value> {
+        let pick = |skydio: bool| -> Vec<ExternalStreamView> {
             list.iter()
                 .filter(|(s, _)| s.stream_type.is_skydio() == skydio)
-                .map(|(s, st)| stream_json(s, *st))
+                .map(|(s, st)| stream_view(s, *st))
                 .collect()
         };
-        Ok(json!({
-            "external_streams": list.iter().map(|(s, st)| stream_json(s, *st)).collect::<Vec<_>>(),
-            "skydio_streams": pick(true),
-            "generic_streams": pick(false),
-            "total_count": list.len(),
-            "timestamp": crate::clock::now_rfc3339(),
-        }))
+        Ok(ExternalStreams {
+            external_streams: list.iter().map(|(s, st)| stream_view(s, *st)).collect(),
+            skydio_streams: pick(true),
+            generic_streams: pick(false),
+            total_count: list.len(),
+            timestamp: crate::clock::now_rfc3339(),
+        })
     }
 
     pub async fn discover_external_streams(
@@ -481,27 +598,27 @@ impl Controller {
         skydio: Option<bool>,
         generic: Option<bool>,
         force: bool,
-    ) -> Result<Value, ServiceError> {
+    ) -> Result<DiscoveryResult, ServiceError> {
         self.ext_store()?;
-        let d = &self.config().discovery;
+        let d = &self.config.discovery;
         let flags = (skydio.unwrap_or(d.skydio), generic.unwrap_or(d.generic));
-        let _guard = self.external.scan_lock.lock().await;
+        let _guard = self.scan_lock.lock().await;
         if !force {
-            if let Some((at, f, v)) = self.external.last_scan.lock().unwrap().as_ref() {
+            if let Some((at, f, v)) = self.last_scan.lock().unwrap().as_ref() {
                 if *f == flags && at.elapsed() < SCAN_CACHE {
                     let mut v = v.clone();
-                    v["cached"] = Value::Bool(true);
+                    v.cached = Some(true);
                     return Ok(v);
                 }
             }
         }
         let v = self.run_scan(flags).await;
-        *self.external.last_scan.lock().unwrap() = Some((Instant::now(), flags, v.clone()));
+        *self.last_scan.lock().unwrap() = Some((Instant::now(), flags, v.clone()));
         Ok(v)
     }
 
-    async fn run_scan(self: &Arc<Self>, (skydio, generic): (bool, bool)) -> Value {
-        let d = &self.config().discovery;
+    async fn run_scan(self: &Arc<Self>, (skydio, generic): (bool, bool)) -> DiscoveryResult {
+        let d = &self.config.discovery;
         let spec = ScanSpec {
             hosts: d.hosts.clone(),
             cidrs: d.cidrs.clone(),
@@ -521,7 +638,7 @@ impl Controller {
                 duration: Duration::ZERO,
             }
         } else {
-            blocking::unblock(move || discovery::scan(&spec)).await
+            blocking::unblock(move || scan::scan(&spec)).await
         };
         log::info!(
             "discovery scan: {} stream(s) on {} address(es), {} endpoint(s) in {:.2}s",
@@ -533,14 +650,9 @@ impl Controller {
         let mut errors = report.errors.clone();
         let mut found = Vec::new();
         for f in &report.found {
-            let mut device = self
-                .external
-                .store
-                .get()
-                .and_then(|st| st.by_url(&f.url))
-                .map(|s| s.device);
+            let mut device = self.store.get().and_then(|st| st.by_url(&f.url)).map(|s| s.device);
             if device.is_none() && d.auto_add {
-                if let Some(store) = self.external.store.get() {
+                if let Some(store) = self.store.get() {
                     match self
                         .add_external(store, &f.url, &auto_name(f), f.stream_type, Origin::Discovery)
                         .await
@@ -550,67 +662,64 @@ impl Controller {
                     }
                 }
             }
-            found.push((
-                f.stream_type,
-                json!({
-                    "stream_url": f.url,
-                    "stream_type": f.stream_type.as_str(),
-                    "host": f.host.to_string(),
-                    "port": f.port,
-                    "path": f.path,
-                    "codec": f.codec,
-                    "suggested_name": auto_name(f),
-                    "device": device,
-                    "added": device.is_some(),
-                }),
-            ));
+            found.push(DiscoveredStream {
+                stream_url: f.url.clone(),
+                stream_type: f.stream_type,
+                host: f.host.to_string(),
+                port: f.port,
+                path: f.path.clone(),
+                codec: f.codec.clone(),
+                suggested_name: auto_name(f),
+                added: device.is_some(),
+                device,
+            });
         }
-        let pick = |skydio: bool| -> Vec<Value> {
+        let pick = |skydio: bool| -> Vec<DiscoveredStream> {
             found
                 .iter()
-                .filter(|(t, _)| t.is_skydio() == skydio)
-                .map(|(_, v)| v.clone())
+                .filter(|v| v.stream_type.is_skydio() == skydio)
+                .cloned()
                 .collect()
         };
-        json!({
-            "discovered_streams": found.iter().map(|(_, v)| v.clone()).collect::<Vec<_>>(),
-            "skydio_streams": pick(true),
-            "generic_streams": pick(false),
-            "scan_timestamp": scan_timestamp,
-            "total_found": found.len(),
-            "scan_duration": report.duration.as_secs_f64(),
-            "addresses_scanned": report.addresses,
-            "endpoints_probed": report.endpoints,
-            "errors": errors,
-        })
+        DiscoveryResult {
+            skydio_streams: pick(true),
+            generic_streams: pick(false),
+            scan_timestamp,
+            total_found: found.len(),
+            discovered_streams: found,
+            scan_duration: report.duration.as_secs_f64(),
+            addresses_scanned: report.addresses,
+            endpoints_probed: report.endpoints,
+            errors,
+            cached: None,
+        }
     }
 
     /// The background scan period in seconds (0 = off): `set_discovery_interval`'s value,
     /// else `discovery.interval`.
     fn scan_interval(&self) -> u64 {
-        self.external
-            .store
+        self.store
             .get()
             .and_then(ExternalStore::discovery_interval)
-            .unwrap_or_else(|| self.config().discovery.interval.get().as_secs())
+            .unwrap_or_else(|| self.config.discovery.interval.get().as_secs())
     }
 
-    pub fn set_discovery_interval(&self, secs: u64) -> Result<Value, ServiceError> {
+    pub fn set_discovery_interval(&self, secs: u64) -> Result<DiscoveryInterval, ServiceError> {
         let store = self.ext_store()?;
         store.set_discovery_interval(secs).map_err(ServiceError::Internal)?;
-        let _ = self.external.wake_discovery.0.try_send(());
+        let _ = self.wake_discovery.0.try_send(());
         let message = if secs == 0 {
             "periodic discovery is off".to_string()
         } else {
             format!("discovery scans every {secs} s")
         };
         log::info!("{message} (set_discovery_interval)");
-        Ok(json!({
-            "scan_interval": secs,
-            "status": "UPDATED",
-            "message": message,
-            "timestamp": crate::clock::now_rfc3339(),
-        }))
+        Ok(DiscoveryInterval {
+            scan_interval: secs,
+            status: ChangeStatus::Updated,
+            message,
+            timestamp: crate::clock::now_rfc3339(),
+        })
     }
 
     async fn discovery_loop(self: Arc<Self>, shutdown: Shutdown) {
@@ -629,7 +738,7 @@ impl Controller {
                     None
                 },
                 futures_lite::future::or(async { Some(timer.await) }, async {
-                    let _ = self.external.wake_discovery.1.recv().await;
+                    let _ = self.wake_discovery.1.recv().await;
                     Some(false)
                 }),
             )
@@ -638,11 +747,11 @@ impl Controller {
                 None => return,
                 Some(false) => continue,
                 Some(true) => {
-                    let d = &self.config().discovery;
+                    let d = &self.config.discovery;
                     let flags = (d.skydio, d.generic);
-                    let _guard = self.external.scan_lock.lock().await;
+                    let _guard = self.scan_lock.lock().await;
                     let v = self.run_scan(flags).await;
-                    *self.external.last_scan.lock().unwrap() = Some((Instant::now(), flags, v));
+                    *self.last_scan.lock().unwrap() = Some((Instant::now(), flags, v));
                 }
             }
         }

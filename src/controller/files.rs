@@ -2,26 +2,21 @@
 //! task that checks free space and enforces retention. File-system work runs on the
 //! blocking pool.
 
-use super::files::{Kind, Opened};
-use super::retention::PolicyType;
-use super::{ActiveSegments, Storage};
-use crate::api::events::Topic;
-use crate::controller::Controller;
+use super::Controller;
 use crate::error::ServiceError;
+use crate::events::Event;
 use crate::health::Level;
-use crate::shutdown::Shutdown;
-use serde_json::{Map, Value};
+use crate::storage::files::{Kind, Opened};
+use crate::storage::retention::PolicyType;
+use crate::storage::Storage;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+pub use crate::storage::{Cleanup, Deleted, FileEntry, FileInfo, FileList, RetentionPolicySet, StorageInfo};
 
 impl Controller {
     pub fn storage(&self) -> &Arc<Storage> {
         &self.storage
-    }
-
-    /// Segment paths being written; the recording work inserts/removes them.
-    pub fn active_segments(&self) -> &Arc<ActiveSegments> {
-        &self.active_segments
     }
 
     async fn on_storage<T: Send + 'static>(
@@ -38,26 +33,26 @@ impl Controller {
         device: Option<String>,
         limit: usize,
         offset: usize,
-    ) -> Result<Value, ServiceError> {
+    ) -> Result<FileList, ServiceError> {
         self.on_storage(move |s| s.list(kind, device.as_deref(), limit, offset))
             .await
     }
 
-    pub async fn file_info(&self, kind: Kind, filename: String) -> Result<Value, ServiceError> {
+    pub async fn file_info(&self, kind: Kind, filename: String) -> Result<FileInfo, ServiceError> {
         self.on_storage(move |s| s.info(kind, &filename)).await
     }
 
-    pub async fn delete_file(&self, kind: Kind, filename: String) -> Result<Value, ServiceError> {
+    pub async fn delete_file(&self, kind: Kind, filename: String) -> Result<Deleted, ServiceError> {
         self.on_storage(move |s| s.delete(kind, &filename)).await
     }
 
     /// Opens a file for download (same resolution rules as every other file method).
     pub async fn open_download(&self, kind: Kind, filename: String) -> Result<Opened, ServiceError> {
-        self.on_storage(move |s| super::files::open_file(kind, s.root(kind), &filename))
+        self.on_storage(move |s| crate::storage::files::open_file(kind, s.root(kind), &filename))
             .await
     }
 
-    pub async fn storage_info(&self) -> Result<Value, ServiceError> {
+    pub async fn storage_info(&self) -> Result<StorageInfo, ServiceError> {
         let v = self.on_storage(|s| s.storage_info()).await?;
         self.check_storage_space().await;
         Ok(v)
@@ -69,12 +64,12 @@ impl Controller {
         enabled: bool,
         max_age_days: Option<u32>,
         max_size_gb: Option<f64>,
-    ) -> Result<Value, ServiceError> {
+    ) -> Result<RetentionPolicySet, ServiceError> {
         self.on_storage(move |s| s.set_policy(policy_type, enabled, max_age_days, max_size_gb))
             .await
     }
 
-    pub async fn cleanup_old_files(&self) -> Result<Value, ServiceError> {
+    pub async fn cleanup_old_files(&self) -> Result<Cleanup, ServiceError> {
         self.on_storage(|s| s.cleanup()).await
     }
 
@@ -115,18 +110,12 @@ impl Controller {
         }
         if check.low && check.changed {
             log::warn!("storage low: {message}");
-            let mut p = Map::new();
-            p.insert("status".into(), Value::from("DEGRADED"));
-            p.insert("available_space".into(), Value::from(s.available));
-            p.insert("total_space".into(), Value::from(s.total));
-            p.insert("usage_percentage".into(), Value::from(s.usage_percentage()));
-            p.insert(
-                "threshold_percent".into(),
-                Value::from(self.config().storage.low_space_warning_percent),
-            );
-            p.insert("min_free_bytes".into(), Value::from(self.storage.min_free_bytes()));
-            p.insert("message".into(), Value::from(format!("low storage space: {message}")));
-            self.bus().publish(Topic::StorageLowSpace, None, p);
+            self.events.publish(Event::StorageLowSpace {
+                space: check.space.clone(),
+                threshold_percent: self.config.storage.low_space_warning_percent,
+                min_free_bytes: self.storage.min_free_bytes(),
+                message: format!("low storage space: {message}"),
+            });
         }
     }
 
@@ -144,11 +133,12 @@ impl Controller {
 
     /// Starts the storage task: a free-space check every `storage.space_check_interval`
     /// (and at once), retention every `storage.retention_check_interval`. Ends on shutdown.
-    pub fn start_storage(self: &Arc<Self>, shutdown: Shutdown) -> smol::Task<()> {
+    pub(super) fn start_storage(self: &Arc<Self>) {
         let me = Arc::downgrade(self);
-        let cfg = &self.config().storage;
+        let cfg = &self.config.storage;
         let (space_every, retention_every) = (cfg.space_check_interval.get(), cfg.retention_check_interval.get());
-        smol::spawn(async move {
+        let shutdown = self.shutdown.clone();
+        self.tasks.spawn("storage", async move {
             let tick = space_every.min(retention_every).max(Duration::from_millis(50));
             let mut next_space = Instant::now();
             let mut next_retention = Instant::now() + retention_every;
@@ -164,14 +154,8 @@ impl Controller {
                     next_retention = now + retention_every;
                 }
                 drop(ctl);
-                futures_lite::future::or(
-                    async {
-                        smol::Timer::after(tick).await;
-                    },
-                    shutdown.wait(),
-                )
-                .await;
+                super::stop_or_sleep(&shutdown, tick).await;
             }
-        })
+        });
     }
 }

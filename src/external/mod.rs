@@ -5,6 +5,9 @@
 //! The plain URL (credentials included) lives only in the state file and in the MediaMTX path
 //! (`source:`); everything shown to clients or written to logs goes through [`redact_url`].
 
+pub mod manager;
+pub mod scan;
+
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 use std::fmt;
@@ -15,7 +18,7 @@ use std::sync::Mutex;
 /// File name of the state file inside `storage.state_dir`.
 pub const STATE_FILE: &str = "external-streams.json";
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum StreamType {
     GenericRtsp,
@@ -197,7 +200,7 @@ pub fn scrub(text: &str, url: &str) -> String {
 }
 
 /// Where a stream came from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Origin {
     /// `[[external_streams.streams]]`: fixed id, not removable through the API.

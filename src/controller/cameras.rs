@@ -1,0 +1,360 @@
+//! Camera operations (api.md §4, §10) and their typed results; discovery wiring.
+
+use super::Controller;
+use crate::camera::registry::{Camera, ChangeKind, SourceType, Status};
+use crate::camera::{Hooks, Summary};
+use crate::config::MediamtxConfig;
+use crate::error::ServiceError;
+use crate::events::Event;
+use crate::health::Level;
+pub use crate::media::service::StreamUrls;
+use schemars::JsonSchema;
+use serde::Serialize;
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+/// api.md `Camera`; also the params of `camera_status_update`.
+#[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]
+pub struct CameraView {
+    pub device: String,
+    pub status: Status,
+    pub name: String,
+    /// `WIDTHxHEIGHT`.
+    pub resolution: String,
+    pub fps: u32,
+    pub source_type: SourceType,
+    pub streams: StreamUrls,
+}
+
+impl CameraView {
+    pub fn new(c: &Camera, m: &MediamtxConfig, host: &str) -> CameraView {
+        CameraView {
+            device: c.id.clone(),
+            status: c.status,
+            name: c.name.clone(),
+            resolution: c.resolution_text(),
+            fps: c.fps,
+            source_type: c.source,
+            streams: StreamUrls::new(m, host, &c.id),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]
+pub struct CameraList {
+    pub cameras: Vec<CameraView>,
+    pub total: usize,
+    pub connected: usize,
+}
+
+/// What the device says about itself (`VIDIOC_QUERYCAP`; external streams: rtsp/type/URL).
+#[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]
+pub struct DeviceCapabilities {
+    pub driver: String,
+    pub card: String,
+    pub bus_info: String,
+    pub capabilities: Vec<String>,
+}
+
+/// `get_camera_status`.
+#[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]
+pub struct CameraStatusView {
+    #[serde(flatten)]
+    pub camera: CameraView,
+    pub capabilities: DeviceCapabilities,
+    pub recording: bool,
+    pub streaming: bool,
+    /// RFC 3339 UTC.
+    pub last_seen: String,
+    /// Why the camera is in ERROR.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]
+pub struct ModeView {
+    pub format: String,
+    pub width: u32,
+    pub height: u32,
+    pub fps: Vec<u32>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ValidationStatus {
+    Confirmed,
+    Disconnected,
+}
+
+/// `get_camera_capabilities`.
+#[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]
+pub struct Capabilities {
+    pub device: String,
+    pub formats: Vec<String>,
+    pub resolutions: Vec<String>,
+    pub frame_rates: Vec<u32>,
+    pub fps_options: Vec<u32>,
+    pub modes: Vec<ModeView>,
+    pub validation_status: ValidationStatus,
+}
+
+impl Capabilities {
+    pub fn new(c: &Camera) -> Capabilities {
+        let mut formats: Vec<String> = Vec::new();
+        let mut resolutions: Vec<String> = Vec::new();
+        let mut rates = BTreeSet::new();
+        for m in &c.modes {
+            if !formats.contains(&m.format) {
+                formats.push(m.format.clone());
+            }
+            let r = format!("{}x{}", m.width, m.height);
+            if !resolutions.contains(&r) {
+                resolutions.push(r);
+            }
+            rates.extend(m.fps.iter().copied());
+        }
+        let rates: Vec<u32> = rates.into_iter().rev().collect();
+        Capabilities {
+            device: c.id.clone(),
+            formats,
+            resolutions,
+            frame_rates: rates.clone(),
+            fps_options: rates,
+            modes: c
+                .modes
+                .iter()
+                .map(|m| ModeView {
+                    format: m.format.clone(),
+                    width: m.width,
+                    height: m.height,
+                    fps: m.fps.clone(),
+                })
+                .collect(),
+            validation_status: if c.status == Status::Connected {
+                ValidationStatus::Confirmed
+            } else {
+                ValidationStatus::Disconnected
+            },
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum DiscoveryStatus {
+    Starting,
+    Partial,
+    Ready,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, JsonSchema)]
+pub enum CameraTopic {
+    #[serde(rename = "camera.connected")]
+    Connected,
+    #[serde(rename = "camera.disconnected")]
+    Disconnected,
+    #[serde(rename = "camera.status_change")]
+    StatusChange,
+}
+
+impl From<ChangeKind> for CameraTopic {
+    fn from(k: ChangeKind) -> CameraTopic {
+        match k {
+            ChangeKind::Connected => CameraTopic::Connected,
+            ChangeKind::Disconnected => CameraTopic::Disconnected,
+            ChangeKind::StatusChange => CameraTopic::StatusChange,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]
+pub struct LastCameraEvent {
+    pub topic: CameraTopic,
+    pub device: String,
+    pub timestamp: String,
+}
+
+/// `get_system_status`.
+#[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]
+pub struct SystemStatus {
+    pub status: DiscoveryStatus,
+    pub message: String,
+    pub available_cameras: Vec<String>,
+    pub discovery_active: bool,
+    pub last_event: Option<LastCameraEvent>,
+}
+
+impl SystemStatus {
+    pub fn new(s: &Summary) -> SystemStatus {
+        let (status, message) = if !s.first_pass_done {
+            (
+                DiscoveryStatus::Starting,
+                "camera discovery is running its first pass".to_string(),
+            )
+        } else if !s.problems.is_empty() {
+            (
+                DiscoveryStatus::Partial,
+                format!("{} camera(s) available; {}", s.connected.len(), s.problems.join("; ")),
+            )
+        } else {
+            (
+                DiscoveryStatus::Ready,
+                format!("{} camera(s) available of {} known", s.connected.len(), s.total),
+            )
+        };
+        SystemStatus {
+            status,
+            message,
+            available_cameras: s.connected.clone(),
+            discovery_active: s.discovery_active,
+            last_event: s.last_event.as_ref().map(|e| LastCameraEvent {
+                topic: e.kind.into(),
+                device: e.device.clone(),
+                timestamp: crate::clock::rfc3339(e.at),
+            }),
+        }
+    }
+}
+
+/// `get_server_info`.
+#[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]
+pub struct ServerInfo {
+    pub name: &'static str,
+    pub version: &'static str,
+    pub build_date: &'static str,
+    pub git_commit: &'static str,
+    pub architecture: &'static str,
+    pub rust_version: &'static str,
+    pub capabilities: Vec<&'static str>,
+    pub supported_formats: Vec<&'static str>,
+    pub max_cameras: usize,
+}
+
+impl Controller {
+    /// Starts camera discovery, wiring its changes to `camera.*` events and the `cameras`
+    /// health component (which gates readiness until the first pass is done). Resolves after
+    /// the first pass (bounded by `camera.first_pass_timeout`).
+    pub(super) async fn start_cameras(self: &Arc<Self>) {
+        self.set_component("cameras", Level::Healthy, "discovering cameras", true, false);
+        let on_change = {
+            let me = Arc::downgrade(self);
+            Box::new(move |c: &crate::camera::registry::Change| {
+                let Some(me) = me.upgrade() else { return };
+                me.events.publish(Event::Camera {
+                    kind: c.kind,
+                    camera: c.camera.clone(),
+                    removed: false,
+                });
+                me.on_camera_change(&c.camera, c.kind);
+            })
+        };
+        let on_health = {
+            let me = Arc::downgrade(self);
+            Box::new(move |h: &crate::camera::HealthReport| {
+                let Some(me) = me.upgrade() else { return };
+                let level = if h.degraded { Level::Degraded } else { Level::Healthy };
+                me.set_component("cameras", level, &h.message, true, h.ready);
+            })
+        };
+        self.cameras.start(Hooks { on_change, on_health }).await;
+    }
+
+    pub fn camera_view(&self, c: &Camera, host: &str) -> CameraView {
+        CameraView::new(c, &self.config.mediamtx, host)
+    }
+
+    pub fn camera_list(&self, client_host: &str) -> CameraList {
+        let host = self.hosts.for_client(client_host);
+        let cams = self.cameras.list();
+        CameraList {
+            connected: cams.iter().filter(|c| c.status == Status::Connected).count(),
+            total: cams.len(),
+            cameras: cams.iter().map(|c| self.camera_view(c, &host)).collect(),
+        }
+    }
+
+    pub fn camera_status(&self, device: &str, client_host: &str) -> Result<CameraStatusView, ServiceError> {
+        let c = self.cameras.get(device)?;
+        Ok(CameraStatusView {
+            camera: self.camera_view(&c, &self.hosts.for_client(client_host)),
+            capabilities: DeviceCapabilities {
+                driver: c.info.driver.clone(),
+                card: c.info.card.clone(),
+                bus_info: c.info.bus_info.clone(),
+                capabilities: c.info.capabilities.clone(),
+            },
+            // Recording: our recording state; streaming: MediaMTX has the stream flowing (as
+            // of the last health probe, so this call never waits on MediaMTX).
+            recording: self.media.recordings().is_recording(device),
+            streaming: self.media.stream_stats().available.iter().any(|n| n == device),
+            last_seen: crate::clock::rfc3339(c.last_seen),
+            error: c.error.clone(),
+        })
+    }
+
+    pub fn camera_capabilities(&self, device: &str) -> Result<Capabilities, ServiceError> {
+        Ok(Capabilities::new(&self.cameras.get(device)?))
+    }
+
+    pub fn system_status(&self) -> SystemStatus {
+        SystemStatus::new(&self.cameras.summary())
+    }
+
+    pub fn server_info(&self) -> ServerInfo {
+        ServerInfo {
+            name: "camera-service",
+            version: env!("CARGO_PKG_VERSION"),
+            build_date: env!("CS_BUILD_DATE"),
+            git_commit: env!("CS_GIT_COMMIT"),
+            architecture: std::env::consts::ARCH,
+            rust_version: env!("CS_RUSTC_VERSION"),
+            capabilities: vec!["snapshots", "recordings", "streaming", "events", "external_streams"],
+            supported_formats: vec!["fmp4", "mpegts", "jpg", "png"],
+            max_cameras: self.config.camera.max_cameras,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::camera::CameraManager;
+    use crate::config::Config;
+    use serde_json::json;
+
+    #[test]
+    fn views_have_the_contract_shapes() {
+        let c = Config::from_toml_str(
+            "[[camera.simulated]]\nid = \"camera50\"\npattern = \"testsrc2\"\nsize = \"640x480\"\nfps = 15\n\n[camera]\nmonitor = \"off\"\n",
+            Vec::<(String, String)>::new(),
+        )
+        .unwrap();
+        let mgr = CameraManager::new(&c.camera);
+        let cam = mgr.get("camera50").unwrap();
+        let v = serde_json::to_value(CameraView::new(&cam, &c.mediamtx, "10.0.0.5")).unwrap();
+        assert_eq!(v["status"], "CONNECTED");
+        assert_eq!(v["source_type"], "simulated");
+        assert_eq!(v["streams"]["rtsp"], "rtsp://10.0.0.5:8554/camera50");
+        assert_eq!(v["streams"]["hls"], "http://10.0.0.5:8888/camera50/index.m3u8");
+        assert_eq!(v["streams"]["webrtc"], "http://10.0.0.5:8889/camera50/whep");
+        assert_eq!(
+            StreamUrls::new(&c.mediamtx, "::1", "camera1").rtsp,
+            "rtsp://[::1]:8554/camera1"
+        );
+        let caps = serde_json::to_value(Capabilities::new(&cam)).unwrap();
+        assert_eq!(caps["formats"], json!(["YU12"]));
+        assert_eq!(caps["frame_rates"], json!([15]));
+        assert_eq!(caps["validation_status"], "confirmed");
+        let sys = serde_json::to_value(SystemStatus::new(&mgr.summary())).unwrap();
+        assert_eq!(sys["status"], "starting");
+        assert_eq!(sys["last_event"], serde_json::Value::Null);
+        smol::block_on(mgr.start(Hooks {
+            on_change: Box::new(|_| {}),
+            on_health: Box::new(|_| {}),
+        }));
+        let sys = serde_json::to_value(SystemStatus::new(&mgr.summary())).unwrap();
+        assert_eq!(sys["status"], "ready", "{sys}");
+        assert_eq!(sys["available_cameras"], json!(["camera50"]));
+        assert_eq!(sys["discovery_active"], false);
+    }
+}

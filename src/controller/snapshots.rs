@@ -1,0 +1,86 @@
+//! The snapshot operation (api.md §6) and its events: `snapshot.taken` on success,
+//! `snapshot.error` (with `reason`) when a snapshot could not be taken.
+
+use super::Controller;
+use crate::error::ServiceError;
+use crate::events::{Event, SnapshotTaken};
+use crate::media::image::ImageFormat;
+use crate::media::snapshot::{Request, SnapshotManager, Tier};
+use schemars::JsonSchema;
+use serde::Serialize;
+use std::sync::Arc;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, JsonSchema)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum SnapshotStatus {
+    Success,
+    Error,
+}
+
+/// `take_snapshot`.
+#[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]
+pub struct SnapshotResult {
+    pub device: String,
+    pub filename: String,
+    pub status: SnapshotStatus,
+    pub timestamp: String,
+    pub file_size: u64,
+    pub width: u32,
+    pub height: u32,
+    /// The capture tier that produced the image.
+    pub tier: Tier,
+    pub capture_ms: u64,
+    pub format: ImageFormat,
+}
+
+impl Controller {
+    /// Snapshot tiers and their figures (per-tier counts and latency sums for `/metrics`).
+    pub fn snapshots(&self) -> &Arc<SnapshotManager> {
+        &self.snapshots
+    }
+
+    pub async fn take_snapshot(&self, device: &str, req: Request) -> Result<SnapshotResult, ServiceError> {
+        let cam = self.cameras.get(device)?;
+        match self.snapshots.take(&cam, req).await {
+            Ok(t) => {
+                let result = SnapshotResult {
+                    device: t.device.clone(),
+                    filename: t.filename.clone(),
+                    status: SnapshotStatus::Success,
+                    timestamp: t.timestamp.clone(),
+                    file_size: t.file_size,
+                    width: t.width,
+                    height: t.height,
+                    tier: t.tier,
+                    capture_ms: t.capture_ms,
+                    format: t.format,
+                };
+                self.events.publish(Event::SnapshotTaken(SnapshotTaken {
+                    device: device.into(),
+                    taken: t,
+                }));
+                Ok(result)
+            }
+            Err(e) => {
+                let reason = match &e {
+                    // a bad request is the caller's business, not an event
+                    ServiceError::InvalidParam { .. } => return Err(e),
+                    ServiceError::InvalidState { .. } => "device_disconnected",
+                    ServiceError::InsufficientStorage { .. } => "insufficient_storage",
+                    ServiceError::CaptureFailed { .. } | ServiceError::Dependency { .. } => "capture_failed",
+                    _ => "internal_error",
+                };
+                let tiers_tried = match &e {
+                    ServiceError::CaptureFailed { tiers_tried, .. } => tiers_tried.clone(),
+                    _ => Vec::new(),
+                };
+                self.events.publish(Event::SnapshotFailed {
+                    device: device.into(),
+                    reason,
+                    tiers_tried,
+                });
+                Err(e)
+            }
+        }
+    }
+}
