@@ -135,24 +135,27 @@ fn mem_total_kib() -> Option<u64> {
     status_field(&std::fs::read_to_string("/proc/meminfo").ok()?, "MemTotal:")
 }
 
-/// Reads /proc in a background thread every `period` and keeps the latest sample.
+/// Reads /proc in a background thread every `period` and keeps the latest sample. `stop`
+/// ends the thread at once and joins it.
 pub struct Sampler {
     latest: Arc<Mutex<SysSample>>,
+    stop: Mutex<Option<(std::sync::mpsc::Sender<()>, std::thread::JoinHandle<()>)>>,
 }
 
 impl Sampler {
-    pub fn start(period: Duration, stop: crate::shutdown::Shutdown) -> Sampler {
+    pub fn start(period: Duration) -> Sampler {
         let latest = Arc::new(Mutex::new(SysSample::default()));
         let out = latest.clone();
         let ticks_per_sec = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
             .ok()
             .flatten()
             .unwrap_or(100) as f64;
-        let _ = std::thread::Builder::new().name("sys-sampler".into()).spawn(move || {
+        let (stop_tx, stop_rx) = std::sync::mpsc::channel::<()>();
+        let thread = std::thread::Builder::new().name("sys-sampler".into()).spawn(move || {
             let mut last = (Instant::now(), proc_cpu_ticks().unwrap_or(0));
             let mem_total = mem_total_kib().unwrap_or(0) * 1024;
-            while !stop.is_triggered() {
-                std::thread::sleep(period);
+            // A message or a dropped sender ends the loop; a timeout is the next tick.
+            while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = stop_rx.recv_timeout(period) {
                 let now = (Instant::now(), proc_cpu_ticks().unwrap_or(last.1));
                 let secs = now.0.duration_since(last.0).as_secs_f64().max(1e-3);
                 let cpu = (now.1.saturating_sub(last.1)) as f64 / ticks_per_sec / secs * 100.0;
@@ -175,7 +178,18 @@ impl Sampler {
                 *out.lock().unwrap() = sample;
             }
         });
-        Sampler { latest }
+        Sampler {
+            latest,
+            stop: Mutex::new(thread.ok().map(|t| (stop_tx, t))),
+        }
+    }
+
+    /// Stops and joins the sampling thread. Idempotent.
+    pub fn stop(&self) {
+        if let Some((tx, thread)) = self.stop.lock().unwrap().take() {
+            drop(tx);
+            let _ = thread.join();
+        }
     }
 
     pub fn latest(&self) -> SysSample {

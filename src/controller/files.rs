@@ -23,6 +23,10 @@ impl Controller {
         &self,
         f: impl FnOnce(&Storage) -> Result<T, ServiceError> + Send + 'static,
     ) -> Result<T, ServiceError> {
+        // At most FILE_WORKERS file-system jobs on the blocking pool at once: a burst of
+        // file requests (or a slow disk) waits here, asynchronously, instead of filling the
+        // pool and starving everyone else's blocking work (credential checks, MediaMTX).
+        let _permit = self.file_workers.acquire().await;
         let s = self.storage.clone();
         blocking::unblock(move || f(&s)).await
     }

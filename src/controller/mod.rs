@@ -82,7 +82,12 @@ pub struct Controller {
     sampler: OnceLock<crate::metrics::Sampler>,
     shutdown: Shutdown,
     tasks: Tasks,
+    /// Bounds the file-system jobs on the blocking pool (`files.rs`).
+    file_workers: async_lock::Semaphore,
 }
+
+/// File-system jobs (listing, info, delete, space) running at once on the blocking pool.
+const FILE_WORKERS: usize = 4;
 
 impl Controller {
     pub fn new(config: Arc<Config>, shutdown: Shutdown) -> Arc<Controller> {
@@ -114,6 +119,7 @@ impl Controller {
             sampler: OnceLock::new(),
             shutdown,
             tasks: Tasks::new(),
+            file_workers: async_lock::Semaphore::new(FILE_WORKERS),
         })
     }
 
@@ -170,6 +176,10 @@ impl Controller {
         self.cameras.shutdown().await;
         self.media.recordings().shutdown().await;
         self.tasks.join(limit).await;
+        if let Some(s) = self.sampler.get() {
+            // Wakes at once; the join is immediate.
+            s.stop();
+        }
     }
 
     /// Publishes `system.health` when a component change moved the overall status.

@@ -139,9 +139,7 @@ impl Controller {
     /// Starts the /proc sampler and checks that FFmpeg runs (component `ffmpeg`); resolves
     /// after the check (tens of milliseconds), so status is complete once the service is up.
     pub(super) async fn start_status(self: &Arc<Self>) {
-        let _ = self
-            .sampler
-            .set(Sampler::start(Duration::from_secs(2), self.shutdown.clone()));
+        let _ = self.sampler.set(Sampler::start(Duration::from_secs(2)));
         let ffmpeg = self.config.ffmpeg.path.clone();
         let out = blocking::unblock(move || std::process::Command::new(ffmpeg).arg("-version").output()).await;
         let (level, msg) = match out {

@@ -223,11 +223,11 @@ impl Storage {
                 use std::os::unix::fs::OpenOptionsExt;
                 opened = match std::fs::OpenOptions::new()
                     .read(true)
-                    .custom_flags(nix::libc::O_NOFOLLOW)
+                    .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK)
                     .open(path)
                 {
-                    Ok(f) => f,
-                    Err(_) => return MediaInfo::default(),
+                    Ok(f) if f.metadata().is_ok_and(|m| m.is_file()) => f,
+                    _ => return MediaInfo::default(),
                 };
                 &mut opened
             }
