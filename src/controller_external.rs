@@ -149,7 +149,7 @@ impl Controller {
                 } else {
                     s.name.clone()
                 },
-                stream_type: StreamType::parse(&s.stream_type).unwrap_or(StreamType::GenericRtsp),
+                stream_type: s.stream_type,
                 origin: Origin::Config,
                 added_at: crate::clock::now_rfc3339(),
             })

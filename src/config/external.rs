@@ -1,6 +1,7 @@
 //! `[external_streams]` and `[discovery]`: RTSP sources that are not V4L2 devices.
 
 use super::{Dur, SimulatedCamera, Validator};
+use crate::external::StreamType;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
@@ -43,16 +44,20 @@ pub struct StaticExternalStream {
     pub url: String,
     #[serde(default)]
     pub name: String,
-    #[serde(default = "default_stream_type", rename = "type")]
-    pub stream_type: String,
+    #[serde(default = "default_stream_type", rename = "type", deserialize_with = "stream_type")]
+    pub stream_type: StreamType,
 }
 
 fn serialize_redacted_url<S: serde::Serializer>(url: &str, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&crate::external::redact_url(url))
 }
 
-fn default_stream_type() -> String {
-    "generic_rtsp".into()
+fn default_stream_type() -> StreamType {
+    StreamType::GenericRtsp
+}
+
+fn stream_type<'de, D: serde::Deserializer<'de>>(d: D) -> Result<StreamType, D::Error> {
+    super::one_of(d, StreamType::parse, "generic_rtsp, skydio_eo, skydio_ir")
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -136,11 +141,6 @@ impl ExternalStreamsConfig {
                 v.check(false, &format!("{key}.url"), &why);
             }
             v.check(urls.insert(s.url.as_str()), &format!("{key}.url"), "must be unique");
-            v.check(
-                crate::external::StreamType::parse(&s.stream_type).is_some(),
-                &format!("{key}.type"),
-                "must be one of generic_rtsp, skydio_eo, skydio_ir",
-            );
         }
     }
 }

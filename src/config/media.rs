@@ -1,6 +1,7 @@
 //! `[ffmpeg]`, `[recording]`, `[snapshot]`: producing and keeping media.
 
 use super::{Dur, Validator};
+use crate::media::snapshot::Tier;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
@@ -188,7 +189,7 @@ impl RecordingConfig {
 pub struct SnapshotConfig {
     /// Tiers tried in this order; leave one out to disable it. Names: v4l2_direct,
     /// ffmpeg_direct, rtsp_immediate, rtsp_activation.
-    pub tiers: Vec<String>,
+    pub tiers: TierList,
     /// Tier 0 budget (open, set format, warm-up frames, one frame).
     pub v4l2_direct_timeout: Dur,
     /// Tier 1 budget (FFmpeg start, device open, warm-up, one frame).
@@ -210,9 +211,7 @@ pub struct SnapshotConfig {
 impl Default for SnapshotConfig {
     fn default() -> Self {
         SnapshotConfig {
-            tiers: ["v4l2_direct", "ffmpeg_direct", "rtsp_immediate", "rtsp_activation"]
-                .map(String::from)
-                .to_vec(),
+            tiers: TierList::new(Tier::ALL.to_vec()),
             v4l2_direct_timeout: Dur::secs(3),
             ffmpeg_direct_timeout: Dur::secs(10),
             rtsp_immediate_timeout: Dur::secs(8),
@@ -227,16 +226,16 @@ impl Default for SnapshotConfig {
 
 impl SnapshotConfig {
     pub(super) fn validate(&self, v: &mut Validator) {
-        const TIERS: [&str; 4] = ["v4l2_direct", "ffmpeg_direct", "rtsp_immediate", "rtsp_activation"];
-        v.check(!self.tiers.is_empty(), "snapshot.tiers", "must name at least one tier");
-        for (i, t) in self.tiers.iter().enumerate() {
+        let names = &self.tiers.names;
+        v.check(!names.is_empty(), "snapshot.tiers", "must name at least one tier");
+        for (i, t) in names.iter().enumerate() {
             v.check(
-                TIERS.contains(&t.as_str()),
+                t.is_ok(),
                 &format!("snapshot.tiers[{i}]"),
                 "must be one of v4l2_direct, ffmpeg_direct, rtsp_immediate, rtsp_activation",
             );
             v.check(
-                !self.tiers[..i].contains(t),
+                !names[..i].contains(t),
                 &format!("snapshot.tiers[{i}]"),
                 "must not repeat a tier",
             );
@@ -253,5 +252,51 @@ impl SnapshotConfig {
         v.range("snapshot.default_quality", self.default_quality as u64, 1, 100);
         v.range("snapshot.max_width", self.max_width as u64, 0, 16384);
         v.range("snapshot.max_height", self.max_height as u64, 0, 16384);
+    }
+}
+
+/// `snapshot.tiers`: the names are parsed into [`Tier`]s at load. An unknown name is kept,
+/// with its position, only so that validation reports it (`snapshot.tiers[1]: ...`) together
+/// with every other problem; a validated config has none, and derefs to exactly its tiers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TierList {
+    /// As written, in order: a tier, or the unknown name.
+    names: Vec<Result<Tier, String>>,
+    tiers: Vec<Tier>,
+}
+
+impl TierList {
+    pub fn new(tiers: Vec<Tier>) -> TierList {
+        TierList {
+            names: tiers.iter().copied().map(Ok).collect(),
+            tiers,
+        }
+    }
+}
+
+impl std::ops::Deref for TierList {
+    type Target = [Tier];
+    fn deref(&self) -> &[Tier] {
+        &self.tiers
+    }
+}
+
+impl Serialize for TierList {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.names.iter().map(|n| match n {
+            Ok(t) => t.as_str(),
+            Err(name) => name.as_str(),
+        }))
+    }
+}
+
+impl<'de> Deserialize<'de> for TierList {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let names: Vec<Result<Tier, String>> = Vec::<String>::deserialize(d)?
+            .into_iter()
+            .map(|n| Tier::parse(&n).ok_or(n))
+            .collect();
+        let tiers = names.iter().filter_map(|n| n.as_ref().ok().copied()).collect();
+        Ok(TierList { names, tiers })
     }
 }

@@ -19,9 +19,9 @@ mod storage;
 
 pub use camera::{parse_size, CameraConfig, CameraMonitor, SimulatedCamera};
 pub use external::{DiscoveryConfig, ExternalStreamsConfig, StaticExternalStream};
-pub use media::{FfmpegConfig, RecordFormat, RecordingConfig, SnapshotConfig};
+pub use media::{FfmpegConfig, RecordFormat, RecordingConfig, SnapshotConfig, TierList};
 pub use mediamtx::MediamtxConfig;
-pub use server::{LoggingConfig, SecurityConfig, ServerConfig};
+pub use server::{LogLevel, LoggingConfig, SecurityConfig, ServerConfig};
 pub use storage::StorageConfig;
 
 /// A duration written as a string in the file (`"30s"`, `"5m"`, `"1h 30m"`).
@@ -173,7 +173,6 @@ impl Config {
         let mut v = Validator::default();
         self.server.validate(&mut v);
         self.security.validate(&mut v);
-        self.logging.validate(&mut v);
         self.mediamtx.validate(&mut v);
         self.camera.validate(&mut v);
         self.ffmpeg.validate(&mut v);
@@ -189,6 +188,17 @@ impl Config {
     pub fn to_redacted_toml(&self) -> String {
         toml::to_string(self).unwrap_or_else(|e| format!("# cannot render config: {e}\n"))
     }
+}
+
+/// An enum-valued key: a name from a fixed set, parsed at load; anything else is rejected
+/// then, with the key named (`storage.retention_policy: must be one of age, size, manual`).
+fn one_of<'de, D: serde::Deserializer<'de>, T>(
+    d: D,
+    parse: impl Fn(&str) -> Option<T>,
+    names: &str,
+) -> Result<T, D::Error> {
+    let text = String::deserialize(d)?;
+    parse(&text).ok_or_else(|| serde::de::Error::custom(format!("must be one of {names}")))
 }
 
 #[derive(Default)]
@@ -294,6 +304,9 @@ fn describe_error(e: &toml::de::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::external::StreamType;
+    use crate::media::snapshot::Tier;
+    use crate::storage::retention::PolicyType;
 
     fn load(text: &str, env: &[(&str, &str)]) -> Result<Config, ConfigErrors> {
         Config::from_toml_str(text, env.iter().map(|(a, b)| (a.to_string(), b.to_string())))
@@ -370,7 +383,7 @@ mod tests {
         assert_eq!(c.snapshot.tiers.len(), 4);
         assert_eq!(c.snapshot.default_quality, 85);
         let c = load("[snapshot]\ntiers = [\"rtsp_activation\"]\nwarmup_frames = 0\n", &[]).unwrap();
-        assert_eq!(c.snapshot.tiers, vec!["rtsp_activation"]);
+        assert_eq!(c.snapshot.tiers[..], [Tier::RtspActivation]);
         let e = load(
             "[snapshot]\ntiers = [\"v4l2_direct\", \"tier9\", \"v4l2_direct\"]\ndefault_quality = 0\nv4l2_direct_timeout = \"1ms\"\n",
             &[],
@@ -389,6 +402,54 @@ mod tests {
         assert!(e.contains("snapshot.tiers: must name at least one tier"), "{e}");
         let c = load("", &[("CAMERA_SERVICE_SNAPSHOT_WARMUP_FRAMES", "7")]).unwrap();
         assert_eq!(c.snapshot.warmup_frames, 7);
+    }
+
+    #[test]
+    fn enum_keys_are_parsed_at_load_and_named_when_wrong() {
+        let c = load(
+            "[logging]\nlevel = \"DEBUG\"\n[storage]\nretention_policy = \"age\"\n\
+             [[external_streams.streams]]\nid = \"camera120\"\nurl = \"rtsp://10.0.0.9/a\"\ntype = \"skydio_ir\"\n\
+             [[external_streams.streams]]\nid = \"camera121\"\nurl = \"rtsp://10.0.0.9/b\"\n",
+            &[],
+        )
+        .unwrap();
+        assert_eq!(c.logging.level, LogLevel::Debug);
+        assert_eq!(c.logging.level.filter(), log::LevelFilter::Debug);
+        assert_eq!(c.storage.retention_policy, PolicyType::Age);
+        let types: Vec<_> = c.external_streams.streams.iter().map(|s| s.stream_type).collect();
+        assert_eq!(types, [StreamType::SkydioIr, StreamType::GenericRtsp]);
+        assert_eq!(load("", &[]).unwrap().logging.level, LogLevel::Info);
+        assert_eq!(load("", &[]).unwrap().storage.retention_policy, PolicyType::Manual);
+        let out = c.to_redacted_toml();
+        for line in [
+            "level = \"debug\"",
+            "retention_policy = \"age\"",
+            "type = \"skydio_ir\"",
+        ] {
+            assert!(out.contains(line), "{line}: {out}");
+        }
+
+        for (text, want) in [
+            (
+                "[logging]\nlevel = \"loud\"\n",
+                "logging.level: must be one of off, error, warn, info, debug, trace",
+            ),
+            (
+                "[storage]\nretention_policy = \"weekly\"\n",
+                "storage.retention_policy: must be one of age, size, manual",
+            ),
+            (
+                "[[external_streams.streams]]\nid = \"camera120\"\nurl = \"rtsp://h/a\"\ntype = \"thermal\"\n",
+                "type: must be one of generic_rtsp, skydio_eo, skydio_ir",
+            ),
+        ] {
+            let e = load(text, &[]).unwrap_err().to_string();
+            assert!(e.contains(want), "{want}: {e}");
+        }
+        let e = load("", &[("CAMERA_SERVICE_STORAGE_RETENTION_POLICY", "sometimes")])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("storage.retention_policy: must be one of"), "{e}");
     }
 
     #[test]

@@ -167,24 +167,54 @@ impl SecurityConfig {
 #[serde(default, deny_unknown_fields)]
 pub struct LoggingConfig {
     /// error|warn|info|debug|trace; `RUST_LOG` overrides it.
-    pub level: String,
+    pub level: LogLevel,
 }
 
 impl Default for LoggingConfig {
     fn default() -> Self {
-        LoggingConfig { level: "info".into() }
+        LoggingConfig { level: LogLevel::Info }
     }
 }
 
-impl LoggingConfig {
-    pub(super) fn validate(&self, v: &mut Validator) {
-        v.check(
-            matches!(
-                self.level.to_ascii_lowercase().as_str(),
-                "off" | "error" | "warn" | "info" | "debug" | "trace"
-            ),
-            "logging.level",
-            "must be one of off, error, warn, info, debug, trace",
-        );
+/// `logging.level`, in any letter case in the file (`INFO` = `info`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogLevel {
+    Off,
+    Error,
+    Warn,
+    Info,
+    Debug,
+    Trace,
+}
+
+impl LogLevel {
+    pub fn filter(self) -> log::LevelFilter {
+        match self {
+            LogLevel::Off => log::LevelFilter::Off,
+            LogLevel::Error => log::LevelFilter::Error,
+            LogLevel::Warn => log::LevelFilter::Warn,
+            LogLevel::Info => log::LevelFilter::Info,
+            LogLevel::Debug => log::LevelFilter::Debug,
+            LogLevel::Trace => log::LevelFilter::Trace,
+        }
+    }
+
+    fn parse(s: &str) -> Option<LogLevel> {
+        Some(match s.to_ascii_lowercase().as_str() {
+            "off" => LogLevel::Off,
+            "error" => LogLevel::Error,
+            "warn" => LogLevel::Warn,
+            "info" => LogLevel::Info,
+            "debug" => LogLevel::Debug,
+            "trace" => LogLevel::Trace,
+            _ => return None,
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for LogLevel {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        super::one_of(d, LogLevel::parse, "off, error, warn, info, debug, trace")
     }
 }

@@ -1,6 +1,7 @@
 //! `[storage]`: where state, recordings and snapshots live; free space; retention.
 
 use super::{Dur, Validator};
+use crate::storage::retention::PolicyType;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -22,7 +23,8 @@ pub struct StorageConfig {
     /// Period of background retention enforcement.
     pub retention_check_interval: Dur,
     /// Retention policy used until `set_retention_policy` saves one: age|size|manual.
-    pub retention_policy: String,
+    #[serde(deserialize_with = "retention_policy")]
+    pub retention_policy: PolicyType,
     pub retention_max_age_days: u32,
     pub retention_max_size_gb: f64,
 }
@@ -37,7 +39,7 @@ impl Default for StorageConfig {
             low_space_warning_percent: 10,
             space_check_interval: Dur::secs(30),
             retention_check_interval: Dur::secs(600),
-            retention_policy: "manual".into(),
+            retention_policy: PolicyType::Manual,
             retention_max_age_days: 30,
             retention_max_size_gb: 50.0,
         }
@@ -72,11 +74,6 @@ impl StorageConfig {
             Duration::from_millis(100),
             Duration::from_secs(7 * 86400),
         );
-        v.check(
-            matches!(self.retention_policy.as_str(), "age" | "size" | "manual"),
-            "storage.retention_policy",
-            "must be one of age, size, manual",
-        );
         v.range(
             "storage.retention_max_age_days",
             self.retention_max_age_days as u64,
@@ -89,4 +86,8 @@ impl StorageConfig {
             "must be a number greater than 0",
         );
     }
+}
+
+fn retention_policy<'de, D: serde::Deserializer<'de>>(d: D) -> Result<PolicyType, D::Error> {
+    super::one_of(d, PolicyType::parse, "age, size, manual")
 }
