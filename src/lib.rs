@@ -21,4 +21,5 @@ pub mod mediamtx;
 pub mod metrics;
 pub mod service;
 pub mod shutdown;
+pub mod state_file;
 pub mod storage;

@@ -212,11 +212,9 @@ impl RecordingManager {
             .iter()
             .map(|(k, v)| (k.clone(), v.persisted.clone()))
             .collect();
-        let tmp = self.state_file.with_extension("tmp");
         let write = || -> std::io::Result<()> {
-            std::fs::create_dir_all(self.state_file.parent().unwrap_or(Path::new("/")))?;
-            std::fs::write(&tmp, serde_json::to_vec_pretty(&map)?)?;
-            std::fs::rename(&tmp, &self.state_file)
+            let data = serde_json::to_vec_pretty(&map)?;
+            crate::state_file::write(&self.state_file, &data, crate::state_file::Mode::Default)
         };
         if let Err(e) = write() {
             log::error!("cannot persist recording state: {e}");
