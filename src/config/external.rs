@@ -19,6 +19,7 @@ pub struct ExternalStreamsConfig {
     /// Consecutive failed checks before a connected stream is reported disconnected.
     pub offline_after: u32,
     /// Streams with fixed ids, defined here (not removable through the API).
+    #[serde(deserialize_with = "super::entries")]
     pub streams: Vec<StaticExternalStream>,
 }
 

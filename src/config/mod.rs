@@ -285,20 +285,44 @@ fn apply_env_overrides(
 /// toml renders the key path as a trailing "in `server.port`" line; put it first, as
 /// every other config error does: `server.port: invalid value: integer `70000`, expected u16`.
 fn describe_error(e: &toml::de::Error) -> String {
+    match split_error(e) {
+        // An entry of an array of tables names itself (`[1].type: ...`, see `entries`).
+        (Some(path), what) if what.starts_with('[') => format!("{path}{what}"),
+        (Some(path), what) => format!("{path}: {what}"),
+        (None, what) => what,
+    }
+}
+
+/// (key path if toml gives one, message on one line).
+fn split_error(e: &toml::de::Error) -> (Option<String>, String) {
     let text = e.to_string();
     let mut lines: Vec<&str> = text.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
-    match lines
+    let path = lines
         .last()
         .and_then(|l| l.strip_prefix("in `"))
         .and_then(|l| l.strip_suffix('`'))
-    {
-        Some(path) => {
-            let path = path.to_string();
-            lines.pop();
-            format!("{path}: {}", lines.join(" "))
-        }
-        None => lines.join(" "),
+        .map(String::from);
+    if path.is_some() {
+        lines.pop();
     }
+    (path, lines.join(" "))
+}
+
+/// An array of tables read entry by entry, so that an error names its entry
+/// (`external_streams.streams[1].type: ...`) where toml alone says `external_streams.streams.type`.
+fn entries<'de, D: serde::Deserializer<'de>, T: serde::de::DeserializeOwned>(d: D) -> Result<Vec<T>, D::Error> {
+    Vec::<toml::Value>::deserialize(d)?
+        .into_iter()
+        .enumerate()
+        .map(|(i, entry)| {
+            entry.try_into().map_err(|e: toml::de::Error| {
+                serde::de::Error::custom(match split_error(&e) {
+                    (Some(path), what) => format!("[{i}].{path}: {what}"),
+                    (None, what) => format!("[{i}]: {what}"),
+                })
+            })
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -440,7 +464,12 @@ mod tests {
             ),
             (
                 "[[external_streams.streams]]\nid = \"camera120\"\nurl = \"rtsp://h/a\"\ntype = \"thermal\"\n",
-                "type: must be one of generic_rtsp, skydio_eo, skydio_ir",
+                "external_streams.streams[0].type: must be one of generic_rtsp, skydio_eo, skydio_ir",
+            ),
+            (
+                "[[external_streams.streams]]\nid = \"camera120\"\nurl = \"rtsp://h/a\"\n\
+                 [[external_streams.streams]]\nid = \"camera121\"\nurl = \"rtsp://h/b\"\ncolour = \"red\"\n",
+                "external_streams.streams[1]: unknown field `colour`",
             ),
         ] {
             let e = load(text, &[]).unwrap_err().to_string();
