@@ -21,5 +21,6 @@ pub(crate) mod mediamtx;
 pub(crate) mod metrics;
 pub mod service;
 pub(crate) mod shutdown;
+pub(crate) mod state_file;
 pub(crate) mod storage;
 pub(crate) mod tasks;

@@ -217,14 +217,16 @@ mod tests {
 
     #[test]
     fn sampler_reads_this_process() {
-        let stop = crate::shutdown::Shutdown::new();
-        let s = Sampler::start(Duration::from_millis(50), stop.clone());
+        let s = Sampler::start(Duration::from_millis(50));
         let deadline = Instant::now() + Duration::from_secs(5);
         while s.latest().rss_bytes == 0 && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(20));
         }
         let v = s.latest();
-        stop.trigger();
+        let t0 = Instant::now();
+        s.stop();
+        s.stop(); // idempotent
+        assert!(t0.elapsed() < Duration::from_secs(1), "stop wakes the thread at once");
         assert!(v.rss_bytes > 1024 * 1024 && v.threads >= 2 && v.open_fds >= 3, "{v:?}");
     }
 }

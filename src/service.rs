@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 pub fn init_logging(config: &Config) {
-    let level = config.logging.level.parse().unwrap_or(log::LevelFilter::Info);
+    let level = config.logging.level.filter();
     let _ = simple_logger::SimpleLogger::new()
         .with_level(level)
         .with_module_level("async_io", log::LevelFilter::Warn)

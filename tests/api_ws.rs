@@ -24,7 +24,7 @@ fn every_error_code_of_the_envelope_on_the_wire() {
         let v = c.recv_json().await.unwrap();
         assert_eq!(
             (v["error"]["code"].as_i64(), &v["id"]),
-            (Some(-32700), &Value::Null),
+            (Some(PARSE_ERROR), &Value::Null),
             "{v}"
         );
         assert_eq!(v["error"]["message"], "Parse error");
@@ -33,37 +33,37 @@ fn every_error_code_of_the_envelope_on_the_wire() {
         let v = c.recv_json().await.unwrap();
         assert_eq!(
             (v["error"]["code"].as_i64(), &v["id"]),
-            (Some(-32600), &json!(3)),
+            (Some(INVALID_REQUEST), &json!(3)),
             "{v}"
         );
         c.send_text("42").await;
-        assert_eq!(c.recv_json().await.unwrap()["error"]["code"], -32600);
+        assert_eq!(c.recv_json().await.unwrap()["error"]["code"], INVALID_REQUEST);
         c.send_text("[]").await;
         let v = c.recv_json().await.unwrap();
         assert!(v.is_object(), "an empty batch is answered by one error object: {v}");
-        assert_eq!(v["error"]["code"], -32600);
+        assert_eq!(v["error"]["code"], INVALID_REQUEST);
         // -32601 with data.method
         let v = c.call("no_such_method", Value::Null).await;
         assert_eq!(
             (v["error"]["code"].as_i64(), v["error"]["data"]["method"].as_str()),
-            (Some(-32601), Some("no_such_method"))
+            (Some(METHOD_NOT_FOUND), Some("no_such_method"))
         );
         // -32001 before auth; ping needs none
         assert_eq!(c.result("ping", Value::Null).await, "pong");
         let v = c.call("get_server_info", json!({})).await;
         assert_eq!(
             (v["error"]["code"].as_i64(), err_reason(&v)),
-            (Some(-32001), "auth_required")
+            (Some(AUTH_FAILED), "auth_required")
         );
         let v = c.authenticate("not-a-token").await;
         assert_eq!(
             (v["error"]["code"].as_i64(), err_reason(&v)),
-            (Some(-32001), "auth_failed")
+            (Some(AUTH_FAILED), "auth_failed")
         );
         // -32002 with required_role and role
         c.auth_as(Role::Viewer).await;
         let v = c.call("delete_recording", json!({"filename": "x.mp4"})).await;
-        assert_eq!(v["error"]["code"], -32002);
+        assert_eq!(v["error"]["code"], PERMISSION_DENIED);
         assert_eq!(
             (
                 v["error"]["data"]["required_role"].as_str(),
@@ -73,16 +73,16 @@ fn every_error_code_of_the_envelope_on_the_wire() {
         );
         // -32602: positional params, unknown topic (data.param), unknown param
         let v = c.call("subscribe_events", json!(["camera.connected"])).await;
-        assert_eq!(v["error"]["code"], -32602);
+        assert_eq!(v["error"]["code"], INVALID_PARAMS);
         let v = c.call("subscribe_events", json!({"topics": ["camera.nope"]})).await;
         assert_eq!(
             (v["error"]["code"].as_i64(), v["error"]["data"]["param"].as_str()),
-            (Some(-32602), Some("topics"))
+            (Some(INVALID_PARAMS), Some("topics"))
         );
         let v = c.call("ping", json!({"bogus": 1})).await;
         assert_eq!(
             (v["error"]["code"].as_i64(), v["error"]["data"]["param"].as_str()),
-            (Some(-32602), Some("bogus"))
+            (Some(INVALID_PARAMS), Some("bogus"))
         );
         // every error carries message, reason, details; details leak no paths
         let v = c.call("no_such_method", json!({})).await;
@@ -100,7 +100,7 @@ fn disabled_feature_is_unsupported() {
         let mut c = Client::connect(&svc.ws_url()).await;
         c.auth_as(Role::Operator).await;
         let v = c.call("get_external_streams", json!({})).await;
-        assert_eq!(v["error"]["code"], -32030, "{v}");
+        assert_eq!(v["error"]["code"], UNSUPPORTED, "{v}");
         assert_eq!(v["error"]["message"], "Unsupported");
         assert_eq!(v["error"]["data"]["feature"], "external_streams");
     });
@@ -114,7 +114,7 @@ fn internal_error_has_a_correlation_id_and_is_logged() {
     smol::block_on(async {
         let mut c = Client::connect(&svc.ws_url()).await;
         let v = c.authenticate(&format!("csk_{}", "A".repeat(43))).await;
-        assert_eq!(v["error"]["code"], -32603, "{v}");
+        assert_eq!(v["error"]["code"], INTERNAL_ERROR, "{v}");
         let id = v["error"]["data"]["correlation_id"].as_str().unwrap().to_string();
         assert!(
             !v.to_string().contains("api-keys.json"),
@@ -146,11 +146,11 @@ fn batch_mixes_valid_invalid_and_notifications() {
         assert_eq!(arr.len(), 5, "the notification gets no reply: {v}");
         let by_id = |id: Value| arr.iter().find(|r| r["id"] == id).cloned().unwrap();
         assert_eq!(by_id(json!(1))["result"], "pong");
-        assert_eq!(by_id(json!("b"))["error"]["code"], -32601);
-        assert_eq!(by_id(json!(2))["error"]["code"], -32001);
+        assert_eq!(by_id(json!("b"))["error"]["code"], METHOD_NOT_FOUND);
+        assert_eq!(by_id(json!(2))["error"]["code"], AUTH_FAILED);
         assert_eq!(
             arr.iter()
-                .filter(|r| r["id"].is_null() && r["error"]["code"] == -32600)
+                .filter(|r| r["id"].is_null() && r["error"]["code"] == INVALID_REQUEST)
                 .count(),
             2
         );
@@ -183,10 +183,10 @@ fn role_matrix_from_the_method_table() {
             }
             let v = anon.call(spec.name, json!({})).await;
             match spec.min_role {
-                None => assert_ne!(v["error"]["code"], -32001, "{} needs no auth: {v}", spec.name),
+                None => assert_ne!(v["error"]["code"], AUTH_FAILED, "{} needs no auth: {v}", spec.name),
                 Some(_) => assert_eq!(
                     (v["error"]["code"].as_i64(), err_reason(&v)),
-                    (Some(-32001), "auth_required"),
+                    (Some(AUTH_FAILED), "auth_required"),
                     "{}",
                     spec.name
                 ),
@@ -196,11 +196,11 @@ fn role_matrix_from_the_method_table() {
                 let code = v["error"]["code"].as_i64();
                 match spec.min_role {
                     Some(min) if *role < min => {
-                        assert_eq!(code, Some(-32002), "{} as {role:?}: {v}", spec.name);
+                        assert_eq!(code, Some(PERMISSION_DENIED), "{} as {role:?}: {v}", spec.name);
                         assert_eq!(v["error"]["data"]["required_role"], min.as_str());
                     }
                     _ => assert!(
-                        code != Some(-32002) && code != Some(-32001),
+                        code != Some(PERMISSION_DENIED) && code != Some(AUTH_FAILED),
                         "{} as {role:?} must pass auth: {v}",
                         spec.name
                     ),
@@ -228,11 +228,11 @@ fn expired_token_is_refused_on_an_open_connection() {
         let v = c.call("get_server_info", json!({})).await;
         assert_eq!(
             (v["error"]["code"].as_i64(), err_reason(&v)),
-            (Some(-32001), "token_expired")
+            (Some(AUTH_FAILED), "token_expired")
         );
         // a failed authenticate leaves the identity as it was (still expired)
         let v = c.authenticate("garbage").await;
-        assert_eq!(v["error"]["code"], -32001);
+        assert_eq!(v["error"]["code"], AUTH_FAILED);
         assert_eq!(err_reason(&c.call("get_server_info", json!({})).await), "token_expired");
         // a fresh token restores access
         c.auth_as(Role::Viewer).await;
@@ -246,7 +246,7 @@ fn expired_token_is_refused_on_an_open_connection() {
                 camera_service::clock::unix_now() - 10,
             ))
             .await;
-        assert_eq!(v["error"]["code"], -32001);
+        assert_eq!(v["error"]["code"], AUTH_FAILED);
         assert_eq!(
             c.result("get_server_info", json!({})).await["name"],
             "camera-service",
@@ -299,12 +299,12 @@ fn api_key_accepted_then_revoked() {
         assert!(out.status.success());
         // the open connection loses access, and the key no longer authenticates
         let v = c.call("get_server_info", json!({})).await;
-        assert_eq!(v["error"]["code"], -32001, "{v}");
+        assert_eq!(v["error"]["code"], AUTH_FAILED, "{v}");
         let mut c2 = Client::connect(&svc.ws_url()).await;
         let v = c2.authenticate(&key).await;
         assert_eq!(
             (v["error"]["code"].as_i64(), err_reason(&v)),
-            (Some(-32001), "auth_failed")
+            (Some(AUTH_FAILED), "auth_failed")
         );
     });
     let list = String::from_utf8(svc.cli(&["keys", "list"]).stdout).unwrap();
@@ -319,15 +319,15 @@ fn sixth_failed_auth_from_one_ip_is_rate_limited() {
         for i in 0..5 {
             let mut c = Client::connect(&svc.ws_url()).await;
             let v = c.authenticate(&format!("bad-{i}")).await;
-            assert_eq!(v["error"]["code"], -32001, "attempt {}", i + 1);
+            assert_eq!(v["error"]["code"], AUTH_FAILED, "attempt {}", i + 1);
         }
         let mut c = Client::connect(&svc.ws_url()).await;
         let v = c.authenticate("bad-6").await;
-        assert_eq!(v["error"]["code"], -32040, "{v}");
+        assert_eq!(v["error"]["code"], RATE_LIMITED, "{v}");
         assert!(v["error"]["data"]["retry_after_ms"].as_u64().unwrap() > 0);
         // even a good token waits out the window from this address
         let v = c.authenticate(&token(Role::Viewer, Duration::from_secs(60))).await;
-        assert_eq!(v["error"]["code"], -32040);
+        assert_eq!(v["error"]["code"], RATE_LIMITED);
     });
     std::thread::sleep(Duration::from_millis(100));
     assert!(
@@ -350,7 +350,7 @@ fn per_connection_rate_limit() {
             .as_array()
             .unwrap()
             .iter()
-            .filter(|r| r["error"]["code"] == -32040)
+            .filter(|r| r["error"]["code"] == RATE_LIMITED)
             .count();
         assert!(
             (9..=11).contains(&(20 - limited)),

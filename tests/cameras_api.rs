@@ -38,7 +38,7 @@ fn simulated_cameras_through_the_api() {
     let svc = Service::start("", "", &rest);
     smol::block_on(async {
         let mut c = Client::connect(&svc.ws_url()).await;
-        assert_eq!(c.error_code("get_camera_list", json!({})).await, -32001);
+        assert_eq!(c.error_code("get_camera_list", json!({})).await, AUTH_FAILED);
         c.auth_as(Role::Viewer).await;
 
         let list = c.result("get_camera_list", json!({})).await;
@@ -100,7 +100,7 @@ fn simulated_cameras_through_the_api() {
         // Unknown id → -32010 with resource/id; malformed or missing → -32602 with param.
         for m in ["get_camera_status", "get_camera_capabilities"] {
             let v = c.call(m, json!({"device": "camera3"})).await;
-            assert_eq!(v["error"]["code"], -32010, "{v}");
+            assert_eq!(v["error"]["code"], NOT_FOUND, "{v}");
             assert_eq!(v["error"]["message"], "Not found");
             assert_eq!(
                 (&v["error"]["data"]["resource"], &v["error"]["data"]["id"]),
@@ -113,12 +113,12 @@ fn simulated_cameras_through_the_api() {
                 json!({"device": 3}),
             ] {
                 let v = c.call(m, bad.clone()).await;
-                assert_eq!(v["error"]["code"], -32602, "{m} {bad}: {v}");
+                assert_eq!(v["error"]["code"], INVALID_PARAMS, "{m} {bad}: {v}");
                 assert_eq!(v["error"]["data"]["param"], "device");
             }
         }
         let v = c.call("get_camera_list", json!({"extra": 1})).await;
-        assert_eq!(v["error"]["code"], -32602);
+        assert_eq!(v["error"]["code"], INVALID_PARAMS);
 
         let sys = c.result("get_system_status", json!({})).await;
         assert_eq!(sys["status"], "ready", "{sys}");

@@ -128,7 +128,7 @@ fn device_filter_and_notification_shape() {
                 json!({"topics": ["camera.connected"], "filters": {"device": "cam2"}}),
             )
             .await;
-        assert_eq!(bad["error"]["code"], -32602);
+        assert_eq!(bad["error"]["code"], INVALID_PARAMS);
         let bus = svc.state.bus.clone();
         let t0 = Instant::now();
         bus.publish(Topic::CameraConnected, Some("camera1"), Map::new());

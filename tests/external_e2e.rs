@@ -10,7 +10,6 @@ use camera_service::api::auth::Role;
 use common::*;
 use serde_json::{json, Value};
 use std::io::{Read, Write};
-use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -79,18 +78,6 @@ fn mediamtx_section(d: &mediamtx_double::Handle) -> String {
     )
 }
 
-fn ffprobe(path: &Path) -> Value {
-    let out = Command::new("ffprobe")
-        .args(["-v", "error", "-select_streams", "v:0", "-show_entries"])
-        .arg("stream=codec_name,width,height:format=duration")
-        .args(["-of", "json"])
-        .arg(path)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    serde_json::from_slice(&out.stdout).unwrap()
-}
-
 async fn client(svc: &Service, role: Role) -> Client {
     let mut c = Client::connect(&svc.ws_url()).await;
     c.auth_as(role).await;
@@ -139,7 +126,7 @@ fn external_stream_is_a_camera_end_to_end() {
             let v = c
                 .call("add_external_stream", json!({"stream_url": bad, "stream_name": "x"}))
                 .await;
-            assert_eq!(v["error"]["code"], -32602, "{bad}: {v}");
+            assert_eq!(v["error"]["code"], INVALID_PARAMS, "{bad}: {v}");
             assert_eq!(v["error"]["data"]["param"], "stream_url");
         }
         let v = c
@@ -155,7 +142,7 @@ fn external_stream_is_a_camera_end_to_end() {
                 json!({"stream_url": "rtsp://127.0.0.1:1/none"})
             )
             .await,
-            -32010
+            NOT_FOUND
         );
 
         let added = c
@@ -176,7 +163,7 @@ fn external_stream_is_a_camera_end_to_end() {
             )
             .await;
         seen += &dup.to_string();
-        assert_eq!(dup["error"]["code"], -32020, "{dup}");
+        assert_eq!(dup["error"]["code"], INVALID_STATE, "{dup}");
 
         // The service's own path pulls the URL (credentials kept only there).
         let (status, _, body) = http(&api_addr(&d), "GET", "/v3/config/paths/get/camera100", &[]);
@@ -233,17 +220,10 @@ fn external_stream_is_a_camera_end_to_end() {
         let dir = svc.dir.path().join("recordings").join("camera100");
         let mut total = 0.0;
         for f in &files {
-            let p = ffprobe(&dir.join(f));
-            eprintln!("ffprobe {f}: {p}");
-            assert_eq!(p["streams"][0]["codec_name"], "h264");
-            assert_eq!(
-                (p["streams"][0]["width"].clone(), p["streams"][0]["height"].clone()),
-                (json!(640), json!(480))
-            );
-            total += p["format"]["duration"]
-                .as_str()
-                .and_then(|d| d.parse::<f64>().ok())
-                .unwrap_or(0.0);
+            let p = probe_media(&dir.join(f));
+            assert_eq!(p.codec, "h264");
+            assert_eq!((p.width, p.height), (640, 480));
+            total += p.duration.unwrap_or(0.0);
         }
         eprintln!("recorded {total:.2}s in {} file(s)", files.len());
         assert!((2.0..=8.0).contains(&total), "duration {total}");
@@ -252,7 +232,7 @@ fn external_stream_is_a_camera_end_to_end() {
         let snap = c.call("take_snapshot", json!({"device": "camera100"})).await;
         seen += &snap.to_string();
         match snap["error"]["code"].as_i64() {
-            Some(-32030) => eprintln!("take_snapshot not available in this build (-32030); skipped"),
+            Some(UNSUPPORTED) => eprintln!("take_snapshot not available in this build (-32030); skipped"),
             Some(code) => panic!("take_snapshot on an external camera failed with {code}: {snap}"),
             None => eprintln!("snapshot of camera100: {}", snap["result"]),
         }
@@ -270,7 +250,7 @@ fn external_stream_is_a_camera_end_to_end() {
         assert!(took < Duration::from_secs(8), "{took:?}");
         assert_eq!(
             c.error_code("start_recording", json!({"device": "camera100"})).await,
-            -32020,
+            INVALID_STATE,
             "a disconnected external camera does not record"
         );
         publisher = Publisher::start(d.rtsp_port, "src1");
@@ -285,7 +265,7 @@ fn external_stream_is_a_camera_end_to_end() {
             admin
                 .error_code("set_discovery_interval", json!({"scan_interval": 2}))
                 .await,
-            -32602
+            INVALID_PARAMS
         );
         let v = admin
             .result("set_discovery_interval", json!({"scan_interval": 3600}))
@@ -340,10 +320,10 @@ fn external_stream_is_a_camera_end_to_end() {
         seen += &ev.to_string();
         let again = c.call("remove_external_stream", json!({"stream_url": url})).await;
         seen += &again.to_string();
-        assert_eq!(again["error"]["code"], -32010);
+        assert_eq!(again["error"]["code"], NOT_FOUND);
         assert_eq!(
             c.error_code("get_camera_status", json!({"device": "camera100"})).await,
-            -32010
+            NOT_FOUND
         );
         let (status, _, _) = http(&api_addr(&d), "GET", "/v3/config/paths/get/camera100", &[]);
         assert_eq!(status, 404, "removal deletes the MediaMTX path");
@@ -507,7 +487,7 @@ fn discovery_scan_finds_exactly_the_rtsp_streams() {
         assert_eq!(
             c.error_code("discover_external_streams", json!({"skydio_enabled": "yes"}))
                 .await,
-            -32602
+            INVALID_PARAMS
         );
         // A found stream is added like any other.
         let added = c
@@ -549,7 +529,7 @@ fn external_streams_can_be_disabled_and_configured_statically() {
             ("set_discovery_interval", json!({"scan_interval": 0})),
         ] {
             let v = c.call(m, p).await;
-            assert_eq!(v["error"]["code"], -32030, "{m}: {v}");
+            assert_eq!(v["error"]["code"], UNSUPPORTED, "{m}: {v}");
             assert_eq!(v["error"]["data"]["feature"], "external_streams", "{m}: {v}");
         }
     });
@@ -578,7 +558,7 @@ fn external_streams_can_be_disabled_and_configured_statically() {
         assert_eq!(cam["status"], "DISCONNECTED", "nothing publishes /static");
         assert_eq!(
             c.error_code("remove_external_stream", json!({"stream_url": url})).await,
-            -32020,
+            INVALID_STATE,
             "configured streams are removed in the config file"
         );
         // The next API-added stream skips ids in use.

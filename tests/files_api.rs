@@ -58,32 +58,6 @@ fn make_image(out: &Path, size: &str) {
     );
 }
 
-/// (duration, codec, width, height) by ffprobe.
-fn ffprobe(p: &Path) -> (f64, String, u64, u64) {
-    let out = Command::new("ffprobe")
-        .args([
-            "-v",
-            "error",
-            "-select_streams",
-            "v:0",
-            "-show_entries",
-            "format=duration:stream=codec_name,width,height",
-            "-of",
-            "json",
-        ])
-        .arg(p)
-        .output()
-        .unwrap();
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let s = &v["streams"][0];
-    (
-        v["format"]["duration"].as_str().unwrap().parse().unwrap(),
-        s["codec_name"].as_str().unwrap().to_string(),
-        s["width"].as_u64().unwrap(),
-        s["height"].as_u64().unwrap(),
-    )
-}
-
 fn set_mtime(p: &Path, secs_ago: u64) {
     let f = std::fs::File::options().write(true).open(p).unwrap();
     f.set_modified(SystemTime::now() - Duration::from_secs(secs_ago))
@@ -172,14 +146,25 @@ fn listing_info_and_delete_agree_with_the_disk_and_ffprobe() {
             json!({"device": "cam1"}),
             json!({"limit": "5"}),
         ] {
-            assert_eq!(c.error_code("list_recordings", bad.clone()).await, -32602, "{bad}");
+            assert_eq!(
+                c.error_code("list_recordings", bad.clone()).await,
+                INVALID_PARAMS,
+                "{bad}"
+            );
         }
 
         // info agrees with ffprobe (duration within 0.1 s)
         for p in [&frag, &plain, &ts] {
             let name = p.file_name().unwrap().to_str().unwrap();
             let info = c.result("get_recording_info", json!({"filename": name})).await;
-            let (dur, codec, w, h) = ffprobe(p);
+            let MediaProbe {
+                duration,
+                codec,
+                width: w,
+                height: h,
+                ..
+            } = probe_media(p);
+            let dur = duration.expect("ffprobe gives the container duration");
             eprintln!("{name}: ours {} / ffprobe {dur}", info["duration"]);
             assert!(
                 (info["duration"].as_f64().unwrap() - dur).abs() < 0.1,
@@ -243,12 +228,12 @@ fn listing_info_and_delete_agree_with_the_disk_and_ffprobe() {
         let v = c.call("delete_recording", json!({"filename": names[2]})).await;
         assert_eq!(
             (v["error"]["code"].as_i64(), v["error"]["data"]["resource"].as_str()),
-            (Some(-32010), Some("recording"))
+            (Some(NOT_FOUND), Some("recording"))
         );
         assert_eq!(
             c.error_code("get_recording_info", json!({"filename": "camera0_nope.mp4"}))
                 .await,
-            -32010
+            NOT_FOUND
         );
         let d = c
             .result("delete_snapshot", json!({"filename": "my-snapshot.png"}))
@@ -263,9 +248,9 @@ fn listing_info_and_delete_agree_with_the_disk_and_ffprobe() {
         assert_eq!(v.result("list_snapshots", json!({})).await["total"], 1);
         assert_eq!(
             v.error_code("delete_recording", json!({"filename": names[0]})).await,
-            -32002
+            PERMISSION_DENIED
         );
-        assert_eq!(v.error_code("get_storage_info", json!({})).await, -32002);
+        assert_eq!(v.error_code("get_storage_info", json!({})).await, PERMISSION_DENIED);
     });
 }
 
@@ -334,7 +319,7 @@ fn hostile_names_never_reach_outside_files() {
                 "delete_snapshot",
             ] {
                 let v = c.call(m, json!({ "filename": name })).await;
-                assert_eq!(v["error"]["code"], -32602, "{m} {name:?}: {v}");
+                assert_eq!(v["error"]["code"], INVALID_PARAMS, "{m} {name:?}: {v}");
                 assert_eq!(v["error"]["data"]["param"], "filename");
                 assert!(
                     !v.to_string().contains(svc.dir.path().to_str().unwrap()),
@@ -345,7 +330,11 @@ fn hostile_names_never_reach_outside_files() {
         // names that are valid but lead to links, or to files outside camera folders: absent
         for name in ["camera0_link.mp4", "camera9_in_linked_dir.mp4", "secret.mp4", "%2e%2e"] {
             for m in ["get_recording_info", "delete_recording"] {
-                assert_eq!(c.error_code(m, json!({ "filename": name })).await, -32010, "{m} {name}");
+                assert_eq!(
+                    c.error_code(m, json!({ "filename": name })).await,
+                    NOT_FOUND,
+                    "{m} {name}"
+                );
             }
         }
         let list = c.result("list_recordings", json!({})).await;
@@ -624,7 +613,7 @@ fn retention_by_age_and_size_with_a_manual_clock_and_active_segments() {
             .await;
         assert_eq!(
             (v["error"]["code"].as_i64(), v["error"]["data"]["state"].as_str()),
-            (Some(-32020), Some("recording"))
+            (Some(INVALID_STATE), Some("recording"))
         );
 
         // default (manual) policy: nothing happens
@@ -641,7 +630,11 @@ fn retention_by_age_and_size_with_a_manual_clock_and_active_segments() {
             json!({"policy_type": "size", "enabled": true, "max_size_gb": 0}),
             json!({"policy_type": "age"}),
         ] {
-            assert_eq!(c.error_code("set_retention_policy", bad.clone()).await, -32602, "{bad}");
+            assert_eq!(
+                c.error_code("set_retention_policy", bad.clone()).await,
+                INVALID_PARAMS,
+                "{bad}"
+            );
         }
         let r = c
             .result(
@@ -811,7 +804,7 @@ fn free_space_floor_refuses_with_insufficient_storage() {
             other => panic!("expected InsufficientStorage, got {other:?}"),
         }
         let rpc: camera_service::api::error::RpcError = svc.controller().check_free_space().await.unwrap_err().into();
-        assert_eq!(rpc.code, -32060);
+        assert_eq!(i64::from(rpc.code), INSUFFICIENT_STORAGE);
         let mut c = Client::connect(&format!("ws://{}/ws", svc.addr)).await;
         c.auth_as(Role::Admin).await;
         assert_eq!(c.result("get_storage_info", json!({})).await["low_space_warning"], true);

@@ -90,7 +90,7 @@ fn mediamtx_outage_is_reported_and_recovered() {
         // While the breaker is open, calls needing MediaMTX fail fast with -32050.
         let t = Instant::now();
         let v = c.call("get_stream_status", json!({"device": "camera50"})).await;
-        assert_eq!(v["error"]["code"], -32050, "{v}");
+        assert_eq!(v["error"]["code"], DEPENDENCY_FAILED, "{v}");
         assert_eq!(v["error"]["data"]["dependency"], "mediamtx");
         assert!(t.elapsed() < Duration::from_secs(2), "fail fast: {:?}", t.elapsed());
 
@@ -126,7 +126,7 @@ fn prometheus_metrics_move_with_requests_and_get_metrics_answers_from_memory() {
         }
         assert_eq!(
             c.error_code("get_camera_status", json!({"device": "camera9"})).await,
-            -32010
+            NOT_FOUND
         );
         let after = scrape(&svc);
         assert_eq!(
@@ -141,7 +141,10 @@ fn prometheus_metrics_move_with_requests_and_get_metrics_answers_from_memory() {
             value(
                 &after,
                 "camera_service_rpc_requests_total",
-                &[("method", "get_camera_status"), ("code", "-32010")]
+                &[
+                    ("method", "get_camera_status"),
+                    ("code", NOT_FOUND.to_string().as_str())
+                ]
             ),
             Some(1.0)
         );

@@ -5,8 +5,8 @@ mod common;
 
 use camera_service::api::auth::Role;
 use common::*;
-use serde_json::{json, Value};
-use std::path::{Path, PathBuf};
+use serde_json::json;
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 struct Rig {
@@ -29,74 +29,6 @@ fn rig_with(extra: &str) -> Rig {
 
 fn rig() -> Rig {
     rig_with("")
-}
-
-#[derive(Debug)]
-struct Probe {
-    codec: String,
-    width: u64,
-    height: u64,
-    duration: f64,
-}
-
-fn ffprobe(path: &Path) -> Probe {
-    let run = |args: &[&str]| {
-        let out = std::process::Command::new("ffprobe")
-            .args(["-v", "error", "-select_streams", "v:0"])
-            .args(args)
-            .arg(path)
-            .output()
-            .expect("ffprobe is installed (scripts/setup)");
-        if !out.status.success() {
-            let bytes = std::fs::read(path).unwrap_or_default();
-            let folder: Vec<_> = std::fs::read_dir(path.parent().unwrap())
-                .unwrap()
-                .flatten()
-                .map(|e| (e.file_name(), e.metadata().map(|m| m.len()).unwrap_or(0)))
-                .collect();
-            panic!(
-                "ffprobe {} ({} bytes; folder {folder:?}): {}",
-                path.display(),
-                bytes.len(),
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        out.stdout
-    };
-    let v: Value = serde_json::from_slice(&run(&[
-        "-show_entries",
-        "stream=codec_name,width,height",
-        "-of",
-        "json",
-    ]))
-    .unwrap();
-    let s = &v["streams"][0];
-    // Media duration from the packets themselves (first to last timestamp plus one frame):
-    // container-level durations are estimates for MPEG-TS.
-    let times: Vec<f64> = String::from_utf8_lossy(&run(&["-show_entries", "packet=pts_time", "-of", "csv=p=0"]))
-        .lines()
-        .filter_map(|l| l.trim().trim_end_matches(',').parse().ok())
-        .collect();
-    let (lo, hi) = times
-        .iter()
-        .fold((f64::MAX, f64::MIN), |(a, b), t| (a.min(*t), b.max(*t)));
-    let frame = if times.len() > 1 {
-        (hi - lo) / (times.len() - 1) as f64
-    } else {
-        0.0
-    };
-    let duration = if times.is_empty() { 0.0 } else { hi - lo + frame };
-    eprintln!(
-        "ffprobe {}: {} packets, {duration:.2} s",
-        path.file_name().unwrap().to_string_lossy(),
-        times.len()
-    );
-    Probe {
-        codec: s["codec_name"].as_str().unwrap_or_default().into(),
-        width: s["width"].as_u64().unwrap_or(0),
-        height: s["height"].as_u64().unwrap_or(0),
-        duration,
-    }
 }
 
 fn rec_dir(r: &Rig, cam: &str) -> PathBuf {
@@ -135,21 +67,21 @@ fn five_second_recording_is_h264_at_camera_size() {
         // parameter and state errors first
         assert_eq!(
             c.error_code("start_recording", json!({"device": "camera99"})).await,
-            -32010
+            NOT_FOUND
         );
         assert_eq!(
             c.error_code("start_recording", json!({"device": "camera50", "format": "avi"}))
                 .await,
-            -32602
+            INVALID_PARAMS
         );
         assert_eq!(
             c.error_code("start_recording", json!({"device": "camera50", "duration": 0}))
                 .await,
-            -32602
+            INVALID_PARAMS
         );
         assert_eq!(
             c.error_code("stop_recording", json!({"device": "camera50"})).await,
-            -32020,
+            INVALID_STATE,
             "stop when idle"
         );
 
@@ -169,7 +101,7 @@ fn five_second_recording_is_h264_at_camera_size() {
         );
         assert_eq!(
             c.error_code("start_recording", json!({"device": "camera50"})).await,
-            -32020,
+            INVALID_STATE,
             "start twice"
         );
         let ev = c
@@ -194,7 +126,7 @@ fn five_second_recording_is_h264_at_camera_size() {
         let mut admin = Client::connect(&r.svc.ws_url()).await;
         admin.auth_as(Role::Admin).await;
         let v = admin.call("delete_recording", json!({"filename": first})).await;
-        assert_eq!(v["error"]["code"], -32020, "{v}");
+        assert_eq!(v["error"]["code"], INVALID_STATE, "{v}");
         assert!(rec_dir(&r, "camera50").join(&first).exists());
         let t_stop = Instant::now();
         let stopped = c.result("stop_recording", json!({"device": "camera50"})).await;
@@ -217,13 +149,13 @@ fn five_second_recording_is_h264_at_camera_size() {
         for f in &files {
             let p = rec_dir(&r, "camera50").join(f);
             total_size += std::fs::metadata(&p).unwrap().len();
-            let pr = ffprobe(&p);
+            let pr = probe_media(&p);
             assert_eq!(
                 (pr.codec.as_str(), pr.width, pr.height),
                 ("h264", 640, 480),
                 "{f}: {pr:?}"
             );
-            total_dur += pr.duration;
+            total_dur += pr.packet_duration;
         }
         assert_eq!(stopped["file_size"].as_u64().unwrap(), total_size);
         eprintln!("recorded {total_dur:.2} s in {} segment(s)", files.len());
@@ -235,7 +167,7 @@ fn five_second_recording_is_h264_at_camera_size() {
         assert_eq!(ev["params"]["auto_stop"], false);
         assert_eq!(
             c.error_code("stop_recording", json!({"device": "camera50"})).await,
-            -32020
+            INVALID_STATE
         );
     });
 }
@@ -265,12 +197,12 @@ fn duration_auto_stops_and_mpegts_format() {
             .expect("auto-stop emits recording.stop");
         assert_eq!(ev["params"]["auto_stop"], true);
         assert_eq!(ev["params"]["device"], "camera51");
-        let pr = ffprobe(&rec_dir(&r, "camera51").join(&first));
+        let pr = probe_media(&rec_dir(&r, "camera51").join(&first));
         assert_eq!((pr.codec.as_str(), pr.width, pr.height), ("h264", 320, 240), "{pr:?}");
-        assert!(pr.duration >= 1.5 && pr.duration <= 4.5, "≈3 s: {pr:?}");
+        assert!(pr.packet_duration >= 1.5 && pr.packet_duration <= 4.5, "≈3 s: {pr:?}");
         assert_eq!(
             c.error_code("stop_recording", json!({"device": "camera51"})).await,
-            -32020,
+            INVALID_STATE,
             "already stopped by itself"
         );
     });
@@ -348,9 +280,9 @@ fn two_cameras_at_once_and_stream_readable_while_recording() {
         for (cam, started) in [("camera50", &a), ("camera51", &b)] {
             let stopped = c.result("stop_recording", json!({"device": cam})).await;
             assert_eq!(stopped["filename"], started["filename"]);
-            let pr = ffprobe(&rec_dir(&r, cam).join(stopped["files"][0].as_str().unwrap()));
+            let pr = probe_media(&rec_dir(&r, cam).join(stopped["files"][0].as_str().unwrap()));
             assert_eq!(pr.codec, "h264");
-            assert!(pr.duration > 2.0, "{cam}: {pr:?}");
+            assert!(pr.packet_duration > 2.0, "{cam}: {pr:?}");
         }
     });
 }
@@ -376,11 +308,11 @@ fn service_killed_mid_recording_reads_the_recording_back() {
         smol::Timer::after(Duration::from_secs(3)).await;
         assert_eq!(
             c.error_code("start_recording", json!({"device": "camera50"})).await,
-            -32020
+            INVALID_STATE
         );
         let stopped = c.result("stop_recording", json!({"device": "camera50"})).await;
         assert_eq!(stopped["filename"], first.as_str(), "{stopped}");
-        let pr = ffprobe(
+        let pr = probe_media(
             &restarted
                 .dir
                 .path()
@@ -451,7 +383,11 @@ fn mediamtx_restart_mid_recording_resumes_in_a_new_segment() {
             "{files:?}"
         );
         for f in files {
-            assert_eq!(ffprobe(&rec_dir(&r, "camera50").join(f)).codec, "h264", "{f} playable");
+            assert_eq!(
+                probe_media(&rec_dir(&r, "camera50").join(f)).codec,
+                "h264",
+                "{f} playable"
+            );
         }
     });
 }

@@ -40,7 +40,7 @@ fn floor_refuses_new_recordings_and_stops_running_ones() {
 
         storage.set_min_free_bytes(u64::MAX);
         let v = c.call("start_recording", json!({"device": "camera50"})).await;
-        assert_eq!(v["error"]["code"], -32060, "{v}");
+        assert_eq!(v["error"]["code"], INSUFFICIENT_STORAGE, "{v}");
         assert_eq!(v["error"]["data"]["required_bytes"], u64::MAX);
         assert!(v["error"]["data"]["available_bytes"].as_u64().unwrap() > 0);
         assert!(
@@ -66,7 +66,7 @@ fn floor_refuses_new_recordings_and_stops_running_ones() {
         smol::Timer::after(Duration::from_secs(1)).await;
         assert_eq!(
             c.error_code("stop_recording", json!({"device": "camera50"})).await,
-            -32020,
+            INVALID_STATE,
             "already stopped"
         );
         let cam = c.result("get_camera_status", json!({"device": "camera50"})).await;

@@ -12,8 +12,7 @@ mod common;
 
 use camera_service::api::auth::Role;
 use common::*;
-use serde_json::{json, Value};
-use std::process::Command;
+use serde_json::json;
 use std::time::{Duration, Instant};
 
 #[test]
@@ -29,30 +28,6 @@ fn vivid_recording_and_unplug() {
         &[],
         "VIVID-RECORDING-PASSED",
     );
-}
-
-fn ffprobe(path: &std::path::Path) -> Value {
-    let out = Command::new("ffprobe")
-        .args([
-            "-v",
-            "error",
-            "-select_streams",
-            "v:0",
-            "-show_entries",
-            "stream=codec_name,width,height:format=duration",
-            "-of",
-            "json",
-        ])
-        .arg(path)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}: {}",
-        path.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
 }
 
 fn guest() {
@@ -123,25 +98,18 @@ fn guest() {
         smol::Timer::after(Duration::from_secs(2)).await;
         assert_eq!(
             c.error_code("stop_recording", json!({"device": "camera0"})).await,
-            -32020
+            INVALID_STATE
         );
         let mut segs: Vec<_> = std::fs::read_dir(&dir).unwrap().flatten().map(|e| e.path()).collect();
         segs.sort();
         assert!(!segs.is_empty());
         for s in &segs {
-            let v = ffprobe(s);
-            println!("{}: {v}", s.display());
-            assert_eq!(v["streams"][0]["codec_name"], "h264");
-            assert_eq!(
-                (v["streams"][0]["width"].as_u64(), v["streams"][0]["height"].as_u64()),
-                (Some(w), Some(h))
-            );
+            let v = probe_media(s);
+            println!("{}: {v:?}", s.display());
+            assert_eq!(v.codec, "h264");
+            assert_eq!((v.width, v.height), (w, h));
         }
-        let dur: f64 = ffprobe(&dir.join(&first))["format"]["duration"]
-            .as_str()
-            .unwrap()
-            .parse()
-            .unwrap();
+        let dur: f64 = probe_media(&dir.join(&first)).duration.unwrap();
         assert!(dur > 1.0, "several seconds recorded: {dur}");
     });
     drop(double);

@@ -60,7 +60,7 @@ fn rtsp_tiers_names_errors_and_events() {
         // parameter errors
         assert_eq!(
             c.error_code("take_snapshot", json!({"device": "camera99"})).await,
-            -32010
+            NOT_FOUND
         );
         for bad in [
             json!({"device": "camera50", "format": "gif"}),
@@ -73,7 +73,7 @@ fn rtsp_tiers_names_errors_and_events() {
             json!({"device": "camera50", "max_width": 0}),
         ] {
             let v = c.call("take_snapshot", bad.clone()).await;
-            assert_eq!(v["error"]["code"], -32602, "{bad} → {v}");
+            assert_eq!(v["error"]["code"], INVALID_PARAMS, "{bad} → {v}");
         }
 
         // tier 3: nothing reads camera50 yet, so the path is activated by reading it
@@ -139,13 +139,13 @@ fn rtsp_tiers_names_errors_and_events() {
             .await;
         assert_eq!(
             (v["error"]["code"].as_i64(), v["error"]["data"]["param"].as_str()),
-            (Some(-32602), Some("filename")),
+            (Some(INVALID_PARAMS), Some("filename")),
             "{v}"
         );
         let v = c
             .call("take_snapshot", json!({"device": "camera50", "filename": "door.jpg"}))
             .await;
-        assert_eq!(v["error"]["code"], -32602, "{v}");
+        assert_eq!(v["error"]["code"], INVALID_PARAMS, "{v}");
         assert_eq!(
             std::fs::read(snap_path(&r, "camera50", "door.jpg")).unwrap(),
             before,
@@ -163,7 +163,7 @@ fn rtsp_tiers_names_errors_and_events() {
         let t = Instant::now();
         let v = c.call("take_snapshot", json!({"device": "camera51"})).await;
         println!("all tiers failed after {} ms: {v}", t.elapsed().as_millis());
-        assert_eq!(v["error"]["code"], -32050, "{v}");
+        assert_eq!(v["error"]["code"], DEPENDENCY_FAILED, "{v}");
         assert_eq!(v["error"]["data"]["dependency"], "capture");
         let tried = tiers(&v);
         let names: Vec<&str> = tried.iter().map(|(t, _)| t.as_str()).collect();
@@ -230,7 +230,7 @@ fn forced_rtsp_immediate_fails_fast_when_no_stream_runs() {
         c.auth_as(Role::Operator).await;
         let t = Instant::now();
         let v = c.call("take_snapshot", json!({"device": "camera50"})).await;
-        assert_eq!(v["error"]["code"], -32050, "{v}");
+        assert_eq!(v["error"]["code"], DEPENDENCY_FAILED, "{v}");
         assert_eq!(
             tiers(&v),
             vec![("rtsp_immediate".to_string(), "stream_not_available".to_string())]

@@ -134,7 +134,7 @@ fn guest() {
             let mut c = operator(&s).await;
             let v = c.call("take_snapshot", json!({"device": "camera0"})).await;
             println!("while another process streams: {v}");
-            assert_eq!(v["error"]["code"], -32050, "{v}");
+            assert_eq!(v["error"]["code"], DEPENDENCY_FAILED, "{v}");
             let tried: Vec<(String, String, bool)> = v["error"]["data"]["tiers_tried"]
                 .as_array()
                 .unwrap()

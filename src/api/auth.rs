@@ -7,9 +7,8 @@ use jwt::{SignWithKey, VerifyWithKey};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::{HashMap, VecDeque};
-use std::io::Write;
 use std::net::IpAddr;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime};
@@ -371,21 +370,9 @@ impl ApiKeyStore {
         if let Some(dir) = self.path.parent() {
             std::fs::create_dir_all(dir).map_err(|e| StoreError(format!("cannot create {}: {e}", dir.display())))?;
         }
-        let tmp = self.path.with_extension("tmp");
         let text = serde_json::to_string_pretty(&keys).expect("records serialise");
-        let write = || -> std::io::Result<()> {
-            let mut file = std::fs::OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .mode(0o600)
-                .open(&tmp)?;
-            file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
-            file.write_all(text.as_bytes())?;
-            file.sync_all()?;
-            std::fs::rename(&tmp, &self.path)
-        };
-        write().map_err(|e| StoreError(format!("cannot write API key store: {e}")))?;
+        crate::state_file::write(&self.path, text.as_bytes(), crate::state_file::Mode::Private)
+            .map_err(|e| StoreError(format!("cannot write API key store: {e}")))?;
         cache.stamp = None; // re-read (and bump the generation) on next access
         Ok(())
     }

@@ -157,5 +157,5 @@ pub fn discover_external_streams(s: Arc<AppState>, _: Arc<Session>, p: DiscoverP
 }
 
 pub fn set_discovery_interval(s: Arc<AppState>, _: Arc<Session>, p: IntervalParams) -> Reply<DiscoveryInterval> {
-    Box::pin(async move { Ok(s.controller.external().set_discovery_interval(p.scan_interval)?) })
+    Box::pin(async move { Ok(s.controller.external().set_discovery_interval(p.scan_interval).await?) })
 }

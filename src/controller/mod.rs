@@ -163,7 +163,7 @@ impl Controller {
         // Readiness (and sd_notify READY) waits for the first discovery pass.
         self.start_cameras().await;
         // External streams are cameras too: listed before recordings are read back.
-        self.external.start(&self.tasks, self.shutdown.clone());
+        self.external.start(&self.tasks, self.shutdown.clone()).await;
         self.start_media().await;
         self.start_status().await;
         self.publish_lifecycle(Lifecycle::Startup, "service started");

@@ -248,6 +248,15 @@ impl ExternalManager {
         })
     }
 
+    /// Runs a store operation that writes the state file on the blocking pool.
+    async fn on_store<T: Send + 'static>(
+        self: &Arc<Self>,
+        f: impl FnOnce(&ExternalStore) -> T + Send + 'static,
+    ) -> Result<T, ServiceError> {
+        let me = self.clone();
+        blocking::unblock(move || me.ext_store().map(f)).await
+    }
+
     fn ext_store(&self) -> Result<&ExternalStore, ServiceError> {
         if !self.config.external_streams.enabled {
             return Err(disabled());
@@ -261,7 +270,7 @@ impl ExternalManager {
     /// first check), creates their MediaMTX paths, and starts the liveness checks and the
     /// periodic discovery. Must run before `start_media` (which reads recordings back for
     /// every camera).
-    pub fn start(self: &Arc<Self>, tasks: &Tasks, shutdown: Shutdown) {
+    pub async fn start(self: &Arc<Self>, tasks: &Tasks, shutdown: Shutdown) {
         let cfg = &self.config.external_streams;
         if !cfg.enabled {
             log::info!("external streams are disabled (external_streams.enabled = false)");
@@ -278,7 +287,7 @@ impl ExternalManager {
                 } else {
                     s.name.clone()
                 },
-                stream_type: StreamType::parse(&s.stream_type).unwrap_or(StreamType::GenericRtsp),
+                stream_type: s.stream_type,
                 origin: Origin::Config,
                 added_at: crate::clock::now_rfc3339(),
             })
@@ -289,12 +298,12 @@ impl ExternalManager {
                 .iter()
                 .any(|c| crate::ids::parse_camera_id(&c.device) == Some(*n))
         });
-        let (store, warnings) = ExternalStore::load(
-            &self.config.storage.state_dir,
-            configured,
-            &taken,
+        let (dir, base) = (
+            self.config.storage.state_dir.clone(),
             self.config.camera.external_id_base,
         );
+        // Reading (and, for a migrated file, rewriting) the store is file-system work.
+        let (store, warnings) = blocking::unblock(move || ExternalStore::load(&dir, configured, &taken, base)).await;
         for w in warnings {
             log::warn!("external streams: {w}");
         }
@@ -452,12 +461,12 @@ impl ExternalManager {
         name: &str,
         stream_type: StreamType,
     ) -> Result<ExternalAdded, ServiceError> {
-        let store = self.ext_store()?;
+        self.ext_store()?;
         super::validate_url(url).map_err(|details| ServiceError::InvalidParam {
             param: "stream_url",
             details,
         })?;
-        let s = self.add_external(store, url, name, stream_type, Origin::Api).await?;
+        let s = self.add_external(url, name, stream_type, Origin::Api).await?;
         Ok(ExternalAdded {
             stream_url: s.redacted_url(),
             device: s.device,
@@ -470,22 +479,17 @@ impl ExternalManager {
 
     async fn add_external(
         self: &Arc<Self>,
-        store: &ExternalStore,
         url: &str,
         name: &str,
         stream_type: StreamType,
         origin: Origin,
     ) -> Result<ExternalStream, ServiceError> {
         let taken = self.cameras.numbers();
-        let s = store
-            .add(
-                url,
-                name,
-                stream_type,
-                origin,
-                self.config.camera.external_id_base,
-                &taken,
-            )
+        let base = self.config.camera.external_id_base;
+        let (u, n) = (url.to_string(), name.to_string());
+        let s = self
+            .on_store(move |st| st.add(&u, &n, stream_type, origin, base, &taken))
+            .await?
             .map_err(|e| match e {
                 AddError::Duplicate(d) => ServiceError::InvalidState {
                     state: "duplicate".into(),
@@ -499,7 +503,8 @@ impl ExternalManager {
             })?;
         let listed = camera_of(&s).is_some_and(|c| self.cameras.add_external(c));
         if !listed {
-            let _ = store.remove(url);
+            let u = url.to_string();
+            let _ = self.on_store(move |st| st.remove(&u)).await;
             return Err(ServiceError::InvalidState {
                 state: "full".into(),
                 details: format!("camera.max_cameras ({}) reached", self.config.camera.max_cameras),
@@ -541,7 +546,10 @@ impl ExternalManager {
                 log::warn!("{}: stopping its recording before removal: {e}", s.device);
             }
         }
-        store.remove(url).map_err(ServiceError::Internal)?;
+        let u = url.to_string();
+        self.on_store(move |st| st.remove(&u))
+            .await?
+            .map_err(ServiceError::Internal)?;
         match self.media.paths().remove(&s.device).await {
             Ok(()) | Err(MtxError::NotFound(_)) => {}
             Err(e) => log::warn!(
@@ -651,15 +659,13 @@ impl ExternalManager {
         let mut found = Vec::new();
         for f in &report.found {
             let mut device = self.store.get().and_then(|st| st.by_url(&f.url)).map(|s| s.device);
-            if device.is_none() && d.auto_add {
-                if let Some(store) = self.store.get() {
-                    match self
-                        .add_external(store, &f.url, &auto_name(f), f.stream_type, Origin::Discovery)
-                        .await
-                    {
-                        Ok(s) => device = Some(s.device),
-                        Err(e) => errors.push(format!("{}: not added: {e}", f.url)),
-                    }
+            if device.is_none() && d.auto_add && self.store.get().is_some() {
+                match self
+                    .add_external(&f.url, &auto_name(f), f.stream_type, Origin::Discovery)
+                    .await
+                {
+                    Ok(s) => device = Some(s.device),
+                    Err(e) => errors.push(format!("{}: not added: {e}", f.url)),
                 }
             }
             found.push(DiscoveredStream {
@@ -704,9 +710,10 @@ impl ExternalManager {
             .unwrap_or_else(|| self.config.discovery.interval.get().as_secs())
     }
 
-    pub fn set_discovery_interval(&self, secs: u64) -> Result<DiscoveryInterval, ServiceError> {
-        let store = self.ext_store()?;
-        store.set_discovery_interval(secs).map_err(ServiceError::Internal)?;
+    pub async fn set_discovery_interval(self: &Arc<Self>, secs: u64) -> Result<DiscoveryInterval, ServiceError> {
+        self.on_store(move |st| st.set_discovery_interval(secs))
+            .await?
+            .map_err(ServiceError::Internal)?;
         let _ = self.wake_discovery.0.try_send(());
         let message = if secs == 0 {
             "periodic discovery is off".to_string()

@@ -11,7 +11,6 @@ pub mod scan;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 use std::fmt;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -425,7 +424,7 @@ impl ExternalStore {
             }
         };
         let text = serde_json::to_string_pretty(&file).map_err(|e| e.to_string())?;
-        write_private_atomic(&self.path, text.as_bytes())
+        crate::state_file::write(&self.path, text.as_bytes(), crate::state_file::Mode::Private)
             .map_err(|e| format!("cannot write the external stream state file: {e}"))
     }
 }
@@ -439,30 +438,6 @@ fn free_id(base: u32, taken: &BTreeSet<u32>, streams: &[ExternalStream]) -> Opti
         .take(100_000)
         .find(|n| !taken.contains(n) && !used.contains(n))
         .map(crate::ids::camera_id)
-}
-
-/// Atomic replace of a private file (0600): it holds credentials.
-pub fn write_private_atomic(path: &Path, data: &[u8]) -> std::io::Result<()> {
-    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-    let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir)?;
-    let tmp = path.with_extension("json.tmp");
-    let _ = std::fs::remove_file(&tmp);
-    {
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&tmp)?;
-        f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
-        f.write_all(data)?;
-        f.sync_all()?;
-    }
-    std::fs::rename(&tmp, path)?;
-    if let Ok(d) = std::fs::File::open(dir) {
-        let _ = d.sync_all();
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -119,6 +119,11 @@ pub struct RecordingManager {
     events: RecSink,
     space: SpaceCheck,
     state_file: PathBuf,
+    /// Serialises state-file writes so they land in the order the state changed.
+    persist_lock: async_lock::Mutex<()>,
+    /// Auto-stop timers of timed recordings, by device: dropped (cancelled) when the
+    /// recording stops or the service shuts down; never detached while they wait.
+    timers: Mutex<HashMap<String, smol::Task<()>>>,
     total_started: std::sync::atomic::AtomicU64,
     total_failed: std::sync::atomic::AtomicU64,
 }
@@ -166,6 +171,8 @@ impl RecordingManager {
             events,
             space,
             state_file,
+            persist_lock: async_lock::Mutex::new(()),
+            timers: Mutex::new(HashMap::new()),
             total_started: Default::default(),
             total_failed: Default::default(),
         })
@@ -204,7 +211,10 @@ impl RecordingManager {
         (self.total_started.load(Relaxed), self.total_failed.load(Relaxed))
     }
 
-    fn persist(&self) {
+    /// Writes the state file durably, on the blocking pool. The map is read under the
+    /// write lock, so the last write always holds the newest state.
+    async fn persist(&self) {
+        let _order = self.persist_lock.lock().await;
         let map: BTreeMap<String, Persisted> = self
             .active
             .lock()
@@ -212,13 +222,13 @@ impl RecordingManager {
             .iter()
             .map(|(k, v)| (k.clone(), v.persisted.clone()))
             .collect();
-        let tmp = self.state_file.with_extension("tmp");
-        let write = || -> std::io::Result<()> {
-            std::fs::create_dir_all(self.state_file.parent().unwrap_or(Path::new("/")))?;
-            std::fs::write(&tmp, serde_json::to_vec_pretty(&map)?)?;
-            std::fs::rename(&tmp, &self.state_file)
-        };
-        if let Err(e) = write() {
+        let path = self.state_file.clone();
+        let written = blocking::unblock(move || -> std::io::Result<()> {
+            let data = serde_json::to_vec_pretty(&map)?;
+            crate::state_file::write(&path, &data, crate::state_file::Mode::Default)
+        })
+        .await;
+        if let Err(e) = written {
             log::error!("cannot persist recording state: {e}");
         }
     }
@@ -335,7 +345,7 @@ impl RecordingManager {
                 current: first.clone(),
             },
         );
-        self.persist();
+        self.persist().await;
         self.total_started.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         if let Some(secs) = duration {
             self.arm_auto_stop(device, Duration::from_secs(secs), unix_ms(started_at));
@@ -362,9 +372,13 @@ impl RecordingManager {
     fn arm_auto_stop(self: &Arc<Self>, device: &str, after: Duration, start_ms: i64) {
         let me = Arc::downgrade(self);
         let dev = device.to_string();
-        smol::spawn(async move {
+        let task = smol::spawn(async move {
             smol::Timer::after(after).await;
             let Some(me) = me.upgrade() else { return };
+            // Fired: from here on the stop must finish even though stopping drops the timer.
+            if let Some(own) = me.timers.lock().unwrap().remove(&dev) {
+                own.detach();
+            }
             // Only if it is still the same recording.
             let same = me
                 .active
@@ -382,8 +396,8 @@ impl RecordingManager {
                     Err(e) => log::warn!("{dev}: auto-stop failed: {e}"),
                 }
             }
-        })
-        .detach();
+        });
+        self.timers.lock().unwrap().insert(device.to_string(), task);
     }
 
     /// Stops a recording; returns after the last segment is closed.
@@ -406,7 +420,9 @@ impl RecordingManager {
                 details: format!("{device} is not recording"),
             });
         };
-        self.persist();
+        // A manual stop cancels the auto-stop timer (a fired timer removed itself first).
+        drop(self.timers.lock().unwrap().remove(device));
+        self.persist().await;
         let patch = self.paths.set_record(device, None).await;
         if let Err(e) = &patch {
             log::warn!("{device}: could not clear the record flag: {e}");
@@ -665,12 +681,14 @@ impl RecordingManager {
             }
             log::info!("{device}: recording state read back (MediaMTX record flag: {recording_in_mediamtx})");
         }
-        self.persist();
+        self.persist().await;
     }
 
     /// Stops keepalive readers (service shutdown). Recordings stay on in MediaMTX and in the
     /// state file, so a restarted service picks them up.
     pub async fn shutdown(&self) {
+        // Timers are re-armed from the state file by the next start.
+        self.timers.lock().unwrap().clear();
         let keepalives: Vec<Supervised> = self
             .active
             .lock()

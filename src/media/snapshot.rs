@@ -301,12 +301,7 @@ impl SnapshotManager {
 
     /// The configured tier order.
     pub fn tier_order(&self) -> Vec<Tier> {
-        self.config
-            .snapshot
-            .tiers
-            .iter()
-            .filter_map(|t| Tier::parse(t))
-            .collect()
+        self.config.snapshot.tiers.to_vec()
     }
 
     fn timeout(&self, t: Tier) -> Duration {

@@ -529,7 +529,7 @@ impl Storage {
 }
 
 fn default_policy(cfg: &StorageConfig) -> Policy {
-    let policy_type = PolicyType::parse(&cfg.retention_policy).unwrap_or(PolicyType::Manual);
+    let policy_type = cfg.retention_policy;
     Policy {
         policy_type,
         enabled: policy_type != PolicyType::Manual,

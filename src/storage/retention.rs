@@ -2,7 +2,6 @@
 
 use super::files::Entry;
 use serde::{Deserialize, Serialize};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
@@ -58,22 +57,14 @@ pub fn load(state_dir: &Path) -> Result<Option<Policy>, String> {
     }
 }
 
-/// Atomic replace: write a temporary file, fsync, rename, fsync the directory.
+/// Atomic, durable replace ([`crate::state_file`]).
 pub fn save(state_dir: &Path, policy: &Policy) -> std::io::Result<()> {
-    std::fs::create_dir_all(state_dir)?;
-    let path = state_file(state_dir);
-    let tmp = path.with_extension("json.tmp");
     let text = serde_json::to_string_pretty(policy).expect("policy serialises");
-    {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(text.as_bytes())?;
-        f.sync_all()?;
-    }
-    std::fs::rename(&tmp, &path)?;
-    if let Ok(dir) = std::fs::File::open(state_dir) {
-        let _ = dir.sync_all();
-    }
-    Ok(())
+    crate::state_file::write(
+        &state_file(state_dir),
+        text.as_bytes(),
+        crate::state_file::Mode::Default,
+    )
 }
 
 pub const GB: f64 = 1_000_000_000.0;

@@ -50,6 +50,22 @@ pub fn check_result_schema(method: &str, result: &Value) {
 
 pub const SECRET: &str = "test-secret-0123456789-abcdefghijklmnop";
 
+/// JSON-RPC error codes of the contract (api.md §2), written out here rather than taken from
+/// the crate so that the tests check the wire values themselves.
+pub const PARSE_ERROR: i64 = -32700;
+pub const INVALID_REQUEST: i64 = -32600;
+pub const METHOD_NOT_FOUND: i64 = -32601;
+pub const INVALID_PARAMS: i64 = -32602;
+pub const INTERNAL_ERROR: i64 = -32603;
+pub const AUTH_FAILED: i64 = -32001;
+pub const PERMISSION_DENIED: i64 = -32002;
+pub const NOT_FOUND: i64 = -32010;
+pub const INVALID_STATE: i64 = -32020;
+pub const UNSUPPORTED: i64 = -32030;
+pub const RATE_LIMITED: i64 = -32040;
+pub const DEPENDENCY_FAILED: i64 = -32050;
+pub const INSUFFICIENT_STORAGE: i64 = -32060;
+
 pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_camera-service")
 }
@@ -437,4 +453,73 @@ pub fn decode(path: &Path) -> (u32, u32, Vec<u8>) {
 /// Standard deviation of the samples: a test pattern is far from flat.
 pub fn spread(px: &[u8]) -> f64 {
     camera_service::media::image::stats(px).1
+}
+
+/// What ffprobe reports about the first video stream of a media file.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MediaProbe {
+    pub codec: String,
+    pub width: u64,
+    pub height: u64,
+    /// The container's duration (`format=duration`), when it states one.
+    pub duration: Option<f64>,
+    /// Video packets in the file.
+    pub packets: usize,
+    /// Media duration from the packets themselves (first to last timestamp plus one frame):
+    /// container-level durations are estimates for MPEG-TS.
+    pub packet_duration: f64,
+}
+
+/// Probes `path` with ffprobe (one run); panics with ffprobe's message, the file size and
+/// the folder listing when it cannot be read.
+pub fn probe_media(path: &Path) -> MediaProbe {
+    let out = Command::new("ffprobe")
+        .args(["-v", "error", "-select_streams", "v:0", "-show_entries"])
+        .arg("stream=codec_name,width,height:format=duration:packet=pts_time")
+        .args(["-of", "json"])
+        .arg(path)
+        .output()
+        .expect("ffprobe is installed (scripts/setup)");
+    if !out.status.success() {
+        let bytes = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+        let folder: Vec<_> = path
+            .parent()
+            .and_then(|d| std::fs::read_dir(d).ok())
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| (e.file_name(), e.metadata().map(|m| m.len()).unwrap_or(0)))
+            .collect();
+        panic!(
+            "ffprobe {} ({bytes} bytes; folder {folder:?}): {}",
+            path.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let v: Value = serde_json::from_slice(&out.stdout).expect("ffprobe JSON");
+    let s = &v["streams"][0];
+    let times: Vec<f64> = v["packets"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|p| p["pts_time"].as_str()?.parse().ok())
+        .collect();
+    let (lo, hi) = times
+        .iter()
+        .fold((f64::MAX, f64::MIN), |(a, b), t| (a.min(*t), b.max(*t)));
+    let frame = if times.len() > 1 {
+        (hi - lo) / (times.len() - 1) as f64
+    } else {
+        0.0
+    };
+    let probe = MediaProbe {
+        codec: s["codec_name"].as_str().unwrap_or_default().into(),
+        width: s["width"].as_u64().unwrap_or(0),
+        height: s["height"].as_u64().unwrap_or(0),
+        duration: v["format"]["duration"].as_str().and_then(|d| d.parse().ok()),
+        packets: times.len(),
+        packet_duration: if times.is_empty() { 0.0 } else { hi - lo + frame },
+    };
+    eprintln!("ffprobe {}: {probe:?}", path.display());
+    probe
 }
