@@ -723,7 +723,13 @@ fn background_retention_runs_and_policy_survives_restart() {
         drop(c);
         svc.shutdown().await;
 
-        // restart with the same state_dir: the saved policy (not the manual default) applies
+        // restart with the same state_dir: the saved policy (not the manual default) applies.
+        // The background pass is slowed down here so that the explicit cleanup below is the
+        // one that deletes (on a loaded machine the 200 ms pass could win the race).
+        let cfg = config(
+            dir.path(),
+            "retention_check_interval = \"1h\"\nspace_check_interval = \"200ms\"",
+        );
         let svc = camera_service::service::start(cfg.clone(), camera_service::config::Secret::new(SECRET))
             .await
             .unwrap();

@@ -9,8 +9,6 @@ use common::*;
 use serde_json::json;
 use std::time::{Duration, Instant};
 
-const NOT_FOUND: i64 = -32010;
-
 fn threads_of(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
     status
@@ -81,5 +79,79 @@ fn a_fifo_named_like_a_recording_blocks_nobody() {
             )],
         );
         assert_eq!(status, 404);
+    });
+}
+
+/// The service knows its own segments: a file left in the camera folder by a board whose
+/// clock ran ahead (present before the start), and a symlink and a FIFO with later names
+/// dropped in during the recording, are never taken for the segment being written.
+#[test]
+fn foreign_files_in_a_camera_folder_are_never_the_live_segment() {
+    let double = start_double();
+    let rest = format!(
+        "[mediamtx]\napi_url = \"{}\"\nrtsp_port = {}\nhealth_interval = \"1s\"\n\n\
+         [recording]\nstart_timeout = \"15s\"\nprogress_interval = \"1s\"\nsegment_duration = \"1h\"\n\n\
+         [[camera.simulated]]\nid = \"camera50\"\nsize = \"320x240\"\nfps = 10\n",
+        double.api_url(),
+        double.rtsp_port
+    );
+    let svc = Service::start("", "", &rest);
+    let folder = svc.dir.path().join("recordings/camera50");
+    std::fs::create_dir_all(&folder).unwrap();
+    let ahead = "camera50_2099-01-01_00-00-00-000000.mp4";
+    std::fs::write(folder.join(ahead), vec![1u8; 5000]).unwrap();
+
+    smol::block_on(async {
+        let mut admin = Client::connect(&svc.ws_url()).await;
+        admin.auth_as(Role::Admin).await;
+        admin
+            .result("subscribe_events", json!({"topics": ["recording.progress"]}))
+            .await;
+        let started = admin.result("start_recording", json!({"device": "camera50"})).await;
+        let live = started["filename"].as_str().unwrap().to_string();
+        assert_ne!(live, ahead);
+        let link = "camera50_2098-01-01_00-00-00-000000.mp4";
+        let fifo = "camera50_2097-01-01_00-00-00-000000.mp4";
+        std::os::unix::fs::symlink(folder.join(ahead), folder.join(link)).unwrap();
+        nix::unistd::mkfifo(&folder.join(fifo), nix::sys::stat::Mode::from_bits_truncate(0o644)).unwrap();
+
+        // Progress names the real segment, for several ticks.
+        for _ in 0..3 {
+            let p = admin
+                .wait_notification("recording.progress", Duration::from_secs(10))
+                .await
+                .expect("recording.progress");
+            assert_eq!(p["params"]["filename"], live.as_str(), "{p}");
+        }
+        let info = admin.result("get_recording_info", json!({"filename": live})).await;
+        assert_eq!(info["active"], true, "the live segment is active");
+        let info = admin.result("get_recording_info", json!({"filename": ahead})).await;
+        assert_eq!(info["active"], false, "a file from before the start is not");
+        assert_eq!(
+            admin.error_code("delete_recording", json!({"filename": live})).await,
+            INVALID_STATE,
+            "the segment being written cannot be deleted"
+        );
+        let listed = admin.result("list_recordings", json!({"device": "camera50"})).await;
+        let names: Vec<&str> = listed["files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["filename"].as_str().unwrap())
+            .collect();
+        assert!(names.contains(&live.as_str()) && names.contains(&ahead));
+        assert!(!names.contains(&link) && !names.contains(&fifo), "{names:?}");
+
+        let stopped = admin.result("stop_recording", json!({"device": "camera50"})).await;
+        assert_eq!(stopped["files"], json!([live]), "only our segment: {stopped}");
+        let size = std::fs::metadata(folder.join(&live)).unwrap().len();
+        assert_eq!(stopped["file_size"], size);
+        let probe = probe_media(&folder.join(&live));
+        assert_eq!(probe.codec, "h264");
+        assert!(probe.packets > 0);
+        // The foreign file is an ordinary file: an admin may delete it.
+        let del = admin.result("delete_recording", json!({"filename": ahead})).await;
+        assert_eq!(del["deleted"], true);
+        assert!(folder.join(&live).exists(), "no data lost");
     });
 }

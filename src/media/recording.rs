@@ -9,7 +9,7 @@ use crate::config::{Config, RecordFormat};
 use crate::error::ServiceError;
 use crate::mediamtx::paths::{record_path_template, PathManager, Publisher, RecordSettings};
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -108,8 +108,72 @@ struct Active {
     /// Set while MediaMTX is down/restarting; cleared when a new segment appears.
     interrupted: bool,
     stall_reported: bool,
-    /// Newest segment seen (at start, then by every `tick`).
+    /// Newest segment of ours (at start, then by every `tick`).
     current: String,
+    /// Our segments, oldest first: the first one (appeared at start), then every file that
+    /// appeared after the start and was seen growing. Nothing else is ever adopted.
+    own: Vec<String>,
+    /// Files present when the recording started: never ours.
+    before: HashSet<String>,
+    /// Files that appeared since the start but were not seen growing yet: name → size.
+    candidates: HashMap<String, u64>,
+}
+
+/// New files watched for growth at once, per recording (files others drop in our folder
+/// must not grow the map without bound).
+const MAX_CANDIDATES: usize = 64;
+
+impl Active {
+    fn new(persisted: Persisted, keepalive: Option<Supervised>, interrupted: bool, before: HashSet<String>) -> Active {
+        let first = persisted.first_file.clone();
+        Active {
+            persisted,
+            keepalive,
+            last_bytes: 0,
+            last_growth: Instant::now(),
+            interrupted,
+            stall_reported: false,
+            current: first.clone(),
+            own: vec![first],
+            before,
+            candidates: HashMap::new(),
+        }
+    }
+
+    /// Takes in a listing of the camera folder: a file that was not there at the start
+    /// becomes ours once it is seen growing (`at_stop`: once it was written during the
+    /// recording, so a last short segment is not missed). Returns our files with sizes.
+    fn observe(&mut self, listing: &[Segment], at_stop: bool) -> Vec<(String, u64)> {
+        for f in listing {
+            if self.before.contains(&f.name) || self.own.contains(&f.name) {
+                continue;
+            }
+            let grew = match self.candidates.get(&f.name) {
+                Some(prev) => f.size > *prev,
+                None => {
+                    if self.candidates.len() < MAX_CANDIDATES {
+                        self.candidates.insert(f.name.clone(), f.size);
+                    }
+                    false
+                }
+            };
+            let written_during = at_stop && f.size > 0 && f.modified_ms >= self.persisted.start_unix_ms;
+            if grew || written_during {
+                self.candidates.remove(&f.name);
+                self.own.push(f.name.clone());
+            }
+        }
+        // Segment names carry their start time: among ours, name order is time order.
+        self.own.sort();
+        if let Some(last) = self.own.last() {
+            self.current.clone_from(last);
+        }
+        listing
+            .iter()
+            .filter(|f| self.own.contains(&f.name))
+            .map(|f| (f.name.clone(), f.size))
+            .collect()
+    }
 }
 
 pub struct RecordingManager {
@@ -138,21 +202,44 @@ fn rfc3339_ms(ms: i64) -> String {
         .unwrap_or_default()
 }
 
-/// Segment files of `camera` in its folder, oldest first (names sort by time).
-pub fn segments(dir: &Path, camera: &str, format: RecordFormat) -> Vec<(String, u64)> {
+/// A regular file in a camera's recordings folder named like one of its segments.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Segment {
+    pub name: String,
+    pub size: u64,
+    /// Modification time, Unix milliseconds.
+    pub modified_ms: i64,
+}
+
+/// Segment-like files of `camera` in its folder, sorted by name. Regular files only:
+/// symlinks, FIFOs and directories are never segments.
+pub fn segments(dir: &Path, camera: &str, format: RecordFormat) -> Vec<Segment> {
     let prefix = format!("{camera}_");
     let ext = format!(".{}", format.extension());
-    let mut out: Vec<(String, u64)> = std::fs::read_dir(dir)
+    let mut out: Vec<Segment> = std::fs::read_dir(dir)
         .into_iter()
         .flatten()
         .flatten()
         .filter_map(|e| {
             let name = e.file_name().into_string().ok()?;
-            let size = e.metadata().map(|m| m.len()).unwrap_or(0);
-            (name.starts_with(&prefix) && name.ends_with(&ext)).then_some((name, size))
+            if !(name.starts_with(&prefix) && name.ends_with(&ext)) {
+                return None;
+            }
+            // DirEntry::metadata does not follow symlinks.
+            let meta = e.metadata().ok().filter(|m| m.is_file())?;
+            let modified_ms = meta
+                .modified()
+                .ok()
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map_or(0, |d| d.as_millis() as i64);
+            Some(Segment {
+                name,
+                size: meta.len(),
+                modified_ms,
+            })
         })
         .collect();
-    out.sort();
+    out.sort_by(|a, b| a.name.cmp(&b.name));
     out
 }
 
@@ -191,8 +278,10 @@ impl RecordingManager {
     }
 
     /// Whether `path` is a segment being written now: the newest segment of a running
-    /// recording, as last seen by `start`/`tick`, or one newer than it (names sort by time).
-    /// Answered from memory: storage asks once per file it lists or considers deleting.
+    /// recording, or a file newer than it that appeared after the start and is not adopted
+    /// yet (a segment that began since the last tick). Files that were there before the
+    /// start are never "being written", whatever their names. Answered from memory: storage
+    /// asks once per file it lists or considers deleting.
     pub fn is_being_written(&self, path: &Path) -> bool {
         let (Some(dir), Some(name)) = (path.parent(), path.file_name().and_then(|n| n.to_str())) else {
             return false;
@@ -202,7 +291,7 @@ impl RecordingManager {
             dir == self.camera_dir(dev)
                 && name.starts_with(&format!("{dev}_"))
                 && name.ends_with(&format!(".{}", a.persisted.format.extension()))
-                && name >= a.current.as_str()
+                && (name == a.current || (name > a.current.as_str() && !a.before.contains(name)))
         })
     }
 
@@ -288,7 +377,7 @@ impl RecordingManager {
         let before: std::collections::HashSet<String> = {
             let d = dir.clone();
             let dev = device.to_string();
-            blocking::unblock(move || segments(&d, &dev, format).into_iter().map(|(n, _)| n).collect()).await
+            blocking::unblock(move || segments(&d, &dev, format).into_iter().map(|f| f.name).collect()).await
         };
         let started_at = OffsetDateTime::now_utc();
         self.paths.ensure(device, publisher).await?;
@@ -303,9 +392,9 @@ impl RecordingManager {
         let first = loop {
             let d = dir.clone();
             let dev = device.to_string();
-            let now: Vec<(String, u64)> = blocking::unblock(move || segments(&d, &dev, format)).await;
-            if let Some((name, _)) = now.into_iter().find(|(n, _)| !before.contains(n)) {
-                break Some(name);
+            let now: Vec<Segment> = blocking::unblock(move || segments(&d, &dev, format)).await;
+            if let Some(f) = now.into_iter().find(|f| !before.contains(&f.name)) {
+                break Some(f.name);
             }
             if Instant::now() >= deadline {
                 break None;
@@ -335,15 +424,7 @@ impl RecordingManager {
         };
         self.active.lock().unwrap().insert(
             device.to_string(),
-            Active {
-                persisted,
-                keepalive: keepalive.take(),
-                last_bytes: 0,
-                last_growth: Instant::now(),
-                interrupted: false,
-                stall_reported: false,
-                current: first.clone(),
-            },
+            Active::new(persisted, keepalive.take(), false, before),
         );
         self.persist().await;
         self.total_started.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -431,31 +512,23 @@ impl RecordingManager {
             blocking::unblock(move || k.stop()).await;
         }
         let ended = OffsetDateTime::now_utc();
-        let files = self.wait_closed(device, &active.persisted).await;
+        let files = self.wait_closed(device, &mut active).await;
         log::info!("{device}: recording stopped, {} segment(s)", files.len());
         Ok(self.summary(device, &active.persisted, files, ended))
     }
 
-    /// Waits (bounded) until the newest segment stops growing, then lists the segments.
-    async fn wait_closed(&self, device: &str, p: &Persisted) -> Vec<(String, u64)> {
+    /// Waits (bounded) until our newest segment stops growing, then lists our segments.
+    async fn wait_closed(&self, device: &str, active: &mut Active) -> Vec<(String, u64)> {
         let deadline = Instant::now() + Duration::from_secs(5);
         let mut last: Option<Vec<(String, u64)>> = None;
         loop {
-            let d = self.camera_dir(device);
-            let dev = device.to_string();
-            let fmt = p.format;
-            let first = p.first_file.clone();
-            let now: Vec<(String, u64)> = blocking::unblock(move || {
-                segments(&d, &dev, fmt)
-                    .into_iter()
-                    .filter(|(n, _)| *n >= first)
-                    .collect()
-            })
-            .await;
-            if last.as_ref() == Some(&now) || Instant::now() >= deadline {
-                return now;
+            let (d, dev, fmt) = (self.camera_dir(device), device.to_string(), active.persisted.format);
+            let listing: Vec<Segment> = blocking::unblock(move || segments(&d, &dev, fmt)).await;
+            let ours = active.observe(&listing, false);
+            if last.as_ref() == Some(&ours) || Instant::now() >= deadline {
+                return active.observe(&listing, true);
             }
-            last = Some(now);
+            last = Some(ours);
             smol::Timer::after(Duration::from_millis(400)).await;
         }
     }
@@ -512,36 +585,27 @@ impl RecordingManager {
             return;
         }
         for device in devices {
-            let fmt_first = self.active.lock().unwrap().get(&device).map(|a| {
-                (
-                    a.persisted.format,
-                    a.persisted.first_file.clone(),
-                    a.persisted.start_unix_ms,
-                )
-            });
-            let Some((fmt, first, start_ms)) = fmt_first else {
+            let fmt_start = self
+                .active
+                .lock()
+                .unwrap()
+                .get(&device)
+                .map(|a| (a.persisted.format, a.persisted.start_unix_ms));
+            let Some((fmt, start_ms)) = fmt_start else {
                 continue;
             };
             let d = self.camera_dir(&device);
             let dev = device.clone();
-            let files: Vec<(String, u64)> = blocking::unblock(move || {
-                segments(&d, &dev, fmt)
-                    .into_iter()
-                    .filter(|(n, _)| *n >= first)
-                    .collect()
-            })
-            .await;
-            let bytes: u64 = files.iter().map(|(_, s)| s).sum();
-            let current = files.last().map(|(n, _)| n.clone()).unwrap_or_default();
+            let listing: Vec<Segment> = blocking::unblock(move || segments(&d, &dev, fmt)).await;
             let duration = ((unix_ms(OffsetDateTime::now_utc()) - start_ms).max(0) as f64) / 1000.0;
             let mut resumed = None;
             let mut stalled = false;
-            {
+            let (bytes, current) = {
                 let mut active = self.active.lock().unwrap();
                 let Some(a) = active.get_mut(&device) else { continue };
-                if !current.is_empty() {
-                    a.current.clone_from(&current);
-                }
+                let files = a.observe(&listing, false);
+                let bytes: u64 = files.iter().map(|(_, s)| s).sum();
+                let current = a.current.clone();
                 if bytes > a.last_bytes {
                     a.last_bytes = bytes;
                     a.last_growth = Instant::now();
@@ -554,7 +618,8 @@ impl RecordingManager {
                     a.stall_reported = true;
                     stalled = true;
                 }
-            }
+                (bytes, current)
+            };
             if let Some(file) = resumed {
                 log::info!("{device}: recording resumed in {file}");
                 (self.events)(RecEvent::Started {
@@ -628,7 +693,9 @@ impl RecordingManager {
     /// After a service restart: recordings that MediaMTX still has `record: true` for (and
     /// that our state file knows) carry on; a keepalive is started again.
     pub async fn restore(self: &Arc<Self>, publishers: Vec<(String, Publisher)>) {
-        let saved: BTreeMap<String, Persisted> = std::fs::read(&self.state_file)
+        let path = self.state_file.clone();
+        let saved: BTreeMap<String, Persisted> = blocking::unblock(move || std::fs::read(path))
+            .await
             .ok()
             .and_then(|b| serde_json::from_slice(&b).ok())
             .unwrap_or_default();
@@ -663,19 +730,21 @@ impl RecordingManager {
                 Duration::from_millis((end - unix_ms(OffsetDateTime::now_utc())).max(0) as u64)
             });
             let start_ms = p.start_unix_ms;
-            let current = p.first_file.clone();
-            self.active.lock().unwrap().insert(
-                device.clone(),
-                Active {
-                    persisted: p,
-                    keepalive: Some(self.keepalive(&device)),
-                    last_bytes: 0,
-                    last_growth: Instant::now(),
-                    interrupted: !recording_in_mediamtx,
-                    stall_reported: false,
-                    current,
-                },
+            // Ours: the first segment and what was written since the start, by name order
+            // from it; everything else in the folder is someone else's.
+            let (d, dev, fmt) = (self.camera_dir(&device), device.clone(), p.format);
+            let listing: Vec<Segment> = blocking::unblock(move || segments(&d, &dev, fmt)).await;
+            let (mine, others): (Vec<Segment>, Vec<Segment>) = listing
+                .into_iter()
+                .partition(|f| f.name >= p.first_file && f.modified_ms >= start_ms - 2000);
+            let mut a = Active::new(
+                p,
+                Some(self.keepalive(&device)),
+                !recording_in_mediamtx,
+                others.into_iter().map(|f| f.name).collect(),
             );
+            a.observe(&mine, true);
+            self.active.lock().unwrap().insert(device.clone(), a);
             if let Some(r) = remaining {
                 self.arm_auto_stop(&device, r, start_ms);
             }
@@ -719,9 +788,20 @@ mod tests {
         ] {
             std::fs::write(dir.join(n), b"x").unwrap();
         }
+        // Not regular files: never segments.
+        std::os::unix::fs::symlink(
+            dir.join("camera1_2026-11-24_09-59-59-999999.mp4"),
+            dir.join("camera1_2030-01-01_00-00-00-000000.mp4"),
+        )
+        .unwrap();
+        nix::unistd::mkfifo(
+            &dir.join("camera1_2031-01-01_00-00-00-000000.mp4"),
+            nix::sys::stat::Mode::from_bits_truncate(0o600),
+        )
+        .unwrap();
         let s: Vec<String> = segments(&dir, "camera1", RecordFormat::Fmp4)
             .into_iter()
-            .map(|(n, _)| n)
+            .map(|f| f.name)
             .collect();
         assert_eq!(
             s,
@@ -732,6 +812,60 @@ mod tests {
         );
         assert_eq!(segments(&dir, "camera1", RecordFormat::Mpegts).len(), 1);
         std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn only_files_seen_growing_after_the_start_are_adopted() {
+        let seg = |name: &str, size: u64, modified_ms: i64| Segment {
+            name: name.into(),
+            size,
+            modified_ms,
+        };
+        let p = Persisted {
+            start_unix_ms: 1_000_000,
+            first_file: "camera1_2026-01-01_10-00-00-000000.mp4".into(),
+            format: RecordFormat::Fmp4,
+            duration: None,
+        };
+        let ahead = "camera1_2099-01-01_00-00-00-000000.mp4";
+        let mut a = Active::new(p, None, false, [ahead.to_string()].into());
+        let next = "camera1_2026-01-01_10-00-10-000000.mp4";
+        let copied = "camera1_2050-01-01_00-00-00-000000.mp4";
+        let t1 = vec![
+            seg("camera1_2026-01-01_10-00-00-000000.mp4", 100, 1_000_500),
+            seg(next, 10, 1_010_000),
+            seg(copied, 500, 1),
+            seg(ahead, 900, 1),
+        ];
+        let ours = a.observe(&t1, false);
+        assert_eq!(ours, vec![("camera1_2026-01-01_10-00-00-000000.mp4".to_string(), 100)]);
+        assert_eq!(
+            a.current, "camera1_2026-01-01_10-00-00-000000.mp4",
+            "new files wait until they grow"
+        );
+        let t2 = vec![
+            seg("camera1_2026-01-01_10-00-00-000000.mp4", 100, 1_000_500),
+            seg(next, 20, 1_011_000),
+            seg(copied, 500, 1),
+            seg(ahead, 900, 1),
+        ];
+        let ours = a.observe(&t2, false);
+        assert_eq!(ours.len(), 2);
+        assert_eq!(
+            a.current, next,
+            "the growing segment is current; the copied and early files are not ours"
+        );
+        // At the stop, a file written during the recording is ours even if it did not grow
+        // between two looks; one written before the start is not.
+        let last = "camera1_2026-01-01_10-00-20-000000.mp4";
+        let mut t3 = t2.clone();
+        t3.push(seg(last, 30, 1_020_000));
+        let ours = a.observe(&t3, true);
+        assert_eq!(
+            ours.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>().last(),
+            Some(&last)
+        );
+        assert!(!ours.iter().any(|(n, _)| n == copied || n == ahead));
     }
 
     #[test]
@@ -746,18 +880,14 @@ mod tests {
             format: RecordFormat::Fmp4,
             duration: None,
         };
-        m.active.lock().unwrap().insert(
-            "camera1".into(),
-            Active {
-                persisted,
-                keepalive: None,
-                last_bytes: 0,
-                last_growth: Instant::now(),
-                interrupted: false,
-                stall_reported: false,
-                current: "camera1_2026-11-24_11-00-00-000000.mp4".into(),
-            },
+        let mut a = Active::new(
+            persisted,
+            None,
+            false,
+            ["camera1_2026-11-24_12-00-00-000000.mp4".to_string()].into(),
         );
+        a.current = "camera1_2026-11-24_11-00-00-000000.mp4".into();
+        m.active.lock().unwrap().insert("camera1".into(), a);
         let dir = cfg.storage.recordings_dir.join("camera1");
         assert!(
             m.is_being_written(&dir.join("camera1_2026-11-24_11-00-00-000000.mp4")),
@@ -774,6 +904,10 @@ mod tests {
         assert!(
             !m.is_being_written(&dir.join("camera1_2026-11-24_11-00-05-000000.ts")),
             "other format"
+        );
+        assert!(
+            !m.is_being_written(&dir.join("camera1_2026-11-24_12-00-00-000000.mp4")),
+            "there before the start: never ours, whatever its name"
         );
         assert!(!m.is_being_written(
             &cfg.storage
