@@ -56,6 +56,8 @@ CAMERA_SERVICE_POST_INSTALL_TARGET_HOOKS += CAMERA_SERVICE_INSTALL_CONFIG
 define CAMERA_SERVICE_INSTALL_INIT_SYSTEMD
 	$(INSTALL) -D -m 0644 $(@D)/systemd/camera-service.service \
 		$(TARGET_DIR)/usr/lib/systemd/system/camera-service.service
+	$(INSTALL) -D -m 0644 $(@D)/systemd/camera-service.preset \
+		$(TARGET_DIR)/usr/lib/systemd/system-preset/50-camera-service.preset
 	$(INSTALL) -D -m 0644 $(@D)/systemd/99-camera-service.rules \
 		$(TARGET_DIR)/usr/lib/udev/rules.d/99-camera-service.rules
 	$(INSTALL) -D -m 0644 $(@D)/systemd/camera-service.tmpfiles.conf \

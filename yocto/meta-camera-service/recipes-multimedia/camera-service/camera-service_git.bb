@@ -46,6 +46,8 @@ do_install:append() {
 
     install -d ${D}${systemd_system_unitdir}
     install -m 0644 ${S}/systemd/camera-service.service ${D}${systemd_system_unitdir}/
+    install -d ${D}${systemd_unitdir}/system-preset
+    install -m 0644 ${S}/systemd/camera-service.preset ${D}${systemd_unitdir}/system-preset/50-camera-service.preset
     install -d ${D}${nonarch_base_libdir}/udev/rules.d
     install -m 0644 ${S}/systemd/99-camera-service.rules ${D}${nonarch_base_libdir}/udev/rules.d/
     install -d ${D}${nonarch_libdir}/sysusers.d ${D}${nonarch_libdir}/tmpfiles.d
@@ -62,10 +64,14 @@ USERADD_PARAM:${PN} = "--system --home-dir ${localstatedir}/lib/camera-service -
 GROUPADD_PARAM:${PN} = "--system camera-service"
 
 SYSTEMD_SERVICE:${PN} = "camera-service.service"
-SYSTEMD_AUTO_ENABLE:${PN} = "enable"
+# Started by the udev rule when a V4L2 capture device appears, not at every boot (the
+# preset says the same for images that run `systemctl preset-all`). RTSP-only boards:
+# SYSTEMD_AUTO_ENABLE:pn-camera-service = "enable" in local.conf.
+SYSTEMD_AUTO_ENABLE:${PN} = "disable"
 
 CONFFILES:${PN} = "${sysconfdir}/camera-service/config.toml"
 FILES:${PN} += "${systemd_system_unitdir}/camera-service.service \
+                ${systemd_unitdir}/system-preset/50-camera-service.preset \
                 ${nonarch_base_libdir}/udev/rules.d/99-camera-service.rules \
                 ${nonarch_libdir}/sysusers.d/camera-service.conf \
                 ${nonarch_libdir}/tmpfiles.d/camera-service.conf"
