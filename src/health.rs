@@ -124,16 +124,22 @@ impl Health {
     }
 }
 
-/// The health monitor of one component: probes it every `every` and reports the outcome,
-/// until shutdown. Owns its loop; what to probe and where to report are given.
+/// The health monitor of one component: probes it every `every` (every `retry_every` while
+/// it is unhealthy, so a recovery is seen soon) and reports the outcome, until shutdown.
+/// Owns its loop; what to probe and where to report are given.
 pub struct Monitor {
     name: &'static str,
     every: Duration,
+    retry_every: Duration,
 }
 
 impl Monitor {
     pub fn new(name: &'static str, every: Duration) -> Monitor {
-        Monitor { name, every }
+        Monitor {
+            name,
+            every,
+            retry_every: every.min(Duration::from_secs(1)),
+        }
     }
 
     pub async fn run<P, F>(self, shutdown: Shutdown, probe: P, report: impl Fn(Level, &str))
@@ -145,13 +151,18 @@ impl Monitor {
         loop {
             let (level, message) = probe().await;
             report(level, &message);
+            let wait = if level == Level::Unhealthy {
+                self.retry_every
+            } else {
+                self.every
+            };
             let stop = futures_lite::future::or(
                 async {
                     shutdown.wait().await;
                     true
                 },
                 async {
-                    smol::Timer::after(self.every).await;
+                    smol::Timer::after(wait).await;
                     false
                 },
             )

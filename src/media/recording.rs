@@ -243,6 +243,27 @@ pub fn segments(dir: &Path, camera: &str, format: RecordFormat) -> Vec<Segment> 
     out
 }
 
+/// Removes those of `files` (in `dir`) that hold no media; returns their names.
+fn remove_unplayable(dir: &Path, files: &[String]) -> Vec<String> {
+    let mut removed = Vec::new();
+    for name in files {
+        let path = dir.join(name);
+        let Ok(mut f) = std::fs::File::open(&path) else {
+            continue;
+        };
+        let size = f.metadata().map(|m| m.len()).unwrap_or(0);
+        let info = if name.ends_with(".ts") {
+            crate::storage::media_info::probe_ts(&mut f, size)
+        } else {
+            crate::storage::media_info::probe_mp4(&mut f, size)
+        };
+        if (size == 0 || info.duration.map_or(true, |d| d <= 0.0)) && std::fs::remove_file(&path).is_ok() {
+            removed.push(name.clone());
+        }
+    }
+    removed
+}
+
 impl RecordingManager {
     pub fn new(
         config: Arc<Config>,
@@ -566,8 +587,21 @@ impl RecordingManager {
             stopped: true,
         });
         self.total_failed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        if let Err(e) = self.stop_inner(device).await {
-            log::warn!("{device}: stopping after {}: {e}", reason.as_str());
+        match self.stop_inner(device).await {
+            Ok(summary) if reason == EndReason::DiskFull => {
+                // A full disk leaves empty or header-only segments behind: they do not play,
+                // so they are removed rather than listed.
+                let dir = self.camera_dir(device);
+                let removed = blocking::unblock(move || remove_unplayable(&dir, &summary.files)).await;
+                if !removed.is_empty() {
+                    log::warn!(
+                        "{device}: removed {} segment(s) without media: {removed:?}",
+                        removed.len()
+                    );
+                }
+            }
+            Ok(_) => {}
+            Err(e) => log::warn!("{device}: stopping after {}: {e}", reason.as_str()),
         }
     }
 
@@ -600,7 +634,7 @@ impl RecordingManager {
             let duration = ((unix_ms(OffsetDateTime::now_utc()) - start_ms).max(0) as f64) / 1000.0;
             let mut resumed = None;
             let mut stalled = false;
-            let (bytes, current) = {
+            let (bytes, current, interrupted) = {
                 let mut active = self.active.lock().unwrap();
                 let Some(a) = active.get_mut(&device) else { continue };
                 let files = a.observe(&listing, false);
@@ -618,7 +652,7 @@ impl RecordingManager {
                     a.stall_reported = true;
                     stalled = true;
                 }
-                (bytes, current)
+                (bytes, current, a.interrupted)
             };
             if let Some(file) = resumed {
                 log::info!("{device}: recording resumed in {file}");
@@ -652,7 +686,7 @@ impl RecordingManager {
                     a.keepalive = Some(fresh);
                     a.interrupted = true;
                 }
-            } else {
+            } else if !interrupted {
                 (self.events)(RecEvent::Progress {
                     device,
                     filename: current,
@@ -663,10 +697,12 @@ impl RecordingManager {
         }
     }
 
-    /// MediaMTX restarted and the paths were re-applied: recordings continue in a new
-    /// segment. Reported as `recording.error` (mediamtx_unavailable, not stopped) now and
-    /// `recording.start` (resumed) when the new segment grows.
-    pub fn mediamtx_restarted(&self) {
+    /// MediaMTX stopped answering, or restarted and the paths were re-applied: recordings
+    /// are interrupted and continue in a new segment once it answers. Reported as
+    /// `recording.error` (mediamtx_unavailable, not stopped) at once — once per outage —
+    /// and `recording.start` (resumed) when the new segment grows. No progress is reported
+    /// while interrupted.
+    pub fn mediamtx_unavailable(&self) {
         let mut events = Vec::new();
         {
             let mut active = self.active.lock().unwrap();

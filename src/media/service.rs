@@ -360,13 +360,17 @@ impl MediaService {
         self.stats.lock().unwrap().clone()
     }
 
-    /// One health probe; re-applied paths after a restart resume recordings. `ours` are this
-    /// service's path names, for the stream statistics.
+    /// One health probe; re-applied paths after a restart resume recordings; an unreachable
+    /// MediaMTX interrupts them (reported at once). `ours` are this service's path names,
+    /// for the stream statistics.
     pub async fn probe(&self, ours: Vec<String>) -> Probe {
         let r = self.paths.probe().await;
+        if let Probe::Unreachable(_) = &r {
+            self.recordings.mediamtx_unavailable();
+        }
         if let Probe::Healthy { reapplied, .. } = &r {
             if *reapplied > 0 {
-                self.recordings.mediamtx_restarted();
+                self.recordings.mediamtx_unavailable();
             }
             let recording: Vec<String> = self.recordings.active_devices();
             if let Ok(paths) = self.client.run(|c| c.list_paths()).await {

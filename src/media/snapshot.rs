@@ -240,7 +240,14 @@ fn write_new(root: &Path, device: &str, name: &str, bytes: &[u8]) -> Result<bool
         }
     })();
     let _ = std::fs::remove_file(&tmp);
-    result.map_err(|e| io("cannot write the file", e))
+    result.map_err(|e| match e.raw_os_error() {
+        // A full disk (or quota) is the floor case: -32060, not an internal error.
+        Some(nix::libc::ENOSPC | nix::libc::EDQUOT) => ServiceError::InsufficientStorage {
+            available_bytes: nix::sys::statvfs::statvfs(&dir).map_or(0, |s| s.blocks_available() * s.fragment_size()),
+            required_bytes: bytes.len() as u64,
+        },
+        _ => io("cannot write the file", e),
+    })
 }
 
 /// What MediaMTX says about the camera's stream before the chain starts.

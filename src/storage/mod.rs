@@ -106,6 +106,10 @@ pub struct Cleanup {
     pub message: String,
 }
 
+/// Below this much free space the disk counts as full whatever `storage.min_free_bytes`
+/// says: writers (MediaMTX's recorder, snapshots) would fail with ENOSPC.
+pub const FULL_MARGIN: u64 = 1 << 20;
+
 /// Header results kept per (path, size, mtime); cleared when it reaches this many entries.
 const MEDIA_CACHE_MAX: usize = 4096;
 
@@ -390,13 +394,16 @@ impl Storage {
         })
     }
 
-    /// Free space at or above `storage.min_free_bytes` (shared with the recording work).
+    /// Free space at or above `storage.min_free_bytes`, and never below [`FULL_MARGIN`]
+    /// (shared with the recording work): a full disk is the floor case even with the floor
+    /// set to 0.
     pub fn check_free_space(&self) -> Result<(), ServiceError> {
         let s = self.space()?;
-        if s.available < self.min_free_bytes() {
+        let floor = self.min_free_bytes().max(FULL_MARGIN);
+        if s.available < floor {
             return Err(ServiceError::InsufficientStorage {
                 available_bytes: s.available,
-                required_bytes: self.min_free_bytes(),
+                required_bytes: floor,
             });
         }
         Ok(())

@@ -139,7 +139,7 @@ impl Service {
         Service::spawn(dir, old.config_path.clone())
     }
 
-    fn spawn(dir: TempDir, config_path: PathBuf) -> Service {
+    pub fn spawn(dir: TempDir, config_path: PathBuf) -> Service {
         let stderr_log = dir
             .path()
             .join(format!("service-{}.log", camera_service::api::auth::random_token(3)));
