@@ -224,22 +224,22 @@ impl State {
         let opt = self.confs.get(conf_name)?;
         let mut m = self.path_defaults.clone();
         conf::merge(&mut m, opt, PATH_FIELDS);
+        conf::map_deprecated_path(&mut m);
         m.insert("name".into(), json!(conf_name));
         Some(m)
     }
 
-    /// conf.FindPathConf: exact non-regex match first, then regex paths.
+    /// conf.FindPathConf: a configuration with exactly this name first, then the regexp
+    /// configurations by name, `all`/`all_others` last.
     pub fn find_conf(&self, name: &str) -> Result<String, String> {
-        conf::check_path_name(name).map_err(|e| format!("invalid path name: {} ({})", e, name))?;
-        if let Some(k) = self
-            .confs
-            .keys()
-            .find(|k| !conf::is_regex_conf(k) && k.as_str() == name)
-        {
-            return Ok(k.clone());
+        if self.confs.contains_key(name) {
+            return Ok(name.to_string());
         }
-        for k in self.confs.keys() {
-            if conf::is_regex_conf(k) && conf::regex_matches(k, name) {
+        conf::check_path_name(name).map_err(|e| format!("invalid path name: {} ({})", e, name))?;
+        let mut regexps: Vec<&String> = self.confs.keys().filter(|k| conf::is_regex_conf(k)).collect();
+        regexps.sort_by_key(|k| (k.as_str() == "all" || k.as_str() == "all_others", k.as_str()));
+        for k in regexps {
+            if conf::regex_matches(k, name) {
                 return Ok(k.clone());
             }
         }

@@ -238,7 +238,7 @@ pub fn spawn_recorder(shared: &Arc<Shared>, p: &mut PathRt) {
     );
     // create the directory of the (time-expanded) first segment
     let tm = crate::util::local_tm(std::time::SystemTime::now());
-    let first = crate::recordings::encode(&format!("{}{}", record_path, ext), &p.name, &tm, 0);
+    let first = crate::recordings::encode(&format!("{}{}", record_path, ext), &p.name, &tm);
     let first_abs = shared.dir.join(&first);
     if let Some(parent) = first_abs.parent() {
         let _ = std::fs::create_dir_all(parent);
