@@ -12,6 +12,7 @@ pub mod api;
 pub mod conf;
 mod conf_fields;
 pub mod core;
+pub mod fmp4;
 pub mod http;
 pub mod media;
 pub mod procs;
