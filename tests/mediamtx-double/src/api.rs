@@ -111,10 +111,41 @@ fn api_conn(shared: Arc<Shared>, s: TcpStream) {
         if delay > 0 {
             std::thread::sleep(Duration::from_millis(delay));
         }
+        let change = matches!(req.method.as_str(), "POST" | "PATCH" | "DELETE");
+        let fail400 = if change && !fail {
+            let mut st = shared.lock();
+            let f = &mut st.fault;
+            let text = f.fail400.as_ref().map(|(t, _)| t.clone());
+            if let Some((_, n)) = f.fail400.as_mut() {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    f.fail400 = None;
+                }
+            }
+            text
+        } else {
+            None
+        };
         let resp = if fail {
             Response::error(500, "injected failure (mediamtx-double)")
+        } else if let Some(text) = fail400 {
+            Response::error(400, &text)
         } else {
-            handle_v3(&shared, &req)
+            let r = handle_v3(&shared, &req);
+            if change && r.code == 400 {
+                let error = serde_json::from_slice::<Value>(&r.body)
+                    .ok()
+                    .and_then(|v| v["error"].as_str().map(String::from))
+                    .unwrap_or_default();
+                shared.log(&format!("refused {} {}: {}", req.method, req.path, error));
+                shared.refused.lock().unwrap().push(json!({
+                    "method": req.method,
+                    "path": req.path,
+                    "body": String::from_utf8_lossy(&req.body),
+                    "error": error,
+                }));
+            }
+            r
         };
         let ka = req.keep_alive();
         if http::write_response(&mut w, &resp, ka, true).is_err() || !ka {
@@ -570,6 +601,21 @@ pub fn handle_control(shared: &Arc<Shared>, req: &Request) -> Response {
             st.fault.fail_count = if on { count } else { None };
             Response::ok()
         }
+        "/control/fail400" => {
+            let count = q("count").parse::<u64>().unwrap_or(1);
+            let text = q("error");
+            let text = if text.is_empty() {
+                "injected refusal (mediamtx-double)".to_string()
+            } else {
+                text
+            };
+            shared.lock().fault.fail400 = if count == 0 { None } else { Some((text, count)) };
+            Response::ok()
+        }
+        "/control/refused" => {
+            let v = shared.refused.lock().unwrap().clone();
+            Response::json(200, &json!({ "refused": v }))
+        }
         "/control/reset-faults" => {
             let mut st = shared.lock();
             st.fault = core::Fault {
@@ -577,6 +623,7 @@ pub fn handle_control(shared: &Arc<Shared>, req: &Request) -> Response {
                 delay_ms: 0,
                 fail500: false,
                 fail_count: None,
+                fail400: None,
             };
             Response::ok()
         }
@@ -635,6 +682,7 @@ pub fn handle_control(shared: &Arc<Shared>, req: &Request) -> Response {
                     "delayMs": st.fault.delay_ms,
                     "fail500": st.fault.fail500,
                     "started": crate::util::rfc3339_nano(st.started),
+                    "refused": shared.refused.lock().unwrap().clone(),
                     "children": children,
                     "paths": paths,
                 }),
@@ -677,6 +725,7 @@ pub fn restart(shared: &Arc<Shared>, down_ms: u64) {
             delay_ms: 0,
             fail500: false,
             fail_count: None,
+            fail400: None,
         },
     );
     *st = core::initial_state(shared.api_port, shared.rtsp_port, shared.all_others);

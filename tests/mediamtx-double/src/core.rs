@@ -137,6 +137,8 @@ pub struct Fault {
     pub delay_ms: u64,
     pub fail500: bool,
     pub fail_count: Option<u64>,
+    /// the next N configuration changes (POST/PATCH/DELETE) answer 400 with this text
+    pub fail400: Option<(String, u64)>,
 }
 
 pub struct State {
@@ -170,6 +172,8 @@ pub struct Shared {
     pub next_id: AtomicU64,
     pub conns: Mutex<HashMap<u64, TcpStream>>,
     pub children: Mutex<HashMap<i32, (ChildKind, String)>>,
+    /// every configuration change refused by MediaMTX's rules: {method, path, body, error}
+    pub refused: Mutex<Vec<Value>>,
 }
 
 impl Shared {
@@ -215,6 +219,7 @@ pub fn initial_state(api_port: u16, rtsp_port: u16, all_others: bool) -> State {
             delay_ms: 0,
             fail500: false,
             fail_count: None,
+            fail400: None,
         },
     }
 }

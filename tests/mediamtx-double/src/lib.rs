@@ -74,6 +74,11 @@ impl Handle {
     pub fn control_url(&self) -> String {
         format!("http://127.0.0.1:{}", self.control_port)
     }
+    /// Every configuration change refused so far by MediaMTX's rules (injected refusals
+    /// excluded): `{method, path, body, error}`.
+    pub fn refused(&self) -> Vec<serde_json::Value> {
+        self.shared.refused.lock().unwrap().clone()
+    }
     /// The line printed by the binary when ready.
     pub fn ready_line(&self) -> String {
         format!(
@@ -141,6 +146,7 @@ pub fn start(opts: Options) -> std::io::Result<Handle> {
         next_id: AtomicU64::new(1),
         conns: Mutex::new(Default::default()),
         children: Mutex::new(Default::default()),
+        refused: Mutex::new(Vec::new()),
     });
     let mut threads = Vec::new();
     {

@@ -421,3 +421,36 @@ fn recordings_rules() {
     );
     assert_eq!(r.status, 200, "{}", r.body);
 }
+
+#[test]
+fn refusals_are_recorded_and_can_be_injected() {
+    let (h, _dir) = start("rules-refused");
+    let a = h.api_url();
+    let r = http("POST", &format!("{}/v3/config/paths/add/a:b", a), Some("{}"));
+    assert_eq!(r.status, 400);
+    let r = http("GET", &format!("{}/v3/config/paths/get/nope", a), None);
+    assert_eq!(r.status, 404);
+    let refused = h.refused();
+    assert_eq!(refused.len(), 1, "{:?}", refused);
+    assert_eq!(refused[0]["method"], "POST");
+    assert_eq!(refused[0]["path"], "/v3/config/paths/add/a:b");
+    assert_eq!(
+        refused[0]["error"],
+        "invalid path name 'a:b': can contain only alphanumeric characters, underscore, dot, minus, slash"
+    );
+    let st = http("GET", &format!("{}/control/status", h.control_url()), None).json();
+    assert_eq!(st["refused"].as_array().unwrap().len(), 1);
+
+    // an injected refusal of the next change (not counted as a rule refusal)
+    let r = http(
+        "GET",
+        &format!("{}/control/fail400?error=nope%20nope&count=1", h.control_url()),
+        None,
+    );
+    assert_eq!(r.status, 200);
+    let r = http("POST", &format!("{}/v3/config/paths/add/ok1", a), Some("{}"));
+    assert_eq!((r.status, r.json()["error"].clone()), (400, json!("nope nope")));
+    let r = http("POST", &format!("{}/v3/config/paths/add/ok1", a), Some("{}"));
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(h.refused().len(), 1);
+}
