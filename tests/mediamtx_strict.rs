@@ -11,6 +11,7 @@ use serde_json::{json, Value};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// A child process killed when dropped.
 struct Publisher(Child);
 
 impl Publisher {
@@ -229,4 +230,148 @@ fn external_url_with_user_but_no_password_is_refused_up_front() {
         }
     });
     assert_eq!(refused(&d), Vec::<Value>::new());
+}
+
+/// Not a test: hosts the MediaMTX double in a process of its own (this test binary run again
+/// with `MTXD_HOST_DIR` set), so that a test can SIGKILL it like a crashed MediaMTX.
+#[test]
+#[ignore = "helper process for sigkill_of_mediamtx_mid_recording_loses_at_most_a_part"]
+fn mediamtx_double_host() {
+    let Ok(dir) = std::env::var("MTXD_HOST_DIR") else {
+        return;
+    };
+    let h =
+        mediamtx_double::start(mediamtx_double::Options::new(std::path::Path::new(&dir))).expect("start the double");
+    println!("{}", h.ready_line());
+    use std::io::Write;
+    std::io::stdout().flush().unwrap();
+    loop {
+        std::thread::sleep(Duration::from_secs(3600));
+    }
+}
+
+/// MediaMTX writes a recording part per second (`recordPartDuration`); when it dies
+/// (SIGKILL) mid-recording, the segment on disk plays to within about a second of the kill.
+#[test]
+fn sigkill_of_mediamtx_mid_recording_loses_at_most_a_part() {
+    use std::io::BufRead;
+    let dir = TempDir::new("mtx-host");
+    let mut host = Publisher(
+        Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "mediamtx_double_host",
+                "--ignored",
+                "--nocapture",
+                "--test-threads",
+                "1",
+            ])
+            .env("MTXD_HOST_DIR", dir.path())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    ); // killed when dropped
+    let stdout = host.0.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+            // libtest may have written "test mediamtx_double_host ... " on the same line
+            if let Some(i) = line.find("READY ") {
+                let _ = tx.send(line[i + 6..].to_string());
+            }
+        }
+    });
+    let ready = rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the double host did not start");
+    let mut api = String::new();
+    let mut rtsp_port = 0u16;
+    for w in ready.split_whitespace() {
+        if let Some(a) = w.strip_prefix("api=") {
+            api = a.to_string();
+        }
+        if let Some(r) = w.strip_prefix("rtsp=") {
+            rtsp_port = r.rsplit(':').next().unwrap().parse().unwrap();
+        }
+    }
+    assert!(!api.is_empty(), "the double host did not start");
+    let rest = format!(
+        "[mediamtx]\napi_url = \"{api}\"\nrtsp_port = {rtsp_port}\nhealth_interval = \"1s\"\nretries = 1\n\n\
+         [recording]\nstart_timeout = \"15s\"\nsegment_duration = \"1h\"\npart_duration = \"1s\"\n\n\
+         [[camera.simulated]]\nid = \"camera50\"\nsize = \"320x240\"\nfps = 15\n"
+    );
+    let svc = Service::start("", "", &rest);
+    let api_addr = api.trim_start_matches("http://").to_string();
+    assert!(wait_until(Duration::from_secs(20), || {
+        http(&api_addr, "GET", "/v3/config/paths/get/camera50", &[]).0 == 200
+    }));
+    let first = smol::block_on(async {
+        let mut c = Client::connect(&svc.ws_url()).await;
+        c.auth_as(Role::Operator).await;
+        let r = c.result("start_recording", json!({"device": "camera50"})).await;
+        r["filename"].as_str().unwrap().to_string()
+    });
+    // camera50_YYYY-MM-DD_HH-MM-SS-ffffff.mp4: the first frame's local time
+    let stamp = first.trim_start_matches("camera50_").trim_end_matches(".mp4");
+    let start = local_stamp(stamp);
+    let kill_at = start + Duration::from_millis(5500);
+    if let Ok(d) = kill_at.duration_since(std::time::SystemTime::now()) {
+        std::thread::sleep(d);
+    }
+    let killed = std::time::SystemTime::now();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(host.0.id() as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    let _ = host.0.wait();
+    // what the orphaned writer had no time to hand over is lost, like in MediaMTX
+    std::thread::sleep(Duration::from_secs(2));
+    let file = svc.dir.path().join("recordings/camera50").join(&first);
+    let out = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-select_streams",
+            "v:0",
+            "-show_entries",
+            "packet=pts_time",
+            "-of",
+            "csv=p=0",
+        ])
+        .arg(&file)
+        .output()
+        .expect("ffprobe");
+    let pts: Vec<f64> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.trim().trim_end_matches(',').parse().ok())
+        .collect();
+    let recorded = pts.iter().cloned().fold(0.0, f64::max) + 1.0 / 15.0;
+    let elapsed = killed.duration_since(start).unwrap().as_secs_f64();
+    eprintln!(
+        "MediaMTX killed {elapsed:.2} s into the segment: it plays {recorded:.2} s, {:.2} s lost",
+        elapsed - recorded
+    );
+    assert!(pts.len() > 15, "{} packets", pts.len());
+    assert!(
+        elapsed - recorded < 1.6,
+        "{:.2} s lost (one part is 1 s)",
+        elapsed - recorded
+    );
+    drop(svc);
+}
+
+/// `YYYY-MM-DD_HH-MM-SS-ffffff` in local time → instant.
+fn local_stamp(s: &str) -> std::time::SystemTime {
+    let n = |a: usize, b: usize| s[a..b].parse::<i64>().unwrap();
+    let unix = mediamtx_double::util::local_to_unix(
+        n(0, 4),
+        n(5, 7) as u32,
+        n(8, 10) as u32,
+        n(11, 13) as u32,
+        n(14, 16) as u32,
+        n(17, 19) as u32,
+    );
+    std::time::UNIX_EPOCH + Duration::from_secs(unix as u64) + Duration::from_micros(n(20, 26) as u64)
 }
