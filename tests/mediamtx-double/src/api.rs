@@ -441,7 +441,7 @@ fn validate_all(
     Ok(())
 }
 
-fn recording_format(shared: &Shared, eff: &Map<String, Value>, name: Option<&str>) -> String {
+pub(crate) fn recording_format(shared: &Shared, eff: &Map<String, Value>, name: Option<&str>) -> String {
     let rp = eff.get("recordPath").and_then(|v| v.as_str()).unwrap_or("").to_string();
     let fmtname = eff.get("recordFormat").and_then(|v| v.as_str()).unwrap_or("fmp4");
     let mut f = format!("{}{}", rp, recordings::ext_for(fmtname));

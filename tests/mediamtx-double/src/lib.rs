@@ -9,6 +9,7 @@
 #![allow(clippy::too_many_arguments)]
 
 pub mod api;
+pub mod cleaner;
 pub mod conf;
 mod conf_fields;
 pub mod core;
@@ -161,6 +162,10 @@ pub fn start(opts: Options) -> std::io::Result<Handle> {
     {
         let sh = shared.clone();
         threads.push(std::thread::spawn(move || api::serve_control(sh, ctl_l)));
+    }
+    {
+        let sh = shared.clone();
+        threads.push(std::thread::spawn(move || cleaner::serve(sh)));
     }
     {
         let sh = shared.clone();

@@ -254,6 +254,25 @@ pub fn absolute(base: &Path, format: &str) -> String {
     }
 }
 
+/// Segment files with their sort key (unix nanos), for a record format as in `find`.
+pub fn find_files(format_abs: &str) -> Vec<(PathBuf, i128)> {
+    let cp = common_path(format_abs);
+    let root = if cp.is_empty() {
+        PathBuf::from("/")
+    } else {
+        PathBuf::from(&cp)
+    };
+    let mut files = Vec::new();
+    walk(&root, &mut files, 0);
+    files
+        .into_iter()
+        .filter_map(|f| {
+            let k = decode(format_abs, &f.to_string_lossy())?.2;
+            Some((f, k))
+        })
+        .collect()
+}
+
 /// Lists segments: (path name, start string, sort key), for a record format whose
 /// %path is either kept (any path) or already substituted.
 pub fn find(format_abs: &str) -> Vec<(String, String, i128)> {

@@ -454,3 +454,48 @@ fn refusals_are_recorded_and_can_be_injected() {
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(h.refused().len(), 1);
 }
+
+#[test]
+fn record_delete_after_removes_old_segments() {
+    let (h, dir) = start("rules-cleaner");
+    let a = h.api_url();
+    let rec = dir.join("rec");
+    let body = json!({
+        "recordPath": format!("{}/%path/%Y-%m-%d_%H-%M-%S-%f", rec.display()),
+        "recordSegmentDuration": "1s",
+        "recordDeleteAfter": "2s",
+    });
+    let r = http(
+        "POST",
+        &format!("{}/v3/config/paths/add/old", a),
+        Some(&body.to_string()),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let keep = json!({
+        "recordPath": format!("{}/%path/%Y-%m-%d_%H-%M-%S-%f", rec.display()),
+        "recordDeleteAfter": "0s",
+    });
+    let r = http(
+        "POST",
+        &format!("{}/v3/config/paths/add/kept", a),
+        Some(&keep.to_string()),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    std::fs::create_dir_all(rec.join("old/empty")).unwrap();
+    std::fs::create_dir_all(rec.join("kept")).unwrap();
+    let old = rec.join("old/2008-11-07_11-22-00-000000.mp4");
+    let future = rec.join("old/2100-01-01_00-00-00-000000.mp4");
+    let kept = rec.join("kept/2008-11-07_11-22-00-000000.mp4");
+    for f in [&old, &future, &kept] {
+        std::fs::write(f, b"").unwrap();
+    }
+    // runs every recordDeleteAfter / 2
+    wait_until(std::time::Duration::from_secs(10), "old segment removed", || {
+        !old.exists()
+    });
+    wait_until(std::time::Duration::from_secs(5), "empty directory removed", || {
+        !rec.join("old/empty").exists()
+    });
+    assert!(future.exists());
+    assert!(kept.exists(), "recordDeleteAfter 0 keeps everything");
+}
