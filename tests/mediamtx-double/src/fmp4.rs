@@ -63,6 +63,19 @@ fn child<'a>(list: &'a [BoxRef], typ: &[u8; 4]) -> Option<&'a BoxRef> {
     list.iter().find(|b| &b.typ == typ)
 }
 
+/// Position of the mvhd duration inside a moov box: (offset, 64-bit?, timescale).
+fn find_mvhd(moov: &[u8]) -> Option<(usize, bool, u32)> {
+    let top = children(moov, 0, moov.len());
+    let m = child(&top, b"moov")?;
+    let kids = children(moov, m.body, m.end);
+    let h = child(&kids, b"mvhd")?;
+    if moov[h.body] == 1 {
+        Some((h.body + 24, true, be32(moov, h.body + 20)?))
+    } else {
+        Some((h.body + 16, false, be32(moov, h.body + 12)?))
+    }
+}
+
 /// Per-track facts from the `moov`: timescale (mdhd) and default sample flags (trex).
 #[derive(Default, Debug)]
 pub struct Tracks {
@@ -218,6 +231,8 @@ pub struct Segmenter {
     pub log: Box<dyn Fn(&str) + Send>,
     init: Vec<u8>,
     tracks: Tracks,
+    /// mvhd in the init: (offset of its duration field, 64-bit?, movie timescale)
+    mvhd: Option<(usize, bool, u32)>,
     /// wall clock of the first frame, and every track's first decode time
     anchor: Option<SystemTime>,
     first_dts: HashMap<u32, u64>,
@@ -228,6 +243,8 @@ struct Current {
     file: std::fs::File,
     start: SystemTime,
     base: HashMap<u32, u64>,
+    /// end of the last sample, from the segment start
+    end: Duration,
 }
 
 impl Segmenter {
@@ -238,6 +255,7 @@ impl Segmenter {
             log,
             init: Vec::new(),
             tracks: Tracks::default(),
+            mvhd: None,
             anchor: None,
             first_dts: HashMap::new(),
             cur: None,
@@ -278,6 +296,8 @@ impl Segmenter {
                 b"ftyp" => self.init = bx,
                 b"moov" => {
                     self.tracks = parse_moov(&bx);
+                    let at = self.init.len();
+                    self.mvhd = find_mvhd(&bx).map(|(off, v1, ts)| (at + off, v1, ts));
                     self.init.extend_from_slice(&bx);
                 }
                 b"moof" => pending_moof = Some(bx),
@@ -292,7 +312,24 @@ impl Segmenter {
                 _ => {}
             }
         }
-        self.cur = None;
+        self.close_segment();
+    }
+
+    /// Like MediaMTX when it closes a segment: the overall duration goes into the mvhd.
+    fn close_segment(&mut self) {
+        let Some(cur) = self.cur.take() else { return };
+        let Some((off, v1, ts)) = self.mvhd else { return };
+        use std::os::unix::fs::FileExt;
+        let d = (cur.end.as_nanos() * ts as u128 / 1_000_000_000) as u64;
+        let r = if v1 {
+            cur.file.write_all_at(&d.to_be_bytes(), off as u64)
+        } else {
+            cur.file
+                .write_all_at(&(d.min(u32::MAX as u64) as u32).to_be_bytes(), off as u64)
+        };
+        if let Err(e) = r {
+            (self.log)(&format!("recorder: cannot write the segment duration: {}", e));
+        }
     }
 
     fn fragment(&mut self, mut moof: Vec<u8>, mdat: &[u8]) -> std::io::Result<()> {
@@ -327,13 +364,24 @@ impl Segmenter {
             Some(c) => frag.sync && when.duration_since(c.start).unwrap_or_default() >= self.segment_duration,
         };
         if cut {
+            self.close_segment();
             self.open_segment(when)?;
         }
+        let ts_first = frag
+            .trafs
+            .first()
+            .and_then(|t| self.tracks.timescale.get(&t.0))
+            .copied()
+            .unwrap_or(90_000) as u128;
         let cur = self.cur.as_mut().expect("segment open");
         // decode times relative to the segment start
-        for &(id, dts, off, v1) in &frag.trafs {
+        for (i, &(id, dts, off, v1)) in frag.trafs.iter().enumerate() {
             let base = *cur.base.entry(id).or_insert(dts);
             let rel = dts.saturating_sub(base);
+            if i == 0 {
+                let end = Duration::from_nanos(((rel + frag.duration) as u128 * 1_000_000_000 / ts_first) as u64);
+                cur.end = cur.end.max(end);
+            }
             if v1 {
                 moof[off..off + 8].copy_from_slice(&rel.to_be_bytes());
             } else {
@@ -364,6 +412,7 @@ impl Segmenter {
             file,
             start: when,
             base: HashMap::new(),
+            end: Duration::ZERO,
         });
         Ok(())
     }

@@ -605,6 +605,10 @@ fn record_off_and_on_starts_a_new_segment() {
     let first = list_files(&segdir, ".mp4");
     assert_eq!(first.len(), 1);
     let len = std::fs::metadata(&first[0]).unwrap().len();
+    // a closed segment carries its overall duration in the mvhd, like MediaMTX writes it
+    let media = probe_duration(&first[0]);
+    let mvhd = mvhd_duration(&first[0]);
+    assert!((mvhd - media).abs() < 0.2, "mvhd {} s, media {} s", mvhd, media);
     patch(true);
     wait_until(Duration::from_secs(15), "second segment", || {
         list_files(&segdir, ".mp4").len() == 2
@@ -620,4 +624,18 @@ fn record_off_and_on_starts_a_new_segment() {
     // %f holds real microseconds
     let n = |p: &std::path::PathBuf| p.file_stem().unwrap().to_string_lossy().to_string();
     assert_ne!(n(&files[0]), n(&files[1]));
+}
+
+/// The mvhd duration of an MP4 file, in seconds.
+fn mvhd_duration(file: &Path) -> f64 {
+    let b = std::fs::read(file).unwrap();
+    let i = b.windows(4).position(|w| w == b"mvhd").expect("mvhd");
+    let body = i + 4;
+    let be = |at: usize, n: usize| b[at..at + n].iter().fold(0u64, |a, x| (a << 8) | *x as u64);
+    let (ts, d) = if b[body] == 1 {
+        (be(body + 20, 4), be(body + 24, 8))
+    } else {
+        (be(body + 12, 4), be(body + 16, 4))
+    };
+    d as f64 / ts as f64
 }
