@@ -246,7 +246,7 @@ pub fn handle_v3(shared: &Arc<Shared>, req: &Request) -> Response {
             }
             let mut d = st.path_defaults.clone();
             conf::merge(&mut d, &pd_sent, PATH_FIELDS);
-            if let Err(e) = validate_all(&st, &d, None) {
+            if let Err(e) = validate_all(&st, &g, &d, None) {
                 return Response::error(400, &e);
             }
             st.global = g;
@@ -274,7 +274,7 @@ pub fn handle_v3(shared: &Arc<Shared>, req: &Request) -> Response {
             let mut d = st.path_defaults.clone();
             conf::merge(&mut d, &sent, PATH_FIELDS);
             // every configured path must stay valid
-            if let Err(e) = validate_all(&st, &d, None) {
+            if let Err(e) = validate_all(&st, &st.global, &d, None) {
                 return Response::error(400, &e);
             }
             st.path_defaults = d;
@@ -417,6 +417,7 @@ pub fn handle_v3(shared: &Arc<Shared>, req: &Request) -> Response {
 /// `defaults` as path defaults and `change` = (name, new optional values or None = deleted).
 fn validate_all(
     st: &core::State,
+    global: &Map<String, Value>,
     defaults: &Map<String, Value>,
     change: Option<(&str, Option<&Map<String, Value>>)>,
 ) -> Result<(), String> {
@@ -430,6 +431,23 @@ fn validate_all(
                 confs.remove(name);
             }
         }
+    }
+    // legacy credentials (readUser, ... on paths) turn into internal users
+    const LEGACY: [&str; 6] = [
+        "publishUser",
+        "publishPass",
+        "publishIPs",
+        "readUser",
+        "readPass",
+        "readIPs",
+    ];
+    let legacy = |m: &Map<String, Value>| LEGACY.iter().any(|k| m.get(*k).is_some_and(|v| !v.is_null()));
+    if (legacy(defaults) || confs.values().any(legacy))
+        && global.get("authInternalUsers") != conf::defaults(GLOBAL_FIELDS).get("authInternalUsers")
+    {
+        return Err("authInternalUsers and legacy credentials \
+                    (publishUser, publishPass, publishIPs, readUser, readPass, readIPs) cannot be used together"
+            .into());
     }
     conf::validate_conf_names(confs.keys())?;
     for (name, opt) in confs.iter() {
@@ -506,7 +524,7 @@ fn config_path_op(shared: &Arc<Shared>, req: &Request, op: &str, name: &str) -> 
         }
         _ => return Response::not_found_text(),
     };
-    if let Err(e) = validate_all(&st, &st.path_defaults, Some((name, new_opt.as_ref()))) {
+    if let Err(e) = validate_all(&st, &st.global, &st.path_defaults, Some((name, new_opt.as_ref()))) {
         return Response::error(400, &e);
     }
     match new_opt {

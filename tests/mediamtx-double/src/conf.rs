@@ -491,7 +491,14 @@ fn check_object(field: &str, index: usize, v: &Value) -> Result<Value, String> {
     }
     let mut out = Map::new();
     for (name, kind) in members {
-        let val = obj.get(*name).cloned().unwrap_or(Value::Null);
+        // an absent member keeps its zero value; an explicit null on a slice is refused
+        let val = match (obj.get(*name), *kind) {
+            (None, "ips" | "permissions") => json!([]),
+            (Some(Value::Null), "ips" | "permissions") => {
+                return Err(format!("cannot set slice \"{}{}\" to nil", prefix, name));
+            }
+            (v, _) => v.cloned().unwrap_or(Value::Null),
+        };
         let nv = match *kind {
             "string" | "credential" | "action" => {
                 let s = match &val {
@@ -521,7 +528,6 @@ fn check_object(field: &str, index: usize, v: &Value) -> Result<Value, String> {
                 other => return Err(type_error(other, "bool")),
             },
             "ips" => match &val {
-                Value::Null => return Err(format!("cannot set slice \"{}ips\" to nil", prefix)),
                 Value::Array(a) => {
                     for x in a {
                         let s = x.as_str().ok_or_else(|| type_error(x, "string"))?;
@@ -532,7 +538,6 @@ fn check_object(field: &str, index: usize, v: &Value) -> Result<Value, String> {
                 other => return Err(type_error(other, "[]json.RawMessage")),
             },
             "permissions" => match &val {
-                Value::Null => json!([]),
                 Value::Array(a) => {
                     let mut o = Vec::new();
                     for (i, x) in a.iter().enumerate() {
