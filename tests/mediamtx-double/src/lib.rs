@@ -19,6 +19,7 @@ pub mod media;
 pub mod procs;
 pub mod recordings;
 pub mod rtsp;
+pub mod ts;
 pub mod util;
 
 use std::net::TcpListener;

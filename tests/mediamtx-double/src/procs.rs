@@ -297,38 +297,12 @@ pub fn spawn_recorder(shared: &Arc<Shared>, p: &mut PathRt) {
             "+frag_keyframe+empty_moov+default_base_moof".to_string(),
             "-frag_duration".to_string(),
             part.as_micros().to_string(),
-            "-flush_packets".to_string(),
-            "1".to_string(),
-            "pipe:1".to_string(),
         ]);
     } else {
-        let pattern = format!(
-            "{}{}",
-            record_path.replace("%path", &p.name).replace("%f", "000000"),
-            ext
-        );
-        // create the directory of the (time-expanded) first segment
-        let tm = crate::util::local_tm(std::time::SystemTime::now());
-        let first = crate::recordings::encode(&format!("{}{}", record_path, ext), &p.name, &tm);
-        let first_abs = shared.dir.join(&first);
-        if let Some(parent) = first_abs.parent() {
-            let _ = std::fs::create_dir_all(parent);
-        }
-        args.extend([
-            "-f".to_string(),
-            "segment".to_string(),
-            "-segment_time".to_string(),
-            format!("{}", seg.as_secs_f64()),
-            "-reset_timestamps".to_string(),
-            "1".to_string(),
-            "-strftime".to_string(),
-            "1".to_string(),
-            "-segment_format".to_string(),
-            "mpegts".to_string(),
-            pattern,
-        ]);
+        args.extend(["-f".to_string(), "mpegts".to_string()]);
     }
-    let mut child = match spawn2(shared, &args, &[], &p.name, ChildKind::Recorder, fmp4) {
+    args.extend(["-flush_packets".to_string(), "1".to_string(), "pipe:1".to_string()]);
+    let mut child = match spawn2(shared, &args, &[], &p.name, ChildKind::Recorder, true) {
         Some(c) => c,
         None => {
             p.recorder.retry_at = Some(Instant::now() + Duration::from_secs(2));
@@ -344,7 +318,11 @@ pub fn spawn_recorder(shared: &Arc<Shared>, p: &mut PathRt) {
         let name = p.name.clone();
         std::thread::spawn(move || {
             let log = Box::new(move |m: &str| sh.log(&format!("path {}: {}", name, m)));
-            crate::fmp4::Segmenter::new(target, seg, log).run(out);
+            if fmp4 {
+                crate::fmp4::Segmenter::new(target, seg, log).run(out);
+            } else {
+                crate::ts::TsSegmenter::new(target, seg, part, log).run(out);
+            }
         })
     });
     p.recorder.pid = Some(child.id() as i32);

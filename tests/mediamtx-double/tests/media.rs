@@ -513,12 +513,22 @@ fn start_binary(dir: &Path) -> (Proc, String, String, String) {
 /// than a part.
 #[test]
 fn sigkill_mid_recording_loses_at_most_a_part() {
+    sigkill_case("fmp4", ".mp4");
+}
+
+#[test]
+fn sigkill_mid_mpegts_recording_loses_at_most_a_part() {
+    sigkill_case("mpegts", ".ts");
+}
+
+fn sigkill_case(format: &str, ext: &str) {
     require_ffmpeg();
-    let dir = temp_dir("sigkill");
+    let dir = temp_dir(&format!("sigkill-{}", format));
     let (mut dbl, api, rtsp, control) = start_binary(&dir);
     let rec = dir.join("rec");
     let body = json!({
         "record": true,
+        "recordFormat": format,
         "recordPath": format!("{}/%path/%Y-%m-%d_%H-%M-%S-%f", rec.display()),
     });
     let r = http(
@@ -532,7 +542,7 @@ fn sigkill_mid_recording_loses_at_most_a_part() {
     let _pubp = spawn_cmd(&cmd, &dir.join("pub.log"));
     let segdir = rec.join("cam1");
     wait_until(Duration::from_secs(15), "first segment", || {
-        !list_files(&segdir, ".mp4").is_empty()
+        !list_files(&segdir, ext).is_empty()
     });
     let st = http("GET", &format!("{}/control/status", control), None).json();
     let recorder = st["paths"][0]["recorderPid"].as_i64().expect("recorder pid") as i32;
@@ -552,14 +562,14 @@ fn sigkill_mid_recording_loses_at_most_a_part() {
     let _ = dbl.0.wait();
     // the orphaned recorder ffmpeg loses its input and its pipe; it must not write on
     wait_until(Duration::from_secs(10), "recorder gone", || !pid_alive(recorder));
-    let files = list_files(&segdir, ".mp4");
+    let files = list_files(&segdir, ext);
     assert_eq!(files.len(), 1, "{:?}", files);
-    let recorded = probe_duration(&files[0]) + 1.0 / 15.0;
+    let recorded = probe_span(&files[0]) + 1.0 / 15.0;
     let elapsed = killed.duration_since(start).unwrap().as_secs_f64();
     let lost = elapsed - recorded;
     eprintln!(
-        "SIGKILL after {:.2} s of recording: {:.2} s in the file, {:.2} s lost",
-        elapsed, recorded, lost
+        "{}: SIGKILL after {:.2} s of recording: {:.2} s in the file, {:.2} s lost",
+        format, elapsed, recorded, lost
     );
     assert!(recorded > 3.0, "only {:.2} s of {:.2} s recorded", recorded, elapsed);
     assert!(lost < 1.6, "{:.2} s lost (part duration 1 s)", lost);
@@ -638,4 +648,32 @@ fn mvhd_duration(file: &Path) -> f64 {
         (be(body + 12, 4), be(body + 16, 4))
     };
     d as f64 / ts as f64
+}
+
+/// First to last video timestamp of a file.
+fn probe_span(file: &Path) -> f64 {
+    let out = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-select_streams",
+            "v:0",
+            "-show_entries",
+            "packet=pts_time",
+            "-of",
+            "csv=p=0",
+        ])
+        .arg(file)
+        .output()
+        .expect("ffprobe");
+    let t: Vec<f64> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.trim().trim_end_matches(',').parse::<f64>().ok())
+        .collect();
+    let (lo, hi) = t.iter().fold((f64::MAX, f64::MIN), |(a, b), x| (a.min(*x), b.max(*x)));
+    if t.is_empty() {
+        0.0
+    } else {
+        hi - lo
+    }
 }
