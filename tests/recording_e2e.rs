@@ -159,7 +159,12 @@ fn five_second_recording_is_h264_at_camera_size() {
         }
         assert_eq!(stopped["file_size"].as_u64().unwrap(), total_size);
         eprintln!("recorded {total_dur:.2} s in {} segment(s)", files.len());
-        assert!((total_dur - 5.0).abs() <= 1.0, "duration ≈ 5 s, got {total_dur}");
+        // MediaMTX creates a segment file with its first part (recordPartDuration, 1 s):
+        // when start_recording returns, up to one part before that is already recorded.
+        assert!(
+            (4.0..=7.0).contains(&total_dur),
+            "duration ≈ 5 s (+ up to one part), got {total_dur}"
+        );
         let ev = c
             .wait_notification("recording.stop", Duration::from_secs(5))
             .await

@@ -35,11 +35,49 @@ impl std::fmt::Display for MtxError {
 
 impl From<MtxError> for crate::error::ServiceError {
     fn from(e: MtxError) -> Self {
+        if let MtxError::Rejected(m) = &e {
+            // MediaMTX refused what we sent: a bug of ours or a value it does not accept.
+            // Its own text goes to the client (`data.mediamtx_error`) and to the log.
+            let text = redact_credentials(
+                m.split_once(": ")
+                    .filter(|(h, _)| h.starts_with("HTTP "))
+                    .map_or(m.as_str(), |(_, t)| t),
+            );
+            log::warn!("MediaMTX refused a request: {text}");
+            let mut data = serde_json::Map::new();
+            data.insert("mediamtx_error".into(), serde_json::Value::from(text.clone()));
+            return crate::error::ServiceError::DependencyWithData {
+                dependency: "mediamtx",
+                details: format!("MediaMTX rejected the request: {text}"),
+                data,
+            };
+        }
         crate::error::ServiceError::Dependency {
             dependency: "mediamtx",
             details: e.to_string(),
         }
     }
+}
+
+/// Hides the user info of every URL in a text (MediaMTX quotes a refused `source`).
+fn redact_credentials(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find("://") {
+        let (head, tail) = rest.split_at(i + 3);
+        out.push_str(head);
+        let end = tail.find(['/', ' ', '\'', '"', '?', '#']).unwrap_or(tail.len());
+        match tail[..end].rfind('@') {
+            Some(at) => {
+                out.push_str("***");
+                out.push_str(&tail[at..end]);
+            }
+            None => out.push_str(&tail[..end]),
+        }
+        rest = &tail[end..];
+    }
+    out.push_str(rest);
+    out
 }
 
 /// Call counters for metrics and health.
@@ -365,6 +403,10 @@ mod tests {
         );
         assert!(
             matches!(c.replace_path("camera1", &PathConf::default()), Err(MtxError::Rejected(m)) if m.contains("unknown field"))
+        );
+        assert_eq!(
+            redact_credentials("'rtsp://u:p@h:x/a' is not a valid URL; rtsp://h/b"),
+            "'rtsp://***@h:x/a' is not a valid URL; rtsp://h/b"
         );
         let seen = h.join().unwrap();
         assert_eq!(seen[0], "GET /v3/info HTTP/1.1");

@@ -357,13 +357,67 @@ fn matches_desired(current: &PathConf, desired: &PathConf) -> bool {
 }
 
 fn same_duration(a: &str, b: &str) -> bool {
-    let parse = |s: &str| humantime::parse_duration(&s.replace("h0m0s", "h").replace("m0s", "m")).ok();
-    matches!((parse(a), parse(b)), (Some(x), Some(y)) if x == y)
+    matches!((mtx_duration(a), mtx_duration(b)), (Some(x), Some(y)) if x == y)
+}
+
+/// A duration as MediaMTX v1.20.1 writes and reads it (conf.Duration): an optional leading
+/// `<N>d`, then a Go duration (`1h0m0s`, `1.5s`, `200ms`); `""` is zero. Nanoseconds.
+fn mtx_duration(s: &str) -> Option<i128> {
+    let (days, rest) = match s.find('d') {
+        Some(i) if i > 0 && s[..i].bytes().all(|c| c.is_ascii_digit()) => (s[..i].parse::<i128>().ok()?, &s[i + 1..]),
+        _ => (0, s),
+    };
+    let mut total = days * 86_400_000_000_000;
+    if rest.is_empty() || rest == "0" {
+        return Some(total);
+    }
+    let mut r = rest;
+    while !r.is_empty() {
+        let num_len = r.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(r.len());
+        let unit_len = r[num_len..]
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(r.len() - num_len);
+        let (num, unit) = (&r[..num_len], &r[num_len..num_len + unit_len]);
+        let mult: i128 = match unit {
+            "ns" => 1,
+            "us" | "\u{b5}s" | "\u{3bc}s" => 1_000,
+            "ms" => 1_000_000,
+            "s" => 1_000_000_000,
+            "m" => 60_000_000_000,
+            "h" => 3_600_000_000_000,
+            _ => return None,
+        };
+        let (int, frac) = num.split_once('.').unwrap_or((num, ""));
+        if int.is_empty() && frac.is_empty() {
+            return None;
+        }
+        total += int.parse::<i128>().unwrap_or(0) * mult;
+        let mut scale = mult;
+        for c in frac.bytes() {
+            scale /= 10;
+            total += i128::from(c - b'0') * scale;
+        }
+        r = &r[num_len + unit_len..];
+    }
+    Some(total)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn durations_compare_as_mediamtx_renders_them() {
+        // MediaMTX v1.20.1 renders zero as "", whole days as "1d", the rest Go-style
+        assert!(same_duration("", "0s"));
+        assert!(same_duration("1h0m0s", "3600s"));
+        assert!(same_duration("1d", "86400s"));
+        assert!(same_duration("1d1h0m0s", "90000s"));
+        assert!(same_duration("1.5s", "1500ms"));
+        assert!(same_duration("10s", "10s"));
+        assert!(!same_duration("10s", "1s"));
+        assert!(!same_duration("soon", "soon"));
+    }
 
     #[test]
     fn camera_paths_follow_the_integration_contract() {

@@ -111,10 +111,41 @@ fn api_conn(shared: Arc<Shared>, s: TcpStream) {
         if delay > 0 {
             std::thread::sleep(Duration::from_millis(delay));
         }
+        let change = matches!(req.method.as_str(), "POST" | "PATCH" | "DELETE");
+        let fail400 = if change && !fail {
+            let mut st = shared.lock();
+            let f = &mut st.fault;
+            let text = f.fail400.as_ref().map(|(t, _)| t.clone());
+            if let Some((_, n)) = f.fail400.as_mut() {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    f.fail400 = None;
+                }
+            }
+            text
+        } else {
+            None
+        };
         let resp = if fail {
             Response::error(500, "injected failure (mediamtx-double)")
+        } else if let Some(text) = fail400 {
+            Response::error(400, &text)
         } else {
-            handle_v3(&shared, &req)
+            let r = handle_v3(&shared, &req);
+            if change && r.code == 400 {
+                let error = serde_json::from_slice::<Value>(&r.body)
+                    .ok()
+                    .and_then(|v| v["error"].as_str().map(String::from))
+                    .unwrap_or_default();
+                shared.log(&format!("refused {} {}: {}", req.method, req.path, error));
+                shared.refused.lock().unwrap().push(json!({
+                    "method": req.method,
+                    "path": req.path,
+                    "body": String::from_utf8_lossy(&req.body),
+                    "error": error,
+                }));
+            }
+            r
         };
         let ka = req.keep_alive();
         if http::write_response(&mut w, &resp, ka, true).is_err() || !ka {
@@ -134,27 +165,28 @@ fn param_name(path: &str, prefix: &str) -> Option<Result<String, ()>> {
 }
 
 fn paginate<T>(items: Vec<T>, req: &Request) -> Result<(usize, usize, Vec<T>), String> {
+    // strconv.ParseUint(s, 10, 31)
+    fn parse(s: &str) -> Result<usize, String> {
+        if s.is_empty() || !s.bytes().all(|c| c.is_ascii_digit()) {
+            return Err(format!("strconv.ParseUint: parsing \"{}\": invalid syntax", s));
+        }
+        match s.parse::<u64>() {
+            Ok(v) if v < (1 << 31) => Ok(v as usize),
+            _ => Err(format!("strconv.ParseUint: parsing \"{}\": value out of range", s)),
+        }
+    }
     let ipp_s = req.query("itemsPerPage").unwrap_or_default();
     let page_s = req.query("page").unwrap_or_default();
     let mut ipp: usize = 100;
     if !ipp_s.is_empty() {
-        ipp = ipp_s
-            .parse::<u32>()
-            .ok()
-            .filter(|v| *v < (1 << 31))
-            .ok_or_else(|| format!("strconv.ParseUint: parsing \"{}\": invalid syntax", ipp_s))? as usize;
+        ipp = parse(&ipp_s)?;
         if ipp == 0 {
             return Err("invalid items per page".into());
         }
     }
     let mut page: usize = 0;
     if !page_s.is_empty() {
-        page = page_s
-            .parse::<u32>()
-            .ok()
-            .filter(|v| *v < (1 << 31))
-            .ok_or_else(|| format!("strconv.ParseUint: parsing \"{}\": invalid syntax", page_s))?
-            as usize;
+        page = parse(&page_s)?;
     }
     let n = items.len();
     if n == 0 {
@@ -175,7 +207,7 @@ fn list_json(req: &Request, items: Vec<Value>) -> Response {
 }
 
 fn global_json(g: &Map<String, Value>) -> Value {
-    Value::Object(g.clone())
+    Value::Object(conf::redact_global(g))
 }
 
 pub fn handle_v3(shared: &Arc<Shared>, req: &Request) -> Response {
@@ -201,27 +233,40 @@ pub fn handle_v3(shared: &Arc<Shared>, req: &Request) -> Response {
             return Response::json(200, &global_json(&st.global));
         }
         ("PATCH", "/v3/config/global/patch") => {
-            let sent = match conf::decode_body(&req.body, GLOBAL_FIELDS, "OptionalGlobal") {
+            let sent = match conf::decode_body(&req.body, GLOBAL_FIELDS) {
                 Ok(s) => s,
                 Err(e) => return Response::error(400, &e),
             };
             let mut st = shared.lock();
             let mut g = st.global.clone();
             conf::merge(&mut g, &sent, GLOBAL_FIELDS);
+            let pd_sent = conf::map_deprecated_global(&mut g);
             if let Err(e) = conf::validate_global(&g) {
                 return Response::error(400, &e);
             }
+            let mut d = st.path_defaults.clone();
+            conf::merge(&mut d, &pd_sent, PATH_FIELDS);
+            if let Err(e) = validate_all(&st, &g, &d, None) {
+                return Response::error(400, &e);
+            }
             st.global = g;
+            if !pd_sent.is_empty() {
+                st.path_defaults = d;
+                let wait = core::sync_paths(shared, &mut st);
+                drop(st);
+                crate::procs::wait_pids(shared, &wait, Duration::from_secs(5));
+            }
             return Response::ok();
         }
         ("GET", "/v3/config/pathdefaults/get") => {
             let st = shared.lock();
             let mut d = st.path_defaults.clone();
             d.insert("name".into(), json!(""));
+            conf::redact_path(&mut d);
             return Response::json(200, &Value::Object(d));
         }
         ("PATCH", "/v3/config/pathdefaults/patch") => {
-            let sent = match conf::decode_body(&req.body, PATH_FIELDS, "OptionalPath") {
+            let sent = match conf::decode_body(&req.body, PATH_FIELDS) {
                 Ok(s) => s,
                 Err(e) => return Response::error(400, &e),
             };
@@ -229,12 +274,8 @@ pub fn handle_v3(shared: &Arc<Shared>, req: &Request) -> Response {
             let mut d = st.path_defaults.clone();
             conf::merge(&mut d, &sent, PATH_FIELDS);
             // every configured path must stay valid
-            for (name, opt) in st.confs.iter() {
-                let mut eff = d.clone();
-                conf::merge(&mut eff, opt, PATH_FIELDS);
-                if let Err(e) = conf::validate_path(name, &eff) {
-                    return Response::error(400, &e);
-                }
+            if let Err(e) = validate_all(&st, &st.global, &d, None) {
+                return Response::error(400, &e);
             }
             st.path_defaults = d;
             let wait = core::sync_paths(shared, &mut st);
@@ -248,7 +289,10 @@ pub fn handle_v3(shared: &Arc<Shared>, req: &Request) -> Response {
                 .confs
                 .keys()
                 .filter_map(|k| st.effective(k))
-                .map(Value::Object)
+                .map(|mut e| {
+                    conf::redact_path(&mut e);
+                    Value::Object(e)
+                })
                 .collect();
             drop(st);
             return list_json(req, items);
@@ -286,7 +330,7 @@ pub fn handle_v3(shared: &Arc<Shared>, req: &Request) -> Response {
         ("DELETE", "/v3/recordings/deletesegment") => {
             let path = req.query("path").unwrap_or_default();
             let start_s = req.query("start").unwrap_or_default();
-            let Some((secs, nanos)) = crate::util::parse_rfc3339(&start_s) else {
+            let Some((tm, _)) = crate::util::parse_rfc3339_tm(&start_s) else {
                 return Response::error(
                     400,
                     &format!(
@@ -303,9 +347,12 @@ pub fn handle_v3(shared: &Arc<Shared>, req: &Request) -> Response {
             let eff = st.effective(&cn).unwrap_or_default();
             drop(st);
             let fmt = recording_format(shared, &eff, Some(&path));
-            let t = std::time::UNIX_EPOCH + Duration::from_secs(secs.max(0) as u64);
-            let tm = crate::util::local_tm(t);
-            let file = recordings::encode(&fmt, &path, &tm, nanos / 1000);
+            // recordstore Path{Start}.Encode: the clock time and offset as written in `start`
+            let file = recordings::encode(&fmt, &path, &tm);
+            let base = recordings::common_path(&recording_format(shared, &eff, None));
+            if !recordings::inside(&base, &fmt) || !recordings::inside(&base, &file) {
+                return Response::error(400, "path escapes base directory");
+            }
             return match std::fs::remove_file(&file) {
                 Ok(()) => Response::ok(),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -366,7 +413,53 @@ pub fn handle_v3(shared: &Arc<Shared>, req: &Request) -> Response {
     Response::not_found_text()
 }
 
-fn recording_format(shared: &Shared, eff: &Map<String, Value>, name: Option<&str>) -> String {
+/// Conf.Validate() over every path configuration (sorted by name, like MediaMTX), with
+/// `defaults` as path defaults and `change` = (name, new optional values or None = deleted).
+fn validate_all(
+    st: &core::State,
+    global: &Map<String, Value>,
+    defaults: &Map<String, Value>,
+    change: Option<(&str, Option<&Map<String, Value>>)>,
+) -> Result<(), String> {
+    let mut confs = st.confs.clone();
+    if let Some((name, opt)) = change {
+        match opt {
+            Some(o) => {
+                confs.insert(name.to_string(), o.clone());
+            }
+            None => {
+                confs.remove(name);
+            }
+        }
+    }
+    // legacy credentials (readUser, ... on paths) turn into internal users
+    const LEGACY: [&str; 6] = [
+        "publishUser",
+        "publishPass",
+        "publishIPs",
+        "readUser",
+        "readPass",
+        "readIPs",
+    ];
+    let legacy = |m: &Map<String, Value>| LEGACY.iter().any(|k| m.get(*k).is_some_and(|v| !v.is_null()));
+    if (legacy(defaults) || confs.values().any(legacy))
+        && global.get("authInternalUsers") != conf::defaults(GLOBAL_FIELDS).get("authInternalUsers")
+    {
+        return Err("authInternalUsers and legacy credentials \
+                    (publishUser, publishPass, publishIPs, readUser, readPass, readIPs) cannot be used together"
+            .into());
+    }
+    conf::validate_conf_names(confs.keys())?;
+    for (name, opt) in confs.iter() {
+        let mut eff = defaults.clone();
+        conf::merge(&mut eff, opt, PATH_FIELDS);
+        conf::map_deprecated_path(&mut eff);
+        conf::validate_path(name, &eff)?;
+    }
+    Ok(())
+}
+
+pub(crate) fn recording_format(shared: &Shared, eff: &Map<String, Value>, name: Option<&str>) -> String {
     let rp = eff.get("recordPath").and_then(|v| v.as_str()).unwrap_or("").to_string();
     let fmtname = eff.get("recordFormat").and_then(|v| v.as_str()).unwrap_or("fmp4");
     let mut f = format!("{}{}", rp, recordings::ext_for(fmtname));
@@ -389,14 +482,17 @@ fn config_path_op(shared: &Arc<Shared>, req: &Request, op: &str, name: &str) -> 
     if op == "get" {
         let st = shared.lock();
         return match st.effective(name) {
-            Some(e) => Response::json(200, &Value::Object(e)),
+            Some(mut e) => {
+                conf::redact_path(&mut e);
+                Response::json(200, &Value::Object(e))
+            }
             None => Response::error(404, "path configuration not found"),
         };
     }
     let sent = if op == "delete" {
         Map::new()
     } else {
-        match conf::decode_body(&req.body, PATH_FIELDS, "OptionalPath") {
+        match conf::decode_body(&req.body, PATH_FIELDS) {
             Ok(s) => s,
             Err(e) => return Response::error(400, &e),
         }
@@ -428,12 +524,8 @@ fn config_path_op(shared: &Arc<Shared>, req: &Request, op: &str, name: &str) -> 
         }
         _ => return Response::not_found_text(),
     };
-    if let Some(opt) = &new_opt {
-        let mut eff = st.path_defaults.clone();
-        conf::merge(&mut eff, opt, PATH_FIELDS);
-        if let Err(e) = conf::validate_path(name, &eff) {
-            return Response::error(400, &e);
-        }
+    if let Err(e) = validate_all(&st, &st.global, &st.path_defaults, Some((name, new_opt.as_ref()))) {
+        return Response::error(400, &e);
     }
     match new_opt {
         Some(o) => {
@@ -527,6 +619,21 @@ pub fn handle_control(shared: &Arc<Shared>, req: &Request) -> Response {
             st.fault.fail_count = if on { count } else { None };
             Response::ok()
         }
+        "/control/fail400" => {
+            let count = q("count").parse::<u64>().unwrap_or(1);
+            let text = q("error");
+            let text = if text.is_empty() {
+                "injected refusal (mediamtx-double)".to_string()
+            } else {
+                text
+            };
+            shared.lock().fault.fail400 = if count == 0 { None } else { Some((text, count)) };
+            Response::ok()
+        }
+        "/control/refused" => {
+            let v = shared.refused.lock().unwrap().clone();
+            Response::json(200, &json!({ "refused": v }))
+        }
         "/control/reset-faults" => {
             let mut st = shared.lock();
             st.fault = core::Fault {
@@ -534,6 +641,7 @@ pub fn handle_control(shared: &Arc<Shared>, req: &Request) -> Response {
                 delay_ms: 0,
                 fail500: false,
                 fail_count: None,
+                fail400: None,
             };
             Response::ok()
         }
@@ -592,6 +700,7 @@ pub fn handle_control(shared: &Arc<Shared>, req: &Request) -> Response {
                     "delayMs": st.fault.delay_ms,
                     "fail500": st.fault.fail500,
                     "started": crate::util::rfc3339_nano(st.started),
+                    "refused": shared.refused.lock().unwrap().clone(),
                     "children": children,
                     "paths": paths,
                 }),
@@ -634,6 +743,7 @@ pub fn restart(shared: &Arc<Shared>, down_ms: u64) {
             delay_ms: 0,
             fail500: false,
             fail_count: None,
+            fail400: None,
         },
     );
     *st = core::initial_state(shared.api_port, shared.rtsp_port, shared.all_others);

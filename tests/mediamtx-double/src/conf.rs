@@ -1,25 +1,31 @@
 //! Strict decoding / validation of configuration bodies, like MediaMTX's jsonwrapper + Validate().
 
 pub use crate::conf_fields::*;
-use serde_json::{Map, Value};
+use serde_json::{json, Map, Value};
 
-/// Parses a MediaMTX duration ("10s", "1h30m", "200ms", "7d", "1d12h"); returns nanoseconds.
+/// Parses a MediaMTX duration (conf.Duration): an optional leading `<N>d` (days, may be
+/// negative), then a Go duration; the empty string is zero. Returns nanoseconds.
 pub fn parse_duration(s: &str) -> Result<i128, String> {
-    let err = || format!("time: invalid duration \"{}\"", s);
     let mut rest = s;
-    let mut total: i128 = 0;
-    // MediaMTX extension: a leading "<N>d" (days).
-    if let Some(pos) = rest.find('d') {
-        let (num, after) = rest.split_at(pos);
-        if !num.is_empty() && num.bytes().all(|b| b.is_ascii_digit()) {
-            let days: i128 = num.parse().map_err(|_| err())?;
-            total += days * 24 * 3600 * 1_000_000_000;
-            rest = &after[1..];
-            if rest.is_empty() {
-                return Ok(total);
-            }
-        }
+    let mut days: i128 = 0;
+    let mut negative = false;
+    let b = s.as_bytes();
+    let digits_from = usize::from(b.first() == Some(&b'-'));
+    let n = b[digits_from..].iter().take_while(|c| c.is_ascii_digit()).count();
+    if n > 0 && b.get(digits_from + n) == Some(&b'd') {
+        days = s[digits_from..digits_from + n].parse::<i128>().unwrap_or(0);
+        negative = digits_from == 1 && days != 0;
+        rest = &s[digits_from + n + 1..];
     }
+    let mut total = if rest.is_empty() { 0 } else { go_parse_duration(rest)? };
+    total += days * 86_400 * 1_000_000_000;
+    Ok(if negative { -total } else { total })
+}
+
+/// Go's time.ParseDuration (error texts included).
+fn go_parse_duration(orig: &str) -> Result<i128, String> {
+    let err = || format!("time: invalid duration \"{}\"", orig);
+    let mut rest = orig;
     let mut neg = false;
     if let Some(r) = rest.strip_prefix('-') {
         neg = true;
@@ -28,7 +34,7 @@ pub fn parse_duration(s: &str) -> Result<i128, String> {
         rest = r;
     }
     if rest == "0" {
-        return Ok(total);
+        return Ok(0);
     }
     if rest.is_empty() {
         return Err(err());
@@ -37,6 +43,9 @@ pub fn parse_duration(s: &str) -> Result<i128, String> {
     let mut i = 0;
     let mut sum: i128 = 0;
     while i < b.len() {
+        if !(b[i] == b'.' || b[i].is_ascii_digit()) {
+            return Err(err());
+        }
         let start = i;
         while i < b.len() && b[i].is_ascii_digit() {
             i += 1;
@@ -61,13 +70,13 @@ pub fn parse_duration(s: &str) -> Result<i128, String> {
         let unit = &rest[us..i];
         let mult: i128 = match unit {
             "ns" => 1,
-            "us" | "µs" | "μs" => 1_000,
+            "us" | "\u{b5}s" | "\u{3bc}s" => 1_000,
             "ms" => 1_000_000,
             "s" => 1_000_000_000,
             "m" => 60_000_000_000,
             "h" => 3_600_000_000_000,
-            "" => return Err(format!("time: missing unit in duration \"{}\"", s)),
-            _ => return Err(format!("time: unknown unit \"{}\" in duration \"{}\"", unit, s)),
+            "" => return Err(format!("time: missing unit in duration \"{}\"", orig)),
+            _ => return Err(format!("time: unknown unit \"{}\" in duration \"{}\"", unit, orig)),
         };
         let iv: i128 = if int_part.is_empty() {
             0
@@ -86,8 +95,31 @@ pub fn parse_duration(s: &str) -> Result<i128, String> {
             }
         }
         sum += v;
+        if sum > i64::MAX as i128 {
+            return Err(err());
+        }
     }
-    Ok(total + if neg { -sum } else { sum })
+    Ok(if neg { -sum } else { sum })
+}
+
+/// Renders a duration like conf.Duration.MarshalJSON: whole days as `<N>d`, the rest in
+/// Go's time.Duration form; zero is the empty string.
+pub fn format_duration(ns: i128) -> String {
+    let neg = ns < 0;
+    let d = ns.abs();
+    let day: i128 = 86_400 * 1_000_000_000;
+    let (days, rest) = (d / day, d % day);
+    let mut out = String::new();
+    if neg {
+        out.push('-');
+    }
+    if days > 0 {
+        out.push_str(&format!("{}d", days));
+    }
+    if rest != 0 {
+        out.push_str(&go_format_duration(rest));
+    }
+    out
 }
 
 fn fmt_frac(buf: &mut Vec<u8>, mut v: u128, prec: usize) -> u128 {
@@ -118,7 +150,7 @@ fn fmt_int(buf: &mut Vec<u8>, mut v: u128) {
 }
 
 /// Formats nanoseconds like Go's time.Duration.String().
-pub fn format_duration(ns: i128) -> String {
+pub fn go_format_duration(ns: i128) -> String {
     if ns == 0 {
         return "0s".into();
     }
@@ -174,52 +206,89 @@ pub fn duration_of(m: &Map<String, Value>, key: &str) -> std::time::Duration {
     std::time::Duration::from_nanos(ns.max(0) as u64)
 }
 
-fn json_type_name(v: &Value) -> &'static str {
+fn json_type_name(v: &Value) -> String {
     match v {
-        Value::Null => "null",
-        Value::Bool(_) => "bool",
-        Value::Number(_) => "number",
-        Value::String(_) => "string",
-        Value::Array(_) => "array",
-        Value::Object(_) => "object",
+        Value::Null => "null".into(),
+        Value::Bool(_) => "bool".into(),
+        Value::Number(n) => format!("number {}", n),
+        Value::String(_) => "string".into(),
+        Value::Array(_) => "array".into(),
+        Value::Object(_) => "object".into(),
     }
 }
 
-fn go_type(kind: Kind) -> &'static str {
-    match kind {
+/// encoding/json's UnmarshalTypeError as jsonwrapper reports it (no struct context:
+/// every field is decoded on its own).
+fn type_error(v: &Value, go_type: &str) -> String {
+    let what = match v {
+        // a number of the wrong kind (1.5 into int) carries its literal; other types don't
+        Value::Number(_) if go_type.starts_with("int") || go_type.starts_with("uint") => json_type_name(v),
+        Value::Number(_) => "number".into(),
+        _ => json_type_name(v),
+    };
+    format!("json: cannot unmarshal {} into Go value of type {}", what, go_type)
+}
+
+/// Go type a field's JSON value is finally unmarshaled into (what its error names).
+fn go_type(f: &Field) -> &'static str {
+    match f.kind {
         Kind::Bool => "bool",
-        Kind::Str | Kind::Enum(_) => "string",
-        Kind::Dur => "conf.Duration",
-        Kind::Size => "conf.StringSize",
+        Kind::Str | Kind::Dur | Kind::Size => "string",
+        Kind::Enum(_) => match f.name {
+            // types whose UnmarshalJSON decodes into a local `alias` type
+            "recordFormat" | "authMethod" | "encryption" | "rtspEncryption" | "rtmpEncryption" | "rtspRangeType"
+            | "moqTransport" => "conf.alias",
+            _ => "string",
+        },
         Kind::Int => "int",
         Kind::Uint => "uint",
         Kind::Float => "float64",
         Kind::EnumArray(_) | Kind::StrArray => "[]string",
-        Kind::ObjArray => "[]struct",
+        Kind::ObjArray => "[]json.RawMessage",
         Kind::IntArray => "[]uint",
         Kind::FloatArray => "[]float64",
         Kind::Any => "interface {}",
     }
 }
 
-/// Type-checks and normalizes one field value. Returns the value to store.
-fn check_value(f: &Field, v: &Value, struct_name: &str) -> Result<Value, String> {
-    let mismatch = || {
-        format!(
-            "json: cannot unmarshal {} into Go struct field {}.{} of type {}",
-            json_type_name(v),
-            struct_name,
-            f.name,
-            go_type(f.kind)
-        )
-    };
-    // Deprecated fields are pointers in Go: null is accepted.
-    if v.is_null() && f.deprecated {
-        return Ok(Value::Null);
+/// MediaMTX's error text for a value outside an enum.
+fn enum_error(field: &str, v: &str) -> String {
+    match field {
+        "logLevel" => format!("invalid log level: '{}'", v),
+        "recordFormat" => format!("invalid record format '{}'", v),
+        "rtspTransport" | "sourceProtocol" => format!("invalid transport '{}'", v),
+        "rtspTransports" | "protocols" => format!("invalid transport: {}", v),
+        "authMethod" => format!("invalid authMethod: '{}'", v),
+        "encryption" | "rtspEncryption" | "rtmpEncryption" => format!("invalid encryption: '{}'", v),
+        "rtspRangeType" => format!("invalid rtsp range type: '{}'", v),
+        "hlsVariant" => format!("invalid HLS variant: '{}'", v),
+        "logDestinations" => format!("invalid log destination: {}", v),
+        "rtspAuthMethods" | "authMethods" => format!("invalid authentication method: '{}'", v),
+        "moqTransport" => format!("invalid MoQ transport '{}'", v),
+        _ => format!("invalid {}: '{}'", field, v),
     }
+}
+
+fn is_int(v: &Value) -> bool {
+    v.as_i64().is_some()
+}
+
+fn is_uint(v: &Value) -> bool {
+    v.as_u64().is_some()
+}
+
+/// Type-checks and normalizes one (non-null) field value. Returns the value to store.
+fn check_value(f: &Field, v: &Value) -> Result<Value, String> {
+    let mismatch = || type_error(v, go_type(f));
     match f.kind {
         Kind::Bool => v.as_bool().map(Value::Bool).ok_or_else(mismatch),
-        Kind::Str => v.as_str().map(|s| Value::String(s.into())).ok_or_else(mismatch),
+        Kind::Str => {
+            let s = v.as_str().ok_or_else(mismatch)?;
+            if CREDENTIAL_FIELDS.contains(&f.name) {
+                check_credential(s)?;
+            }
+            Ok(Value::String(s.into()))
+        }
         Kind::Dur => {
             let s = v.as_str().ok_or_else(mismatch)?;
             let ns = parse_duration(s)?;
@@ -231,14 +300,14 @@ fn check_value(f: &Field, v: &Value, struct_name: &str) -> Result<Value, String>
             Ok(Value::String(s.into()))
         }
         Kind::Int => {
-            if v.as_i64().is_some() {
+            if is_int(v) {
                 Ok(v.clone())
             } else {
                 Err(mismatch())
             }
         }
         Kind::Uint => {
-            if v.as_u64().is_some() {
+            if is_uint(v) {
                 Ok(v.clone())
             } else {
                 Err(mismatch())
@@ -256,101 +325,360 @@ fn check_value(f: &Field, v: &Value, struct_name: &str) -> Result<Value, String>
             if list.contains(&s) {
                 Ok(v.clone())
             } else {
-                Err(format!("invalid {}: '{}'", f.name, s))
+                Err(enum_error(f.name, s))
             }
         }
         Kind::EnumArray(list) => {
             let a = v.as_array().ok_or_else(mismatch)?;
+            let mut out: Vec<String> = Vec::new();
             for it in a {
-                let s = it.as_str().ok_or_else(mismatch)?;
+                let s = it.as_str().ok_or_else(|| type_error(it, "string"))?;
                 if !list.contains(&s) {
-                    return Err(format!("invalid {}: '{}'", f.name, s));
+                    return Err(enum_error(f.name, s));
+                }
+                if !out.iter().any(|x| x == s) {
+                    out.push(s.to_string());
+                }
+            }
+            // RTSPTransports is a set, rendered sorted
+            if f.name == "rtspTransports" || f.name == "protocols" {
+                out.sort();
+            }
+            Ok(Value::Array(out.into_iter().map(Value::String).collect()))
+        }
+        Kind::StrArray => {
+            let a = v.as_array().ok_or_else(mismatch)?;
+            for x in a {
+                if !x.is_string() {
+                    return Err(type_error(x, "string"));
+                }
+            }
+            if f.name.ends_with("TrustedProxies") {
+                for x in a {
+                    check_ip_network(x.as_str().unwrap_or(""))?;
                 }
             }
             Ok(v.clone())
         }
-        Kind::StrArray => {
-            let a = v.as_array().ok_or_else(mismatch)?;
-            if a.iter().all(|x| x.is_string()) {
-                Ok(v.clone())
-            } else {
-                Err(mismatch())
-            }
-        }
         Kind::IntArray => {
             let a = v.as_array().ok_or_else(mismatch)?;
-            if a.iter().all(|x| x.as_u64().is_some()) {
-                Ok(v.clone())
-            } else {
-                Err(mismatch())
+            for x in a {
+                if !is_uint(x) {
+                    return Err(type_error(x, "uint"));
+                }
             }
+            Ok(v.clone())
         }
         Kind::FloatArray => {
             let a = v.as_array().ok_or_else(mismatch)?;
-            if a.iter().all(|x| x.is_number()) {
-                Ok(v.clone())
-            } else {
-                Err(mismatch())
+            for x in a {
+                if !x.is_number() {
+                    return Err(type_error(x, "float64"));
+                }
             }
+            Ok(v.clone())
         }
         Kind::ObjArray => {
             let a = v.as_array().ok_or_else(mismatch)?;
-            if a.iter().all(|x| x.is_object()) {
-                Ok(v.clone())
-            } else {
-                Err(mismatch())
+            let mut out = Vec::new();
+            for (i, x) in a.iter().enumerate() {
+                out.push(check_object(f.name, i, x)?);
             }
+            Ok(Value::Array(out))
         }
         Kind::Any => Ok(v.clone()),
     }
 }
 
-pub fn parse_size(s: &str) -> Result<u64, String> {
-    let t = s.trim();
-    let (num, mult) = match t.chars().last() {
-        Some('K') | Some('k') => (&t[..t.len() - 1], 1024u64),
-        Some('M') | Some('m') => (&t[..t.len() - 1], 1024 * 1024),
-        Some('G') | Some('g') => (&t[..t.len() - 1], 1024 * 1024 * 1024),
-        _ => (t, 1),
-    };
-    let f: f64 = num.parse().map_err(|_| format!("invalid size: '{}'", s))?;
-    Ok((f * mult as f64) as u64)
+/// Fields holding a conf.Credential (checked for allowed characters when decoded).
+const CREDENTIAL_FIELDS: &[&str] = &["publishUser", "publishPass", "readUser", "readPass"];
+
+/// conf.Credential.validate().
+fn check_credential(s: &str) -> Result<(), String> {
+    if s.is_empty() {
+        return Ok(());
+    }
+    if let Some(h) = s.strip_prefix("sha256:") {
+        if h.is_empty() || !h.bytes().all(|c| c.is_ascii_alphanumeric() || b"+/=".contains(&c)) {
+            return Err("credential contains unsupported characters, sha256 hash must be base64 encoded".into());
+        }
+        return Ok(());
+    }
+    if s.starts_with("argon2:") {
+        return Ok(());
+    }
+    if !s
+        .bytes()
+        .all(|c| c.is_ascii_alphanumeric() || b"!$()*+.;<=>[]^_-{}@#&".contains(&c))
+    {
+        return Err(
+            "credential contains unsupported characters. Supported are: A-Z,0-9,!,$,(,),*,+,.,;,<,=,>,[,],^,_,-,\",\",@,#,&"
+                .into(),
+        );
+    }
+    Ok(())
 }
 
-/// Strict decode of a request body against a field table (DisallowUnknownFields).
-/// Returns the sent fields, normalized.
-pub fn decode_body(body: &[u8], fields: &[Field], struct_name: &str) -> Result<Map<String, Value>, String> {
-    if body.iter().all(|b| b.is_ascii_whitespace()) {
-        return Err("EOF".into());
+/// conf.IPNetwork: an IP or a CIDR.
+fn check_ip_network(s: &str) -> Result<(), String> {
+    let ok = match s.split_once('/') {
+        Some((ip, bits)) => {
+            let max = if ip.contains(':') { 128 } else { 32 };
+            ip.parse::<std::net::IpAddr>().is_ok()
+                && !bits.is_empty()
+                && bits.bytes().all(|c| c.is_ascii_digit())
+                && bits.parse::<u32>().map(|b| b <= max).unwrap_or(false)
+        }
+        None => s.parse::<std::net::IpAddr>().is_ok(),
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("unable to parse IP/CIDR '{}'", s))
     }
-    let v: Value = serde_json::from_slice(body).map_err(|e| format!("invalid JSON: {}", e))?;
+}
+
+/// Member kinds of the objects inside array fields: (name, kind).
+fn object_members(field: &str) -> Option<&'static [(&'static str, &'static str)]> {
+    Some(match field {
+        "forward" => &[
+            ("dest", "string"),
+            ("destFingerprint", "string"),
+            ("whipBearerToken", "string"),
+        ],
+        "alwaysAvailableTracks" => &[
+            ("codec", "string"),
+            ("sampleRate", "int"),
+            ("channelCount", "int"),
+            ("muLaw", "bool"),
+        ],
+        "authInternalUsers" => &[
+            ("user", "credential"),
+            ("pass", "credential"),
+            ("ips", "ips"),
+            ("permissions", "permissions"),
+        ],
+        "authHTTPExclude" | "authJWTExclude" | "permissions" => &[("action", "action"), ("path", "string")],
+        "webrtcICEServers2" => &[
+            ("url", "string"),
+            ("username", "string"),
+            ("password", "string"),
+            ("clientOnly", "bool"),
+        ],
+        _ => return None,
+    })
+}
+
+/// Decodes one element of an object array like jsonwrapper: unknown members are refused
+/// (named with their path where jsonwrapper tracks one), members type-checked, missing
+/// members get their zero value. Returns the normalized object.
+fn check_object(field: &str, index: usize, v: &Value) -> Result<Value, String> {
+    let Some(members) = object_members(field) else {
+        return Ok(v.clone());
+    };
+    let Some(obj) = v.as_object() else {
+        return Err(type_error(v, "map[string]json.RawMessage"));
+    };
+    // alwaysAvailableTracks elements decode themselves (path restarts at the element)
+    let prefix = match field {
+        "alwaysAvailableTracks" => String::new(),
+        _ => format!("{}[{}].", field, index),
+    };
+    for k in obj.keys() {
+        if !members.iter().any(|(n, _)| n == k) {
+            return Err(format!("json: unknown field \"{}{}\"", prefix, k));
+        }
+    }
+    let mut out = Map::new();
+    for (name, kind) in members {
+        // an absent member keeps its zero value; an explicit null on a slice is refused
+        let val = match (obj.get(*name), *kind) {
+            (None, "ips" | "permissions") => json!([]),
+            (Some(Value::Null), "ips" | "permissions") => {
+                return Err(format!("cannot set slice \"{}{}\" to nil", prefix, name));
+            }
+            (v, _) => v.cloned().unwrap_or(Value::Null),
+        };
+        let nv = match *kind {
+            "string" | "credential" | "action" => {
+                let s = match &val {
+                    Value::Null => String::new(),
+                    Value::String(s) => s.clone(),
+                    other => return Err(type_error(other, "string")),
+                };
+                if *kind == "credential" {
+                    check_credential(&s)?;
+                }
+                if *kind == "action"
+                    && !val.is_null()
+                    && !["publish", "read", "playback", "api", "metrics", "pprof"].contains(&s.as_str())
+                {
+                    return Err(format!("invalid auth action: '{}'", s));
+                }
+                Value::String(s)
+            }
+            "int" => match &val {
+                Value::Null => json!(0),
+                v if is_int(v) => v.clone(),
+                other => return Err(type_error(other, "int")),
+            },
+            "bool" => match &val {
+                Value::Null => json!(false),
+                Value::Bool(b) => json!(b),
+                other => return Err(type_error(other, "bool")),
+            },
+            "ips" => match &val {
+                Value::Array(a) => {
+                    for x in a {
+                        let s = x.as_str().ok_or_else(|| type_error(x, "string"))?;
+                        check_ip_network(s)?;
+                    }
+                    val.clone()
+                }
+                other => return Err(type_error(other, "[]json.RawMessage")),
+            },
+            "permissions" => match &val {
+                Value::Array(a) => {
+                    let mut o = Vec::new();
+                    for (i, x) in a.iter().enumerate() {
+                        o.push(
+                            check_object("permissions", i, x)
+                                .map_err(|e| e.replace("\"permissions[", &format!("\"{}permissions[", prefix)))?,
+                        );
+                    }
+                    Value::Array(o)
+                }
+                other => return Err(type_error(other, "[]json.RawMessage")),
+            },
+            _ => val.clone(),
+        };
+        out.insert(name.to_string(), nv);
+    }
+    if field == "alwaysAvailableTracks" {
+        check_always_available_track(&out)?;
+    }
+    Ok(Value::Object(out))
+}
+
+/// AlwaysAvailableTrack.UnmarshalJSON rules.
+fn check_always_available_track(t: &Map<String, Value>) -> Result<(), String> {
+    let codec = t.get("codec").and_then(|v| v.as_str()).unwrap_or("");
+    let rate = t.get("sampleRate").and_then(|v| v.as_i64()).unwrap_or(0);
+    let ch = t.get("channelCount").and_then(|v| v.as_i64()).unwrap_or(0);
+    match codec {
+        "AV1" | "VP9" | "H265" | "H264" | "Opus" => {
+            if rate != 0 {
+                return Err(format!("sampleRate must not be specified for codec '{}'", codec));
+            }
+            if ch != 0 {
+                return Err(format!("channelCount must not be specified for codec '{}'", codec));
+            }
+        }
+        "MPEG4Audio" | "G711" | "LPCM" => {
+            let min = if codec == "MPEG4Audio" { 22050 } else { 8000 };
+            if rate == 0 {
+                return Err(format!("sampleRate is mandatory for codec '{}'", codec));
+            }
+            if rate < min {
+                return Err(format!(
+                    "sampleRate must be greater than or equal to {} for codec '{}'",
+                    min, codec
+                ));
+            }
+            if ch == 0 {
+                return Err(format!("channelCount is mandatory for codec '{}'", codec));
+            }
+        }
+        _ => return Err(format!("unsupported codec '{}'", codec)),
+    }
+    Ok(())
+}
+
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    // code.cloudfoundry.org/bytefmt ToBytes
+    let err = || {
+        "byte quantity must be a positive integer with a unit of measurement like M, MB, MiB, G, GiB, or GB".to_string()
+    };
+    let t = s.trim().to_uppercase();
+    let i = t.find(|c: char| c.is_ascii_alphabetic()).ok_or_else(err)?;
+    let (num, unit) = t.split_at(i);
+    let f: f64 = num.trim().parse().map_err(|_| err())?;
+    if f < 0.0 {
+        return Err(err());
+    }
+    let mult: f64 = match unit {
+        "E" | "EB" | "EIB" => 1024f64.powi(6),
+        "P" | "PB" | "PIB" => 1024f64.powi(5),
+        "T" | "TB" | "TIB" => 1024f64.powi(4),
+        "G" | "GB" | "GIB" => 1024f64.powi(3),
+        "M" | "MB" | "MIB" => 1024f64.powi(2),
+        "K" | "KB" | "KIB" => 1024.0,
+        "B" => 1.0,
+        _ => return Err(err()),
+    };
+    Ok((f * mult) as u64)
+}
+
+/// Go's encoding/json syntax error text for a serde_json parse error (approximate for
+/// anything but a truncated document).
+fn syntax_error(body: &[u8], e: &serde_json::Error) -> String {
+    if e.is_eof() {
+        return "unexpected end of JSON input".into();
+    }
+    // byte offset of the error position
+    let mut line = 1;
+    let mut col = 0;
+    let mut off = body.len();
+    for (i, &c) in body.iter().enumerate() {
+        if line == e.line() && col + 1 == e.column() {
+            off = i;
+            break;
+        }
+        if c == b'\n' {
+            line += 1;
+            col = 0;
+        } else {
+            col += 1;
+        }
+    }
+    let c = body.get(off.min(body.len().saturating_sub(1))).copied().unwrap_or(b' ');
+    let shown = if c == b'\'' {
+        "'\\''".to_string()
+    } else {
+        format!("'{}'", c as char)
+    };
+    format!("invalid character {} looking for beginning of value", shown)
+}
+
+/// Strict decode of a request body against a field table, like jsonwrapper.Decode into an
+/// Optional* struct: unknown fields refused, `null` = not sent. Returns the sent fields,
+/// normalized.
+pub fn decode_body(body: &[u8], fields: &[Field]) -> Result<Map<String, Value>, String> {
+    let v: Value = serde_json::from_slice(body).map_err(|e| syntax_error(body, &e))?;
     let obj = match v {
         Value::Object(o) => o,
-        other => {
-            return Err(format!(
-                "json: cannot unmarshal {} into Go value of type conf.{}",
-                json_type_name(&other),
-                struct_name
-            ))
-        }
+        Value::Null => Map::new(),
+        other => return Err(type_error(&other, "map[string]json.RawMessage")),
     };
+    for k in obj.keys() {
+        if !fields.iter().any(|f| f.name == k) {
+            return Err(format!("json: unknown field \"{}\"", k));
+        }
+    }
     let mut out = Map::new();
     for (k, val) in obj.iter() {
-        let f = match fields.iter().find(|f| f.name == k) {
-            Some(f) => f,
-            None => return Err(format!("json: unknown field \"{}\"", k)),
-        };
-        if f.name == "name" {
-            // read-only, filled by Validate(); MediaMTX ignores it when decoding.
+        let f = fields.iter().find(|f| f.name == k).expect("checked above");
+        if f.name == "name" || val.is_null() {
+            // `name` is filled by Validate(); null leaves an Optional field unset
             continue;
         }
-        let nv = check_value(f, val, struct_name)?;
+        let nv = check_value(f, val)?;
         out.insert(k.clone(), nv);
     }
     Ok(out)
 }
 
-/// Defaults of a table as a map (non-deprecated fields only), durations Go-formatted.
+/// Defaults of a table as a map (non-deprecated fields only), durations MediaMTX-formatted.
 pub fn defaults(fields: &[Field]) -> Map<String, Value> {
     let mut m = Map::new();
     for f in fields {
@@ -363,24 +691,25 @@ pub fn defaults(fields: &[Field]) -> Map<String, Value> {
                 v = Value::String(format_duration(parse_duration(s).unwrap_or(0)));
             }
         }
+        if f.name == "rtspTransports" {
+            if let Some(a) = v.as_array_mut() {
+                a.sort_by(|x, y| x.as_str().cmp(&y.as_str()));
+            }
+        }
         m.insert(f.name.to_string(), v);
     }
     m
 }
 
-/// Merges sent fields into a full map (deprecated fields are accepted but not represented).
-pub fn merge(base: &mut Map<String, Value>, sent: &Map<String, Value>, fields: &[Field]) {
+/// Merges sent fields into a map (copyStructFields: set fields overwrite, deprecated ones
+/// included: they are pointers and show up once set).
+pub fn merge(base: &mut Map<String, Value>, sent: &Map<String, Value>, _fields: &[Field]) {
     for (k, v) in sent {
-        if let Some(f) = fields.iter().find(|f| f.name == k) {
-            if f.deprecated {
-                continue;
-            }
-        }
         base.insert(k.clone(), v.clone());
     }
 }
 
-/// MediaMTX's isValidPathName (subset of messages).
+/// conf.IsValidPathName (MediaMTX v1.20.1).
 pub fn check_path_name(name: &str) -> Result<(), String> {
     if name.is_empty() {
         return Err("cannot be empty".into());
@@ -391,11 +720,11 @@ pub fn check_path_name(name: &str) -> Result<(), String> {
     if name.ends_with('/') {
         return Err("can't end with a slash".into());
     }
-    if !name
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || b"_-/.~:".contains(&b))
-    {
-        return Err("can contain only alphanumeric characters, underscore, dot, tilde, minus, slash, colon".into());
+    if !name.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-/.".contains(&b)) {
+        return Err("can contain only alphanumeric characters, underscore, dot, minus, slash".into());
+    }
+    if name.split('/').any(|seg| seg == "." || seg == "..") {
+        return Err("can't contain dot path segments".into());
     }
     Ok(())
 }
@@ -405,130 +734,585 @@ pub fn is_regex_conf(name: &str) -> bool {
     name.starts_with('~') || name == "all" || name == "all_others"
 }
 
-/// Very small regex support for configuration names: `all`, `all_others`, `~^.*$`,
-/// and `~^prefix.*$`-like anchored patterns with literal text and `.*` / `.+`.
+/// The compiled expression of a regexp path configuration (`all`/`all_others` = `^.*$`).
+pub fn conf_regex(conf_name: &str) -> Result<regex::Regex, String> {
+    let pat = match conf_name {
+        "all" | "all_others" => "^.*$",
+        n => n.strip_prefix('~').unwrap_or(n),
+    };
+    regex::Regex::new(pat).map_err(|_| format!("invalid regular expression: {}", pat))
+}
+
+/// Whether `name` is matched by a regexp path configuration (Go FindStringSubmatch: unanchored).
 pub fn regex_matches(conf_name: &str, name: &str) -> bool {
-    if conf_name == "all" || conf_name == "all_others" {
-        return true;
-    }
-    let pat = &conf_name[1..];
-    let anchored_start = pat.starts_with('^');
-    let anchored_end = pat.ends_with('$') && !pat.ends_with("\\$");
-    let core = pat.trim_start_matches('^');
-    let core = if anchored_end { &core[..core.len() - 1] } else { core };
-    fn m(p: &[u8], s: &[u8], anchored_end: bool) -> bool {
-        if p.is_empty() {
-            return !anchored_end || s.is_empty();
-        }
-        if p.len() >= 2 && p[0] == b'.' && (p[1] == b'*' || p[1] == b'+') {
-            let min = if p[1] == b'+' { 1 } else { 0 };
-            for k in min..=s.len() {
-                if m(&p[2..], &s[k..], anchored_end) {
-                    return true;
-                }
-            }
-            return false;
-        }
-        if p.len() >= 2 && p[0] == b'\\' {
-            return !s.is_empty() && s[0] == p[1] && m(&p[2..], &s[1..], anchored_end);
-        }
-        if s.is_empty() {
-            return false;
-        }
-        (p[0] == b'.' || p[0] == s[0]) && m(&p[1..], &s[1..], anchored_end)
-    }
-    if anchored_start {
-        m(core.as_bytes(), name.as_bytes(), anchored_end)
-    } else {
-        (0..=name.len()).any(|i| m(core.as_bytes(), &name.as_bytes()[i..], anchored_end))
-    }
+    conf_regex(conf_name).map(|r| r.is_match(name)).unwrap_or(false)
 }
 
 pub fn is_url_source(source: &str) -> bool {
     source.starts_with("rtsp://") || source.starts_with("rtsps://")
 }
 
-/// Validation of an effective path configuration, like conf.Path.validate() (subset).
-pub fn validate_path(name: &str, eff: &Map<String, Value>) -> Result<(), String> {
-    if !is_regex_conf(name) {
-        check_path_name(name).map_err(|e| format!("invalid path name '{}': {}", name, e))?;
-    } else if let Some(p) = name.strip_prefix('~') {
-        if p.is_empty() {
-            return Err(format!("invalid regular expression: {}", p));
+/// The parts of a URL that MediaMTX's checks look at (net/url.Parse, simplified).
+struct Url {
+    scheme: String,
+    user: Option<(String, Option<String>)>,
+    host: String,
+}
+
+fn parse_url(s: &str) -> Option<Url> {
+    if s.bytes().any(|c| c < 0x20 || c == 0x7f || c == b' ') {
+        return None;
+    }
+    let (scheme, rest) = s.split_once("://")?;
+    if scheme.is_empty()
+        || !scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+        || !scheme.bytes().all(|c| c.is_ascii_alphanumeric() || b"+-.".contains(&c))
+    {
+        return None;
+    }
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let authority = &rest[..end];
+    let (user, host) = match authority.rfind('@') {
+        Some(i) => {
+            let ui = &authority[..i];
+            let u = match ui.split_once(':') {
+                Some((u, p)) => (u.to_string(), Some(p.to_string())),
+                None => (ui.to_string(), None),
+            };
+            (Some(u), &authority[i + 1..])
+        }
+        None => (None, authority),
+    };
+    // a port, if any, must be numeric
+    let port = if let Some(h) = host.strip_prefix('[') {
+        let close = h.find(']')?;
+        h[close + 1..].strip_prefix(':')
+    } else {
+        host.rsplit_once(':').map(|(_, p)| p)
+    };
+    if let Some(p) = port {
+        if !p.bytes().all(|c| c.is_ascii_digit()) {
+            return None;
         }
     }
-    let gs = |k: &str| eff.get(k).and_then(|v| v.as_str()).unwrap_or("").to_string();
-    let gb = |k: &str| eff.get(k).and_then(|v| v.as_bool()).unwrap_or(false);
-    let source = gs("source");
-    let known_prefix = [
-        "rtsp://",
-        "rtsps://",
-        "rtmp://",
-        "rtmps://",
-        "http://",
-        "https://",
-        "udp://",
-        "udp+mpegts://",
-        "udp+rtp://",
-        "unix+mpegts://",
-        "unix+rtp://",
-        "srt://",
-        "whep://",
-        "wheps://",
-        "moq://",
-    ];
-    let valid_source = source == "publisher"
-        || source == "redirect"
-        || source == "rpiCamera"
-        || known_prefix.iter().any(|p| source.starts_with(p));
-    if !valid_source {
-        return Err(format!("invalid source: '{}'", source));
+    Some(Url {
+        scheme: scheme.to_ascii_lowercase(),
+        user,
+        host: host.to_string(),
+    })
+}
+
+/// conf validateURL (placeholders `$G1` replaced as MediaMTX does).
+fn validate_url(source: &str) -> Result<Url, String> {
+    let mut s = source.to_string();
+    // ":$G1" -> ":1935", "$G1" -> "abc"
+    let re_port = regex::Regex::new(r":\$G[0-9]+").expect("static regex");
+    s = re_port.replace_all(&s, ":1935").into_owned();
+    let re = regex::Regex::new(r"\$G[0-9]+").expect("static regex");
+    s = re.replace_all(&s, "abc").into_owned();
+    let u = parse_url(&s).ok_or_else(|| format!("'{}' is not a valid URL", source))?;
+    if u.scheme.is_empty() || u.host.is_empty() {
+        return Err(format!("'{}' is not a valid URL", source));
     }
-    if is_regex_conf(name) && source != "publisher" && source != "redirect" && !gb("sourceOnDemand") {
-        return Err(
-            "a path with a regular expression (or path 'all') and a static source must have 'sourceOnDemand' set to true"
-                .into(),
-        );
+    if let Some((user, pass)) = &u.user {
+        let pass = pass.clone().unwrap_or_default();
+        if (!user.is_empty() && pass.is_empty()) || (user.is_empty() && !pass.is_empty()) {
+            return Err("username and password must be both provided".into());
+        }
     }
-    if is_url_source(&source) && !source[source.find("://").unwrap() + 3..].contains(|c: char| c != '/') {
-        return Err(format!("'{}' is not a valid RTSP URL", source));
+    Ok(u)
+}
+
+fn check_redirect(v: &str) -> Result<(), String> {
+    if let Some(p) = v.strip_prefix('/') {
+        check_path_name(p).map_err(|e| format!("'{}': {}", v, e))
+    } else {
+        match parse_url(v) {
+            Some(u) if u.scheme == "rtsp" || u.scheme == "rtsps" => Ok(()),
+            _ => Err(format!("'{}' is not a valid RTSP URL", v)),
+        }
     }
-    if source == "publisher" && gb("sourceOnDemand") {
-        return Err("'sourceOnDemand' is useless when source is 'publisher'".into());
-    }
-    if source == "redirect" && gs("sourceRedirect").is_empty() {
-        return Err("source redirect must be filled".into());
-    }
-    if !gs("runOnDemand").is_empty() && source != "publisher" {
-        return Err("'runOnDemand' can be used only when source is 'publisher'".into());
-    }
-    let rp = gs("recordPath");
-    if !rp.contains("%path") {
-        return Err("'recordPath' must contain %path".into());
-    }
-    let has_date = ["%Y", "%m", "%d", "%H", "%M", "%S"].iter().all(|t| rp.contains(t));
-    if !has_date && !rp.contains("%s") {
-        return Err("'recordPath' must contain either %s or %Y %m %d %H %M %S".into());
-    }
-    if !gs("runOnInit").is_empty() && is_regex_conf(name) {
-        return Err("a path with a regular expression does not support option 'runOnInit'; use another path".into());
+}
+
+fn check_srt_passphrase(p: &str) -> Result<(), String> {
+    if p.len() < 10 || p.len() > 79 {
+        return Err("must be between 10 and 79 characters".into());
     }
     Ok(())
 }
 
-/// Validation of global fields that matter (subset of Conf.Validate()).
-pub fn validate_global(g: &Map<String, Value>) -> Result<(), String> {
-    if let Some(v) = g.get("readTimeout").and_then(|v| v.as_str()) {
-        if parse_duration(v).unwrap_or(0) <= 0 {
-            return Err("'readTimeout' must be greater than zero".into());
+fn has_port(u: &Url) -> bool {
+    if let Some(h) = u.host.strip_prefix('[') {
+        h.split_once(']').map(|(_, r)| r.starts_with(':')).unwrap_or(false)
+    } else {
+        u.host.contains(':')
+    }
+}
+
+/// ForwardDest.Validate().
+fn validate_forward(v: &Value) -> Result<(), String> {
+    let Some(a) = v.as_array() else { return Ok(()) };
+    for (i, e) in a.iter().enumerate() {
+        let dest = e.get("dest").and_then(|d| d.as_str()).unwrap_or("");
+        let r = (|| {
+            if dest.is_empty() {
+                return Err("destination is empty".to_string());
+            }
+            let u = validate_url(&dest.replace("$MTX_PATH", "path"))?;
+            match u.scheme.as_str() {
+                "rtmp" | "rtmps" | "rtsp" | "rtsps" | "srt" | "whip" | "whips" => Ok(()),
+                other => Err(format!(
+                    "unsupported scheme '{}', supported ones are rtmp, rtmps, rtsp, rtsps, srt, whip and whips",
+                    other
+                )),
+            }
+        })();
+        r.map_err(|e| format!("invalid 'forward': entry {}: {}", i, e))?;
+    }
+    Ok(())
+}
+
+fn check_always_available_file(p: &str) -> Result<(), String> {
+    use std::io::Read;
+    let mut f = std::fs::File::open(p).map_err(|e| format!("open {}: {}", p, go_io_error(&e)))?;
+    let mut head = [0u8; 8];
+    f.read_exact(&mut head).map_err(|_| "unexpected EOF".to_string())?;
+    if &head[4..8] != b"ftyp" {
+        return Err(format!(
+            "file is not MP4, magic bytes are [{} {} {} {}]",
+            head[4], head[5], head[6], head[7]
+        ));
+    }
+    Ok(())
+}
+
+/// Go's text for common os errors.
+pub fn go_io_error(e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::NotFound => "no such file or directory".into(),
+        std::io::ErrorKind::PermissionDenied => "permission denied".into(),
+        _ => e.to_string(),
+    }
+}
+
+/// conf.Path.validate() (MediaMTX v1.20.1) on an effective path configuration, in its
+/// order and with its texts. RPI camera and auth-related deprecated rules are not covered.
+pub fn validate_path(name: &str, eff: &Map<String, Value>) -> Result<(), String> {
+    let regexp = if name == "all" || name == "all_others" {
+        true
+    } else if name.is_empty() || !name.starts_with('~') {
+        check_path_name(name).map_err(|e| format!("invalid path name '{}': {}", name, e))?;
+        false
+    } else {
+        conf_regex(name)?;
+        true
+    };
+    let gs = |k: &str| eff.get(k).and_then(|v| v.as_str()).unwrap_or("").to_string();
+    let gb = |k: &str| eff.get(k).and_then(|v| v.as_bool()).unwrap_or(false);
+    let source = gs("source");
+
+    if !gs("srtPublishPassphrase").is_empty() && source != "publisher" {
+        return Err("'srtPublishPassphase' can only be used when source is 'publisher'".into());
+    }
+    if source != "redirect" && !gs("sourceRedirect").is_empty() {
+        return Err("'sourceRedirect' is useless when source is not 'redirect'".into());
+    }
+
+    let pre = |p: &[&str]| p.iter().any(|x| source.starts_with(x));
+    if source == "publisher" {
+        let pp = gs("srtPublishPassphrase");
+        if !pp.is_empty() {
+            check_srt_passphrase(&pp).map_err(|e| format!("invalid 'srtPublishPassphrase': {}", e))?;
+        }
+    } else if pre(&[
+        "rtsp://",
+        "rtsps://",
+        "rtsp+http://",
+        "rtsps+http://",
+        "rtsp+ws://",
+        "rtsps+ws://",
+        "rtmp://",
+        "rtmps://",
+        "http://",
+        "https://",
+        "srt://",
+        "moqt://",
+        "whep://",
+        "wheps://",
+    ]) {
+        validate_url(&source)?;
+    } else if pre(&["udp://", "udp+mpegts://", "udp+rtp://"]) {
+        let u = validate_url(&source)?;
+        if !has_port(&u) {
+            return Err(format!("'{}' is missing the port", source));
+        }
+        if source.starts_with("udp+rtp://") && gs("rtpSDP").is_empty() {
+            return Err("`rtpSDP` was not provided".into());
+        }
+    } else if source.starts_with("unix+mpegts://") {
+    } else if source.starts_with("unix+rtp://") {
+        if gs("rtpSDP").is_empty() {
+            return Err("`rtpSDP` was not provided".into());
+        }
+    } else if source == "redirect" {
+        let r = gs("sourceRedirect");
+        if r.is_empty() {
+            return Err("source redirect must be filled".into());
+        }
+        check_redirect(&r)?;
+    } else if source == "rpiCamera" {
+        // not modelled beyond MediaMTX's basic size checks
+        if eff.get("rpiCameraWidth").and_then(|v| v.as_u64()) == Some(0) {
+            return Err("invalid 'rpiCameraWidth' value".into());
+        }
+        if eff.get("rpiCameraHeight").and_then(|v| v.as_u64()) == Some(0) {
+            return Err("invalid 'rpiCameraHeight' value".into());
+        }
+    } else {
+        return Err(format!("invalid source: '{}'", source));
+    }
+
+    if gb("sourceOnDemand") {
+        if source == "publisher" {
+            return Err("'sourceOnDemand' is useless when source is 'publisher'".into());
+        }
+    } else if source != "publisher" && source != "redirect" && regexp {
+        return Err(
+            "a path with a regular expression (or path 'all_others') and a static source must have 'sourceOnDemand' set to true"
+                .into(),
+        );
+    }
+
+    let rp = gs("srtReadPassphrase");
+    if !rp.is_empty() {
+        check_srt_passphrase(&rp).map_err(|e| format!("invalid 'readRTPassphrase': {}", e))?;
+    }
+
+    if let Some(f) = eff.get("forward") {
+        validate_forward(f)?;
+    }
+
+    if let Some(fb) = eff.get("fallback").and_then(|v| v.as_str()) {
+        check_redirect(fb)?;
+    }
+
+    if gb("alwaysAvailable") {
+        if regexp {
+            return Err(
+                "'alwaysAvailable' cannot be used in a path with a regular expression (or path 'all_others')".into(),
+            );
+        }
+        if gb("sourceOnDemand") {
+            return Err("'sourceOnDemand' is not compatible with 'alwaysAvailable'".into());
+        }
+        if !gs("runOnDemand").is_empty() || !gs("runOnUnDemand").is_empty() {
+            return Err("'runOnDemand' and 'runOnUnDemand' cannot be used with 'alwaysAvailable'".into());
+        }
+        let tracks = eff
+            .get("alwaysAvailableTracks")
+            .and_then(|v| v.as_array())
+            .map(|a| a.len())
+            .unwrap_or(0);
+        let file = gs("alwaysAvailableFile");
+        if !file.is_empty() {
+            if tracks != 0 {
+                return Err("'alwaysAvailableFile' and 'alwaysAvailableTracks' cannot be used together".into());
+            }
+            check_always_available_file(&file).map_err(|e| format!("invalid 'alwaysAvailableFile': {}", e))?;
+        } else if tracks == 0 {
+            return Err("'alwaysAvailableTracks' must contain at least one track".into());
+        }
+        if gb("useAbsoluteTimestamp") {
+            return Err("'useAbsoluteTimestamp' cannot be used with 'alwaysAvailable'".into());
         }
     }
-    if let Some(v) = g.get("writeQueueSize").and_then(|v| v.as_i64()) {
-        if v <= 0 || (v & (v - 1)) != 0 {
-            return Err("'writeQueueSize' must be a power of two".into());
+
+    let rec = gs("recordPath");
+    if !rec.contains("%path") {
+        return Err("'recordPath' must contain %path".into());
+    }
+    let has_date = ["%Y", "%m", "%d", "%H", "%M", "%S"].iter().all(|t| rec.contains(t));
+    if !rec.contains("%s") && !has_date {
+        return Err("'recordPath' must contain either %s or %Y %m %d %H %M %S".into());
+    }
+    // (global `playback` is off in the double: the %f rule does not apply)
+
+    let dur = |k: &str| parse_duration(&gs(k)).unwrap_or(0);
+    let seg = dur("recordSegmentDuration");
+    if seg > 86_400 * 1_000_000_000 {
+        return Err("maximum segment duration is 1 day".into());
+    }
+    let del = dur("recordDeleteAfter");
+    if del != 0 && del < seg {
+        return Err("'recordDeleteAfter' cannot be lower than 'recordSegmentDuration'".into());
+    }
+
+    if !gs("runOnInit").is_empty() && regexp {
+        return Err(
+            "a path with a regular expression (or path 'all_others') does not support option 'runOnInit'; use another path"
+                .into(),
+        );
+    }
+    if (!gs("runOnDemand").is_empty() || !gs("runOnUnDemand").is_empty()) && source != "publisher" {
+        return Err("'runOnDemand' and 'runOnUnDemand' can be used only when source is 'publisher'".into());
+    }
+    Ok(())
+}
+
+/// Rules of Conf.Validate() that span path configurations.
+pub fn validate_conf_names<'a>(names: impl Iterator<Item = &'a String>) -> Result<(), String> {
+    let mut has_all_others = false;
+    for n in names {
+        if n == "all" || n == "all_others" || n == "~^.*$" {
+            if has_all_others {
+                return Err("all_others, all and '~^.*$' are aliases".into());
+            }
+            has_all_others = true;
         }
     }
     Ok(())
+}
+
+/// Applies MediaMTX's mapping of deprecated path fields (done by validate() on every
+/// load): the deprecated field stays visible, the new one takes its value.
+pub fn map_deprecated_path(eff: &mut Map<String, Value>) {
+    let source = eff.get("source").and_then(|v| v.as_str()).unwrap_or("").to_string();
+    let get = |k: &str| eff_get(eff, k);
+    let updates: Vec<(&str, Value)> = {
+        let mut u = Vec::new();
+        if source == "publisher" {
+            if let Some(Value::Bool(b)) = get("disablePublisherOverride") {
+                u.push(("overridePublisher", Value::Bool(!b)));
+            }
+        }
+        if [
+            "rtsp://",
+            "rtsps://",
+            "rtsp+http://",
+            "rtsps+http://",
+            "rtsp+ws://",
+            "rtsps+ws://",
+        ]
+        .iter()
+        .any(|p| source.starts_with(p))
+        {
+            if let Some(v) = get("sourceProtocol") {
+                u.push(("rtspTransport", v));
+            }
+            if let Some(v) = get("sourceAnyPortEnable") {
+                u.push(("rtspAnyPort", v));
+            }
+        }
+        if let Some(v) = get("runOnReady") {
+            u.push(("runOnAvailable", v));
+        }
+        if let Some(v) = get("runOnReadyRestart") {
+            u.push(("runOnAvailableRestart", v));
+        }
+        if let Some(v) = get("runOnNotReady") {
+            u.push(("runOnUnavailable", v));
+        }
+        u
+    };
+    for (k, v) in updates {
+        eff.insert(k.to_string(), v);
+    }
+}
+
+fn eff_get(m: &Map<String, Value>, k: &str) -> Option<Value> {
+    m.get(k).filter(|v| !v.is_null()).cloned()
+}
+
+/// Mapping of deprecated global fields (Conf.Validate()). Returns path-default fields
+/// set through deprecated global `record*` fields.
+pub fn map_deprecated_global(g: &mut Map<String, Value>) -> Map<String, Value> {
+    let get = |g: &Map<String, Value>, k: &str| eff_get(g, k);
+    if let Some(v) = get(g, "readBufferCount") {
+        g.insert("writeQueueSize".into(), v);
+    }
+    if let Some(v) = get(g, "protocols") {
+        g.insert("rtspTransports".into(), v);
+    }
+    if let Some(v) = get(g, "encryption") {
+        g.insert("rtspEncryption".into(), v);
+    }
+    if let Some(v) = get(g, "authMethods") {
+        g.insert("rtspAuthMethods".into(), v);
+    }
+    if let Some(v) = get(g, "externalAuthenticationURL") {
+        g.insert("authMethod".into(), json!("http"));
+        g.insert("authHTTPAddress".into(), v);
+    }
+    for (old, new) in [
+        ("apiAllowOrigin", "apiAllowOrigins"),
+        ("metricsAllowOrigin", "metricsAllowOrigins"),
+        ("pprofAllowOrigin", "pprofAllowOrigins"),
+        ("playbackAllowOrigin", "playbackAllowOrigins"),
+        ("hlsAllowOrigin", "hlsAllowOrigins"),
+        ("webrtcAllowOrigin", "webrtcAllowOrigins"),
+    ] {
+        if let Some(v) = get(g, old) {
+            if g.contains_key(new) {
+                g.insert(new.into(), json!([v]));
+            }
+        }
+    }
+    for (old, new) in [
+        ("rtspDisable", "rtsp"),
+        ("rtmpDisable", "rtmp"),
+        ("hlsDisable", "hls"),
+        ("webrtcDisable", "webrtc"),
+    ] {
+        if let Some(Value::Bool(b)) = get(g, old) {
+            g.insert(new.into(), json!(!b));
+        }
+    }
+    let mut pd = Map::new();
+    for k in [
+        "record",
+        "recordPath",
+        "recordFormat",
+        "recordPartDuration",
+        "recordSegmentDuration",
+        "recordDeleteAfter",
+    ] {
+        if let Some(v) = get(g, k) {
+            let v = match (k, &v) {
+                ("recordPartDuration" | "recordSegmentDuration" | "recordDeleteAfter", Value::String(s)) => {
+                    json!(format_duration(parse_duration(s).unwrap_or(0)))
+                }
+                _ => v,
+            };
+            pd.insert(k.into(), v);
+        }
+    }
+    pd
+}
+
+/// Global rules of Conf.Validate() (MediaMTX v1.20.1), on the merged global configuration.
+pub fn validate_global(g: &Map<String, Value>) -> Result<(), String> {
+    let dur = |k: &str| {
+        g.get(k)
+            .and_then(|v| v.as_str())
+            .map(|s| parse_duration(s).unwrap_or(0))
+            .unwrap_or(0)
+    };
+    let int = |k: &str| g.get(k).and_then(|v| v.as_i64()).unwrap_or(0);
+    let gs = |k: &str| g.get(k).and_then(|v| v.as_str()).unwrap_or("").to_string();
+    if dur("readTimeout") <= 0 {
+        return Err("'readTimeout' must be greater than zero".into());
+    }
+    if dur("writeTimeout") <= 0 {
+        return Err("'writeTimeout' must be greater than zero".into());
+    }
+    let wq = int("writeQueueSize");
+    if wq <= 0 {
+        return Err("'writeQueueSize' must be greater than zero".into());
+    }
+    if (wq & (wq - 1)) != 0 {
+        return Err("'writeQueueSize' must be a power of two".into());
+    }
+    if int("udpMaxPayloadSize") > 1472 {
+        return Err("'udpMaxPayloadSize' must be less than 1472".into());
+    }
+    match gs("authMethod").as_str() {
+        "http" => {
+            let a = gs("authHTTPAddress");
+            if a.is_empty() {
+                return Err("'authHTTPAddress' is empty".into());
+            }
+            if !a.starts_with("http://") && !a.starts_with("https://") {
+                return Err("'externalAuthenticationURL' must be a HTTP URL".into());
+            }
+        }
+        "jwt" => {
+            let a = gs("authJWTJWKS");
+            if a.is_empty() {
+                return Err("'authJWTJWKS' is empty".into());
+            }
+            if !a.starts_with("http://") && !a.starts_with("https://") {
+                return Err("'authJWTJWKS' must be a HTTP URL".into());
+            }
+            if gs("authJWTClaimKey").is_empty() {
+                return Err("'authJWTClaimKey' is empty".into());
+            }
+        }
+        _ => {
+            if let Some(users) = g.get("authInternalUsers").and_then(|v| v.as_array()) {
+                for u in users {
+                    let user = u.get("user").and_then(|v| v.as_str()).unwrap_or("");
+                    let pass = u.get("pass").and_then(|v| v.as_str()).unwrap_or("");
+                    if user.is_empty() {
+                        return Err("empty usernames are not supported".into());
+                    }
+                    if user == "any" && !pass.is_empty() {
+                        return Err("using a password with 'any' user is not supported".into());
+                    }
+                }
+            }
+        }
+    }
+    let on = |k: &str| g.get(k).and_then(|v| v.as_bool()).unwrap_or(false);
+    for (flag, addr) in [
+        ("api", "apiAddress"),
+        ("metrics", "metricsAddress"),
+        ("pprof", "pprofAddress"),
+        ("playback", "playbackAddress"),
+    ] {
+        if on(flag) && gs(addr).is_empty() {
+            let what = match flag {
+                "api" => "API is",
+                "metrics" => "metrics are",
+                "pprof" => "pprof is",
+                _ => "playback is",
+            };
+            return Err(format!("'{}' must be set when {} enabled", addr, what));
+        }
+    }
+    if on("rtmp") && gs("rtmpAddress").is_empty() {
+        return Err("'rtmpAddress' must be set when RTMP is enabled".into());
+    }
+    if on("hls") && gs("hlsAddress").is_empty() {
+        return Err("'hlsAddress' must be set when HLS is enabled".into());
+    }
+    if on("webrtc") && gs("webrtcAddress").is_empty() {
+        return Err("'webrtcAddress' must be set when WebRTC is enabled".into());
+    }
+    let no_auth_methods = g
+        .get("rtspAuthMethods")
+        .and_then(|v| v.as_array())
+        .map(|a| a.is_empty())
+        .unwrap_or(false);
+    if on("rtsp") && no_auth_methods {
+        return Err("at least one 'rtspAuthMethods' must be provided".into());
+    }
+    Ok(())
+}
+
+/// The global configuration as the API shows it: passwords redacted.
+pub fn redact_global(g: &Map<String, Value>) -> Map<String, Value> {
+    let mut g = g.clone();
+    if let Some(Value::Array(users)) = g.get_mut("authInternalUsers") {
+        for u in users {
+            if let Some(p) = u.get_mut("pass") {
+                if p.as_str().map(|s| !s.is_empty()).unwrap_or(false) {
+                    *p = json!("<redacted>");
+                }
+            }
+        }
+    }
+    g
+}
+
+/// A path configuration as the API shows it: deprecated passwords redacted.
+pub fn redact_path(p: &mut Map<String, Value>) {
+    for k in ["publishPass", "readPass"] {
+        if let Some(v) = p.get_mut(k) {
+            if v.as_str().map(|s| !s.is_empty()).unwrap_or(false) {
+                *v = json!("<redacted>");
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -536,30 +1320,59 @@ mod tests {
     use super::*;
 
     #[test]
-    fn durations_round_trip_go_style() {
+    fn durations_like_mediamtx() {
         let f = |s: &str| format_duration(parse_duration(s).unwrap());
+        // conf/duration_test.go cases
+        assert_eq!(f("3h44m16s"), "3h44m16s");
+        assert_eq!(f("7d18h53m20s"), "7d18h53m20s");
+        assert_eq!(f("-7d18h53m20s"), "-7d18h53m20s");
+        assert_eq!(f("7d"), "7d");
+        assert_eq!(parse_duration("7d18h53m20s").unwrap(), 50 * 13456 * 1_000_000_000);
+        assert_eq!(parse_duration("-7d18h53m20s").unwrap(), -50 * 13456 * 1_000_000_000);
         assert_eq!(f("1h"), "1h0m0s");
+        assert_eq!(f("24h"), "1d");
+        assert_eq!(f("25h"), "1d1h0m0s");
         assert_eq!(f("10s"), "10s");
-        assert_eq!(f("0s"), "0s");
-        assert_eq!(f("0"), "0s");
-        assert_eq!(f("1d"), "24h0m0s");
-        assert_eq!(f("7d"), "168h0m0s");
-        assert_eq!(f("200ms"), "200ms");
+        assert_eq!(f("0s"), "");
+        assert_eq!(f(""), "");
         assert_eq!(f("1.5s"), "1.5s");
         assert_eq!(f("90s"), "1m30s");
         assert_eq!(f("1500us"), "1.5ms");
-        assert!(parse_duration("abc").is_err());
-        assert!(parse_duration("10").is_err());
+        assert_eq!(parse_duration("abc").unwrap_err(), "time: invalid duration \"abc\"");
+        assert_eq!(
+            parse_duration("10").unwrap_err(),
+            "time: missing unit in duration \"10\""
+        );
+        assert_eq!(parse_duration("1dx").unwrap_err(), "time: invalid duration \"x\"");
+        assert_eq!(
+            parse_duration("5y").unwrap_err(),
+            "time: unknown unit \"y\" in duration \"5y\""
+        );
     }
 
     #[test]
     fn path_names() {
-        assert!(check_path_name("camera0").is_ok());
-        assert!(check_path_name("a/b.c~d:e-f_g").is_ok());
-        assert!(check_path_name("/x").is_err());
-        assert!(check_path_name("x/").is_err());
-        assert!(check_path_name("a b").is_err());
-        assert!(check_path_name("").is_err());
+        for ok in ["camera0", "a/b.c-f_g", "x.y", "..a/b..", "A-Z_09"] {
+            assert_eq!(check_path_name(ok), Ok(()), "{}", ok);
+        }
+        let chars = "can contain only alphanumeric characters, underscore, dot, minus, slash";
+        let dots = "can't contain dot path segments";
+        for (bad, why) in [
+            ("", "cannot be empty"),
+            ("/x", "can't begin with a slash"),
+            ("x/", "can't end with a slash"),
+            ("a b", chars),
+            ("a~b", chars),
+            ("a:b", chars),
+            ("é", chars),
+            (".", dots),
+            ("..", dots),
+            ("a/../b", dots),
+            ("a/./b", dots),
+            ("../a", dots),
+        ] {
+            assert_eq!(check_path_name(bad), Err(why.to_string()), "{}", bad);
+        }
     }
 
     #[test]
@@ -568,5 +1381,26 @@ mod tests {
         assert!(regex_matches("~^cam.*$", "camera1"));
         assert!(!regex_matches("~^cam.*$", "xcamera1"));
         assert!(regex_matches("~^.*$", "abc"));
+        assert!(regex_matches("~cam[0-9]+", "xcam12"));
+        assert!(conf_regex("~^(cam").is_err());
+    }
+
+    #[test]
+    fn urls() {
+        assert!(validate_url("rtsp://h:554/x").is_ok());
+        assert!(validate_url("rtsp://u:p@h/x").is_ok());
+        assert_eq!(
+            validate_url("rtsp://u@h/x").err().unwrap(),
+            "username and password must be both provided"
+        );
+        assert_eq!(
+            validate_url("rtsp:///x").err().unwrap(),
+            "'rtsp:///x' is not a valid URL"
+        );
+        assert_eq!(
+            validate_url("rtsp://h:abc/x").err().unwrap(),
+            "'rtsp://h:abc/x' is not a valid URL"
+        );
+        assert!(validate_url("rtmp://h:$G1/x").is_ok());
     }
 }

@@ -137,6 +137,8 @@ pub struct Fault {
     pub delay_ms: u64,
     pub fail500: bool,
     pub fail_count: Option<u64>,
+    /// the next N configuration changes (POST/PATCH/DELETE) answer 400 with this text
+    pub fail400: Option<(String, u64)>,
 }
 
 pub struct State {
@@ -170,6 +172,8 @@ pub struct Shared {
     pub next_id: AtomicU64,
     pub conns: Mutex<HashMap<u64, TcpStream>>,
     pub children: Mutex<HashMap<i32, (ChildKind, String)>>,
+    /// every configuration change refused by MediaMTX's rules: {method, path, body, error}
+    pub refused: Mutex<Vec<Value>>,
 }
 
 impl Shared {
@@ -215,6 +219,7 @@ pub fn initial_state(api_port: u16, rtsp_port: u16, all_others: bool) -> State {
             delay_ms: 0,
             fail500: false,
             fail_count: None,
+            fail400: None,
         },
     }
 }
@@ -224,22 +229,22 @@ impl State {
         let opt = self.confs.get(conf_name)?;
         let mut m = self.path_defaults.clone();
         conf::merge(&mut m, opt, PATH_FIELDS);
+        conf::map_deprecated_path(&mut m);
         m.insert("name".into(), json!(conf_name));
         Some(m)
     }
 
-    /// conf.FindPathConf: exact non-regex match first, then regex paths.
+    /// conf.FindPathConf: a configuration with exactly this name first, then the regexp
+    /// configurations by name, `all`/`all_others` last.
     pub fn find_conf(&self, name: &str) -> Result<String, String> {
-        conf::check_path_name(name).map_err(|e| format!("invalid path name: {} ({})", e, name))?;
-        if let Some(k) = self
-            .confs
-            .keys()
-            .find(|k| !conf::is_regex_conf(k) && k.as_str() == name)
-        {
-            return Ok(k.clone());
+        if self.confs.contains_key(name) {
+            return Ok(name.to_string());
         }
-        for k in self.confs.keys() {
-            if conf::is_regex_conf(k) && conf::regex_matches(k, name) {
+        conf::check_path_name(name).map_err(|e| format!("invalid path name: {} ({})", e, name))?;
+        let mut regexps: Vec<&String> = self.confs.keys().filter(|k| conf::is_regex_conf(k)).collect();
+        regexps.sort_by_key(|k| (k.as_str() == "all" || k.as_str() == "all_others", k.as_str()));
+        for k in regexps {
+            if conf::regex_matches(k, name) {
                 return Ok(k.clone());
             }
         }

@@ -9,14 +9,17 @@
 #![allow(clippy::too_many_arguments)]
 
 pub mod api;
+pub mod cleaner;
 pub mod conf;
 mod conf_fields;
 pub mod core;
+pub mod fmp4;
 pub mod http;
 pub mod media;
 pub mod procs;
 pub mod recordings;
 pub mod rtsp;
+pub mod ts;
 pub mod util;
 
 use std::net::TcpListener;
@@ -72,6 +75,11 @@ impl Handle {
     }
     pub fn control_url(&self) -> String {
         format!("http://127.0.0.1:{}", self.control_port)
+    }
+    /// Every configuration change refused so far by MediaMTX's rules (injected refusals
+    /// excluded): `{method, path, body, error}`.
+    pub fn refused(&self) -> Vec<serde_json::Value> {
+        self.shared.refused.lock().unwrap().clone()
     }
     /// The line printed by the binary when ready.
     pub fn ready_line(&self) -> String {
@@ -140,6 +148,7 @@ pub fn start(opts: Options) -> std::io::Result<Handle> {
         next_id: AtomicU64::new(1),
         conns: Mutex::new(Default::default()),
         children: Mutex::new(Default::default()),
+        refused: Mutex::new(Vec::new()),
     });
     let mut threads = Vec::new();
     {
@@ -154,6 +163,10 @@ pub fn start(opts: Options) -> std::io::Result<Handle> {
     {
         let sh = shared.clone();
         threads.push(std::thread::spawn(move || api::serve_control(sh, ctl_l)));
+    }
+    {
+        let sh = shared.clone();
+        threads.push(std::thread::spawn(move || cleaner::serve(sh)));
     }
     {
         let sh = shared.clone();

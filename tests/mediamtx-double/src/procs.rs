@@ -44,6 +44,17 @@ fn spawn(
     name: &str,
     kind: ChildKind,
 ) -> Option<Child> {
+    spawn2(shared, args, envs, name, kind, false)
+}
+
+fn spawn2(
+    shared: &Arc<Shared>,
+    args: &[String],
+    envs: &[(String, String)],
+    name: &str,
+    kind: ChildKind,
+    pipe_stdout: bool,
+) -> Option<Child> {
     if args.is_empty() {
         return None;
     }
@@ -52,7 +63,10 @@ fn spawn(
         ChildKind::Puller => "source",
         ChildKind::Recorder => "recorder",
     };
-    let (out, err) = log_file(shared, name, tag);
+    let (mut out, err) = log_file(shared, name, tag);
+    if pipe_stdout {
+        out = Stdio::piped();
+    }
     let mut cmd = Command::new(&args[0]);
     cmd.args(&args[1..])
         .stdin(Stdio::null())
@@ -231,19 +245,8 @@ pub fn spawn_recorder(shared: &Arc<Shared>, p: &mut PathRt) {
     let format = p.s("recordFormat");
     let ext = if format == "mpegts" { ".ts" } else { ".mp4" };
     let record_path = p.s("recordPath");
-    let pattern = format!(
-        "{}{}",
-        record_path.replace("%path", &p.name).replace("%f", "000000"),
-        ext
-    );
-    // create the directory of the (time-expanded) first segment
-    let tm = crate::util::local_tm(std::time::SystemTime::now());
-    let first = crate::recordings::encode(&format!("{}{}", record_path, ext), &p.name, &tm, 0);
-    let first_abs = shared.dir.join(&first);
-    if let Some(parent) = first_abs.parent() {
-        let _ = std::fs::create_dir_all(parent);
-    }
-    let seg = p.d("recordSegmentDuration").as_secs_f64().max(0.001);
+    let seg = p.d("recordSegmentDuration").max(Duration::from_millis(1));
+    let part = p.d("recordPartDuration").max(Duration::from_millis(100));
     let mut args: Vec<String> = vec![
         shared.ffmpeg.clone(),
         "-nostdin".into(),
@@ -282,40 +285,62 @@ pub fn spawn_recorder(shared: &Arc<Shared>, p: &mut PathRt) {
         "0:a?".into(),
         "-c".into(),
         "copy".into(),
-        "-f".into(),
-        "segment".into(),
-        "-segment_time".into(),
-        format!("{}", seg),
-        "-reset_timestamps".into(),
-        "1".into(),
-        "-strftime".into(),
-        "1".into(),
     ]);
-    if format == "mpegts" {
-        args.extend(["-segment_format".to_string(), "mpegts".to_string()]);
-    } else {
+    let fmp4 = format != "mpegts";
+    if fmp4 {
+        // one fragment per part (recordPartDuration, earlier at keyframes), handed over
+        // on a pipe as soon as it is complete; the double writes the segment files
         args.extend([
-            "-segment_format".to_string(),
+            "-f".to_string(),
             "mp4".to_string(),
-            "-segment_format_options".to_string(),
-            "movflags=+frag_keyframe+empty_moov+default_base_moof".to_string(),
+            "-movflags".to_string(),
+            "+frag_keyframe+empty_moov+default_base_moof".to_string(),
+            "-frag_duration".to_string(),
+            part.as_micros().to_string(),
         ]);
+    } else {
+        args.extend(["-f".to_string(), "mpegts".to_string()]);
     }
-    args.push(pattern);
-    let child = match spawn(shared, &args, &[], &p.name, ChildKind::Recorder) {
+    args.extend(["-flush_packets".to_string(), "1".to_string(), "pipe:1".to_string()]);
+    let mut child = match spawn2(shared, &args, &[], &p.name, ChildKind::Recorder, true) {
         Some(c) => c,
         None => {
             p.recorder.retry_at = Some(Instant::now() + Duration::from_secs(2));
             return;
         }
     };
+    let writer = child.stdout.take().map(|out| {
+        let target = crate::recordings::absolute(
+            &shared.dir,
+            &format!("{}{}", record_path, ext).replace("%path", &p.name),
+        );
+        let sh = shared.clone();
+        let name = p.name.clone();
+        std::thread::spawn(move || {
+            let log = Box::new(move |m: &str| sh.log(&format!("path {}: {}", name, m)));
+            if fmp4 {
+                crate::fmp4::Segmenter::new(target, seg, log).run(out);
+            } else {
+                crate::ts::TsSegmenter::new(target, seg, part, log).run(out);
+            }
+        })
+    });
     p.recorder.pid = Some(child.id() as i32);
     p.recorder.stream_id = stream.id;
     p.recorder.sig = crate::core::record_sig(&p.conf);
     p.recorder.stopping = false;
     let name = p.name.clone();
     let path_gen = p.gen;
-    watch(shared, child, move |sh, pid| {
+    let sh = shared.clone();
+    // like watch(), but the recorder counts as running until its last part is on disk
+    std::thread::spawn(move || {
+        let pid = child.id() as i32;
+        let status = child.wait();
+        if let Some(w) = writer {
+            let _ = w.join();
+        }
+        sh.children.lock().unwrap().remove(&pid);
+        sh.log(&format!("pid {} exited: {:?}", pid, status));
         let mut st = sh.lock();
         if let Some(p) = st.paths.get_mut(&name) {
             if p.gen == path_gen && p.recorder.pid == Some(pid) {

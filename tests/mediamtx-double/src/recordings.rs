@@ -1,11 +1,24 @@
 //! Recording segments on disk: recordPath encoding/decoding like MediaMTX's recordstore.
 
-use crate::util::{local_to_unix, rfc3339_nano_tm, Tm};
+use crate::util::{local_to_unix, rfc3339_nano_tm, tm_to_unix, Tm};
 use std::path::{Path, PathBuf};
 
-/// Encodes a segment path (format already has the extension) for a start time.
-pub fn encode(format: &str, path_name: &str, tm: &Tm, micros: u32) -> String {
-    let unix = local_to_unix(tm.year, tm.month, tm.day, tm.hour, tm.min, tm.sec);
+/// `%z` like recordstore's timeLocationEncode: `Z` or `+hhmm`/`-hhmm`.
+pub fn zone_encode(gmtoff: i64) -> String {
+    if gmtoff == 0 {
+        return "Z".into();
+    }
+    let sign = if gmtoff > 0 { '+' } else { '-' };
+    let o = gmtoff.abs();
+    format!("{}{:02}{:02}", sign, o / 3600, (o / 60) % 60)
+}
+
+/// Encodes a segment path (format already has the extension) like recordstore's
+/// Path.Encode: clock fields and `%z` of `tm` as they are (no conversion to local
+/// time), `%f` = microseconds (truncated), `%s` = the instant.
+pub fn encode(format: &str, path_name: &str, tm: &Tm) -> String {
+    let unix = tm_to_unix(tm);
+    let micros = tm.nanos / 1000;
     format
         .replace("%path", path_name)
         .replace("%Y", &format!("{:04}", tm.year))
@@ -15,6 +28,7 @@ pub fn encode(format: &str, path_name: &str, tm: &Tm, micros: u32) -> String {
         .replace("%M", &format!("{:02}", tm.min))
         .replace("%S", &format!("{:02}", tm.sec))
         .replace("%f", &format!("{:06}", micros))
+        .replace("%z", &zone_encode(tm.gmtoff))
         .replace("%s", &unix.to_string())
 }
 
@@ -46,6 +60,7 @@ struct Parsed {
     mi: Option<u32>,
     s: Option<u32>,
     f: Option<u32>,
+    z: Option<i64>,
     unix: Option<i64>,
 }
 
@@ -107,6 +122,22 @@ fn m(fmt: &[u8], s: &[u8], acc: &Parsed) -> Option<Parsed> {
                 a.f = Some(digits(s, 6)? as u32);
                 (6, &fmt[2..])
             }
+            b'z' => {
+                // Z | +hhmm | -hhmm
+                if s.first() == Some(&b'Z') {
+                    a.z = Some(0);
+                    (1, &fmt[2..])
+                } else {
+                    let sign = match s.first() {
+                        Some(b'+') => 1,
+                        Some(b'-') => -1,
+                        _ => return None,
+                    };
+                    let v = digits(&s[1..], 4)? as i64;
+                    a.z = Some(sign * ((v / 100) * 3600 + (v % 100) * 60));
+                    (5, &fmt[2..])
+                }
+            }
             b's' => {
                 let n = s.iter().take_while(|c| c.is_ascii_digit()).count();
                 if n == 0 {
@@ -137,22 +168,46 @@ fn m(fmt: &[u8], s: &[u8], acc: &Parsed) -> Option<Parsed> {
     None
 }
 
-/// Decodes a file path with a record format; returns (path name, start RFC3339Nano, unix nanos).
+/// Decodes a file path with a record format; returns (path name, start RFC3339Nano, unix
+/// nanos). Like recordstore's Path.Decode: `%s` gives the instant, otherwise the clock
+/// fields are read in the zone of `%z` if present, else in local time; the start is shown
+/// in that zone.
 pub fn decode(format: &str, file: &str) -> Option<(String, String, i128)> {
     let p = m(format.as_bytes(), file.as_bytes(), &Parsed::default())?;
     let micros = p.f.unwrap_or(0);
-    let unix = if let Some(u) = p.unix {
-        u
+    let nanos = micros * 1000;
+    let (tm, unix) = if let Some(u) = p.unix.filter(|u| *u > 0) {
+        let local = crate::util::local_tm(std::time::UNIX_EPOCH + std::time::Duration::from_secs(u.max(0) as u64));
+        (crate::util::tm_at_offset(u, nanos, local.gmtoff), u)
+    } else if let Some(off) = p.z {
+        let tm = Tm {
+            year: p.y.unwrap_or(0),
+            month: p.mo.unwrap_or(1),
+            day: p.d.unwrap_or(1),
+            hour: p.h.unwrap_or(0),
+            min: p.mi.unwrap_or(0),
+            sec: p.s.unwrap_or(0),
+            nanos,
+            gmtoff: off,
+        };
+        (tm, tm_to_unix(&tm))
     } else {
-        local_to_unix(p.y?, p.mo?, p.d?, p.h?, p.mi?, p.s?)
+        let u = local_to_unix(
+            p.y.unwrap_or(0),
+            p.mo.unwrap_or(1),
+            p.d.unwrap_or(1),
+            p.h.unwrap_or(0),
+            p.mi.unwrap_or(0),
+            p.s.unwrap_or(0),
+        );
+        let mut tm = crate::util::local_tm(std::time::UNIX_EPOCH + std::time::Duration::from_secs(u.max(0) as u64));
+        tm.nanos = nanos;
+        (tm, u)
     };
-    let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(unix.max(0) as u64);
-    let mut tm = crate::util::local_tm(t);
-    tm.nanos = micros * 1000;
     Some((
         p.path.unwrap_or_default(),
         rfc3339_nano_tm(&tm),
-        unix as i128 * 1_000_000_000 + micros as i128 * 1000,
+        unix as i128 * 1_000_000_000 + nanos as i128,
     ))
 }
 
@@ -171,6 +226,24 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>, depth: usize) {
     }
 }
 
+/// absolutePathInside: whether `candidate`, lexically cleaned, is under `base` (string prefix).
+pub fn inside(base: &str, candidate: &str) -> bool {
+    fn clean(p: &str) -> String {
+        let mut out: Vec<&str> = Vec::new();
+        for seg in p.split('/') {
+            match seg {
+                "" | "." => {}
+                ".." => {
+                    out.pop();
+                }
+                s => out.push(s),
+            }
+        }
+        format!("/{}", out.join("/"))
+    }
+    clean(candidate).starts_with(&clean(base))
+}
+
 /// Resolves a (possibly relative) record path against the working directory.
 pub fn absolute(base: &Path, format: &str) -> String {
     if format.starts_with('/') {
@@ -179,6 +252,25 @@ pub fn absolute(base: &Path, format: &str) -> String {
         let f = format.strip_prefix("./").unwrap_or(format);
         format!("{}/{}", base.display(), f)
     }
+}
+
+/// Segment files with their sort key (unix nanos), for a record format as in `find`.
+pub fn find_files(format_abs: &str) -> Vec<(PathBuf, i128)> {
+    let cp = common_path(format_abs);
+    let root = if cp.is_empty() {
+        PathBuf::from("/")
+    } else {
+        PathBuf::from(&cp)
+    };
+    let mut files = Vec::new();
+    walk(&root, &mut files, 0);
+    files
+        .into_iter()
+        .filter_map(|f| {
+            let k = decode(format_abs, &f.to_string_lossy())?.2;
+            Some((f, k))
+        })
+        .collect()
 }
 
 /// Lists segments: (path name, start string, sort key), for a record format whose
@@ -210,8 +302,9 @@ mod tests {
     #[test]
     fn round_trip() {
         let fmt = "/rec/%path/cam_%Y-%m-%d_%H-%M-%S-%f.mp4";
-        let tm = crate::util::local_tm(std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_700_000_000));
-        let p = encode(fmt, "a/b", &tm, 123456);
+        let mut tm = crate::util::local_tm(std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_700_000_000));
+        tm.nanos = 123_456_789;
+        let p = encode(fmt, "a/b", &tm);
         let (name, start, _) = decode(fmt, &p).unwrap();
         assert_eq!(name, "a/b");
         assert!(start.contains(".123456"), "{}", start);
@@ -219,5 +312,13 @@ mod tests {
         let (_, s2, _) = decode("/r/%path/%s.ts", "/r/x/1700000000.ts").unwrap();
         assert_eq!(crate::util::parse_rfc3339(&s2).unwrap().0, 1_700_000_000);
         assert!(decode(fmt, "/rec/x/other.mp4").is_none());
+        // %z: listed with the offset of the name
+        let fz = "/r/%path/%Y-%m-%d_%H-%M-%S-%f%z.mp4";
+        let (_, s3, _) = decode(fz, "/r/x/2008-11-07_11-22-00-500000+0230.mp4").unwrap();
+        assert_eq!(s3, "2008-11-07T11:22:00.5+02:30");
+        let (_, s4, _) = decode(fz, "/r/x/2008-11-07_11-22-00-000000Z.mp4").unwrap();
+        assert_eq!(s4, "2008-11-07T11:22:00Z");
+        let (tm5, _) = crate::util::parse_rfc3339_tm("2008-11-07T11:22:00.5-01:00").unwrap();
+        assert_eq!(encode(fz, "x", &tm5), "/r/x/2008-11-07_11-22-00-500000-0100.mp4");
     }
 }

@@ -83,6 +83,45 @@ pub fn rfc3339_nano(t: SystemTime) -> String {
 
 /// Parses an RFC3339 timestamp (with optional fraction) into (unix seconds, nanos).
 pub fn parse_rfc3339(s: &str) -> Option<(i64, u32)> {
+    parse_rfc3339_tm(s).map(|(tm, unix)| (unix, tm.nanos))
+}
+
+/// Unix seconds of a broken-down time (its own offset).
+pub fn tm_to_unix(tm: &Tm) -> i64 {
+    days_from_civil(tm.year, tm.month, tm.day) * 86400 + tm.hour as i64 * 3600 + tm.min as i64 * 60 + tm.sec as i64
+        - tm.gmtoff
+}
+
+/// Broken-down time of an instant at a fixed offset (seconds east of UTC).
+pub fn tm_at_offset(unix: i64, nanos: u32, gmtoff: i64) -> Tm {
+    let t = unix + gmtoff;
+    let days = t.div_euclid(86400);
+    let rem = t.rem_euclid(86400);
+    // civil_from_days
+    let z = days + 719468;
+    let era = if z >= 0 { z } else { z - 146096 } / 146097;
+    let doe = z - era * 146097;
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    Tm {
+        year: y,
+        month: m,
+        day: d,
+        hour: (rem / 3600) as u32,
+        min: ((rem % 3600) / 60) as u32,
+        sec: (rem % 60) as u32,
+        nanos,
+        gmtoff,
+    }
+}
+
+/// Parses an RFC3339 timestamp like Go's time.Parse(time.RFC3339, s): the clock fields and
+/// offset as written (Go keeps them), plus the instant in unix seconds.
+pub fn parse_rfc3339_tm(s: &str) -> Option<(Tm, i64)> {
     let b = s.as_bytes();
     if b.len() < 20
         || b[4] != b'-'
@@ -140,8 +179,17 @@ pub fn parse_rfc3339(s: &str) -> Option<(i64, u32)> {
         }
         _ => return None,
     };
-    let days = days_from_civil(y, mo as u32, d as u32);
-    Some((days * 86400 + h * 3600 + mi * 60 + se - off, nanos))
+    let tm = Tm {
+        year: y,
+        month: mo as u32,
+        day: d as u32,
+        hour: h as u32,
+        min: mi as u32,
+        sec: se as u32,
+        nanos,
+        gmtoff: off,
+    };
+    Some((tm, tm_to_unix(&tm)))
 }
 
 pub fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {

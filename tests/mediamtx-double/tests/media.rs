@@ -488,3 +488,192 @@ fn cli_prints_ready_and_cleans_up_children() {
     assert!(status.success(), "{:?}", status);
     assert!(!pid_alive(pid), "on-demand child left behind");
 }
+
+/// Starts the double's binary; returns (child, api url, rtsp url, control url).
+fn start_binary(dir: &Path) -> (Proc, String, String, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mediamtx-double"))
+        .args(["--api-port", "0", "--rtsp-port", "0", "--control-port", "0", "--dir"])
+        .arg(dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let w: Vec<String> = line.split_whitespace().map(|s| s.to_string()).collect();
+    assert_eq!(w.len(), 4, "{}", line);
+    let get = |i: usize, p: &str| w[i].strip_prefix(p).unwrap().to_string();
+    (Proc(child), get(1, "api="), get(2, "rtsp="), get(3, "control="))
+}
+
+/// Like MediaMTX (parts of recordPartDuration written as they complete), a SIGKILL of
+/// the double loses at most about one part of a recording — even with a GOP far longer
+/// than a part.
+#[test]
+fn sigkill_mid_recording_loses_at_most_a_part() {
+    sigkill_case("fmp4", ".mp4");
+}
+
+#[test]
+fn sigkill_mid_mpegts_recording_loses_at_most_a_part() {
+    sigkill_case("mpegts", ".ts");
+}
+
+fn sigkill_case(format: &str, ext: &str) {
+    require_ffmpeg();
+    let dir = temp_dir(&format!("sigkill-{}", format));
+    let (mut dbl, api, rtsp, control) = start_binary(&dir);
+    let rec = dir.join("rec");
+    let body = json!({
+        "record": true,
+        "recordFormat": format,
+        "recordPath": format!("{}/%path/%Y-%m-%d_%H-%M-%S-%f", rec.display()),
+    });
+    let r = http(
+        "POST",
+        &format!("{}/v3/config/paths/add/cam1", api),
+        Some(&body.to_string()),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    // keyframes every 10 s: only the part duration makes data reach the disk
+    let cmd = publisher_cmd(&format!("{}/cam1", rtsp), "320x240").replace("-g 15", "-g 150");
+    let _pubp = spawn_cmd(&cmd, &dir.join("pub.log"));
+    let segdir = rec.join("cam1");
+    wait_until(Duration::from_secs(15), "first segment", || {
+        !list_files(&segdir, ext).is_empty()
+    });
+    let st = http("GET", &format!("{}/control/status", control), None).json();
+    let recorder = st["paths"][0]["recorderPid"].as_i64().expect("recorder pid") as i32;
+    let segs = http("GET", &format!("{}/v3/recordings/get/cam1", api), None).json()["segments"].clone();
+    let start = segs[0]["start"].as_str().unwrap().to_string();
+    let (s, ns) = mediamtx_double::util::parse_rfc3339(&start).unwrap();
+    let start = std::time::UNIX_EPOCH + Duration::new(s as u64, ns);
+    // kill 5.5 s into the segment: mid-part, mid-GOP
+    let kill_at = start + Duration::from_millis(5500);
+    if let Ok(d) = kill_at.duration_since(std::time::SystemTime::now()) {
+        std::thread::sleep(d);
+    }
+    let killed = std::time::SystemTime::now();
+    unsafe {
+        libc::kill(dbl.pid(), libc::SIGKILL);
+    }
+    let _ = dbl.0.wait();
+    // the orphaned recorder ffmpeg loses its input and its pipe; it must not write on
+    wait_until(Duration::from_secs(10), "recorder gone", || !pid_alive(recorder));
+    let files = list_files(&segdir, ext);
+    assert_eq!(files.len(), 1, "{:?}", files);
+    let recorded = probe_span(&files[0]) + 1.0 / 15.0;
+    let elapsed = killed.duration_since(start).unwrap().as_secs_f64();
+    let lost = elapsed - recorded;
+    eprintln!(
+        "{}: SIGKILL after {:.2} s of recording: {:.2} s in the file, {:.2} s lost",
+        format, elapsed, recorded, lost
+    );
+    assert!(recorded > 3.0, "only {:.2} s of {:.2} s recorded", recorded, elapsed);
+    assert!(lost < 1.6, "{:.2} s lost (part duration 1 s)", lost);
+}
+
+/// `record` off and on again closes the segment and starts a new one (with its own name).
+#[test]
+fn record_off_and_on_starts_a_new_segment() {
+    require_ffmpeg();
+    let (h, dir) = start("recoffon");
+    let a = h.api_url();
+    let rec = dir.join("rec");
+    let body = json!({
+        "record": true,
+        "recordPath": format!("{}/%path/%Y-%m-%d_%H-%M-%S-%f", rec.display()),
+    });
+    let r = http(
+        "POST",
+        &format!("{}/v3/config/paths/add/cam1", a),
+        Some(&body.to_string()),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let _pubp = spawn_cmd(
+        &publisher_cmd(&format!("{}/cam1", h.rtsp_url()), "320x240"),
+        &dir.join("pub.log"),
+    );
+    let segdir = rec.join("cam1");
+    wait_until(Duration::from_secs(15), "first segment", || {
+        list_files(&segdir, ".mp4")
+            .first()
+            .map(|f| probe_duration(f) > 0.5)
+            .unwrap_or(false)
+    });
+    let patch = |on: bool| {
+        let r = http(
+            "PATCH",
+            &format!("{}/v3/config/paths/patch/cam1", a),
+            Some(&json!({ "record": on }).to_string()),
+        );
+        assert_eq!(r.status, 200, "{}", r.body);
+    };
+    patch(false);
+    let first = list_files(&segdir, ".mp4");
+    assert_eq!(first.len(), 1);
+    let len = std::fs::metadata(&first[0]).unwrap().len();
+    // a closed segment carries its overall duration in the mvhd, like MediaMTX writes it
+    let media = probe_duration(&first[0]);
+    let mvhd = mvhd_duration(&first[0]);
+    assert!((mvhd - media).abs() < 0.2, "mvhd {} s, media {} s", mvhd, media);
+    patch(true);
+    wait_until(Duration::from_secs(15), "second segment", || {
+        list_files(&segdir, ".mp4").len() == 2
+    });
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(
+        std::fs::metadata(&first[0]).unwrap().len(),
+        len,
+        "closed segment rewritten"
+    );
+    let files = list_files(&segdir, ".mp4");
+    assert!(probe_duration(&files[1]) > 0.0);
+    // %f holds real microseconds
+    let n = |p: &std::path::PathBuf| p.file_stem().unwrap().to_string_lossy().to_string();
+    assert_ne!(n(&files[0]), n(&files[1]));
+}
+
+/// The mvhd duration of an MP4 file, in seconds.
+fn mvhd_duration(file: &Path) -> f64 {
+    let b = std::fs::read(file).unwrap();
+    let i = b.windows(4).position(|w| w == b"mvhd").expect("mvhd");
+    let body = i + 4;
+    let be = |at: usize, n: usize| b[at..at + n].iter().fold(0u64, |a, x| (a << 8) | *x as u64);
+    let (ts, d) = if b[body] == 1 {
+        (be(body + 20, 4), be(body + 24, 8))
+    } else {
+        (be(body + 12, 4), be(body + 16, 4))
+    };
+    d as f64 / ts as f64
+}
+
+/// First to last video timestamp of a file.
+fn probe_span(file: &Path) -> f64 {
+    let out = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-select_streams",
+            "v:0",
+            "-show_entries",
+            "packet=pts_time",
+            "-of",
+            "csv=p=0",
+        ])
+        .arg(file)
+        .output()
+        .expect("ffprobe");
+    let t: Vec<f64> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.trim().trim_end_matches(',').parse::<f64>().ok())
+        .collect();
+    let (lo, hi) = t.iter().fold((f64::MAX, f64::MIN), |(a, b), x| (a.min(*x), b.max(*x)));
+    if t.is_empty() {
+        0.0
+    } else {
+        hi - lo
+    }
+}

@@ -1,0 +1,213 @@
+//! MPEG-TS recording writer, like MediaMTX's (recorder/format_mpegts*.go): a segment starts
+//! at a video random-access point, its data goes through a 64 KiB buffer that is written
+//! out every `recordPartDuration` (or when full), and the file is created by its first
+//! write. ffmpeg muxes the stream into MPEG-TS on a pipe; the double does the rest.
+
+use std::io::{Read, Write};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+const PKT: usize = 188;
+const BUFFER: usize = 64 * 1024;
+
+fn payload(p: &[u8]) -> &[u8] {
+    let afc = (p[3] >> 4) & 3;
+    let start = if afc & 2 != 0 { 5 + p[4] as usize } else { 4 };
+    if afc & 1 == 0 || start >= PKT {
+        return &[];
+    }
+    &p[start..]
+}
+
+/// A section (PAT/PMT) starting in this packet, after its pointer field.
+fn section(p: &[u8]) -> Option<&[u8]> {
+    if p[1] & 0x40 == 0 {
+        return None;
+    }
+    let pl = payload(p);
+    let ptr = *pl.first()? as usize;
+    pl.get(1 + ptr..)
+}
+
+/// End of a section's data (before its CRC), bounded by what this packet holds.
+fn section_end(s: &[u8]) -> usize {
+    if s.len() < 3 {
+        return 0;
+    }
+    let len = (((s[1] & 0x0f) as usize) << 8) | s[2] as usize;
+    (3 + len).saturating_sub(4).min(s.len())
+}
+
+struct Current {
+    path: String,
+    start: SystemTime,
+    file: Option<std::fs::File>,
+    buf: Vec<u8>,
+    last_flush: Instant,
+}
+
+pub struct TsSegmenter {
+    /// record format with extension, `%path` substituted, absolute
+    pub format: String,
+    pub segment_duration: Duration,
+    pub part_duration: Duration,
+    pub log: Box<dyn Fn(&str) + Send>,
+    pat: Option<Vec<u8>>,
+    pmt: Option<Vec<u8>>,
+    pmt_pid: Option<u16>,
+    video_pid: Option<u16>,
+    cur: Option<Current>,
+}
+
+impl TsSegmenter {
+    pub fn new(
+        format: String,
+        segment_duration: Duration,
+        part_duration: Duration,
+        log: Box<dyn Fn(&str) + Send>,
+    ) -> TsSegmenter {
+        TsSegmenter {
+            format,
+            segment_duration,
+            part_duration,
+            log,
+            pat: None,
+            pmt: None,
+            pmt_pid: None,
+            video_pid: None,
+            cur: None,
+        }
+    }
+
+    pub fn run<R: Read>(&mut self, mut input: R) {
+        let mut p = [0u8; PKT];
+        loop {
+            if input.read_exact(&mut p).is_err() {
+                break;
+            }
+            if p[0] != 0x47 {
+                (self.log)("recorder: lost MPEG-TS sync");
+                break;
+            }
+            if let Err(e) = self.packet(&p) {
+                (self.log)(&format!("recorder: write failed: {}", e));
+                break;
+            }
+        }
+        if let Err(e) = self.close_segment() {
+            (self.log)(&format!("recorder: write failed: {}", e));
+        }
+    }
+
+    fn packet(&mut self, p: &[u8]) -> std::io::Result<()> {
+        let pid = (((p[1] & 0x1f) as u16) << 8) | p[2] as u16;
+        if pid == 0 {
+            self.pat = Some(p.to_vec());
+            if let Some(s) = section(p) {
+                // programs after the 8-byte header: number(2) pid(2), up to the CRC
+                let end = section_end(s);
+                let mut i = 8;
+                while i + 4 <= end {
+                    let number = u16::from_be_bytes([s[i], s[i + 1]]);
+                    if number != 0 {
+                        self.pmt_pid = Some((((s[i + 2] & 0x1f) as u16) << 8) | s[i + 3] as u16);
+                        break;
+                    }
+                    i += 4;
+                }
+            }
+        } else if Some(pid) == self.pmt_pid {
+            self.pmt = Some(p.to_vec());
+            if let Some(s) = section(p) {
+                let end = section_end(s);
+                if end > 12 {
+                    let info = (((s[10] & 0x0f) as usize) << 8) | s[11] as usize;
+                    let mut i = 12 + info;
+                    while i + 5 <= end {
+                        let stream_type = s[i];
+                        let es_pid = (((s[i + 1] & 0x1f) as u16) << 8) | s[i + 2] as u16;
+                        if matches!(stream_type, 0x1b | 0x24 | 0x02 | 0x10) {
+                            self.video_pid = Some(es_pid);
+                            break;
+                        }
+                        let es_info = (((s[i + 3] & 0x0f) as usize) << 8) | s[i + 4] as usize;
+                        i += 5 + es_info;
+                    }
+                }
+            }
+        }
+        let afc = (p[3] >> 4) & 3;
+        let random_access =
+            Some(pid) == self.video_pid && p[1] & 0x40 != 0 && afc & 2 != 0 && p[4] > 0 && p[5] & 0x40 != 0;
+        if random_access {
+            let cut = match &self.cur {
+                None => true,
+                Some(c) => c.start.elapsed().unwrap_or_default() >= self.segment_duration,
+            };
+            if cut {
+                self.close_segment()?;
+                self.open_segment();
+            }
+        }
+        let Some(cur) = self.cur.as_mut() else {
+            // nothing before the first random-access point
+            return Ok(());
+        };
+        cur.buf.extend_from_slice(p);
+        if cur.buf.len() >= BUFFER || cur.last_flush.elapsed() >= self.part_duration {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    fn open_segment(&mut self) {
+        let now = SystemTime::now();
+        let d = now.duration_since(UNIX_EPOCH).unwrap_or_default();
+        let mut tm = crate::util::local_tm(UNIX_EPOCH + Duration::from_secs(d.as_secs()));
+        tm.nanos = d.subsec_nanos();
+        let mut buf = Vec::new();
+        // a segment is readable on its own: tables first
+        for t in [&self.pat, &self.pmt].into_iter().flatten() {
+            buf.extend_from_slice(t);
+        }
+        self.cur = Some(Current {
+            path: crate::recordings::encode(&self.format, "", &tm),
+            start: now,
+            file: None,
+            buf,
+            last_flush: Instant::now(),
+        });
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        let Some(cur) = self.cur.as_mut() else { return Ok(()) };
+        if cur.file.is_none() {
+            if let Some(parent) = std::path::Path::new(&cur.path).parent() {
+                std::fs::create_dir_all(parent)?;
+            }
+            cur.file = Some(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .write(true)
+                    .truncate(true)
+                    .open(&cur.path)?,
+            );
+            (self.log)(&format!("recorder: creating segment {}", cur.path));
+        }
+        if let Some(f) = cur.file.as_mut() {
+            f.write_all(&cur.buf)?;
+        }
+        cur.buf.clear();
+        cur.last_flush = Instant::now();
+        Ok(())
+    }
+
+    fn close_segment(&mut self) -> std::io::Result<()> {
+        let r = if self.cur.as_ref().is_some_and(|c| !c.buf.is_empty()) {
+            self.flush()
+        } else {
+            Ok(())
+        };
+        self.cur = None;
+        r
+    }
+}
