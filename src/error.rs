@@ -26,6 +26,11 @@ pub enum ServiceError {
         dependency: &'static str,
         details: String,
     },
+    /// MediaMTX refused what we sent (HTTP 400); `text` is its own error text, credentials
+    /// hidden.
+    MediamtxRejected {
+        text: String,
+    },
     /// Every capture tier of a snapshot failed; `tiers_tried` says why, tier by tier.
     CaptureFailed {
         details: String,
@@ -53,6 +58,7 @@ impl fmt::Display for ServiceError {
             }
             ServiceError::Dependency { dependency, details } => write!(f, "{dependency} failed: {details}"),
             ServiceError::CaptureFailed { details, .. } => write!(f, "capture failed: {details}"),
+            ServiceError::MediamtxRejected { text } => write!(f, "MediaMTX rejected the request: {text}"),
             ServiceError::InsufficientStorage {
                 available_bytes,
                 required_bytes,

@@ -212,7 +212,6 @@ fn a_mediamtx_refusal_reaches_the_client_as_32050_with_its_text() {
 /// password must be both provided"); the service must refuse it itself (-32602) instead
 /// of accepting the stream and failing to create its path forever.
 #[test]
-#[ignore = "service: external::validate_url accepts rtsp://user@host (see issue 17 report)"]
 fn external_url_with_user_but_no_password_is_refused_up_front() {
     let d = start_double();
     let svc = service(&d);
@@ -222,6 +221,7 @@ fn external_url_with_user_but_no_password_is_refused_up_front() {
         for bad in [
             format!("rtsp://pilot@127.0.0.1:{}/extsrc", d.rtsp_port),
             format!("rtsp://pilot:@127.0.0.1:{}/extsrc", d.rtsp_port),
+            format!("rtsp://127.0.0.1:{}/ext%zzsrc", d.rtsp_port),
         ] {
             let v = c
                 .call("add_external_stream", json!({"stream_url": bad, "stream_name": "x"}))

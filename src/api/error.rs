@@ -164,6 +164,13 @@ impl From<ServiceError> for RpcError {
             ServiceError::Dependency { dependency, details } => {
                 RpcError::new(DEPENDENCY_FAILED, "dependency_failed", details).with("dependency", dependency)
             }
+            ServiceError::MediamtxRejected { text } => RpcError::new(
+                DEPENDENCY_FAILED,
+                "dependency_failed",
+                format!("MediaMTX rejected the request: {text}"),
+            )
+            .with("dependency", "mediamtx")
+            .with("mediamtx_error", text.as_str()),
             ServiceError::CaptureFailed { details, tiers_tried } => {
                 RpcError::new(DEPENDENCY_FAILED, "dependency_failed", details)
                     .with("dependency", "capture")

@@ -121,6 +121,19 @@ pub fn validate_url(url: &str) -> Result<ParsedUrl, String> {
     if userinfo.is_some_and(|u| u.is_empty() || u.starts_with(':')) {
         return Err("stream_url has credentials without a user name".into());
     }
+    // MediaMTX refuses a source with a user but no password ("username and password must
+    // be both provided"): refuse it here, not in the background.
+    if userinfo.is_some_and(|u| u.split_once(':').map_or(true, |(_, pass)| pass.is_empty())) {
+        return Err("stream_url has a user name without a password; give both (user:password@host)".into());
+    }
+    // Go's URL parser (MediaMTX) refuses a '%' not followed by two hex digits.
+    let b = url.as_bytes();
+    if b.iter().enumerate().any(|(i, &c)| {
+        c == b'%'
+            && !(b.get(i + 1).is_some_and(u8::is_ascii_hexdigit) && b.get(i + 2).is_some_and(u8::is_ascii_hexdigit))
+    }) {
+        return Err("stream_url has an invalid percent-escape ('%' must be followed by two hex digits)".into());
+    }
     let (host, port) = if let Some(v6) = hostport.strip_prefix('[') {
         let end = v6.find(']').ok_or("stream_url has an unterminated IPv6 address")?;
         let host = &v6[..end];

@@ -44,13 +44,7 @@ impl From<MtxError> for crate::error::ServiceError {
                     .map_or(m.as_str(), |(_, t)| t),
             );
             log::warn!("MediaMTX refused a request: {text}");
-            let mut data = serde_json::Map::new();
-            data.insert("mediamtx_error".into(), serde_json::Value::from(text.clone()));
-            return crate::error::ServiceError::DependencyWithData {
-                dependency: "mediamtx",
-                details: format!("MediaMTX rejected the request: {text}"),
-                data,
-            };
+            return crate::error::ServiceError::MediamtxRejected { text };
         }
         crate::error::ServiceError::Dependency {
             dependency: "mediamtx",
