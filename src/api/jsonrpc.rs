@@ -103,10 +103,6 @@ pub fn failure(id: Value, error: &RpcError) -> Value {
     serde_json::json!({"jsonrpc": "2.0", "error": error.to_json(), "id": id})
 }
 
-pub fn notification(method: &str, params: Value) -> Value {
-    serde_json::json!({"jsonrpc": "2.0", "method": method, "params": params})
-}
-
 /// Typed access to a params object. Each getter knows the param's name, so every -32602
 /// carries `data.param`; `finish` rejects members the method does not define (typos).
 pub struct Params {

@@ -3,7 +3,7 @@
 //! breaker whose state feeds health and makes callers fail fast.
 
 use super::breaker::{Breaker, State};
-use super::types::{ErrorBody, Info, Path, PathConf, PathConfList, Recording};
+use super::types::{ErrorBody, Info, Path, PathConf, PathConfList};
 use crate::config::MediamtxConfig;
 use base64::Engine;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -306,15 +306,6 @@ impl Client {
         match self.get_json(&format!("/v3/paths/get/{}", encode(name))) {
             Ok(p) => Ok(Some(p)),
             Err(MtxError::NotFound(_)) => Ok(None),
-            Err(e) => Err(e),
-        }
-    }
-
-    /// Segments MediaMTX knows for a path (it answers 400 for unknown paths).
-    pub fn get_recording(&self, name: &str) -> Result<Option<Recording>, MtxError> {
-        match self.get_json(&format!("/v3/recordings/get/{}", encode(name))) {
-            Ok(r) => Ok(Some(r)),
-            Err(MtxError::NotFound(_)) | Err(MtxError::Rejected(_)) => Ok(None),
             Err(e) => Err(e),
         }
     }

@@ -138,19 +138,6 @@ pub struct Info {
     pub started: String,
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
-pub struct RecordingSegment {
-    pub start: String,
-}
-
-#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
-pub struct Recording {
-    #[serde(default)]
-    pub name: String,
-    #[serde(default)]
-    pub segments: Vec<RecordingSegment>,
-}
-
 /// `{"status":"error","error":"..."}`.
 #[derive(Clone, Debug, Default, Deserialize)]
 pub struct ErrorBody {
