@@ -109,6 +109,7 @@ pub fn reason_phrase(status: u16) -> &'static str {
         405 => "Method Not Allowed",
         416 => "Range Not Satisfiable",
         426 => "Upgrade Required",
+        429 => "Too Many Requests",
         431 => "Request Header Fields Too Large",
         500 => "Internal Server Error",
         503 => "Service Unavailable",
@@ -177,11 +178,12 @@ pub async fn write_response<S: AsyncWrite + Unpin>(
 pub async fn respond<S: AsyncWrite + Unpin>(
     state: &Arc<AppState>,
     head: &RequestHead,
+    peer: std::net::IpAddr,
     stream: &mut S,
     keep_alive: bool,
 ) -> io::Result<bool> {
     if super::files_http::is_files_path(&head.path) {
-        return super::files_http::serve(state, head, stream, keep_alive).await;
+        return super::files_http::serve(state, head, peer, stream, keep_alive).await;
     }
     let resp = route(state, head).await;
     write_response(stream, &resp, head.method == "HEAD", keep_alive).await?;

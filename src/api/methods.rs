@@ -105,10 +105,6 @@ fn authenticate(call: Call) -> BoxFuture<'static, Result<Value, RpcError>> {
             mut params,
         } = call;
         let ip = session.peer.ip();
-        if let Err(wait) = state.auth_failures.check(ip, Instant::now()) {
-            log::warn!("authentication from {ip} refused: too many failed attempts in the last minute");
-            return Err(RpcError::auth_rate_limited(wait.as_millis() as u64));
-        }
         let token = params.str("auth_token")?;
         params.finish()?;
         let now = clock::unix_now();
@@ -123,8 +119,13 @@ fn authenticate(call: Call) -> BoxFuture<'static, Result<Value, RpcError>> {
         };
         let identity = match verified {
             Ok(i) => i,
+            // Only failures are throttled (counted atomically, so batches and parallel
+            // connections cannot overtake the count); a valid credential always passes.
             Err(why) => {
-                state.auth_failures.record_failure(ip, Instant::now());
+                if let Err(wait) = state.auth_failures.record_failure(ip, Instant::now()) {
+                    log::warn!("authentication from {ip} refused: too many failed attempts in the last minute");
+                    return Err(RpcError::auth_rate_limited(wait.as_millis().max(1) as u64));
+                }
                 log::info!("authentication failed from {ip}: {why}");
                 return Err(RpcError::auth_failed(why));
             }
