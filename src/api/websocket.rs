@@ -124,33 +124,42 @@ pub async fn run(state: Arc<AppState>, stream: TcpStream, peer: SocketAddr, host
             Inbound::Msg(Some(Err(e))) => break protocol_end(peer, e),
         }
     };
-    // From here the client is being closed: it no longer counts against max_connections
-    // (the close handshake below is bounded in time).
-    state.connections.fetch_sub(1, Ordering::SeqCst);
-    let drain = match end {
-        End::Send(code, reason) => {
-            // A full queue means a client that does not read: just drop it.
-            if out_tx.try_send(Out::Close(code, reason)).is_err() {
-                out_tx.close();
-                false
-            } else {
-                true
-            }
-        }
-        End::ClientClosed => true,
-        End::Gone => {
-            out_tx.close();
-            false
+    let mut counted = true;
+    let mut release = || {
+        if std::mem::take(&mut counted) {
+            state.connections.fetch_sub(1, Ordering::SeqCst);
         }
     };
-    drop(out_tx);
-    if drain {
-        // Read until the client's Close (after ours) or the end of the connection; reading
-        // also flushes the echo tungstenite queued for a client's Close. Bounded.
-        let _ = with_timeout(CLOSE_WAIT, async { while let Some(Ok(_)) = source.next().await {} }).await;
+    match end {
+        End::Send(code, reason) => {
+            // A full queue means a client that does not read: just drop it.
+            let queued = out_tx.try_send(Out::Close(code, reason)).is_ok();
+            out_tx.close();
+            drop(out_tx);
+            // The writer ends after our Close frame (or at once); bounded either way.
+            let _ = with_timeout(Duration::from_secs(2), writer).await;
+            // Closed from our side: the client no longer counts against max_connections
+            // (and shutdown may proceed) while we wait, briefly, for its Close.
+            release();
+            if queued {
+                let _ = with_timeout(CLOSE_WAIT, async { while let Some(Ok(_)) = source.next().await {} }).await;
+            }
+        }
+        End::ClientClosed => {
+            out_tx.close();
+            drop(out_tx);
+            // Reading on flushes the echo tungstenite queued for the client's Close, then
+            // ends with the connection. Bounded.
+            let _ = with_timeout(CLOSE_WAIT, async { while let Some(Ok(_)) = source.next().await {} }).await;
+            let _ = with_timeout(Duration::from_secs(2), writer).await;
+        }
+        End::Gone => {
+            out_tx.close();
+            drop(out_tx);
+            let _ = with_timeout(Duration::from_secs(2), writer).await;
+        }
     }
-    // The writer ends after the close frame (or at once); bounded either way.
-    let _ = with_timeout(Duration::from_secs(2), writer).await;
+    release();
     bus.unregister(subscriber.id);
     log::debug!("WebSocket client {peer} disconnected");
 }
