@@ -55,7 +55,6 @@ pub enum HeadError {
 /// Reads one request head. `buf` keeps bytes read past the head (pipelined data or
 /// WebSocket frames) for the caller.
 pub async fn read_head<S: AsyncRead + Unpin>(stream: &mut S, buf: &mut Vec<u8>) -> Result<RequestHead, HeadError> {
-    let mut chunk = [0u8; 2048];
     loop {
         if !buf.is_empty() {
             let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
@@ -88,11 +87,16 @@ pub async fn read_head<S: AsyncRead + Unpin>(stream: &mut S, buf: &mut Vec<u8>) 
         if buf.len() >= MAX_HEAD_BYTES {
             return Err(HeadError::TooLarge);
         }
-        let n = stream.read(&mut chunk).await.map_err(HeadError::Io)?;
+        // Read straight into `buf` (no buffer on the stack: it would be part of every
+        // connection's future for as long as the connection lives).
+        let len = buf.len();
+        buf.resize(len + 2048, 0);
+        let n = stream.read(&mut buf[len..]).await;
+        buf.truncate(len + *n.as_ref().unwrap_or(&0));
+        let n = n.map_err(HeadError::Io)?;
         if n == 0 {
             return Err(HeadError::Closed);
         }
-        buf.extend_from_slice(&chunk[..n]);
     }
 }
 

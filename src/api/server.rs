@@ -415,9 +415,11 @@ async fn upgrade(
         .is_ok()
     {
         let host = head.header("host").map(host_without_port).unwrap_or_default();
-        drop(head); // not kept for the life of the connection
-                    // `run` gives the connection count back when the client starts closing.
-        websocket::run(state.clone(), stream, peer, host, leftover).await;
+        drop(head);
+        // The session runs as a task of its own, so the HTTP part of this connection's
+        // future (~7 KiB, mostly request and download state) is freed, not kept for the
+        // life of the client. `run` gives the connection count back when the client closes.
+        smol::spawn(websocket::run(state.clone(), stream, peer, host, leftover)).detach();
     } else {
         state.connections.fetch_sub(1, Ordering::SeqCst);
     }
