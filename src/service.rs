@@ -80,6 +80,8 @@ pub struct Running {
     pub addr: std::net::SocketAddr,
     pub state: Arc<AppState>,
     serve_task: smol::Task<()>,
+    /// Follows the API-key file (revocations apply to open sessions), off the executor.
+    keys_task: smol::Task<()>,
 }
 
 impl Running {
@@ -101,6 +103,7 @@ impl Running {
         // core's components in reverse start order.
         state.shutdown.trigger();
         self.serve_task.await;
+        self.keys_task.await;
         state.controller.shutdown(limit).await;
         let deadline = Instant::now() + limit;
         while state.connected_clients() > 0 && Instant::now() < deadline {
@@ -148,6 +151,15 @@ pub async fn start(config: Arc<Config>, secret: Secret) -> Result<Running, Strin
         true,
         true,
     );
+    let st = state.clone();
+    blocking::unblock(move || st.keys.reload()).await;
+    let st = state.clone();
+    let keys_task = smol::spawn(async move {
+        while !crate::controller::stop_or_sleep(&st.shutdown, crate::api::auth::RELOAD_EVERY).await {
+            let s = st.clone();
+            blocking::unblock(move || s.keys.reload()).await;
+        }
+    });
     let serve_task = smol::spawn(server::serve(state.clone(), listener));
     // Health answers meanwhile; readiness (and sd_notify READY in `run`) waits for this.
     controller.start().await;
@@ -155,6 +167,7 @@ pub async fn start(config: Arc<Config>, secret: Secret) -> Result<Running, Strin
         addr,
         state,
         serve_task,
+        keys_task,
     })
 }
 

@@ -1,9 +1,10 @@
-//! Fuzzes the JSON-RPC envelope: frame parsing, request validation and the params helper.
+//! Fuzzes the JSON-RPC envelope: frame parsing (with a batch bound), request validation and
+//! the params helper.
 //! Properties: no panic; every rejection is -32700 or -32600; a valid request's params
 //! helper only ever fails with -32602 naming a param.
 #![no_main]
 
-use camera_service::api::jsonrpc::{parse_frame, parse_request, Frame, Params};
+use camera_service::api::jsonrpc::{parse_frame_bounded, parse_request, Frame, Params};
 use libfuzzer_sys::fuzz_target;
 
 fn check_request(v: serde_json::Value) {
@@ -31,13 +32,16 @@ fn check_request(v: serde_json::Value) {
     }
 }
 
+const MAX_BATCH: usize = 4;
+
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else { return };
-    match parse_frame(text) {
+    // A small batch bound, so the fuzzer reaches the batch_too_large path.
+    match parse_frame_bounded(text, MAX_BATCH) {
         Err(e) => assert!(e.code == -32700 || e.code == -32600),
         Ok(Frame::Single(v)) => check_request(v),
         Ok(Frame::Batch(items)) => {
-            assert!(!items.is_empty());
+            assert!(!items.is_empty() && items.len() <= MAX_BATCH);
             items.into_iter().for_each(check_request);
         }
     }

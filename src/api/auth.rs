@@ -84,20 +84,73 @@ impl JwtKey {
         claims.sign_with_key(&self.0).expect("serialising claims cannot fail")
     }
 
-    /// Verifies signature, algorithm (HS256 only), claims and expiry.
+    /// Verifies signature, algorithm (HS256 only), claims and expiry. The signature is
+    /// checked first; then each claim on its own, so a genuine token that lacks a claim is
+    /// told apart from a forged one (and names the claim).
     pub fn verify(&self, token: &str, now_unix: i64) -> Result<(Claims, Role), AuthError> {
-        let token: jwt::Token<jwt::Header, Claims, _> = token
+        let token: jwt::Token<jwt::Header, serde_json::Map<String, serde_json::Value>, _> = token
             .verify_with_key(&self.0)
             .map_err(|_| AuthError::Invalid("invalid token signature or format"))?;
-        let claims = token.claims().clone();
-        let role = Role::parse(&claims.role).ok_or(AuthError::UnknownRole);
-        if claims.user_id.is_empty() {
-            return Err(AuthError::Invalid("token has no user_id"));
+        let c = token.claims();
+        let user_id = match c.get("user_id") {
+            None => return Err(AuthError::Invalid("token lacks the user_id claim")),
+            Some(serde_json::Value::String(u)) if !u.is_empty() => u.clone(),
+            Some(_) => return Err(AuthError::Invalid("token claim user_id must be a non-empty string")),
+        };
+        let role = match c.get("role") {
+            None => return Err(AuthError::Invalid("token lacks the role claim")),
+            Some(serde_json::Value::String(r)) => r.clone(),
+            Some(_) => return Err(AuthError::Invalid("token claim role must be a string")),
+        };
+        let iat = numeric_date(c, "iat").map_err(|missing| {
+            AuthError::Invalid(if missing {
+                "token lacks the iat claim"
+            } else {
+                "token claim iat must be a number (Unix seconds)"
+            })
+        })?;
+        let exp = numeric_date(c, "exp").map_err(|missing| {
+            AuthError::Invalid(if missing {
+                "token lacks the exp claim"
+            } else {
+                "token claim exp must be a number (Unix seconds)"
+            })
+        })?;
+        if iat > now_unix.saturating_add(IAT_SKEW_SECS) {
+            return Err(AuthError::Invalid(
+                "token iat is in the future (beyond the allowed 60 s clock skew)",
+            ));
         }
-        if claims.exp <= now_unix {
+        if exp <= now_unix {
             return Err(AuthError::Expired);
         }
-        Ok((claims, role?))
+        let parsed = Role::parse(&role).ok_or(AuthError::UnknownRole)?;
+        Ok((
+            Claims {
+                user_id,
+                role,
+                iat,
+                exp,
+            },
+            parsed,
+        ))
+    }
+}
+
+/// How far in the future a token's `iat` may be (clocks of the issuer and of this board
+/// differ a little); beyond it the token is refused.
+pub const IAT_SKEW_SECS: i64 = 60;
+
+/// A NumericDate claim as whole Unix seconds; `Err(true)` when absent, `Err(false)` when
+/// not a number.
+fn numeric_date(c: &serde_json::Map<String, serde_json::Value>, name: &str) -> Result<i64, bool> {
+    match c.get(name) {
+        None => Err(true),
+        Some(serde_json::Value::Number(n)) => n
+            .as_i64()
+            .or_else(|| n.as_f64().filter(|f| f.is_finite()).map(|f| f.floor() as i64))
+            .ok_or(false),
+        Some(_) => Err(false),
     }
 }
 
@@ -202,10 +255,16 @@ impl ApiKeyRecord {
 
 #[derive(Default)]
 struct StoreCache {
+    /// The last reload failed (unreadable or corrupt file).
+    broken: bool,
     stamp: Option<(SystemTime, u64)>,
     keys: Vec<ApiKeyRecord>,
     generation: u64,
 }
+
+/// How often the running service looks at the API-key file (a revoked key stops working,
+/// calls and events, within this time).
+pub const RELOAD_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
 
 /// The API-key file (JSON, mode 0600), re-read when it changes on disk, so keys created or
 /// revoked by the CLI apply to a running service.
@@ -288,12 +347,20 @@ impl ApiKeyStore {
         Ok(found.filter(|k| k.is_active(now_unix)))
     }
 
+    /// Whether key `id` is active, from memory: no file-system work, so sessions may ask on
+    /// every call and every event. The cache follows the file through [`ApiKeyStore::reload`],
+    /// which the service runs on the blocking pool every [`RELOAD_EVERY`]; a broken store
+    /// counts as "no key is active".
     pub fn is_active(&self, id: &str, now_unix: i64) -> bool {
+        let cache = self.cache.lock().unwrap();
+        !cache.broken && cache.keys.iter().any(|k| k.id == id && k.is_active(now_unix))
+    }
+
+    /// Re-reads the file if it changed (blocking: run it on the blocking pool).
+    pub fn reload(&self) {
         let mut cache = self.cache.lock().unwrap();
-        match self.refresh(&mut cache) {
-            Ok(c) => c.keys.iter().any(|k| k.id == id && k.is_active(now_unix)),
-            Err(_) => false,
-        }
+        let broken = self.refresh(&mut cache).is_err();
+        cache.broken = broken;
     }
 
     pub fn list(&self) -> Result<Vec<ApiKeyRecord>, StoreError> {
@@ -410,7 +477,11 @@ impl TokenBucket {
     }
 }
 
-/// Failed `authenticate` calls per client address in a sliding minute. Bounded: at most
+/// Failed credential checks per client address in a sliding minute, wherever credentials
+/// are checked (RPC `authenticate`, batch entries, HTTP downloads). Only *failures* are
+/// throttled: a valid credential is always accepted, so one misconfigured client cannot lock
+/// out the others behind the same address. Counting and deciding happen under one lock, so
+/// parallel connections and batch entries cannot overtake each other. Bounded: at most
 /// `MAX_TRACKED` addresses are remembered (the stalest are forgotten first).
 pub struct AuthFailureLimiter {
     per_minute: usize,
@@ -429,26 +500,10 @@ impl AuthFailureLimiter {
         }
     }
 
-    /// `Err(retry_after)` when this address used up its failures for the window.
-    pub fn check(&self, ip: IpAddr, now: Instant) -> Result<(), Duration> {
-        let mut map = self.failures.lock().unwrap();
-        let Some(q) = map.get_mut(&ip) else {
-            return Ok(());
-        };
-        while q
-            .front()
-            .is_some_and(|t| now.saturating_duration_since(*t) >= self.window)
-        {
-            q.pop_front();
-        }
-        if q.len() >= self.per_minute {
-            let oldest = *q.front().expect("non-empty");
-            return Err(self.window.saturating_sub(now.saturating_duration_since(oldest)));
-        }
-        Ok(())
-    }
-
-    pub fn record_failure(&self, ip: IpAddr, now: Instant) {
+    /// Counts one failed check from `ip`. `Err(retry_after)` when this failure is over the
+    /// address's budget for the window: the caller answers -32040 / HTTP 429 instead of
+    /// -32001 / 401. Failures over the budget keep the window sliding.
+    pub fn record_failure(&self, ip: IpAddr, now: Instant) -> Result<(), Duration> {
         let mut map = self.failures.lock().unwrap();
         if map.len() >= MAX_TRACKED && !map.contains_key(&ip) {
             let window = self.window;
@@ -460,10 +515,25 @@ impl AuthFailureLimiter {
             }
         }
         let q = map.entry(ip).or_default();
-        q.push_back(now);
-        while q.len() > self.per_minute {
+        while q
+            .front()
+            .is_some_and(|t| now.saturating_duration_since(*t) >= self.window)
+        {
             q.pop_front();
         }
+        let over = q.len() >= self.per_minute;
+        q.push_back(now);
+        while q.len() > self.per_minute.max(1) {
+            q.pop_front();
+        }
+        if over {
+            let oldest = *q.front().expect("non-empty");
+            return Err(self
+                .window
+                .saturating_sub(now.saturating_duration_since(oldest))
+                .max(Duration::from_millis(1)));
+        }
+        Ok(())
     }
 }
 
@@ -500,6 +570,21 @@ mod tests {
             other.verify(&guest, 1010).unwrap_err(),
             AuthError::Invalid("invalid token signature or format")
         );
+        // a genuine token that lacks a claim says which one
+        let mut no_iat = serde_json::Map::new();
+        no_iat.insert("user_id".into(), "x".into());
+        no_iat.insert("role".into(), "viewer".into());
+        no_iat.insert("exp".into(), 2000.into());
+        let no_iat = no_iat.sign_with_key(&key.0).unwrap();
+        assert_eq!(
+            key.verify(&no_iat, 1010).unwrap_err(),
+            AuthError::Invalid("token lacks the iat claim")
+        );
+        // iat in the future: tolerated within the clock skew, refused beyond it
+        let early = key.mint("bob", Role::Viewer, Duration::from_secs(600), 1000 + IAT_SKEW_SECS);
+        assert!(key.verify(&early, 1000).is_ok());
+        let future = key.mint("bob", Role::Viewer, Duration::from_secs(600), 1001 + IAT_SKEW_SECS);
+        assert!(matches!(key.verify(&future, 1000), Err(AuthError::Invalid(w)) if w.contains("iat")));
         // alg=none tokens are refused
         let none = format!(
             "{}.{}.",
@@ -546,11 +631,13 @@ mod tests {
         let l = AuthFailureLimiter::new(5);
         let ip: IpAddr = "10.1.2.3".parse().unwrap();
         for _ in 0..5 {
-            assert!(l.check(ip, t0).is_ok());
-            l.record_failure(ip, t0);
+            assert!(l.record_failure(ip, t0).is_ok());
         }
-        assert!(l.check(ip, t0).is_err());
-        assert!(l.check("10.1.2.4".parse().unwrap(), t0).is_ok());
-        assert!(l.check(ip, t0 + Duration::from_secs(61)).is_ok());
+        assert!(
+            l.record_failure(ip, t0).is_err(),
+            "the 6th failure in a minute is throttled"
+        );
+        assert!(l.record_failure("10.1.2.4".parse().unwrap(), t0).is_ok());
+        assert!(l.record_failure(ip, t0 + Duration::from_secs(61)).is_ok());
     }
 }

@@ -1,5 +1,6 @@
 //! Runs one text frame through the JSON-RPC pipeline in the order api.md §2 fixes:
 //! parse → envelope → rate limit → method exists → authenticated → role → params → work.
+//! (The rate-limit token is taken before the envelope check, so invalid entries count too.)
 
 use super::error::RpcError;
 use super::jsonrpc::{self, Frame, Params, Request};
@@ -11,9 +12,14 @@ use std::sync::Arc;
 use std::time::Instant;
 
 /// Handles a frame; `None` when nothing is to be sent back (only notifications).
+/// A batch holds at most `server.max_batch` entries (else one -32600 `batch_too_large`, and
+/// no entry runs); every entry, valid or not, takes a token from the connection's bucket.
 pub async fn handle_frame(state: &Arc<AppState>, session: &Arc<Session>, text: &str) -> Option<String> {
-    match jsonrpc::parse_frame(text) {
-        Err(e) => Some(jsonrpc::failure(Value::Null, &e).to_string()),
+    match jsonrpc::parse_frame_bounded(text, state.config.server.max_batch) {
+        Err(e) => {
+            let _ = take_token(session);
+            Some(jsonrpc::failure(Value::Null, &e).to_string())
+        }
         Ok(Frame::Single(v)) => handle_value(state, session, v).await.map(|v| v.to_string()),
         Ok(Frame::Batch(items)) => {
             let replies: Vec<Value> =
@@ -27,13 +33,28 @@ pub async fn handle_frame(state: &Arc<AppState>, session: &Arc<Session>, text: &
     }
 }
 
+fn take_token(session: &Session) -> Result<(), RpcError> {
+    session
+        .bucket
+        .lock()
+        .unwrap()
+        .take(Instant::now())
+        .map_err(|wait| RpcError::rate_limited(wait.as_millis().max(1) as u64))
+}
+
 async fn handle_value(state: &Arc<AppState>, session: &Arc<Session>, value: Value) -> Option<Value> {
+    // Counted before the envelope check, so invalid entries cost a token too; the envelope
+    // error is still the one reported (check order: envelope → rate limit).
+    let token = take_token(session);
     let request = match jsonrpc::parse_request(value) {
         Ok(r) => r,
         Err((id, e)) => return Some(jsonrpc::failure(id, &e)),
     };
     let started = Instant::now();
-    let (name, result) = process(state, session, &request).await;
+    let (name, result) = match token {
+        Ok(()) => process(state, session, &request).await,
+        Err(e) => ("rate_limited", Err(e)),
+    };
     let code = result.as_ref().err().map_or(0, |e| e.code);
     state.controller.api_metrics().record(name, code, started.elapsed());
     let id = request.id?;
@@ -48,12 +69,6 @@ async fn process(
     session: &Arc<Session>,
     req: &Request,
 ) -> (&'static str, Result<Value, RpcError>) {
-    if let Err(wait) = session.bucket.lock().unwrap().take(Instant::now()) {
-        return (
-            "rate_limited",
-            Err(RpcError::rate_limited(wait.as_millis().max(1) as u64)),
-        );
-    }
     let Some(spec) = methods::lookup(&req.method) else {
         return ("unknown", Err(RpcError::method_not_found(&req.method)));
     };
@@ -65,6 +80,10 @@ async fn process(
                 return Err(RpcError::token_expired());
             }
             if let AuthMethod::ApiKey { key_id } = &identity.method {
+                // A call sees a revocation made a moment ago: the key file is looked at
+                // (stat, re-read if changed) on the blocking pool, not on the executor.
+                let st = state.clone();
+                blocking::unblock(move || st.keys.reload()).await;
                 if !state.keys.is_active(key_id, now) {
                     return Err(RpcError::auth_failed("the API key of this connection was revoked"));
                 }

@@ -106,8 +106,11 @@ fn topics_of(mask: u32) -> Vec<Topic> {
 pub struct Subscriber {
     pub id: u64,
     filter: Mutex<(u32, Option<String>)>,
+    /// Unbounded channel kept at `capacity` by `publish` (drop-oldest, under the filter
+    /// lock): a bounded channel would allocate all its slots up front, for every client.
     tx: async_channel::Sender<Arc<str>>,
     rx: async_channel::Receiver<Arc<str>>,
+    capacity: usize,
     /// Unix time until which this client may receive events (its credential's expiry).
     authorized_until: AtomicI64,
     dropped: AtomicU64,
@@ -175,13 +178,14 @@ impl EventBus {
     }
 
     pub fn register(&self) -> Arc<Subscriber> {
-        let (tx, rx) = async_channel::bounded(self.queue_size);
+        let (tx, rx) = async_channel::unbounded();
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let sub = Arc::new(Subscriber {
             id,
             filter: Mutex::new((0, None)),
             tx,
             rx,
+            capacity: self.queue_size,
             authorized_until: AtomicI64::new(i64::MIN),
             dropped: AtomicU64::new(0),
             delivered: AtomicU64::new(0),
@@ -211,19 +215,22 @@ impl EventBus {
         let now = crate::clock::unix_now();
         let clients = self.clients.read().unwrap();
         for sub in clients.values() {
-            let wanted = {
-                let f = sub.filter.lock().unwrap();
-                f.0 & topic.bit() != 0 && (f.1.is_none() || device.is_none() || f.1.as_deref() == device)
-            };
+            let f = sub.filter.lock().unwrap();
+            let wanted = f.0 & topic.bit() != 0 && (f.1.is_none() || device.is_none() || f.1.as_deref() == device);
             if !wanted || sub.authorized_until.load(Ordering::SeqCst) <= now {
                 continue;
             }
-            match sub.tx.force_send(text.clone()) {
-                Ok(Some(_displaced)) => {
-                    sub.dropped.fetch_add(1, Ordering::Relaxed);
-                }
-                Ok(None) => {}
-                Err(_) => continue,
+            // Drop the oldest to make room; the filter lock serialises publishers per client.
+            let mut displaced = false;
+            while sub.tx.len() >= sub.capacity && sub.rx.try_recv().is_ok() {
+                displaced = true;
+            }
+            if sub.tx.try_send(text.clone()).is_err() {
+                continue;
+            }
+            drop(f);
+            if displaced {
+                sub.dropped.fetch_add(1, Ordering::Relaxed);
             }
             sub.delivered.fetch_add(1, Ordering::Relaxed);
         }

@@ -11,6 +11,7 @@ use crate::error::ServiceError;
 use crate::storage::files::{self, Kind};
 use futures_lite::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use std::io::{self, Seek, SeekFrom};
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -143,12 +144,28 @@ fn unauthorized(details: &str) -> Response {
     Response::error(401, "unauthorized", details).header("WWW-Authenticate", "Bearer realm=\"camera-service\"")
 }
 
+/// A refused credential counts against the same per-address budget as `authenticate`; over
+/// it the answer is 429 instead of `normal` (a valid credential is never refused for it).
+fn failed(state: &AppState, peer: IpAddr, why: &str, normal: Response) -> Response {
+    if let Err(wait) = state.auth_failures.record_failure(peer, std::time::Instant::now()) {
+        log::warn!("file download from {peer} refused: too many failed attempts in the last minute");
+        return Response::error(
+            429,
+            "auth_rate_limited",
+            "too many failed authentication attempts from this address",
+        )
+        .header("Retry-After", wait.as_secs().max(1).to_string());
+    }
+    log::info!("file download from {peer} refused: {why}");
+    normal
+}
+
 enum Prepared {
     Reply(Response),
     File { opened: files::Opened, name: String },
 }
 
-async fn prepare(state: &Arc<AppState>, head: &RequestHead) -> Prepared {
+async fn prepare(state: &Arc<AppState>, head: &RequestHead, peer: IpAddr) -> Prepared {
     if head.method != "GET" && head.method != "HEAD" {
         return Prepared::Reply(
             Response::error(405, "method_not_allowed", "only GET and HEAD are served").header("Allow", "GET, HEAD"),
@@ -169,13 +186,11 @@ async fn prepare(state: &Arc<AppState>, head: &RequestHead) -> Prepared {
     let now = crate::clock::unix_now();
     let identity = match blocking::unblock(move || verify_credential(&st.jwt, &st.keys, &token, now)).await {
         Ok(i) => i,
-        Err(CredentialError::Rejected(why)) => {
-            log::info!("file download refused: {why}");
-            return Prepared::Reply(unauthorized(why));
-        }
+        // Failed credentials count against the same per-address budget as `authenticate`;
+        // over it the answer is 429 (a valid credential is never refused for it).
+        Err(CredentialError::Rejected(why)) => return Prepared::Reply(failed(state, peer, why, unauthorized(why))),
         Err(CredentialError::Forbidden(why)) => {
-            log::info!("file download refused: {why}");
-            return Prepared::Reply(Response::error(403, "insufficient_role", why));
+            return Prepared::Reply(failed(state, peer, why, Response::error(403, "insufficient_role", why)))
         }
         Err(CredentialError::Store(e)) => {
             log::error!("file download: API key store: {e}");
@@ -228,11 +243,12 @@ async fn prepare(state: &Arc<AppState>, head: &RequestHead) -> Prepared {
 pub async fn serve<S: AsyncWrite + Unpin>(
     state: &Arc<AppState>,
     head: &RequestHead,
+    peer: IpAddr,
     stream: &mut S,
     keep_alive: bool,
 ) -> io::Result<bool> {
     let head_only = head.method == "HEAD";
-    let (opened, name) = match prepare(state, head).await {
+    let (opened, name) = match prepare(state, head, peer).await {
         Prepared::Reply(resp) => {
             write_response(stream, &resp, head_only, keep_alive).await?;
             return Ok(keep_alive);

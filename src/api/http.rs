@@ -56,7 +56,6 @@ pub enum HeadError {
 /// Reads one request head. `buf` keeps bytes read past the head (pipelined data or
 /// WebSocket frames) for the caller.
 pub async fn read_head<S: AsyncRead + Unpin>(stream: &mut S, buf: &mut Vec<u8>) -> Result<RequestHead, HeadError> {
-    let mut chunk = [0u8; 2048];
     loop {
         if !buf.is_empty() {
             let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
@@ -89,11 +88,16 @@ pub async fn read_head<S: AsyncRead + Unpin>(stream: &mut S, buf: &mut Vec<u8>) 
         if buf.len() >= MAX_HEAD_BYTES {
             return Err(HeadError::TooLarge);
         }
-        let n = stream.read(&mut chunk).await.map_err(HeadError::Io)?;
+        // Read straight into `buf` (no buffer on the stack: it would be part of every
+        // connection's future for as long as the connection lives).
+        let len = buf.len();
+        buf.resize(len + 2048, 0);
+        let n = stream.read(&mut buf[len..]).await;
+        buf.truncate(len + *n.as_ref().unwrap_or(&0));
+        let n = n.map_err(HeadError::Io)?;
         if n == 0 {
             return Err(HeadError::Closed);
         }
-        buf.extend_from_slice(&chunk[..n]);
     }
 }
 
@@ -110,6 +114,7 @@ pub fn reason_phrase(status: u16) -> &'static str {
         405 => "Method Not Allowed",
         416 => "Range Not Satisfiable",
         426 => "Upgrade Required",
+        429 => "Too Many Requests",
         431 => "Request Header Fields Too Large",
         500 => "Internal Server Error",
         503 => "Service Unavailable",
@@ -178,11 +183,12 @@ pub async fn write_response<S: AsyncWrite + Unpin>(
 pub async fn respond<S: AsyncWrite + Unpin>(
     state: &Arc<AppState>,
     head: &RequestHead,
+    peer: std::net::IpAddr,
     stream: &mut S,
     keep_alive: bool,
 ) -> io::Result<bool> {
     if super::files_http::is_files_path(&head.path) {
-        return super::files_http::serve(state, head, stream, keep_alive).await;
+        return super::files_http::serve(state, head, peer, stream, keep_alive).await;
     }
     let resp = route(state, head).await;
     write_response(stream, &resp, head.method == "HEAD", keep_alive).await?;

@@ -13,15 +13,73 @@ pub enum Frame {
 
 /// Parses a frame. Invalid JSON → -32700; an empty batch → -32600 (answered as one error).
 pub fn parse_frame(text: &str) -> Result<Frame, RpcError> {
-    let value: Value = serde_json::from_str(text)
-        .map_err(|e| RpcError::parse_error(format!("invalid JSON at line {} column {}", e.line(), e.column())))?;
-    match value {
-        Value::Array(items) if items.is_empty() => Err(RpcError::invalid_request(
+    parse_frame_bounded(text, usize::MAX)
+}
+
+/// `parse_frame` with at most `max_batch` batch entries: a longer batch → one -32600
+/// `batch_too_large` (with `data.max_batch`). The entries are counted while parsing, so a
+/// frame of a million entries costs no more memory than `max_batch + 1` of them.
+pub fn parse_frame_bounded(text: &str, max_batch: usize) -> Result<Frame, RpcError> {
+    let parse_error = |e: serde_json::Error| {
+        RpcError::parse_error(format!("invalid JSON at line {} column {}", e.line(), e.column()))
+    };
+    if !text.trim_start().starts_with('[') {
+        let value: Value = serde_json::from_str(text).map_err(parse_error)?;
+        return Ok(Frame::Single(value));
+    }
+    let over = std::cell::Cell::new(false);
+    let mut de = serde_json::Deserializer::from_str(text);
+    let items = serde::de::DeserializeSeed::deserialize(
+        BoundedSeq {
+            max: max_batch,
+            over: &over,
+        },
+        &mut de,
+    )
+    .and_then(|items| de.end().map(|()| items));
+    match items {
+        Err(_) if over.get() => Err(RpcError::invalid_request(
+            "batch_too_large",
+            format!("a batch holds at most {max_batch} entries"),
+        )
+        .with("max_batch", max_batch as u64)),
+        Err(e) => Err(parse_error(e)),
+        Ok(items) if items.is_empty() => Err(RpcError::invalid_request(
             "empty_batch",
             "a batch must contain at least one request",
         )),
-        Value::Array(items) => Ok(Frame::Batch(items)),
-        other => Ok(Frame::Single(other)),
+        Ok(items) => Ok(Frame::Batch(items)),
+    }
+}
+
+/// A JSON array of at most `max` values; the parse stops at the first value beyond.
+struct BoundedSeq<'a> {
+    max: usize,
+    over: &'a std::cell::Cell<bool>,
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for BoundedSeq<'_> {
+    type Value = Vec<Value>;
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Vec<Value>, D::Error> {
+        d.deserialize_seq(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for BoundedSeq<'_> {
+    type Value = Vec<Value>;
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON array")
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<Value>, A::Error> {
+        let mut items = Vec::new();
+        while let Some(v) = seq.next_element::<Value>()? {
+            if items.len() == self.max {
+                self.over.set(true);
+                return Err(serde::de::Error::custom("batch too large"));
+            }
+            items.push(v);
+        }
+        Ok(items)
     }
 }
 
@@ -240,6 +298,14 @@ mod tests {
         assert_eq!(parse_frame("{").unwrap_err().code, -32700);
         assert_eq!(parse_frame("[]").unwrap_err().code, -32600);
         assert!(matches!(parse_frame("[1,2]").unwrap(), Frame::Batch(v) if v.len() == 2));
+        assert!(matches!(parse_frame_bounded(" [1,2] ", 2).unwrap(), Frame::Batch(v) if v.len() == 2));
+        let e = parse_frame_bounded("[1,2,3", 2).unwrap_err();
+        assert_eq!(
+            (e.code, e.reason, e.extra["max_batch"].as_u64()),
+            (-32600, "batch_too_large", Some(2))
+        );
+        assert_eq!(parse_frame_bounded("[1,2", 2).unwrap_err().code, -32700);
+        assert_eq!(parse_frame_bounded("[1] x", 2).unwrap_err().code, -32700);
     }
 
     #[test]

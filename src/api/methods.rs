@@ -435,10 +435,6 @@ async fn authenticate(
     p: AuthenticateParams,
 ) -> Result<AuthResult, RpcError> {
     let ip = session.peer.ip();
-    if let Err(wait) = state.auth_failures.check(ip, Instant::now()) {
-        log::warn!("authentication from {ip} refused: too many failed attempts in the last minute");
-        return Err(RpcError::auth_rate_limited(wait.as_millis() as u64));
-    }
     let token = p.auth_token;
     let now = clock::unix_now();
     let st = state.clone();
@@ -452,8 +448,13 @@ async fn authenticate(
     };
     let identity = match verified {
         Ok(i) => i,
+        // Only failures are throttled (counted atomically, so batches and parallel
+        // connections cannot overtake the count); a valid credential always passes.
         Err(why) => {
-            state.auth_failures.record_failure(ip, Instant::now());
+            if let Err(wait) = state.auth_failures.record_failure(ip, Instant::now()) {
+                log::warn!("authentication from {ip} refused: too many failed attempts in the last minute");
+                return Err(RpcError::auth_rate_limited(wait.as_millis().max(1) as u64));
+            }
             log::info!("authentication failed from {ip}: {why}");
             return Err(RpcError::auth_failed(why));
         }

@@ -1,8 +1,12 @@
 //! One WebSocket client: a reader that runs requests concurrently (bounded per socket) and a
 //! writer that owns the socket's send half and drains responses, events and pings.
+//!
+//! Close handshake (RFC 6455 §5.5.1, §7): a client's Close frame is echoed (tungstenite queues
+//! the echo; the reader keeps reading, which flushes it); protocol violations are answered
+//! with a Close frame, 1002 (or 1007 for invalid UTF-8), before the TCP connection is dropped.
 
 use super::auth::TokenBucket;
-use super::{dispatch, AppState, Session};
+use super::{dispatch, AppState, AuthMethod, Session};
 use async_tungstenite::tungstenite::error::{CapacityError, Error as WsError};
 use async_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use async_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
@@ -11,8 +15,16 @@ use async_tungstenite::WebSocketStream;
 use futures_util::StreamExt;
 use smol::net::TcpStream;
 use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+/// Initial read buffer of a connection: idle clients send pongs and small requests, and
+/// tungstenite grows the buffer for a larger frame (up to `max_message_bytes`). The default
+/// (128 KiB, zero-filled on the first read) made every idle client cost ~150 KiB.
+pub const READ_BUFFER: usize = 4 * 1024;
+/// How long the close handshake may take before the TCP connection is dropped anyway.
+const CLOSE_WAIT: Duration = Duration::from_secs(1);
 
 enum Out {
     Text(String),
@@ -25,12 +37,30 @@ enum Inbound {
     Shutdown,
 }
 
+/// How the read loop ended.
+enum End {
+    /// We close: send this code, then wait for the client's Close.
+    Send(u16, &'static str),
+    /// The client sent Close: keep reading so tungstenite flushes its echo.
+    ClientClosed,
+    /// The TCP connection is gone (or unusable): nothing to send.
+    Gone,
+}
+
+pub fn ws_config(sc: &crate::config::ServerConfig) -> WebSocketConfig {
+    WebSocketConfig::default()
+        .read_buffer_size(READ_BUFFER)
+        // Each frame is written (and the writer awaits it) before the next: no batching buffer.
+        .write_buffer_size(0)
+        .max_message_size(Some(sc.max_message_bytes))
+        .max_frame_size(Some(sc.max_message_bytes))
+}
+
+/// Runs the session of an upgraded connection, counted in `state.connections` by the caller;
+/// `run` gives the count back once the client is being closed.
 pub async fn run(state: Arc<AppState>, stream: TcpStream, peer: SocketAddr, host: String, leftover: Vec<u8>) {
     let sc = &state.config.server;
-    let ws_config = WebSocketConfig::default()
-        .max_message_size(Some(sc.max_message_bytes))
-        .max_frame_size(Some(sc.max_message_bytes));
-    let ws = WebSocketStream::from_partially_read(stream, leftover, Role::Server, Some(ws_config)).await;
+    let ws = WebSocketStream::from_partially_read(stream, leftover, Role::Server, Some(ws_config(sc))).await;
     let (sink, mut source) = ws.split();
     let bus = state.bus.clone();
     let subscriber = bus.register();
@@ -50,14 +80,15 @@ pub async fn run(state: Arc<AppState>, stream: TcpStream, peer: SocketAddr, host
     let writer = smol::spawn(writer_loop(
         sink,
         out_rx,
-        subscriber.clone(),
+        state.clone(),
+        session.clone(),
         sc.ping_interval.get(),
         sc.idle_timeout.get(),
     ));
     let permits = Arc::new(async_lock::Semaphore::new(inflight));
     let idle = sc.idle_timeout.get();
 
-    let close = loop {
+    let end = loop {
         let next = futures_lite::future::or(
             futures_lite::future::or(async { Inbound::Msg(source.next().await) }, async {
                 smol::Timer::after(idle).await;
@@ -70,10 +101,10 @@ pub async fn run(state: Arc<AppState>, stream: TcpStream, peer: SocketAddr, host
         )
         .await;
         match next {
-            Inbound::Shutdown => break Some((1001, "server shutting down")),
+            Inbound::Shutdown => break End::Send(1001, "server shutting down"),
             Inbound::Idle => {
                 log::info!("dropping WebSocket client {peer}: silent for {idle:?}");
-                break Some((1000, "idle timeout"));
+                break End::Send(1000, "idle timeout");
             }
             Inbound::Msg(Some(Ok(Message::Text(text)))) => {
                 let permit = permits.acquire_arc().await;
@@ -86,45 +117,112 @@ pub async fn run(state: Arc<AppState>, stream: TcpStream, peer: SocketAddr, host
                 })
                 .detach();
             }
-            Inbound::Msg(Some(Ok(Message::Binary(_)))) => break Some((1003, "binary frames are not supported")),
-            Inbound::Msg(Some(Ok(Message::Close(_)))) | Inbound::Msg(None) => break None,
+            Inbound::Msg(Some(Ok(Message::Binary(_)))) => break End::Send(1003, "binary frames are not supported"),
+            Inbound::Msg(Some(Ok(Message::Close(_)))) => break End::ClientClosed,
+            Inbound::Msg(None) => break End::Gone,
             Inbound::Msg(Some(Ok(_))) => {} // ping/pong: tungstenite answers pings itself
-            Inbound::Msg(Some(Err(WsError::Capacity(CapacityError::MessageTooLong { size, max_size })))) => {
-                log::info!("closing WebSocket client {peer}: message of {size} bytes over the {max_size}-byte limit");
-                break Some((1009, "message too big"));
-            }
-            Inbound::Msg(Some(Err(e))) => {
-                log::debug!("WebSocket client {peer} error: {e}");
-                break None;
-            }
+            Inbound::Msg(Some(Err(e))) => break protocol_end(peer, e),
         }
     };
-    match close {
-        Some((code, reason)) => {
+    let mut counted = true;
+    let mut release = || {
+        if std::mem::take(&mut counted) {
+            state.connections.fetch_sub(1, Ordering::SeqCst);
+        }
+    };
+    match end {
+        End::Send(code, reason) => {
             // A full queue means a client that does not read: just drop it.
-            if out_tx.try_send(Out::Close(code, reason)).is_err() {
-                out_tx.close();
+            let queued = out_tx.try_send(Out::Close(code, reason)).is_ok();
+            out_tx.close();
+            drop(out_tx);
+            // The writer ends after our Close frame (or at once); bounded either way.
+            let _ = with_timeout(Duration::from_secs(2), writer).await;
+            // Closed from our side: the client no longer counts against max_connections
+            // (and shutdown may proceed) while we wait, briefly, for its Close.
+            release();
+            if queued {
+                let _ = with_timeout(CLOSE_WAIT, async { while let Some(Ok(_)) = source.next().await {} }).await;
             }
         }
-        None => {
+        End::ClientClosed => {
             out_tx.close();
+            drop(out_tx);
+            // Reading on flushes the echo tungstenite queued for the client's Close, then
+            // ends with the connection. Bounded.
+            let _ = with_timeout(CLOSE_WAIT, async { while let Some(Ok(_)) = source.next().await {} }).await;
+            let _ = with_timeout(Duration::from_secs(2), writer).await;
+        }
+        End::Gone => {
+            out_tx.close();
+            drop(out_tx);
+            let _ = with_timeout(Duration::from_secs(2), writer).await;
         }
     }
-    drop(out_tx);
-    // The writer ends after the close frame (or at once); bounded either way.
-    let _ = futures_lite::future::or(
-        async {
-            writer.await;
-            Some(())
-        },
-        async {
-            smol::Timer::after(Duration::from_secs(2)).await;
-            None
-        },
-    )
-    .await;
+    release();
     bus.unregister(subscriber.id);
     log::debug!("WebSocket client {peer} disconnected");
+}
+
+/// A read error → how to close (RFC 6455 §7.4.1: 1002 protocol error, 1007 invalid UTF-8,
+/// 1009 too big).
+fn protocol_end(peer: SocketAddr, e: WsError) -> End {
+    match e {
+        WsError::Capacity(CapacityError::MessageTooLong { size, max_size }) => {
+            log::info!("closing WebSocket client {peer}: message of {size} bytes over the {max_size}-byte limit");
+            End::Send(1009, "message too big")
+        }
+        WsError::Utf8(_) => {
+            log::info!("closing WebSocket client {peer}: text frame is not valid UTF-8");
+            End::Send(1007, "invalid UTF-8 in a text frame")
+        }
+        WsError::Protocol(p) => {
+            use async_tungstenite::tungstenite::error::ProtocolError;
+            if matches!(p, ProtocolError::ResetWithoutClosingHandshake) {
+                return End::Gone;
+            }
+            log::info!("closing WebSocket client {peer}: protocol violation: {p}");
+            End::Send(1002, "protocol error")
+        }
+        WsError::Capacity(c) => {
+            log::info!("closing WebSocket client {peer}: {c}");
+            End::Send(1009, "frame too big")
+        }
+        e => {
+            log::debug!("WebSocket client {peer} error: {e}");
+            End::Gone
+        }
+    }
+}
+
+async fn with_timeout<T>(d: Duration, f: impl std::future::Future<Output = T>) -> Option<T> {
+    futures_lite::future::or(async { Some(f.await) }, async {
+        smol::Timer::after(d).await;
+        None
+    })
+    .await
+}
+
+/// Whether the connection's credential still allows events: authenticated, not expired,
+/// and (for an API key) not revoked or expired in the key store. Checked for every event
+/// at delivery, so a revocation (`camera-service keys revoke`) stops events at once.
+fn may_receive_events(state: &AppState, session: &Session) -> bool {
+    let guard = session.identity.lock().unwrap();
+    let Some(identity) = guard.as_ref() else {
+        return false;
+    };
+    let now = crate::clock::unix_now();
+    if identity.expires_at.is_some_and(|e| e <= now) {
+        return false;
+    }
+    match &identity.method {
+        AuthMethod::ApiKey { key_id } => {
+            let key_id = key_id.clone();
+            drop(guard);
+            state.keys.is_active(&key_id, now)
+        }
+        AuthMethod::Jwt => true,
+    }
 }
 
 type Sink = async_tungstenite::WebSocketSender<TcpStream>;
@@ -138,10 +236,12 @@ enum Next {
 async fn writer_loop(
     mut sink: Sink,
     out: async_channel::Receiver<Out>,
-    subscriber: Arc<super::events::Subscriber>,
+    state: Arc<AppState>,
+    session: Arc<Session>,
     ping_every: Duration,
     write_timeout: Duration,
 ) {
+    let subscriber = session.subscriber.clone();
     let mut next_ping = Instant::now() + ping_every;
     loop {
         let next = futures_lite::future::or(
@@ -170,18 +270,19 @@ async fn writer_loop(
                 })),
                 true,
             ),
-            Next::Event(e) => (Message::text(e.to_string()), false),
+            Next::Event(e) => {
+                if !may_receive_events(&state, &session) {
+                    continue;
+                }
+                (Message::text(e.to_string()), false)
+            }
             Next::Ping => {
                 next_ping = Instant::now() + ping_every;
                 (Message::Ping(Vec::new().into()), false)
             }
         };
         // A client that does not read for a whole idle period is dropped.
-        let sent = futures_lite::future::or(async { Some(sink.send(msg).await) }, async {
-            smol::Timer::after(write_timeout).await;
-            None
-        })
-        .await;
+        let sent = with_timeout(write_timeout, sink.send(msg)).await;
         match sent {
             Some(Ok(())) if !last => {}
             _ => return,

@@ -14,7 +14,12 @@ pub struct ServerConfig {
     pub port: u16,
     pub websocket_path: String,
     pub max_connections: usize,
+    /// Plain-HTTP and not-yet-upgraded connections open at once (a small reserve beyond it
+    /// still admits WebSocket upgrades and health probes).
+    pub max_http_connections: usize,
     pub max_message_bytes: usize,
+    /// Entries of one JSON-RPC batch; a longer batch gets one -32600 `batch_too_large`.
+    pub max_batch: usize,
     pub ping_interval: Dur,
     pub idle_timeout: Dur,
     /// Requests of one socket processed at the same time.
@@ -33,7 +38,9 @@ impl Default for ServerConfig {
             port: 8002,
             websocket_path: "/ws".into(),
             max_connections: 100,
+            max_http_connections: 64,
             max_message_bytes: 1024 * 1024,
+            max_batch: 100,
             ping_interval: Dur::secs(30),
             idle_timeout: Dur::secs(90),
             max_inflight_per_connection: 16,
@@ -59,6 +66,13 @@ impl ServerConfig {
             "must start with '/' and contain no spaces",
         );
         v.range("server.max_connections", self.max_connections as u64, 1, 100_000);
+        v.range(
+            "server.max_http_connections",
+            self.max_http_connections as u64,
+            1,
+            100_000,
+        );
+        v.range("server.max_batch", self.max_batch as u64, 1, 10_000);
         v.range(
             "server.max_message_bytes",
             self.max_message_bytes as u64,
