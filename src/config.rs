@@ -463,6 +463,8 @@ pub struct CameraConfig {
     /// Start-up waits at most this long for the first discovery pass before reporting ready
     /// to systemd (`/health/ready` keeps waiting for the pass itself).
     pub first_pass_timeout: Dur,
+    /// `[[camera.devices]]`: match a V4L2 device; pin its id, name or disable it.
+    pub devices: Vec<crate::camera::devices::DeviceRule>,
 }
 
 impl Default for CameraConfig {
@@ -474,6 +476,7 @@ impl Default for CameraConfig {
             monitor: CameraMonitor::Auto,
             rescan_interval: Dur::secs(5),
             first_pass_timeout: Dur::secs(10),
+            devices: Vec::new(),
         }
     }
 }
@@ -795,6 +798,13 @@ impl Config {
                 &format!("{key}.pattern"),
                 "must be an ffmpeg lavfi source name such as testsrc2, smptebars, mandelbrot",
             );
+        }
+
+        let taken = (c.simulated.iter().map(|s| s.id.clone()))
+            .chain(self.external_streams.streams.iter().map(|s| s.id.clone()))
+            .collect();
+        for (key, rule) in crate::camera::devices::validate(&c.devices, &taken, c.external_id_base) {
+            v.check(false, &key, &rule);
         }
 
         let f = &self.ffmpeg;

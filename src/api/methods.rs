@@ -423,6 +423,11 @@ pub static METHODS: &[MethodSpec] = &[
         NoParams => crate::controller::files::Cleanup, files_rpc::cleanup_old_files),
     method!("set_discovery_interval", A, "Sets the period of background discovery scans (0 = off).",
         external_rpc::IntervalParams => crate::external::manager::DiscoveryInterval, external_rpc::set_discovery_interval),
+    // admin, this service's extensions (docs/api.md)
+    method!("forget_camera", A, "Forgets a DISCONNECTED V4L2 camera's identity, so its id may go to another device.",
+    DeviceParams => crate::controller::cameras::CameraForgotten, |s, _, p| Box::pin(async move {
+        Ok(s.controller.forget_camera(&p.device).await?)
+    })),
 ];
 
 pub fn lookup(name: &str) -> Option<&'static MethodSpec> {
@@ -572,6 +577,12 @@ mod tests {
             + expect("get_camera_list get_camera_status get_camera_capabilities get_stream_url get_stream_status get_streams list_recordings list_snapshots get_recording_info get_snapshot_info get_server_info get_system_status subscribe_events unsubscribe_events get_subscription_stats get_external_streams", Some(Role::Viewer))
             + expect("take_snapshot start_recording stop_recording start_streaming stop_streaming discover_external_streams add_external_stream remove_external_stream", Some(Role::Operator))
             + expect("delete_recording delete_snapshot get_metrics get_status get_storage_info set_retention_policy cleanup_old_files set_discovery_interval", Some(Role::Admin));
-        assert_eq!(total, METHODS.len(), "no method beyond the contract");
+        // This service's extensions (docs/api.md), beyond the contract.
+        let extensions = expect("forget_camera", Some(Role::Admin));
+        assert_eq!(
+            total + extensions,
+            METHODS.len(),
+            "no method beyond the contract and the documented extensions"
+        );
     }
 }

@@ -26,6 +26,7 @@ pub fn camera(cfg: &SimulatedCamera, now: OffsetDateTime) -> Option<Camera> {
         id: cfg.id.clone(),
         source: SourceType::Simulated,
         devnode: None,
+        identity: None,
         pattern: Some(cfg.pattern.clone()),
         source_url: None,
         status: Status::Connected,

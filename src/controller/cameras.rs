@@ -1,6 +1,7 @@
 //! Camera operations (api.md §4, §10) and their typed results; discovery wiring.
 
 use super::Controller;
+use crate::camera::identity::Identity;
 use crate::camera::registry::{Camera, ChangeKind, SourceType, Status};
 use crate::camera::{Hooks, Summary};
 use crate::config::MediamtxConfig;
@@ -13,7 +14,8 @@ use serde::Serialize;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-/// api.md `Camera`; also the params of `camera_status_update`.
+/// api.md `Camera`; also the params of `camera_status_update`. `identity` and
+/// `device_node` are this service's extensions (V4L2 cameras only).
 #[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]
 pub struct CameraView {
     pub device: String,
@@ -24,10 +26,17 @@ pub struct CameraView {
     pub fps: u32,
     pub source_type: SourceType,
     pub streams: StreamUrls,
+    /// What the V4L2 device says about itself; its `key` decides the camera id.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub identity: Option<Identity>,
+    /// The V4L2 node the camera is on now; `null` while DISCONNECTED.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub device_node: Option<Option<String>>,
 }
 
 impl CameraView {
     pub fn new(c: &Camera, m: &MediamtxConfig, host: &str) -> CameraView {
+        let v4l2 = c.source == SourceType::V4l2;
         CameraView {
             device: c.id.clone(),
             status: c.status,
@@ -36,6 +45,13 @@ impl CameraView {
             fps: c.fps,
             source_type: c.source,
             streams: StreamUrls::new(m, host, &c.id),
+            identity: c.identity.as_deref().cloned(),
+            device_node: v4l2.then(|| {
+                c.devnode
+                    .as_ref()
+                    .filter(|_| c.status != Status::Disconnected)
+                    .map(|d| d.display().to_string())
+            }),
         }
     }
 }
@@ -137,6 +153,15 @@ impl Capabilities {
             },
         }
     }
+}
+
+/// `forget_camera`.
+#[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]
+pub struct CameraForgotten {
+    pub device: String,
+    pub forgotten: bool,
+    /// The identity that held the id (`null` if the map had none).
+    pub identity_key: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, JsonSchema)]
@@ -296,6 +321,25 @@ impl Controller {
         Ok(Capabilities::new(&self.cameras.get(device)?))
     }
 
+    /// `forget_camera` (admin): a DISCONNECTED V4L2 camera loses its id and settings; the
+    /// next device with its identity gets a new id. Announced as `camera.disconnected` with
+    /// `removed: true` when the camera was listed.
+    pub async fn forget_camera(&self, device: &str) -> Result<CameraForgotten, ServiceError> {
+        let f = self.cameras.forget(device).await?;
+        if let Some(c) = &f.camera {
+            self.events.publish(Event::Camera {
+                kind: ChangeKind::Disconnected,
+                camera: c.clone(),
+                removed: true,
+            });
+        }
+        Ok(CameraForgotten {
+            device: device.to_string(),
+            forgotten: true,
+            identity_key: f.identity_key,
+        })
+    }
+
     pub fn system_status(&self) -> SystemStatus {
         SystemStatus::new(&self.cameras.summary())
     }
@@ -329,7 +373,7 @@ mod tests {
             Vec::<(String, String)>::new(),
         )
         .unwrap();
-        let mgr = CameraManager::new(&c.camera);
+        let mgr = CameraManager::new(&c.camera, &std::env::temp_dir().join("cs-views-test"), []);
         let cam = mgr.get("camera50").unwrap();
         let v = serde_json::to_value(CameraView::new(&cam, &c.mediamtx, "10.0.0.5")).unwrap();
         assert_eq!(v["status"], "CONNECTED");

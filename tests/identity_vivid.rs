@@ -1,0 +1,222 @@
+//! Stable camera ids (docs/cameras.md, "Identity"), in the QEMU guest with vivid
+//! (docs/vm-harness.md). Two vivid instances are cameras; then vivid is reloaded with the
+//! first instance given an extra video-output node, which shifts the second instance's
+//! capture node (`/dev/video1` → `/dev/video2`): each camera keeps its id. A restart with the
+//! map present keeps the ids; a corrupt map is moved aside and the service starts with a
+//! fresh one; `forget_camera` frees an id.
+//! No qemu → the test fails (it never skips).
+
+mod common;
+
+use camera_service::api::auth::Role;
+use common::*;
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::process::Command;
+use std::time::Duration;
+
+/// Both instances capture only: `/dev/video0` (vivid-000) and `/dev/video1` (vivid-001).
+const FIRST: &str = "n_devs=2 node_types=0x1,0x1";
+/// Instance 0 gets a video-output node too (`0x100`): `/dev/video0` capture, `/dev/video1`
+/// output, instance 1's capture node is now `/dev/video2`.
+const SHIFTED: &str = "n_devs=2 node_types=0x101,0x1";
+
+#[test]
+fn vivid_ids_follow_the_device_not_the_node() {
+    if in_vivid_guest() {
+        guest();
+        return;
+    }
+    run_in_vivid_guest(
+        "vivid_ids_follow_the_device_not_the_node",
+        FIRST,
+        400,
+        &["--timing".into()],
+        "VIVID-IDENTITY-PASSED",
+    );
+}
+
+fn run(cmd: &str, args: &[&str]) {
+    let st = Command::new(cmd).args(args).status().unwrap();
+    assert!(st.success(), "{cmd} {args:?}: {st:?}");
+}
+
+fn modprobe(args: &str) {
+    let m = std::env::var("VM_MODPROBE").unwrap_or_else(|_| "modprobe".into());
+    let mut a = vec!["vivid"];
+    a.extend(args.split_whitespace());
+    run(&m, &a);
+}
+
+fn rmmod() {
+    let r = std::env::var("VM_RMMOD").unwrap_or_else(|_| "rmmod".into());
+    run(&r, &["vivid"]);
+}
+
+/// device → (device_node, identity key, status) of every camera.
+async fn cameras(c: &mut Client) -> BTreeMap<String, (String, String, String)> {
+    let list = c.result("get_camera_list", json!({})).await;
+    list["cameras"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|cam| {
+            (
+                cam["device"].as_str().unwrap().to_string(),
+                (
+                    cam["device_node"].as_str().unwrap_or("-").to_string(),
+                    cam["identity"]["key"].as_str().unwrap_or("-").to_string(),
+                    cam["status"].as_str().unwrap().to_string(),
+                ),
+            )
+        })
+        .collect()
+}
+
+/// Waits for `n` notifications of `topic`; device → params.
+async fn events(c: &mut Client, topic: &str, n: usize) -> BTreeMap<String, Value> {
+    let mut got = BTreeMap::new();
+    while got.len() < n {
+        let ev = c
+            .wait_notification(topic, Duration::from_secs(30))
+            .await
+            .unwrap_or_else(|| panic!("no {topic} within 30 s; got {got:?}"));
+        let p = ev["params"].clone();
+        got.insert(p["device"].as_str().unwrap().to_string(), p);
+    }
+    got
+}
+
+fn key(bus: &str) -> String {
+    format!("v4l2:vivid:platform:{bus}:vivid")
+}
+
+fn guest() {
+    let rest = "[camera]\nmonitor = \"kernel\"\nrescan_interval = \"1h\"\n";
+    let mut svc = Service::start("", "", rest);
+    let map_path = svc.dir.path().join("camera-ids.json");
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        smol::block_on(async {
+            let mut c = Client::connect(&svc.ws_url()).await;
+            c.auth_as(Role::Admin).await;
+            c.result("subscribe_events", json!({"topics": ["camera_status_update"]}))
+                .await;
+            let first = cameras(&mut c).await;
+            println!("first enumeration ({FIRST}): {first:?}");
+            let expect = |n0: &str, n1: &str, status: &str| {
+                BTreeMap::from([
+                    ("camera0".to_string(), (n0.into(), key("vivid-000"), status.to_string())),
+                    ("camera1".to_string(), (n1.into(), key("vivid-001"), status.to_string())),
+                ])
+            };
+            assert_eq!(first, expect("/dev/video0", "/dev/video1", "CONNECTED"));
+            let st = c.result("get_camera_status", json!({"device": "camera1"})).await;
+            assert_eq!(st["identity"]["kind"], "bus", "{st}");
+            assert_eq!(st["identity"]["bus_info"], "platform:vivid-001", "{st}");
+
+            // Re-enumerate with shifted nodes.
+            rmmod();
+            events(&mut c, "camera.disconnected", 2).await;
+            assert_eq!(cameras(&mut c).await, expect("-", "-", "DISCONNECTED"));
+            modprobe(SHIFTED);
+            let ev = events(&mut c, "camera.connected", 2).await;
+            let nodes: Vec<String> = std::fs::read_dir("/dev")
+                .unwrap()
+                .flatten()
+                .map(|e| e.file_name().to_string_lossy().to_string())
+                .filter(|n| n.starts_with("video"))
+                .collect();
+            println!("after reload ({SHIFTED}): nodes {nodes:?}");
+            for (dev, p) in &ev {
+                println!(
+                    "  camera.connected {dev}: device_node {} identity {}",
+                    p["device_node"], p["identity"]["key"]
+                );
+            }
+            assert_eq!(ev["camera1"]["device_node"], "/dev/video2", "{ev:?}");
+            assert_eq!(ev["camera1"]["identity"]["key"], key("vivid-001").as_str());
+            assert_eq!(ev["camera0"]["device_node"], "/dev/video0", "{ev:?}");
+            let after = cameras(&mut c).await;
+            println!("after reload: {after:?}");
+            assert_eq!(after, expect("/dev/video0", "/dev/video2", "CONNECTED"));
+            // The output node is not a camera; a connected camera cannot be forgotten.
+            assert_eq!(
+                c.error_code("forget_camera", json!({"device": "camera1"})).await,
+                -32020
+            );
+        })
+    }));
+    if let Err(p) = outcome {
+        eprintln!("---- service log ----\n{}", svc.log());
+        std::panic::resume_unwind(p);
+    }
+
+    // The map on disk: private, both identities.
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&map_path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "{}", map_path.display());
+    let map: Value = serde_json::from_str(&std::fs::read_to_string(&map_path).unwrap()).unwrap();
+    println!("id map: {map}");
+    assert_eq!(map["cameras"].as_array().unwrap().len(), 2, "{map}");
+
+    // Restart with the map present: same ids although camera1 is first seen on video2.
+    let mut svc = Service::restart(&mut svc);
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        smol::block_on(async {
+            let mut c = Client::connect(&svc.ws_url()).await;
+            c.auth_as(Role::Admin).await;
+            let now = cameras(&mut c).await;
+            println!("after restart: {now:?}");
+            assert_eq!(now["camera1"].0, "/dev/video2");
+            assert_eq!(now["camera1"].1, key("vivid-001"));
+            assert_eq!(now["camera0"].1, key("vivid-000"));
+
+            // forget_camera: unplug, forget camera0, plug back → its identity is new again and
+            // gets the lowest free id, while camera1 keeps its own.
+            c.result("subscribe_events", json!({"topics": ["camera_status_update"]}))
+                .await;
+            rmmod();
+            events(&mut c, "camera.disconnected", 2).await;
+            let f = c.result("forget_camera", json!({"device": "camera0"})).await;
+            assert_eq!(f["identity_key"], key("vivid-000").as_str(), "{f}");
+            assert_eq!(cameras(&mut c).await.len(), 1);
+            modprobe(FIRST);
+            events(&mut c, "camera.connected", 2).await;
+            let now = cameras(&mut c).await;
+            println!("after forget camera0 + reload ({FIRST}): {now:?}");
+            assert_eq!(now["camera1"].0, "/dev/video1");
+            assert_eq!(now["camera1"].1, key("vivid-001"));
+        })
+    }));
+    if let Err(p) = outcome {
+        eprintln!("---- service log ----\n{}", svc.log());
+        std::panic::resume_unwind(p);
+    }
+
+    // Corrupt map: moved aside, logged with the path, fresh ids.
+    std::fs::write(&map_path, b"{\"version\":1,\"cameras\":[{\"id\":\"camera0\"").unwrap();
+    let svc = Service::restart(&mut svc);
+    let log = svc.log();
+    let line = log
+        .lines()
+        .find(|l| l.contains("is corrupt"))
+        .unwrap_or_else(|| panic!("no corrupt-map error in the log:\n{log}"));
+    println!("corrupt map: {line}");
+    assert!(line.contains(&map_path.display().to_string()) && line.contains("moved aside to"));
+    smol::block_on(async {
+        let mut c = Client::connect(&svc.ws_url()).await;
+        c.auth_as(Role::Viewer).await;
+        let now = cameras(&mut c).await;
+        println!("after corrupt map: {now:?}");
+        assert_eq!(now.len(), 2, "{now:?}");
+        let sys = c.result("get_system_status", json!({})).await;
+        assert_eq!(sys["status"], "partial", "{sys}");
+    });
+    let fresh: Value = serde_json::from_str(&std::fs::read_to_string(&map_path).unwrap()).unwrap();
+    assert_eq!(
+        fresh["cameras"].as_array().unwrap().len(),
+        2,
+        "a fresh map is written: {fresh}"
+    );
+    println!("VIVID-IDENTITY-PASSED");
+}
