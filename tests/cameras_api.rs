@@ -198,6 +198,31 @@ fn forget_camera_rules_and_corrupt_map_recovery() {
             -32010
         );
         assert_eq!(c.error_code("forget_camera", json!({"device": "cam3"})).await, -32602);
+        // Capture settings belong to V4L2 cameras; encoder needs admin; something to set.
+        assert_eq!(
+            c.error_code("get_camera_settings", json!({"device": "camera7"})).await,
+            -32030
+        );
+        let e = c
+            .call("set_camera_settings", json!({"device": "camera7", "fps": 15}))
+            .await;
+        assert_eq!(e["error"]["code"], -32030, "{e}");
+        assert_eq!(
+            c.error_code("set_camera_settings", json!({"device": "camera7"})).await,
+            -32602
+        );
+        c.auth_as(Role::Operator).await;
+        let e = c
+            .call(
+                "set_camera_settings",
+                json!({"device": "camera7", "encoder": "libx264"}),
+            )
+            .await;
+        assert_eq!(
+            (e["error"]["code"].as_i64(), &e["error"]["data"]["param"]),
+            (Some(-32002), &json!("encoder")),
+            "{e}"
+        );
     });
 
     let map = svc.dir.path().join("camera-ids.json");

@@ -3,7 +3,9 @@
 //! first instance given an extra video-output node, which shifts the second instance's
 //! capture node (`/dev/video1` → `/dev/video2`): each camera keeps its id. A restart with the
 //! map present keeps the ids; a corrupt map is moved aside and the service starts with a
-//! fresh one; `forget_camera` frees an id.
+//! fresh one; `forget_camera` frees an id. Capture settings set for camera1 (another probed
+//! mode) reach its MediaMTX path at once and stay with the camera across the reload and the
+//! restart; an unsupported mode is refused with -32602 and the allowed list.
 //! No qemu → the test fails (it never skips).
 
 mod common;
@@ -91,9 +93,24 @@ fn key(bus: &str) -> String {
     format!("v4l2:vivid:platform:{bus}:vivid")
 }
 
+/// The publisher command of `path` in the MediaMTX double.
+fn run_on_demand(double: &Double, path: &str) -> String {
+    let addr = double.api_url().trim_start_matches("http://").to_string();
+    let (code, _, body) = http(&addr, "GET", &format!("/v3/config/paths/get/{path}"), &[]);
+    assert_eq!(code, 200, "{}", String::from_utf8_lossy(&body));
+    let conf: Value = serde_json::from_slice(&body).unwrap();
+    conf["runOnDemand"].as_str().unwrap_or_default().to_string()
+}
+
 fn guest() {
-    let rest = "[camera]\nmonitor = \"kernel\"\nrescan_interval = \"1h\"\n";
-    let mut svc = Service::start("", "", rest);
+    let double = start_double();
+    let rest = format!(
+        "[mediamtx]\napi_url = \"{}\"\nrtsp_port = {}\n\n[camera]\nmonitor = \"kernel\"\nrescan_interval = \"1h\"\n",
+        double.api_url(),
+        double.rtsp_port
+    );
+    let mut svc = Service::start("", "", &rest);
+    let mut chosen = (String::new(), 0u64);
     let map_path = svc.dir.path().join("camera-ids.json");
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         smol::block_on(async {
@@ -113,6 +130,58 @@ fn guest() {
             let st = c.result("get_camera_status", json!({"device": "camera1"})).await;
             assert_eq!(st["identity"]["kind"], "bus", "{st}");
             assert_eq!(st["identity"]["bus_info"], "platform:vivid-001", "{st}");
+
+            // Capture settings: another probed mode for camera1.
+            let caps = c.result("get_camera_capabilities", json!({"device": "camera1"})).await;
+            let before = c.result("get_camera_settings", json!({"device": "camera1"})).await;
+            println!("camera1 settings before: {before}");
+            let mode = caps["modes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|m| {
+                    m["format"] == "YUYV"
+                        && format!("{}x{}", m["width"], m["height"]) != before["resolution"].as_str().unwrap()
+                })
+                .expect("another YUYV size")
+                .clone();
+            let res = format!("{}x{}", mode["width"], mode["height"]);
+            let fps = mode["fps"][0].as_u64().unwrap();
+            let set = c
+                .result(
+                    "set_camera_settings",
+                    json!({"device": "camera1", "format": "YUYV", "resolution": res, "fps": fps, "gop": 10}),
+                )
+                .await;
+            println!("set_camera_settings camera1 -> {set}");
+            assert_eq!(
+                (set["resolution"].as_str(), set["fps"].as_u64()),
+                (Some(res.as_str()), Some(fps))
+            );
+            assert_eq!(set["applied"], true, "{set}");
+            let ev = c
+                .wait_notification("camera.status_change", Duration::from_secs(10))
+                .await
+                .expect("camera.status_change");
+            assert_eq!(ev["params"]["device"], "camera1");
+            assert_eq!(ev["params"]["resolution"], res.as_str(), "{ev}");
+            let cmd = run_on_demand(&double, "camera1");
+            println!("camera1 publisher: {cmd}");
+            let want = format!("-input_format yuyv422 -video_size {res} -framerate {fps} -i /dev/video1");
+            assert!(cmd.contains(&want) && cmd.contains("-g 10 "), "{cmd}");
+            // Unsupported modes: -32602 naming the parameter and listing what is allowed.
+            for (bad, param) in [
+                (json!({"device": "camera1", "resolution": "123x45"}), "resolution"),
+                (json!({"device": "camera1", "fps": 999}), "fps"),
+                (json!({"device": "camera1", "format": "NOPE"}), "format"),
+            ] {
+                let e = c.call("set_camera_settings", bad).await;
+                println!("unsupported {param}: {}", e["error"]);
+                assert_eq!(e["error"]["code"], -32602, "{e}");
+                assert_eq!(e["error"]["data"]["param"], param, "{e}");
+                assert!(e["error"].to_string().contains("allowed: "), "{e}");
+            }
+            chosen = (res, fps);
 
             // Re-enumerate with shifted nodes.
             rmmod();
@@ -139,6 +208,23 @@ fn guest() {
             let after = cameras(&mut c).await;
             println!("after reload: {after:?}");
             assert_eq!(after, expect("/dev/video0", "/dev/video2", "CONNECTED"));
+            // Settings belong to the identity: camera1 on its new node keeps them.
+            let s = c.result("get_camera_settings", json!({"device": "camera1"})).await;
+            assert_eq!(
+                (s["resolution"].as_str(), s["fps"].as_u64()),
+                (Some(chosen.0.as_str()), Some(chosen.1)),
+                "{s}"
+            );
+            smol::Timer::after(Duration::from_millis(500)).await;
+            let cmd = run_on_demand(&double, "camera1");
+            println!("camera1 publisher after reload: {cmd}");
+            assert!(
+                cmd.contains(&format!(
+                    "-video_size {} -framerate {} -i /dev/video2",
+                    chosen.0, chosen.1
+                )),
+                "{cmd}"
+            );
             // The output node is not a camera; a connected camera cannot be forgotten.
             assert_eq!(
                 c.error_code("forget_camera", json!({"device": "camera1"})).await,
@@ -170,6 +256,13 @@ fn guest() {
             assert_eq!(now["camera1"].0, "/dev/video2");
             assert_eq!(now["camera1"].1, key("vivid-001"));
             assert_eq!(now["camera0"].1, key("vivid-000"));
+            let s = c.result("get_camera_settings", json!({"device": "camera1"})).await;
+            println!("camera1 settings after restart: {s}");
+            assert_eq!(
+                (s["resolution"].as_str(), s["fps"].as_u64(), s["saved"]["gop"].as_u64()),
+                (Some(chosen.0.as_str()), Some(chosen.1), Some(10)),
+                "{s}"
+            );
 
             // forget_camera: unplug, forget camera0, plug back → its identity is new again and
             // gets the lowest free id, while camera1 keeps its own.

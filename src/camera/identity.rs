@@ -456,6 +456,22 @@ impl IdentityMap {
         (true, displaced)
     }
 
+    /// The saved settings of the identity `key`.
+    pub fn settings_of(&self, key: &str) -> CaptureSettings {
+        self.entries.get(key).map(|e| e.settings.clone()).unwrap_or_default()
+    }
+
+    /// Replaces the settings of the identity holding `num`; false when there is none.
+    pub fn set_settings(&mut self, num: u32, settings: CaptureSettings) -> bool {
+        let Some(key) = self.entry_by_num(num).map(|e| e.key.clone()) else {
+            return false;
+        };
+        if let Some(e) = self.entries.get_mut(&key) {
+            e.settings = settings;
+        }
+        true
+    }
+
     /// Forgets the identity holding `num`; its entry.
     pub fn forget(&mut self, num: u32) -> Option<Entry> {
         let key = self.entry_by_num(num)?.key.clone();

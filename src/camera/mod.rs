@@ -7,12 +7,13 @@ pub mod devices;
 pub mod identity;
 pub mod monitor;
 pub mod registry;
+pub mod settings;
 pub mod simulated;
 pub mod v4l2;
 
 use crate::config::{CameraConfig, CameraMonitor};
 use crate::error::ServiceError;
-use identity::{AssignError, Identity, IdentityMap};
+use identity::{AssignError, CaptureSettings, Identity, IdentityMap};
 use monitor::{MonitorHandle, Node, NodeEvent, Source};
 use registry::{Camera, Change, ChangeKind, ForgetError, Offer, Offered, Registry, Status};
 use std::collections::{BTreeMap, BTreeSet};
@@ -401,6 +402,7 @@ impl CameraManager {
                 self.announce(c, hooks);
             }
         }
+        let settings = self.map.lock().unwrap().settings_of(&identity.key);
         let offer = self.registry.write().unwrap().present(
             Offered {
                 node: num,
@@ -409,6 +411,7 @@ impl CameraManager {
                 probe: p,
                 identity: Some(Box::new(identity)),
                 name: rule.and_then(|r| r.name),
+                settings,
             },
             now,
         );
@@ -483,6 +486,52 @@ impl CameraManager {
             self.save_map().await;
         }
         Ok(num)
+    }
+
+    /// `set_camera_settings`: checks `req` against the camera's modes, merges it onto the
+    /// saved settings, saves them with the identity and applies them to the camera's mode.
+    /// The change to announce (the caller publishes it and re-applies the publisher).
+    pub async fn set_settings(&self, id: &str, req: &CaptureSettings) -> Result<Change, ServiceError> {
+        let cam = self.get(id)?;
+        if cam.source != registry::SourceType::V4l2 || cam.identity.is_none() {
+            return Err(ServiceError::Unsupported {
+                feature: "camera_settings",
+                details: format!(
+                    "{id} is a {} camera; capture settings belong to V4L2 cameras",
+                    cam.source.as_str()
+                ),
+            });
+        }
+        let base = (cam.settings.format.clone(), cam.resolution, cam.fps);
+        let new = settings::apply(&cam.modes, &base, &cam.settings, req).map_err(|e| ServiceError::InvalidParam {
+            param: e.param,
+            details: e.message,
+        })?;
+        if !self.map.lock().unwrap().set_settings(cam.num, new.clone()) {
+            return Err(ServiceError::Internal(format!(
+                "{id} has no entry in the camera id map"
+            )));
+        }
+        self.save_map().await;
+        let change = self
+            .registry
+            .write()
+            .unwrap()
+            .set_settings(cam.num, new)
+            .ok_or_else(|| ServiceError::NotFound {
+                resource: "camera",
+                id: id.to_string(),
+            })?;
+        log::info!(
+            "{id} capture settings: {}",
+            serde_json::to_string(&change.camera.settings).unwrap_or_default()
+        );
+        self.state.lock().unwrap().last_event = Some(LastEvent {
+            kind: change.kind,
+            device: id.to_string(),
+            at: OffsetDateTime::now_utc(),
+        });
+        Ok(change)
     }
 
     /// `forget_camera`: drops a DISCONNECTED V4L2 camera and its identity (id and settings),

@@ -16,7 +16,7 @@
 //! Pure data: no I/O, no clock of its own (`now` is passed in), so every transition is unit
 //! tested. Disconnected cameras stay listed until the process ends or an admin forgets them.
 
-use super::identity::Identity;
+use super::identity::{CaptureSettings, Identity};
 use super::v4l2::{DeviceInfo, Mode, Probe};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -69,6 +69,10 @@ pub struct Camera {
     pub devnode: Option<PathBuf>,
     /// What the V4L2 device says about itself (the key of its id).
     pub identity: Option<Box<Identity>>,
+    /// Capture settings saved for the identity (`set_camera_settings`); `resolution` and
+    /// `fps` below already follow them when the camera offers that mode. Boxed: events
+    /// carry cameras by value.
+    pub settings: Box<CaptureSettings>,
     /// lavfi source name for simulated cameras.
     pub pattern: Option<String>,
     /// Source URL of external streams (its `Debug` is redacted).
@@ -129,6 +133,8 @@ pub struct Offered {
     pub identity: Option<Box<Identity>>,
     /// Display name from the config (`[[camera.devices]] name`); else the card name.
     pub name: Option<String>,
+    /// Saved capture settings of the identity.
+    pub settings: CaptureSettings,
 }
 
 /// Why `forget` refused.
@@ -248,6 +254,7 @@ impl Registry {
             probe,
             identity,
             name,
+            settings,
         } = o;
         self.ignored.remove(&node);
         self.secondary.remove(&node);
@@ -267,20 +274,25 @@ impl Registry {
             }
             self.nodes.remove(&other);
         }
-        let resolution = probe
-            .current
-            .or_else(|| probe.modes.first().map(|m| (m.width, m.height)))
-            .unwrap_or((0, 0));
-        let fps = probe
-            .current_fps
-            .or_else(|| probe.modes.iter().flat_map(|m| m.fps.iter().copied()).max())
-            .unwrap_or(0);
+        let probed = (
+            probe
+                .current
+                .or_else(|| probe.modes.first().map(|m| (m.width, m.height)))
+                .unwrap_or((0, 0)),
+            probe
+                .current_fps
+                .or_else(|| probe.modes.iter().flat_map(|m| m.fps.iter().copied()).max())
+                .unwrap_or(0),
+        );
+        // Saved settings decide the mode when the camera still offers it.
+        let (resolution, fps) = super::settings::mode_of(&probe.modes, &settings).map_or(probed, |(_, s, f)| (s, f));
         let fresh = Camera {
             num,
             id: crate::ids::camera_id(num),
             source: SourceType::V4l2,
             devnode: Some(devnode),
             identity,
+            settings: Box::new(settings),
             pattern: None,
             source_url: None,
             status: Status::Connected,
@@ -319,6 +331,7 @@ impl Registry {
                             && old.fps == fresh.fps
                             && old.devnode == fresh.devnode
                             && old.identity == fresh.identity
+                            && old.settings == fresh.settings
                             && old.name == fresh.name;
                         (!same).then_some(ChangeKind::StatusChange)
                     }
@@ -331,6 +344,21 @@ impl Registry {
                 }
             }
         }
+    }
+
+    /// New capture settings (already checked against the camera's modes): the camera's
+    /// mode follows them; the change to announce (`camera.status_change`).
+    pub fn set_settings(&mut self, num: u32, settings: CaptureSettings) -> Option<Change> {
+        let c = self.cameras.get_mut(&num)?;
+        if let Some((_, size, fps)) = super::settings::mode_of(&c.modes, &settings) {
+            c.resolution = size;
+            c.fps = fps;
+        }
+        *c.settings = settings;
+        Some(Change {
+            kind: ChangeKind::StatusChange,
+            camera: c.clone(),
+        })
     }
 
     /// Drops a DISCONNECTED V4L2 camera (`forget_camera`).
@@ -485,6 +513,7 @@ mod tests {
             probe,
             identity: None,
             name: None,
+            settings: CaptureSettings::default(),
         }
     }
 

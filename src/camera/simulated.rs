@@ -27,6 +27,7 @@ pub fn camera(cfg: &SimulatedCamera, now: OffsetDateTime) -> Option<Camera> {
         source: SourceType::Simulated,
         devnode: None,
         identity: None,
+        settings: Default::default(),
         pattern: Some(cfg.pattern.clone()),
         source_url: None,
         status: Status::Connected,

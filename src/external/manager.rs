@@ -180,6 +180,7 @@ fn camera_of(s: &ExternalStream) -> Option<Camera> {
         source: SourceType::Rtsp,
         devnode: None,
         identity: None,
+        settings: Default::default(),
         pattern: None,
         source_url: Some(SourceUrl::new(s.url.clone())),
         status: Status::Disconnected,
