@@ -93,6 +93,42 @@ fn key(bus: &str) -> String {
     format!("v4l2:vivid:platform:{bus}:vivid")
 }
 
+/// Records `device` until its first segment has some video (FFmpeg starts slowly under
+/// TCG), stops, and returns the segment's ffprobe `{width, height, r_frame_rate}`.
+async fn record_a_little(c: &mut Client, dir: &std::path::Path, device: &str) -> (String, Value) {
+    let started = c.result("start_recording", json!({"device": device})).await;
+    let file = started["filename"].as_str().unwrap().to_string();
+    let path = dir.join("recordings").join(device).join(&file);
+    let deadline = std::time::Instant::now() + Duration::from_secs(150);
+    while std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0) < 20_000 && std::time::Instant::now() < deadline {
+        smol::Timer::after(Duration::from_millis(500)).await;
+    }
+    smol::Timer::after(Duration::from_secs(2)).await;
+    c.result("stop_recording", json!({"device": device})).await;
+    let out = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-select_streams",
+            "v:0",
+            "-show_entries",
+            "stream=width,height,r_frame_rate",
+            "-of",
+            "json",
+        ])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}: {}",
+        path.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    (file, v["streams"][0].clone())
+}
+
 /// The publisher command of `path` in the MediaMTX double.
 fn run_on_demand(double: &Double, path: &str) -> String {
     let addr = double.api_url().trim_start_matches("http://").to_string();
@@ -105,12 +141,15 @@ fn run_on_demand(double: &Double, path: &str) -> String {
 fn guest() {
     let double = start_double();
     let rest = format!(
-        "[mediamtx]\napi_url = \"{}\"\nrtsp_port = {}\n\n[camera]\nmonitor = \"kernel\"\nrescan_interval = \"1h\"\n",
+        "[mediamtx]\napi_url = \"{}\"\nrtsp_port = {}\nhealth_interval = \"2s\"\n\n\
+         [recording]\nstart_timeout = \"120s\"\nprogress_interval = \"1s\"\non_demand_start_timeout = \"60s\"\n\n\
+         [ffmpeg]\nstall_timeout = \"60s\"\n\n[camera]\nmonitor = \"kernel\"\nrescan_interval = \"1h\"\n",
         double.api_url(),
         double.rtsp_port
     );
     let mut svc = Service::start("", "", &rest);
     let mut chosen = (String::new(), 0u64);
+    let mut recorded: Vec<String> = Vec::new();
     let map_path = svc.dir.path().join("camera-ids.json");
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         smol::block_on(async {
@@ -182,6 +221,16 @@ fn guest() {
                 assert!(e["error"].to_string().contains("allowed: "), "{e}");
             }
             chosen = (res, fps);
+            // The next recording captures at that size and rate.
+            let (first_file, media) = record_a_little(&mut c, svc.dir.path(), "camera1").await;
+            println!("camera1 recording {first_file}: {media}");
+            let (w, h) = chosen.0.split_once('x').unwrap();
+            assert_eq!(
+                (media["width"].to_string(), media["height"].to_string()),
+                (w.to_string(), h.to_string()),
+                "{media}"
+            );
+            recorded.push(first_file);
 
             // Re-enumerate with shifted nodes.
             rmmod();
@@ -225,6 +274,22 @@ fn guest() {
                 )),
                 "{cmd}"
             );
+            // Recordings listed under camera1 continue: a new one from /dev/video2 joins the
+            // one recorded from /dev/video1.
+            let (second, media) = record_a_little(&mut c, svc.dir.path(), "camera1").await;
+            println!("camera1 recording after reload {second}: {media}");
+            recorded.push(second);
+            let list = c.result("list_recordings", json!({"device": "camera1"})).await;
+            let names: Vec<&str> = list["files"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter_map(|f| f["filename"].as_str())
+                .collect();
+            println!("list_recordings camera1: {names:?}");
+            for r in &recorded {
+                assert!(names.contains(&r.as_str()), "{r} not listed under camera1: {list}");
+            }
             // The output node is not a camera; a connected camera cannot be forgotten.
             assert_eq!(
                 c.error_code("forget_camera", json!({"device": "camera1"})).await,
