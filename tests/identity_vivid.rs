@@ -230,6 +230,7 @@ fn guest() {
                 (w.to_string(), h.to_string()),
                 "{media}"
             );
+            assert_eq!(media["r_frame_rate"], format!("{}/1", chosen.1).as_str(), "{media}");
             recorded.push(first_file);
 
             // Re-enumerate with shifted nodes.
@@ -353,7 +354,7 @@ fn guest() {
 
     // Corrupt map: moved aside, logged with the path, fresh ids.
     std::fs::write(&map_path, b"{\"version\":1,\"cameras\":[{\"id\":\"camera0\"").unwrap();
-    let svc = Service::restart(&mut svc);
+    let mut svc = Service::restart(&mut svc);
     let log = svc.log();
     let line = log
         .lines()
@@ -375,6 +376,42 @@ fn guest() {
         fresh["cameras"].as_array().unwrap().len(),
         2,
         "a fresh map is written: {fresh}"
+    );
+
+    // [[camera.devices]]: pin vivid-001's node to camera5 with a name, disable video0.
+    let mut cfg = std::fs::read_to_string(&svc.config_path).unwrap();
+    cfg.push_str(
+        "\n[[camera.devices]]\nnode = \"/dev/video1\"\nid = \"camera5\"\nname = \"Rear\"\n\n\
+         [[camera.devices]]\nnode = \"/dev/video0\"\nenabled = false\n",
+    );
+    std::fs::write(&svc.config_path, cfg).unwrap();
+    let svc = Service::restart(&mut svc);
+    smol::block_on(async {
+        let mut c = Client::connect(&svc.ws_url()).await;
+        c.auth_as(Role::Viewer).await;
+        let list = c.result("get_camera_list", json!({})).await;
+        println!("with [[camera.devices]]: {list}");
+        let cams = list["cameras"].as_array().unwrap();
+        assert_eq!(cams.len(), 1, "/dev/video0 is disabled: {list}");
+        assert_eq!(
+            (&cams[0]["device"], &cams[0]["name"], &cams[0]["device_node"]),
+            (&json!("camera5"), &json!("Rear"), &json!("/dev/video1")),
+            "{list}"
+        );
+        assert_eq!(cams[0]["identity"]["key"], key("vivid-001").as_str());
+    });
+    let map: Value = serde_json::from_str(&std::fs::read_to_string(&map_path).unwrap()).unwrap();
+    println!("id map with the pin: {map}");
+    let ids: Vec<(&str, &str)> = map["cameras"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["id"].as_str().unwrap(), e["key"].as_str().unwrap()))
+        .collect();
+    assert!(ids.contains(&("camera5", key("vivid-001").as_str())), "{ids:?}");
+    assert!(
+        !ids.iter().any(|(id, _)| *id == "camera1"),
+        "the pin moved vivid-001: {ids:?}"
     );
     println!("VIVID-IDENTITY-PASSED");
 }

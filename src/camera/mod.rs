@@ -776,4 +776,29 @@ mod tests {
             .to_string();
         assert!(e.contains("camera.rescan_interval: must be between"), "{e}");
     }
+
+    #[test]
+    fn device_rules_are_read_and_checked_with_the_config() {
+        let c = config(
+            "[[camera.devices]]\nserial = \"SN1\"\nid = \"camera3\"\nname = \"Front\"\n\n[[camera.devices]]\nnode = \"/dev/video4\"\nenabled = false\n",
+        );
+        assert_eq!(c.camera.devices.len(), 2);
+        assert_eq!(devices::pinned_ids(&c.camera.devices), [3].into_iter().collect());
+        assert!(!c.camera.devices[1].enabled);
+        let e = Config::from_toml_str(
+            "[[camera.simulated]]\nid = \"camera3\"\n\n[[camera.devices]]\nserial = \"SN1\"\nid = \"camera3\"\n\n[[camera.devices]]\nport_path = \"x\"\nnode = \"/dev/video1\"\n",
+            Vec::<(String, String)>::new(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("camera.devices[0].id: must not be the id of a simulated camera"),
+            "{e}"
+        );
+        assert!(e.contains("camera.devices[1]: must set exactly one of"), "{e}");
+        let e = Config::from_toml_str("[[camera.devices]]\nusb = \"x\"\n", Vec::<(String, String)>::new())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("usb"), "unknown keys are refused: {e}");
+    }
 }
