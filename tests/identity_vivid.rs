@@ -233,6 +233,77 @@ fn guest() {
             assert_eq!(media["r_frame_rate"], format!("{}/1", chosen.1).as_str(), "{media}");
             recorded.push(first_file);
 
+            // Settings changed during a recording: it goes on in a new segment at the new
+            // mode; then back to the chosen mode.
+            let dir = svc.dir.path().join("recordings/camera1");
+            let started = c.result("start_recording", json!({"device": "camera1"})).await;
+            let seg1 = dir.join(started["filename"].as_str().unwrap());
+            let deadline = std::time::Instant::now() + Duration::from_secs(150);
+            while std::fs::metadata(&seg1).map(|m| m.len()).unwrap_or(0) < 20_000
+                && std::time::Instant::now() < deadline
+            {
+                smol::Timer::after(Duration::from_millis(500)).await;
+            }
+            let before: std::collections::BTreeSet<_> =
+                std::fs::read_dir(&dir).unwrap().flatten().map(|e| e.path()).collect();
+            let set = c
+                .result(
+                    "set_camera_settings",
+                    json!({"device": "camera1", "resolution": "640x360", "fps": 30}),
+                )
+                .await;
+            assert_eq!(set["applied"], true, "{set}");
+            let deadline = std::time::Instant::now() + Duration::from_secs(150);
+            let new_seg = loop {
+                let fresh = std::fs::read_dir(&dir)
+                    .unwrap()
+                    .flatten()
+                    .map(|e| e.path())
+                    .find(|p| !before.contains(p) && std::fs::metadata(p).map(|m| m.len()).unwrap_or(0) >= 20_000);
+                if let Some(p) = fresh {
+                    break p;
+                }
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "no new segment after the settings change"
+                );
+                smol::Timer::after(Duration::from_millis(500)).await;
+            };
+            smol::Timer::after(Duration::from_secs(2)).await;
+            let st = c.result("get_camera_status", json!({"device": "camera1"})).await;
+            assert_eq!(st["recording"], true, "the recording goes on: {st}");
+            c.result("stop_recording", json!({"device": "camera1"})).await;
+            let out = Command::new("ffprobe")
+                .args([
+                    "-v",
+                    "error",
+                    "-select_streams",
+                    "v:0",
+                    "-show_entries",
+                    "stream=width,height,r_frame_rate",
+                    "-of",
+                    "json",
+                ])
+                .arg(&new_seg)
+                .output()
+                .unwrap();
+            let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+            println!(
+                "segment after the settings change during the recording {}: {}",
+                new_seg.display(),
+                v["streams"][0]
+            );
+            assert_eq!(
+                (v["streams"][0]["width"].as_u64(), v["streams"][0]["height"].as_u64()),
+                (Some(640), Some(360)),
+                "{v}"
+            );
+            c.result(
+                "set_camera_settings",
+                json!({"device": "camera1", "resolution": chosen.0, "fps": chosen.1}),
+            )
+            .await;
+
             // Re-enumerate with shifted nodes.
             rmmod();
             events(&mut c, "camera.disconnected", 2).await;
