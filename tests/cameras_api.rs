@@ -174,3 +174,78 @@ fn public_host_ports_and_discovery_off() {
 fn a_result_off_its_schema_is_caught() {
     common::check_result_schema("get_camera_list", &serde_json::json!({"cameras": 1, "total": 0}));
 }
+
+/// The camera id map (docs/cameras.md, "Identity"): `forget_camera` is admin-only and
+/// refuses what is not a disconnected V4L2 camera; a corrupt map is moved aside at start-up,
+/// the error names the file, and the service starts with a fresh map.
+#[test]
+fn forget_camera_rules_and_corrupt_map_recovery() {
+    let rest = format!("[camera]\nmonitor = \"off\"\n{SIMULATED}");
+    let mut svc = Service::start("", "", &rest);
+    smol::block_on(async {
+        let mut c = Client::connect(&svc.ws_url()).await;
+        c.auth_as(Role::Operator).await;
+        assert_eq!(
+            c.error_code("forget_camera", json!({"device": "camera7"})).await,
+            -32002
+        );
+        c.auth_as(Role::Admin).await;
+        let e = c.call("forget_camera", json!({"device": "camera7"})).await;
+        assert_eq!(e["error"]["code"], -32020, "simulated cameras have no identity: {e}");
+        assert_eq!(e["error"]["data"]["state"], "simulated", "{e}");
+        assert_eq!(
+            c.error_code("forget_camera", json!({"device": "camera3"})).await,
+            -32010
+        );
+        assert_eq!(c.error_code("forget_camera", json!({"device": "cam3"})).await, -32602);
+        // Capture settings belong to V4L2 cameras; encoder needs admin; something to set.
+        assert_eq!(
+            c.error_code("get_camera_settings", json!({"device": "camera7"})).await,
+            -32030
+        );
+        let e = c
+            .call("set_camera_settings", json!({"device": "camera7", "fps": 15}))
+            .await;
+        assert_eq!(e["error"]["code"], -32030, "{e}");
+        assert_eq!(
+            c.error_code("set_camera_settings", json!({"device": "camera7"})).await,
+            -32602
+        );
+        c.auth_as(Role::Operator).await;
+        let e = c
+            .call(
+                "set_camera_settings",
+                json!({"device": "camera7", "encoder": "libx264"}),
+            )
+            .await;
+        assert_eq!(
+            (e["error"]["code"].as_i64(), &e["error"]["data"]["param"]),
+            (Some(-32002), &json!("encoder")),
+            "{e}"
+        );
+    });
+
+    let map = svc.dir.path().join("camera-ids.json");
+    std::fs::write(&map, "{\"version\": 1, \"cameras\": [ trailing garbage").unwrap();
+    let svc = Service::restart(&mut svc);
+    let log = svc.log();
+    let expect = format!("camera id map {} is corrupt", map.display());
+    assert!(log.contains(&expect) && log.contains("moved aside to"), "{log}");
+    assert!(!map.exists(), "the bad file is moved aside");
+    let aside: Vec<String> = std::fs::read_dir(svc.dir.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().to_string())
+        .filter(|n| n.starts_with("camera-ids.json.corrupt-"))
+        .collect();
+    assert_eq!(aside.len(), 1, "{aside:?}");
+    smol::block_on(async {
+        let mut c = Client::connect(&svc.ws_url()).await;
+        c.auth_as(Role::Viewer).await;
+        let sys = c.result("get_system_status", json!({})).await;
+        assert_eq!(sys["status"], "partial", "{sys}");
+        assert!(sys["message"].as_str().unwrap().contains(&expect), "{sys}");
+        let list = c.result("get_camera_list", json!({})).await;
+        assert_eq!(list["total"], 2, "the service runs on: {list}");
+    });
+}

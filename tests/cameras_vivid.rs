@@ -171,11 +171,9 @@ async fn hotplug(
 
 fn guest() {
     let nodes = video_nodes();
-    let capture: BTreeSet<String> = nodes
-        .iter()
-        .filter(|n| v4l2ctl_is_capture(n))
-        .map(|n| format!("camera{}", n.trim_start_matches("/dev/video")))
-        .collect();
+    // Camera ids come from the identity map (first seen, first numbered), not from node
+    // numbers: the checks compare nodes, reported as `device_node`.
+    let capture: BTreeSet<String> = nodes.iter().filter(|n| v4l2ctl_is_capture(n)).cloned().collect();
     println!("video nodes: {nodes:?}; capture nodes per v4l2-ctl: {capture:?}");
     assert_eq!(capture.len(), 2, "vivid with {VIVID_ARGS} has two capture nodes");
     assert!(nodes.len() >= 5, "output and metadata nodes exist too: {nodes:?}");
@@ -211,7 +209,7 @@ fn guest() {
     println!("VIVID-CHECKS-PASSED");
 }
 
-async fn checks(svc: &Service, capture: &BTreeSet<String>) {
+async fn checks(svc: &Service, capture_nodes: &BTreeSet<String>) {
     let mut c = Client::connect(&svc.ws_url()).await;
     c.auth_as(Role::Viewer).await;
     let sub = c
@@ -227,13 +225,25 @@ async fn checks(svc: &Service, capture: &BTreeSet<String>) {
     );
 
     let list = c.result("get_camera_list", json!({})).await;
-    let ids: BTreeSet<String> = list["cameras"]
+    let node_of: BTreeMap<String, String> = list["cameras"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|c| c["device"].as_str().unwrap().to_string())
+        .map(|c| {
+            (
+                c["device"].as_str().unwrap().to_string(),
+                c["device_node"].as_str().unwrap_or_default().to_string(),
+            )
+        })
         .collect();
-    assert_eq!(&ids, capture, "only capture nodes are cameras: {list}");
+    let nodes: BTreeSet<String> = node_of.values().cloned().collect();
+    assert_eq!(&nodes, capture_nodes, "only capture nodes are cameras: {list}");
+    let capture: &BTreeSet<String> = &node_of.keys().cloned().collect();
+    assert_eq!(
+        capture,
+        &["camera0", "camera1"].into_iter().map(String::from).collect(),
+        "a fresh id map numbers the cameras from camera0: {list}"
+    );
     for cam in list["cameras"].as_array().unwrap() {
         assert_eq!(
             (&cam["status"], &cam["source_type"]),
@@ -243,8 +253,10 @@ async fn checks(svc: &Service, capture: &BTreeSet<String>) {
     }
 
     for id in capture {
-        let dev = format!("/dev/video{}", id.trim_start_matches("camera"));
+        let dev = node_of[id].clone();
         let st = c.result("get_camera_status", json!({"device": id})).await;
+        assert_eq!(st["device_node"], dev.as_str(), "{st}");
+        assert_eq!(st["identity"]["kind"], "bus", "vivid is not USB: {st}");
         assert_eq!(st["capabilities"]["driver"], "vivid", "{st}");
         assert!(st["capabilities"]["bus_info"]
             .as_str()

@@ -278,6 +278,82 @@ impl FromParams for StartRecordingParams {
     }
 }
 
+/// `set_camera_settings {device, format?, resolution?, fps?, bitrate?, gop?, encoder?}`
+/// (this service's extension; `encoder` needs admin).
+#[derive(Debug, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct SetCameraSettingsParams {
+    #[schemars(regex(pattern = r"^camera[0-9]+$"))]
+    pub device: String,
+    /// Pixel format (FourCC as in `get_camera_capabilities`).
+    pub format: Option<String>,
+    /// `WIDTHxHEIGHT`, one of the camera's modes.
+    pub resolution: Option<String>,
+    #[schemars(range(min = 1, max = 1000))]
+    pub fps: Option<u32>,
+    /// FFmpeg bitrate: `2M`, `800k`, `500000`.
+    pub bitrate: Option<String>,
+    /// Key-frame interval in frames.
+    #[schemars(range(min = 1, max = 600))]
+    pub gop: Option<u32>,
+    /// FFmpeg encoder name (admin only).
+    pub encoder: Option<String>,
+}
+
+impl FromParams for SetCameraSettingsParams {
+    fn from_params(mut p: Params) -> Result<Self, RpcError> {
+        let device = p.device()?;
+        let format = p.opt_str("format")?;
+        let resolution = p.opt_str("resolution")?;
+        let fps = p.opt_int("fps", 1, 1000)?.map(|v| v as u32);
+        let bitrate = p.opt_str("bitrate")?;
+        let gop = p.opt_int("gop", 1, 600)?.map(|v| v as u32);
+        let encoder = p.opt_str("encoder")?;
+        p.finish()?;
+        if format.is_none()
+            && resolution.is_none()
+            && fps.is_none()
+            && bitrate.is_none()
+            && gop.is_none()
+            && encoder.is_none()
+        {
+            return Err(RpcError::invalid_params(
+                "params",
+                "name at least one of format, resolution, fps, bitrate, gop, encoder",
+            ));
+        }
+        Ok(SetCameraSettingsParams {
+            device,
+            format,
+            resolution,
+            fps,
+            bitrate,
+            gop,
+            encoder,
+        })
+    }
+}
+
+async fn set_camera_settings(
+    state: Arc<AppState>,
+    session: Arc<Session>,
+    p: SetCameraSettingsParams,
+) -> Result<crate::controller::cameras::CameraSettingsView, RpcError> {
+    let role = session.identity().map(|i| i.role);
+    if p.encoder.is_some() && role < Some(Role::Admin) {
+        return Err(RpcError::permission_denied("admin", role.map_or("none", |r| r.as_str())).with("param", "encoder"));
+    }
+    let req = crate::camera::identity::CaptureSettings {
+        format: p.format,
+        resolution: p.resolution,
+        fps: p.fps,
+        bitrate: p.bitrate,
+        gop: p.gop,
+        encoder: p.encoder,
+    };
+    Ok(state.controller.set_camera_settings(&p.device, req).await?)
+}
+
 // ---- results of the API's own methods ----
 
 #[derive(Debug, Serialize, JsonSchema)]
@@ -423,6 +499,17 @@ pub static METHODS: &[MethodSpec] = &[
         NoParams => crate::controller::files::Cleanup, files_rpc::cleanup_old_files),
     method!("set_discovery_interval", A, "Sets the period of background discovery scans (0 = off).",
         external_rpc::IntervalParams => crate::external::manager::DiscoveryInterval, external_rpc::set_discovery_interval),
+    // admin, this service's extensions (docs/api.md)
+    method!("forget_camera", A, "Forgets a DISCONNECTED V4L2 camera's identity, so its id may go to another device.",
+    DeviceParams => crate::controller::cameras::CameraForgotten, |s, _, p| Box::pin(async move {
+        Ok(s.controller.forget_camera(&p.device).await?)
+    })),
+    method!("get_camera_settings", V, "A V4L2 camera's capture and encoding settings, and what is saved for its identity.",
+    DeviceParams => crate::controller::cameras::CameraSettingsView, |s, _, p| Box::pin(async move {
+        Ok(s.controller.camera_settings(&p.device)?)
+    })),
+    method!("set_camera_settings", O, "Sets a V4L2 camera's capture mode and encoding (encoder: admin); saved with its identity.",
+        SetCameraSettingsParams => crate::controller::cameras::CameraSettingsView, |s, sess, p| Box::pin(set_camera_settings(s, sess, p))),
 ];
 
 pub fn lookup(name: &str) -> Option<&'static MethodSpec> {
@@ -573,6 +660,14 @@ mod tests {
             + expect("get_camera_list get_camera_status get_camera_capabilities get_stream_url get_stream_status get_streams list_recordings list_snapshots get_recording_info get_snapshot_info get_server_info get_system_status subscribe_events unsubscribe_events get_subscription_stats get_external_streams", Some(Role::Viewer))
             + expect("take_snapshot start_recording stop_recording start_streaming stop_streaming discover_external_streams add_external_stream remove_external_stream", Some(Role::Operator))
             + expect("delete_recording delete_snapshot get_metrics get_status get_storage_info set_retention_policy cleanup_old_files set_discovery_interval", Some(Role::Admin));
-        assert_eq!(total, METHODS.len(), "no method beyond the contract");
+        // This service's extensions (docs/api.md), beyond the contract.
+        let extensions = expect("forget_camera", Some(Role::Admin))
+            + expect("get_camera_settings", Some(Role::Viewer))
+            + expect("set_camera_settings", Some(Role::Operator));
+        assert_eq!(
+            total + extensions,
+            METHODS.len(),
+            "no method beyond the contract and the documented extensions"
+        );
     }
 }

@@ -3,16 +3,21 @@
 //! controller turns them into bus events and health components). docs/cameras.md has the
 //! design notes.
 
+pub mod devices;
+pub mod identity;
 pub mod monitor;
 pub mod registry;
+pub mod settings;
 pub mod simulated;
 pub mod v4l2;
 
 use crate::config::{CameraConfig, CameraMonitor};
 use crate::error::ServiceError;
+use identity::{AssignError, CaptureSettings, Identity, IdentityMap};
 use monitor::{MonitorHandle, Node, NodeEvent, Source};
-use registry::{Camera, Change, ChangeKind, Offer, Registry, Status};
+use registry::{Camera, Change, ChangeKind, ForgetError, Offer, Offered, Registry, Status};
 use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 use time::OffsetDateTime;
 
@@ -62,6 +67,19 @@ struct State {
     unprobed: BTreeMap<u32, String>,
     last_event: Option<LastEvent>,
     last_health: Option<HealthReport>,
+    /// The id map was corrupt at start (the message names the file and where it went).
+    map_problem: Option<String>,
+    /// The last write of the id map failed.
+    save_error: Option<String>,
+    /// Capture nodes that got no id (map or id range full): node → why.
+    unassigned: BTreeMap<u32, String>,
+}
+
+/// What `forget` removed: the listed camera (if it was listed) and the identity key.
+#[derive(Clone, Debug)]
+pub struct Forgotten {
+    pub camera: Option<Camera>,
+    pub identity_key: Option<String>,
 }
 
 pub struct CameraManager {
@@ -70,11 +88,19 @@ pub struct CameraManager {
     state: Mutex<State>,
     monitor: Mutex<Option<MonitorHandle>>,
     task: Mutex<Option<smol::Task<()>>>,
+    /// identity → id, loaded by `start`, saved at `map_path` after each change.
+    map: Mutex<IdentityMap>,
+    map_path: PathBuf,
+    /// Serialises map writes so the newest map is the one that lands.
+    save_lock: async_lock::Mutex<()>,
+    /// Ids V4L2 cameras never get automatically: simulated, configured external, pinned.
+    reserved: BTreeSet<u32>,
 }
 
 impl CameraManager {
-    /// A manager holding the configured simulated cameras; V4L2 discovery starts with `start`.
-    pub fn new(config: &CameraConfig) -> Arc<CameraManager> {
+    /// A manager holding the configured simulated cameras; V4L2 discovery (and the id map
+    /// in `state_dir`) starts with `start`. `reserved`: ids of configured external streams.
+    pub fn new(config: &CameraConfig, state_dir: &Path, reserved: impl IntoIterator<Item = u32>) -> Arc<CameraManager> {
         let mut registry = Registry::new(config.max_cameras);
         let now = OffsetDateTime::now_utc();
         for sim in &config.simulated {
@@ -83,13 +109,64 @@ impl CameraManager {
                 None => log::warn!("simulated camera {:?} skipped: invalid id or size", sim.id),
             }
         }
+        let mut reserved: BTreeSet<u32> = reserved.into_iter().collect();
+        reserved.extend(
+            config
+                .simulated
+                .iter()
+                .filter_map(|s| crate::ids::parse_camera_id(&s.id)),
+        );
+        reserved.extend(devices::pinned_ids(&config.devices));
         Arc::new(CameraManager {
             config: config.clone(),
             registry: RwLock::new(registry),
             state: Mutex::new(State::default()),
             monitor: Mutex::new(None),
             task: Mutex::new(None),
+            map: Mutex::new(IdentityMap::new()),
+            map_path: state_dir.join(identity::MAP_FILE),
+            save_lock: async_lock::Mutex::new(()),
+            reserved,
         })
+    }
+
+    /// Reads the id map (on the blocking pool). A corrupt map was moved aside: logged as an
+    /// error and kept as a problem of the `cameras` component.
+    async fn load_map(&self) {
+        let path = self.map_path.clone();
+        let (map, problem) = blocking::unblock(move || identity::load(&path)).await;
+        if map.is_empty() {
+            log::info!("camera id map {}: no known identity yet", self.map_path.display());
+        } else {
+            log::info!(
+                "camera id map {}: {} known identities",
+                self.map_path.display(),
+                map.len()
+            );
+        }
+        if let Some(p) = &problem {
+            log::error!("{p}");
+        }
+        *self.map.lock().unwrap() = map;
+        self.state.lock().unwrap().map_problem = problem;
+    }
+
+    /// Writes the id map durably (blocking pool). Failures are logged and shown in health;
+    /// the ids in memory stay valid.
+    async fn save_map(&self) {
+        let _one_at_a_time = self.save_lock.lock().await;
+        let text = self.map.lock().unwrap().to_json();
+        let path = self.map_path.clone();
+        let result = blocking::unblock(move || identity::write_durably(&path, text.as_bytes())).await;
+        let mut st = self.state.lock().unwrap();
+        match result {
+            Ok(()) => st.save_error = None,
+            Err(e) => {
+                let why = format!("camera id map {} not saved: {e}", self.map_path.display());
+                log::error!("{why}");
+                st.save_error = Some(why);
+            }
+        }
     }
 
     /// Starts the monitor thread and the manager task; resolves once the first discovery
@@ -97,6 +174,7 @@ impl CameraManager {
     /// then keeps waiting for the pass itself).
     pub async fn start(self: &Arc<Self>, hooks: Hooks) {
         let hooks = Arc::new(hooks);
+        self.load_map().await;
         let (first_tx, first_rx) = async_channel::bounded::<()>(1);
         if self.config.monitor == CameraMonitor::Off {
             {
@@ -183,9 +261,13 @@ impl CameraManager {
                     let now = OffsetDateTime::now_utc();
                     let gone = self.registry.read().unwrap().vanished(&present);
                     for num in gone {
-                        self.gone(num, now, &hooks);
+                        self.gone(num, now, &hooks).await;
                     }
-                    self.state.lock().unwrap().unprobed.retain(|n, _| present.contains(n));
+                    {
+                        let mut st = self.state.lock().unwrap();
+                        st.unprobed.retain(|n, _| present.contains(n));
+                        st.unassigned.retain(|n, _| present.contains(n));
+                    }
                     for node in nodes {
                         let probe_it = self.registry.read().unwrap().needs_probe(node.num);
                         if probe_it {
@@ -203,54 +285,52 @@ impl CameraManager {
                 }
                 NodeEvent::Added(node) | NodeEvent::Changed(node) => self.probe(node, &hooks).await,
                 NodeEvent::Removed(node) => {
-                    self.state.lock().unwrap().unprobed.remove(&node.num);
-                    self.gone(node.num, OffsetDateTime::now_utc(), &hooks);
+                    {
+                        let mut st = self.state.lock().unwrap();
+                        st.unprobed.remove(&node.num);
+                        st.unassigned.remove(&node.num);
+                    }
+                    self.gone(node.num, OffsetDateTime::now_utc(), &hooks).await;
                 }
             }
             self.report_health(&hooks);
         }
     }
 
-    fn gone(&self, num: u32, now: OffsetDateTime, hooks: &Hooks) {
+    /// Node `num` went away. If it carried a camera that has another capture node
+    /// (secondary), that node is probed at once and takes over.
+    async fn gone(&self, num: u32, now: OffsetDateTime, hooks: &Hooks) {
         let change = self.registry.write().unwrap().absent(num, now);
-        if let Some(c) = change {
-            self.announce(c, hooks);
+        let Some(c) = change else { return };
+        let cam = c.camera.num;
+        self.announce(c, hooks);
+        let others = self.registry.read().unwrap().secondaries_of(cam);
+        for n in others {
+            let node = Node {
+                num: n,
+                devnode: PathBuf::from(format!("/dev/video{n}")),
+            };
+            self.probe(node, hooks).await;
         }
     }
 
-    /// Probes a node on the blocking pool and applies the result.
+    /// Probes a node on the blocking pool (capabilities, then identity facts), resolves its
+    /// id through the config rules and the id map, and applies the result.
     async fn probe(&self, node: Node, hooks: &Hooks) {
         let path = node.devnode.clone();
-        let result = blocking::unblock(move || v4l2::probe(&path)).await;
-        let now = OffsetDateTime::now_utc();
         let num = node.num;
+        let result = blocking::unblock(move || {
+            let p = v4l2::probe(&path)?;
+            let facts = identity::read_facts(num, &p.info);
+            Ok((p, facts))
+        })
+        .await;
+        let now = OffsetDateTime::now_utc();
         let change = match result {
-            Ok(p) => {
+            Ok((p, facts)) => {
                 self.state.lock().unwrap().unprobed.remove(&num);
-                let offer = self
-                    .registry
-                    .write()
-                    .unwrap()
-                    .present(num, node.devnode.clone(), p, now);
-                match offer {
-                    Offer::Changed(c) => Some(*c),
-                    Offer::Unchanged => None,
-                    Offer::Shadowed => {
-                        log::warn!(
-                            "{} is a capture node but camera{num} is a simulated camera in the config; node ignored",
-                            node.devnode.display()
-                        );
-                        None
-                    }
-                    Offer::Full => {
-                        log::warn!(
-                            "{} ignored: camera.max_cameras ({}) reached",
-                            node.devnode.display(),
-                            self.config.max_cameras
-                        );
-                        None
-                    }
-                }
+                let identity = identity::derive(&facts);
+                self.offer(node, p, identity, now, hooks).await
             }
             Err(v4l2::ProbeError::NotCapture(info)) => {
                 log::debug!(
@@ -277,6 +357,220 @@ impl CameraManager {
         if let Some(c) = change {
             self.announce(c, hooks);
         }
+    }
+
+    /// A probed capture node: config rule, id, registry.
+    async fn offer(
+        &self,
+        node: Node,
+        p: v4l2::Probe,
+        identity: Identity,
+        now: OffsetDateTime,
+        hooks: &Hooks,
+    ) -> Option<Change> {
+        let num = node.num;
+        let rule = devices::find(&self.config.devices, &identity, &node.devnode).cloned();
+        if rule.as_ref().is_some_and(|r| !r.enabled) {
+            log::info!(
+                "{} ({}) is disabled in the config ([[camera.devices]]); not a camera",
+                node.devnode.display(),
+                identity.key
+            );
+            let mut reg = self.registry.write().unwrap();
+            let change = reg.absent(num, now);
+            reg.ignore(num);
+            return change;
+        }
+        let pinned = rule.as_ref().and_then(|r| r.pinned());
+        let cam = match self.resolve_id(&identity, pinned, &p.info.card).await {
+            Ok(n) => {
+                self.state.lock().unwrap().unassigned.remove(&num);
+                n
+            }
+            Err(why) => {
+                log::warn!("{} ({}) gets no camera id: {why}", node.devnode.display(), identity.key);
+                self.state.lock().unwrap().unassigned.insert(num, why);
+                return None;
+            }
+        };
+        // The node carried another camera before (its device went and another took the
+        // number): that camera is gone.
+        let before = self.registry.read().unwrap().camera_at(num);
+        if before.is_some_and(|b| b != cam) {
+            let change = self.registry.write().unwrap().absent(num, now);
+            if let Some(c) = change {
+                self.announce(c, hooks);
+            }
+        }
+        let settings = self.map.lock().unwrap().settings_of(&identity.key);
+        let offer = self.registry.write().unwrap().present(
+            Offered {
+                node: num,
+                num: cam,
+                devnode: node.devnode.clone(),
+                probe: p,
+                identity: Some(Box::new(identity)),
+                name: rule.and_then(|r| r.name),
+                settings,
+            },
+            now,
+        );
+        match offer {
+            Offer::Changed(c) => Some(*c),
+            Offer::Unchanged => None,
+            Offer::Shadowed => {
+                log::warn!(
+                    "{} resolved to camera{cam}, a simulated or external camera; node ignored",
+                    node.devnode.display()
+                );
+                None
+            }
+            Offer::Secondary(primary) => {
+                log::info!(
+                    "{} is another capture node of camera{cam} (on /dev/video{primary}); not a camera of its own",
+                    node.devnode.display()
+                );
+                None
+            }
+            Offer::Full => {
+                log::warn!(
+                    "{} ignored: camera.max_cameras ({}) reached",
+                    node.devnode.display(),
+                    self.config.max_cameras
+                );
+                None
+            }
+        }
+    }
+
+    /// The camera number of an identity: pinned by the config, else remembered, else the
+    /// next free one (saved before it is used).
+    async fn resolve_id(&self, identity: &Identity, pinned: Option<u32>, name: &str) -> Result<u32, String> {
+        let stamp = crate::clock::now_rfc3339();
+        let (num, changed) = {
+            let mut map = self.map.lock().unwrap();
+            match pinned {
+                Some(n) => {
+                    let (changed, displaced) = map.pin(identity, n, name, &stamp);
+                    if let Some(k) = displaced {
+                        log::warn!(
+                            "camera{n} is pinned in the config to {}; forgetting {k}, which had it",
+                            identity.key
+                        );
+                    }
+                    (n, changed)
+                }
+                None => {
+                    let reg = self.registry.read().unwrap();
+                    let reserved = |n: u32| self.reserved.contains(&n) || reg.is_other_source(n);
+                    match map.assign(identity, name, &stamp, self.config.external_id_base, reserved) {
+                        Ok(r) => r,
+                        Err(AssignError::Full) => {
+                            return Err(format!(
+                                "the camera id map holds {} identities (the limit); forget_camera frees one",
+                                map.len()
+                            ))
+                        }
+                        Err(AssignError::NoFreeId) => {
+                            return Err(format!(
+                                "no free id below camera.external_id_base ({})",
+                                self.config.external_id_base
+                            ))
+                        }
+                    }
+                }
+            }
+        };
+        if changed {
+            log::info!("camera{num} is {} ({name})", identity.key);
+            self.save_map().await;
+        }
+        Ok(num)
+    }
+
+    /// `set_camera_settings`: checks `req` against the camera's modes, merges it onto the
+    /// saved settings, saves them with the identity and applies them to the camera's mode.
+    /// The change to announce (the caller publishes it and re-applies the publisher).
+    pub async fn set_settings(&self, id: &str, req: &CaptureSettings) -> Result<Change, ServiceError> {
+        let cam = self.get(id)?;
+        if cam.source != registry::SourceType::V4l2 || cam.identity.is_none() {
+            return Err(ServiceError::Unsupported {
+                feature: "camera_settings",
+                details: format!(
+                    "{id} is a {} camera; capture settings belong to V4L2 cameras",
+                    cam.source.as_str()
+                ),
+            });
+        }
+        let base = (cam.settings.format.clone(), cam.resolution, cam.fps);
+        let new = settings::apply(&cam.modes, &base, &cam.settings, req).map_err(|e| ServiceError::InvalidParam {
+            param: e.param,
+            details: e.message,
+        })?;
+        if !self.map.lock().unwrap().set_settings(cam.num, new.clone()) {
+            return Err(ServiceError::Internal(format!(
+                "{id} has no entry in the camera id map"
+            )));
+        }
+        self.save_map().await;
+        let change = self
+            .registry
+            .write()
+            .unwrap()
+            .set_settings(cam.num, new)
+            .ok_or_else(|| ServiceError::NotFound {
+                resource: "camera",
+                id: id.to_string(),
+            })?;
+        log::info!(
+            "{id} capture settings: {}",
+            serde_json::to_string(&change.camera.settings).unwrap_or_default()
+        );
+        self.state.lock().unwrap().last_event = Some(LastEvent {
+            kind: change.kind,
+            device: id.to_string(),
+            at: OffsetDateTime::now_utc(),
+        });
+        Ok(change)
+    }
+
+    /// `forget_camera`: drops a DISCONNECTED V4L2 camera and its identity (id and settings),
+    /// so its id may go to another identity. An id only the map knows (not seen since start)
+    /// is forgotten too.
+    pub async fn forget(&self, id: &str) -> Result<Forgotten, ServiceError> {
+        let not_found = || ServiceError::NotFound {
+            resource: "camera",
+            id: id.to_string(),
+        };
+        let num = crate::ids::parse_camera_id(id).ok_or_else(not_found)?;
+        let removed = self.registry.write().unwrap().forget(num);
+        let camera = match removed {
+            Ok(c) => Some(c),
+            Err(ForgetError::NotFound) => None,
+            Err(ForgetError::NotV4l2(src)) => {
+                return Err(ServiceError::InvalidState {
+                    state: src.as_str().into(),
+                    details: format!(
+                        "{id} is a {} camera; only V4L2 cameras are remembered by identity",
+                        src.as_str()
+                    ),
+                })
+            }
+            Err(ForgetError::Present(st)) => {
+                return Err(ServiceError::InvalidState {
+                    state: st.as_str().to_lowercase(),
+                    details: format!("{id} is {}; only a DISCONNECTED camera can be forgotten", st.as_str()),
+                })
+            }
+        };
+        let entry = self.map.lock().unwrap().forget(num);
+        if camera.is_none() && entry.is_none() {
+            return Err(not_found());
+        }
+        let identity_key = entry.map(|e| e.key);
+        log::info!("{id} forgotten ({})", identity_key.as_deref().unwrap_or("no identity"));
+        self.save_map().await;
+        Ok(Forgotten { camera, identity_key })
     }
 
     fn announce(&self, change: Change, hooks: &Hooks) {
@@ -353,6 +647,18 @@ impl CameraManager {
         let mut problems = Vec::new();
         if let Some(why) = &st.fallback_reason {
             problems.push(why.clone());
+        }
+        problems.extend(st.map_problem.iter().chain(st.save_error.iter()).cloned());
+        if !st.unassigned.is_empty() {
+            problems.push(format!(
+                "{} capture node(s) got no camera id ({})",
+                st.unassigned.len(),
+                st.unassigned
+                    .iter()
+                    .map(|(n, e)| format!("video{n}: {e}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
         }
         if !st.unprobed.is_empty() {
             problems.push(format!(
@@ -469,5 +775,30 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("camera.rescan_interval: must be between"), "{e}");
+    }
+
+    #[test]
+    fn device_rules_are_read_and_checked_with_the_config() {
+        let c = config(
+            "[[camera.devices]]\nserial = \"SN1\"\nid = \"camera3\"\nname = \"Front\"\n\n[[camera.devices]]\nnode = \"/dev/video4\"\nenabled = false\n",
+        );
+        assert_eq!(c.camera.devices.len(), 2);
+        assert_eq!(devices::pinned_ids(&c.camera.devices), [3].into_iter().collect());
+        assert!(!c.camera.devices[1].enabled);
+        let e = Config::from_toml_str(
+            "[[camera.simulated]]\nid = \"camera3\"\n\n[[camera.devices]]\nserial = \"SN1\"\nid = \"camera3\"\n\n[[camera.devices]]\nport_path = \"x\"\nnode = \"/dev/video1\"\n",
+            Vec::<(String, String)>::new(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("camera.devices[0].id: must not be the id of a simulated camera"),
+            "{e}"
+        );
+        assert!(e.contains("camera.devices[1]: must set exactly one of"), "{e}");
+        let e = Config::from_toml_str("[[camera.devices]]\nusb = \"x\"\n", Vec::<(String, String)>::new())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("usb"), "unknown keys are refused: {e}");
     }
 }

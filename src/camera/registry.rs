@@ -7,9 +7,16 @@
 //!                              ERROR ──(node gone)──► DISCONNECTED
 //! ```
 //!
+//! A V4L2 camera's number comes from its identity (`identity.rs`), not from its node: the
+//! registry keeps which node each present camera is on now (`nodes`), so a camera that
+//! comes back on another node is the same entry. A second capture node of a camera that is
+//! already connected through another node (same identity) is a *secondary* node: not a
+//! camera of its own, used again if the primary node goes away.
+//!
 //! Pure data: no I/O, no clock of its own (`now` is passed in), so every transition is unit
-//! tested. Disconnected cameras stay listed until the process ends.
+//! tested. Disconnected cameras stay listed until the process ends or an admin forgets them.
 
+use super::identity::{CaptureSettings, Identity};
 use super::v4l2::{DeviceInfo, Mode, Probe};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -58,8 +65,14 @@ pub struct Camera {
     pub num: u32,
     pub id: String,
     pub source: SourceType,
-    /// `/dev/videoN` for V4L2 cameras.
+    /// `/dev/videoN` for V4L2 cameras: the node it is on now, or was on last.
     pub devnode: Option<PathBuf>,
+    /// What the V4L2 device says about itself (the key of its id).
+    pub identity: Option<Box<Identity>>,
+    /// Capture settings saved for the identity (`set_camera_settings`); `resolution` and
+    /// `fps` below already follow them when the camera offers that mode. Boxed: events
+    /// carry cameras by value.
+    pub settings: Box<CaptureSettings>,
     /// lavfi source name for simulated cameras.
     pub pattern: Option<String>,
     /// Source URL of external streams (its `Debug` is redacted).
@@ -102,17 +115,47 @@ pub struct Change {
 pub enum Offer {
     Changed(Box<Change>),
     Unchanged,
-    /// The id belongs to a simulated camera from the config.
+    /// The id belongs to a simulated or external camera.
     Shadowed,
     /// `camera.max_cameras` reached.
     Full,
+    /// The camera is already present through another node (the node number given).
+    Secondary(u32),
+}
+
+/// A probed capture node with the camera number its identity resolved to.
+#[derive(Clone, Debug)]
+pub struct Offered {
+    pub node: u32,
+    pub num: u32,
+    pub devnode: PathBuf,
+    pub probe: Probe,
+    pub identity: Option<Box<Identity>>,
+    /// Display name from the config (`[[camera.devices]] name`); else the card name.
+    pub name: Option<String>,
+    /// Saved capture settings of the identity.
+    pub settings: CaptureSettings,
+}
+
+/// Why `forget` refused.
+#[derive(Debug, PartialEq, Eq)]
+pub enum ForgetError {
+    NotFound,
+    /// Only V4L2 cameras are remembered by identity.
+    NotV4l2(SourceType),
+    /// Only a DISCONNECTED camera can be forgotten.
+    Present(Status),
 }
 
 pub struct Registry {
     cameras: BTreeMap<u32, Camera>,
-    /// Present nodes that are not cameras (metadata, radio, VBI, ...): not probed again until
-    /// they disappear.
+    /// Nodes of present V4L2 cameras: node number → camera number.
+    nodes: BTreeMap<u32, u32>,
+    /// Present nodes that are not cameras (metadata, radio, VBI, disabled in the config, ...):
+    /// not probed again until they disappear.
     ignored: BTreeSet<u32>,
+    /// Capture nodes of a camera present through another node: node → camera number.
+    secondary: BTreeMap<u32, u32>,
     max_cameras: usize,
 }
 
@@ -120,7 +163,9 @@ impl Registry {
     pub fn new(max_cameras: usize) -> Registry {
         Registry {
             cameras: BTreeMap::new(),
+            nodes: BTreeMap::new(),
             ignored: BTreeSet::new(),
+            secondary: BTreeMap::new(),
             max_cameras,
         }
     }
@@ -144,70 +189,117 @@ impl Registry {
         (self.cameras.len(), connected)
     }
 
-    fn is_v4l2(&self, num: u32) -> bool {
-        self.cameras.get(&num).is_some_and(|c| c.source == SourceType::V4l2)
+    /// The number of a listed camera that is not V4L2 (simulated, external).
+    pub fn is_other_source(&self, num: u32) -> bool {
+        self.cameras.get(&num).is_some_and(|c| c.source != SourceType::V4l2)
     }
 
-    /// Whether a node seen by a rescan needs a probe: unknown, or known but not CONNECTED.
-    pub fn needs_probe(&self, num: u32) -> bool {
-        if self.ignored.contains(&num) {
+    /// The camera present on node `node`.
+    pub fn camera_at(&self, node: u32) -> Option<u32> {
+        self.nodes.get(&node).copied()
+    }
+
+    /// Secondary nodes of camera `num` (to probe again when its primary node goes away).
+    pub fn secondaries_of(&self, num: u32) -> Vec<u32> {
+        self.secondary
+            .iter()
+            .filter(|(_, c)| **c == num)
+            .map(|(n, _)| *n)
+            .collect()
+    }
+
+    /// Whether a node seen by a rescan needs a probe: unknown, or its camera not CONNECTED.
+    pub fn needs_probe(&self, node: u32) -> bool {
+        if self.ignored.contains(&node) {
             return false;
         }
-        match self.cameras.get(&num) {
+        let cam = self.nodes.get(&node).or_else(|| self.secondary.get(&node));
+        match cam.and_then(|n| self.cameras.get(n)) {
             None => true,
-            Some(c) => c.source == SourceType::V4l2 && c.status != Status::Connected,
+            Some(c) => c.status != Status::Connected,
         }
     }
 
-    /// Marks a CONNECTED V4L2 camera as still there (rescan).
-    pub fn touch(&mut self, num: u32, now: OffsetDateTime) {
-        if let Some(c) = self.cameras.get_mut(&num) {
-            if c.source == SourceType::V4l2 && c.status == Status::Connected {
+    /// Marks the CONNECTED V4L2 camera on `node` as still there (rescan).
+    pub fn touch(&mut self, node: u32, now: OffsetDateTime) {
+        let Some(num) = self.nodes.get(&node) else { return };
+        if let Some(c) = self.cameras.get_mut(num) {
+            if c.status == Status::Connected {
                 c.last_seen = now;
             }
         }
     }
 
-    /// V4L2 nodes the registry believes present that a full enumeration did not find.
+    /// Nodes the registry believes present that a full enumeration did not find.
     pub fn vanished(&self, present: &BTreeSet<u32>) -> Vec<u32> {
-        let mut out: Vec<u32> = self
-            .cameras
-            .values()
-            .filter(|c| c.source == SourceType::V4l2 && c.status != Status::Disconnected && !present.contains(&c.num))
-            .map(|c| c.num)
-            .collect();
+        let mut out: Vec<u32> = self.nodes.keys().filter(|n| !present.contains(n)).copied().collect();
         out.extend(self.ignored.iter().filter(|n| !present.contains(n)));
+        out.extend(self.secondary.keys().filter(|n| !present.contains(n)));
         out.sort_unstable();
         out.dedup();
         out
     }
 
-    /// A capture node `/dev/videoN` was probed successfully.
-    pub fn present(&mut self, num: u32, devnode: PathBuf, probe: Probe, now: OffsetDateTime) -> Offer {
-        self.ignored.remove(&num);
-        if self.cameras.get(&num).is_some_and(|c| c.source != SourceType::V4l2) {
+    /// A node that must not become a camera (disabled in the config).
+    pub fn ignore(&mut self, node: u32) {
+        self.ignored.insert(node);
+    }
+
+    /// A capture node was probed successfully and its identity resolved to `o.num`.
+    pub fn present(&mut self, o: Offered, now: OffsetDateTime) -> Offer {
+        let Offered {
+            node,
+            num,
+            devnode,
+            probe,
+            identity,
+            name,
+            settings,
+        } = o;
+        self.ignored.remove(&node);
+        self.secondary.remove(&node);
+        if self.is_other_source(num) {
             return Offer::Shadowed;
         }
-        let resolution = probe
-            .current
-            .or_else(|| probe.modes.first().map(|m| (m.width, m.height)))
-            .unwrap_or((0, 0));
-        let fps = probe
-            .current_fps
-            .or_else(|| probe.modes.iter().flat_map(|m| m.fps.iter().copied()).max())
-            .unwrap_or(0);
+        // Present through another node that is still there: this one is secondary.
+        if let Some(other) = self
+            .nodes
+            .iter()
+            .find(|(n, c)| **c == num && **n != node)
+            .map(|(n, _)| *n)
+        {
+            if self.cameras.get(&num).is_some_and(|c| c.status != Status::Disconnected) {
+                self.secondary.insert(node, num);
+                return Offer::Secondary(other);
+            }
+            self.nodes.remove(&other);
+        }
+        let probed = (
+            probe
+                .current
+                .or_else(|| probe.modes.first().map(|m| (m.width, m.height)))
+                .unwrap_or((0, 0)),
+            probe
+                .current_fps
+                .or_else(|| probe.modes.iter().flat_map(|m| m.fps.iter().copied()).max())
+                .unwrap_or(0),
+        );
+        // Saved settings decide the mode when the camera still offers it.
+        let (resolution, fps) = super::settings::mode_of(&probe.modes, &settings).map_or(probed, |(_, s, f)| (s, f));
         let fresh = Camera {
             num,
             id: crate::ids::camera_id(num),
             source: SourceType::V4l2,
             devnode: Some(devnode),
+            identity,
+            settings: Box::new(settings),
             pattern: None,
             source_url: None,
             status: Status::Connected,
-            name: if probe.info.card.is_empty() {
-                format!("Video device {num}")
-            } else {
-                probe.info.card.clone()
+            name: match name.filter(|n| !n.trim().is_empty()) {
+                Some(n) => n,
+                None if probe.info.card.is_empty() => format!("Video device {node}"),
+                None => probe.info.card.clone(),
             },
             resolution,
             fps,
@@ -222,6 +314,7 @@ impl Registry {
                     return Offer::Full;
                 }
                 self.cameras.insert(num, fresh.clone());
+                self.nodes.insert(node, num);
                 Offer::Changed(Box::new(Change {
                     kind: ChangeKind::Connected,
                     camera: fresh,
@@ -236,17 +329,50 @@ impl Registry {
                             && old.modes == fresh.modes
                             && old.resolution == fresh.resolution
                             && old.fps == fresh.fps
-                            && old.devnode == fresh.devnode;
+                            && old.devnode == fresh.devnode
+                            && old.identity == fresh.identity
+                            && old.settings == fresh.settings
+                            && old.name == fresh.name;
                         (!same).then_some(ChangeKind::StatusChange)
                     }
                 };
                 *old = fresh.clone();
+                self.nodes.insert(node, num);
                 match kind {
                     Some(kind) => Offer::Changed(Box::new(Change { kind, camera: fresh })),
                     None => Offer::Unchanged,
                 }
             }
         }
+    }
+
+    /// New capture settings (already checked against the camera's modes): the camera's
+    /// mode follows them; the change to announce (`camera.status_change`).
+    pub fn set_settings(&mut self, num: u32, settings: CaptureSettings) -> Option<Change> {
+        let c = self.cameras.get_mut(&num)?;
+        if let Some((_, size, fps)) = super::settings::mode_of(&c.modes, &settings) {
+            c.resolution = size;
+            c.fps = fps;
+        }
+        *c.settings = settings;
+        Some(Change {
+            kind: ChangeKind::StatusChange,
+            camera: c.clone(),
+        })
+    }
+
+    /// Drops a DISCONNECTED V4L2 camera (`forget_camera`).
+    pub fn forget(&mut self, num: u32) -> Result<Camera, ForgetError> {
+        let c = self.cameras.get(&num).ok_or(ForgetError::NotFound)?;
+        if c.source != SourceType::V4l2 {
+            return Err(ForgetError::NotV4l2(c.source));
+        }
+        if c.status != Status::Disconnected {
+            return Err(ForgetError::Present(c.status));
+        }
+        self.nodes.retain(|_, c| *c != num);
+        self.secondary.retain(|_, c| *c != num);
+        self.cameras.remove(&num).ok_or(ForgetError::NotFound)
     }
 
     /// Adds an external stream camera; false when the id is taken or the registry is full.
@@ -304,18 +430,16 @@ impl Registry {
 
     /// A present node is not a capture node. If it was a camera before (the number was
     /// reused by another device), that camera is gone.
-    pub fn not_camera(&mut self, num: u32, now: OffsetDateTime) -> Option<Change> {
-        let change = self.absent(num, now);
-        self.ignored.insert(num);
+    pub fn not_camera(&mut self, node: u32, now: OffsetDateTime) -> Option<Change> {
+        let change = self.absent(node, now);
+        self.ignored.insert(node);
         change
     }
 
     /// The node exists but could not be probed. Only a known camera changes (to ERROR);
     /// unknown nodes are retried by the next event or rescan.
-    pub fn failed(&mut self, num: u32, why: String, now: OffsetDateTime) -> Option<Change> {
-        if !self.is_v4l2(num) {
-            return None;
-        }
+    pub fn failed(&mut self, node: u32, why: String, now: OffsetDateTime) -> Option<Change> {
+        let num = *self.nodes.get(&node)?;
         let c = self.cameras.get_mut(&num)?;
         if c.status == Status::Error && c.error.as_deref() == Some(why.as_str()) {
             return None;
@@ -329,14 +453,13 @@ impl Registry {
         })
     }
 
-    /// `/dev/videoN` disappeared.
-    pub fn absent(&mut self, num: u32, now: OffsetDateTime) -> Option<Change> {
-        self.ignored.remove(&num);
-        if !self.is_v4l2(num) {
-            return None;
-        }
+    /// `/dev/video<node>` disappeared.
+    pub fn absent(&mut self, node: u32, now: OffsetDateTime) -> Option<Change> {
+        self.ignored.remove(&node);
+        self.secondary.remove(&node);
+        let num = self.nodes.remove(&node)?;
         let c = self.cameras.get_mut(&num)?;
-        if c.status == Status::Disconnected {
+        if c.source != SourceType::V4l2 || c.status == Status::Disconnected {
             return None;
         }
         c.status = Status::Disconnected;
@@ -372,6 +495,28 @@ mod tests {
         }
     }
 
+    /// Node N is camera N (identity ignored).
+    trait Present2 {
+        fn present2(&mut self, n: u32, dev: &str, p: Probe, now: OffsetDateTime) -> Offer;
+    }
+    impl Present2 for Registry {
+        fn present2(&mut self, n: u32, dev: &str, p: Probe, now: OffsetDateTime) -> Offer {
+            self.present(offered(n, n, dev, p), now)
+        }
+    }
+
+    fn offered(node: u32, num: u32, dev: &str, probe: Probe) -> Offered {
+        Offered {
+            node,
+            num,
+            devnode: dev.into(),
+            probe,
+            identity: None,
+            name: None,
+            settings: CaptureSettings::default(),
+        }
+    }
+
     fn t(s: i64) -> OffsetDateTime {
         OffsetDateTime::from_unix_timestamp(1_800_000_000 + s).unwrap()
     }
@@ -386,17 +531,16 @@ mod tests {
     #[test]
     fn connect_disconnect_reconnect() {
         let mut r = Registry::new(8);
-        let dev = PathBuf::from("/dev/video0");
-        let o = r.present(0, dev.clone(), probe("vivid", 30), t(0));
+        let o = r.present2(0, "/dev/video0", probe("vivid", 30), t(0));
         let Offer::Changed(c) = o else { panic!("{o:?}") };
         assert_eq!(c.kind, ChangeKind::Connected);
         assert_eq!(c.camera.id, "camera0");
         assert_eq!((c.camera.resolution_text(), c.camera.fps), ("640x360".into(), 30));
         // Same probe again: nothing to announce.
-        assert_eq!(r.present(0, dev.clone(), probe("vivid", 30), t(1)), Offer::Unchanged);
+        assert_eq!(r.present2(0, "/dev/video0", probe("vivid", 30), t(1)), Offer::Unchanged);
         // Capabilities changed while connected: status_change.
         assert_eq!(
-            kind(r.present(0, dev.clone(), probe("vivid", 60), t(2))),
+            kind(r.present2(0, "/dev/video0", probe("vivid", 60), t(2))),
             Some(ChangeKind::StatusChange)
         );
         // Gone: disconnected once, stays listed.
@@ -411,7 +555,7 @@ mod tests {
         assert!(r.needs_probe(0));
         // Back: connected again.
         assert_eq!(
-            kind(r.present(0, dev, probe("vivid", 60), t(5))),
+            kind(r.present2(0, "/dev/video0", probe("vivid", 60), t(5))),
             Some(ChangeKind::Connected)
         );
         assert_eq!(r.counts(), (1, 1));
@@ -424,7 +568,7 @@ mod tests {
         // Unknown node that cannot be probed: nothing listed.
         assert!(r.failed(3, "EACCES".into(), t(0)).is_none());
         assert_eq!(r.counts(), (0, 0));
-        r.present(3, "/dev/video3".into(), probe("cam", 30), t(0));
+        r.present2(3, "/dev/video3", probe("cam", 30), t(0));
         let c = r.failed(3, "EBUSY".into(), t(1)).unwrap();
         assert_eq!((c.kind, c.camera.status), (ChangeKind::StatusChange, Status::Error));
         assert!(
@@ -433,7 +577,7 @@ mod tests {
         );
         assert!(r.needs_probe(3));
         assert_eq!(
-            kind(r.present(3, "/dev/video3".into(), probe("cam", 30), t(3))),
+            kind(r.present2(3, "/dev/video3", probe("cam", 30), t(3))),
             Some(ChangeKind::StatusChange)
         );
         r.failed(3, "EBUSY".into(), t(4));
@@ -443,7 +587,7 @@ mod tests {
     #[test]
     fn non_capture_nodes_and_rescan_diff() {
         let mut r = Registry::new(8);
-        r.present(0, "/dev/video0".into(), probe("cap", 30), t(0));
+        r.present2(0, "/dev/video0", probe("cap", 30), t(0));
         assert!(r.not_camera(1, t(0)).is_none());
         assert!(!r.needs_probe(1), "known non-camera nodes are not probed again");
         assert_eq!(r.counts(), (1, 1));
@@ -460,7 +604,7 @@ mod tests {
     #[test]
     fn external_cameras_follow_liveness() {
         let mut r = Registry::new(3);
-        let mut cam = match r.present(100, "/dev/video100".into(), probe("x", 30), t(0)) {
+        let mut cam = match r.present2(100, "/dev/video100", probe("x", 30), t(0)) {
             Offer::Changed(c) => c.camera,
             o => panic!("{o:?}"),
         };
@@ -488,7 +632,7 @@ mod tests {
             r.absent(100, t(6)).is_none(),
             "V4L2 events never touch external cameras"
         );
-        assert!(!r.needs_probe(100));
+        assert!(r.needs_probe(100), "node 100 is a node, not camera100");
         assert_eq!(r.remove_external(100).unwrap().id, "camera100");
         assert_eq!(r.counts(), (0, 0));
     }
@@ -496,7 +640,7 @@ mod tests {
     #[test]
     fn simulated_ids_shadow_nodes_and_limit_applies() {
         let mut r = Registry::new(2);
-        let mut sim = match r.present(50, "/dev/video50".into(), probe("x", 30), t(0)) {
+        let mut sim = match r.present2(50, "/dev/video50", probe("x", 30), t(0)) {
             Offer::Changed(c) => c.camera,
             o => panic!("{o:?}"),
         };
@@ -504,17 +648,50 @@ mod tests {
         sim.source = SourceType::Simulated;
         sim.devnode = None;
         r.add_simulated(sim);
-        assert_eq!(
-            r.present(50, "/dev/video50".into(), probe("x", 30), t(0)),
-            Offer::Shadowed
-        );
+        assert_eq!(r.present2(50, "/dev/video50", probe("x", 30), t(0)), Offer::Shadowed);
         assert!(r.absent(50, t(1)).is_none(), "simulated cameras never disconnect");
-        assert!(!r.needs_probe(50));
-        r.present(0, "/dev/video0".into(), probe("a", 30), t(0));
-        assert_eq!(r.present(1, "/dev/video1".into(), probe("b", 30), t(0)), Offer::Full);
+        assert!(r.needs_probe(50), "node 50 is a node, not camera50");
+        r.present2(0, "/dev/video0", probe("a", 30), t(0));
+        assert_eq!(r.present2(1, "/dev/video1", probe("b", 30), t(0)), Offer::Full);
         assert_eq!(
             r.list().iter().map(|c| c.id.as_str()).collect::<Vec<_>>(),
             ["camera0", "camera50"]
         );
+    }
+
+    #[test]
+    fn a_camera_keeps_its_number_on_another_node() {
+        let mut r = Registry::new(8);
+        // Identity → camera1, first on /dev/video3.
+        let o = r.present(offered(3, 1, "/dev/video3", probe("cam", 30)), t(0));
+        assert_eq!(kind(o), Some(ChangeKind::Connected));
+        assert_eq!(r.camera_at(3), Some(1));
+        // A second capture node of the same device: secondary, not a camera.
+        assert_eq!(
+            r.present(offered(4, 1, "/dev/video4", probe("cam", 30)), t(0)),
+            Offer::Secondary(3)
+        );
+        assert!(!r.needs_probe(4));
+        assert_eq!(r.counts(), (1, 1));
+        // Unplugged: gone from node 3; the secondary is probed again.
+        assert_eq!(r.absent(3, t(1)).unwrap().kind, ChangeKind::Disconnected);
+        assert_eq!(r.secondaries_of(1), vec![4]);
+        assert!(r.needs_probe(4));
+        r.absent(4, t(1));
+        // Back on node 0: same camera, new node.
+        let Offer::Changed(c) = r.present(offered(0, 1, "/dev/video0", probe("cam", 30)), t(2)) else {
+            panic!()
+        };
+        assert_eq!((c.kind, c.camera.id.as_str()), (ChangeKind::Connected, "camera1"));
+        assert_eq!(c.camera.devnode, Some(PathBuf::from("/dev/video0")));
+        assert_eq!(r.camera_at(0), Some(1));
+        assert_eq!(r.camera_at(3), None);
+        assert!(r.absent(3, t(3)).is_none(), "the old node is not the camera any more");
+        // Forget: only when disconnected.
+        assert_eq!(r.forget(1), Err(ForgetError::Present(Status::Connected)));
+        r.absent(0, t(4));
+        assert_eq!(r.forget(1).unwrap().id, "camera1");
+        assert_eq!(r.forget(1), Err(ForgetError::NotFound));
+        assert_eq!(r.counts(), (0, 0));
     }
 }

@@ -26,6 +26,8 @@ pub fn camera(cfg: &SimulatedCamera, now: OffsetDateTime) -> Option<Camera> {
         id: cfg.id.clone(),
         source: SourceType::Simulated,
         devnode: None,
+        identity: None,
+        settings: Default::default(),
         pattern: Some(cfg.pattern.clone()),
         source_url: None,
         status: Status::Connected,

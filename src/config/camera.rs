@@ -19,6 +19,8 @@ pub struct CameraConfig {
     /// Start-up waits at most this long for the first discovery pass before reporting ready
     /// to systemd (`/health/ready` keeps waiting for the pass itself).
     pub first_pass_timeout: Dur,
+    /// `[[camera.devices]]`: match a V4L2 device; pin its id, name or disable it.
+    pub devices: Vec<crate::camera::devices::DeviceRule>,
 }
 
 impl Default for CameraConfig {
@@ -30,6 +32,7 @@ impl Default for CameraConfig {
             monitor: CameraMonitor::Auto,
             rescan_interval: Dur::secs(5),
             first_pass_timeout: Dur::secs(10),
+            devices: Vec::new(),
         }
     }
 }
@@ -72,6 +75,20 @@ fn default_fps() -> u32 {
 }
 
 impl CameraConfig {
+    /// `[[camera.devices]]` rules; pinned ids must not collide with simulated cameras or
+    /// the configured external streams (`external_ids`).
+    pub(super) fn validate_devices(&self, v: &mut Validator, external_ids: impl Iterator<Item = String>) {
+        let taken = self
+            .simulated
+            .iter()
+            .map(|s| s.id.clone())
+            .chain(external_ids)
+            .collect();
+        for (key, rule) in crate::camera::devices::validate(&self.devices, &taken, self.external_id_base) {
+            v.check(false, &key, &rule);
+        }
+    }
+
     pub(super) fn validate(&self, v: &mut Validator) {
         v.range("camera.external_id_base", self.external_id_base as u64, 1, 1_000_000);
         v.range("camera.max_cameras", self.max_cameras as u64, 1, 4096);

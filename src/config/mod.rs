@@ -175,6 +175,8 @@ impl Config {
         self.security.validate(&mut v);
         self.mediamtx.validate(&mut v);
         self.camera.validate(&mut v);
+        self.camera
+            .validate_devices(&mut v, self.external_streams.streams.iter().map(|s| s.id.clone()));
         self.ffmpeg.validate(&mut v);
         self.recording.validate(&mut v);
         self.external_streams.validate(&mut v, &self.camera.simulated);

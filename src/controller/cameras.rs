@@ -1,6 +1,7 @@
 //! Camera operations (api.md §4, §10) and their typed results; discovery wiring.
 
 use super::Controller;
+use crate::camera::identity::{CaptureSettings, Identity};
 use crate::camera::registry::{Camera, ChangeKind, SourceType, Status};
 use crate::camera::{Hooks, Summary};
 use crate::config::MediamtxConfig;
@@ -13,7 +14,8 @@ use serde::Serialize;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-/// api.md `Camera`; also the params of `camera_status_update`.
+/// api.md `Camera`; also the params of `camera_status_update`. `identity` and
+/// `device_node` are this service's extensions (V4L2 cameras only).
 #[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]
 pub struct CameraView {
     pub device: String,
@@ -24,10 +26,17 @@ pub struct CameraView {
     pub fps: u32,
     pub source_type: SourceType,
     pub streams: StreamUrls,
+    /// What the V4L2 device says about itself; its `key` decides the camera id.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub identity: Option<Identity>,
+    /// The V4L2 node the camera is on now; `null` while DISCONNECTED.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub device_node: Option<Option<String>>,
 }
 
 impl CameraView {
     pub fn new(c: &Camera, m: &MediamtxConfig, host: &str) -> CameraView {
+        let v4l2 = c.source == SourceType::V4l2;
         CameraView {
             device: c.id.clone(),
             status: c.status,
@@ -36,6 +45,13 @@ impl CameraView {
             fps: c.fps,
             source_type: c.source,
             streams: StreamUrls::new(m, host, &c.id),
+            identity: c.identity.as_deref().cloned(),
+            device_node: v4l2.then(|| {
+                c.devnode
+                    .as_ref()
+                    .filter(|_| c.status != Status::Disconnected)
+                    .map(|d| d.display().to_string())
+            }),
         }
     }
 }
@@ -137,6 +153,40 @@ impl Capabilities {
             },
         }
     }
+}
+
+/// `get_camera_settings` / `set_camera_settings`: the effective capture and encoding
+/// settings of a V4L2 camera, and what is saved for its identity.
+#[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]
+pub struct CameraSettingsView {
+    pub device: String,
+    /// Pixel format (FourCC) chosen with `set_camera_settings`; `null` = chosen
+    /// automatically at the resolution (MJPG, YUYV, NV12, ... first offered).
+    pub format: Option<String>,
+    /// `WIDTHxHEIGHT` captured now.
+    pub resolution: String,
+    pub fps: u32,
+    /// `-b:v` of the publisher; `null` = the encoder's default.
+    pub bitrate: Option<String>,
+    /// Key-frame interval in frames.
+    pub gop: u32,
+    /// FFmpeg encoder of the publisher.
+    pub encoder: String,
+    /// What is saved for this camera's identity (only what was set).
+    pub saved: CaptureSettings,
+    /// `set_camera_settings`: whether the new publisher reached MediaMTX now (else it is
+    /// applied when the camera's path is next created).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub applied: Option<bool>,
+}
+
+/// `forget_camera`.
+#[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]
+pub struct CameraForgotten {
+    pub device: String,
+    pub forgotten: bool,
+    /// The identity that held the id (`null` if the map had none).
+    pub identity_key: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, JsonSchema)]
@@ -296,6 +346,91 @@ impl Controller {
         Ok(Capabilities::new(&self.cameras.get(device)?))
     }
 
+    fn settings_view(&self, c: &Camera, applied: Option<bool>) -> CameraSettingsView {
+        let f = &self.config.ffmpeg;
+        let bitrate = c
+            .settings
+            .bitrate
+            .clone()
+            .or_else(|| (!f.bitrate.is_empty()).then(|| f.bitrate.clone()));
+        CameraSettingsView {
+            device: c.id.clone(),
+            format: c.settings.format.clone(),
+            resolution: c.resolution_text(),
+            fps: c.fps,
+            bitrate,
+            gop: c.settings.gop.unwrap_or(c.fps.max(1)),
+            encoder: c.settings.encoder.clone().unwrap_or_else(|| f.encoder.clone()),
+            saved: (*c.settings).clone(),
+            applied,
+        }
+    }
+
+    /// `get_camera_settings`: V4L2 cameras only (-32030 otherwise).
+    pub fn camera_settings(&self, device: &str) -> Result<CameraSettingsView, ServiceError> {
+        let c = self.cameras.get(device)?;
+        if c.source != SourceType::V4l2 {
+            return Err(ServiceError::Unsupported {
+                feature: "camera_settings",
+                details: format!(
+                    "{device} is a {} camera; capture settings belong to V4L2 cameras",
+                    c.source.as_str()
+                ),
+            });
+        }
+        Ok(self.settings_view(&c, None))
+    }
+
+    /// `set_camera_settings`: checked against the probed modes (-32602 naming the parameter
+    /// and listing what is allowed), saved with the camera's identity, announced as
+    /// `camera.status_change`, and applied to the MediaMTX path now (the publisher restarts
+    /// at the new mode; an active recording continues in a new segment). Snapshot tiers
+    /// follow the camera's mode at once.
+    pub async fn set_camera_settings(
+        &self,
+        device: &str,
+        req: CaptureSettings,
+    ) -> Result<CameraSettingsView, ServiceError> {
+        let change = self.cameras.set_settings(device, &req).await?;
+        let cam = change.camera.clone();
+        self.events.publish(Event::Camera {
+            kind: change.kind,
+            camera: change.camera,
+            removed: false,
+        });
+        let applied = if cam.status == Status::Connected {
+            match self.media.ensure_path(&cam).await {
+                Ok(()) => true,
+                Err(e) => {
+                    log::warn!("{device}: new capture settings saved, MediaMTX path not updated yet: {e}");
+                    false
+                }
+            }
+        } else {
+            false
+        };
+        Ok(self.settings_view(&cam, Some(applied)))
+    }
+
+    /// `forget_camera` (admin): a DISCONNECTED V4L2 camera loses its id and settings; the
+    /// next device with its identity gets a new id. Announced as `camera.disconnected` with
+    /// `removed: true` when the camera was listed.
+    pub async fn forget_camera(&self, device: &str) -> Result<CameraForgotten, ServiceError> {
+        let f = self.cameras.forget(device).await?;
+        if let Some(c) = &f.camera {
+            self.events.publish(Event::Camera {
+                kind: ChangeKind::Disconnected,
+                camera: c.clone(),
+                removed: true,
+            });
+        }
+        Ok(CameraForgotten {
+            device: device.to_string(),
+            forgotten: true,
+            identity_key: f.identity_key,
+        })
+    }
+
     pub fn system_status(&self) -> SystemStatus {
         SystemStatus::new(&self.cameras.summary())
     }
@@ -329,7 +464,7 @@ mod tests {
             Vec::<(String, String)>::new(),
         )
         .unwrap();
-        let mgr = CameraManager::new(&c.camera);
+        let mgr = CameraManager::new(&c.camera, &std::env::temp_dir().join("cs-views-test"), []);
         let cam = mgr.get("camera50").unwrap();
         let v = serde_json::to_value(CameraView::new(&cam, &c.mediamtx, "10.0.0.5")).unwrap();
         assert_eq!(v["status"], "CONNECTED");

@@ -93,7 +93,11 @@ impl Controller {
     pub fn new(config: Arc<Config>, shutdown: Shutdown) -> Arc<Controller> {
         let events = Arc::new(Events::new());
         let health = Arc::new(Health::new());
-        let cameras = CameraManager::new(&config.camera);
+        let cameras = CameraManager::new(
+            &config.camera,
+            &config.storage.state_dir,
+            (config.external_streams.streams.iter()).filter_map(|s| crate::ids::parse_camera_id(&s.id)),
+        );
         let written_now = Arc::new(media::WrittenNow::new());
         let storage = Arc::new(Storage::new(
             &config.storage,

@@ -179,6 +179,8 @@ fn camera_of(s: &ExternalStream) -> Option<Camera> {
         id: s.device.clone(),
         source: SourceType::Rtsp,
         devnode: None,
+        identity: None,
+        settings: Default::default(),
         pattern: None,
         source_url: Some(SourceUrl::new(s.url.clone())),
         status: Status::Disconnected,

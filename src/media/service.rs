@@ -142,9 +142,13 @@ pub fn publisher_for(c: &Camera) -> Option<Publisher> {
         }),
         SourceType::V4l2 => {
             let at_size = |f: &str| c.modes.iter().any(|m| m.format == f && m.width == w && m.height == h);
-            let fourcc = ["MJPG", "YUYV", "NV12", "YU12", "UYVY", "H264"]
-                .into_iter()
-                .find(|f| at_size(f))
+            // A format chosen with set_camera_settings first, when offered at this size.
+            let fourcc = (c.settings.format.as_deref().filter(|f| at_size(f)))
+                .or_else(|| {
+                    ["MJPG", "YUYV", "NV12", "YU12", "UYVY", "H264"]
+                        .into_iter()
+                        .find(|f| at_size(f))
+                })
                 .or_else(|| c.modes.first().map(|m| m.format.as_str()));
             Some(Publisher::V4l2 {
                 device: c.devnode.clone()?,
@@ -152,6 +156,11 @@ pub fn publisher_for(c: &Camera) -> Option<Publisher> {
                 width: w,
                 height: h,
                 fps,
+                encode: crate::mediamtx::paths::Encode {
+                    bitrate: c.settings.bitrate.clone(),
+                    gop: c.settings.gop,
+                    encoder: c.settings.encoder.clone(),
+                },
             })
         }
         SourceType::Rtsp => c.source_url.as_ref().map(|u| Publisher::Url {

@@ -543,6 +543,7 @@ impl SnapshotManager {
                     width,
                     height,
                     fps,
+                    ..
                 }) = publisher_for(cam)
                 else {
                     return Err(fail("not_applicable", "no capture device"));

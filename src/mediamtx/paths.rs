@@ -19,6 +19,8 @@ pub enum Publisher {
         width: u32,
         height: u32,
         fps: u32,
+        /// Per-camera encoding overrides (`set_camera_settings`).
+        encode: Encode,
     },
     /// A lavfi test pattern (simulated cameras).
     Lavfi {
@@ -29,6 +31,17 @@ pub enum Publisher {
     },
     /// An external RTSP/RTSPS source pulled by MediaMTX.
     Url { url: String },
+}
+
+/// Encoding overrides of one camera; `None` = the `[ffmpeg]` config.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Encode {
+    /// `-b:v`.
+    pub bitrate: Option<String>,
+    /// `-g` / `-keyint_min` in frames (default: the frame rate, one key frame a second).
+    pub gop: Option<u32>,
+    /// `-c:v`; another encoder than `ffmpeg.encoder` drops `ffmpeg.encoder_options`.
+    pub encoder: Option<String>,
 }
 
 /// Recording fields of a path while it records.
@@ -66,13 +79,15 @@ pub fn ffmpeg_input_format(fourcc: &str) -> Option<&'static str> {
 /// `$RTSP_PORT` and `$MTX_PATH` are filled in by MediaMTX).
 pub fn publisher_command(cfg: &Config, p: &Publisher) -> Option<String> {
     let f = &cfg.ffmpeg;
-    let (input, fps) = match p {
+    let none = Encode::default();
+    let (input, fps, encode) = match p {
         Publisher::V4l2 {
             device,
             input_format,
             width,
             height,
             fps,
+            encode,
         } => {
             let fmt = input_format
                 .as_deref()
@@ -84,6 +99,7 @@ pub fn publisher_command(cfg: &Config, p: &Publisher) -> Option<String> {
                     device.display()
                 ),
                 *fps,
+                encode,
             )
         }
         Publisher::Lavfi {
@@ -94,18 +110,26 @@ pub fn publisher_command(cfg: &Config, p: &Publisher) -> Option<String> {
         } => (
             format!("-re -f lavfi -i {pattern}=size={width}x{height}:rate={fps}"),
             *fps,
+            &none,
         ),
         Publisher::Url { .. } => return None,
     };
-    let bitrate = if f.bitrate.is_empty() {
+    let bitrate = encode.bitrate.as_deref().unwrap_or(&f.bitrate);
+    let bitrate = if bitrate.is_empty() {
         String::new()
     } else {
-        format!(" -b:v {}", f.bitrate)
+        format!(" -b:v {bitrate}")
     };
-    // GOP = fps: a new segment or a snapshot never waits more than a second for a keyframe.
+    // GOP = fps by default: a new segment or a snapshot never waits more than a second for
+    // a keyframe.
+    let gop = encode.gop.unwrap_or(fps);
+    let (encoder, options) = match &encode.encoder {
+        Some(e) if *e != f.encoder => (e.as_str(), ""),
+        _ => (f.encoder.as_str(), f.encoder_options.as_str()),
+    };
     Some(format!(
-        "{} -hide_banner -loglevel error {input} -c:v {} {} -pix_fmt yuv420p -g {fps} -keyint_min {fps}{bitrate} -f rtsp -rtsp_transport tcp rtsp://127.0.0.1:$RTSP_PORT/$MTX_PATH",
-        f.path, f.encoder, f.encoder_options
+        "{} -hide_banner -loglevel error {input} -c:v {encoder} {options} -pix_fmt yuv420p -g {gop} -keyint_min {gop}{bitrate} -f rtsp -rtsp_transport tcp rtsp://127.0.0.1:$RTSP_PORT/$MTX_PATH",
+        f.path
     ))
 }
 
@@ -445,11 +469,30 @@ mod tests {
             width: 1280,
             height: 720,
             fps: 30,
+            encode: Encode::default(),
         };
         let cmd = publisher_command(&cfg, &v4l).unwrap();
         assert!(
             cmd.contains("-f v4l2 -input_format mjpeg -video_size 1280x720 -framerate 30 -i /dev/video0")
                 && cmd.contains("-c:v libx264 -preset ultrafast -tune zerolatency"),
+            "{cmd}"
+        );
+        // Per-camera overrides (set_camera_settings): another encoder drops the options.
+        let tuned = Publisher::V4l2 {
+            device: "/dev/video0".into(),
+            input_format: None,
+            width: 640,
+            height: 360,
+            fps: 30,
+            encode: Encode {
+                bitrate: Some("800k".into()),
+                gop: Some(60),
+                encoder: Some("h264_v4l2m2m".into()),
+            },
+        };
+        let cmd = publisher_command(&cfg, &tuned).unwrap();
+        assert!(
+            cmd.contains("-c:v h264_v4l2m2m  -pix_fmt") && cmd.contains("-g 60 -keyint_min 60 -b:v 800k"),
             "{cmd}"
         );
         let ext = path_conf(
