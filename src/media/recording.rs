@@ -107,6 +107,10 @@ struct Active {
     last_growth: Instant,
     /// Set while MediaMTX is down/restarting; cleared when a new segment appears.
     interrupted: bool,
+    /// Set when MediaMTX went away: the segment being written then. That segment may still
+    /// grow as it is closed (its last part, its header); the recording has resumed only when
+    /// a newer segment grows.
+    closing: Option<String>,
     stall_reported: bool,
     /// Newest segment of ours (at start, then by every `tick`).
     current: String,
@@ -132,6 +136,7 @@ impl Active {
             last_bytes: 0,
             last_growth: Instant::now(),
             interrupted,
+            closing: None,
             stall_reported: false,
             current: first.clone(),
             own: vec![first],
@@ -644,8 +649,9 @@ impl RecordingManager {
                     a.last_bytes = bytes;
                     a.last_growth = Instant::now();
                     a.stall_reported = false;
-                    if a.interrupted {
+                    if a.interrupted && a.closing.as_ref() != Some(&current) {
                         a.interrupted = false;
+                        a.closing = None;
                         resumed = Some(current.clone());
                     }
                 } else if !a.stall_reported && a.last_growth.elapsed() > self.config.recording.stall_timeout.get() {
@@ -709,6 +715,7 @@ impl RecordingManager {
             for (dev, a) in active.iter_mut() {
                 if !a.interrupted {
                     a.interrupted = true;
+                    a.closing = Some(a.current.clone());
                     let duration =
                         ((unix_ms(OffsetDateTime::now_utc()) - a.persisted.start_unix_ms).max(0) as f64) / 1000.0;
                     events.push(RecEvent::Error {
