@@ -86,7 +86,10 @@ pub struct Config {
     pub snapshot: SnapshotConfig,
     pub external_streams: ExternalStreamsConfig,
     pub discovery: DiscoveryConfig,
+    pub mavlink: MavlinkConfig,
 }
+
+pub use crate::mavlink::config::MavlinkConfig;
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -581,6 +584,7 @@ const SECTIONS: &[&str] = &[
     "snapshot",
     "external_streams",
     "discovery",
+    "mavlink",
 ];
 
 impl Config {
@@ -948,6 +952,7 @@ impl Config {
             "storage.retention_max_size_gb",
             "must be a number greater than 0",
         );
+        v.0.extend(self.mavlink.validate());
         v.finish()
     }
 
