@@ -613,3 +613,123 @@ fn hot_plug_and_photo_on_a_gone_camera() {
         assert!(g.camera_heartbeat(100, Duration::from_secs(3)));
     });
 }
+
+#[test]
+fn photos_through_pymavlink_with_geotags() {
+    let r = rig("");
+    let (lat, lon, alt) = (473977419i64, 85455939i64, 488123i64);
+    let token = token(Role::Viewer, Duration::from_secs(600));
+    smol::block_on(async {
+        let mut c = Client::connect(&r.svc.ws_url()).await;
+        c.auth_as(Role::Operator).await;
+        c.result("subscribe_events", json!({"topics": ["snapshot.taken"]}))
+            .await;
+
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/mavlink/photos.py");
+        let args = [
+            r.port.to_string(),
+            token.clone(),
+            lat.to_string(),
+            lon.to_string(),
+            alt.to_string(),
+        ];
+        let out = blocking::unblock(move || std::process::Command::new("python3").arg(script).args(args).output())
+            .await
+            .expect("python3");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.success(),
+            "photos.py failed (pymavlink and exifread come from scripts/setup --test): {stderr}"
+        );
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {stderr}"));
+        eprintln!("photos.py: {v}");
+        assert_eq!(v["camera_heartbeat"], true);
+        assert_eq!(v["start_ack"], 0, "ACCEPTED");
+        let images = v["images"].as_array().unwrap();
+        assert_eq!(images.len(), 3, "exactly three CAMERA_IMAGE_CAPTURED: {v}");
+        assert_eq!(v["extra_after_count"], 0);
+        let idx: Vec<i64> = images.iter().map(|i| i["index"].as_i64().unwrap()).collect();
+        assert!(idx.windows(2).all(|w| w[1] == w[0] + 1), "indices increase: {idx:?}");
+        let times: Vec<i64> = v["times"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t.as_i64().unwrap())
+            .collect();
+        let now_us = camera_service::clock::unix_now() * 1_000_000;
+        for w in times.windows(2) {
+            let gap = (w[1] - w[0]) as f64 / 1e6;
+            // at least the interval apart; more when a capture takes longer (a loaded machine)
+            assert!((0.8..=10.0).contains(&gap), "one interval apart: {times:?}");
+        }
+        assert!((now_us - times[0]).abs() < 120_000_000, "UTC time: {times:?}");
+        for i in images {
+            assert_eq!(i["result"], 1, "{i}");
+            assert_eq!(
+                (i["lat"].as_i64(), i["lon"].as_i64(), i["alt"].as_i64()),
+                (Some(lat), Some(lon), Some(alt))
+            );
+            assert_eq!(i["relative_alt"], 25000);
+            assert!(i["download_error"].is_null(), "{i}");
+            assert_eq!(i["jpeg"], true);
+            let (elat, elon) = (i["exif_lat"].as_f64().unwrap(), i["exif_lon"].as_f64().unwrap());
+            assert!((elat - lat as f64 / 1e7).abs() < 1e-7, "EXIF latitude {elat}");
+            assert!((elon - lon as f64 / 1e7).abs() < 1e-7, "EXIF longitude {elon}");
+            assert!((i["exif_alt"].as_f64().unwrap() - alt as f64 / 1000.0).abs() < 1e-3);
+            // the file behind file_url decodes (downloaded again, independently of Python)
+            let url = i["file_url"].as_str().unwrap();
+            let path = url
+                .split_once(&r.svc.addr)
+                .map(|(_, p)| p.to_string())
+                .expect("file_url on the service address");
+            let (status, _, body) = http(
+                &r.svc.addr,
+                "GET",
+                &path,
+                &[("Authorization", &format!("Bearer {token}"))],
+            );
+            assert_eq!(status, 200, "{url}");
+            let tmp = r.svc.dir.path().join("download.jpg");
+            std::fs::write(&tmp, &body).unwrap();
+            let (w, h, px) = decode(&tmp);
+            assert_eq!((w, h), (640, 480));
+            assert!(spread(&px) > 5.0);
+        }
+        // until stopped: images until the STOP, none after its ACK, indices keep growing
+        assert_eq!((v["endless_ack"].as_i64(), v["stop_ack"].as_i64()), (Some(0), Some(0)));
+        assert_eq!(v["after_stop"], 0, "nothing after STOP: {v}");
+        let more: Vec<i64> = v["endless_indices"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i.as_i64().unwrap())
+            .collect();
+        assert!(
+            more.len() >= 2 && more[0] > *idx.last().unwrap(),
+            "{more:?} after {idx:?}"
+        );
+        assert_eq!(v["stop_ack_idle"], 0);
+        // busy → TEMPORARILY_REJECTED
+        assert_eq!(
+            (v["busy_first"].as_i64(), v["busy_second"].as_i64()),
+            (Some(0), Some(1))
+        );
+
+        // JSON-RPC clients saw the same snapshot.taken events, with the position
+        let ev = c
+            .wait_notification("snapshot.taken", Duration::from_secs(5))
+            .await
+            .expect("snapshot.taken from a MAVLink photo");
+        assert_eq!(
+            ev["params"]["position"]["latitude"].as_f64(),
+            Some(lat as f64 / 1e7),
+            "{ev}"
+        );
+        // and a JSON-RPC snapshot carries the geotag too
+        let s = c.result("take_snapshot", json!({"device": "camera50"})).await;
+        assert!(
+            (s["position"]["longitude"].as_f64().unwrap() - lon as f64 / 1e7).abs() < 1e-9,
+            "{s}"
+        );
+    });
+}

@@ -9,6 +9,7 @@
 //! the message). Message encoding lives in `messages`, persisted ids in `state`.
 
 pub(crate) mod config;
+pub(crate) mod exif;
 pub(crate) mod link;
 mod messages;
 mod state;
@@ -509,7 +510,9 @@ impl Front {
                 if count != 0 && n >= count {
                     break;
                 }
-                next += Duration::from_secs_f32(interval);
+                // Start to start at least `interval`; a shot slower than that is followed
+                // at once, without a catch-up burst.
+                next = (next + Duration::from_secs_f32(interval)).max(Instant::now());
                 while Instant::now() < next && !stop.load(Ordering::Relaxed) {
                     smol::Timer::after((next - Instant::now()).min(Duration::from_millis(50))).await;
                 }
