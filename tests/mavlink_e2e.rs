@@ -442,6 +442,34 @@ fn qgc_discovery_both_request_forms_and_acks() {
     );
     assert_eq!(res, MavResult::MAV_RESULT_ACCEPTED);
     assert!(r.svc.child.try_wait_alive());
+
+    // the link in get_status and /metrics
+    g.pump(Duration::from_secs(5));
+    let (status, _, body) = http(&r.svc.addr, "GET", "/metrics", &[]);
+    assert_eq!(status, 200);
+    let text = String::from_utf8_lossy(&body).to_string();
+    let metric = |name: &str| -> f64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name).and_then(|v| v.trim().parse().ok()))
+            .unwrap_or_else(|| panic!("{name} in /metrics"))
+    };
+    assert!(metric("camera_service_mavlink_messages_in_total ") >= 10.0);
+    assert!(metric("camera_service_mavlink_messages_out_total ") >= 10.0);
+    assert!(
+        metric("camera_service_mavlink_dropped_total ") >= 3.0,
+        "garbage, foreign, bad frames counted"
+    );
+    assert_eq!(metric("camera_service_mavlink_cameras "), 2.0);
+    assert!(metric("camera_service_mavlink_autopilot_heartbeat_age_seconds ") < 60.0);
+    smol::block_on(async {
+        let mut c = Client::connect(&r.svc.ws_url()).await;
+        c.auth_as(Role::Admin).await;
+        let st = c.result("get_status", json!({})).await;
+        let m = st["details"]["mavlink"]["message"]
+            .as_str()
+            .unwrap_or_else(|| panic!("mavlink in {st}"));
+        assert!(m.contains("system id 7") && m.contains("2 camera component(s)"), "{m}");
+    });
 }
 
 trait Alive {

@@ -59,6 +59,8 @@ struct Live {
     last_gcs: Option<Instant>,
     /// Components that sent a heartbeat on the last tick (for hot-plug logging).
     beating: Vec<u8>,
+    /// 5-second slot of the last health report.
+    reported_at: Option<u32>,
 }
 
 pub(crate) struct Front {
@@ -78,7 +80,6 @@ pub(crate) struct Front {
 static FRONT: OnceLock<Arc<Front>> = OnceLock::new();
 
 /// What `get_status` and `/metrics` report about the link.
-#[allow(dead_code)] // reported by status and metrics in the next step
 #[derive(Clone, Debug, PartialEq)]
 pub struct LinkStats {
     pub system_id: u8,
@@ -90,7 +91,6 @@ pub struct LinkStats {
     pub last_gcs_heartbeat_s: Option<f64>,
 }
 
-#[allow(dead_code)]
 pub fn stats() -> Option<LinkStats> {
     let f = FRONT.get()?;
     let live = f.live.lock().unwrap();
@@ -104,6 +104,72 @@ pub fn stats() -> Option<LinkStats> {
         last_autopilot_heartbeat_s: live.last_autopilot.map(|t| t.elapsed().as_secs_f64()),
         last_gcs_heartbeat_s: live.last_gcs.map(|t| t.elapsed().as_secs_f64()),
     })
+}
+
+impl LinkStats {
+    /// The `mavlink` entry of `get_status` details.
+    fn summary(&self) -> String {
+        let age = |t: Option<f64>| t.map_or("never".to_string(), |s| format!("{s:.1} s ago"));
+        format!(
+            "system id {}, {} camera component(s); messages in {}, out {}, dropped {}; autopilot heartbeat {}, GCS heartbeat {}",
+            self.system_id,
+            self.cameras,
+            self.messages_in,
+            self.messages_out,
+            self.dropped,
+            age(self.last_autopilot_heartbeat_s),
+            age(self.last_gcs_heartbeat_s)
+        )
+    }
+}
+
+/// The link's figures in `/metrics` (nothing when `[mavlink]` is off).
+pub(crate) fn register_metrics(reg: &prometheus::Registry) {
+    let Some(s) = stats() else { return };
+    let add = |m: Box<dyn prometheus::core::Collector>| reg.register(m).expect("unique");
+    for (name, help, v) in [
+        (
+            "camera_service_mavlink_messages_in_total",
+            "MAVLink messages received",
+            s.messages_in,
+        ),
+        (
+            "camera_service_mavlink_messages_out_total",
+            "MAVLink frames sent (per peer)",
+            s.messages_out,
+        ),
+        (
+            "camera_service_mavlink_dropped_total",
+            "MAVLink frames dropped: malformed, foreign dialect, or queue full",
+            s.dropped,
+        ),
+    ] {
+        let c = prometheus::IntCounter::new(name, help).expect("valid metric");
+        c.inc_by(v);
+        add(Box::new(c));
+    }
+    let g = prometheus::IntGauge::new("camera_service_mavlink_cameras", "Camera components sending heartbeats")
+        .expect("valid metric");
+    g.set(s.cameras as i64);
+    add(Box::new(g));
+    for (name, help, v) in [
+        (
+            "camera_service_mavlink_autopilot_heartbeat_age_seconds",
+            "Seconds since the last autopilot HEARTBEAT (absent: never)",
+            s.last_autopilot_heartbeat_s,
+        ),
+        (
+            "camera_service_mavlink_gcs_heartbeat_age_seconds",
+            "Seconds since the last GCS HEARTBEAT (absent: never)",
+            s.last_gcs_heartbeat_s,
+        ),
+    ] {
+        if let Some(v) = v {
+            let g = prometheus::Gauge::new(name, help).expect("valid metric");
+            g.set(v);
+            add(Box::new(g));
+        }
+    }
 }
 
 /// The vehicle position for geotags, when the MAVLink front end knows one.
@@ -243,6 +309,15 @@ impl Front {
 
     fn heartbeat_tick(&self) {
         let comps = self.components();
+        // get_status details: the link's figures, refreshed about every 5 s
+        let slot = self.time_boot_ms() / 5000;
+        let due = self.live.lock().unwrap().reported_at.replace(slot) != Some(slot);
+        if due {
+            if let Some(s) = stats() {
+                self.ctl
+                    .set_component("mavlink", crate::health::Level::Healthy, &s.summary(), false, true);
+            }
+        }
         for (id, _) in &comps {
             self.send(*id, &messages::heartbeat());
         }
