@@ -642,6 +642,22 @@ fn hot_plug_and_photo_on_a_gone_camera() {
     });
 }
 
+/// The python with pymavlink and exifread: `CAMERA_SERVICE_TEST_PYTHON`, else the venv of
+/// `scripts/setup --test`, else `python3`.
+fn test_python() -> String {
+    if let Ok(p) = std::env::var("CAMERA_SERVICE_TEST_PYTHON") {
+        return p;
+    }
+    let cache = std::env::var("XDG_CACHE_HOME")
+        .unwrap_or_else(|_| format!("{}/.cache", std::env::var("HOME").unwrap_or_default()));
+    let venv = format!("{cache}/camera-service/pyvenv/bin/python3");
+    if std::path::Path::new(&venv).exists() {
+        venv
+    } else {
+        "python3".into()
+    }
+}
+
 #[test]
 fn photos_through_pymavlink_with_geotags() {
     let r = rig("");
@@ -661,7 +677,8 @@ fn photos_through_pymavlink_with_geotags() {
             lon.to_string(),
             alt.to_string(),
         ];
-        let out = blocking::unblock(move || std::process::Command::new("python3").arg(script).args(args).output())
+        let python = test_python();
+        let out = blocking::unblock(move || std::process::Command::new(python).arg(script).args(args).output())
             .await
             .expect("python3");
         let stderr = String::from_utf8_lossy(&out.stderr);
