@@ -302,8 +302,11 @@ impl Front {
             .into_iter()
             .filter(|c| c.status == Status::Connected)
             .collect();
+        let present: Vec<&str> = cams.iter().map(|c| c.id.as_str()).collect();
+        let ids: Vec<Option<u8>> = cams.iter().map(|c| self.ids.component_for(&c.id, &present)).collect();
         cams.into_iter()
-            .filter_map(|c| self.ids.component_for(&c.id).map(|id| (id, c)))
+            .zip(ids)
+            .filter_map(|(c, id)| id.map(|id| (id, c)))
             .collect()
     }
 

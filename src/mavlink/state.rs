@@ -41,14 +41,26 @@ impl Ids {
         self.base..=(self.base + super::config::MAX_CAMERAS - 1).min(105)
     }
 
-    /// The camera's component id; a new camera gets the lowest free one (None when all six
-    /// are taken by other cameras).
-    pub(crate) fn component_for(&self, camera: &str) -> Option<u8> {
+    /// The camera's component id; a new camera gets the lowest free one, else the id of a
+    /// camera that is not `present` any more (None when six present cameras hold them all).
+    pub(crate) fn component_for(&self, camera: &str, present: &[&str]) -> Option<u8> {
         let mut d = self.data.lock().unwrap();
         if let Some(id) = d.components.get(camera) {
             return self.range().contains(id).then_some(*id);
         }
-        let free = self.range().find(|id| !d.components.values().any(|v| v == id))?;
+        let free = match self.range().find(|id| !d.components.values().any(|v| v == id)) {
+            Some(id) => id,
+            None => {
+                let (gone, id) = d
+                    .components
+                    .iter()
+                    .find(|(cam, id)| self.range().contains(id) && !present.contains(&cam.as_str()))
+                    .map(|(c, id)| (c.clone(), *id))?;
+                log::info!("mavlink: component {id} passes from {gone} (gone) to {camera}");
+                d.components.remove(&gone);
+                id
+            }
+        };
         d.components.insert(camera.to_string(), free);
         self.save(&d);
         Some(free)
@@ -95,16 +107,21 @@ mod tests {
         let path = dir.join("mavlink-state.json");
         let _ = std::fs::remove_file(&path);
         let ids = Ids::load(path.clone(), 100);
-        assert_eq!(ids.component_for("camera1"), Some(100));
-        assert_eq!(ids.component_for("camera0"), Some(101));
-        assert_eq!(ids.component_for("camera1"), Some(100));
+        let all = ["camera1", "camera0", "cam2", "cam3", "cam4", "cam5", "seventh"];
+        assert_eq!(ids.component_for("camera1", &all), Some(100));
+        assert_eq!(ids.component_for("camera0", &all), Some(101));
+        assert_eq!(ids.component_for("camera1", &all), Some(100));
         for i in 2..6 {
-            assert_eq!(ids.component_for(&format!("cam{i}")), Some(100 + i));
+            assert_eq!(ids.component_for(&format!("cam{i}"), &all), Some(100 + i as u8));
         }
-        assert_eq!(ids.component_for("seventh"), None);
+        assert_eq!(ids.component_for("seventh", &all), None);
+        // once a camera is gone for good, a new one may take its id
+        assert_eq!(ids.component_for("seventh", &all[1..]), Some(100));
+        assert_eq!(ids.component_for("camera1", &all), None);
+        assert_eq!(ids.component_for("seventh", &all), Some(100));
         assert_eq!((ids.next_index("camera1"), ids.next_index("camera1")), (0, 1));
         let again = Ids::load(path, 100);
-        assert_eq!(again.component_for("camera0"), Some(101));
+        assert_eq!(again.component_for("camera0", &all), Some(101));
         assert_eq!(again.next_index("camera1"), 2);
         assert!(again.is_ours(105) && !again.is_ours(99));
         let _ = std::fs::remove_dir_all(&dir);
