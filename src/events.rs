@@ -65,6 +65,7 @@ pub enum Event {
 pub struct SnapshotTaken {
     pub device: String,
     pub taken: crate::media::snapshot::Taken,
+    pub position: Option<crate::mavlink::exif::Geotag>,
 }
 
 type Listener = Arc<dyn Fn(&Event) + Send + Sync>;

@@ -16,6 +16,7 @@ pub mod events;
 pub(crate) mod external;
 pub(crate) mod health;
 pub(crate) mod ids;
+pub(crate) mod mavlink;
 pub mod media;
 pub(crate) mod mediamtx;
 pub(crate) mod metrics;

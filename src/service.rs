@@ -163,6 +163,7 @@ pub async fn start(config: Arc<Config>, secret: Secret) -> Result<Running, Strin
     let serve_task = smol::spawn(server::serve(state.clone(), listener));
     // Health answers meanwhile; readiness (and sd_notify READY in `run`) waits for this.
     controller.start().await;
+    crate::mavlink::start(&controller, addr.port()).await?;
     Ok(Running {
         addr,
         state,

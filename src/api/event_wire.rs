@@ -108,14 +108,16 @@ pub fn encode<'a>(e: &'a Event, mediamtx: &MediamtxConfig, host: &str) -> (Topic
         },
         Event::SnapshotTaken(s) => {
             let t = &s.taken;
-            (
-                Topic::SnapshotTaken,
-                Some(&s.device),
-                object(json!({
+            (Topic::SnapshotTaken, Some(&s.device), {
+                let mut p = object(json!({
                     "filename": t.filename, "file_size": t.file_size, "tier": t.tier, "width": t.width,
                     "height": t.height, "capture_ms": t.capture_ms, "status": "SUCCESS", "timestamp": t.timestamp,
-                })),
-            )
+                }));
+                if let Some(pos) = &s.position {
+                    p.insert("position".into(), json!(pos));
+                }
+                p
+            })
         }
         Event::SnapshotFailed {
             device,

@@ -17,6 +17,7 @@ mod mediamtx;
 mod server;
 mod storage;
 
+pub use crate::mavlink::config::MavlinkConfig;
 pub use camera::{parse_size, CameraConfig, CameraMonitor, SimulatedCamera};
 pub use external::{DiscoveryConfig, ExternalStreamsConfig, StaticExternalStream};
 pub use media::{FfmpegConfig, RecordFormat, RecordingConfig, SnapshotConfig, TierList};
@@ -100,6 +101,7 @@ pub struct Config {
     pub snapshot: SnapshotConfig,
     pub external_streams: ExternalStreamsConfig,
     pub discovery: DiscoveryConfig,
+    pub mavlink: MavlinkConfig,
 }
 
 /// Every problem found, each naming the key (or env var) and the rule it broke.
@@ -129,6 +131,7 @@ const SECTIONS: &[&str] = &[
     "snapshot",
     "external_streams",
     "discovery",
+    "mavlink",
 ];
 
 impl Config {
@@ -183,6 +186,7 @@ impl Config {
         self.discovery.validate(&mut v);
         self.snapshot.validate(&mut v);
         self.storage.validate(&mut v);
+        v.0.extend(self.mavlink.validate());
         v.finish()
     }
 

@@ -148,6 +148,13 @@ impl Controller {
     pub fn external(&self) -> &Arc<ExternalManager> {
         &self.external
     }
+    /// For front ends outside the core (MAVLink): their loops join the core's on shutdown.
+    pub(crate) fn spawn_task(&self, name: &'static str, f: impl std::future::Future<Output = ()> + Send + 'static) {
+        self.tasks.spawn(name, f);
+    }
+    pub(crate) fn shutdown_signal(&self) -> &Shutdown {
+        &self.shutdown
+    }
     /// Test seam: treat `path` as a segment being written (`pinned = true`) or not.
     #[doc(hidden)]
     pub fn pin_being_written(&self, path: std::path::PathBuf, pinned: bool) {

@@ -4,6 +4,7 @@
 use super::Controller;
 use crate::error::ServiceError;
 use crate::events::{Event, SnapshotTaken};
+pub use crate::mavlink::exif::Geotag;
 use crate::media::image::ImageFormat;
 use crate::media::snapshot::{Request, SnapshotManager, Tier};
 use schemars::JsonSchema;
@@ -31,6 +32,10 @@ pub struct SnapshotResult {
     pub tier: Tier,
     pub capture_ms: u64,
     pub format: ImageFormat,
+    /// Where the vehicle was (MAVLink `GLOBAL_POSITION_INT`), also written as EXIF GPS tags
+    /// into JPEGs; absent when no position is known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub position: Option<Geotag>,
 }
 
 impl Controller {
@@ -42,7 +47,8 @@ impl Controller {
     pub async fn take_snapshot(&self, device: &str, req: Request) -> Result<SnapshotResult, ServiceError> {
         let cam = self.cameras.get(device)?;
         match self.snapshots.take(&cam, req).await {
-            Ok(t) => {
+            Ok(mut t) => {
+                let position = self.geotag(&mut t).await;
                 let result = SnapshotResult {
                     device: t.device.clone(),
                     filename: t.filename.clone(),
@@ -54,10 +60,12 @@ impl Controller {
                     tier: t.tier,
                     capture_ms: t.capture_ms,
                     format: t.format,
+                    position,
                 };
                 self.events.publish(Event::SnapshotTaken(SnapshotTaken {
                     device: device.into(),
                     taken: t,
+                    position,
                 }));
                 Ok(result)
             }
@@ -82,5 +90,21 @@ impl Controller {
                 Err(e)
             }
         }
+    }
+}
+
+impl Controller {
+    /// Tags a JPEG with the vehicle position the MAVLink front end follows, if any.
+    async fn geotag(&self, t: &mut crate::media::snapshot::Taken) -> Option<Geotag> {
+        let p = crate::mavlink::position()?;
+        if t.format != ImageFormat::Jpg {
+            return Some(Geotag::from(&p));
+        }
+        let path = self.config.storage.snapshots_dir.join(&t.device).join(&t.filename);
+        match blocking::unblock(move || crate::mavlink::exif::tag_file(&path, &p)).await {
+            Ok(size) => t.file_size = size,
+            Err(e) => log::warn!("{}: cannot write the geotag into {}: {e}", t.device, t.filename),
+        }
+        Some(Geotag::from(&p))
     }
 }

@@ -321,6 +321,7 @@ impl Controller {
             "Total time spent in MediaMTX API calls",
             mtx.latency_us_total.load(Ordering::Relaxed),
         );
+        crate::mavlink::register_metrics(&reg);
         let level = |name: &str| self.health().get(name).map_or(-1, |c| c.level as i64);
         let comp = IntGaugeVec::new(
             Opts::new(
