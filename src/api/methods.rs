@@ -23,7 +23,7 @@ use crate::controller::snapshots::SnapshotResult;
 use crate::controller::status::{Metrics, StatusReport};
 use crate::media::image::ImageFormat;
 use futures_util::future::BoxFuture;
-use schemars::{JsonSchema, Schema, SchemaGenerator};
+use schemars::JsonSchema;
 use serde::Serialize;
 use serde_json::{Map, Value};
 use std::sync::Arc;
@@ -52,8 +52,11 @@ pub struct MethodSpec {
     /// `None` = callable without authentication.
     pub min_role: Option<Role>,
     pub summary: &'static str,
-    pub params_schema: fn(&mut SchemaGenerator) -> Schema,
-    pub result_schema: fn(&mut SchemaGenerator) -> Schema,
+    /// Only the OpenRPC generator (a test) asks for schemas, so they stay out of the binary.
+    #[cfg(test)]
+    pub params_schema: fn(&mut schemars::SchemaGenerator) -> schemars::Schema,
+    #[cfg(test)]
+    pub result_schema: fn(&mut schemars::SchemaGenerator) -> schemars::Schema,
     pub handler: Handler,
 }
 
@@ -72,7 +75,9 @@ macro_rules! method {
             name: $name,
             min_role: $role,
             summary: $summary,
+            #[cfg(test)]
             params_schema: |g| g.subschema_for::<$p>(),
+            #[cfg(test)]
             result_schema: |g| g.subschema_for::<$r>(),
             handler: |call| {
                 let op: Op<$p, $r> = $op;

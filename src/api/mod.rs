@@ -12,7 +12,8 @@ pub(crate) mod files_rpc;
 pub(crate) mod http;
 pub mod jsonrpc;
 pub mod methods;
-pub mod openrpc;
+#[cfg(test)]
+mod openrpc;
 pub(crate) mod server;
 pub(crate) mod websocket;
 
