@@ -50,9 +50,23 @@ fn modprobe(args: &str) {
     run(&m, &a);
 }
 
+/// Unloads vivid. The module is busy while an on-demand publisher (FFmpeg started by the
+/// MediaMTX double) still holds a node: that reader closes a few seconds after its last
+/// viewer, so retry for a while before failing.
 fn rmmod() {
     let r = std::env::var("VM_RMMOD").unwrap_or_else(|_| "rmmod".into());
-    run(&r, &["vivid"]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let st = Command::new(&r).arg("vivid").status().unwrap();
+        if st.success() {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{r} vivid still failing after 30 s: {st:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
 }
 
 /// device → (device_node, identity key, status) of every camera.
