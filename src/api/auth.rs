@@ -259,7 +259,6 @@ struct StoreCache {
     broken: bool,
     stamp: Option<(SystemTime, u64)>,
     keys: Vec<ApiKeyRecord>,
-    generation: u64,
 }
 
 /// How often the running service looks at the API-key file (a revoked key stops working,
@@ -294,9 +293,6 @@ impl ApiKeyStore {
         let meta = match std::fs::metadata(&self.path) {
             Ok(m) => m,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                if cache.stamp.is_some() || !cache.keys.is_empty() {
-                    cache.generation += 1;
-                }
                 cache.stamp = None;
                 cache.keys.clear();
                 return Ok(cache);
@@ -319,18 +315,8 @@ impl ApiKeyStore {
                 serde_json::from_str(&text).map_err(|e| StoreError(format!("API key store is corrupt: {e}")))?
             };
             cache.stamp = Some(stamp);
-            cache.generation += 1;
         }
         Ok(cache)
-    }
-
-    /// Changes whenever the file's content changes; sessions re-check their key then.
-    pub fn generation(&self) -> u64 {
-        let mut cache = self.cache.lock().unwrap();
-        match self.refresh(&mut cache) {
-            Ok(c) => c.generation,
-            Err(_) => u64::MAX,
-        }
     }
 
     /// Finds an active key by its plain text, comparing hashes in constant time.
@@ -440,7 +426,7 @@ impl ApiKeyStore {
         let text = serde_json::to_string_pretty(&keys).expect("records serialise");
         crate::state_file::write(&self.path, text.as_bytes(), crate::state_file::Mode::Private)
             .map_err(|e| StoreError(format!("cannot write API key store: {e}")))?;
-        cache.stamp = None; // re-read (and bump the generation) on next access
+        cache.stamp = None; // re-read on next access
         Ok(())
     }
 }
