@@ -339,6 +339,33 @@ mod tests {
     use std::net::TcpListener;
 
     /// A one-shot HTTP server answering each connection from `answers` in turn.
+    /// Reads one whole request (head, then `Content-Length` bytes of body): answering
+    /// before the client has written its body makes it see a reset under load.
+    fn read_request(s: &mut std::net::TcpStream) -> String {
+        let mut data = Vec::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            let n = s.read(&mut buf).unwrap();
+            data.extend_from_slice(&buf[..n]);
+            let text = String::from_utf8_lossy(&data).into_owned();
+            if let Some(end) = text.find("\r\n\r\n") {
+                let length = text[..end]
+                    .lines()
+                    .find_map(|l| {
+                        let (k, v) = l.split_once(':')?;
+                        k.eq_ignore_ascii_case("content-length")
+                            .then(|| v.trim().parse::<usize>().ok())?
+                    })
+                    .unwrap_or(0);
+                if n == 0 || data.len() >= end + 4 + length {
+                    return text;
+                }
+            } else if n == 0 {
+                return text;
+            }
+        }
+    }
+
     fn server(answers: Vec<(u16, &'static str)>) -> (String, std::thread::JoinHandle<Vec<String>>) {
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = format!("http://{}", l.local_addr().unwrap());
@@ -346,15 +373,8 @@ mod tests {
             let mut seen = Vec::new();
             for (status, body) in answers {
                 let (mut s, _) = l.accept().unwrap();
-                let mut buf = [0u8; 4096];
-                let n = s.read(&mut buf).unwrap();
-                seen.push(
-                    String::from_utf8_lossy(&buf[..n])
-                        .lines()
-                        .next()
-                        .unwrap_or("")
-                        .to_string(),
-                );
+                let request = read_request(&mut s);
+                seen.push(request.lines().next().unwrap_or("").to_string());
                 let _ = write!(s, "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
             }
             seen
