@@ -778,3 +778,32 @@ fn photos_through_pymavlink_with_geotags() {
         );
     });
 }
+
+/// An endless photo job (count 0) is a task of the service like any other: SIGTERM stops it
+/// and waits for it, the service exits 0 without a task cancelled at the deadline.
+#[test]
+fn endless_photo_job_ends_with_the_service() {
+    let mut r = rig("");
+    let mut g = Gcs::new(r.port);
+    g.vehicle_heartbeat();
+    assert!(g.camera_heartbeat(100, Duration::from_secs(10)));
+    let (res, after) = g.request(
+        100,
+        MavCmd::MAV_CMD_IMAGE_START_CAPTURE,
+        [0.0, 0.5, 0.0, 0.0, 0.0, 0.0, 0.0],
+        Duration::from_secs(6),
+    );
+    assert_eq!(res, MavResult::MAV_RESULT_ACCEPTED);
+    assert!(
+        after.iter().any(|m| matches!(m, MavMessage::CAMERA_IMAGE_CAPTURED(_))),
+        "the job takes photos"
+    );
+    r.svc.signal(nix::sys::signal::Signal::SIGTERM);
+    let status = r.svc.wait_exit(Duration::from_secs(20)).expect("exits after SIGTERM");
+    assert!(status.success(), "{status:?}");
+    let log = r.svc.log();
+    assert!(
+        !log.contains("did not stop"),
+        "a task was cancelled at the deadline:\n{log}"
+    );
+}

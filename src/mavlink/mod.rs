@@ -251,9 +251,14 @@ pub async fn start(ctl: &Arc<Controller>, http_port: u16) -> Result<(), String> 
                 break;
             }
         }
-        // Jobs end with the service; the link threads stop and are joined.
-        for (_, j) in f.live.lock().unwrap().jobs.drain() {
+        // Jobs end with the service and are waited for (a photo being written finishes;
+        // the task join bounds the wait); then the link threads stop and are joined.
+        let jobs: Vec<Job> = f.live.lock().unwrap().jobs.drain().map(|(_, j)| j).collect();
+        for j in &jobs {
             j.stop.store(true, Ordering::Relaxed);
+        }
+        for j in jobs {
+            let _ = j.done.recv().await;
         }
         let ff = f.clone();
         blocking::unblock(move || ff.link.close()).await;
