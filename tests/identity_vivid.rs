@@ -108,8 +108,8 @@ fn key(bus: &str) -> String {
 }
 
 /// Records `device` until its first segment has some video (FFmpeg starts slowly under
-/// TCG), stops, and returns the segment's ffprobe `{width, height, r_frame_rate}`.
-async fn record_a_little(c: &mut Client, dir: &std::path::Path, device: &str) -> (String, Value) {
+/// TCG), stops, and returns the segment's name and ffprobe view.
+async fn record_a_little(c: &mut Client, dir: &std::path::Path, device: &str) -> (String, MediaProbe) {
     let started = c.result("start_recording", json!({"device": device})).await;
     let file = started["filename"].as_str().unwrap().to_string();
     let path = dir.join("recordings").join(device).join(&file);
@@ -119,28 +119,8 @@ async fn record_a_little(c: &mut Client, dir: &std::path::Path, device: &str) ->
     }
     smol::Timer::after(Duration::from_secs(2)).await;
     c.result("stop_recording", json!({"device": device})).await;
-    let out = Command::new("ffprobe")
-        .args([
-            "-v",
-            "error",
-            "-select_streams",
-            "v:0",
-            "-show_entries",
-            "stream=width,height,r_frame_rate",
-            "-of",
-            "json",
-        ])
-        .arg(&path)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}: {}",
-        path.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
-    (file, v["streams"][0].clone())
+    let media = probe_media(&path);
+    (file, media)
 }
 
 /// The publisher command of `path` in the MediaMTX double.
@@ -237,14 +217,9 @@ fn guest() {
             chosen = (res, fps);
             // The next recording captures at that size and rate.
             let (first_file, media) = record_a_little(&mut c, svc.dir.path(), "camera1").await;
-            println!("camera1 recording {first_file}: {media}");
-            let (w, h) = chosen.0.split_once('x').unwrap();
-            assert_eq!(
-                (media["width"].to_string(), media["height"].to_string()),
-                (w.to_string(), h.to_string()),
-                "{media}"
-            );
-            assert_eq!(media["r_frame_rate"], format!("{}/1", chosen.1).as_str(), "{media}");
+            println!("camera1 recording {first_file}: {media:?}");
+            assert_eq!(format!("{}x{}", media.width, media.height), chosen.0, "{media:?}");
+            assert_eq!(media.frame_rate, format!("{}/1", chosen.1), "{media:?}");
             recorded.push(first_file);
 
             // Settings changed during a recording: it goes on in a new segment at the new
@@ -287,31 +262,12 @@ fn guest() {
             let st = c.result("get_camera_status", json!({"device": "camera1"})).await;
             assert_eq!(st["recording"], true, "the recording goes on: {st}");
             c.result("stop_recording", json!({"device": "camera1"})).await;
-            let out = Command::new("ffprobe")
-                .args([
-                    "-v",
-                    "error",
-                    "-select_streams",
-                    "v:0",
-                    "-show_entries",
-                    "stream=width,height,r_frame_rate",
-                    "-of",
-                    "json",
-                ])
-                .arg(&new_seg)
-                .output()
-                .unwrap();
-            let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+            let media = probe_media(&new_seg);
             println!(
-                "segment after the settings change during the recording {}: {}",
-                new_seg.display(),
-                v["streams"][0]
+                "segment after the settings change during the recording {}: {media:?}",
+                new_seg.display()
             );
-            assert_eq!(
-                (v["streams"][0]["width"].as_u64(), v["streams"][0]["height"].as_u64()),
-                (Some(640), Some(360)),
-                "{v}"
-            );
+            assert_eq!((media.width, media.height), (640, 360), "{media:?}");
             c.result(
                 "set_camera_settings",
                 json!({"device": "camera1", "resolution": chosen.0, "fps": chosen.1}),
@@ -363,7 +319,7 @@ fn guest() {
             // Recordings listed under camera1 continue: a new one from /dev/video2 joins the
             // one recorded from /dev/video1.
             let (second, media) = record_a_little(&mut c, svc.dir.path(), "camera1").await;
-            println!("camera1 recording after reload {second}: {media}");
+            println!("camera1 recording after reload {second}: {media:?}");
             recorded.push(second);
             let list = c.result("list_recordings", json!({"device": "camera1"})).await;
             let names: Vec<&str> = list["files"]

@@ -567,27 +567,10 @@ fn video_start_stop_records_through_the_core() {
             .map(|f| f["filename"].as_str().unwrap().to_string())
             .unwrap_or_else(|| panic!("a camera50 recording in {files}"));
         let path = r.svc.dir.path().join("recordings").join("camera50").join(&name);
-        let out = std::process::Command::new("ffprobe")
-            .args([
-                "-v",
-                "error",
-                "-select_streams",
-                "v:0",
-                "-show_entries",
-                "stream=codec_name:format=duration",
-                "-of",
-                "json",
-            ])
-            .arg(&path)
-            .output()
-            .unwrap();
-        let v: Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
-        assert_eq!(v["streams"][0]["codec_name"], "h264", "{v}");
-        let dur: f64 = v["format"]["duration"]
-            .as_str()
-            .and_then(|d| d.parse().ok())
-            .unwrap_or(0.0);
-        assert!((2.5..=7.5).contains(&dur), "about 5 s recorded, got {dur} ({v})");
+        let media = probe_media(&path);
+        assert_eq!(media.codec, "h264", "{media:?}");
+        let dur = media.duration.unwrap_or(0.0);
+        assert!((2.5..=7.5).contains(&dur), "about 5 s recorded, got {dur} ({media:?})");
     });
 }
 

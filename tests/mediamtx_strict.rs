@@ -329,24 +329,7 @@ fn sigkill_of_mediamtx_mid_recording_loses_at_most_a_part() {
     // what the orphaned writer had no time to hand over is lost, like in MediaMTX
     std::thread::sleep(Duration::from_secs(2));
     let file = svc.dir.path().join("recordings/camera50").join(&first);
-    let out = Command::new("ffprobe")
-        .args([
-            "-v",
-            "error",
-            "-select_streams",
-            "v:0",
-            "-show_entries",
-            "packet=pts_time",
-            "-of",
-            "csv=p=0",
-        ])
-        .arg(&file)
-        .output()
-        .expect("ffprobe");
-    let pts: Vec<f64> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| l.trim().trim_end_matches(',').parse().ok())
-        .collect();
+    let pts = probe_media(&file).pts;
     let recorded = pts.iter().cloned().fold(0.0, f64::max) + 1.0 / 15.0;
     let elapsed = killed.duration_since(start).unwrap().as_secs_f64();
     eprintln!(

@@ -461,6 +461,8 @@ pub struct MediaProbe {
     pub codec: String,
     pub width: u64,
     pub height: u64,
+    /// `r_frame_rate` as ffprobe reports it (`15/1`).
+    pub frame_rate: String,
     /// The container's duration (`format=duration`), when it states one.
     pub duration: Option<f64>,
     /// Video packets in the file.
@@ -468,6 +470,8 @@ pub struct MediaProbe {
     /// Media duration from the packets themselves (first to last timestamp plus one frame):
     /// container-level durations are estimates for MPEG-TS.
     pub packet_duration: f64,
+    /// Presentation time of every video packet, in file order.
+    pub pts: Vec<f64>,
 }
 
 /// Probes `path` with ffprobe (one run); panics with ffprobe's message, the file size and
@@ -475,7 +479,7 @@ pub struct MediaProbe {
 pub fn probe_media(path: &Path) -> MediaProbe {
     let out = Command::new("ffprobe")
         .args(["-v", "error", "-select_streams", "v:0", "-show_entries"])
-        .arg("stream=codec_name,width,height:format=duration:packet=pts_time")
+        .arg("stream=codec_name,width,height,r_frame_rate:format=duration:packet=pts_time")
         .args(["-of", "json"])
         .arg(path)
         .output()
@@ -516,9 +520,11 @@ pub fn probe_media(path: &Path) -> MediaProbe {
         codec: s["codec_name"].as_str().unwrap_or_default().into(),
         width: s["width"].as_u64().unwrap_or(0),
         height: s["height"].as_u64().unwrap_or(0),
+        frame_rate: s["r_frame_rate"].as_str().unwrap_or_default().into(),
         duration: v["format"]["duration"].as_str().and_then(|d| d.parse().ok()),
         packets: times.len(),
         packet_duration: if times.is_empty() { 0.0 } else { hi - lo + frame },
+        pts: times,
     };
     eprintln!("ffprobe {}: {probe:?}", path.display());
     probe
