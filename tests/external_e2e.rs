@@ -10,71 +10,20 @@ use camera_service::api::auth::Role;
 use common::*;
 use serde_json::{json, Value};
 use std::io::{Read, Write};
-use std::process::{Child, Command, Stdio};
+
 use std::time::{Duration, Instant};
 
 const SECRET_WORD: &str = "s3cretW0rd";
-
-struct Publisher(Child);
-
-impl Publisher {
-    fn start(rtsp_port: u16, path: &str) -> Publisher {
-        let child = Command::new("ffmpeg")
-            .args(["-hide_banner", "-loglevel", "error", "-re", "-f", "lavfi", "-i"])
-            .arg("testsrc2=size=640x480:rate=15")
-            .args([
-                "-c:v",
-                "libx264",
-                "-preset",
-                "ultrafast",
-                "-tune",
-                "zerolatency",
-                "-g",
-                "15",
-            ])
-            .args(["-f", "rtsp", "-rtsp_transport", "tcp"])
-            .arg(format!("rtsp://127.0.0.1:{rtsp_port}/{path}"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("ffmpeg is installed (scripts/setup)");
-        Publisher(child)
-    }
-}
-
-impl Drop for Publisher {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn api_addr(d: &mediamtx_double::Handle) -> String {
     format!("127.0.0.1:{}", d.api_port)
 }
 
-fn path_available(d: &mediamtx_double::Handle, name: &str) -> bool {
-    let (status, _, body) = http(&api_addr(d), "GET", &format!("/v3/paths/get/{name}"), &[]);
-    status == 200 && serde_json::from_slice::<Value>(&body).is_ok_and(|v| v["available"] == true)
-}
-
-fn wait_until(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + limit;
-    while Instant::now() < deadline {
-        if f() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    false
-}
-
 fn mediamtx_section(d: &mediamtx_double::Handle) -> String {
-    format!(
-        "[mediamtx]\napi_url = \"{}\"\nrtsp_port = {}\nhealth_interval = \"1s\"\nretries = 1\n\n[camera]\nmonitor = \"off\"\n\n",
-        d.api_url(),
-        d.rtsp_port
+    with_double(
+        d,
+        "health_interval = \"1s\"\nretries = 1",
+        "[camera]\nmonitor = \"off\"\n\n",
     )
 }
 
@@ -99,7 +48,7 @@ async fn wait_camera(c: &mut Client, topic: &str, device: &str, limit: Duration)
 #[test]
 fn external_stream_is_a_camera_end_to_end() {
     let d = start_double();
-    let mut publisher = Publisher::start(d.rtsp_port, "src1");
+    let mut publisher = RtspPublisher::start(d.rtsp_port, "src1", "640x480");
     assert!(
         wait_until(Duration::from_secs(20), || path_available(&d, "src1")),
         "publisher up"
@@ -253,7 +202,7 @@ fn external_stream_is_a_camera_end_to_end() {
             INVALID_STATE,
             "a disconnected external camera does not record"
         );
-        publisher = Publisher::start(d.rtsp_port, "src1");
+        publisher = RtspPublisher::start(d.rtsp_port, "src1", "640x480");
         let (ev, took) = wait_camera(&mut c, "camera.connected", "camera100", Duration::from_secs(20))
             .await
             .expect("camera.connected after the publisher came back");
@@ -419,7 +368,7 @@ fn closed_port() -> u16 {
 #[test]
 fn discovery_scan_finds_exactly_the_rtsp_streams() {
     let d = start_double();
-    let _publisher = Publisher::start(d.rtsp_port, "src1");
+    let _publisher = RtspPublisher::start(d.rtsp_port, "src1", "640x480");
     assert!(wait_until(Duration::from_secs(20), || path_available(&d, "src1")));
     let eo = fake_rtsp("/subject");
     let fake_generic = fake_rtsp("/live");
@@ -579,7 +528,7 @@ fn external_streams_can_be_disabled_and_configured_statically() {
 #[test]
 fn periodic_scan_with_auto_add_turns_found_streams_into_cameras() {
     let d = start_double();
-    let _publisher = Publisher::start(d.rtsp_port, "src1");
+    let _publisher = RtspPublisher::start(d.rtsp_port, "src1", "640x480");
     assert!(wait_until(Duration::from_secs(20), || path_available(&d, "src1")));
     let rest = format!(
         "{}[discovery]\nhosts = [\"127.0.0.1\"]\nports = [{}]\npaths = [\"/src1\"]\nskydio = false\nauto_add = true\nprobe_timeout = \"500ms\"\n",

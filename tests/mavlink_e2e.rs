@@ -30,14 +30,19 @@ fn free_udp_port() -> u16 {
 fn rig(extra: &str) -> Rig {
     let double = start_double();
     let port = free_udp_port();
-    let rest = format!(
-        "[mediamtx]\napi_url = \"{}\"\nrtsp_port = {}\nhealth_interval = \"1s\"\n\n\
-         [recording]\nstart_timeout = \"15s\"\nprogress_interval = \"1s\"\nsegment_duration = \"1h\"\n\n\
-         [mavlink]\nenabled = true\nendpoints = [\"udpin:127.0.0.1:{port}\"]\nadvertised_host = \"127.0.0.1\"\n{extra}\n\n\
-         [[camera.simulated]]\nid = \"camera50\"\nsize = \"640x480\"\nfps = 15\n\n\
-         [[camera.simulated]]\nid = \"camera51\"\nsize = \"320x240\"\nfps = 10\n",
-        double.api_url(),
-        double.rtsp_port
+    let mavlink = format!(
+        "[mavlink]\nenabled = true\nendpoints = [\"udpin:127.0.0.1:{port}\"]\nadvertised_host = \"127.0.0.1\"\n{extra}\n\n"
+    );
+    let rest = with_double(
+        &double,
+        "health_interval = \"1s\"",
+        &[
+            QUICK_RECORDING,
+            &mavlink,
+            &simulated("camera50", "640x480", 15),
+            &simulated("camera51", "320x240", 10),
+        ]
+        .concat(),
     );
     let svc = Service::start("", "", &rest);
     Rig { double, svc, port }

@@ -8,55 +8,8 @@ mod common;
 use camera_service::api::auth::Role;
 use common::*;
 use serde_json::{json, Value};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-/// A child process killed when dropped.
-struct Publisher(Child);
-
-impl Publisher {
-    fn start(rtsp_port: u16, path: &str) -> Publisher {
-        let child = Command::new("ffmpeg")
-            .args(["-hide_banner", "-loglevel", "error", "-re", "-f", "lavfi", "-i"])
-            .arg("testsrc2=size=320x240:rate=15")
-            .args([
-                "-c:v",
-                "libx264",
-                "-preset",
-                "ultrafast",
-                "-tune",
-                "zerolatency",
-                "-g",
-                "15",
-            ])
-            .args(["-f", "rtsp", "-rtsp_transport", "tcp"])
-            .arg(format!("rtsp://127.0.0.1:{rtsp_port}/{path}"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("ffmpeg is installed (scripts/setup)");
-        Publisher(child)
-    }
-}
-
-impl Drop for Publisher {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn wait_until(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + limit;
-    while Instant::now() < deadline {
-        if f() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    false
-}
 
 fn mtx_get(d: &Double, path: &str) -> (u16, Value) {
     let (status, _, body) = http(&format!("127.0.0.1:{}", d.api_port), "GET", path, &[]);
@@ -67,24 +20,22 @@ fn path_configured(d: &Double, name: &str) -> bool {
     mtx_get(d, &format!("/v3/config/paths/get/{name}")).0 == 200
 }
 
-fn path_available(d: &Double, name: &str) -> bool {
-    mtx_get(d, &format!("/v3/paths/get/{name}")).1["available"] == true
-}
-
 fn control(d: &Double, what: &str) {
     let (status, _, body) = http(&format!("127.0.0.1:{}", d.control_port), "GET", what, &[]);
     assert_eq!(status, 200, "{what}: {}", String::from_utf8_lossy(&body));
 }
 
 fn service(d: &Double) -> Service {
-    let rest = format!(
-        "[mediamtx]\napi_url = \"{}\"\nrtsp_port = {}\nhealth_interval = \"1s\"\nretries = 1\n\n\
-         [recording]\nstart_timeout = \"15s\"\nprogress_interval = \"1s\"\nsegment_duration = \"1h\"\n\n\
-         [external_streams]\nhealth_interval = \"1s\"\nprobe_timeout = \"1s\"\noffline_after = 2\n\n\
-         [[camera.simulated]]\nid = \"camera50\"\nsize = \"320x240\"\nfps = 15\n\n\
-         [[camera.simulated]]\nid = \"camera51\"\nsize = \"320x240\"\nfps = 10\n",
-        d.api_url(),
-        d.rtsp_port
+    let rest = with_double(
+        d,
+        "health_interval = \"1s\"\nretries = 1",
+        &[
+            QUICK_RECORDING,
+            "[external_streams]\nhealth_interval = \"1s\"\nprobe_timeout = \"1s\"\noffline_after = 2\n\n",
+            &simulated("camera50", "320x240", 15),
+            &simulated("camera51", "320x240", 10),
+        ]
+        .concat(),
     );
     Service::start("", "", &rest)
 }
@@ -97,7 +48,7 @@ fn refused(d: &Double) -> Vec<Value> {
 #[test]
 fn every_path_operation_is_accepted_by_mediamtx_rules() {
     let d = start_double();
-    let _publisher = Publisher::start(d.rtsp_port, "extsrc");
+    let _publisher = RtspPublisher::start(d.rtsp_port, "extsrc", "320x240");
     assert!(
         wait_until(Duration::from_secs(20), || path_available(&d, "extsrc")),
         "publisher up"
@@ -256,7 +207,7 @@ fn mediamtx_double_host() {
 fn sigkill_of_mediamtx_mid_recording_loses_at_most_a_part() {
     use std::io::BufRead;
     let dir = TempDir::new("mtx-host");
-    let mut host = Publisher(
+    let mut host = RtspPublisher(
         Command::new(std::env::current_exe().unwrap())
             .args([
                 "--exact",

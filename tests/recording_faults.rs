@@ -12,12 +12,10 @@ use std::time::{Duration, Instant};
 #[test]
 fn mediamtx_outage_is_reported_at_once_and_the_recording_resumes() {
     let double = start_double();
-    let rest = format!(
-        "[mediamtx]\napi_url = \"{}\"\nrtsp_port = {}\nhealth_interval = \"2s\"\nretries = 1\nbreaker_failures = 3\nbreaker_reset = \"1s\"\n\n\
-         [recording]\nstart_timeout = \"15s\"\nprogress_interval = \"1s\"\nsegment_duration = \"1h\"\n\n\
-         [[camera.simulated]]\nid = \"camera50\"\nsize = \"320x240\"\nfps = 10\n",
-        double.api_url(),
-        double.rtsp_port
+    let rest = with_double(
+        &double,
+        "health_interval = \"2s\"\nretries = 1\nbreaker_failures = 3\nbreaker_reset = \"1s\"",
+        &(QUICK_RECORDING.to_string() + &simulated("camera50", "320x240", 10)),
     );
     let svc = Service::start("", "", &rest);
     let folder = svc.dir.path().join("recordings/camera50");
@@ -141,12 +139,10 @@ fn free_bytes(p: &std::path::Path) -> u64 {
 #[test]
 fn a_full_disk_stops_the_recording_like_the_floor() {
     let double = start_double();
-    let rest = format!(
-        "[mediamtx]\napi_url = \"{}\"\nrtsp_port = {}\nhealth_interval = \"2s\"\n\n\
-         [recording]\nstart_timeout = \"15s\"\nprogress_interval = \"1s\"\nsegment_duration = \"1h\"\n\n\
-         [[camera.simulated]]\nid = \"camera50\"\nsize = \"640x480\"\nfps = 15\n",
-        double.api_url(),
-        double.rtsp_port
+    let rest = with_double(
+        &double,
+        "health_interval = \"2s\"",
+        &(QUICK_RECORDING.to_string() + &simulated("camera50", "640x480", 15)),
     );
     // Recordings and snapshots each on a small tmpfs of their own; the floor is off.
     let media = TempDir::new("full-disk");

@@ -88,12 +88,10 @@ fn a_fifo_named_like_a_recording_blocks_nobody() {
 #[test]
 fn foreign_files_in_a_camera_folder_are_never_the_live_segment() {
     let double = start_double();
-    let rest = format!(
-        "[mediamtx]\napi_url = \"{}\"\nrtsp_port = {}\nhealth_interval = \"1s\"\n\n\
-         [recording]\nstart_timeout = \"15s\"\nprogress_interval = \"1s\"\nsegment_duration = \"1h\"\n\n\
-         [[camera.simulated]]\nid = \"camera50\"\nsize = \"320x240\"\nfps = 10\n",
-        double.api_url(),
-        double.rtsp_port
+    let rest = with_double(
+        &double,
+        "health_interval = \"1s\"",
+        &(QUICK_RECORDING.to_string() + &simulated("camera50", "320x240", 10)),
     );
     let svc = Service::start("", "", &rest);
     let folder = svc.dir.path().join("recordings/camera50");

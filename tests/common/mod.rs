@@ -159,7 +159,10 @@ impl Service {
                 }
             }
         });
-        let addr = match rx.recv_timeout(Duration::from_secs(30)) {
+        // In the TCG guest, loading the binary over 9p and the first discovery pass take
+        // tens of seconds when the host is busy.
+        let limit = Duration::from_secs(if in_vivid_guest() { 120 } else { 30 });
+        let addr = match rx.recv_timeout(limit) {
             Ok(a) => a,
             Err(_) => {
                 let _ = child.kill();
@@ -296,12 +299,14 @@ impl Client {
     }
 
     /// Next text frame as JSON (30 s limit: recordings wait for FFmpeg on a loaded 2-core
-    /// machine); `None` when the socket closed.
+    /// machine; 150 s in the TCG guest, whose recording start timeout is 120 s); `None` when
+    /// the socket closed.
     pub async fn recv_json(&mut self) -> Option<Value> {
+        let limit = Duration::from_secs(if in_vivid_guest() { 150 } else { 30 });
         loop {
-            match timeout(Duration::from_secs(30), self.ws.next())
+            match timeout(limit, self.ws.next())
                 .await
-                .expect("no frame within 30 s")
+                .unwrap_or_else(|| panic!("no frame within {limit:?}"))
             {
                 Some(Ok(Message::Text(t))) => return Some(serde_json::from_str(t.as_str()).unwrap()),
                 Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return None,
@@ -430,6 +435,85 @@ pub fn start_double() -> Double {
     let dir = TempDir::new("mtx");
     let handle = mediamtx_double::start(mediamtx_double::Options::new(dir.path())).expect("start the MediaMTX double");
     Double { handle, _dir: dir }
+}
+
+/// Configuration of a service driven by the MediaMTX double: its `[mediamtx]` section
+/// (`mediamtx` = more keys of that section), then `rest`.
+pub fn with_double(d: &mediamtx_double::Handle, mediamtx: &str, rest: &str) -> String {
+    format!(
+        "[mediamtx]\napi_url = \"{}\"\nrtsp_port = {}\n{mediamtx}\n\n{rest}",
+        d.api_url(),
+        d.rtsp_port
+    )
+}
+
+/// `[recording]` for tests: progress every second, one segment per recording.
+pub const QUICK_RECORDING: &str =
+    "[recording]\nstart_timeout = \"15s\"\nprogress_interval = \"1s\"\nsegment_duration = \"1h\"\n\n";
+
+/// One `[[camera.simulated]]` entry.
+pub fn simulated(id: &str, size: &str, fps: u32) -> String {
+    format!("[[camera.simulated]]\nid = \"{id}\"\nsize = \"{size}\"\nfps = {fps}\n\n")
+}
+
+/// Whether the double's `/v3/paths/get/<name>` says the stream is available.
+pub fn path_available(d: &mediamtx_double::Handle, name: &str) -> bool {
+    let (status, _, body) = http(
+        &format!("127.0.0.1:{}", d.api_port),
+        "GET",
+        &format!("/v3/paths/get/{name}"),
+        &[],
+    );
+    status == 200 && serde_json::from_slice::<Value>(&body).is_ok_and(|v| v["available"] == true)
+}
+
+/// Polls `f` every 100 ms until it holds or `limit` passed.
+pub fn wait_until(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    false
+}
+
+/// An FFmpeg child publishing a lavfi test pattern (H.264, one keyframe a second at 15 fps)
+/// into an RTSP server, as a camera or a drone would; killed when dropped.
+pub struct RtspPublisher(pub Child);
+
+impl RtspPublisher {
+    pub fn start(rtsp_port: u16, path: &str, size: &str) -> RtspPublisher {
+        let child = Command::new("ffmpeg")
+            .args(["-hide_banner", "-loglevel", "error", "-re", "-f", "lavfi", "-i"])
+            .arg(format!("testsrc2=size={size}:rate=15"))
+            .args([
+                "-c:v",
+                "libx264",
+                "-preset",
+                "ultrafast",
+                "-tune",
+                "zerolatency",
+                "-g",
+                "15",
+            ])
+            .args(["-f", "rtsp", "-rtsp_transport", "tcp"])
+            .arg(format!("rtsp://127.0.0.1:{rtsp_port}/{path}"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("ffmpeg is installed (scripts/setup)");
+        RtspPublisher(child)
+    }
+}
+
+impl Drop for RtspPublisher {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 /// Decodes a JPEG or PNG file: (width, height, RGB/grey samples).
