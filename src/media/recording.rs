@@ -111,6 +111,9 @@ struct Active {
     /// grow as it is closed (its last part, its header); the recording has resumed only when
     /// a newer segment grows.
     closing: Option<String>,
+    /// Set by `fail`: the recording is over for clients (its error event is out) while the
+    /// stop completes; `stop_recording` answers not_recording.
+    ending: bool,
     stall_reported: bool,
     /// Newest segment of ours (at start, then by every `tick`).
     current: String,
@@ -137,6 +140,7 @@ impl Active {
             last_growth: Instant::now(),
             interrupted,
             closing: None,
+            ending: false,
             stall_reported: false,
             current: first.clone(),
             own: vec![first],
@@ -509,6 +513,12 @@ impl RecordingManager {
 
     /// Stops a recording; returns after the last segment is closed.
     pub async fn stop(self: &Arc<Self>, device: &str) -> Result<Summary, ServiceError> {
+        if self.active.lock().unwrap().get(device).is_some_and(|a| a.ending) {
+            return Err(ServiceError::InvalidState {
+                state: "not_recording".into(),
+                details: format!("{device} is not recording (it ended on an error)"),
+            });
+        }
         let summary = self.stop_inner(device).await?;
         (self.events)(RecEvent::Stopped {
             device: device.into(),
@@ -576,12 +586,17 @@ impl RecordingManager {
     /// Ends a recording because of a failure: the error event goes out first (fast), then
     /// the record flag is cleared; segments already written stay as they are.
     pub async fn fail(self: &Arc<Self>, device: &str, reason: EndReason) {
+        // Marked before the event goes out: a client reacting to it sees a stopped recording.
         let info = self
             .active
             .lock()
             .unwrap()
-            .get(device)
-            .map(|a| (a.persisted.first_file.clone(), a.persisted.start_unix_ms));
+            .get_mut(device)
+            .filter(|a| !a.ending)
+            .map(|a| {
+                a.ending = true;
+                (a.persisted.first_file.clone(), a.persisted.start_unix_ms)
+            });
         let Some((first, start_ms)) = info else { return };
         let duration = ((unix_ms(OffsetDateTime::now_utc()) - start_ms).max(0) as f64) / 1000.0;
         (self.events)(RecEvent::Error {
