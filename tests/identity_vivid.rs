@@ -366,8 +366,13 @@ fn guest() {
             let s = c.result("get_camera_settings", json!({"device": "camera1"})).await;
             println!("camera1 settings after restart: {s}");
             assert_eq!(
-                (s["resolution"].as_str(), s["fps"].as_u64(), s["saved"]["gop"].as_u64()),
-                (Some(chosen.0.as_str()), Some(chosen.1), Some(10)),
+                (
+                    s["resolution"].as_str(),
+                    s["fps"].as_u64(),
+                    s["saved"]["gop"].as_u64(),
+                    s["persisted"].as_bool()
+                ),
+                (Some(chosen.0.as_str()), Some(chosen.1), Some(10), Some(true)),
                 "{s}"
             );
 
@@ -377,8 +382,14 @@ fn guest() {
                 .await;
             rmmod();
             events(&mut c, "camera.disconnected", 2).await;
+            let configured = |d: &Double| {
+                let addr = d.api_url().trim_start_matches("http://").to_string();
+                http(&addr, "GET", "/v3/config/paths/get/camera0", &[]).0
+            };
+            assert_eq!(configured(&double), 200, "camera0 had a MediaMTX path");
             let f = c.result("forget_camera", json!({"device": "camera0"})).await;
             assert_eq!(f["identity_key"], key("vivid-000").as_str(), "{f}");
+            assert_eq!(configured(&double), 404, "the forgotten camera's path is removed");
             assert_eq!(cameras(&mut c).await.len(), 1);
             modprobe(FIRST);
             events(&mut c, "camera.connected", 2).await;

@@ -269,10 +269,11 @@ impl FromParams for StartRecordingParams {
         let duration = p.opt_int("duration", 1, 86400)?.map(|d| d as u64);
         let format = match p.opt_str("format")? {
             None => None,
-            Some(f) => Some(
-                RecordFormat::parse(&f)
-                    .ok_or_else(|| RpcError::invalid_params("format", "format must be fmp4 or mpegts"))?,
-            ),
+            // `mp4` is the contract's alias of `fmp4` (the result says `fmp4`).
+            Some(f) if f == "mp4" => Some(RecordFormat::Fmp4),
+            Some(f) => Some(RecordFormat::parse(&f).ok_or_else(|| {
+                RpcError::invalid_params("format", "format must be fmp4 (or its alias mp4) or mpegts")
+            })?),
         };
         p.finish()?;
         Ok(StartRecordingParams {
@@ -674,5 +675,22 @@ mod tests {
             METHODS.len(),
             "no method beyond the contract and the documented extensions"
         );
+    }
+
+    #[test]
+    fn start_recording_takes_mp4_as_an_alias_of_fmp4() {
+        let parse = |v: serde_json::Value| {
+            StartRecordingParams::from_params(Params::new(v.as_object().unwrap().clone())).map(|p| p.format)
+        };
+        let device = "camera0";
+        assert_eq!(
+            parse(serde_json::json!({"device": device, "format": "mp4"})).unwrap(),
+            Some(RecordFormat::Fmp4)
+        );
+        assert_eq!(
+            parse(serde_json::json!({"device": device, "format": "mpegts"})).unwrap(),
+            Some(RecordFormat::Mpegts)
+        );
+        assert!(parse(serde_json::json!({"device": device, "format": "mkv"})).is_err());
     }
 }

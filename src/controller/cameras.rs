@@ -174,6 +174,8 @@ pub struct CameraSettingsView {
     pub encoder: String,
     /// What is saved for this camera's identity (only what was set).
     pub saved: CaptureSettings,
+    /// Whether any setting is saved for the identity (the contract's field; `saved` says which).
+    pub persisted: bool,
     /// `set_camera_settings`: whether the new publisher reached MediaMTX now (else it is
     /// applied when the camera's path is next created).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -362,6 +364,7 @@ impl Controller {
             gop: c.settings.gop.unwrap_or(c.fps.max(1)),
             encoder: c.settings.encoder.clone().unwrap_or_else(|| f.encoder.clone()),
             saved: (*c.settings).clone(),
+            persisted: *c.settings != CaptureSettings::default(),
             applied,
         }
     }
@@ -417,6 +420,13 @@ impl Controller {
     /// `removed: true` when the camera was listed.
     pub async fn forget_camera(&self, device: &str) -> Result<CameraForgotten, ServiceError> {
         let f = self.cameras.forget(device).await?;
+        // Its MediaMTX path goes too: the id may be given to another camera later, which
+        // gets a path of its own then.
+        if let Err(e) = self.media.paths().remove(device).await {
+            if !matches!(e, crate::mediamtx::client::MtxError::NotFound(_)) {
+                log::warn!("{device}: forgotten; its MediaMTX path could not be removed: {e}");
+            }
+        }
         if let Some(c) = &f.camera {
             self.events.publish(Event::Camera {
                 kind: ChangeKind::Disconnected,
