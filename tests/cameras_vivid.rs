@@ -34,7 +34,7 @@ fn vivid_discovery_and_hotplug() {
     run_in_vivid_guest(
         "vivid_discovery_and_hotplug",
         VIVID_ARGS,
-        300,
+        600,
         &["--timing".into()],
         "VIVID-CHECKS-PASSED",
     );

@@ -32,7 +32,7 @@ fn vivid_ids_follow_the_device_not_the_node() {
     run_in_vivid_guest(
         "vivid_ids_follow_the_device_not_the_node",
         FIRST,
-        400,
+        900,
         &["--timing".into()],
         "VIVID-IDENTITY-PASSED",
     );

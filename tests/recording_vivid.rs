@@ -24,7 +24,7 @@ fn vivid_recording_and_unplug() {
     run_in_vivid_guest(
         "vivid_recording_and_unplug",
         "n_devs=1 node_types=0x1",
-        420,
+        720,
         &[],
         "VIVID-RECORDING-PASSED",
     );

@@ -31,7 +31,7 @@ fn vivid_snapshots() {
     run_in_vivid_guest(
         "vivid_snapshots",
         "n_devs=1 node_types=0x1",
-        600,
+        900,
         &extra,
         "VIVID-SNAPSHOTS-PASSED",
     );

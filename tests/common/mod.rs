@@ -540,7 +540,7 @@ pub fn spread(px: &[u8]) -> f64 {
 }
 
 /// What ffprobe reports about the first video stream of a media file.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, PartialEq)]
 pub struct MediaProbe {
     pub codec: String,
     pub width: u64,
@@ -556,6 +556,20 @@ pub struct MediaProbe {
     pub packet_duration: f64,
     /// Presentation time of every video packet, in file order.
     pub pts: Vec<f64>,
+}
+
+impl std::fmt::Debug for MediaProbe {
+    /// Everything but the packet times (a line per file, not a page).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MediaProbe")
+            .field("codec", &self.codec)
+            .field("size", &format_args!("{}x{}", self.width, self.height))
+            .field("frame_rate", &self.frame_rate)
+            .field("duration", &self.duration)
+            .field("packets", &self.packets)
+            .field("packet_duration", &self.packet_duration)
+            .finish()
+    }
 }
 
 /// Probes `path` with ffprobe (one run); panics with ffprobe's message, the file size and
