@@ -18,6 +18,8 @@ pub const VERSION: &str = "v1.20.1";
 pub enum Out {
     Frame(u8, Arc<Vec<u8>>),
     Raw(Vec<u8>),
+    /// answered once everything queued before it is written
+    Sync(SyncSender<()>),
 }
 
 pub struct Sink {

@@ -67,12 +67,21 @@ struct Conn {
     role: Role,
     /// path described on this connection (name, hidden, media count)
     described: Option<(String, bool, usize)>,
+    peer: Option<std::net::SocketAddr>,
+    /// gortsplib's digest nonce, made on the first digest verification
+    nonce: std::cell::RefCell<String>,
+    /// close after the current response (wrong credentials)
+    close: bool,
 }
 
 fn writer(mut tcp: TcpStream, rx: Receiver<Out>) {
     for o in rx {
         let r = match o {
             Out::Raw(b) => tcp.write_all(&b),
+            Out::Sync(done) => {
+                let _ = done.send(());
+                Ok(())
+            }
             Out::Frame(ch, data) => {
                 let mut buf = Vec::with_capacity(4 + data.len());
                 buf.push(b'$');
@@ -110,6 +119,9 @@ fn conn(shared: Arc<Shared>, tcp: TcpStream) {
         session: crate::util::hex_id(8),
         role: Role::None,
         described: None,
+        peer: tcp.peer_addr().ok(),
+        nonce: Default::default(),
+        close: false,
     };
     let mut rd = BufReader::with_capacity(64 * 1024, tcp);
     let _ = c.run(&mut rd);
@@ -292,12 +304,94 @@ impl Conn {
             }
             _ => self.respond(req, 501, "Not Implemented", &[], b""),
         }
-        true
+        !self.close
+    }
+
+    /// pathManager: the configuration is looked up first (400 if none), then the request
+    /// is authenticated.
+    fn find_conf_and_authorize(&mut self, req: &Req, action: &str, name: &str) -> bool {
+        let found = self.shared.lock().find_conf(name);
+        if let Err(e) = found {
+            self.shared.log(&format!("{} {}: {}", req.method, name, e));
+            self.respond(req, 400, "Bad Request", &[], b"");
+            return false;
+        }
+        self.authorize(req, action, name)
+    }
+
+    /// MediaMTX's authentication of a reader (DESCRIBE, first SETUP) or publisher
+    /// (ANNOUNCE) with the internal users; false = refused (401 sent). Without credentials
+    /// the client is asked for them (`WWW-Authenticate` per `rtspAuthMethods`); with wrong
+    /// ones the answer comes after auth.LogAndDelayError's pause and the connection closes.
+    fn authorize(&mut self, req: &Req, action: &str, name: &str) -> bool {
+        let Some(peer) = self.peer else {
+            return true;
+        };
+        let global = self.shared.lock().global.clone();
+        let methods: Vec<String> = global
+            .get("rtspAuthMethods")
+            .and_then(|v| v.as_array())
+            .map(|a| a.iter().filter_map(|x| x.as_str().map(String::from)).collect())
+            .unwrap_or_default();
+        let values: Vec<&str> = req
+            .headers
+            .iter()
+            .filter(|(k, _)| k.eq_ignore_ascii_case("Authorization"))
+            .map(|(_, v)| v.as_str())
+            .collect();
+        // with digest enabled gortsplib verifies (hashed credentials cannot be used then)
+        let verify = |u: &str, p: &str| {
+            if u.is_empty() {
+                return false;
+            }
+            let mut n = self.nonce.borrow_mut();
+            if n.is_empty() {
+                *n = crate::util::hex_id(16);
+            }
+            crate::auth::rtsp_verify(&values, &req.method, &req.url, u, p, &methods, &n)
+        };
+        let digest = methods.iter().any(|m| m == "digest");
+        let areq = crate::auth::Request {
+            action,
+            path: name,
+            ip: peer.ip(),
+            creds: crate::auth::rtsp_credentials(&values),
+            verify: if digest { Some(&verify) } else { None },
+            ask_credentials: true,
+        };
+        let Err(err) = crate::auth::authenticate(&global, &areq) else {
+            return true;
+        };
+        let provided = crate::auth::parse_rtsp_authorization(&values).is_some_and(|a| !a.username.is_empty());
+        if err.ask && !provided {
+            let nonce = self.nonce.borrow().clone();
+            let hdrs: Vec<(&str, String)> = crate::auth::www_authenticate(&methods, &nonce)
+                .into_iter()
+                .map(|v| ("WWW-Authenticate", v))
+                .collect();
+            self.respond(req, 401, "Unauthorized", &hdrs, b"");
+            return false;
+        }
+        if !err.ask {
+            self.shared.log(&format!("WAR [RTSP] [conn {}] {}", peer, err));
+            std::thread::sleep(crate::auth::failure_pause());
+        }
+        self.respond(req, 401, "Unauthorized", &[], b"");
+        // the answer goes out before the connection is closed
+        let (tx, rx) = sync_channel(1);
+        if self.tx.send(Out::Sync(tx)).is_ok() {
+            let _ = rx.recv_timeout(Duration::from_secs(5));
+        }
+        self.close = true;
+        false
     }
 
     fn describe(&mut self, req: &Req) {
         let (p, query) = url_path(&req.url);
         let (name, internal) = self.path_name(p.trim_end_matches('/'));
+        if !internal && !self.find_conf_and_authorize(req, "read", &name) {
+            return;
+        }
         let shared = self.shared.clone();
         let mut st = shared.lock();
         let path = match core::get_or_create_path(&shared, &mut st, &name) {
@@ -305,7 +399,7 @@ impl Conn {
             Err(e) => {
                 drop(st);
                 self.shared.log(&format!("DESCRIBE {}: {}", name, e));
-                return self.respond(req, 404, "Not Found", &[], b"");
+                return self.respond(req, 400, "Bad Request", &[], b"");
             }
         };
         let gen = path.gen;
@@ -378,6 +472,9 @@ impl Conn {
                 return self.respond(req, 400, "Bad Request", &[], b"");
             }
         };
+        if !internal && !self.find_conf_and_authorize(req, "publish", &name) {
+            return;
+        }
         let shared = self.shared.clone();
         let mut st = shared.lock();
         let path = match core::get_or_create_path(&shared, &mut st, &name) {
@@ -385,7 +482,7 @@ impl Conn {
             Err(e) => {
                 drop(st);
                 self.shared.log(&format!("ANNOUNCE {}: {}", name, e));
-                return self.respond(req, 404, "Not Found", &[], b"");
+                return self.respond(req, 400, "Bad Request", &[], b"");
             }
         };
         if path.s("source") != "publisher" && !internal {
@@ -476,6 +573,10 @@ impl Conn {
                 let idx = idx.unwrap_or(0);
                 if idx >= count {
                     return self.respond(req, 404, "Not Found", &[], b"");
+                }
+                // the first SETUP of a reader adds it to the path: authenticated again
+                if !matches!(self.role, Role::Reader { .. }) && !hidden && !self.authorize(req, "read", &name) {
+                    return;
                 }
                 if !matches!(self.role, Role::Reader { .. }) {
                     self.role = Role::Reader {

@@ -145,6 +145,13 @@ fn global_configuration_rules() {
         (p, g, r#"{"api":true,"apiAddress":""}"#, 400, "'apiAddress' must be set when API is enabled"),
         (p, g, r#"{"rtmp":false,"readTimeout":"7s","protocols":["tcp"],"readBufferCount":4096}"#, 200, ""),
         (p, g, r#"{"logLevel":null}"#, 200, ""),
+        // playback needs %f in every recordPath (conf.Path.validate)
+        (p, "/v3/config/pathdefaults/patch", r#"{"recordPath":"./rec/%path/%s"}"#, 200, ""),
+        (p, g, r#"{"playback":true}"#, 400, "'recordPath' must contain %f"),
+        (p, "/v3/config/pathdefaults/patch", r#"{"recordPath":"./rec/%path/%s-%f"}"#, 200, ""),
+        (p, g, r#"{"playback":true}"#, 200, ""),
+        (p, "/v3/config/pathdefaults/patch", r#"{"recordPath":"./rec/%path/%s"}"#, 400, "'recordPath' must contain %f"),
+        (p, g, r#"{"playback":false}"#, 200, ""),
     ];
     run(&a, cases);
 
@@ -162,7 +169,7 @@ fn global_configuration_rules() {
         p,
         &format!("{}{}", a, g),
         Some(
-            r#"{"authInternalUsers":[{"user":"myuser","pass":"mypass","ips":[],"permissions":[{"action":"api"}]},{"user":"any","ips":["127.0.0.1"],"permissions":[{"action":"read"}]}]}"#,
+            r#"{"authInternalUsers":[{"user":"myuser","pass":"mypass","ips":[],"permissions":[{"action":"api"}]},{"user":"any","ips":["127.0.0.1"],"permissions":[{"action":"read"},{"action":"api"}]}]}"#,
         ),
     );
     assert_eq!(r.status, 200, "{}", r.body);
@@ -173,7 +180,8 @@ fn global_configuration_rules() {
         json!([{"action":"api","path":""}])
     );
     assert_eq!(c["authInternalUsers"][1]["pass"], "");
-    assert_eq!(c["authInternalUsers"][1]["ips"], json!(["127.0.0.1"]));
+    // conf.IPNetwork renders like net.IPNet
+    assert_eq!(c["authInternalUsers"][1]["ips"], json!(["127.0.0.1/32"]));
 }
 
 #[test]
