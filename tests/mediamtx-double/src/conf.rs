@@ -675,6 +675,8 @@ fn syntax_error(body: &[u8], e: &serde_json::Error) -> String {
 /// Optional* struct: unknown fields refused, `null` = not sent. Returns the sent fields,
 /// normalized.
 pub fn decode_body(body: &[u8], fields: &[Field]) -> Result<Map<String, Value>, String> {
+    // json.Unmarshal checks the syntax first, with the scanner's texts
+    crate::gojson::check_valid(body)?;
     let v: Value = serde_json::from_slice(body).map_err(|e| syntax_error(body, &e))?;
     let obj = match v {
         Value::Object(o) => o,
