@@ -766,9 +766,9 @@ pub fn conf_regex(conf_name: &str) -> Result<regex::Regex, String> {
     go_regex(pat).map_err(|_| format!("invalid regular expression: {}", pat))
 }
 
-/// Go's regexp.Compile (RE2 syntax) with the regex crate.
+/// Go's regexp.Compile (RE2 syntax, Go's meaning) on the regex crate.
 pub fn go_regex(pat: &str) -> Result<regex::Regex, String> {
-    regex::Regex::new(pat).map_err(|e| e.to_string())
+    crate::re2::compile(pat).ok_or_else(|| format!("invalid regular expression: {}", pat))
 }
 
 /// Whether `name` is matched by a regexp path configuration (Go FindStringSubmatch: unanchored).

@@ -19,6 +19,7 @@ pub mod gojson;
 pub mod http;
 pub mod media;
 pub mod procs;
+pub mod re2;
 pub mod recordings;
 pub mod rtsp;
 pub mod ts;

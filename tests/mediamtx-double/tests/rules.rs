@@ -51,6 +51,13 @@ fn path_configuration_rules() {
         (add, "/v3/config/paths/add/all", "{}", 400, "all_others, all and '~^.*$' are aliases"),
         (add, "/v3/config/paths/add/~^.*$", "{}", 400, "all_others, all and '~^.*$' are aliases"),
         (add, "/v3/config/paths/add/~^(cam", "{}", 400, "invalid regular expression: ^(cam"),
+        // Go's RE2 syntax, not the regex crate's
+        (add, "/v3/config/paths/add/~^cam**$", "{}", 400, "invalid regular expression: ^cam**$"),
+        (add, "/v3/config/paths/add/~^cam{1001}$", "{}", 400, "invalid regular expression: ^cam{1001}$"),
+        (add, "/v3/config/paths/add/~(%3Fx)cam", "{}", 400, "invalid regular expression: (?x)cam"),
+        (add, "/v3/config/paths/add/~^cam\\1$", "{}", 400, "invalid regular expression: ^cam\\1$"),
+        (add, "/v3/config/paths/add/~^cam{,5}$", "{}", 200, ""),
+        (add, "/v3/config/paths/add/~^\\Qcam.x\\E$", "{}", 200, ""),
         (add, "/v3/config/paths/add/~^cam", r#"{"source":"rtsp://h:554/x"}"#, 400, "a path with a regular expression (or path 'all_others') and a static source must have 'sourceOnDemand' set to true"),
         (add, "/v3/config/paths/add/~^cam", r#"{"runOnInit":"true"}"#, 400, "a path with a regular expression (or path 'all_others') does not support option 'runOnInit'; use another path"),
         (add, "/v3/config/paths/add/~^cam", r#"{"alwaysAvailable":true}"#, 400, "'alwaysAvailable' cannot be used in a path with a regular expression (or path 'all_others')"),
