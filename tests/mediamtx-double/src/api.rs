@@ -777,7 +777,7 @@ pub fn restart(shared: &Arc<Shared>, down_ms: u64) {
         let names: Vec<String> = st.paths.keys().cloned().collect();
         for n in names {
             if let Some(mut p) = st.paths.remove(&n) {
-                core::destroy_path(&mut p);
+                core::destroy_path(shared, &mut p);
             }
         }
         shared.cv.notify_all();

@@ -229,6 +229,9 @@ pub struct Segmenter {
     pub format: String,
     pub segment_duration: Duration,
     pub log: Box<dyn Fn(&str) + Send>,
+    /// segment created (path, None) / completed (path, Some(duration)): the
+    /// runOnRecordSegment* hooks
+    pub on_segment: crate::hooks::SegmentFn,
     init: Vec<u8>,
     tracks: Tracks,
     /// mvhd in the init: (offset of its duration field, 64-bit?, movie timescale)
@@ -241,6 +244,7 @@ pub struct Segmenter {
 
 struct Current {
     file: std::fs::File,
+    path: String,
     start: SystemTime,
     base: HashMap<u32, u64>,
     /// end of the last sample, from the segment start
@@ -253,6 +257,7 @@ impl Segmenter {
             format,
             segment_duration,
             log,
+            on_segment: Box::new(|_, _| {}),
             init: Vec::new(),
             tracks: Tracks::default(),
             mvhd: None,
@@ -318,6 +323,11 @@ impl Segmenter {
     /// Like MediaMTX when it closes a segment: the overall duration goes into the mvhd.
     fn close_segment(&mut self) {
         let Some(cur) = self.cur.take() else { return };
+        self.write_duration(&cur);
+        (self.on_segment)(&cur.path, Some(cur.end));
+    }
+
+    fn write_duration(&self, cur: &Current) {
         let Some((off, v1, ts)) = self.mvhd else { return };
         use std::os::unix::fs::FileExt;
         let d = (cur.end.as_nanos() * ts as u128 / 1_000_000_000) as u64;
@@ -408,8 +418,10 @@ impl Segmenter {
             .open(&path)?;
         file.write_all(&self.init)?;
         (self.log)(&format!("recorder: creating segment {}", path));
+        (self.on_segment)(&path, None);
         self.cur = Some(Current {
             file,
+            path,
             start: when,
             base: HashMap::new(),
             end: Duration::ZERO,

@@ -16,6 +16,7 @@ mod conf_fields;
 pub mod core;
 pub mod fmp4;
 pub mod gojson;
+pub mod hooks;
 pub mod http;
 pub mod media;
 pub mod procs;
@@ -112,7 +113,7 @@ impl Handle {
             let names: Vec<String> = st.paths.keys().cloned().collect();
             for n in names {
                 if let Some(mut p) = st.paths.remove(&n) {
-                    core::destroy_path(&mut p);
+                    core::destroy_path(&self.shared, &mut p);
                 }
             }
             self.shared.cv.notify_all();

@@ -72,6 +72,12 @@ struct Conn {
     nonce: std::cell::RefCell<String>,
     /// close after the current response (wrong credentials)
     close: bool,
+    /// query of the URL of the last DESCRIBE/ANNOUNCE/SETUP (MTX_QUERY of hooks)
+    query: String,
+    /// runOnConnect/runOnDisconnect, started with the first request that is not the
+    /// double's own (recorder, pulled source)
+    connect_hooks: Option<crate::hooks::Pair>,
+    conn_uuid: String,
 }
 
 fn writer(mut tcp: TcpStream, rx: Receiver<Out>) {
@@ -122,10 +128,18 @@ fn conn(shared: Arc<Shared>, tcp: TcpStream) {
         peer: tcp.peer_addr().ok(),
         nonce: Default::default(),
         close: false,
+        query: String::new(),
+        connect_hooks: None,
+        conn_uuid: crate::util::uuid(),
     };
     let mut rd = BufReader::with_capacity(64 * 1024, tcp);
     let _ = c.run(&mut rd);
     c.cleanup();
+    if let Some(h) = c.connect_hooks.take() {
+        if !shared.shutdown.load(Ordering::SeqCst) {
+            h.end(&shared);
+        }
+    }
     shared.conns.lock().unwrap().remove(&id);
     let _ = c.tcp.shutdown(Shutdown::Both);
     drop(c);
@@ -273,8 +287,36 @@ impl Conn {
         }
     }
 
+    /// hooks.OnConnect (global runOnConnect/runOnDisconnect): RTSP_PORT, MTX_CONN_TYPE,
+    /// MTX_CONN_ID.
+    fn connect_hooks(&mut self, req: &Req) {
+        if self.connect_hooks.is_some() || url_path(&req.url).0.starts_with(&self.shared.internal_prefix()) {
+            return;
+        }
+        let g = self.shared.lock().global.clone();
+        let s = |k: &str| g.get(k).and_then(|v| v.as_str()).unwrap_or("").to_string();
+        let (a, b) = (s("runOnConnect"), s("runOnDisconnect"));
+        let restart = g.get("runOnConnectRestart").and_then(|v| v.as_bool()).unwrap_or(false);
+        let env = vec![
+            ("RTSP_PORT".to_string(), self.shared.rtsp_port.to_string()),
+            ("MTX_CONN_TYPE".to_string(), "rtspConn".to_string()),
+            ("MTX_CONN_ID".to_string(), self.conn_uuid.clone()),
+        ];
+        self.connect_hooks = Some(crate::hooks::Pair::start(
+            &self.shared,
+            "conn",
+            ("runOnConnect", &a, restart),
+            ("runOnDisconnect", &b),
+            env,
+        ));
+    }
+
     /// Returns false to close the connection.
     fn on_request(&mut self, req: &Req) -> bool {
+        self.connect_hooks(req);
+        if matches!(req.method.as_str(), "DESCRIBE" | "ANNOUNCE" | "SETUP") {
+            self.query = url_path(&req.url).1;
+        }
         match req.method.as_str() {
             "OPTIONS" => {
                 self.respond(
@@ -578,6 +620,21 @@ impl Conn {
                 if !matches!(self.role, Role::Reader { .. }) && !hidden && !self.authorize(req, "read", &name) {
                     return;
                 }
+                // path.addReaderPost: maxReaders (0 = unlimited)
+                if !matches!(self.role, Role::Reader { .. }) && !hidden {
+                    let full = {
+                        let st = self.shared.lock();
+                        st.paths.get(&name).is_some_and(|p| {
+                            let max = p.conf.get("maxReaders").and_then(|v| v.as_u64()).unwrap_or(0) as usize;
+                            max != 0 && p.readers.len() >= max
+                        })
+                    };
+                    if full {
+                        self.shared
+                            .log(&format!("SETUP {}: maximum reader count reached", name));
+                        return self.respond(req, 400, "Bad Request", &[], b"");
+                    }
+                }
                 if !matches!(self.role, Role::Reader { .. }) {
                     self.role = Role::Reader {
                         path: name,
@@ -622,6 +679,7 @@ impl Conn {
             conn_id: self.id,
             conn: self.tcp.try_clone().expect("clone"),
             internal,
+            query: self.query.clone(),
         };
         let s = core::publish_start(&shared, p, pb, sdp.clone());
         *stream = Some(s);
@@ -635,6 +693,7 @@ impl Conn {
         let sink_conn = self.tcp.try_clone().expect("clone");
         let tx = self.tx.clone();
         let conn_id = self.id;
+        let query = self.query.clone();
         let Role::Reader {
             path,
             hidden,
@@ -658,8 +717,10 @@ impl Conn {
             return self.respond(req, 404, "Not Found", &[], b"");
         };
         if !*hidden {
-            p.readers.push((conn_id, crate::util::uuid()));
+            let rid = crate::util::uuid();
+            p.readers.push((conn_id, rid.clone()));
             p.demand += 1;
+            core::reader_added(&shared, p, conn_id, &rid, &query);
         }
         let sink_id = shared.id();
         // respond before adding the sink so the PLAY reply precedes data
@@ -705,6 +766,7 @@ impl Conn {
                     if let Some(p) = st.paths.get_mut(&path) {
                         let before = p.readers.len();
                         p.readers.retain(|(c, _)| *c != self.id);
+                        core::reader_removed(&shared, p, self.id);
                         if p.readers.len() != before {
                             p.demand = p.demand.saturating_sub(1);
                             if p.demand == 0 {

@@ -1,0 +1,88 @@
+//! maxReaders: readers beyond it are refused at SETUP like MediaMTX's path.addReaderPost
+//! (400, `maximum reader count reached` in the log).
+
+mod common;
+use common::*;
+use serde_json::json;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+/// Sends one request on `s` and returns the response head.
+fn request(s: &mut TcpStream, req: &str) -> String {
+    s.write_all(req.as_bytes()).unwrap();
+    let mut buf = Vec::new();
+    let mut b = [0u8; 1];
+    while !buf.ends_with(b"\r\n\r\n") {
+        let n = s.read(&mut b).unwrap();
+        assert!(n > 0, "closed while waiting for the answer to {:?}", req);
+        buf.push(b[0]);
+    }
+    let head = String::from_utf8_lossy(&buf).to_string();
+    let len: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("Content-Length: ").map(|v| v.trim().parse().unwrap()))
+        .unwrap_or(0);
+    let mut body = vec![0u8; len];
+    s.read_exact(&mut body).unwrap();
+    head
+}
+
+/// DESCRIBE + SETUP (+ PLAY when `play`); returns the connection and the SETUP status line.
+fn reader(port: u16, path: &str, play: bool) -> (TcpStream, String) {
+    let url = format!("rtsp://127.0.0.1:{}/{}", port, path);
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let d = request(&mut s, &format!("DESCRIBE {} RTSP/1.0\r\nCSeq: 1\r\n\r\n", url));
+    assert!(d.starts_with("RTSP/1.0 200"), "{}", d);
+    let setup = request(
+        &mut s,
+        &format!(
+            "SETUP {}/trackID=0 RTSP/1.0\r\nCSeq: 2\r\nTransport: RTP/AVP/TCP;unicast;interleaved=0-1\r\n\r\n",
+            url
+        ),
+    );
+    let status = setup.lines().next().unwrap().to_string();
+    if play && status.contains(" 200 ") {
+        let p = request(&mut s, &format!("PLAY {} RTSP/1.0\r\nCSeq: 3\r\n\r\n", url));
+        assert!(p.starts_with("RTSP/1.0 200"), "{}", p);
+    }
+    (s, status)
+}
+
+#[test]
+fn max_readers_refuses_extra_readers() {
+    require_ffmpeg();
+    let (h, dir) = start("max-readers");
+    let r = http(
+        "POST",
+        &format!("{}/v3/config/paths/add/cam", h.api_url()),
+        Some(&json!({"maxReaders": 1}).to_string()),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let _pubp = spawn_cmd(
+        &publisher_cmd(&format!("{}/cam", h.rtsp_url()), "320x240"),
+        &dir.join("pub.log"),
+    );
+    let path = || http("GET", &format!("{}/v3/paths/get/cam", h.api_url()), None).json();
+    wait_until(Duration::from_secs(15), "stream available", || {
+        path()["available"] == true
+    });
+
+    let (first, status) = reader(h.rtsp_port, "cam", true);
+    assert_eq!(status, "RTSP/1.0 200 OK");
+    wait_until(Duration::from_secs(5), "one reader", || {
+        path()["readers"].as_array().map(|a| a.len()) == Some(1)
+    });
+    let (_second, status) = reader(h.rtsp_port, "cam", false);
+    assert_eq!(status, "RTSP/1.0 400 Bad Request");
+    assert!(std::fs::read_to_string(dir.join("mediamtx-double.log"))
+        .unwrap()
+        .contains("maximum reader count reached"));
+
+    // once the first reader has gone there is room again
+    drop(first);
+    wait_until(Duration::from_secs(5), "no reader", || path()["readers"] == json!([]));
+    let (_third, status) = reader(h.rtsp_port, "cam", false);
+    assert_eq!(status, "RTSP/1.0 200 OK");
+}
