@@ -283,6 +283,7 @@ pub fn record_sig(conf: &Map<String, Value>) -> String {
         "recordFormat",
         "recordSegmentDuration",
         "recordPartDuration",
+        "recordMaxPartSize",
     ]
     .iter()
     .map(|k| conf.get(*k).map(|v| v.to_string()).unwrap_or_default())

@@ -232,6 +232,8 @@ pub struct Segmenter {
     /// segment created (path, None) / completed (path, Some(duration)): the
     /// runOnRecordSegment* hooks
     pub on_segment: crate::hooks::SegmentFn,
+    /// recordMaxPartSize: a part with more sample bytes fails the recorder
+    pub max_part_size: u64,
     init: Vec<u8>,
     tracks: Tracks,
     /// mvhd in the init: (offset of its duration field, 64-bit?, movie timescale)
@@ -258,6 +260,7 @@ impl Segmenter {
             segment_duration,
             log,
             on_segment: Box::new(|_, _| {}),
+            max_part_size: u64::MAX,
             init: Vec::new(),
             tracks: Tracks::default(),
             mvhd: None,
@@ -343,6 +346,17 @@ impl Segmenter {
     }
 
     fn fragment(&mut self, mut moof: Vec<u8>, mdat: &[u8]) -> std::io::Result<()> {
+        // formatFMP4Part.write: the recorder instance fails, its segment is closed and a
+        // new recorder starts after the restart pause
+        let header = if mdat.len() >= 8 && u32::from_be_bytes([mdat[0], mdat[1], mdat[2], mdat[3]]) == 1 {
+            16
+        } else {
+            8
+        };
+        if mdat.len().saturating_sub(header) as u64 > self.max_part_size {
+            self.close_segment();
+            return Err(std::io::Error::other("reached maximum part size"));
+        }
         let frag = parse_moof(&moof, &self.tracks);
         // a fragment is complete when the first frame of the next one arrives: its first
         // frame was seen its duration ago

@@ -361,6 +361,7 @@ pub fn spawn_recorder(shared: &Arc<Shared>, p: &mut PathRt) {
         let (sh2, env) = (shared.clone(), crate::hooks::path_env(shared, &p.name, &p.conf_name));
         let (on_create, on_complete) = (p.s("runOnRecordSegmentCreate"), p.s("runOnRecordSegmentComplete"));
         let hook_name = p.name.clone();
+        let max_part = crate::conf::parse_size(&p.s("recordMaxPartSize")).unwrap_or(u64::MAX);
         let on_segment = Box::new(move |path: &str, done: Option<Duration>| {
             let mut env = env.clone();
             env.push(("MTX_SEGMENT_PATH".into(), path.to_string()));
@@ -379,6 +380,7 @@ pub fn spawn_recorder(shared: &Arc<Shared>, p: &mut PathRt) {
             if fmp4 {
                 let mut s = crate::fmp4::Segmenter::new(target, seg, log);
                 s.on_segment = on_segment;
+                s.max_part_size = max_part;
                 s.run(out);
             } else {
                 let mut s = crate::ts::TsSegmenter::new(target, seg, part, log);
@@ -410,7 +412,8 @@ pub fn spawn_recorder(shared: &Arc<Shared>, p: &mut PathRt) {
                 p.recorder.pid = None;
                 p.recorder.stopping = false;
                 if unexpected {
-                    p.recorder.retry_at = Some(Instant::now() + Duration::from_secs(1));
+                    // Recorder.restartPause
+                    p.recorder.retry_at = Some(Instant::now() + Duration::from_secs(2));
                 }
             }
         }

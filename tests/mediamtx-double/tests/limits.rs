@@ -86,3 +86,66 @@ fn max_readers_refuses_extra_readers() {
     let (_third, status) = reader(h.rtsp_port, "cam", false);
     assert_eq!(status, "RTSP/1.0 200 OK");
 }
+
+fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.extend(files_under(&p));
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+/// recordMaxPartSize: a part above it fails the recorder (formatFMP4Part.write), which
+/// starts again after its 2 s pause; nothing of the too large part is written.
+#[test]
+fn record_max_part_size_fails_the_recorder() {
+    require_ffmpeg();
+    let (h, dir) = start("max-part-size");
+    let body = json!({
+        "record": true,
+        "recordPath": "rec/%path/%Y-%m-%d_%H-%M-%S-%f",
+        "recordMaxPartSize": "1KB",
+    });
+    let r = http(
+        "POST",
+        &format!("{}/v3/config/paths/add/cam", h.api_url()),
+        Some(&body.to_string()),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let _pubp = spawn_cmd(
+        &publisher_cmd(&format!("{}/cam", h.rtsp_url()), "320x240"),
+        &dir.join("pub.log"),
+    );
+    let log = || std::fs::read_to_string(dir.join("mediamtx-double.log")).unwrap_or_default();
+    wait_until(Duration::from_secs(20), "two recorder failures", || {
+        log().matches("reached maximum part size").count() >= 2
+    });
+    for f in files_under(&dir.join("rec")) {
+        let len = std::fs::metadata(&f).unwrap().len();
+        assert!(
+            len < 2048,
+            "{} holds {} bytes: a part above 1KB was written",
+            f.display(),
+            len
+        );
+    }
+    // a limit above the parts: the recording goes on
+    let r = http(
+        "PATCH",
+        &format!("{}/v3/config/paths/patch/cam", h.api_url()),
+        Some(r#"{"recordMaxPartSize":"50M"}"#),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    wait_until(Duration::from_secs(15), "a segment with media", || {
+        files_under(&dir.join("rec"))
+            .iter()
+            .any(|f| std::fs::metadata(f).map(|m| m.len() > 4096).unwrap_or(false))
+    });
+}
