@@ -503,10 +503,13 @@ fn validate_all(
         let mut eff = defaults.clone();
         conf::merge(&mut eff, opt, PATH_FIELDS);
         conf::map_deprecated_path(&mut eff);
-        conf::validate_path(name, &eff, global.get("playback") == Some(&Value::Bool(true)))?;
-        effs.push((name, eff));
+        effs.push((name.clone(), eff));
     }
-    Ok(legacy.then(|| crate::auth::legacy_users(effs.iter().map(|(n, e)| (*n, e)))))
+    let playback = global.get("playback") == Some(&Value::Bool(true));
+    for (name, eff) in &effs {
+        conf::validate_path(name, eff, playback, &effs)?;
+    }
+    Ok(legacy.then(|| crate::auth::legacy_users(effs.iter().map(|(n, e)| (n, e)))))
 }
 
 pub(crate) fn recording_format(shared: &Shared, eff: &Map<String, Value>, name: Option<&str>) -> String {

@@ -925,8 +925,125 @@ pub fn go_io_error(e: &std::io::Error) -> String {
 
 /// conf.Path.validate() (MediaMTX v1.20.1) on an effective path configuration, in its
 /// order and with its texts. RPI camera and auth-related deprecated rules are not covered.
-/// conf.Path.validate; `playback` = the global `playback` switch.
-pub fn validate_path(name: &str, eff: &Map<String, Value>, playback: bool) -> Result<(), String> {
+/// The `source: rpiCamera` rules of conf.Path.validate, in MediaMTX's order; `all` = every
+/// path configuration (name, effective values) for the camera ID rules.
+fn validate_rpi_camera(
+    name: &str,
+    eff: &Map<String, Value>,
+    all: &[(String, Map<String, Value>)],
+) -> Result<(), String> {
+    let u = |k: &str| eff.get(k).and_then(|v| v.as_u64()).unwrap_or(0);
+    let st = |k: &str| eff.get(k).and_then(|v| v.as_str()).unwrap_or("").to_string();
+    let set = |k: &str| eff.get(k).and_then(|v| v.as_str()).map(String::from);
+    let secondary = eff.get("rpiCameraSecondary").and_then(|v| v.as_bool()).unwrap_or(false);
+    let (w, h) = (u("rpiCameraWidth"), u("rpiCameraHeight"));
+    if w == 0 {
+        return Err("invalid 'rpiCameraWidth' value".into());
+    }
+    if h == 0 {
+        return Err("invalid 'rpiCameraHeight' value".into());
+    }
+    let codec = st("rpiCameraCodec");
+    if codec == "mjpeg" || (secondary && codec == "auto") {
+        if w >= 2048 || w % 8 != 0 {
+            return Err("'rpiCameraWidth' must be a multiple of 8 and less than 2048 when using MJPEG".into());
+        }
+        if h >= 2048 || h % 8 != 0 {
+            return Err("'rpiCameraHeight' must be a multiple of 8 and less than 2048 when using MJPEG".into());
+        }
+    }
+    let one_of = |k: &str, list: &[&str]| -> Result<(), String> {
+        if list.contains(&st(k).as_str()) {
+            Ok(())
+        } else {
+            Err(format!("invalid '{}' value", k))
+        }
+    };
+    one_of("rpiCameraExposure", &["normal", "short", "long", "custom"])?;
+    one_of(
+        "rpiCameraAWB",
+        &[
+            "auto",
+            "incandescent",
+            "tungsten",
+            "fluorescent",
+            "indoor",
+            "daylight",
+            "cloudy",
+            "custom",
+        ],
+    )?;
+    if eff.get("rpiCameraAWBGains").and_then(|v| v.as_array()).map(|a| a.len()) != Some(2) {
+        return Err("invalid 'rpiCameraAWBGains' value".into());
+    }
+    one_of("rpiCameraDenoise", &["off", "cdn_off", "cdn_fast", "cdn_hq"])?;
+    one_of("rpiCameraMetering", &["centre", "spot", "matrix", "custom"])?;
+    one_of("rpiCameraAfMode", &["auto", "manual", "continuous"])?;
+    one_of("rpiCameraAfRange", &["normal", "macro", "full"])?;
+    one_of("rpiCameraAfSpeed", &["normal", "fast"])?;
+    // deprecated profile/level fields (rpiCameraProfile/Level already mapped)
+    for (k, list) in [
+        ("rpiCameraHardwareH264Profile", &["baseline", "main", "high"][..]),
+        ("rpiCameraHardwareH264Level", &["4.0", "4.1", "4.2"][..]),
+        ("rpiCameraSoftwareH264Profile", &["baseline", "main", "high"][..]),
+        ("rpiCameraSoftwareH264Level", &["4.0", "4.1", "4.2"][..]),
+    ] {
+        if let Some(v) = set(k) {
+            if !list.contains(&v.as_str()) {
+                return Err(format!("invalid '{}' value", k));
+            }
+        }
+    }
+    one_of("rpiCameraH264Profile", &["auto", "baseline", "main", "high"])?;
+    one_of("rpiCameraH264Level", &["4.0", "4.1", "4.2"])?;
+    if !["auto", "hardwareH264", "softwareH264", "mjpeg"].contains(&codec.as_str()) {
+        return Err("supported codecs for a RPI Camera stream are auto, hardwareH264, softwareH264, mjpeg".into());
+    }
+    let cam = u("rpiCameraCamID");
+    let primaries: Vec<&String> = all
+        .iter()
+        .filter(|(n, o)| {
+            n != name
+                && o.get("source").and_then(|v| v.as_str()) == Some("rpiCamera")
+                && o.get("rpiCameraCamID").and_then(|v| v.as_u64()).unwrap_or(0) == cam
+                && !o.get("rpiCameraSecondary").and_then(|v| v.as_bool()).unwrap_or(false)
+        })
+        .map(|(n, _)| n)
+        .collect();
+    if !secondary {
+        if let Some(other) = primaries.first() {
+            return Err(format!(
+                "'rpiCamera' with same camera ID {} is used as source in two paths, '{}' and '{}'",
+                cam, name, other
+            ));
+        }
+    } else {
+        let Some(primary) = primaries.first() else {
+            return Err("cannot find a primary RPI Camera stream to associate with the secondary stream".into());
+        };
+        // the primary takes one secondary: the first one validated (sorted by name)
+        let earlier = all.iter().any(|(n, o)| {
+            n.as_str() < name
+                && o.get("source").and_then(|v| v.as_str()) == Some("rpiCamera")
+                && o.get("rpiCameraCamID").and_then(|v| v.as_u64()).unwrap_or(0) == cam
+                && o.get("rpiCameraSecondary").and_then(|v| v.as_bool()).unwrap_or(false)
+        });
+        if earlier {
+            let _ = primary;
+            return Err("a primary RPI Camera stream is associated with multiple secondary streams".into());
+        }
+    }
+    Ok(())
+}
+
+/// conf.Path.validate; `playback` = the global `playback` switch; `all` = every path
+/// configuration (name, effective values).
+pub fn validate_path(
+    name: &str,
+    eff: &Map<String, Value>,
+    playback: bool,
+    all: &[(String, Map<String, Value>)],
+) -> Result<(), String> {
     let regexp = if name == "all" || name == "all_others" {
         true
     } else if name.is_empty() || !name.starts_with('~') {
@@ -990,13 +1107,7 @@ pub fn validate_path(name: &str, eff: &Map<String, Value>, playback: bool) -> Re
         }
         check_redirect(&r)?;
     } else if source == "rpiCamera" {
-        // not modelled beyond MediaMTX's basic size checks
-        if eff.get("rpiCameraWidth").and_then(|v| v.as_u64()) == Some(0) {
-            return Err("invalid 'rpiCameraWidth' value".into());
-        }
-        if eff.get("rpiCameraHeight").and_then(|v| v.as_u64()) == Some(0) {
-            return Err("invalid 'rpiCameraHeight' value".into());
-        }
+        validate_rpi_camera(name, eff, all)?;
     } else {
         return Err(format!("invalid source: '{}'", source));
     }
@@ -1132,6 +1243,17 @@ pub fn map_deprecated_path(eff: &mut Map<String, Value>) {
             }
             if let Some(v) = get("sourceAnyPortEnable") {
                 u.push(("rtspAnyPort", v));
+            }
+        }
+        if source == "rpiCamera" {
+            if let Some(v) = get("rpiCameraProfile") {
+                u.push(("rpiCameraHardwareH264Profile", v));
+            }
+            if let Some(v) = get("rpiCameraLevel") {
+                u.push(("rpiCameraHardwareH264Level", v));
+            }
+            if let Some(v) = get("rpiCameraJPEGQuality") {
+                u.push(("rpiCameraMJPEGQuality", v));
             }
         }
         if let Some(v) = get("runOnReady") {

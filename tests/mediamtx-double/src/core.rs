@@ -41,15 +41,21 @@ pub struct Stream {
 }
 
 impl Stream {
+    /// Like MediaMTX's stream: `inboundBytes` counts the RTP packets received (unitSize,
+    /// RTCP excluded); `outboundBytes` what gortsplib's ServerStream sends to each RTSP
+    /// reader (RTP and RTCP packets, without the interleaved-frame header); the recorder
+    /// (SkipOutboundBytes) is not counted.
     pub fn write(&self, media: usize, rtcp: bool, payload: Vec<u8>) {
-        self.inbound.fetch_add(payload.len() as u64, Ordering::Relaxed);
+        if !rtcp {
+            self.inbound.fetch_add(payload.len() as u64, Ordering::Relaxed);
+        }
         let data = Arc::new(payload);
         let sinks = self.sinks.lock().unwrap();
         for s in sinks.iter() {
             if let Some(Some(ch)) = s.chans.get(media) {
                 let ch = ch + rtcp as u8;
                 if s.tx.try_send(Out::Frame(ch, data.clone())).is_ok() && !s.hidden {
-                    self.outbound.fetch_add(data.len() as u64 + 4, Ordering::Relaxed);
+                    self.outbound.fetch_add(data.len() as u64, Ordering::Relaxed);
                 }
             }
         }
@@ -263,19 +269,46 @@ impl State {
     }
 }
 
-/// Fields whose change recreates a path (readers dropped, on-demand command stopped).
-const RECREATE_FIELDS: &[&str] = &[
-    "source",
-    "sourceOnDemand",
-    "sourceOnDemandStartTimeout",
-    "sourceOnDemandCloseAfter",
-    "runOnDemand",
-    "runOnDemandRestart",
-    "runOnDemandStartTimeout",
-    "runOnDemandCloseAfter",
-    "rtspTransport",
-    "sourceFingerprint",
+/// Fields a path takes without being recreated (pathConfCanBeUpdated); a change of any
+/// other field closes the path (publisher and readers dropped, commands stopped).
+const HOT_FIELDS: &[&str] = &[
+    "name",
+    "forward",
+    "record",
+    "recordPath",
+    "recordFormat",
+    "recordPartDuration",
+    "recordMaxPartSize",
+    "recordSegmentDuration",
+    "recordDeleteAfter",
+    "rpiCameraBrightness",
+    "rpiCameraContrast",
+    "rpiCameraSaturation",
+    "rpiCameraSharpness",
+    "rpiCameraExposure",
+    "rpiCameraFlickerPeriod",
+    "rpiCameraAWB",
+    "rpiCameraAWBGains",
+    "rpiCameraDenoise",
+    "rpiCameraShutter",
+    "rpiCameraMetering",
+    "rpiCameraGain",
+    "rpiCameraEV",
+    "rpiCameraFPS",
+    "rpiCameraTextOverlayEnable",
+    "rpiCameraTextOverlay",
+    "rpiCameraIDRPeriod",
+    "rpiCameraBitrate",
 ];
+
+/// pathConfCanBeUpdated: equal apart from the hot fields.
+fn can_be_updated(old: &Map<String, Value>, new: &Map<String, Value>) -> bool {
+    let norm = |v: Option<&Value>| v.filter(|v| !v.is_null()).cloned();
+    old.keys()
+        .chain(new.keys())
+        .filter(|k| !HOT_FIELDS.contains(&k.as_str()))
+        .all(|k| norm(old.get(k)) == norm(new.get(k)))
+}
 
 pub fn record_sig(conf: &Map<String, Value>) -> String {
     [
@@ -369,7 +402,7 @@ pub fn sync_paths(shared: &Arc<Shared>, st: &mut State) -> Vec<i32> {
             Some(cn) => {
                 let p = &st.paths[&name];
                 let eff = st.effective(cn).unwrap_or_default();
-                cn == &p.conf_name && RECREATE_FIELDS.iter().all(|k| eff.get(*k) == p.conf.get(*k))
+                can_be_updated(&p.conf, &eff)
             }
         };
         if keep {
@@ -377,6 +410,7 @@ pub fn sync_paths(shared: &Arc<Shared>, st: &mut State) -> Vec<i32> {
             let eff = st.effective(&cn).unwrap_or_default();
             let p = st.paths.get_mut(&name).unwrap();
             p.conf = eff;
+            p.conf_name = cn;
         } else {
             let mut p = st.paths.remove(&name).unwrap();
             shared.log(&format!("path {} closed (configuration changed)", name));

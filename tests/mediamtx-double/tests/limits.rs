@@ -149,3 +149,117 @@ fn record_max_part_size_fails_the_recorder() {
             .any(|f| std::fs::metadata(f).map(|m| m.len() > 4096).unwrap_or(false))
     });
 }
+
+/// pathConfCanBeUpdated: record*, forward and rpiCamera tuning changes are taken by a
+/// live path; any other change closes it (the publisher is dropped).
+#[test]
+fn config_changes_recreate_paths_like_mediamtx() {
+    require_ffmpeg();
+    let (h, dir) = start("recreate");
+    let a = h.api_url();
+    let r = http("POST", &format!("{}/v3/config/paths/add/cam", a), Some("{}"));
+    assert_eq!(r.status, 200, "{}", r.body);
+    let path = || http("GET", &format!("{}/v3/paths/get/cam", a), None).json();
+    let patch = |b: &str| {
+        let r = http("PATCH", &format!("{}/v3/config/paths/patch/cam", a), Some(b));
+        assert_eq!(r.status, 200, "{}", r.body);
+    };
+    // (change, path recreated)
+    let cases: &[(&str, bool)] = &[
+        (r#"{"recordDeleteAfter":"2d"}"#, false),
+        (r#"{"recordSegmentDuration":"30m"}"#, false),
+        (r#"{"rpiCameraBrightness":0.5}"#, false),
+        (r#"{"maxReaders":5}"#, true),
+        (r#"{"overridePublisher":false}"#, true),
+        (r#"{"runOnReadRestart":true}"#, true),
+    ];
+    for (i, (body, recreated)) in cases.iter().enumerate() {
+        let pubp = spawn_cmd(
+            &publisher_cmd(&format!("{}/cam", h.rtsp_url()), "320x240"),
+            &dir.join(format!("pub{}.log", i)),
+        );
+        wait_until(Duration::from_secs(15), "stream available", || {
+            path()["available"] == true
+        });
+        let before = path()["availableTime"].clone();
+        patch(body);
+        std::thread::sleep(Duration::from_millis(500));
+        let p = path();
+        if *recreated {
+            assert_eq!(p["available"], false, "{}: publisher kept", body);
+        } else {
+            assert_eq!(p["availableTime"], before, "{}: path recreated", body);
+        }
+        drop(pubp);
+        wait_until(Duration::from_secs(5), "publisher gone", || {
+            path()["available"] == false
+        });
+    }
+}
+
+/// inboundBytes counts received RTP packets (no RTCP, no interleaved header);
+/// outboundBytes what is sent to each RTSP reader (RTP and RTCP, no header).
+#[test]
+fn byte_counters_like_mediamtx() {
+    let (h, _dir) = start("byte-counters");
+    let port = h.rtsp_port;
+    let url = format!("rtsp://127.0.0.1:{}/cam", port);
+    let sdp = "v=0\r\no=- 0 0 IN IP4 127.0.0.1\r\ns=x\r\nt=0 0\r\nm=video 0 RTP/AVP 96\r\na=rtpmap:96 H264/90000\r\na=fmtp:96 packetization-mode=1; sprop-parameter-sets=Z0LAHtkDxWhAAAADAEAAAAwDxYuS,aMuMsg==\r\na=control:trackID=0\r\n";
+    let mut pb = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    pb.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let r = request(
+        &mut pb,
+        &format!(
+            "ANNOUNCE {} RTSP/1.0\r\nCSeq: 1\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{}",
+            url,
+            sdp.len(),
+            sdp
+        ),
+    );
+    assert!(r.starts_with("RTSP/1.0 200"), "{}", r);
+    let r = request(
+        &mut pb,
+        &format!(
+            "SETUP {}/trackID=0 RTSP/1.0\r\nCSeq: 2\r\nTransport: RTP/AVP/TCP;unicast;interleaved=0-1;mode=record\r\n\r\n",
+            url
+        ),
+    );
+    assert!(r.starts_with("RTSP/1.0 200"), "{}", r);
+    let r = request(&mut pb, &format!("RECORD {} RTSP/1.0\r\nCSeq: 3\r\n\r\n", url));
+    assert!(r.starts_with("RTSP/1.0 200"), "{}", r);
+    let (mut rd, status) = reader(port, "cam", true);
+    assert_eq!(status, "RTSP/1.0 200 OK");
+    let path = || http("GET", &format!("{}/v3/paths/get/cam", h.api_url()), None).json();
+    wait_until(Duration::from_secs(5), "reader listed", || {
+        path()["readers"].as_array().map(|a| a.len()) == Some(1)
+    });
+    // three RTP packets of 100 bytes, one RTCP packet of 28 bytes
+    let mut sent = Vec::new();
+    for seq in 0..3u16 {
+        let mut pkt = vec![0x80, 96];
+        pkt.extend_from_slice(&seq.to_be_bytes());
+        pkt.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, 1]);
+        pkt.extend_from_slice(&[0x41; 88]);
+        sent.push((0u8, pkt));
+    }
+    let mut sr = vec![0x80, 200, 0, 6];
+    sr.extend_from_slice(&[0; 24]);
+    sent.push((1u8, sr));
+    for (ch, p) in &sent {
+        let mut f = vec![b'$', *ch];
+        f.extend_from_slice(&(p.len() as u16).to_be_bytes());
+        f.extend_from_slice(p);
+        pb.write_all(&f).unwrap();
+    }
+    // the reader receives them all (4-byte header + packet each)
+    let mut got = vec![0u8; sent.iter().map(|(_, p)| p.len() + 4).sum()];
+    rd.read_exact(&mut got).unwrap();
+    wait_until(Duration::from_secs(5), "counters", || {
+        let p = path();
+        p["inboundBytes"] == 300 && p["outboundBytes"] == 328
+    });
+    let p = path();
+    assert_eq!(p["bytesReceived"], 300);
+    assert_eq!(p["bytesSent"], 328);
+    assert_eq!(p["inboundFramesInError"], 0);
+}
