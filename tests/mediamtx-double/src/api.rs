@@ -173,6 +173,10 @@ fn api_auth(shared: &Shared, req: &Request, peer: Option<std::net::SocketAddr>) 
         creds: crate::auth::http_credentials(&req.headers),
         verify: None,
         ask_credentials: true,
+        protocol: "",
+        id: None,
+        query: &req.raw_query,
+        user_agent: req.header("User-Agent").unwrap_or(""),
     };
     let err = crate::auth::authenticate(&global, &areq).err()?;
     let mut r = Response::error(401, "authentication error");

@@ -30,6 +30,12 @@ pub struct Request<'a> {
     /// RTSP with digest enabled: gortsplib verifies the expected user and password
     pub verify: Option<VerifyFn<'a>>,
     pub ask_credentials: bool,
+    /// "rtsp" for RTSP requests, "" for the API
+    pub protocol: &'a str,
+    /// the RTSP session id
+    pub id: Option<&'a str>,
+    pub query: &'a str,
+    pub user_agent: &'a str,
 }
 
 /// auth.Error: `failed to authenticate: <wrapped>`; `ask` = ask the client for
@@ -154,11 +160,136 @@ fn with_user(req: &Request, u: &Value) -> bool {
     true
 }
 
-/// Manager.Authenticate with `authMethod: internal`. Other methods (http, jwt) are not
-/// run by the double: their requests are let through.
-pub fn authenticate(global: &Map<String, Value>, req: &Request) -> Result<(), Error> {
-    if global.get("authMethod").and_then(|v| v.as_str()).unwrap_or("internal") != "internal" {
+/// getToken: a token, else the password, else (RTSP) `token`/`jwt` in the query.
+fn get_token(req: &Request) -> String {
+    if !req.creds.token.is_empty() {
+        return req.creds.token.clone();
+    }
+    if !req.creds.pass.is_empty() {
+        return req.creds.pass.clone();
+    }
+    if req.protocol == "rtsp" {
+        let vals = |k: &str| -> Vec<String> {
+            req.query
+                .split('&')
+                .filter_map(|kv| {
+                    let (a, b) = kv.split_once('=').unwrap_or((kv, ""));
+                    (crate::http::percent_decode(a, true).as_deref() == Some(k))
+                        .then(|| crate::http::percent_decode(b, true).unwrap_or_default())
+                })
+                .collect()
+        };
+        for k in ["token", "jwt"] {
+            let v = vals(k);
+            if v.len() == 1 {
+                return v[0].clone();
+            }
+        }
+    }
+    String::new()
+}
+
+/// authenticateHTTP: `authHTTPExclude` first, then a POST of the request to
+/// `authHTTPAddress`; a 2xx answer lets it in.
+fn authenticate_http(global: &Map<String, Value>, req: &Request) -> Result<(), String> {
+    let exclude = global
+        .get("authHTTPExclude")
+        .and_then(|v| v.as_array())
+        .cloned()
+        .unwrap_or_default();
+    if matches_permission(&exclude, req.action, req.path) {
         return Ok(());
+    }
+    let body = json!({
+        "ip": req.ip.to_string(),
+        "user": req.creds.user,
+        "password": req.creds.pass,
+        "token": get_token(req),
+        "action": req.action,
+        "path": req.path,
+        "protocol": req.protocol,
+        "id": req.id,
+        "query": req.query,
+        "userAgent": req.user_agent,
+    })
+    .to_string();
+    let addr = global.get("authHTTPAddress").and_then(|v| v.as_str()).unwrap_or("");
+    let timeout = crate::conf::duration_of(global, "readTimeout");
+    let (code, text) = http_post(addr, &body, timeout).map_err(|e| format!("HTTP request failed: {}", e))?;
+    if !(200..=299).contains(&code) {
+        if !text.is_empty() {
+            return Err(format!("server replied with code {}: {}", code, text));
+        }
+        return Err(format!("server replied with code {}", code));
+    }
+    Ok(())
+}
+
+/// A POST over plain HTTP (the double has no TLS client): (status, body).
+fn http_post(url: &str, body: &str, timeout: Duration) -> Result<(u16, String), String> {
+    use std::io::{Read, Write};
+    let rest = url
+        .strip_prefix("http://")
+        .ok_or_else(|| format!("Post \"{}\": https is not supported by the double", url))?;
+    let (host, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, "/"),
+    };
+    let hostport = if host.contains(':') {
+        host.to_string()
+    } else {
+        format!("{}:80", host)
+    };
+    let addr = std::net::ToSocketAddrs::to_socket_addrs(&hostport)
+        .map_err(|e| e.to_string())?
+        .next()
+        .ok_or("no address")?;
+    let timeout = if timeout.is_zero() {
+        Duration::from_secs(10)
+    } else {
+        timeout
+    };
+    let mut s = std::net::TcpStream::connect_timeout(&addr, timeout).map_err(|e| e.to_string())?;
+    s.set_read_timeout(Some(timeout)).ok();
+    s.set_write_timeout(Some(timeout)).ok();
+    write!(
+        s,
+        "POST {} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{}",
+        path,
+        host,
+        body.len(),
+        body
+    )
+    .map_err(|e| e.to_string())?;
+    let mut buf = Vec::new();
+    s.take(128 * 1024 + 4096)
+        .read_to_end(&mut buf)
+        .map_err(|e| e.to_string())?;
+    let text = String::from_utf8_lossy(&buf).to_string();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let code = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .ok_or("malformed HTTP response")?;
+    Ok((code, body.to_string()))
+}
+
+/// Manager.Authenticate with `authMethod` internal or http; `jwt` is not run by the
+/// double (its requests are let through).
+pub fn authenticate(global: &Map<String, Value>, req: &Request) -> Result<(), Error> {
+    match global.get("authMethod").and_then(|v| v.as_str()).unwrap_or("internal") {
+        "internal" => {}
+        "http" => {
+            return authenticate_http(global, req).map_err(|wrapped| {
+                let c = &req.creds;
+                Error {
+                    ask: req.ask_credentials && c.user.is_empty() && c.pass.is_empty() && get_token(req).is_empty(),
+                    wrapped,
+                }
+            });
+        }
+        _ => return Ok(()),
     }
     let users = global
         .get("authInternalUsers")

@@ -393,6 +393,7 @@ impl Conn {
             crate::auth::rtsp_verify(&values, &req.method, &req.url, u, p, &methods, &n)
         };
         let digest = methods.iter().any(|m| m == "digest");
+        let query = url_path(&req.url).1;
         let areq = crate::auth::Request {
             action,
             path: name,
@@ -400,6 +401,10 @@ impl Conn {
             creds: crate::auth::rtsp_credentials(&values),
             verify: if digest { Some(&verify) } else { None },
             ask_credentials: true,
+            protocol: "rtsp",
+            id: Some(&self.conn_uuid),
+            query: &query,
+            user_agent: req.header("User-Agent").unwrap_or(""),
         };
         let Err(err) = crate::auth::authenticate(&global, &areq) else {
             return true;

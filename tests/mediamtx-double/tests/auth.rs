@@ -405,3 +405,132 @@ fn legacy_path_credentials_become_internal_users() {
         "authInternalUsers and legacy credentials (publishUser, publishPass, publishIPs, readUser, readPass, readIPs) cannot be used together"
     );
 }
+
+/// A stand-in for an external authentication server: records each request's JSON and
+/// allows user "good" only.
+fn auth_server() -> (String, std::sync::Arc<std::sync::Mutex<Vec<Value>>>) {
+    use std::io::{BufRead, BufReader};
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/auth", l.local_addr().unwrap());
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let s2 = seen.clone();
+    std::thread::spawn(move || {
+        for c in l.incoming().flatten() {
+            let mut rd = BufReader::new(c.try_clone().unwrap());
+            let mut len = 0;
+            loop {
+                let mut line = String::new();
+                if rd.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    len = v.trim().parse().unwrap();
+                }
+            }
+            let mut body = vec![0u8; len];
+            rd.read_exact(&mut body).unwrap();
+            let v: Value = serde_json::from_slice(&body).unwrap();
+            let ok = v["user"] == "good";
+            s2.lock().unwrap().push(v);
+            let mut c = c;
+            let resp = if ok {
+                "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_string()
+            } else {
+                "HTTP/1.1 400 Bad Request\r\nContent-Length: 6\r\nConnection: close\r\n\r\ndenied".to_string()
+            };
+            let _ = c.write_all(resp.as_bytes());
+        }
+    });
+    (url, seen)
+}
+
+#[test]
+fn auth_method_http() {
+    let (h, _d) = start("auth-http");
+    let p = h.api_port;
+    let (url, seen) = auth_server();
+    patch_global(&h, json!({"authMethod": "http", "authHTTPAddress": url}));
+    let last = || seen.lock().unwrap().last().cloned().unwrap();
+
+    // API: the external server decides, asked with MediaMTX's JSON
+    let a = api("127.0.0.1", p, "GET", "/v3/info", None, "");
+    assert_eq!(a.status, 401);
+    assert_eq!(
+        a.header("WWW-Authenticate"),
+        vec![r#"Basic realm="mediamtx""#.to_string()]
+    );
+    assert_eq!(
+        last(),
+        json!({"ip": "127.0.0.1", "user": "", "password": "", "token": "", "action": "api", "path": "",
+               "protocol": "", "id": null, "query": "", "userAgent": ""})
+    );
+    let a = api(
+        "127.0.0.1",
+        p,
+        "GET",
+        "/v3/info?x=1",
+        Some(&format!("Basic {}", b64("good:pw"))),
+        "",
+    );
+    assert_eq!(a.status, 200, "{}", a.body);
+    assert_eq!(last()["token"], "pw", "the password doubles as token");
+    assert_eq!(last()["query"], "x=1");
+    let a = api(
+        "127.0.0.1",
+        p,
+        "GET",
+        "/v3/info",
+        Some(&format!("Basic {}", b64("bad:pw"))),
+        "",
+    );
+    assert_eq!(a.status, 401);
+    assert!(a.header("WWW-Authenticate").is_empty());
+
+    // RTSP: token from the query, protocol and session id
+    let port = h.rtsp_port;
+    let (r, closed) = rtsp(
+        "127.0.0.1",
+        port,
+        &format!(
+            "DESCRIBE rtsp://127.0.0.1:{}/cam?token=abc RTSP/1.0\r\nCSeq: 1\r\nUser-Agent: t\r\n\r\n",
+            port
+        ),
+    );
+    assert_eq!(r.status, 401);
+    assert!(closed, "a token was given: no second chance");
+    let v = last();
+    assert_eq!(
+        (
+            &v["action"],
+            &v["path"],
+            &v["protocol"],
+            &v["token"],
+            &v["query"],
+            &v["userAgent"]
+        ),
+        (
+            &json!("read"),
+            &json!("cam"),
+            &json!("rtsp"),
+            &json!("abc"),
+            &json!("token=abc"),
+            &json!("t")
+        )
+    );
+    assert_eq!(v["id"].as_str().map(|s| s.len()), Some(36));
+
+    // authHTTPExclude: excluded actions never reach the server
+    let n = seen.lock().unwrap().len();
+    let a = api(
+        "127.0.0.1",
+        p,
+        "PATCH",
+        "/v3/config/global/patch",
+        Some(&format!("Basic {}", b64("good:pw"))),
+        r#"{"authHTTPExclude":[{"action":"api"}]}"#,
+    );
+    assert_eq!(a.status, 200, "{}", a.body);
+    let a = api("127.0.0.1", p, "GET", "/v3/info", None, "");
+    assert_eq!(a.status, 200);
+    assert_eq!(seen.lock().unwrap().len(), n + 1, "only the PATCH was checked");
+}
