@@ -69,6 +69,7 @@ fn api_conn(shared: Arc<Shared>, s: TcpStream) {
         Ok(w) => w,
         Err(_) => return,
     };
+    let peer = s.peer_addr().ok();
     let mut rd = BufReader::new(s);
     loop {
         let req = match http::read_request(&mut rd) {
@@ -130,6 +131,8 @@ fn api_conn(shared: Arc<Shared>, s: TcpStream) {
             Response::error(500, "injected failure (mediamtx-double)")
         } else if let Some(text) = fail400 {
             Response::error(400, &text)
+        } else if let Some(r) = api_auth(&shared, &req, peer) {
+            r
         } else {
             let r = handle_v3(&shared, &req);
             if change && r.code == 400 {
@@ -153,6 +156,38 @@ fn api_conn(shared: Arc<Shared>, s: TcpStream) {
             return;
         }
     }
+}
+
+/// API.middlewareAuth (after the CORS preflight, before routing: unknown routes too).
+/// Some(response) = refused.
+fn api_auth(shared: &Shared, req: &Request, peer: Option<std::net::SocketAddr>) -> Option<Response> {
+    if req.method == "OPTIONS" && req.header("Access-Control-Request-Method").is_some() {
+        return None;
+    }
+    let peer = peer?;
+    let global = shared.lock().global.clone();
+    let areq = crate::auth::Request {
+        action: "api",
+        path: "",
+        ip: peer.ip(),
+        creds: crate::auth::http_credentials(&req.headers),
+        verify: None,
+        ask_credentials: true,
+        protocol: "",
+        id: None,
+        query: &req.raw_query,
+        user_agent: req.header("User-Agent").unwrap_or(""),
+    };
+    let err = crate::auth::authenticate(&global, &areq).err()?;
+    let mut r = Response::error(401, "authentication error");
+    if err.ask {
+        r.headers.push(("WWW-Authenticate", "Basic realm=\"mediamtx\"".into()));
+    } else {
+        // auth.LogAndDelayError
+        shared.log(&format!("WAR [API] [conn {}] {}", peer, err));
+        std::thread::sleep(crate::auth::failure_pause());
+    }
+    Some(r)
 }
 
 fn param_name(path: &str, prefix: &str) -> Option<Result<String, ()>> {
@@ -218,6 +253,7 @@ pub fn handle_v3(shared: &Arc<Shared>, req: &Request) -> Response {
             code: 204,
             content_type: "text/plain",
             body: vec![],
+            headers: Vec::new(),
         };
     }
     match (m, p) {
@@ -246,8 +282,12 @@ pub fn handle_v3(shared: &Arc<Shared>, req: &Request) -> Response {
             }
             let mut d = st.path_defaults.clone();
             conf::merge(&mut d, &pd_sent, PATH_FIELDS);
-            if let Err(e) = validate_all(&st, &g, &d, None) {
-                return Response::error(400, &e);
+            match validate_all(&st, &g, &d, None) {
+                Err(e) => return Response::error(400, &e),
+                Ok(Some(users)) => {
+                    g.insert("authInternalUsers".into(), users);
+                }
+                Ok(None) => {}
             }
             st.global = g;
             if !pd_sent.is_empty() {
@@ -274,8 +314,12 @@ pub fn handle_v3(shared: &Arc<Shared>, req: &Request) -> Response {
             let mut d = st.path_defaults.clone();
             conf::merge(&mut d, &sent, PATH_FIELDS);
             // every configured path must stay valid
-            if let Err(e) = validate_all(&st, &st.global, &d, None) {
-                return Response::error(400, &e);
+            match validate_all(&st, &st.global, &d, None) {
+                Err(e) => return Response::error(400, &e),
+                Ok(Some(users)) => {
+                    st.global.insert("authInternalUsers".into(), users);
+                }
+                Ok(None) => {}
             }
             st.path_defaults = d;
             let wait = core::sync_paths(shared, &mut st);
@@ -413,14 +457,32 @@ pub fn handle_v3(shared: &Arc<Shared>, req: &Request) -> Response {
     Response::not_found_text()
 }
 
+/// The `pathDefaults` and `paths` of a configuration file, validated like conf.Load.
+pub fn load_conf_file(st: &mut core::State, defaults: Option<&Value>, paths: &[(String, Value)]) -> Result<(), String> {
+    if let Some(d) = defaults {
+        let sent = conf::decode_body(d.to_string().as_bytes(), PATH_FIELDS)?;
+        conf::merge(&mut st.path_defaults, &sent, PATH_FIELDS);
+    }
+    for (name, v) in paths {
+        let sent = conf::decode_body(v.to_string().as_bytes(), PATH_FIELDS)?;
+        st.confs.insert(name.clone(), sent);
+    }
+    if let Some(users) = validate_all(st, &st.global, &st.path_defaults, None)? {
+        st.global.insert("authInternalUsers".into(), users);
+    }
+    Ok(())
+}
+
 /// Conf.Validate() over every path configuration (sorted by name, like MediaMTX), with
 /// `defaults` as path defaults and `change` = (name, new optional values or None = deleted).
+/// In legacy credentials mode returns the internal users Validate() puts in their place
+/// (kept in the configuration, so that the next change is refused like MediaMTX does).
 fn validate_all(
     st: &core::State,
     global: &Map<String, Value>,
     defaults: &Map<String, Value>,
     change: Option<(&str, Option<&Map<String, Value>>)>,
-) -> Result<(), String> {
+) -> Result<Option<Value>, String> {
     let mut confs = st.confs.clone();
     if let Some((name, opt)) = change {
         match opt {
@@ -433,30 +495,25 @@ fn validate_all(
         }
     }
     // legacy credentials (readUser, ... on paths) turn into internal users
-    const LEGACY: [&str; 6] = [
-        "publishUser",
-        "publishPass",
-        "publishIPs",
-        "readUser",
-        "readPass",
-        "readIPs",
-    ];
-    let legacy = |m: &Map<String, Value>| LEGACY.iter().any(|k| m.get(*k).is_some_and(|v| !v.is_null()));
-    if (legacy(defaults) || confs.values().any(legacy))
-        && global.get("authInternalUsers") != conf::defaults(GLOBAL_FIELDS).get("authInternalUsers")
-    {
+    let legacy = crate::auth::has_legacy(defaults) || confs.values().any(crate::auth::has_legacy);
+    if legacy && global.get("authInternalUsers") != Some(&crate::auth::default_users()) {
         return Err("authInternalUsers and legacy credentials \
                     (publishUser, publishPass, publishIPs, readUser, readPass, readIPs) cannot be used together"
             .into());
     }
     conf::validate_conf_names(confs.keys())?;
+    let mut effs = Vec::new();
     for (name, opt) in confs.iter() {
         let mut eff = defaults.clone();
         conf::merge(&mut eff, opt, PATH_FIELDS);
         conf::map_deprecated_path(&mut eff);
-        conf::validate_path(name, &eff)?;
+        effs.push((name.clone(), eff));
     }
-    Ok(())
+    let playback = global.get("playback") == Some(&Value::Bool(true));
+    for (name, eff) in &effs {
+        conf::validate_path(name, eff, playback, &effs)?;
+    }
+    Ok(legacy.then(|| crate::auth::legacy_users(effs.iter().map(|(n, e)| (n, e)))))
 }
 
 pub(crate) fn recording_format(shared: &Shared, eff: &Map<String, Value>, name: Option<&str>) -> String {
@@ -524,8 +581,12 @@ fn config_path_op(shared: &Arc<Shared>, req: &Request, op: &str, name: &str) -> 
         }
         _ => return Response::not_found_text(),
     };
-    if let Err(e) = validate_all(&st, &st.global, &st.path_defaults, Some((name, new_opt.as_ref()))) {
-        return Response::error(400, &e);
+    match validate_all(&st, &st.global, &st.path_defaults, Some((name, new_opt.as_ref()))) {
+        Err(e) => return Response::error(400, &e),
+        Ok(Some(users)) => {
+            st.global.insert("authInternalUsers".into(), users);
+        }
+        Ok(None) => {}
     }
     match new_opt {
         Some(o) => {
@@ -723,7 +784,7 @@ pub fn restart(shared: &Arc<Shared>, down_ms: u64) {
         let names: Vec<String> = st.paths.keys().cloned().collect();
         for n in names {
             if let Some(mut p) = st.paths.remove(&n) {
-                core::destroy_path(&mut p);
+                core::destroy_path(shared, &mut p);
             }
         }
         shared.cv.notify_all();

@@ -353,10 +353,9 @@ fn check_value(f: &Field, v: &Value) -> Result<Value, String> {
                     return Err(type_error(x, "string"));
                 }
             }
-            if f.name.ends_with("TrustedProxies") {
-                for x in a {
-                    check_ip_network(x.as_str().unwrap_or(""))?;
-                }
+            // conf.IPNetworks
+            if f.name.ends_with("TrustedProxies") || f.name == "publishIPs" || f.name == "readIPs" {
+                return normalize_ips(a);
             }
             Ok(v.clone())
         }
@@ -419,23 +418,51 @@ fn check_credential(s: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// conf.IPNetwork: an IP or a CIDR.
-fn check_ip_network(s: &str) -> Result<(), String> {
-    let ok = match s.split_once('/') {
+/// conf.IPNetwork: an IP or a CIDR, rendered like Go's net.IPNet (address masked,
+/// a single address as /32 or /128).
+pub fn normalize_ip_network(s: &str) -> Result<String, String> {
+    use std::net::IpAddr;
+    let bad = || format!("unable to parse IP/CIDR '{}'", s);
+    let (ip, bits): (IpAddr, Option<u32>) = match s.split_once('/') {
         Some((ip, bits)) => {
-            let max = if ip.contains(':') { 128 } else { 32 };
-            ip.parse::<std::net::IpAddr>().is_ok()
-                && !bits.is_empty()
-                && bits.bytes().all(|c| c.is_ascii_digit())
-                && bits.parse::<u32>().map(|b| b <= max).unwrap_or(false)
+            let ip: IpAddr = ip.parse().map_err(|_| bad())?;
+            let max = if ip.is_ipv4() { 32 } else { 128 };
+            if bits.is_empty() || bits.len() > 3 || !bits.bytes().all(|c| c.is_ascii_digit()) {
+                return Err(bad());
+            }
+            let b: u32 = bits.parse().map_err(|_| bad())?;
+            if b > max {
+                return Err(bad());
+            }
+            (ip, Some(b))
         }
-        None => s.parse::<std::net::IpAddr>().is_ok(),
+        None => (s.parse().map_err(|_| bad())?, None),
     };
-    if ok {
-        Ok(())
-    } else {
-        Err(format!("unable to parse IP/CIDR '{}'", s))
+    Ok(match ip {
+        IpAddr::V4(v4) => {
+            let b = bits.unwrap_or(32);
+            let m = if b == 0 { 0 } else { u32::MAX << (32 - b) };
+            format!("{}/{}", std::net::Ipv4Addr::from(u32::from(v4) & m), b)
+        }
+        IpAddr::V6(v6) => match (v6.to_ipv4_mapped(), bits) {
+            // net.ParseIP of a mapped address yields an IPv4 address
+            (Some(v4), None) => format!("{}/32", v4),
+            _ => {
+                let b = bits.unwrap_or(128);
+                let m = if b == 0 { 0 } else { u128::MAX << (128 - b) };
+                format!("{}/{}", std::net::Ipv6Addr::from(u128::from(v6) & m), b)
+            }
+        },
+    })
+}
+
+fn normalize_ips(a: &[Value]) -> Result<Value, String> {
+    let mut out = Vec::new();
+    for x in a {
+        let s = x.as_str().ok_or_else(|| type_error(x, "string"))?;
+        out.push(Value::String(normalize_ip_network(s)?));
     }
+    Ok(Value::Array(out))
 }
 
 /// Member kinds of the objects inside array fields: (name, kind).
@@ -528,13 +555,7 @@ fn check_object(field: &str, index: usize, v: &Value) -> Result<Value, String> {
                 other => return Err(type_error(other, "bool")),
             },
             "ips" => match &val {
-                Value::Array(a) => {
-                    for x in a {
-                        let s = x.as_str().ok_or_else(|| type_error(x, "string"))?;
-                        check_ip_network(s)?;
-                    }
-                    val.clone()
-                }
+                Value::Array(a) => normalize_ips(a)?,
                 other => return Err(type_error(other, "[]json.RawMessage")),
             },
             "permissions" => match &val {
@@ -654,6 +675,8 @@ fn syntax_error(body: &[u8], e: &serde_json::Error) -> String {
 /// Optional* struct: unknown fields refused, `null` = not sent. Returns the sent fields,
 /// normalized.
 pub fn decode_body(body: &[u8], fields: &[Field]) -> Result<Map<String, Value>, String> {
+    // json.Unmarshal checks the syntax first, with the scanner's texts
+    crate::gojson::check_valid(body)?;
     let v: Value = serde_json::from_slice(body).map_err(|e| syntax_error(body, &e))?;
     let obj = match v {
         Value::Object(o) => o,
@@ -740,7 +763,12 @@ pub fn conf_regex(conf_name: &str) -> Result<regex::Regex, String> {
         "all" | "all_others" => "^.*$",
         n => n.strip_prefix('~').unwrap_or(n),
     };
-    regex::Regex::new(pat).map_err(|_| format!("invalid regular expression: {}", pat))
+    go_regex(pat).map_err(|_| format!("invalid regular expression: {}", pat))
+}
+
+/// Go's regexp.Compile (RE2 syntax, Go's meaning) on the regex crate.
+pub fn go_regex(pat: &str) -> Result<regex::Regex, String> {
+    crate::re2::compile(pat).ok_or_else(|| format!("invalid regular expression: {}", pat))
 }
 
 /// Whether `name` is matched by a regexp path configuration (Go FindStringSubmatch: unanchored).
@@ -897,7 +925,125 @@ pub fn go_io_error(e: &std::io::Error) -> String {
 
 /// conf.Path.validate() (MediaMTX v1.20.1) on an effective path configuration, in its
 /// order and with its texts. RPI camera and auth-related deprecated rules are not covered.
-pub fn validate_path(name: &str, eff: &Map<String, Value>) -> Result<(), String> {
+/// The `source: rpiCamera` rules of conf.Path.validate, in MediaMTX's order; `all` = every
+/// path configuration (name, effective values) for the camera ID rules.
+fn validate_rpi_camera(
+    name: &str,
+    eff: &Map<String, Value>,
+    all: &[(String, Map<String, Value>)],
+) -> Result<(), String> {
+    let u = |k: &str| eff.get(k).and_then(|v| v.as_u64()).unwrap_or(0);
+    let st = |k: &str| eff.get(k).and_then(|v| v.as_str()).unwrap_or("").to_string();
+    let set = |k: &str| eff.get(k).and_then(|v| v.as_str()).map(String::from);
+    let secondary = eff.get("rpiCameraSecondary").and_then(|v| v.as_bool()).unwrap_or(false);
+    let (w, h) = (u("rpiCameraWidth"), u("rpiCameraHeight"));
+    if w == 0 {
+        return Err("invalid 'rpiCameraWidth' value".into());
+    }
+    if h == 0 {
+        return Err("invalid 'rpiCameraHeight' value".into());
+    }
+    let codec = st("rpiCameraCodec");
+    if codec == "mjpeg" || (secondary && codec == "auto") {
+        if w >= 2048 || w % 8 != 0 {
+            return Err("'rpiCameraWidth' must be a multiple of 8 and less than 2048 when using MJPEG".into());
+        }
+        if h >= 2048 || h % 8 != 0 {
+            return Err("'rpiCameraHeight' must be a multiple of 8 and less than 2048 when using MJPEG".into());
+        }
+    }
+    let one_of = |k: &str, list: &[&str]| -> Result<(), String> {
+        if list.contains(&st(k).as_str()) {
+            Ok(())
+        } else {
+            Err(format!("invalid '{}' value", k))
+        }
+    };
+    one_of("rpiCameraExposure", &["normal", "short", "long", "custom"])?;
+    one_of(
+        "rpiCameraAWB",
+        &[
+            "auto",
+            "incandescent",
+            "tungsten",
+            "fluorescent",
+            "indoor",
+            "daylight",
+            "cloudy",
+            "custom",
+        ],
+    )?;
+    if eff.get("rpiCameraAWBGains").and_then(|v| v.as_array()).map(|a| a.len()) != Some(2) {
+        return Err("invalid 'rpiCameraAWBGains' value".into());
+    }
+    one_of("rpiCameraDenoise", &["off", "cdn_off", "cdn_fast", "cdn_hq"])?;
+    one_of("rpiCameraMetering", &["centre", "spot", "matrix", "custom"])?;
+    one_of("rpiCameraAfMode", &["auto", "manual", "continuous"])?;
+    one_of("rpiCameraAfRange", &["normal", "macro", "full"])?;
+    one_of("rpiCameraAfSpeed", &["normal", "fast"])?;
+    // deprecated profile/level fields (rpiCameraProfile/Level already mapped)
+    for (k, list) in [
+        ("rpiCameraHardwareH264Profile", &["baseline", "main", "high"][..]),
+        ("rpiCameraHardwareH264Level", &["4.0", "4.1", "4.2"][..]),
+        ("rpiCameraSoftwareH264Profile", &["baseline", "main", "high"][..]),
+        ("rpiCameraSoftwareH264Level", &["4.0", "4.1", "4.2"][..]),
+    ] {
+        if let Some(v) = set(k) {
+            if !list.contains(&v.as_str()) {
+                return Err(format!("invalid '{}' value", k));
+            }
+        }
+    }
+    one_of("rpiCameraH264Profile", &["auto", "baseline", "main", "high"])?;
+    one_of("rpiCameraH264Level", &["4.0", "4.1", "4.2"])?;
+    if !["auto", "hardwareH264", "softwareH264", "mjpeg"].contains(&codec.as_str()) {
+        return Err("supported codecs for a RPI Camera stream are auto, hardwareH264, softwareH264, mjpeg".into());
+    }
+    let cam = u("rpiCameraCamID");
+    let primaries: Vec<&String> = all
+        .iter()
+        .filter(|(n, o)| {
+            n != name
+                && o.get("source").and_then(|v| v.as_str()) == Some("rpiCamera")
+                && o.get("rpiCameraCamID").and_then(|v| v.as_u64()).unwrap_or(0) == cam
+                && !o.get("rpiCameraSecondary").and_then(|v| v.as_bool()).unwrap_or(false)
+        })
+        .map(|(n, _)| n)
+        .collect();
+    if !secondary {
+        if let Some(other) = primaries.first() {
+            return Err(format!(
+                "'rpiCamera' with same camera ID {} is used as source in two paths, '{}' and '{}'",
+                cam, name, other
+            ));
+        }
+    } else {
+        let Some(primary) = primaries.first() else {
+            return Err("cannot find a primary RPI Camera stream to associate with the secondary stream".into());
+        };
+        // the primary takes one secondary: the first one validated (sorted by name)
+        let earlier = all.iter().any(|(n, o)| {
+            n.as_str() < name
+                && o.get("source").and_then(|v| v.as_str()) == Some("rpiCamera")
+                && o.get("rpiCameraCamID").and_then(|v| v.as_u64()).unwrap_or(0) == cam
+                && o.get("rpiCameraSecondary").and_then(|v| v.as_bool()).unwrap_or(false)
+        });
+        if earlier {
+            let _ = primary;
+            return Err("a primary RPI Camera stream is associated with multiple secondary streams".into());
+        }
+    }
+    Ok(())
+}
+
+/// conf.Path.validate; `playback` = the global `playback` switch; `all` = every path
+/// configuration (name, effective values).
+pub fn validate_path(
+    name: &str,
+    eff: &Map<String, Value>,
+    playback: bool,
+    all: &[(String, Map<String, Value>)],
+) -> Result<(), String> {
     let regexp = if name == "all" || name == "all_others" {
         true
     } else if name.is_empty() || !name.starts_with('~') {
@@ -961,13 +1107,7 @@ pub fn validate_path(name: &str, eff: &Map<String, Value>) -> Result<(), String>
         }
         check_redirect(&r)?;
     } else if source == "rpiCamera" {
-        // not modelled beyond MediaMTX's basic size checks
-        if eff.get("rpiCameraWidth").and_then(|v| v.as_u64()) == Some(0) {
-            return Err("invalid 'rpiCameraWidth' value".into());
-        }
-        if eff.get("rpiCameraHeight").and_then(|v| v.as_u64()) == Some(0) {
-            return Err("invalid 'rpiCameraHeight' value".into());
-        }
+        validate_rpi_camera(name, eff, all)?;
     } else {
         return Err(format!("invalid source: '{}'", source));
     }
@@ -1035,7 +1175,9 @@ pub fn validate_path(name: &str, eff: &Map<String, Value>) -> Result<(), String>
     if !rec.contains("%s") && !has_date {
         return Err("'recordPath' must contain either %s or %Y %m %d %H %M %S".into());
     }
-    // (global `playback` is off in the double: the %f rule does not apply)
+    if playback && !rec.contains("%f") {
+        return Err("'recordPath' must contain %f".into());
+    }
 
     let dur = |k: &str| parse_duration(&gs(k)).unwrap_or(0);
     let seg = dur("recordSegmentDuration");
@@ -1101,6 +1243,17 @@ pub fn map_deprecated_path(eff: &mut Map<String, Value>) {
             }
             if let Some(v) = get("sourceAnyPortEnable") {
                 u.push(("rtspAnyPort", v));
+            }
+        }
+        if source == "rpiCamera" {
+            if let Some(v) = get("rpiCameraProfile") {
+                u.push(("rpiCameraHardwareH264Profile", v));
+            }
+            if let Some(v) = get("rpiCameraLevel") {
+                u.push(("rpiCameraHardwareH264Level", v));
+            }
+            if let Some(v) = get("rpiCameraJPEGQuality") {
+                u.push(("rpiCameraMJPEGQuality", v));
             }
         }
         if let Some(v) = get("runOnReady") {
@@ -1285,6 +1438,26 @@ pub fn validate_global(g: &Map<String, Value>) -> Result<(), String> {
         .unwrap_or(false);
     if on("rtsp") && no_auth_methods {
         return Err("at least one 'rtspAuthMethods' must be provided".into());
+    }
+    let digest = g
+        .get("rtspAuthMethods")
+        .and_then(|v| v.as_array())
+        .is_some_and(|a| a.iter().any(|m| m == "digest"));
+    if on("rtsp") && digest {
+        if gs("authMethod") != "internal" {
+            return Err("when RTSP digest is enabled, the only supported auth method is 'internal'".into());
+        }
+        let hashed = |s: &str| s.starts_with("sha256:") || s.starts_with("argon2:");
+        for u in g
+            .get("authInternalUsers")
+            .and_then(|v| v.as_array())
+            .into_iter()
+            .flatten()
+        {
+            if hashed(u["user"].as_str().unwrap_or("")) || hashed(u["pass"].as_str().unwrap_or("")) {
+                return Err("when RTSP digest is enabled, hashed credentials cannot be used".into());
+            }
+        }
     }
     Ok(())
 }

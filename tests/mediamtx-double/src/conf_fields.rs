@@ -734,7 +734,7 @@ pub static GLOBAL_FIELDS: &[Field] = &[
     Field { name: "authHTTPAddress", kind: Kind::Str, deprecated: false, default: "\"\"" },
     Field { name: "authHTTPExclude", kind: Kind::ObjArray, deprecated: false, default: "[]" },
     Field { name: "authHTTPFingerprint", kind: Kind::Str, deprecated: false, default: "\"\"" },
-    Field { name: "authInternalUsers", kind: Kind::ObjArray, deprecated: false, default: "[{\"user\":\"any\",\"pass\":\"\",\"ips\":[],\"permissions\":[{\"action\":\"publish\",\"path\":\"\"},{\"action\":\"read\",\"path\":\"\"},{\"action\":\"playback\",\"path\":\"\"}]},{\"user\":\"any\",\"pass\":\"\",\"ips\":[\"127.0.0.1\",\"::1\"],\"permissions\":[{\"action\":\"api\",\"path\":\"\"},{\"action\":\"metrics\",\"path\":\"\"},{\"action\":\"pprof\",\"path\":\"\"}]}]" },
+    Field { name: "authInternalUsers", kind: Kind::ObjArray, deprecated: false, default: "[{\"user\":\"any\",\"pass\":\"\",\"ips\":[],\"permissions\":[{\"action\":\"publish\",\"path\":\"\"},{\"action\":\"read\",\"path\":\"\"},{\"action\":\"playback\",\"path\":\"\"}]},{\"user\":\"any\",\"pass\":\"\",\"ips\":[\"127.0.0.1/32\",\"::1/128\"],\"permissions\":[{\"action\":\"api\",\"path\":\"\"},{\"action\":\"metrics\",\"path\":\"\"},{\"action\":\"pprof\",\"path\":\"\"}]}]" },
     Field { name: "authJWTAudience", kind: Kind::Str, deprecated: false, default: "\"\"" },
     Field { name: "authJWTClaimKey", kind: Kind::Str, deprecated: false, default: "\"mediamtx_permissions\"" },
     Field { name: "authJWTExclude", kind: Kind::ObjArray, deprecated: false, default: "[]" },

@@ -18,6 +18,8 @@ pub const VERSION: &str = "v1.20.1";
 pub enum Out {
     Frame(u8, Arc<Vec<u8>>),
     Raw(Vec<u8>),
+    /// answered once everything queued before it is written
+    Sync(SyncSender<()>),
 }
 
 pub struct Sink {
@@ -39,15 +41,21 @@ pub struct Stream {
 }
 
 impl Stream {
+    /// Like MediaMTX's stream: `inboundBytes` counts the RTP packets received (unitSize,
+    /// RTCP excluded); `outboundBytes` what gortsplib's ServerStream sends to each RTSP
+    /// reader (RTP and RTCP packets, without the interleaved-frame header); the recorder
+    /// (SkipOutboundBytes) is not counted.
     pub fn write(&self, media: usize, rtcp: bool, payload: Vec<u8>) {
-        self.inbound.fetch_add(payload.len() as u64, Ordering::Relaxed);
+        if !rtcp {
+            self.inbound.fetch_add(payload.len() as u64, Ordering::Relaxed);
+        }
         let data = Arc::new(payload);
         let sinks = self.sinks.lock().unwrap();
         for s in sinks.iter() {
             if let Some(Some(ch)) = s.chans.get(media) {
                 let ch = ch + rtcp as u8;
                 if s.tx.try_send(Out::Frame(ch, data.clone())).is_ok() && !s.hidden {
-                    self.outbound.fetch_add(data.len() as u64 + 4, Ordering::Relaxed);
+                    self.outbound.fetch_add(data.len() as u64, Ordering::Relaxed);
                 }
             }
         }
@@ -70,6 +78,8 @@ pub struct Publisher {
     pub conn_id: u64,
     pub conn: TcpStream,
     pub internal: bool,
+    /// query of the publishing URL (MTX_QUERY of runOnAvailable)
+    pub query: String,
 }
 
 #[derive(Default)]
@@ -104,6 +114,12 @@ pub struct PathRt {
     pub ondemand_query: String,
     pub puller: ProcSlot,
     pub recorder: RecorderSlot,
+    /// runOnInit, while the path exists
+    pub init_hook: Option<crate::hooks::Cmd>,
+    /// runOnAvailable/runOnUnavailable and runOnOnline/runOnOffline, while available
+    pub available_hooks: Vec<crate::hooks::Pair>,
+    /// runOnRead/runOnUnread per reader connection
+    pub read_hooks: Vec<(u64, crate::hooks::Pair)>,
 }
 
 impl PathRt {
@@ -156,6 +172,7 @@ pub enum ChildKind {
     OnDemand,
     Puller,
     Recorder,
+    Hook,
 }
 
 pub struct Shared {
@@ -252,19 +269,46 @@ impl State {
     }
 }
 
-/// Fields whose change recreates a path (readers dropped, on-demand command stopped).
-const RECREATE_FIELDS: &[&str] = &[
-    "source",
-    "sourceOnDemand",
-    "sourceOnDemandStartTimeout",
-    "sourceOnDemandCloseAfter",
-    "runOnDemand",
-    "runOnDemandRestart",
-    "runOnDemandStartTimeout",
-    "runOnDemandCloseAfter",
-    "rtspTransport",
-    "sourceFingerprint",
+/// Fields a path takes without being recreated (pathConfCanBeUpdated); a change of any
+/// other field closes the path (publisher and readers dropped, commands stopped).
+const HOT_FIELDS: &[&str] = &[
+    "name",
+    "forward",
+    "record",
+    "recordPath",
+    "recordFormat",
+    "recordPartDuration",
+    "recordMaxPartSize",
+    "recordSegmentDuration",
+    "recordDeleteAfter",
+    "rpiCameraBrightness",
+    "rpiCameraContrast",
+    "rpiCameraSaturation",
+    "rpiCameraSharpness",
+    "rpiCameraExposure",
+    "rpiCameraFlickerPeriod",
+    "rpiCameraAWB",
+    "rpiCameraAWBGains",
+    "rpiCameraDenoise",
+    "rpiCameraShutter",
+    "rpiCameraMetering",
+    "rpiCameraGain",
+    "rpiCameraEV",
+    "rpiCameraFPS",
+    "rpiCameraTextOverlayEnable",
+    "rpiCameraTextOverlay",
+    "rpiCameraIDRPeriod",
+    "rpiCameraBitrate",
 ];
+
+/// pathConfCanBeUpdated: equal apart from the hot fields.
+fn can_be_updated(old: &Map<String, Value>, new: &Map<String, Value>) -> bool {
+    let norm = |v: Option<&Value>| v.filter(|v| !v.is_null()).cloned();
+    old.keys()
+        .chain(new.keys())
+        .filter(|k| !HOT_FIELDS.contains(&k.as_str()))
+        .all(|k| norm(old.get(k)) == norm(new.get(k)))
+}
 
 pub fn record_sig(conf: &Map<String, Value>) -> String {
     [
@@ -272,6 +316,7 @@ pub fn record_sig(conf: &Map<String, Value>) -> String {
         "recordFormat",
         "recordSegmentDuration",
         "recordPartDuration",
+        "recordMaxPartSize",
     ]
     .iter()
     .map(|k| conf.get(*k).map(|v| v.to_string()).unwrap_or_default())
@@ -279,8 +324,20 @@ pub fn record_sig(conf: &Map<String, Value>) -> String {
     .join("|")
 }
 
-fn new_path(shared: &Shared, name: &str, conf_name: &str, conf: Map<String, Value>) -> PathRt {
+fn new_path(shared: &Arc<Shared>, name: &str, conf_name: &str, conf: Map<String, Value>) -> PathRt {
+    // runOnInit (refused on regexp configurations)
+    let init_hook = crate::hooks::start(
+        shared,
+        name,
+        "runOnInit",
+        conf.get("runOnInit").and_then(|v| v.as_str()).unwrap_or(""),
+        crate::hooks::path_env(shared, name, conf_name),
+        conf.get("runOnInitRestart").and_then(|v| v.as_bool()).unwrap_or(false),
+    );
     PathRt {
+        init_hook,
+        available_hooks: Vec::new(),
+        read_hooks: Vec::new(),
         gen: shared.id(),
         name: name.to_string(),
         conf_name: conf_name.to_string(),
@@ -301,7 +358,7 @@ fn new_path(shared: &Shared, name: &str, conf_name: &str, conf: Map<String, Valu
 
 /// Closes a runtime path: kicks publisher and readers, stops its processes.
 /// Returns recorder pids to wait for.
-pub fn destroy_path(p: &mut PathRt) -> Vec<i32> {
+pub fn destroy_path(shared: &Arc<Shared>, p: &mut PathRt) -> Vec<i32> {
     if let Some(pb) = p.publisher.take() {
         let _ = pb.conn.shutdown(Shutdown::Both);
     }
@@ -309,6 +366,13 @@ pub fn destroy_path(p: &mut PathRt) -> Vec<i32> {
         s.close();
     }
     p.available_time = None;
+    end_hooks(shared, p);
+    if let Some(h) = p.init_hook.take() {
+        h.close();
+    }
+    if p.ondemand.active {
+        launch_undemand(shared, p);
+    }
     let mut wait = Vec::new();
     if let Some(pid) = p.ondemand.pid {
         crate::procs::interrupt(pid);
@@ -328,7 +392,7 @@ pub fn destroy_path(p: &mut PathRt) -> Vec<i32> {
 
 /// Brings runtime paths in line with the configuration after any config change.
 /// Returns recorder pids that were asked to stop (callers may wait for them).
-pub fn sync_paths(shared: &Shared, st: &mut State) -> Vec<i32> {
+pub fn sync_paths(shared: &Arc<Shared>, st: &mut State) -> Vec<i32> {
     let mut wait = Vec::new();
     let names: Vec<String> = st.paths.keys().cloned().collect();
     for name in names {
@@ -338,7 +402,7 @@ pub fn sync_paths(shared: &Shared, st: &mut State) -> Vec<i32> {
             Some(cn) => {
                 let p = &st.paths[&name];
                 let eff = st.effective(cn).unwrap_or_default();
-                cn == &p.conf_name && RECREATE_FIELDS.iter().all(|k| eff.get(*k) == p.conf.get(*k))
+                can_be_updated(&p.conf, &eff)
             }
         };
         if keep {
@@ -346,10 +410,11 @@ pub fn sync_paths(shared: &Shared, st: &mut State) -> Vec<i32> {
             let eff = st.effective(&cn).unwrap_or_default();
             let p = st.paths.get_mut(&name).unwrap();
             p.conf = eff;
+            p.conf_name = cn;
         } else {
             let mut p = st.paths.remove(&name).unwrap();
             shared.log(&format!("path {} closed (configuration changed)", name));
-            wait.extend(destroy_path(&mut p));
+            wait.extend(destroy_path(shared, &mut p));
         }
     }
     // configured non-regex paths exist from creation
@@ -366,7 +431,7 @@ pub fn sync_paths(shared: &Shared, st: &mut State) -> Vec<i32> {
 }
 
 /// Returns the runtime path for `name`, creating it for regex confs. Err = message.
-pub fn get_or_create_path<'a>(shared: &Shared, st: &'a mut State, name: &str) -> Result<&'a mut PathRt, String> {
+pub fn get_or_create_path<'a>(shared: &Arc<Shared>, st: &'a mut State, name: &str) -> Result<&'a mut PathRt, String> {
     if !st.paths.contains_key(name) {
         let cn = st.find_conf(name)?;
         let eff = st.effective(&cn).unwrap_or_default();
@@ -387,10 +452,11 @@ pub fn start_on_demand(shared: &Arc<Shared>, p: &mut PathRt, query: &str) {
     crate::procs::spawn_on_demand(shared, p);
 }
 
-pub fn stop_on_demand(shared: &Shared, p: &mut PathRt, reason: &str) {
+pub fn stop_on_demand(shared: &Arc<Shared>, p: &mut PathRt, reason: &str) {
     if !p.ondemand.active {
         return;
     }
+    launch_undemand(shared, p);
     p.ondemand.active = false;
     if let Some(pid) = p.ondemand.pid {
         shared.log(&format!(
@@ -467,7 +533,7 @@ pub fn tick(shared: &Arc<Shared>) {
         }
         for n in remove {
             if let Some(mut p) = st.paths.remove(&n) {
-                wait_free.extend(destroy_path(&mut p));
+                wait_free.extend(destroy_path(shared, &mut p));
             }
         }
     }
@@ -475,12 +541,33 @@ pub fn tick(shared: &Arc<Shared>) {
 }
 
 /// Sets the stream of a path when its publisher starts recording.
-pub fn publish_start(shared: &Shared, p: &mut PathRt, pb: Publisher, sdp: Sdp) -> Arc<Stream> {
+pub fn publish_start(shared: &Arc<Shared>, p: &mut PathRt, pb: Publisher, sdp: Sdp) -> Arc<Stream> {
     if let Some(old) = p.publisher.take() {
         let _ = old.conn.shutdown(Shutdown::Both);
     }
     if let Some(s) = p.stream.take() {
         s.close();
+    }
+    end_hooks(shared, p);
+    // hooks.OnAvailable / OnOnline
+    let mut env = crate::hooks::path_env(shared, &p.name, &p.conf_name);
+    env.push(("MTX_QUERY".into(), crate::hooks::query_escape(&pb.query)));
+    if pb.internal {
+        env.push(("MTX_SOURCE_TYPE".into(), "rtspSource".into()));
+        env.push(("MTX_SOURCE_ID".into(), String::new()));
+    } else {
+        env.push(("MTX_SOURCE_TYPE".into(), "rtspSession".into()));
+        env.push(("MTX_SOURCE_ID".into(), pb.id.clone()));
+    }
+    for (on, off, restart) in [
+        ("runOnAvailable", "runOnUnavailable", "runOnAvailableRestart"),
+        ("runOnOnline", "runOnOffline", "runOnOnlineRestart"),
+    ] {
+        let (a, b, r) = (p.s(on), p.s(off), p.b(restart));
+        if !a.is_empty() || !b.is_empty() {
+            let pair = crate::hooks::Pair::start(shared, &p.name, (on, &a, r), (off, &b), env.clone());
+            p.available_hooks.push(pair);
+        }
     }
     let props = sdp.medias.iter().map(|m| m.props.clone()).collect();
     let stream = Arc::new(Stream {
@@ -499,17 +586,72 @@ pub fn publish_start(shared: &Shared, p: &mut PathRt, pb: Publisher, sdp: Sdp) -
     stream
 }
 
-pub fn publish_stop(shared: &Shared, st: &mut State, name: &str, conn_id: u64) {
+pub fn publish_stop(shared: &Arc<Shared>, st: &mut State, name: &str, conn_id: u64) {
     if let Some(p) = st.paths.get_mut(name) {
         if p.publisher.as_ref().map(|pb| pb.conn_id) == Some(conn_id) {
             p.publisher = None;
             if let Some(s) = p.stream.take() {
                 s.close();
             }
+            end_hooks(shared, p);
             p.available_time = None;
             shared.log(&format!("path {}: stream not available", name));
             shared.cv.notify_all();
         }
+    }
+}
+
+/// The stream went away: runOnAvailable/runOnOnline stop, runOnUnavailable/runOnOffline
+/// and every reader's runOnUnread are launched.
+fn end_hooks(shared: &Arc<Shared>, p: &mut PathRt) {
+    if shared.shutdown.load(Ordering::SeqCst) {
+        // the double is exiting: nothing new is started
+        for h in p.available_hooks.drain(..) {
+            drop(h);
+        }
+        p.read_hooks.clear();
+        return;
+    }
+    for h in p.available_hooks.drain(..) {
+        h.end(shared);
+    }
+    for (_, h) in p.read_hooks.drain(..) {
+        h.end(shared);
+    }
+}
+
+/// hooks.OnDemand's closing part: runOnUnDemand is launched when the on-demand command
+/// is stopped.
+fn launch_undemand(shared: &Arc<Shared>, p: &PathRt) {
+    if shared.shutdown.load(Ordering::SeqCst) {
+        return;
+    }
+    let mut env = crate::hooks::path_env(shared, &p.name, &p.conf_name);
+    env.push(("MTX_QUERY".into(), crate::hooks::query_escape(&p.ondemand_query)));
+    crate::hooks::start(shared, &p.name, "runOnUnDemand", &p.s("runOnUnDemand"), env, false);
+}
+
+/// A reader started playing: runOnRead (hooks.OnRead).
+pub fn reader_added(shared: &Arc<Shared>, p: &mut PathRt, conn_id: u64, reader_id: &str, query: &str) {
+    let (a, b) = (p.s("runOnRead"), p.s("runOnUnread"));
+    if a.is_empty() && b.is_empty() {
+        return;
+    }
+    let mut env = crate::hooks::path_env(shared, &p.name, &p.conf_name);
+    env.push(("MTX_QUERY".into(), crate::hooks::query_escape(query)));
+    env.push(("MTX_READER_TYPE".into(), "rtspSession".into()));
+    env.push(("MTX_READER_ID".into(), reader_id.to_string()));
+    let restart = p.b("runOnReadRestart");
+    let pair = crate::hooks::Pair::start(shared, &p.name, ("runOnRead", &a, restart), ("runOnUnread", &b), env);
+    p.read_hooks.push((conn_id, pair));
+}
+
+/// A reader left: runOnRead stops, runOnUnread is launched.
+pub fn reader_removed(shared: &Arc<Shared>, p: &mut PathRt, conn_id: u64) {
+    let (gone, keep): (Vec<_>, Vec<_>) = p.read_hooks.drain(..).partition(|(c, _)| *c == conn_id);
+    p.read_hooks = keep;
+    for (_, h) in gone {
+        h.end(shared);
     }
 }
 

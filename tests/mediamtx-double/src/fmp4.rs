@@ -229,6 +229,11 @@ pub struct Segmenter {
     pub format: String,
     pub segment_duration: Duration,
     pub log: Box<dyn Fn(&str) + Send>,
+    /// segment created (path, None) / completed (path, Some(duration)): the
+    /// runOnRecordSegment* hooks
+    pub on_segment: crate::hooks::SegmentFn,
+    /// recordMaxPartSize: a part with more sample bytes fails the recorder
+    pub max_part_size: u64,
     init: Vec<u8>,
     tracks: Tracks,
     /// mvhd in the init: (offset of its duration field, 64-bit?, movie timescale)
@@ -241,6 +246,7 @@ pub struct Segmenter {
 
 struct Current {
     file: std::fs::File,
+    path: String,
     start: SystemTime,
     base: HashMap<u32, u64>,
     /// end of the last sample, from the segment start
@@ -253,6 +259,8 @@ impl Segmenter {
             format,
             segment_duration,
             log,
+            on_segment: Box::new(|_, _| {}),
+            max_part_size: u64::MAX,
             init: Vec::new(),
             tracks: Tracks::default(),
             mvhd: None,
@@ -318,6 +326,11 @@ impl Segmenter {
     /// Like MediaMTX when it closes a segment: the overall duration goes into the mvhd.
     fn close_segment(&mut self) {
         let Some(cur) = self.cur.take() else { return };
+        self.write_duration(&cur);
+        (self.on_segment)(&cur.path, Some(cur.end));
+    }
+
+    fn write_duration(&self, cur: &Current) {
         let Some((off, v1, ts)) = self.mvhd else { return };
         use std::os::unix::fs::FileExt;
         let d = (cur.end.as_nanos() * ts as u128 / 1_000_000_000) as u64;
@@ -333,6 +346,17 @@ impl Segmenter {
     }
 
     fn fragment(&mut self, mut moof: Vec<u8>, mdat: &[u8]) -> std::io::Result<()> {
+        // formatFMP4Part.write: the recorder instance fails, its segment is closed and a
+        // new recorder starts after the restart pause
+        let header = if mdat.len() >= 8 && u32::from_be_bytes([mdat[0], mdat[1], mdat[2], mdat[3]]) == 1 {
+            16
+        } else {
+            8
+        };
+        if mdat.len().saturating_sub(header) as u64 > self.max_part_size {
+            self.close_segment();
+            return Err(std::io::Error::other("reached maximum part size"));
+        }
         let frag = parse_moof(&moof, &self.tracks);
         // a fragment is complete when the first frame of the next one arrives: its first
         // frame was seen its duration ago
@@ -408,8 +432,10 @@ impl Segmenter {
             .open(&path)?;
         file.write_all(&self.init)?;
         (self.log)(&format!("recorder: creating segment {}", path));
+        (self.on_segment)(&path, None);
         self.cur = Some(Current {
             file,
+            path,
             start: when,
             base: HashMap::new(),
             end: Duration::ZERO,

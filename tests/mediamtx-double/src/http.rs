@@ -132,6 +132,7 @@ pub struct Response {
     pub code: u16,
     pub content_type: &'static str,
     pub body: Vec<u8>,
+    pub headers: Vec<(&'static str, String)>,
 }
 
 impl Response {
@@ -140,6 +141,7 @@ impl Response {
             code,
             content_type: "application/json; charset=utf-8",
             body: serde_json::to_vec(v).unwrap_or_default(),
+            headers: Vec::new(),
         }
     }
     pub fn error(code: u16, msg: &str) -> Response {
@@ -153,6 +155,7 @@ impl Response {
             code: 404,
             content_type: "text/plain",
             body: b"404 page not found".to_vec(),
+            headers: Vec::new(),
         }
     }
 }
@@ -164,6 +167,9 @@ pub fn write_response(w: &mut TcpStream, resp: &Response, keep_alive: bool, cors
     }
     if cors {
         head.push_str("Access-Control-Allow-Origin: *\r\nAccess-Control-Allow-Credentials: true\r\n");
+    }
+    for (k, v) in &resp.headers {
+        head.push_str(&format!("{}: {}\r\n", k, v));
     }
     head.push_str("Server: mediamtx-double\r\n");
     head.push_str(&format!("Content-Length: {}\r\n", resp.body.len()));

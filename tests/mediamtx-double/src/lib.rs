@@ -9,14 +9,18 @@
 #![allow(clippy::too_many_arguments)]
 
 pub mod api;
+pub mod auth;
 pub mod cleaner;
 pub mod conf;
 mod conf_fields;
 pub mod core;
 pub mod fmp4;
+pub mod gojson;
+pub mod hooks;
 pub mod http;
 pub mod media;
 pub mod procs;
+pub mod re2;
 pub mod recordings;
 pub mod rtsp;
 pub mod ts;
@@ -41,6 +45,10 @@ pub struct Options {
     pub all_others: bool,
     /// ffmpeg binary used for recorders and pulled sources
     pub ffmpeg: String,
+    /// like MediaMTX's configuration file: `pathDefaults` fields and `paths` entries,
+    /// decoded and validated (Conf.Validate) at start
+    pub path_defaults: Option<serde_json::Value>,
+    pub paths: Vec<(String, serde_json::Value)>,
 }
 
 impl Options {
@@ -52,6 +60,8 @@ impl Options {
             dir: dir.into(),
             all_others: true,
             ffmpeg: "ffmpeg".into(),
+            path_defaults: None,
+            paths: Vec::new(),
         }
     }
 }
@@ -103,7 +113,7 @@ impl Handle {
             let names: Vec<String> = st.paths.keys().cloned().collect();
             for n in names {
                 if let Some(mut p) = st.paths.remove(&n) {
-                    core::destroy_path(&mut p);
+                    core::destroy_path(&self.shared, &mut p);
                 }
             }
             self.shared.cv.notify_all();
@@ -134,8 +144,11 @@ pub fn start(opts: Options) -> std::io::Result<Handle> {
     let api_port = api_l.local_addr()?.port();
     let rtsp_port = rtsp_l.local_addr()?.port();
     let control_port = ctl_l.local_addr()?.port();
+    let mut state = core::initial_state(api_port, rtsp_port, opts.all_others);
+    api::load_conf_file(&mut state, opts.path_defaults.as_ref(), &opts.paths)
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
     let shared = Arc::new(core::Shared {
-        st: Mutex::new(core::initial_state(api_port, rtsp_port, opts.all_others)),
+        st: Mutex::new(state),
         cv: Condvar::new(),
         api_port,
         rtsp_port,
@@ -150,6 +163,11 @@ pub fn start(opts: Options) -> std::io::Result<Handle> {
         children: Mutex::new(Default::default()),
         refused: Mutex::new(Vec::new()),
     });
+    {
+        // configured paths exist from the start
+        let mut st = shared.lock();
+        core::sync_paths(&shared, &mut st);
+    }
     let mut threads = Vec::new();
     {
         let sh = shared.clone();

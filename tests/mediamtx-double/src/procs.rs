@@ -62,6 +62,7 @@ fn spawn2(
         ChildKind::OnDemand => "ondemand",
         ChildKind::Puller => "source",
         ChildKind::Recorder => "recorder",
+        ChildKind::Hook => "hook",
     };
     let (mut out, err) = log_file(shared, name, tag);
     if pipe_stdout {
@@ -87,6 +88,46 @@ fn spawn2(
                 .lock()
                 .unwrap()
                 .insert(c.id() as i32, (kind, name.to_string()));
+            shared.log(&format!("path {}: started {} pid {}: {:?}", name, tag, c.id(), args));
+            Some(c)
+        }
+        Err(e) => {
+            shared.log(&format!("path {}: cannot start {}: {} ({:?})", name, tag, e, args));
+            None
+        }
+    }
+}
+
+/// A hook command (hooks.rs), logged to `logs/<path>-<tag>.log`.
+pub fn spawn_hook(
+    shared: &Arc<Shared>,
+    args: &[String],
+    envs: &[(String, String)],
+    name: &str,
+    tag: &str,
+) -> Option<Child> {
+    if args.is_empty() {
+        return None;
+    }
+    let (out, err) = log_file(shared, name, tag);
+    let mut cmd = Command::new(&args[0]);
+    cmd.args(&args[1..])
+        .stdin(Stdio::null())
+        .stdout(out)
+        .stderr(err)
+        .current_dir(&shared.dir)
+        .envs(envs.iter().map(|(k, v)| (k, v)));
+    {
+        use std::os::unix::process::CommandExt;
+        cmd.process_group(0);
+    }
+    match cmd.spawn() {
+        Ok(c) => {
+            shared
+                .children
+                .lock()
+                .unwrap()
+                .insert(c.id() as i32, (ChildKind::Hook, name.to_string()));
             shared.log(&format!("path {}: started {} pid {}: {:?}", name, tag, c.id(), args));
             Some(c)
         }
@@ -316,12 +357,35 @@ pub fn spawn_recorder(shared: &Arc<Shared>, p: &mut PathRt) {
         );
         let sh = shared.clone();
         let name = p.name.clone();
+        // runOnRecordSegmentCreate/Complete, with the configuration of this recorder
+        let (sh2, env) = (shared.clone(), crate::hooks::path_env(shared, &p.name, &p.conf_name));
+        let (on_create, on_complete) = (p.s("runOnRecordSegmentCreate"), p.s("runOnRecordSegmentComplete"));
+        let hook_name = p.name.clone();
+        let max_part = crate::conf::parse_size(&p.s("recordMaxPartSize")).unwrap_or(u64::MAX);
+        let on_segment = Box::new(move |path: &str, done: Option<Duration>| {
+            let mut env = env.clone();
+            env.push(("MTX_SEGMENT_PATH".into(), path.to_string()));
+            let (tag, cmd) = match done {
+                None => ("runOnRecordSegmentCreate", &on_create),
+                Some(d) => {
+                    // strconv.FormatFloat(d.Seconds(), 'f', -1, 64)
+                    env.push(("MTX_SEGMENT_DURATION".into(), format!("{}", d.as_secs_f64())));
+                    ("runOnRecordSegmentComplete", &on_complete)
+                }
+            };
+            crate::hooks::start(&sh2, &hook_name, tag, cmd, env, false);
+        });
         std::thread::spawn(move || {
             let log = Box::new(move |m: &str| sh.log(&format!("path {}: {}", name, m)));
             if fmp4 {
-                crate::fmp4::Segmenter::new(target, seg, log).run(out);
+                let mut s = crate::fmp4::Segmenter::new(target, seg, log);
+                s.on_segment = on_segment;
+                s.max_part_size = max_part;
+                s.run(out);
             } else {
-                crate::ts::TsSegmenter::new(target, seg, part, log).run(out);
+                let mut s = crate::ts::TsSegmenter::new(target, seg, part, log);
+                s.on_segment = on_segment;
+                s.run(out);
             }
         })
     });
@@ -348,7 +412,8 @@ pub fn spawn_recorder(shared: &Arc<Shared>, p: &mut PathRt) {
                 p.recorder.pid = None;
                 p.recorder.stopping = false;
                 if unexpected {
-                    p.recorder.retry_at = Some(Instant::now() + Duration::from_secs(1));
+                    // Recorder.restartPause
+                    p.recorder.retry_at = Some(Instant::now() + Duration::from_secs(2));
                 }
             }
         }

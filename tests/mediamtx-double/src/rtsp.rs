@@ -67,12 +67,27 @@ struct Conn {
     role: Role,
     /// path described on this connection (name, hidden, media count)
     described: Option<(String, bool, usize)>,
+    peer: Option<std::net::SocketAddr>,
+    /// gortsplib's digest nonce, made on the first digest verification
+    nonce: std::cell::RefCell<String>,
+    /// close after the current response (wrong credentials)
+    close: bool,
+    /// query of the URL of the last DESCRIBE/ANNOUNCE/SETUP (MTX_QUERY of hooks)
+    query: String,
+    /// runOnConnect/runOnDisconnect, started with the first request that is not the
+    /// double's own (recorder, pulled source)
+    connect_hooks: Option<crate::hooks::Pair>,
+    conn_uuid: String,
 }
 
 fn writer(mut tcp: TcpStream, rx: Receiver<Out>) {
     for o in rx {
         let r = match o {
             Out::Raw(b) => tcp.write_all(&b),
+            Out::Sync(done) => {
+                let _ = done.send(());
+                Ok(())
+            }
             Out::Frame(ch, data) => {
                 let mut buf = Vec::with_capacity(4 + data.len());
                 buf.push(b'$');
@@ -110,10 +125,21 @@ fn conn(shared: Arc<Shared>, tcp: TcpStream) {
         session: crate::util::hex_id(8),
         role: Role::None,
         described: None,
+        peer: tcp.peer_addr().ok(),
+        nonce: Default::default(),
+        close: false,
+        query: String::new(),
+        connect_hooks: None,
+        conn_uuid: crate::util::uuid(),
     };
     let mut rd = BufReader::with_capacity(64 * 1024, tcp);
     let _ = c.run(&mut rd);
     c.cleanup();
+    if let Some(h) = c.connect_hooks.take() {
+        if !shared.shutdown.load(Ordering::SeqCst) {
+            h.end(&shared);
+        }
+    }
     shared.conns.lock().unwrap().remove(&id);
     let _ = c.tcp.shutdown(Shutdown::Both);
     drop(c);
@@ -261,8 +287,36 @@ impl Conn {
         }
     }
 
+    /// hooks.OnConnect (global runOnConnect/runOnDisconnect): RTSP_PORT, MTX_CONN_TYPE,
+    /// MTX_CONN_ID.
+    fn connect_hooks(&mut self, req: &Req) {
+        if self.connect_hooks.is_some() || url_path(&req.url).0.starts_with(&self.shared.internal_prefix()) {
+            return;
+        }
+        let g = self.shared.lock().global.clone();
+        let s = |k: &str| g.get(k).and_then(|v| v.as_str()).unwrap_or("").to_string();
+        let (a, b) = (s("runOnConnect"), s("runOnDisconnect"));
+        let restart = g.get("runOnConnectRestart").and_then(|v| v.as_bool()).unwrap_or(false);
+        let env = vec![
+            ("RTSP_PORT".to_string(), self.shared.rtsp_port.to_string()),
+            ("MTX_CONN_TYPE".to_string(), "rtspConn".to_string()),
+            ("MTX_CONN_ID".to_string(), self.conn_uuid.clone()),
+        ];
+        self.connect_hooks = Some(crate::hooks::Pair::start(
+            &self.shared,
+            "conn",
+            ("runOnConnect", &a, restart),
+            ("runOnDisconnect", &b),
+            env,
+        ));
+    }
+
     /// Returns false to close the connection.
     fn on_request(&mut self, req: &Req) -> bool {
+        self.connect_hooks(req);
+        if matches!(req.method.as_str(), "DESCRIBE" | "ANNOUNCE" | "SETUP") {
+            self.query = url_path(&req.url).1;
+        }
         match req.method.as_str() {
             "OPTIONS" => {
                 self.respond(
@@ -292,12 +346,99 @@ impl Conn {
             }
             _ => self.respond(req, 501, "Not Implemented", &[], b""),
         }
-        true
+        !self.close
+    }
+
+    /// pathManager: the configuration is looked up first (400 if none), then the request
+    /// is authenticated.
+    fn find_conf_and_authorize(&mut self, req: &Req, action: &str, name: &str) -> bool {
+        let found = self.shared.lock().find_conf(name);
+        if let Err(e) = found {
+            self.shared.log(&format!("{} {}: {}", req.method, name, e));
+            self.respond(req, 400, "Bad Request", &[], b"");
+            return false;
+        }
+        self.authorize(req, action, name)
+    }
+
+    /// MediaMTX's authentication of a reader (DESCRIBE, first SETUP) or publisher
+    /// (ANNOUNCE) with the internal users; false = refused (401 sent). Without credentials
+    /// the client is asked for them (`WWW-Authenticate` per `rtspAuthMethods`); with wrong
+    /// ones the answer comes after auth.LogAndDelayError's pause and the connection closes.
+    fn authorize(&mut self, req: &Req, action: &str, name: &str) -> bool {
+        let Some(peer) = self.peer else {
+            return true;
+        };
+        let global = self.shared.lock().global.clone();
+        let methods: Vec<String> = global
+            .get("rtspAuthMethods")
+            .and_then(|v| v.as_array())
+            .map(|a| a.iter().filter_map(|x| x.as_str().map(String::from)).collect())
+            .unwrap_or_default();
+        let values: Vec<&str> = req
+            .headers
+            .iter()
+            .filter(|(k, _)| k.eq_ignore_ascii_case("Authorization"))
+            .map(|(_, v)| v.as_str())
+            .collect();
+        // with digest enabled gortsplib verifies (hashed credentials cannot be used then)
+        let verify = |u: &str, p: &str| {
+            if u.is_empty() {
+                return false;
+            }
+            let mut n = self.nonce.borrow_mut();
+            if n.is_empty() {
+                *n = crate::util::hex_id(16);
+            }
+            crate::auth::rtsp_verify(&values, &req.method, &req.url, u, p, &methods, &n)
+        };
+        let digest = methods.iter().any(|m| m == "digest");
+        let query = url_path(&req.url).1;
+        let areq = crate::auth::Request {
+            action,
+            path: name,
+            ip: peer.ip(),
+            creds: crate::auth::rtsp_credentials(&values),
+            verify: if digest { Some(&verify) } else { None },
+            ask_credentials: true,
+            protocol: "rtsp",
+            id: Some(&self.conn_uuid),
+            query: &query,
+            user_agent: req.header("User-Agent").unwrap_or(""),
+        };
+        let Err(err) = crate::auth::authenticate(&global, &areq) else {
+            return true;
+        };
+        let provided = crate::auth::parse_rtsp_authorization(&values).is_some_and(|a| !a.username.is_empty());
+        if err.ask && !provided {
+            let nonce = self.nonce.borrow().clone();
+            let hdrs: Vec<(&str, String)> = crate::auth::www_authenticate(&methods, &nonce)
+                .into_iter()
+                .map(|v| ("WWW-Authenticate", v))
+                .collect();
+            self.respond(req, 401, "Unauthorized", &hdrs, b"");
+            return false;
+        }
+        if !err.ask {
+            self.shared.log(&format!("WAR [RTSP] [conn {}] {}", peer, err));
+            std::thread::sleep(crate::auth::failure_pause());
+        }
+        self.respond(req, 401, "Unauthorized", &[], b"");
+        // the answer goes out before the connection is closed
+        let (tx, rx) = sync_channel(1);
+        if self.tx.send(Out::Sync(tx)).is_ok() {
+            let _ = rx.recv_timeout(Duration::from_secs(5));
+        }
+        self.close = true;
+        false
     }
 
     fn describe(&mut self, req: &Req) {
         let (p, query) = url_path(&req.url);
         let (name, internal) = self.path_name(p.trim_end_matches('/'));
+        if !internal && !self.find_conf_and_authorize(req, "read", &name) {
+            return;
+        }
         let shared = self.shared.clone();
         let mut st = shared.lock();
         let path = match core::get_or_create_path(&shared, &mut st, &name) {
@@ -305,7 +446,7 @@ impl Conn {
             Err(e) => {
                 drop(st);
                 self.shared.log(&format!("DESCRIBE {}: {}", name, e));
-                return self.respond(req, 404, "Not Found", &[], b"");
+                return self.respond(req, 400, "Bad Request", &[], b"");
             }
         };
         let gen = path.gen;
@@ -378,6 +519,9 @@ impl Conn {
                 return self.respond(req, 400, "Bad Request", &[], b"");
             }
         };
+        if !internal && !self.find_conf_and_authorize(req, "publish", &name) {
+            return;
+        }
         let shared = self.shared.clone();
         let mut st = shared.lock();
         let path = match core::get_or_create_path(&shared, &mut st, &name) {
@@ -385,7 +529,7 @@ impl Conn {
             Err(e) => {
                 drop(st);
                 self.shared.log(&format!("ANNOUNCE {}: {}", name, e));
-                return self.respond(req, 404, "Not Found", &[], b"");
+                return self.respond(req, 400, "Bad Request", &[], b"");
             }
         };
         if path.s("source") != "publisher" && !internal {
@@ -477,6 +621,25 @@ impl Conn {
                 if idx >= count {
                     return self.respond(req, 404, "Not Found", &[], b"");
                 }
+                // the first SETUP of a reader adds it to the path: authenticated again
+                if !matches!(self.role, Role::Reader { .. }) && !hidden && !self.authorize(req, "read", &name) {
+                    return;
+                }
+                // path.addReaderPost: maxReaders (0 = unlimited)
+                if !matches!(self.role, Role::Reader { .. }) && !hidden {
+                    let full = {
+                        let st = self.shared.lock();
+                        st.paths.get(&name).is_some_and(|p| {
+                            let max = p.conf.get("maxReaders").and_then(|v| v.as_u64()).unwrap_or(0) as usize;
+                            max != 0 && p.readers.len() >= max
+                        })
+                    };
+                    if full {
+                        self.shared
+                            .log(&format!("SETUP {}: maximum reader count reached", name));
+                        return self.respond(req, 400, "Bad Request", &[], b"");
+                    }
+                }
                 if !matches!(self.role, Role::Reader { .. }) {
                     self.role = Role::Reader {
                         path: name,
@@ -521,6 +684,7 @@ impl Conn {
             conn_id: self.id,
             conn: self.tcp.try_clone().expect("clone"),
             internal,
+            query: self.query.clone(),
         };
         let s = core::publish_start(&shared, p, pb, sdp.clone());
         *stream = Some(s);
@@ -534,6 +698,7 @@ impl Conn {
         let sink_conn = self.tcp.try_clone().expect("clone");
         let tx = self.tx.clone();
         let conn_id = self.id;
+        let query = self.query.clone();
         let Role::Reader {
             path,
             hidden,
@@ -557,8 +722,10 @@ impl Conn {
             return self.respond(req, 404, "Not Found", &[], b"");
         };
         if !*hidden {
-            p.readers.push((conn_id, crate::util::uuid()));
+            let rid = crate::util::uuid();
+            p.readers.push((conn_id, rid.clone()));
             p.demand += 1;
+            core::reader_added(&shared, p, conn_id, &rid, &query);
         }
         let sink_id = shared.id();
         // respond before adding the sink so the PLAY reply precedes data
@@ -604,6 +771,7 @@ impl Conn {
                     if let Some(p) = st.paths.get_mut(&path) {
                         let before = p.readers.len();
                         p.readers.retain(|(c, _)| *c != self.id);
+                        core::reader_removed(&shared, p, self.id);
                         if p.readers.len() != before {
                             p.demand = p.demand.saturating_sub(1);
                             if p.demand == 0 {

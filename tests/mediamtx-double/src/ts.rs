@@ -51,6 +51,8 @@ pub struct TsSegmenter {
     pub segment_duration: Duration,
     pub part_duration: Duration,
     pub log: Box<dyn Fn(&str) + Send>,
+    /// segment created (path, None) / completed (path, Some(duration))
+    pub on_segment: crate::hooks::SegmentFn,
     pat: Option<Vec<u8>>,
     pmt: Option<Vec<u8>>,
     pmt_pid: Option<u16>,
@@ -70,6 +72,7 @@ impl TsSegmenter {
             segment_duration,
             part_duration,
             log,
+            on_segment: Box::new(|_, _| {}),
             pat: None,
             pmt: None,
             pmt_pid: None,
@@ -192,6 +195,7 @@ impl TsSegmenter {
                     .open(&cur.path)?,
             );
             (self.log)(&format!("recorder: creating segment {}", cur.path));
+            (self.on_segment)(&cur.path, None);
         }
         if let Some(f) = cur.file.as_mut() {
             f.write_all(&cur.buf)?;
@@ -207,7 +211,12 @@ impl TsSegmenter {
         } else {
             Ok(())
         };
-        self.cur = None;
+        if let Some(cur) = self.cur.take() {
+            if cur.file.is_some() {
+                // wall-clock span of the segment
+                (self.on_segment)(&cur.path, Some(cur.start.elapsed().unwrap_or_default()));
+            }
+        }
         r
     }
 }

@@ -450,7 +450,14 @@ fn path_config_semantics() {
     let l = http("GET", &format!("{}/v3/paths/list", a), None).json();
     assert_eq!(l["itemCount"], 7);
 
-    // delete removes the runtime path too
+    // delete removes the runtime path too, unless all_others could take it over unchanged
+    // (pathConfCanBeUpdated): p0 differs from all_others
+    let r = http(
+        "PATCH",
+        &format!("{}/v3/config/paths/patch/p0", a),
+        Some(r#"{"maxReaders":2}"#),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(
         http("DELETE", &format!("{}/v3/config/paths/delete/p0", a), None).status,
         200

@@ -39,23 +39,18 @@ fn add_body() -> Value {
 
 #[test]
 fn test_config_paths_list_and_get() {
-    let (h, _dir) = start("mtx-cases-list");
+    // the paths come from the configuration file in MediaMTX's test: through the API,
+    // the second path with legacy credentials would be refused (the first one's converted
+    // internal users are no longer the default ones)
+    let dir = temp_dir("mtx-cases-list");
+    let mut o = mediamtx_double::Options::new(&dir);
+    o.paths = vec![
+        ("path1".into(), json!({"readUser": "myuser1", "readPass": "mypass1"})),
+        ("path2".into(), json!({"readUser": "myuser2", "readPass": "mypass2"})),
+        ("my/path".into(), json!({"readUser": "myuser", "readPass": "mypass"})),
+    ];
+    let h = mediamtx_double::start(o).expect("start double");
     let a = h.api_url();
-    ok(
-        "POST",
-        &format!("{}/v3/config/paths/add/path1", a),
-        json!({"readUser": "myuser1", "readPass": "mypass1"}),
-    );
-    ok(
-        "POST",
-        &format!("{}/v3/config/paths/add/path2", a),
-        json!({"readUser": "myuser2", "readPass": "mypass2"}),
-    );
-    ok(
-        "POST",
-        &format!("{}/v3/config/paths/add/my/path", a),
-        json!({"readUser": "myuser", "readPass": "mypass"}),
-    );
     let out = get(&format!("{}/v3/config/paths/list", a));
     let items = out["items"].as_array().unwrap();
     let p1 = items.iter().find(|i| i["name"] == "path1").unwrap();
@@ -158,16 +153,21 @@ fn test_config_paths_add_patch_replace_delete() {
 fn test_config_global_and_pathdefaults() {
     let (h, _dir) = start("mtx-cases-global");
     let a = h.api_url();
-    // TestConfigGlobalGet (users given through the API instead of the config file)
+    // TestConfigGlobalGet (users given through the API instead of the config file; the
+    // test's mock lets every request in, the double authenticates: the anonymous
+    // localhost user keeps the api permission)
     ok(
         "PATCH",
         &format!("{}/v3/config/global/patch", a),
-        json!({"authInternalUsers": [{"user": "myuser", "pass": "mypass", "permissions": [{"action": "api"}]}]}),
+        json!({"authInternalUsers": [
+            {"user": "myuser", "pass": "mypass", "permissions": [{"action": "api"}]},
+            {"user": "any", "ips": ["127.0.0.1"], "permissions": [{"action": "api"}]},
+        ]}),
     );
     let out = get(&format!("{}/v3/config/global/get", a));
     assert_eq!(out["api"], true);
     let users = out["authInternalUsers"].as_array().unwrap();
-    assert_eq!(users.len(), 1);
+    assert_eq!(users.len(), 2);
     assert_eq!(users[0]["pass"], "<redacted>");
 
     // TestConfigGlobalPatch
@@ -202,19 +202,30 @@ fn test_config_global_and_pathdefaults() {
         "authInternalUsers and legacy credentials (publishUser, publishPass, publishIPs, readUser, readPass, readIPs) cannot be used together",
     );
 
-    // TestConfigPathDefaultsGet (readUser/readPass given through the API)
-    let (h, _dir) = start("mtx-cases-pathdefaults");
+    // TestConfigPathDefaultsGet (readUser/readPass in the configuration file)
+    let dir = temp_dir("mtx-cases-pathdefaults");
+    let mut o = mediamtx_double::Options::new(&dir);
+    o.path_defaults = Some(json!({"readUser": "myuser", "readPass": "mypass"}));
+    let h = mediamtx_double::start(o).expect("start double");
     let a = h.api_url();
-    ok(
-        "PATCH",
-        &format!("{}/v3/config/pathdefaults/patch", a),
-        json!({"readUser": "myuser", "readPass": "mypass"}),
-    );
     let out = get(&format!("{}/v3/config/pathdefaults/get", a));
     assert_eq!(out["source"], "publisher");
     assert_eq!(out["readPass"], "<redacted>");
 
-    // TestConfigPathDefaultsPatch
+    // TestConfigPathDefaultsPatch: MediaMTX's test starts from a configuration without
+    // legacy credentials; with them, every change is refused
+    let r = http(
+        "PATCH",
+        &format!("{}/v3/config/pathdefaults/patch", a),
+        Some(r#"{"recordFormat":"fmp4"}"#),
+    );
+    err(
+        &r,
+        400,
+        "authInternalUsers and legacy credentials (publishUser, publishPass, publishIPs, readUser, readPass, readIPs) cannot be used together",
+    );
+    let (h, _dir) = start("mtx-cases-pathdefaults-patch");
+    let a = h.api_url();
     ok(
         "PATCH",
         &format!("{}/v3/config/pathdefaults/patch", a),

@@ -51,6 +51,13 @@ fn path_configuration_rules() {
         (add, "/v3/config/paths/add/all", "{}", 400, "all_others, all and '~^.*$' are aliases"),
         (add, "/v3/config/paths/add/~^.*$", "{}", 400, "all_others, all and '~^.*$' are aliases"),
         (add, "/v3/config/paths/add/~^(cam", "{}", 400, "invalid regular expression: ^(cam"),
+        // Go's RE2 syntax, not the regex crate's
+        (add, "/v3/config/paths/add/~^cam**$", "{}", 400, "invalid regular expression: ^cam**$"),
+        (add, "/v3/config/paths/add/~^cam{1001}$", "{}", 400, "invalid regular expression: ^cam{1001}$"),
+        (add, "/v3/config/paths/add/~(%3Fx)cam", "{}", 400, "invalid regular expression: (?x)cam"),
+        (add, "/v3/config/paths/add/~^cam\\1$", "{}", 400, "invalid regular expression: ^cam\\1$"),
+        (add, "/v3/config/paths/add/~^cam{,5}$", "{}", 200, ""),
+        (add, "/v3/config/paths/add/~^\\Qcam.x\\E$", "{}", 200, ""),
         (add, "/v3/config/paths/add/~^cam", r#"{"source":"rtsp://h:554/x"}"#, 400, "a path with a regular expression (or path 'all_others') and a static source must have 'sourceOnDemand' set to true"),
         (add, "/v3/config/paths/add/~^cam", r#"{"runOnInit":"true"}"#, 400, "a path with a regular expression (or path 'all_others') does not support option 'runOnInit'; use another path"),
         (add, "/v3/config/paths/add/~^cam", r#"{"alwaysAvailable":true}"#, 400, "'alwaysAvailable' cannot be used in a path with a regular expression (or path 'all_others')"),
@@ -105,6 +112,30 @@ fn path_configuration_rules() {
         (add, "/v3/config/paths/add/b1", r#"{"rtspTransport":"quic"}"#, 400, "invalid transport 'quic'"),
         (add, "/v3/config/paths/add/b1", r#"{"forward":"rtsp://h/x"}"#, 400, "json: cannot unmarshal string into Go value of type []json.RawMessage"),
         (add, "/v3/config/paths/add/b1", "null", 200, ""),
+        // source rpiCamera (conf.Path.validate)
+        (add, "/v3/config/paths/add/rpi1", r#"{"source":"rpiCamera","rpiCameraWidth":0}"#, 400, "invalid 'rpiCameraWidth' value"),
+        (add, "/v3/config/paths/add/rpi1", r#"{"source":"rpiCamera","rpiCameraCodec":"mjpeg","rpiCameraWidth":1921}"#, 400, "'rpiCameraWidth' must be a multiple of 8 and less than 2048 when using MJPEG"),
+        (add, "/v3/config/paths/add/rpi1", r#"{"source":"rpiCamera","rpiCameraCodec":"mjpeg","rpiCameraWidth":1920,"rpiCameraHeight":2048}"#, 400, "'rpiCameraHeight' must be a multiple of 8 and less than 2048 when using MJPEG"),
+        (add, "/v3/config/paths/add/rpi1", r#"{"source":"rpiCamera","rpiCameraExposure":"huge"}"#, 400, "invalid 'rpiCameraExposure' value"),
+        (add, "/v3/config/paths/add/rpi1", r#"{"source":"rpiCamera","rpiCameraAWB":"moon"}"#, 400, "invalid 'rpiCameraAWB' value"),
+        (add, "/v3/config/paths/add/rpi1", r#"{"source":"rpiCamera","rpiCameraAWBGains":[1]}"#, 400, "invalid 'rpiCameraAWBGains' value"),
+        (add, "/v3/config/paths/add/rpi1", r#"{"source":"rpiCamera","rpiCameraDenoise":"max"}"#, 400, "invalid 'rpiCameraDenoise' value"),
+        (add, "/v3/config/paths/add/rpi1", r#"{"source":"rpiCamera","rpiCameraMetering":"x"}"#, 400, "invalid 'rpiCameraMetering' value"),
+        (add, "/v3/config/paths/add/rpi1", r#"{"source":"rpiCamera","rpiCameraAfMode":"x"}"#, 400, "invalid 'rpiCameraAfMode' value"),
+        (add, "/v3/config/paths/add/rpi1", r#"{"source":"rpiCamera","rpiCameraAfRange":"x"}"#, 400, "invalid 'rpiCameraAfRange' value"),
+        (add, "/v3/config/paths/add/rpi1", r#"{"source":"rpiCamera","rpiCameraAfSpeed":"x"}"#, 400, "invalid 'rpiCameraAfSpeed' value"),
+        (add, "/v3/config/paths/add/rpi1", r#"{"source":"rpiCamera","rpiCameraProfile":"extreme"}"#, 400, "invalid 'rpiCameraHardwareH264Profile' value"),
+        (add, "/v3/config/paths/add/rpi1", r#"{"source":"rpiCamera","rpiCameraSoftwareH264Level":"5.0"}"#, 400, "invalid 'rpiCameraSoftwareH264Level' value"),
+        (add, "/v3/config/paths/add/rpi1", r#"{"source":"rpiCamera","rpiCameraH264Profile":"x"}"#, 400, "invalid 'rpiCameraH264Profile' value"),
+        (add, "/v3/config/paths/add/rpi1", r#"{"source":"rpiCamera","rpiCameraH264Level":"3.0"}"#, 400, "invalid 'rpiCameraH264Level' value"),
+        (add, "/v3/config/paths/add/rpi1", r#"{"source":"rpiCamera","rpiCameraCodec":"vp9"}"#, 400, "supported codecs for a RPI Camera stream are auto, hardwareH264, softwareH264, mjpeg"),
+        (add, "/v3/config/paths/add/rpi1", r#"{"source":"rpiCamera","rpiCameraSecondary":true,"rpiCameraWidth":640,"rpiCameraHeight":480}"#, 400, "cannot find a primary RPI Camera stream to associate with the secondary stream"),
+        (add, "/v3/config/paths/add/rpi1", r#"{"source":"rpiCamera"}"#, 200, ""),
+        (add, "/v3/config/paths/add/rpi2", r#"{"source":"rpiCamera"}"#, 400, "'rpiCamera' with same camera ID 0 is used as source in two paths, 'rpi1' and 'rpi2'"),
+        (add, "/v3/config/paths/add/rpi2", r#"{"source":"rpiCamera","rpiCameraCamID":1}"#, 200, ""),
+        (add, "/v3/config/paths/add/rpi3", r#"{"source":"rpiCamera","rpiCameraSecondary":true,"rpiCameraWidth":640,"rpiCameraHeight":480}"#, 200, ""),
+        (add, "/v3/config/paths/add/rpi4", r#"{"source":"rpiCamera","rpiCameraSecondary":true,"rpiCameraWidth":640,"rpiCameraHeight":480}"#, 400, "a primary RPI Camera stream is associated with multiple secondary streams"),
+        (add, "/v3/config/paths/add/rpi4", r#"{"source":"rpiCamera","rpiCameraSecondary":true,"rpiCameraCamID":1,"rpiCameraWidth":642,"rpiCameraHeight":480}"#, 400, "'rpiCameraWidth' must be a multiple of 8 and less than 2048 when using MJPEG"),
         // existing names, patch / replace / delete
         (add, "/v3/config/paths/add/b1", "{}", 400, "path already exists"),
         ("PATCH", "/v3/config/paths/patch/nope", "{}", 404, "path not found"),
@@ -131,6 +162,16 @@ fn global_configuration_rules() {
         (p, g, r#"{"logLevel":1}"#, 400, "json: cannot unmarshal number into Go value of type string"),
         (p, g, r#"{"test":"asd"}"#, 400, "json: unknown field \"test\""),
         (p, g, "", 400, "unexpected end of JSON input"),
+        // encoding/json's scanner texts (json.Unmarshal checks the syntax first)
+        (p, g, r#"{"logLevel":"info","x"}"#, 400, "invalid character '}' after object key"),
+        (p, g, r#"{"logLevel" "info"}"#, 400, "invalid character '\"' after object key"),
+        (p, g, r#"{"logLevel":"info" "rtsp":true}"#, 400, "invalid character '\"' after object key:value pair"),
+        (p, g, r#"{'logLevel':1}"#, 400, r#"invalid character '\'' looking for beginning of object key string"#),
+        (p, g, r#"{"readTimeout":10s}"#, 400, "invalid character 's' after object key:value pair"),
+        (p, g, r#"{"rtsp":tru}"#, 400, "invalid character '}' in literal true (expecting 'e')"),
+        (p, g, r#"{"rtspTransports":["tcp",]}"#, 400, "invalid character ']' looking for beginning of value"),
+        (p, g, r#"{"rtsp":true}x"#, 400, "invalid character 'x' after top-level value"),
+        (p, g, r#"{"rtsp":true"#, 400, "unexpected end of JSON input"),
         (p, g, r#"{"readTimeout":"0s"}"#, 400, "'readTimeout' must be greater than zero"),
         (p, g, r#"{"writeQueueSize":100}"#, 400, "'writeQueueSize' must be a power of two"),
         (p, g, r#"{"rtspTransports":["tcp","quic"]}"#, 400, "invalid transport: quic"),
@@ -145,6 +186,13 @@ fn global_configuration_rules() {
         (p, g, r#"{"api":true,"apiAddress":""}"#, 400, "'apiAddress' must be set when API is enabled"),
         (p, g, r#"{"rtmp":false,"readTimeout":"7s","protocols":["tcp"],"readBufferCount":4096}"#, 200, ""),
         (p, g, r#"{"logLevel":null}"#, 200, ""),
+        // playback needs %f in every recordPath (conf.Path.validate)
+        (p, "/v3/config/pathdefaults/patch", r#"{"recordPath":"./rec/%path/%s"}"#, 200, ""),
+        (p, g, r#"{"playback":true}"#, 400, "'recordPath' must contain %f"),
+        (p, "/v3/config/pathdefaults/patch", r#"{"recordPath":"./rec/%path/%s-%f"}"#, 200, ""),
+        (p, g, r#"{"playback":true}"#, 200, ""),
+        (p, "/v3/config/pathdefaults/patch", r#"{"recordPath":"./rec/%path/%s"}"#, 400, "'recordPath' must contain %f"),
+        (p, g, r#"{"playback":false}"#, 200, ""),
     ];
     run(&a, cases);
 
@@ -162,7 +210,7 @@ fn global_configuration_rules() {
         p,
         &format!("{}{}", a, g),
         Some(
-            r#"{"authInternalUsers":[{"user":"myuser","pass":"mypass","ips":[],"permissions":[{"action":"api"}]},{"user":"any","ips":["127.0.0.1"],"permissions":[{"action":"read"}]}]}"#,
+            r#"{"authInternalUsers":[{"user":"myuser","pass":"mypass","ips":[],"permissions":[{"action":"api"}]},{"user":"any","ips":["127.0.0.1"],"permissions":[{"action":"read"},{"action":"api"}]}]}"#,
         ),
     );
     assert_eq!(r.status, 200, "{}", r.body);
@@ -173,7 +221,8 @@ fn global_configuration_rules() {
         json!([{"action":"api","path":""}])
     );
     assert_eq!(c["authInternalUsers"][1]["pass"], "");
-    assert_eq!(c["authInternalUsers"][1]["ips"], json!(["127.0.0.1"]));
+    // conf.IPNetwork renders like net.IPNet
+    assert_eq!(c["authInternalUsers"][1]["ips"], json!(["127.0.0.1/32"]));
 }
 
 #[test]

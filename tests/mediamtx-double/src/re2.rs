@@ -1,0 +1,347 @@
+//! Go's regexp syntax (RE2, Perl flags as regexp.Compile uses) on top of the regex crate:
+//! the pattern is read with Go's rules and rewritten where the two disagree, so that a
+//! pattern Go refuses is refused and one Go accepts means what it means in Go.
+//!
+//! Differences handled: stacked repetitions (`a**`, `a++`, `a{2}{3}`: errors in Go),
+//! repeat counts over 1000, `{` that is not a repetition (a literal in Go), `\Q...\E`,
+//! octal escapes, flags other than `imsU`, `\u`/`\U` escapes, punctuation escapes
+//! (`\<` is a literal in Go, a word boundary in Rust), inside classes `&&`/`~~`/`--`
+//! and `[` (literals in Go, set operations and nesting in Rust), unknown `[:name:]`
+//! classes, and the nesting limit (1000 in Go).
+
+const POSIX: &[&str] = &[
+    "alnum", "alpha", "ascii", "blank", "cntrl", "digit", "graph", "lower", "print", "punct", "space", "upper", "word",
+    "xdigit",
+];
+
+struct P {
+    c: Vec<char>,
+    i: usize,
+    out: String,
+}
+
+type R = Result<(), ()>;
+
+impl P {
+    fn peek(&self, k: usize) -> Option<char> {
+        self.c.get(self.i + k).copied()
+    }
+
+    fn lit(&mut self, ch: char) {
+        self.out.push_str(&regex::escape(&ch.to_string()));
+    }
+
+    /// After a backslash (consumed); `class` = inside a character class. Returns whether
+    /// the escape was a class (\d, \pL, ...).
+    fn escape(&mut self, class: bool) -> Result<bool, ()> {
+        let c = self.peek(0).ok_or(())?;
+        self.i += 1;
+        match c {
+            'Q' if !class => {
+                // literal text up to \E (or the end)
+                while let Some(ch) = self.peek(0) {
+                    if ch == '\\' && self.peek(1) == Some('E') {
+                        self.i += 2;
+                        break;
+                    }
+                    self.lit(ch);
+                    self.i += 1;
+                }
+                Ok(false)
+            }
+            '1'..='7' | '0' => {
+                if c != '0' && !matches!(self.peek(0), Some('0'..='7')) {
+                    return Err(()); // a backreference
+                }
+                let mut v = c as u32 - '0' as u32;
+                for _ in 1..3 {
+                    match self.peek(0) {
+                        Some(d @ '0'..='7') => {
+                            v = v * 8 + (d as u32 - '0' as u32);
+                            self.i += 1;
+                        }
+                        _ => break,
+                    }
+                }
+                self.out.push_str(&format!("\\x{{{:x}}}", v));
+                Ok(false)
+            }
+            'a' | 'f' | 't' | 'n' | 'r' | 'v' => {
+                self.out.push('\\');
+                self.out.push(c);
+                Ok(false)
+            }
+            'x' => {
+                self.out.push_str("\\x");
+                Ok(false)
+            }
+            'd' | 'D' | 's' | 'S' | 'w' | 'W' => {
+                self.out.push('\\');
+                self.out.push(c);
+                Ok(true)
+            }
+            'p' | 'P' => {
+                self.out.push('\\');
+                self.out.push(c);
+                Ok(true)
+            }
+            'b' | 'B' | 'A' | 'z' if !class => {
+                self.out.push('\\');
+                self.out.push(c);
+                Ok(false)
+            }
+            c if c.is_ascii() && !c.is_ascii_alphanumeric() => {
+                self.lit(c);
+                Ok(false)
+            }
+            _ => Err(()),
+        }
+    }
+
+    /// Go's parseRepeat at `{`: Some((min, max)) and the length, None = not a repetition.
+    fn repeat_at(&self) -> Option<(i64, i64, usize)> {
+        let rest: String = self.c[self.i..].iter().collect();
+        let body = rest.strip_prefix('{')?;
+        let end = body.find('}')?;
+        let inner = &body[..end];
+        let num = |s: &str| -> Option<i64> {
+            if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) || (s.len() >= 2 && s.starts_with('0')) {
+                return None;
+            }
+            if s.len() > 8 {
+                return Some(i64::MAX);
+            }
+            s.parse().ok()
+        };
+        let (min, max) = match inner.split_once(',') {
+            None => {
+                let n = num(inner)?;
+                (n, n)
+            }
+            Some((a, "")) => (num(a)?, -1),
+            Some((a, b)) => (num(a)?, num(b)?),
+        };
+        Some((min, max, end + 2))
+    }
+
+    fn class(&mut self) -> R {
+        // at '[' (consumed)
+        self.out.push('[');
+        if self.peek(0) == Some('^') {
+            self.out.push('^');
+            self.i += 1;
+        }
+        let mut first = true;
+        let mut after_class = false;
+        loop {
+            let c = self.peek(0).ok_or(())?;
+            if c == ']' && !first {
+                self.i += 1;
+                self.out.push(']');
+                return Ok(());
+            }
+            first = false;
+            self.i += 1;
+            match c {
+                '[' if self.peek(0) == Some(':') => {
+                    let rest: String = self.c[self.i..].iter().collect();
+                    let end = rest.find(":]").ok_or(())?;
+                    let name = &rest[1..end];
+                    if !POSIX.contains(&name.strip_prefix('^').unwrap_or(name)) {
+                        return Err(());
+                    }
+                    self.out.push('[');
+                    self.out.push_str(&rest[..end + 2]);
+                    self.i += end + 2;
+                    after_class = true;
+                    continue;
+                }
+                '\\' => {
+                    after_class = self.escape(true)?;
+                    continue;
+                }
+                // a '-' after a class is a literal in Go
+                '-' if after_class => self.out.push_str("\\-"),
+                // literals in Go, set operations or nesting in Rust
+                '[' | '&' | '~' | ']' => self.lit(c),
+                '-' if self.out.ends_with('-') => self.out.push_str("\\-"),
+                _ => self.out.push(c),
+            }
+            after_class = false;
+        }
+    }
+
+    fn run(&mut self) -> R {
+        let mut after_repeat = false;
+        while let Some(c) = self.peek(0) {
+            let mut repeat = false;
+            match c {
+                '\\' => {
+                    self.i += 1;
+                    self.escape(false)?;
+                }
+                '[' => {
+                    self.i += 1;
+                    self.class()?;
+                }
+                '(' if self.peek(1) == Some('?') => {
+                    self.i += 2;
+                    self.out.push_str("(?");
+                    if self.peek(0) == Some('P') || self.peek(0) == Some('<') {
+                        // named group: the name up to '>' (checked by the regex crate)
+                        while let Some(ch) = self.peek(0) {
+                            self.out.push(ch);
+                            self.i += 1;
+                            if ch == '>' {
+                                break;
+                            }
+                        }
+                    } else {
+                        loop {
+                            let ch = self.peek(0).ok_or(())?;
+                            self.i += 1;
+                            self.out.push(ch);
+                            match ch {
+                                ':' | ')' => break,
+                                'i' | 'm' | 's' | 'U' | '-' => {}
+                                _ => return Err(()),
+                            }
+                        }
+                    }
+                }
+                '*' | '+' | '?' => {
+                    if after_repeat {
+                        return Err(()); // invalid nested repetition operator
+                    }
+                    self.i += 1;
+                    self.out.push(c);
+                    if self.peek(0) == Some('?') {
+                        self.i += 1;
+                        self.out.push('?');
+                    }
+                    repeat = true;
+                }
+                '{' => match self.repeat_at() {
+                    Some((min, max, len)) => {
+                        if after_repeat || min > 1000 || max > 1000 || (max >= 0 && max < min) {
+                            return Err(()); // nested repetition / invalid repeat count
+                        }
+                        let s: String = self.c[self.i..self.i + len].iter().collect();
+                        self.out.push_str(&s);
+                        self.i += len;
+                        if self.peek(0) == Some('?') {
+                            self.i += 1;
+                            self.out.push('?');
+                        }
+                        repeat = true;
+                    }
+                    None => {
+                        self.i += 1;
+                        self.out.push_str("\\{");
+                    }
+                },
+                '}' => {
+                    self.i += 1;
+                    self.out.push_str("\\}");
+                }
+                _ => {
+                    self.i += 1;
+                    self.out.push(c);
+                }
+            }
+            after_repeat = repeat;
+        }
+        Ok(())
+    }
+}
+
+/// The pattern rewritten for the regex crate, or Err when Go's regexp refuses it.
+fn translate(pat: &str) -> Result<String, ()> {
+    let mut p = P {
+        c: pat.chars().collect(),
+        i: 0,
+        out: String::new(),
+    };
+    p.run()?;
+    Ok(p.out)
+}
+
+/// regexp.Compile: Some(regex) with Go's meaning, None when Go refuses the pattern.
+pub fn compile(pat: &str) -> Option<regex::Regex> {
+    let t = translate(pat).ok()?;
+    regex::RegexBuilder::new(&t).nest_limit(1000).build().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// (pattern, accepted by Go's regexp.Compile, names it matches, names it doesn't)
+    #[test]
+    fn go_syntax() {
+        #[rustfmt::skip]
+        let cases: &[(&str, bool, &[&str], &[&str])] = &[
+            ("^cam[0-9]+$", true, &["cam1"], &["xcam1"]),
+            ("a**", false, &[], &[]),
+            ("a++", false, &[], &[]),
+            ("a*?", true, &["b"], &[]),
+            ("a{2}{3}", false, &[], &[]),
+            ("a{2}+", false, &[], &[]),
+            ("a{2}?", true, &["aa"], &["a"]),
+            ("a{1001}", false, &[], &[]),
+            ("a{1000}", true, &[], &["a"]),
+            ("a{3,2}", false, &[], &[]),
+            // not a repetition: literal braces in Go
+            ("^a{,5}$", true, &["a{,5}"], &["a"]),
+            ("^a{$", true, &["a{"], &[]),
+            ("^{$", true, &["{"], &[]),
+            ("^a{01}$", true, &["a{01}"], &["a"]),
+            (r"^a\b{start}$", true, &["a{start}"], &["a"]),
+            (r"^\Qa.b\E$", true, &["a.b"], &["axb"]),
+            (r"^\Qa.b$", true, &["a.b$"], &["a.b"]),
+            ("(?x)a b", false, &[], &[]),
+            ("(?u)a", false, &[], &[]),
+            ("(?i)CAM", true, &["cam"], &[]),
+            ("(?i:C)am", true, &["cam"], &[]),
+            ("(?s-m:a)", true, &["a"], &[]),
+            (r"^\<a\>$", true, &["<a>"], &["a"]),
+            (r"^a\_b$", true, &["a_b"], &[]),
+            (r"^\141$", true, &["a"], &[]),
+            (r"\1", false, &[], &[]),
+            (r"\8", false, &[], &[]),
+            (r"\u0061", false, &[], &[]),
+            (r"\Z", false, &[], &[]),
+            ("^[a&&b]$", true, &["&", "a"], &["ab"]),
+            ("^[[a]]$", true, &["[]", "a]"], &["a"]),
+            ("^[a~~b]$", true, &["~"], &[]),
+            (r"^[\d-z]$", true, &["-", "z", "5"], &["y"]),
+            ("^[[:alpha:]]+$", true, &["abc"], &["a1"]),
+            ("[[:foo:]]", false, &[], &[]),
+            ("^[]a]$", true, &["]"], &["b"]),
+            ("(cam", false, &[], &[]),
+            ("*", false, &[], &[]),
+            (r"^a\.b$", true, &["a.b"], &["axb"]),
+        ];
+        for (pat, ok, yes, no) in cases {
+            let r = compile(pat);
+            assert_eq!(r.is_some(), *ok, "{}: {:?}", pat, translate(pat));
+            if let Some(r) = r {
+                for y in *yes {
+                    assert!(r.is_match(y), "{} should match {:?} ({:?})", pat, y, translate(pat));
+                }
+                for n in *no {
+                    assert!(
+                        !r.is_match(n),
+                        "{} should not match {:?} ({:?})",
+                        pat,
+                        n,
+                        translate(pat)
+                    );
+                }
+            }
+        }
+        // Go nests up to 1000 levels; the regex crate's default limit is lower
+        let deep = format!("{}a{}", "(".repeat(300), ")".repeat(300));
+        assert!(compile(&deep).is_some());
+    }
+}

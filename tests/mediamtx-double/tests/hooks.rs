@@ -1,0 +1,162 @@
+//! MediaMTX's hooks in the double, with real ffmpeg publishers and readers: runOnInit,
+//! runOnReady/runOnNotReady (→ runOnAvailable/runOnUnavailable), runOnRead/runOnUnread,
+//! runOnRecordSegmentCreate/Complete and runOnConnect/runOnDisconnect, each writing its
+//! environment to a file.
+
+mod common;
+use common::*;
+use serde_json::{json, Value};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+fn read(dir: &Path, f: &str) -> String {
+    std::fs::read_to_string(dir.join(f))
+        .unwrap_or_default()
+        .trim()
+        .to_string()
+}
+
+fn hook_children(h: &mediamtx_double::Handle) -> Vec<Value> {
+    let s = http("GET", &format!("{}/control/status", h.control_url()), None).json();
+    s["children"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["kind"] == "Hook")
+        .cloned()
+        .collect()
+}
+
+#[test]
+fn hooks_run_with_mediamtx_environment() {
+    require_ffmpeg();
+    let (h, dir) = start("hooks");
+    let a = h.api_url();
+    let sh = |script: &str| format!("sh -c '{}'", script);
+    let r = http(
+        "PATCH",
+        &format!("{}/v3/config/global/patch", a),
+        Some(
+            &json!({
+                "runOnConnect": sh("echo $MTX_CONN_TYPE $RTSP_PORT >> connect.txt"),
+                "runOnDisconnect": sh("echo $MTX_CONN_ID >> disconnect.txt"),
+            })
+            .to_string(),
+        ),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let body = json!({
+        "runOnInit": sh("echo $MTX_PATH:$RTSP_PORT > init.txt; exec sleep 60"),
+        "runOnReady": sh("echo $MTX_SOURCE_TYPE $MTX_QUERY > ready.txt; exec sleep 60"),
+        "runOnNotReady": sh("echo $MTX_PATH > notready.txt"),
+        "runOnRead": sh("echo $MTX_READER_TYPE > read.txt"),
+        "runOnUnread": sh("echo $MTX_READER_ID > unread.txt"),
+        "record": true,
+        "recordPath": "rec/%path/%Y-%m-%d_%H-%M-%S-%f",
+        "recordSegmentDuration": "2s",
+        "recordDeleteAfter": "0s",
+        "runOnRecordSegmentCreate": sh("echo $MTX_SEGMENT_PATH >> segcreate.txt"),
+        "runOnRecordSegmentComplete": sh("echo $MTX_SEGMENT_PATH $MTX_SEGMENT_DURATION >> segdone.txt"),
+    });
+    let r = http(
+        "POST",
+        &format!("{}/v3/config/paths/add/cam", a),
+        Some(&body.to_string()),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    // runOnInit runs while the path exists
+    wait_until(Duration::from_secs(5), "runOnInit", || {
+        read(&dir, "init.txt") == format!("cam:{}", h.rtsp_port)
+    });
+    assert_eq!(hook_children(&h).len(), 1);
+
+    let url = format!("{}/cam", h.rtsp_url());
+    let mut pubp = spawn_cmd(&publisher_cmd(&url, "320x240"), &dir.join("pub.log"));
+    wait_until(Duration::from_secs(15), "runOnReady", || {
+        !read(&dir, "ready.txt").is_empty()
+    });
+    // no query: MTX_QUERY is empty
+    assert_eq!(read(&dir, "ready.txt"), "rtspSession");
+    wait_until(Duration::from_secs(5), "runOnConnect", || {
+        read(&dir, "connect.txt").starts_with(&format!("rtspConn {}", h.rtsp_port))
+    });
+
+    // a reader: runOnRead, then runOnUnread once it has gone
+    let st = Command::new("ffprobe")
+        .args(["-v", "error", "-rtsp_transport", "tcp", "-show_streams"])
+        .arg(format!("{}/cam", h.rtsp_url()))
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(st.success());
+    wait_until(Duration::from_secs(5), "runOnRead", || {
+        read(&dir, "read.txt") == "rtspSession"
+    });
+    wait_until(Duration::from_secs(5), "runOnUnread", || {
+        read(&dir, "unread.txt").len() == 36
+    });
+
+    // segments: created, then completed with their duration
+    wait_until(Duration::from_secs(15), "two segments", || {
+        read(&dir, "segcreate.txt").lines().count() >= 2
+    });
+    let created: Vec<String> = read(&dir, "segcreate.txt").lines().map(String::from).collect();
+    assert!(
+        created[0].ends_with(".mp4") && created[0].contains("/rec/cam/"),
+        "{:?}",
+        created
+    );
+    assert!(Path::new(&created[0]).exists());
+    wait_until(Duration::from_secs(5), "first segment completed", || {
+        !read(&dir, "segdone.txt").is_empty()
+    });
+    let done = read(&dir, "segdone.txt");
+    let (p, d) = done.lines().next().unwrap().split_once(' ').unwrap();
+    assert_eq!(p, created[0]);
+    let d: f64 = d.parse().unwrap();
+    assert!((1.5..4.0).contains(&d), "segment duration {}", d);
+
+    // the publisher leaves: runOnReady is stopped, runOnNotReady launched
+    pubp.interrupt_and_wait();
+    wait_until(Duration::from_secs(5), "runOnNotReady", || {
+        read(&dir, "notready.txt") == "cam"
+    });
+    wait_until(Duration::from_secs(5), "runOnDisconnect", || {
+        !read(&dir, "disconnect.txt").is_empty()
+    });
+    wait_until(Duration::from_secs(5), "runOnReady stopped", || {
+        hook_children(&h).len() == 1
+    });
+
+    // deleting the configuration closes the path: runOnInit is stopped (SIGINT)
+    let r = http("DELETE", &format!("{}/v3/config/paths/delete/cam", a), None);
+    assert_eq!(r.status, 200, "{}", r.body);
+    wait_until(Duration::from_secs(5), "runOnInit stopped", || {
+        hook_children(&h).is_empty()
+    });
+}
+
+#[test]
+fn run_on_init_restart() {
+    let (h, dir) = start("hooks-restart");
+    let body = json!({
+        "runOnInit": "sh -c 'echo x >> runs.txt'",
+        "runOnInitRestart": true,
+    });
+    let r = http(
+        "POST",
+        &format!("{}/v3/config/paths/add/cam", h.api_url()),
+        Some(&body.to_string()),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    // restarted 5 s after each exit
+    wait_until(Duration::from_secs(3), "first run", || {
+        read(&dir, "runs.txt").lines().count() == 1
+    });
+    std::thread::sleep(Duration::from_secs(4));
+    assert_eq!(read(&dir, "runs.txt").lines().count(), 1, "restarted before 5 s");
+    wait_until(Duration::from_secs(3), "second run", || {
+        read(&dir, "runs.txt").lines().count() == 2
+    });
+}

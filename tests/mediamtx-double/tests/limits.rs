@@ -1,0 +1,265 @@
+//! maxReaders: readers beyond it are refused at SETUP like MediaMTX's path.addReaderPost
+//! (400, `maximum reader count reached` in the log).
+
+mod common;
+use common::*;
+use serde_json::json;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+/// Sends one request on `s` and returns the response head.
+fn request(s: &mut TcpStream, req: &str) -> String {
+    s.write_all(req.as_bytes()).unwrap();
+    let mut buf = Vec::new();
+    let mut b = [0u8; 1];
+    while !buf.ends_with(b"\r\n\r\n") {
+        let n = s.read(&mut b).unwrap();
+        assert!(n > 0, "closed while waiting for the answer to {:?}", req);
+        buf.push(b[0]);
+    }
+    let head = String::from_utf8_lossy(&buf).to_string();
+    let len: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("Content-Length: ").map(|v| v.trim().parse().unwrap()))
+        .unwrap_or(0);
+    let mut body = vec![0u8; len];
+    s.read_exact(&mut body).unwrap();
+    head
+}
+
+/// DESCRIBE + SETUP (+ PLAY when `play`); returns the connection and the SETUP status line.
+fn reader(port: u16, path: &str, play: bool) -> (TcpStream, String) {
+    let url = format!("rtsp://127.0.0.1:{}/{}", port, path);
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let d = request(&mut s, &format!("DESCRIBE {} RTSP/1.0\r\nCSeq: 1\r\n\r\n", url));
+    assert!(d.starts_with("RTSP/1.0 200"), "{}", d);
+    let setup = request(
+        &mut s,
+        &format!(
+            "SETUP {}/trackID=0 RTSP/1.0\r\nCSeq: 2\r\nTransport: RTP/AVP/TCP;unicast;interleaved=0-1\r\n\r\n",
+            url
+        ),
+    );
+    let status = setup.lines().next().unwrap().to_string();
+    if play && status.contains(" 200 ") {
+        let p = request(&mut s, &format!("PLAY {} RTSP/1.0\r\nCSeq: 3\r\n\r\n", url));
+        assert!(p.starts_with("RTSP/1.0 200"), "{}", p);
+    }
+    (s, status)
+}
+
+#[test]
+fn max_readers_refuses_extra_readers() {
+    require_ffmpeg();
+    let (h, dir) = start("max-readers");
+    let r = http(
+        "POST",
+        &format!("{}/v3/config/paths/add/cam", h.api_url()),
+        Some(&json!({"maxReaders": 1}).to_string()),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let _pubp = spawn_cmd(
+        &publisher_cmd(&format!("{}/cam", h.rtsp_url()), "320x240"),
+        &dir.join("pub.log"),
+    );
+    let path = || http("GET", &format!("{}/v3/paths/get/cam", h.api_url()), None).json();
+    wait_until(Duration::from_secs(15), "stream available", || {
+        path()["available"] == true
+    });
+
+    let (first, status) = reader(h.rtsp_port, "cam", true);
+    assert_eq!(status, "RTSP/1.0 200 OK");
+    wait_until(Duration::from_secs(5), "one reader", || {
+        path()["readers"].as_array().map(|a| a.len()) == Some(1)
+    });
+    let (_second, status) = reader(h.rtsp_port, "cam", false);
+    assert_eq!(status, "RTSP/1.0 400 Bad Request");
+    assert!(std::fs::read_to_string(dir.join("mediamtx-double.log"))
+        .unwrap()
+        .contains("maximum reader count reached"));
+
+    // once the first reader has gone there is room again
+    drop(first);
+    wait_until(Duration::from_secs(5), "no reader", || path()["readers"] == json!([]));
+    let (_third, status) = reader(h.rtsp_port, "cam", false);
+    assert_eq!(status, "RTSP/1.0 200 OK");
+}
+
+fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.extend(files_under(&p));
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+/// recordMaxPartSize: a part above it fails the recorder (formatFMP4Part.write), which
+/// starts again after its 2 s pause; nothing of the too large part is written.
+#[test]
+fn record_max_part_size_fails_the_recorder() {
+    require_ffmpeg();
+    let (h, dir) = start("max-part-size");
+    let body = json!({
+        "record": true,
+        "recordPath": "rec/%path/%Y-%m-%d_%H-%M-%S-%f",
+        "recordMaxPartSize": "1KB",
+    });
+    let r = http(
+        "POST",
+        &format!("{}/v3/config/paths/add/cam", h.api_url()),
+        Some(&body.to_string()),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let _pubp = spawn_cmd(
+        &publisher_cmd(&format!("{}/cam", h.rtsp_url()), "320x240"),
+        &dir.join("pub.log"),
+    );
+    let log = || std::fs::read_to_string(dir.join("mediamtx-double.log")).unwrap_or_default();
+    wait_until(Duration::from_secs(20), "two recorder failures", || {
+        log().matches("reached maximum part size").count() >= 2
+    });
+    for f in files_under(&dir.join("rec")) {
+        let len = std::fs::metadata(&f).unwrap().len();
+        assert!(
+            len < 2048,
+            "{} holds {} bytes: a part above 1KB was written",
+            f.display(),
+            len
+        );
+    }
+    // a limit above the parts: the recording goes on
+    let r = http(
+        "PATCH",
+        &format!("{}/v3/config/paths/patch/cam", h.api_url()),
+        Some(r#"{"recordMaxPartSize":"50M"}"#),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    wait_until(Duration::from_secs(15), "a segment with media", || {
+        files_under(&dir.join("rec"))
+            .iter()
+            .any(|f| std::fs::metadata(f).map(|m| m.len() > 4096).unwrap_or(false))
+    });
+}
+
+/// pathConfCanBeUpdated: record*, forward and rpiCamera tuning changes are taken by a
+/// live path; any other change closes it (the publisher is dropped).
+#[test]
+fn config_changes_recreate_paths_like_mediamtx() {
+    require_ffmpeg();
+    let (h, dir) = start("recreate");
+    let a = h.api_url();
+    let r = http("POST", &format!("{}/v3/config/paths/add/cam", a), Some("{}"));
+    assert_eq!(r.status, 200, "{}", r.body);
+    let path = || http("GET", &format!("{}/v3/paths/get/cam", a), None).json();
+    let patch = |b: &str| {
+        let r = http("PATCH", &format!("{}/v3/config/paths/patch/cam", a), Some(b));
+        assert_eq!(r.status, 200, "{}", r.body);
+    };
+    // (change, path recreated)
+    let cases: &[(&str, bool)] = &[
+        (r#"{"recordDeleteAfter":"2d"}"#, false),
+        (r#"{"recordSegmentDuration":"30m"}"#, false),
+        (r#"{"rpiCameraBrightness":0.5}"#, false),
+        (r#"{"maxReaders":5}"#, true),
+        (r#"{"overridePublisher":false}"#, true),
+        (r#"{"runOnReadRestart":true}"#, true),
+    ];
+    for (i, (body, recreated)) in cases.iter().enumerate() {
+        let pubp = spawn_cmd(
+            &publisher_cmd(&format!("{}/cam", h.rtsp_url()), "320x240"),
+            &dir.join(format!("pub{}.log", i)),
+        );
+        wait_until(Duration::from_secs(15), "stream available", || {
+            path()["available"] == true
+        });
+        let before = path()["availableTime"].clone();
+        patch(body);
+        std::thread::sleep(Duration::from_millis(500));
+        let p = path();
+        if *recreated {
+            assert_eq!(p["available"], false, "{}: publisher kept", body);
+        } else {
+            assert_eq!(p["availableTime"], before, "{}: path recreated", body);
+        }
+        drop(pubp);
+        wait_until(Duration::from_secs(5), "publisher gone", || {
+            path()["available"] == false
+        });
+    }
+}
+
+/// inboundBytes counts received RTP packets (no RTCP, no interleaved header);
+/// outboundBytes what is sent to each RTSP reader (RTP and RTCP, no header).
+#[test]
+fn byte_counters_like_mediamtx() {
+    let (h, _dir) = start("byte-counters");
+    let port = h.rtsp_port;
+    let url = format!("rtsp://127.0.0.1:{}/cam", port);
+    let sdp = "v=0\r\no=- 0 0 IN IP4 127.0.0.1\r\ns=x\r\nt=0 0\r\nm=video 0 RTP/AVP 96\r\na=rtpmap:96 H264/90000\r\na=fmtp:96 packetization-mode=1; sprop-parameter-sets=Z0LAHtkDxWhAAAADAEAAAAwDxYuS,aMuMsg==\r\na=control:trackID=0\r\n";
+    let mut pb = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    pb.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let r = request(
+        &mut pb,
+        &format!(
+            "ANNOUNCE {} RTSP/1.0\r\nCSeq: 1\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{}",
+            url,
+            sdp.len(),
+            sdp
+        ),
+    );
+    assert!(r.starts_with("RTSP/1.0 200"), "{}", r);
+    let r = request(
+        &mut pb,
+        &format!(
+            "SETUP {}/trackID=0 RTSP/1.0\r\nCSeq: 2\r\nTransport: RTP/AVP/TCP;unicast;interleaved=0-1;mode=record\r\n\r\n",
+            url
+        ),
+    );
+    assert!(r.starts_with("RTSP/1.0 200"), "{}", r);
+    let r = request(&mut pb, &format!("RECORD {} RTSP/1.0\r\nCSeq: 3\r\n\r\n", url));
+    assert!(r.starts_with("RTSP/1.0 200"), "{}", r);
+    let (mut rd, status) = reader(port, "cam", true);
+    assert_eq!(status, "RTSP/1.0 200 OK");
+    let path = || http("GET", &format!("{}/v3/paths/get/cam", h.api_url()), None).json();
+    wait_until(Duration::from_secs(5), "reader listed", || {
+        path()["readers"].as_array().map(|a| a.len()) == Some(1)
+    });
+    // three RTP packets of 100 bytes, one RTCP packet of 28 bytes
+    let mut sent = Vec::new();
+    for seq in 0..3u16 {
+        let mut pkt = vec![0x80, 96];
+        pkt.extend_from_slice(&seq.to_be_bytes());
+        pkt.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, 1]);
+        pkt.extend_from_slice(&[0x41; 88]);
+        sent.push((0u8, pkt));
+    }
+    let mut sr = vec![0x80, 200, 0, 6];
+    sr.extend_from_slice(&[0; 24]);
+    sent.push((1u8, sr));
+    for (ch, p) in &sent {
+        let mut f = vec![b'$', *ch];
+        f.extend_from_slice(&(p.len() as u16).to_be_bytes());
+        f.extend_from_slice(p);
+        pb.write_all(&f).unwrap();
+    }
+    // the reader receives them all (4-byte header + packet each)
+    let mut got = vec![0u8; sent.iter().map(|(_, p)| p.len() + 4).sum()];
+    rd.read_exact(&mut got).unwrap();
+    wait_until(Duration::from_secs(5), "counters", || {
+        let p = path();
+        p["inboundBytes"] == 300 && p["outboundBytes"] == 328
+    });
+    let p = path();
+    assert_eq!(p["bytesReceived"], 300);
+    assert_eq!(p["bytesSent"], 328);
+    assert_eq!(p["inboundFramesInError"], 0);
+}
