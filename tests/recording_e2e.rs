@@ -213,6 +213,50 @@ fn duration_auto_stops_and_mpegts_format() {
     });
 }
 
+/// `duration` counts media time (api.md §5): a 5 s recording holds 5.0 ± 0.3 s of media,
+/// summed over its segments as ffprobe reads them. Once from a cold camera (the on-demand
+/// publisher starts and the first keyframe takes its time), once while its stream is up.
+#[test]
+fn timed_recording_holds_its_duration_of_media() {
+    let r = rig();
+    smol::block_on(async {
+        let mut c = operator(&r).await;
+        c.result("subscribe_events", json!({"topics": ["recording.stop"]}))
+            .await;
+        for case in ["cold", "stream up"] {
+            let t0 = Instant::now();
+            c.result("start_recording", json!({"device": "camera50", "duration": 5}))
+                .await;
+            let ev = c
+                .wait_notification("recording.stop", Duration::from_secs(20))
+                .await
+                .unwrap_or_else(|| panic!("{case}: auto-stop emits recording.stop"));
+            let wall = t0.elapsed().as_secs_f64();
+            assert_eq!(ev["params"]["auto_stop"], true, "{case}: {ev}");
+            let files: Vec<String> = ev["params"]["files"]
+                .as_array()
+                .unwrap_or_else(|| panic!("{case}: files in {ev}"))
+                .iter()
+                .map(|f| f.as_str().unwrap().to_string())
+                .collect();
+            assert!(!files.is_empty(), "{case}: {ev}");
+            let media: f64 = files
+                .iter()
+                .map(|f| {
+                    let pr = probe_media(&rec_dir(&r, "camera50").join(f));
+                    assert_eq!((pr.codec.as_str(), pr.width, pr.height), ("h264", 640, 480), "{pr:?}");
+                    pr.packet_duration
+                })
+                .sum();
+            eprintln!("{case}: {media:.3} s of media in {files:?}, {wall:.3} s from the call to the stop");
+            assert!(
+                (media - 5.0).abs() <= 0.3,
+                "{case}: 5 s of media asked, {media:.3} s recorded in {files:?}"
+            );
+        }
+    });
+}
+
 #[test]
 fn two_cameras_at_once_and_stream_readable_while_recording() {
     let r = rig();

@@ -304,3 +304,169 @@ fn bench_rtsp_tiers() {
         );
     });
 }
+
+/// `scripts/bench-snapshot`: cold photos — no stream up, so every snapshot starts the
+/// camera's on-demand publisher (tier `rtsp_activation`) — next to the source's keyframe
+/// interval, which bounds what a cold photo must wait. `SNAPSHOT_BENCH_N` snapshots (at most
+/// 10); MediaMTX closes the publisher 1 s after the photo's reader leaves. Ignored in normal
+/// runs.
+#[test]
+#[ignore]
+fn bench_cold() {
+    let n: usize = std::env::var("SNAPSHOT_BENCH_N")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(10)
+        .min(10);
+    let double = start_double();
+    let rest = format!(
+        "[mediamtx]\napi_url = \"{}\"\nrtsp_port = {}\nhealth_interval = \"1s\"\n\n\
+         [recording]\non_demand_close_after = \"1s\"\n\n\
+         [[camera.simulated]]\nid = \"camera50\"\nsize = \"640x480\"\nfps = 15\n",
+        double.api_url(),
+        double.rtsp_port
+    );
+    let svc = Service::start("", "", &rest);
+    smol::block_on(async {
+        let mut c = Client::connect(&svc.ws_url()).await;
+        c.auth_as(Role::Operator).await;
+        let mut cold = Vec::new();
+        for _ in 0..n {
+            // cold: the publisher of the previous photo has gone
+            let deadline = Instant::now() + Duration::from_secs(20);
+            loop {
+                let s = c.result("get_stream_url", json!({"device": "camera50"})).await;
+                if s["available"] == false {
+                    break;
+                }
+                assert!(Instant::now() < deadline, "the on-demand publisher never closed: {s}");
+                smol::Timer::after(Duration::from_millis(200)).await;
+            }
+            let v = c.result("take_snapshot", json!({"device": "camera50"})).await;
+            assert_eq!(v["tier"], "rtsp_activation", "{v}");
+            let (w, h, px) = decode(
+                &svc.dir
+                    .path()
+                    .join("snapshots/camera50")
+                    .join(v["filename"].as_str().unwrap()),
+            );
+            assert_eq!((w, h), (640, 480));
+            assert!(spread(&px) > 30.0, "a test pattern, not a flat frame");
+            cold.push(v["capture_ms"].as_u64().unwrap());
+        }
+        // The source's keyframe interval, measured on its stream: ffprobe reads 5 s of it; the
+        // longest gap between keyframes is the steady one.
+        let url = format!("rtsp://127.0.0.1:{}/camera50", double.rtsp_port);
+        let out = blocking::unblock(move || {
+            std::process::Command::new("ffprobe")
+                .args(["-v", "error", "-rtsp_transport", "tcp", "-select_streams", "v:0"])
+                .args(["-show_entries", "packet=pts_time,flags", "-of", "csv=p=0"])
+                .args(["-read_intervals", "%+5", &url])
+                .output()
+                .expect("ffprobe is installed (scripts/setup)")
+        })
+        .await;
+        let keys: Vec<f64> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| l.contains('K'))
+            .filter_map(|l| l.split(',').next()?.parse().ok())
+            .collect();
+        assert!(keys.len() >= 3, "keyframes of the source: {keys:?} {out:?}");
+        let gop_ms = keys.windows(2).map(|w| w[1] - w[0]).fold(0.0, f64::max) * 1000.0;
+        cold.sort();
+        let pct = |p: f64| cold[((cold.len() as f64 - 1.0) * p).round() as usize];
+        println!(
+            "BENCH cold tier=rtsp_activation n={} p50_ms={} p95_ms={} keyframe_interval_ms={gop_ms:.0} (host, 640x480@15 simulated camera, no stream up)",
+            cold.len(),
+            pct(0.5),
+            pct(0.95)
+        );
+    });
+}
+
+/// The RTSP tiers' FFmpeg arguments (video track only, probing cut to the first packets) hold
+/// for what real cameras send: H.264 and H.265, with and without an audio track (AAC, Opus).
+/// Each variant is published into the double by an FFmpeg child and added as an external
+/// stream; its photos go through `rtsp_activation` (pulled on demand) and `rtsp_immediate`,
+/// and every image is decoded.
+#[test]
+fn rtsp_tiers_read_h264_and_h265_with_and_without_audio() {
+    let double = start_double();
+    let rest = format!(
+        "[mediamtx]\napi_url = \"{}\"\nrtsp_port = {}\nhealth_interval = \"1s\"\n\n[camera]\nmonitor = \"off\"\n\n\
+         [external_streams]\nhealth_interval = \"1s\"\nprobe_timeout = \"2s\"\n",
+        double.api_url(),
+        double.rtsp_port
+    );
+    let svc = Service::start("", "", &rest);
+    let variants: [(&str, &[&str], &[&str]); 4] = [
+        (
+            "h264",
+            &["-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency"],
+            &[],
+        ),
+        (
+            "h264+aac",
+            &["-c:v", "libx264", "-preset", "ultrafast", "-bf", "2"],
+            &["-c:a", "aac"],
+        ),
+        ("h265", &["-c:v", "libx265", "-preset", "ultrafast"], &[]),
+        (
+            "h265+opus",
+            &["-c:v", "libx265", "-preset", "ultrafast"],
+            &["-c:a", "libopus"],
+        ),
+    ];
+    smol::block_on(async {
+        let mut c = Client::connect(&svc.ws_url()).await;
+        c.auth_as(Role::Operator).await;
+        for (i, (name, video, audio)) in variants.into_iter().enumerate() {
+            let path = format!("src{i}");
+            let mut cmd = std::process::Command::new("ffmpeg");
+            cmd.args(["-hide_banner", "-loglevel", "error", "-re", "-f", "lavfi", "-i"])
+                .arg("testsrc2=size=640x360:rate=15");
+            if !audio.is_empty() {
+                cmd.args(["-re", "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"]);
+            }
+            let mut publisher = cmd
+                .args(video)
+                .args(["-pix_fmt", "yuv420p", "-g", "15"])
+                .args(audio)
+                .args(["-f", "rtsp", "-rtsp_transport", "tcp"])
+                .arg(format!("rtsp://127.0.0.1:{}/{path}", double.rtsp_port))
+                .stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::null())
+                .spawn()
+                .expect("ffmpeg is installed (scripts/setup)");
+            let url = format!("rtsp://127.0.0.1:{}/{path}", double.rtsp_port);
+            let added = c
+                .result("add_external_stream", json!({"stream_url": url, "stream_name": name}))
+                .await;
+            let dev = added["device"].as_str().unwrap().to_string();
+            let deadline = Instant::now() + Duration::from_secs(30);
+            loop {
+                let st = c.result("get_camera_status", json!({"device": dev})).await;
+                if st["status"] == "CONNECTED" {
+                    break;
+                }
+                assert!(Instant::now() < deadline, "{name}: {dev} never connected: {st}");
+                smol::Timer::after(Duration::from_millis(200)).await;
+            }
+            for tier in ["rtsp_activation", "rtsp_immediate"] {
+                let v = c.result("take_snapshot", json!({"device": dev})).await;
+                assert_eq!(v["tier"], tier, "{name}: {v}");
+                let (w, h, px) = decode(&snap_path_of(&svc, &dev, v["filename"].as_str().unwrap()));
+                assert_eq!((w, h), (640, 360), "{name}");
+                assert!(spread(&px) > 30.0, "{name}: a test pattern, not a flat frame");
+                eprintln!("{name}: {tier} in {} ms", v["capture_ms"]);
+            }
+            c.result("remove_external_stream", json!({"stream_url": url})).await;
+            let _ = publisher.kill();
+            let _ = publisher.wait();
+        }
+    });
+}
+
+fn snap_path_of(svc: &Service, cam: &str, name: &str) -> std::path::PathBuf {
+    svc.dir.path().join("snapshots").join(cam).join(name)
+}

@@ -98,6 +98,10 @@ struct Persisted {
     first_file: String,
     format: RecordFormat,
     duration: Option<u64>,
+    /// Wall-clock time of the first frame of the first segment (Unix ms): a timed recording
+    /// stops `duration` seconds of media after it. Absent in state files of older versions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    media_start_unix_ms: Option<i64>,
 }
 
 struct Active {
@@ -209,6 +213,39 @@ fn rfc3339_ms(ms: i64) -> String {
     OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000)
         .map(clock::rfc3339)
         .unwrap_or_default()
+}
+
+/// Wall-clock time (Unix ms) of the first frame of segment `name` of `camera`, from its name
+/// (`cameraN_YYYY-MM-DD_HH-MM-SS-ffffff.ext`, see `record_path_template`). MediaMTX writes
+/// the name in its local zone without an offset; the zone is recovered from `seen_ms`, a
+/// moment close to the segment's start (seconds, not minutes): zone offsets are whole
+/// quarter hours, so the difference rounded to 15 minutes is the offset.
+fn first_frame_unix_ms(name: &str, camera: &str, seen_ms: i64) -> Option<i64> {
+    let stem = name.strip_prefix(camera)?.strip_prefix('_')?;
+    let stem = stem.rsplit_once('.').map_or(stem, |(s, _)| s);
+    let (date, clock) = stem.split_once('_')?;
+    let fields = |s: &str| -> Option<Vec<u32>> {
+        s.split('-')
+            .map(|f| f.bytes().all(|b| b.is_ascii_digit()).then(|| f.parse().ok()).flatten())
+            .collect()
+    };
+    let (d, c) = (fields(date)?, fields(clock)?);
+    let (&[y, mo, da], &[h, mi, se, us]) = (&d[..], &c[..]) else {
+        return None;
+    };
+    let month = time::Month::try_from(u8::try_from(mo).ok()?).ok()?;
+    let date = time::Date::from_calendar_date(i32::try_from(y).ok()?, month, u8::try_from(da).ok()?).ok()?;
+    let t = time::Time::from_hms_micro(
+        u8::try_from(h).ok()?,
+        u8::try_from(mi).ok()?,
+        u8::try_from(se).ok()?,
+        us,
+    )
+    .ok()?;
+    let as_utc = unix_ms(time::PrimitiveDateTime::new(date, t).assume_utc());
+    const QUARTER_HOUR_MS: i64 = 15 * 60 * 1000;
+    let offset = ((as_utc - seen_ms) as f64 / QUARTER_HOUR_MS as f64).round() as i64 * QUARTER_HOUR_MS;
+    Some(as_utc - offset)
 }
 
 /// A regular file in a camera's recordings folder named like one of its segments.
@@ -446,11 +483,19 @@ impl RecordingManager {
                 details: "the stream did not become available and no segment was written in time".into(),
             });
         };
+        // Media time starts with the first segment's first frame, which comes after the
+        // publisher start and a keyframe (up to a second or two after the call). A name that
+        // says otherwise (not ours, a clock jump) falls back to the call time.
+        let found_ms = unix_ms(OffsetDateTime::now_utc());
+        let media_start_ms = first_frame_unix_ms(&first, device, found_ms)
+            .filter(|t| (unix_ms(started_at) - 1000..=found_ms).contains(t))
+            .unwrap_or(unix_ms(started_at));
         let persisted = Persisted {
             start_unix_ms: unix_ms(started_at),
             first_file: first.clone(),
             format,
             duration,
+            media_start_unix_ms: Some(media_start_ms),
         };
         self.active.lock().unwrap().insert(
             device.to_string(),
@@ -459,7 +504,9 @@ impl RecordingManager {
         self.persist().await;
         self.total_started.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         if let Some(secs) = duration {
-            self.arm_auto_stop(device, Duration::from_secs(secs), unix_ms(started_at));
+            let end_ms = media_start_ms + secs as i64 * 1000;
+            let after = Duration::from_millis((end_ms - unix_ms(OffsetDateTime::now_utc())).max(0) as u64);
+            self.arm_auto_stop(device, after, unix_ms(started_at));
         }
         log::info!(
             "{device}: recording started ({}), first segment {first}",
@@ -784,7 +831,7 @@ impl RecordingManager {
                 }
             }
             let remaining = p.duration.map(|d| {
-                let end = p.start_unix_ms + d as i64 * 1000;
+                let end = p.media_start_unix_ms.unwrap_or(p.start_unix_ms) + d as i64 * 1000;
                 Duration::from_millis((end - unix_ms(OffsetDateTime::now_utc())).max(0) as u64)
             });
             let start_ms = p.start_unix_ms;
@@ -873,6 +920,27 @@ mod tests {
     }
 
     #[test]
+    fn first_frame_time_comes_from_the_name_in_any_zone() {
+        // 2026-11-24 10:15:30.123456 UTC
+        let utc_ms = 1_795_515_330_123;
+        let seen = utc_ms + 1_400;
+        let f = |name: &str| first_frame_unix_ms(name, "camera1", seen);
+        assert_eq!(f("camera1_2026-11-24_10-15-30-123456.mp4"), Some(utc_ms));
+        // MediaMTX in UTC+05:45 and UTC-03:30: same instant
+        assert_eq!(f("camera1_2026-11-24_16-00-30-123456.mp4"), Some(utc_ms));
+        assert_eq!(f("camera1_2026-11-24_06-45-30-123456.ts"), Some(utc_ms));
+        for bad in [
+            "camera11_2026-11-24_10-15-30-123456.mp4",
+            "camera1_2026-13-24_10-15-30-123456.mp4",
+            "camera1_2026-11-24_10-15-30.mp4",
+            "camera1_2026-11-24_10-15-+3-123456.mp4",
+            "camera1_x.mp4",
+        ] {
+            assert_eq!(f(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
     fn only_files_seen_growing_after_the_start_are_adopted() {
         let seg = |name: &str, size: u64, modified_ms: i64| Segment {
             name: name.into(),
@@ -884,6 +952,7 @@ mod tests {
             first_file: "camera1_2026-01-01_10-00-00-000000.mp4".into(),
             format: RecordFormat::Fmp4,
             duration: None,
+            media_start_unix_ms: None,
         };
         let ahead = "camera1_2099-01-01_00-00-00-000000.mp4";
         let mut a = Active::new(p, None, false, [ahead.to_string()].into());
@@ -937,6 +1006,7 @@ mod tests {
             first_file: "camera1_2026-11-24_10-00-00-000000.mp4".into(),
             format: RecordFormat::Fmp4,
             duration: None,
+            media_start_unix_ms: None,
         };
         let mut a = Active::new(
             persisted,

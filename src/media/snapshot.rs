@@ -574,13 +574,37 @@ impl SnapshotManager {
                     })
             }
             Tier::RtspImmediate | Tier::RtspActivation => {
+                let port = cfg.mediamtx.rtsp_port;
                 if tier == Tier::RtspActivation {
                     if let Err(e) = self.media.ensure_path(cam).await {
                         return Err(fail("mediamtx_unavailable", e.to_string()));
                     }
                 }
-                let url = format!("rtsp://127.0.0.1:{}/{}", cfg.mediamtx.rtsp_port, cam.id);
-                let args = ["-rtsp_transport", "tcp", "-i", &url].map(String::from).to_vec();
+                let url = format!("rtsp://127.0.0.1:{port}/{}", cam.id);
+                let args = [
+                    "-rtsp_transport",
+                    "tcp",
+                    // Only the video track is set up, and probing ends with the first packets:
+                    // MediaMTX's SDP carries the parameter sets, and FFmpeg's default probing
+                    // (20 frames for a frame rate, up to 5 s) was a second of every photo.
+                    "-allowed_media_types",
+                    "video",
+                    "-probesize",
+                    "32768",
+                    "-analyzeduration",
+                    "0",
+                    // No frame threads: each would hold the first picture back by a frame.
+                    "-flags",
+                    "low_delay",
+                    // Decode keyframes only: the HEVC decoder would otherwise put out the
+                    // frames before the first keyframe, grey with missing references.
+                    "-skip_frame",
+                    "nokey",
+                    "-i",
+                    &url,
+                ]
+                .map(String::from)
+                .to_vec();
                 blocking::unblock(move || ffmpeg_capture(&cfg.ffmpeg.path, args, timeout)).await
             }
         }

@@ -56,7 +56,7 @@ pub fn serve_api(shared: Arc<Shared>, first: TcpListener, conns: Arc<Mutex<Vec<T
                 let sh = shared.clone();
                 std::thread::spawn(move || api_conn(sh, s));
             }
-            Err(_) => std::thread::sleep(Duration::from_millis(10)),
+            Err(_) => crate::util::wait_acceptable(listener.as_ref().unwrap(), Duration::from_millis(10)),
         }
     }
     for c in conns.lock().unwrap().drain(..) {

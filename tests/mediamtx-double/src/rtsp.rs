@@ -20,7 +20,7 @@ pub fn serve(shared: Arc<Shared>, listener: TcpListener) {
                 s.set_nonblocking(false).ok();
                 std::thread::spawn(move || conn(sh, s));
             }
-            Err(_) => std::thread::sleep(Duration::from_millis(20)),
+            Err(_) => crate::util::wait_acceptable(&listener, Duration::from_millis(100)),
         }
     }
 }

@@ -326,6 +326,22 @@ pub fn shell_split(s: &str) -> Result<Vec<String>, String> {
     Ok(out)
 }
 
+/// Waits until `l` has a connection to accept, or `max` passed (the caller's loop re-checks
+/// shutdown and modes). Accept loops poll their non-blocking listener with this instead of
+/// sleeping, so a connection is taken at once, as MediaMTX does.
+pub fn wait_acceptable(l: &std::net::TcpListener, max: std::time::Duration) {
+    use std::os::unix::io::AsRawFd;
+    let mut fd = libc::pollfd {
+        fd: l.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd for the duration of the call.
+    unsafe {
+        libc::poll(&mut fd, 1, max.as_millis().min(i32::MAX as u128) as i32);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
