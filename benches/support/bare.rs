@@ -5,11 +5,19 @@
 //!   like the service, with the same number of executor threads.
 //! - `Hub`: in-process fan-out; one task writes each message to every connection in turn.
 
+use async_tungstenite::tungstenite::protocol::WebSocketConfig;
 use async_tungstenite::tungstenite::{Message, Utf8Bytes};
 use async_tungstenite::WebSocketStream;
 use futures_util::StreamExt;
 use smol::net::{TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
+
+/// The service's read buffer (`api/websocket.rs` READ_BUFFER), else defaults. tungstenite
+/// zero-fills its read buffer before every read: with the default 128 KiB that memset, not
+/// the transport, would dominate a small frame's cost.
+fn config() -> WebSocketConfig {
+    WebSocketConfig::default().read_buffer_size(4 * 1024)
+}
 
 /// `{"jsonrpc":"2.0","result":"pong","id":<the request's id>}`; the id is cut out of the
 /// request text, not parsed.
@@ -30,7 +38,7 @@ pub fn serve_echo() {
             let (stream, _) = listener.accept().await.unwrap();
             let _ = stream.set_nodelay(true); // as the service does
             smol::spawn(async move {
-                let Ok(mut ws) = async_tungstenite::accept_async(stream).await else {
+                let Ok(mut ws) = async_tungstenite::accept_async_with_config(stream, Some(config())).await else {
                     return;
                 };
                 while let Some(Ok(msg)) = ws.next().await {
@@ -65,7 +73,7 @@ impl Hub {
                 let _ = stream.set_nodelay(true);
                 let list = list.clone();
                 smol::spawn(async move {
-                    if let Ok(ws) = async_tungstenite::accept_async(stream).await {
+                    if let Ok(ws) = async_tungstenite::accept_async_with_config(stream, Some(config())).await {
                         list.lock().unwrap().push(ws);
                     }
                 })
