@@ -82,8 +82,12 @@ pub async fn run(state: Arc<AppState>, stream: TcpStream, peer: SocketAddr, host
     log::debug!("WebSocket client {peer} connected (client {})", subscriber.id);
     let inflight = sc.max_inflight_per_connection;
     let (out_tx, out_rx) = async_channel::bounded::<Out>(inflight + 4);
+    // Shared with the writer: a reply the reader has at once it writes itself when the
+    // writer is idle (no task wake per request); otherwise it queues it for the writer.
+    let sink = Arc::new(async_lock::Mutex::new(sink));
+    let write_timeout = sc.idle_timeout.get();
     let writer = smol::spawn(writer_loop(
-        sink,
+        sink.clone(),
         out_rx,
         state.clone(),
         session.clone(),
@@ -129,7 +133,19 @@ pub async fn run(state: Arc<AppState>, stream: TcpStream, peer: SocketAddr, host
                     Some(reply) => {
                         drop(permit);
                         if let Some(reply) = reply {
-                            let _ = out_tx.send(Out::Text(reply)).await;
+                            match sink.try_lock() {
+                                Some(mut direct) => {
+                                    // As in the writer: a client that does not read for a
+                                    // whole idle period is dropped.
+                                    let msg = Message::text(reply);
+                                    if !matches!(with_timeout(write_timeout, direct.send(msg)).await, Some(Ok(()))) {
+                                        break End::Gone;
+                                    }
+                                }
+                                None => {
+                                    let _ = out_tx.send(Out::Text(reply)).await;
+                                }
+                            }
                         }
                     }
                     None => {
@@ -288,7 +304,7 @@ fn try_next(out: &async_channel::Receiver<Out>, events: &async_channel::Receiver
 }
 
 async fn writer_loop(
-    mut sink: Sink,
+    sink: Arc<async_lock::Mutex<Sink>>,
     out: async_channel::Receiver<Out>,
     state: Arc<AppState>,
     session: Arc<Session>,
@@ -332,6 +348,7 @@ async fn writer_loop(
         };
         // A client that does not read for a whole idle period is dropped.
         let sent = with_timeout(write_timeout, async {
+            let mut sink = sink.lock().await;
             let mut next = Some(first);
             let mut written = 0;
             while let Some(item) = next.take() {
