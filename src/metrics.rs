@@ -48,7 +48,12 @@ impl Default for ApiMetrics {
 
 impl ApiMetrics {
     pub fn record(&self, method: &'static str, code: i32, latency: Duration) {
-        self.requests.with_label_values(&[method, &code.to_string()]).inc();
+        // Most calls succeed: no string built for their label.
+        let code = match code {
+            0 => std::borrow::Cow::Borrowed("0"),
+            c => std::borrow::Cow::Owned(c.to_string()),
+        };
+        self.requests.with_label_values(&[method, &code]).inc();
         self.latency.observe(latency.as_secs_f64());
     }
 

@@ -7,7 +7,7 @@ use super::jsonrpc::{self, Frame, Params, Request};
 use super::methods::{self, Call};
 use super::{AppState, AuthMethod, Session};
 use crate::clock;
-use serde_json::Value;
+use serde_json::{Map, Value};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -51,13 +51,14 @@ async fn handle_value(state: &Arc<AppState>, session: &Arc<Session>, value: Valu
         Err((id, e)) => return Some(jsonrpc::failure(id, &e)),
     };
     let started = Instant::now();
+    let Request { id, method, params } = request;
     let (name, result) = match token {
-        Ok(()) => process(state, session, &request).await,
+        Ok(()) => process(state, session, &method, params).await,
         Err(e) => ("rate_limited", Err(e)),
     };
     let code = result.as_ref().err().map_or(0, |e| e.code);
     state.controller.api_metrics().record(name, code, started.elapsed());
-    let id = request.id?;
+    let id = id?;
     Some(match result {
         Ok(v) => jsonrpc::success(id, v),
         Err(e) => jsonrpc::failure(id, &e),
@@ -67,19 +68,29 @@ async fn handle_value(state: &Arc<AppState>, session: &Arc<Session>, value: Valu
 async fn process(
     state: &Arc<AppState>,
     session: &Arc<Session>,
-    req: &Request,
+    method: &str,
+    params: Result<Map<String, Value>, ()>,
 ) -> (&'static str, Result<Value, RpcError>) {
-    let Some(spec) = methods::lookup(&req.method) else {
-        return ("unknown", Err(RpcError::method_not_found(&req.method)));
+    let Some(spec) = methods::lookup(method) else {
+        return ("unknown", Err(RpcError::method_not_found(method)));
     };
     let result = async {
         if let Some(required) = spec.min_role {
-            let identity = session.identity().ok_or_else(RpcError::auth_required)?;
+            // Only what the checks need, not a copy of the whole identity.
+            let (role, expires_at, key_id) = {
+                let guard = session.identity.lock().unwrap();
+                let identity = guard.as_ref().ok_or_else(RpcError::auth_required)?;
+                let key_id = match &identity.method {
+                    AuthMethod::ApiKey { key_id } => Some(key_id.clone()),
+                    AuthMethod::Jwt => None,
+                };
+                (identity.role, identity.expires_at, key_id)
+            };
             let now = clock::unix_now();
-            if identity.expires_at.is_some_and(|e| e <= now) {
+            if expires_at.is_some_and(|e| e <= now) {
                 return Err(RpcError::token_expired());
             }
-            if let AuthMethod::ApiKey { key_id } = &identity.method {
+            if let Some(key_id) = &key_id {
                 // A call sees a revocation made a moment ago: the key file is looked at
                 // (stat, re-read if changed) on the blocking pool, not on the executor.
                 let st = state.clone();
@@ -88,11 +99,11 @@ async fn process(
                     return Err(RpcError::auth_failed("the API key of this connection was revoked"));
                 }
             }
-            if identity.role < required {
-                return Err(RpcError::permission_denied(required.as_str(), identity.role.as_str()));
+            if role < required {
+                return Err(RpcError::permission_denied(required.as_str(), role.as_str()));
             }
         }
-        let params = req.params.clone().map_err(|_| {
+        let params = params.map_err(|_| {
             RpcError::invalid_params("params", "positional (array) params are not supported; send an object")
         })?;
         (spec.handler)(Call {

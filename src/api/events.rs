@@ -1,7 +1,9 @@
 //! Event bus (api.md §9): topics, aliases, per-client subscriptions with an optional device
 //! filter, and bounded per-client queues that drop the oldest event when a client is slow.
-//! A notification is serialised once and shared by every receiving client.
+//! A notification is serialised once, into a reference-counted WebSocket text payload that
+//! every receiving client's queue and socket writer share (no copy per client).
 
+use async_tungstenite::tungstenite::Utf8Bytes;
 use serde_json::{json, Map, Value};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
@@ -108,8 +110,8 @@ pub struct Subscriber {
     filter: Mutex<(u32, Option<String>)>,
     /// Unbounded channel kept at `capacity` by `publish` (drop-oldest, under the filter
     /// lock): a bounded channel would allocate all its slots up front, for every client.
-    tx: async_channel::Sender<Arc<str>>,
-    rx: async_channel::Receiver<Arc<str>>,
+    tx: async_channel::Sender<Utf8Bytes>,
+    rx: async_channel::Receiver<Utf8Bytes>,
     capacity: usize,
     /// Unix time until which this client may receive events (its credential's expiry).
     authorized_until: AtomicI64,
@@ -119,7 +121,7 @@ pub struct Subscriber {
 
 impl Subscriber {
     /// The queue the connection's writer drains.
-    pub fn queue(&self) -> &async_channel::Receiver<Arc<str>> {
+    pub fn queue(&self) -> &async_channel::Receiver<Utf8Bytes> {
         &self.rx
     }
     pub fn set_authorized_until(&self, unix: i64) {
@@ -208,9 +210,9 @@ impl EventBus {
         if let Some(d) = device {
             params.entry("device").or_insert_with(|| Value::from(d));
         }
-        let text: Arc<str> = json!({"jsonrpc": "2.0", "method": topic.notification_method(), "params": params})
-            .to_string()
-            .into();
+        let text = Utf8Bytes::from(
+            json!({"jsonrpc": "2.0", "method": topic.notification_method(), "params": params}).to_string(),
+        );
         self.published.fetch_add(1, Ordering::Relaxed);
         let now = crate::clock::unix_now();
         let clients = self.clients.read().unwrap();

@@ -11,8 +11,9 @@ use async_tungstenite::tungstenite::error::{CapacityError, Error as WsError};
 use async_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use async_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
 use async_tungstenite::tungstenite::Message;
+use async_tungstenite::tungstenite::Utf8Bytes;
 use async_tungstenite::WebSocketStream;
-use futures_util::StreamExt;
+use futures_util::{SinkExt, StreamExt};
 use smol::net::TcpStream;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
@@ -23,6 +24,9 @@ use std::time::{Duration, Instant};
 /// tungstenite grows the buffer for a larger frame (up to `max_message_bytes`). The default
 /// (128 KiB, zero-filled on the first read) made every idle client cost ~150 KiB.
 pub const READ_BUFFER: usize = 4 * 1024;
+/// Bytes of frames gathered before a write; kept small, as the buffer's capacity stays with
+/// the connection.
+const WRITE_BUFFER: usize = 8 * 1024;
 /// How long the close handshake may take before the TCP connection is dropped anyway.
 const CLOSE_WAIT: Duration = Duration::from_secs(1);
 
@@ -50,8 +54,9 @@ enum End {
 pub fn ws_config(sc: &crate::config::ServerConfig) -> WebSocketConfig {
     WebSocketConfig::default()
         .read_buffer_size(READ_BUFFER)
-        // Each frame is written (and the writer awaits it) before the next: no batching buffer.
-        .write_buffer_size(0)
+        // The writer feeds what is queued and flushes once (see `writer_loop`); a frame that
+        // takes the buffer past this is written at once.
+        .write_buffer_size(WRITE_BUFFER)
         .max_message_size(Some(sc.max_message_bytes))
         .max_frame_size(Some(sc.max_message_bytes))
 }
@@ -77,8 +82,12 @@ pub async fn run(state: Arc<AppState>, stream: TcpStream, peer: SocketAddr, host
     log::debug!("WebSocket client {peer} connected (client {})", subscriber.id);
     let inflight = sc.max_inflight_per_connection;
     let (out_tx, out_rx) = async_channel::bounded::<Out>(inflight + 4);
+    // Shared with the writer: a reply the reader has at once it writes itself when the
+    // writer is idle (no task wake per request); otherwise it queues it for the writer.
+    let sink = Arc::new(async_lock::Mutex::new(sink));
+    let write_timeout = sc.idle_timeout.get();
     let writer = smol::spawn(writer_loop(
-        sink,
+        sink.clone(),
         out_rx,
         state.clone(),
         session.clone(),
@@ -87,41 +96,79 @@ pub async fn run(state: Arc<AppState>, stream: TcpStream, peer: SocketAddr, host
     ));
     let permits = Arc::new(async_lock::Semaphore::new(inflight));
     let idle = sc.idle_timeout.get();
+    // One idle timer for the connection, moved only when it fires (arming a timer wakes the
+    // reactor thread: once per message was a syscall and a context switch per request).
+    let mut last_read = Instant::now();
+    let mut idle_timer = smol::Timer::at(last_read + idle);
+    let mut shutdown = std::pin::pin!(state.shutdown.wait());
 
     let end = loop {
         let next = futures_lite::future::or(
             futures_lite::future::or(async { Inbound::Msg(source.next().await) }, async {
-                smol::Timer::after(idle).await;
+                (&mut idle_timer).await;
                 Inbound::Idle
             }),
             async {
-                state.shutdown.wait().await;
+                (&mut shutdown).await;
                 Inbound::Shutdown
             },
         )
         .await;
+        let was_msg = matches!(next, Inbound::Msg(_));
         match next {
             Inbound::Shutdown => break End::Send(1001, "server shutting down"),
+            Inbound::Idle if last_read.elapsed() < idle => idle_timer.set_at(last_read + idle),
             Inbound::Idle => {
                 log::info!("dropping WebSocket client {peer}: silent for {idle:?}");
                 break End::Send(1000, "idle timeout");
             }
             Inbound::Msg(Some(Ok(Message::Text(text)))) => {
                 let permit = permits.acquire_arc().await;
-                let (st, se, tx) = (state.clone(), session.clone(), out_tx.clone());
-                smol::spawn(async move {
-                    if let Some(reply) = dispatch::handle_frame(&st, &se, text.as_str()).await {
-                        let _ = tx.send(Out::Text(reply)).await;
+                let (st, se) = (state.clone(), session.clone());
+                let mut call = Box::pin(async move { dispatch::handle_frame(&st, &se, text.as_str()).await });
+                // Most requests are answered from memory: run them here, without a task
+                // (a spawn and a cross-thread wake per request). One that waits (I/O, the
+                // controller) goes on as a task of its own, so the reader keeps reading.
+                match futures_lite::future::poll_once(&mut call).await {
+                    Some(reply) => {
+                        drop(permit);
+                        if let Some(reply) = reply {
+                            match sink.try_lock() {
+                                Some(mut direct) => {
+                                    // As in the writer: a client that does not read for a
+                                    // whole idle period is dropped.
+                                    let msg = Message::text(reply);
+                                    if !matches!(with_timeout(write_timeout, direct.send(msg)).await, Some(Ok(()))) {
+                                        break End::Gone;
+                                    }
+                                }
+                                None => {
+                                    let _ = out_tx.send(Out::Text(reply)).await;
+                                }
+                            }
+                        }
                     }
-                    drop(permit);
-                })
-                .detach();
+                    None => {
+                        let tx = out_tx.clone();
+                        smol::spawn(async move {
+                            if let Some(reply) = call.await {
+                                let _ = tx.send(Out::Text(reply)).await;
+                            }
+                            drop(permit);
+                        })
+                        .detach();
+                    }
+                }
             }
             Inbound::Msg(Some(Ok(Message::Binary(_)))) => break End::Send(1003, "binary frames are not supported"),
             Inbound::Msg(Some(Ok(Message::Close(_)))) => break End::ClientClosed,
             Inbound::Msg(None) => break End::Gone,
             Inbound::Msg(Some(Ok(_))) => {} // ping/pong: tungstenite answers pings itself
             Inbound::Msg(Some(Err(e))) => break protocol_end(peer, e),
+        }
+        // Counted from the end of handling, as waiting on our own limits is not silence.
+        if was_msg {
+            last_read = Instant::now();
         }
     };
     let mut counted = true;
@@ -227,14 +274,37 @@ fn may_receive_events(state: &AppState, session: &Session) -> bool {
 
 type Sink = async_tungstenite::WebSocketSender<TcpStream>;
 
+/// Most frames written per flush: what is already queued when the writer wakes (a burst of
+/// events, answers of a batch of calls) goes out in one write, not one syscall per frame.
+const MAX_BATCH: usize = 32;
+
 enum Next {
     Out(Option<Out>),
-    Event(Arc<str>),
+    Event(Utf8Bytes),
     Ping,
 }
 
+/// What the writer does with a queued item.
+enum Step {
+    Send(Message),
+    /// Send this frame, flush and end (our Close frame).
+    Last(Message),
+    Skip,
+    /// Flush and end: the reader is gone.
+    Stop,
+}
+
+/// Something more to write, if it is already there.
+fn try_next(out: &async_channel::Receiver<Out>, events: &async_channel::Receiver<Utf8Bytes>) -> Option<Next> {
+    match out.try_recv() {
+        Ok(o) => Some(Next::Out(Some(o))),
+        Err(async_channel::TryRecvError::Closed) => Some(Next::Out(None)),
+        Err(async_channel::TryRecvError::Empty) => events.try_recv().ok().map(Next::Event),
+    }
+}
+
 async fn writer_loop(
-    mut sink: Sink,
+    sink: Arc<async_lock::Mutex<Sink>>,
     out: async_channel::Receiver<Out>,
     state: Arc<AppState>,
     session: Arc<Session>,
@@ -242,50 +312,69 @@ async fn writer_loop(
     write_timeout: Duration,
 ) {
     let subscriber = session.subscriber.clone();
-    let mut next_ping = Instant::now() + ping_every;
+    let events = subscriber.queue();
+    // Armed once, moved after each ping (arming a timer per frame woke the reactor thread).
+    let mut ping = smol::Timer::after(ping_every);
     loop {
-        let next = futures_lite::future::or(
+        let first = futures_lite::future::or(
             async { Next::Out(out.recv().await.ok()) },
             futures_lite::future::or(
                 async {
-                    match subscriber.queue().recv().await {
+                    match events.recv().await {
                         Ok(e) => Next::Event(e),
                         Err(_) => futures_lite::future::pending().await,
                     }
                 },
                 async {
-                    smol::Timer::at(next_ping).await;
+                    (&mut ping).await;
                     Next::Ping
                 },
             ),
         )
         .await;
-        let (msg, last) = match next {
-            Next::Out(None) => return,
-            Next::Out(Some(Out::Text(t))) => (Message::text(t), false),
-            Next::Out(Some(Out::Close(code, reason))) => (
-                Message::Close(Some(CloseFrame {
-                    code: CloseCode::from(code),
-                    reason: reason.into(),
-                })),
-                true,
-            ),
-            Next::Event(e) => {
-                if !may_receive_events(&state, &session) {
-                    continue;
-                }
-                (Message::text(e.to_string()), false)
-            }
+        let mut step = |next: Next| match next {
+            Next::Out(None) => Step::Stop,
+            Next::Out(Some(Out::Text(t))) => Step::Send(Message::text(t)),
+            Next::Out(Some(Out::Close(code, reason))) => Step::Last(Message::Close(Some(CloseFrame {
+                code: CloseCode::from(code),
+                reason: reason.into(),
+            }))),
+            Next::Event(e) if may_receive_events(&state, &session) => Step::Send(Message::Text(e)),
+            Next::Event(_) => Step::Skip,
             Next::Ping => {
-                next_ping = Instant::now() + ping_every;
-                (Message::Ping(Vec::new().into()), false)
+                ping.set_after(ping_every);
+                Step::Send(Message::Ping(Vec::new().into()))
             }
         };
         // A client that does not read for a whole idle period is dropped.
-        let sent = with_timeout(write_timeout, sink.send(msg)).await;
-        match sent {
-            Some(Ok(())) if !last => {}
-            _ => return,
+        let sent = with_timeout(write_timeout, async {
+            let mut sink = sink.lock().await;
+            let mut next = Some(first);
+            let mut written = 0;
+            while let Some(item) = next.take() {
+                match step(item) {
+                    Step::Send(msg) => sink.feed(msg).await?,
+                    Step::Last(msg) => {
+                        sink.send(msg).await?;
+                        return Ok(false);
+                    }
+                    Step::Skip => {}
+                    Step::Stop => {
+                        sink.flush().await?;
+                        return Ok(false);
+                    }
+                }
+                written += 1;
+                if written < MAX_BATCH {
+                    next = try_next(&out, events);
+                }
+            }
+            sink.flush().await?;
+            Ok::<bool, WsError>(true)
+        })
+        .await;
+        if !matches!(sent, Some(Ok(true))) {
+            return;
         }
     }
 }
