@@ -1,0 +1,202 @@
+//! The frame tap (design.md "Frame tap") end to end: the service binary, the MediaMTX double,
+//! real FFmpeg. Photos of a streaming and of a recording simulated camera come from the tap,
+//! decode, and each shows a newer frame than the one before: the simulated publisher draws
+//! its frame number into the picture (mediamtx::paths::frame_counter), read back here. The
+//! tap's FFmpeg reader is gone after stop_streaming / stop_recording, and photos then go
+//! through the tiers.
+
+mod common;
+
+use camera_service::api::auth::Role;
+use camera_service::mediamtx::paths::COUNTER_BITS;
+use common::*;
+use serde_json::{json, Value};
+use std::time::{Duration, Instant};
+
+struct Rig {
+    _double: Double,
+    svc: Service,
+}
+
+fn rig(extra: &str) -> Rig {
+    let double = start_double();
+    let rest = format!(
+        "[mediamtx]\napi_url = \"{}\"\nrtsp_port = {}\nhealth_interval = \"1s\"\n\n{extra}\n\n\
+         [snapshot]\nrtsp_immediate_timeout = \"8s\"\nrtsp_activation_timeout = \"8s\"\n\n\
+         [[camera.simulated]]\nid = \"camera50\"\nsize = \"640x480\"\nfps = 15\n",
+        double.api_url(),
+        double.rtsp_port
+    );
+    let svc = Service::start("", "", &rest);
+    Rig { _double: double, svc }
+}
+
+/// The frame number drawn by the simulated publisher: blocks of width/16 pixels on the top.
+fn counter(w: u32, px: &[u8], channels: usize) -> u64 {
+    let b = (w / COUNTER_BITS) as usize;
+    (0..COUNTER_BITS as usize)
+        .filter(|k| {
+            let i = ((b / 2) * w as usize + k * b + b / 2) * channels;
+            px[i] > 128
+        })
+        .map(|k| 1u64 << k)
+        .sum()
+}
+
+/// Decodes the photo of `v`: (width, height, frame number).
+fn photo(r: &Rig, v: &Value) -> (u32, u32, u64) {
+    let path = r
+        .svc
+        .dir
+        .path()
+        .join("snapshots/camera50")
+        .join(v["filename"].as_str().unwrap());
+    let (w, h, px) = decode(&path);
+    assert!(spread(&px) > 30.0, "a test pattern, not one colour");
+    let channels = px.len() / (w as usize * h as usize);
+    (w, h, counter(w, &px, channels))
+}
+
+/// The service's FFmpeg children reading camera50 for the tap (`… -f h264 pipe:1`).
+fn tap_children(r: &Rig) -> Vec<i32> {
+    let me = r.svc.child.id().to_string();
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        // ppid is the 4th field, after the parenthesised command name
+        let ppid = stat.rsplit(") ").next().and_then(|s| s.split(' ').nth(1)).unwrap_or("");
+        let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+        if ppid == me && cmd.contains("/camera50") && cmd.contains("dump_extra") && cmd.contains("pipe:1") {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+async fn wait_for(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + limit;
+    while Instant::now() < end {
+        if f() {
+            return true;
+        }
+        smol::Timer::after(Duration::from_millis(100)).await;
+    }
+    false
+}
+
+/// Photos until the tap delivers (it needs its first whole GOP), then `n` more, each a newer
+/// frame than the one before. Returns the tap photos' results.
+async fn tap_photos(r: &Rig, c: &mut Client, n: usize) -> Vec<Value> {
+    let end = Instant::now() + Duration::from_secs(20);
+    loop {
+        let v = c.result("take_snapshot", json!({"device": "camera50"})).await;
+        if v["tap"] == true {
+            break;
+        }
+        assert!(Instant::now() < end, "no photo from the tap within 20 s: {v}");
+        smol::Timer::after(Duration::from_millis(200)).await;
+    }
+    let mut out: Vec<Value> = Vec::new();
+    let mut last: Option<u64> = None;
+    for _ in 0..n {
+        smol::Timer::after(Duration::from_millis(150)).await;
+        let v = c.result("take_snapshot", json!({"device": "camera50"})).await;
+        println!("tap photo: {v}");
+        assert_eq!(
+            (v["tier"].as_str(), v["tap"].as_bool()),
+            (Some("rtsp_immediate"), Some(true)),
+            "{v}"
+        );
+        check_result_schema("take_snapshot", &v);
+        let age = v["frame_age_ms"].as_u64().expect("frame_age_ms");
+        assert!(age < 2000, "a fresh frame: {v}");
+        let (w, h, frame) = photo(r, &v);
+        assert_eq!((w, h), (640, 480));
+        if let Some(prev) = last {
+            // 150 ms apart at 15 fps: at least one frame later
+            assert!(frame > prev, "frame {frame} after frame {prev}: not newer");
+        }
+        last = Some(frame);
+        out.push(v);
+    }
+    out
+}
+
+fn release_and_check(r: &Rig) -> impl std::future::Future<Output = ()> + '_ {
+    async move {
+        assert!(
+            wait_for(Duration::from_secs(10), || tap_children(r).is_empty()).await,
+            "the tap's FFmpeg reader is gone: {:?}",
+            tap_children(r)
+        );
+    }
+}
+
+#[test]
+fn photos_of_a_streaming_and_a_recording_camera_come_from_the_tap() {
+    let r = rig("");
+    smol::block_on(async {
+        let mut c = Client::connect(&r.svc.ws_url()).await;
+        c.auth_as(Role::Operator).await;
+
+        // idle: the tiers, no tap, no tap reader
+        let v = c.result("take_snapshot", json!({"device": "camera50"})).await;
+        assert_eq!(
+            (v["tap"].as_bool(), v["frame_age_ms"].as_u64()),
+            (Some(false), Some(0)),
+            "{v}"
+        );
+        assert!(tap_children(&r).is_empty());
+
+        // streaming
+        c.result("start_streaming", json!({"device": "camera50"})).await;
+        assert!(
+            wait_for(Duration::from_secs(10), || tap_children(&r).len() == 1).await,
+            "one tap reader"
+        );
+        // the tap is not a viewer
+        let u = c.result("get_stream_url", json!({"device": "camera50"})).await;
+        assert_eq!(u["active_consumers"], 0, "{u}");
+        tap_photos(&r, &mut c, 5).await;
+        let s = c.result("stop_streaming", json!({"device": "camera50"})).await;
+        assert_eq!(s["stream_continues"], false, "{s}");
+        release_and_check(&r).await;
+        // no tap: the tiers deliver (the on-demand publisher may still run, or is started)
+        let v = c.result("take_snapshot", json!({"device": "camera50"})).await;
+        assert_eq!(v["tap"], false, "{v}");
+        assert!(["rtsp_immediate", "rtsp_activation"].contains(&v["tier"].as_str().unwrap()));
+        assert_eq!(photo(&r, &v).0, 640);
+
+        // recording
+        c.result("start_recording", json!({"device": "camera50"})).await;
+        assert!(
+            wait_for(Duration::from_secs(10), || tap_children(&r).len() == 1).await,
+            "one tap reader"
+        );
+        tap_photos(&r, &mut c, 5).await;
+        c.result("stop_recording", json!({"device": "camera50"})).await;
+        release_and_check(&r).await;
+        let v = c.result("take_snapshot", json!({"device": "camera50"})).await;
+        assert_eq!(v["tap"], false, "{v}");
+        assert_eq!(photo(&r, &v).0, 640);
+    });
+}
+
+#[test]
+fn h265_stream_goes_through_the_tap() {
+    let r = rig("[ffmpeg]\nencoder = \"libx265\"\nencoder_options = \"-preset ultrafast\"");
+    smol::block_on(async {
+        let mut c = Client::connect(&r.svc.ws_url()).await;
+        c.auth_as(Role::Operator).await;
+        c.result("start_streaming", json!({"device": "camera50"})).await;
+        tap_photos(&r, &mut c, 3).await;
+        let st = c.result("get_stream_status", json!({"device": "camera50"})).await;
+        assert_eq!(st["codec"], "H265", "{st}");
+        c.result("stop_streaming", json!({"device": "camera50"})).await;
+        release_and_check(&r).await;
+    });
+}
