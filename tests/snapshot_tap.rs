@@ -8,7 +8,8 @@
 mod common;
 
 use camera_service::api::auth::Role;
-use camera_service::mediamtx::paths::COUNTER_BITS;
+/// mediamtx::paths::COUNTER_BITS (the module is private to the crate).
+const COUNTER_BITS: u32 = 16;
 use common::*;
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
