@@ -201,3 +201,61 @@ fn h265_stream_goes_through_the_tap() {
         release_and_check(&r).await;
     });
 }
+
+fn proc_field(pid: u32, key: &str) -> u64 {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    s.lines()
+        .find(|l| l.starts_with(key))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+/// utime + stime of a process, in clock ticks.
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let f: Vec<&str> = stat.rsplit(") ").next().unwrap_or("").split(' ').collect();
+    f.get(11).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0)
+        + f.get(12).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0)
+}
+
+/// The tap's cost while nobody asks for photos (design.md "Frame tap"): CPU of its FFmpeg
+/// reader and the service's RSS growth over `TAP_COST_SECS` (30) of a streaming 640x480@15
+/// simulated camera. Prints figures; run by hand: `cargo test --release --test snapshot_tap
+/// -- --ignored --nocapture tap_idle_cost`.
+#[test]
+#[ignore]
+fn tap_idle_cost() {
+    let secs: u64 = std::env::var("TAP_COST_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(30);
+    let r = rig("");
+    smol::block_on(async {
+        let mut c = Client::connect(&r.svc.ws_url()).await;
+        c.auth_as(Role::Operator).await;
+        let svc = r.svc.child.id();
+        smol::Timer::after(Duration::from_secs(2)).await;
+        let rss0 = proc_field(svc, "VmRSS:");
+        c.result("start_streaming", json!({"device": "camera50"})).await;
+        assert!(wait_for(Duration::from_secs(10), || tap_children(&r).len() == 1).await);
+        let tap = tap_children(&r)[0] as u32;
+        // settle: the first GOP, the session set-up
+        smol::Timer::after(Duration::from_secs(3)).await;
+        let (t0, svc0, tap0) = (Instant::now(), cpu_ticks(svc), cpu_ticks(tap));
+        smol::Timer::after(Duration::from_secs(secs)).await;
+        let wall = t0.elapsed().as_secs_f64();
+        let hz = 100.0; // USER_HZ on Linux
+        let tap_cpu = (cpu_ticks(tap) - tap0) as f64 / hz / wall * 100.0;
+        let svc_cpu = (cpu_ticks(svc) - svc0) as f64 / hz / wall * 100.0;
+        println!(
+            "TAPCOST over {wall:.0} s, 640x480@15 H.264: tap ffmpeg CPU {tap_cpu:.2}% of a core, RSS {} KiB (private {} KiB); service CPU {svc_cpu:.2}% of a core, RSS {} KiB before streaming, {} KiB after (+{} KiB)",
+            proc_field(tap, "VmRSS:"),
+            proc_field(tap, "RssAnon:"),
+            rss0,
+            proc_field(svc, "VmRSS:"),
+            proc_field(svc, "VmRSS:") as i64 - rss0 as i64
+        );
+        c.result("stop_streaming", json!({"device": "camera50"})).await;
+    });
+}
