@@ -127,14 +127,12 @@ async fn tap_photos(r: &Rig, c: &mut Client, n: usize) -> Vec<Value> {
     out
 }
 
-fn release_and_check(r: &Rig) -> impl std::future::Future<Output = ()> + '_ {
-    async move {
-        assert!(
-            wait_for(Duration::from_secs(10), || tap_children(r).is_empty()).await,
-            "the tap's FFmpeg reader is gone: {:?}",
-            tap_children(r)
-        );
-    }
+async fn release_and_check(r: &Rig) {
+    assert!(
+        wait_for(Duration::from_secs(10), || tap_children(r).is_empty()).await,
+        "the tap's FFmpeg reader is gone: {:?}",
+        tap_children(r)
+    );
 }
 
 #[test]

@@ -413,7 +413,7 @@ impl SnapshotManager {
             // The frame tap first: the newest picture of a stream that is up, without a new
             // session (media::tap); when it has nothing, the tier runs as before.
             let tapped = match tier {
-                Tier::RtspImmediate => self.from_tap(cam).await,
+                Tier::RtspImmediate => self.tap_picture(cam).await,
                 _ => None,
             };
             let (tap, frame_age_ms) = (
@@ -534,7 +534,7 @@ impl SnapshotManager {
     /// A picture from the camera's frame tap, if one runs and has a fresh GOP. A tap that is
     /// wanted but not running yet (an external stream that was not up) is started for the
     /// next photo.
-    async fn from_tap(&self, cam: &Camera) -> Option<super::tap::Tapped> {
+    async fn tap_picture(&self, cam: &Camera) -> Option<super::tap::Tapped> {
         let taps = self.media.taps().clone();
         if !taps.is_running(&cam.id) {
             self.media.reconcile_tap(&cam.id, Some(cam)).await;
