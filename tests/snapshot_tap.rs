@@ -60,6 +60,11 @@ fn photo(r: &Rig, v: &Value) -> (u32, u32, u64) {
 
 /// The service's FFmpeg children reading camera50 for the tap (`… -f h264 pipe:1`).
 fn tap_children(r: &Rig) -> Vec<i32> {
+    children(r, &["/camera50", "dump_extra", "pipe:1"])
+}
+
+/// The service's children whose command line holds all of `words`.
+fn children(r: &Rig, words: &[&str]) -> Vec<i32> {
     let me = r.svc.child.id().to_string();
     let mut out = Vec::new();
     for e in std::fs::read_dir("/proc").unwrap().flatten() {
@@ -71,7 +76,7 @@ fn tap_children(r: &Rig) -> Vec<i32> {
         let ppid = stat.rsplit(") ").next().and_then(|s| s.split(' ').nth(1)).unwrap_or("");
         let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
         let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
-        if ppid == me && cmd.contains("/camera50") && cmd.contains("dump_extra") && cmd.contains("pipe:1") {
+        if ppid == me && words.iter().all(|w| cmd.contains(w)) {
             out.push(pid);
         }
     }
@@ -132,6 +137,11 @@ async fn release_and_check(r: &Rig) {
         wait_for(Duration::from_secs(10), || tap_children(r).is_empty()).await,
         "the tap's FFmpeg reader is gone: {:?}",
         tap_children(r)
+    );
+    // and the decoder it keeps started for the next photo (the only camera here)
+    assert!(
+        wait_for(Duration::from_secs(5), || children(r, &["yuv4mpegpipe"]).is_empty()).await,
+        "the tap's spare decoder is gone"
     );
 }
 

@@ -20,9 +20,6 @@ use std::time::{Duration, Instant};
 pub const MAX_GOP_BYTES: usize = 16 << 20;
 /// Data older than this is stale: the stream stalled, a photo goes to the tiers.
 pub const STALE_AFTER: Duration = Duration::from_secs(2);
-/// Pictures decoded and converted at the end of the GOP: the last one is kept; a margin of
-/// a few covers pictures the decoder drops.
-const TAIL_PICTURES: u32 = 3;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Codec {
@@ -216,17 +213,12 @@ impl Gop {
     }
 }
 
-/// Decodes `data` (an Annex-B GOP of `pictures` pictures) with FFmpeg and returns its last
-/// picture. Only the last few pictures are converted to RGB. Blocking, bounded by `timeout`.
-pub fn decode_last(
-    program: &str,
-    codec: Codec,
-    data: Vec<u8>,
-    pictures: u32,
-    timeout: Duration,
-) -> Result<Frame, String> {
-    let from = pictures.saturating_sub(TAIL_PICTURES);
-    let mut child = Command::new(program)
+/// Starts a decoder for one GOP: FFmpeg reading an Annex-B stream on stdin and writing
+/// every picture as YUV 4:2:0 (y4m) on stdout. Started ahead of the photo that uses it (see
+/// [`Tap`]): it loads its libraries and then waits on stdin, so a photo does not pay for
+/// FFmpeg's start (about 100 ms on a small machine).
+fn spawn_decoder(program: &str, codec: Codec) -> std::io::Result<std::process::Child> {
+    Command::new(program)
         .args([
             "-hide_banner",
             "-loglevel",
@@ -236,27 +228,27 @@ pub fn decode_last(
             "-i",
             "pipe:0",
         ])
-        .args(["-an", "-vf", &format!("select=gte(n\\,{from})")])
-        .args(["-f", "image2pipe", "-c:v", "ppm", "-pix_fmt", "rgb24", "pipe:1"])
+        .args(["-an", "-f", "yuv4mpegpipe", "-pix_fmt", "yuv420p", "pipe:1"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0)
         .spawn()
-        .map_err(|e| format!("cannot start ffmpeg: {e}"))?;
+}
+
+/// Feeds `data` (an Annex-B GOP) to `child` (from [`spawn_decoder`]) and returns its last
+/// picture; only that one is converted to RGB. Blocking, bounded by `timeout`; the child is
+/// always reaped.
+fn decode_last(mut child: std::process::Child, data: Vec<u8>, timeout: Duration) -> Result<Frame, String> {
     let deadline = Instant::now() + timeout;
-    let mut stdin = child.stdin.take().expect("piped");
-    let mut out = child.stdout.take().expect("piped");
-    let mut err = child.stderr.take().expect("piped");
+    let mut stdin = child.stdin.take().ok_or("no decoder stdin")?;
+    let out = child.stdout.take().ok_or("no decoder stdout")?;
+    let mut err = child.stderr.take().ok_or("no decoder stderr")?;
     // Feeding and reading on their own threads: either pipe can fill up first.
     let feeder = std::thread::spawn(move || {
         let _ = stdin.write_all(&data);
     });
-    let reader = std::thread::spawn(move || {
-        let mut v = Vec::new();
-        let _ = out.read_to_end(&mut v);
-        v
-    });
+    let reader = std::thread::spawn(move || last_y4m_picture(out));
     let err_reader = std::thread::spawn(move || {
         let mut s = String::new();
         let _ = err.read_to_string(&mut s);
@@ -266,7 +258,7 @@ pub fn decode_last(
         match child.try_wait() {
             Ok(Some(s)) => break Some(s),
             Ok(None) if Instant::now() >= deadline => break None,
-            Ok(None) => std::thread::sleep(Duration::from_millis(2)),
+            Ok(None) => std::thread::sleep(Duration::from_millis(1)),
             Err(e) => {
                 log::debug!("frame tap: wait for the decoder: {e}");
                 break None;
@@ -276,28 +268,55 @@ pub fn decode_last(
     let timed_out = status.is_none();
     let status = status.unwrap_or_else(|| super::ffmpeg::terminate(&mut child, Duration::from_secs(1)));
     let _ = feeder.join();
-    let out = reader.join().unwrap_or_default();
+    let picture = reader.join().unwrap_or_else(|_| Err("reader panicked".into()));
     let stderr = err_reader.join().unwrap_or_default();
     if timed_out {
         return Err(format!("the decoder took more than {} ms", timeout.as_millis()));
     }
-    let last = last_ppm(&out).ok_or_else(|| {
+    let (w, h, yuv) = picture.map_err(|e| {
         let why: String = stderr.lines().last().unwrap_or("").chars().take(200).collect();
-        format!("the decoder gave no picture ({status}) {why}")
+        format!("the decoder gave no picture ({status}): {e} {why}")
             .trim()
             .to_string()
     })?;
-    image::parse_ppm(last).map(Frame::Rgb).map_err(|e| e.0)
+    image::raw_to_rgb("YU12", w, h, w, &yuv)
+        .map(Frame::Rgb)
+        .map_err(|e| e.0)
 }
 
-/// The last of a sequence of same-sized binary PPM images.
-fn last_ppm(data: &[u8]) -> Option<&[u8]> {
-    let first = image::parse_ppm(data).ok()?;
-    let header = format!("P6\n{} {}\n255\n", first.width, first.height).len();
-    let size = header + first.data.len();
-    let n = data.len() / size;
-    (n > 0 && data[..header] == *format!("P6\n{} {}\n255\n", first.width, first.height).as_bytes())
-        .then(|| &data[(n - 1) * size..n * size])
+/// Reads a y4m (4:2:0) stream to its end, keeping only the last picture: (w, h, planes).
+fn last_y4m_picture(out: impl Read) -> Result<(u32, u32, Vec<u8>), String> {
+    use std::io::BufRead;
+    let mut r = std::io::BufReader::with_capacity(1 << 20, out);
+    let mut line = Vec::new();
+    r.read_until(b'\n', &mut line).map_err(|e| e.to_string())?;
+    let header = String::from_utf8_lossy(&line).to_string();
+    if !header.starts_with("YUV4MPEG2 ") {
+        return Err("no picture".into());
+    }
+    let field = |c: char| {
+        header
+            .split_whitespace()
+            .find_map(|f| f.strip_prefix(c))
+            .and_then(|v| v.parse::<u32>().ok())
+    };
+    let (w, h) = (field('W').ok_or("y4m without W")?, field('H').ok_or("y4m without H")?);
+    let (cw, ch) = (w.div_ceil(2) as usize, h.div_ceil(2) as usize);
+    let size = w as usize * h as usize + 2 * cw * ch;
+    let (mut cur, mut last) = (vec![0u8; size], None::<Vec<u8>>);
+    loop {
+        line.clear();
+        if r.read_until(b'\n', &mut line).map_err(|e| e.to_string())? == 0 {
+            break;
+        }
+        if !line.starts_with(b"FRAME") {
+            return Err("bad y4m frame header".into());
+        }
+        r.read_exact(&mut cur).map_err(|e| format!("short y4m picture: {e}"))?;
+        let done = last.replace(cur);
+        cur = done.unwrap_or_else(|| vec![0u8; size]);
+    }
+    last.map(|p| (w, h, p)).ok_or_else(|| "no picture".into())
 }
 
 /// The GOP store of one camera's tap, fed by the reader thread.
@@ -311,6 +330,29 @@ struct Tap {
     codec: Codec,
     store: Arc<Store>,
     child: Supervised,
+    spare: Arc<Mutex<Spare>>,
+}
+
+/// A decoder started ahead, waiting for the next photo's GOP; none once the tap stopped.
+#[derive(Default)]
+struct Spare {
+    child: Option<std::process::Child>,
+    closed: bool,
+}
+
+impl Tap {
+    fn stop(mut self) {
+        self.child.stop();
+        let spare = {
+            let mut s = self.spare.lock().unwrap();
+            s.closed = true;
+            s.child.take()
+        };
+        if let Some(mut c) = spare {
+            drop(c.stdin.take()); // EOF: it ends by itself
+            super::ffmpeg::terminate(&mut c, Duration::from_secs(1));
+        }
+    }
 }
 
 /// A photo from the tap.
@@ -423,25 +465,30 @@ impl Taps {
         })));
         let sink: EventSink = Arc::new(|name: &str, ev| log::debug!("{name}: {ev:?}"));
         log::info!("{device}: frame tap started ({})", codec.format());
+        let spare = spawn_decoder(&self.config.ffmpeg.path, codec).ok();
         let old = running.insert(
             device.to_string(),
             Tap {
                 codec,
                 store,
                 child: Supervised::start(spec, sink),
+                spare: Arc::new(Mutex::new(Spare {
+                    child: spare,
+                    closed: false,
+                })),
             },
         );
         drop(running);
-        if let Some(mut t) = old {
-            t.child.stop();
+        if let Some(t) = old {
+            t.stop();
         }
     }
 
     /// Stops the tap of `device` and waits for its reader to be reaped. Blocking.
     pub fn stop(&self, device: &str) {
         let tap = self.running.lock().unwrap().remove(device);
-        if let Some(mut t) = tap {
-            t.child.stop();
+        if let Some(t) = tap {
+            t.stop();
             log::info!("{device}: frame tap released");
         }
     }
@@ -450,8 +497,8 @@ impl Taps {
     pub fn stop_all(&self) {
         self.closed.store(true, std::sync::atomic::Ordering::SeqCst);
         let all: Vec<Tap> = self.running.lock().unwrap().drain().map(|(_, t)| t).collect();
-        for mut t in all {
-            t.child.stop();
+        for t in all {
+            t.stop();
         }
     }
 
@@ -459,18 +506,43 @@ impl Taps {
     /// `Err` (the caller goes to the tiers) when no tap runs, it holds no whole GOP yet,
     /// its data is stale or the decoder fails.
     pub fn grab(&self, device: &str, timeout: Duration) -> Result<Tapped, String> {
-        let (store, codec) = {
+        let (store, codec, spare) = {
             let running = self.running.lock().unwrap();
             let t = running.get(device).ok_or("no tap")?;
-            (t.store.clone(), t.codec)
+            (t.store.clone(), t.codec, t.spare.clone())
         };
-        let (data, pictures, at) = store.gop.lock().unwrap().snapshot().ok_or("no picture yet")?;
+        let (data, _pictures, at) = store.gop.lock().unwrap().snapshot().ok_or("no picture yet")?;
         let age = at.elapsed();
         if age > STALE_AFTER {
             return Err(format!("stale: no data for {} ms", age.as_millis()));
         }
-        let frame = decode_last(&self.config.ffmpeg.path, codec, data, pictures, timeout)?;
-        Ok(Tapped { frame, age })
+        let program = &self.config.ffmpeg.path;
+        // the spare decoder, unless it died meanwhile
+        let mut ready = spare.lock().unwrap().child.take();
+        if let Some(c) = ready.as_mut() {
+            if !matches!(c.try_wait(), Ok(None)) {
+                let _ = c.wait();
+                ready = None;
+            }
+        }
+        let child = match ready {
+            Some(c) => c,
+            None => spawn_decoder(program, codec).map_err(|e| format!("cannot start ffmpeg: {e}"))?,
+        };
+        let frame = decode_last(child, data, timeout);
+        // the next photo's decoder, started now
+        let next = spawn_decoder(program, codec).ok();
+        let mut slot = spare.lock().unwrap();
+        if slot.closed || slot.child.is_some() {
+            drop(slot);
+            if let Some(mut c) = next {
+                drop(c.stdin.take());
+                super::ffmpeg::terminate(&mut c, Duration::from_secs(1));
+            }
+        } else {
+            slot.child = next;
+        }
+        Ok(Tapped { frame: frame?, age })
     }
 
     /// Bytes the tap of `device` holds.
@@ -573,7 +645,8 @@ mod tests {
             }
             let (data, n, _) = g.snapshot().unwrap();
             assert_eq!(n, 12, "{codec:?}");
-            let Frame::Rgb(last) = decode_last("ffmpeg", codec, data, n, Duration::from_secs(20)).unwrap() else {
+            let child = spawn_decoder("ffmpeg", codec).unwrap();
+            let Frame::Rgb(last) = decode_last(child, data, Duration::from_secs(20)).unwrap() else {
                 panic!("rgb")
             };
             assert_eq!((last.width, last.height), (160, 120));
