@@ -264,6 +264,15 @@ fn tap_idle_cost() {
             proc_field(svc, "VmRSS:"),
             proc_field(svc, "VmRSS:") as i64 - rss0 as i64
         );
+        let spare: Vec<i32> = children(&r, &["yuv4mpegpipe"]);
+        for pid in spare {
+            println!(
+                "TAPCOST spare decoder pid {pid}: RSS {} KiB (private {} KiB), CPU {} ticks in all",
+                proc_field(pid as u32, "VmRSS:"),
+                proc_field(pid as u32, "RssAnon:"),
+                cpu_ticks(pid as u32)
+            );
+        }
         c.result("stop_streaming", json!({"device": "camera50"})).await;
     });
 }
