@@ -282,18 +282,23 @@ fn bench_rtsp_tiers() {
                 }
             }
         }
-        // rtsp_immediate: a recording keeps the stream up
-        c.result("start_recording", json!({"device": "camera50"})).await;
+        // rtsp_immediate without a tap: the publisher started by the last photo lingers
+        // (runOnDemandCloseAfter) and every photo reads it again
         let mut imm = Vec::new();
+        let v = c.result("take_snapshot", json!({"device": "camera50"})).await;
+        assert_eq!(v["tap"], false, "{v}");
         for _ in 0..n {
             let v = c.result("take_snapshot", json!({"device": "camera50"})).await;
-            assert_eq!(v["tier"], "rtsp_immediate", "{v}");
+            assert_eq!(
+                (v["tier"].as_str(), v["tap"].as_bool()),
+                (Some("rtsp_immediate"), Some(false)),
+                "{v}"
+            );
             imm.push(v["capture_ms"].as_u64().unwrap());
         }
-        c.result("stop_recording", json!({"device": "camera50"})).await;
         let (ln, in_) = (act.len(), imm.len());
         println!(
-            "BENCH tier=rtsp_immediate n={in_} median_ms={} p95_ms={} (host, 640x480 simulated camera)",
+            "BENCH tier=rtsp_immediate n={in_} median_ms={} p95_ms={} (host, 640x480@15 simulated camera, idle: no tap)",
             pct(&mut imm, 0.5),
             pct(&mut imm, 0.95)
         );
@@ -302,6 +307,22 @@ fn bench_rtsp_tiers() {
             pct(&mut act, 0.5),
             pct(&mut act, 0.95)
         );
+        // the frame tap: streaming, then recording
+        for (mode, start, stop) in [
+            ("streaming", "start_streaming", "stop_streaming"),
+            ("recording", "start_recording", "stop_recording"),
+        ] {
+            c.result(start, json!({"device": "camera50"})).await;
+            let (mut ms, mut age) = tap_series(&mut c, "camera50", n).await;
+            c.result(stop, json!({"device": "camera50"})).await;
+            println!(
+                "BENCH tap={mode} n={} median_ms={} p95_ms={} age_median_ms={} (host, 640x480@15 simulated camera, frame interval 67 ms)",
+                ms.len(),
+                pct(&mut ms, 0.5),
+                pct(&mut ms, 0.95),
+                pct(&mut age, 0.5)
+            );
+        }
     });
 }
 
@@ -469,4 +490,31 @@ fn rtsp_tiers_read_h264_and_h265_with_and_without_audio() {
 
 fn snap_path_of(svc: &Service, cam: &str, name: &str) -> std::path::PathBuf {
     svc.dir.path().join("snapshots").join(cam).join(name)
+}
+
+/// Waits (≤ 60 s) for the first photo from the frame tap, then takes `n` tap photos 100 ms
+/// apart: their `capture_ms` and `frame_age_ms`.
+async fn tap_series(c: &mut Client, device: &str, n: usize) -> (Vec<u64>, Vec<u64>) {
+    let end = Instant::now() + Duration::from_secs(60);
+    loop {
+        let v = c.result("take_snapshot", json!({"device": device})).await;
+        if v["tap"] == true {
+            break;
+        }
+        assert!(Instant::now() < end, "no photo from the tap: {v}");
+        smol::Timer::after(Duration::from_millis(200)).await;
+    }
+    let (mut ms, mut age) = (Vec::new(), Vec::new());
+    for _ in 0..n {
+        smol::Timer::after(Duration::from_millis(100)).await;
+        let v = c.result("take_snapshot", json!({"device": device})).await;
+        assert_eq!(
+            (v["tier"].as_str(), v["tap"].as_bool()),
+            (Some("rtsp_immediate"), Some(true)),
+            "{v}"
+        );
+        ms.push(v["capture_ms"].as_u64().unwrap());
+        age.push(v["frame_age_ms"].as_u64().unwrap());
+    }
+    (ms, age)
 }

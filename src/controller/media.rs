@@ -127,8 +127,14 @@ impl Controller {
             ChangeKind::Disconnected | ChangeKind::StatusChange
                 if camera.status != Status::Connected && me.media.recordings().is_recording(&cam.id) =>
             {
-                smol::spawn(async move { me.media.recordings().fail(&cam.id, EndReason::DeviceDisconnected).await })
-                    .detach();
+                smol::spawn(async move {
+                    me.media.recordings().fail(&cam.id, EndReason::DeviceDisconnected).await;
+                    me.media.reconcile_tap(&cam.id, Some(&cam)).await;
+                })
+                .detach();
+            }
+            ChangeKind::Disconnected | ChangeKind::StatusChange if camera.status != Status::Connected => {
+                smol::spawn(async move { me.media.reconcile_tap(&cam.id, Some(&cam)).await }).detach();
             }
             _ => {}
         }
@@ -162,8 +168,11 @@ impl Controller {
                 move || {
                     let me = probe_me.clone();
                     async move {
-                        let ours = me.cameras.list().into_iter().map(|c| c.id).collect();
-                        match me.media.probe(ours).await {
+                        let cams = me.cameras.list();
+                        let ours = cams.iter().map(|c| c.id.clone()).collect();
+                        let probe = me.media.probe(ours).await;
+                        me.media.reconcile_taps(&cams).await;
+                        match probe {
                             Probe::Healthy { version, .. } => match me.media.client().breaker_state() {
                                 BreakerState::Closed => (Level::Healthy, format!("MediaMTX {version} answering")),
                                 _ => (Level::Degraded, format!("MediaMTX {version} answering after failures")),

@@ -186,6 +186,7 @@ impl Controller {
         self.shutdown.trigger();
         self.cameras.shutdown().await;
         self.media.recordings().shutdown().await;
+        self.media.stop_taps().await;
         self.tasks.join(limit).await;
         if let Some(s) = self.sampler.get() {
             // Wakes at once; the join is immediate.

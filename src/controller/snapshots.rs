@@ -30,6 +30,12 @@ pub struct SnapshotResult {
     pub height: u32,
     /// The capture tier that produced the image.
     pub tier: Tier,
+    /// The image is the newest picture of the camera's running stream, from the frame tap
+    /// (`tier` is then `rtsp_immediate`).
+    pub tap: bool,
+    /// Age of the delivered frame when it was captured, in ms: for the tap, since the newest
+    /// picture reached the service; 0 for the tiers, which capture a new frame per request.
+    pub frame_age_ms: u64,
     pub capture_ms: u64,
     pub format: ImageFormat,
     /// Where the vehicle was (MAVLink `GLOBAL_POSITION_INT`), also written as EXIF GPS tags
@@ -58,6 +64,8 @@ impl Controller {
                     width: t.width,
                     height: t.height,
                     tier: t.tier,
+                    tap: t.tap,
+                    frame_age_ms: t.frame_age_ms,
                     capture_ms: t.capture_ms,
                     format: t.format,
                     position,

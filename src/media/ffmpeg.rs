@@ -29,6 +29,34 @@ pub struct Spec {
     pub stop_timeout: Duration,
     pub backoff_min: Duration,
     pub backoff_max: Duration,
+    /// Takes the child's stdout (a media pipe) on a thread of its own; the data it reads
+    /// is the progress the stall watchdog watches (no `-progress` then).
+    pub stdout: Option<StdoutSink>,
+}
+
+/// Reads a child's stdout until EOF; calls [`Progress::mark`] as data flows. Joined by the
+/// supervisor once the child is reaped.
+#[derive(Clone)]
+pub struct StdoutSink(pub Arc<dyn Fn(std::process::ChildStdout, Progress) + Send + Sync>);
+
+impl std::fmt::Debug for StdoutSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("StdoutSink")
+    }
+}
+
+/// Marks the child as making progress (for the stall watchdog).
+pub struct Progress {
+    shared: Arc<Shared>,
+    origin: Instant,
+}
+
+impl Progress {
+    pub fn mark(&self) {
+        self.shared
+            .last_progress_ms
+            .store(now_ms(self.origin), Ordering::SeqCst);
+    }
 }
 
 impl Spec {
@@ -42,6 +70,7 @@ impl Spec {
             stop_timeout: Duration::from_secs(3),
             backoff_min: Duration::from_millis(500),
             backoff_max: Duration::from_secs(30),
+            stdout: None,
         }
     }
 }
@@ -160,22 +189,39 @@ pub fn terminate(child: &mut Child, timeout: Duration) -> std::process::ExitStat
     child.wait().expect("wait for a killed child")
 }
 
-fn spawn(spec: &Spec, shared: &Arc<Shared>, origin: Instant) -> std::io::Result<Child> {
+fn spawn(spec: &Spec, shared: &Arc<Shared>, origin: Instant) -> std::io::Result<(Child, Option<JoinHandle<()>>)> {
     let mut cmd = Command::new(&spec.program);
-    if spec.stall_timeout.is_some() {
+    let progress_pipe = spec.stall_timeout.is_some() && spec.stdout.is_none();
+    if progress_pipe {
         cmd.args(["-nostats", "-progress", "pipe:1", "-stats_period", "0.5"]);
     }
     cmd.args(&spec.args)
         .stdin(Stdio::null())
         .stderr(Stdio::piped())
         .process_group(0);
-    cmd.stdout(if spec.stall_timeout.is_some() {
+    cmd.stdout(if progress_pipe || spec.stdout.is_some() {
         Stdio::piped()
     } else {
         Stdio::null()
     });
     let mut child = cmd.spawn()?;
     shared.last_progress_ms.store(now_ms(origin), Ordering::SeqCst);
+    let mut sink_thread = None;
+    if let (Some(sink), Some(out)) = (&spec.stdout, child.stdout.take()) {
+        let (sink, progress) = (
+            sink.clone(),
+            Progress {
+                shared: shared.clone(),
+                origin,
+            },
+        );
+        sink_thread = Some(
+            std::thread::Builder::new()
+                .name(format!("out-{}", spec.name))
+                .spawn(move || (sink.0)(out, progress))
+                .expect("spawn stdout reader thread"),
+        );
+    }
     if let Some(out) = child.stdout.take() {
         let sh = shared.clone();
         std::thread::spawn(move || {
@@ -194,7 +240,7 @@ fn spawn(spec: &Spec, shared: &Arc<Shared>, origin: Instant) -> std::io::Result<
             }
         });
     }
-    Ok(child)
+    Ok((child, sink_thread))
 }
 
 fn exit_event(status: std::process::ExitStatus) -> Event {
@@ -210,7 +256,7 @@ fn supervise(spec: Spec, shared: Arc<Shared>, stop: mpsc::Receiver<()>, events: 
     let mut backoff = spec.backoff_min;
     loop {
         let started = Instant::now();
-        let mut child = match spawn(&spec, &shared, origin) {
+        let (mut child, sink_thread) = match spawn(&spec, &shared, origin) {
             Ok(c) => c,
             Err(e) => {
                 log::warn!("{}: cannot start {}: {e}", spec.name, spec.program.display());
@@ -233,6 +279,10 @@ fn supervise(spec: Spec, shared: Arc<Shared>, stop: mpsc::Receiver<()>, events: 
                     let status = terminate(&mut child, spec.stop_timeout);
                     shared.pid.store(0, Ordering::SeqCst);
                     *shared.last_exit.lock().unwrap() = Some(exit_event(status));
+                    // the child is gone, so its stdout is at EOF: the reader ends
+                    if let Some(t) = sink_thread {
+                        let _ = t.join();
+                    }
                     return;
                 }
                 Err(RecvTimeoutError::Timeout) => {}
@@ -251,6 +301,9 @@ fn supervise(spec: Spec, shared: Arc<Shared>, stop: mpsc::Receiver<()>, events: 
             }
         };
         shared.pid.store(0, Ordering::SeqCst);
+        if let Some(t) = sink_thread {
+            let _ = t.join();
+        }
         if let Some(ev) = ended {
             log::info!("{}: child pid {pid} ended: {ev:?}", spec.name);
             *shared.last_exit.lock().unwrap() = Some(ev.clone());

@@ -5,3 +5,4 @@ pub mod image;
 pub mod recording;
 pub mod service;
 pub mod snapshot;
+pub mod tap;

@@ -2,6 +2,7 @@
 //! built on the MediaMTX client, the path manager and the recording manager.
 
 use super::recording::{RecSink, RecordingManager, SpaceCheck, Started, Summary};
+use super::tap::{Codec, Taps};
 use crate::camera::registry::{Camera, SourceType, Status};
 use crate::clock;
 use crate::config::{Config, RecordFormat};
@@ -125,6 +126,7 @@ pub struct MediaService {
     client: Arc<Client>,
     paths: Arc<PathManager>,
     recordings: Arc<RecordingManager>,
+    taps: Arc<Taps>,
 }
 
 /// The publisher for a camera: simulated → lavfi; V4L2 → FFmpeg capture at the camera's
@@ -193,10 +195,11 @@ impl MediaService {
         let recordings = RecordingManager::new(config.clone(), paths.clone(), rec_events, space);
         Arc::new(MediaService {
             stats: Default::default(),
-            config,
+            config: config.clone(),
             client,
             paths,
             recordings,
+            taps: Arc::new(Taps::new(config.clone())),
         })
     }
 
@@ -208,6 +211,79 @@ impl MediaService {
     }
     pub fn recordings(&self) -> &Arc<RecordingManager> {
         &self.recordings
+    }
+    pub fn taps(&self) -> &Arc<Taps> {
+        &self.taps
+    }
+
+    /// Readers of `device`'s stream that are ours, not viewers: the recording keepalive and
+    /// the frame tap.
+    fn own_readers(&self, device: &str) -> usize {
+        self.recordings.is_recording(device) as usize + self.taps.readers(device)
+    }
+
+    /// Starts or stops `device`'s frame tap: wanted while it streams (`start_streaming`) or
+    /// records and is connected. The codec is MediaMTX's when the stream is up, else our
+    /// publisher's encoder; an external stream that is not up yet gets its tap on a later
+    /// call (the health probe, a photo).
+    pub async fn reconcile_tap(&self, device: &str, cam: Option<&Camera>) {
+        let connected = cam.is_some_and(|c| c.status == Status::Connected);
+        if !connected {
+            self.taps.set_streaming(device, false);
+        }
+        let wanted = connected && (self.taps.is_streaming(device) || self.recordings.is_recording(device));
+        if !wanted {
+            if self.taps.is_running(device) {
+                let (taps, d) = (self.taps.clone(), device.to_string());
+                blocking::unblock(move || taps.stop(&d)).await;
+            }
+            return;
+        }
+        if self.taps.is_running(device) {
+            return;
+        }
+        let from_mediamtx = match self.paths.runtime(device).await {
+            Ok(Some(rt)) if rt.available => rt.video().map(|(c, _, _)| Codec::from_mediamtx(c)),
+            _ => None,
+        };
+        let codec = match (from_mediamtx, cam.and_then(publisher_for)) {
+            (Some(c), _) => c,
+            (None, Some(Publisher::Lavfi { .. })) => Some(Codec::from_encoder(&self.config.ffmpeg.encoder)),
+            (None, Some(Publisher::V4l2 { encode, .. })) => Some(Codec::from_encoder(
+                encode.encoder.as_deref().unwrap_or(&self.config.ffmpeg.encoder),
+            )),
+            (None, _) => None,
+        };
+        match codec {
+            Some(c) => self.taps.start(device, c),
+            None => log::debug!("{device}: no frame tap (stream not up, or not H.264/H.265)"),
+        }
+    }
+
+    /// Stops `device`'s tap when neither streaming nor a recording wants it any more.
+    pub async fn release_tap_if_unwanted(&self, device: &str) {
+        if self.taps.is_running(device) && !self.taps.is_streaming(device) && !self.recordings.is_recording(device) {
+            let (taps, d) = (self.taps.clone(), device.to_string());
+            blocking::unblock(move || taps.stop(&d)).await;
+        }
+    }
+
+    /// [`Self::reconcile_tap`] for every camera with a tap, a streaming mark or a recording
+    /// (after the health probe: recordings that ended by themselves, cameras gone).
+    pub async fn reconcile_taps(&self, cameras: &[Camera]) {
+        let mut devices = self.taps.devices();
+        devices.extend(self.recordings.active_devices());
+        devices.sort();
+        devices.dedup();
+        for d in devices {
+            self.reconcile_tap(&d, cameras.iter().find(|c| c.id == d)).await;
+        }
+    }
+
+    /// Stops every frame tap and waits for their readers (service shutdown).
+    pub async fn stop_taps(&self) {
+        let taps = self.taps.clone();
+        blocking::unblock(move || taps.stop_all()).await;
     }
 
     /// Fails fast with -32050 while the circuit breaker is open.
@@ -232,6 +308,8 @@ impl MediaService {
         require_connected(c)?;
         self.check_breaker()?;
         self.ensure_path(c).await?;
+        self.taps.set_streaming(&c.id, true);
+        self.reconcile_tap(&c.id, Some(c)).await;
         let close_after = self.config.recording.on_demand_close_after.get().as_secs();
         Ok(StreamStarted {
             device: c.id.clone(),
@@ -250,7 +328,9 @@ impl MediaService {
         let viewers = rt
             .as_ref()
             .map_or(0, |p| p.readers.len())
-            .saturating_sub(recording as usize);
+            .saturating_sub(self.own_readers(&c.id));
+        self.taps.set_streaming(&c.id, false);
+        self.release_tap_if_unwanted(&c.id).await;
         Ok(StreamStopped {
             device: c.id.clone(),
             stream_name: c.id.clone(),
@@ -262,12 +342,12 @@ impl MediaService {
     pub async fn stream_url(&self, c: &Camera, urls: StreamUrls) -> Result<StreamUrlInfo, ServiceError> {
         self.check_breaker()?;
         let rt = self.paths.runtime(&c.id).await?;
-        let recording = self.recordings.is_recording(&c.id);
+        let own = self.own_readers(&c.id);
         let (available, consumers, status) = match &rt {
             None => (false, 0, StreamStatus::NotReady),
             Some(p) => (
                 p.available,
-                p.readers.len().saturating_sub(recording as usize),
+                p.readers.len().saturating_sub(own),
                 if p.available {
                     StreamStatus::Active
                 } else {
@@ -292,7 +372,7 @@ impl MediaService {
             resource: "stream",
             id: c.id.clone(),
         })?;
-        let recording = self.recordings.is_recording(&c.id);
+        let own = self.own_readers(&c.id);
         let (codec, w, h) = rt
             .video()
             .map(|(c, w, h)| (Some(c.to_string()), w, h))
@@ -306,7 +386,7 @@ impl MediaService {
                 StreamStatus::Inactive
             },
             ready: rt.available,
-            viewers: rt.readers.len().saturating_sub(recording as usize),
+            viewers: rt.readers.len().saturating_sub(own),
             bytes_received: rt.inbound_bytes,
             bytes_sent: rt.outbound_bytes,
             start_time: rt.available_time.clone(),
@@ -351,18 +431,23 @@ impl MediaService {
         require_connected(c)?;
         self.check_breaker()?;
         let p = publisher_or_err(c)?;
-        self.recordings
+        let started = self
+            .recordings
             .start(
                 &c.id,
                 p,
                 duration,
                 format.unwrap_or(self.config.recording.default_format),
             )
-            .await
+            .await?;
+        self.reconcile_tap(&c.id, Some(c)).await;
+        Ok(started)
     }
 
     pub async fn stop_recording(&self, device: &str) -> Result<Summary, ServiceError> {
-        self.recordings.stop(device).await
+        let r = self.recordings.stop(device).await;
+        self.release_tap_if_unwanted(device).await;
+        r
     }
 
     pub fn stream_stats(&self) -> StreamStats {
@@ -381,17 +466,16 @@ impl MediaService {
             if *reapplied > 0 {
                 self.recordings.mediamtx_unavailable();
             }
-            let recording: Vec<String> = self.recordings.active_devices();
             if let Ok(paths) = self.client.run(|c| c.list_paths()).await {
                 let mine: Vec<_> = paths.into_iter().filter(|p| ours.contains(&p.name)).collect();
                 *self.stats.lock().unwrap() = StreamStats {
                     active_streams: mine.iter().filter(|p| p.available).count(),
                     available: mine.iter().filter(|p| p.available).map(|p| p.name.clone()).collect(),
                     total_streams: mine.len(),
-                    // the recording keepalive readers are not viewers
+                    // the recording keepalive readers and the frame taps are not viewers
                     total_viewers: mine
                         .iter()
-                        .map(|p| p.readers.len().saturating_sub(recording.contains(&p.name) as usize))
+                        .map(|p| p.readers.len().saturating_sub(self.own_readers(&p.name)))
                         .sum(),
                 };
             }

@@ -95,6 +95,11 @@ pub struct Taken {
     pub capture_ms: u64,
     pub timestamp: String,
     pub format: ImageFormat,
+    /// The image came from the frame tap (tier `rtsp_immediate`), see media::tap.
+    pub tap: bool,
+    /// Age of the delivered frame when it was captured: for the tap, since its newest access
+    /// unit arrived; 0 for the tiers (they capture a new frame for the request).
+    pub frame_age_ms: u64,
 }
 
 /// Why one tier did not deliver (one entry of `data.tiers_tried`).
@@ -405,7 +410,20 @@ impl SnapshotManager {
                 tried.push(skip(reason, details));
                 continue;
             }
-            let result = self.run_tier(tier, cam).await;
+            // The frame tap first: the newest picture of a stream that is up, without a new
+            // session (media::tap); when it has nothing, the tier runs as before.
+            let tapped = match tier {
+                Tier::RtspImmediate => self.tap_picture(cam).await,
+                _ => None,
+            };
+            let (tap, frame_age_ms) = (
+                tapped.is_some(),
+                tapped.as_ref().map_or(0, |t| t.age.as_millis() as u64),
+            );
+            let result = match tapped {
+                Some(t) => Ok(t.frame),
+                None => self.run_tier(tier, cam).await,
+            };
             let result = match result {
                 Ok(frame) => self.render(frame, &req).await,
                 Err(e) => Err(e),
@@ -431,9 +449,10 @@ impl SnapshotManager {
                                 );
                             }
                             log::info!(
-                                "{}: snapshot {filename} by {} in {capture_ms} ms ({}x{}, {file_size} bytes)",
+                                "{}: snapshot {filename} by {}{} in {capture_ms} ms ({}x{}, {file_size} bytes)",
                                 cam.id,
                                 tier.as_str(),
+                                if tap { " (frame tap)" } else { "" },
                                 enc.width,
                                 enc.height
                             );
@@ -447,6 +466,8 @@ impl SnapshotManager {
                                 capture_ms,
                                 timestamp: crate::clock::rfc3339(t),
                                 format: req.format,
+                                tap,
+                                frame_age_ms,
                             });
                         }
                         // a file-system problem or a name taken meanwhile: no other tier helps
@@ -507,6 +528,25 @@ impl SnapshotManager {
                 unknown: Some(e.to_string()),
                 ..Default::default()
             },
+        }
+    }
+
+    /// A picture from the camera's frame tap, if one runs and has a fresh GOP. A tap that is
+    /// wanted but not running yet (an external stream that was not up) is started for the
+    /// next photo.
+    async fn tap_picture(&self, cam: &Camera) -> Option<super::tap::Tapped> {
+        let taps = self.media.taps().clone();
+        if !taps.is_running(&cam.id) {
+            self.media.reconcile_tap(&cam.id, Some(cam)).await;
+            return None;
+        }
+        let (id, timeout) = (cam.id.clone(), self.timeout(Tier::RtspImmediate));
+        match blocking::unblock(move || taps.grab(&id, timeout)).await {
+            Ok(t) => Some(t),
+            Err(e) => {
+                log::debug!("{}: frame tap has no picture: {e}", cam.id);
+                None
+            }
         }
     }
 

@@ -75,6 +75,27 @@ pub fn ffmpeg_input_format(fourcc: &str) -> Option<&'static str> {
     }
 }
 
+/// Bits of the frame counter drawn into simulated cameras' pictures.
+pub const COUNTER_BITS: u32 = 16;
+
+/// The frame number drawn into the top of a simulated camera's picture as a row of
+/// [`COUNTER_BITS`] square blocks of `width / 16` pixels on a black strip, least significant
+/// bit left, white = 1: tests read back which frame a photo shows (no font needed). The
+/// expressions avoid commas and quotes (the command is split by MediaMTX without a shell).
+pub fn frame_counter(width: u32) -> String {
+    let b = (width / COUNTER_BITS).max(2);
+    let mut s = format!(",drawbox=x=0:y=0:w={}:h={b}:color=black:t=fill", b * COUNTER_BITS);
+    for k in 0..COUNTER_BITS {
+        s.push_str(&format!(
+            ",drawbox=x={}:y=0:w={b}:h={b}:color=white:t=fill:enable=trunc(n/{})-2*trunc(n/{})",
+            k * b,
+            1u64 << k,
+            2u64 << k
+        ));
+    }
+    s
+}
+
 /// The publisher command MediaMTX runs on demand (split shell-style by MediaMTX, no shell;
 /// `$RTSP_PORT` and `$MTX_PATH` are filled in by MediaMTX).
 pub fn publisher_command(cfg: &Config, p: &Publisher) -> Option<String> {
@@ -108,7 +129,10 @@ pub fn publisher_command(cfg: &Config, p: &Publisher) -> Option<String> {
             height,
             fps,
         } => (
-            format!("-re -f lavfi -i {pattern}=size={width}x{height}:rate={fps}"),
+            format!(
+                "-re -f lavfi -i {pattern}=size={width}x{height}:rate={fps}{}",
+                frame_counter(*width)
+            ),
             *fps,
             &none,
         ),
