@@ -753,15 +753,17 @@ fn photos_through_pymavlink_with_geotags() {
             .wait_notification("snapshot.taken", Duration::from_secs(5))
             .await
             .expect("snapshot.taken from a MAVLink photo");
-        assert_eq!(
-            ev["params"]["position"]["latitude"].as_f64(),
-            Some(lat as f64 / 1e7),
+        assert_eq!(ev["params"]["position"]["lat"].as_f64(), Some(lat as f64 / 1e7), "{ev}");
+        // and what produced the photo, with the frame's age (api.md §12)
+        assert!(
+            ev["params"]["source"].is_string() && ev["params"]["frame_age_ms"].is_u64(),
             "{ev}"
         );
         // and a JSON-RPC snapshot carries the geotag too
         let s = c.result("take_snapshot", json!({"device": "camera50"})).await;
         assert!(
-            (s["position"]["longitude"].as_f64().unwrap() - lon as f64 / 1e7).abs() < 1e-9,
+            (s["position"]["lon"].as_f64().unwrap() - lon as f64 / 1e7).abs() < 1e-9
+                && s["position"]["time"].as_str().is_some_and(|t| t.ends_with('Z')),
             "{s}"
         );
     });

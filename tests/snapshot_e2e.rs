@@ -286,12 +286,12 @@ fn bench_rtsp_tiers() {
         // (runOnDemandCloseAfter) and every photo reads it again
         let mut imm = Vec::new();
         let v = c.result("take_snapshot", json!({"device": "camera50"})).await;
-        assert_eq!(v["tap"], false, "{v}");
+        assert_eq!(v["source"], v["tier"], "not from the tap: {v}");
         for _ in 0..n {
             let v = c.result("take_snapshot", json!({"device": "camera50"})).await;
             assert_eq!(
-                (v["tier"].as_str(), v["tap"].as_bool()),
-                (Some("rtsp_immediate"), Some(false)),
+                (v["tier"].as_str(), v["source"].as_str()),
+                (Some("rtsp_immediate"), Some("rtsp_immediate")),
                 "{v}"
             );
             imm.push(v["capture_ms"].as_u64().unwrap());
@@ -498,7 +498,7 @@ async fn tap_series(c: &mut Client, device: &str, n: usize) -> (Vec<u64>, Vec<u6
     let end = Instant::now() + Duration::from_secs(60);
     loop {
         let v = c.result("take_snapshot", json!({"device": device})).await;
-        if v["tap"] == true {
+        if v["source"] == "frame_tap" {
             break;
         }
         assert!(Instant::now() < end, "no photo from the tap: {v}");
@@ -509,8 +509,8 @@ async fn tap_series(c: &mut Client, device: &str, n: usize) -> (Vec<u64>, Vec<u6
         smol::Timer::after(Duration::from_millis(100)).await;
         let v = c.result("take_snapshot", json!({"device": device})).await;
         assert_eq!(
-            (v["tier"].as_str(), v["tap"].as_bool()),
-            (Some("rtsp_immediate"), Some(true)),
+            (v["tier"].as_str(), v["source"].as_str()),
+            (Some("rtsp_immediate"), Some("frame_tap")),
             "{v}"
         );
         ms.push(v["capture_ms"].as_u64().unwrap());

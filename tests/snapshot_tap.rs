@@ -100,7 +100,7 @@ async fn tap_photos(r: &Rig, c: &mut Client, n: usize) -> Vec<Value> {
     let end = Instant::now() + Duration::from_secs(20);
     loop {
         let v = c.result("take_snapshot", json!({"device": "camera50"})).await;
-        if v["tap"] == true {
+        if v["source"] == "frame_tap" {
             break;
         }
         assert!(Instant::now() < end, "no photo from the tap within 20 s: {v}");
@@ -113,8 +113,8 @@ async fn tap_photos(r: &Rig, c: &mut Client, n: usize) -> Vec<Value> {
         let v = c.result("take_snapshot", json!({"device": "camera50"})).await;
         println!("tap photo: {v}");
         assert_eq!(
-            (v["tier"].as_str(), v["tap"].as_bool()),
-            (Some("rtsp_immediate"), Some(true)),
+            (v["tier"].as_str(), v["source"].as_str()),
+            (Some("rtsp_immediate"), Some("frame_tap")),
             "{v}"
         );
         check_result_schema("take_snapshot", &v);
@@ -155,8 +155,8 @@ fn photos_of_a_streaming_and_a_recording_camera_come_from_the_tap() {
         // idle: the tiers, no tap, no tap reader
         let v = c.result("take_snapshot", json!({"device": "camera50"})).await;
         assert_eq!(
-            (v["tap"].as_bool(), v["frame_age_ms"].as_u64()),
-            (Some(false), Some(0)),
+            (v["source"] == v["tier"], v["frame_age_ms"].as_u64()),
+            (true, Some(0)),
             "{v}"
         );
         assert!(tap_children(&r).is_empty());
@@ -176,7 +176,7 @@ fn photos_of_a_streaming_and_a_recording_camera_come_from_the_tap() {
         release_and_check(&r).await;
         // no tap: the tiers deliver (the on-demand publisher may still run, or is started)
         let v = c.result("take_snapshot", json!({"device": "camera50"})).await;
-        assert_eq!(v["tap"], false, "{v}");
+        assert_eq!(v["source"], v["tier"], "not from the tap: {v}");
         assert!(["rtsp_immediate", "rtsp_activation"].contains(&v["tier"].as_str().unwrap()));
         assert_eq!(photo(&r, &v).0, 640);
 
@@ -190,7 +190,7 @@ fn photos_of_a_streaming_and_a_recording_camera_come_from_the_tap() {
         c.result("stop_recording", json!({"device": "camera50"})).await;
         release_and_check(&r).await;
         let v = c.result("take_snapshot", json!({"device": "camera50"})).await;
-        assert_eq!(v["tap"], false, "{v}");
+        assert_eq!(v["source"], v["tier"], "not from the tap: {v}");
         assert_eq!(photo(&r, &v).0, 640);
     });
 }

@@ -110,8 +110,9 @@ pub fn encode<'a>(e: &'a Event, mediamtx: &MediamtxConfig, host: &str) -> (Topic
             let t = &s.taken;
             (Topic::SnapshotTaken, Some(&s.device), {
                 let mut p = object(json!({
-                    "filename": t.filename, "file_size": t.file_size, "tier": t.tier, "width": t.width,
-                    "height": t.height, "capture_ms": t.capture_ms, "status": "SUCCESS", "timestamp": t.timestamp,
+                    "filename": t.filename, "file_size": t.file_size, "tier": t.tier, "source": t.source(),
+                    "frame_age_ms": t.frame_age_ms, "width": t.width, "height": t.height,
+                    "capture_ms": t.capture_ms, "status": "SUCCESS", "timestamp": t.timestamp,
                 }));
                 if let Some(pos) = &s.position {
                     p.insert("position".into(), json!(pos));

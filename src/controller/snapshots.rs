@@ -6,7 +6,7 @@ use crate::error::ServiceError;
 use crate::events::{Event, SnapshotTaken};
 pub use crate::mavlink::exif::Geotag;
 use crate::media::image::ImageFormat;
-use crate::media::snapshot::{Request, SnapshotManager, Tier};
+use crate::media::snapshot::{Request, SnapshotManager, Source, Tier};
 use schemars::JsonSchema;
 use serde::Serialize;
 use std::sync::Arc;
@@ -30,9 +30,9 @@ pub struct SnapshotResult {
     pub height: u32,
     /// The capture tier that produced the image.
     pub tier: Tier,
-    /// The image is the newest picture of the camera's running stream, from the frame tap
-    /// (`tier` is then `rtsp_immediate`).
-    pub tap: bool,
+    /// `frame_tap`: the newest picture of the camera's running stream, from the frame tap
+    /// (`tier` is then `rtsp_immediate`); otherwise the tier's name.
+    pub source: Source,
     /// Age of the delivered frame when it was captured, in ms: for the tap, since the newest
     /// picture reached the service; 0 for the tiers, which capture a new frame per request.
     pub frame_age_ms: u64,
@@ -64,11 +64,11 @@ impl Controller {
                     width: t.width,
                     height: t.height,
                     tier: t.tier,
-                    tap: t.tap,
+                    source: t.source(),
                     frame_age_ms: t.frame_age_ms,
                     capture_ms: t.capture_ms,
                     format: t.format,
-                    position,
+                    position: position.clone(),
                 };
                 self.events.publish(Event::SnapshotTaken(SnapshotTaken {
                     device: device.into(),

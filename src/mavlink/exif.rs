@@ -10,25 +10,29 @@ use schemars::JsonSchema;
 use serde::Serialize;
 use std::path::Path;
 
-/// The position a photo was taken at (`take_snapshot` result, `snapshot.taken`).
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, JsonSchema)]
+/// The position a photo was taken at (`take_snapshot` result, `snapshot.taken`), in the
+/// contract's names (api.md §12).
+#[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]
 pub struct Geotag {
     /// Degrees, WGS84.
-    pub latitude: f64,
-    pub longitude: f64,
+    pub lat: f64,
+    pub lon: f64,
     /// Metres above mean sea level.
-    pub altitude_m: f64,
+    pub alt_m: f64,
     /// Metres above the vehicle's home.
-    pub relative_altitude_m: f64,
+    pub relative_alt_m: f64,
+    /// When the vehicle reported the position (RFC 3339, UTC).
+    pub time: String,
 }
 
 impl From<&Position> for Geotag {
     fn from(p: &Position) -> Geotag {
         Geotag {
-            latitude: p.lat as f64 / 1e7,
-            longitude: p.lon as f64 / 1e7,
-            altitude_m: p.alt_mm as f64 / 1000.0,
-            relative_altitude_m: p.relative_alt_mm as f64 / 1000.0,
+            lat: p.lat as f64 / 1e7,
+            lon: p.lon as f64 / 1e7,
+            alt_m: p.alt_mm as f64 / 1000.0,
+            relative_alt_m: p.relative_alt_mm as f64 / 1000.0,
+            time: crate::clock::rfc3339(p.received_at),
         }
     }
 }
@@ -149,6 +153,7 @@ mod tests {
             alt_mm: -2500,
             relative_alt_mm: 0,
             q: [0.0; 4],
+            received_at: time::OffsetDateTime::UNIX_EPOCH,
         };
         let jfif = [0xFF, 0xD8, 0xFF, 0xE0, 0x00, 0x04, 0xAA, 0xBB, 0xFF, 0xD9];
         let out = with_gps(&jfif, &p).unwrap();

@@ -38,6 +38,8 @@ pub struct Position {
     pub relative_alt_mm: i32,
     /// Attitude quaternion w, x, y, z (zeros when unknown).
     pub q: [f32; 4],
+    /// When the position arrived (this host's clock).
+    pub received_at: time::OffsetDateTime,
 }
 
 /// One running image capture (`MAV_CMD_IMAGE_START_CAPTURE`).
@@ -367,6 +369,7 @@ impl Front {
                     alt_mm: p.alt,
                     relative_alt_mm: p.relative_alt,
                     q: [0.0; 4],
+                    received_at: time::OffsetDateTime::now_utc(),
                 });
             }
             MavMessage::ATTITUDE(a) if h.system_id == self.sysid() => {

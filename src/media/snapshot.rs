@@ -102,6 +102,30 @@ pub struct Taken {
     pub frame_age_ms: u64,
 }
 
+/// What produced a snapshot (`source` in the result and `snapshot.taken`, api.md §12): the
+/// frame tap, or the tier's name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Source {
+    FrameTap,
+    V4l2Direct,
+    FfmpegDirect,
+    RtspImmediate,
+    RtspActivation,
+}
+
+impl Taken {
+    pub fn source(&self) -> Source {
+        match (self.tap, self.tier) {
+            (true, _) => Source::FrameTap,
+            (false, Tier::V4l2Direct) => Source::V4l2Direct,
+            (false, Tier::FfmpegDirect) => Source::FfmpegDirect,
+            (false, Tier::RtspImmediate) => Source::RtspImmediate,
+            (false, Tier::RtspActivation) => Source::RtspActivation,
+        }
+    }
+}
+
 /// Why one tier did not deliver (one entry of `data.tiers_tried`).
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct Attempt {
