@@ -19,14 +19,16 @@ struct Rig {
     svc: Service,
 }
 
+/// `extra`: more `[snapshot]` keys, then other tables.
 fn rig(extra: &str) -> Rig {
     let double = start_double();
-    let rest = format!(
-        "[mediamtx]\napi_url = \"{}\"\nrtsp_port = {}\nhealth_interval = \"1s\"\n\n{extra}\n\n\
-         [snapshot]\nrtsp_immediate_timeout = \"8s\"\nrtsp_activation_timeout = \"8s\"\n\n\
-         [[camera.simulated]]\nid = \"camera50\"\nsize = \"640x480\"\nfps = 15\n",
-        double.api_url(),
-        double.rtsp_port
+    let rest = with_double(
+        &double,
+        "health_interval = \"1s\"",
+        &format!(
+            "[snapshot]\nrtsp_immediate_timeout = \"8s\"\nrtsp_activation_timeout = \"8s\"\n{extra}\n\n{}",
+            simulated("camera50", "640x480", 15)
+        ),
     );
     let svc = Service::start("", "", &rest);
     Rig { _double: double, svc }
@@ -274,5 +276,23 @@ fn tap_idle_cost() {
             );
         }
         c.result("stop_streaming", json!({"device": "camera50"})).await;
+    });
+}
+
+/// `[snapshot] frame_tap = false` (boards short of memory): no tap reader while a camera
+/// streams; its photos read the stream anew.
+#[test]
+fn frame_tap_off_starts_no_reader() {
+    let r = rig("frame_tap = false");
+    smol::block_on(async {
+        let mut c = Client::connect(&r.svc.ws_url()).await;
+        c.auth_as(Role::Operator).await;
+        c.result("start_streaming", json!({"device": "camera50"})).await;
+        for _ in 0..3 {
+            let v = c.result("take_snapshot", json!({"device": "camera50"})).await;
+            assert_eq!(v["source"], v["tier"], "not from the tap: {v}");
+            assert_eq!(photo(&r, &v).0, 640);
+        }
+        assert!(tap_children(&r).is_empty(), "no tap reader");
     });
 }

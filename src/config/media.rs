@@ -206,6 +206,10 @@ pub struct SnapshotConfig {
     /// Size limits applied when the request gives none (0 = none); aspect ratio is kept.
     pub max_width: u32,
     pub max_height: u32,
+    /// Keep a frame tap (one FFmpeg copy reader and a waiting decoder, about 21 MB private
+    /// memory) per streaming or recording camera, so that its photos take one frame time;
+    /// off = such photos go through the tiers (a new RTSP read each).
+    pub frame_tap: bool,
 }
 
 impl Default for SnapshotConfig {
@@ -220,6 +224,7 @@ impl Default for SnapshotConfig {
             default_quality: 85,
             max_width: 0,
             max_height: 0,
+            frame_tap: true,
         }
     }
 }

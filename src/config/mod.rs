@@ -432,6 +432,8 @@ mod tests {
         assert!(e.contains("snapshot.tiers: must name at least one tier"), "{e}");
         let c = load("", &[("CAMERA_SERVICE_SNAPSHOT_WARMUP_FRAMES", "7")]).unwrap();
         assert_eq!(c.snapshot.warmup_frames, 7);
+        assert!(c.snapshot.frame_tap);
+        assert!(!load("[snapshot]\nframe_tap = false\n", &[]).unwrap().snapshot.frame_tap);
     }
 
     #[test]

@@ -231,7 +231,9 @@ impl MediaService {
         if !connected {
             self.taps.set_streaming(device, false);
         }
-        let wanted = connected && (self.taps.is_streaming(device) || self.recordings.is_recording(device));
+        let wanted = self.config.snapshot.frame_tap
+            && connected
+            && (self.taps.is_streaming(device) || self.recordings.is_recording(device));
         if !wanted {
             if self.taps.is_running(device) {
                 let (taps, d) = (self.taps.clone(), device.to_string());
