@@ -189,6 +189,84 @@ pub fn terminate(child: &mut Child, timeout: Duration) -> std::process::ExitStat
     child.wait().expect("wait for a killed child")
 }
 
+/// What a bounded run of a one-shot FFmpeg child left behind.
+pub struct Finished<T> {
+    pub status: std::process::ExitStatus,
+    /// The deadline came first; the child's group was terminated.
+    pub timed_out: bool,
+    pub output: T,
+    pub stderr: String,
+}
+
+impl<T> Finished<T> {
+    /// The last non-empty stderr line, cut to 200 characters: FFmpeg's reason for failing.
+    pub fn last_error_line(&self) -> String {
+        let line = self.stderr.lines().rev().find(|l| !l.trim().is_empty());
+        line.unwrap_or("").chars().take(200).collect()
+    }
+}
+
+/// Runs a one-shot child (stdout and stderr piped, stdin piped when `input` is given) until it
+/// exits or `timeout` passes, then terminates its group. `input` is written and stdout is
+/// consumed by `read_output` on threads of their own, because either pipe can fill up first.
+/// The child is always reaped and every thread joined.
+pub fn run_bounded<T: Send + 'static>(
+    mut child: Child,
+    input: Option<Vec<u8>>,
+    timeout: Duration,
+    read_output: impl FnOnce(std::process::ChildStdout) -> T + Send + 'static,
+) -> std::io::Result<Finished<T>> {
+    let deadline = Instant::now() + timeout;
+    let missing = |what| std::io::Error::other(format!("no {what} pipe"));
+    let (Some(out), Some(mut err)) = (child.stdout.take(), child.stderr.take()) else {
+        terminate(&mut child, Duration::from_secs(1));
+        return Err(missing("stdout/stderr"));
+    };
+    let feeder = match (input, child.stdin.take()) {
+        (Some(data), Some(mut stdin)) => Some(std::thread::spawn(move || {
+            use std::io::Write;
+            let _ = stdin.write_all(&data);
+        })),
+        (Some(_), None) => {
+            terminate(&mut child, Duration::from_secs(1));
+            return Err(missing("stdin"));
+        }
+        (None, _) => None,
+    };
+    let reader = std::thread::spawn(move || read_output(out));
+    let err_reader = std::thread::spawn(move || {
+        use std::io::Read;
+        let mut s = String::new();
+        let _ = err.read_to_string(&mut s);
+        s
+    });
+    let waited = loop {
+        match child.try_wait() {
+            Ok(Some(s)) => break Ok(Some(s)),
+            Ok(None) if Instant::now() >= deadline => break Ok(None),
+            Ok(None) => std::thread::sleep(Duration::from_millis(1)),
+            Err(e) => break Err(e),
+        }
+    };
+    let status = match &waited {
+        Ok(Some(s)) => *s,
+        _ => terminate(&mut child, Duration::from_secs(1)),
+    };
+    if let Some(f) = feeder {
+        let _ = f.join();
+    }
+    let output = reader.join();
+    let stderr = err_reader.join().unwrap_or_default();
+    let timed_out = waited?.is_none();
+    let output = output.map_err(|_| std::io::Error::other("output reader panicked"))?;
+    Ok(Finished {
+        status,
+        timed_out,
+        output,
+        stderr,
+    })
+}
+
 fn spawn(spec: &Spec, shared: &Arc<Shared>, origin: Instant) -> std::io::Result<(Child, Option<JoinHandle<()>>)> {
     let mut cmd = Command::new(&spec.program);
     let progress_pipe = spec.stall_timeout.is_some() && spec.stdout.is_none();

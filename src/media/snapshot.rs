@@ -807,7 +807,6 @@ fn v4l2_capture(
 /// Runs FFmpeg with `input` args and reads one frame as PPM on stdout; bounded by
 /// `timeout` (then SIGINT, SIGKILL). Blocking.
 fn ffmpeg_capture(program: &str, input: Vec<String>, timeout: Duration) -> Result<Frame, TierFail> {
-    let deadline = Instant::now() + timeout;
     let mut cmd = Command::new(program);
     cmd.args(["-hide_banner", "-loglevel", "error", "-nostdin"])
         .args(&input)
@@ -827,45 +826,17 @@ fn ffmpeg_capture(program: &str, input: Vec<String>, timeout: Duration) -> Resul
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0);
-    let mut child = cmd
+    let child = cmd
         .spawn()
         .map_err(|e| fail("ffmpeg_failed", format!("cannot start ffmpeg: {e}")))?;
-    let mut out = child.stdout.take().expect("piped");
-    let mut err = child.stderr.take().expect("piped");
-    let reader = std::thread::spawn(move || {
+    let run = super::ffmpeg::run_bounded(child, None, timeout, |mut out| {
         let mut v = Vec::new();
         let _ = out.read_to_end(&mut v);
         v
-    });
-    let err_reader = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = err.read_to_string(&mut s);
-        s
-    });
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(s)) => break Some(s),
-            Ok(None) if Instant::now() >= deadline => break None,
-            Ok(None) => std::thread::sleep(Duration::from_millis(5)),
-            Err(e) => return Err(fail("ffmpeg_failed", format!("wait: {e}"))),
-        }
-    };
-    let timed_out = status.is_none();
-    let status = match status {
-        Some(s) => s,
-        None => super::ffmpeg::terminate(&mut child, Duration::from_secs(1)),
-    };
-    let data = reader.join().unwrap_or_default();
-    let stderr = err_reader.join().unwrap_or_default();
-    let last: String = stderr
-        .lines()
-        .rev()
-        .find(|l| !l.trim().is_empty())
-        .unwrap_or("")
-        .chars()
-        .take(200)
-        .collect();
-    if timed_out {
+    })
+    .map_err(|e| fail("ffmpeg_failed", format!("wait: {e}")))?;
+    let last = run.last_error_line();
+    if run.timed_out {
         return Err(fail(
             "timeout",
             format!("no frame within {} ms {last}", timeout.as_millis())
@@ -873,6 +844,7 @@ fn ffmpeg_capture(program: &str, input: Vec<String>, timeout: Duration) -> Resul
                 .to_string(),
         ));
     }
+    let (status, data, stderr) = (run.status, run.output, run.stderr);
     if !status.success() || data.is_empty() {
         let reason = if stderr.contains("Device or resource busy") {
             "device_busy"

@@ -9,7 +9,7 @@ use super::ffmpeg::{EventSink, Progress, Spec, StdoutSink, Supervised};
 use super::image::{self, Frame};
 use crate::config::Config;
 use std::collections::{HashMap, HashSet};
-use std::io::{Read, Write};
+use std::io::Read;
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -239,43 +239,15 @@ fn spawn_decoder(program: &str, codec: Codec) -> std::io::Result<std::process::C
 /// Feeds `data` (an Annex-B GOP) to `child` (from [`spawn_decoder`]) and returns its last
 /// picture; only that one is converted to RGB. Blocking, bounded by `timeout`; the child is
 /// always reaped.
-fn decode_last(mut child: std::process::Child, data: Vec<u8>, timeout: Duration) -> Result<Frame, String> {
-    let deadline = Instant::now() + timeout;
-    let mut stdin = child.stdin.take().ok_or("no decoder stdin")?;
-    let out = child.stdout.take().ok_or("no decoder stdout")?;
-    let mut err = child.stderr.take().ok_or("no decoder stderr")?;
-    // Feeding and reading on their own threads: either pipe can fill up first.
-    let feeder = std::thread::spawn(move || {
-        let _ = stdin.write_all(&data);
-    });
-    let reader = std::thread::spawn(move || last_y4m_picture(out));
-    let err_reader = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = err.read_to_string(&mut s);
-        s
-    });
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(s)) => break Some(s),
-            Ok(None) if Instant::now() >= deadline => break None,
-            Ok(None) => std::thread::sleep(Duration::from_millis(1)),
-            Err(e) => {
-                log::debug!("frame tap: wait for the decoder: {e}");
-                break None;
-            }
-        }
-    };
-    let timed_out = status.is_none();
-    let status = status.unwrap_or_else(|| super::ffmpeg::terminate(&mut child, Duration::from_secs(1)));
-    let _ = feeder.join();
-    let picture = reader.join().unwrap_or_else(|_| Err("reader panicked".into()));
-    let stderr = err_reader.join().unwrap_or_default();
-    if timed_out {
+fn decode_last(child: std::process::Child, data: Vec<u8>, timeout: Duration) -> Result<Frame, String> {
+    let run = super::ffmpeg::run_bounded(child, Some(data), timeout, last_y4m_picture)
+        .map_err(|e| format!("the decoder failed: {e}"))?;
+    if run.timed_out {
         return Err(format!("the decoder took more than {} ms", timeout.as_millis()));
     }
-    let (w, h, yuv) = picture.map_err(|e| {
-        let why: String = stderr.lines().last().unwrap_or("").chars().take(200).collect();
-        format!("the decoder gave no picture ({status}): {e} {why}")
+    let why = run.last_error_line();
+    let (w, h, yuv) = run.output.map_err(|e| {
+        format!("the decoder gave no picture ({}): {e} {why}", run.status)
             .trim()
             .to_string()
     })?;
