@@ -29,6 +29,8 @@ pub struct Sink {
     pub chans: Vec<Option<u8>>,
     pub conn: TcpStream,
     pub hidden: bool,
+    /// a forwarder's outboundBytes (hidden readers are not counted in the stream's)
+    pub counter: Option<Arc<AtomicU64>>,
 }
 
 pub struct Stream {
@@ -54,8 +56,12 @@ impl Stream {
         for s in sinks.iter() {
             if let Some(Some(ch)) = s.chans.get(media) {
                 let ch = ch + rtcp as u8;
-                if s.tx.try_send(Out::Frame(ch, data.clone())).is_ok() && !s.hidden {
-                    self.outbound.fetch_add(data.len() as u64, Ordering::Relaxed);
+                if s.tx.try_send(Out::Frame(ch, data.clone())).is_ok() {
+                    if !s.hidden {
+                        self.outbound.fetch_add(data.len() as u64, Ordering::Relaxed);
+                    } else if let Some(c) = &s.counter {
+                        c.fetch_add(data.len() as u64, Ordering::Relaxed);
+                    }
                 }
             }
         }
@@ -114,6 +120,8 @@ pub struct PathRt {
     pub ondemand_query: String,
     pub puller: ProcSlot,
     pub recorder: RecorderSlot,
+    /// `forward` destinations (forward.rs)
+    pub forward: Vec<crate::forward::Dest>,
     /// runOnInit, while the path exists
     pub init_hook: Option<crate::hooks::Cmd>,
     /// runOnAvailable/runOnUnavailable and runOnOnline/runOnOffline, while available
@@ -173,6 +181,7 @@ pub enum ChildKind {
     Puller,
     Recorder,
     Hook,
+    Forwarder,
 }
 
 pub struct Shared {
@@ -335,6 +344,7 @@ fn new_path(shared: &Arc<Shared>, name: &str, conf_name: &str, conf: Map<String,
         conf.get("runOnInitRestart").and_then(|v| v.as_bool()).unwrap_or(false),
     );
     PathRt {
+        forward: crate::forward::init(shared, &conf),
         init_hook,
         available_hooks: Vec::new(),
         read_hooks: Vec::new(),
@@ -382,6 +392,7 @@ pub fn destroy_path(shared: &Arc<Shared>, p: &mut PathRt) -> Vec<i32> {
         crate::procs::interrupt(pid);
     }
     p.puller.active = false;
+    crate::forward::stop_all(p);
     if let Some(pid) = p.recorder.pid {
         crate::procs::interrupt(pid);
         p.recorder.stopping = true;
@@ -411,6 +422,7 @@ pub fn sync_paths(shared: &Arc<Shared>, st: &mut State) -> Vec<i32> {
             let p = st.paths.get_mut(&name).unwrap();
             p.conf = eff;
             p.conf_name = cn;
+            crate::forward::reload(shared, p);
         } else {
             let mut p = st.paths.remove(&name).unwrap();
             shared.log(&format!("path {} closed (configuration changed)", name));
@@ -516,6 +528,7 @@ pub fn tick(shared: &Arc<Shared>) {
                 p.recorder.retry_at = None;
                 crate::procs::spawn_recorder(shared, p);
             }
+            crate::forward::tick(shared, p, now);
             // regex-path instances disappear when unused
             if conf::is_regex_conf(&p.conf_name)
                 && p.stream.is_none()
@@ -527,6 +540,7 @@ pub fn tick(shared: &Arc<Shared>) {
                 && p.puller.pid.is_none()
                 && !p.puller.active
                 && p.recorder.pid.is_none()
+                && p.forward.iter().all(|d| d.pid.is_none())
             {
                 remove.push(name.clone());
             }

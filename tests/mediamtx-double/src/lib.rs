@@ -15,6 +15,7 @@ pub mod conf;
 mod conf_fields;
 pub mod core;
 pub mod fmp4;
+pub mod forward;
 pub mod gojson;
 pub mod hooks;
 pub mod http;

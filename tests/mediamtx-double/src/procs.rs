@@ -63,6 +63,7 @@ fn spawn2(
         ChildKind::Puller => "source",
         ChildKind::Recorder => "recorder",
         ChildKind::Hook => "hook",
+        ChildKind::Forwarder => "forward",
     };
     let (mut out, err) = log_file(shared, name, tag);
     if pipe_stdout {
@@ -121,6 +122,12 @@ fn spawn_registered(
             None
         }
     }
+}
+
+/// A forward destination's ffmpeg (forward.rs), logged to `logs/<path>-<tag>.log`.
+pub fn spawn_forwarder(shared: &Arc<Shared>, args: &[String], name: &str, tag: &str) -> Option<Child> {
+    let io = log_file(shared, name, tag);
+    spawn_registered(shared, args, &[], io, name, tag, ChildKind::Forwarder)
 }
 
 /// Waits for a child in a thread, then calls `after` with the state lock held.

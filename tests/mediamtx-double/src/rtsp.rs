@@ -74,6 +74,8 @@ struct Conn {
     close: bool,
     /// query of the URL of the last DESCRIBE/ANNOUNCE/SETUP (MTX_QUERY of hooks)
     query: String,
+    /// query of an internal DESCRIBE (a forwarder's `forward=<uid>`; its SETUPs have none)
+    internal_query: String,
     /// runOnConnect/runOnDisconnect, started with the first request that is not the
     /// double's own (recorder, pulled source)
     connect_hooks: Option<crate::hooks::Pair>,
@@ -129,6 +131,7 @@ fn conn(shared: Arc<Shared>, tcp: TcpStream) {
         nonce: Default::default(),
         close: false,
         query: String::new(),
+        internal_query: String::new(),
         connect_hooks: None,
         conn_uuid: crate::util::uuid(),
     };
@@ -496,6 +499,9 @@ impl Conn {
         match stream {
             Some(s) => {
                 self.described = Some((name.clone(), internal, s.sdp.medias.len()));
+                if internal {
+                    self.internal_query = query.clone();
+                }
                 let base = format!("rtsp://{}/{}/", host_of(&req.url), p.trim_end_matches('/'));
                 self.respond(
                     req,
@@ -699,6 +705,7 @@ impl Conn {
         let tx = self.tx.clone();
         let conn_id = self.id;
         let query = self.query.clone();
+        let internal_query = self.internal_query.clone();
         let Role::Reader {
             path,
             hidden,
@@ -720,6 +727,11 @@ impl Conn {
         let Some(stream) = p.stream.clone() else {
             drop(st);
             return self.respond(req, 404, "Not Found", &[], b"");
+        };
+        let counter = if *hidden {
+            crate::forward::counter_for(p, &internal_query)
+        } else {
+            None
         };
         if !*hidden {
             let rid = crate::util::uuid();
@@ -745,6 +757,7 @@ impl Conn {
             chans: chans.clone(),
             conn: sink_conn,
             hidden: *hidden,
+            counter,
         });
         *playing = Some((stream, sink_id));
         drop(st);

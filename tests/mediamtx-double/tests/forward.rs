@@ -1,0 +1,153 @@
+//! `forward` and `alwaysAvailable` driven with real clients (ffmpeg publishers, ffprobe).
+
+mod common;
+use common::*;
+use serde_json::{json, Value};
+use std::process::Command;
+use std::time::Duration;
+
+/// ffprobe of an RTSP URL: (codec, width, height) of the first video stream; None if
+/// the URL cannot be read.
+fn probe(url: &str) -> Option<(String, u64, u64)> {
+    let out = Command::new("ffprobe")
+        .args(["-v", "error", "-rtsp_transport", "tcp", "-rw_timeout", "5000000"])
+        .args(["-select_streams", "v:0", "-show_streams", "-of", "json", url])
+        .output()
+        .expect("ffprobe");
+    let v: Value = serde_json::from_slice(&out.stdout).ok()?;
+    let s = v["streams"].get(0)?;
+    Some((
+        s["codec_name"].as_str()?.to_string(),
+        s["width"].as_u64()?,
+        s["height"].as_u64()?,
+    ))
+}
+
+fn add_path(h: &mediamtx_double::Handle, name: &str, body: Value) {
+    let r = http(
+        "POST",
+        &format!("{}/v3/config/paths/add/{}", h.api_url(), name),
+        Some(&body.to_string()),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+}
+
+fn forward_list(h: &mediamtx_double::Handle, path: &str) -> Value {
+    let r = http(
+        "GET",
+        &format!("{}/v3/paths/forward/list?path={}", h.api_url(), path),
+        None,
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    r.json()
+}
+
+#[test]
+fn forward_pushes_to_another_path() {
+    require_ffmpeg();
+    let (h, dir) = start("forward-ok");
+    let dest = format!("{}/other", h.rtsp_url());
+    add_path(&h, "src", json!({"forward": [{"dest": dest}]}));
+    let l = forward_list(&h, "src");
+    assert_eq!(l["itemCount"], 1);
+    assert_eq!(l["items"][0]["state"], "idle");
+    assert_eq!(l["items"][0]["pos"], 1);
+    assert_eq!(l["items"][0]["protocol"], "rtsp");
+    assert_eq!(
+        l["items"][0]["conf"],
+        json!({"dest": dest, "destFingerprint": "", "whipBearerToken": ""})
+    );
+
+    let _publisher = spawn_cmd(
+        &publisher_cmd(&format!("{}/src", h.rtsp_url()), "320x240"),
+        &dir.join("pub.log"),
+    );
+    wait_until(Duration::from_secs(15), "forwarded path readable", || {
+        probe(&format!("{}/other", h.rtsp_url())) == Some(("h264".into(), 320, 240))
+    });
+    let l = forward_list(&h, "src");
+    let item = &l["items"][0];
+    assert_eq!(item["state"], "forwarding", "{}", l);
+    assert_eq!(item["lastError"], "");
+    // the forwarder is no reader of the source path
+    let p = http("GET", &format!("{}/v3/paths/get/src", h.api_url()), None).json();
+    assert_eq!(p["readers"], json!([]), "{}", p);
+    wait_until(Duration::from_secs(10), "outboundBytes counted", || {
+        forward_list(&h, "src")["items"][0]["outboundBytes"]
+            .as_u64()
+            .unwrap_or(0)
+            > 0
+    });
+
+    // get by id, and MediaMTX's errors
+    let id = item["id"].as_str().unwrap();
+    let g = http(
+        "GET",
+        &format!("{}/v3/paths/forward/get?path=src&id={}", h.api_url(), id),
+        None,
+    );
+    assert_eq!(g.status, 200);
+    assert_eq!(g.json()["id"], id);
+    let cases = [
+        ("/v3/paths/forward/list", 400, "invalid path"),
+        ("/v3/paths/forward/list?path=nope", 404, "path not found"),
+        ("/v3/paths/forward/get?path=src&id=abc", 400, "invalid UUID length: 3"),
+        (
+            "/v3/paths/forward/get?path=src&id=0f8fad5b-d9cb-469f-a165-70867728950e",
+            404,
+            "forward destination not found",
+        ),
+    ];
+    for (url, code, text) in cases {
+        let r = http("GET", &format!("{}{}", h.api_url(), url), None);
+        assert_eq!((r.status, r.json()["error"].clone()), (code, json!(text)), "{}", url);
+    }
+
+    // a forward change keeps the path (and its publisher): the destination is replaced
+    let r = http(
+        "PATCH",
+        &format!("{}/v3/config/paths/patch/src", h.api_url()),
+        Some(&json!({"forward": [{"dest": format!("{}/third", h.rtsp_url())}]}).to_string()),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let l = forward_list(&h, "src");
+    assert_ne!(l["items"][0]["id"], id);
+    wait_until(Duration::from_secs(15), "new destination readable", || {
+        probe(&format!("{}/third", h.rtsp_url())) == Some(("h264".into(), 320, 240))
+    });
+    let p = http("GET", &format!("{}/v3/paths/get/src", h.api_url()), None).json();
+    assert_eq!(p["available"], true);
+}
+
+#[test]
+fn forward_to_refusing_dest_is_an_error_and_retried() {
+    require_ffmpeg();
+    let (h, dir) = start("forward-refused");
+    let closed_port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    add_path(
+        &h,
+        "src",
+        json!({"forward": [{"dest": format!("rtmp://127.0.0.1:{}/live", closed_port)}]}),
+    );
+    let _publisher = spawn_cmd(
+        &publisher_cmd(&format!("{}/src", h.rtsp_url()), "320x240"),
+        &dir.join("pub.log"),
+    );
+    let expected = format!("dial tcp 127.0.0.1:{}: connect: connection refused", closed_port);
+    wait_until(Duration::from_secs(10), "error state", || {
+        let l = forward_list(&h, "src");
+        l["items"][0]["state"] == "error" && l["items"][0]["lastError"] == expected.as_str()
+    });
+    assert_eq!(forward_list(&h, "src")["items"][0]["protocol"], "rtmp");
+    // retried after MediaMTX's 5 s pause
+    let attempts = || {
+        std::fs::read_to_string(dir.join("mediamtx-double.log"))
+            .unwrap_or_default()
+            .matches("[RTMP dest 1] forwarding to")
+            .count()
+    };
+    wait_until(Duration::from_secs(15), "second attempt", || attempts() >= 2);
+}
