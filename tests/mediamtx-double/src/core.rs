@@ -86,6 +86,8 @@ pub struct Publisher {
     pub internal: bool,
     /// query of the publishing URL (MTX_QUERY of runOnAvailable)
     pub query: String,
+    /// the offline-stream generator of an alwaysAvailable path
+    pub offline: bool,
 }
 
 #[derive(Default)]
@@ -122,6 +124,8 @@ pub struct PathRt {
     pub recorder: RecorderSlot,
     /// `forward` destinations (forward.rs)
     pub forward: Vec<crate::forward::Dest>,
+    /// alwaysAvailable's offline-stream generator
+    pub offline: crate::always_available::Offline,
     /// runOnInit, while the path exists
     pub init_hook: Option<crate::hooks::Cmd>,
     /// runOnAvailable/runOnUnavailable and runOnOnline/runOnOffline, while available
@@ -182,6 +186,7 @@ pub enum ChildKind {
     Recorder,
     Hook,
     Forwarder,
+    Offline,
 }
 
 pub struct Shared {
@@ -345,6 +350,7 @@ fn new_path(shared: &Arc<Shared>, name: &str, conf_name: &str, conf: Map<String,
     );
     PathRt {
         forward: crate::forward::init(shared, &conf),
+        offline: Default::default(),
         init_hook,
         available_hooks: Vec::new(),
         read_hooks: Vec::new(),
@@ -393,6 +399,7 @@ pub fn destroy_path(shared: &Arc<Shared>, p: &mut PathRt) -> Vec<i32> {
     }
     p.puller.active = false;
     crate::forward::stop_all(p);
+    crate::always_available::stop(p);
     if let Some(pid) = p.recorder.pid {
         crate::procs::interrupt(pid);
         p.recorder.stopping = true;
@@ -529,6 +536,7 @@ pub fn tick(shared: &Arc<Shared>) {
                 crate::procs::spawn_recorder(shared, p);
             }
             crate::forward::tick(shared, p, now);
+            crate::always_available::tick(shared, p, now);
             // regex-path instances disappear when unused
             if conf::is_regex_conf(&p.conf_name)
                 && p.stream.is_none()
@@ -563,6 +571,7 @@ pub fn publish_start(shared: &Arc<Shared>, p: &mut PathRt, pb: Publisher, sdp: S
         s.close();
     }
     end_hooks(shared, p);
+    let always = p.b("alwaysAvailable");
     // hooks.OnAvailable / OnOnline
     let mut env = crate::hooks::path_env(shared, &p.name, &p.conf_name);
     env.push(("MTX_QUERY".into(), crate::hooks::query_escape(&pb.query)));
@@ -577,6 +586,11 @@ pub fn publish_start(shared: &Arc<Shared>, p: &mut PathRt, pb: Publisher, sdp: S
         ("runOnAvailable", "runOnUnavailable", "runOnAvailableRestart"),
         ("runOnOnline", "runOnOffline", "runOnOnlineRestart"),
     ] {
+        // the offline stream runs no hooks; an alwaysAvailable path's publishers only
+        // bring it online
+        if pb.offline || (always && on == "runOnAvailable") {
+            continue;
+        }
         let (a, b, r) = (p.s(on), p.s(off), p.b(restart));
         if !a.is_empty() || !b.is_empty() {
             let pair = crate::hooks::Pair::start(shared, &p.name, (on, &a, r), (off, &b), env.clone());
@@ -678,10 +692,13 @@ fn opt_time(t: Option<SystemTime>) -> Value {
 
 /// The v1.20.1 Path object.
 pub fn path_json(p: &PathRt) -> Value {
-    let available = p.stream.is_some();
+    // an alwaysAvailable path is available from its creation, online with a publisher
+    let always = p.b("alwaysAvailable");
+    let available = p.stream.is_some() || always;
+    let available_time = if always { Some(p.created) } else { p.available_time };
     let (source, online, online_time) = if p.is_url_source() {
         (json!({"type": "rtspSource", "id": ""}), true, Some(p.created))
-    } else if let Some(pb) = &p.publisher {
+    } else if let Some(pb) = p.publisher.as_ref().filter(|pb| !pb.offline) {
         (json!({"type": "rtspSession", "id": pb.id}), true, p.available_time)
     } else {
         (Value::Null, false, None)
@@ -716,9 +733,9 @@ pub fn path_json(p: &PathRt) -> Value {
         "confName": p.conf_name,
         "source": source,
         "ready": available,
-        "readyTime": opt_time(if available { p.available_time } else { None }),
+        "readyTime": opt_time(if available { available_time } else { None }),
         "available": available,
-        "availableTime": opt_time(if available { p.available_time } else { None }),
+        "availableTime": opt_time(if available { available_time } else { None }),
         "online": online,
         "onlineTime": opt_time(if online { online_time } else { None }),
         "tracks": tracks,

@@ -8,6 +8,7 @@
 
 #![allow(clippy::too_many_arguments)]
 
+pub mod always_available;
 pub mod api;
 pub mod auth;
 pub mod cleaner;

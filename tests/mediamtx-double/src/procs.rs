@@ -64,6 +64,7 @@ fn spawn2(
         ChildKind::Recorder => "recorder",
         ChildKind::Hook => "hook",
         ChildKind::Forwarder => "forward",
+        ChildKind::Offline => "offline",
     };
     let (mut out, err) = log_file(shared, name, tag);
     if pipe_stdout {
@@ -128,6 +129,11 @@ fn spawn_registered(
 pub fn spawn_forwarder(shared: &Arc<Shared>, args: &[String], name: &str, tag: &str) -> Option<Child> {
     let io = log_file(shared, name, tag);
     spawn_registered(shared, args, &[], io, name, tag, ChildKind::Forwarder)
+}
+
+/// The offline-stream generator of an alwaysAvailable path (always_available.rs).
+pub fn spawn_offline(shared: &Arc<Shared>, args: &[String], name: &str) -> Option<Child> {
+    spawn(shared, args, &[], name, ChildKind::Offline)
 }
 
 /// Waits for a child in a thread, then calls `after` with the state lock held.

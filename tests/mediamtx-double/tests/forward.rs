@@ -151,3 +151,86 @@ fn forward_to_refusing_dest_is_an_error_and_retried() {
     };
     wait_until(Duration::from_secs(15), "second attempt", || attempts() >= 2);
 }
+
+fn path_get(h: &mediamtx_double::Handle, name: &str) -> Value {
+    http("GET", &format!("{}/v3/paths/get/{}", h.api_url(), name), None).json()
+}
+
+/// One RTSP request on a fresh connection: the status code of the answer.
+fn rtsp_status(h: &mediamtx_double::Handle, method: &str, path: &str, sdp: &str) -> u16 {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", h.rtsp_port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let req = format!(
+        "{} {}/{} RTSP/1.0\r\nCSeq: 1\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{}",
+        method,
+        h.rtsp_url(),
+        path,
+        sdp.len(),
+        sdp
+    );
+    s.write_all(req.as_bytes()).unwrap();
+    let mut buf = [0u8; 512];
+    let n = s.read(&mut buf).unwrap();
+    let head = String::from_utf8_lossy(&buf[..n]).to_string();
+    head.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0)
+}
+
+#[test]
+fn always_available_offline_then_publisher_then_offline() {
+    require_ffmpeg();
+    let (h, dir) = start("always-available");
+    add_path(
+        &h,
+        "aa",
+        json!({"alwaysAvailable": true, "alwaysAvailableTracks": [{"codec": "H264"}]}),
+    );
+    let url = format!("{}/aa", h.rtsp_url());
+    // offline: MediaMTX's offline picture size, available but not online
+    assert_eq!(probe(&url), Some(("h264".into(), 1920, 1080)));
+    let p = path_get(&h, "aa");
+    assert_eq!(
+        (p["available"].clone(), p["online"].clone()),
+        (json!(true), json!(false)),
+        "{}",
+        p
+    );
+    assert_eq!(p["source"], Value::Null);
+
+    // a publisher with other tracks is refused (mediasAreCompatible)
+    let opus_only = "v=0\r\no=- 0 0 IN IP4 127.0.0.1\r\ns=x\r\nt=0 0\r\nm=audio 0 RTP/AVP 96\r\na=rtpmap:96 opus/48000/2\r\na=control:trackID=0\r\n";
+    assert_eq!(rtsp_status(&h, "ANNOUNCE", "aa", opus_only), 400);
+    let log = std::fs::read_to_string(dir.join("mediamtx-double.log")).unwrap();
+    assert!(
+        log.contains("wants to publish [Opus], but stream expects [H264]"),
+        "{}",
+        log
+    );
+
+    // a publisher replaces the offline stream
+    let mut publisher = spawn_cmd(&publisher_cmd(&url, "320x240"), &dir.join("pub.log"));
+    wait_until(Duration::from_secs(15), "publisher's stream", || {
+        probe(&url) == Some(("h264".into(), 320, 240))
+    });
+    let p = path_get(&h, "aa");
+    assert_eq!(
+        (p["available"].clone(), p["online"].clone()),
+        (json!(true), json!(true)),
+        "{}",
+        p
+    );
+    assert_eq!(p["source"]["type"], "rtspSession");
+
+    // publisher gone: offline again
+    publisher.interrupt_and_wait();
+    wait_until(Duration::from_secs(15), "offline stream again", || {
+        probe(&url) == Some(("h264".into(), 1920, 1080))
+    });
+    let p = path_get(&h, "aa");
+    assert_eq!(
+        (p["available"].clone(), p["online"].clone()),
+        (json!(true), json!(false)),
+        "{}",
+        p
+    );
+}
