@@ -65,7 +65,9 @@ fn forward_pushes_to_another_path() {
     wait_until(Duration::from_secs(15), "forwarded path readable", || {
         probe(&format!("{}/other", h.rtsp_url())) == Some(("h264".into(), 320, 240))
     });
-    let l = forward_list(&h, "src");
+    let r = http("GET", &format!("{}/v3/paths/forward/list?path=src", h.api_url()), None);
+    check_response(&load_spec(), "/v3/paths/forward/list", "GET", &r);
+    let l = r.json();
     let item = &l["items"][0];
     assert_eq!(item["state"], "forwarding", "{}", l);
     assert_eq!(item["lastError"], "");
@@ -87,6 +89,7 @@ fn forward_pushes_to_another_path() {
         None,
     );
     assert_eq!(g.status, 200);
+    check_response(&load_spec(), "/v3/paths/forward/get", "GET", &g);
     assert_eq!(g.json()["id"], id);
     let cases = [
         ("/v3/paths/forward/list", 400, "invalid path"),
