@@ -40,6 +40,8 @@ pub struct Stream {
     pub sinks: Mutex<Vec<Sink>>,
     pub inbound: AtomicU64,
     pub outbound: AtomicU64,
+    /// alwaysAvailable: producers change under the readers (restamp.rs)
+    pub restamp: Option<Mutex<crate::restamp::Restamper>>,
 }
 
 impl Stream {
@@ -51,6 +53,20 @@ impl Stream {
         if !rtcp {
             self.inbound.fetch_add(payload.len() as u64, Ordering::Relaxed);
         }
+        match &self.restamp {
+            None => self.fan_out(media, rtcp, payload),
+            // the producers' RTCP describes their own numbering: not relayed
+            Some(_) if rtcp => {}
+            Some(r) => {
+                let pkts = r.lock().unwrap().rewrite(media, &payload);
+                for p in pkts {
+                    self.fan_out(media, false, p);
+                }
+            }
+        }
+    }
+
+    fn fan_out(&self, media: usize, rtcp: bool, payload: Vec<u8>) {
         let data = Arc::new(payload);
         let sinks = self.sinks.lock().unwrap();
         for s in sinks.iter() {
@@ -567,11 +583,19 @@ pub fn publish_start(shared: &Arc<Shared>, p: &mut PathRt, pb: Publisher, sdp: S
     if let Some(old) = p.publisher.take() {
         let _ = old.conn.shutdown(Shutdown::Both);
     }
-    if let Some(s) = p.stream.take() {
-        s.close();
-    }
-    end_hooks(shared, p);
     let always = p.b("alwaysAvailable");
+    // alwaysAvailable: the stream stays, with its readers, when the producer changes
+    let kept =
+        p.stream.take().and_then(
+            |s| match always && s.restamp.is_some() && s.sdp.medias.len() == sdp.medias.len() {
+                true => Some(s),
+                false => {
+                    s.close();
+                    None
+                }
+            },
+        );
+    end_hooks(shared, p);
     // hooks.OnAvailable / OnOnline
     let mut env = crate::hooks::path_env(shared, &p.name, &p.conf_name);
     env.push(("MTX_QUERY".into(), crate::hooks::query_escape(&pb.query)));
@@ -598,14 +622,24 @@ pub fn publish_start(shared: &Arc<Shared>, p: &mut PathRt, pb: Publisher, sdp: S
         }
     }
     let props = sdp.medias.iter().map(|m| m.props.clone()).collect();
-    let stream = Arc::new(Stream {
-        id: shared.id(),
-        sdp,
-        props: Mutex::new(props),
-        sinks: Mutex::new(Vec::new()),
-        inbound: AtomicU64::new(0),
-        outbound: AtomicU64::new(0),
-    });
+    let stream = match kept {
+        Some(s) => {
+            if let Some(r) = &s.restamp {
+                r.lock().unwrap().switch(&sdp);
+            }
+            *s.props.lock().unwrap() = props;
+            s
+        }
+        None => Arc::new(Stream {
+            id: shared.id(),
+            restamp: always.then(|| Mutex::new(crate::restamp::Restamper::new(&sdp))),
+            sdp,
+            props: Mutex::new(props),
+            sinks: Mutex::new(Vec::new()),
+            inbound: AtomicU64::new(0),
+            outbound: AtomicU64::new(0),
+        }),
+    };
     p.stream = Some(stream.clone());
     p.publisher = Some(pb);
     p.available_time = Some(SystemTime::now());
@@ -618,8 +652,11 @@ pub fn publish_stop(shared: &Arc<Shared>, st: &mut State, name: &str, conn_id: u
     if let Some(p) = st.paths.get_mut(name) {
         if p.publisher.as_ref().map(|pb| pb.conn_id) == Some(conn_id) {
             p.publisher = None;
-            if let Some(s) = p.stream.take() {
-                s.close();
+            // alwaysAvailable: readers wait on the stream for the offline stream
+            if !p.b("alwaysAvailable") {
+                if let Some(s) = p.stream.take() {
+                    s.close();
+                }
             }
             end_hooks(shared, p);
             p.available_time = None;

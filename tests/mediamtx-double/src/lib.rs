@@ -24,6 +24,7 @@ pub mod media;
 pub mod procs;
 pub mod re2;
 pub mod recordings;
+pub mod restamp;
 pub mod rtsp;
 pub mod ts;
 pub mod util;

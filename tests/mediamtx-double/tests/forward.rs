@@ -210,11 +210,30 @@ fn always_available_offline_then_publisher_then_offline() {
         log
     );
 
+    // a reader that stays: it logs the size of every frame it decodes
+    let reader_log = dir.join("reader.log");
+    let mut reader = spawn_cmd(
+        &format!(
+            "ffmpeg -nostdin -hide_banner -loglevel info -rtsp_transport tcp -i {} -map 0:v -vf showinfo -f null -",
+            url
+        ),
+        &reader_log,
+    );
+    let sizes = || std::fs::read_to_string(&reader_log).unwrap_or_default();
+    wait_until(Duration::from_secs(15), "reader decodes the offline stream", || {
+        sizes().contains(" s:1920x1080 ")
+    });
+
     // a publisher replaces the offline stream
     let mut publisher = spawn_cmd(&publisher_cmd(&url, "320x240"), &dir.join("pub.log"));
     wait_until(Duration::from_secs(15), "publisher's stream", || {
         probe(&url) == Some(("h264".into(), 320, 240))
     });
+    wait_until(
+        Duration::from_secs(15),
+        "the same reader gets the publisher's frames",
+        || sizes().contains(" s:320x240 "),
+    );
     let p = path_get(&h, "aa");
     assert_eq!(
         (p["available"].clone(), p["online"].clone()),
@@ -236,4 +255,16 @@ fn always_available_offline_then_publisher_then_offline() {
         "{}",
         p
     );
+    wait_until(
+        Duration::from_secs(15),
+        "the same reader gets the offline frames again",
+        || {
+            let log = sizes();
+            let last_pub = log.rfind(" s:320x240 ").unwrap_or(0);
+            log[last_pub..].contains(" s:1920x1080 ")
+        },
+    );
+    assert!(pid_alive(reader.pid()), "the reader stayed connected");
+    assert_eq!(path_get(&h, "aa")["readers"].as_array().map(|r| r.len()), Some(1));
+    reader.interrupt_and_wait();
 }
