@@ -146,6 +146,8 @@ pub struct PathRt {
     pub init_hook: Option<crate::hooks::Cmd>,
     /// runOnAvailable/runOnUnavailable and runOnOnline/runOnOffline, while available
     pub available_hooks: Vec<crate::hooks::Pair>,
+    /// runOnAvailable/runOnUnavailable of an alwaysAvailable path, while the path exists
+    pub always_available_hook: Option<crate::hooks::Pair>,
     /// runOnRead/runOnUnread per reader connection
     pub read_hooks: Vec<(u64, crate::hooks::Pair)>,
 }
@@ -364,7 +366,29 @@ fn new_path(shared: &Arc<Shared>, name: &str, conf_name: &str, conf: Map<String,
         crate::hooks::path_env(shared, name, conf_name),
         conf.get("runOnInitRestart").and_then(|v| v.as_bool()).unwrap_or(false),
     );
+    // an alwaysAvailable path is available from its creation (setAvailable in path.run)
+    let always_available_hook = conf
+        .get("alwaysAvailable")
+        .and_then(|v| v.as_bool())
+        .unwrap_or(false)
+        .then(|| {
+            let s = |k: &str| conf.get(k).and_then(|v| v.as_str()).unwrap_or("").to_string();
+            let restart = conf
+                .get("runOnAvailableRestart")
+                .and_then(|v| v.as_bool())
+                .unwrap_or(false);
+            let mut env = crate::hooks::path_env(shared, name, conf_name);
+            env.push(("MTX_QUERY".into(), String::new()));
+            crate::hooks::Pair::start(
+                shared,
+                name,
+                ("runOnAvailable", &s("runOnAvailable"), restart),
+                ("runOnUnavailable", &s("runOnUnavailable")),
+                env,
+            )
+        });
     PathRt {
+        always_available_hook,
         forward: crate::forward::init(shared, &conf),
         offline: Default::default(),
         init_hook,
@@ -401,6 +425,11 @@ pub fn destroy_path(shared: &Arc<Shared>, p: &mut PathRt) -> Vec<i32> {
     end_hooks(shared, p);
     if let Some(h) = p.init_hook.take() {
         h.close();
+    }
+    if let Some(h) = p.always_available_hook.take() {
+        if !shared.shutdown.load(Ordering::SeqCst) {
+            h.end(shared);
+        }
     }
     if p.ondemand.active {
         launch_undemand(shared, p);

@@ -186,8 +186,13 @@ fn always_available_offline_then_publisher_then_offline() {
     add_path(
         &h,
         "aa",
-        json!({"alwaysAvailable": true, "alwaysAvailableTracks": [{"codec": "H264"}]}),
+        json!({"alwaysAvailable": true, "alwaysAvailableTracks": [{"codec": "H264"}],
+            "runOnAvailable": "touch available.txt", "runOnUnavailable": "touch unavailable.txt"}),
     );
+    // available from its creation: runOnAvailable without any stream
+    wait_until(Duration::from_secs(5), "runOnAvailable", || {
+        dir.join("available.txt").exists()
+    });
     let url = format!("{}/aa", h.rtsp_url());
     // offline: MediaMTX's offline picture size, available but not online
     assert_eq!(probe(&url), Some(("h264".into(), 1920, 1080)));
@@ -267,4 +272,15 @@ fn always_available_offline_then_publisher_then_offline() {
     assert!(pid_alive(reader.pid()), "the reader stayed connected");
     assert_eq!(path_get(&h, "aa")["readers"].as_array().map(|r| r.len()), Some(1));
     reader.interrupt_and_wait();
+
+    // removing the path makes it unavailable
+    assert!(
+        !dir.join("unavailable.txt").exists(),
+        "runOnUnavailable before the path went"
+    );
+    let r = http("DELETE", &format!("{}/v3/config/paths/delete/aa", h.api_url()), None);
+    assert_eq!(r.status, 200, "{}", r.body);
+    wait_until(Duration::from_secs(5), "runOnUnavailable", || {
+        dir.join("unavailable.txt").exists()
+    });
 }
