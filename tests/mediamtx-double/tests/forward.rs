@@ -284,3 +284,37 @@ fn always_available_offline_then_publisher_then_offline() {
         dir.join("unavailable.txt").exists()
     });
 }
+
+#[test]
+fn always_available_file_is_looped() {
+    require_ffmpeg();
+    let (h, dir) = start("always-available-file");
+    let file = dir.join("offline.mp4");
+    let st = Command::new("ffmpeg")
+        .args([
+            "-nostdin",
+            "-loglevel",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=160x120:rate=15",
+        ])
+        .args(["-t", "1", "-c:v", "libx264", "-g", "15", "-pix_fmt", "yuv420p"])
+        .arg(&file)
+        .status()
+        .expect("ffmpeg");
+    assert!(st.success());
+    add_path(
+        &h,
+        "aaf",
+        json!({"alwaysAvailable": true, "alwaysAvailableFile": file.to_str().unwrap()}),
+    );
+    let url = format!("{}/aaf", h.rtsp_url());
+    assert_eq!(probe(&url), Some(("h264".into(), 160, 120)));
+    // the 1 s file played a few times by the same generator (looped, not restarted)
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(probe(&url), Some(("h264".into(), 160, 120)));
+    let log = std::fs::read_to_string(dir.join("mediamtx-double.log")).unwrap();
+    assert_eq!(log.matches("path aaf: started offline").count(), 1, "{}", log);
+}
