@@ -565,13 +565,6 @@ impl Conn {
             drop(st);
             return self.respond(req, 400, "Bad Request", &[], b"");
         }
-        if !internal {
-            if let Err(e) = crate::always_available::check_publisher(path, &sdp) {
-                drop(st);
-                self.shared.log(&format!("ANNOUNCE {}: {}", name, e));
-                return self.respond(req, 400, "Bad Request", &[], b"");
-            }
-        }
         drop(st);
         let n = sdp.medias.len();
         let pending = sdp
@@ -715,6 +708,14 @@ impl Conn {
             }
         };
         let internal = p.is_url_source() || *offline;
+        // path.addPublisher (at RECORD): an alwaysAvailable path wants its tracks
+        if !internal {
+            if let Err(e) = crate::always_available::check_publisher(p, sdp) {
+                drop(st);
+                shared.log(&format!("RECORD {}: {}", name, e));
+                return self.respond(req, 400, "Bad Request", &[], b"");
+            }
+        }
         if *offline && p.publisher.as_ref().is_some_and(|pb| !pb.offline) {
             // a real publisher came in between
             drop(st);

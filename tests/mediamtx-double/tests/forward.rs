@@ -159,24 +159,46 @@ fn path_get(h: &mediamtx_double::Handle, name: &str) -> Value {
     http("GET", &format!("{}/v3/paths/get/{}", h.api_url(), name), None).json()
 }
 
-/// One RTSP request on a fresh connection: the status code of the answer.
-fn rtsp_status(h: &mediamtx_double::Handle, method: &str, path: &str, sdp: &str) -> u16 {
+/// ANNOUNCE, SETUP and RECORD of `sdp` (one track) on one connection: the status codes.
+fn rtsp_publish_statuses(h: &mediamtx_double::Handle, path: &str, sdp: &str) -> Vec<u16> {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(("127.0.0.1", h.rtsp_port)).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let req = format!(
-        "{} {}/{} RTSP/1.0\r\nCSeq: 1\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{}",
-        method,
-        h.rtsp_url(),
-        path,
-        sdp.len(),
-        sdp
-    );
-    s.write_all(req.as_bytes()).unwrap();
-    let mut buf = [0u8; 512];
-    let n = s.read(&mut buf).unwrap();
-    let head = String::from_utf8_lossy(&buf[..n]).to_string();
-    head.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0)
+    let url = format!("{}/{}", h.rtsp_url(), path);
+    let mut session = String::new();
+    let mut codes = Vec::new();
+    let requests = [
+        ("ANNOUNCE", url.clone(), "Content-Type: application/sdp\r\n", sdp),
+        (
+            "SETUP",
+            format!("{}/trackID=0", url),
+            "Transport: RTP/AVP/TCP;unicast;interleaved=0-1\r\n",
+            "",
+        ),
+        ("RECORD", url.clone(), "", ""),
+    ];
+    for (cseq, (method, u, extra, body)) in requests.iter().enumerate() {
+        let req = format!(
+            "{} {} RTSP/1.0\r\nCSeq: {}\r\n{}{}Content-Length: {}\r\n\r\n{}",
+            method,
+            u,
+            cseq + 1,
+            extra,
+            session,
+            body.len(),
+            body
+        );
+        s.write_all(req.as_bytes()).unwrap();
+        let mut buf = [0u8; 1024];
+        let n = s.read(&mut buf).unwrap();
+        let head = String::from_utf8_lossy(&buf[..n]).to_string();
+        codes.push(head.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0));
+        if let Some(l) = head.lines().find(|l| l.starts_with("Session:")) {
+            let id = l["Session:".len()..].trim().split(';').next().unwrap_or("");
+            session = format!("Session: {}\r\n", id);
+        }
+    }
+    codes
 }
 
 #[test]
@@ -207,7 +229,7 @@ fn always_available_offline_then_publisher_then_offline() {
 
     // a publisher with other tracks is refused (mediasAreCompatible)
     let opus_only = "v=0\r\no=- 0 0 IN IP4 127.0.0.1\r\ns=x\r\nt=0 0\r\nm=audio 0 RTP/AVP 96\r\na=rtpmap:96 opus/48000/2\r\na=control:trackID=0\r\n";
-    assert_eq!(rtsp_status(&h, "ANNOUNCE", "aa", opus_only), 400);
+    assert_eq!(rtsp_publish_statuses(&h, "aa", opus_only), vec![200, 200, 400]);
     let log = std::fs::read_to_string(dir.join("mediamtx-double.log")).unwrap();
     assert!(
         log.contains("wants to publish [Opus], but stream expects [H264]"),
