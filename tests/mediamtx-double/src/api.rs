@@ -347,6 +347,8 @@ pub fn handle_v3(shared: &Arc<Shared>, req: &Request) -> Response {
             drop(st);
             return list_json(req, items);
         }
+        ("GET", "/v3/paths/forward/list") => return forward_list(shared, req),
+        ("GET", "/v3/paths/forward/get") => return forward_get(shared, req),
         ("GET", "/v3/recordings/list") => {
             let st = shared.lock();
             let mut names: Vec<String> = Vec::new();
@@ -455,6 +457,45 @@ pub fn handle_v3(shared: &Arc<Shared>, req: &Request) -> Response {
         }
     }
     Response::not_found_text()
+}
+
+/// onForwardList: `path` required (400 `invalid path`), 404 `path not found`.
+fn forward_list(shared: &Arc<Shared>, req: &Request) -> Response {
+    let name = req.query("path").unwrap_or_default();
+    if name.is_empty() {
+        return Response::error(400, "invalid path");
+    }
+    let st = shared.lock();
+    let Some(p) = st.paths.get(&name) else {
+        return Response::error(404, "path not found");
+    };
+    let items: Vec<Value> = p.forward.iter().map(crate::forward::item_json).collect();
+    drop(st);
+    list_json(req, items)
+}
+
+/// onForwardGet: `id` parsed first (uuid.Parse's errors), then `path`.
+fn forward_get(shared: &Arc<Shared>, req: &Request) -> Response {
+    let id = match crate::forward::parse_uuid(&req.query("id").unwrap_or_default()) {
+        Ok(id) => id,
+        Err(e) => return Response::error(400, &e),
+    };
+    let name = req.query("path").unwrap_or_default();
+    if name.is_empty() {
+        return Response::error(400, "invalid path");
+    }
+    let st = shared.lock();
+    let Some(p) = st.paths.get(&name) else {
+        return Response::error(404, "path not found");
+    };
+    match p
+        .forward
+        .iter()
+        .find(|d| crate::forward::parse_uuid(&d.id).ok() == Some(id))
+    {
+        Some(d) => Response::json(200, &crate::forward::item_json(d)),
+        None => Response::error(404, "forward destination not found"),
+    }
 }
 
 /// The `pathDefaults` and `paths` of a configuration file, validated like conf.Load.

@@ -29,6 +29,8 @@ pub struct Sink {
     pub chans: Vec<Option<u8>>,
     pub conn: TcpStream,
     pub hidden: bool,
+    /// a forwarder's outboundBytes (hidden readers are not counted in the stream's)
+    pub counter: Option<Arc<AtomicU64>>,
 }
 
 pub struct Stream {
@@ -38,6 +40,8 @@ pub struct Stream {
     pub sinks: Mutex<Vec<Sink>>,
     pub inbound: AtomicU64,
     pub outbound: AtomicU64,
+    /// alwaysAvailable: producers change under the readers (restamp.rs)
+    pub restamp: Option<Mutex<crate::restamp::Restamper>>,
 }
 
 impl Stream {
@@ -49,13 +53,31 @@ impl Stream {
         if !rtcp {
             self.inbound.fetch_add(payload.len() as u64, Ordering::Relaxed);
         }
+        match &self.restamp {
+            None => self.fan_out(media, rtcp, payload),
+            // the producers' RTCP describes their own numbering: not relayed
+            Some(_) if rtcp => {}
+            Some(r) => {
+                let pkts = r.lock().unwrap().rewrite(media, &payload);
+                for p in pkts {
+                    self.fan_out(media, false, p);
+                }
+            }
+        }
+    }
+
+    fn fan_out(&self, media: usize, rtcp: bool, payload: Vec<u8>) {
         let data = Arc::new(payload);
         let sinks = self.sinks.lock().unwrap();
         for s in sinks.iter() {
             if let Some(Some(ch)) = s.chans.get(media) {
                 let ch = ch + rtcp as u8;
-                if s.tx.try_send(Out::Frame(ch, data.clone())).is_ok() && !s.hidden {
-                    self.outbound.fetch_add(data.len() as u64, Ordering::Relaxed);
+                if s.tx.try_send(Out::Frame(ch, data.clone())).is_ok() {
+                    if !s.hidden {
+                        self.outbound.fetch_add(data.len() as u64, Ordering::Relaxed);
+                    } else if let Some(c) = &s.counter {
+                        c.fetch_add(data.len() as u64, Ordering::Relaxed);
+                    }
                 }
             }
         }
@@ -80,6 +102,8 @@ pub struct Publisher {
     pub internal: bool,
     /// query of the publishing URL (MTX_QUERY of runOnAvailable)
     pub query: String,
+    /// the offline-stream generator of an alwaysAvailable path
+    pub offline: bool,
 }
 
 #[derive(Default)]
@@ -114,10 +138,16 @@ pub struct PathRt {
     pub ondemand_query: String,
     pub puller: ProcSlot,
     pub recorder: RecorderSlot,
+    /// `forward` destinations (forward.rs)
+    pub forward: Vec<crate::forward::Dest>,
+    /// alwaysAvailable's offline-stream generator
+    pub offline: crate::always_available::Offline,
     /// runOnInit, while the path exists
     pub init_hook: Option<crate::hooks::Cmd>,
     /// runOnAvailable/runOnUnavailable and runOnOnline/runOnOffline, while available
     pub available_hooks: Vec<crate::hooks::Pair>,
+    /// runOnAvailable/runOnUnavailable of an alwaysAvailable path, while the path exists
+    pub always_available_hook: Option<crate::hooks::Pair>,
     /// runOnRead/runOnUnread per reader connection
     pub read_hooks: Vec<(u64, crate::hooks::Pair)>,
 }
@@ -173,6 +203,8 @@ pub enum ChildKind {
     Puller,
     Recorder,
     Hook,
+    Forwarder,
+    Offline,
 }
 
 pub struct Shared {
@@ -334,7 +366,31 @@ fn new_path(shared: &Arc<Shared>, name: &str, conf_name: &str, conf: Map<String,
         crate::hooks::path_env(shared, name, conf_name),
         conf.get("runOnInitRestart").and_then(|v| v.as_bool()).unwrap_or(false),
     );
+    // an alwaysAvailable path is available from its creation (setAvailable in path.run)
+    let always_available_hook = conf
+        .get("alwaysAvailable")
+        .and_then(|v| v.as_bool())
+        .unwrap_or(false)
+        .then(|| {
+            let s = |k: &str| conf.get(k).and_then(|v| v.as_str()).unwrap_or("").to_string();
+            let restart = conf
+                .get("runOnAvailableRestart")
+                .and_then(|v| v.as_bool())
+                .unwrap_or(false);
+            let mut env = crate::hooks::path_env(shared, name, conf_name);
+            env.push(("MTX_QUERY".into(), String::new()));
+            crate::hooks::Pair::start(
+                shared,
+                name,
+                ("runOnAvailable", &s("runOnAvailable"), restart),
+                ("runOnUnavailable", &s("runOnUnavailable")),
+                env,
+            )
+        });
     PathRt {
+        always_available_hook,
+        forward: crate::forward::init(shared, &conf),
+        offline: Default::default(),
         init_hook,
         available_hooks: Vec::new(),
         read_hooks: Vec::new(),
@@ -370,6 +426,11 @@ pub fn destroy_path(shared: &Arc<Shared>, p: &mut PathRt) -> Vec<i32> {
     if let Some(h) = p.init_hook.take() {
         h.close();
     }
+    if let Some(h) = p.always_available_hook.take() {
+        if !shared.shutdown.load(Ordering::SeqCst) {
+            h.end(shared);
+        }
+    }
     if p.ondemand.active {
         launch_undemand(shared, p);
     }
@@ -382,6 +443,8 @@ pub fn destroy_path(shared: &Arc<Shared>, p: &mut PathRt) -> Vec<i32> {
         crate::procs::interrupt(pid);
     }
     p.puller.active = false;
+    crate::forward::stop_all(p);
+    crate::always_available::stop(p);
     if let Some(pid) = p.recorder.pid {
         crate::procs::interrupt(pid);
         p.recorder.stopping = true;
@@ -411,6 +474,7 @@ pub fn sync_paths(shared: &Arc<Shared>, st: &mut State) -> Vec<i32> {
             let p = st.paths.get_mut(&name).unwrap();
             p.conf = eff;
             p.conf_name = cn;
+            crate::forward::reload(shared, p);
         } else {
             let mut p = st.paths.remove(&name).unwrap();
             shared.log(&format!("path {} closed (configuration changed)", name));
@@ -516,6 +580,8 @@ pub fn tick(shared: &Arc<Shared>) {
                 p.recorder.retry_at = None;
                 crate::procs::spawn_recorder(shared, p);
             }
+            crate::forward::tick(shared, p, now);
+            crate::always_available::tick(shared, p, now);
             // regex-path instances disappear when unused
             if conf::is_regex_conf(&p.conf_name)
                 && p.stream.is_none()
@@ -527,6 +593,7 @@ pub fn tick(shared: &Arc<Shared>) {
                 && p.puller.pid.is_none()
                 && !p.puller.active
                 && p.recorder.pid.is_none()
+                && p.forward.iter().all(|d| d.pid.is_none())
             {
                 remove.push(name.clone());
             }
@@ -545,9 +612,18 @@ pub fn publish_start(shared: &Arc<Shared>, p: &mut PathRt, pb: Publisher, sdp: S
     if let Some(old) = p.publisher.take() {
         let _ = old.conn.shutdown(Shutdown::Both);
     }
-    if let Some(s) = p.stream.take() {
-        s.close();
-    }
+    let always = p.b("alwaysAvailable");
+    // alwaysAvailable: the stream stays, with its readers, when the producer changes
+    let kept =
+        p.stream.take().and_then(
+            |s| match always && s.restamp.is_some() && s.sdp.medias.len() == sdp.medias.len() {
+                true => Some(s),
+                false => {
+                    s.close();
+                    None
+                }
+            },
+        );
     end_hooks(shared, p);
     // hooks.OnAvailable / OnOnline
     let mut env = crate::hooks::path_env(shared, &p.name, &p.conf_name);
@@ -563,6 +639,11 @@ pub fn publish_start(shared: &Arc<Shared>, p: &mut PathRt, pb: Publisher, sdp: S
         ("runOnAvailable", "runOnUnavailable", "runOnAvailableRestart"),
         ("runOnOnline", "runOnOffline", "runOnOnlineRestart"),
     ] {
+        // the offline stream runs no hooks; an alwaysAvailable path's publishers only
+        // bring it online
+        if pb.offline || (always && on == "runOnAvailable") {
+            continue;
+        }
         let (a, b, r) = (p.s(on), p.s(off), p.b(restart));
         if !a.is_empty() || !b.is_empty() {
             let pair = crate::hooks::Pair::start(shared, &p.name, (on, &a, r), (off, &b), env.clone());
@@ -570,14 +651,24 @@ pub fn publish_start(shared: &Arc<Shared>, p: &mut PathRt, pb: Publisher, sdp: S
         }
     }
     let props = sdp.medias.iter().map(|m| m.props.clone()).collect();
-    let stream = Arc::new(Stream {
-        id: shared.id(),
-        sdp,
-        props: Mutex::new(props),
-        sinks: Mutex::new(Vec::new()),
-        inbound: AtomicU64::new(0),
-        outbound: AtomicU64::new(0),
-    });
+    let stream = match kept {
+        Some(s) => {
+            if let Some(r) = &s.restamp {
+                r.lock().unwrap().switch(&sdp);
+            }
+            *s.props.lock().unwrap() = props;
+            s
+        }
+        None => Arc::new(Stream {
+            id: shared.id(),
+            restamp: always.then(|| Mutex::new(crate::restamp::Restamper::new(&sdp))),
+            sdp,
+            props: Mutex::new(props),
+            sinks: Mutex::new(Vec::new()),
+            inbound: AtomicU64::new(0),
+            outbound: AtomicU64::new(0),
+        }),
+    };
     p.stream = Some(stream.clone());
     p.publisher = Some(pb);
     p.available_time = Some(SystemTime::now());
@@ -590,8 +681,11 @@ pub fn publish_stop(shared: &Arc<Shared>, st: &mut State, name: &str, conn_id: u
     if let Some(p) = st.paths.get_mut(name) {
         if p.publisher.as_ref().map(|pb| pb.conn_id) == Some(conn_id) {
             p.publisher = None;
-            if let Some(s) = p.stream.take() {
-                s.close();
+            // alwaysAvailable: readers wait on the stream for the offline stream
+            if !p.b("alwaysAvailable") {
+                if let Some(s) = p.stream.take() {
+                    s.close();
+                }
             }
             end_hooks(shared, p);
             p.available_time = None;
@@ -664,10 +758,13 @@ fn opt_time(t: Option<SystemTime>) -> Value {
 
 /// The v1.20.1 Path object.
 pub fn path_json(p: &PathRt) -> Value {
-    let available = p.stream.is_some();
+    // an alwaysAvailable path is available from its creation, online with a publisher
+    let always = p.b("alwaysAvailable");
+    let available = p.stream.is_some() || always;
+    let available_time = if always { Some(p.created) } else { p.available_time };
     let (source, online, online_time) = if p.is_url_source() {
         (json!({"type": "rtspSource", "id": ""}), true, Some(p.created))
-    } else if let Some(pb) = &p.publisher {
+    } else if let Some(pb) = p.publisher.as_ref().filter(|pb| !pb.offline) {
         (json!({"type": "rtspSession", "id": pb.id}), true, p.available_time)
     } else {
         (Value::Null, false, None)
@@ -702,9 +799,9 @@ pub fn path_json(p: &PathRt) -> Value {
         "confName": p.conf_name,
         "source": source,
         "ready": available,
-        "readyTime": opt_time(if available { p.available_time } else { None }),
+        "readyTime": opt_time(if available { available_time } else { None }),
         "available": available,
-        "availableTime": opt_time(if available { p.available_time } else { None }),
+        "availableTime": opt_time(if available { available_time } else { None }),
         "online": online,
         "onlineTime": opt_time(if online { online_time } else { None }),
         "tracks": tracks,

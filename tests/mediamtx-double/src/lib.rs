@@ -8,6 +8,7 @@
 
 #![allow(clippy::too_many_arguments)]
 
+pub mod always_available;
 pub mod api;
 pub mod auth;
 pub mod cleaner;
@@ -15,6 +16,7 @@ pub mod conf;
 mod conf_fields;
 pub mod core;
 pub mod fmp4;
+pub mod forward;
 pub mod gojson;
 pub mod hooks;
 pub mod http;
@@ -22,6 +24,7 @@ pub mod media;
 pub mod procs;
 pub mod re2;
 pub mod recordings;
+pub mod restamp;
 pub mod rtsp;
 pub mod ts;
 pub mod util;

@@ -10,6 +10,11 @@ pub struct Media {
     pub codec: &'static str,
     pub props: Option<Value>,
     pub is_h264: bool,
+    /// RTP payload type and clock rate (rtpmap; 8000 for static types without one)
+    pub pt: u8,
+    pub clock_rate: u32,
+    /// H.264 parameter sets of `sprop-parameter-sets` (NAL units)
+    pub params: Vec<Vec<u8>>,
 }
 
 #[derive(Clone, Debug)]
@@ -92,6 +97,7 @@ pub fn parse_sdp(sdp: &str) -> Result<Sdp, String> {
             .unwrap_or(0);
         let mut control = String::new();
         let mut encoding = String::new();
+        let mut clock_rate = 8000;
         let mut sprop: Option<String> = None;
         for l in ml {
             if let Some(c) = l.strip_prefix("a=control:") {
@@ -99,6 +105,7 @@ pub fn parse_sdp(sdp: &str) -> Result<Sdp, String> {
             } else if let Some(r) = l.strip_prefix("a=rtpmap:") {
                 if let Some(enc) = r.split_whitespace().nth(1) {
                     encoding = enc.split('/').next().unwrap_or("").to_string();
+                    clock_rate = enc.split('/').nth(1).and_then(|c| c.parse().ok()).unwrap_or(8000);
                 }
             } else if let Some(f) = l.strip_prefix("a=fmtp:") {
                 for p in f.split(';') {
@@ -124,11 +131,22 @@ pub fn parse_sdp(sdp: &str) -> Result<Sdp, String> {
         } else {
             codec_props_default(codec)
         };
+        let params = sprop
+            .as_deref()
+            .unwrap_or("")
+            .split(',')
+            .filter_map(crate::util::base64_decode)
+            .filter(|n| !n.is_empty())
+            .take(4)
+            .collect();
         medias.push(Media {
             control,
             codec,
             props,
             is_h264,
+            pt: pt.min(127) as u8,
+            clock_rate: clock_rate.max(1),
+            params,
         });
         for l in ml {
             if l.starts_with("a=control:") {

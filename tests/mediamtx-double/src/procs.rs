@@ -63,24 +63,51 @@ fn spawn2(
         ChildKind::Puller => "source",
         ChildKind::Recorder => "recorder",
         ChildKind::Hook => "hook",
+        ChildKind::Forwarder => "forward",
+        ChildKind::Offline => "offline",
     };
     let (mut out, err) = log_file(shared, name, tag);
     if pipe_stdout {
         out = Stdio::piped();
     }
+    spawn_registered(shared, args, envs, (out, err), name, tag, kind)
+}
+
+/// A hook command (hooks.rs), logged to `logs/<path>-<tag>.log`.
+pub fn spawn_hook(
+    shared: &Arc<Shared>,
+    args: &[String],
+    envs: &[(String, String)],
+    name: &str,
+    tag: &str,
+) -> Option<Child> {
+    if args.is_empty() {
+        return None;
+    }
+    let io = log_file(shared, name, tag);
+    spawn_registered(shared, args, envs, io, name, tag, ChildKind::Hook)
+}
+
+/// Starts `args` in its own process group (so that it can be stopped as a whole) and
+/// registers it in `shared.children`, logging the start or the failure.
+fn spawn_registered(
+    shared: &Arc<Shared>,
+    args: &[String],
+    envs: &[(String, String)],
+    (out, err): (Stdio, Stdio),
+    name: &str,
+    tag: &str,
+    kind: ChildKind,
+) -> Option<Child> {
+    use std::os::unix::process::CommandExt;
     let mut cmd = Command::new(&args[0]);
     cmd.args(&args[1..])
         .stdin(Stdio::null())
         .stdout(out)
         .stderr(err)
-        .current_dir(&shared.dir);
-    for (k, v) in envs {
-        cmd.env(k, v);
-    }
-    {
-        use std::os::unix::process::CommandExt;
-        cmd.process_group(0);
-    }
+        .current_dir(&shared.dir)
+        .envs(envs.iter().map(|(k, v)| (k, v)))
+        .process_group(0);
     match cmd.spawn() {
         Ok(c) => {
             shared
@@ -98,44 +125,15 @@ fn spawn2(
     }
 }
 
-/// A hook command (hooks.rs), logged to `logs/<path>-<tag>.log`.
-pub fn spawn_hook(
-    shared: &Arc<Shared>,
-    args: &[String],
-    envs: &[(String, String)],
-    name: &str,
-    tag: &str,
-) -> Option<Child> {
-    if args.is_empty() {
-        return None;
-    }
-    let (out, err) = log_file(shared, name, tag);
-    let mut cmd = Command::new(&args[0]);
-    cmd.args(&args[1..])
-        .stdin(Stdio::null())
-        .stdout(out)
-        .stderr(err)
-        .current_dir(&shared.dir)
-        .envs(envs.iter().map(|(k, v)| (k, v)));
-    {
-        use std::os::unix::process::CommandExt;
-        cmd.process_group(0);
-    }
-    match cmd.spawn() {
-        Ok(c) => {
-            shared
-                .children
-                .lock()
-                .unwrap()
-                .insert(c.id() as i32, (ChildKind::Hook, name.to_string()));
-            shared.log(&format!("path {}: started {} pid {}: {:?}", name, tag, c.id(), args));
-            Some(c)
-        }
-        Err(e) => {
-            shared.log(&format!("path {}: cannot start {}: {} ({:?})", name, tag, e, args));
-            None
-        }
-    }
+/// A forward destination's ffmpeg (forward.rs), logged to `logs/<path>-<tag>.log`.
+pub fn spawn_forwarder(shared: &Arc<Shared>, args: &[String], name: &str, tag: &str) -> Option<Child> {
+    let io = log_file(shared, name, tag);
+    spawn_registered(shared, args, &[], io, name, tag, ChildKind::Forwarder)
+}
+
+/// The offline-stream generator of an alwaysAvailable path (always_available.rs).
+pub fn spawn_offline(shared: &Arc<Shared>, args: &[String], name: &str) -> Option<Child> {
+    spawn(shared, args, &[], name, ChildKind::Offline)
 }
 
 /// Waits for a child in a thread, then calls `after` with the state lock held.

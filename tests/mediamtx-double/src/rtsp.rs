@@ -49,6 +49,8 @@ enum Role {
         chmap: HashMap<u8, (usize, bool)>,
         stream: Option<Arc<Stream>>,
         sps_pending: Vec<bool>,
+        /// alwaysAvailable's offline-stream generator
+        offline: bool,
     },
     Reader {
         path: String,
@@ -74,6 +76,8 @@ struct Conn {
     close: bool,
     /// query of the URL of the last DESCRIBE/ANNOUNCE/SETUP (MTX_QUERY of hooks)
     query: String,
+    /// query of an internal DESCRIBE (a forwarder's `forward=<uid>`; its SETUPs have none)
+    internal_query: String,
     /// runOnConnect/runOnDisconnect, started with the first request that is not the
     /// double's own (recorder, pulled source)
     connect_hooks: Option<crate::hooks::Pair>,
@@ -129,6 +133,7 @@ fn conn(shared: Arc<Shared>, tcp: TcpStream) {
         nonce: Default::default(),
         close: false,
         query: String::new(),
+        internal_query: String::new(),
         connect_hooks: None,
         conn_uuid: crate::util::uuid(),
     };
@@ -224,11 +229,15 @@ impl Conn {
         ("Session", format!("{};timeout=60", self.session))
     }
 
-    /// Strips the internal prefix (recorder / pulled source); returns (name, internal).
+    /// Strips the internal prefix (recorder, pulled source, forwarder, offline stream
+    /// generator); returns (name, internal).
     fn path_name(&self, p: &str) -> (String, bool) {
         let pre = self.shared.internal_prefix();
         match p.strip_prefix(&pre) {
-            Some(r) => (r.to_string(), true),
+            Some(r) => (
+                r.strip_prefix(crate::always_available::MARK).unwrap_or(r).to_string(),
+                true,
+            ),
             None => (p.to_string(), false),
         }
     }
@@ -459,6 +468,10 @@ impl Conn {
             } else if path.is_url_source() && path.b("sourceOnDemand") {
                 path.demand += 1;
                 (path.d("sourceOnDemandStartTimeout"), true)
+            } else if path.b("alwaysAvailable") {
+                // available from creation in MediaMTX; here while the generator starts
+                path.demand += 1;
+                (Duration::from_secs(10), true)
             } else {
                 (Duration::ZERO, false)
             };
@@ -496,6 +509,9 @@ impl Conn {
         match stream {
             Some(s) => {
                 self.described = Some((name.clone(), internal, s.sdp.medias.len()));
+                if internal {
+                    self.internal_query = query.clone();
+                }
                 let base = format!("rtsp://{}/{}/", host_of(&req.url), p.trim_end_matches('/'));
                 self.respond(
                     req,
@@ -512,6 +528,9 @@ impl Conn {
     fn announce(&mut self, req: &Req) {
         let (p, _q) = url_path(&req.url);
         let (name, internal) = self.path_name(p.trim_end_matches('/'));
+        let offline = internal
+            && p.strip_prefix(&self.shared.internal_prefix())
+                .is_some_and(|r| r.starts_with(crate::always_available::MARK));
         let sdp = match media::parse_sdp(&String::from_utf8_lossy(&req.body)) {
             Ok(s) => s,
             Err(e) => {
@@ -540,7 +559,9 @@ impl Conn {
             ));
             return self.respond(req, 400, "Bad Request", &[], b"");
         }
-        if path.publisher.is_some() && !path.b("overridePublisher") {
+        // the offline stream never replaces a publisher, and is replaced by any
+        let cur_offline = path.publisher.as_ref().is_some_and(|pb| pb.offline);
+        if path.publisher.is_some() && (offline || (!cur_offline && !path.b("overridePublisher"))) {
             drop(st);
             return self.respond(req, 400, "Bad Request", &[], b"");
         }
@@ -558,6 +579,7 @@ impl Conn {
             chmap: HashMap::new(),
             stream: None,
             sps_pending: pending,
+            offline,
         };
         let h = self.session_hdr();
         self.respond(req, 200, "OK", &[h], b"");
@@ -666,7 +688,14 @@ impl Conn {
 
     fn record(&mut self, req: &Req) {
         let shared = self.shared.clone();
-        let Role::Publisher { path, sdp, stream, .. } = &mut self.role else {
+        let Role::Publisher {
+            path,
+            sdp,
+            stream,
+            offline,
+            ..
+        } = &mut self.role
+        else {
             return self.respond(req, 455, "Method Not Valid in This State", &[], b"");
         };
         let mut st = shared.lock();
@@ -678,8 +707,22 @@ impl Conn {
                 return self.respond(req, 404, "Not Found", &[], b"");
             }
         };
-        let internal = p.is_url_source();
+        let internal = p.is_url_source() || *offline;
+        // path.addPublisher (at RECORD): an alwaysAvailable path wants its tracks
+        if !internal {
+            if let Err(e) = crate::always_available::check_publisher(p, sdp) {
+                drop(st);
+                shared.log(&format!("RECORD {}: {}", name, e));
+                return self.respond(req, 400, "Bad Request", &[], b"");
+            }
+        }
+        if *offline && p.publisher.as_ref().is_some_and(|pb| !pb.offline) {
+            // a real publisher came in between
+            drop(st);
+            return self.respond(req, 400, "Bad Request", &[], b"");
+        }
         let pb = Publisher {
+            offline: *offline,
             id: crate::util::uuid(),
             conn_id: self.id,
             conn: self.tcp.try_clone().expect("clone"),
@@ -699,6 +742,7 @@ impl Conn {
         let tx = self.tx.clone();
         let conn_id = self.id;
         let query = self.query.clone();
+        let internal_query = self.internal_query.clone();
         let Role::Reader {
             path,
             hidden,
@@ -720,6 +764,11 @@ impl Conn {
         let Some(stream) = p.stream.clone() else {
             drop(st);
             return self.respond(req, 404, "Not Found", &[], b"");
+        };
+        let counter = if *hidden {
+            crate::forward::counter_for(p, &internal_query)
+        } else {
+            None
         };
         if !*hidden {
             let rid = crate::util::uuid();
@@ -745,6 +794,7 @@ impl Conn {
             chans: chans.clone(),
             conn: sink_conn,
             hidden: *hidden,
+            counter,
         });
         *playing = Some((stream, sink_id));
         drop(st);

@@ -1,0 +1,194 @@
+//! `alwaysAvailable`: while no publisher is there, the path carries an offline stream.
+//! MediaMTX generates it inside its stream (a looped 1920x1080 30 fps "STREAM IS OFFLINE"
+//! clip per video codec, silence per audio codec, or `alwaysAvailableFile` looped); here an
+//! ffmpeg child generates the same kinds of tracks (black picture, silence) or loops the
+//! file, and publishes them into the double as an internal "offline" publisher that a
+//! real publisher replaces.
+
+use crate::core::{PathRt, Shared};
+use serde_json::Value;
+use std::process::Child;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Pause before the generator is started again after it stopped on its own.
+const RESTART_PAUSE: Duration = Duration::from_secs(2);
+
+#[derive(Default)]
+pub struct Offline {
+    pub pid: Option<i32>,
+    retry_at: Option<Instant>,
+}
+
+/// URL path marker of the generator's ANNOUNCE (path names cannot start with `~`).
+pub const MARK: &str = "~offline/";
+
+fn tracks(p: &PathRt) -> Vec<Value> {
+    p.conf
+        .get("alwaysAvailableTracks")
+        .and_then(|v| v.as_array())
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// formatlabel's name of a configured track codec.
+fn label(codec: &str) -> &str {
+    match codec {
+        "MPEG4Audio" => "MPEG-4 Audio",
+        c => c,
+    }
+}
+
+/// mediasAreCompatible (codecs only): a publisher of an alwaysAvailable path must bring
+/// the configured tracks, in order.
+pub fn check_publisher(p: &PathRt, sdp: &crate::media::Sdp) -> Result<(), String> {
+    if !p.b("alwaysAvailable") || !p.s("alwaysAvailableFile").is_empty() {
+        return Ok(());
+    }
+    let want: Vec<String> = tracks(p)
+        .iter()
+        .map(|t| label(t["codec"].as_str().unwrap_or("")).to_string())
+        .collect();
+    let got: Vec<String> = sdp.medias.iter().map(|m| m.codec.to_string()).collect();
+    if want != got {
+        return Err(format!(
+            "wants to publish [{}], but stream expects [{}]",
+            got.join(" "),
+            want.join(" ")
+        ));
+    }
+    Ok(())
+}
+
+/// Supervisor tick: the generator runs while the path has no real publisher.
+pub fn tick(shared: &Arc<Shared>, p: &mut PathRt, now: Instant) {
+    let wanted = p.b("alwaysAvailable") && p.publisher.as_ref().map_or(true, |pb| pb.offline);
+    match p.offline.pid {
+        Some(pid) if !wanted => crate::procs::interrupt(pid),
+        None if wanted && p.offline.retry_at.map_or(true, |t| now >= t) => start(shared, p),
+        _ => {}
+    }
+}
+
+pub fn stop(p: &mut PathRt) {
+    if let Some(pid) = p.offline.pid {
+        crate::procs::interrupt(pid);
+    }
+}
+
+/// The ffmpeg arguments: the file looped, or one generated input per track.
+fn args(shared: &Shared, p: &PathRt) -> Result<Vec<String>, String> {
+    let mut a: Vec<String> = vec![
+        shared.ffmpeg.clone(),
+        "-nostdin".into(),
+        "-hide_banner".into(),
+        "-loglevel".into(),
+        "error".into(),
+    ];
+    let file = p.s("alwaysAvailableFile");
+    if !file.is_empty() {
+        a.extend(["-re", "-stream_loop", "-1", "-i", &file, "-map", "0", "-c", "copy"].map(String::from));
+    } else {
+        let tracks = tracks(p);
+        for t in &tracks {
+            let codec = t["codec"].as_str().unwrap_or("");
+            let rate = t["sampleRate"].as_u64().unwrap_or(48000);
+            let input = match codec {
+                "H264" | "H265" | "VP9" => "color=c=black:s=1920x1080:r=30".to_string(),
+                "AV1" => return Err("AV1 cannot be sent over RTSP by the double's ffmpeg".into()),
+                _ => format!("anullsrc=r={}:cl=mono", rate),
+            };
+            a.extend(["-re", "-f", "lavfi", "-i", &input].map(String::from));
+        }
+        for (i, t) in tracks.iter().enumerate() {
+            let codec = t["codec"].as_str().unwrap_or("");
+            let rate = t["sampleRate"].as_u64().unwrap_or(48000).to_string();
+            let channels = t["channelCount"].as_u64().unwrap_or(1).to_string();
+            let mut o: Vec<String> = vec!["-map".into(), format!("{}:0", i)];
+            let opts: Vec<(&str, &str)> = match codec {
+                "H264" => vec![
+                    ("c", "libx264"),
+                    ("preset", "ultrafast"),
+                    ("tune", "zerolatency"),
+                    ("g", "30"),
+                    ("pix_fmt", "yuv420p"),
+                ],
+                "H265" => vec![
+                    ("c", "libx265"),
+                    ("preset", "ultrafast"),
+                    ("x265-params", "log-level=error"),
+                    ("g", "30"),
+                    ("pix_fmt", "yuv420p"),
+                ],
+                "VP9" => vec![
+                    ("c", "libvpx-vp9"),
+                    ("deadline", "realtime"),
+                    ("cpu-used", "8"),
+                    ("g", "30"),
+                ],
+                // gortsplib's offline Opus track is stereo at 48 kHz
+                "Opus" => vec![("c", "libopus"), ("ar", "48000"), ("ac", "2")],
+                "MPEG4Audio" => vec![("c", "aac"), ("ar", &rate), ("ac", &channels)],
+                "G711" if t["muLaw"].as_bool().unwrap_or(false) => {
+                    vec![("c", "pcm_mulaw"), ("ar", &rate), ("ac", &channels)]
+                }
+                "G711" => vec![("c", "pcm_alaw"), ("ar", &rate), ("ac", &channels)],
+                _ => vec![("c", "pcm_s16be"), ("ar", &rate), ("ac", &channels)],
+            };
+            for (k, v) in opts {
+                o.push(format!("-{}:{}", k, i));
+                o.push(v.to_string());
+            }
+            a.extend(o);
+        }
+    }
+    a.extend(["-f", "rtsp", "-rtsp_transport", "tcp"].map(String::from));
+    a.push(format!(
+        "rtsp://127.0.0.1:{}/{}{}{}",
+        shared.rtsp_port,
+        shared.internal_prefix(),
+        MARK,
+        p.name
+    ));
+    Ok(a)
+}
+
+fn start(shared: &Arc<Shared>, p: &mut PathRt) {
+    let args = match args(shared, p) {
+        Ok(a) => a,
+        Err(e) => {
+            shared.log(&format!("path {}: no offline stream: {}", p.name, e));
+            // not retried before the configuration changes (which recreates the path)
+            p.offline.retry_at = Some(Instant::now() + Duration::from_secs(24 * 3600));
+            return;
+        }
+    };
+    let Some(child) = crate::procs::spawn_offline(shared, &args, &p.name) else {
+        p.offline.retry_at = Some(Instant::now() + RESTART_PAUSE);
+        return;
+    };
+    p.offline.pid = Some(child.id() as i32);
+    watch(shared, p, child);
+}
+
+fn watch(shared: &Arc<Shared>, p: &PathRt, mut child: Child) {
+    let (sh, name, path_gen) = (shared.clone(), p.name.clone(), p.gen);
+    std::thread::spawn(move || {
+        let pid = child.id() as i32;
+        let status = child.wait();
+        sh.children.lock().unwrap().remove(&pid);
+        sh.log(&format!("pid {} exited: {:?}", pid, status));
+        let mut st = sh.lock();
+        if let Some(p) = st.paths.get_mut(&name).filter(|p| p.gen == path_gen) {
+            if p.offline.pid == Some(pid) {
+                p.offline.pid = None;
+                p.offline.retry_at = Some(Instant::now() + RESTART_PAUSE);
+                // a real publisher may have replaced it: then the restart comes at once
+                // when that publisher leaves
+                if p.publisher.as_ref().is_some_and(|pb| !pb.offline) {
+                    p.offline.retry_at = None;
+                }
+            }
+        }
+    });
+}
