@@ -631,7 +631,7 @@ impl Conn {
                         let st = self.shared.lock();
                         st.paths.get(&name).is_some_and(|p| {
                             let max = p.conf.get("maxReaders").and_then(|v| v.as_u64()).unwrap_or(0) as usize;
-                            max != 0 && p.readers.len() >= max
+                            max != 0 && p.readers.len() + p.set_up_readers.len() >= max
                         })
                     };
                     if full {
@@ -641,6 +641,11 @@ impl Conn {
                     }
                 }
                 if !matches!(self.role, Role::Reader { .. }) {
+                    if !hidden {
+                        if let Some(p) = self.shared.lock().paths.get_mut(&name) {
+                            p.set_up_readers.push(self.id);
+                        }
+                    }
                     self.role = Role::Reader {
                         path: name,
                         hidden,
@@ -722,6 +727,7 @@ impl Conn {
             return self.respond(req, 404, "Not Found", &[], b"");
         };
         if !*hidden {
+            p.set_up_readers.retain(|c| *c != conn_id);
             let rid = crate::util::uuid();
             p.readers.push((conn_id, rid.clone()));
             p.demand += 1;
@@ -758,6 +764,16 @@ impl Conn {
             } => {
                 let mut st = shared.lock();
                 core::publish_stop(&shared, &mut st, &path, self.id);
+            }
+            Role::Reader {
+                path,
+                hidden: false,
+                playing: None,
+                ..
+            } => {
+                if let Some(p) = shared.lock().paths.get_mut(&path) {
+                    p.set_up_readers.retain(|c| *c != self.id);
+                }
             }
             Role::Reader {
                 path,
