@@ -18,6 +18,8 @@ pub mod fmp4;
 pub mod gojson;
 pub mod hooks;
 pub mod http;
+pub mod http_client;
+pub mod jwt;
 pub mod media;
 pub mod procs;
 pub mod re2;

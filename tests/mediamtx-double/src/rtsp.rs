@@ -192,7 +192,12 @@ fn url_path(url: &str) -> (String, String) {
         None => "",
     };
     match path.split_once('?') {
-        Some((p, q)) => (p.to_string(), q.to_string()),
+        // FFmpeg appends the control to a Content-Base with a query (gortsplib's
+        // getPathAndQueryAndTrackID / getPathAndQuery): `p?q/trackID=N`, `p?q/`
+        Some((p, q)) => match q.rfind("/trackID=") {
+            Some(i) => (format!("{}{}", p, &q[i..]), q[..i].to_string()),
+            None => (p.to_string(), q.strip_suffix('/').unwrap_or(q).to_string()),
+        },
         None => (path.to_string(), String::new()),
     }
 }
@@ -496,7 +501,8 @@ impl Conn {
         match stream {
             Some(s) => {
                 self.described = Some((name.clone(), internal, s.sdp.medias.len()));
-                let base = format!("rtsp://{}/{}/", host_of(&req.url), p.trim_end_matches('/'));
+                // gortsplib: the request URL (with its query) + "/"
+                let base = format!("{}/", req.url);
                 self.respond(
                     req,
                     200,
@@ -800,11 +806,6 @@ impl Conn {
             _ => {}
         }
     }
-}
-
-fn host_of(url: &str) -> String {
-    let rest = url.split_once("://").map(|(_, r)| r).unwrap_or(url);
-    rest.split('/').next().unwrap_or("127.0.0.1").to_string()
 }
 
 /// Reader SETUP URL "name/trackID=N" → ("name", Some(N)).
