@@ -1,5 +1,5 @@
 //! MediaMTX v1.20.1's internal authentication (internal/auth): internal users with
-//! IPs and permissions, credentials in plain text or `sha256:`, legacy path credentials
+//! IPs and permissions, credentials in plain text, `sha256:` or `argon2:`, legacy path credentials
 //! turned into internal users like Conf.Validate() does.
 
 use base64::Engine;
@@ -68,9 +68,8 @@ pub fn credential_check(cred: &str, guess: &str) -> bool {
         let sum = Sha256::digest(guess.as_bytes());
         return base64::engine::general_purpose::STANDARD.encode(sum) == h;
     }
-    if cred.starts_with("argon2:") {
-        // argon2 hashes are accepted by the configuration but not verified here
-        return false;
+    if let Some(h) = cred.strip_prefix("argon2:") {
+        return crate::argon2_cred::verify(h, guess);
     }
     if !cred.is_empty() {
         return cred == guess;

@@ -9,6 +9,7 @@
 #![allow(clippy::too_many_arguments)]
 
 pub mod api;
+pub mod argon2_cred;
 pub mod auth;
 pub mod cleaner;
 pub mod conf;

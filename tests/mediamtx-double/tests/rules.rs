@@ -183,6 +183,9 @@ fn global_configuration_rules() {
         (p, g, r#"{"authInternalUsers":[{"user":"u","pass":"p","nope":1}]}"#, 400, "json: unknown field \"authInternalUsers[0].nope\""),
         (p, g, r#"{"authInternalUsers":[{"user":"u","pass":"p","ips":["nope"],"permissions":[]}]}"#, 400, "unable to parse IP/CIDR 'nope'"),
         (p, g, r#"{"authInternalUsers":[{"user":"u s","pass":"p","ips":[],"permissions":[]}]}"#, 400, "credential contains unsupported characters. Supported are: A-Z,0-9,!,$,(,),*,+,.,;,<,=,>,[,],^,_,-,\",\",@,#,&"),
+        // argon2 hashes decoded like matthewhartstonge/argon2's Decode
+        (p, g, r#"{"authInternalUsers":[{"user":"u","pass":"argon2:$argon2x$v=19$m=8,t=1,p=1$c2FsdA$aGFzaA","ips":[],"permissions":[]}]}"#, 400, "invalid argon2 hash: there is no such version of argon2"),
+        (p, g, r#"{"authInternalUsers":[{"user":"u","pass":"argon2:$argon2id$v=19$m=8,t=0,p=1$c2FsdA$aGFzaA","ips":[],"permissions":[]}]}"#, 400, "invalid argon2 hash: decoding failed"),
         (p, g, r#"{"api":true,"apiAddress":""}"#, 400, "'apiAddress' must be set when API is enabled"),
         (p, g, r#"{"rtmp":false,"readTimeout":"7s","protocols":["tcp"],"readBufferCount":4096}"#, 200, ""),
         (p, g, r#"{"logLevel":null}"#, 200, ""),
