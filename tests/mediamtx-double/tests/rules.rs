@@ -57,6 +57,12 @@ fn path_configuration_rules() {
         (add, "/v3/config/paths/add/~(%3Fx)cam", "{}", 400, "invalid regular expression: (?x)cam"),
         (add, "/v3/config/paths/add/~^cam\\1$", "{}", 400, "invalid regular expression: ^cam\\1$"),
         (add, "/v3/config/paths/add/~^cam{,5}$", "{}", 200, ""),
+        // Go's repeatIsValid: nested repeats expanding more than 1000 times
+        (add, "/v3/config/paths/add/~^(cam{500}){3}$", "{}", 400, "invalid regular expression: ^(cam{500}){3}$"),
+        (add, "/v3/config/paths/add/~^(cam{500}){2}$", "{}", 200, ""),
+        // `--` in a class is a range from or to '-' in Go ('a' > '-': refused)
+        (add, "/v3/config/paths/add/~^cam[a--]$", "{}", 400, "invalid regular expression: ^cam[a--]$"),
+        (add, "/v3/config/paths/add/~^cam[!--]$", "{}", 200, ""),
         (add, "/v3/config/paths/add/~^\\Qcam.x\\E$", "{}", 200, ""),
         (add, "/v3/config/paths/add/~^cam", r#"{"source":"rtsp://h:554/x"}"#, 400, "a path with a regular expression (or path 'all_others') and a static source must have 'sourceOnDemand' set to true"),
         (add, "/v3/config/paths/add/~^cam", r#"{"runOnInit":"true"}"#, 400, "a path with a regular expression (or path 'all_others') does not support option 'runOnInit'; use another path"),
