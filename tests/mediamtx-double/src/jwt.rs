@@ -580,3 +580,202 @@ pub fn authenticate(g: &Map<String, Value>, action: &str, path: &str, token: &st
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use openssl::pkey::Private;
+    use serde_json::json;
+
+    fn b64(b: &[u8]) -> String {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b)
+    }
+
+    fn token(alg: &str, kid: Option<&str>, claims: &Value, sign: &dyn Fn(&[u8]) -> Vec<u8>) -> String {
+        let mut h = json!({"alg": alg, "typ": "JWT"});
+        if let Some(k) = kid {
+            h["kid"] = json!(k);
+        }
+        let input = format!(
+            "{}.{}",
+            b64(h.to_string().as_bytes()),
+            b64(claims.to_string().as_bytes())
+        );
+        let sig = sign(input.as_bytes());
+        format!("{}.{}", input, b64(&sig))
+    }
+
+    fn signer(key: &PKey<Private>, md: Option<MessageDigest>, pss: bool) -> impl Fn(&[u8]) -> Vec<u8> + '_ {
+        move |data| {
+            let mut s = match md {
+                Some(md) => Signer::new(md, key).unwrap(),
+                None => Signer::new_without_digest(key).unwrap(),
+            };
+            if pss {
+                s.set_rsa_padding(Padding::PKCS1_PSS).unwrap();
+                s.set_rsa_pss_saltlen(RsaPssSaltlen::DIGEST_LENGTH).unwrap();
+            }
+            s.sign_oneshot_to_vec(data).unwrap()
+        }
+    }
+
+    fn conf() -> Map<String, Value> {
+        json!({"authJWTClaimKey": "mediamtx_permissions"})
+            .as_object()
+            .unwrap()
+            .clone()
+    }
+
+    fn perms() -> Value {
+        json!({"mediamtx_permissions": [{"action": "read", "path": "cam"}]})
+    }
+
+    #[test]
+    fn algorithms_and_texts() {
+        let rsa = PKey::from_rsa(Rsa::generate(2048).unwrap()).unwrap();
+        let ed = PKey::generate_ed25519().unwrap();
+        let ec =
+            PKey::from_ec_key(EcKey::generate(&EcGroup::from_curve_name(Nid::SECP384R1).unwrap()).unwrap()).unwrap();
+        let jwk = |kid: &str, key: KeyMaterial| Jwk {
+            kid: kid.into(),
+            alg: String::new(),
+            key,
+        };
+        let keys = vec![
+            jwk(
+                "r",
+                KeyMaterial::Rsa(PKey::public_key_from_der(&rsa.public_key_to_der().unwrap()).unwrap()),
+            ),
+            jwk(
+                "e",
+                KeyMaterial::Ed25519(PKey::public_key_from_der(&ed.public_key_to_der().unwrap()).unwrap()),
+            ),
+            jwk(
+                "c",
+                KeyMaterial::Ec(PKey::public_key_from_der(&ec.public_key_to_der().unwrap()).unwrap()),
+            ),
+            jwk("h", KeyMaterial::Oct(b"0123456789abcdef0123456789abcdef".to_vec())),
+        ];
+        let g = conf();
+        let ok = |t: &str| parse(t, &keys, &g).map(|c| c.permissions);
+        let want = Ok(vec![json!({"action": "read", "path": "cam"})]);
+
+        assert_eq!(
+            ok(&token(
+                "RS256",
+                Some("r"),
+                &perms(),
+                &signer(&rsa, Some(MessageDigest::sha256()), false)
+            )),
+            want
+        );
+        assert_eq!(
+            ok(&token(
+                "PS384",
+                Some("r"),
+                &perms(),
+                &signer(&rsa, Some(MessageDigest::sha384()), true)
+            )),
+            want
+        );
+        assert_eq!(
+            ok(&token("EdDSA", Some("e"), &perms(), &signer(&ed, None, false))),
+            want
+        );
+        // no kid: every key is tried
+        assert_eq!(ok(&token("EdDSA", None, &perms(), &signer(&ed, None, false))), want);
+        let es384 = |d: &[u8]| {
+            let der = signer(&ec, Some(MessageDigest::sha384()), false)(d);
+            let s = EcdsaSig::from_der(&der).unwrap();
+            [s.r().to_vec_padded(48).unwrap(), s.s().to_vec_padded(48).unwrap()].concat()
+        };
+        assert_eq!(ok(&token("ES384", Some("c"), &perms(), &es384)), want);
+        let hs = |d: &[u8]| {
+            let k = PKey::hmac(b"0123456789abcdef0123456789abcdef").unwrap();
+            Signer::new(MessageDigest::sha512(), &k)
+                .unwrap()
+                .sign_oneshot_to_vec(d)
+                .unwrap()
+        };
+        assert_eq!(ok(&token("HS512", Some("h"), &perms(), &hs)), want);
+        // the permissions as a JSON string
+        let as_string = json!({"mediamtx_permissions": "[{\"action\":\"publish\",\"path\":\"\"}]"});
+        assert_eq!(
+            ok(&token("HS512", Some("h"), &as_string, &hs)),
+            Ok(vec![json!({"action": "publish", "path": ""})])
+        );
+
+        let err = |t: &str| parse(t, &keys, &g).err().unwrap();
+        let rs = signer(&rsa, Some(MessageDigest::sha256()), false);
+        assert_eq!(
+            err(&token("RS256", Some("e"), &perms(), &rs)),
+            "token signature is invalid: key is of invalid type: RSA verify expects *rsa.PublicKey"
+        );
+        let mut t = token("RS256", Some("r"), &perms(), &rs);
+        t.push('A');
+        assert_eq!(err(&t), "token signature is invalid: crypto/rsa: verification error");
+        assert_eq!(
+            err(&token("ES384", Some("c"), &perms(), &|_| vec![1; 10])),
+            "token signature is invalid: crypto/ecdsa: verification error"
+        );
+        assert_eq!(
+            err(&token("none", Some("r"), &perms(), &|_| vec![])),
+            "token signature is invalid: token is unverifiable: 'none' signature type is not allowed"
+        );
+        assert_eq!(
+            err(&token("XS256", Some("r"), &perms(), &rs)),
+            "token is unverifiable: signing method (alg) is unavailable"
+        );
+        assert_eq!(
+            err("a.b"),
+            "token is malformed: token contains an invalid number of segments"
+        );
+        assert_eq!(
+            err("a!.b.c"),
+            "token is malformed: could not base64 decode header: illegal base64 data at input byte 1"
+        );
+        assert_eq!(
+            err(&token("RS256", Some("r"), &json!({"x": 1}), &rs)),
+            "token is malformed: could not JSON decode claim: claim 'mediamtx_permissions' not found inside JWT"
+        );
+        assert_eq!(
+            err(&token(
+                "RS256",
+                Some("r"),
+                &json!({"mediamtx_permissions": [{"action": "fly"}]}),
+                &rs
+            )),
+            // jwtClaims: the array failing, the string fallback's error is the one reported
+            "token is malformed: could not JSON decode claim: json: cannot unmarshal array into Go value of type string"
+        );
+        let mut c = perms();
+        c["nbf"] = json!(4102444800u64);
+        c["exp"] = json!(1);
+        assert_eq!(
+            err(&token("RS256", Some("r"), &c, &rs)),
+            "token has invalid claims: token is expired, token is not valid yet"
+        );
+        let mut g2 = conf();
+        g2.insert("authJWTAudience".into(), json!("cams"));
+        let mut c = perms();
+        c["aud"] = json!(["other"]);
+        assert_eq!(
+            parse(&token("RS256", Some("r"), &c, &rs), &keys, &g2).err().unwrap(),
+            "token has invalid claims: token has invalid audience"
+        );
+        c["aud"] = json!(["other", "cams"]);
+        assert!(parse(&token("RS256", Some("r"), &c, &rs), &keys, &g2).is_ok());
+    }
+
+    #[test]
+    fn key_sets() {
+        assert_eq!(parse_jwks(b"", false).err().unwrap(), "EOF");
+        assert_eq!(parse_jwks(br#"{"keys":[]} trailing"#, false).unwrap().len(), 0);
+        let e = parse_jwks(br#"{"keys":[{"kty":"XYZ"}]}"#, false).err().unwrap();
+        assert!(e.ends_with("failed keyfunc: could not create JWK Set storage"), "{}", e);
+        assert_eq!(
+            parse_jwks(br#"{"keys":[{"kty":"oct","k":"c2VjcmV0","kid":"a"}]}"#, false).unwrap()[0].kid,
+            "a"
+        );
+    }
+}
