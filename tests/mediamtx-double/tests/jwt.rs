@@ -284,6 +284,14 @@ fn jwt_api_permissions_and_expiry() {
     );
     // the key set was fetched once and kept
     assert_eq!(server.hits.load(Ordering::SeqCst), 1);
+
+    // the API reads `?jwt=` only with the deprecated authJWTInHTTPQuery
+    let query = format!("/v3/info?jwt={}", admin);
+    assert_eq!(api(p, "GET", &query, None).0, 401);
+    let patch = json!({"authJWTInHTTPQuery": true}).to_string();
+    let (code, body) = http_with_bearer(p, "PATCH", "/v3/config/global/patch", &admin, &patch);
+    assert_eq!(code, 200, "{}", body);
+    assert_eq!(api(p, "GET", &query, None).0, 200);
 }
 
 #[test]
