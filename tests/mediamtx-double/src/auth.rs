@@ -234,6 +234,7 @@ fn authenticate_http(global: &Map<String, Value>, req: &Request) -> Result<(), S
 
 /// Manager.Authenticate with `authMethod` internal, http or jwt.
 pub fn authenticate(global: &Map<String, Value>, req: &Request) -> Result<(), Error> {
+    crate::jwt::observe(global);
     let method = global.get("authMethod").and_then(|v| v.as_str()).unwrap_or("internal");
     if method != "internal" {
         let in_query = method == "jwt" && global.get("authJWTInHTTPQuery") == Some(&Value::Bool(true));

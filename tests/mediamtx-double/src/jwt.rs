@@ -22,8 +22,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 /// manager.go: maxInboundBodySize and jwksRefreshPeriod.
 const MAX_JWKS_SIZE: usize = 128 * 1024;
 const REFRESH_PERIOD: Duration = Duration::from_secs(60 * 60);
-/// Cached key sets kept (one per distinct auth configuration seen).
-const MAX_CACHES: usize = 32;
+/// Cached key sets kept (one per double in the process).
+const MAX_CACHES: usize = 64;
 
 #[derive(Clone)]
 enum KeyMaterial {
@@ -41,6 +41,8 @@ struct Jwk {
 }
 
 struct Cache {
+    /// the double it belongs to (its `apiAddress`)
+    owner: String,
     /// the auth settings whose change makes MediaMTX create a new auth manager
     identity: String,
     fetched: Option<Instant>,
@@ -76,20 +78,27 @@ fn identity(g: &Map<String, Value>) -> String {
         .join("\u{0}")
 }
 
+/// Called on every authentication: a change of the auth settings drops the key set, as
+/// MediaMTX's new auth manager starts without one.
+pub fn observe(g: &Map<String, Value>) {
+    let (owner, id) = (gs(g, "apiAddress"), identity(g));
+    CACHES.lock().unwrap().retain(|c| c.owner != owner || c.identity == id);
+}
+
 /// RefreshJWTJWKS: the next authentication fetches the key set again.
 pub fn refresh(g: &Map<String, Value>) {
-    let id = identity(g);
-    for c in CACHES.lock().unwrap().iter_mut().filter(|c| c.identity == id) {
+    let owner = gs(g, "apiAddress");
+    for c in CACHES.lock().unwrap().iter_mut().filter(|c| c.owner == owner) {
         c.fetched = None;
     }
 }
 
 /// pullJWTJWKS: the cached keys, fetched again after an hour (or a refresh).
 fn pull_jwks(g: &Map<String, Value>) -> Result<Arc<Vec<Jwk>>, String> {
-    let id = identity(g);
+    let (owner, id) = (gs(g, "apiAddress").to_string(), identity(g));
     // the fetch runs under the lock, as in MediaMTX (requests wait for it)
     let mut caches = CACHES.lock().unwrap();
-    if let Some(c) = caches.iter().find(|c| c.identity == id) {
+    if let Some(c) = caches.iter().find(|c| c.owner == owner && c.identity == id) {
         if c.fetched.is_some_and(|t| t.elapsed() < REFRESH_PERIOD) {
             return Ok(c.keys.clone());
         }
@@ -104,11 +113,12 @@ fn pull_jwks(g: &Map<String, Value>) -> Result<Arc<Vec<Jwk>>, String> {
     )?;
     // json.Decoder.Decode: the first JSON value of the (size-limited) body, any status
     let keys = Arc::new(parse_jwks(&res.body, res.over_limit)?);
-    caches.retain(|c| c.identity != id);
+    caches.retain(|c| c.owner != owner);
     if caches.len() >= MAX_CACHES {
         caches.remove(0);
     }
     caches.push(Cache {
+        owner,
         identity: id,
         fetched: Some(Instant::now()),
         keys: keys.clone(),

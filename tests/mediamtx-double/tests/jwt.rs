@@ -326,6 +326,15 @@ fn jwt_key_set_refreshed_by_the_api_only() {
     assert_eq!(api(p, "GET", "/v3/info", Some(&admin(&k2))).0, 200);
     assert_eq!(server.hits.load(Ordering::SeqCst), 2);
 
+    // an auth setting changed (and changed back): a new auth manager, a new fetch
+    for t in ["9s", "10s"] {
+        let patch = json!({"readTimeout": t}).to_string();
+        let r = http_with_bearer(p, "PATCH", "/v3/config/global/patch", &admin(&k1), &patch);
+        assert_eq!(r.0, 200, "{}", r.1);
+    }
+    assert_eq!(api(p, "GET", "/v3/info", Some(&admin(&k2))).0, 200);
+    assert_eq!(server.hits.load(Ordering::SeqCst), 4);
+
     // authJWTIssuer is enforced
     let wrong_issuer = k2.sign(&claims(json!([{"action": "api"}])));
     assert_eq!(api(p, "GET", "/v3/info", Some(&wrong_issuer)).0, 401);
