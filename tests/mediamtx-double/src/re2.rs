@@ -509,6 +509,21 @@ mod tests {
                 }
             }
         }
+        // hostile patterns: never a panic (a small deterministic fuzz over metacharacters)
+        let alphabet: Vec<char> = r"()[]{}\^$.|*+?-:,0123456789aAxpPdQE&~!<>=α".chars().collect();
+        let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
+        for _ in 0..5_000 {
+            let len = (seed >> 59) as usize + 1;
+            let pat: String = (0..len)
+                .map(|_| {
+                    seed ^= seed << 13;
+                    seed ^= seed >> 7;
+                    seed ^= seed << 17;
+                    alphabet[(seed % alphabet.len() as u64) as usize]
+                })
+                .collect();
+            let _ = compile(&pat);
+        }
         // Go nests up to 1000 levels; the regex crate's default limit is lower
         let deep = format!("{}a{}", "(".repeat(300), ")".repeat(300));
         assert!(compile(&deep).is_some());
