@@ -264,6 +264,11 @@ pub fn handle_v3(shared: &Arc<Shared>, req: &Request) -> Response {
                 &json!({"version": core::VERSION, "started": crate::util::rfc3339_nano(st.started)}),
             );
         }
+        ("POST", "/v3/auth/jwks/refresh") => {
+            let global = shared.lock().global.clone();
+            crate::jwt::refresh(&global);
+            return Response::ok();
+        }
         ("GET", "/v3/config/global/get") => {
             let st = shared.lock();
             return Response::json(200, &global_json(&st.global));

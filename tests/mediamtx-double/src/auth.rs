@@ -1,5 +1,5 @@
 //! MediaMTX v1.20.1's internal authentication (internal/auth): internal users with
-//! IPs and permissions, credentials in plain text or `sha256:`, legacy path credentials
+//! IPs and permissions, credentials in plain text, `sha256:` or `argon2:`, legacy path credentials
 //! turned into internal users like Conf.Validate() does.
 
 use base64::Engine;
@@ -68,9 +68,8 @@ pub fn credential_check(cred: &str, guess: &str) -> bool {
         let sum = Sha256::digest(guess.as_bytes());
         return base64::engine::general_purpose::STANDARD.encode(sum) == h;
     }
-    if cred.starts_with("argon2:") {
-        // argon2 hashes are accepted by the configuration but not verified here
-        return false;
+    if let Some(h) = cred.strip_prefix("argon2:") {
+        return crate::argon2_cred::verify(h, guess);
     }
     if !cred.is_empty() {
         return cred == guess;
@@ -110,7 +109,7 @@ pub fn net_contains(net: &str, ip: IpAddr) -> bool {
     }
 }
 
-fn matches_permission(perms: &[Value], action: &str, path: &str) -> bool {
+pub(crate) fn matches_permission(perms: &[Value], action: &str, path: &str) -> bool {
     for p in perms {
         if p["action"].as_str() != Some(action) {
             continue;
@@ -160,15 +159,16 @@ fn with_user(req: &Request, u: &Value) -> bool {
     true
 }
 
-/// getToken: a token, else the password, else (RTSP) `token`/`jwt` in the query.
-fn get_token(req: &Request) -> String {
+/// getToken: a token, else the password, else (RTSP, or the API with
+/// `authJWTInHTTPQuery`) `token`/`jwt` in the query.
+fn get_token(req: &Request, in_http_query: bool) -> String {
     if !req.creds.token.is_empty() {
         return req.creds.token.clone();
     }
     if !req.creds.pass.is_empty() {
         return req.creds.pass.clone();
     }
-    if req.protocol == "rtsp" {
+    if req.protocol == "rtsp" || (in_http_query && req.protocol.is_empty()) {
         let vals = |k: &str| -> Vec<String> {
             req.query
                 .split('&')
@@ -204,7 +204,7 @@ fn authenticate_http(global: &Map<String, Value>, req: &Request) -> Result<(), S
         "ip": req.ip.to_string(),
         "user": req.creds.user,
         "password": req.creds.pass,
-        "token": get_token(req),
+        "token": get_token(req, false),
         "action": req.action,
         "path": req.path,
         "protocol": req.protocol,
@@ -214,82 +214,43 @@ fn authenticate_http(global: &Map<String, Value>, req: &Request) -> Result<(), S
     })
     .to_string();
     let addr = global.get("authHTTPAddress").and_then(|v| v.as_str()).unwrap_or("");
+    let fingerprint = global.get("authHTTPFingerprint").and_then(|v| v.as_str()).unwrap_or("");
     let timeout = crate::conf::duration_of(global, "readTimeout");
-    let (code, text) = http_post(addr, &body, timeout).map_err(|e| format!("HTTP request failed: {}", e))?;
-    if !(200..=299).contains(&code) {
-        if !text.is_empty() {
-            return Err(format!("server replied with code {}: {}", code, text));
+    let res = crate::http_client::request("Post", addr, Some(body.as_bytes()), fingerprint, timeout, 128 * 1024)
+        .map_err(|e| format!("HTTP request failed: {}", e))?;
+    if !(200..=299).contains(&res.code) {
+        // a body over maxInboundBodySize is not quoted
+        if !res.body.is_empty() && !res.over_limit {
+            return Err(format!(
+                "server replied with code {}: {}",
+                res.code,
+                String::from_utf8_lossy(&res.body)
+            ));
         }
-        return Err(format!("server replied with code {}", code));
+        return Err(format!("server replied with code {}", res.code));
     }
     Ok(())
 }
 
-/// A POST over plain HTTP (the double has no TLS client): (status, body).
-fn http_post(url: &str, body: &str, timeout: Duration) -> Result<(u16, String), String> {
-    use std::io::{Read, Write};
-    let rest = url
-        .strip_prefix("http://")
-        .ok_or_else(|| format!("Post \"{}\": https is not supported by the double", url))?;
-    let (host, path) = match rest.find('/') {
-        Some(i) => (&rest[..i], &rest[i..]),
-        None => (rest, "/"),
-    };
-    let hostport = if host.contains(':') {
-        host.to_string()
-    } else {
-        format!("{}:80", host)
-    };
-    let addr = std::net::ToSocketAddrs::to_socket_addrs(&hostport)
-        .map_err(|e| e.to_string())?
-        .next()
-        .ok_or("no address")?;
-    let timeout = if timeout.is_zero() {
-        Duration::from_secs(10)
-    } else {
-        timeout
-    };
-    let mut s = std::net::TcpStream::connect_timeout(&addr, timeout).map_err(|e| e.to_string())?;
-    s.set_read_timeout(Some(timeout)).ok();
-    s.set_write_timeout(Some(timeout)).ok();
-    write!(
-        s,
-        "POST {} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{}",
-        path,
-        host,
-        body.len(),
-        body
-    )
-    .map_err(|e| e.to_string())?;
-    let mut buf = Vec::new();
-    s.take(128 * 1024 + 4096)
-        .read_to_end(&mut buf)
-        .map_err(|e| e.to_string())?;
-    let text = String::from_utf8_lossy(&buf).to_string();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let code = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .ok_or("malformed HTTP response")?;
-    Ok((code, body.to_string()))
-}
-
-/// Manager.Authenticate with `authMethod` internal or http; `jwt` is not run by the
-/// double (its requests are let through).
+/// Manager.Authenticate with `authMethod` internal, http or jwt.
 pub fn authenticate(global: &Map<String, Value>, req: &Request) -> Result<(), Error> {
-    match global.get("authMethod").and_then(|v| v.as_str()).unwrap_or("internal") {
-        "internal" => {}
-        "http" => {
-            return authenticate_http(global, req).map_err(|wrapped| {
-                let c = &req.creds;
-                Error {
-                    ask: req.ask_credentials && c.user.is_empty() && c.pass.is_empty() && get_token(req).is_empty(),
-                    wrapped,
-                }
-            });
-        }
-        _ => return Ok(()),
+    crate::jwt::observe(global);
+    let method = global.get("authMethod").and_then(|v| v.as_str()).unwrap_or("internal");
+    if method != "internal" {
+        let in_query = method == "jwt" && global.get("authJWTInHTTPQuery") == Some(&Value::Bool(true));
+        let token = get_token(req, in_query);
+        let res = if method == "http" {
+            authenticate_http(global, req)
+        } else {
+            crate::jwt::authenticate(global, req.action, req.path, &token)
+        };
+        return res.map_err(|wrapped| {
+            let c = &req.creds;
+            Error {
+                ask: req.ask_credentials && c.user.is_empty() && c.pass.is_empty() && token.is_empty(),
+                wrapped,
+            }
+        });
     }
     let users = global
         .get("authInternalUsers")

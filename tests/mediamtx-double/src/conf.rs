@@ -403,8 +403,10 @@ fn check_credential(s: &str) -> Result<(), String> {
         }
         return Ok(());
     }
-    if s.starts_with("argon2:") {
-        return Ok(());
+    if let Some(h) = s.strip_prefix("argon2:") {
+        return crate::argon2_cred::decode(h)
+            .map(|_| ())
+            .map_err(|e| format!("invalid argon2 hash: {}", e));
     }
     if !s
         .bytes()

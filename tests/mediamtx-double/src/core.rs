@@ -132,6 +132,9 @@ pub struct PathRt {
     pub publisher: Option<Publisher>,
     pub available_time: Option<SystemTime>,
     pub readers: Vec<(u64, String)>,
+    /// connections of readers past their first SETUP but not playing yet (maxReaders
+    /// counts them: MediaMTX adds a reader at SETUP)
+    pub set_up_readers: Vec<u64>,
     pub demand: usize,
     pub idle_since: Instant,
     pub ondemand: ProcSlot,
@@ -403,6 +406,7 @@ fn new_path(shared: &Arc<Shared>, name: &str, conf_name: &str, conf: Map<String,
         publisher: None,
         available_time: None,
         readers: Vec::new(),
+        set_up_readers: Vec::new(),
         demand: 0,
         idle_since: Instant::now(),
         ondemand: ProcSlot::default(),

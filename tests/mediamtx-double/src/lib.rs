@@ -10,6 +10,7 @@
 
 pub mod always_available;
 pub mod api;
+pub mod argon2_cred;
 pub mod auth;
 pub mod cleaner;
 pub mod conf;
@@ -20,6 +21,8 @@ pub mod forward;
 pub mod gojson;
 pub mod hooks;
 pub mod http;
+pub mod http_client;
+pub mod jwt;
 pub mod media;
 pub mod procs;
 pub mod re2;

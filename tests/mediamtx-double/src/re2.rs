@@ -6,8 +6,9 @@
 //! repeat counts over 1000, `{` that is not a repetition (a literal in Go), `\Q...\E`,
 //! octal escapes, flags other than `imsU`, `\u`/`\U` escapes, punctuation escapes
 //! (`\<` is a literal in Go, a word boundary in Rust), inside classes `&&`/`~~`/`--`
-//! and `[` (literals in Go, set operations and nesting in Rust), unknown `[:name:]`
-//! classes, and the nesting limit (1000 in Go).
+//! and `[` (literals and ranges in Go, set operations and nesting in Rust), unknown
+//! `[:name:]` classes, nested repeats expanding more than 1000 times (`(a{500}){3}`)
+//! and the nesting limit (1000 in Go).
 
 const POSIX: &[&str] = &[
     "alnum", "alpha", "ascii", "blank", "cntrl", "digit", "graph", "lower", "print", "punct", "space", "upper", "word",
@@ -18,7 +19,21 @@ struct P {
     c: Vec<char>,
     i: usize,
     out: String,
+    /// open groups (the whole pattern first), for Go's nested repeat limit
+    groups: Vec<Group>,
 }
+
+/// Go's repeatIsValid in summary: the largest product of repeat counts on a path from
+/// the group down to a leaf, over the finished items and the last one (a repeat
+/// applies to the last).
+#[derive(Clone, Copy, Default)]
+struct Group {
+    done: u64,
+    last: u64,
+}
+
+/// regexp/syntax: a repetition may not expand its innermost part more than 1000 times.
+const MAX_REPEAT_PRODUCT: u64 = 1000;
 
 type R = Result<(), ()>;
 
@@ -29,6 +44,41 @@ impl P {
 
     fn lit(&mut self, ch: char) {
         self.out.push_str(&regex::escape(&ch.to_string()));
+    }
+
+    fn group(&mut self) -> &mut Group {
+        self.groups.last_mut().expect("the pattern's own group")
+    }
+
+    /// A new item (literal, class, group) starts: the previous one is finished.
+    fn atom(&mut self, product: u64) {
+        let g = self.group();
+        g.done = g.done.max(g.last);
+        g.last = product;
+    }
+
+    fn close_group(&mut self) {
+        if self.groups.len() > 1 {
+            let g = self.groups.pop().expect("checked");
+            self.atom(g.done.max(g.last).max(1));
+        }
+    }
+
+    /// Go's repeat(): counts over 1000 along nested repeats (`(a{500}){3}`) are an
+    /// `invalid repeat count`; checked when min or max is at least 2, like Go.
+    fn repeat(&mut self, min: i64, max: i64) -> R {
+        let g = self.group();
+        let inner = g.last.max(1);
+        g.last = match if max < 0 { min } else { max } {
+            // x{0} is never expanded: what it holds is not checked
+            _ if max == 0 => 1,
+            m if m >= 1 => (m as u64).saturating_mul(inner),
+            _ => inner,
+        };
+        if (min >= 2 || max >= 2) && g.last > MAX_REPEAT_PRODUCT {
+            return Err(());
+        }
+        Ok(())
     }
 
     /// After a backslash (consumed); `class` = inside a character class. Returns whether
@@ -125,14 +175,15 @@ impl P {
     }
 
     fn class(&mut self) -> R {
-        // at '[' (consumed)
+        // at '[' (consumed); Go's parseClass: items are POSIX classes, Perl/Unicode class
+        // escapes, or a char with an optional `-hi` (not before the closing ']'); every
+        // char is written as \x{..} so Rust reads no set operation or nesting into it
         self.out.push('[');
         if self.peek(0) == Some('^') {
             self.out.push('^');
             self.i += 1;
         }
         let mut first = true;
-        let mut after_class = false;
         loop {
             let c = self.peek(0).ok_or(())?;
             if c == ']' && !first {
@@ -141,34 +192,107 @@ impl P {
                 return Ok(());
             }
             first = false;
-            self.i += 1;
-            match c {
-                '[' if self.peek(0) == Some(':') => {
-                    let rest: String = self.c[self.i..].iter().collect();
-                    let end = rest.find(":]").ok_or(())?;
-                    let name = &rest[1..end];
+            if c == '[' && self.peek(1) == Some(':') {
+                let rest: String = self.c[self.i + 2..].iter().collect();
+                if let Some(end) = rest.find(":]") {
+                    let name = &rest[..end];
                     if !POSIX.contains(&name.strip_prefix('^').unwrap_or(name)) {
                         return Err(());
                     }
-                    self.out.push('[');
-                    self.out.push_str(&rest[..end + 2]);
-                    self.i += end + 2;
-                    after_class = true;
+                    self.out.push_str(&format!("[:{}:]", name));
+                    self.i += 2 + name.chars().count() + 2;
                     continue;
                 }
-                '\\' => {
-                    after_class = self.escape(true)?;
-                    continue;
-                }
-                // a '-' after a class is a literal in Go
-                '-' if after_class => self.out.push_str("\\-"),
-                // literals in Go, set operations or nesting in Rust
-                '[' | '&' | '~' | ']' => self.lit(c),
-                '-' if self.out.ends_with('-') => self.out.push_str("\\-"),
-                _ => self.out.push(c),
             }
-            after_class = false;
+            if c == '\\' && matches!(self.peek(1), Some('d' | 'D' | 's' | 'S' | 'w' | 'W' | 'p' | 'P')) {
+                self.i += 1;
+                self.escape(true)?;
+                // \pL or \p{Name}: the name as written
+                if self.out.ends_with("\\p") || self.out.ends_with("\\P") {
+                    let end = match self.peek(0) {
+                        Some('{') => self.c[self.i..].iter().position(|&ch| ch == '}').ok_or(())? + 1,
+                        Some(_) => 1,
+                        None => return Err(()),
+                    };
+                    self.out.extend(&self.c[self.i..self.i + end]);
+                    self.i += end;
+                }
+                continue;
+            }
+            let lo = self.class_char()?;
+            let mut hi = lo;
+            if self.peek(0) == Some('-') && self.peek(1).is_some_and(|n| n != ']') {
+                self.i += 1;
+                hi = self.class_char()?;
+                if hi < lo {
+                    return Err(()); // invalid character class range
+                }
+            }
+            self.out.push_str(&format!("\\x{{{:x}}}", lo as u32));
+            if hi != lo {
+                self.out.push_str(&format!("-\\x{{{:x}}}", hi as u32));
+            }
         }
+    }
+
+    /// Go's parseClassChar: one char, or an escape standing for one (parseEscape).
+    fn class_char(&mut self) -> Result<char, ()> {
+        let c = self.peek(0).ok_or(())?;
+        self.i += 1;
+        if c != '\\' {
+            return Ok(c);
+        }
+        let e = self.peek(0).ok_or(())?;
+        self.i += 1;
+        let v = match e {
+            '1'..='7' if !matches!(self.peek(0), Some('0'..='7')) => return Err(()),
+            '0'..='7' => {
+                let mut v = e as u32 - '0' as u32;
+                for _ in 1..3 {
+                    match self.peek(0) {
+                        Some(d @ '0'..='7') => {
+                            v = v * 8 + (d as u32 - '0' as u32);
+                            self.i += 1;
+                        }
+                        _ => break,
+                    }
+                }
+                v
+            }
+            'x' if self.peek(0) == Some('{') => {
+                self.i += 1;
+                let mut v: u32 = 0;
+                let mut digits = 0;
+                loop {
+                    let d = self.peek(0).ok_or(())?;
+                    self.i += 1;
+                    if d == '}' && digits > 0 {
+                        break;
+                    }
+                    v = v.checked_mul(16).ok_or(())? + d.to_digit(16).ok_or(())?;
+                    digits += 1;
+                    if v > 0x10FFFF {
+                        return Err(());
+                    }
+                }
+                v
+            }
+            'x' => {
+                let h = self.peek(0).and_then(|d| d.to_digit(16)).ok_or(())?;
+                let l = self.peek(1).and_then(|d| d.to_digit(16)).ok_or(())?;
+                self.i += 2;
+                h * 16 + l
+            }
+            'a' => 7,
+            'f' => 12,
+            't' => 9,
+            'n' => 10,
+            'r' => 13,
+            'v' => 11,
+            e if e.is_ascii() && !e.is_ascii_alphanumeric() => e as u32,
+            _ => return Err(()),
+        };
+        char::from_u32(v).ok_or(())
     }
 
     fn run(&mut self) -> R {
@@ -178,16 +302,20 @@ impl P {
             match c {
                 '\\' => {
                     self.i += 1;
+                    self.atom(1);
                     self.escape(false)?;
                 }
                 '[' => {
                     self.i += 1;
+                    self.atom(1);
                     self.class()?;
                 }
                 '(' if self.peek(1) == Some('?') => {
                     self.i += 2;
                     self.out.push_str("(?");
                     if self.peek(0) == Some('P') || self.peek(0) == Some('<') {
+                        self.atom(1);
+                        self.groups.push(Group::default());
                         // named group: the name up to '>' (checked by the regex crate)
                         while let Some(ch) = self.peek(0) {
                             self.out.push(ch);
@@ -202,7 +330,12 @@ impl P {
                             self.i += 1;
                             self.out.push(ch);
                             match ch {
-                                ':' | ')' => break,
+                                ':' => {
+                                    self.atom(1);
+                                    self.groups.push(Group::default());
+                                    break;
+                                }
+                                ')' => break,
                                 'i' | 'm' | 's' | 'U' | '-' => {}
                                 _ => return Err(()),
                             }
@@ -226,6 +359,7 @@ impl P {
                         if after_repeat || min > 1000 || max > 1000 || (max >= 0 && max < min) {
                             return Err(()); // nested repetition / invalid repeat count
                         }
+                        self.repeat(min, max)?;
                         let s: String = self.c[self.i..self.i + len].iter().collect();
                         self.out.push_str(&s);
                         self.i += len;
@@ -237,15 +371,26 @@ impl P {
                     }
                     None => {
                         self.i += 1;
+                        self.atom(1);
                         self.out.push_str("\\{");
                     }
                 },
                 '}' => {
                     self.i += 1;
+                    self.atom(1);
                     self.out.push_str("\\}");
                 }
                 _ => {
                     self.i += 1;
+                    match c {
+                        '(' => {
+                            self.atom(1);
+                            self.groups.push(Group::default());
+                        }
+                        ')' => self.close_group(),
+                        '|' => self.atom(0),
+                        _ => self.atom(1),
+                    }
                     self.out.push(c);
                 }
             }
@@ -261,6 +406,7 @@ fn translate(pat: &str) -> Result<String, ()> {
         c: pat.chars().collect(),
         i: 0,
         out: String::new(),
+        groups: vec![Group::default()],
     };
     p.run()?;
     Ok(p.out)
@@ -321,6 +467,29 @@ mod tests {
             ("(cam", false, &[], &[]),
             ("*", false, &[], &[]),
             (r"^a\.b$", true, &["a.b"], &["axb"]),
+            // Go's repeatIsValid: nested repeats may not expand more than 1000 times
+            ("(a{500}){3}", false, &[], &[]),
+            ("(a{500}){2}", true, &[], &["a"]),
+            ("((a{2}){10}){50}", true, &[], &[]),
+            ("((a{2}){10}){51}", false, &[], &[]),
+            ("(?:a{600}|b){2}", false, &[], &[]),
+            ("(a{600}){1}", true, &[], &[]),
+            ("((a{600}){1}){2}", false, &[], &[]),
+            ("^(a{600}){0}(b{600}){0}x{2}$", true, &["xx"], &["x"]),
+            ("(a{600}b)*c{2}", true, &[], &[]),
+            ("(a{600}){2,}", false, &[], &[]),
+            ("(a{1000}){0,1}", true, &[], &[]),
+            // `--` in a class: a range starting or ending at '-' in Go
+            ("^[!--]$", true, &["!", ",", "-"], &["."]),
+            ("^[--/]$", true, &["-", ".", "/"], &["a"]),
+            ("[a--]", false, &[], &[]),
+            ("^[a-z--]$", true, &["-", "q"], &["."]),
+            (r"^[\d--/]$", true, &["5", "-", ".", "/"], &["a"]),
+            (r"^[a-\d]$", false, &[], &[]),
+            (r"^[\x41-\x{43}]$", true, &["A", "C"], &["D"]),
+            (r"^[\pL\p{Greek}]$", true, &["a", "α"], &["1"]),
+            ("^[[:foo]$", true, &["[", ":", "f"], &["x"]),
+            ("(?i)^[a-c]$", true, &["B"], &["d"]),
         ];
         for (pat, ok, yes, no) in cases {
             let r = compile(pat);
@@ -339,6 +508,21 @@ mod tests {
                     );
                 }
             }
+        }
+        // hostile patterns: never a panic (a small deterministic fuzz over metacharacters)
+        let alphabet: Vec<char> = r"()[]{}\^$.|*+?-:,0123456789aAxpPdQE&~!<>=α".chars().collect();
+        let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
+        for _ in 0..5_000 {
+            let len = (seed >> 59) as usize + 1;
+            let pat: String = (0..len)
+                .map(|_| {
+                    seed ^= seed << 13;
+                    seed ^= seed >> 7;
+                    seed ^= seed << 17;
+                    alphabet[(seed % alphabet.len() as u64) as usize]
+                })
+                .collect();
+            let _ = compile(&pat);
         }
         // Go nests up to 1000 levels; the regex crate's default limit is lower
         let deep = format!("{}a{}", "(".repeat(300), ")".repeat(300));

@@ -197,7 +197,12 @@ fn url_path(url: &str) -> (String, String) {
         None => "",
     };
     match path.split_once('?') {
-        Some((p, q)) => (p.to_string(), q.to_string()),
+        // FFmpeg appends the control to a Content-Base with a query (gortsplib's
+        // getPathAndQueryAndTrackID / getPathAndQuery): `p?q/trackID=N`, `p?q/`
+        Some((p, q)) => match q.rfind("/trackID=") {
+            Some(i) => (format!("{}{}", p, &q[i..]), q[..i].to_string()),
+            None => (p.to_string(), q.strip_suffix('/').unwrap_or(q).to_string()),
+        },
         None => (path.to_string(), String::new()),
     }
 }
@@ -512,7 +517,8 @@ impl Conn {
                 if internal {
                     self.internal_query = query.clone();
                 }
-                let base = format!("rtsp://{}/{}/", host_of(&req.url), p.trim_end_matches('/'));
+                // gortsplib: the request URL (with its query) + "/"
+                let base = format!("{}/", req.url);
                 self.respond(
                     req,
                     200,
@@ -653,7 +659,7 @@ impl Conn {
                         let st = self.shared.lock();
                         st.paths.get(&name).is_some_and(|p| {
                             let max = p.conf.get("maxReaders").and_then(|v| v.as_u64()).unwrap_or(0) as usize;
-                            max != 0 && p.readers.len() >= max
+                            max != 0 && p.readers.len() + p.set_up_readers.len() >= max
                         })
                     };
                     if full {
@@ -663,6 +669,11 @@ impl Conn {
                     }
                 }
                 if !matches!(self.role, Role::Reader { .. }) {
+                    if !hidden {
+                        if let Some(p) = self.shared.lock().paths.get_mut(&name) {
+                            p.set_up_readers.push(self.id);
+                        }
+                    }
                     self.role = Role::Reader {
                         path: name,
                         hidden,
@@ -771,6 +782,7 @@ impl Conn {
             None
         };
         if !*hidden {
+            p.set_up_readers.retain(|c| *c != conn_id);
             let rid = crate::util::uuid();
             p.readers.push((conn_id, rid.clone()));
             p.demand += 1;
@@ -811,6 +823,16 @@ impl Conn {
             }
             Role::Reader {
                 path,
+                hidden: false,
+                playing: None,
+                ..
+            } => {
+                if let Some(p) = shared.lock().paths.get_mut(&path) {
+                    p.set_up_readers.retain(|c| *c != self.id);
+                }
+            }
+            Role::Reader {
+                path,
                 hidden,
                 playing: Some((stream, sink_id)),
                 ..
@@ -834,11 +856,6 @@ impl Conn {
             _ => {}
         }
     }
-}
-
-fn host_of(url: &str) -> String {
-    let rest = url.split_once("://").map(|(_, r)| r).unwrap_or(url);
-    rest.split('/').next().unwrap_or("127.0.0.1").to_string()
 }
 
 /// Reader SETUP URL "name/trackID=N" → ("name", Some(N)).

@@ -189,6 +189,9 @@ fn api_internal_users() {
         json!({"authInternalUsers": [
             {"user": "admin", "pass": "secret", "permissions": [{"action": "api"}]},
             {"user": "hu", "pass": hashed, "permissions": [{"action": "api"}]},
+            // made by the reference argon2 CLI: `echo -n testing123 | argon2 somesalt12345678 -id -t 2 -m 10 -p 1 -e`
+            {"user": "au", "pass": "argon2:$argon2id$v=19$m=1024,t=2,p=1$c29tZXNhbHQxMjM0NTY3OA$mmurGOlslO+ebLYRPlcQmDJm0uvwSmYAfZfHZ8ecBKc",
+             "permissions": [{"action": "api"}]},
             {"user": "any", "ips": ["127.0.0.3"], "permissions": [{"action": "api"}]},
             {"user": "reader", "pass": "r", "permissions": [{"action": "read"}]},
         ]}),
@@ -203,6 +206,8 @@ fn api_internal_users() {
         ("127.0.0.1", Some(basic("hu:hashedpw")), 200),
         ("127.0.0.1", Some(basic("admin:wrong")), 401),
         ("127.0.0.1", Some(basic("hu:wrong")), 401),
+        ("127.0.0.1", Some(basic("au:testing123")), 200),
+        ("127.0.0.1", Some(basic("au:testing12")), 401),
         // a user without the api permission
         ("127.0.0.1", Some(basic("reader:r")), 401),
         // 'any' limited to 127.0.0.3
@@ -218,7 +223,7 @@ fn api_internal_users() {
                 if status == 200 {
                     let g: Value = serde_json::from_str(&a.body).unwrap();
                     assert_eq!(g["authInternalUsers"][0]["pass"], "<redacted>");
-                    assert_eq!(g["authInternalUsers"][2]["ips"], json!(["127.0.0.3/32"]));
+                    assert_eq!(g["authInternalUsers"][3]["ips"], json!(["127.0.0.3/32"]));
                 }
             })
         })

@@ -69,8 +69,24 @@ fn max_readers_refuses_extra_readers() {
         path()["available"] == true
     });
 
-    let (first, status) = reader(h.rtsp_port, "cam", true);
+    // a reader counts from its first SETUP (MediaMTX's addReader), before any PLAY
+    let (set_up_only, status) = reader(h.rtsp_port, "cam", false);
     assert_eq!(status, "RTSP/1.0 200 OK");
+    let (_second, status) = reader(h.rtsp_port, "cam", false);
+    assert_eq!(status, "RTSP/1.0 400 Bad Request");
+    drop(set_up_only);
+
+    // the set-up reader's departure frees its place (its connection closes asynchronously)
+    let mut first = None;
+    wait_until(
+        Duration::from_secs(5),
+        "room again after the set-up reader left",
+        || {
+            let (s, status) = reader(h.rtsp_port, "cam", true);
+            first = (status == "RTSP/1.0 200 OK").then_some(s);
+            first.is_some()
+        },
+    );
     wait_until(Duration::from_secs(5), "one reader", || {
         path()["readers"].as_array().map(|a| a.len()) == Some(1)
     });

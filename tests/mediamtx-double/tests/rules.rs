@@ -57,6 +57,12 @@ fn path_configuration_rules() {
         (add, "/v3/config/paths/add/~(%3Fx)cam", "{}", 400, "invalid regular expression: (?x)cam"),
         (add, "/v3/config/paths/add/~^cam\\1$", "{}", 400, "invalid regular expression: ^cam\\1$"),
         (add, "/v3/config/paths/add/~^cam{,5}$", "{}", 200, ""),
+        // Go's repeatIsValid: nested repeats expanding more than 1000 times
+        (add, "/v3/config/paths/add/~^(cam{500}){3}$", "{}", 400, "invalid regular expression: ^(cam{500}){3}$"),
+        (add, "/v3/config/paths/add/~^(cam{500}){2}$", "{}", 200, ""),
+        // `--` in a class is a range from or to '-' in Go ('a' > '-': refused)
+        (add, "/v3/config/paths/add/~^cam[a--]$", "{}", 400, "invalid regular expression: ^cam[a--]$"),
+        (add, "/v3/config/paths/add/~^cam[!--]$", "{}", 200, ""),
         (add, "/v3/config/paths/add/~^\\Qcam.x\\E$", "{}", 200, ""),
         (add, "/v3/config/paths/add/~^cam", r#"{"source":"rtsp://h:554/x"}"#, 400, "a path with a regular expression (or path 'all_others') and a static source must have 'sourceOnDemand' set to true"),
         (add, "/v3/config/paths/add/~^cam", r#"{"runOnInit":"true"}"#, 400, "a path with a regular expression (or path 'all_others') does not support option 'runOnInit'; use another path"),
@@ -183,6 +189,9 @@ fn global_configuration_rules() {
         (p, g, r#"{"authInternalUsers":[{"user":"u","pass":"p","nope":1}]}"#, 400, "json: unknown field \"authInternalUsers[0].nope\""),
         (p, g, r#"{"authInternalUsers":[{"user":"u","pass":"p","ips":["nope"],"permissions":[]}]}"#, 400, "unable to parse IP/CIDR 'nope'"),
         (p, g, r#"{"authInternalUsers":[{"user":"u s","pass":"p","ips":[],"permissions":[]}]}"#, 400, "credential contains unsupported characters. Supported are: A-Z,0-9,!,$,(,),*,+,.,;,<,=,>,[,],^,_,-,\",\",@,#,&"),
+        // argon2 hashes decoded like matthewhartstonge/argon2's Decode
+        (p, g, r#"{"authInternalUsers":[{"user":"u","pass":"argon2:$argon2x$v=19$m=8,t=1,p=1$c2FsdA$aGFzaA","ips":[],"permissions":[]}]}"#, 400, "invalid argon2 hash: there is no such version of argon2"),
+        (p, g, r#"{"authInternalUsers":[{"user":"u","pass":"argon2:$argon2id$v=19$m=8,t=0,p=1$c2FsdA$aGFzaA","ips":[],"permissions":[]}]}"#, 400, "invalid argon2 hash: decoding failed"),
         (p, g, r#"{"api":true,"apiAddress":""}"#, 400, "'apiAddress' must be set when API is enabled"),
         (p, g, r#"{"rtmp":false,"readTimeout":"7s","protocols":["tcp"],"readBufferCount":4096}"#, 200, ""),
         (p, g, r#"{"logLevel":null}"#, 200, ""),
