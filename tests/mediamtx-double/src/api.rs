@@ -454,6 +454,9 @@ pub fn handle_v3(shared: &Arc<Shared>, req: &Request) -> Response {
             return Response::json(200, &recording_json(shared, &eff, rest));
         }
     }
+    if let Some(r) = crate::sessions::handle(shared, req) {
+        return r;
+    }
     Response::not_found_text()
 }
 
@@ -808,6 +811,7 @@ pub fn restart(shared: &Arc<Shared>, down_ms: u64) {
         },
     );
     *st = core::initial_state(shared.api_port, shared.rtsp_port, shared.all_others);
+    shared.aux_ports.set_addresses(&mut st.global);
     // keep injected faults other than the restart's own downtime
     st.fault = fault;
     st.fault.mode = if down_ms > 0 { prev_mode } else { st.fault.mode };

@@ -12,17 +12,17 @@ use std::io::{Read, Write};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// One box: type, start of its payload, end (offsets into the buffer it was found in).
-struct BoxRef {
-    typ: [u8; 4],
-    body: usize,
-    end: usize,
+pub(crate) struct BoxRef {
+    pub(crate) typ: [u8; 4],
+    pub(crate) body: usize,
+    pub(crate) end: usize,
 }
 
-fn be32(b: &[u8], at: usize) -> Option<u32> {
+pub(crate) fn be32(b: &[u8], at: usize) -> Option<u32> {
     b.get(at..at + 4).map(|s| u32::from_be_bytes([s[0], s[1], s[2], s[3]]))
 }
 
-fn be64(b: &[u8], at: usize) -> Option<u64> {
+pub(crate) fn be64(b: &[u8], at: usize) -> Option<u64> {
     b.get(at..at + 8).map(|s| {
         let mut a = [0u8; 8];
         a.copy_from_slice(s);
@@ -31,7 +31,7 @@ fn be64(b: &[u8], at: usize) -> Option<u64> {
 }
 
 /// Children boxes of `buf[from..to]`.
-fn children(buf: &[u8], from: usize, to: usize) -> Vec<BoxRef> {
+pub(crate) fn children(buf: &[u8], from: usize, to: usize) -> Vec<BoxRef> {
     let mut out = Vec::new();
     let mut at = from;
     while at + 8 <= to {
@@ -59,12 +59,12 @@ fn children(buf: &[u8], from: usize, to: usize) -> Vec<BoxRef> {
     out
 }
 
-fn child<'a>(list: &'a [BoxRef], typ: &[u8; 4]) -> Option<&'a BoxRef> {
+pub(crate) fn child<'a>(list: &'a [BoxRef], typ: &[u8; 4]) -> Option<&'a BoxRef> {
     list.iter().find(|b| &b.typ == typ)
 }
 
 /// Position of the mvhd duration inside a moov box: (offset, 64-bit?, timescale).
-fn find_mvhd(moov: &[u8]) -> Option<(usize, bool, u32)> {
+pub(crate) fn find_mvhd(moov: &[u8]) -> Option<(usize, bool, u32)> {
     let top = children(moov, 0, moov.len());
     let m = child(&top, b"moov")?;
     let kids = children(moov, m.body, m.end);

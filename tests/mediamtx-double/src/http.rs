@@ -124,6 +124,7 @@ pub fn reason(code: u16) -> &'static str {
         404 => "Not Found",
         405 => "Method Not Allowed",
         500 => "Internal Server Error",
+        501 => "Not Implemented",
         _ => "Unknown",
     }
 }
