@@ -225,15 +225,24 @@ pub fn start(opts: Options) -> std::io::Result<Handle> {
         threads.push(std::thread::spawn(move || cleaner::serve(sh)));
     }
     let aux = [
-        (playback_l, aux_ports.playback, "playback", playback::handle as servers::Handler),
+        (
+            playback_l,
+            aux_ports.playback,
+            "playback",
+            playback::handle as servers::Handler,
+        ),
         (metrics_l, aux_ports.metrics, "metrics", metrics::handle),
         (pprof_l, aux_ports.pprof, "pprof", pprof::handle),
     ];
+    // start() returns once disabled servers have closed their first listener
+    let started = Arc::new(std::sync::Barrier::new(aux.len() + 1));
     for (listener, port, name, handle) in aux {
         let sh = shared.clone();
         let kind = servers::Kind { name, port, handle };
-        threads.push(std::thread::spawn(move || servers::serve(sh, listener, kind)));
+        let st = started.clone();
+        threads.push(std::thread::spawn(move || servers::serve(sh, listener, kind, st)));
     }
+    started.wait();
     {
         let sh = shared.clone();
         threads.push(std::thread::spawn(move || {

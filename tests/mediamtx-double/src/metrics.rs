@@ -83,7 +83,12 @@ fn render(shared: &Shared, req: &Request) -> String {
             empty_section(
                 &mut out,
                 "Paths",
-                &["paths", "paths_inbound_bytes", "paths_outbound_bytes", "paths_inbound_frames_in_error"],
+                &[
+                    "paths",
+                    "paths_inbound_bytes",
+                    "paths_outbound_bytes",
+                    "paths_inbound_frames_in_error",
+                ],
             );
             empty_section(
                 &mut out,
@@ -94,17 +99,29 @@ fn render(shared: &Shared, req: &Request) -> String {
     }
     // forward destinations: the double has none; an explicit type gets the empty section
     if typ == "forward_dests" && path_filter.is_empty() && q("forward_dest").is_empty() {
-        empty_section(&mut out, "Forward destinations", &["forward_dests", "forward_dests_outbound_bytes"]);
+        empty_section(
+            &mut out,
+            "Forward destinations",
+            &["forward_dests", "forward_dests_outbound_bytes"],
+        );
     }
     if on("hls") {
         if wants("hls_sessions", "hls_session") && q("hls_session").is_empty() {
-            empty_section(&mut out, "HLS sessions", &["hls_sessions", "hls_sessions_outbound_bytes"]);
+            empty_section(
+                &mut out,
+                "HLS sessions",
+                &["hls_sessions", "hls_sessions_outbound_bytes"],
+            );
         }
         if wants("hls_muxers", "hls_muxer") && q("hls_muxer").is_empty() {
             empty_section(
                 &mut out,
                 "HLS muxers",
-                &["hls_muxers", "hls_muxers_outbound_bytes", "hls_muxers_outbound_frames_discarded"],
+                &[
+                    "hls_muxers",
+                    "hls_muxers_outbound_bytes",
+                    "hls_muxers_outbound_frames_discarded",
+                ],
             );
             empty_section(&mut out, "HLS muxers (deprecated)", &["hls_muxers_bytes_sent"]);
         }
@@ -145,7 +162,11 @@ fn render(shared: &Shared, req: &Request) -> String {
         empty_section(
             &mut out,
             "MoQ sessions",
-            &["moq_sessions", "moq_sessions_inbound_bytes", "moq_sessions_outbound_bytes"],
+            &[
+                "moq_sessions",
+                "moq_sessions_inbound_bytes",
+                "moq_sessions_outbound_bytes",
+            ],
         );
     }
     out
@@ -157,7 +178,11 @@ fn paths_section(out: &mut String, paths: &[Value], filter: &str) {
         .filter(|p| filter.is_empty() || p["name"].as_str() == Some(filter))
         .collect();
     let labels = |p: &Value| -> BTreeMap<&str, String> {
-        let state = if p["ready"].as_bool() == Some(true) { "ready" } else { "notReady" };
+        let state = if p["ready"].as_bool() == Some(true) {
+            "ready"
+        } else {
+            "notReady"
+        };
         BTreeMap::from([
             ("name", p["name"].as_str().unwrap_or("").to_string()),
             ("state", state.to_string()),
@@ -183,7 +208,12 @@ fn paths_section(out: &mut String, paths: &[Value], filter: &str) {
         }
         metric(out, "paths_inbound_bytes", &ta, num(p, "inboundBytes"));
         metric(out, "paths_outbound_bytes", &ta, num(p, "outboundBytes"));
-        metric(out, "paths_inbound_frames_in_error", &ta, num(p, "inboundFramesInError"));
+        metric(
+            out,
+            "paths_inbound_frames_in_error",
+            &ta,
+            num(p, "inboundFramesInError"),
+        );
     }
     out.push('\n');
     out.push_str("# Paths (deprecated)\n");

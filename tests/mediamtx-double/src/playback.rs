@@ -89,7 +89,11 @@ fn record_format(shared: &Shared, path: &str) -> Result<(String, String), Fail> 
     let cn = st.find_conf(path).map_err(|e| (400, e))?;
     let eff = st.effective(&cn).unwrap_or_default();
     drop(st);
-    let name = eff.get("recordFormat").and_then(|v| v.as_str()).unwrap_or("fmp4").to_string();
+    let name = eff
+        .get("recordFormat")
+        .and_then(|v| v.as_str())
+        .unwrap_or("fmp4")
+        .to_string();
     Ok((crate::api::recording_format(shared, &eff, Some(path)), name))
 }
 
@@ -165,7 +169,9 @@ fn read_segment(file: &PathBuf) -> Result<Parsed, Fail> {
 fn track_list(moov: &[u8]) -> Vec<(u32, u32, [u8; 4])> {
     let tracks = crate::fmp4::parse_moov(moov);
     let top = children(moov, 0, moov.len());
-    let Some(m) = child(&top, b"moov") else { return Vec::new() };
+    let Some(m) = child(&top, b"moov") else {
+        return Vec::new();
+    };
     let mut out = Vec::new();
     for trak in children(moov, m.body, m.end).iter().filter(|b| &b.typ == b"trak") {
         let tk = children(moov, trak.body, trak.end);
@@ -200,7 +206,12 @@ impl Parsed {
     fn duration_ns(&self) -> i128 {
         let moov = &self.bytes[self.moov.0..self.moov.1];
         if let Some((off, v1, ts)) = find_mvhd(moov) {
-            let d = if v1 { be64(moov, off) } else { be32(moov, off).map(u64::from) }.unwrap_or(0);
+            let d = if v1 {
+                be64(moov, off)
+            } else {
+                be32(moov, off).map(u64::from)
+            }
+            .unwrap_or(0);
             if d > 0 {
                 return d as i128 * 1_000_000_000 / ts.max(1) as i128;
             }
@@ -218,9 +229,14 @@ impl Parsed {
     /// (start, duration) of a part in ns from its segment's start (first track listed).
     fn part_times(&self, p: &(usize, usize, usize), tracks: &crate::fmp4::Tracks) -> (i128, i128) {
         let f = crate::fmp4::parse_moof(&self.bytes[p.0..p.1], tracks);
-        let Some(&(id, dts, _, _)) = f.trafs.first() else { return (0, 0) };
+        let Some(&(id, dts, _, _)) = f.trafs.first() else {
+            return (0, 0);
+        };
         let ts = tracks.timescale.get(&id).copied().unwrap_or(1).max(1) as i128;
-        (dts as i128 * 1_000_000_000 / ts, f.duration as i128 * 1_000_000_000 / ts)
+        (
+            dts as i128 * 1_000_000_000 / ts,
+            f.duration as i128 * 1_000_000_000 / ts,
+        )
     }
 }
 
@@ -371,6 +387,8 @@ fn mux_fmp4(segs: &[Segment], start: i128, duration: i128) -> Result<Vec<u8>, Fa
     let mut chosen: Vec<(usize, (usize, usize, usize), i128)> = Vec::new();
     let mut first_keep = 0;
     let mut seg_end = 0;
+    // MediaMTX writes nothing (404) unless a sample lies at or after `start`
+    let mut reaches_start = false;
     for (si, s) in segs.iter().enumerate() {
         let p = read_segment(&s.file)?;
         if let Some(prev) = parsed.last() {
@@ -389,14 +407,14 @@ fn mux_fmp4(segs: &[Segment], start: i128, duration: i128) -> Result<Vec<u8>, Fa
             if sync && abs <= start {
                 first_keep = chosen.len();
             }
-            let _ = pd;
+            reaches_start |= abs + pd > start;
             chosen.push((si, *part, abs));
         }
         seg_end = s.start + p.duration_ns();
         parsed.push(p);
     }
     let chosen = &chosen[first_keep.min(chosen.len())..];
-    if chosen.is_empty() {
+    if chosen.is_empty() || !reaches_start {
         return Err((404, NO_SEGMENTS.into()));
     }
     let base = chosen[0].2;

@@ -28,9 +28,11 @@ fn enabled(shared: &Shared, kind: &Kind) -> bool {
 }
 
 /// Accept loop: the listener is held only while the server is enabled (connections are
-/// refused otherwise) and bound again on the same port when it is turned on.
-pub fn serve(shared: Arc<Shared>, first: TcpListener, kind: Kind) {
-    let mut listener = Some(first);
+/// refused otherwise) and bound again on the same port when it is turned on. The first
+/// listener (bound at start to learn a free port) is closed at once if disabled.
+pub fn serve(shared: Arc<Shared>, first: TcpListener, kind: Kind, started: Arc<std::sync::Barrier>) {
+    let mut listener = enabled(&shared, &kind).then_some(first);
+    started.wait();
     while !shared.shutdown.load(Ordering::SeqCst) {
         if !enabled(&shared, &kind) {
             if listener.take().is_some() {
@@ -67,7 +69,9 @@ pub fn serve(shared: Arc<Shared>, first: TcpListener, kind: Kind) {
 }
 
 fn conn(shared: Arc<Shared>, s: TcpStream, kind: Kind) {
-    let (Ok(mut w), Ok(peer)) = (s.try_clone(), s.peer_addr()) else { return };
+    let (Ok(mut w), Ok(peer)) = (s.try_clone(), s.peer_addr()) else {
+        return;
+    };
     // bounds a client that sends nothing (MediaMTX: readTimeout)
     let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
     let mut rd = BufReader::new(s);
@@ -78,9 +82,7 @@ fn conn(shared: Arc<Shared>, s: TcpStream, kind: Kind) {
             (kind.handle)(&shared, &req, peer)
         };
         let origins = shared.lock().global.get(&format!("{}AllowOrigins", kind.name)).cloned();
-        let origins: Vec<String> = origins
-            .and_then(|v| serde_json::from_value(v).ok())
-            .unwrap_or_default();
+        let origins: Vec<String> = origins.and_then(|v| serde_json::from_value(v).ok()).unwrap_or_default();
         if let Some(o) = allowed_origin(req.header("Origin").unwrap_or(""), &origins) {
             resp.headers.push(("Access-Control-Allow-Origin", o));
         }
@@ -135,14 +137,24 @@ pub fn allowed_origin(origin: &str, allow: &[String]) -> Option<String> {
         return None;
     }
     if let Some((scheme, host, port)) = origin_parts(origin).filter(|_| !origin.is_empty()) {
-        let origin_host = if port.is_empty() { host.clone() } else { format!("{}:{}", host, port) };
+        let origin_host = if port.is_empty() {
+            host.clone()
+        } else {
+            format!("{}:{}", host, port)
+        };
         for a in allow {
-            let Some((ascheme, ahost, aport)) = origin_parts(a) else { continue };
+            let Some((ascheme, ahost, aport)) = origin_parts(a) else {
+                continue;
+            };
             if ascheme == scheme && ahost == host && aport == port {
                 return Some(origin.to_string());
             }
             if ahost.contains('*') {
-                let allowed_host = if aport.is_empty() { ahost } else { format!("{}:{}", ahost, aport) };
+                let allowed_host = if aport.is_empty() {
+                    ahost
+                } else {
+                    format!("{}:{}", ahost, aport)
+                };
                 let pattern = regex::escape(&allowed_host)
                     .replace(r"\*\.", r"(.*\.)?")
                     .replace(r"\*", ".*");

@@ -76,7 +76,12 @@ fn empty_list(req: &Request) -> Response {
                     return Response::error(400, "invalid items per page");
                 }
             }
-            _ => return Response::error(400, &format!("strconv.ParseUint: parsing \"{}\": value out of range", v)),
+            _ => {
+                return Response::error(
+                    400,
+                    &format!("strconv.ParseUint: parsing \"{}\": value out of range", v),
+                )
+            }
         }
     }
     Response::json(200, &json!({"itemCount": 0, "pageCount": 0, "items": []}))

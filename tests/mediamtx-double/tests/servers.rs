@@ -1,0 +1,454 @@
+//! The auxiliary servers of the double (playback, metrics, pprof) and the session routes
+//! of servers it cannot run (HLS, WebRTC, MoQ), driven with std sockets, ffmpeg and
+//! ffprobe.
+
+mod common;
+use common::*;
+use serde_json::{json, Value};
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+/// A response with a binary body.
+struct Raw {
+    status: u16,
+    head: String,
+    body: Vec<u8>,
+}
+
+impl Raw {
+    fn header(&self, name: &str) -> Option<String> {
+        self.head.lines().find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.trim().eq_ignore_ascii_case(name).then(|| v.trim().to_string())
+        })
+    }
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).to_string()
+    }
+    fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("invalid JSON {:?}: {}", self.text(), e))
+    }
+}
+
+/// GET (or another method) with extra header lines; `Connection: close`.
+fn get(port: u16, method: &str, target: &str, headers: &str) -> Raw {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap_or_else(|e| panic!("connect {}: {}", port, e));
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let req = format!(
+        "{} {} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nConnection: close\r\n{}\r\n",
+        method, target, port, headers
+    );
+    s.write_all(req.as_bytes()).unwrap();
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).unwrap();
+    let split = buf.windows(4).position(|w| w == b"\r\n\r\n").expect("HTTP head");
+    let head = String::from_utf8_lossy(&buf[..split]).to_string();
+    let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    Raw {
+        status,
+        head,
+        body: buf[split + 4..].to_vec(),
+    }
+}
+
+fn patch_global(h: &mediamtx_double::Handle, body: Value) {
+    let r = http(
+        "PATCH",
+        &format!("{}/v3/config/global/patch", h.api_url()),
+        Some(&body.to_string()),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+}
+
+fn refused(port: u16) -> bool {
+    TcpStream::connect(("127.0.0.1", port)).is_err()
+}
+
+fn ffprobe(file: &Path) -> Value {
+    let out = Command::new("ffprobe")
+        .args(["-v", "error", "-print_format", "json", "-show_streams", "-show_format"])
+        .arg(file)
+        .output()
+        .expect("ffprobe");
+    serde_json::from_slice(&out.stdout).unwrap_or(json!({}))
+}
+
+fn segment_count(dir: &Path) -> usize {
+    std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.flatten()
+                .filter(|e| e.path().extension().is_some_and(|x| x == "mp4"))
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+#[test]
+fn playback_lists_and_serves_recorded_ranges() {
+    require_ffmpeg();
+    let (h, dir) = start("playback");
+    let pb = h.playback_port;
+    // off by default: the listener is closed
+    assert!(refused(pb), "playback listener open while playback is off");
+    patch_global(&h, json!({"playback": true}));
+    wait_until(Duration::from_secs(5), "playback listener", || !refused(pb));
+    let g = http("GET", &format!("{}/v3/config/global/get", h.api_url()), None).json();
+    assert_eq!(g["playbackAddress"], format!("127.0.0.1:{}", pb));
+
+    let rec = dir.join("rec");
+    let conf = json!({
+        "record": true,
+        "recordPath": format!("{}/%path/%Y-%m-%d_%H-%M-%S-%f", rec.display()),
+        "recordSegmentDuration": "2s",
+        "recordPartDuration": "500ms",
+    });
+    let r = http(
+        "POST",
+        &format!("{}/v3/config/paths/add/cam", h.api_url()),
+        Some(&conf.to_string()),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+
+    // nothing recorded yet
+    let r = get(pb, "GET", "/list?path=cam", "");
+    assert_eq!(
+        (r.status, r.json()),
+        (404, json!({"status": "error", "error": "no recording segments found"}))
+    );
+
+    let mut publisher = spawn_cmd(
+        &publisher_cmd(&format!("{}/cam", h.rtsp_url()), "320x240"),
+        &dir.join("pub.log"),
+    );
+    wait_until(Duration::from_secs(15), "three segments", || {
+        segment_count(&rec.join("cam")) >= 3
+    });
+    publisher.interrupt_and_wait();
+    std::thread::sleep(Duration::from_millis(500));
+
+    // consecutive segments are one span
+    let r = get(pb, "GET", "/list?path=cam", "");
+    assert_eq!(r.status, 200, "{}", r.text());
+    let list = r.json();
+    let spans = list.as_array().expect("array");
+    assert_eq!(spans.len(), 1, "{}", list);
+    let total = spans[0]["duration"].as_f64().unwrap();
+    assert!(total >= 3.5, "{}", list);
+    let url = spans[0]["url"].as_str().unwrap();
+    assert!(
+        url.starts_with(&format!("http://127.0.0.1:{}/get?duration=", pb)),
+        "{}",
+        url
+    );
+    assert!(url.contains("&path=cam&start="), "{}", url);
+    let start = spans[0]["start"].as_str().unwrap().to_string();
+
+    // the span's own URL serves all of it
+    let r = get(pb, "GET", &url[url.find("/get").unwrap()..], "");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.header("Content-Type").as_deref(), Some("video/mp4"));
+    let whole = dir.join("whole.mp4");
+    std::fs::write(&whole, &r.body).unwrap();
+    let p = ffprobe(&whole);
+    assert_eq!(p["streams"][0]["codec_name"], "h264", "{}", p);
+    let d: f64 = p["format"]["duration"].as_str().unwrap_or("0").parse().unwrap();
+    assert!((total - 1.0..total + 1.0).contains(&d), "whole {} vs list {}", d, total);
+
+    // 2 s from 1 s after the start, as fMP4 and MP4
+    let (secs, nanos) = mediamtx_double::util::parse_rfc3339(&start).unwrap();
+    let from = mediamtx_double::util::rfc3339_nano(std::time::UNIX_EPOCH + Duration::new(secs as u64 + 1, nanos));
+    let q = |fmt: &str| {
+        format!(
+            "/get?path=cam&start={}&duration=2{}",
+            from.replace('+', "%2B").replace(':', "%3A"),
+            fmt
+        )
+    };
+    for fmt in ["", "&format=mp4"] {
+        let r = get(pb, "GET", &q(fmt), "");
+        assert_eq!(r.status, 200, "{}: {}", fmt, r.text());
+        let f = dir.join(format!("part{}.mp4", fmt.len()));
+        std::fs::write(&f, &r.body).unwrap();
+        let p = ffprobe(&f);
+        assert_eq!(p["streams"][0]["codec_name"], "h264", "{}", p);
+        assert_eq!(p["streams"][0]["width"], 320);
+        let d: f64 = p["format"]["duration"].as_str().unwrap_or("0").parse().unwrap();
+        // whole parts (500 ms) at the edges, from the keyframe (every second) before start
+        assert!((1.5..=3.6).contains(&d), "{}: duration {}", fmt, d);
+    }
+    // a start after the recording
+    let later = mediamtx_double::util::rfc3339_nano(std::time::SystemTime::now() + Duration::from_secs(3600));
+    let r = get(
+        pb,
+        "GET",
+        &format!("/get?path=cam&start={}&duration=2", later.replace('+', "%2B")),
+        "",
+    );
+    assert_eq!(r.status, 404, "{} bytes", r.body.len());
+
+    // parameter errors, in MediaMTX's order and words
+    let cases = [
+        ("/list?path=..", 400, "invalid path name: can't contain dot path segments (..)"),
+        ("/list?path=", 400, "invalid path name: cannot be empty ()"),
+        ("/list?path=cam&start=yesterday", 400,
+            "invalid start: parsing time \"yesterday\" as \"2006-01-02T15:04:05Z07:00\": cannot parse \"yesterday\" as \"2006\""),
+        ("/get?path=cam&duration=2", 400,
+            "invalid start: parsing time \"\" as \"2006-01-02T15:04:05Z07:00\": cannot parse \"\" as \"2006\""),
+        ("/get?path=cam&start=2026-01-01T00:00:00Z&duration=soon", 400, "invalid duration: time: invalid duration \"soon\""),
+        ("/get?path=cam&start=2026-01-01T00:00:00Z&duration=2&format=mkv", 400, "invalid format: mkv"),
+        ("/get?path=cam&start=2020-01-01T00:00:00Z&duration=2", 404, "no recording segments found"),
+    ];
+    for (target, code, err) in cases {
+        let r = get(pb, "GET", target, "");
+        assert_eq!(
+            (r.status, r.json()),
+            (code, json!({"status": "error", "error": err})),
+            "{}",
+            target
+        );
+    }
+    // unknown route; CORS preflight
+    assert_eq!(get(pb, "GET", "/nothing", "").status, 404);
+    let r = get(
+        pb,
+        "OPTIONS",
+        "/list",
+        "Origin: http://example.com\r\nAccess-Control-Request-Method: GET\r\n",
+    );
+    assert_eq!(r.status, 204);
+    assert_eq!(
+        r.header("Access-Control-Allow-Methods").as_deref(),
+        Some("OPTIONS, GET")
+    );
+    assert_eq!(r.header("Access-Control-Allow-Origin").as_deref(), Some("*"));
+
+    // off again: refused
+    patch_global(&h, json!({"playback": false}));
+    wait_until(Duration::from_secs(5), "playback listener closed", || refused(pb));
+}
+
+/// `metric{labels} value` lines by metric name and labels.
+fn parse_metrics(text: &str) -> Vec<(String, String, f64)> {
+    text.lines()
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(|l| {
+            let (key, value) = l.rsplit_once(' ').unwrap_or_else(|| panic!("bad line {:?}", l));
+            let (name, labels) = match key.split_once('{') {
+                Some((n, rest)) => (n.to_string(), format!("{{{}", rest)),
+                None => (key.to_string(), String::new()),
+            };
+            (
+                name,
+                labels,
+                value.parse().unwrap_or_else(|_| panic!("bad value {:?}", l)),
+            )
+        })
+        .collect()
+}
+
+fn metric_value(m: &[(String, String, f64)], name: &str, labels: &str) -> Option<f64> {
+    m.iter().find(|(n, l, _)| n == name && l == labels).map(|x| x.2)
+}
+
+#[test]
+fn metrics_show_paths_and_growing_byte_counters() {
+    require_ffmpeg();
+    let (h, dir) = start("metrics");
+    let mp = h.metrics_port;
+    assert!(refused(mp));
+    patch_global(&h, json!({"metrics": true}));
+    wait_until(Duration::from_secs(5), "metrics listener", || !refused(mp));
+
+    // no paths yet: the zero sections, and the empty servers' sections
+    let r = get(mp, "GET", "/metrics", "");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("Content-Type").as_deref(), Some("text/plain; charset=utf-8"));
+    let text = r.text();
+    assert!(
+        text.starts_with("# Paths\npaths 0\npaths_inbound_bytes 0\n"),
+        "{}",
+        text
+    );
+    let m = parse_metrics(&text);
+    for name in ["paths_bytes_received", "hls_muxers", "webrtc_sessions", "moq_sessions"] {
+        assert_eq!(metric_value(&m, name, ""), Some(0.0), "{}: {}", name, text);
+    }
+
+    let mut publisher = spawn_cmd(
+        &publisher_cmd(&format!("{}/cam", h.rtsp_url()), "320x240"),
+        &dir.join("pub.log"),
+    );
+    let ready = "{name=\"cam\",state=\"ready\"}";
+    let received = |text: &str| metric_value(&parse_metrics(text), "paths_bytes_received", ready);
+    let mut first = 0.0;
+    wait_until(Duration::from_secs(15), "cam ready with bytes", || {
+        let t = get(mp, "GET", "/metrics", "").text();
+        first = received(&t).unwrap_or(0.0);
+        first > 0.0
+    });
+    wait_until(Duration::from_secs(10), "bytes grow", || {
+        received(&get(mp, "GET", "/metrics", "").text()).unwrap_or(0.0) > first
+    });
+    let text = get(mp, "GET", "/metrics?type=paths&path=cam", "").text();
+    let m = parse_metrics(&text);
+    assert_eq!(metric_value(&m, "paths", ready), Some(1.0), "{}", text);
+    assert_eq!(
+        metric_value(&m, "paths_readers", "{name=\"cam\",readerType=\"\",state=\"ready\"}"),
+        Some(0.0),
+        "{}",
+        text
+    );
+    let inbound = metric_value(&m, "paths_inbound_bytes", ready).unwrap();
+    assert!(inbound >= first, "{}", text);
+    assert!(metric_value(&m, "hls_muxers", "").is_none(), "filtered: {}", text);
+    // a filter for another path: nothing at all
+    assert_eq!(
+        get(mp, "GET", "/metrics?path=other", "").text(),
+        "# Paths\n\n# Paths (deprecated)\n\n"
+    );
+    publisher.interrupt_and_wait();
+
+    // authentication with the `metrics` action
+    patch_global(
+        &h,
+        json!({"authInternalUsers": [
+            {"user": "mon", "pass": "pw", "ips": [], "permissions": [{"action": "metrics"}]},
+            {"user": "any", "pass": "", "ips": [], "permissions": [{"action": "api"}]},
+        ]}),
+    );
+    let r = get(mp, "GET", "/metrics", "");
+    assert_eq!(r.status, 401);
+    assert_eq!(
+        r.header("WWW-Authenticate").as_deref(),
+        Some("Basic realm=\"mediamtx\"")
+    );
+    assert_eq!(r.json(), json!({"status": "error", "error": "authentication error"}));
+    // mon:pw
+    let r = get(mp, "GET", "/metrics", "Authorization: Basic bW9uOnB3\r\n");
+    assert_eq!(r.status, 200, "{}", r.text());
+    // metricsAllowOrigins: a listed origin is echoed, others get nothing
+    patch_global(&h, json!({"metricsAllowOrigins": ["http://*.example.com"]}));
+    let r = get(
+        mp,
+        "GET",
+        "/metrics",
+        "Authorization: Basic bW9uOnB3\r\nOrigin: http://app.example.com\r\n",
+    );
+    assert_eq!(
+        r.header("Access-Control-Allow-Origin").as_deref(),
+        Some("http://app.example.com")
+    );
+    let r = get(
+        mp,
+        "GET",
+        "/metrics",
+        "Authorization: Basic bW9uOnB3\r\nOrigin: http://evil.org\r\n",
+    );
+    assert_eq!(r.header("Access-Control-Allow-Origin"), None);
+}
+
+#[test]
+fn pprof_listener_auth_and_index() {
+    let (h, _dir) = start("pprof");
+    let pp = h.pprof_port;
+    assert!(refused(pp));
+    patch_global(&h, json!({"pprof": true}));
+    wait_until(Duration::from_secs(5), "pprof listener", || !refused(pp));
+    let r = get(pp, "GET", "/debug/pprof/", "");
+    assert_eq!(r.status, 200);
+    assert!(
+        r.text().contains("goroutine") && r.text().contains("not available"),
+        "{}",
+        r.text()
+    );
+    assert_eq!(get(pp, "GET", "/debug/pprof/heap", "").status, 501);
+    assert_eq!(get(pp, "GET", "/debug/pprof/nothing", "").status, 404);
+    // only 127.0.0.1/::1 by default; with users that lack `pprof`: 401 before routing
+    patch_global(
+        &h,
+        json!({"authInternalUsers": [{"user": "any", "pass": "", "ips": [], "permissions": [{"action": "api"}]}]}),
+    );
+    let r = get(pp, "GET", "/nothing", "");
+    assert_eq!(r.status, 401);
+    assert_eq!(
+        r.header("WWW-Authenticate").as_deref(),
+        Some("Basic realm=\"mediamtx\"")
+    );
+}
+
+#[test]
+fn session_routes_of_servers_without_sessions() {
+    let (h, _dir) = start("sessions");
+    let a = h.api_url();
+    let id = "7c9e6679-7425-40de-944b-e07fc1f90ae7";
+    for list in ["hlsmuxers", "hlssessions", "webrtcsessions", "moqsessions"] {
+        let r = http("GET", &format!("{}/v3/{}/list", a, list), None);
+        assert_eq!(
+            (r.status, r.json()),
+            (200, json!({"itemCount": 0, "pageCount": 0, "items": []})),
+            "{}",
+            list
+        );
+    }
+    let cases = [
+        ("GET", "/v3/hlsmuxers/get/cam".to_string(), 404, "muxer not found"),
+        ("GET", format!("/v3/hlssessions/get/{}", id), 404, "session not found"),
+        ("POST", format!("/v3/hlssessions/kick/{}", id), 404, "session not found"),
+        (
+            "GET",
+            format!("/v3/webrtcsessions/get/{}", id),
+            404,
+            "session not found",
+        ),
+        (
+            "POST",
+            format!("/v3/webrtcsessions/kick/{}", id),
+            404,
+            "session not found",
+        ),
+        ("GET", format!("/v3/moqsessions/get/{}", id), 404, "session not found"),
+        ("POST", format!("/v3/moqsessions/kick/{}", id), 404, "session not found"),
+        (
+            "GET",
+            "/v3/webrtcsessions/get/xyz".to_string(),
+            400,
+            "invalid UUID length: 3",
+        ),
+        (
+            "GET",
+            format!("/v3/moqsessions/get/{}", id.replace('-', "x")),
+            400,
+            "invalid UUID format",
+        ),
+        (
+            "GET",
+            "/v3/hlsmuxers/list?itemsPerPage=0".to_string(),
+            400,
+            "invalid items per page",
+        ),
+    ];
+    for (m, p, code, err) in cases {
+        let r = http(m, &format!("{}{}", a, p), None);
+        assert_eq!(
+            (r.status, r.json()),
+            (code, json!({"status": "error", "error": err})),
+            "{} {}",
+            m,
+            p
+        );
+    }
+    // disabled servers: no routes
+    patch_global(&h, json!({"hls": false, "webrtc": false, "moq": false}));
+    for p in [
+        "/v3/hlsmuxers/list",
+        "/v3/hlssessions/list",
+        "/v3/webrtcsessions/list",
+        "/v3/moqsessions/list",
+    ] {
+        let r = http("GET", &format!("{}{}", a, p), None);
+        assert_eq!((r.status, r.body.as_str()), (404, "404 page not found"), "{}", p);
+    }
+}
