@@ -171,10 +171,14 @@ pub fn allowed_origin(origin: &str, allow: &[String]) -> Option<String> {
 /// `WWW-Authenticate` challenge when no credentials were sent, else after the pause).
 pub fn check_auth(shared: &Shared, req: &Request, peer: SocketAddr, action: &str, path: &str) -> Option<Response> {
     let global = shared.lock().global.clone();
+    let proxies: Vec<String> = global
+        .get(&format!("{}TrustedProxies", action))
+        .and_then(|v| serde_json::from_value(v.clone()).ok())
+        .unwrap_or_default();
     let areq = crate::auth::Request {
         action,
         path,
-        ip: peer.ip(),
+        ip: client_ip(req, peer.ip(), &proxies),
         creds: crate::auth::http_credentials(&req.headers),
         verify: None,
         ask_credentials: true,
@@ -192,6 +196,25 @@ pub fn check_auth(shared: &Shared, req: &Request, peer: SocketAddr, action: &str
         std::thread::sleep(crate::auth::failure_pause());
     }
     Some(r)
+}
+
+/// gin's ClientIP: behind a trusted proxy, the rightmost untrusted address of
+/// `X-Forwarded-For` (else `X-Real-IP`); otherwise the peer.
+fn client_ip(req: &Request, peer: IpAddr, proxies: &[String]) -> IpAddr {
+    if !ip_trusted(peer, proxies) {
+        return peer;
+    }
+    for h in ["X-Forwarded-For", "X-Real-IP"] {
+        let Some(v) = req.header(h) else { continue };
+        let items: Vec<&str> = v.split(',').collect();
+        for (i, item) in items.iter().enumerate().rev() {
+            let Ok(ip) = item.trim().parse::<IpAddr>() else { break };
+            if i == 0 || !ip_trusted(ip, proxies) {
+                return ip;
+            }
+        }
+    }
+    peer
 }
 
 /// Whether an IP is inside one of the `*TrustedProxies` networks (`a.b.c.d/n` or an IP).

@@ -210,6 +210,12 @@ fn playback_lists_and_serves_recorded_ranges() {
             target
         );
     }
+    // behind a trusted proxy the URLs take its X-Forwarded-Proto
+    patch_global(&h, json!({"playbackTrustedProxies": ["127.0.0.0/8"]}));
+    let r = get(pb, "GET", "/list?path=cam", "X-Forwarded-Proto: https\r\n");
+    let url = r.json()[0]["url"].as_str().unwrap_or("").to_string();
+    assert!(url.starts_with("https://"), "{}", url);
+
     // unknown route; CORS preflight
     assert_eq!(get(pb, "GET", "/nothing", "").status, 404);
     let r = get(
@@ -377,6 +383,21 @@ fn pprof_listener_auth_and_index() {
         r.header("WWW-Authenticate").as_deref(),
         Some("Basic realm=\"mediamtx\"")
     );
+    // pprof allowed from 10.0.0.5 only: reached through a trusted proxy (gin's ClientIP)
+    patch_global(
+        &h,
+        json!({"pprofTrustedProxies": ["127.0.0.1"], "authInternalUsers": [
+            {"user": "any", "pass": "", "ips": ["10.0.0.5"], "permissions": [{"action": "pprof"}]},
+            {"user": "any", "pass": "", "ips": [], "permissions": [{"action": "api"}]},
+        ]}),
+    );
+    let via = |xff: &str| get(pp, "GET", "/debug/pprof/", &format!("X-Forwarded-For: {}\r\n", xff)).status;
+    assert_eq!(via("10.0.0.5"), 200);
+    assert_eq!(via("10.0.0.5, 127.0.0.1"), 200);
+    assert_eq!(via("10.0.0.6"), 401);
+    // without trusted proxies the header is ignored
+    patch_global(&h, json!({"pprofTrustedProxies": []}));
+    assert_eq!(via("10.0.0.5"), 401);
 }
 
 #[test]
