@@ -450,8 +450,11 @@ fn cli_prints_ready_and_cleans_up_children() {
         .read_line(&mut line)
         .unwrap();
     let words: Vec<&str> = line.split_whitespace().collect();
-    assert_eq!(words.len(), 4, "{}", line);
+    assert_eq!(words.len(), 7, "{}", line);
     assert_eq!(words[0], "READY");
+    for (w, key) in words[4..].iter().zip(["playback=", "metrics=", "pprof="]) {
+        assert!(w.starts_with(&format!("{}http://127.0.0.1:", key)), "{}", line);
+    }
     let api = words[1].strip_prefix("api=").unwrap().to_string();
     let rtsp = words[2].strip_prefix("rtsp=").unwrap().to_string();
     let control = words[3].strip_prefix("control=").unwrap().to_string();
