@@ -193,6 +193,8 @@ pub struct Shared {
     pub children: Mutex<HashMap<i32, (ChildKind, String)>>,
     /// every configuration change refused by MediaMTX's rules: {method, path, body, error}
     pub refused: Mutex<Vec<Value>>,
+    /// the log settings in force (see logger.rs)
+    pub log_conf: Mutex<crate::logger::LogConf>,
 }
 
 impl Shared {
@@ -206,11 +208,7 @@ impl Shared {
         format!("__double_{}/", self.token)
     }
     pub fn log(&self, msg: &str) {
-        use std::io::Write;
-        let p = self.dir.join("mediamtx-double.log");
-        if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(p) {
-            let _ = writeln!(f, "{} {}", crate::util::rfc3339_nano(SystemTime::now()), msg);
-        }
+        crate::logger::write(&self.dir, &self.log_conf, msg);
     }
 }
 

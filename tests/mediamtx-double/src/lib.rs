@@ -18,6 +18,7 @@ pub mod fmp4;
 pub mod gojson;
 pub mod hooks;
 pub mod http;
+pub mod logger;
 pub mod media;
 pub mod metrics;
 pub mod playback;
@@ -59,6 +60,9 @@ pub struct Options {
     /// decoded and validated (Conf.Validate) at start
     pub path_defaults: Option<serde_json::Value>,
     pub paths: Vec<(String, serde_json::Value)>,
+    /// the CLI's stdout log: held until `Handle::release_log_stdout` (the READY line comes
+    /// first), then written ignoring errors
+    pub hold_log_stdout: bool,
 }
 
 impl Options {
@@ -75,6 +79,7 @@ impl Options {
             ffmpeg: "ffmpeg".into(),
             path_defaults: None,
             paths: Vec::new(),
+            hold_log_stdout: false,
         }
     }
 }
@@ -115,6 +120,10 @@ impl Handle {
     /// excluded): `{method, path, body, error}`.
     pub fn refused(&self) -> Vec<serde_json::Value> {
         self.shared.refused.lock().unwrap().clone()
+    }
+    /// Prints the log lines held for stdout and stops holding them.
+    pub fn release_log_stdout(&self) {
+        logger::release_stdout(&self.shared.log_conf);
     }
     /// The line printed by the binary when ready.
     pub fn ready_line(&self) -> String {
@@ -200,7 +209,13 @@ pub fn start(opts: Options) -> std::io::Result<Handle> {
         conns: Mutex::new(Default::default()),
         children: Mutex::new(Default::default()),
         refused: Mutex::new(Vec::new()),
+        log_conf: Mutex::new(logger::LogConf {
+            held: opts.hold_log_stdout.then(Vec::new),
+            raw_stdout: opts.hold_log_stdout,
+            ..Default::default()
+        }),
     });
+    logger::configure(&shared.log_conf, &shared.lock().global);
     {
         // configured paths exist from the start
         let mut st = shared.lock();

@@ -1,5 +1,6 @@
 //! CLI: `mediamtx-double --api-port P --rtsp-port R --dir DIR [--control-port C]`.
-//! Prints `READY api=... rtsp=... control=...` on stdout when ready; runs until SIGINT/SIGTERM.
+//! Prints `READY api=... rtsp=... control=... playback=... metrics=... pprof=...` on stdout
+//! when ready (log lines for stdout follow it); runs until SIGINT/SIGTERM.
 
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -47,6 +48,7 @@ fn main() {
         }
     }
     let Some(dir) = dir else { usage() };
+    opts.hold_log_stdout = true;
     opts.dir = dir.into();
     // SAFETY: installing a handler that only stores to an atomic.
     unsafe {
@@ -72,6 +74,7 @@ fn main() {
         let _ = writeln!(out, "{}", h.ready_line());
         let _ = out.flush();
     }
+    h.release_log_stdout();
     while !STOP.load(Ordering::SeqCst) {
         std::thread::sleep(std::time::Duration::from_millis(100));
     }

@@ -473,3 +473,46 @@ fn session_routes_of_servers_without_sessions() {
         assert_eq!((r.status, r.body.as_str()), (404, "404 page not found"), "{}", p);
     }
 }
+
+#[test]
+fn log_settings_level_file_and_structured() {
+    let (h, dir) = start("logs");
+    patch_global(
+        &h,
+        json!({"logLevel": "error", "logDestinations": ["file"], "logFile": "mtx.log", "playback": true}),
+    );
+    let pb = h.playback_port;
+    wait_until(Duration::from_secs(5), "playback listener", || !refused(pb));
+    assert_eq!(get(pb, "GET", "/list?path=..", "").status, 400);
+    let log = std::fs::read_to_string(dir.join("mtx.log")).expect("logFile written");
+    let lines: Vec<&str> = log.lines().collect();
+    // `YYYY/MM/DD HH:MM:SS ERR [playback] ...`; the INF listener line filtered out
+    assert_eq!(lines.len(), 1, "{}", log);
+    let l = lines[0].as_bytes();
+    assert!(
+        l.len() > 20 && l[4] == b'/' && l[7] == b'/' && l[13] == b':' && l[16] == b':',
+        "{}",
+        log
+    );
+    assert_eq!(
+        &lines[0][20..],
+        "ERR [playback] invalid path name: can't contain dot path segments (..)"
+    );
+
+    patch_global(
+        &h,
+        json!({"logLevel": "info", "logStructured": true, "playback": false}),
+    );
+    wait_until(Duration::from_secs(5), "closing logged", || {
+        std::fs::read_to_string(dir.join("mtx.log"))
+            .unwrap_or_default()
+            .lines()
+            .count()
+            > 1
+    });
+    let log = std::fs::read_to_string(dir.join("mtx.log")).unwrap();
+    let last: Value = serde_json::from_str(log.lines().last().unwrap()).expect("JSON line");
+    assert_eq!(last["level"], "INF", "{}", last);
+    assert_eq!(last["message"], "[playback] closing", "{}", last);
+    assert!(last["timestamp"].as_str().unwrap_or("").contains('T'), "{}", last);
+}
