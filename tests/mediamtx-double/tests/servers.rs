@@ -516,3 +516,174 @@ fn log_settings_level_file_and_structured() {
     assert_eq!(last["message"], "[playback] closing", "{}", last);
     assert!(last["timestamp"].as_str().unwrap_or("").contains('T'), "{}", last);
 }
+
+/// A 1 s fragmented MP4 made by ffmpeg with the recorder's flags (`codec`: its video codec).
+fn template_fmp4(dir: &Path, codec: &str) -> Vec<u8> {
+    let out = dir.join(format!("template-{}.mp4", codec));
+    let st = Command::new("ffmpeg")
+        .args([
+            "-nostdin",
+            "-loglevel",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=64x64:rate=10",
+        ])
+        .args(["-t", "1", "-c:v", codec, "-g", "10"])
+        .args(["-movflags", "+frag_keyframe+empty_moov+default_base_moof", "-f", "mp4"])
+        .arg(&out)
+        .status()
+        .expect("ffmpeg");
+    assert!(st.success(), "ffmpeg template {}", codec);
+    std::fs::read(&out).unwrap()
+}
+
+/// A segment file: the template with `secs` as its mvhd duration (like writeDuration).
+fn write_segment(template: &[u8], secs: u32, file: &Path) {
+    let mut b = template.to_vec();
+    let at = b.windows(4).position(|w| w == b"mvhd").expect("mvhd") + 4;
+    let (ts_at, dur_at, v1) = if b[at] == 1 {
+        (at + 20, at + 24, true)
+    } else {
+        (at + 12, at + 16, false)
+    };
+    let ts = u32::from_be_bytes([b[ts_at], b[ts_at + 1], b[ts_at + 2], b[ts_at + 3]]);
+    let d = secs as u64 * ts as u64;
+    if v1 {
+        b[dur_at..dur_at + 8].copy_from_slice(&d.to_be_bytes());
+    } else {
+        b[dur_at..dur_at + 4].copy_from_slice(&(d as u32).to_be_bytes());
+    }
+    std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+    std::fs::write(file, b).unwrap();
+}
+
+/// MediaMTX's TestOnList / TestOnListCachedDuration cases (internal/playback) on files
+/// named and sized like theirs (durations from the mvhd; local time).
+#[test]
+fn playback_list_cases_of_mediamtx() {
+    require_ffmpeg();
+    let (h, dir) = start("pblist");
+    let pb = h.playback_port;
+    patch_global(&h, json!({"playback": true}));
+    wait_until(Duration::from_secs(5), "playback listener", || !refused(pb));
+    let h264 = template_fmp4(&dir, "libx264");
+    let other = template_fmp4(&dir, "mpeg4");
+    let local = |y: i64, mo: u32, d: u32, hh: u32, mi: u32, s: u32| {
+        let u = mediamtx_double::util::local_to_unix(y, mo, d, hh, mi, s);
+        mediamtx_double::util::rfc3339_nano(std::time::UNIX_EPOCH + Duration::new(u as u64, 500_000_000))
+    };
+    let escape = mediamtx_double::hooks::query_escape;
+    let span = |start: &str, d: u32| {
+        json!({"start": start, "duration": d, "url": format!(
+            "http://127.0.0.1:{}/get?duration={}&path=mypath&start={}", pb, d, escape(start))})
+    };
+    let cases: Vec<(&str, Vec<(&str, &Vec<u8>, u32)>, String, u16, Value)> = vec![
+        (
+            "unfiltered",
+            vec![
+                ("2008-11-07_11-22-00-500000", &h264, 62),
+                ("2008-11-07_11-23-02-500000", &h264, 4),
+                ("2009-11-07_11-23-02-500000", &h264, 4),
+            ],
+            String::new(),
+            200,
+            json!([
+                span(&local(2008, 11, 7, 11, 22, 0), 66),
+                span(&local(2009, 11, 7, 11, 23, 2), 4)
+            ]),
+        ),
+        (
+            "filtered",
+            vec![
+                ("2008-11-07_11-22-00-500000", &h264, 62),
+                ("2008-11-07_11-23-02-500000", &h264, 4),
+                ("2009-11-07_11-23-02-500000", &h264, 4),
+            ],
+            format!(
+                "&start={}&end={}",
+                escape(&local(2008, 11, 7, 11, 22, 1)),
+                escape(&local(2009, 11, 7, 11, 23, 4))
+            ),
+            200,
+            json!([
+                span(&local(2008, 11, 7, 11, 22, 1), 65),
+                span(&local(2009, 11, 7, 11, 23, 2), 2)
+            ]),
+        ),
+        (
+            "filtered and gap",
+            vec![
+                ("2008-11-07_11-22-00-500000", &h264, 62),
+                ("2008-11-07_11-24-02-500000", &h264, 4),
+            ],
+            format!(
+                "&start={}&end={}",
+                escape(&local(2008, 11, 7, 11, 23, 20)),
+                escape(&local(2009, 11, 7, 11, 23, 4))
+            ),
+            200,
+            json!([span(&local(2008, 11, 7, 11, 24, 2), 4)]),
+        ),
+        (
+            "different init",
+            vec![
+                ("2008-11-07_11-22-00-500000", &h264, 62),
+                ("2008-11-07_11-23-02-500000", &other, 1),
+            ],
+            String::new(),
+            200,
+            json!([
+                span(&local(2008, 11, 7, 11, 22, 0), 62),
+                span(&local(2008, 11, 7, 11, 23, 2), 1)
+            ]),
+        ),
+        (
+            "start after duration",
+            vec![("2008-11-07_11-22-00-500000", &h264, 62)],
+            format!("&start={}", escape(&local(2010, 11, 7, 11, 23, 20))),
+            404,
+            json!({"status": "error", "error": "no recording segments found"}),
+        ),
+        (
+            "start before first",
+            vec![
+                ("2008-11-07_11-22-00-500000", &h264, 62),
+                ("2008-11-07_11-23-02-500000", &h264, 4),
+                ("2009-11-07_11-23-02-500000", &h264, 4),
+            ],
+            format!("&start={}", escape(&local(2007, 11, 7, 11, 23, 20))),
+            200,
+            json!([
+                span(&local(2008, 11, 7, 11, 22, 0), 66),
+                span(&local(2009, 11, 7, 11, 23, 2), 4)
+            ]),
+        ),
+        (
+            "cached duration",
+            vec![("2008-11-07_11-22-00-500000", &h264, 50)],
+            String::new(),
+            200,
+            json!([span(&local(2008, 11, 7, 11, 22, 0), 50)]),
+        ),
+    ];
+    for (i, (name, files, query, code, want)) in cases.into_iter().enumerate() {
+        let rec = dir.join(format!("case{}", i));
+        let conf = json!({"recordPath": format!("{}/%path/%Y-%m-%d_%H-%M-%S-%f", rec.display())});
+        let r = http(
+            "POST",
+            &format!("{}/v3/config/paths/replace/mypath", h.api_url()),
+            Some(&conf.to_string()),
+        );
+        assert_eq!(r.status, 200, "{}", r.body);
+        for (stem, template, secs) in files {
+            write_segment(template, secs, &rec.join("mypath").join(format!("{}.mp4", stem)));
+        }
+        let r = get(pb, "GET", &format!("/list?path=mypath{}", query), "");
+        assert_eq!((r.status, r.json()), (code, want), "{}", name);
+    }
+    // TestOnListInvalidPath
+    assert_eq!(get(pb, "GET", "/list?path=group%2F..%2Fcam1", "").status, 400);
+}
