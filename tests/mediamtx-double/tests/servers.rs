@@ -580,7 +580,9 @@ fn playback_list_cases_of_mediamtx() {
         json!({"start": start, "duration": d, "url": format!(
             "http://127.0.0.1:{}/get?duration={}&path=mypath&start={}", pb, d, escape(start))})
     };
-    let cases: Vec<(&str, Vec<(&str, &Vec<u8>, u32)>, String, u16, Value)> = vec![
+    // (case, segment files (name, template, mvhd seconds), query, status, body)
+    type Files<'a> = Vec<(&'a str, &'a Vec<u8>, u32)>;
+    let cases: Vec<(&str, Files, String, u16, Value)> = vec![
         (
             "unfiltered",
             vec![
