@@ -20,6 +20,8 @@ const NO_SEGMENTS: &str = "no recording segments found";
 const CONCAT_TOLERANCE_NS: i128 = 1_000_000_000;
 /// recordings are the double's own files; this only bounds a damaged one
 const MAX_SEGMENT_BYTES: u64 = 1 << 30;
+/// `/get` builds its answer in memory: a bound on the segment bytes it reads
+const MAX_GET_BYTES: usize = 512 << 20;
 
 struct Segment {
     file: PathBuf,
@@ -342,8 +344,9 @@ fn url_scheme(shared: &Shared, req: &Request, peer: SocketAddr) -> String {
 
 /// parseDuration: seconds as a float, or (deprecated) a Go duration.
 fn parse_duration(s: &str) -> Result<i128, Fail> {
-    if let Ok(secs) = s.trim().parse::<f64>() {
-        if secs.is_finite() && !s.trim().eq_ignore_ascii_case("nan") && s == s.trim() {
+    if let Ok(secs) = s.parse::<f64>() {
+        if secs.is_finite() {
+            // saturating conversion, like a huge float in Go
             return Ok((secs * 1e9) as i128);
         }
     }
@@ -362,7 +365,7 @@ fn get(shared: &Arc<Shared>, req: &Request, peer: SocketAddr) -> Result<Response
         return Err((400, format!("invalid format: {}", format)));
     }
     let (rec_format, format_name) = record_format(shared, &path)?;
-    let segs = find_segments(&rec_format, Some(start), Some(start + duration))?;
+    let segs = find_segments(&rec_format, Some(start), Some(start.saturating_add(duration)))?;
     if format_name != "fmp4" {
         return Err((400, "MPEG-TS format is not supported yet".into()));
     }
@@ -389,8 +392,14 @@ fn mux_fmp4(segs: &[Segment], start: i128, duration: i128) -> Result<Vec<u8>, Fa
     let mut seg_end = 0;
     // MediaMTX writes nothing (404) unless a sample lies at or after `start`
     let mut reaches_start = false;
+    let mut loaded = 0;
+    let end = start.saturating_add(duration);
     for (si, s) in segs.iter().enumerate() {
         let p = read_segment(&s.file)?;
+        loaded += p.bytes.len();
+        if loaded > MAX_GET_BYTES {
+            return Err((400, "requested range too large for mediamtx-double".into()));
+        }
         if let Some(prev) = parsed.last() {
             if !concatenable(prev, seg_end, &p, s.start) {
                 break;
@@ -400,7 +409,7 @@ fn mux_fmp4(segs: &[Segment], start: i128, duration: i128) -> Result<Vec<u8>, Fa
         for part in &p.parts {
             let (ps, pd) = p.part_times(part, &tracks);
             let abs = s.start + ps;
-            if abs >= start + duration {
+            if abs >= end {
                 break;
             }
             let sync = crate::fmp4::parse_moof(&p.bytes[part.0..part.1], &tracks).sync;

@@ -179,6 +179,9 @@ fn playback_lists_and_serves_recorded_ranges() {
         // whole parts (500 ms) at the edges, from the keyframe (every second) before start
         assert!((1.5..=3.6).contains(&d), "{}: duration {}", fmt, d);
     }
+    // hostile durations: no overflow, the rest of the recording
+    let r = get(pb, "GET", &q("").replace("duration=2", "duration=1e300"), "");
+    assert_eq!(r.status, 200, "{} bytes", r.body.len());
     // a start after the recording
     let later = mediamtx_double::util::rfc3339_nano(std::time::SystemTime::now() + Duration::from_secs(3600));
     let r = get(
@@ -200,6 +203,7 @@ fn playback_lists_and_serves_recorded_ranges() {
         ("/get?path=cam&start=2026-01-01T00:00:00Z&duration=soon", 400, "invalid duration: time: invalid duration \"soon\""),
         ("/get?path=cam&start=2026-01-01T00:00:00Z&duration=2&format=mkv", 400, "invalid format: mkv"),
         ("/get?path=cam&start=2020-01-01T00:00:00Z&duration=2", 404, "no recording segments found"),
+        ("/get?path=cam&start=2020-01-01T00:00:00Z&duration=-5", 404, "no recording segments found"),
     ];
     for (target, code, err) in cases {
         let r = get(pb, "GET", target, "");
