@@ -22,6 +22,7 @@ pub mod logger;
 pub mod media;
 pub mod metrics;
 pub mod playback;
+mod playback_mux;
 pub mod pprof;
 pub mod procs;
 pub mod re2;

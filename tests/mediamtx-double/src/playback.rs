@@ -3,8 +3,6 @@
 //! (or MP4). Like MediaMTX: path name checked first, then authentication with the
 //! `playback` action, errors as `{"status":"error","error":...}` (400 bad parameters or
 //! path, 404 `no recording segments found`, 500 for MPEG-TS recordings on `/list`).
-//! Unlike MediaMTX, `/get` cuts at fragment ("part") boundaries: it starts with the
-//! keyframe part containing `start` and ends with the part containing the end.
 
 use crate::core::Shared;
 use crate::fmp4::{be32, be64, child, children, find_mvhd};
@@ -381,77 +379,38 @@ fn get(shared: &Arc<Shared>, req: &Request, peer: SocketAddr) -> Result<Response
     })
 }
 
-/// One output fMP4: the first segment's init (mvhd duration cleared), then the parts of
-/// the concatenable segments from the keyframe part containing `start` to the part
-/// containing `start + duration`, decode times rebased so that the output starts at 0.
+/// seekAndMux: the first segment's init (mvhd duration cleared), then the samples of
+/// the concatenable segments from `start` for `duration` (see playback_mux.rs).
 fn mux_fmp4(segs: &[Segment], start: i128, duration: i128) -> Result<Vec<u8>, Fail> {
-    // (segment index, part) of every candidate part, with its absolute start and sync flag
-    let mut parsed: Vec<Parsed> = Vec::new();
-    let mut chosen: Vec<(usize, (usize, usize, usize), i128)> = Vec::new();
-    let mut first_keep = 0;
+    let mut muxer: Option<crate::playback_mux::Muxer> = None;
+    let mut prev: Option<Parsed> = None;
     let mut seg_end = 0;
-    // MediaMTX writes nothing (404) unless a sample lies at or after `start`
-    let mut reaches_start = false;
     let mut loaded = 0;
-    let end = start.saturating_add(duration);
-    for (si, s) in segs.iter().enumerate() {
+    for s in segs {
         let p = read_segment(&s.file)?;
         loaded += p.bytes.len();
         if loaded > MAX_GET_BYTES {
             return Err((400, "requested range too large for mediamtx-double".into()));
         }
-        if let Some(prev) = parsed.last() {
-            if !concatenable(prev, seg_end, &p, s.start) {
+        if let Some(pp) = &prev {
+            if !concatenable(pp, seg_end, &p, s.start) {
                 break;
             }
         }
-        let tracks = p.timescales();
-        for part in &p.parts {
-            let (ps, pd) = p.part_times(part, &tracks);
-            let abs = s.start + ps;
-            if abs >= end {
-                break;
+        let m = muxer.get_or_insert_with(|| {
+            let mut init = p.bytes[..p.init_end].to_vec();
+            let moov = &mut init[p.moov.0..p.moov.1];
+            if let Some((off, v1, _)) = find_mvhd(moov) {
+                moov[off..off + if v1 { 8 } else { 4 }].fill(0);
             }
-            let sync = crate::fmp4::parse_moof(&p.bytes[part.0..part.1], &tracks).sync;
-            if sync && abs <= start {
-                first_keep = chosen.len();
-            }
-            reaches_start |= abs + pd > start;
-            chosen.push((si, *part, abs));
-        }
+            let tracks: Vec<(u32, u32)> = p.tracks.iter().map(|t| (t.0, t.1)).collect();
+            crate::playback_mux::Muxer::new(init, &tracks)
+        });
+        m.segment(&p.bytes, &p.parts, &p.timescales(), s.start - start, duration);
         seg_end = s.start + p.duration_ns();
-        parsed.push(p);
+        prev = Some(p);
     }
-    let chosen = &chosen[first_keep.min(chosen.len())..];
-    if chosen.is_empty() || !reaches_start {
-        return Err((404, NO_SEGMENTS.into()));
-    }
-    let base = chosen[0].2;
-    let first = &parsed[0];
-    let mut out = first.bytes[..first.init_end].to_vec();
-    let moov = &mut out[first.moov.0..first.moov.1];
-    if let Some((off, v1, _)) = find_mvhd(moov) {
-        let n = if v1 { 8 } else { 4 };
-        moov[off..off + n].fill(0);
-    }
-    for (si, part, _) in chosen {
-        let p = &parsed[*si];
-        let tracks = p.timescales();
-        let mut moof = p.bytes[part.0..part.1].to_vec();
-        let shift_ns = segs[*si].start - base;
-        for (id, dts, off, v1) in crate::fmp4::parse_moof(&moof, &tracks).trafs {
-            let ts = tracks.timescale.get(&id).copied().unwrap_or(1) as i128;
-            let v = (dts as i128 + shift_ns * ts / 1_000_000_000).max(0);
-            if v1 {
-                moof[off..off + 8].copy_from_slice(&(v as u64).to_be_bytes());
-            } else {
-                moof[off..off + 4].copy_from_slice(&(v.min(u32::MAX as i128) as u32).to_be_bytes());
-            }
-        }
-        out.extend_from_slice(&moof);
-        out.extend_from_slice(&p.bytes[part.1..part.2]);
-    }
-    Ok(out)
+    muxer.and_then(|m| m.finish()).ok_or_else(|| (404, NO_SEGMENTS.into()))
 }
 
 /// format=mp4 (muxerMP4): the fMP4 remuxed into a plain MP4 by an ffmpeg child

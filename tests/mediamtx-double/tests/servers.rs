@@ -157,9 +157,10 @@ fn playback_lists_and_serves_recorded_ranges() {
     let d: f64 = p["format"]["duration"].as_str().unwrap_or("0").parse().unwrap();
     assert!((total - 1.0..total + 1.0).contains(&d), "whole {} vs list {}", d, total);
 
-    // 2 s from 1 s after the start, as fMP4 and MP4
+    // 2 s from 1.3 s after the start (not at a keyframe: one every second), as fMP4 and MP4
     let (secs, nanos) = mediamtx_double::util::parse_rfc3339(&start).unwrap();
-    let from = mediamtx_double::util::rfc3339_nano(std::time::UNIX_EPOCH + Duration::new(secs as u64 + 1, nanos));
+    let at = std::time::UNIX_EPOCH + Duration::new(secs as u64 + 1, nanos) + Duration::from_millis(300);
+    let from = mediamtx_double::util::rfc3339_nano(at);
     let q = |fmt: &str| {
         format!(
             "/get?path=cam&start={}&duration=2{}",
@@ -176,8 +177,16 @@ fn playback_lists_and_serves_recorded_ranges() {
         assert_eq!(p["streams"][0]["codec_name"], "h264", "{}", p);
         assert_eq!(p["streams"][0]["width"], 320);
         let d: f64 = p["format"]["duration"].as_str().unwrap_or("0").parse().unwrap();
-        // whole parts (500 ms) at the edges, from the keyframe (every second) before start
-        assert!((1.5..=3.6).contains(&d), "{}: duration {}", fmt, d);
+        assert!((1.8..=2.2).contains(&d), "{}: duration {}", fmt, d);
+        // decodable from its first frame: the GOP before `start` is kept
+        let dec = Command::new("ffmpeg")
+            .args(["-nostdin", "-v", "error", "-i"])
+            .arg(&f)
+            .args(["-f", "null", "-"])
+            .output()
+            .expect("ffmpeg");
+        let errors = String::from_utf8_lossy(&dec.stderr).to_string();
+        assert!(dec.status.success() && errors.is_empty(), "{}: {}", fmt, errors);
     }
     // hostile durations: no overflow, the rest of the recording
     let r = get(pb, "GET", &q("").replace("duration=2", "duration=1e300"), "");
