@@ -98,7 +98,7 @@ fn render(shared: &Shared, req: &Request) -> String {
         }
     }
     // forward destinations: the double has none; an explicit type gets the empty section
-    if typ == "forward_dests" && path_filter.is_empty() && q("forward_dest").is_empty() {
+    if typ == "forward_dests" && !any_filter {
         empty_section(
             &mut out,
             "Forward destinations",

@@ -702,3 +702,51 @@ fn playback_list_cases_of_mediamtx() {
     // TestOnListInvalidPath
     assert_eq!(get(pb, "GET", "/list?path=group%2F..%2Fcam1", "").status, 400);
 }
+
+/// MediaMTX's TestZeroMetricsFallback without the RTSP and SRT sections (the double has
+/// none) and TestPreflightRequest.
+#[test]
+fn metrics_zero_fallback_and_preflight_like_mediamtx() {
+    let (h, _dir) = start("metrics0");
+    let mp = h.metrics_port;
+    patch_global(&h, json!({"metrics": true}));
+    wait_until(Duration::from_secs(5), "metrics listener", || !refused(mp));
+    let want = "# Paths\npaths 0\npaths_inbound_bytes 0\npaths_outbound_bytes 0\npaths_inbound_frames_in_error 0\n\n\
+        # Paths (deprecated)\npaths_bytes_received 0\npaths_bytes_sent 0\npaths_readers 0\n\n\
+        # HLS sessions\nhls_sessions 0\nhls_sessions_outbound_bytes 0\n\n\
+        # HLS muxers\nhls_muxers 0\nhls_muxers_outbound_bytes 0\nhls_muxers_outbound_frames_discarded 0\n\n\
+        # HLS muxers (deprecated)\nhls_muxers_bytes_sent 0\n\n\
+        # WebRTC sessions\nwebrtc_sessions 0\nwebrtc_sessions_inbound_bytes 0\n\
+        webrtc_sessions_inbound_rtp_packets 0\nwebrtc_sessions_inbound_rtp_packets_lost 0\n\
+        webrtc_sessions_inbound_rtp_packets_jitter 0\nwebrtc_sessions_inbound_rtcp_packets 0\n\
+        webrtc_sessions_outbound_bytes 0\nwebrtc_sessions_outbound_rtp_packets 0\n\
+        webrtc_sessions_outbound_rtcp_packets 0\nwebrtc_sessions_outbound_frames_discarded 0\n\n\
+        # WebRTC sessions (deprecated)\nwebrtc_sessions_bytes_received 0\nwebrtc_sessions_bytes_sent 0\n\
+        webrtc_sessions_rtp_packets_received 0\nwebrtc_sessions_rtp_packets_sent 0\n\
+        webrtc_sessions_rtp_packets_lost 0\nwebrtc_sessions_rtp_packets_jitter 0\n\
+        webrtc_sessions_rtcp_packets_received 0\nwebrtc_sessions_rtcp_packets_sent 0\n\n\
+        # MoQ sessions\nmoq_sessions 0\nmoq_sessions_inbound_bytes 0\nmoq_sessions_outbound_bytes 0\n\n";
+    assert_eq!(get(mp, "GET", "/metrics", "").text(), want);
+    // disabled servers drop out; an explicit type shows only its section
+    patch_global(&h, json!({"hls": false, "webrtc": false, "moq": false}));
+    let r = get(mp, "GET", "/metrics?type=forward_dests", "").text();
+    assert_eq!(
+        r,
+        "# Forward destinations\nforward_dests 0\nforward_dests_outbound_bytes 0\n\n"
+    );
+    let r = get(mp, "GET", "/metrics?type=hls_muxers", "").text();
+    assert_eq!(r, "");
+
+    let r = get(mp, "OPTIONS", "/metrics", "Access-Control-Request-Method: GET\r\n");
+    assert_eq!(r.status, 204);
+    assert_eq!(r.header("Access-Control-Allow-Origin").as_deref(), Some("*"));
+    assert_eq!(
+        r.header("Access-Control-Allow-Methods").as_deref(),
+        Some("OPTIONS, GET")
+    );
+    assert_eq!(
+        r.header("Access-Control-Allow-Headers").as_deref(),
+        Some("Authorization")
+    );
+    assert!(r.body.is_empty());
+}
