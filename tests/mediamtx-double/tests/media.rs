@@ -506,7 +506,7 @@ fn start_binary(dir: &Path) -> (Proc, String, String, String) {
         .read_line(&mut line)
         .unwrap();
     let w: Vec<String> = line.split_whitespace().map(|s| s.to_string()).collect();
-    assert_eq!(w.len(), 4, "{}", line);
+    assert_eq!(w.len(), 7, "{}", line);
     let get = |i: usize, p: &str| w[i].strip_prefix(p).unwrap().to_string();
     (Proc(child), get(1, "api="), get(2, "rtsp="), get(3, "control="))
 }
