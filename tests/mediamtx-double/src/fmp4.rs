@@ -69,7 +69,7 @@ pub(crate) fn find_mvhd(moov: &[u8]) -> Option<(usize, bool, u32)> {
     let m = child(&top, b"moov")?;
     let kids = children(moov, m.body, m.end);
     let h = child(&kids, b"mvhd")?;
-    if moov[h.body] == 1 {
+    if moov.get(h.body) == Some(&1) {
         Some((h.body + 24, true, be32(moov, h.body + 20)?))
     } else {
         Some((h.body + 16, false, be32(moov, h.body + 12)?))
@@ -93,13 +93,13 @@ pub fn parse_moov(moov: &[u8]) -> Tracks {
         if &k.typ == b"trak" {
             let tk = children(moov, k.body, k.end);
             let id = child(&tk, b"tkhd").and_then(|h| {
-                let v = moov[h.body];
+                let v = moov.get(h.body).copied().unwrap_or(0);
                 be32(moov, h.body + if v == 1 { 20 } else { 12 })
             });
             let ts = child(&tk, b"mdia").and_then(|md| {
                 let mk = children(moov, md.body, md.end);
                 child(&mk, b"mdhd").and_then(|h| {
-                    let v = moov[h.body];
+                    let v = moov.get(h.body).copied().unwrap_or(0);
                     be32(moov, h.body + if v == 1 { 20 } else { 12 })
                 })
             });
@@ -176,7 +176,7 @@ pub fn parse_moof(moof: &[u8], tracks: &Tracks) -> Frag {
             default_flags = be32(moof, at).unwrap_or(default_flags);
         }
         if let Some(tfdt) = child(&kids, b"tfdt") {
-            let v1 = moof[tfdt.body] == 1;
+            let v1 = moof.get(tfdt.body) == Some(&1);
             let off = tfdt.body + 4;
             let dts = if v1 {
                 be64(moof, off).unwrap_or(0)

@@ -175,7 +175,8 @@ fn track_list(moov: &[u8]) -> Vec<(u32, u32, [u8; 4])> {
     let mut out = Vec::new();
     for trak in children(moov, m.body, m.end).iter().filter(|b| &b.typ == b"trak") {
         let tk = children(moov, trak.body, trak.end);
-        let Some(id) = child(&tk, b"tkhd").and_then(|h| be32(moov, h.body + if moov[h.body] == 1 { 20 } else { 12 }))
+        let Some(id) =
+            child(&tk, b"tkhd").and_then(|h| be32(moov, h.body + if moov.get(h.body) == Some(&1) { 20 } else { 12 }))
         else {
             continue;
         };

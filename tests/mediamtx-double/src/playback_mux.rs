@@ -63,7 +63,7 @@ fn read_trafs(file: &[u8], start: usize, end: usize, tracks: &Tracks) -> Vec<Tra
         }
         let base = child(&kids, b"tfdt")
             .and_then(|t| {
-                if file[t.body] == 1 {
+                if file.get(t.body) == Some(&1) {
                     be64(file, t.body + 4)
                 } else {
                     be32(file, t.body + 4).map(u64::from)
@@ -225,11 +225,11 @@ impl Muxer {
                     tr.samples.clear();
                 }
             } else if let Some(last) = tr.samples.last_mut() {
-                last.duration = (dts - tr.last_dts).clamp(0, u32::MAX as i64) as u32;
+                last.duration = dts.saturating_sub(tr.last_dts).clamp(0, u32::MAX as i64) as u32;
             }
             tr.samples.push(sample);
             tr.last_dts = dts;
-            if (tr.last_dts - tr.first_dts) as i128 >= to_ts(PART_NS, tr.timescale) as i128 {
+            if tr.last_dts.saturating_sub(tr.first_dts) >= to_ts(PART_NS, tr.timescale) {
                 self.flush_parts(false);
             }
         } else {
@@ -246,7 +246,7 @@ impl Muxer {
         if tr.first_dts >= 0 {
             let last_dts = tr.last_dts;
             if let Some(last) = tr.samples.last_mut() {
-                last.duration = (dts - last_dts).clamp(0, u32::MAX as i64) as u32;
+                last.duration = dts.saturating_sub(last_dts).clamp(0, u32::MAX as i64) as u32;
             }
         }
     }

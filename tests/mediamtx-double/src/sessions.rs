@@ -101,8 +101,8 @@ fn uuid_check(s: &str) -> Result<(), String> {
         36 => hex36(b),
         38 => b[0] == b'{' && b[37] == b'}' && hex36(&b[1..37]),
         45 => {
-            if !s[..9].eq_ignore_ascii_case("urn:uuid:") {
-                return Err(format!("invalid urn prefix: {:?}", &s[..9]));
+            if !b[..9].eq_ignore_ascii_case(b"urn:uuid:") {
+                return Err(format!("invalid urn prefix: {:?}", String::from_utf8_lossy(&b[..9])));
             }
             hex36(&b[9..])
         }

@@ -699,6 +699,34 @@ fn playback_list_cases_of_mediamtx() {
         let r = get(pb, "GET", &format!("/list?path=mypath{}", query), "");
         assert_eq!((r.status, r.json()), (code, want), "{}", name);
     }
+    // damaged files (empty boxes, a truncated recording) answer without bringing the server down
+    let rec = dir.join("damaged");
+    let conf = json!({"recordPath": format!("{}/%path/%Y-%m-%d_%H-%M-%S-%f", rec.display())});
+    let r = http(
+        "POST",
+        &format!("{}/v3/config/paths/replace/mypath", h.api_url()),
+        Some(&conf.to_string()),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let seg = rec.join("mypath");
+    std::fs::create_dir_all(&seg).unwrap();
+    let mut empty_boxes = Vec::new();
+    for (size, typ) in [(16u32, b"ftyp"), (8, b"moov"), (8, b"moof"), (8, b"mdat")] {
+        empty_boxes.extend_from_slice(&size.to_be_bytes());
+        empty_boxes.extend_from_slice(typ);
+        empty_boxes.resize(empty_boxes.len() + size as usize - 8, 0);
+    }
+    std::fs::write(seg.join("2011-01-01_00-00-00-000000.mp4"), &empty_boxes).unwrap();
+    std::fs::write(seg.join("2011-01-01_00-01-00-000000.mp4"), &h264[..h264.len() - 100]).unwrap();
+    for target in [
+        "/list?path=mypath",
+        "/get?path=mypath&start=2011-01-01T00:00:00Z&duration=100",
+    ] {
+        let code = get(pb, "GET", target, "").status;
+        assert!(code == 200 || code == 404 || code == 500, "{}: {}", target, code);
+    }
+    assert!(get(pb, "GET", "/list?path=mypath&start=2011-01-01T00:00:59Z", "").status > 0);
+
     // TestOnListInvalidPath
     assert_eq!(get(pb, "GET", "/list?path=group%2F..%2Fcam1", "").status, 400);
 }
