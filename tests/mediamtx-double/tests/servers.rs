@@ -778,3 +778,27 @@ fn metrics_zero_fallback_and_preflight_like_mediamtx() {
     );
     assert!(r.body.is_empty());
 }
+
+/// A request line longer than Go's 1 MiB header limit gets no answer; the server goes on.
+#[test]
+fn oversized_request_line_is_dropped() {
+    let (h, _dir) = start("bigline");
+    patch_global(&h, json!({"pprof": true}));
+    let pp = h.pprof_port;
+    wait_until(Duration::from_secs(5), "pprof listener", || !refused(pp));
+    let mut s = TcpStream::connect(("127.0.0.1", pp)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let mut req = b"GET /debug/pprof/?".to_vec();
+    req.resize(req.len() + (2 << 20), b'a');
+    // a complete request otherwise: without the limit it would be answered 200
+    req.extend_from_slice(b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    let _ = s.write_all(&req); // may fail once the server has closed
+    let mut buf = Vec::new();
+    let _ = s.read_to_end(&mut buf);
+    assert!(
+        !buf.starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&buf[..buf.len().min(200)])
+    );
+    assert_eq!(get(pp, "GET", "/debug/pprof/", "").status, 200);
+}
