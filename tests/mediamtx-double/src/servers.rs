@@ -38,7 +38,7 @@ pub fn serve(shared: Arc<Shared>, first: TcpListener, kind: Kind, started: Arc<s
             if listener.take().is_some() {
                 shared.log(&format!("INF [{}] closing", kind.name));
             }
-            std::thread::sleep(Duration::from_millis(20));
+            std::thread::sleep(Duration::from_millis(50));
             continue;
         }
         if listener.is_none() {
@@ -63,7 +63,8 @@ pub fn serve(shared: Arc<Shared>, first: TcpListener, kind: Kind, started: Arc<s
                 let sh = shared.clone();
                 std::thread::spawn(move || conn(sh, s, kind));
             }
-            Err(_) => crate::util::wait_acceptable(l, Duration::from_millis(10)),
+            // poll returns at once on a connection; the timeout only paces the switch check
+            Err(_) => crate::util::wait_acceptable(l, Duration::from_millis(50)),
         }
     }
 }
