@@ -6,13 +6,16 @@
 
 use crate::core::Shared;
 use crate::http::{self, Request, Response};
+use std::collections::HashMap;
 use std::io::BufReader;
 use std::net::{IpAddr, Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 pub type Handler = fn(&Arc<Shared>, &Request, SocketAddr) -> Response;
+
+type Open = Arc<Mutex<HashMap<u64, TcpStream>>>;
 
 /// One auxiliary server: its name in the configuration (`playback`, `metrics`, `pprof`)
 /// and its request handler.
@@ -33,10 +36,19 @@ fn enabled(shared: &Shared, kind: &Kind) -> bool {
 pub fn serve(shared: Arc<Shared>, first: TcpListener, kind: Kind, started: Arc<std::sync::Barrier>) {
     let mut listener = enabled(&shared, &kind).then_some(first);
     started.wait();
+    // open connections (each removes itself when done), closed with the server
+    // (httpp.Server.Close)
+    let open: Open = Arc::new(Mutex::new(HashMap::new()));
+    let close_all = |open: &Open| {
+        for (_, c) in open.lock().unwrap_or_else(|e| e.into_inner()).drain() {
+            let _ = c.shutdown(Shutdown::Both);
+        }
+    };
     while !shared.shutdown.load(Ordering::SeqCst) {
         if !enabled(&shared, &kind) {
             if listener.take().is_some() {
                 shared.log(&format!("INF [{}] closing", kind.name));
+                close_all(&open);
             }
             std::thread::sleep(Duration::from_millis(50));
             continue;
@@ -60,13 +72,22 @@ pub fn serve(shared: Arc<Shared>, first: TcpListener, kind: Kind, started: Arc<s
         match l.accept() {
             Ok((s, _)) => {
                 s.set_nonblocking(false).ok();
+                let id = shared.id();
+                if let Ok(c) = s.try_clone() {
+                    open.lock().unwrap_or_else(|e| e.into_inner()).insert(id, c);
+                }
                 let sh = shared.clone();
-                std::thread::spawn(move || conn(sh, s, kind));
+                let open = open.clone();
+                std::thread::spawn(move || {
+                    conn(sh, s, kind);
+                    open.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
+                });
             }
             // poll returns at once on a connection; the timeout only paces the switch check
             Err(_) => crate::util::wait_acceptable(l, Duration::from_millis(50)),
         }
     }
+    close_all(&open);
 }
 
 fn conn(shared: Arc<Shared>, s: TcpStream, kind: Kind) {

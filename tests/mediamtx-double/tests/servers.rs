@@ -411,6 +411,14 @@ fn pprof_listener_auth_and_index() {
     // without trusted proxies the header is ignored
     patch_global(&h, json!({"pprofTrustedProxies": []}));
     assert_eq!(via("10.0.0.5"), 401);
+
+    // turning the server off closes its open connections
+    let mut idle = TcpStream::connect(("127.0.0.1", pp)).unwrap();
+    idle.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    patch_global(&h, json!({"pprof": false}));
+    let mut b = [0u8; 16];
+    assert_eq!(idle.read(&mut b).expect("closed, not timed out"), 0);
 }
 
 #[test]
