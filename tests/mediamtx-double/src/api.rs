@@ -295,6 +295,7 @@ pub fn handle_v3(shared: &Arc<Shared>, req: &Request) -> Response {
                 Ok(None) => {}
             }
             st.global = g;
+            crate::logger::configure(&shared.log_conf, &st.global);
             if !pd_sent.is_empty() {
                 st.path_defaults = d;
                 let wait = core::sync_paths(shared, &mut st);
@@ -460,6 +461,9 @@ pub fn handle_v3(shared: &Arc<Shared>, req: &Request) -> Response {
             drop(st);
             return Response::json(200, &recording_json(shared, &eff, rest));
         }
+    }
+    if let Some(r) = crate::sessions::handle(shared, req) {
+        return r;
     }
     Response::not_found_text()
 }
@@ -854,6 +858,8 @@ pub fn restart(shared: &Arc<Shared>, down_ms: u64) {
         },
     );
     *st = core::initial_state(shared.api_port, shared.rtsp_port, shared.all_others);
+    shared.aux_ports.set_addresses(&mut st.global);
+    crate::logger::configure(&shared.log_conf, &st.global);
     // keep injected faults other than the restart's own downtime
     st.fault = fault;
     st.fault.mode = if down_ms > 0 { prev_mode } else { st.fault.mode };

@@ -23,7 +23,7 @@ pub fn parse_duration(s: &str) -> Result<i128, String> {
 }
 
 /// Go's time.ParseDuration (error texts included).
-fn go_parse_duration(orig: &str) -> Result<i128, String> {
+pub(crate) fn go_parse_duration(orig: &str) -> Result<i128, String> {
     let err = || format!("time: invalid duration \"{}\"", orig);
     let mut rest = orig;
     let mut neg = false;

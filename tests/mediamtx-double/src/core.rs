@@ -216,6 +216,8 @@ pub struct Shared {
     pub api_port: u16,
     pub rtsp_port: u16,
     pub control_port: u16,
+    /// listeners of the playback, metrics and pprof servers
+    pub aux_ports: AuxPorts,
     pub dir: PathBuf,
     pub all_others: bool,
     pub ffmpeg: String,
@@ -226,6 +228,8 @@ pub struct Shared {
     pub children: Mutex<HashMap<i32, (ChildKind, String)>>,
     /// every configuration change refused by MediaMTX's rules: {method, path, body, error}
     pub refused: Mutex<Vec<Value>>,
+    /// the log settings in force (see logger.rs)
+    pub log_conf: Mutex<crate::logger::LogConf>,
 }
 
 impl Shared {
@@ -239,10 +243,28 @@ impl Shared {
         format!("__double_{}/", self.token)
     }
     pub fn log(&self, msg: &str) {
-        use std::io::Write;
-        let p = self.dir.join("mediamtx-double.log");
-        if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(p) {
-            let _ = writeln!(f, "{} {}", crate::util::rfc3339_nano(SystemTime::now()), msg);
+        crate::logger::write(&self.dir, &self.log_conf, msg);
+    }
+}
+
+/// Ports of the auxiliary servers (shown in `playbackAddress`, `metricsAddress`,
+/// `pprofAddress`).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct AuxPorts {
+    pub playback: u16,
+    pub metrics: u16,
+    pub pprof: u16,
+}
+
+impl AuxPorts {
+    /// Writes the listener addresses into a global configuration, like `apiAddress`.
+    pub fn set_addresses(&self, g: &mut Map<String, Value>) {
+        for (k, p) in [
+            ("playbackAddress", self.playback),
+            ("metricsAddress", self.metrics),
+            ("pprofAddress", self.pprof),
+        ] {
+            g.insert(k.into(), json!(format!("127.0.0.1:{}", p)));
         }
     }
 }

@@ -12,17 +12,17 @@ use std::io::{Read, Write};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// One box: type, start of its payload, end (offsets into the buffer it was found in).
-struct BoxRef {
-    typ: [u8; 4],
-    body: usize,
-    end: usize,
+pub(crate) struct BoxRef {
+    pub(crate) typ: [u8; 4],
+    pub(crate) body: usize,
+    pub(crate) end: usize,
 }
 
-fn be32(b: &[u8], at: usize) -> Option<u32> {
+pub(crate) fn be32(b: &[u8], at: usize) -> Option<u32> {
     b.get(at..at + 4).map(|s| u32::from_be_bytes([s[0], s[1], s[2], s[3]]))
 }
 
-fn be64(b: &[u8], at: usize) -> Option<u64> {
+pub(crate) fn be64(b: &[u8], at: usize) -> Option<u64> {
     b.get(at..at + 8).map(|s| {
         let mut a = [0u8; 8];
         a.copy_from_slice(s);
@@ -31,7 +31,7 @@ fn be64(b: &[u8], at: usize) -> Option<u64> {
 }
 
 /// Children boxes of `buf[from..to]`.
-fn children(buf: &[u8], from: usize, to: usize) -> Vec<BoxRef> {
+pub(crate) fn children(buf: &[u8], from: usize, to: usize) -> Vec<BoxRef> {
     let mut out = Vec::new();
     let mut at = from;
     while at + 8 <= to {
@@ -59,17 +59,17 @@ fn children(buf: &[u8], from: usize, to: usize) -> Vec<BoxRef> {
     out
 }
 
-fn child<'a>(list: &'a [BoxRef], typ: &[u8; 4]) -> Option<&'a BoxRef> {
+pub(crate) fn child<'a>(list: &'a [BoxRef], typ: &[u8; 4]) -> Option<&'a BoxRef> {
     list.iter().find(|b| &b.typ == typ)
 }
 
 /// Position of the mvhd duration inside a moov box: (offset, 64-bit?, timescale).
-fn find_mvhd(moov: &[u8]) -> Option<(usize, bool, u32)> {
+pub(crate) fn find_mvhd(moov: &[u8]) -> Option<(usize, bool, u32)> {
     let top = children(moov, 0, moov.len());
     let m = child(&top, b"moov")?;
     let kids = children(moov, m.body, m.end);
     let h = child(&kids, b"mvhd")?;
-    if moov[h.body] == 1 {
+    if moov.get(h.body) == Some(&1) {
         Some((h.body + 24, true, be32(moov, h.body + 20)?))
     } else {
         Some((h.body + 16, false, be32(moov, h.body + 12)?))
@@ -93,13 +93,13 @@ pub fn parse_moov(moov: &[u8]) -> Tracks {
         if &k.typ == b"trak" {
             let tk = children(moov, k.body, k.end);
             let id = child(&tk, b"tkhd").and_then(|h| {
-                let v = moov[h.body];
+                let v = moov.get(h.body).copied().unwrap_or(0);
                 be32(moov, h.body + if v == 1 { 20 } else { 12 })
             });
             let ts = child(&tk, b"mdia").and_then(|md| {
                 let mk = children(moov, md.body, md.end);
                 child(&mk, b"mdhd").and_then(|h| {
-                    let v = moov[h.body];
+                    let v = moov.get(h.body).copied().unwrap_or(0);
                     be32(moov, h.body + if v == 1 { 20 } else { 12 })
                 })
             });
@@ -176,7 +176,7 @@ pub fn parse_moof(moof: &[u8], tracks: &Tracks) -> Frag {
             default_flags = be32(moof, at).unwrap_or(default_flags);
         }
         if let Some(tfdt) = child(&kids, b"tfdt") {
-            let v1 = moof[tfdt.body] == 1;
+            let v1 = moof.get(tfdt.body) == Some(&1);
             let off = tfdt.body + 4;
             let dts = if v1 {
                 be64(moof, off).unwrap_or(0)

@@ -59,12 +59,24 @@ pub fn percent_decode(s: &str, plus_is_space: bool) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
+/// Go's http.Server DefaultMaxHeaderBytes: a longer request line or header line is refused.
+const MAX_LINE: u64 = 1 << 20;
+
+/// read_line with a bound on its length.
+fn read_line_bounded(r: &mut BufReader<TcpStream>, line: &mut String) -> io::Result<usize> {
+    let n = r.by_ref().take(MAX_LINE).read_line(line)?;
+    if n as u64 == MAX_LINE && !line.ends_with('\n') {
+        return Err(io::Error::new(io::ErrorKind::InvalidData, "line too long"));
+    }
+    Ok(n)
+}
+
 /// Reads one request; Ok(None) on clean EOF before a request starts.
 pub fn read_request(r: &mut BufReader<TcpStream>) -> io::Result<Option<Request>> {
     let mut line = String::new();
     loop {
         line.clear();
-        if r.read_line(&mut line)? == 0 {
+        if read_line_bounded(r, &mut line)? == 0 {
             return Ok(None);
         }
         if !line.trim().is_empty() {
@@ -77,7 +89,7 @@ pub fn read_request(r: &mut BufReader<TcpStream>) -> io::Result<Option<Request>>
     let mut headers = Vec::new();
     loop {
         let mut h = String::new();
-        if r.read_line(&mut h)? == 0 {
+        if read_line_bounded(r, &mut h)? == 0 {
             return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "eof in headers"));
         }
         let h = h.trim_end();
@@ -124,6 +136,7 @@ pub fn reason(code: u16) -> &'static str {
         404 => "Not Found",
         405 => "Method Not Allowed",
         500 => "Internal Server Error",
+        501 => "Not Implemented",
         _ => "Unknown",
     }
 }

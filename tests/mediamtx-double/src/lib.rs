@@ -23,12 +23,19 @@ pub mod hooks;
 pub mod http;
 pub mod http_client;
 pub mod jwt;
+pub mod logger;
 pub mod media;
+pub mod metrics;
+pub mod playback;
+mod playback_mux;
+pub mod pprof;
 pub mod procs;
 pub mod re2;
 pub mod recordings;
 pub mod restamp;
 pub mod rtsp;
+pub mod servers;
+pub mod sessions;
 pub mod ts;
 pub mod util;
 
@@ -45,6 +52,11 @@ pub struct Options {
     pub api_port: u16,
     pub rtsp_port: u16,
     pub control_port: u16,
+    /// listeners of the playback, metrics and pprof servers (open only while their
+    /// global switch is on; 0 = a free port)
+    pub playback_port: u16,
+    pub metrics_port: u16,
+    pub pprof_port: u16,
     /// working directory: logs, and the base of relative record paths
     pub dir: PathBuf,
     /// include MediaMTX's default `all_others` path configuration (default true)
@@ -55,6 +67,9 @@ pub struct Options {
     /// decoded and validated (Conf.Validate) at start
     pub path_defaults: Option<serde_json::Value>,
     pub paths: Vec<(String, serde_json::Value)>,
+    /// the CLI's stdout log: held until `Handle::release_log_stdout` (the READY line comes
+    /// first), then written ignoring errors
+    pub hold_log_stdout: bool,
 }
 
 impl Options {
@@ -63,11 +78,15 @@ impl Options {
             api_port: 0,
             rtsp_port: 0,
             control_port: 0,
+            playback_port: 0,
+            metrics_port: 0,
+            pprof_port: 0,
             dir: dir.into(),
             all_others: true,
             ffmpeg: "ffmpeg".into(),
             path_defaults: None,
             paths: Vec::new(),
+            hold_log_stdout: false,
         }
     }
 }
@@ -77,6 +96,9 @@ pub struct Handle {
     pub api_port: u16,
     pub rtsp_port: u16,
     pub control_port: u16,
+    pub playback_port: u16,
+    pub metrics_port: u16,
+    pub pprof_port: u16,
     shared: Arc<core::Shared>,
     threads: Vec<JoinHandle<()>>,
     stopped: bool,
@@ -92,18 +114,34 @@ impl Handle {
     pub fn control_url(&self) -> String {
         format!("http://127.0.0.1:{}", self.control_port)
     }
+    pub fn playback_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.playback_port)
+    }
+    pub fn metrics_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.metrics_port)
+    }
+    pub fn pprof_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.pprof_port)
+    }
     /// Every configuration change refused so far by MediaMTX's rules (injected refusals
     /// excluded): `{method, path, body, error}`.
     pub fn refused(&self) -> Vec<serde_json::Value> {
         self.shared.refused.lock().unwrap().clone()
     }
+    /// Prints the log lines held for stdout and stops holding them.
+    pub fn release_log_stdout(&self) {
+        logger::release_stdout(&self.shared.log_conf);
+    }
     /// The line printed by the binary when ready.
     pub fn ready_line(&self) -> String {
         format!(
-            "READY api={} rtsp={} control={}",
+            "READY api={} rtsp={} control={} playback={} metrics={} pprof={}",
             self.api_url(),
             self.rtsp_url(),
-            self.control_url()
+            self.control_url(),
+            self.playback_url(),
+            self.metrics_url(),
+            self.pprof_url()
         )
     }
     /// Stops listeners, drops every connection and stops every child (SIGINT, then
@@ -150,7 +188,16 @@ pub fn start(opts: Options) -> std::io::Result<Handle> {
     let api_port = api_l.local_addr()?.port();
     let rtsp_port = rtsp_l.local_addr()?.port();
     let control_port = ctl_l.local_addr()?.port();
+    let playback_l = api::bind(opts.playback_port)?;
+    let metrics_l = api::bind(opts.metrics_port)?;
+    let pprof_l = api::bind(opts.pprof_port)?;
+    let aux_ports = core::AuxPorts {
+        playback: playback_l.local_addr()?.port(),
+        metrics: metrics_l.local_addr()?.port(),
+        pprof: pprof_l.local_addr()?.port(),
+    };
     let mut state = core::initial_state(api_port, rtsp_port, opts.all_others);
+    aux_ports.set_addresses(&mut state.global);
     api::load_conf_file(&mut state, opts.path_defaults.as_ref(), &opts.paths)
         .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
     let shared = Arc::new(core::Shared {
@@ -159,6 +206,7 @@ pub fn start(opts: Options) -> std::io::Result<Handle> {
         api_port,
         rtsp_port,
         control_port,
+        aux_ports,
         dir,
         all_others: opts.all_others,
         ffmpeg: opts.ffmpeg.clone(),
@@ -168,7 +216,13 @@ pub fn start(opts: Options) -> std::io::Result<Handle> {
         conns: Mutex::new(Default::default()),
         children: Mutex::new(Default::default()),
         refused: Mutex::new(Vec::new()),
+        log_conf: Mutex::new(logger::LogConf {
+            held: opts.hold_log_stdout.then(Vec::new),
+            raw_stdout: opts.hold_log_stdout,
+            ..Default::default()
+        }),
     });
+    logger::configure(&shared.log_conf, &shared.lock().global);
     {
         // configured paths exist from the start
         let mut st = shared.lock();
@@ -192,6 +246,25 @@ pub fn start(opts: Options) -> std::io::Result<Handle> {
         let sh = shared.clone();
         threads.push(std::thread::spawn(move || cleaner::serve(sh)));
     }
+    let aux = [
+        (
+            playback_l,
+            aux_ports.playback,
+            "playback",
+            playback::handle as servers::Handler,
+        ),
+        (metrics_l, aux_ports.metrics, "metrics", metrics::handle),
+        (pprof_l, aux_ports.pprof, "pprof", pprof::handle),
+    ];
+    // start() returns once disabled servers have closed their first listener
+    let started = Arc::new(std::sync::Barrier::new(aux.len() + 1));
+    for (listener, port, name, handle) in aux {
+        let sh = shared.clone();
+        let kind = servers::Kind { name, port, handle };
+        let st = started.clone();
+        threads.push(std::thread::spawn(move || servers::serve(sh, listener, kind, st)));
+    }
+    started.wait();
     {
         let sh = shared.clone();
         threads.push(std::thread::spawn(move || {
@@ -209,6 +282,9 @@ pub fn start(opts: Options) -> std::io::Result<Handle> {
         api_port,
         rtsp_port,
         control_port,
+        playback_port: aux_ports.playback,
+        metrics_port: aux_ports.metrics,
+        pprof_port: aux_ports.pprof,
         shared,
         threads,
         stopped: false,

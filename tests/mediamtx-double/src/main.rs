@@ -1,5 +1,6 @@
 //! CLI: `mediamtx-double --api-port P --rtsp-port R --dir DIR [--control-port C]`.
-//! Prints `READY api=... rtsp=... control=...` on stdout when ready; runs until SIGINT/SIGTERM.
+//! Prints `READY api=... rtsp=... control=... playback=... metrics=... pprof=...` on stdout
+//! when ready (log lines for stdout follow it); runs until SIGINT/SIGTERM.
 
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -12,7 +13,7 @@ extern "C" fn on_signal(_: libc::c_int) {
 
 fn usage() -> ! {
     eprintln!(
-        "usage: mediamtx-double [--api-port P] [--rtsp-port R] [--control-port C] --dir DIR [--no-all-others] [--ffmpeg PATH]\n\
+        "usage: mediamtx-double [--api-port P] [--rtsp-port R] [--control-port C] [--playback-port P] [--metrics-port P] [--pprof-port P] --dir DIR [--no-all-others] [--ffmpeg PATH]\n\
          port 0 (default) picks a free port"
     );
     std::process::exit(2);
@@ -33,6 +34,9 @@ fn main() {
             "--api-port" => opts.api_port = val("--api-port").parse().unwrap_or_else(|_| usage()),
             "--rtsp-port" => opts.rtsp_port = val("--rtsp-port").parse().unwrap_or_else(|_| usage()),
             "--control-port" => opts.control_port = val("--control-port").parse().unwrap_or_else(|_| usage()),
+            "--playback-port" => opts.playback_port = val("--playback-port").parse().unwrap_or_else(|_| usage()),
+            "--metrics-port" => opts.metrics_port = val("--metrics-port").parse().unwrap_or_else(|_| usage()),
+            "--pprof-port" => opts.pprof_port = val("--pprof-port").parse().unwrap_or_else(|_| usage()),
             "--dir" => dir = Some(val("--dir")),
             "--ffmpeg" => opts.ffmpeg = val("--ffmpeg"),
             "--no-all-others" => opts.all_others = false,
@@ -44,6 +48,7 @@ fn main() {
         }
     }
     let Some(dir) = dir else { usage() };
+    opts.hold_log_stdout = true;
     opts.dir = dir.into();
     // SAFETY: installing a handler that only stores to an atomic.
     unsafe {
@@ -69,6 +74,7 @@ fn main() {
         let _ = writeln!(out, "{}", h.ready_line());
         let _ = out.flush();
     }
+    h.release_log_stdout();
     while !STOP.load(Ordering::SeqCst) {
         std::thread::sleep(std::time::Duration::from_millis(100));
     }

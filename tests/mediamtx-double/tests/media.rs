@@ -450,8 +450,11 @@ fn cli_prints_ready_and_cleans_up_children() {
         .read_line(&mut line)
         .unwrap();
     let words: Vec<&str> = line.split_whitespace().collect();
-    assert_eq!(words.len(), 4, "{}", line);
+    assert_eq!(words.len(), 7, "{}", line);
     assert_eq!(words[0], "READY");
+    for (w, key) in words[4..].iter().zip(["playback=", "metrics=", "pprof="]) {
+        assert!(w.starts_with(&format!("{}http://127.0.0.1:", key)), "{}", line);
+    }
     let api = words[1].strip_prefix("api=").unwrap().to_string();
     let rtsp = words[2].strip_prefix("rtsp=").unwrap().to_string();
     let control = words[3].strip_prefix("control=").unwrap().to_string();
@@ -503,7 +506,7 @@ fn start_binary(dir: &Path) -> (Proc, String, String, String) {
         .read_line(&mut line)
         .unwrap();
     let w: Vec<String> = line.split_whitespace().map(|s| s.to_string()).collect();
-    assert_eq!(w.len(), 4, "{}", line);
+    assert_eq!(w.len(), 7, "{}", line);
     let get = |i: usize, p: &str| w[i].strip_prefix(p).unwrap().to_string();
     (Proc(child), get(1, "api="), get(2, "rtsp="), get(3, "control="))
 }

@@ -1,0 +1,226 @@
+//! Metrics server (MediaMTX internal/metrics): `GET /metrics`, Prometheus text with
+//! MediaMTX's names, labels (sorted, `{k="v"}`) and section comments, for what the double
+//! has: paths (with readers and byte counters) and the empty session lists of the HLS,
+//! WebRTC and MoQ servers while they are enabled. Authentication with the `metrics`
+//! action before routing.
+
+use crate::core::{self, Shared};
+use crate::http::{Request, Response};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+/// Query filters of onMetrics: any of them set limits the output to its section.
+const FILTERS: &[&str] = &[
+    "path",
+    "forward_dest",
+    "hls_muxer",
+    "hls_session",
+    "rtsp_conn",
+    "rtsp_session",
+    "rtsps_conn",
+    "rtsps_session",
+    "rtmp_conn",
+    "rtmps_conn",
+    "srt_conn",
+    "webrtc_session",
+    "moq_session",
+];
+
+fn tags(m: &BTreeMap<&str, String>) -> String {
+    let inner: Vec<String> = m.iter().map(|(k, v)| format!("{}=\"{}\"", k, v)).collect();
+    format!("{{{}}}", inner.join(","))
+}
+
+fn metric(out: &mut String, key: &str, tags: &str, value: u64) {
+    let _ = writeln!(out, "{}{} {}", key, tags, value);
+}
+
+/// Writes a section of zero-valued metrics without labels (a server with no items).
+fn empty_section(out: &mut String, title: &str, keys: &[&str]) {
+    let _ = writeln!(out, "# {}", title);
+    for k in keys {
+        metric(out, k, "", 0);
+    }
+    out.push('\n');
+}
+
+pub fn handle(shared: &Arc<Shared>, req: &Request, peer: SocketAddr) -> Response {
+    if let Some(r) = crate::servers::check_auth(shared, req, peer, "metrics", "") {
+        return r;
+    }
+    if req.method != "GET" || req.path != "/metrics" {
+        return Response::not_found_text();
+    }
+    Response {
+        code: 200,
+        content_type: "text/plain; charset=utf-8",
+        body: render(shared, req).into_bytes(),
+        headers: Vec::new(),
+    }
+}
+
+fn render(shared: &Shared, req: &Request) -> String {
+    let q = |k: &str| req.query(k).unwrap_or_default();
+    let typ = q("type");
+    let any_filter = FILTERS.iter().any(|f| !q(f).is_empty());
+    let wants = |t: &str, filter: &str| (typ.is_empty() || typ == t) && (!any_filter || !q(filter).is_empty());
+    let (paths, global) = {
+        let st = shared.lock();
+        let paths: Vec<Value> = st.paths.values().map(core::path_json).collect();
+        (paths, st.global.clone())
+    };
+    let on = |k: &str| global.get(k).and_then(|v| v.as_bool()) == Some(true);
+    let mut out = String::new();
+
+    let path_filter = q("path");
+    if wants("paths", "path") {
+        if !paths.is_empty() {
+            paths_section(&mut out, &paths, &path_filter);
+        } else if path_filter.is_empty() {
+            empty_section(
+                &mut out,
+                "Paths",
+                &[
+                    "paths",
+                    "paths_inbound_bytes",
+                    "paths_outbound_bytes",
+                    "paths_inbound_frames_in_error",
+                ],
+            );
+            empty_section(
+                &mut out,
+                "Paths (deprecated)",
+                &["paths_bytes_received", "paths_bytes_sent", "paths_readers"],
+            );
+        }
+    }
+    // forward destinations: the double has none; an explicit type gets the empty section
+    if typ == "forward_dests" && !any_filter {
+        empty_section(
+            &mut out,
+            "Forward destinations",
+            &["forward_dests", "forward_dests_outbound_bytes"],
+        );
+    }
+    if on("hls") {
+        if wants("hls_sessions", "hls_session") && q("hls_session").is_empty() {
+            empty_section(
+                &mut out,
+                "HLS sessions",
+                &["hls_sessions", "hls_sessions_outbound_bytes"],
+            );
+        }
+        if wants("hls_muxers", "hls_muxer") && q("hls_muxer").is_empty() {
+            empty_section(
+                &mut out,
+                "HLS muxers",
+                &[
+                    "hls_muxers",
+                    "hls_muxers_outbound_bytes",
+                    "hls_muxers_outbound_frames_discarded",
+                ],
+            );
+            empty_section(&mut out, "HLS muxers (deprecated)", &["hls_muxers_bytes_sent"]);
+        }
+    }
+    if on("webrtc") && wants("webrtc_sessions", "webrtc_session") && q("webrtc_session").is_empty() {
+        empty_section(
+            &mut out,
+            "WebRTC sessions",
+            &[
+                "webrtc_sessions",
+                "webrtc_sessions_inbound_bytes",
+                "webrtc_sessions_inbound_rtp_packets",
+                "webrtc_sessions_inbound_rtp_packets_lost",
+                "webrtc_sessions_inbound_rtp_packets_jitter",
+                "webrtc_sessions_inbound_rtcp_packets",
+                "webrtc_sessions_outbound_bytes",
+                "webrtc_sessions_outbound_rtp_packets",
+                "webrtc_sessions_outbound_rtcp_packets",
+                "webrtc_sessions_outbound_frames_discarded",
+            ],
+        );
+        empty_section(
+            &mut out,
+            "WebRTC sessions (deprecated)",
+            &[
+                "webrtc_sessions_bytes_received",
+                "webrtc_sessions_bytes_sent",
+                "webrtc_sessions_rtp_packets_received",
+                "webrtc_sessions_rtp_packets_sent",
+                "webrtc_sessions_rtp_packets_lost",
+                "webrtc_sessions_rtp_packets_jitter",
+                "webrtc_sessions_rtcp_packets_received",
+                "webrtc_sessions_rtcp_packets_sent",
+            ],
+        );
+    }
+    if on("moq") && wants("moq_sessions", "moq_session") && q("moq_session").is_empty() {
+        empty_section(
+            &mut out,
+            "MoQ sessions",
+            &[
+                "moq_sessions",
+                "moq_sessions_inbound_bytes",
+                "moq_sessions_outbound_bytes",
+            ],
+        );
+    }
+    out
+}
+
+fn paths_section(out: &mut String, paths: &[Value], filter: &str) {
+    let selected: Vec<&Value> = paths
+        .iter()
+        .filter(|p| filter.is_empty() || p["name"].as_str() == Some(filter))
+        .collect();
+    let labels = |p: &Value| -> BTreeMap<&str, String> {
+        let state = if p["ready"].as_bool() == Some(true) {
+            "ready"
+        } else {
+            "notReady"
+        };
+        BTreeMap::from([
+            ("name", p["name"].as_str().unwrap_or("").to_string()),
+            ("state", state.to_string()),
+        ])
+    };
+    let num = |p: &Value, k: &str| p[k].as_u64().unwrap_or(0);
+    out.push_str("# Paths\n");
+    for p in &selected {
+        let l = labels(p);
+        let ta = tags(&l);
+        metric(out, "paths", &ta, 1);
+        let mut by_type: BTreeMap<String, u64> = BTreeMap::new();
+        for r in p["readers"].as_array().into_iter().flatten() {
+            *by_type.entry(r["type"].as_str().unwrap_or("").to_string()).or_default() += 1;
+        }
+        if by_type.is_empty() {
+            by_type.insert(String::new(), 0);
+        }
+        for (rt, n) in by_type {
+            let mut rl = l.clone();
+            rl.insert("readerType", rt);
+            metric(out, "paths_readers", &tags(&rl), n);
+        }
+        metric(out, "paths_inbound_bytes", &ta, num(p, "inboundBytes"));
+        metric(out, "paths_outbound_bytes", &ta, num(p, "outboundBytes"));
+        metric(
+            out,
+            "paths_inbound_frames_in_error",
+            &ta,
+            num(p, "inboundFramesInError"),
+        );
+    }
+    out.push('\n');
+    out.push_str("# Paths (deprecated)\n");
+    for p in &selected {
+        let ta = tags(&labels(p));
+        metric(out, "paths_bytes_received", &ta, num(p, "bytesReceived"));
+        metric(out, "paths_bytes_sent", &ta, num(p, "bytesSent"));
+    }
+    out.push('\n');
+}
