@@ -23,6 +23,8 @@ pub mod procs;
 pub mod re2;
 pub mod recordings;
 pub mod rtsp;
+pub mod srt;
+pub mod srt_packet;
 pub mod ts;
 pub mod util;
 
@@ -39,6 +41,8 @@ pub struct Options {
     pub api_port: u16,
     pub rtsp_port: u16,
     pub control_port: u16,
+    /// SRT listener (UDP)
+    pub srt_port: u16,
     /// working directory: logs, and the base of relative record paths
     pub dir: PathBuf,
     /// include MediaMTX's default `all_others` path configuration (default true)
@@ -57,6 +61,7 @@ impl Options {
             api_port: 0,
             rtsp_port: 0,
             control_port: 0,
+            srt_port: 0,
             dir: dir.into(),
             all_others: true,
             ffmpeg: "ffmpeg".into(),
@@ -71,6 +76,7 @@ pub struct Handle {
     pub api_port: u16,
     pub rtsp_port: u16,
     pub control_port: u16,
+    pub srt_port: u16,
     shared: Arc<core::Shared>,
     threads: Vec<JoinHandle<()>>,
     stopped: bool,
@@ -82,6 +88,10 @@ impl Handle {
     }
     pub fn rtsp_url(&self) -> String {
         format!("rtsp://127.0.0.1:{}", self.rtsp_port)
+    }
+    /// `srt://127.0.0.1:P` (add `?streamid=...`)
+    pub fn srt_url(&self) -> String {
+        format!("srt://127.0.0.1:{}", self.srt_port)
     }
     pub fn control_url(&self) -> String {
         format!("http://127.0.0.1:{}", self.control_port)
@@ -121,6 +131,7 @@ impl Handle {
         for (_, c) in self.shared.conns.lock().unwrap().drain() {
             let _ = c.shutdown(std::net::Shutdown::Both);
         }
+        srt::kick_all(&self.shared);
         procs::stop_all(&self.shared, Duration::from_secs(5));
         for t in self.threads.drain(..) {
             let _ = t.join();
@@ -144,7 +155,9 @@ pub fn start(opts: Options) -> std::io::Result<Handle> {
     let api_port = api_l.local_addr()?.port();
     let rtsp_port = rtsp_l.local_addr()?.port();
     let control_port = ctl_l.local_addr()?.port();
-    let mut state = core::initial_state(api_port, rtsp_port, opts.all_others);
+    let srt_sock = std::net::UdpSocket::bind(("127.0.0.1", opts.srt_port))?;
+    let srt_port = srt_sock.local_addr()?.port();
+    let mut state = core::initial_state(api_port, rtsp_port, srt_port, opts.all_others);
     api::load_conf_file(&mut state, opts.path_defaults.as_ref(), &opts.paths)
         .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
     let shared = Arc::new(core::Shared {
@@ -162,6 +175,8 @@ pub fn start(opts: Options) -> std::io::Result<Handle> {
         conns: Mutex::new(Default::default()),
         children: Mutex::new(Default::default()),
         refused: Mutex::new(Vec::new()),
+        srt_port,
+        srt_conns: Mutex::new(Vec::new()),
     });
     {
         // configured paths exist from the start
@@ -177,6 +192,10 @@ pub fn start(opts: Options) -> std::io::Result<Handle> {
     {
         let sh = shared.clone();
         threads.push(std::thread::spawn(move || rtsp::serve(sh, rtsp_l)));
+    }
+    {
+        let sh = shared.clone();
+        threads.push(std::thread::spawn(move || srt::serve(sh, srt_sock)));
     }
     {
         let sh = shared.clone();
@@ -203,6 +222,7 @@ pub fn start(opts: Options) -> std::io::Result<Handle> {
         api_port,
         rtsp_port,
         control_port,
+        srt_port,
         shared,
         threads,
         stopped: false,

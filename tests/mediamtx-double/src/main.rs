@@ -12,7 +12,7 @@ extern "C" fn on_signal(_: libc::c_int) {
 
 fn usage() -> ! {
     eprintln!(
-        "usage: mediamtx-double [--api-port P] [--rtsp-port R] [--control-port C] --dir DIR [--no-all-others] [--ffmpeg PATH]\n\
+        "usage: mediamtx-double [--api-port P] [--rtsp-port R] [--control-port C] [--srt-port S] --dir DIR [--no-all-others] [--ffmpeg PATH]\n\
          port 0 (default) picks a free port"
     );
     std::process::exit(2);
@@ -33,6 +33,7 @@ fn main() {
             "--api-port" => opts.api_port = val("--api-port").parse().unwrap_or_else(|_| usage()),
             "--rtsp-port" => opts.rtsp_port = val("--rtsp-port").parse().unwrap_or_else(|_| usage()),
             "--control-port" => opts.control_port = val("--control-port").parse().unwrap_or_else(|_| usage()),
+            "--srt-port" => opts.srt_port = val("--srt-port").parse().unwrap_or_else(|_| usage()),
             "--dir" => dir = Some(val("--dir")),
             "--ffmpeg" => opts.ffmpeg = val("--ffmpeg"),
             "--no-all-others" => opts.all_others = false,

@@ -47,6 +47,11 @@ fn spawn(
     spawn2(shared, args, envs, name, kind, false)
 }
 
+/// An SRT relay (srt.rs): ffmpeg with its MPEG-TS on stdin (publisher) or stdout (reader).
+pub fn spawn_srt_relay(shared: &Arc<Shared>, args: &[String], name: &str, publisher: bool) -> Option<Child> {
+    spawn3(shared, args, &[], name, ChildKind::SrtRelay, !publisher, publisher)
+}
+
 fn spawn2(
     shared: &Arc<Shared>,
     args: &[String],
@@ -54,6 +59,18 @@ fn spawn2(
     name: &str,
     kind: ChildKind,
     pipe_stdout: bool,
+) -> Option<Child> {
+    spawn3(shared, args, envs, name, kind, pipe_stdout, false)
+}
+
+fn spawn3(
+    shared: &Arc<Shared>,
+    args: &[String],
+    envs: &[(String, String)],
+    name: &str,
+    kind: ChildKind,
+    pipe_stdout: bool,
+    pipe_stdin: bool,
 ) -> Option<Child> {
     if args.is_empty() {
         return None;
@@ -63,6 +80,7 @@ fn spawn2(
         ChildKind::Puller => "source",
         ChildKind::Recorder => "recorder",
         ChildKind::Hook => "hook",
+        ChildKind::SrtRelay => "srt",
     };
     let (mut out, err) = log_file(shared, name, tag);
     if pipe_stdout {
@@ -70,7 +88,7 @@ fn spawn2(
     }
     let mut cmd = Command::new(&args[0]);
     cmd.args(&args[1..])
-        .stdin(Stdio::null())
+        .stdin(if pipe_stdin { Stdio::piped() } else { Stdio::null() })
         .stdout(out)
         .stderr(err)
         .current_dir(&shared.dir);

@@ -78,6 +78,8 @@ struct Conn {
     /// double's own (recorder, pulled source)
     connect_hooks: Option<crate::hooks::Pair>,
     conn_uuid: String,
+    /// the SRT connection whose relay publishes here (named in its ANNOUNCE query)
+    srt_conn: Option<String>,
 }
 
 fn writer(mut tcp: TcpStream, rx: Receiver<Out>) {
@@ -131,6 +133,7 @@ fn conn(shared: Arc<Shared>, tcp: TcpStream) {
         query: String::new(),
         connect_hooks: None,
         conn_uuid: crate::util::uuid(),
+        srt_conn: None,
     };
     let mut rd = BufReader::with_capacity(64 * 1024, tcp);
     let _ = c.run(&mut rd);
@@ -510,8 +513,11 @@ impl Conn {
     }
 
     fn announce(&mut self, req: &Req) {
-        let (p, _q) = url_path(&req.url);
+        let (p, q) = url_path(&req.url);
         let (name, internal) = self.path_name(p.trim_end_matches('/'));
+        if internal {
+            self.srt_conn = q.strip_prefix("srtconn=").map(String::from);
+        }
         let sdp = match media::parse_sdp(&String::from_utf8_lossy(&req.body)) {
             Ok(s) => s,
             Err(e) => {
@@ -679,12 +685,25 @@ impl Conn {
             }
         };
         let internal = p.is_url_source();
-        let pb = Publisher {
-            id: crate::util::uuid(),
-            conn_id: self.id,
-            conn: self.tcp.try_clone().expect("clone"),
-            internal,
-            query: self.query.clone(),
+        // the relay of an SRT publisher (srt.rs) names its connection in the query
+        let srt = self.srt_conn.as_deref().and_then(|id| crate::srt::find(&shared, id));
+        let pb = match srt {
+            Some(c) => Publisher {
+                id: c.id.clone(),
+                conn_id: self.id,
+                conn: self.tcp.try_clone().expect("clone"),
+                internal: false,
+                source_type: "srtConn",
+                query: c.info.lock().unwrap().query.clone(),
+            },
+            None => Publisher {
+                id: crate::util::uuid(),
+                conn_id: self.id,
+                conn: self.tcp.try_clone().expect("clone"),
+                internal,
+                source_type: if internal { "rtspSource" } else { "rtspSession" },
+                query: self.query.clone(),
+            },
         };
         let s = core::publish_start(&shared, p, pb, sdp.clone());
         *stream = Some(s);
@@ -723,9 +742,9 @@ impl Conn {
         };
         if !*hidden {
             let rid = crate::util::uuid();
-            p.readers.push((conn_id, rid.clone()));
+            p.readers.push((conn_id, rid.clone(), "rtspSession"));
             p.demand += 1;
-            core::reader_added(&shared, p, conn_id, &rid, &query);
+            core::reader_added(&shared, p, conn_id, &rid, "rtspSession", &query);
         }
         let sink_id = shared.id();
         // respond before adding the sink so the PLAY reply precedes data
@@ -770,7 +789,7 @@ impl Conn {
                     let mut st = shared.lock();
                     if let Some(p) = st.paths.get_mut(&path) {
                         let before = p.readers.len();
-                        p.readers.retain(|(c, _)| *c != self.id);
+                        p.readers.retain(|(c, _, _)| *c != self.id);
                         core::reader_removed(&shared, p, self.id);
                         if p.readers.len() != before {
                             p.demand = p.demand.saturating_sub(1);

@@ -1,0 +1,1105 @@
+//! SRT server like MediaMTX's internal/servers/srt: one UDP listener, stream ids
+//! `publish:<path>[:user:pass][:query]` / `read:...` (or `#!::r=...,m=publish`), path
+//! lookup and authentication before the handshake completes (refusals answer REJ_PEER),
+//! per-path passphrases. MPEG-TS is not demuxed here: a publisher's payload goes into an
+//! ffmpeg relay that publishes into the double's own RTSP server, a reader gets the
+//! output of an ffmpeg relay reading from it (both hidden like the recorder).
+
+use crate::core::Shared;
+use crate::srt_packet::{self as pk, Handshake, KeyMaterial};
+use std::collections::{HashMap, VecDeque};
+use std::io::{Read, Write};
+use std::net::{SocketAddr, UdpSocket};
+use std::process::Child;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+/// idle time after which a peer is gone (libsrt's peer idle timeout)
+const PEER_TIMEOUT: Duration = Duration::from_secs(5);
+const ACK_PERIOD: Duration = Duration::from_millis(10);
+const KEEPALIVE: Duration = Duration::from_secs(1);
+/// packets kept for retransmission / waiting for the peer's window, and out-of-order
+/// packets held by the receiver: bounded
+const MAX_BUFFERED: usize = 8192;
+/// a gap older than this is skipped (TLPKTDROP)
+const GAP_DROP: Duration = Duration::from_millis(500);
+/// receiver latency the double asks for (gosrt's default)
+const LATENCY_MS: u16 = 120;
+/// per data packet, what the counters add for the IPv4, UDP and SRT headers
+const HEADERS: u64 = 44;
+
+/// What `/v3/srtconns` shows of a connection.
+pub struct ConnInfo {
+    pub id: String,
+    pub created: SystemTime,
+    pub remote: SocketAddr,
+    pub info: Mutex<Meta>,
+    pub stats: Stats,
+    pub kick: AtomicBool,
+}
+
+#[derive(Default)]
+pub struct Meta {
+    pub state: &'static str,
+    pub path: String,
+    pub query: String,
+    pub user: String,
+}
+
+#[derive(Default)]
+pub struct Stats {
+    pub pkt_sent: AtomicU64,
+    pub pkt_recv: AtomicU64,
+    pub pkt_sent_unique: AtomicU64,
+    pub pkt_recv_unique: AtomicU64,
+    pub pkt_recv_loss: AtomicU64,
+    pub pkt_send_loss: AtomicU64,
+    pub pkt_retrans: AtomicU64,
+    pub pkt_recv_retrans: AtomicU64,
+    pub pkt_sent_ack: AtomicU64,
+    pub pkt_recv_ack: AtomicU64,
+    pub pkt_sent_nak: AtomicU64,
+    pub pkt_recv_nak: AtomicU64,
+    pub pkt_recv_km: AtomicU64,
+    pub pkt_recv_undecrypt: AtomicU64,
+    pub byte_sent: AtomicU64,
+    pub byte_recv: AtomicU64,
+    pub byte_sent_unique: AtomicU64,
+    pub byte_recv_unique: AtomicU64,
+    pub byte_retrans: AtomicU64,
+    pub flow_window: AtomicU64,
+    pub rtt_us: AtomicU64,
+}
+
+fn add(c: &AtomicU64, n: u64) {
+    c.fetch_add(n, Ordering::Relaxed);
+}
+
+impl ConnInfo {
+    /// The SRTConn object (packet counters the double keeps; the others are 0).
+    pub fn json(&self) -> serde_json::Value {
+        let m = self.info.lock().unwrap();
+        let s = &self.stats;
+        let g = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        let mut v = serde_json::json!({
+            "id": self.id,
+            "created": crate::util::rfc3339_nano(self.created),
+            "remoteAddr": self.remote.to_string(),
+            "state": m.state,
+            "path": m.path,
+            "query": m.query,
+            "user": m.user,
+            "packetsSent": g(&s.pkt_sent),
+            "packetsReceived": g(&s.pkt_recv),
+            "packetsSentUnique": g(&s.pkt_sent_unique),
+            "packetsReceivedUnique": g(&s.pkt_recv_unique),
+            "packetsSendLoss": g(&s.pkt_send_loss),
+            "packetsReceivedLoss": g(&s.pkt_recv_loss),
+            "packetsRetrans": g(&s.pkt_retrans),
+            "packetsReceivedRetrans": g(&s.pkt_recv_retrans),
+            "packetsSentACK": g(&s.pkt_sent_ack),
+            "packetsReceivedACK": g(&s.pkt_recv_ack),
+            "packetsSentNAK": g(&s.pkt_sent_nak),
+            "packetsReceivedNAK": g(&s.pkt_recv_nak),
+            "packetsSentKM": 0,
+            "packetsReceivedKM": g(&s.pkt_recv_km),
+            "packetsReceivedUndecrypt": g(&s.pkt_recv_undecrypt),
+            "bytesSent": g(&s.byte_sent),
+            "bytesReceived": g(&s.byte_recv),
+            "bytesSentUnique": g(&s.byte_sent_unique),
+            "bytesReceivedUnique": g(&s.byte_recv_unique),
+            "bytesRetrans": g(&s.byte_retrans),
+            "packetsFlowWindow": g(&s.flow_window),
+            "msRTT": g(&s.rtt_us) as f64 / 1000.0,
+            "byteMSS": 1500,
+            "outboundFramesDiscarded": 0,
+        });
+        let o = v.as_object_mut().unwrap();
+        for k in [
+            "usSndDuration",
+            "packetsReceivedBelated",
+            "packetsSendDrop",
+            "packetsReceivedDrop",
+            "bytesReceivedLoss",
+            "bytesReceivedRetrans",
+            "bytesReceivedBelated",
+            "bytesSendDrop",
+            "bytesReceivedDrop",
+            "bytesReceivedUndecrypt",
+            "usPacketsSendPeriod",
+            "packetsFlightSize",
+            "mbpsSendRate",
+            "mbpsReceiveRate",
+            "mbpsLinkCapacity",
+            "bytesAvailSendBuf",
+            "bytesAvailReceiveBuf",
+            "mbpsMaxBW",
+            "packetsSendBuf",
+            "bytesSendBuf",
+            "msSendBuf",
+            "msSendTsbPdDelay",
+            "packetsReceiveBuf",
+            "bytesReceiveBuf",
+            "msReceiveBuf",
+            "msReceiveTsbPdDelay",
+            "packetsReorderTolerance",
+            "packetsReceivedAvgBelatedTime",
+            "packetsSendLossRate",
+            "packetsReceivedLossRate",
+        ] {
+            o.insert(k.into(), serde_json::json!(0));
+        }
+        v
+    }
+}
+
+pub fn find(shared: &Shared, id: &str) -> Option<Arc<ConnInfo>> {
+    shared.srt_conns.lock().unwrap().iter().find(|c| c.id == id).cloned()
+}
+
+/// Closes every SRT connection (restart, shutdown).
+pub fn kick_all(shared: &Shared) {
+    for c in shared.srt_conns.lock().unwrap().iter() {
+        c.kick.store(true, Ordering::SeqCst);
+    }
+}
+
+/// A parsed stream id (streamid.go).
+#[derive(Debug, Default, PartialEq)]
+pub struct StreamId {
+    pub publish: bool,
+    pub path: String,
+    pub query: String,
+    pub user: String,
+    pub pass: String,
+}
+
+const SID_SYNTAX: &str = "stream ID must be 'action:pathname[:query]' or 'action:pathname:user:pass[:query]', \
+where action is either read or publish, pathname is the path name, user and pass are the credentials, \
+query is an optional token containing additional information";
+
+pub fn parse_stream_id(raw: &str) -> Result<StreamId, String> {
+    let mut s = StreamId::default();
+    if let Some(rest) = raw.strip_prefix("#!::") {
+        // the standard syntax (access-control.md)
+        for kv in rest.split(',') {
+            let Some((k, v)) = kv.split_once('=') else {
+                return Err("invalid value".into());
+            };
+            match k {
+                "u" => s.user = v.into(),
+                "r" => s.path = v.into(),
+                "s" => s.pass = v.into(),
+                "m" => match v {
+                    "request" => s.publish = false,
+                    "publish" => s.publish = true,
+                    _ => return Err(format!("unsupported mode '{}'", v)),
+                },
+                _ => {}
+            }
+        }
+        return Ok(s);
+    }
+    let mut parts: Vec<&str> = raw.split(':').collect();
+    if parts.len() < 2 || parts.len() > 5 {
+        return Err(SID_SYNTAX.into());
+    }
+    let last = parts.len() - 1;
+    parts[last] = parts[last].strip_suffix("#feedbackplay").unwrap_or(parts[last]);
+    s.publish = match parts[0] {
+        "read" => false,
+        "publish" => true,
+        _ => return Err(SID_SYNTAX.into()),
+    };
+    s.path = parts[1].into();
+    if parts.len() >= 4 {
+        s.user = parts[2].into();
+        s.pass = parts[3].into();
+    }
+    match parts.len() {
+        3 => s.query = parts[2].into(),
+        5 => s.query = parts[4].into(),
+        _ => {}
+    }
+    Ok(s)
+}
+
+/// Events of one connection: packets routed by the listener, MPEG-TS from a reader relay.
+enum Ev {
+    Net(Vec<u8>),
+    Media(Vec<u8>),
+    MediaEnd,
+}
+
+type Routes = Arc<Mutex<HashMap<u32, SyncSender<Ev>>>>;
+
+enum Pending {
+    Deciding,
+    Answered(Vec<u8>, Instant),
+}
+
+/// The listener: handshakes for socket 0, everything else routed to its connection.
+pub fn serve(shared: Arc<Shared>, sock: UdpSocket) {
+    let _ = sock.set_read_timeout(Some(Duration::from_millis(100)));
+    let sock = Arc::new(sock);
+    let routes: Routes = Default::default();
+    let pending: Arc<Mutex<HashMap<(SocketAddr, u32), Pending>>> = Default::default();
+    let secret = crate::util::random_bytes(8);
+    let mut buf = vec![0u8; 2048];
+    while !shared.shutdown.load(Ordering::SeqCst) {
+        let (n, from) = match sock.recv_from(&mut buf) {
+            Ok(r) => r,
+            Err(_) => continue,
+        };
+        let pkt = &buf[..n];
+        let Some(dest) = pk::dest_socket(pkt) else { continue };
+        if dest != 0 {
+            if let Some(tx) = routes.lock().unwrap().get(&dest) {
+                // a full queue drops the packet, like a full socket buffer
+                let _ = tx.try_send(Ev::Net(pkt.to_vec()));
+            }
+            continue;
+        }
+        let enabled = shared
+            .lock()
+            .global
+            .get("srt")
+            .and_then(|v| v.as_bool())
+            .unwrap_or(true);
+        let Some(c) = pk::parse_control(pkt).filter(|c| c.kind == pk::CTRL_HANDSHAKE && enabled) else {
+            continue;
+        };
+        let Some(hs) = Handshake::parse(c.cif) else { continue };
+        let cookie = syn_cookie(&secret, from);
+        if hs.hs_type == pk::HS_INDUCTION {
+            let resp = Handshake {
+                version: 5,
+                ext_field: pk::SRT_MAGIC,
+                hs_type: pk::HS_INDUCTION,
+                socket_id: new_socket_id(),
+                cookie,
+                peer_ip: peer_ip(from),
+                ..hs.clone()
+            };
+            let _ = sock.send_to(&pk::control(0, 0, 0, hs.socket_id, &resp.encode(None, None)), from);
+            continue;
+        }
+        if hs.hs_type != pk::HS_CONCLUSION || hs.cookie != cookie || hs.version != 5 {
+            continue;
+        }
+        let key = (from, hs.socket_id);
+        let mut pend = pending.lock().unwrap();
+        pend.retain(|_, p| !matches!(p, Pending::Answered(_, t) if t.elapsed() > Duration::from_secs(10)));
+        match pend.get(&key) {
+            Some(Pending::Answered(resp, _)) => {
+                let _ = sock.send_to(resp, from);
+                continue;
+            }
+            Some(Pending::Deciding) => continue,
+            None if pend.len() >= 256 => continue,
+            None => {}
+        }
+        pend.insert(key, Pending::Deciding);
+        drop(pend);
+        // deciding may pause (auth failures): not on the listener's thread
+        let (sh, so, ro, pe) = (shared.clone(), sock.clone(), routes.clone(), pending.clone());
+        std::thread::spawn(move || {
+            let resp = conclude(&sh, &so, &ro, from, hs);
+            let _ = so.send_to(&resp, from);
+            pe.lock().unwrap().insert(key, Pending::Answered(resp, Instant::now()));
+        });
+    }
+}
+
+fn syn_cookie(secret: &[u8], from: SocketAddr) -> u32 {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(secret);
+    h.update(from.to_string().as_bytes());
+    let d = h.finalize();
+    u32::from_be_bytes([d[0], d[1], d[2], d[3]])
+}
+
+fn new_socket_id() -> u32 {
+    let b = crate::util::random_bytes(4);
+    (u32::from_be_bytes([b[0], b[1], b[2], b[3]]) & 0x3FFF_FFFF).max(1)
+}
+
+/// The peer's IPv4 address as libsrt writes it (first word, bytes reversed).
+fn peer_ip(a: SocketAddr) -> [u8; 16] {
+    let mut ip = [0u8; 16];
+    if let std::net::IpAddr::V4(v4) = a.ip() {
+        let o = v4.octets();
+        ip[..4].copy_from_slice(&[o[3], o[2], o[1], o[0]]);
+    }
+    ip
+}
+
+fn reject(hs: &Handshake, from: SocketAddr) -> Vec<u8> {
+    let resp = Handshake {
+        version: 5,
+        ext_field: 0,
+        hs_type: pk::REJ_PEER,
+        socket_id: 0,
+        peer_ip: peer_ip(from),
+        ..hs.clone()
+    };
+    pk::control(0, 0, 0, hs.socket_id, &resp.encode(None, None))
+}
+
+/// What an accepted connection needs from its handshake.
+struct Accepted {
+    sid: StreamId,
+    user: String,
+    keys: Option<pk::Sek>,
+}
+
+/// conn.runInner up to Accept(): stream id, path configuration, authentication, reader
+/// slot, passphrase. Returns the handshake answer (rejection or conclusion).
+fn conclude(shared: &Arc<Shared>, sock: &Arc<UdpSocket>, routes: &Routes, from: SocketAddr, hs: Handshake) -> Vec<u8> {
+    let raw = hs.stream_id.clone().unwrap_or_default();
+    let sid = match parse_stream_id(&raw) {
+        Ok(s) => s,
+        Err(e) => {
+            shared.log(&format!(
+                "INF [SRT] [conn {}] closed: invalid stream ID '{}': {}",
+                from, raw, e
+            ));
+            return reject(&hs, from);
+        }
+    };
+    let accepted = match admit(shared, from, &hs, sid) {
+        Ok(a) => a,
+        Err(e) => {
+            shared.log(&format!("INF [SRT] [conn {}] closed: {}", from, e));
+            return reject(&hs, from);
+        }
+    };
+    let our_id = new_socket_id();
+    let (rcv, snd) = hs.hsreq.map(|(_, _, r, s)| (r, s)).unwrap_or((0, 0));
+    let resp = Handshake {
+        version: 5,
+        encryption: 0,
+        ext_field: 0x1 | if accepted.keys.is_some() { 0x2 } else { 0 },
+        flow_window: 8192,
+        hs_type: pk::HS_CONCLUSION,
+        socket_id: our_id,
+        peer_ip: peer_ip(from),
+        ..hs.clone()
+    };
+    let kmrsp = accepted.keys.as_ref().and(hs.kmreq.as_deref());
+    let answer = pk::control(
+        0,
+        0,
+        0,
+        hs.socket_id,
+        &resp.encode(Some((snd.max(LATENCY_MS), rcv.max(LATENCY_MS))), kmrsp),
+    );
+    let info = Arc::new(ConnInfo {
+        id: crate::util::uuid(),
+        created: SystemTime::now(),
+        remote: from,
+        info: Mutex::new(Meta {
+            state: "idle",
+            user: accepted.user.clone(),
+            ..Default::default()
+        }),
+        stats: Stats::default(),
+        kick: AtomicBool::new(false),
+    });
+    info.stats.flow_window.store(hs.flow_window as u64, Ordering::Relaxed);
+    if accepted.keys.is_some() {
+        add(&info.stats.pkt_recv_km, 1);
+    }
+    let (tx, rx) = sync_channel(4096);
+    routes.lock().unwrap().insert(our_id, tx.clone());
+    shared.srt_conns.lock().unwrap().push(info.clone());
+    let conn = Conn {
+        shared: shared.clone(),
+        sock: sock.clone(),
+        peer: from,
+        peer_id: hs.socket_id,
+        info,
+        keys: accepted.keys,
+        isn: hs.isn,
+        peer_window: hs.flow_window.clamp(32, MAX_BUFFERED as u32) as usize,
+        start: Instant::now(),
+        last_sent: Instant::now(),
+    };
+    let (sh, ro) = (shared.clone(), routes.clone());
+    std::thread::spawn(move || {
+        let id = conn.info.id.clone();
+        conn.run(accepted.sid, tx, rx);
+        ro.lock().unwrap().remove(&our_id);
+        sh.srt_conns.lock().unwrap().retain(|c| c.id != id);
+    });
+    answer
+}
+
+/// FindPathConf + authentication (publish), or AddReader (read), then the passphrase.
+fn admit(shared: &Arc<Shared>, from: SocketAddr, hs: &Handshake, sid: StreamId) -> Result<Accepted, String> {
+    let conn_id = crate::util::uuid();
+    let (global, conf) = {
+        let st = shared.lock();
+        let cn = st.find_conf(&sid.path)?;
+        (st.global.clone(), st.effective(&cn).unwrap_or_default())
+    };
+    let areq = crate::auth::Request {
+        action: if sid.publish { "publish" } else { "read" },
+        path: &sid.path,
+        ip: from.ip(),
+        creds: crate::auth::Creds {
+            user: sid.user.clone(),
+            pass: sid.pass.clone(),
+            token: String::new(),
+        },
+        verify: None,
+        ask_credentials: false,
+        protocol: "srt",
+        id: Some(&conn_id),
+        query: &sid.query,
+        user_agent: "",
+    };
+    if let Err(e) = crate::auth::authenticate(&global, &areq) {
+        // auth.LogAndDelayError
+        std::thread::sleep(crate::auth::failure_pause());
+        return Err(e.to_string());
+    }
+    let passphrase_key = if sid.publish {
+        "srtPublishPassphrase"
+    } else {
+        "srtReadPassphrase"
+    };
+    if !sid.publish {
+        let st = shared.lock();
+        let p = st.paths.get(&sid.path).filter(|p| p.stream.is_some());
+        let Some(p) = p else {
+            return Err(format!("no stream is available on path '{}'", sid.path));
+        };
+        let max = p.conf.get("maxReaders").and_then(|v| v.as_u64()).unwrap_or(0) as usize;
+        if max != 0 && p.readers.len() >= max {
+            return Err("maximum reader count reached".into());
+        }
+    }
+    let passphrase = conf
+        .get(passphrase_key)
+        .and_then(|v| v.as_str())
+        .unwrap_or("")
+        .to_string();
+    let keys = check_passphrase(hs, &passphrase)?;
+    Ok(Accepted {
+        user: sid.user.clone(),
+        sid,
+        keys,
+    })
+}
+
+/// srtCheckPassphrase: the SEK (and salt) when the connection is encrypted.
+fn check_passphrase(hs: &Handshake, passphrase: &str) -> Result<Option<pk::Sek>, String> {
+    if passphrase.is_empty() {
+        if hs.kmreq.is_some() {
+            // the double cannot answer an encrypted caller without a passphrase
+            return Err("passphrase not set on the server".into());
+        }
+        return Ok(None);
+    }
+    let Some(km) = hs.kmreq.as_deref().and_then(KeyMaterial::parse) else {
+        return Err("passphrase not provided by client".into());
+    };
+    km.unwrap_key(passphrase)
+        .map(Some)
+        .ok_or_else(|| "invalid passphrase".into())
+}
+
+/// One accepted connection: the SRT state machine of a live-mode sender or receiver.
+struct Conn {
+    shared: Arc<Shared>,
+    sock: Arc<UdpSocket>,
+    peer: SocketAddr,
+    peer_id: u32,
+    info: Arc<ConnInfo>,
+    keys: Option<pk::Sek>,
+    isn: u32,
+    peer_window: usize,
+    start: Instant,
+    last_sent: Instant,
+}
+
+fn seq_add(a: u32, n: u32) -> u32 {
+    a.wrapping_add(n) & 0x7FFF_FFFF
+}
+
+/// b - a in 31-bit sequence space, negative when b is before a
+fn seq_diff(a: u32, b: u32) -> i32 {
+    let d = b.wrapping_sub(a) & 0x7FFF_FFFF;
+    if d >= 0x4000_0000 {
+        d as i32 - 0x8000_0000u32 as i32
+    } else {
+        d as i32
+    }
+}
+
+impl Conn {
+    fn ts(&self) -> u32 {
+        self.start.elapsed().as_micros() as u32
+    }
+
+    fn send_ctrl(&mut self, kind: u16, info: u32, cif: &[u8]) {
+        let p = pk::control(kind, info, self.ts(), self.peer_id, cif);
+        let _ = self.sock.send_to(&p, self.peer);
+        self.last_sent = Instant::now();
+    }
+
+    fn run(mut self, sid: StreamId, tx: SyncSender<Ev>, rx: Receiver<Ev>) {
+        let path = sid.path.clone();
+        {
+            let mut m = self.info.info.lock().unwrap();
+            m.state = if sid.publish { "publish" } else { "read" };
+            m.path = sid.path.clone();
+            m.query = sid.query.clone();
+        }
+        let connect_hooks = self.connect_hooks();
+        let role = if sid.publish {
+            self.start_publish(&path)
+        } else {
+            self.start_read(&sid, tx)
+        };
+        let (mut child, stdin) = match role {
+            Ok(c) => c,
+            Err(e) => {
+                self.shared
+                    .log(&format!("INF [SRT] [conn {}] closed: {}", self.peer, e));
+                self.send_ctrl(pk::CTRL_SHUTDOWN, 0, &[0, 0, 0, 0]);
+                if let Some(h) = connect_hooks {
+                    h.end(&self.shared);
+                }
+                return;
+            }
+        };
+        let reason = if sid.publish {
+            self.receive_loop(&rx, stdin, &mut child)
+        } else {
+            self.send_loop(&rx, &mut child)
+        };
+        self.shared
+            .log(&format!("INF [SRT] [conn {}] closed: {}", self.peer, reason));
+        if reason != "peer closed the connection" {
+            self.send_ctrl(pk::CTRL_SHUTDOWN, 0, &[0, 0, 0, 0]);
+        }
+        if !sid.publish {
+            self.remove_reader(&path);
+        }
+        reap(&self.shared, child);
+        if let Some(h) = connect_hooks {
+            if !self.shared.shutdown.load(Ordering::SeqCst) {
+                h.end(&self.shared);
+            }
+        }
+    }
+
+    /// hooks.OnConnect with MTX_CONN_TYPE srtConn.
+    fn connect_hooks(&self) -> Option<crate::hooks::Pair> {
+        let g = self.shared.lock().global.clone();
+        let s = |k: &str| g.get(k).and_then(|v| v.as_str()).unwrap_or("").to_string();
+        let (a, b) = (s("runOnConnect"), s("runOnDisconnect"));
+        if a.is_empty() && b.is_empty() {
+            return None;
+        }
+        let restart = g.get("runOnConnectRestart").and_then(|v| v.as_bool()).unwrap_or(false);
+        let env = vec![
+            ("RTSP_PORT".to_string(), self.shared.rtsp_port.to_string()),
+            ("MTX_CONN_TYPE".to_string(), "srtConn".to_string()),
+            ("MTX_CONN_ID".to_string(), self.info.id.clone()),
+        ];
+        Some(crate::hooks::Pair::start(
+            &self.shared,
+            "conn",
+            ("runOnConnect", &a, restart),
+            ("runOnDisconnect", &b),
+            env,
+        ))
+    }
+
+    fn relay_url(&self, path: &str) -> String {
+        format!(
+            "rtsp://127.0.0.1:{}/{}{}",
+            self.shared.rtsp_port,
+            self.shared.internal_prefix(),
+            path
+        )
+    }
+
+    /// A publisher: the path must take publishers; the relay's RTSP publication
+    /// becomes the path's source (`srtConn`).
+    fn start_publish(&mut self, path: &str) -> Result<(Child, Option<std::process::ChildStdin>), String> {
+        {
+            let mut st = self.shared.lock();
+            let p = crate::core::get_or_create_path(&self.shared, &mut st, path)?;
+            if p.s("source") != "publisher" {
+                return Err("can't publish since 'source' is not 'publisher'".into());
+            }
+        }
+        let args: Vec<String> = [
+            &self.shared.ffmpeg,
+            "-nostdin",
+            "-hide_banner",
+            "-loglevel",
+            "warning",
+            "-f",
+            "mpegts",
+            "-i",
+            "pipe:0",
+            "-map",
+            "0",
+            "-c",
+            "copy",
+            "-f",
+            "rtsp",
+            "-rtsp_transport",
+            "tcp",
+            &format!("{}?srtconn={}", self.relay_url(path), self.info.id),
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let mut child = crate::procs::spawn_srt_relay(&self.shared, &args, path, true).ok_or("cannot start ffmpeg")?;
+        let stdin = child.stdin.take();
+        Ok((child, stdin))
+    }
+
+    /// A reader: counted by the path (maxReaders, runOnRead), fed by a hidden relay.
+    fn start_read(
+        &mut self,
+        sid: &StreamId,
+        tx: SyncSender<Ev>,
+    ) -> Result<(Child, Option<std::process::ChildStdin>), String> {
+        let path = &sid.path;
+        {
+            let mut st = self.shared.lock();
+            let p = st
+                .paths
+                .get_mut(path)
+                .filter(|p| p.stream.is_some())
+                .ok_or_else(|| format!("no stream is available on path '{}'", path))?;
+            p.readers.push((self.conn_key(), self.info.id.clone(), "srtConn"));
+            p.demand += 1;
+            crate::core::reader_added(&self.shared, p, self.conn_key(), &self.info.id, "srtConn", &sid.query);
+        }
+        let args: Vec<String> = [
+            &self.shared.ffmpeg,
+            "-nostdin",
+            "-hide_banner",
+            "-loglevel",
+            "warning",
+            "-rtsp_transport",
+            "tcp",
+            "-i",
+            &self.relay_url(path),
+            "-map",
+            "0",
+            "-c",
+            "copy",
+            "-f",
+            "mpegts",
+            "pipe:1",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let mut child = crate::procs::spawn_srt_relay(&self.shared, &args, path, false).ok_or("cannot start ffmpeg")?;
+        let mut out = child.stdout.take().ok_or("no stdout")?;
+        std::thread::spawn(move || {
+            let mut buf = vec![0u8; 64 * 1024];
+            loop {
+                match out.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => {
+                        if tx.send(Ev::Media(buf[..n].to_vec())).is_err() {
+                            return;
+                        }
+                    }
+                }
+            }
+            let _ = tx.send(Ev::MediaEnd);
+        });
+        Ok((child, None))
+    }
+
+    /// The key of this connection among the path's readers (never an RTSP conn id:
+    /// those are small counters).
+    fn conn_key(&self) -> u64 {
+        (1u64 << 63) | u64::from(self.peer_id)
+    }
+
+    fn remove_reader(&self, path: &str) {
+        let mut st = self.shared.lock();
+        if let Some(p) = st.paths.get_mut(path) {
+            let key = self.conn_key();
+            let before = p.readers.len();
+            p.readers.retain(|(c, _, _)| *c != key);
+            crate::core::reader_removed(&self.shared, p, key);
+            if p.readers.len() != before {
+                p.demand = p.demand.saturating_sub(1);
+                if p.demand == 0 {
+                    p.idle_since = Instant::now();
+                }
+            }
+        }
+    }
+
+    /// Common control handling; Some(reason) = the connection ends.
+    fn should_end(&self, child: &mut Child, last_recv: Instant) -> Option<String> {
+        if self.info.kick.load(Ordering::SeqCst) || self.shared.shutdown.load(Ordering::SeqCst) {
+            return Some("terminated".into());
+        }
+        if last_recv.elapsed() > PEER_TIMEOUT {
+            return Some("peer timed out".into());
+        }
+        if let Ok(Some(st)) = child.try_wait() {
+            return Some(format!("relay exited ({})", st));
+        }
+        None
+    }
+
+    /// Publisher side: data in order to the relay's stdin, ACK every 10 ms, NAK on gaps.
+    fn receive_loop(
+        &mut self,
+        rx: &Receiver<Ev>,
+        stdin: Option<std::process::ChildStdin>,
+        child: &mut Child,
+    ) -> String {
+        // a writer thread so that a slow relay never stalls the protocol
+        let (wtx, wrx) = sync_channel::<Vec<u8>>(1024);
+        if let Some(mut stdin) = stdin {
+            std::thread::spawn(move || {
+                for b in wrx {
+                    if stdin.write_all(&b).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        let mut next = self.isn;
+        // out-of-order packets by sequence number
+        let mut held: HashMap<u32, Vec<u8>> = HashMap::new();
+        let mut gap_since: Option<Instant> = None;
+        let mut last_ack = Instant::now();
+        let mut acked = next.wrapping_sub(1);
+        let mut ack_no: u32 = 0;
+        let mut last_recv = Instant::now();
+        loop {
+            if let Some(r) = self.should_end(child, last_recv) {
+                return r;
+            }
+            match rx.recv_timeout(ACK_PERIOD) {
+                Ok(Ev::Net(b)) => {
+                    last_recv = Instant::now();
+                    if let Some(d) = pk::parse_data(&b) {
+                        add(&self.info.stats.pkt_recv, 1);
+                        add(&self.info.stats.byte_recv, d.payload.len() as u64 + HEADERS);
+                        let ahead = seq_diff(next, d.seq);
+                        if ahead < 0 || held.contains_key(&d.seq) {
+                            continue; // duplicate
+                        }
+                        add(&self.info.stats.pkt_recv_unique, 1);
+                        add(&self.info.stats.byte_recv_unique, d.payload.len() as u64 + HEADERS);
+                        let Some(payload) = self.decrypt(&d) else {
+                            add(&self.info.stats.pkt_recv_undecrypt, 1);
+                            continue;
+                        };
+                        if ahead > 0 {
+                            if held.is_empty() {
+                                // report the gap once; the sender retransmits
+                                let lost = (ahead as u64).min(MAX_BUFFERED as u64);
+                                add(&self.info.stats.pkt_recv_loss, lost);
+                                self.nak(next, seq_add(d.seq, 0x7FFF_FFFF));
+                                gap_since = Some(Instant::now());
+                            }
+                            if held.len() < MAX_BUFFERED {
+                                held.insert(d.seq, payload);
+                            }
+                            continue;
+                        }
+                        let _ = wtx.try_send(payload);
+                        next = seq_add(next, 1);
+                        release(&mut held, &mut next, &wtx);
+                        if held.is_empty() {
+                            gap_since = None;
+                        }
+                    } else if let Some(c) = pk::parse_control(&b) {
+                        match c.kind {
+                            pk::CTRL_SHUTDOWN => return "peer closed the connection".into(),
+                            pk::CTRL_ACKACK => {}
+                            pk::CTRL_KEEPALIVE => {}
+                            _ => {}
+                        }
+                    }
+                }
+                Ok(_) => {}
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => return "terminated".into(),
+            }
+            // TLPKTDROP: a gap not filled in time is skipped
+            if gap_since.is_some_and(|t| t.elapsed() > GAP_DROP) {
+                if let Some(first) = held.keys().copied().min_by_key(|s| seq_diff(next, *s)) {
+                    next = first;
+                    release(&mut held, &mut next, &wtx);
+                }
+                gap_since = if held.is_empty() { None } else { Some(Instant::now()) };
+            }
+            if last_ack.elapsed() >= ACK_PERIOD {
+                last_ack = Instant::now();
+                if next != acked {
+                    acked = next;
+                    ack_no = ack_no.wrapping_add(1);
+                    self.ack(ack_no, next);
+                } else if self.last_sent.elapsed() >= KEEPALIVE {
+                    self.send_ctrl(pk::CTRL_KEEPALIVE, 0, &[0, 0, 0, 0]);
+                }
+            }
+        }
+    }
+
+    fn decrypt(&self, d: &pk::Data) -> Option<Vec<u8>> {
+        match (&self.keys, d.kk) {
+            (_, 0) => Some(d.payload.to_vec()),
+            (Some(sek), kk) if kk == sek.kk => pk::crypt(sek, d.seq, d.payload),
+            _ => None,
+        }
+    }
+
+    /// A full ACK: next expected sequence, RTT, RTT variance, free buffer, rates.
+    fn ack(&mut self, no: u32, next: u32) {
+        let mut cif = Vec::with_capacity(28);
+        for w in [next, 10_000, 5_000, MAX_BUFFERED as u32, 1000, 10_000, 10_000_000] {
+            cif.extend_from_slice(&w.to_be_bytes());
+        }
+        self.send_ctrl(pk::CTRL_ACK, no, &cif);
+        add(&self.info.stats.pkt_sent_ack, 1);
+    }
+
+    /// A NAK for the range [from, to].
+    fn nak(&mut self, from: u32, to: u32) {
+        let mut cif = Vec::with_capacity(8);
+        if from == to {
+            cif.extend_from_slice(&from.to_be_bytes());
+        } else {
+            cif.extend_from_slice(&(from | 0x8000_0000).to_be_bytes());
+            cif.extend_from_slice(&to.to_be_bytes());
+        }
+        self.send_ctrl(pk::CTRL_NAK, 0, &cif);
+        add(&self.info.stats.pkt_sent_nak, 1);
+    }
+
+    /// Reader side: the relay's MPEG-TS in 1316-byte packets within the peer's window,
+    /// ACKs answered with ACKACK, NAKed packets retransmitted.
+    fn send_loop(&mut self, rx: &Receiver<Ev>, child: &mut Child) -> String {
+        let mut next_seq = self.isn;
+        let mut msgno: u32 = 1;
+        let mut unacked: VecDeque<(u32, Vec<u8>)> = VecDeque::new();
+        let mut waiting: VecDeque<Vec<u8>> = VecDeque::new();
+        let mut partial: Vec<u8> = Vec::new();
+        let mut window = self.peer_window;
+        let mut last_recv = Instant::now();
+        let mut media_done = false;
+        loop {
+            if let Some(r) = self.should_end(child, last_recv) {
+                return r;
+            }
+            if media_done && waiting.is_empty() {
+                return "stream ended".into();
+            }
+            match rx.recv_timeout(ACK_PERIOD) {
+                Ok(Ev::Media(b)) => {
+                    partial.extend_from_slice(&b);
+                    while partial.len() >= pk::LIVE_PAYLOAD {
+                        let rest = partial.split_off(pk::LIVE_PAYLOAD);
+                        waiting.push_back(std::mem::replace(&mut partial, rest));
+                    }
+                }
+                Ok(Ev::MediaEnd) => {
+                    if !partial.is_empty() {
+                        waiting.push_back(std::mem::take(&mut partial));
+                    }
+                    media_done = true;
+                }
+                Ok(Ev::Net(b)) => {
+                    last_recv = Instant::now();
+                    let Some(c) = pk::parse_control(&b) else { continue };
+                    match c.kind {
+                        pk::CTRL_SHUTDOWN => return "peer closed the connection".into(),
+                        pk::CTRL_ACK => {
+                            add(&self.info.stats.pkt_recv_ack, 1);
+                            if c.cif.len() >= 4 {
+                                let upto = u32::from_be_bytes([c.cif[0], c.cif[1], c.cif[2], c.cif[3]]) & 0x7FFF_FFFF;
+                                while unacked.front().is_some_and(|(s, _)| seq_diff(*s, upto) > 0) {
+                                    unacked.pop_front();
+                                }
+                            }
+                            if c.cif.len() >= 16 {
+                                let rtt = u32::from_be_bytes([c.cif[4], c.cif[5], c.cif[6], c.cif[7]]);
+                                self.info.stats.rtt_us.store(rtt as u64, Ordering::Relaxed);
+                                let avail = u32::from_be_bytes([c.cif[12], c.cif[13], c.cif[14], c.cif[15]]);
+                                window = (avail as usize).clamp(32, self.peer_window);
+                                self.info.stats.flow_window.store(window as u64, Ordering::Relaxed);
+                                // full ACKs are acknowledged
+                                self.send_ctrl(pk::CTRL_ACKACK, c.info, &[0, 0, 0, 0]);
+                            }
+                        }
+                        pk::CTRL_NAK => {
+                            add(&self.info.stats.pkt_recv_nak, 1);
+                            self.retransmit(c.cif, &unacked, msgno);
+                        }
+                        _ => {}
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => {
+                    // a short tail (the relay is between writes) goes out as it is
+                    if !partial.is_empty() && partial.len() % 188 == 0 {
+                        waiting.push_back(std::mem::take(&mut partial));
+                    }
+                }
+                Err(RecvTimeoutError::Disconnected) => return "terminated".into(),
+            }
+            if waiting.len() > MAX_BUFFERED {
+                let excess = waiting.len() - MAX_BUFFERED;
+                waiting.drain(..excess);
+            }
+            while unacked.len() < window.min(MAX_BUFFERED) {
+                let Some(payload) = waiting.pop_front() else { break };
+                let seq = next_seq;
+                next_seq = seq_add(next_seq, 1);
+                let (kk, body) = self.encrypt(seq, payload);
+                let pkt = pk::data(seq, msgno, kk, false, self.ts(), self.peer_id, &body);
+                msgno = (msgno + 1) & 0x03FF_FFFF;
+                let _ = self.sock.send_to(&pkt, self.peer);
+                self.last_sent = Instant::now();
+                let n = body.len() as u64 + HEADERS;
+                for c in [&self.info.stats.pkt_sent, &self.info.stats.pkt_sent_unique] {
+                    add(c, 1);
+                }
+                add(&self.info.stats.byte_sent, n);
+                add(&self.info.stats.byte_sent_unique, n);
+                unacked.push_back((seq, pkt));
+            }
+            if self.last_sent.elapsed() >= KEEPALIVE {
+                self.send_ctrl(pk::CTRL_KEEPALIVE, 0, &[0, 0, 0, 0]);
+            }
+        }
+    }
+
+    fn encrypt(&self, seq: u32, payload: Vec<u8>) -> (u8, Vec<u8>) {
+        match &self.keys {
+            Some(sek) => match pk::crypt(sek, seq, &payload) {
+                Some(b) => (sek.kk, b),
+                None => (0, payload),
+            },
+            None => (0, payload),
+        }
+    }
+
+    /// Resends the packets of a NAK's loss list that are still kept.
+    fn retransmit(&mut self, cif: &[u8], unacked: &VecDeque<(u32, Vec<u8>)>, _msgno: u32) {
+        let words: Vec<u32> = cif
+            .chunks_exact(4)
+            .map(|w| u32::from_be_bytes([w[0], w[1], w[2], w[3]]))
+            .collect();
+        let mut i = 0;
+        let mut budget = MAX_BUFFERED;
+        while i < words.len() && budget > 0 {
+            let (from, to) = if words[i] & 0x8000_0000 != 0 && i + 1 < words.len() {
+                i += 2;
+                (words[i - 2] & 0x7FFF_FFFF, words[i - 1] & 0x7FFF_FFFF)
+            } else {
+                i += 1;
+                (words[i - 1] & 0x7FFF_FFFF, words[i - 1] & 0x7FFF_FFFF)
+            };
+            add(&self.info.stats.pkt_send_loss, (seq_diff(from, to).max(0) + 1) as u64);
+            for (seq, pkt) in unacked.iter() {
+                if seq_diff(from, *seq) >= 0 && seq_diff(*seq, to) >= 0 && budget > 0 {
+                    budget -= 1;
+                    let mut p = pkt.clone();
+                    p[4] |= 0x04; // R: retransmitted
+                    let _ = self.sock.send_to(&p, self.peer);
+                    add(&self.info.stats.pkt_retrans, 1);
+                    add(&self.info.stats.pkt_sent, 1);
+                    add(
+                        &self.info.stats.byte_retrans,
+                        (p.len() - pk::HEADER_LEN) as u64 + HEADERS,
+                    );
+                    add(&self.info.stats.byte_sent, (p.len() - pk::HEADER_LEN) as u64 + HEADERS);
+                }
+            }
+        }
+        self.last_sent = Instant::now();
+    }
+}
+
+/// Delivers the held packets that now follow in order.
+fn release(held: &mut HashMap<u32, Vec<u8>>, next: &mut u32, wtx: &SyncSender<Vec<u8>>) {
+    while let Some(p) = held.remove(next) {
+        let _ = wtx.try_send(p);
+        *next = seq_add(*next, 1);
+    }
+}
+
+/// Stops a relay: its stdin is closed (publisher) or it gets SIGINT, SIGKILL after 3 s.
+fn reap(shared: &Arc<Shared>, mut child: Child) {
+    let sh = shared.clone();
+    std::thread::spawn(move || {
+        drop(child.stdin.take());
+        let pid = child.id() as i32;
+        crate::procs::interrupt(pid);
+        let deadline = Instant::now() + Duration::from_secs(3);
+        loop {
+            match child.try_wait() {
+                Ok(Some(_)) | Err(_) => break,
+                Ok(None) if Instant::now() >= deadline => {
+                    crate::procs::kill_group(pid);
+                    let _ = child.wait();
+                    break;
+                }
+                Ok(None) => std::thread::sleep(Duration::from_millis(50)),
+            }
+        }
+        sh.children.lock().unwrap().remove(&pid);
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stream_ids() {
+        let s = parse_stream_id("publish:a/b:u:p:q=1").unwrap();
+        assert_eq!(
+            (
+                s.publish,
+                s.path.as_str(),
+                s.user.as_str(),
+                s.pass.as_str(),
+                s.query.as_str()
+            ),
+            (true, "a/b", "u", "p", "q=1")
+        );
+        let s = parse_stream_id("read:x:tok#feedbackplay").unwrap();
+        assert_eq!((s.publish, s.query.as_str()), (false, "tok"));
+        let s = parse_stream_id("#!::r=cam,m=publish,u=a,s=b").unwrap();
+        assert_eq!((s.publish, s.path.as_str(), s.user.as_str()), (true, "cam", "a"));
+        assert_eq!(parse_stream_id("#!::m=play").unwrap_err(), "unsupported mode 'play'");
+        assert_eq!(parse_stream_id("#!::r").unwrap_err(), "invalid value");
+        assert_eq!(parse_stream_id("x:y").unwrap_err(), SID_SYNTAX);
+        assert_eq!(parse_stream_id("read").unwrap_err(), SID_SYNTAX);
+        assert_eq!(parse_stream_id("read:a:b:c:d:e").unwrap_err(), SID_SYNTAX);
+    }
+
+    #[test]
+    fn sequence_arithmetic() {
+        assert_eq!(seq_diff(0x7FFF_FFFF, 0), 1);
+        assert_eq!(seq_diff(0, 0x7FFF_FFFF), -1);
+        assert_eq!(seq_add(0x7FFF_FFFF, 1), 0);
+    }
+}
