@@ -148,3 +148,118 @@ fn srt_publish_read_list_and_kick() {
     });
     eprintln!("done after {:?}", t0.elapsed());
 }
+
+fn start_with(tag: &str, paths: Vec<(String, Value)>) -> (mediamtx_double::Handle, std::path::PathBuf) {
+    let dir = temp_dir(tag);
+    let mut o = mediamtx_double::Options::new(&dir);
+    o.all_others = false;
+    o.paths = paths;
+    (mediamtx_double::start(o).expect("start double"), dir)
+}
+
+/// Runs an SRT client that must be refused: ffmpeg fails, and the double logged `why`.
+fn assert_refused(h: &mediamtx_double::Handle, dir: &Path, sid_and_opts: &str, publish: bool, why: &str) {
+    let url = format!("{}?connect_timeout=8000&streamid={}", h.srt_url(), sid_and_opts);
+    let mut cmd = Command::new("timeout");
+    cmd.args(["20", "ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error"]);
+    if publish {
+        cmd.args(["-re", "-f", "lavfi", "-i", "testsrc2=size=160x120:rate=15"])
+            .args([
+                "-c:v",
+                "libx264",
+                "-preset",
+                "ultrafast",
+                "-t",
+                "3",
+                "-f",
+                "mpegts",
+                &url,
+            ]);
+    } else {
+        cmd.args(["-i", &url, "-t", "1", "-f", "null", "-"]);
+    }
+    let out = cmd.stdin(Stdio::null()).output().expect("run ffmpeg");
+    assert!(!out.status.success(), "{} was not refused", sid_and_opts);
+    wait_until(Duration::from_secs(5), why, || {
+        std::fs::read_to_string(dir.join("mediamtx-double.log"))
+            .unwrap_or_default()
+            .contains(why)
+    });
+}
+
+#[test]
+fn srt_refusals_like_mediamtx() {
+    require_ffmpeg();
+    let (h, dir) = start_with(
+        "srt-refuse",
+        vec![("cam".to_string(), json!({"publishUser": "u", "publishPass": "p"}))],
+    );
+    let refusals = [
+        (
+            "bogus",
+            true,
+            "invalid stream ID 'bogus': stream ID must be 'action:pathname[:query]'",
+        ),
+        (
+            "#!::r=cam,m=play",
+            true,
+            "invalid stream ID '#!::r=cam,m=play': unsupported mode 'play'",
+        ),
+        ("publish:other", true, "path 'other' is not configured"),
+        (
+            "publish:cam:u:wrong",
+            true,
+            "failed to authenticate: authentication failed",
+        ),
+        ("read:cam", false, "no stream is available on path 'cam'"),
+    ];
+    for (sid, publish, why) in refusals {
+        assert_refused(&h, &dir, sid, publish, why);
+    }
+    // the right credentials (the `#!::` form) publish
+    let url = format!("{}?streamid=#!::r=cam,m=publish,u=u,s=p", h.srt_url());
+    let _p = srt_publisher(&url, "160x120", &dir.join("pub.log"));
+    wait_until(Duration::from_secs(15), "stream available", || {
+        path_get(&h, "cam")["available"] == true
+    });
+}
+
+#[test]
+fn srt_passphrases() {
+    require_ffmpeg();
+    let (h, dir) = start_with(
+        "srt-crypt",
+        vec![(
+            "secret".to_string(),
+            json!({"srtPublishPassphrase": "publish-pass-1", "srtReadPassphrase": "read-pass-12"}),
+        )],
+    );
+    assert_refused(&h, &dir, "publish:secret", true, "passphrase not provided by client");
+    assert_refused(
+        &h,
+        &dir,
+        "publish:secret&passphrase=wrong-pass-1",
+        true,
+        "invalid passphrase",
+    );
+    let url = format!("{}?streamid=publish:secret&passphrase=publish-pass-1", h.srt_url());
+    let _p = srt_publisher(&url, "320x240", &dir.join("pub.log"));
+    wait_until(Duration::from_secs(15), "stream available", || {
+        path_get(&h, "secret")["available"] == true
+    });
+    let c = conns(&h);
+    assert_eq!(c[0]["packetsReceivedUndecrypt"], 0, "{:?}", c);
+    assert_h264(&probe(&format!("{}/secret", h.rtsp_url())).unwrap(), 320, 240);
+    assert_h264(
+        &probe(&format!("{}?streamid=read:secret&passphrase=read-pass-12", h.srt_url())).unwrap(),
+        320,
+        240,
+    );
+    assert_refused(
+        &h,
+        &dir,
+        "read:secret&passphrase=publish-pass-1",
+        false,
+        "invalid passphrase",
+    );
+}
