@@ -647,6 +647,10 @@ impl Conn {
             "-hide_banner",
             "-loglevel",
             "warning",
+            // MPEG-TS can announce streams late: ffmpeg waits 5 s by default, MediaMTX
+            // publishes once it has the PMT and the codec parameters
+            "-analyzeduration",
+            "1000000",
             "-f",
             "mpegts",
             "-i",

@@ -32,6 +32,8 @@ fn srt_publisher(url: &str, size: &str, log: &Path) -> Proc {
 fn probe(url: &str) -> Result<Value, String> {
     let out = Command::new("timeout")
         .args(["20", "ffprobe", "-v", "error", "-print_format", "json", "-show_streams"])
+        // MPEG-TS is probed for 5 s by default; a second is plenty here
+        .args(["-analyzeduration", "1000000"])
         .args(["-rtsp_transport", "tcp"])
         .arg(url)
         .stdin(Stdio::null())
