@@ -233,7 +233,11 @@ enum Ev {
     MediaEnd,
 }
 
-type Routes = Arc<Mutex<HashMap<u32, SyncSender<Ev>>>>;
+/// socket id → (peer address, the connection's queue)
+type Routes = Arc<Mutex<HashMap<u32, (SocketAddr, SyncSender<Ev>)>>>;
+
+/// open connections at most (each runs an ffmpeg relay)
+const MAX_CONNS: usize = 64;
 
 enum Pending {
     Deciding,
@@ -256,9 +260,11 @@ pub fn serve(shared: Arc<Shared>, sock: UdpSocket) {
         let pkt = &buf[..n];
         let Some(dest) = pk::dest_socket(pkt) else { continue };
         if dest != 0 {
-            if let Some(tx) = routes.lock().unwrap().get(&dest) {
-                // a full queue drops the packet, like a full socket buffer
-                let _ = tx.try_send(Ev::Net(pkt.to_vec()));
+            if let Some((peer, tx)) = routes.lock().unwrap().get(&dest) {
+                if *peer == from {
+                    // a full queue drops the packet, like a full socket buffer
+                    let _ = tx.try_send(Ev::Net(pkt.to_vec()));
+                }
             }
             continue;
         }
@@ -359,6 +365,10 @@ struct Accepted {
 /// conn.runInner up to Accept(): stream id, path configuration, authentication, reader
 /// slot, passphrase. Returns the handshake answer (rejection or conclusion).
 fn conclude(shared: &Arc<Shared>, sock: &Arc<UdpSocket>, routes: &Routes, from: SocketAddr, hs: Handshake) -> Vec<u8> {
+    if shared.srt_conns.lock().unwrap().len() >= MAX_CONNS {
+        shared.log(&format!("INF [SRT] [conn {}] closed: too many connections", from));
+        return reject(&hs, from);
+    }
     let raw = hs.stream_id.clone().unwrap_or_default();
     let sid = match parse_stream_id(&raw) {
         Ok(s) => s,
@@ -414,7 +424,7 @@ fn conclude(shared: &Arc<Shared>, sock: &Arc<UdpSocket>, routes: &Routes, from: 
         add(&info.stats.pkt_recv_km, 1);
     }
     let (tx, rx) = sync_channel(4096);
-    routes.lock().unwrap().insert(our_id, tx.clone());
+    routes.lock().unwrap().insert(our_id, (from, tx.clone()));
     shared.srt_conns.lock().unwrap().push(info.clone());
     let conn = Conn {
         shared: shared.clone(),
@@ -535,7 +545,7 @@ fn seq_add(a: u32, n: u32) -> u32 {
 fn seq_diff(a: u32, b: u32) -> i32 {
     let d = b.wrapping_sub(a) & 0x7FFF_FFFF;
     if d >= 0x4000_0000 {
-        d as i32 - 0x8000_0000u32 as i32
+        (i64::from(d) - (1i64 << 31)) as i32
     } else {
         d as i32
     }

@@ -293,6 +293,61 @@ mod tests {
     }
 
     #[test]
+    fn hostile_bytes_do_not_panic() {
+        let mut seed = 0x1234_5678u32;
+        for len in 0..400 {
+            let b: Vec<u8> = (0..len)
+                .map(|_| {
+                    seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12345);
+                    (seed >> 16) as u8
+                })
+                .collect();
+            let _ = parse_control(&b);
+            let _ = parse_data(&b);
+            let _ = Handshake::parse(&b);
+            let mut km = b.clone();
+            if km.len() >= 16 {
+                km[..3].copy_from_slice(&[0x12, 0x20, 0x29]);
+                km[8] = 2;
+                km[14] = 4;
+                km[15] = 4;
+            }
+            if let Some(k) = KeyMaterial::parse(&km) {
+                assert!(k.unwrap_key("passphrase-x").is_none());
+            }
+        }
+    }
+
+    #[test]
+    fn key_material_with_the_right_passphrase() {
+        // a KMREQ built the way libsrt does: SEK wrapped with the PBKDF2 KEK
+        let salt = [7u8; 16];
+        let sek = [9u8; 16];
+        let mut kek = [0u8; 16];
+        openssl::pkcs5::pbkdf2_hmac(
+            b"right-pass",
+            &salt[8..],
+            2048,
+            openssl::hash::MessageDigest::sha1(),
+            &mut kek,
+        )
+        .unwrap();
+        let key = openssl::aes::AesKey::new_encrypt(&kek).unwrap();
+        let mut wrapped = [0u8; 24];
+        openssl::aes::wrap_key(&key, None, &mut wrapped, &sek).unwrap();
+        let mut km = vec![0x12, 0x20, 0x29, 1, 0, 0, 0, 0, 2, 0, 2, 0, 0, 0, 4, 4];
+        km.extend_from_slice(&salt);
+        km.extend_from_slice(&wrapped);
+        let k = KeyMaterial::parse(&km).unwrap();
+        assert!(k.unwrap_key("wrong-pass").is_none());
+        let s = k.unwrap_key("right-pass").unwrap();
+        assert_eq!((s.key.as_slice(), s.kk), (&sek[..], 1));
+        let c = crypt(&s, 42, b"hello").unwrap();
+        assert_ne!(c, b"hello");
+        assert_eq!(crypt(&s, 42, &c).unwrap(), b"hello");
+    }
+
+    #[test]
     fn data_roundtrip() {
         let p = data(5, 1, 1, false, 0, 9, b"xy");
         let d = parse_data(&p).unwrap();
