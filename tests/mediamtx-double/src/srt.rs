@@ -483,7 +483,7 @@ fn admit(shared: &Arc<Shared>, from: SocketAddr, hs: &Handshake, sid: StreamId) 
         "srtReadPassphrase"
     };
     if !sid.publish {
-        let st = shared.lock();
+        let st = wait_on_demand(shared, &sid);
         let p = st.paths.get(&sid.path).filter(|p| p.stream.is_some());
         let Some(p) = p else {
             return Err(format!("no stream is available on path '{}'", sid.path));
@@ -504,6 +504,47 @@ fn admit(shared: &Arc<Shared>, from: SocketAddr, hs: &Handshake, sid: StreamId) 
         sid,
         keys,
     })
+}
+
+/// path.addReader: a path with `runOnDemand` (or an on-demand URL source) without stream
+/// starts it and waits up to its start timeout for the stream.
+fn wait_on_demand<'a>(shared: &'a Arc<Shared>, sid: &StreamId) -> std::sync::MutexGuard<'a, crate::core::State> {
+    let mut st = shared.lock();
+    let Ok(p) = crate::core::get_or_create_path(shared, &mut st, &sid.path) else {
+        return st;
+    };
+    let timeout = if p.stream.is_some() {
+        return st;
+    } else if p.has_on_demand() {
+        crate::core::start_on_demand(shared, p, &sid.query);
+        p.d("runOnDemandStartTimeout")
+    } else if p.is_url_source() && p.b("sourceOnDemand") {
+        p.d("sourceOnDemandStartTimeout")
+    } else {
+        return st;
+    };
+    p.demand += 1;
+    let gen = p.gen;
+    let deadline = Instant::now() + timeout;
+    loop {
+        let now = Instant::now();
+        match st.paths.get(&sid.path).filter(|p| p.gen == gen) {
+            Some(p) if p.stream.is_none() && now < deadline && !shared.shutdown.load(Ordering::SeqCst) => {}
+            _ => break,
+        }
+        st = shared
+            .cv
+            .wait_timeout(st, (deadline - now).min(Duration::from_millis(200)))
+            .unwrap()
+            .0;
+    }
+    if let Some(p) = st.paths.get_mut(&sid.path).filter(|p| p.gen == gen) {
+        p.demand = p.demand.saturating_sub(1);
+        if p.demand == 0 {
+            p.idle_since = Instant::now();
+        }
+    }
+    st
 }
 
 /// srtCheckPassphrase: the SEK (and salt) when the connection is encrypted.

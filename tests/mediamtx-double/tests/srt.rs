@@ -265,3 +265,37 @@ fn srt_passphrases() {
         "invalid passphrase",
     );
 }
+
+/// An SRT reader starts `runOnDemand`, is the path's only reader (its relay is hidden) and
+/// takes the one `maxReaders` slot; `runOnRead` gets `MTX_READER_TYPE=srtConn`.
+#[test]
+fn srt_reader_on_demand_and_max_readers() {
+    require_ffmpeg();
+    let dir0 = temp_dir("srt-od-env");
+    let envf = dir0.join("read-env.txt");
+    let (h, dir) = start_with(
+        "srt-od",
+        vec![(
+            "od".to_string(),
+            json!({
+                "runOnDemand": publisher_cmd("rtsp://127.0.0.1:$RTSP_PORT/$MTX_PATH", "320x240"),
+                "runOnDemandStartTimeout": "10s",
+                "maxReaders": 1,
+                "runOnRead": format!("sh -c 'echo $MTX_READER_TYPE > {}; exec sleep 30'", envf.display()),
+            }),
+        )],
+    );
+    let url = format!("{}?connect_timeout=10000&streamid=read:od", h.srt_url());
+    let _reader = srt_reader(&url, &dir.join("reader.log"));
+    wait_until(Duration::from_secs(15), "SRT reader listed", || {
+        path_get(&h, "od")["readers"].as_array().map(|a| a.len()) == Some(1)
+    });
+    let p = path_get(&h, "od");
+    assert_eq!(p["readers"][0]["type"], "srtConn", "{}", p);
+    assert_eq!(p["source"]["type"], "rtspSession", "{}", p);
+    wait_until(Duration::from_secs(10), "runOnRead ran", || {
+        std::fs::read_to_string(&envf).unwrap_or_default().trim() == "srtConn"
+    });
+    assert_refused(&h, &dir, "read:od", false, "maximum reader count reached");
+    assert_eq!(path_get(&h, "od")["readers"].as_array().map(|a| a.len()), Some(1));
+}
