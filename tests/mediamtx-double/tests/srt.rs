@@ -299,3 +299,58 @@ fn srt_reader_on_demand_and_max_readers() {
     assert_refused(&h, &dir, "read:od", false, "maximum reader count reached");
     assert_eq!(path_get(&h, "od")["readers"].as_array().map(|a| a.len()), Some(1));
 }
+
+/// A handshake control packet to the listener (socket 0), built by hand.
+fn handshake(version: u32, ext: u16, hs_type: u32, cookie: u32, sid: &[u8]) -> Vec<u8> {
+    let mut v = vec![0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+    for w in [version, u32::from(ext), 1000, 1500, 8192, hs_type, 0x1234, cookie] {
+        v.extend_from_slice(&w.to_be_bytes());
+    }
+    v.extend_from_slice(&[0; 16]);
+    if !sid.is_empty() {
+        // SID extension: words with their bytes reversed
+        let mut padded = sid.to_vec();
+        padded.resize(sid.len().div_ceil(4) * 4, 0);
+        v.extend_from_slice(&[0, 5]);
+        v.extend_from_slice(&((padded.len() / 4) as u16).to_be_bytes());
+        for w in padded.chunks(4) {
+            v.extend(w.iter().rev());
+        }
+    }
+    v
+}
+
+/// Raw UDP: garbage is ignored, a wrong cookie is not answered, a bad stream id gets a
+/// rejection with handshake type 1002 (REJ_PEER), like gosrt's Reject(REJ_PEER).
+#[test]
+fn srt_raw_handshake_rejection_code() {
+    let (h, _dir) = start("srt-raw");
+    let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    s.connect(("127.0.0.1", h.srt_port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut buf = [0u8; 1500];
+    for junk in [&b""[..], &[0xff; 3][..], &[0x80; 64][..], &[0u8; 1400][..]] {
+        s.send(junk).unwrap();
+    }
+    // induction: version 4, UDT datagram type 2 in the extension field
+    let ind = handshake(4, 2, 1, 0, b"");
+    s.send(&ind).unwrap();
+    let n = s.recv(&mut buf).expect("induction answered");
+    let word = |b: &[u8], i: usize| u32::from_be_bytes([b[16 + i * 4], b[17 + i * 4], b[18 + i * 4], b[19 + i * 4]]);
+    assert!(n >= 64 && buf[0] & 0x80 != 0, "{:?}", &buf[..n]);
+    assert_eq!(word(&buf, 0), 5, "version 5");
+    assert_eq!(word(&buf, 1) & 0xffff, 0x4A17, "SRT magic");
+    let cookie = word(&buf, 7);
+    // conclusion with a wrong cookie: no answer
+    s.send(&handshake(5, 5, 0xFFFF_FFFF, cookie ^ 1, b"publish:x")).unwrap();
+    s.set_read_timeout(Some(Duration::from_millis(500))).unwrap();
+    assert!(s.recv(&mut buf).is_err(), "a wrong cookie is not answered");
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.send(&handshake(5, 5, 0xFFFF_FFFF, cookie, b"bogus")).unwrap();
+    let n = s.recv(&mut buf).expect("conclusion answered");
+    assert!(n >= 64, "{:?}", &buf[..n]);
+    assert_eq!(word(&buf, 5), 1002, "rejected with REJ_PEER");
+    // still serving
+    s.send(&ind).unwrap();
+    assert!(s.recv(&mut buf).is_ok());
+}
