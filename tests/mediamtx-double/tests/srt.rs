@@ -293,6 +293,11 @@ fn srt_reader_on_demand_and_max_readers() {
     let p = path_get(&h, "od");
     assert_eq!(p["readers"][0]["type"], "srtConn", "{}", p);
     assert_eq!(p["source"]["type"], "rtspSession", "{}", p);
+    let id = p["readers"][0]["id"].as_str().unwrap().to_string();
+    wait_until(Duration::from_secs(10), "media sent to the SRT reader", || {
+        let r = http("GET", &format!("{}/v3/srtconns/get/{}", h.api_url(), id), None);
+        r.status == 200 && r.json()["packetsSent"].as_u64() > Some(10)
+    });
     wait_until(Duration::from_secs(10), "runOnRead ran", || {
         std::fs::read_to_string(&envf).unwrap_or_default().trim() == "srtConn"
     });
