@@ -24,6 +24,7 @@ pub mod re2;
 pub mod recordings;
 pub mod rtsp;
 pub mod srt;
+mod srt_conn;
 pub mod srt_packet;
 pub mod ts;
 pub mod util;
