@@ -301,6 +301,8 @@ impl Conn {
         let mut last_ack = Instant::now();
         let mut acked = next.wrapping_sub(1);
         let mut ack_no: u32 = 0;
+        // recent full ACKs (number, sent at): the peer's ACKACK gives the RTT
+        let mut acks_sent: VecDeque<(u32, Instant)> = VecDeque::new();
         let mut last_recv = Instant::now();
         loop {
             if let Some(r) = self.should_end(child, last_recv) {
@@ -344,8 +346,13 @@ impl Conn {
                     } else if let Some(c) = pk::parse_control(&b) {
                         match c.kind {
                             pk::CTRL_SHUTDOWN => return "peer closed the connection".into(),
-                            pk::CTRL_ACKACK => {}
-                            pk::CTRL_KEEPALIVE => {}
+                            pk::CTRL_ACKACK => {
+                                if let Some((_, t)) = acks_sent.iter().find(|(n, _)| *n == c.info) {
+                                    let rtt = t.elapsed().as_micros() as u64;
+                                    self.info.stats.rtt_us.store(rtt, Ordering::Relaxed);
+                                }
+                            }
+                            // keepalives only count as signs of life
                             _ => {}
                         }
                     }
@@ -368,6 +375,10 @@ impl Conn {
                     acked = next;
                     ack_no = ack_no.wrapping_add(1);
                     self.ack(ack_no, next);
+                    if acks_sent.len() >= 64 {
+                        acks_sent.pop_front();
+                    }
+                    acks_sent.push_back((ack_no, Instant::now()));
                 } else if self.last_sent.elapsed() >= KEEPALIVE {
                     self.send_ctrl(pk::CTRL_KEEPALIVE, 0, &[0, 0, 0, 0]);
                 }
@@ -463,7 +474,7 @@ impl Conn {
                         }
                         pk::CTRL_NAK => {
                             add(&self.info.stats.pkt_recv_nak, 1);
-                            self.retransmit(c.cif, &unacked, msgno);
+                            self.retransmit(c.cif, &unacked);
                         }
                         _ => {}
                     }
@@ -514,7 +525,7 @@ impl Conn {
     }
 
     /// Resends the packets of a NAK's loss list that are still kept.
-    fn retransmit(&mut self, cif: &[u8], unacked: &VecDeque<(u32, Vec<u8>)>, _msgno: u32) {
+    fn retransmit(&mut self, cif: &[u8], unacked: &VecDeque<(u32, Vec<u8>)>) {
         let words: Vec<u32> = cif
             .chunks_exact(4)
             .map(|w| u32::from_be_bytes([w[0], w[1], w[2], w[3]]))

@@ -93,6 +93,7 @@ fn srt_publish_read_list_and_kick() {
     assert!(list[0]["remoteAddr"].as_str().unwrap().starts_with("127.0.0.1:"));
     assert!(list[0]["bytesReceived"].as_u64().unwrap() > 0);
     assert!(list[0]["packetsSentACK"].as_u64().unwrap() > 0);
+    assert!(list[0]["msRTT"].as_f64().unwrap() > 0.0, "RTT from ACKACK: {}", list[0]);
     eprintln!("published after {:?}", t0.elapsed());
 
     // read back over RTSP and over SRT; the relays are no readers of the path
