@@ -242,7 +242,16 @@ pub fn serve(shared: Arc<Shared>, sock: UdpSocket) {
     let pending: Arc<Mutex<HashMap<(SocketAddr, u32), Pending>>> = Default::default();
     let secret = crate::util::random_bytes(8);
     let mut buf = vec![0u8; 2048];
+    let enabled = |sh: &Shared| sh.lock().global.get("srt").and_then(|v| v.as_bool()).unwrap_or(true);
+    let mut checked = Instant::now();
     while !shared.shutdown.load(Ordering::SeqCst) {
+        if checked.elapsed() >= Duration::from_millis(200) {
+            // `srt: false` closes the server, its connections too
+            checked = Instant::now();
+            if !enabled(&shared) {
+                kick_all(&shared);
+            }
+        }
         let (n, from) = match sock.recv_from(&mut buf) {
             Ok(r) => r,
             Err(_) => continue,
@@ -258,13 +267,7 @@ pub fn serve(shared: Arc<Shared>, sock: UdpSocket) {
             }
             continue;
         }
-        let enabled = shared
-            .lock()
-            .global
-            .get("srt")
-            .and_then(|v| v.as_bool())
-            .unwrap_or(true);
-        let Some(c) = pk::parse_control(pkt).filter(|c| c.kind == pk::CTRL_HANDSHAKE && enabled) else {
+        let Some(c) = pk::parse_control(pkt).filter(|c| c.kind == pk::CTRL_HANDSHAKE && enabled(&shared)) else {
             continue;
         };
         let Some(hs) = Handshake::parse(c.cif) else { continue };

@@ -329,7 +329,7 @@ fn handshake(version: u32, ext: u16, hs_type: u32, cookie: u32, sid: &[u8]) -> V
 /// Raw UDP: garbage is ignored, a wrong cookie is not answered, a bad stream id gets a
 /// rejection with handshake type 1002 (REJ_PEER), like gosrt's Reject(REJ_PEER).
 #[test]
-fn srt_raw_handshake_rejection_code() {
+fn srt_raw_handshake_rejection_code_and_srt_off() {
     let (h, _dir) = start("srt-raw");
     let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     s.connect(("127.0.0.1", h.srt_port)).unwrap();
@@ -359,4 +359,21 @@ fn srt_raw_handshake_rejection_code() {
     // still serving
     s.send(&ind).unwrap();
     assert!(s.recv(&mut buf).is_ok());
+
+    // `srt: false`: no SRT server, no /v3/srtconns
+    assert_eq!(
+        http("GET", &format!("{}/v3/srtconns/list", h.api_url()), None).status,
+        200
+    );
+    let r = http(
+        "PATCH",
+        &format!("{}/v3/config/global/patch", h.api_url()),
+        Some(r#"{"srt":false}"#),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = http("GET", &format!("{}/v3/srtconns/list", h.api_url()), None);
+    assert_eq!((r.status, r.body.as_str()), (404, "404 page not found"));
+    s.send(&ind).unwrap();
+    s.set_read_timeout(Some(Duration::from_millis(500))).unwrap();
+    assert!(s.recv(&mut buf).is_err(), "no handshake while srt is off");
 }
