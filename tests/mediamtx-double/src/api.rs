@@ -465,6 +465,9 @@ pub fn handle_v3(shared: &Arc<Shared>, req: &Request) -> Response {
     if let Some(r) = crate::sessions::handle(shared, req) {
         return r;
     }
+    if let Some(r) = srt_conns(shared, req) {
+        return r;
+    }
     Response::not_found_text()
 }
 
@@ -505,6 +508,40 @@ fn forward_get(shared: &Arc<Shared>, req: &Request) -> Response {
         Some(d) => Response::json(200, &crate::forward::item_json(d)),
         None => Response::error(404, "forward destination not found"),
     }
+}
+
+/// `/v3/srtconns/list|get/{id}|kick/{id}` (api_srt.go); absent when `srt` is off.
+fn srt_conns(shared: &Arc<Shared>, req: &Request) -> Option<Response> {
+    let on = shared
+        .lock()
+        .global
+        .get("srt")
+        .and_then(|v| v.as_bool())
+        .unwrap_or(true);
+    let rest = req.path.strip_prefix("/v3/srtconns/").filter(|_| on)?;
+    if (req.method.as_str(), rest) == ("GET", "list") {
+        let items = shared.srt_conns.lock().unwrap().iter().map(|c| c.json()).collect();
+        return Some(list_json(req, items));
+    }
+    let (op, id) = rest.split_once('/')?;
+    if id.is_empty()
+        || id.contains('/')
+        || (op, req.method.as_str()) != ("get", "GET") && (op, req.method.as_str()) != ("kick", "POST")
+    {
+        return None;
+    }
+    let id = match crate::util::parse_uuid(id) {
+        Ok(id) => id,
+        Err(e) => return Some(Response::error(400, &e)),
+    };
+    let Some(c) = crate::srt::find(shared, &id) else {
+        return Some(Response::error(404, "connection not found"));
+    };
+    if op == "get" {
+        return Some(Response::json(200, &c.json()));
+    }
+    c.kick.store(true, std::sync::atomic::Ordering::SeqCst);
+    Some(Response::ok())
 }
 
 /// The `pathDefaults` and `paths` of a configuration file, validated like conf.Load.
@@ -842,6 +879,7 @@ pub fn restart(shared: &Arc<Shared>, down_ms: u64) {
     for (_, c) in shared.conns.lock().unwrap().drain() {
         let _ = c.shutdown(Shutdown::Both);
     }
+    crate::srt::kick_all(shared);
     crate::procs::stop_all(shared, Duration::from_secs(5));
     if down_ms > 0 {
         std::thread::sleep(Duration::from_millis(down_ms));
@@ -857,7 +895,7 @@ pub fn restart(shared: &Arc<Shared>, down_ms: u64) {
             fail400: None,
         },
     );
-    *st = core::initial_state(shared.api_port, shared.rtsp_port, shared.all_others);
+    *st = core::initial_state(shared.api_port, shared.rtsp_port, shared.srt_port, shared.all_others);
     shared.aux_ports.set_addresses(&mut st.global);
     crate::logger::configure(&shared.log_conf, &st.global);
     // keep injected faults other than the restart's own downtime

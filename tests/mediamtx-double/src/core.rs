@@ -100,6 +100,8 @@ pub struct Publisher {
     pub conn_id: u64,
     pub conn: TcpStream,
     pub internal: bool,
+    /// `source.type` in the API: rtspSession, rtspSource or srtConn
+    pub source_type: &'static str,
     /// query of the publishing URL (MTX_QUERY of runOnAvailable)
     pub query: String,
     /// the offline-stream generator of an alwaysAvailable path
@@ -131,7 +133,8 @@ pub struct PathRt {
     pub stream: Option<Arc<Stream>>,
     pub publisher: Option<Publisher>,
     pub available_time: Option<SystemTime>,
-    pub readers: Vec<(u64, String)>,
+    /// (connection, reader id, reader type: rtspSession or srtConn)
+    pub readers: Vec<(u64, String, &'static str)>,
     /// connections of readers past their first SETUP but not playing yet (maxReaders
     /// counts them: MediaMTX adds a reader at SETUP)
     pub set_up_readers: Vec<u64>,
@@ -208,6 +211,8 @@ pub enum ChildKind {
     Hook,
     Forwarder,
     Offline,
+    /// ffmpeg between an SRT connection and the RTSP relay
+    SrtRelay,
 }
 
 pub struct Shared {
@@ -230,6 +235,9 @@ pub struct Shared {
     pub refused: Mutex<Vec<Value>>,
     /// the log settings in force (see logger.rs)
     pub log_conf: Mutex<crate::logger::LogConf>,
+    pub srt_port: u16,
+    /// open SRT connections (`/v3/srtconns`)
+    pub srt_conns: Mutex<Vec<Arc<crate::srt::ConnInfo>>>,
 }
 
 impl Shared {
@@ -269,22 +277,23 @@ impl AuxPorts {
     }
 }
 
-pub fn initial_global(api_port: u16, rtsp_port: u16) -> Map<String, Value> {
+pub fn initial_global(api_port: u16, rtsp_port: u16, srt_port: u16) -> Map<String, Value> {
     let mut g = conf::defaults(GLOBAL_FIELDS);
     g.insert("api".into(), json!(true));
     g.insert("apiAddress".into(), json!(format!("127.0.0.1:{}", api_port)));
     g.insert("rtspAddress".into(), json!(format!(":{}", rtsp_port)));
+    g.insert("srtAddress".into(), json!(format!(":{}", srt_port)));
     g
 }
 
-pub fn initial_state(api_port: u16, rtsp_port: u16, all_others: bool) -> State {
+pub fn initial_state(api_port: u16, rtsp_port: u16, srt_port: u16, all_others: bool) -> State {
     let mut confs = BTreeMap::new();
     if all_others {
         confs.insert("all_others".to_string(), Map::new());
     }
     State {
         started: SystemTime::now(),
-        global: initial_global(api_port, rtsp_port),
+        global: initial_global(api_port, rtsp_port, srt_port),
         path_defaults: conf::defaults(PATH_FIELDS),
         confs,
         paths: BTreeMap::new(),
@@ -658,7 +667,7 @@ pub fn publish_start(shared: &Arc<Shared>, p: &mut PathRt, pb: Publisher, sdp: S
         env.push(("MTX_SOURCE_TYPE".into(), "rtspSource".into()));
         env.push(("MTX_SOURCE_ID".into(), String::new()));
     } else {
-        env.push(("MTX_SOURCE_TYPE".into(), "rtspSession".into()));
+        env.push(("MTX_SOURCE_TYPE".into(), pb.source_type.into()));
         env.push(("MTX_SOURCE_ID".into(), pb.id.clone()));
     }
     for (on, off, restart) in [
@@ -752,14 +761,21 @@ fn launch_undemand(shared: &Arc<Shared>, p: &PathRt) {
 }
 
 /// A reader started playing: runOnRead (hooks.OnRead).
-pub fn reader_added(shared: &Arc<Shared>, p: &mut PathRt, conn_id: u64, reader_id: &str, query: &str) {
+pub fn reader_added(
+    shared: &Arc<Shared>,
+    p: &mut PathRt,
+    conn_id: u64,
+    reader_id: &str,
+    reader_type: &str,
+    query: &str,
+) {
     let (a, b) = (p.s("runOnRead"), p.s("runOnUnread"));
     if a.is_empty() && b.is_empty() {
         return;
     }
     let mut env = crate::hooks::path_env(shared, &p.name, &p.conf_name);
     env.push(("MTX_QUERY".into(), crate::hooks::query_escape(query)));
-    env.push(("MTX_READER_TYPE".into(), "rtspSession".into()));
+    env.push(("MTX_READER_TYPE".into(), reader_type.into()));
     env.push(("MTX_READER_ID".into(), reader_id.to_string()));
     let restart = p.b("runOnReadRestart");
     let pair = crate::hooks::Pair::start(shared, &p.name, ("runOnRead", &a, restart), ("runOnUnread", &b), env);
@@ -791,7 +807,7 @@ pub fn path_json(p: &PathRt) -> Value {
     let (source, online, online_time) = if p.is_url_source() {
         (json!({"type": "rtspSource", "id": ""}), true, Some(p.created))
     } else if let Some(pb) = p.publisher.as_ref().filter(|pb| !pb.offline) {
-        (json!({"type": "rtspSession", "id": pb.id}), true, p.available_time)
+        (json!({"type": pb.source_type, "id": pb.id}), true, p.available_time)
     } else {
         (Value::Null, false, None)
     };
@@ -818,7 +834,7 @@ pub fn path_json(p: &PathRt) -> Value {
     let readers: Vec<Value> = p
         .readers
         .iter()
-        .map(|(_, id)| json!({"type": "rtspSession", "id": id}))
+        .map(|(_, id, kind)| json!({"type": kind, "id": id}))
         .collect();
     json!({
         "name": p.name,

@@ -36,6 +36,9 @@ pub mod restamp;
 pub mod rtsp;
 pub mod servers;
 pub mod sessions;
+pub mod srt;
+mod srt_conn;
+pub mod srt_packet;
 pub mod ts;
 pub mod util;
 
@@ -57,6 +60,8 @@ pub struct Options {
     pub playback_port: u16,
     pub metrics_port: u16,
     pub pprof_port: u16,
+    /// SRT listener (UDP)
+    pub srt_port: u16,
     /// working directory: logs, and the base of relative record paths
     pub dir: PathBuf,
     /// include MediaMTX's default `all_others` path configuration (default true)
@@ -81,6 +86,7 @@ impl Options {
             playback_port: 0,
             metrics_port: 0,
             pprof_port: 0,
+            srt_port: 0,
             dir: dir.into(),
             all_others: true,
             ffmpeg: "ffmpeg".into(),
@@ -99,6 +105,7 @@ pub struct Handle {
     pub playback_port: u16,
     pub metrics_port: u16,
     pub pprof_port: u16,
+    pub srt_port: u16,
     shared: Arc<core::Shared>,
     threads: Vec<JoinHandle<()>>,
     stopped: bool,
@@ -110,6 +117,10 @@ impl Handle {
     }
     pub fn rtsp_url(&self) -> String {
         format!("rtsp://127.0.0.1:{}", self.rtsp_port)
+    }
+    /// `srt://127.0.0.1:P` (add `?streamid=...`)
+    pub fn srt_url(&self) -> String {
+        format!("srt://127.0.0.1:{}", self.srt_port)
     }
     pub fn control_url(&self) -> String {
         format!("http://127.0.0.1:{}", self.control_port)
@@ -165,6 +176,7 @@ impl Handle {
         for (_, c) in self.shared.conns.lock().unwrap().drain() {
             let _ = c.shutdown(std::net::Shutdown::Both);
         }
+        srt::kick_all(&self.shared);
         procs::stop_all(&self.shared, Duration::from_secs(5));
         for t in self.threads.drain(..) {
             let _ = t.join();
@@ -196,7 +208,9 @@ pub fn start(opts: Options) -> std::io::Result<Handle> {
         metrics: metrics_l.local_addr()?.port(),
         pprof: pprof_l.local_addr()?.port(),
     };
-    let mut state = core::initial_state(api_port, rtsp_port, opts.all_others);
+    let srt_sock = std::net::UdpSocket::bind(("127.0.0.1", opts.srt_port))?;
+    let srt_port = srt_sock.local_addr()?.port();
+    let mut state = core::initial_state(api_port, rtsp_port, srt_port, opts.all_others);
     aux_ports.set_addresses(&mut state.global);
     api::load_conf_file(&mut state, opts.path_defaults.as_ref(), &opts.paths)
         .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
@@ -221,6 +235,8 @@ pub fn start(opts: Options) -> std::io::Result<Handle> {
             raw_stdout: opts.hold_log_stdout,
             ..Default::default()
         }),
+        srt_port,
+        srt_conns: Mutex::new(Vec::new()),
     });
     logger::configure(&shared.log_conf, &shared.lock().global);
     {
@@ -237,6 +253,10 @@ pub fn start(opts: Options) -> std::io::Result<Handle> {
     {
         let sh = shared.clone();
         threads.push(std::thread::spawn(move || rtsp::serve(sh, rtsp_l)));
+    }
+    {
+        let sh = shared.clone();
+        threads.push(std::thread::spawn(move || srt::serve(sh, srt_sock)));
     }
     {
         let sh = shared.clone();
@@ -285,6 +305,7 @@ pub fn start(opts: Options) -> std::io::Result<Handle> {
         playback_port: aux_ports.playback,
         metrics_port: aux_ports.metrics,
         pprof_port: aux_ports.pprof,
+        srt_port,
         shared,
         threads,
         stopped: false,

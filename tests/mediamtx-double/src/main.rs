@@ -13,7 +13,7 @@ extern "C" fn on_signal(_: libc::c_int) {
 
 fn usage() -> ! {
     eprintln!(
-        "usage: mediamtx-double [--api-port P] [--rtsp-port R] [--control-port C] [--playback-port P] [--metrics-port P] [--pprof-port P] --dir DIR [--no-all-others] [--ffmpeg PATH]\n\
+        "usage: mediamtx-double [--api-port P] [--rtsp-port R] [--control-port C] [--playback-port P] [--metrics-port P] [--pprof-port P] [--srt-port S] --dir DIR [--no-all-others] [--ffmpeg PATH]\n\
          port 0 (default) picks a free port"
     );
     std::process::exit(2);
@@ -37,6 +37,7 @@ fn main() {
             "--playback-port" => opts.playback_port = val("--playback-port").parse().unwrap_or_else(|_| usage()),
             "--metrics-port" => opts.metrics_port = val("--metrics-port").parse().unwrap_or_else(|_| usage()),
             "--pprof-port" => opts.pprof_port = val("--pprof-port").parse().unwrap_or_else(|_| usage()),
+            "--srt-port" => opts.srt_port = val("--srt-port").parse().unwrap_or_else(|_| usage()),
             "--dir" => dir = Some(val("--dir")),
             "--ffmpeg" => opts.ffmpeg = val("--ffmpeg"),
             "--no-all-others" => opts.all_others = false,

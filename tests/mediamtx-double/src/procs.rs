@@ -47,6 +47,11 @@ fn spawn(
     spawn2(shared, args, envs, name, kind, false)
 }
 
+/// An SRT relay (srt.rs): ffmpeg with its MPEG-TS on stdin (publisher) or stdout (reader).
+pub fn spawn_srt_relay(shared: &Arc<Shared>, args: &[String], name: &str, publisher: bool) -> Option<Child> {
+    spawn3(shared, args, &[], name, ChildKind::SrtRelay, !publisher, publisher)
+}
+
 fn spawn2(
     shared: &Arc<Shared>,
     args: &[String],
@@ -54,6 +59,18 @@ fn spawn2(
     name: &str,
     kind: ChildKind,
     pipe_stdout: bool,
+) -> Option<Child> {
+    spawn3(shared, args, envs, name, kind, pipe_stdout, false)
+}
+
+fn spawn3(
+    shared: &Arc<Shared>,
+    args: &[String],
+    envs: &[(String, String)],
+    name: &str,
+    kind: ChildKind,
+    pipe_stdout: bool,
+    pipe_stdin: bool,
 ) -> Option<Child> {
     if args.is_empty() {
         return None;
@@ -65,12 +82,14 @@ fn spawn2(
         ChildKind::Hook => "hook",
         ChildKind::Forwarder => "forward",
         ChildKind::Offline => "offline",
+        ChildKind::SrtRelay => "srt",
     };
     let (mut out, err) = log_file(shared, name, tag);
     if pipe_stdout {
         out = Stdio::piped();
     }
-    spawn_registered(shared, args, envs, (out, err), name, tag, kind)
+    let input = if pipe_stdin { Stdio::piped() } else { Stdio::null() };
+    spawn_registered(shared, args, envs, (input, out, err), name, tag, kind)
 }
 
 /// A hook command (hooks.rs), logged to `logs/<path>-<tag>.log`.
@@ -84,8 +103,8 @@ pub fn spawn_hook(
     if args.is_empty() {
         return None;
     }
-    let io = log_file(shared, name, tag);
-    spawn_registered(shared, args, envs, io, name, tag, ChildKind::Hook)
+    let (out, err) = log_file(shared, name, tag);
+    spawn_registered(shared, args, envs, (Stdio::null(), out, err), name, tag, ChildKind::Hook)
 }
 
 /// Starts `args` in its own process group (so that it can be stopped as a whole) and
@@ -94,7 +113,7 @@ fn spawn_registered(
     shared: &Arc<Shared>,
     args: &[String],
     envs: &[(String, String)],
-    (out, err): (Stdio, Stdio),
+    (input, out, err): (Stdio, Stdio, Stdio),
     name: &str,
     tag: &str,
     kind: ChildKind,
@@ -102,7 +121,7 @@ fn spawn_registered(
     use std::os::unix::process::CommandExt;
     let mut cmd = Command::new(&args[0]);
     cmd.args(&args[1..])
-        .stdin(Stdio::null())
+        .stdin(input)
         .stdout(out)
         .stderr(err)
         .current_dir(&shared.dir)
@@ -127,8 +146,8 @@ fn spawn_registered(
 
 /// A forward destination's ffmpeg (forward.rs), logged to `logs/<path>-<tag>.log`.
 pub fn spawn_forwarder(shared: &Arc<Shared>, args: &[String], name: &str, tag: &str) -> Option<Child> {
-    let io = log_file(shared, name, tag);
-    spawn_registered(shared, args, &[], io, name, tag, ChildKind::Forwarder)
+    let (out, err) = log_file(shared, name, tag);
+    spawn_registered(shared, args, &[], (Stdio::null(), out, err), name, tag, ChildKind::Forwarder)
 }
 
 /// The offline-stream generator of an alwaysAvailable path (always_available.rs).

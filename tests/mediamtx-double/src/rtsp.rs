@@ -82,6 +82,8 @@ struct Conn {
     /// double's own (recorder, pulled source)
     connect_hooks: Option<crate::hooks::Pair>,
     conn_uuid: String,
+    /// the SRT connection whose relay publishes here (named in its ANNOUNCE query)
+    srt_conn: Option<String>,
 }
 
 fn writer(mut tcp: TcpStream, rx: Receiver<Out>) {
@@ -136,6 +138,7 @@ fn conn(shared: Arc<Shared>, tcp: TcpStream) {
         internal_query: String::new(),
         connect_hooks: None,
         conn_uuid: crate::util::uuid(),
+        srt_conn: None,
     };
     let mut rd = BufReader::with_capacity(64 * 1024, tcp);
     let _ = c.run(&mut rd);
@@ -532,11 +535,14 @@ impl Conn {
     }
 
     fn announce(&mut self, req: &Req) {
-        let (p, _q) = url_path(&req.url);
+        let (p, q) = url_path(&req.url);
         let (name, internal) = self.path_name(p.trim_end_matches('/'));
         let offline = internal
             && p.strip_prefix(&self.shared.internal_prefix())
                 .is_some_and(|r| r.starts_with(crate::always_available::MARK));
+        if internal {
+            self.srt_conn = q.strip_prefix("srtconn=").map(String::from);
+        }
         let sdp = match media::parse_sdp(&String::from_utf8_lossy(&req.body)) {
             Ok(s) => s,
             Err(e) => {
@@ -732,13 +738,27 @@ impl Conn {
             drop(st);
             return self.respond(req, 400, "Bad Request", &[], b"");
         }
-        let pb = Publisher {
-            offline: *offline,
-            id: crate::util::uuid(),
-            conn_id: self.id,
-            conn: self.tcp.try_clone().expect("clone"),
-            internal,
-            query: self.query.clone(),
+        // the relay of an SRT publisher (srt.rs) names its connection in the query
+        let srt = self.srt_conn.as_deref().and_then(|id| crate::srt::find(&shared, id));
+        let pb = match srt {
+            Some(c) => Publisher {
+                offline: false,
+                id: c.id.clone(),
+                conn_id: self.id,
+                conn: self.tcp.try_clone().expect("clone"),
+                internal: false,
+                source_type: "srtConn",
+                query: c.info.lock().unwrap().query.clone(),
+            },
+            None => Publisher {
+                offline: *offline,
+                id: crate::util::uuid(),
+                conn_id: self.id,
+                conn: self.tcp.try_clone().expect("clone"),
+                internal,
+                source_type: if p.is_url_source() { "rtspSource" } else { "rtspSession" },
+                query: self.query.clone(),
+            },
         };
         let s = core::publish_start(&shared, p, pb, sdp.clone());
         *stream = Some(s);
@@ -784,9 +804,9 @@ impl Conn {
         if !*hidden {
             p.set_up_readers.retain(|c| *c != conn_id);
             let rid = crate::util::uuid();
-            p.readers.push((conn_id, rid.clone()));
+            p.readers.push((conn_id, rid.clone(), "rtspSession"));
             p.demand += 1;
-            core::reader_added(&shared, p, conn_id, &rid, &query);
+            core::reader_added(&shared, p, conn_id, &rid, "rtspSession", &query);
         }
         let sink_id = shared.id();
         // respond before adding the sink so the PLAY reply precedes data
@@ -842,7 +862,7 @@ impl Conn {
                     let mut st = shared.lock();
                     if let Some(p) = st.paths.get_mut(&path) {
                         let before = p.readers.len();
-                        p.readers.retain(|(c, _)| *c != self.id);
+                        p.readers.retain(|(c, _, _)| *c != self.id);
                         core::reader_removed(&shared, p, self.id);
                         if p.readers.len() != before {
                             p.demand = p.demand.saturating_sub(1);

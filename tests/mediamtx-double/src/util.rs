@@ -233,6 +233,49 @@ pub fn uuid() -> String {
     )
 }
 
+/// google/uuid's Parse (its forms and error texts), returned in canonical lower case.
+pub fn parse_uuid(s: &str) -> Result<String, String> {
+    let raw = s.as_bytes();
+    let b = match raw.len() {
+        36 => raw,
+        45 => {
+            if !raw[..9].eq_ignore_ascii_case(b"urn:uuid:") {
+                return Err(format!("invalid urn prefix: {:?}", String::from_utf8_lossy(&raw[..9])));
+            }
+            &raw[9..]
+        }
+        38 => &raw[1..37],
+        32 => {
+            if !s.bytes().all(|c| c.is_ascii_hexdigit()) {
+                return Err("invalid UUID format".into());
+            }
+            let l = s.to_ascii_lowercase();
+            return Ok(format!(
+                "{}-{}-{}-{}-{}",
+                &l[..8],
+                &l[8..12],
+                &l[12..16],
+                &l[16..20],
+                &l[20..]
+            ));
+        }
+        n => return Err(format!("invalid UUID length: {}", n)),
+    };
+    let dashes = [8, 13, 18, 23];
+    let ok = b.len() == 36
+        && b.iter().enumerate().all(|(i, c)| {
+            if dashes.contains(&i) {
+                *c == b'-'
+            } else {
+                c.is_ascii_hexdigit()
+            }
+        });
+    if !ok {
+        return Err("invalid UUID format".into());
+    }
+    Ok(String::from_utf8_lossy(b).to_ascii_lowercase())
+}
+
 pub fn hex_id(n: usize) -> String {
     random_bytes(n).iter().map(|x| format!("{:02x}", x)).collect()
 }
