@@ -407,6 +407,9 @@ pub fn handle_v3(shared: &Arc<Shared>, req: &Request) -> Response {
         }
         _ => {}
     }
+    if let Some(r) = rtmp_route(shared, req) {
+        return r;
+    }
     if let Some(n) = param_name(p, "/v3/config/paths/") {
         let rest = &p["/v3/config/paths/".len()..];
         let (op, _) = rest.split_once('/').unwrap_or((rest, ""));
@@ -455,6 +458,25 @@ pub fn handle_v3(shared: &Arc<Shared>, req: &Request) -> Response {
         }
     }
     Response::not_found_text()
+}
+
+/// `/v3/rtmpconns/list|get/{id}|kick/{id}`, registered only while `rtmp` is on.
+fn rtmp_route(shared: &Arc<Shared>, req: &Request) -> Option<Response> {
+    let rest = req.path.strip_prefix("/v3/rtmpconns/")?;
+    if !crate::rtmp::enabled(shared) {
+        return None;
+    }
+    let id = |pre: &str| rest.strip_prefix(pre).filter(|id| !id.is_empty() && !id.contains('/'));
+    let answer = |r: Result<Value, (u16, String)>| match r {
+        Ok(v) => Response::json(200, &v),
+        Err((code, e)) => Response::error(code, &e),
+    };
+    match req.method.as_str() {
+        "GET" if rest == "list" => Some(list_json(req, crate::rtmp::api_list(shared))),
+        "GET" => id("get/").map(|id| answer(crate::rtmp::api_get(shared, id))),
+        "POST" => id("kick/").map(|id| answer(crate::rtmp::api_kick(shared, id).map(|()| json!({"status": "ok"})))),
+        _ => None,
+    }
 }
 
 /// The `pathDefaults` and `paths` of a configuration file, validated like conf.Load.
@@ -807,7 +829,7 @@ pub fn restart(shared: &Arc<Shared>, down_ms: u64) {
             fail400: None,
         },
     );
-    *st = core::initial_state(shared.api_port, shared.rtsp_port, shared.all_others);
+    *st = core::initial_state(shared.api_port, shared.rtsp_port, shared.rtmp_port, shared.all_others);
     // keep injected faults other than the restart's own downtime
     st.fault = fault;
     st.fault.mode = if down_ms > 0 { prev_mode } else { st.fault.mode };

@@ -80,6 +80,8 @@ pub struct Publisher {
     pub internal: bool,
     /// query of the publishing URL (MTX_QUERY of runOnAvailable)
     pub query: String,
+    /// the path's `source.type`: rtspSession, or rtmpConn for the relay of an RTMP publisher
+    pub source_type: &'static str,
 }
 
 #[derive(Default)]
@@ -107,7 +109,8 @@ pub struct PathRt {
     pub stream: Option<Arc<Stream>>,
     pub publisher: Option<Publisher>,
     pub available_time: Option<SystemTime>,
-    pub readers: Vec<(u64, String)>,
+    /// (connection, reader id, reader type: rtspSession or rtmpConn)
+    pub readers: Vec<(u64, String, &'static str)>,
     pub demand: usize,
     pub idle_since: Instant,
     pub ondemand: ProcSlot,
@@ -173,6 +176,8 @@ pub enum ChildKind {
     Puller,
     Recorder,
     Hook,
+    /// ffmpeg relaying an RTMP publisher or reader
+    Rtmp,
 }
 
 pub struct Shared {
@@ -181,6 +186,8 @@ pub struct Shared {
     pub api_port: u16,
     pub rtsp_port: u16,
     pub control_port: u16,
+    pub rtmp_port: u16,
+    pub rtmp: crate::rtmp::Registry,
     pub dir: PathBuf,
     pub all_others: bool,
     pub ffmpeg: String,
@@ -212,22 +219,23 @@ impl Shared {
     }
 }
 
-pub fn initial_global(api_port: u16, rtsp_port: u16) -> Map<String, Value> {
+pub fn initial_global(api_port: u16, rtsp_port: u16, rtmp_port: u16) -> Map<String, Value> {
     let mut g = conf::defaults(GLOBAL_FIELDS);
     g.insert("api".into(), json!(true));
     g.insert("apiAddress".into(), json!(format!("127.0.0.1:{}", api_port)));
     g.insert("rtspAddress".into(), json!(format!(":{}", rtsp_port)));
+    g.insert("rtmpAddress".into(), json!(format!(":{}", rtmp_port)));
     g
 }
 
-pub fn initial_state(api_port: u16, rtsp_port: u16, all_others: bool) -> State {
+pub fn initial_state(api_port: u16, rtsp_port: u16, rtmp_port: u16, all_others: bool) -> State {
     let mut confs = BTreeMap::new();
     if all_others {
         confs.insert("all_others".to_string(), Map::new());
     }
     State {
         started: SystemTime::now(),
-        global: initial_global(api_port, rtsp_port),
+        global: initial_global(api_port, rtsp_port, rtmp_port),
         path_defaults: conf::defaults(PATH_FIELDS),
         confs,
         paths: BTreeMap::new(),
@@ -556,7 +564,7 @@ pub fn publish_start(shared: &Arc<Shared>, p: &mut PathRt, pb: Publisher, sdp: S
         env.push(("MTX_SOURCE_TYPE".into(), "rtspSource".into()));
         env.push(("MTX_SOURCE_ID".into(), String::new()));
     } else {
-        env.push(("MTX_SOURCE_TYPE".into(), "rtspSession".into()));
+        env.push(("MTX_SOURCE_TYPE".into(), pb.source_type.into()));
         env.push(("MTX_SOURCE_ID".into(), pb.id.clone()));
     }
     for (on, off, restart) in [
@@ -632,14 +640,21 @@ fn launch_undemand(shared: &Arc<Shared>, p: &PathRt) {
 }
 
 /// A reader started playing: runOnRead (hooks.OnRead).
-pub fn reader_added(shared: &Arc<Shared>, p: &mut PathRt, conn_id: u64, reader_id: &str, query: &str) {
+pub fn reader_added(
+    shared: &Arc<Shared>,
+    p: &mut PathRt,
+    conn_id: u64,
+    reader_id: &str,
+    query: &str,
+    reader_type: &str,
+) {
     let (a, b) = (p.s("runOnRead"), p.s("runOnUnread"));
     if a.is_empty() && b.is_empty() {
         return;
     }
     let mut env = crate::hooks::path_env(shared, &p.name, &p.conf_name);
     env.push(("MTX_QUERY".into(), crate::hooks::query_escape(query)));
-    env.push(("MTX_READER_TYPE".into(), "rtspSession".into()));
+    env.push(("MTX_READER_TYPE".into(), reader_type.into()));
     env.push(("MTX_READER_ID".into(), reader_id.to_string()));
     let restart = p.b("runOnReadRestart");
     let pair = crate::hooks::Pair::start(shared, &p.name, ("runOnRead", &a, restart), ("runOnUnread", &b), env);
@@ -668,7 +683,7 @@ pub fn path_json(p: &PathRt) -> Value {
     let (source, online, online_time) = if p.is_url_source() {
         (json!({"type": "rtspSource", "id": ""}), true, Some(p.created))
     } else if let Some(pb) = &p.publisher {
-        (json!({"type": "rtspSession", "id": pb.id}), true, p.available_time)
+        (json!({"type": pb.source_type, "id": pb.id}), true, p.available_time)
     } else {
         (Value::Null, false, None)
     };
@@ -695,7 +710,7 @@ pub fn path_json(p: &PathRt) -> Value {
     let readers: Vec<Value> = p
         .readers
         .iter()
-        .map(|(_, id)| json!({"type": "rtspSession", "id": id}))
+        .map(|(_, id, typ)| json!({"type": typ, "id": id}))
         .collect();
     json!({
         "name": p.name,

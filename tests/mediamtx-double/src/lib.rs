@@ -8,6 +8,7 @@
 
 #![allow(clippy::too_many_arguments)]
 
+pub mod amf0;
 pub mod api;
 pub mod auth;
 pub mod cleaner;
@@ -22,6 +23,7 @@ pub mod media;
 pub mod procs;
 pub mod re2;
 pub mod recordings;
+pub mod rtmp;
 pub mod rtsp;
 pub mod ts;
 pub mod util;
@@ -39,6 +41,8 @@ pub struct Options {
     pub api_port: u16,
     pub rtsp_port: u16,
     pub control_port: u16,
+    /// RTMP listener (`rtmpAddress`)
+    pub rtmp_port: u16,
     /// working directory: logs, and the base of relative record paths
     pub dir: PathBuf,
     /// include MediaMTX's default `all_others` path configuration (default true)
@@ -57,6 +61,7 @@ impl Options {
             api_port: 0,
             rtsp_port: 0,
             control_port: 0,
+            rtmp_port: 0,
             dir: dir.into(),
             all_others: true,
             ffmpeg: "ffmpeg".into(),
@@ -71,6 +76,7 @@ pub struct Handle {
     pub api_port: u16,
     pub rtsp_port: u16,
     pub control_port: u16,
+    pub rtmp_port: u16,
     shared: Arc<core::Shared>,
     threads: Vec<JoinHandle<()>>,
     stopped: bool,
@@ -82,6 +88,9 @@ impl Handle {
     }
     pub fn rtsp_url(&self) -> String {
         format!("rtsp://127.0.0.1:{}", self.rtsp_port)
+    }
+    pub fn rtmp_url(&self) -> String {
+        format!("rtmp://127.0.0.1:{}", self.rtmp_port)
     }
     pub fn control_url(&self) -> String {
         format!("http://127.0.0.1:{}", self.control_port)
@@ -141,10 +150,12 @@ pub fn start(opts: Options) -> std::io::Result<Handle> {
     let api_l = api::bind(opts.api_port)?;
     let rtsp_l = TcpListener::bind(("127.0.0.1", opts.rtsp_port))?;
     let ctl_l = api::bind(opts.control_port)?;
+    let rtmp_l = TcpListener::bind(("127.0.0.1", opts.rtmp_port))?;
+    let rtmp_port = rtmp_l.local_addr()?.port();
     let api_port = api_l.local_addr()?.port();
     let rtsp_port = rtsp_l.local_addr()?.port();
     let control_port = ctl_l.local_addr()?.port();
-    let mut state = core::initial_state(api_port, rtsp_port, opts.all_others);
+    let mut state = core::initial_state(api_port, rtsp_port, rtmp_port, opts.all_others);
     api::load_conf_file(&mut state, opts.path_defaults.as_ref(), &opts.paths)
         .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
     let shared = Arc::new(core::Shared {
@@ -153,6 +164,8 @@ pub fn start(opts: Options) -> std::io::Result<Handle> {
         api_port,
         rtsp_port,
         control_port,
+        rtmp_port,
+        rtmp: Default::default(),
         dir,
         all_others: opts.all_others,
         ffmpeg: opts.ffmpeg.clone(),
@@ -180,6 +193,10 @@ pub fn start(opts: Options) -> std::io::Result<Handle> {
     }
     {
         let sh = shared.clone();
+        threads.push(std::thread::spawn(move || rtmp::serve(sh, rtmp_l)));
+    }
+    {
+        let sh = shared.clone();
         threads.push(std::thread::spawn(move || api::serve_control(sh, ctl_l)));
     }
     {
@@ -203,6 +220,7 @@ pub fn start(opts: Options) -> std::io::Result<Handle> {
         api_port,
         rtsp_port,
         control_port,
+        rtmp_port,
         shared,
         threads,
         stopped: false,

@@ -63,6 +63,7 @@ fn spawn2(
         ChildKind::Puller => "source",
         ChildKind::Recorder => "recorder",
         ChildKind::Hook => "hook",
+        ChildKind::Rtmp => "rtmp",
     };
     let (mut out, err) = log_file(shared, name, tag);
     if pipe_stdout {

@@ -45,6 +45,8 @@ enum Role {
     None,
     Publisher {
         path: String,
+        /// the double's own relay (pulled source, RTMP publisher)
+        internal: bool,
         sdp: media::Sdp,
         chmap: HashMap<u8, (usize, bool)>,
         stream: Option<Arc<Stream>>,
@@ -554,6 +556,7 @@ impl Conn {
         let _ = n;
         self.role = Role::Publisher {
             path: name,
+            internal,
             sdp,
             chmap: HashMap::new(),
             stream: None,
@@ -666,7 +669,14 @@ impl Conn {
 
     fn record(&mut self, req: &Req) {
         let shared = self.shared.clone();
-        let Role::Publisher { path, sdp, stream, .. } = &mut self.role else {
+        let Role::Publisher {
+            path,
+            internal: relay,
+            sdp,
+            stream,
+            ..
+        } = &mut self.role
+        else {
             return self.respond(req, 455, "Method Not Valid in This State", &[], b"");
         };
         let mut st = shared.lock();
@@ -679,12 +689,29 @@ impl Conn {
             }
         };
         let internal = p.is_url_source();
-        let pb = Publisher {
-            id: crate::util::uuid(),
-            conn_id: self.id,
-            conn: self.tcp.try_clone().expect("clone"),
-            internal,
-            query: self.query.clone(),
+        // the relay of an RTMP publisher stands for that connection
+        let rtmp = if *relay && !internal {
+            crate::rtmp::publisher_of(&shared, &name)
+        } else {
+            None
+        };
+        let pb = match rtmp {
+            Some((id, conn, query)) => Publisher {
+                id,
+                conn_id: self.id,
+                conn,
+                internal: false,
+                query,
+                source_type: "rtmpConn",
+            },
+            None => Publisher {
+                id: crate::util::uuid(),
+                conn_id: self.id,
+                conn: self.tcp.try_clone().expect("clone"),
+                internal,
+                query: self.query.clone(),
+                source_type: "rtspSession",
+            },
         };
         let s = core::publish_start(&shared, p, pb, sdp.clone());
         *stream = Some(s);
@@ -723,9 +750,9 @@ impl Conn {
         };
         if !*hidden {
             let rid = crate::util::uuid();
-            p.readers.push((conn_id, rid.clone()));
+            p.readers.push((conn_id, rid.clone(), "rtspSession"));
             p.demand += 1;
-            core::reader_added(&shared, p, conn_id, &rid, &query);
+            core::reader_added(&shared, p, conn_id, &rid, &query, "rtspSession");
         }
         let sink_id = shared.id();
         // respond before adding the sink so the PLAY reply precedes data
@@ -770,7 +797,7 @@ impl Conn {
                     let mut st = shared.lock();
                     if let Some(p) = st.paths.get_mut(&path) {
                         let before = p.readers.len();
-                        p.readers.retain(|(c, _)| *c != self.id);
+                        p.readers.retain(|(c, ..)| *c != self.id);
                         core::reader_removed(&shared, p, self.id);
                         if p.readers.len() != before {
                             p.demand = p.demand.saturating_sub(1);

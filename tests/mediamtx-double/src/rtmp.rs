@@ -1,0 +1,1065 @@
+//! RTMP server like MediaMTX v1.20.1's (internal/servers/rtmp with gortmplib v1.0.1):
+//! plain handshake, chunk stream, the connect/createStream/publish/play commands and the
+//! onStatus answers gortmplib sends. Codecs are not re-packetized here: a publisher's
+//! audio/video messages go as FLV into an ffmpeg child that publishes them into the
+//! double's own RTSP relay (under the internal prefix, so it is no RTSP session), and a
+//! reader is fed from an ffmpeg child that reads the relay and writes FLV.
+
+use crate::amf0::{self, Value as Amf};
+use crate::core::{self, ChildKind, Shared};
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, HashMap};
+use std::io::{BufReader, Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+/// A client controls message lengths and chunk stream ids: both are bounded.
+const MAX_MESSAGE: usize = 8 << 20;
+const MAX_CHUNK_STREAMS: usize = 16;
+/// gortmplib's window and chunk size (AcceptConn)
+const WINDOW: u32 = 2_500_000;
+const OUT_CHUNK: usize = 65536;
+
+/// One RTMP connection as the API shows it (defs.APIRTMPConn).
+pub struct ConnInfo {
+    pub num: u64,
+    pub uuid: String,
+    created: SystemTime,
+    remote: String,
+    tcp: TcpStream,
+    received: Arc<AtomicU64>,
+    sent: AtomicU64,
+    meta: Mutex<Meta>,
+}
+
+#[derive(Default)]
+struct Meta {
+    state: &'static str,
+    path: String,
+    query: String,
+    user: String,
+    user_agent: String,
+}
+
+/// The RTMP connections of a double and the paths they are publishing to.
+#[derive(Default)]
+pub struct Registry {
+    conns: Mutex<BTreeMap<u64, Arc<ConnInfo>>>,
+    publishing: Mutex<HashMap<String, Arc<ConnInfo>>>,
+}
+
+/// For the RTSP server: the RTMP connection whose ffmpeg child is publishing `path`
+/// through the internal prefix (its source id, connection and query).
+pub fn publisher_of(shared: &Shared, path: &str) -> Option<(String, TcpStream, String)> {
+    let m = shared.rtmp.publishing.lock().unwrap();
+    let c = m.get(path)?;
+    let q = c.meta.lock().unwrap().query.clone();
+    Some((c.uuid.clone(), c.tcp.try_clone().ok()?, q))
+}
+
+pub fn serve(shared: Arc<Shared>, listener: TcpListener) {
+    listener.set_nonblocking(true).ok();
+    while !shared.shutdown.load(Ordering::SeqCst) {
+        match listener.accept() {
+            Ok((s, _)) => {
+                s.set_nonblocking(false).ok();
+                if !enabled(&shared) {
+                    // `rtmp: false`: MediaMTX has no listener; the connection is dropped
+                    let _ = s.shutdown(Shutdown::Both);
+                    continue;
+                }
+                let sh = shared.clone();
+                std::thread::spawn(move || conn(sh, s));
+            }
+            Err(_) => crate::util::wait_acceptable(&listener, Duration::from_millis(100)),
+        }
+    }
+}
+
+pub fn enabled(shared: &Shared) -> bool {
+    shared
+        .lock()
+        .global
+        .get("rtmp")
+        .and_then(|v| v.as_bool())
+        .unwrap_or(true)
+}
+
+fn api_item(c: &ConnInfo) -> Value {
+    let m = c.meta.lock().unwrap();
+    let (rx, tx) = (c.received.load(Ordering::Relaxed), c.sent.load(Ordering::Relaxed));
+    json!({
+        "id": c.uuid,
+        "created": crate::util::rfc3339_nano(c.created),
+        "remoteAddr": c.remote,
+        "state": m.state,
+        "path": m.path,
+        "query": m.query,
+        "user": m.user,
+        "userAgent": m.user_agent,
+        "inboundBytes": rx,
+        "outboundBytes": tx,
+        "bytesReceived": rx,
+        "bytesSent": tx,
+        "outboundFramesDiscarded": 0,
+    })
+}
+
+/// `/v3/rtmpconns/list` items, oldest first (like the server's sort by `created`).
+pub fn api_list(shared: &Shared) -> Vec<Value> {
+    let conns = shared.rtmp.conns.lock().unwrap();
+    conns.values().map(|c| api_item(c)).collect()
+}
+
+/// uuid.Parse's errors, then ErrConnNotFound.
+pub fn api_find(shared: &Shared, id: &str) -> Result<Arc<ConnInfo>, (u16, String)> {
+    let canon = parse_uuid(id).map_err(|e| (400, e))?;
+    let conns = shared.rtmp.conns.lock().unwrap();
+    conns
+        .values()
+        .find(|c| c.uuid == canon)
+        .cloned()
+        .ok_or((404, "connection not found".to_string()))
+}
+
+pub fn api_get(shared: &Shared, id: &str) -> Result<Value, (u16, String)> {
+    api_find(shared, id).map(|c| api_item(&c))
+}
+
+pub fn api_kick(shared: &Shared, id: &str) -> Result<(), (u16, String)> {
+    let c = api_find(shared, id)?;
+    shared.rtmp.conns.lock().unwrap().remove(&c.num);
+    let _ = c.tcp.shutdown(Shutdown::Both);
+    Ok(())
+}
+
+/// google/uuid's Parse (the forms it accepts, its error texts); returns the canonical form.
+fn parse_uuid(s: &str) -> Result<String, String> {
+    let body = match s.len() {
+        36 => s,
+        38 if s.starts_with('{') && s.ends_with('}') => &s[1..37],
+        45 => match s.get(..9) {
+            Some(p) if p.eq_ignore_ascii_case("urn:uuid:") => &s[9..],
+            _ => return Err(format!("invalid urn prefix: {:?}", s.get(..9).unwrap_or(""))),
+        },
+        32 => {
+            if !s.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err("invalid UUID format".into());
+            }
+            let l = s.to_ascii_lowercase();
+            return Ok(format!(
+                "{}-{}-{}-{}-{}",
+                &l[0..8],
+                &l[8..12],
+                &l[12..16],
+                &l[16..20],
+                &l[20..]
+            ));
+        }
+        n => return Err(format!("invalid UUID length: {}", n)),
+    };
+    let b = body.as_bytes();
+    let ok = b.iter().enumerate().all(|(i, c)| match i {
+        8 | 13 | 18 | 23 => *c == b'-',
+        _ => c.is_ascii_hexdigit(),
+    });
+    if !ok {
+        return Err("invalid UUID format".into());
+    }
+    Ok(body.to_ascii_lowercase())
+}
+
+/// Counts every byte read from the connection (gortmplib's bytecounter).
+struct Counting {
+    tcp: TcpStream,
+    n: Arc<AtomicU64>,
+}
+
+impl Read for Counting {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let r = self.tcp.read(buf)?;
+        self.n.fetch_add(r as u64, Ordering::Relaxed);
+        Ok(r)
+    }
+}
+
+struct Msg {
+    typ: u8,
+    ts: u32,
+    payload: Vec<u8>,
+}
+
+#[derive(Default)]
+struct ChunkState {
+    ts: u32,
+    delta: u32,
+    len: usize,
+    typ: u8,
+    ext: bool,
+    buf: Vec<u8>,
+}
+
+/// Reassembles messages from the client's chunk stream.
+struct ChunkReader<R: Read> {
+    rd: R,
+    chunk_size: usize,
+    streams: HashMap<u32, ChunkState>,
+}
+
+fn bad(msg: &str) -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::InvalidData, msg.to_string())
+}
+
+impl<R: Read> ChunkReader<R> {
+    fn u(&mut self, n: usize) -> std::io::Result<u32> {
+        let mut b = [0u8; 4];
+        self.rd.read_exact(&mut b[4 - n..])?;
+        Ok(u32::from_be_bytes(b))
+    }
+
+    fn read_message(&mut self) -> std::io::Result<Msg> {
+        loop {
+            let b0 = self.u(1)?;
+            let fmt = b0 >> 6;
+            let csid = match b0 & 0x3f {
+                0 => 64 + self.u(1)?,
+                1 => {
+                    let lo = self.u(1)?;
+                    64 + lo + self.u(1)? * 256
+                }
+                c => c,
+            };
+            if !self.streams.contains_key(&csid) && self.streams.len() >= MAX_CHUNK_STREAMS {
+                return Err(bad("too many chunk streams"));
+            }
+            let mut st = self.streams.remove(&csid).unwrap_or_default();
+            let starting = st.buf.is_empty();
+            if fmt <= 2 {
+                let t = self.u(3)?;
+                if fmt <= 1 {
+                    st.len = self.u(3)? as usize;
+                    st.typ = self.u(1)? as u8;
+                    if fmt == 0 {
+                        self.u(4)?; // message stream id (little endian), not needed
+                    }
+                }
+                st.ext = t == 0xff_ffff;
+                let t = if st.ext { self.u(4)? } else { t };
+                if fmt == 0 {
+                    st.ts = t;
+                    st.delta = t;
+                } else {
+                    st.delta = t;
+                    st.ts = st.ts.wrapping_add(t);
+                }
+            } else {
+                if st.ext {
+                    self.u(4)?;
+                }
+                if starting {
+                    st.ts = st.ts.wrapping_add(st.delta);
+                }
+            }
+            if st.len > MAX_MESSAGE {
+                return Err(bad("message too big"));
+            }
+            let n = (st.len - st.buf.len()).min(self.chunk_size);
+            let start = st.buf.len();
+            st.buf.resize(start + n, 0);
+            self.rd.read_exact(&mut st.buf[start..])?;
+            let done = st.buf.len() == st.len;
+            let msg = done.then(|| Msg {
+                typ: st.typ,
+                ts: st.ts,
+                payload: std::mem::take(&mut st.buf),
+            });
+            self.streams.insert(csid, st);
+            if let Some(m) = msg {
+                return Ok(m);
+            }
+        }
+    }
+}
+
+/// Serializes messages onto the connection (fmt 0, then fmt 3 continuation chunks).
+struct Writer {
+    tcp: Mutex<TcpStream>,
+    info: Arc<ConnInfo>,
+}
+
+impl Writer {
+    fn send(&self, csid: u8, typ: u8, stream: u32, ts: u32, payload: &[u8]) -> std::io::Result<()> {
+        let ext = ts >= 0xff_ffff;
+        let mut b = Vec::with_capacity(payload.len() + 32);
+        b.push(csid & 0x3f);
+        b.extend_from_slice(&(if ext { 0xff_ffff } else { ts }).to_be_bytes()[1..]);
+        b.extend_from_slice(&(payload.len() as u32).to_be_bytes()[1..]);
+        b.push(typ);
+        b.extend_from_slice(&stream.to_le_bytes());
+        if ext {
+            b.extend_from_slice(&ts.to_be_bytes());
+        }
+        for (i, piece) in payload.chunks(OUT_CHUNK).enumerate() {
+            if i > 0 {
+                b.push(0xc0 | (csid & 0x3f));
+                if ext {
+                    b.extend_from_slice(&ts.to_be_bytes());
+                }
+            }
+            b.extend_from_slice(piece);
+        }
+        self.info.sent.fetch_add(b.len() as u64, Ordering::Relaxed);
+        self.tcp.lock().unwrap().write_all(&b)
+    }
+
+    fn control(&self, typ: u8, payload: &[u8]) -> std::io::Result<()> {
+        self.send(2, typ, 0, 0, payload)
+    }
+
+    fn command(&self, csid: u8, stream: u32, values: &[Amf]) -> std::io::Result<()> {
+        let mut b = Vec::new();
+        for v in values {
+            amf0::encode(v, &mut b);
+        }
+        self.send(csid, 20, stream, 0, &b)
+    }
+
+    fn on_status(&self, txid: f64, level: &str, code: &str, description: &str) -> std::io::Result<()> {
+        let status = amf0::obj(&[
+            ("level", amf0::s(level)),
+            ("code", amf0::s(code)),
+            ("description", amf0::s(description)),
+        ]);
+        self.command(5, 1, &[amf0::s("onStatus"), Amf::Number(txid), Amf::Null, status])
+    }
+}
+
+/// What the client asked for after connect.
+struct Action {
+    publish: bool,
+    txid: f64,
+    path: String,
+    query: String,
+}
+
+struct Session {
+    shared: Arc<Shared>,
+    info: Arc<ConnInfo>,
+    w: Writer,
+    rd: ChunkReader<BufReader<Counting>>,
+    /// the client's window: an acknowledgement is due every `window` bytes
+    window: u32,
+    acked: u64,
+    connect_txid: f64,
+}
+
+fn conn(shared: Arc<Shared>, tcp: TcpStream) {
+    let num = shared.id();
+    let (Ok(wtcp), Ok(rtcp), Ok(ctcp)) = (tcp.try_clone(), tcp.try_clone(), tcp.try_clone()) else {
+        return;
+    };
+    let _ = tcp.set_nodelay(true);
+    let info = Arc::new(ConnInfo {
+        num,
+        uuid: crate::util::uuid(),
+        created: SystemTime::now(),
+        remote: tcp.peer_addr().map(|a| a.to_string()).unwrap_or_default(),
+        tcp,
+        received: Arc::new(AtomicU64::new(0)),
+        sent: AtomicU64::new(0),
+        meta: Mutex::new(Meta {
+            state: "idle",
+            ..Default::default()
+        }),
+    });
+    shared.rtmp.conns.lock().unwrap().insert(num, info.clone());
+    shared.conns.lock().unwrap().insert(num, ctcp);
+    let hooks = connect_hooks(&shared, &info);
+    let counting = Counting {
+        tcp: rtcp,
+        n: info.received.clone(),
+    };
+    let mut s = Session {
+        shared: shared.clone(),
+        info: info.clone(),
+        w: Writer {
+            tcp: Mutex::new(wtcp),
+            info: info.clone(),
+        },
+        rd: ChunkReader {
+            rd: BufReader::with_capacity(64 * 1024, counting),
+            chunk_size: 128,
+            streams: HashMap::new(),
+        },
+        window: WINDOW,
+        acked: 0,
+        connect_txid: 1.0,
+    };
+    // a client must finish the handshake and its commands in time (readTimeout)
+    let _ = info.tcp.set_read_timeout(Some(read_timeout(&shared)));
+    let res = s.run();
+    shared.log(&format!(
+        "RTMP [conn {}] closed: {}",
+        info.remote,
+        match res {
+            Ok(()) => "EOF".to_string(),
+            Err(e) => e.to_string(),
+        }
+    ));
+    let _ = info.tcp.shutdown(Shutdown::Both);
+    shared.rtmp.conns.lock().unwrap().remove(&num);
+    shared.conns.lock().unwrap().remove(&num);
+    if let Some(h) = hooks {
+        if !shared.shutdown.load(Ordering::SeqCst) {
+            h.end(&shared);
+        }
+    }
+}
+
+fn read_timeout(shared: &Shared) -> Duration {
+    let d = crate::conf::duration_of(&shared.lock().global, "readTimeout");
+    if d.is_zero() {
+        Duration::from_secs(10)
+    } else {
+        d
+    }
+}
+
+/// hooks.OnConnect: runOnConnect/runOnDisconnect with MTX_CONN_TYPE `rtmpConn`.
+fn connect_hooks(shared: &Arc<Shared>, info: &ConnInfo) -> Option<crate::hooks::Pair> {
+    let g = shared.lock().global.clone();
+    let s = |k: &str| g.get(k).and_then(|v| v.as_str()).unwrap_or("").to_string();
+    let (a, b) = (s("runOnConnect"), s("runOnDisconnect"));
+    if a.is_empty() && b.is_empty() {
+        return None;
+    }
+    let restart = g.get("runOnConnectRestart").and_then(|v| v.as_bool()).unwrap_or(false);
+    let env = vec![
+        ("RTSP_PORT".to_string(), shared.rtsp_port.to_string()),
+        ("MTX_CONN_TYPE".to_string(), "rtmpConn".to_string()),
+        ("MTX_CONN_ID".to_string(), info.uuid.clone()),
+    ];
+    Some(crate::hooks::Pair::start(
+        shared,
+        "conn",
+        ("runOnConnect", &a, restart),
+        ("runOnDisconnect", &b),
+        env,
+    ))
+}
+
+fn err(msg: String) -> std::io::Error {
+    std::io::Error::other(msg)
+}
+
+impl Session {
+    fn run(&mut self) -> std::io::Result<()> {
+        self.handshake()?;
+        let (app_tcurl, flash) = self.read_connect()?;
+        let action = self.accept_conn(&app_tcurl)?;
+        self.info.meta.lock().unwrap().user_agent = flash.clone();
+        let creds = crate::auth::Creds {
+            user: query_get(&action.query, "user"),
+            pass: query_get(&action.query, "pass"),
+            token: String::new(),
+        };
+        let user = creds.user.clone();
+        // pathManager.FindPathConf / AddReader: configuration first, then authentication
+        let conf = self.shared.lock().find_conf(&action.path);
+        if let Err(e) = conf {
+            return Err(err(e));
+        }
+        if let Err(e) = self.authorize(&action, creds, &flash) {
+            let (code, desc) = if action.publish {
+                ("NetStream.Publish.Unauthorized", "authentication failed")
+            } else {
+                ("NetStream.Play.Failed", "authentication failed")
+            };
+            self.w.on_status(action.txid, "error", code, desc)?;
+            return Err(err(e));
+        }
+        if action.publish {
+            self.publish(action, user)
+        } else {
+            self.read(action, user)
+        }
+    }
+
+    fn authorize(&self, a: &Action, creds: crate::auth::Creds, flash: &str) -> Result<(), String> {
+        let Ok(peer) = self.info.tcp.peer_addr() else {
+            return Ok(());
+        };
+        let global = self.shared.lock().global.clone();
+        let req = crate::auth::Request {
+            action: if a.publish { "publish" } else { "read" },
+            path: &a.path,
+            ip: peer.ip(),
+            creds,
+            verify: None,
+            ask_credentials: false,
+            protocol: "rtmp",
+            id: Some(&self.info.uuid),
+            query: &a.query,
+            user_agent: flash,
+        };
+        crate::auth::authenticate(&global, &req).map_err(|e| {
+            // auth.LogAndDelayError
+            self.shared
+                .log(&format!("WAR [RTMP] [conn {}] {}", self.info.remote, e));
+            std::thread::sleep(crate::auth::failure_pause());
+            e.to_string()
+        })
+    }
+
+    /// C0+C1 → S0+S1+S2 → C2 (the plain handshake: S1 carries no digest, so clients
+    /// do not validate it).
+    fn handshake(&mut self) -> std::io::Result<()> {
+        let mut c0c1 = vec![0u8; 1537];
+        self.rd.rd.read_exact(&mut c0c1)?;
+        if c0c1[0] != 3 {
+            return Err(bad("unsupported RTMP version"));
+        }
+        let mut out = Vec::with_capacity(3073);
+        out.push(3);
+        out.extend_from_slice(&[0u8; 8]);
+        out.extend_from_slice(&crate::util::random_bytes(1528));
+        out.extend_from_slice(&c0c1[1..]);
+        self.info.sent.fetch_add(out.len() as u64, Ordering::Relaxed);
+        self.w.tcp.lock().unwrap().write_all(&out)?;
+        let mut c2 = vec![0u8; 1536];
+        self.rd.rd.read_exact(&mut c2)
+    }
+
+    /// Next message, after handling protocol control messages and acknowledgements.
+    fn next(&mut self) -> std::io::Result<Msg> {
+        loop {
+            let m = self.rd.read_message()?;
+            let total = self.info.received.load(Ordering::Relaxed);
+            if self.window > 0 && total - self.acked >= self.window as u64 {
+                self.acked = total;
+                self.w.control(3, &(total as u32).to_be_bytes())?;
+            }
+            let word = || m.payload.get(..4).map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]));
+            match m.typ {
+                1 => {
+                    let v = word().ok_or_else(|| bad("invalid set chunk size"))? & 0x7fff_ffff;
+                    if v == 0 || v as usize > MAX_MESSAGE {
+                        return Err(bad("invalid chunk size"));
+                    }
+                    self.rd.chunk_size = v as usize;
+                }
+                5 => self.window = word().unwrap_or(WINDOW),
+                2 | 3 | 4 | 6 => {}
+                _ => return Ok(m),
+            }
+        }
+    }
+
+    /// A command (AMF0 type 20, or AMF3 type 17 whose body is AMF0 after a zero byte).
+    fn command_of(m: &Msg) -> Option<Vec<Amf>> {
+        let body = match m.typ {
+            20 => &m.payload[..],
+            17 => m.payload.get(1..)?,
+            _ => return None,
+        };
+        amf0::decode_all(body).ok()
+    }
+
+    fn read_connect(&mut self) -> std::io::Result<(String, String)> {
+        loop {
+            let m = self.next()?;
+            let Some(cmd) = Self::command_of(&m) else { continue };
+            if cmd.first().and_then(|v| v.as_str()) != Some("connect") {
+                return Err(bad("unexpected command"));
+            }
+            let txid = match cmd.get(1) {
+                Some(Amf::Number(n)) => *n,
+                _ => 1.0,
+            };
+            let o = cmd.get(2).ok_or_else(|| bad("invalid connect command"))?;
+            o.get("app")
+                .and_then(|v| v.as_str())
+                .ok_or_else(|| bad("invalid connect command"))?;
+            let tc = o
+                .get("tcUrl")
+                .or_else(|| o.get("tcurl"))
+                .and_then(|v| v.as_str())
+                .ok_or_else(|| bad("invalid connect command"))?;
+            let flash = o.get("flashVer").and_then(|v| v.as_str()).unwrap_or("").to_string();
+            self.connect_txid = txid;
+            return Ok((tc.trim_matches('\'').to_string(), flash));
+        }
+    }
+
+    /// gortmplib's AcceptConn: window, peer bandwidth, chunk size, `_result`; then
+    /// createStream is answered until publish or play arrives.
+    fn accept_conn(&mut self, tc_url: &str) -> std::io::Result<Action> {
+        self.w.control(5, &WINDOW.to_be_bytes())?;
+        let mut bw = WINDOW.to_be_bytes().to_vec();
+        bw.push(2);
+        self.w.control(6, &bw)?;
+        self.w.control(1, &(OUT_CHUNK as u32).to_be_bytes())?;
+        let props = amf0::obj(&[
+            ("fmsVer", amf0::s("LNX 9,0,124,2")),
+            ("capabilities", Amf::Number(31.0)),
+        ]);
+        let status = amf0::obj(&[
+            ("level", amf0::s("status")),
+            ("code", amf0::s("NetConnection.Connect.Success")),
+            ("description", amf0::s("Connection succeeded.")),
+            ("objectEncoding", Amf::Number(0.0)),
+        ]);
+        self.w.command(
+            3,
+            0,
+            &[amf0::s("_result"), Amf::Number(self.connect_txid), props, status],
+        )?;
+        loop {
+            let m = self.next()?;
+            let Some(cmd) = Self::command_of(&m) else { continue };
+            let txid = match cmd.get(1) {
+                Some(Amf::Number(n)) => *n,
+                _ => 0.0,
+            };
+            match cmd.first().and_then(|v| v.as_str()) {
+                Some("createStream") => {
+                    self.w.command(
+                        3,
+                        0,
+                        &[amf0::s("_result"), Amf::Number(txid), Amf::Null, Amf::Number(1.0)],
+                    )?;
+                }
+                Some(name @ ("play" | "publish")) => {
+                    let key = cmd
+                        .get(3)
+                        .and_then(|v| v.as_str())
+                        .ok_or_else(|| bad(&format!("invalid {} command arguments", name)))?;
+                    let (path, query) = join_url(tc_url, key);
+                    return Ok(Action {
+                        publish: name == "publish",
+                        txid,
+                        path,
+                        query,
+                    });
+                }
+                _ => {}
+            }
+        }
+    }
+
+    fn set_meta(&self, state: &'static str, a: &Action, user: String) {
+        let mut m = self.info.meta.lock().unwrap();
+        m.state = state;
+        m.path = a.path.clone();
+        m.query = a.query.clone();
+        m.user = user;
+    }
+
+    fn publish(&mut self, a: Action, user: String) -> std::io::Result<()> {
+        self.w
+            .on_status(a.txid, "status", "NetStream.Publish.Start", "publish start")?;
+        {
+            // path.addPublisher's refusals
+            let shared = self.shared.clone();
+            let mut st = shared.lock();
+            let p = core::get_or_create_path(&shared, &mut st, &a.path).map_err(err)?;
+            if p.s("source") != "publisher" {
+                return Err(err(format!(
+                    "can't publish to path '{}' since 'source' is not 'publisher'",
+                    a.path
+                )));
+            }
+            if p.publisher.is_some() && !p.b("overridePublisher") {
+                return Err(err(format!("someone is already publishing to path '{}'", a.path)));
+            }
+            let mut reg = shared.rtmp.publishing.lock().unwrap();
+            if reg.contains_key(&a.path) && !p.b("overridePublisher") {
+                return Err(err(format!("someone is already publishing to path '{}'", a.path)));
+            }
+            reg.insert(a.path.clone(), self.info.clone());
+        }
+        self.set_meta("publish", &a, user);
+        let _ = self.info.tcp.set_read_timeout(Some(read_timeout(&self.shared)));
+        let res = self.publish_loop(&a);
+        let mut reg = self.shared.rtmp.publishing.lock().unwrap();
+        if reg.get(&a.path).is_some_and(|c| c.num == self.info.num) {
+            reg.remove(&a.path);
+        }
+        res
+    }
+
+    /// Audio, video and metadata messages become FLV tags on the ffmpeg child's stdin.
+    fn publish_loop(&mut self, a: &Action) -> std::io::Result<()> {
+        let mut child: Option<(Child, ChildStdin)> = None;
+        let res = (|| loop {
+            let m = self.next()?;
+            let data = match m.typ {
+                8 | 9 => m.payload,
+                18 => strip_set_data_frame(m.payload),
+                20 | 17 => {
+                    let cmd = Self::command_of(&m).unwrap_or_default();
+                    match cmd.first().and_then(|v| v.as_str()) {
+                        Some("deleteStream" | "FCUnpublish" | "closeStream") => return Ok(()),
+                        _ => continue,
+                    }
+                }
+                _ => continue,
+            };
+            if child.is_none() {
+                let (has_audio, has_video) = if m.typ == 18 { codecs_of(&data) } else { (true, true) };
+                let (c, mut stdin) = spawn_publisher(&self.shared, &a.path)?;
+                let flags = (has_audio as u8) << 2 | has_video as u8;
+                stdin.write_all(&[b'F', b'L', b'V', 1, flags, 0, 0, 0, 9, 0, 0, 0, 0])?;
+                child = Some((c, stdin));
+            }
+            let stdin = &mut child.as_mut().unwrap().1;
+            stdin.write_all(&flv_tag(m.typ, m.ts, &data))?;
+        })();
+        if let Some((c, stdin)) = child {
+            drop(stdin);
+            stop_child(&self.shared, c);
+        }
+        res
+    }
+
+    fn read(&mut self, a: Action, user: String) -> std::io::Result<()> {
+        let shared = self.shared.clone();
+        let num = self.info.num;
+        {
+            // pathManager.AddReader / path.addReaderPost
+            let mut st = shared.lock();
+            let p = core::get_or_create_path(&shared, &mut st, &a.path).map_err(err)?;
+            if p.stream.is_none() {
+                return Err(err(format!("no stream is available on path '{}'", a.path)));
+            }
+            let max = p.conf.get("maxReaders").and_then(|v| v.as_u64()).unwrap_or(0) as usize;
+            if max != 0 && p.readers.len() >= max {
+                return Err(err("maximum reader count reached".into()));
+            }
+            p.readers.push((num, self.info.uuid.clone(), "rtmpConn"));
+            p.demand += 1;
+            core::reader_added(&shared, p, num, &self.info.uuid, &a.query, "rtmpConn");
+        }
+        let res = self.read_inner(&a, user);
+        let mut st = shared.lock();
+        if let Some(p) = st.paths.get_mut(&a.path) {
+            let before = p.readers.len();
+            p.readers.retain(|r| r.0 != num);
+            core::reader_removed(&shared, p, num);
+            if p.readers.len() != before {
+                p.demand = p.demand.saturating_sub(1);
+                if p.demand == 0 {
+                    p.idle_since = Instant::now();
+                }
+            }
+        }
+        res
+    }
+
+    fn read_inner(&mut self, a: &Action, user: String) -> std::io::Result<()> {
+        self.w.control(4, &[0, 4, 0, 0, 0, 1])?; // StreamIsRecorded
+        self.w.control(4, &[0, 0, 0, 0, 0, 1])?; // StreamBegin
+        for (code, desc) in [
+            ("NetStream.Play.Reset", "play reset"),
+            ("NetStream.Play.Start", "play start"),
+            ("NetStream.Data.Start", "data start"),
+            ("NetStream.Play.PublishNotify", "publish notify"),
+        ] {
+            self.w.on_status(a.txid, "status", code, desc)?;
+        }
+        self.set_meta("read", a, user);
+        let mut child = spawn_reader(&self.shared, &a.path)?;
+        let stdout = child.stdout.take().ok_or_else(|| err("no stdout".into()))?;
+        let w = Writer {
+            tcp: Mutex::new(self.w.tcp.lock().unwrap().try_clone()?),
+            info: self.info.clone(),
+        };
+        // FLV tags from ffmpeg become messages; when the stream ends the reader is closed
+        let pump = std::thread::spawn(move || {
+            let _ = pump_flv(stdout, &w);
+            let _ = w.tcp.lock().unwrap().shutdown(Shutdown::Both);
+        });
+        let _ = self.info.tcp.set_read_timeout(None);
+        let res = (|| loop {
+            let m = self.next()?;
+            if let Some(cmd) = Self::command_of(&m) {
+                if matches!(
+                    cmd.first().and_then(|v| v.as_str()),
+                    Some("deleteStream" | "closeStream")
+                ) {
+                    return Ok(());
+                }
+            }
+        })();
+        let _ = self.info.tcp.shutdown(Shutdown::Both);
+        stop_child(&self.shared, child);
+        let _ = pump.join();
+        res
+    }
+}
+
+/// Reads FLV from the reader's ffmpeg child and sends each tag as a message on stream 1.
+fn pump_flv(mut r: impl Read, w: &Writer) -> std::io::Result<()> {
+    let mut hdr = [0u8; 9];
+    r.read_exact(&mut hdr)?;
+    let offset = u32::from_be_bytes([hdr[5], hdr[6], hdr[7], hdr[8]]) as usize;
+    std::io::copy(
+        &mut r.by_ref().take(offset.saturating_sub(9) as u64 + 4),
+        &mut std::io::sink(),
+    )?;
+    loop {
+        let mut th = [0u8; 11];
+        r.read_exact(&mut th)?;
+        let typ = th[0] & 0x1f;
+        let size = u32::from_be_bytes([0, th[1], th[2], th[3]]) as usize;
+        let ts = u32::from_be_bytes([th[7], th[4], th[5], th[6]]);
+        let mut data = vec![0u8; size];
+        r.read_exact(&mut data)?;
+        let mut prev = [0u8; 4];
+        r.read_exact(&mut prev)?;
+        let csid = match typ {
+            8 => 4,
+            9 => 6,
+            _ => 5,
+        };
+        w.send(csid, typ, 1, ts, &data)?;
+    }
+}
+
+fn flv_tag(typ: u8, ts: u32, data: &[u8]) -> Vec<u8> {
+    let mut t = Vec::with_capacity(data.len() + 15);
+    t.push(typ);
+    t.extend_from_slice(&(data.len() as u32).to_be_bytes()[1..]);
+    t.extend_from_slice(&ts.to_be_bytes()[1..]);
+    t.push((ts >> 24) as u8);
+    t.extend_from_slice(&[0, 0, 0]);
+    t.extend_from_slice(data);
+    t.extend_from_slice(&((data.len() + 11) as u32).to_be_bytes());
+    t
+}
+
+/// `@setDataFrame onMetaData {...}` (publisher metadata) becomes the FLV file's
+/// `onMetaData {...}`.
+fn strip_set_data_frame(p: Vec<u8>) -> Vec<u8> {
+    const PREFIX: &[u8] = b"\x02\x00\x0d@setDataFrame";
+    match p.strip_prefix(PREFIX) {
+        Some(rest) => rest.to_vec(),
+        None => p,
+    }
+}
+
+/// Which tracks a publisher announces in its metadata (the FLV header's flags, so
+/// that ffmpeg does not wait for a track that never comes).
+fn codecs_of(meta: &[u8]) -> (bool, bool) {
+    let v = amf0::decode_all(meta).unwrap_or_default();
+    let o = v.get(1);
+    let has = |k: &str| o.and_then(|o| o.get(k)).is_some();
+    let (a, v) = (has("audiocodecid"), has("videocodecid"));
+    if !a && !v {
+        (true, true)
+    } else {
+        (a, v)
+    }
+}
+
+/// gortmplib's joinURL, then MediaMTX's path (the URL path without leading slashes)
+/// and raw query.
+fn join_url(tc_url: &str, key: &str) -> (String, String) {
+    let mut u = tc_url.to_string();
+    if !key.is_empty() && !key.starts_with('?') {
+        u.push('/');
+        u.push_str(key);
+    }
+    let rest = u.split_once("://").map(|(_, r)| r).unwrap_or(&u);
+    let rest = rest.split_once('#').map(|(a, _)| a).unwrap_or(rest);
+    let after_host = rest.find(['/', '?']).map(|i| &rest[i..]).unwrap_or("");
+    let (path, query) = after_host.split_once('?').unwrap_or((after_host, ""));
+    let path = crate::http::percent_decode(path, false).unwrap_or_else(|| path.to_string());
+    (path.trim_start_matches('/').to_string(), query.to_string())
+}
+
+/// url.Values.Get on a raw query.
+fn query_get(q: &str, key: &str) -> String {
+    for part in q.split('&') {
+        let (k, v) = part.split_once('=').unwrap_or((part, ""));
+        if crate::http::percent_decode(k, true).as_deref() == Some(key) {
+            return crate::http::percent_decode(v, true).unwrap_or_default();
+        }
+    }
+    String::new()
+}
+
+fn internal_url(shared: &Shared, path: &str) -> String {
+    format!(
+        "rtsp://127.0.0.1:{}/{}{}",
+        shared.rtsp_port,
+        shared.internal_prefix(),
+        path
+    )
+}
+
+fn spawn_child(shared: &Shared, path: &str, args: &[String], stdin: Stdio, stdout: Stdio) -> std::io::Result<Child> {
+    let dir = shared.dir.join("logs");
+    let _ = std::fs::create_dir_all(&dir);
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join(format!("{}-rtmp.log", path.replace('/', "_"))))?;
+    let mut cmd = Command::new(&shared.ffmpeg);
+    cmd.args(args)
+        .stdin(stdin)
+        .stdout(stdout)
+        .stderr(Stdio::from(log))
+        .current_dir(&shared.dir);
+    {
+        use std::os::unix::process::CommandExt;
+        cmd.process_group(0);
+    }
+    let c = cmd.spawn()?;
+    shared
+        .children
+        .lock()
+        .unwrap()
+        .insert(c.id() as i32, (ChildKind::Rtmp, path.to_string()));
+    shared.log(&format!("path {}: started rtmp pid {}: {:?}", path, c.id(), args));
+    Ok(c)
+}
+
+fn strings(a: &[&str]) -> Vec<String> {
+    a.iter().map(|s| s.to_string()).collect()
+}
+
+/// ffmpeg turning the publisher's FLV into an RTSP publisher of the relay.
+fn spawn_publisher(shared: &Shared, path: &str) -> std::io::Result<(Child, ChildStdin)> {
+    let url = internal_url(shared, path);
+    let args = strings(&[
+        "-hide_banner",
+        "-loglevel",
+        "warning",
+        "-f",
+        "flv",
+        "-i",
+        "pipe:0",
+        "-map",
+        "0",
+        "-c",
+        "copy",
+        "-f",
+        "rtsp",
+        "-rtsp_transport",
+        "tcp",
+        &url,
+    ]);
+    let mut c = spawn_child(shared, path, &args, Stdio::piped(), Stdio::null())?;
+    let stdin = c.stdin.take().ok_or_else(|| err("no stdin".into()))?;
+    Ok((c, stdin))
+}
+
+/// ffmpeg reading the relay (a hidden RTSP reader) and writing FLV.
+fn spawn_reader(shared: &Shared, path: &str) -> std::io::Result<Child> {
+    let url = internal_url(shared, path);
+    let args = strings(&[
+        "-nostdin",
+        "-hide_banner",
+        "-loglevel",
+        "warning",
+        "-rtsp_transport",
+        "tcp",
+        "-i",
+        &url,
+        "-map",
+        "0",
+        "-c",
+        "copy",
+        "-flvflags",
+        "no_duration_filesize",
+        "-f",
+        "flv",
+        "pipe:1",
+    ]);
+    spawn_child(shared, path, &args, Stdio::null(), Stdio::piped())
+}
+
+/// SIGINT to the child's group; it is reaped in the background (SIGKILL after 5 s).
+fn stop_child(shared: &Arc<Shared>, mut c: Child) {
+    let pid = c.id() as i32;
+    crate::procs::interrupt(pid);
+    let sh = shared.clone();
+    std::thread::spawn(move || {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            match c.try_wait() {
+                Ok(Some(_)) | Err(_) => break,
+                Ok(None) if Instant::now() >= deadline => {
+                    crate::procs::kill_group(pid);
+                    let _ = c.wait();
+                    break;
+                }
+                Ok(None) => std::thread::sleep(Duration::from_millis(50)),
+            }
+        }
+        sh.children.lock().unwrap().remove(&pid);
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn path_and_query_from_tcurl_and_key() {
+        // ffmpeg: rtmp://h/mypath?user=a → app "", key "mypath?user=a"
+        assert_eq!(
+            join_url("rtmp://h:1935/", "mypath?user=a&pass=b"),
+            ("mypath".into(), "user=a&pass=b".into())
+        );
+        assert_eq!(
+            join_url("rtmp://h:1935/live", "stream"),
+            ("live/stream".into(), "".into())
+        );
+        assert_eq!(join_url("rtmp://h/live?x=1", "?y"), ("live".into(), "x=1".into()));
+        assert_eq!(query_get("user=a%20b&pass=c", "user"), "a b");
+    }
+
+    #[test]
+    fn uuid_forms() {
+        let u = "0f9e3c1a-1b2c-4d5e-8f90-a1b2c3d4e5f6";
+        assert_eq!(parse_uuid(u).unwrap(), u);
+        assert_eq!(parse_uuid(&u.replace('-', "")).unwrap(), u);
+        assert_eq!(parse_uuid("abc").unwrap_err(), "invalid UUID length: 3");
+        assert_eq!(parse_uuid(&u.replace('f', "x")).unwrap_err(), "invalid UUID format");
+    }
+
+    #[test]
+    fn chunks_reassembled() {
+        // a 200-byte video message in 128-byte chunks (fmt 0 then fmt 3), then fmt 2
+        let payload: Vec<u8> = (0..200).map(|i| i as u8).collect();
+        let mut b = vec![0x06, 0, 0, 10, 0, 0, 200, 9, 1, 0, 0, 0];
+        b.extend_from_slice(&payload[..128]);
+        b.push(0xc6);
+        b.extend_from_slice(&payload[128..]);
+        b.extend_from_slice(&[0x86, 0, 0, 5]);
+        b.extend_from_slice(&payload[..128]);
+        b.push(0xc6);
+        b.extend_from_slice(&payload[128..]);
+        let mut r = ChunkReader {
+            rd: &b[..],
+            chunk_size: 128,
+            streams: HashMap::new(),
+        };
+        let m = r.read_message().unwrap();
+        assert_eq!((m.typ, m.ts, m.payload.len()), (9, 10, 200));
+        let m = r.read_message().unwrap();
+        assert_eq!((m.ts, m.payload), (15, payload));
+        // hostile: too long, too many chunk streams
+        let mut r = ChunkReader {
+            rd: &[0x06u8, 0, 0, 0, 0xff, 0xff, 0xff, 9, 0, 0, 0, 0][..],
+            chunk_size: 128,
+            streams: HashMap::new(),
+        };
+        assert!(r.read_message().is_err());
+    }
+}
