@@ -460,10 +460,14 @@ pub fn handle_v3(shared: &Arc<Shared>, req: &Request) -> Response {
     Response::not_found_text()
 }
 
-/// `/v3/rtmpconns/list|get/{id}|kick/{id}`, registered only while `rtmp` is on.
+/// `/v3/rtmpconns/list|get/{id}|kick/{id}` and `/v3/rtmpsconns/...`, registered only
+/// while that server runs.
 fn rtmp_route(shared: &Arc<Shared>, req: &Request) -> Option<Response> {
-    let rest = req.path.strip_prefix("/v3/rtmpconns/")?;
-    if !crate::rtmp::enabled(shared) {
+    let (rest, enc) = match req.path.strip_prefix("/v3/rtmpconns/") {
+        Some(r) => (r, false),
+        None => (req.path.strip_prefix("/v3/rtmpsconns/")?, true),
+    };
+    if !crate::rtmp::enabled(shared, enc) {
         return None;
     }
     let id = |pre: &str| rest.strip_prefix(pre).filter(|id| !id.is_empty() && !id.contains('/'));
@@ -472,9 +476,11 @@ fn rtmp_route(shared: &Arc<Shared>, req: &Request) -> Option<Response> {
         Err((code, e)) => Response::error(code, &e),
     };
     match req.method.as_str() {
-        "GET" if rest == "list" => Some(list_json(req, crate::rtmp::api_list(shared))),
-        "GET" => id("get/").map(|id| answer(crate::rtmp::api_get(shared, id))),
-        "POST" => id("kick/").map(|id| answer(crate::rtmp::api_kick(shared, id).map(|()| json!({"status": "ok"})))),
+        "GET" if rest == "list" => Some(list_json(req, crate::rtmp::api_list(shared, enc))),
+        "GET" => id("get/").map(|id| answer(crate::rtmp::api_get(shared, enc, id))),
+        "POST" => {
+            id("kick/").map(|id| answer(crate::rtmp::api_kick(shared, enc, id).map(|()| json!({"status": "ok"}))))
+        }
         _ => None,
     }
 }
@@ -829,7 +835,7 @@ pub fn restart(shared: &Arc<Shared>, down_ms: u64) {
             fail400: None,
         },
     );
-    *st = core::initial_state(shared.api_port, shared.rtsp_port, shared.rtmp_port, shared.all_others);
+    *st = core::initial_state(shared.api_port, shared.rtsp_port, shared.rtmp_ports, shared.all_others);
     // keep injected faults other than the restart's own downtime
     st.fault = fault;
     st.fault.mode = if down_ms > 0 { prev_mode } else { st.fault.mode };

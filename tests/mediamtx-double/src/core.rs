@@ -186,7 +186,8 @@ pub struct Shared {
     pub api_port: u16,
     pub rtsp_port: u16,
     pub control_port: u16,
-    pub rtmp_port: u16,
+    /// RTMP and RTMPS listeners
+    pub rtmp_ports: [u16; 2],
     pub rtmp: crate::rtmp::Registry,
     pub dir: PathBuf,
     pub all_others: bool,
@@ -219,23 +220,24 @@ impl Shared {
     }
 }
 
-pub fn initial_global(api_port: u16, rtsp_port: u16, rtmp_port: u16) -> Map<String, Value> {
+pub fn initial_global(api_port: u16, rtsp_port: u16, rtmp_ports: [u16; 2]) -> Map<String, Value> {
     let mut g = conf::defaults(GLOBAL_FIELDS);
     g.insert("api".into(), json!(true));
     g.insert("apiAddress".into(), json!(format!("127.0.0.1:{}", api_port)));
     g.insert("rtspAddress".into(), json!(format!(":{}", rtsp_port)));
-    g.insert("rtmpAddress".into(), json!(format!(":{}", rtmp_port)));
+    g.insert("rtmpAddress".into(), json!(format!(":{}", rtmp_ports[0])));
+    g.insert("rtmpsAddress".into(), json!(format!(":{}", rtmp_ports[1])));
     g
 }
 
-pub fn initial_state(api_port: u16, rtsp_port: u16, rtmp_port: u16, all_others: bool) -> State {
+pub fn initial_state(api_port: u16, rtsp_port: u16, rtmp_ports: [u16; 2], all_others: bool) -> State {
     let mut confs = BTreeMap::new();
     if all_others {
         confs.insert("all_others".to_string(), Map::new());
     }
     State {
         started: SystemTime::now(),
-        global: initial_global(api_port, rtsp_port, rtmp_port),
+        global: initial_global(api_port, rtsp_port, rtmp_ports),
         path_defaults: conf::defaults(PATH_FIELDS),
         confs,
         paths: BTreeMap::new(),

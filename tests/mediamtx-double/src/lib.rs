@@ -24,6 +24,7 @@ pub mod procs;
 pub mod re2;
 pub mod recordings;
 pub mod rtmp;
+pub mod rtmps;
 pub mod rtsp;
 pub mod ts;
 pub mod util;
@@ -41,8 +42,9 @@ pub struct Options {
     pub api_port: u16,
     pub rtsp_port: u16,
     pub control_port: u16,
-    /// RTMP listener (`rtmpAddress`)
+    /// RTMP and RTMPS listeners (`rtmpAddress`, `rtmpsAddress`)
     pub rtmp_port: u16,
+    pub rtmps_port: u16,
     /// working directory: logs, and the base of relative record paths
     pub dir: PathBuf,
     /// include MediaMTX's default `all_others` path configuration (default true)
@@ -62,6 +64,7 @@ impl Options {
             rtsp_port: 0,
             control_port: 0,
             rtmp_port: 0,
+            rtmps_port: 0,
             dir: dir.into(),
             all_others: true,
             ffmpeg: "ffmpeg".into(),
@@ -77,6 +80,7 @@ pub struct Handle {
     pub rtsp_port: u16,
     pub control_port: u16,
     pub rtmp_port: u16,
+    pub rtmps_port: u16,
     shared: Arc<core::Shared>,
     threads: Vec<JoinHandle<()>>,
     stopped: bool,
@@ -91,6 +95,9 @@ impl Handle {
     }
     pub fn rtmp_url(&self) -> String {
         format!("rtmp://127.0.0.1:{}", self.rtmp_port)
+    }
+    pub fn rtmps_url(&self) -> String {
+        format!("rtmps://127.0.0.1:{}", self.rtmps_port)
     }
     pub fn control_url(&self) -> String {
         format!("http://127.0.0.1:{}", self.control_port)
@@ -152,10 +159,12 @@ pub fn start(opts: Options) -> std::io::Result<Handle> {
     let ctl_l = api::bind(opts.control_port)?;
     let rtmp_l = TcpListener::bind(("127.0.0.1", opts.rtmp_port))?;
     let rtmp_port = rtmp_l.local_addr()?.port();
+    let rtmps_l = TcpListener::bind(("127.0.0.1", opts.rtmps_port))?;
+    let rtmps_port = rtmps_l.local_addr()?.port();
     let api_port = api_l.local_addr()?.port();
     let rtsp_port = rtsp_l.local_addr()?.port();
     let control_port = ctl_l.local_addr()?.port();
-    let mut state = core::initial_state(api_port, rtsp_port, rtmp_port, opts.all_others);
+    let mut state = core::initial_state(api_port, rtsp_port, [rtmp_port, rtmps_port], opts.all_others);
     api::load_conf_file(&mut state, opts.path_defaults.as_ref(), &opts.paths)
         .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
     let shared = Arc::new(core::Shared {
@@ -164,7 +173,7 @@ pub fn start(opts: Options) -> std::io::Result<Handle> {
         api_port,
         rtsp_port,
         control_port,
-        rtmp_port,
+        rtmp_ports: [rtmp_port, rtmps_port],
         rtmp: Default::default(),
         dir,
         all_others: opts.all_others,
@@ -193,7 +202,11 @@ pub fn start(opts: Options) -> std::io::Result<Handle> {
     }
     {
         let sh = shared.clone();
-        threads.push(std::thread::spawn(move || rtmp::serve(sh, rtmp_l)));
+        threads.push(std::thread::spawn(move || rtmp::serve(sh, rtmp_l, false)));
+    }
+    {
+        let sh = shared.clone();
+        threads.push(std::thread::spawn(move || rtmp::serve(sh, rtmps_l, true)));
     }
     {
         let sh = shared.clone();
@@ -221,6 +234,7 @@ pub fn start(opts: Options) -> std::io::Result<Handle> {
         rtsp_port,
         control_port,
         rtmp_port,
+        rtmps_port,
         shared,
         threads,
         stopped: false,

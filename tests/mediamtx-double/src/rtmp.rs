@@ -29,6 +29,9 @@ pub struct ConnInfo {
     pub uuid: String,
     created: SystemTime,
     remote: String,
+    ip: Option<std::net::IpAddr>,
+    /// RTMPS: the connection is the plain side of the TLS proxy
+    encrypted: bool,
     tcp: TcpStream,
     received: Arc<AtomicU64>,
     sent: AtomicU64,
@@ -51,41 +54,64 @@ pub struct Registry {
     publishing: Mutex<HashMap<String, Arc<ConnInfo>>>,
 }
 
+impl ConnInfo {
+    /// the type of this connection as a path source or reader
+    pub fn kind(&self) -> &'static str {
+        if self.encrypted {
+            "rtmpsConn"
+        } else {
+            "rtmpConn"
+        }
+    }
+}
+
 /// For the RTSP server: the RTMP connection whose ffmpeg child is publishing `path`
-/// through the internal prefix (its source id, connection and query).
-pub fn publisher_of(shared: &Shared, path: &str) -> Option<(String, TcpStream, String)> {
+/// through the internal prefix (its source type and id, connection and query).
+pub fn publisher_of(shared: &Shared, path: &str) -> Option<(&'static str, String, TcpStream, String)> {
     let m = shared.rtmp.publishing.lock().unwrap();
     let c = m.get(path)?;
     let q = c.meta.lock().unwrap().query.clone();
-    Some((c.uuid.clone(), c.tcp.try_clone().ok()?, q))
+    Some((c.kind(), c.uuid.clone(), c.tcp.try_clone().ok()?, q))
 }
 
-pub fn serve(shared: Arc<Shared>, listener: TcpListener) {
+/// Accept loop of the RTMP (`encrypted` false) or RTMPS listener.
+pub fn serve(shared: Arc<Shared>, listener: TcpListener, encrypted: bool) {
     listener.set_nonblocking(true).ok();
     while !shared.shutdown.load(Ordering::SeqCst) {
         match listener.accept() {
             Ok((s, _)) => {
                 s.set_nonblocking(false).ok();
-                if !enabled(&shared) {
-                    // `rtmp: false`: MediaMTX has no listener; the connection is dropped
+                if !enabled(&shared, encrypted) {
+                    // MediaMTX has no such listener then; the connection is dropped
                     let _ = s.shutdown(Shutdown::Both);
                     continue;
                 }
                 let sh = shared.clone();
-                std::thread::spawn(move || conn(sh, s));
+                std::thread::spawn(move || {
+                    if encrypted {
+                        crate::rtmps::conn(sh, s)
+                    } else {
+                        let remote = s.peer_addr().ok();
+                        conn(sh, s, remote, false)
+                    }
+                });
             }
             Err(_) => crate::util::wait_acceptable(&listener, Duration::from_millis(100)),
         }
     }
 }
 
-pub fn enabled(shared: &Shared) -> bool {
-    shared
-        .lock()
-        .global
-        .get("rtmp")
-        .and_then(|v| v.as_bool())
-        .unwrap_or(true)
+/// Whether MediaMTX runs the RTMP (`encrypted` false) or the RTMPS server: `rtmp` on,
+/// `rtmpEncryption` no/optional for RTMP, strict/optional for RTMPS.
+pub fn enabled(shared: &Shared, encrypted: bool) -> bool {
+    let st = shared.lock();
+    let on = st.global.get("rtmp").and_then(|v| v.as_bool()).unwrap_or(true);
+    let enc = st.global.get("rtmpEncryption").and_then(|v| v.as_str()).unwrap_or("no");
+    on && match enc {
+        "optional" => true,
+        "strict" => encrypted,
+        _ => !encrypted,
+    }
 }
 
 fn api_item(c: &ConnInfo) -> Value {
@@ -109,28 +135,32 @@ fn api_item(c: &ConnInfo) -> Value {
 }
 
 /// `/v3/rtmpconns/list` items, oldest first (like the server's sort by `created`).
-pub fn api_list(shared: &Shared) -> Vec<Value> {
+pub fn api_list(shared: &Shared, encrypted: bool) -> Vec<Value> {
     let conns = shared.rtmp.conns.lock().unwrap();
-    conns.values().map(|c| api_item(c)).collect()
+    conns
+        .values()
+        .filter(|c| c.encrypted == encrypted)
+        .map(|c| api_item(c))
+        .collect()
 }
 
 /// uuid.Parse's errors, then ErrConnNotFound.
-pub fn api_find(shared: &Shared, id: &str) -> Result<Arc<ConnInfo>, (u16, String)> {
+pub fn api_find(shared: &Shared, encrypted: bool, id: &str) -> Result<Arc<ConnInfo>, (u16, String)> {
     let canon = parse_uuid(id).map_err(|e| (400, e))?;
     let conns = shared.rtmp.conns.lock().unwrap();
     conns
         .values()
-        .find(|c| c.uuid == canon)
+        .find(|c| c.uuid == canon && c.encrypted == encrypted)
         .cloned()
         .ok_or((404, "connection not found".to_string()))
 }
 
-pub fn api_get(shared: &Shared, id: &str) -> Result<Value, (u16, String)> {
-    api_find(shared, id).map(|c| api_item(&c))
+pub fn api_get(shared: &Shared, encrypted: bool, id: &str) -> Result<Value, (u16, String)> {
+    api_find(shared, encrypted, id).map(|c| api_item(&c))
 }
 
-pub fn api_kick(shared: &Shared, id: &str) -> Result<(), (u16, String)> {
-    let c = api_find(shared, id)?;
+pub fn api_kick(shared: &Shared, encrypted: bool, id: &str) -> Result<(), (u16, String)> {
+    let c = api_find(shared, encrypted, id)?;
     shared.rtmp.conns.lock().unwrap().remove(&c.num);
     let _ = c.tcp.shutdown(Shutdown::Both);
     Ok(())
@@ -356,7 +386,9 @@ struct Session {
     connect_txid: f64,
 }
 
-fn conn(shared: Arc<Shared>, tcp: TcpStream) {
+/// Serves one connection; for RTMPS `tcp` is the plain side of the TLS proxy and
+/// `remote` the client's address.
+pub fn conn(shared: Arc<Shared>, tcp: TcpStream, remote: Option<std::net::SocketAddr>, encrypted: bool) {
     let num = shared.id();
     let (Ok(wtcp), Ok(rtcp), Ok(ctcp)) = (tcp.try_clone(), tcp.try_clone(), tcp.try_clone()) else {
         return;
@@ -366,7 +398,9 @@ fn conn(shared: Arc<Shared>, tcp: TcpStream) {
         num,
         uuid: crate::util::uuid(),
         created: SystemTime::now(),
-        remote: tcp.peer_addr().map(|a| a.to_string()).unwrap_or_default(),
+        remote: remote.map(|a| a.to_string()).unwrap_or_default(),
+        ip: remote.map(|a| a.ip()),
+        encrypted,
         tcp,
         received: Arc::new(AtomicU64::new(0)),
         sent: AtomicU64::new(0),
@@ -439,7 +473,7 @@ fn connect_hooks(shared: &Arc<Shared>, info: &ConnInfo) -> Option<crate::hooks::
     let restart = g.get("runOnConnectRestart").and_then(|v| v.as_bool()).unwrap_or(false);
     let env = vec![
         ("RTSP_PORT".to_string(), shared.rtsp_port.to_string()),
-        ("MTX_CONN_TYPE".to_string(), "rtmpConn".to_string()),
+        ("MTX_CONN_TYPE".to_string(), info.kind().to_string()),
         ("MTX_CONN_ID".to_string(), info.uuid.clone()),
     ];
     Some(crate::hooks::Pair::start(
@@ -489,14 +523,14 @@ impl Session {
     }
 
     fn authorize(&self, a: &Action, creds: crate::auth::Creds, flash: &str) -> Result<(), String> {
-        let Ok(peer) = self.info.tcp.peer_addr() else {
+        let Some(ip) = self.info.ip else {
             return Ok(());
         };
         let global = self.shared.lock().global.clone();
         let req = crate::auth::Request {
             action: if a.publish { "publish" } else { "read" },
             path: &a.path,
-            ip: peer.ip(),
+            ip,
             creds,
             verify: None,
             ask_credentials: false,
@@ -739,9 +773,9 @@ impl Session {
             if max != 0 && p.readers.len() >= max {
                 return Err(err("maximum reader count reached".into()));
             }
-            p.readers.push((num, self.info.uuid.clone(), "rtmpConn"));
+            p.readers.push((num, self.info.uuid.clone(), self.info.kind()));
             p.demand += 1;
-            core::reader_added(&shared, p, num, &self.info.uuid, &a.query, "rtmpConn");
+            core::reader_added(&shared, p, num, &self.info.uuid, &a.query, self.info.kind());
         }
         let res = self.read_inner(&a, user);
         let mut st = shared.lock();

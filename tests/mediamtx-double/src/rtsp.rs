@@ -696,13 +696,13 @@ impl Conn {
             None
         };
         let pb = match rtmp {
-            Some((id, conn, query)) => Publisher {
+            Some((source_type, id, conn, query)) => Publisher {
                 id,
                 conn_id: self.id,
                 conn,
                 internal: false,
                 query,
-                source_type: "rtmpConn",
+                source_type,
             },
             None => Publisher {
                 id: crate::util::uuid(),

@@ -275,3 +275,67 @@ fn rtmp_refusals() {
     );
     assert!(http("GET", &format!("{}/v3/rtmpconns/list", h.api_url()), None).json()["items"] == json!([]));
 }
+
+#[test]
+fn rtmps_strict_publish_and_read() {
+    require_ffmpeg();
+    let (h, dir) = start("rtmps");
+    let out = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=localhost",
+        ])
+        .arg("-keyout")
+        .arg(dir.join("server.key"))
+        .arg("-out")
+        .arg(dir.join("server.crt"))
+        .output()
+        .expect("the openssl CLI is required by this test");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let api = h.api_url();
+    let r = http(
+        "PATCH",
+        &format!("{}/v3/config/global/patch", api),
+        Some(r#"{"rtmpEncryption": "strict"}"#),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    // strict: the RTMP server is gone, the RTMPS one runs
+    assert_eq!(http("GET", &format!("{}/v3/rtmpconns/list", api), None).status, 404);
+    refused_publish(&format!("{}/plain", h.rtmp_url()));
+
+    let mut publisher = spawn_cmd(&publish_cmd(&format!("{}/secure", h.rtmps_url())), &dir.join("pub.log"));
+    wait_until(Duration::from_secs(15), "RTMPS publisher available", || {
+        path_get(&h, "secure")["available"] == true
+    });
+    let r = http("GET", &format!("{}/v3/rtmpsconns/list", api), None);
+    check_response(&load_spec(), "/v3/rtmpsconns/list", "GET", &r);
+    let items = r.json()["items"].as_array().cloned().unwrap();
+    assert_eq!(items.len(), 1, "{:?}", items);
+    assert_eq!(
+        (items[0]["state"].as_str(), items[0]["path"].as_str()),
+        (Some("publish"), Some("secure"))
+    );
+    assert_eq!(
+        path_get(&h, "secure")["source"],
+        json!({"type": "rtmpsConn", "id": items[0]["id"]})
+    );
+    let want = vec![("aac".to_string(), 0, 0), ("h264".to_string(), 320, 240)];
+    assert_eq!(probe(&format!("{}/secure", h.rtmps_url())), want);
+    let r = http(
+        "POST",
+        &format!("{}/v3/rtmpsconns/kick/{}", api, items[0]["id"].as_str().unwrap()),
+        None,
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    wait_until(Duration::from_secs(10), "RTMPS publisher kicked", || {
+        path_get(&h, "secure")["available"] != true
+    });
+    publisher.interrupt_and_wait();
+}
