@@ -74,18 +74,38 @@ pub fn publisher_of(shared: &Shared, path: &str) -> Option<(&'static str, String
     Some((c.kind(), c.uuid.clone(), c.tcp.try_clone().ok()?, q))
 }
 
-/// Accept loop of the RTMP (`encrypted` false) or RTMPS listener.
-pub fn serve(shared: Arc<Shared>, listener: TcpListener, encrypted: bool) {
-    listener.set_nonblocking(true).ok();
+/// Accept loop of the RTMP (`encrypted` false) or RTMPS listener. While MediaMTX would
+/// not run that server (`rtmp`, `rtmpEncryption`) nothing listens on the port and its
+/// connections are closed; it is bound again when the server is back.
+pub fn serve(shared: Arc<Shared>, first: TcpListener, encrypted: bool) {
+    let port = first.local_addr().map(|a| a.port()).unwrap_or(0);
+    first.set_nonblocking(true).ok();
+    let mut listener = Some(first);
     while !shared.shutdown.load(Ordering::SeqCst) {
-        match listener.accept() {
+        if !enabled(&shared, encrypted) {
+            if listener.take().is_some() {
+                for c in shared.rtmp.conns.lock().unwrap().values() {
+                    if c.encrypted == encrypted {
+                        let _ = c.tcp.shutdown(Shutdown::Both);
+                    }
+                }
+            }
+            std::thread::sleep(Duration::from_millis(100));
+            continue;
+        }
+        let Some(l) = &listener else {
+            match TcpListener::bind(("127.0.0.1", port)) {
+                Ok(l) => {
+                    l.set_nonblocking(true).ok();
+                    listener = Some(l);
+                }
+                Err(_) => std::thread::sleep(Duration::from_millis(100)),
+            }
+            continue;
+        };
+        match l.accept() {
             Ok((s, _)) => {
                 s.set_nonblocking(false).ok();
-                if !enabled(&shared, encrypted) {
-                    // MediaMTX has no such listener then; the connection is dropped
-                    let _ = s.shutdown(Shutdown::Both);
-                    continue;
-                }
                 let sh = shared.clone();
                 std::thread::spawn(move || {
                     if encrypted {
@@ -96,7 +116,7 @@ pub fn serve(shared: Arc<Shared>, listener: TcpListener, encrypted: bool) {
                     }
                 });
             }
-            Err(_) => crate::util::wait_acceptable(&listener, Duration::from_millis(100)),
+            Err(_) => crate::util::wait_acceptable(l, Duration::from_millis(100)),
         }
     }
 }

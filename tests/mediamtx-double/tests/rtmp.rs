@@ -191,6 +191,20 @@ fn rtmp_api_errors_and_disabled() {
     assert_eq!(r.status, 200, "{}", r.body);
     let r = http("GET", &format!("{}/v3/rtmpconns/list", api), None);
     assert_eq!((r.status, r.body.as_str()), (404, "404 page not found"));
+    // no listener either, until the server is back
+    let addr = format!("127.0.0.1:{}", h.rtmp_port);
+    wait_until(Duration::from_secs(5), "RTMP port closed", || {
+        std::net::TcpStream::connect(&addr).is_err()
+    });
+    let r = http(
+        "PATCH",
+        &format!("{}/v3/config/global/patch", api),
+        Some(r#"{"rtmp": true}"#),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    wait_until(Duration::from_secs(5), "RTMP port open again", || {
+        std::net::TcpStream::connect(&addr).is_ok()
+    });
 }
 
 /// Runs an ffmpeg RTMP publisher that is expected to be refused: it must exit with an
