@@ -742,3 +742,52 @@ pub fn fields_for(global: bool) -> &'static [Field] {
         PATH_FIELDS
     }
 }
+
+/// path.doAddReader for readers other than RTSP's DESCRIBE: the stream if there is one;
+/// else an on-demand command or on-demand pulled source is started and waited for (its
+/// start timeout), the reader counting as demand meanwhile. Err = MediaMTX's text.
+pub fn await_stream(shared: &Arc<Shared>, name: &str, query: &str) -> Result<Arc<Stream>, String> {
+    let mut st = shared.lock();
+    let p = get_or_create_path(shared, &mut st, name)?;
+    if let Some(s) = &p.stream {
+        return Ok(s.clone());
+    }
+    let timeout = if p.has_on_demand() {
+        p.demand += 1;
+        start_on_demand(shared, p, query);
+        p.d("runOnDemandStartTimeout")
+    } else if p.is_url_source() && p.b("sourceOnDemand") {
+        p.demand += 1;
+        p.d("sourceOnDemandStartTimeout")
+    } else {
+        return Err(format!("no stream is available on path '{}'", name));
+    };
+    let gen = p.gen;
+    let deadline = Instant::now() + timeout;
+    let mut res = Err(format!("source of path '{}' has timed out", name));
+    loop {
+        let Some(p) = st.paths.get(name).filter(|p| p.gen == gen) else {
+            return Err(format!("no stream is available on path '{}'", name));
+        };
+        if let Some(s) = &p.stream {
+            res = Ok(s.clone());
+            break;
+        }
+        let now = Instant::now();
+        if now >= deadline || shared.shutdown.load(Ordering::SeqCst) {
+            break;
+        }
+        st = shared
+            .cv
+            .wait_timeout(st, (deadline - now).min(Duration::from_millis(200)))
+            .unwrap()
+            .0;
+    }
+    if let Some(p) = st.paths.get_mut(name).filter(|p| p.gen == gen) {
+        p.demand = p.demand.saturating_sub(1);
+        if p.demand == 0 {
+            p.idle_since = Instant::now();
+        }
+    }
+    res
+}

@@ -783,12 +783,11 @@ impl Session {
         let shared = self.shared.clone();
         let num = self.info.num;
         {
-            // pathManager.AddReader / path.addReaderPost
+            // pathManager.AddReader (on-demand sources started and waited for), then
+            // path.addReaderPost
+            core::await_stream(&shared, &a.path, &a.query).map_err(err)?;
             let mut st = shared.lock();
             let p = core::get_or_create_path(&shared, &mut st, &a.path).map_err(err)?;
-            if p.stream.is_none() {
-                return Err(err(format!("no stream is available on path '{}'", a.path)));
-            }
             let max = p.conf.get("maxReaders").and_then(|v| v.as_u64()).unwrap_or(0) as usize;
             if max != 0 && p.readers.len() >= max {
                 return Err(err("maximum reader count reached".into()));

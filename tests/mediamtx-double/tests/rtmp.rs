@@ -353,3 +353,35 @@ fn rtmps_strict_publish_and_read() {
     });
     publisher.interrupt_and_wait();
 }
+
+#[test]
+fn rtmp_reader_starts_on_demand() {
+    require_ffmpeg();
+    let (h, dir) = start("rtmp-ondemand");
+    let body = json!({
+        "runOnDemand": publisher_cmd("rtsp://127.0.0.1:$RTSP_PORT/$MTX_PATH", "160x120"),
+        "runOnDemandStartTimeout": "15s",
+        "runOnDemandCloseAfter": "1s",
+    });
+    let r = http(
+        "POST",
+        &format!("{}/v3/config/paths/add/od", h.api_url()),
+        Some(&body.to_string()),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        probe(&format!("{}/od", h.rtmp_url())),
+        vec![("h264".to_string(), 160, 120)]
+    );
+    // nothing to read elsewhere: refused at once
+    let out = Command::new("timeout")
+        .args(["15", "ffprobe", "-v", "error", &format!("{}/nobody", h.rtmp_url())])
+        .output()
+        .expect("ffprobe");
+    assert!(!out.status.success());
+    let log = std::fs::read_to_string(dir.join("mediamtx-double.log")).unwrap();
+    assert!(log.contains("no stream is available on path 'nobody'"), "{}", log);
+    wait_until(Duration::from_secs(10), "on-demand command stopped", || {
+        path_get(&h, "od")["available"] != true
+    });
+}
