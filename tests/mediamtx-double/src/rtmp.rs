@@ -286,6 +286,10 @@ impl<R: Read> ChunkReader<R> {
                 return Err(bad("too many chunk streams"));
             }
             let mut st = self.streams.remove(&csid).unwrap_or_default();
+            if fmt <= 2 {
+                // a full header starts a new message: an unfinished one is dropped
+                st.buf.clear();
+            }
             let starting = st.buf.is_empty();
             if fmt <= 2 {
                 let t = self.u(3)?;
@@ -316,7 +320,7 @@ impl<R: Read> ChunkReader<R> {
             if st.len > MAX_MESSAGE {
                 return Err(bad("message too big"));
             }
-            let n = (st.len - st.buf.len()).min(self.chunk_size);
+            let n = st.len.saturating_sub(st.buf.len()).min(self.chunk_size);
             let start = st.buf.len();
             st.buf.resize(start + n, 0);
             self.rd.read_exact(&mut st.buf[start..])?;
@@ -1078,6 +1082,32 @@ mod tests {
     }
 
     #[test]
+    fn random_input_never_panics() {
+        // deterministic pseudo-random bytes through the chunk reader and AMF0 decoder
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        for _ in 0..2000 {
+            let b: Vec<u8> = (0..300)
+                .map(|_| {
+                    x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                    (x >> 33) as u8
+                })
+                .collect();
+            let mut r = ChunkReader {
+                rd: &b[..],
+                chunk_size: 16,
+                streams: HashMap::new(),
+            };
+            while let Ok(m) = r.read_message() {
+                let _ = amf0::decode_all(&m.payload);
+            }
+            let _ = amf0::decode_all(&b);
+            let _ = codecs_of(&b);
+            let _ = join_url(&String::from_utf8_lossy(&b), "k");
+            let _ = parse_uuid(&String::from_utf8_lossy(&b[..36]));
+        }
+    }
+
+    #[test]
     fn uuid_forms() {
         let u = "0f9e3c1a-1b2c-4d5e-8f90-a1b2c3d4e5f6";
         assert_eq!(parse_uuid(u).unwrap(), u);
@@ -1106,8 +1136,19 @@ mod tests {
         let m = r.read_message().unwrap();
         assert_eq!((m.typ, m.ts, m.payload.len()), (9, 10, 200));
         let m = r.read_message().unwrap();
-        assert_eq!((m.ts, m.payload), (15, payload));
-        // hostile: too long, too many chunk streams
+        assert_eq!((m.ts, &m.payload), (15, &payload));
+        // a new header in the middle of a message: no panic, the new message wins
+        let mut b = vec![0x06, 0, 0, 1, 0, 0, 200, 9, 1, 0, 0, 0];
+        b.extend_from_slice(&payload[..128]);
+        b.extend_from_slice(&[0x46, 0, 0, 1, 0, 0, 2, 8, 7, 7]);
+        let mut r = ChunkReader {
+            rd: &b[..],
+            chunk_size: 128,
+            streams: HashMap::new(),
+        };
+        let m = r.read_message().unwrap();
+        assert_eq!((m.typ, m.ts, m.payload), (8, 2, vec![7, 7]));
+        // hostile: too long
         let mut r = ChunkReader {
             rd: &[0x06u8, 0, 0, 0, 0xff, 0xff, 0xff, 9, 0, 0, 0, 0][..],
             chunk_size: 128,
