@@ -67,6 +67,28 @@ fn rtmp_publish_read_list_kick() {
     require_ffmpeg();
     let spec = load_spec();
     let (h, dir) = start("rtmp");
+    // hooks see the RTMP connection and reader types
+    let hook = |var: &str, file: &str| {
+        format!(
+            "sh -c 'echo ${} ${} >> {}'",
+            var,
+            var.replace("TYPE", "ID"),
+            dir.join(file).display()
+        )
+    };
+    for (url, body) in [
+        (
+            "config/global/patch",
+            json!({"runOnConnect": hook("MTX_CONN_TYPE", "conn.txt")}),
+        ),
+        (
+            "config/pathdefaults/patch",
+            json!({"runOnRead": hook("MTX_READER_TYPE", "read.txt")}),
+        ),
+    ] {
+        let r = http("PATCH", &format!("{}/v3/{}", h.api_url(), url), Some(&body.to_string()));
+        assert_eq!(r.status, 200, "{}", r.body);
+    }
     let mut publisher = spawn_cmd(
         &publish_cmd(&format!("{}/mypath?token=abc", h.rtmp_url())),
         &dir.join("publisher.log"),
@@ -127,6 +149,13 @@ fn rtmp_publish_read_list_kick() {
     ] {
         check_response(&spec, tpl, "GET", &http("GET", &url, None));
     }
+    let read_hook = format!("rtmpConn {}", rid);
+    wait_until(Duration::from_secs(10), "runOnRead ran with rtmpConn", || {
+        std::fs::read_to_string(dir.join("read.txt")).is_ok_and(|t| t.lines().any(|l| l == read_hook))
+    });
+    let conn_hook = format!("rtmpConn {}", pubc["id"].as_str().unwrap());
+    let conns_seen = std::fs::read_to_string(dir.join("conn.txt")).unwrap_or_default();
+    assert!(conns_seen.lines().any(|l| l == conn_hook), "{}", conns_seen);
     let r = http("POST", &format!("{}/v3/rtmpconns/kick/{}", h.api_url(), rid), None);
     assert_eq!((r.status, r.json()), (200, json!({"status": "ok"})));
     wait_until(Duration::from_secs(10), "kicked reader gone", || {
