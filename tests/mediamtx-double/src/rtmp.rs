@@ -932,10 +932,7 @@ fn join_url(tc_url: &str, key: &str) -> (String, String) {
     }
     let rest = u.split_once("://").map(|(_, r)| r).unwrap_or(&u);
     let rest = rest.split_once('#').map(|(a, _)| a).unwrap_or(rest);
-    let after_host = rest
-        .find(|c: char| c == '/' || c == '?')
-        .map(|i| &rest[i..])
-        .unwrap_or("");
+    let after_host = rest.find(['/', '?']).map(|i| &rest[i..]).unwrap_or("");
     let (path, query) = after_host.split_once('?').unwrap_or((after_host, ""));
     let path = crate::http::percent_decode(path, false).unwrap_or_else(|| path.to_string());
     (path.trim_start_matches('/').to_string(), query.to_string())
