@@ -742,9 +742,18 @@ impl Session {
         self.set_meta("publish", &a, user);
         let _ = self.info.tcp.set_read_timeout(Some(read_timeout(&self.shared)));
         let res = self.publish_loop(&a);
-        let mut reg = self.shared.rtmp.publishing.lock().unwrap();
-        if reg.get(&a.path).is_some_and(|c| c.num == self.info.num) {
-            reg.remove(&a.path);
+        {
+            let mut reg = self.shared.rtmp.publishing.lock().unwrap();
+            if reg.get(&a.path).is_some_and(|c| c.num == self.info.num) {
+                reg.remove(&a.path);
+            }
+        }
+        // path.RemovePublisher at once, not when the relay's ffmpeg has exited: a
+        // publisher reconnecting right away is not refused
+        let mut st = self.shared.lock();
+        let relay = st.paths.get(&a.path).and_then(|p| p.publisher.as_ref());
+        if let Some(conn_id) = relay.filter(|pb| pb.id == self.info.uuid).map(|pb| pb.conn_id) {
+            core::publish_stop(&self.shared, &mut st, &a.path, conn_id);
         }
         res
     }

@@ -63,39 +63,10 @@ fn path_get(h: &mediamtx_double::Handle, name: &str) -> Value {
 }
 
 #[test]
-fn rtmp_publish_read_list_kick() {
+fn rtmp_publish_read_back_kick_republish() {
     require_ffmpeg();
-    let spec = load_spec();
     let (h, dir) = start("rtmp");
-    // hooks see the RTMP connection and reader types
-    let hook = |var: &str, file: &str| {
-        format!(
-            "sh -c 'echo ${} ${} >> {}'",
-            var,
-            var.replace("TYPE", "ID"),
-            dir.join(file).display()
-        )
-    };
-    for (url, body) in [
-        (
-            "config/global/patch",
-            json!({"runOnConnect": hook("MTX_CONN_TYPE", "conn.txt")}),
-        ),
-        (
-            "config/pathdefaults/patch",
-            json!({"runOnRead": hook("MTX_READER_TYPE", "read.txt")}),
-        ),
-    ] {
-        let r = http("PATCH", &format!("{}/v3/{}", h.api_url(), url), Some(&body.to_string()));
-        assert_eq!(r.status, 200, "{}", r.body);
-    }
-    let mut publisher = spawn_cmd(
-        &publish_cmd(&format!("{}/mypath?token=abc", h.rtmp_url())),
-        &dir.join("publisher.log"),
-    );
-    wait_until(Duration::from_secs(15), "RTMP publisher available", || {
-        path_get(&h, "mypath")["available"] == true
-    });
+    let mut publisher = publish(&h, &dir, "mypath?token=abc");
     let list = conns(&h);
     assert_eq!(list.len(), 1, "{:?}", list);
     let pubc = &list[0];
@@ -120,7 +91,64 @@ fn rtmp_publish_read_list_kick() {
     assert_eq!(probe(&format!("{}/mypath", h.rtsp_url())), want);
     assert_eq!(probe(&format!("{}/mypath", h.rtmp_url())), want);
 
-    // a lasting RTMP reader: listed, a reader of the path, kicked
+    // kicking the publisher ends the stream at once; publishing again right away works
+    let id = pubc["id"].as_str().unwrap();
+    let r = http("POST", &format!("{}/v3/rtmpconns/kick/{}", h.api_url(), id), None);
+    assert_eq!(r.status, 200);
+    wait_until(Duration::from_secs(10), "stream gone", || {
+        path_get(&h, "mypath")["available"] != true && conns(&h).is_empty()
+    });
+    publisher.interrupt_and_wait();
+    let mut again = publish(&h, &dir, "mypath");
+    assert_ne!(path_get(&h, "mypath")["source"]["id"], pubc["id"]);
+    again.interrupt_and_wait();
+}
+
+/// Starts an RTMP publisher of H.264 + AAC and waits until its path is available.
+fn publish(h: &mediamtx_double::Handle, dir: &std::path::Path, path_query: &str) -> Proc {
+    let name = path_query.split('?').next().unwrap();
+    let log = dir.join(format!(
+        "publisher-{}.log",
+        COUNT.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+    ));
+    let p = spawn_cmd(&publish_cmd(&format!("{}/{}", h.rtmp_url(), path_query)), &log);
+    wait_until(Duration::from_secs(15), "RTMP publisher available", || {
+        path_get(h, name)["available"] == true
+    });
+    p
+}
+
+static COUNT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
+#[test]
+fn rtmp_reader_listed_hooked_and_kicked() {
+    require_ffmpeg();
+    let spec = load_spec();
+    let (h, dir) = start("rtmp-reader");
+    // hooks see the RTMP connection and reader types
+    let hook = |var: &str, file: &str| {
+        format!(
+            "sh -c 'echo ${} ${} >> {}'",
+            var,
+            var.replace("TYPE", "ID"),
+            dir.join(file).display()
+        )
+    };
+    for (url, body) in [
+        (
+            "config/global/patch",
+            json!({"runOnConnect": hook("MTX_CONN_TYPE", "conn.txt")}),
+        ),
+        (
+            "config/pathdefaults/patch",
+            json!({"runOnRead": hook("MTX_READER_TYPE", "read.txt")}),
+        ),
+    ] {
+        let r = http("PATCH", &format!("{}/v3/{}", h.api_url(), url), Some(&body.to_string()));
+        assert_eq!(r.status, 200, "{}", r.body);
+    }
+    let mut publisher = publish(&h, &dir, "mypath");
+    let pub_id = path_get(&h, "mypath")["source"]["id"].as_str().unwrap().to_string();
     let mut reader = spawn_cmd(
         &format!(
             "ffmpeg -nostdin -hide_banner -loglevel error -i {}/mypath -c copy -f null -",
@@ -160,24 +188,18 @@ fn rtmp_publish_read_list_kick() {
     wait_until(Duration::from_secs(10), "runOnRead ran with rtmpConn", || {
         std::fs::read_to_string(dir.join("read.txt")).is_ok_and(|t| t.lines().any(|l| l == read_hook))
     });
-    let conn_hook = format!("rtmpConn {}", pubc["id"].as_str().unwrap());
     let conns_seen = std::fs::read_to_string(dir.join("conn.txt")).unwrap_or_default();
-    assert!(conns_seen.lines().any(|l| l == conn_hook), "{}", conns_seen);
+    assert!(
+        conns_seen.lines().any(|l| l == format!("rtmpConn {}", pub_id)),
+        "{}",
+        conns_seen
+    );
     let r = http("POST", &format!("{}/v3/rtmpconns/kick/{}", h.api_url(), rid), None);
     assert_eq!((r.status, r.json()), (200, json!({"status": "ok"})));
     wait_until(Duration::from_secs(10), "kicked reader gone", || {
         conns(&h).len() == 1 && path_get(&h, "mypath")["readers"] == json!([])
     });
-    let st = reader.interrupt_and_wait();
-    assert!(st.is_some());
-
-    // kicking the publisher ends the stream
-    let id = pubc["id"].as_str().unwrap();
-    let r = http("POST", &format!("{}/v3/rtmpconns/kick/{}", h.api_url(), id), None);
-    assert_eq!(r.status, 200);
-    wait_until(Duration::from_secs(10), "stream gone", || {
-        path_get(&h, "mypath")["available"] != true && conns(&h).is_empty()
-    });
+    assert!(reader.interrupt_and_wait().is_some());
     publisher.interrupt_and_wait();
 }
 
