@@ -13,7 +13,7 @@ fn publish_cmd(url: &str) -> String {
     format!(
         "ffmpeg -nostdin -hide_banner -loglevel error -re -f lavfi -i testsrc2=size=320x240:rate=15 \
          -f lavfi -i sine=frequency=440:sample_rate=44100 -c:v libx264 -preset ultrafast -tune zerolatency \
-         -g 15 -c:a aac -b:a 64k -f flv {}",
+         -g 8 -c:a aac -b:a 64k -f flv {}",
         url
     )
 }
@@ -63,7 +63,7 @@ fn path_get(h: &mediamtx_double::Handle, name: &str) -> Value {
 }
 
 #[test]
-fn rtmp_publish_read_back_kick_republish() {
+fn rtmp_publish_and_read_back() {
     require_ffmpeg();
     let (h, dir) = start("rtmp");
     let mut publisher = publish(&h, &dir, "mypath?token=abc");
@@ -90,7 +90,15 @@ fn rtmp_publish_read_back_kick_republish() {
     let want = vec![("aac".to_string(), 0, 0), ("h264".to_string(), 320, 240)];
     assert_eq!(probe(&format!("{}/mypath", h.rtsp_url())), want);
     assert_eq!(probe(&format!("{}/mypath", h.rtmp_url())), want);
+    publisher.interrupt_and_wait();
+}
 
+#[test]
+fn rtmp_publisher_kicked_then_republishing_at_once() {
+    require_ffmpeg();
+    let (h, dir) = start("rtmp-kick");
+    let mut publisher = publish(&h, &dir, "mypath");
+    let pubc = conns(&h)[0].clone();
     // kicking the publisher ends the stream at once; publishing again right away works
     let id = pubc["id"].as_str().unwrap();
     let r = http("POST", &format!("{}/v3/rtmpconns/kick/{}", h.api_url(), id), None);
