@@ -6,22 +6,21 @@
 //! reader is fed from an ffmpeg child that reads the relay and writes FLV.
 
 use crate::amf0::{self, Value as Amf};
-use crate::core::{self, ChildKind, Shared};
+use crate::core::{self, Shared};
+use crate::flv;
+use crate::rtmp_chunk::{bad, ChunkReader, Counting, Msg, Writer, MAX_MESSAGE, OUT_CHUNK};
+use crate::rtmp_relay::{spawn_publisher, spawn_reader, stop_child};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashMap};
 use std::io::{BufReader, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
-use std::process::{Child, ChildStdin, Command, Stdio};
+use std::process::{Child, ChildStdin};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
-/// A client controls message lengths and chunk stream ids: both are bounded.
-const MAX_MESSAGE: usize = 8 << 20;
-const MAX_CHUNK_STREAMS: usize = 16;
-/// gortmplib's window and chunk size (AcceptConn)
+/// gortmplib's window (AcceptConn)
 const WINDOW: u32 = 2_500_000;
-const OUT_CHUNK: usize = 65536;
 
 /// One RTMP connection as the API shows it (defs.APIRTMPConn).
 pub struct ConnInfo {
@@ -34,7 +33,7 @@ pub struct ConnInfo {
     encrypted: bool,
     tcp: TcpStream,
     received: Arc<AtomicU64>,
-    sent: AtomicU64,
+    sent: Arc<AtomicU64>,
     meta: Mutex<Meta>,
 }
 
@@ -222,175 +221,6 @@ fn parse_uuid(s: &str) -> Result<String, String> {
     Ok(body.to_ascii_lowercase())
 }
 
-/// Counts every byte read from the connection (gortmplib's bytecounter).
-struct Counting {
-    tcp: TcpStream,
-    n: Arc<AtomicU64>,
-}
-
-impl Read for Counting {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let r = self.tcp.read(buf)?;
-        self.n.fetch_add(r as u64, Ordering::Relaxed);
-        Ok(r)
-    }
-}
-
-struct Msg {
-    typ: u8,
-    ts: u32,
-    payload: Vec<u8>,
-}
-
-#[derive(Default)]
-struct ChunkState {
-    ts: u32,
-    delta: u32,
-    len: usize,
-    typ: u8,
-    ext: bool,
-    buf: Vec<u8>,
-}
-
-/// Reassembles messages from the client's chunk stream.
-struct ChunkReader<R: Read> {
-    rd: R,
-    chunk_size: usize,
-    streams: HashMap<u32, ChunkState>,
-}
-
-fn bad(msg: &str) -> std::io::Error {
-    std::io::Error::new(std::io::ErrorKind::InvalidData, msg.to_string())
-}
-
-impl<R: Read> ChunkReader<R> {
-    fn u(&mut self, n: usize) -> std::io::Result<u32> {
-        let mut b = [0u8; 4];
-        self.rd.read_exact(&mut b[4 - n..])?;
-        Ok(u32::from_be_bytes(b))
-    }
-
-    fn read_message(&mut self) -> std::io::Result<Msg> {
-        loop {
-            let b0 = self.u(1)?;
-            let fmt = b0 >> 6;
-            let csid = match b0 & 0x3f {
-                0 => 64 + self.u(1)?,
-                1 => {
-                    let lo = self.u(1)?;
-                    64 + lo + self.u(1)? * 256
-                }
-                c => c,
-            };
-            if !self.streams.contains_key(&csid) && self.streams.len() >= MAX_CHUNK_STREAMS {
-                return Err(bad("too many chunk streams"));
-            }
-            let mut st = self.streams.remove(&csid).unwrap_or_default();
-            if fmt <= 2 {
-                // a full header starts a new message: an unfinished one is dropped
-                st.buf.clear();
-            }
-            let starting = st.buf.is_empty();
-            if fmt <= 2 {
-                let t = self.u(3)?;
-                if fmt <= 1 {
-                    st.len = self.u(3)? as usize;
-                    st.typ = self.u(1)? as u8;
-                    if fmt == 0 {
-                        self.u(4)?; // message stream id (little endian), not needed
-                    }
-                }
-                st.ext = t == 0xff_ffff;
-                let t = if st.ext { self.u(4)? } else { t };
-                if fmt == 0 {
-                    st.ts = t;
-                    st.delta = t;
-                } else {
-                    st.delta = t;
-                    st.ts = st.ts.wrapping_add(t);
-                }
-            } else {
-                if st.ext {
-                    self.u(4)?;
-                }
-                if starting {
-                    st.ts = st.ts.wrapping_add(st.delta);
-                }
-            }
-            if st.len > MAX_MESSAGE {
-                return Err(bad("message too big"));
-            }
-            let n = st.len.saturating_sub(st.buf.len()).min(self.chunk_size);
-            let start = st.buf.len();
-            st.buf.resize(start + n, 0);
-            self.rd.read_exact(&mut st.buf[start..])?;
-            let done = st.buf.len() == st.len;
-            let msg = done.then(|| Msg {
-                typ: st.typ,
-                ts: st.ts,
-                payload: std::mem::take(&mut st.buf),
-            });
-            self.streams.insert(csid, st);
-            if let Some(m) = msg {
-                return Ok(m);
-            }
-        }
-    }
-}
-
-/// Serializes messages onto the connection (fmt 0, then fmt 3 continuation chunks).
-struct Writer {
-    tcp: Mutex<TcpStream>,
-    info: Arc<ConnInfo>,
-}
-
-impl Writer {
-    fn send(&self, csid: u8, typ: u8, stream: u32, ts: u32, payload: &[u8]) -> std::io::Result<()> {
-        let ext = ts >= 0xff_ffff;
-        let mut b = Vec::with_capacity(payload.len() + 32);
-        b.push(csid & 0x3f);
-        b.extend_from_slice(&(if ext { 0xff_ffff } else { ts }).to_be_bytes()[1..]);
-        b.extend_from_slice(&(payload.len() as u32).to_be_bytes()[1..]);
-        b.push(typ);
-        b.extend_from_slice(&stream.to_le_bytes());
-        if ext {
-            b.extend_from_slice(&ts.to_be_bytes());
-        }
-        for (i, piece) in payload.chunks(OUT_CHUNK).enumerate() {
-            if i > 0 {
-                b.push(0xc0 | (csid & 0x3f));
-                if ext {
-                    b.extend_from_slice(&ts.to_be_bytes());
-                }
-            }
-            b.extend_from_slice(piece);
-        }
-        self.info.sent.fetch_add(b.len() as u64, Ordering::Relaxed);
-        self.tcp.lock().unwrap().write_all(&b)
-    }
-
-    fn control(&self, typ: u8, payload: &[u8]) -> std::io::Result<()> {
-        self.send(2, typ, 0, 0, payload)
-    }
-
-    fn command(&self, csid: u8, stream: u32, values: &[Amf]) -> std::io::Result<()> {
-        let mut b = Vec::new();
-        for v in values {
-            amf0::encode(v, &mut b);
-        }
-        self.send(csid, 20, stream, 0, &b)
-    }
-
-    fn on_status(&self, txid: f64, level: &str, code: &str, description: &str) -> std::io::Result<()> {
-        let status = amf0::obj(&[
-            ("level", amf0::s(level)),
-            ("code", amf0::s(code)),
-            ("description", amf0::s(description)),
-        ]);
-        self.command(5, 1, &[amf0::s("onStatus"), Amf::Number(txid), Amf::Null, status])
-    }
-}
-
 /// What the client asked for after connect.
 struct Action {
     publish: bool,
@@ -427,7 +257,7 @@ pub fn conn(shared: Arc<Shared>, tcp: TcpStream, remote: Option<std::net::Socket
         encrypted,
         tcp,
         received: Arc::new(AtomicU64::new(0)),
-        sent: AtomicU64::new(0),
+        sent: Arc::new(AtomicU64::new(0)),
         meta: Mutex::new(Meta {
             state: "idle",
             ..Default::default()
@@ -445,13 +275,9 @@ pub fn conn(shared: Arc<Shared>, tcp: TcpStream, remote: Option<std::net::Socket
         info: info.clone(),
         w: Writer {
             tcp: Mutex::new(wtcp),
-            info: info.clone(),
+            sent: info.sent.clone(),
         },
-        rd: ChunkReader {
-            rd: BufReader::with_capacity(64 * 1024, counting),
-            chunk_size: 128,
-            streams: HashMap::new(),
-        },
+        rd: ChunkReader::new(BufReader::with_capacity(64 * 1024, counting)),
         window: WINDOW,
         acked: 0,
         connect_txid: 1.0,
@@ -765,7 +591,7 @@ impl Session {
             let m = self.next()?;
             let data = match m.typ {
                 8 | 9 => m.payload,
-                18 => strip_set_data_frame(m.payload),
+                18 => flv::strip_set_data_frame(m.payload),
                 20 | 17 => {
                     let cmd = Self::command_of(&m).unwrap_or_default();
                     match cmd.first().and_then(|v| v.as_str()) {
@@ -776,14 +602,17 @@ impl Session {
                 _ => continue,
             };
             if child.is_none() {
-                let (has_audio, has_video) = if m.typ == 18 { codecs_of(&data) } else { (true, true) };
+                let (has_audio, has_video) = if m.typ == 18 {
+                    flv::codecs_of(&data)
+                } else {
+                    (true, true)
+                };
                 let (c, mut stdin) = spawn_publisher(&self.shared, &a.path)?;
-                let flags = (has_audio as u8) << 2 | has_video as u8;
-                stdin.write_all(&[b'F', b'L', b'V', 1, flags, 0, 0, 0, 9, 0, 0, 0, 0])?;
+                stdin.write_all(&flv::header(has_audio, has_video))?;
                 child = Some((c, stdin));
             }
             let stdin = &mut child.as_mut().unwrap().1;
-            stdin.write_all(&flv_tag(m.typ, m.ts, &data))?;
+            stdin.write_all(&flv::tag(m.typ, m.ts, &data))?;
         })();
         if let Some((c, stdin)) = child {
             drop(stdin);
@@ -841,11 +670,19 @@ impl Session {
         let stdout = child.stdout.take().ok_or_else(|| err("no stdout".into()))?;
         let w = Writer {
             tcp: Mutex::new(self.w.tcp.lock().unwrap().try_clone()?),
-            info: self.info.clone(),
+            sent: self.info.sent.clone(),
         };
-        // FLV tags from ffmpeg become messages; when the stream ends the reader is closed
+        // FLV tags from ffmpeg become messages on stream 1 (audio, video and data on
+        // their usual chunk streams); when the stream ends the reader is closed
         let pump = std::thread::spawn(move || {
-            let _ = pump_flv(stdout, &w);
+            let _ = flv::read_tags(stdout, |typ, ts, body| {
+                let csid = match typ {
+                    8 => 4,
+                    9 => 6,
+                    _ => 5,
+                };
+                w.send(csid, typ, 1, ts, body)
+            });
             let _ = w.tcp.lock().unwrap().shutdown(Shutdown::Both);
         });
         let _ = self.info.tcp.set_read_timeout(None);
@@ -864,70 +701,6 @@ impl Session {
         stop_child(&self.shared, child);
         let _ = pump.join();
         res
-    }
-}
-
-/// Reads FLV from the reader's ffmpeg child and sends each tag as a message on stream 1.
-fn pump_flv(mut r: impl Read, w: &Writer) -> std::io::Result<()> {
-    let mut hdr = [0u8; 9];
-    r.read_exact(&mut hdr)?;
-    let offset = u32::from_be_bytes([hdr[5], hdr[6], hdr[7], hdr[8]]) as usize;
-    std::io::copy(
-        &mut r.by_ref().take(offset.saturating_sub(9) as u64 + 4),
-        &mut std::io::sink(),
-    )?;
-    loop {
-        let mut th = [0u8; 11];
-        r.read_exact(&mut th)?;
-        let typ = th[0] & 0x1f;
-        let size = u32::from_be_bytes([0, th[1], th[2], th[3]]) as usize;
-        let ts = u32::from_be_bytes([th[7], th[4], th[5], th[6]]);
-        let mut data = vec![0u8; size];
-        r.read_exact(&mut data)?;
-        let mut prev = [0u8; 4];
-        r.read_exact(&mut prev)?;
-        let csid = match typ {
-            8 => 4,
-            9 => 6,
-            _ => 5,
-        };
-        w.send(csid, typ, 1, ts, &data)?;
-    }
-}
-
-fn flv_tag(typ: u8, ts: u32, data: &[u8]) -> Vec<u8> {
-    let mut t = Vec::with_capacity(data.len() + 15);
-    t.push(typ);
-    t.extend_from_slice(&(data.len() as u32).to_be_bytes()[1..]);
-    t.extend_from_slice(&ts.to_be_bytes()[1..]);
-    t.push((ts >> 24) as u8);
-    t.extend_from_slice(&[0, 0, 0]);
-    t.extend_from_slice(data);
-    t.extend_from_slice(&((data.len() + 11) as u32).to_be_bytes());
-    t
-}
-
-/// `@setDataFrame onMetaData {...}` (publisher metadata) becomes the FLV file's
-/// `onMetaData {...}`.
-fn strip_set_data_frame(p: Vec<u8>) -> Vec<u8> {
-    const PREFIX: &[u8] = b"\x02\x00\x0d@setDataFrame";
-    match p.strip_prefix(PREFIX) {
-        Some(rest) => rest.to_vec(),
-        None => p,
-    }
-}
-
-/// Which tracks a publisher announces in its metadata (the FLV header's flags, so
-/// that ffmpeg does not wait for a track that never comes).
-fn codecs_of(meta: &[u8]) -> (bool, bool) {
-    let v = amf0::decode_all(meta).unwrap_or_default();
-    let o = v.get(1);
-    let has = |k: &str| o.and_then(|o| o.get(k)).is_some();
-    let (a, v) = (has("audiocodecid"), has("videocodecid"));
-    if !a && !v {
-        (true, true)
-    } else {
-        (a, v)
     }
 }
 
@@ -956,119 +729,6 @@ fn query_get(q: &str, key: &str) -> String {
         }
     }
     String::new()
-}
-
-fn internal_url(shared: &Shared, path: &str) -> String {
-    format!(
-        "rtsp://127.0.0.1:{}/{}{}",
-        shared.rtsp_port,
-        shared.internal_prefix(),
-        path
-    )
-}
-
-fn spawn_child(shared: &Shared, path: &str, args: &[String], stdin: Stdio, stdout: Stdio) -> std::io::Result<Child> {
-    let dir = shared.dir.join("logs");
-    let _ = std::fs::create_dir_all(&dir);
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(dir.join(format!("{}-rtmp.log", path.replace('/', "_"))))?;
-    let mut cmd = Command::new(&shared.ffmpeg);
-    cmd.args(args)
-        .stdin(stdin)
-        .stdout(stdout)
-        .stderr(Stdio::from(log))
-        .current_dir(&shared.dir);
-    {
-        use std::os::unix::process::CommandExt;
-        cmd.process_group(0);
-    }
-    let c = cmd.spawn()?;
-    shared
-        .children
-        .lock()
-        .unwrap()
-        .insert(c.id() as i32, (ChildKind::Rtmp, path.to_string()));
-    shared.log(&format!("path {}: started rtmp pid {}: {:?}", path, c.id(), args));
-    Ok(c)
-}
-
-fn strings(a: &[&str]) -> Vec<String> {
-    a.iter().map(|s| s.to_string()).collect()
-}
-
-/// ffmpeg turning the publisher's FLV into an RTSP publisher of the relay.
-fn spawn_publisher(shared: &Shared, path: &str) -> std::io::Result<(Child, ChildStdin)> {
-    let url = internal_url(shared, path);
-    let args = strings(&[
-        "-hide_banner",
-        "-loglevel",
-        "warning",
-        "-f",
-        "flv",
-        "-i",
-        "pipe:0",
-        "-map",
-        "0",
-        "-c",
-        "copy",
-        "-f",
-        "rtsp",
-        "-rtsp_transport",
-        "tcp",
-        &url,
-    ]);
-    let mut c = spawn_child(shared, path, &args, Stdio::piped(), Stdio::null())?;
-    let stdin = c.stdin.take().ok_or_else(|| err("no stdin".into()))?;
-    Ok((c, stdin))
-}
-
-/// ffmpeg reading the relay (a hidden RTSP reader) and writing FLV.
-fn spawn_reader(shared: &Shared, path: &str) -> std::io::Result<Child> {
-    let url = internal_url(shared, path);
-    let args = strings(&[
-        "-nostdin",
-        "-hide_banner",
-        "-loglevel",
-        "warning",
-        "-rtsp_transport",
-        "tcp",
-        "-i",
-        &url,
-        "-map",
-        "0",
-        "-c",
-        "copy",
-        "-flvflags",
-        "no_duration_filesize",
-        "-f",
-        "flv",
-        "pipe:1",
-    ]);
-    spawn_child(shared, path, &args, Stdio::null(), Stdio::piped())
-}
-
-/// SIGINT to the child's group; it is reaped in the background (SIGKILL after 5 s).
-fn stop_child(shared: &Arc<Shared>, mut c: Child) {
-    let pid = c.id() as i32;
-    crate::procs::interrupt(pid);
-    let sh = shared.clone();
-    std::thread::spawn(move || {
-        let deadline = Instant::now() + Duration::from_secs(5);
-        loop {
-            match c.try_wait() {
-                Ok(Some(_)) | Err(_) => break,
-                Ok(None) if Instant::now() >= deadline => {
-                    crate::procs::kill_group(pid);
-                    let _ = c.wait();
-                    break;
-                }
-                Ok(None) => std::thread::sleep(Duration::from_millis(50)),
-            }
-        }
-        sh.children.lock().unwrap().remove(&pid);
-    });
 }
 
 #[cfg(test)]
@@ -1101,16 +761,13 @@ mod tests {
                     (x >> 33) as u8
                 })
                 .collect();
-            let mut r = ChunkReader {
-                rd: &b[..],
-                chunk_size: 16,
-                streams: HashMap::new(),
-            };
+            let mut r = ChunkReader::new(&b[..]);
+            r.chunk_size = 16;
             while let Ok(m) = r.read_message() {
                 let _ = amf0::decode_all(&m.payload);
             }
             let _ = amf0::decode_all(&b);
-            let _ = codecs_of(&b);
+            let _ = flv::codecs_of(&b);
             let _ = join_url(&String::from_utf8_lossy(&b), "k");
             let _ = parse_uuid(&String::from_utf8_lossy(&b[..36]));
         }
@@ -1123,46 +780,5 @@ mod tests {
         assert_eq!(parse_uuid(&u.replace('-', "")).unwrap(), u);
         assert_eq!(parse_uuid("abc").unwrap_err(), "invalid UUID length: 3");
         assert_eq!(parse_uuid(&u.replace('f', "x")).unwrap_err(), "invalid UUID format");
-    }
-
-    #[test]
-    fn chunks_reassembled() {
-        // a 200-byte video message in 128-byte chunks (fmt 0 then fmt 3), then fmt 2
-        let payload: Vec<u8> = (0..200).map(|i| i as u8).collect();
-        let mut b = vec![0x06, 0, 0, 10, 0, 0, 200, 9, 1, 0, 0, 0];
-        b.extend_from_slice(&payload[..128]);
-        b.push(0xc6);
-        b.extend_from_slice(&payload[128..]);
-        b.extend_from_slice(&[0x86, 0, 0, 5]);
-        b.extend_from_slice(&payload[..128]);
-        b.push(0xc6);
-        b.extend_from_slice(&payload[128..]);
-        let mut r = ChunkReader {
-            rd: &b[..],
-            chunk_size: 128,
-            streams: HashMap::new(),
-        };
-        let m = r.read_message().unwrap();
-        assert_eq!((m.typ, m.ts, m.payload.len()), (9, 10, 200));
-        let m = r.read_message().unwrap();
-        assert_eq!((m.ts, &m.payload), (15, &payload));
-        // a new header in the middle of a message: no panic, the new message wins
-        let mut b = vec![0x06, 0, 0, 1, 0, 0, 200, 9, 1, 0, 0, 0];
-        b.extend_from_slice(&payload[..128]);
-        b.extend_from_slice(&[0x46, 0, 0, 1, 0, 0, 2, 8, 7, 7]);
-        let mut r = ChunkReader {
-            rd: &b[..],
-            chunk_size: 128,
-            streams: HashMap::new(),
-        };
-        let m = r.read_message().unwrap();
-        assert_eq!((m.typ, m.ts, m.payload), (8, 2, vec![7, 7]));
-        // hostile: too long
-        let mut r = ChunkReader {
-            rd: &[0x06u8, 0, 0, 0, 0xff, 0xff, 0xff, 9, 0, 0, 0, 0][..],
-            chunk_size: 128,
-            streams: HashMap::new(),
-        };
-        assert!(r.read_message().is_err());
     }
 }
