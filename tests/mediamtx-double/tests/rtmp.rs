@@ -149,7 +149,7 @@ fn rtmp_reader_listed_hooked_and_kicked() {
         ),
         (
             "config/pathdefaults/patch",
-            json!({"runOnRead": hook("MTX_READER_TYPE", "read.txt")}),
+            json!({"runOnRead": hook("MTX_READER_TYPE", "read.txt"), "maxReaders": 1}),
         ),
     ] {
         let r = http("PATCH", &format!("{}/v3/{}", h.api_url(), url), Some(&body.to_string()));
@@ -202,6 +202,14 @@ fn rtmp_reader_listed_hooked_and_kicked() {
         "{}",
         conns_seen
     );
+    // maxReaders 1: a second reader is refused
+    let out = Command::new("timeout")
+        .args(["15", "ffprobe", "-v", "error", &format!("{}/mypath", h.rtmp_url())])
+        .output()
+        .expect("ffprobe");
+    assert!(!out.status.success());
+    let log = std::fs::read_to_string(dir.join("mediamtx-double.log")).unwrap();
+    assert!(log.contains("maximum reader count reached"), "{}", log);
     let r = http("POST", &format!("{}/v3/rtmpconns/kick/{}", h.api_url(), rid), None);
     assert_eq!((r.status, r.json()), (200, json!({"status": "ok"})));
     wait_until(Duration::from_secs(10), "kicked reader gone", || {
