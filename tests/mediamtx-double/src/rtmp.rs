@@ -232,7 +232,8 @@ struct Action {
 struct Session {
     shared: Arc<Shared>,
     info: Arc<ConnInfo>,
-    w: Writer,
+    /// shared with a reader's media thread: one lock keeps messages whole
+    w: Arc<Writer>,
     rd: ChunkReader<BufReader<Counting>>,
     /// the client's window: an acknowledgement is due every `window` bytes
     window: u32,
@@ -273,10 +274,10 @@ pub fn conn(shared: Arc<Shared>, tcp: TcpStream, remote: Option<std::net::Socket
     let mut s = Session {
         shared: shared.clone(),
         info: info.clone(),
-        w: Writer {
+        w: Arc::new(Writer {
             tcp: Mutex::new(wtcp),
             sent: info.sent.clone(),
-        },
+        }),
         rd: ChunkReader::new(BufReader::with_capacity(64 * 1024, counting)),
         window: WINDOW,
         acked: 0,
@@ -668,10 +669,7 @@ impl Session {
         self.set_meta("read", a, user);
         let mut child = spawn_reader(&self.shared, &a.path)?;
         let stdout = child.stdout.take().ok_or_else(|| err("no stdout".into()))?;
-        let w = Writer {
-            tcp: Mutex::new(self.w.tcp.lock().unwrap().try_clone()?),
-            sent: self.info.sent.clone(),
-        };
+        let w = self.w.clone();
         // FLV tags from ffmpeg become messages on stream 1 (audio, video and data on
         // their usual chunk streams); when the stream ends the reader is closed
         let pump = std::thread::spawn(move || {
