@@ -81,6 +81,10 @@ fn proxy(mut tls: SslStream<TcpStream>, mut plain: TcpStream) {
     // bytes from the plain side not yet accepted by TLS (bounded: no reads beyond 1 MiB)
     let mut pending: Vec<u8> = Vec::new();
     let (tfd, pfd) = (tls.get_ref().as_raw_fd(), plain.as_raw_fd());
+    // the plain side closed: what it wrote last still goes out (within 5 s) before TLS
+    // is closed
+    let mut plain_eof = false;
+    let mut eof_at = std::time::Instant::now();
     'outer: loop {
         if tls.ssl().pending() == 0 {
             let mut fds = [
@@ -91,7 +95,11 @@ fn proxy(mut tls: SslStream<TcpStream>, mut plain: TcpStream) {
                 },
                 libc::pollfd {
                     fd: pfd,
-                    events: if pending.len() < 1 << 20 { libc::POLLIN } else { 0 },
+                    events: if !plain_eof && pending.len() < 1 << 20 {
+                        libc::POLLIN
+                    } else {
+                        0
+                    },
                     revents: 0,
                 },
             ];
@@ -111,9 +119,12 @@ fn proxy(mut tls: SslStream<TcpStream>, mut plain: TcpStream) {
             }
         }
         // plain → TLS
-        if pending.len() < 1 << 20 {
+        if !plain_eof && pending.len() < 1 << 20 {
             match plain.read(&mut buf) {
-                Ok(0) => break,
+                Ok(0) => {
+                    plain_eof = true;
+                    eof_at = std::time::Instant::now();
+                }
                 Ok(n) => pending.extend_from_slice(&buf[..n]),
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
                 Err(_) => break,
@@ -127,6 +138,9 @@ fn proxy(mut tls: SslStream<TcpStream>, mut plain: TcpStream) {
                 Err(e) if matches!(e.code(), ErrorCode::WANT_READ | ErrorCode::WANT_WRITE) => break,
                 Err(_) => break 'outer,
             }
+        }
+        if plain_eof && (pending.is_empty() || eof_at.elapsed() > Duration::from_secs(5)) {
+            break;
         }
     }
     let _ = plain.shutdown(Shutdown::Both);
