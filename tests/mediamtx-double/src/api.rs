@@ -415,6 +415,9 @@ pub fn handle_v3(shared: &Arc<Shared>, req: &Request) -> Response {
         }
         _ => {}
     }
+    if let Some(r) = rtmp_route(shared, req) {
+        return r;
+    }
     if let Some(n) = param_name(p, "/v3/config/paths/") {
         let rest = &p["/v3/config/paths/".len()..];
         let (op, _) = rest.split_once('/').unwrap_or((rest, ""));
@@ -542,6 +545,31 @@ fn srt_conns(shared: &Arc<Shared>, req: &Request) -> Option<Response> {
     }
     c.kick.store(true, std::sync::atomic::Ordering::SeqCst);
     Some(Response::ok())
+}
+
+/// `/v3/rtmpconns/list|get/{id}|kick/{id}` and `/v3/rtmpsconns/...`, registered only
+/// while that server runs.
+fn rtmp_route(shared: &Arc<Shared>, req: &Request) -> Option<Response> {
+    let (rest, enc) = match req.path.strip_prefix("/v3/rtmpconns/") {
+        Some(r) => (r, false),
+        None => (req.path.strip_prefix("/v3/rtmpsconns/")?, true),
+    };
+    if !crate::rtmp::enabled(shared, enc) {
+        return None;
+    }
+    let id = |pre: &str| rest.strip_prefix(pre).filter(|id| !id.is_empty() && !id.contains('/'));
+    let answer = |r: Result<Value, (u16, String)>| match r {
+        Ok(v) => Response::json(200, &v),
+        Err((code, e)) => Response::error(code, &e),
+    };
+    match req.method.as_str() {
+        "GET" if rest == "list" => Some(list_json(req, crate::rtmp::api_list(shared, enc))),
+        "GET" => id("get/").map(|id| answer(crate::rtmp::api_get(shared, enc, id))),
+        "POST" => {
+            id("kick/").map(|id| answer(crate::rtmp::api_kick(shared, enc, id).map(|()| json!({"status": "ok"}))))
+        }
+        _ => None,
+    }
 }
 
 /// The `pathDefaults` and `paths` of a configuration file, validated like conf.Load.
@@ -895,7 +923,7 @@ pub fn restart(shared: &Arc<Shared>, down_ms: u64) {
             fail400: None,
         },
     );
-    *st = core::initial_state(shared.api_port, shared.rtsp_port, shared.srt_port, shared.all_others);
+    *st = core::initial_state(shared.api_port, shared.rtsp_port, shared.srt_port, shared.rtmp_ports, shared.all_others);
     shared.aux_ports.set_addresses(&mut st.global);
     crate::logger::configure(&shared.log_conf, &st.global);
     // keep injected faults other than the restart's own downtime

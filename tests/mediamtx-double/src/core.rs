@@ -133,7 +133,7 @@ pub struct PathRt {
     pub stream: Option<Arc<Stream>>,
     pub publisher: Option<Publisher>,
     pub available_time: Option<SystemTime>,
-    /// (connection, reader id, reader type: rtspSession or srtConn)
+    /// (connection, reader id, reader type: rtspSession, srtConn, rtmpConn or rtmpsConn)
     pub readers: Vec<(u64, String, &'static str)>,
     /// connections of readers past their first SETUP but not playing yet (maxReaders
     /// counts them: MediaMTX adds a reader at SETUP)
@@ -213,6 +213,8 @@ pub enum ChildKind {
     Offline,
     /// ffmpeg between an SRT connection and the RTSP relay
     SrtRelay,
+    /// ffmpeg relaying an RTMP publisher or reader
+    Rtmp,
 }
 
 pub struct Shared {
@@ -223,6 +225,9 @@ pub struct Shared {
     pub control_port: u16,
     /// listeners of the playback, metrics and pprof servers
     pub aux_ports: AuxPorts,
+    /// RTMP and RTMPS listeners
+    pub rtmp_ports: [u16; 2],
+    pub rtmp: crate::rtmp::Registry,
     pub dir: PathBuf,
     pub all_others: bool,
     pub ffmpeg: String,
@@ -277,23 +282,25 @@ impl AuxPorts {
     }
 }
 
-pub fn initial_global(api_port: u16, rtsp_port: u16, srt_port: u16) -> Map<String, Value> {
+pub fn initial_global(api_port: u16, rtsp_port: u16, srt_port: u16, rtmp_ports: [u16; 2]) -> Map<String, Value> {
     let mut g = conf::defaults(GLOBAL_FIELDS);
     g.insert("api".into(), json!(true));
     g.insert("apiAddress".into(), json!(format!("127.0.0.1:{}", api_port)));
     g.insert("rtspAddress".into(), json!(format!(":{}", rtsp_port)));
     g.insert("srtAddress".into(), json!(format!(":{}", srt_port)));
+    g.insert("rtmpAddress".into(), json!(format!(":{}", rtmp_ports[0])));
+    g.insert("rtmpsAddress".into(), json!(format!(":{}", rtmp_ports[1])));
     g
 }
 
-pub fn initial_state(api_port: u16, rtsp_port: u16, srt_port: u16, all_others: bool) -> State {
+pub fn initial_state(api_port: u16, rtsp_port: u16, srt_port: u16, rtmp_ports: [u16; 2], all_others: bool) -> State {
     let mut confs = BTreeMap::new();
     if all_others {
         confs.insert("all_others".to_string(), Map::new());
     }
     State {
         started: SystemTime::now(),
-        global: initial_global(api_port, rtsp_port, srt_port),
+        global: initial_global(api_port, rtsp_port, srt_port, rtmp_ports),
         path_defaults: conf::defaults(PATH_FIELDS),
         confs,
         paths: BTreeMap::new(),
@@ -863,4 +870,53 @@ pub fn fields_for(global: bool) -> &'static [Field] {
     } else {
         PATH_FIELDS
     }
+}
+
+/// path.doAddReader for readers other than RTSP's DESCRIBE: the stream if there is one;
+/// else an on-demand command or on-demand pulled source is started and waited for (its
+/// start timeout), the reader counting as demand meanwhile. Err = MediaMTX's text.
+pub fn await_stream(shared: &Arc<Shared>, name: &str, query: &str) -> Result<Arc<Stream>, String> {
+    let mut st = shared.lock();
+    let p = get_or_create_path(shared, &mut st, name)?;
+    if let Some(s) = &p.stream {
+        return Ok(s.clone());
+    }
+    let timeout = if p.has_on_demand() {
+        p.demand += 1;
+        start_on_demand(shared, p, query);
+        p.d("runOnDemandStartTimeout")
+    } else if p.is_url_source() && p.b("sourceOnDemand") {
+        p.demand += 1;
+        p.d("sourceOnDemandStartTimeout")
+    } else {
+        return Err(format!("no stream is available on path '{}'", name));
+    };
+    let gen = p.gen;
+    let deadline = Instant::now() + timeout;
+    let mut res = Err(format!("source of path '{}' has timed out", name));
+    loop {
+        let Some(p) = st.paths.get(name).filter(|p| p.gen == gen) else {
+            return Err(format!("no stream is available on path '{}'", name));
+        };
+        if let Some(s) = &p.stream {
+            res = Ok(s.clone());
+            break;
+        }
+        let now = Instant::now();
+        if now >= deadline || shared.shutdown.load(Ordering::SeqCst) {
+            break;
+        }
+        st = shared
+            .cv
+            .wait_timeout(st, (deadline - now).min(Duration::from_millis(200)))
+            .unwrap()
+            .0;
+    }
+    if let Some(p) = st.paths.get_mut(name).filter(|p| p.gen == gen) {
+        p.demand = p.demand.saturating_sub(1);
+        if p.demand == 0 {
+            p.idle_since = Instant::now();
+        }
+    }
+    res
 }

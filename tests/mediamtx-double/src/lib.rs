@@ -9,6 +9,7 @@
 #![allow(clippy::too_many_arguments)]
 
 pub mod always_available;
+pub mod amf0;
 pub mod api;
 pub mod argon2_cred;
 pub mod auth;
@@ -16,6 +17,7 @@ pub mod cleaner;
 pub mod conf;
 mod conf_fields;
 pub mod core;
+pub mod flv;
 pub mod fmp4;
 pub mod forward;
 pub mod gojson;
@@ -33,6 +35,10 @@ pub mod procs;
 pub mod re2;
 pub mod recordings;
 pub mod restamp;
+pub mod rtmp;
+pub mod rtmp_chunk;
+pub mod rtmp_relay;
+pub mod rtmps;
 pub mod rtsp;
 pub mod servers;
 pub mod sessions;
@@ -62,6 +68,9 @@ pub struct Options {
     pub pprof_port: u16,
     /// SRT listener (UDP)
     pub srt_port: u16,
+    /// RTMP and RTMPS listeners (`rtmpAddress`, `rtmpsAddress`)
+    pub rtmp_port: u16,
+    pub rtmps_port: u16,
     /// working directory: logs, and the base of relative record paths
     pub dir: PathBuf,
     /// include MediaMTX's default `all_others` path configuration (default true)
@@ -87,6 +96,8 @@ impl Options {
             metrics_port: 0,
             pprof_port: 0,
             srt_port: 0,
+            rtmp_port: 0,
+            rtmps_port: 0,
             dir: dir.into(),
             all_others: true,
             ffmpeg: "ffmpeg".into(),
@@ -106,6 +117,8 @@ pub struct Handle {
     pub metrics_port: u16,
     pub pprof_port: u16,
     pub srt_port: u16,
+    pub rtmp_port: u16,
+    pub rtmps_port: u16,
     shared: Arc<core::Shared>,
     threads: Vec<JoinHandle<()>>,
     stopped: bool,
@@ -121,6 +134,12 @@ impl Handle {
     /// `srt://127.0.0.1:P` (add `?streamid=...`)
     pub fn srt_url(&self) -> String {
         format!("srt://127.0.0.1:{}", self.srt_port)
+    }
+    pub fn rtmp_url(&self) -> String {
+        format!("rtmp://127.0.0.1:{}", self.rtmp_port)
+    }
+    pub fn rtmps_url(&self) -> String {
+        format!("rtmps://127.0.0.1:{}", self.rtmps_port)
     }
     pub fn control_url(&self) -> String {
         format!("http://127.0.0.1:{}", self.control_port)
@@ -197,6 +216,10 @@ pub fn start(opts: Options) -> std::io::Result<Handle> {
     let api_l = api::bind(opts.api_port)?;
     let rtsp_l = TcpListener::bind(("127.0.0.1", opts.rtsp_port))?;
     let ctl_l = api::bind(opts.control_port)?;
+    let rtmp_l = TcpListener::bind(("127.0.0.1", opts.rtmp_port))?;
+    let rtmp_port = rtmp_l.local_addr()?.port();
+    let rtmps_l = TcpListener::bind(("127.0.0.1", opts.rtmps_port))?;
+    let rtmps_port = rtmps_l.local_addr()?.port();
     let api_port = api_l.local_addr()?.port();
     let rtsp_port = rtsp_l.local_addr()?.port();
     let control_port = ctl_l.local_addr()?.port();
@@ -210,7 +233,7 @@ pub fn start(opts: Options) -> std::io::Result<Handle> {
     };
     let srt_sock = std::net::UdpSocket::bind(("127.0.0.1", opts.srt_port))?;
     let srt_port = srt_sock.local_addr()?.port();
-    let mut state = core::initial_state(api_port, rtsp_port, srt_port, opts.all_others);
+    let mut state = core::initial_state(api_port, rtsp_port, srt_port, [rtmp_port, rtmps_port], opts.all_others);
     aux_ports.set_addresses(&mut state.global);
     api::load_conf_file(&mut state, opts.path_defaults.as_ref(), &opts.paths)
         .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
@@ -221,6 +244,8 @@ pub fn start(opts: Options) -> std::io::Result<Handle> {
         rtsp_port,
         control_port,
         aux_ports,
+        rtmp_ports: [rtmp_port, rtmps_port],
+        rtmp: Default::default(),
         dir,
         all_others: opts.all_others,
         ffmpeg: opts.ffmpeg.clone(),
@@ -257,6 +282,14 @@ pub fn start(opts: Options) -> std::io::Result<Handle> {
     {
         let sh = shared.clone();
         threads.push(std::thread::spawn(move || srt::serve(sh, srt_sock)));
+    }
+    {
+        let sh = shared.clone();
+        threads.push(std::thread::spawn(move || rtmp::serve(sh, rtmp_l, false)));
+    }
+    {
+        let sh = shared.clone();
+        threads.push(std::thread::spawn(move || rtmp::serve(sh, rtmps_l, true)));
     }
     {
         let sh = shared.clone();
@@ -306,6 +339,8 @@ pub fn start(opts: Options) -> std::io::Result<Handle> {
         metrics_port: aux_ports.metrics,
         pprof_port: aux_ports.pprof,
         srt_port,
+        rtmp_port,
+        rtmps_port,
         shared,
         threads,
         stopped: false,

@@ -13,7 +13,7 @@ extern "C" fn on_signal(_: libc::c_int) {
 
 fn usage() -> ! {
     eprintln!(
-        "usage: mediamtx-double [--api-port P] [--rtsp-port R] [--control-port C] [--playback-port P] [--metrics-port P] [--pprof-port P] [--srt-port S] --dir DIR [--no-all-others] [--ffmpeg PATH]\n\
+        "usage: mediamtx-double [--api-port P] [--rtsp-port R] [--control-port C] [--playback-port P] [--metrics-port P] [--pprof-port P] [--srt-port S] [--rtmp-port M] [--rtmps-port N] --dir DIR [--no-all-others] [--ffmpeg PATH]\n\
          port 0 (default) picks a free port"
     );
     std::process::exit(2);
@@ -33,6 +33,8 @@ fn main() {
         match a.as_str() {
             "--api-port" => opts.api_port = val("--api-port").parse().unwrap_or_else(|_| usage()),
             "--rtsp-port" => opts.rtsp_port = val("--rtsp-port").parse().unwrap_or_else(|_| usage()),
+            "--rtmp-port" => opts.rtmp_port = val("--rtmp-port").parse().unwrap_or_else(|_| usage()),
+            "--rtmps-port" => opts.rtmps_port = val("--rtmps-port").parse().unwrap_or_else(|_| usage()),
             "--control-port" => opts.control_port = val("--control-port").parse().unwrap_or_else(|_| usage()),
             "--playback-port" => opts.playback_port = val("--playback-port").parse().unwrap_or_else(|_| usage()),
             "--metrics-port" => opts.metrics_port = val("--metrics-port").parse().unwrap_or_else(|_| usage()),

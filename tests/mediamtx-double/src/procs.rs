@@ -83,6 +83,7 @@ fn spawn3(
         ChildKind::Forwarder => "forward",
         ChildKind::Offline => "offline",
         ChildKind::SrtRelay => "srt",
+        ChildKind::Rtmp => "rtmp",
     };
     let (mut out, err) = log_file(shared, name, tag);
     if pipe_stdout {

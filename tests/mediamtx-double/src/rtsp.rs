@@ -45,6 +45,8 @@ enum Role {
     None,
     Publisher {
         path: String,
+        /// the double's own relay (pulled source, RTMP publisher)
+        internal: bool,
         sdp: media::Sdp,
         chmap: HashMap<u8, (usize, bool)>,
         stream: Option<Arc<Stream>>,
@@ -587,6 +589,7 @@ impl Conn {
         let _ = n;
         self.role = Role::Publisher {
             path: name,
+            internal,
             sdp,
             chmap: HashMap::new(),
             stream: None,
@@ -707,6 +710,7 @@ impl Conn {
         let shared = self.shared.clone();
         let Role::Publisher {
             path,
+            internal: relay,
             sdp,
             stream,
             offline,
@@ -740,8 +744,14 @@ impl Conn {
         }
         // the relay of an SRT publisher (srt.rs) names its connection in the query
         let srt = self.srt_conn.as_deref().and_then(|id| crate::srt::find(&shared, id));
-        let pb = match srt {
-            Some(c) => Publisher {
+        // the relay of an RTMP publisher stands for that connection
+        let rtmp = if *relay && !p.is_url_source() {
+            crate::rtmp::publisher_of(&shared, &name)
+        } else {
+            None
+        };
+        let pb = match (srt, rtmp) {
+            (Some(c), _) => Publisher {
                 offline: false,
                 id: c.id.clone(),
                 conn_id: self.id,
@@ -750,7 +760,16 @@ impl Conn {
                 source_type: "srtConn",
                 query: c.info.lock().unwrap().query.clone(),
             },
-            None => Publisher {
+            (None, Some((source_type, id, conn, query))) => Publisher {
+                offline: false,
+                id,
+                conn_id: self.id,
+                conn,
+                internal: false,
+                query,
+                source_type,
+            },
+            (None, None) => Publisher {
                 offline: *offline,
                 id: crate::util::uuid(),
                 conn_id: self.id,

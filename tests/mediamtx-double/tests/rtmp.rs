@@ -1,0 +1,459 @@
+//! The RTMP server with real clients: ffmpeg publishes H.264 + AAC over RTMP, ffprobe
+//! reads it back over RTSP and RTMP, `/v3/rtmpconns/*` show and kick the connections,
+//! and MediaMTX's refusals (authentication, unknown path, source not publisher).
+
+mod common;
+
+use common::*;
+use serde_json::{json, Value};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+fn publish_cmd(url: &str) -> String {
+    format!(
+        "ffmpeg -nostdin -hide_banner -loglevel error -re -f lavfi -i testsrc2=size=320x240:rate=15 \
+         -f lavfi -i sine=frequency=440:sample_rate=44100 -c:v libx264 -preset ultrafast -tune zerolatency \
+         -g 8 -c:a aac -b:a 64k -f flv {}",
+        url
+    )
+}
+
+/// ffprobe's streams of a URL as (codec_name, width, height); the run is bounded.
+fn probe(url: &str) -> Vec<(String, u64, u64)> {
+    let mut args = vec!["-v", "error", "-rw_timeout", "10000000", "-of", "json", "-show_streams"];
+    if url.starts_with("rtsp://") {
+        args.extend(["-rtsp_transport", "tcp"]);
+    }
+    let out = Command::new("timeout")
+        .args(["15", "ffprobe"])
+        .args(&args)
+        .arg(url)
+        .output()
+        .expect("ffprobe");
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap_or(json!({}));
+    let mut s: Vec<(String, u64, u64)> = v["streams"]
+        .as_array()
+        .unwrap_or_else(|| panic!("ffprobe {}: {}", url, String::from_utf8_lossy(&out.stderr)))
+        .iter()
+        .map(|s| {
+            (
+                s["codec_name"].as_str().unwrap_or("").to_string(),
+                s["width"].as_u64().unwrap_or(0),
+                s["height"].as_u64().unwrap_or(0),
+            )
+        })
+        .collect();
+    s.sort();
+    s
+}
+
+fn conns(h: &mediamtx_double::Handle) -> Vec<Value> {
+    let r = http("GET", &format!("{}/v3/rtmpconns/list", h.api_url()), None);
+    assert_eq!(r.status, 200, "{}", r.body);
+    r.json()["items"].as_array().cloned().unwrap_or_default()
+}
+
+fn path_get(h: &mediamtx_double::Handle, name: &str) -> Value {
+    let r = http("GET", &format!("{}/v3/paths/get/{}", h.api_url(), name), None);
+    if r.status == 200 {
+        r.json()
+    } else {
+        json!({})
+    }
+}
+
+#[test]
+fn rtmp_publish_and_read_back() {
+    require_ffmpeg();
+    let (h, dir) = start("rtmp");
+    let mut publisher = publish(&h, &dir, "mypath?token=abc");
+    let list = conns(&h);
+    assert_eq!(list.len(), 1, "{:?}", list);
+    let pubc = &list[0];
+    assert_eq!(pubc["state"], "publish");
+    assert_eq!(pubc["path"], "mypath");
+    assert_eq!(pubc["query"], "token=abc");
+    assert!(pubc["bytesReceived"].as_u64().unwrap() > 0);
+    let p = path_get(&h, "mypath");
+    assert_eq!(p["source"], json!({"type": "rtmpConn", "id": pubc["id"]}));
+    let mut tracks: Vec<&str> = p["tracks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|t| t.as_str())
+        .collect();
+    tracks.sort();
+    assert_eq!(tracks, ["H264", "MPEG-4 Audio"]);
+    assert_eq!(p["readers"], json!([]), "the internal relay is no reader");
+
+    // read back over RTSP and RTMP
+    let want = vec![("aac".to_string(), 0, 0), ("h264".to_string(), 320, 240)];
+    assert_eq!(probe(&format!("{}/mypath", h.rtsp_url())), want);
+    assert_eq!(probe(&format!("{}/mypath", h.rtmp_url())), want);
+    publisher.interrupt_and_wait();
+}
+
+#[test]
+fn rtmp_publisher_kicked_then_republishing_at_once() {
+    require_ffmpeg();
+    let (h, dir) = start("rtmp-kick");
+    let mut publisher = publish(&h, &dir, "mypath");
+    let pubc = conns(&h)[0].clone();
+    // kicking the publisher ends the stream at once; publishing again right away works
+    let id = pubc["id"].as_str().unwrap();
+    let r = http("POST", &format!("{}/v3/rtmpconns/kick/{}", h.api_url(), id), None);
+    assert_eq!(r.status, 200);
+    wait_until(Duration::from_secs(10), "stream gone", || {
+        path_get(&h, "mypath")["available"] != true && conns(&h).is_empty()
+    });
+    publisher.interrupt_and_wait();
+    let mut again = publish(&h, &dir, "mypath");
+    assert_ne!(path_get(&h, "mypath")["source"]["id"], pubc["id"]);
+    again.interrupt_and_wait();
+}
+
+/// Starts an RTMP publisher of H.264 + AAC and waits until its path is available.
+fn publish(h: &mediamtx_double::Handle, dir: &std::path::Path, path_query: &str) -> Proc {
+    let name = path_query.split('?').next().unwrap();
+    let log = dir.join(format!(
+        "publisher-{}.log",
+        COUNT.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+    ));
+    let p = spawn_cmd(&publish_cmd(&format!("{}/{}", h.rtmp_url(), path_query)), &log);
+    wait_until(Duration::from_secs(15), "RTMP publisher available", || {
+        path_get(h, name)["available"] == true
+    });
+    p
+}
+
+static COUNT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
+#[test]
+fn rtmp_reader_listed_hooked_and_kicked() {
+    require_ffmpeg();
+    let spec = load_spec();
+    let (h, dir) = start("rtmp-reader");
+    // hooks see the RTMP connection and reader types
+    let hook = |var: &str, file: &str| {
+        format!(
+            "sh -c 'echo ${} ${} >> {}'",
+            var,
+            var.replace("TYPE", "ID"),
+            dir.join(file).display()
+        )
+    };
+    for (url, body) in [
+        (
+            "config/global/patch",
+            json!({"runOnConnect": hook("MTX_CONN_TYPE", "conn.txt")}),
+        ),
+        (
+            "config/pathdefaults/patch",
+            json!({"runOnRead": hook("MTX_READER_TYPE", "read.txt"), "maxReaders": 1}),
+        ),
+    ] {
+        let r = http("PATCH", &format!("{}/v3/{}", h.api_url(), url), Some(&body.to_string()));
+        assert_eq!(r.status, 200, "{}", r.body);
+    }
+    let mut publisher = publish(&h, &dir, "mypath");
+    let pub_id = path_get(&h, "mypath")["source"]["id"].as_str().unwrap().to_string();
+    let mut reader = spawn_cmd(
+        &format!(
+            "ffmpeg -nostdin -hide_banner -loglevel error -i {}/mypath -c copy -f null -",
+            h.rtmp_url()
+        ),
+        &dir.join("reader.log"),
+    );
+    let mut rid = String::new();
+    wait_until(Duration::from_secs(10), "RTMP reader listed", || {
+        let l = conns(&h);
+        match l.iter().find(|c| c["state"] == "read") {
+            Some(c) => {
+                rid = c["id"].as_str().unwrap().to_string();
+                true
+            }
+            None => false,
+        }
+    });
+    wait_until(Duration::from_secs(10), "reader receives data", || {
+        let r = http("GET", &format!("{}/v3/rtmpconns/get/{}", h.api_url(), rid), None);
+        r.json()["bytesSent"].as_u64().unwrap_or(0) > 10_000
+    });
+    assert_eq!(
+        path_get(&h, "mypath")["readers"],
+        json!([{"type": "rtmpConn", "id": rid}])
+    );
+    for (tpl, url) in [
+        ("/v3/rtmpconns/list", format!("{}/v3/rtmpconns/list", h.api_url())),
+        (
+            "/v3/rtmpconns/get/{id}",
+            format!("{}/v3/rtmpconns/get/{}", h.api_url(), rid),
+        ),
+    ] {
+        check_response(&spec, tpl, "GET", &http("GET", &url, None));
+    }
+    let read_hook = format!("rtmpConn {}", rid);
+    wait_until(Duration::from_secs(10), "runOnRead ran with rtmpConn", || {
+        std::fs::read_to_string(dir.join("read.txt")).is_ok_and(|t| t.lines().any(|l| l == read_hook))
+    });
+    let conns_seen = std::fs::read_to_string(dir.join("conn.txt")).unwrap_or_default();
+    assert!(
+        conns_seen.lines().any(|l| l == format!("rtmpConn {}", pub_id)),
+        "{}",
+        conns_seen
+    );
+    // maxReaders 1: a second reader is refused
+    let out = Command::new("timeout")
+        .args(["15", "ffprobe", "-v", "error", &format!("{}/mypath", h.rtmp_url())])
+        .output()
+        .expect("ffprobe");
+    assert!(!out.status.success());
+    let log = std::fs::read_to_string(dir.join("mediamtx-double.log")).unwrap();
+    assert!(log.contains("maximum reader count reached"), "{}", log);
+    let r = http("POST", &format!("{}/v3/rtmpconns/kick/{}", h.api_url(), rid), None);
+    assert_eq!((r.status, r.json()), (200, json!({"status": "ok"})));
+    wait_until(Duration::from_secs(10), "kicked reader gone", || {
+        conns(&h).len() == 1 && path_get(&h, "mypath")["readers"] == json!([])
+    });
+    assert!(reader.interrupt_and_wait().is_some());
+    publisher.interrupt_and_wait();
+}
+
+#[test]
+fn rtmp_api_errors_and_disabled() {
+    let (h, _dir) = start("rtmp-api");
+    let api = h.api_url();
+    for (m, p, code, err) in [
+        ("GET", "get/abc", 400, "invalid UUID length: 3"),
+        (
+            "GET",
+            "get/0f9e3c1a-1b2c-4d5e-8f90-a1b2c3d4e5fx",
+            400,
+            "invalid UUID format",
+        ),
+        (
+            "GET",
+            "get/0f9e3c1a-1b2c-4d5e-8f90-a1b2c3d4e5f6",
+            404,
+            "connection not found",
+        ),
+        (
+            "POST",
+            "kick/0f9e3c1a-1b2c-4d5e-8f90-a1b2c3d4e5f6",
+            404,
+            "connection not found",
+        ),
+    ] {
+        let r = http(m, &format!("{}/v3/rtmpconns/{}", api, p), None);
+        assert_eq!(
+            (r.status, r.json()),
+            (code, json!({"status": "error", "error": err})),
+            "{} {}",
+            m,
+            p
+        );
+    }
+    assert_eq!(
+        http("GET", &format!("{}/v3/rtmpconns/list", api), None).json(),
+        json!({"itemCount": 0, "pageCount": 0, "items": []})
+    );
+    let r = http(
+        "PATCH",
+        &format!("{}/v3/config/global/patch", api),
+        Some(r#"{"rtmp": false}"#),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = http("GET", &format!("{}/v3/rtmpconns/list", api), None);
+    assert_eq!((r.status, r.body.as_str()), (404, "404 page not found"));
+    // no listener either, until the server is back
+    let addr = format!("127.0.0.1:{}", h.rtmp_port);
+    wait_until(Duration::from_secs(5), "RTMP port closed", || {
+        std::net::TcpStream::connect(&addr).is_err()
+    });
+    let r = http(
+        "PATCH",
+        &format!("{}/v3/config/global/patch", api),
+        Some(r#"{"rtmp": true}"#),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    wait_until(Duration::from_secs(5), "RTMP port open again", || {
+        std::net::TcpStream::connect(&addr).is_ok()
+    });
+}
+
+/// Runs an ffmpeg RTMP publisher that is expected to be refused: it must exit with an
+/// error (bounded), its stderr is returned.
+fn refused_publish(url: &str) -> String {
+    let out = Command::new("timeout")
+        .args([
+            "20",
+            "ffmpeg",
+            "-nostdin",
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-re",
+            "-f",
+            "lavfi",
+        ])
+        .args([
+            "-i",
+            "testsrc2=size=160x120:rate=10",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+        ])
+        .args(["-f", "flv", url])
+        .stdin(Stdio::null())
+        .output()
+        .expect("ffmpeg");
+    assert!(!out.status.success(), "{} was not refused", url);
+    assert_ne!(out.status.code(), Some(124), "{} hung", url);
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn rtmp_refusals() {
+    require_ffmpeg();
+    let dir = temp_dir("rtmp-refuse");
+    let mut o = mediamtx_double::Options::new(&dir);
+    o.all_others = false;
+    o.paths = vec![
+        ("cam".into(), json!({})),
+        ("pulled".into(), json!({"source": "rtsp://127.0.0.1:9/none"})),
+    ];
+    let h = mediamtx_double::start(o).unwrap();
+    let r = http(
+        "PATCH",
+        &format!("{}/v3/config/global/patch", h.api_url()),
+        Some(
+            &json!({"authInternalUsers": [
+                {"user": "any", "ips": ["127.0.0.1/32"], "permissions": [{"action": "api"}]},
+                {"user": "pub", "pass": "secret", "permissions": [{"action": "publish"}, {"action": "read"}]},
+            ]})
+            .to_string(),
+        ),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let base = h.rtmp_url();
+    let e = refused_publish(&format!("{}/cam?user=pub&pass=wrong", base));
+    assert!(e.contains("authentication failed"), "{}", e);
+    refused_publish(&format!("{}/nope?user=pub&pass=secret", base));
+    refused_publish(&format!("{}/pulled?user=pub&pass=secret", base));
+    let log = std::fs::read_to_string(dir.join("mediamtx-double.log")).unwrap();
+    assert!(log.contains("path 'nope' is not configured"), "{}", log);
+    assert!(
+        log.contains("can't publish to path 'pulled' since 'source' is not 'publisher'"),
+        "{}",
+        log
+    );
+    // reading with wrong credentials: NetStream.Play.Failed
+    let out = Command::new("timeout")
+        .args(["15", "ffprobe", "-v", "error", &format!("{}/cam?user=pub&pass=x", base)])
+        .output()
+        .expect("ffprobe");
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("authentication failed"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(http("GET", &format!("{}/v3/rtmpconns/list", h.api_url()), None).json()["items"] == json!([]));
+}
+
+#[test]
+fn rtmps_strict_publish_and_read() {
+    require_ffmpeg();
+    let (h, dir) = start("rtmps");
+    let out = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=localhost",
+        ])
+        .arg("-keyout")
+        .arg(dir.join("server.key"))
+        .arg("-out")
+        .arg(dir.join("server.crt"))
+        .output()
+        .expect("the openssl CLI is required by this test");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let api = h.api_url();
+    let r = http(
+        "PATCH",
+        &format!("{}/v3/config/global/patch", api),
+        Some(r#"{"rtmpEncryption": "strict"}"#),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    // strict: the RTMP server is gone, the RTMPS one runs
+    assert_eq!(http("GET", &format!("{}/v3/rtmpconns/list", api), None).status, 404);
+    refused_publish(&format!("{}/plain", h.rtmp_url()));
+
+    let mut publisher = spawn_cmd(&publish_cmd(&format!("{}/secure", h.rtmps_url())), &dir.join("pub.log"));
+    wait_until(Duration::from_secs(15), "RTMPS publisher available", || {
+        path_get(&h, "secure")["available"] == true
+    });
+    let r = http("GET", &format!("{}/v3/rtmpsconns/list", api), None);
+    check_response(&load_spec(), "/v3/rtmpsconns/list", "GET", &r);
+    let items = r.json()["items"].as_array().cloned().unwrap();
+    assert_eq!(items.len(), 1, "{:?}", items);
+    assert_eq!(
+        (items[0]["state"].as_str(), items[0]["path"].as_str()),
+        (Some("publish"), Some("secure"))
+    );
+    assert_eq!(
+        path_get(&h, "secure")["source"],
+        json!({"type": "rtmpsConn", "id": items[0]["id"]})
+    );
+    let want = vec![("aac".to_string(), 0, 0), ("h264".to_string(), 320, 240)];
+    assert_eq!(probe(&format!("{}/secure", h.rtmps_url())), want);
+    let r = http(
+        "POST",
+        &format!("{}/v3/rtmpsconns/kick/{}", api, items[0]["id"].as_str().unwrap()),
+        None,
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    wait_until(Duration::from_secs(10), "RTMPS publisher kicked", || {
+        path_get(&h, "secure")["available"] != true
+    });
+    publisher.interrupt_and_wait();
+}
+
+#[test]
+fn rtmp_reader_starts_on_demand() {
+    require_ffmpeg();
+    let (h, dir) = start("rtmp-ondemand");
+    let body = json!({
+        "runOnDemand": publisher_cmd("rtsp://127.0.0.1:$RTSP_PORT/$MTX_PATH", "160x120"),
+        "runOnDemandStartTimeout": "15s",
+        "runOnDemandCloseAfter": "1s",
+    });
+    let r = http(
+        "POST",
+        &format!("{}/v3/config/paths/add/od", h.api_url()),
+        Some(&body.to_string()),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        probe(&format!("{}/od", h.rtmp_url())),
+        vec![("h264".to_string(), 160, 120)]
+    );
+    // nothing to read elsewhere: refused at once
+    let out = Command::new("timeout")
+        .args(["15", "ffprobe", "-v", "error", &format!("{}/nobody", h.rtmp_url())])
+        .output()
+        .expect("ffprobe");
+    assert!(!out.status.success());
+    let log = std::fs::read_to_string(dir.join("mediamtx-double.log")).unwrap();
+    assert!(log.contains("no stream is available on path 'nobody'"), "{}", log);
+    wait_until(Duration::from_secs(10), "on-demand command stopped", || {
+        path_get(&h, "od")["available"] != true
+    });
+}
