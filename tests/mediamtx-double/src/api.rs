@@ -491,7 +491,7 @@ fn forward_list(shared: &Arc<Shared>, req: &Request) -> Response {
 
 /// onForwardGet: `id` parsed first (uuid.Parse's errors), then `path`.
 fn forward_get(shared: &Arc<Shared>, req: &Request) -> Response {
-    let id = match crate::forward::parse_uuid(&req.query("id").unwrap_or_default()) {
+    let id = match crate::util::parse_uuid(&req.query("id").unwrap_or_default()) {
         Ok(id) => id,
         Err(e) => return Response::error(400, &e),
     };
@@ -506,7 +506,7 @@ fn forward_get(shared: &Arc<Shared>, req: &Request) -> Response {
     match p
         .forward
         .iter()
-        .find(|d| crate::forward::parse_uuid(&d.id).ok() == Some(id))
+        .find(|d| crate::util::parse_uuid(&d.id).as_ref() == Ok(&id))
     {
         Some(d) => Response::json(200, &crate::forward::item_json(d)),
         None => Response::error(404, "forward destination not found"),
@@ -923,7 +923,13 @@ pub fn restart(shared: &Arc<Shared>, down_ms: u64) {
             fail400: None,
         },
     );
-    *st = core::initial_state(shared.api_port, shared.rtsp_port, shared.srt_port, shared.rtmp_ports, shared.all_others);
+    *st = core::initial_state(
+        shared.api_port,
+        shared.rtsp_port,
+        shared.srt_port,
+        shared.rtmp_ports,
+        shared.all_others,
+    );
     shared.aux_ports.set_addresses(&mut st.global);
     crate::logger::configure(&shared.log_conf, &st.global);
     // keep injected faults other than the restart's own downtime

@@ -303,58 +303,26 @@ pub fn item_json(d: &Dest) -> Value {
     })
 }
 
-/// google/uuid's Parse, with its error texts; the 16 bytes on success.
-pub fn parse_uuid(s: &str) -> Result<[u8; 16], String> {
-    let hex = |c: u8| (c as char).to_digit(16).map(|v| v as u8);
-    let byte = |s: &[u8], i: usize| -> Result<u8, String> {
-        match (hex(s[i]), hex(s[i + 1])) {
-            (Some(a), Some(b)) => Ok(a << 4 | b),
-            _ => Err("invalid UUID format".into()),
-        }
-    };
-    let b = s.as_bytes();
-    let mut out = [0u8; 16];
-    let body: &[u8] = match b.len() {
-        36 => b,
-        45 => {
-            if !s.is_char_boundary(9) || !s[..9].eq_ignore_ascii_case("urn:uuid:") {
-                return Err(format!("invalid urn prefix: {:?}", String::from_utf8_lossy(&b[..9])));
-            }
-            &b[9..]
-        }
-        38 => &b[1..],
-        32 => {
-            for (i, o) in out.iter_mut().enumerate() {
-                *o = byte(b, i * 2)?;
-            }
-            return Ok(out);
-        }
-        n => return Err(format!("invalid UUID length: {}", n)),
-    };
-    if body[8] != b'-' || body[13] != b'-' || body[18] != b'-' || body[23] != b'-' {
-        return Err("invalid UUID format".into());
-    }
-    const AT: [usize; 16] = [0, 2, 4, 6, 9, 11, 14, 16, 19, 21, 24, 26, 28, 30, 32, 34];
-    for (o, x) in out.iter_mut().zip(AT) {
-        *o = byte(body, x)?;
-    }
-    Ok(out)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn uuid_texts() {
-        assert_eq!(parse_uuid("").unwrap_err(), "invalid UUID length: 0");
-        assert_eq!(parse_uuid("zz").unwrap_err(), "invalid UUID length: 2");
+        assert_eq!(crate::util::parse_uuid("").unwrap_err(), "invalid UUID length: 0");
+        assert_eq!(crate::util::parse_uuid("zz").unwrap_err(), "invalid UUID length: 2");
         let ok = "0f8fad5b-d9cb-469f-a165-70867728950e";
-        assert_eq!(parse_uuid(ok), parse_uuid(&ok.to_uppercase()));
-        assert_eq!(parse_uuid(ok), parse_uuid(&format!("{{{}}}", ok)));
-        assert_eq!(parse_uuid(ok), parse_uuid(&ok.replace('-', "")));
+        assert_eq!(crate::util::parse_uuid(ok), crate::util::parse_uuid(&ok.to_uppercase()));
         assert_eq!(
-            parse_uuid("0f8fad5bxd9cb-469f-a165-70867728950e").unwrap_err(),
+            crate::util::parse_uuid(ok),
+            crate::util::parse_uuid(&format!("{{{}}}", ok))
+        );
+        assert_eq!(
+            crate::util::parse_uuid(ok),
+            crate::util::parse_uuid(&ok.replace('-', ""))
+        );
+        assert_eq!(
+            crate::util::parse_uuid("0f8fad5bxd9cb-469f-a165-70867728950e").unwrap_err(),
             "invalid UUID format"
         );
         assert_eq!(sanitize("rtmp://u:p@h:1/a#x"), "rtmp://h:1/a");

@@ -105,7 +105,15 @@ pub fn spawn_hook(
         return None;
     }
     let (out, err) = log_file(shared, name, tag);
-    spawn_registered(shared, args, envs, (Stdio::null(), out, err), name, tag, ChildKind::Hook)
+    spawn_registered(
+        shared,
+        args,
+        envs,
+        (Stdio::null(), out, err),
+        name,
+        tag,
+        ChildKind::Hook,
+    )
 }
 
 /// Starts `args` in its own process group (so that it can be stopped as a whole) and
@@ -148,7 +156,15 @@ fn spawn_registered(
 /// A forward destination's ffmpeg (forward.rs), logged to `logs/<path>-<tag>.log`.
 pub fn spawn_forwarder(shared: &Arc<Shared>, args: &[String], name: &str, tag: &str) -> Option<Child> {
     let (out, err) = log_file(shared, name, tag);
-    spawn_registered(shared, args, &[], (Stdio::null(), out, err), name, tag, ChildKind::Forwarder)
+    spawn_registered(
+        shared,
+        args,
+        &[],
+        (Stdio::null(), out, err),
+        name,
+        tag,
+        ChildKind::Forwarder,
+    )
 }
 
 /// The offline-stream generator of an alwaysAvailable path (always_available.rs).

@@ -165,7 +165,7 @@ pub fn api_list(shared: &Shared, encrypted: bool) -> Vec<Value> {
 
 /// uuid.Parse's errors, then ErrConnNotFound.
 pub fn api_find(shared: &Shared, encrypted: bool, id: &str) -> Result<Arc<ConnInfo>, (u16, String)> {
-    let canon = parse_uuid(id).map_err(|e| (400, e))?;
+    let canon = crate::util::parse_uuid(id).map_err(|e| (400, e))?;
     let conns = shared.rtmp.conns.lock().unwrap();
     conns
         .values()
@@ -183,42 +183,6 @@ pub fn api_kick(shared: &Shared, encrypted: bool, id: &str) -> Result<(), (u16, 
     shared.rtmp.conns.lock().unwrap().remove(&c.num);
     let _ = c.tcp.shutdown(Shutdown::Both);
     Ok(())
-}
-
-/// google/uuid's Parse (the forms it accepts, its error texts); returns the canonical form.
-fn parse_uuid(s: &str) -> Result<String, String> {
-    let body = match s.len() {
-        36 => s,
-        38 if s.starts_with('{') && s.ends_with('}') => &s[1..37],
-        45 => match s.get(..9) {
-            Some(p) if p.eq_ignore_ascii_case("urn:uuid:") => &s[9..],
-            _ => return Err(format!("invalid urn prefix: {:?}", s.get(..9).unwrap_or(""))),
-        },
-        32 => {
-            if !s.bytes().all(|b| b.is_ascii_hexdigit()) {
-                return Err("invalid UUID format".into());
-            }
-            let l = s.to_ascii_lowercase();
-            return Ok(format!(
-                "{}-{}-{}-{}-{}",
-                &l[0..8],
-                &l[8..12],
-                &l[12..16],
-                &l[16..20],
-                &l[20..]
-            ));
-        }
-        n => return Err(format!("invalid UUID length: {}", n)),
-    };
-    let b = body.as_bytes();
-    let ok = b.iter().enumerate().all(|(i, c)| match i {
-        8 | 13 | 18 | 23 => *c == b'-',
-        _ => c.is_ascii_hexdigit(),
-    });
-    if !ok {
-        return Err("invalid UUID format".into());
-    }
-    Ok(body.to_ascii_lowercase())
 }
 
 /// What the client asked for after connect.
@@ -767,16 +731,19 @@ mod tests {
             let _ = amf0::decode_all(&b);
             let _ = flv::codecs_of(&b);
             let _ = join_url(&String::from_utf8_lossy(&b), "k");
-            let _ = parse_uuid(&String::from_utf8_lossy(&b[..36]));
+            let _ = crate::util::parse_uuid(&String::from_utf8_lossy(&b[..36]));
         }
     }
 
     #[test]
     fn uuid_forms() {
         let u = "0f9e3c1a-1b2c-4d5e-8f90-a1b2c3d4e5f6";
-        assert_eq!(parse_uuid(u).unwrap(), u);
-        assert_eq!(parse_uuid(&u.replace('-', "")).unwrap(), u);
-        assert_eq!(parse_uuid("abc").unwrap_err(), "invalid UUID length: 3");
-        assert_eq!(parse_uuid(&u.replace('f', "x")).unwrap_err(), "invalid UUID format");
+        assert_eq!(crate::util::parse_uuid(u).unwrap(), u);
+        assert_eq!(crate::util::parse_uuid(&u.replace('-', "")).unwrap(), u);
+        assert_eq!(crate::util::parse_uuid("abc").unwrap_err(), "invalid UUID length: 3");
+        assert_eq!(
+            crate::util::parse_uuid(&u.replace('f', "x")).unwrap_err(),
+            "invalid UUID format"
+        );
     }
 }

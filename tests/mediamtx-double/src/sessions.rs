@@ -89,29 +89,5 @@ fn empty_list(req: &Request) -> Response {
 
 /// google/uuid Parse's checks and error texts.
 fn uuid_check(s: &str) -> Result<(), String> {
-    let b = s.as_bytes();
-    let hex36 = |b: &[u8]| -> bool {
-        b.len() == 36
-            && b.iter().enumerate().all(|(i, c)| match i {
-                8 | 13 | 18 | 23 => *c == b'-',
-                _ => c.is_ascii_hexdigit(),
-            })
-    };
-    let ok = match b.len() {
-        36 => hex36(b),
-        38 => b[0] == b'{' && b[37] == b'}' && hex36(&b[1..37]),
-        45 => {
-            if !b[..9].eq_ignore_ascii_case(b"urn:uuid:") {
-                return Err(format!("invalid urn prefix: {:?}", String::from_utf8_lossy(&b[..9])));
-            }
-            hex36(&b[9..])
-        }
-        32 => b.iter().all(|c| c.is_ascii_hexdigit()),
-        n => return Err(format!("invalid UUID length: {}", n)),
-    };
-    if ok {
-        Ok(())
-    } else {
-        Err("invalid UUID format".into())
-    }
+    crate::util::parse_uuid(s).map(|_| ())
 }
