@@ -29,6 +29,10 @@ pub struct Sink {
     pub chans: Vec<Option<u8>>,
     pub conn: TcpStream,
     pub hidden: bool,
+    /// RTSP over UDP: packets go to these addresses instead of `tx`
+    pub udp: Option<crate::rtsp_udp::UdpSink>,
+    /// the reader session's counters (API)
+    pub stats: Option<Arc<crate::rtsp_registry::Counters>>,
 }
 
 pub struct Stream {
@@ -52,10 +56,23 @@ impl Stream {
         let data = Arc::new(payload);
         let sinks = self.sinks.lock().unwrap();
         for s in sinks.iter() {
-            if let Some(Some(ch)) = s.chans.get(media) {
-                let ch = ch + rtcp as u8;
-                if s.tx.try_send(Out::Frame(ch, data.clone())).is_ok() && !s.hidden {
-                    self.outbound.fetch_add(data.len() as u64, Ordering::Relaxed);
+            let sent = if let Some(udp) = &s.udp {
+                udp.send(media, rtcp, &data)
+            } else if let Some(Some(ch)) = s.chans.get(media) {
+                let ok = s.tx.try_send(Out::Frame(ch + rtcp as u8, data.clone())).is_ok();
+                if !ok {
+                    if let Some(st) = &s.stats {
+                        st.out_discarded.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+                ok
+            } else {
+                false
+            };
+            if sent && !s.hidden {
+                self.outbound.fetch_add(data.len() as u64, Ordering::Relaxed);
+                if let Some(st) = &s.stats {
+                    st.sent(rtcp, data.len());
                 }
             }
         }
@@ -191,6 +208,10 @@ pub struct Shared {
     pub children: Mutex<HashMap<i32, (ChildKind, String)>>,
     /// every configuration change refused by MediaMTX's rules: {method, path, body, error}
     pub refused: Mutex<Vec<Value>>,
+    /// RTSP(S) connections and sessions shown by the API
+    pub rtsp: crate::rtsp_registry::Registry,
+    /// the RTP/RTCP sockets of RTSP over UDP
+    pub udp: Option<Arc<crate::rtsp_udp::UdpServer>>,
 }
 
 impl Shared {

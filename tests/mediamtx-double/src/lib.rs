@@ -23,6 +23,8 @@ pub mod procs;
 pub mod re2;
 pub mod recordings;
 pub mod rtsp;
+pub mod rtsp_registry;
+pub mod rtsp_udp;
 pub mod ts;
 pub mod util;
 
@@ -38,6 +40,9 @@ use std::time::Duration;
 pub struct Options {
     pub api_port: u16,
     pub rtsp_port: u16,
+    /// RTSP over UDP: the server's RTP and RTCP ports (`rtpAddress`, `rtcpAddress`)
+    pub rtp_port: u16,
+    pub rtcp_port: u16,
     pub control_port: u16,
     /// working directory: logs, and the base of relative record paths
     pub dir: PathBuf,
@@ -56,6 +61,8 @@ impl Options {
         Options {
             api_port: 0,
             rtsp_port: 0,
+            rtp_port: 0,
+            rtcp_port: 0,
             control_port: 0,
             dir: dir.into(),
             all_others: true,
@@ -70,6 +77,8 @@ impl Options {
 pub struct Handle {
     pub api_port: u16,
     pub rtsp_port: u16,
+    pub rtp_port: u16,
+    pub rtcp_port: u16,
     pub control_port: u16,
     shared: Arc<core::Shared>,
     threads: Vec<JoinHandle<()>>,
@@ -147,6 +156,14 @@ pub fn start(opts: Options) -> std::io::Result<Handle> {
     let mut state = core::initial_state(api_port, rtsp_port, opts.all_others);
     api::load_conf_file(&mut state, opts.path_defaults.as_ref(), &opts.paths)
         .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+    let udp = rtsp_udp::UdpServer::bind(opts.rtp_port, opts.rtcp_port)?;
+    state
+        .global
+        .insert("rtpAddress".into(), serde_json::json!(format!(":{}", udp.rtp_port)));
+    state
+        .global
+        .insert("rtcpAddress".into(), serde_json::json!(format!(":{}", udp.rtcp_port)));
+    let udp = Arc::new(udp);
     let shared = Arc::new(core::Shared {
         st: Mutex::new(state),
         cv: Condvar::new(),
@@ -162,6 +179,8 @@ pub fn start(opts: Options) -> std::io::Result<Handle> {
         conns: Mutex::new(Default::default()),
         children: Mutex::new(Default::default()),
         refused: Mutex::new(Vec::new()),
+        rtsp: Default::default(),
+        udp: Some(udp.clone()),
     });
     {
         // configured paths exist from the start
@@ -177,6 +196,10 @@ pub fn start(opts: Options) -> std::io::Result<Handle> {
     {
         let sh = shared.clone();
         threads.push(std::thread::spawn(move || rtsp::serve(sh, rtsp_l)));
+    }
+    for rtcp in [false, true] {
+        let sh = shared.clone();
+        threads.push(std::thread::spawn(move || rtsp_udp::serve(sh, rtcp)));
     }
     {
         let sh = shared.clone();
@@ -202,6 +225,8 @@ pub fn start(opts: Options) -> std::io::Result<Handle> {
     Ok(Handle {
         api_port,
         rtsp_port,
+        rtp_port: udp.rtp_port,
+        rtcp_port: udp.rtcp_port,
         control_port,
         shared,
         threads,

@@ -1,0 +1,336 @@
+//! The double's RTSP server like MediaMTX's: the rtspconns/rtspsessions API, RTSP over
+//! UDP (unicast) and its timeouts, with real ffmpeg publishers and readers.
+
+mod common;
+use common::*;
+use serde_json::{json, Value};
+use std::io::{Read, Write};
+use std::net::{TcpStream, UdpSocket};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn get(h: &mediamtx_double::Handle, path: &str) -> Resp {
+    http("GET", &format!("{}{}", h.api_url(), path), None)
+}
+
+fn items(h: &mediamtx_double::Handle, path: &str) -> Vec<Value> {
+    get(h, path).json()["items"].as_array().cloned().unwrap_or_default()
+}
+
+fn publisher(url: &str, transport: &str) -> String {
+    publisher_cmd(url, "320x240").replace("-rtsp_transport tcp", &format!("-rtsp_transport {}", transport))
+}
+
+/// ffmpeg reads `frames` frames over `transport`; returns the decoded frame count.
+/// Killed after a generous hang bound.
+fn read_frames(url: &str, transport: &str, frames: u32, out: &Path) -> usize {
+    let child = Command::new("ffmpeg")
+        .args(["-nostdin", "-hide_banner", "-loglevel", "error"])
+        .args(["-rtsp_transport", transport, "-i", url])
+        .args(["-frames:v", &frames.to_string(), "-f", "framemd5", "-y"])
+        .arg(out)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("run ffmpeg reader");
+    let mut child = Proc(child);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let st = loop {
+        if let Some(st) = child.0.try_wait().unwrap() {
+            break st;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "ffmpeg reader of {} over {} hangs",
+            url,
+            transport
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(
+        st.success(),
+        "ffmpeg reader of {} over {} failed: {:?}",
+        url,
+        transport,
+        st
+    );
+    let text = std::fs::read_to_string(out).unwrap_or_default();
+    text.lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .count()
+}
+
+fn wait_available(h: &mediamtx_double::Handle, name: &str) {
+    wait_until(Duration::from_secs(15), "stream available", || {
+        let r = get(h, &format!("/v3/paths/get/{}", name));
+        r.status == 200 && r.json()["available"] == true
+    });
+}
+
+/// One RTSP exchange on an open connection: the response head.
+fn rtsp_req(s: &mut TcpStream, req: &str) -> String {
+    s.write_all(req.as_bytes()).unwrap();
+    let mut buf = Vec::new();
+    let mut b = [0u8; 1];
+    while !buf.ends_with(b"\r\n\r\n") {
+        match s.read(&mut b) {
+            Ok(1) => buf.push(b[0]),
+            _ => break,
+        }
+    }
+    String::from_utf8_lossy(&buf).to_string()
+}
+
+const SDP: &str = "v=0\r\no=- 0 0 IN IP4 127.0.0.1\r\ns=x\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=video 0 RTP/AVP 96\r\na=rtpmap:96 H264/90000\r\na=fmtp:96 packetization-mode=1\r\na=control:trackID=0\r\n";
+
+/// A raw publisher: ANNOUNCE, SETUP with `transport`; returns the SETUP answer.
+fn announce_and_setup(port: u16, path: &str, transport: &str) -> (TcpStream, String) {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let url = format!("rtsp://127.0.0.1:{}/{}", port, path);
+    let r = rtsp_req(
+        &mut s,
+        &format!(
+            "ANNOUNCE {} RTSP/1.0\r\nCSeq: 1\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{}",
+            url,
+            SDP.len(),
+            SDP
+        ),
+    );
+    assert!(r.starts_with("RTSP/1.0 200"), "{}", r);
+    let session = r
+        .lines()
+        .find_map(|l| l.strip_prefix("Session: "))
+        .map(|v| v.split(';').next().unwrap().to_string())
+        .unwrap_or_default();
+    let r = rtsp_req(
+        &mut s,
+        &format!(
+            "SETUP {}/trackID=0 RTSP/1.0\r\nCSeq: 2\r\nSession: {}\r\nTransport: {}\r\n\r\n",
+            url, session, transport
+        ),
+    );
+    (s, r)
+}
+
+#[test]
+fn rtsp_conns_and_sessions_api() {
+    require_ffmpeg();
+    let spec = load_spec();
+    let (h, dir) = start("rtspapi");
+    let url = format!("{}/cam?x=1", h.rtsp_url());
+    let _p = spawn_cmd(&publisher(&url, "tcp"), &dir.join("pub.log"));
+    wait_available(&h, "cam");
+
+    let r = get(&h, "/v3/rtspconns/list");
+    check_response(&spec, "/v3/rtspconns/list", "GET", &r);
+    let conns = r.json()["items"].as_array().cloned().unwrap();
+    assert_eq!(conns.len(), 1, "{:?}", conns);
+    assert!(conns[0]["inboundBytes"].as_u64().unwrap() > 0);
+    let r = get(&h, "/v3/rtspsessions/list");
+    check_response(&spec, "/v3/rtspsessions/list", "GET", &r);
+    let sessions = r.json()["items"].as_array().cloned().unwrap();
+    assert_eq!(sessions.len(), 1);
+    let s = &sessions[0];
+    assert_eq!(s["state"], "publish");
+    assert_eq!(s["path"], "cam");
+    assert_eq!(s["query"], "x=1");
+    assert_eq!(s["transport"], "TCP");
+    assert_eq!(s["profile"], "AVP");
+    assert_eq!(s["conns"], json!([conns[0]["id"]]));
+    assert_eq!(conns[0]["session"], s["id"]);
+    assert!(s["userAgent"].as_str().unwrap().starts_with("Lavf"), "{}", s);
+    // the path's source is this session
+    let pj = get(&h, "/v3/paths/get/cam").json();
+    assert_eq!(pj["source"]["id"], s["id"], "{}", pj);
+    // counters grow
+    let sid = s["id"].as_str().unwrap().to_string();
+    let cid = conns[0]["id"].as_str().unwrap().to_string();
+    let before = s["inboundRTPPackets"].as_u64().unwrap();
+    wait_until(Duration::from_secs(5), "inbound RTP packets grow", || {
+        get(&h, &format!("/v3/rtspsessions/get/{}", sid)).json()["inboundRTPPackets"]
+            .as_u64()
+            .unwrap()
+            > before
+    });
+    let r = get(&h, &format!("/v3/rtspsessions/get/{}", sid));
+    check_response(&spec, "/v3/rtspsessions/get/{id}", "GET", &r);
+    let r = get(&h, &format!("/v3/rtspconns/get/{}", cid));
+    check_response(&spec, "/v3/rtspconns/get/{id}", "GET", &r);
+    assert_eq!(r.json()["id"], cid.as_str());
+
+    // a reader: its session plays and counts what it was sent
+    let rd = read_frames(&format!("{}/cam", h.rtsp_url()), "tcp", 10, &dir.join("r.md5"));
+    assert!(rd >= 10);
+
+    // errors, as MediaMTX words them
+    let missing = "6f1c2e4a-0b1d-4c8e-9a51-3d2f7e6b9c10";
+    let r = get(&h, &format!("/v3/rtspconns/get/{}", missing));
+    assert_eq!(
+        (r.status, r.json()["error"].clone()),
+        (404, json!("connection not found"))
+    );
+    check_response(&spec, "/v3/rtspconns/get/{id}", "GET", &r);
+    let r = get(&h, &format!("/v3/rtspsessions/get/{}", missing));
+    assert_eq!((r.status, r.json()["error"].clone()), (404, json!("session not found")));
+    let r = get(&h, "/v3/rtspsessions/get/nope");
+    assert_eq!(
+        (r.status, r.json()["error"].clone()),
+        (400, json!("invalid UUID length: 4"))
+    );
+    let r = http(
+        "POST",
+        &format!("{}/v3/rtspsessions/kick/{}", h.api_url(), missing),
+        None,
+    );
+    assert_eq!(r.status, 404);
+    let r = get(&h, "/v3/rtspsessions/list?itemsPerPage=0");
+    assert_eq!(
+        (r.status, r.json()["error"].clone()),
+        (400, json!("invalid items per page"))
+    );
+    // the RTSPS server is off (rtspEncryption: no): its routes do not exist
+    let r = get(&h, "/v3/rtspsconns/list");
+    assert_eq!((r.status, r.body.as_str()), (404, "404 page not found"));
+
+    // kicking the publisher's session ends the stream
+    let r = http("POST", &format!("{}/v3/rtspsessions/kick/{}", h.api_url(), sid), None);
+    assert_eq!(r.status, 200, "{}", r.body);
+    check_response(&spec, "/v3/rtspsessions/kick/{id}", "POST", &r);
+    wait_until(Duration::from_secs(5), "path gone after kick", || {
+        get(&h, "/v3/paths/get/cam").status == 404
+    });
+
+    // rtsp: false removes the routes
+    let r = http(
+        "PATCH",
+        &format!("{}/v3/config/global/patch", h.api_url()),
+        Some(r#"{"rtsp": false}"#),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = get(&h, "/v3/rtspsessions/list");
+    assert_eq!((r.status, r.body.as_str()), (404, "404 page not found"));
+}
+
+#[test]
+fn udp_publisher_and_reader() {
+    require_ffmpeg();
+    let (h, dir) = start("rtspudp");
+    let url = format!("{}/udp", h.rtsp_url());
+    let _p = spawn_cmd(&publisher(&url, "udp"), &dir.join("pub.log"));
+    wait_available(&h, "udp");
+    let s = items(&h, "/v3/rtspsessions/list");
+    assert_eq!(s.len(), 1);
+    assert_eq!(s[0]["transport"], "UDP");
+    assert_eq!(s[0]["state"], "publish");
+    let sid = s[0]["id"].as_str().unwrap().to_string();
+    wait_until(Duration::from_secs(5), "RTP received over UDP", || {
+        get(&h, &format!("/v3/rtspsessions/get/{}", sid)).json()["inboundRTPPackets"]
+            .as_u64()
+            .unwrap()
+            > 10
+    });
+
+    // a UDP reader decodes frames; its session sends RTP over UDP
+    let u = url.clone();
+    let out = dir.join("r.md5");
+    let t = std::thread::spawn(move || read_frames(&u, "udp", 30, &out));
+    wait_until(Duration::from_secs(10), "UDP reader session", || {
+        items(&h, "/v3/rtspsessions/list")
+            .iter()
+            .any(|s| s["state"] == "read" && s["transport"] == "UDP" && s["outboundRTPPackets"].as_u64() > Some(0))
+    });
+    assert!(t.join().unwrap() >= 30);
+    let p = get(&h, "/v3/paths/get/udp").json();
+    assert!(p["outboundBytes"].as_u64().unwrap() > 0, "{}", p);
+
+    // the server_port pair of SETUP is rtpAddress/rtcpAddress
+    let (_s, r) = announce_and_setup(
+        h.rtsp_port,
+        "udp2",
+        "RTP/AVP;unicast;client_port=40000-40001;mode=record",
+    );
+    assert!(r.starts_with("RTSP/1.0 200"), "{}", r);
+    assert!(
+        r.contains(&format!(
+            "Transport: RTP/AVP;unicast;client_port=40000-40001;server_port={}-{}",
+            h.rtp_port, h.rtcp_port
+        )),
+        "{}",
+        r
+    );
+    let g = get(&h, "/v3/config/global/get").json();
+    assert_eq!(g["rtpAddress"], format!(":{}", h.rtp_port));
+
+    // UDP without client ports is a bad request; UDP refused when only TCP is allowed
+    let (_s, r) = announce_and_setup(h.rtsp_port, "udp3", "RTP/AVP;unicast;mode=record");
+    assert!(r.starts_with("RTSP/1.0 400"), "{}", r);
+    let r = http(
+        "PATCH",
+        &format!("{}/v3/config/global/patch", h.api_url()),
+        Some(r#"{"rtspTransports": ["tcp"]}"#),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let (_s, r) = announce_and_setup(
+        h.rtsp_port,
+        "udp4",
+        "RTP/AVP;unicast;client_port=40002-40003;mode=record",
+    );
+    assert!(r.starts_with("RTSP/1.0 461"), "{}", r);
+}
+
+#[test]
+fn udp_publisher_closed_without_packets_and_oversized_packets_dropped() {
+    let (h, _dir) = start("rtspudpto");
+    let r = http(
+        "PATCH",
+        &format!("{}/v3/config/global/patch", h.api_url()),
+        Some(r#"{"readTimeout": "2s"}"#),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let client = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let cport = client.local_addr().unwrap().port();
+    let (mut s, r) = announce_and_setup(
+        h.rtsp_port,
+        "quiet",
+        &format!("RTP/AVP;unicast;client_port={}-{};mode=record", cport, cport + 1),
+    );
+    assert!(r.starts_with("RTSP/1.0 200"), "{}", r);
+    let session = r
+        .lines()
+        .find_map(|l| l.strip_prefix("Session: "))
+        .map(|v| v.split(';').next().unwrap().to_string())
+        .unwrap();
+    let url = format!("rtsp://127.0.0.1:{}/quiet", h.rtsp_port);
+    let r = rtsp_req(
+        &mut s,
+        &format!("RECORD {} RTSP/1.0\r\nCSeq: 3\r\nSession: {}\r\n\r\n", url, session),
+    );
+    assert!(r.starts_with("RTSP/1.0 200"), "{}", r);
+
+    // a packet within gortsplib's 1472-byte limit counts; a larger one is in error
+    let mut pkt = vec![0x80, 96, 0, 1, 0, 0, 0, 1, 0, 0, 0, 1];
+    pkt.extend_from_slice(&[0x41; 100]);
+    client.send_to(&pkt, ("127.0.0.1", h.rtp_port)).unwrap();
+    pkt.extend_from_slice(&[0x41; 1400]);
+    client.send_to(&pkt, ("127.0.0.1", h.rtp_port)).unwrap();
+    wait_until(Duration::from_secs(5), "both packets counted", || {
+        let list = items(&h, "/v3/rtspsessions/list");
+        list.first().and_then(|x| x["inboundRTPPacketsInError"].as_u64()) == Some(1)
+    });
+    let list = items(&h, "/v3/rtspsessions/list");
+    assert_eq!(list[0]["inboundRTPPackets"], 1, "{}", list[0]);
+    assert_eq!(list[0]["inboundRTPPacketsInError"], 1, "{}", list[0]);
+    assert_eq!(list[0]["inboundBytes"], 112 + 1473, "{}", list[0]);
+
+    // then silence: the session is closed after readTimeout
+    s.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+    let mut b = [0u8; 64];
+    let n = s.read(&mut b).unwrap_or(0);
+    assert_eq!(n, 0, "connection closed by the server");
+    wait_until(Duration::from_secs(5), "session gone", || {
+        items(&h, "/v3/rtspsessions/list").is_empty()
+    });
+}
