@@ -25,6 +25,7 @@ pub mod recordings;
 pub mod rtsp;
 pub mod rtsp_registry;
 pub mod rtsp_udp;
+pub mod rtsps;
 pub mod ts;
 pub mod util;
 
@@ -43,6 +44,8 @@ pub struct Options {
     /// RTSP over UDP: the server's RTP and RTCP ports (`rtpAddress`, `rtcpAddress`)
     pub rtp_port: u16,
     pub rtcp_port: u16,
+    /// the RTSPS listener (`rtspsAddress`), serving while `rtspEncryption` is not `no`
+    pub rtsps_port: u16,
     pub control_port: u16,
     /// working directory: logs, and the base of relative record paths
     pub dir: PathBuf,
@@ -63,6 +66,7 @@ impl Options {
             rtsp_port: 0,
             rtp_port: 0,
             rtcp_port: 0,
+            rtsps_port: 0,
             control_port: 0,
             dir: dir.into(),
             all_others: true,
@@ -79,6 +83,7 @@ pub struct Handle {
     pub rtsp_port: u16,
     pub rtp_port: u16,
     pub rtcp_port: u16,
+    pub rtsps_port: u16,
     pub control_port: u16,
     shared: Arc<core::Shared>,
     threads: Vec<JoinHandle<()>>,
@@ -164,6 +169,11 @@ pub fn start(opts: Options) -> std::io::Result<Handle> {
         .global
         .insert("rtcpAddress".into(), serde_json::json!(format!(":{}", udp.rtcp_port)));
     let udp = Arc::new(udp);
+    let rtsps_l = TcpListener::bind(("127.0.0.1", opts.rtsps_port))?;
+    let rtsps_port = rtsps_l.local_addr()?.port();
+    state
+        .global
+        .insert("rtspsAddress".into(), serde_json::json!(format!(":{}", rtsps_port)));
     let shared = Arc::new(core::Shared {
         st: Mutex::new(state),
         cv: Condvar::new(),
@@ -197,6 +207,10 @@ pub fn start(opts: Options) -> std::io::Result<Handle> {
         let sh = shared.clone();
         threads.push(std::thread::spawn(move || rtsp::serve(sh, rtsp_l)));
     }
+    {
+        let sh = shared.clone();
+        threads.push(std::thread::spawn(move || rtsps::serve(sh, rtsps_l)));
+    }
     for rtcp in [false, true] {
         let sh = shared.clone();
         threads.push(std::thread::spawn(move || rtsp_udp::serve(sh, rtcp)));
@@ -227,6 +241,7 @@ pub fn start(opts: Options) -> std::io::Result<Handle> {
         rtsp_port,
         rtp_port: udp.rtp_port,
         rtcp_port: udp.rtcp_port,
+        rtsps_port,
         control_port,
         shared,
         threads,

@@ -79,9 +79,13 @@ pub fn serve(shared: Arc<Shared>, listener: TcpListener) {
     while !shared.shutdown.load(Ordering::SeqCst) {
         match listener.accept() {
             Ok((s, _)) => {
+                if !crate::api::rtsp_servers_on(&shared.lock().global).0 {
+                    // the plain RTSP server does not run (rtsp: false, rtspEncryption: strict)
+                    continue;
+                }
                 let sh = shared.clone();
                 s.set_nonblocking(false).ok();
-                std::thread::spawn(move || conn(sh, s));
+                std::thread::spawn(move || conn(sh, s, None, false));
             }
             Err(_) => crate::util::wait_acceptable(&listener, Duration::from_millis(100)),
         }
@@ -207,7 +211,10 @@ fn writer(mut tcp: TcpStream, rx: Receiver<Out>, entry: Arc<ConnEntry>) {
     let _ = tcp.shutdown(Shutdown::Both);
 }
 
-fn conn(shared: Arc<Shared>, tcp: TcpStream) {
+/// Serves one connection. `peer` and `tls`: a connection of the RTSPS server, whose
+/// TLS is terminated by `rtsps` (`tcp` is then the loopback socket carrying it).
+pub fn conn(shared: Arc<Shared>, tcp: TcpStream, peer: Option<SocketAddr>, tls: bool) {
+    let peer = peer.or_else(|| tcp.peer_addr().ok());
     let id = shared.id();
     let _ = tcp.set_nodelay(true);
     let (tx, rx) = sync_channel::<Out>(2048);
@@ -218,8 +225,8 @@ fn conn(shared: Arc<Shared>, tcp: TcpStream) {
     let entry = Arc::new(ConnEntry {
         uuid: crate::util::uuid(),
         created: SystemTime::now(),
-        remote: tcp.peer_addr().map(|a| a.to_string()).unwrap_or_default(),
-        tls: false,
+        remote: peer.map(|a| a.to_string()).unwrap_or_default(),
+        tls,
         internal: Default::default(),
         bytes_in: Default::default(),
         bytes_out: Default::default(),
@@ -239,7 +246,7 @@ fn conn(shared: Arc<Shared>, tcp: TcpStream) {
         session: crate::util::hex_id(8),
         role: Role::None,
         described: None,
-        peer: tcp.peer_addr().ok(),
+        peer,
         nonce: Default::default(),
         close: false,
         query: String::new(),
@@ -749,7 +756,8 @@ impl Conn {
             // multicast delivery is not offered by the double
             let multicast = parts.iter().any(|p| p.eq_ignore_ascii_case("multicast"));
             let kind = if tcp { "tcp" } else { "udp" };
-            if multicast || !allowed.iter().any(|a| a == kind) {
+            // RTSPS over UDP would be SRTP (srtpAddress): not offered by the double
+            if (!tcp && self.entry.tls) || multicast || !allowed.iter().any(|a| a == kind) {
                 continue;
             }
             let pair = |key: &str| -> Option<Option<(u32, u32)>> {

@@ -71,7 +71,8 @@ fn wait_available(h: &mediamtx_double::Handle, name: &str) {
 
 /// One RTSP exchange on an open connection: the response head.
 fn rtsp_req(s: &mut TcpStream, req: &str) -> String {
-    s.write_all(req.as_bytes()).unwrap();
+    // a server that closed the connection answers nothing
+    let _ = s.write_all(req.as_bytes());
     let mut buf = Vec::new();
     let mut b = [0u8; 1];
     while !buf.ends_with(b"\r\n\r\n") {
@@ -333,4 +334,78 @@ fn udp_publisher_closed_without_packets_and_oversized_packets_dropped() {
     wait_until(Duration::from_secs(5), "session gone", || {
         items(&h, "/v3/rtspsessions/list").is_empty()
     });
+}
+
+/// A self-signed certificate made with the openssl CLI: (key, cert).
+fn self_signed(dir: &Path) -> (String, String) {
+    let (key, cert) = (dir.join("server.key"), dir.join("server.crt"));
+    let st = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=localhost",
+        ])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect("the openssl CLI is required by this test");
+    assert!(st.success(), "openssl req failed");
+    (key.display().to_string(), cert.display().to_string())
+}
+
+fn patch_global(h: &mediamtx_double::Handle, body: &str) {
+    let r = http("PATCH", &format!("{}/v3/config/global/patch", h.api_url()), Some(body));
+    assert_eq!(r.status, 200, "{}", r.body);
+}
+
+#[test]
+fn rtsps_publish_and_read() {
+    require_ffmpeg();
+    let spec = load_spec();
+    let (h, dir) = start("rtsps");
+    let (key, cert) = self_signed(&dir);
+    patch_global(
+        &h,
+        &json!({"rtspEncryption": "optional", "rtspServerKey": key, "rtspServerCert": cert}).to_string(),
+    );
+    let url = format!("rtsps://127.0.0.1:{}/sec", h.rtsps_port);
+    let _p = spawn_cmd(&publisher(&url, "tcp"), &dir.join("pub.log"));
+    wait_available(&h, "sec");
+    let rd = read_frames(&url, "tcp", 15, &dir.join("r.md5"));
+    assert!(rd >= 15);
+
+    // listed by the RTSPS routes only
+    let r = get(&h, "/v3/rtspssessions/list");
+    check_response(&spec, "/v3/rtspssessions/list", "GET", &r);
+    let s = r.json()["items"].as_array().cloned().unwrap();
+    assert_eq!(s.len(), 1, "{:?}", s);
+    assert_eq!(
+        (s[0]["state"].clone(), s[0]["transport"].clone()),
+        (json!("publish"), json!("TCP"))
+    );
+    assert!(s[0]["inboundRTPPackets"].as_u64().unwrap() > 0);
+    let c = items(&h, "/v3/rtspsconns/list");
+    assert_eq!(c.len(), 1, "{:?}", c);
+    assert_eq!(c[0]["session"], s[0]["id"]);
+    assert!(items(&h, "/v3/rtspsessions/list").is_empty());
+
+    // strict: the plain RTSP server stops, and so do its routes
+    patch_global(&h, r#"{"rtspEncryption": "strict"}"#);
+    let mut plain = TcpStream::connect(("127.0.0.1", h.rtsp_port)).unwrap();
+    plain.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let r = rtsp_req(&mut plain, "OPTIONS rtsp://127.0.0.1/sec RTSP/1.0\r\nCSeq: 1\r\n\r\n");
+    assert_eq!(r, "", "no plain RTSP answer in strict mode");
+    let r = get(&h, "/v3/rtspconns/list");
+    assert_eq!((r.status, r.body.as_str()), (404, "404 page not found"));
+    assert_eq!(get(&h, "/v3/rtspsconns/list").status, 200);
 }
