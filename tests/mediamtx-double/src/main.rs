@@ -13,6 +13,7 @@ extern "C" fn on_signal(_: libc::c_int) {
 fn usage() -> ! {
     eprintln!(
         "usage: mediamtx-double [--api-port P] [--rtsp-port R] [--control-port C] --dir DIR [--no-all-others] [--ffmpeg PATH]\n\
+         [--rtsps-port S] [--rtp-port U] [--rtcp-port V]\n\
          port 0 (default) picks a free port"
     );
     std::process::exit(2);
@@ -32,6 +33,9 @@ fn main() {
         match a.as_str() {
             "--api-port" => opts.api_port = val("--api-port").parse().unwrap_or_else(|_| usage()),
             "--rtsp-port" => opts.rtsp_port = val("--rtsp-port").parse().unwrap_or_else(|_| usage()),
+            "--rtsps-port" => opts.rtsps_port = val("--rtsps-port").parse().unwrap_or_else(|_| usage()),
+            "--rtp-port" => opts.rtp_port = val("--rtp-port").parse().unwrap_or_else(|_| usage()),
+            "--rtcp-port" => opts.rtcp_port = val("--rtcp-port").parse().unwrap_or_else(|_| usage()),
             "--control-port" => opts.control_port = val("--control-port").parse().unwrap_or_else(|_| usage()),
             "--dir" => dir = Some(val("--dir")),
             "--ffmpeg" => opts.ffmpeg = val("--ffmpeg"),
