@@ -217,7 +217,17 @@ pub fn conn(shared: Arc<Shared>, tcp: TcpStream, peer: Option<SocketAddr>, tls: 
     let peer = peer.or_else(|| tcp.peer_addr().ok());
     let id = shared.id();
     let _ = tcp.set_nodelay(true);
-    let (tx, rx) = sync_channel::<Out>(2048);
+    // writeQueueSize bounds what waits for a reader (gortsplib's write queue): packets
+    // that do not fit are discarded; writeTimeout bounds each write
+    let (queue, write_timeout) = {
+        let st = shared.lock();
+        let q = st.global.get("writeQueueSize").and_then(|v| v.as_u64()).unwrap_or(512);
+        (
+            q.clamp(1, 1 << 16) as usize,
+            conf::duration_of(&st.global, "writeTimeout"),
+        )
+    };
+    let (tx, rx) = sync_channel::<Out>(queue);
     let wtcp = match tcp.try_clone() {
         Ok(t) => t,
         Err(_) => return,
@@ -234,6 +244,9 @@ pub fn conn(shared: Arc<Shared>, tcp: TcpStream, peer: Option<SocketAddr>, tls: 
     });
     shared.rtsp.add_conn(entry.clone());
     let went = entry.clone();
+    if !write_timeout.is_zero() {
+        let _ = wtcp.set_write_timeout(Some(write_timeout));
+    }
     let wthread = std::thread::spawn(move || writer(wtcp, rx, went));
     if let Ok(c) = tcp.try_clone() {
         shared.conns.lock().unwrap().insert(id, c);
@@ -373,8 +386,28 @@ impl Conn {
         }
     }
 
+    /// gortsplib's read deadlines: `readTimeout` for a TCP publisher in RECORD, none for
+    /// a UDP one (its packets come elsewhere), the idle timeout (60 s) otherwise.
+    fn read_deadline(&self) -> Option<Duration> {
+        let recording = matches!(self.role, Role::Publisher { pub_in: Some(_), .. });
+        if !recording {
+            return Some(Duration::from_secs(60));
+        }
+        if self.transport == Some("UDP") {
+            return None;
+        }
+        let t = conf::duration_of(&self.shared.lock().global, "readTimeout");
+        Some(t).filter(|t| !t.is_zero())
+    }
+
     fn run(&mut self, rd: &mut ConnReader) -> std::io::Result<()> {
+        let mut deadline = Some(Duration::ZERO);
         loop {
+            let want = self.read_deadline();
+            if want != deadline {
+                rd.get_ref().inner.set_read_timeout(want)?;
+                deadline = want;
+            }
             let first = {
                 let buf = rd.fill_buf()?;
                 if buf.is_empty() {

@@ -409,3 +409,84 @@ fn rtsps_publish_and_read() {
     assert_eq!((r.status, r.body.as_str()), (404, "404 page not found"));
     assert_eq!(get(&h, "/v3/rtspsconns/list").status, 200);
 }
+
+#[test]
+fn tcp_publisher_closed_after_read_timeout() {
+    let (h, _dir) = start("rtsprto");
+    patch_global(&h, r#"{"readTimeout": "1s"}"#);
+    let (mut s, r) = announce_and_setup(h.rtsp_port, "silent", "RTP/AVP/TCP;unicast;interleaved=0-1;mode=record");
+    assert!(r.starts_with("RTSP/1.0 200"), "{}", r);
+    let session = r
+        .lines()
+        .find_map(|l| l.strip_prefix("Session: "))
+        .map(|v| v.split(';').next().unwrap().to_string())
+        .unwrap();
+    let url = format!("rtsp://127.0.0.1:{}/silent", h.rtsp_port);
+    let r = rtsp_req(
+        &mut s,
+        &format!("RECORD {} RTSP/1.0\r\nCSeq: 3\r\nSession: {}\r\n\r\n", url, session),
+    );
+    assert!(r.starts_with("RTSP/1.0 200"), "{}", r);
+    // nothing more is sent: closed after readTimeout, well before the 60 s idle timeout
+    s.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+    let mut b = [0u8; 64];
+    assert_eq!(s.read(&mut b).unwrap_or(0), 0, "connection closed by the server");
+}
+
+#[test]
+fn slow_reader_loses_packets_beyond_write_queue() {
+    let (h, _dir) = start("rtspwq");
+    patch_global(&h, r#"{"writeQueueSize": 16}"#);
+    let (mut p, r) = announce_and_setup(h.rtsp_port, "flood", "RTP/AVP/TCP;unicast;interleaved=0-1;mode=record");
+    assert!(r.starts_with("RTSP/1.0 200"), "{}", r);
+    let session = r
+        .lines()
+        .find_map(|l| l.strip_prefix("Session: "))
+        .map(|v| v.split(';').next().unwrap().to_string())
+        .unwrap();
+    let url = format!("rtsp://127.0.0.1:{}/flood", h.rtsp_port);
+    let r = rtsp_req(
+        &mut p,
+        &format!("RECORD {} RTSP/1.0\r\nCSeq: 3\r\nSession: {}\r\n\r\n", url, session),
+    );
+    assert!(r.starts_with("RTSP/1.0 200"), "{}", r);
+
+    // a reader that never reads what it is sent
+    let mut rd = TcpStream::connect(("127.0.0.1", h.rtsp_port)).unwrap();
+    rd.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let r = rtsp_req(
+        &mut rd,
+        &format!(
+            "SETUP {}/trackID=0 RTSP/1.0\r\nCSeq: 1\r\nTransport: RTP/AVP/TCP;unicast;interleaved=0-1\r\n\r\n",
+            url
+        ),
+    );
+    assert!(r.starts_with("RTSP/1.0 200"), "{}", r);
+    let session = r
+        .lines()
+        .find_map(|l| l.strip_prefix("Session: "))
+        .map(|v| v.split(';').next().unwrap().to_string())
+        .unwrap();
+    let r = rtsp_req(
+        &mut rd,
+        &format!("PLAY {} RTSP/1.0\r\nCSeq: 2\r\nSession: {}\r\n\r\n", url, session),
+    );
+    assert!(r.starts_with("RTSP/1.0 200"), "{}", r);
+
+    // 30 MB of RTP: more than the socket buffers hold, so the 16-packet queue overflows
+    let mut frame = vec![b'$', 0, 0, 0];
+    let mut rtp = vec![0x80, 96, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];
+    rtp.resize(1400, 0x41);
+    frame[2..4].copy_from_slice(&(rtp.len() as u16).to_be_bytes());
+    frame.extend_from_slice(&rtp);
+    let burst: Vec<u8> = frame.iter().copied().cycle().take(frame.len() * 1000).collect();
+    p.set_write_timeout(Some(Duration::from_secs(20))).unwrap();
+    for _ in 0..22 {
+        p.write_all(&burst).unwrap();
+    }
+    wait_until(Duration::from_secs(10), "packets discarded for the slow reader", || {
+        items(&h, "/v3/rtspsessions/list")
+            .iter()
+            .any(|s| s["state"] == "read" && s["outboundRTPPacketsDiscarded"].as_u64() > Some(0))
+    });
+}
