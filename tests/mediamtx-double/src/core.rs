@@ -212,6 +212,8 @@ pub struct Shared {
     pub rtsp: crate::rtsp_registry::Registry,
     /// the RTP/RTCP sockets of RTSP over UDP
     pub udp: Option<Arc<crate::rtsp_udp::UdpServer>>,
+    /// multicast groups of the streams read over UDP multicast
+    pub multicast: crate::rtsp_multicast::Multicast,
 }
 
 impl Shared {

@@ -23,6 +23,7 @@ pub mod procs;
 pub mod re2;
 pub mod recordings;
 pub mod rtsp;
+pub mod rtsp_multicast;
 pub mod rtsp_registry;
 pub mod rtsp_udp;
 pub mod rtsps;
@@ -191,6 +192,7 @@ pub fn start(opts: Options) -> std::io::Result<Handle> {
         refused: Mutex::new(Vec::new()),
         rtsp: Default::default(),
         udp: Some(udp.clone()),
+        multicast: Default::default(),
     });
     {
         // configured paths exist from the start

@@ -63,6 +63,8 @@ impl PubIn {
 enum Transport {
     Tcp(Option<(u8, u8)>),
     Udp(u16, u16),
+    /// readers only: the server chooses the group
+    Multicast,
 }
 
 impl Transport {
@@ -70,6 +72,7 @@ impl Transport {
         match self {
             Transport::Tcp(_) => "TCP",
             Transport::Udp(..) => "UDP",
+            Transport::Multicast => "UDP-multicast",
         }
     }
 }
@@ -374,7 +377,7 @@ impl Conn {
     }
 
     fn session_hdr(&self) -> (&'static str, String) {
-        ("Session", format!("{};timeout=60", self.session))
+        ("Session", format!("{};timeout=55", self.session))
     }
 
     /// Strips the internal prefix (recorder / pulled source); returns (name, internal).
@@ -786,11 +789,16 @@ impl Conn {
                 "RTP/AVP/TCP" => true,
                 _ => continue,
             };
-            // multicast delivery is not offered by the double
-            let multicast = parts.iter().any(|p| p.eq_ignore_ascii_case("multicast"));
-            let kind = if tcp { "tcp" } else { "udp" };
+            let multicast = !tcp && parts.iter().any(|p| p.eq_ignore_ascii_case("multicast"));
+            let kind = if tcp {
+                "tcp"
+            } else if multicast {
+                "multicast"
+            } else {
+                "udp"
+            };
             // RTSPS over UDP would be SRTP (srtpAddress): not offered by the double
-            if (!tcp && self.entry.tls) || multicast || !allowed.iter().any(|a| a == kind) {
+            if (!tcp && self.entry.tls) || !allowed.iter().any(|a| a == kind) {
                 continue;
             }
             let pair = |key: &str| -> Option<Option<(u32, u32)>> {
@@ -812,6 +820,14 @@ impl Conn {
             if !mode_ok {
                 return Err((400, "Bad Request"));
             }
+            if multicast {
+                // gortsplib: publishers cannot use multicast
+                return if record {
+                    Err((461, "Unsupported Transport"))
+                } else {
+                    Ok(Transport::Multicast)
+                };
+            }
             if tcp {
                 let ids = match pair("interleaved=") {
                     Some(Some((a, b))) if a < 255 && b == a + 1 => Some((a as u8, b as u8)),
@@ -829,8 +845,17 @@ impl Conn {
     }
 
     /// The answer's Transport header (headers.Transport.Marshal).
-    fn transport_reply(&self, t: Transport, default_ch: u8) -> String {
+    fn transport_reply(&self, t: Transport, default_ch: u8, group: Option<(SocketAddr, SocketAddr)>) -> String {
         match t {
+            Transport::Multicast => match group {
+                Some((a, b)) => format!(
+                    "RTP/AVP;multicast;destination={};port={}-{};ttl=127",
+                    a.ip(),
+                    a.port(),
+                    b.port()
+                ),
+                None => "RTP/AVP;multicast".into(),
+            },
             Transport::Tcp(ids) => {
                 let (a, b) = ids.unwrap_or((default_ch, default_ch + 1));
                 format!("RTP/AVP/TCP;unicast;interleaved={}-{}", a, b)
@@ -876,11 +901,12 @@ impl Conn {
                         udp_ports.resize(sdp.medias.len(), None);
                         udp_ports[idx] = Some((a, b));
                     }
+                    Transport::Multicast => return self.respond(req, 461, "Unsupported Transport", &[], b""),
                 }
                 self.transport = Some(transport.label());
                 self.set_session(|s| s.transport = Some(transport.label()));
                 let h = self.session_hdr();
-                let th = self.transport_reply(transport, idx as u8 * 2);
+                let th = self.transport_reply(transport, idx as u8 * 2, None);
                 self.respond(req, 200, "OK", &[("Transport", th), h], b"");
             }
             _ => {
@@ -906,6 +932,17 @@ impl Conn {
                 let idx = idx.unwrap_or(0);
                 if idx >= count {
                     return self.respond(req, 404, "Not Found", &[], b"");
+                }
+                let mut group = None;
+                if transport == Transport::Multicast {
+                    let st = self.shared.lock();
+                    let stream = st.paths.get(&name).and_then(|p| p.stream.clone());
+                    let groups = stream.and_then(|s| self.shared.multicast.groups(&st.global, &s));
+                    drop(st);
+                    match groups.and_then(|g| g.get(idx).copied()) {
+                        Some(g) => group = Some(g),
+                        None => return self.respond(req, 461, "Unsupported Transport", &[], b""),
+                    }
                 }
                 // the first SETUP of a reader adds it to the path: authenticated again
                 if !matches!(self.role, Role::Reader { .. }) && !hidden && !self.authorize(req, "read", &name) {
@@ -939,13 +976,14 @@ impl Conn {
                     match transport {
                         Transport::Tcp(ids) => chans[idx] = Some(ids.map(|i| i.0).unwrap_or(idx as u8 * 2)),
                         Transport::Udp(a, b) => udp_ports[idx] = Some((a, b)),
+                        Transport::Multicast => {}
                     }
                 }
                 self.open_session(req, &name, hidden);
                 self.transport = Some(transport.label());
                 self.set_session(|s| s.transport = Some(transport.label()));
                 let h = self.session_hdr();
-                let th = self.transport_reply(transport, idx as u8 * 2);
+                let th = self.transport_reply(transport, idx as u8 * 2, group);
                 self.respond(req, 200, "OK", &[("Transport", th), h], b"");
             }
         }
@@ -1061,6 +1099,7 @@ impl Conn {
             _ => vec![],
         };
         let udp = self.transport == Some("UDP");
+        let multicast = self.transport == Some("UDP-multicast");
         let stats = self.counters.clone();
         let session_uuid = self.session_uuid();
         let Role::Reader {
@@ -1094,7 +1133,7 @@ impl Conn {
         }
         let sink_id = shared.id();
         // respond before adding the sink so the PLAY reply precedes data
-        let h = ("Session".to_string(), format!("{};timeout=60", self.session));
+        let h = ("Session".to_string(), format!("{};timeout=55", self.session));
         let mut s = "RTSP/1.0 200 OK\r\n".to_string();
         if let Some(cseq) = req.header("CSeq") {
             s.push_str(&format!("CSeq: {}\r\n", cseq));
@@ -1104,7 +1143,7 @@ impl Conn {
             h.0, h.1
         ));
         let _ = tx.send(Out::Raw(s.into_bytes()));
-        if udp {
+        if udp || multicast {
             // the PLAY answer must be written before the first UDP packet goes out
             let (done_tx, done_rx) = sync_channel(1);
             if tx.send(Out::Sync(done_tx)).is_ok() {
@@ -1113,11 +1152,32 @@ impl Conn {
         }
         let udp_sink = match (&shared.udp, udp) {
             (Some(server), true) => Some(UdpSink {
-                server: server.clone(),
+                rtp: server.rtp.clone(),
+                rtcp: server.rtcp.clone(),
                 addrs: udp_addrs.clone(),
             }),
             _ => None,
         };
+        if multicast {
+            // one sending per stream, shared by its multicast readers
+            let template = Sink {
+                id: 0,
+                tx,
+                chans: vec![],
+                conn: sink_conn,
+                hidden: *hidden,
+                udp: None,
+                stats: None,
+            };
+            if let Err(e) = shared.multicast.join(&shared, &stream, template) {
+                shared.log(&format!("ERR [RTSP] multicast: {}", e));
+            }
+            *playing = Some((stream, 0));
+            drop(st);
+            self.start_udp_watchdog(self.activity.clone(), Duration::from_secs(60));
+            self.set_session(|s| s.state = "read");
+            return;
+        }
         stream.sinks.lock().unwrap().push(Sink {
             id: sink_id,
             tx,
@@ -1159,7 +1219,11 @@ impl Conn {
                 playing: Some((stream, sink_id)),
                 ..
             } => {
-                stream.remove_sink(sink_id);
+                if self.transport == Some("UDP-multicast") {
+                    shared.multicast.leave(&stream);
+                } else {
+                    stream.remove_sink(sink_id);
+                }
                 if !hidden {
                     let mut st = shared.lock();
                     if let Some(p) = st.paths.get_mut(&path) {

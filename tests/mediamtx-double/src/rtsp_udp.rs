@@ -98,9 +98,11 @@ pub fn serve(shared: Arc<Shared>, rtcp: bool) {
     }
 }
 
-/// A reader's UDP destinations, per media: (RTP address, RTCP address).
+/// A reader's UDP destinations, per media: (RTP address, RTCP address), and the sockets
+/// they are sent from.
 pub struct UdpSink {
-    pub server: Arc<UdpServer>,
+    pub rtp: Arc<UdpSocket>,
+    pub rtcp: Arc<UdpSocket>,
     pub addrs: Vec<Option<(SocketAddr, SocketAddr)>>,
 }
 
@@ -110,11 +112,7 @@ impl UdpSink {
         let Some(Some((a, b))) = self.addrs.get(media) else {
             return false;
         };
-        let (sock, to) = if rtcp {
-            (&self.server.rtcp, b)
-        } else {
-            (&self.server.rtp, a)
-        };
+        let (sock, to) = if rtcp { (&self.rtcp, b) } else { (&self.rtp, a) };
         sock.send_to(data, to).is_ok()
     }
 }

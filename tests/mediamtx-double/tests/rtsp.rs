@@ -490,3 +490,46 @@ fn slow_reader_loses_packets_beyond_write_queue() {
             .any(|s| s["state"] == "read" && s["outboundRTPPacketsDiscarded"].as_u64() > Some(0))
     });
 }
+
+fn free_udp_port() -> u16 {
+    UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+#[test]
+fn multicast_reader() {
+    require_ffmpeg();
+    let (h, dir) = start("rtspmc");
+    let (rtp, rtcp) = (free_udp_port(), free_udp_port());
+    patch_global(
+        &h,
+        &json!({"multicastIPRange": "239.255.77.0/24", "multicastRTPPort": rtp, "multicastRTCPPort": rtcp}).to_string(),
+    );
+    let url = format!("{}/mc", h.rtsp_url());
+    let _p = spawn_cmd(&publisher(&url, "tcp"), &dir.join("pub.log"));
+    wait_available(&h, "mc");
+
+    // the group: the range's second address (gortsplib), ports as configured
+    let mut s = TcpStream::connect(("127.0.0.1", h.rtsp_port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let r = rtsp_req(
+        &mut s,
+        &format!(
+            "SETUP {}/trackID=0 RTSP/1.0\r\nCSeq: 1\r\nTransport: RTP/AVP;multicast\r\n\r\n",
+            url
+        ),
+    );
+    let want = format!(
+        "Transport: RTP/AVP;multicast;destination=239.255.77.1;port={}-{};ttl=127",
+        rtp, rtcp
+    );
+    assert!(r.starts_with("RTSP/1.0 200") && r.contains(&want), "{}", r);
+    drop(s);
+
+    // ffmpeg joins the group and decodes frames
+    let n = read_frames(&url, "udp_multicast", 15, &dir.join("r.md5"));
+    assert!(n >= 15, "{} frames over multicast", n);
+
+    // publishers cannot use multicast
+    let (_s, r) = announce_and_setup(h.rtsp_port, "mcpub", "RTP/AVP;multicast;mode=record");
+    assert!(r.starts_with("RTSP/1.0 461"), "{}", r);
+}
