@@ -302,10 +302,22 @@ pub fn conn(shared: Arc<Shared>, tcp: TcpStream, peer: Option<SocketAddr>, tls: 
     let _ = wthread.join();
 }
 
+/// One line of a request, bounded like gortsplib's reader (a longer line or more headers
+/// than it accepts closes the connection).
+fn read_line_bounded(rd: &mut ConnReader, out: &mut String) -> std::io::Result<usize> {
+    const MAX_LINE: u64 = 8192;
+    let n = rd.by_ref().take(MAX_LINE).read_line(out)?;
+    if n as u64 == MAX_LINE && !out.ends_with('\n') {
+        return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, "line too long"));
+    }
+    Ok(n)
+}
+
 fn read_req(rd: &mut ConnReader, first: u8) -> std::io::Result<Option<Req>> {
+    const MAX_HEADERS: usize = 255;
     let _ = first;
     let mut line = String::new();
-    if rd.read_line(&mut line)? == 0 {
+    if read_line_bounded(rd, &mut line)? == 0 {
         return Ok(None);
     }
     let mut parts = line.split_whitespace();
@@ -314,8 +326,11 @@ fn read_req(rd: &mut ConnReader, first: u8) -> std::io::Result<Option<Req>> {
     let mut headers = Vec::new();
     loop {
         let mut h = String::new();
-        if rd.read_line(&mut h)? == 0 {
+        if read_line_bounded(rd, &mut h)? == 0 {
             return Ok(None);
+        }
+        if headers.len() >= MAX_HEADERS {
+            return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, "too many headers"));
         }
         let h = h.trim_end();
         if h.is_empty() {
@@ -805,7 +820,11 @@ impl Conn {
                 let v = parts.iter().find_map(|p| p.strip_prefix(key))?;
                 let (a, b) = v.split_once('-').unwrap_or((v, ""));
                 let a: u32 = a.parse().ok()?;
-                let b: u32 = if b.is_empty() { a + 1 } else { b.parse().ok()? };
+                let b: u32 = if b.is_empty() {
+                    a.saturating_add(1)
+                } else {
+                    b.parse().ok()?
+                };
                 Some(Some((a, b)))
             };
             let mode = parts
@@ -893,7 +912,7 @@ impl Conn {
                 };
                 match transport {
                     Transport::Tcp(ids) => {
-                        let (a, b) = ids.unwrap_or((idx as u8 * 2, idx as u8 * 2 + 1));
+                        let (a, b) = ids.unwrap_or((default_channel(idx), default_channel(idx) + 1));
                         chmap.insert(a, (idx, false));
                         chmap.insert(b, (idx, true));
                     }
@@ -906,7 +925,7 @@ impl Conn {
                 self.transport = Some(transport.label());
                 self.set_session(|s| s.transport = Some(transport.label()));
                 let h = self.session_hdr();
-                let th = self.transport_reply(transport, idx as u8 * 2, None);
+                let th = self.transport_reply(transport, default_channel(idx), None);
                 self.respond(req, 200, "OK", &[("Transport", th), h], b"");
             }
             _ => {
@@ -974,7 +993,7 @@ impl Conn {
                 }
                 if let Role::Reader { chans, udp_ports, .. } = &mut self.role {
                     match transport {
-                        Transport::Tcp(ids) => chans[idx] = Some(ids.map(|i| i.0).unwrap_or(idx as u8 * 2)),
+                        Transport::Tcp(ids) => chans[idx] = Some(ids.map(|i| i.0).unwrap_or(default_channel(idx))),
                         Transport::Udp(a, b) => udp_ports[idx] = Some((a, b)),
                         Transport::Multicast => {}
                     }
@@ -983,7 +1002,7 @@ impl Conn {
                 self.transport = Some(transport.label());
                 self.set_session(|s| s.transport = Some(transport.label()));
                 let h = self.session_hdr();
-                let th = self.transport_reply(transport, idx as u8 * 2, group);
+                let th = self.transport_reply(transport, default_channel(idx), group);
                 self.respond(req, 200, "OK", &[("Transport", th), h], b"");
             }
         }
@@ -1242,6 +1261,12 @@ impl Conn {
             _ => {}
         }
     }
+}
+
+/// The interleaved channel pair of a media whose SETUP names none (bounded: an SDP may
+/// list any number of medias).
+fn default_channel(media: usize) -> u8 {
+    (media.min(126) * 2) as u8
 }
 
 fn host_of(url: &str) -> String {

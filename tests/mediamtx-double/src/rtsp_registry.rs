@@ -184,7 +184,7 @@ fn session_json(s: &SessionEntry) -> Value {
 pub fn parse_uuid(s: &str) -> Result<String, String> {
     let inner = match s.len() {
         36 => s,
-        45 if s[..9].eq_ignore_ascii_case("urn:uuid:") => &s[9..],
+        45 if s.get(..9).is_some_and(|p| p.eq_ignore_ascii_case("urn:uuid:")) => &s[9..],
         38 if s.starts_with('{') && s.ends_with('}') => &s[1..37],
         32 => {
             if !s.bytes().all(|b| b.is_ascii_hexdigit()) {

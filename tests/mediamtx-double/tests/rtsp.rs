@@ -533,3 +533,35 @@ fn multicast_reader() {
     let (_s, r) = announce_and_setup(h.rtsp_port, "mcpub", "RTP/AVP;multicast;mode=record");
     assert!(r.starts_with("RTSP/1.0 461"), "{}", r);
 }
+
+#[test]
+fn hostile_input_is_refused_without_harm() {
+    let (h, _dir) = start("rtsphostile");
+    // an endless header line closes the connection
+    let mut s = TcpStream::connect(("127.0.0.1", h.rtsp_port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let long = format!("OPTIONS rtsp://x/a RTSP/1.0\r\nX: {}\r\n\r\n", "a".repeat(100_000));
+    let _ = s.write_all(long.as_bytes());
+    let mut b = [0u8; 64];
+    assert_eq!(s.read(&mut b).unwrap_or(0), 0, "closed");
+
+    // out-of-range ports and channels are bad requests
+    for t in [
+        "RTP/AVP;unicast;client_port=4294967295;mode=record",
+        "RTP/AVP;unicast;client_port=70000-70001;mode=record",
+        "RTP/AVP/TCP;unicast;interleaved=255-256;mode=record",
+        "RTP/AVP/TCP;unicast;interleaved=4294967295;mode=record",
+    ] {
+        let (_s, r) = announce_and_setup(h.rtsp_port, "bad", t);
+        assert!(r.starts_with("RTSP/1.0 400"), "{}: {}", t, r);
+    }
+
+    // ids with multi-byte characters are invalid UUIDs
+    // 45 bytes with a character across byte 9 (the end of an "urn:uuid:" prefix)
+    let id = format!("urn:uuid\u{e9}{}", "a".repeat(35));
+    let r = get(&h, &format!("/v3/rtspsessions/get/{}", id.replace('\u{e9}', "%C3%A9")));
+    assert_eq!(r.status, 400, "{}", r.body);
+    // the server still answers
+    let (_s, r) = announce_and_setup(h.rtsp_port, "ok", "RTP/AVP/TCP;unicast;interleaved=0-1;mode=record");
+    assert!(r.starts_with("RTSP/1.0 200"), "{}", r);
+}
