@@ -82,10 +82,6 @@ pub fn serve(shared: Arc<Shared>, listener: TcpListener) {
     while !shared.shutdown.load(Ordering::SeqCst) {
         match listener.accept() {
             Ok((s, _)) => {
-                if !crate::api::rtsp_servers_on(&shared.lock().global).0 {
-                    // the plain RTSP server does not run (rtsp: false, rtspEncryption: strict)
-                    continue;
-                }
                 let sh = shared.clone();
                 s.set_nonblocking(false).ok();
                 std::thread::spawn(move || conn(sh, s, None, false));
@@ -496,6 +492,12 @@ impl Conn {
 
     /// Returns false to close the connection.
     fn on_request(&mut self, req: &Req) -> bool {
+        // while the plain RTSP server does not run (rtsp: false, rtspEncryption: strict)
+        // only the double's own clients (recorder, pulled sources) are served
+        let internal = url_path(&req.url).0.starts_with(&self.shared.internal_prefix());
+        if !self.entry.tls && !internal && !crate::api::rtsp_servers_on(&self.shared.lock().global).0 {
+            return false;
+        }
         self.activity.touch();
         self.connect_hooks(req);
         if matches!(req.method.as_str(), "DESCRIBE" | "ANNOUNCE" | "SETUP") {
