@@ -179,35 +179,49 @@ impl Read for CountingRead {
 
 type ConnReader = BufReader<CountingRead>;
 
-fn writer(mut tcp: TcpStream, rx: Receiver<Out>, entry: Arc<ConnEntry>) {
-    for o in rx {
-        let n = match &o {
-            Out::Raw(b) => b.len(),
-            Out::Frame(_, d) => 4 + d.len(),
-            Out::Sync(_) => 0,
+/// Writes what the connection queues; buffered, flushed whenever the queue runs empty
+/// (one system call for a burst of packets, so a reader keeps up with its queue).
+fn writer(tcp: TcpStream, rx: Receiver<Out>, entry: Arc<ConnEntry>) {
+    let Ok(raw) = tcp.try_clone() else {
+        return;
+    };
+    let mut w = std::io::BufWriter::with_capacity(64 * 1024, tcp);
+    loop {
+        let o = match rx.try_recv() {
+            Ok(o) => o,
+            Err(std::sync::mpsc::TryRecvError::Empty) => {
+                if w.flush().is_err() {
+                    break;
+                }
+                match rx.recv() {
+                    Ok(o) => o,
+                    Err(_) => break,
+                }
+            }
+            Err(std::sync::mpsc::TryRecvError::Disconnected) => break,
         };
-        let r = match o {
-            Out::Raw(b) => tcp.write_all(&b),
+        let (n, r) = match o {
+            Out::Raw(b) => (b.len(), w.write_all(&b)),
             Out::Sync(done) => {
+                let r = w.flush();
                 let _ = done.send(());
-                Ok(())
+                (0, r)
             }
             Out::Frame(ch, data) => {
-                let mut buf = Vec::with_capacity(4 + data.len());
-                buf.push(b'$');
-                buf.push(ch);
-                buf.extend_from_slice(&(data.len() as u16).to_be_bytes());
-                buf.extend_from_slice(&data);
-                tcp.write_all(&buf)
+                let len = (data.len() as u16).to_be_bytes();
+                let r = w
+                    .write_all(&[b'$', ch, len[0], len[1]])
+                    .and_then(|_| w.write_all(&data));
+                (4 + data.len(), r)
             }
         };
         if r.is_err() {
-            let _ = tcp.shutdown(Shutdown::Both);
             break;
         }
         entry.bytes_out.fetch_add(n as u64, Ordering::Relaxed);
     }
-    let _ = tcp.shutdown(Shutdown::Both);
+    let _ = w.flush();
+    let _ = raw.shutdown(Shutdown::Both);
 }
 
 /// Serves one connection. `peer` and `tls`: a connection of the RTSPS server, whose
