@@ -1197,9 +1197,9 @@ impl Conn {
             // one sending per stream, shared by its multicast readers
             let template = Sink {
                 id: 0,
-                tx,
+                tx: tx.clone(),
                 chans: vec![],
-                conn: sink_conn,
+                conn: sink_conn.try_clone().expect("clone"),
                 hidden: *hidden,
                 udp: None,
                 stats: None,
@@ -1207,7 +1207,23 @@ impl Conn {
             if let Err(e) = shared.multicast.join(&shared, &stream, template) {
                 shared.log(&format!("ERR [RTSP] multicast: {}", e));
             }
-            *playing = Some((stream, 0));
+            // and a sink that sends nothing: the reader is dropped with the stream
+            if let Some(server) = &shared.udp {
+                stream.sinks.lock().unwrap().push(Sink {
+                    id: sink_id,
+                    tx,
+                    chans: vec![],
+                    conn: sink_conn,
+                    hidden: *hidden,
+                    udp: Some(UdpSink {
+                        rtp: server.rtp.clone(),
+                        rtcp: server.rtcp.clone(),
+                        addrs: vec![],
+                    }),
+                    stats: None,
+                });
+            }
+            *playing = Some((stream, sink_id));
             drop(st);
             self.start_udp_watchdog(self.activity.clone(), Duration::from_secs(60));
             self.set_session(|s| s.state = "read");
@@ -1254,10 +1270,9 @@ impl Conn {
                 playing: Some((stream, sink_id)),
                 ..
             } => {
+                stream.remove_sink(sink_id);
                 if self.transport == Some("UDP-multicast") {
                     shared.multicast.leave(&stream);
-                } else {
-                    stream.remove_sink(sink_id);
                 }
                 if !hidden {
                     let mut st = shared.lock();

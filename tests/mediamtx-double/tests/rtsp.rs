@@ -532,6 +532,35 @@ fn multicast_reader() {
     // publishers cannot use multicast
     let (_s, r) = announce_and_setup(h.rtsp_port, "mcpub", "RTP/AVP;multicast;mode=record");
     assert!(r.starts_with("RTSP/1.0 461"), "{}", r);
+
+    // a playing multicast reader is dropped with the publisher
+    let mut s = TcpStream::connect(("127.0.0.1", h.rtsp_port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+    let r = rtsp_req(
+        &mut s,
+        &format!(
+            "SETUP {}/trackID=0 RTSP/1.0\r\nCSeq: 1\r\nTransport: RTP/AVP;multicast\r\n\r\n",
+            url
+        ),
+    );
+    let session = r
+        .lines()
+        .find_map(|l| l.strip_prefix("Session: "))
+        .map(|v| v.split(';').next().unwrap().to_string())
+        .unwrap();
+    let r = rtsp_req(
+        &mut s,
+        &format!("PLAY {} RTSP/1.0\r\nCSeq: 2\r\nSession: {}\r\n\r\n", url, session),
+    );
+    assert!(r.starts_with("RTSP/1.0 200"), "{}", r);
+    let r = http(
+        "POST",
+        &format!("{}/control/drop-publisher?path=mc", h.control_url()),
+        None,
+    );
+    assert_eq!(r.status, 200);
+    let mut b = [0u8; 64];
+    assert_eq!(s.read(&mut b).unwrap_or(0), 0, "reader closed");
 }
 
 #[test]
