@@ -829,8 +829,12 @@ impl Conn {
                 "udp"
             };
             // RTSPS over UDP would be SRTP (srtpAddress): not offered by the double
-            if (!tcp && self.entry.tls) || !allowed.iter().any(|a| a == kind) {
+            if !tcp && (self.entry.tls || !allowed.iter().any(|a| a == kind)) {
                 continue;
+            }
+            // gortsplib picks TCP even when disabled; MediaMTX's onSetup then refuses it
+            if tcp && !allowed.iter().any(|a| a == kind) {
+                return Err((461, "Unsupported Transport"));
             }
             let pair = |key: &str| -> Option<Option<(u32, u32)>> {
                 let v = parts.iter().find_map(|p| p.strip_prefix(key))?;

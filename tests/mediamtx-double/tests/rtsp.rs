@@ -280,6 +280,20 @@ fn udp_publisher_and_reader() {
         "RTP/AVP;unicast;client_port=40002-40003;mode=record",
     );
     assert!(r.starts_with("RTSP/1.0 461"), "{}", r);
+    // a disabled TCP listed first is refused, not skipped (MediaMTX's onSetup)
+    patch_global(&h, r#"{"rtspTransports": ["udp"]}"#);
+    let (_s, r) = announce_and_setup(
+        h.rtsp_port,
+        "udp5",
+        "RTP/AVP/TCP;unicast;interleaved=0-1;mode=record,RTP/AVP;unicast;client_port=40004-40005;mode=record",
+    );
+    assert!(r.starts_with("RTSP/1.0 461"), "{}", r);
+    let (_s, r) = announce_and_setup(
+        h.rtsp_port,
+        "udp6",
+        "RTP/AVP;unicast;client_port=40004-40005;mode=record,RTP/AVP/TCP;unicast;interleaved=0-1;mode=record",
+    );
+    assert!(r.starts_with("RTSP/1.0 200") && r.contains("server_port="), "{}", r);
 }
 
 #[test]
