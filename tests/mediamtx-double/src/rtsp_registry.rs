@@ -180,17 +180,29 @@ fn session_json(s: &SessionEntry) -> Value {
 }
 
 /// google/uuid's Parse: the 36-character form (plus the urn:uuid:, braced and bare-hex
-/// forms), with its error texts.
+/// forms), with its error texts. Works on bytes like Go (ids may hold any bytes).
 pub fn parse_uuid(s: &str) -> Result<String, String> {
-    let inner = match s.len() {
-        36 => s,
-        45 if s.get(..9).is_some_and(|p| p.eq_ignore_ascii_case("urn:uuid:")) => &s[9..],
-        38 if s.starts_with('{') && s.ends_with('}') => &s[1..37],
+    let bytes = s.as_bytes();
+    let hex = |b: &[u8]| b.iter().all(|c| c.is_ascii_hexdigit());
+    let text = |b: &[u8]| String::from_utf8_lossy(b).to_ascii_lowercase();
+    let inner: &[u8] = match bytes.len() {
+        36 => bytes,
+        45 => {
+            if !bytes[..9].eq_ignore_ascii_case(b"urn:uuid:") {
+                return Err(format!(
+                    "invalid urn prefix: {:?}",
+                    String::from_utf8_lossy(&bytes[..9])
+                ));
+            }
+            &bytes[9..]
+        }
+        // Go skips the first byte only: the braces themselves are not checked
+        38 => &bytes[1..],
         32 => {
-            if !s.bytes().all(|b| b.is_ascii_hexdigit()) {
+            if !hex(bytes) {
                 return Err("invalid UUID format".into());
             }
-            let l = s.to_ascii_lowercase();
+            let l = text(bytes);
             return Ok(format!(
                 "{}-{}-{}-{}-{}",
                 &l[..8],
@@ -202,16 +214,12 @@ pub fn parse_uuid(s: &str) -> Result<String, String> {
         }
         n => return Err(format!("invalid UUID length: {}", n)),
     };
-    let b = inner.as_bytes();
-    let dashes_ok = b.len() == 36 && [8, 13, 18, 23].iter().all(|&i| b[i] == b'-');
-    let hex_ok = b
-        .iter()
-        .enumerate()
-        .all(|(i, c)| [8, 13, 18, 23].contains(&i) || c.is_ascii_hexdigit());
-    if !dashes_ok || !hex_ok {
+    let dashes_ok = [8, 13, 18, 23].iter().all(|&i| inner[i] == b'-');
+    let digits = [0..8, 9..13, 14..18, 19..23, 24..36];
+    if !dashes_ok || !digits.iter().all(|r| hex(&inner[r.clone()])) {
         return Err("invalid UUID format".into());
     }
-    Ok(inner.to_ascii_lowercase())
+    Ok(text(&inner[..36]))
 }
 
 /// Routes of one server (`rtsp` or `rtsps` prefix); None = not one of them.

@@ -161,6 +161,18 @@ fn rtsp_conns_and_sessions_api() {
     let r = get(&h, &format!("/v3/rtspconns/get/{}", cid));
     check_response(&spec, "/v3/rtspconns/get/{id}", "GET", &r);
     assert_eq!(r.json()["id"], cid.as_str());
+    // google/uuid's other spellings of the same id
+    for alt in [
+        format!("urn:uuid:{}", sid),
+        format!("{{{}}}", sid),
+        sid.to_uppercase(),
+        sid.replace('-', ""),
+    ] {
+        let r = get(&h, &format!("/v3/rtspsessions/get/{}", alt));
+        assert_eq!((r.status, r.json()["id"].clone()), (200, json!(sid)), "{}", alt);
+    }
+    let r = get(&h, &format!("/v3/rtspsessions/get/{}", sid.replace('-', "x")));
+    assert_eq!(r.json()["error"], "invalid UUID format");
 
     // a reader: its session plays and counts what it was sent
     let rd = read_frames(&format!("{}/cam", h.rtsp_url()), "tcp", 10, &dir.join("r.md5"));
