@@ -234,7 +234,7 @@ fn paginate<T>(items: Vec<T>, req: &Request) -> Result<(usize, usize, Vec<T>), S
     Ok((n, page_count, v))
 }
 
-fn list_json(req: &Request, items: Vec<Value>) -> Response {
+pub(crate) fn list_json(req: &Request, items: Vec<Value>) -> Response {
     match paginate(items, req) {
         Ok((n, pc, v)) => Response::json(200, &json!({"itemCount": n, "pageCount": pc, "items": v})),
         Err(e) => Response::error(400, &e),
@@ -471,6 +471,15 @@ pub fn handle_v3(shared: &Arc<Shared>, req: &Request) -> Response {
     if let Some(r) = srt_conns(shared, req) {
         return r;
     }
+    // the RTSP / RTSPS routes exist only while that server runs (core.go)
+    let (rtsp_on, rtsps_on) = rtsp_servers_on(&shared.lock().global);
+    for (on, tls) in [(rtsp_on, false), (rtsps_on, true)] {
+        if on {
+            if let Some(r) = crate::rtsp_registry::handle(&shared.rtsp, req, tls) {
+                return r;
+            }
+        }
+    }
     Response::not_found_text()
 }
 
@@ -570,6 +579,14 @@ fn rtmp_route(shared: &Arc<Shared>, req: &Request) -> Option<Response> {
         }
         _ => None,
     }
+}
+
+/// Whether MediaMTX runs its RTSP and RTSPS servers: `rtsp` and `rtspEncryption`
+/// (no: RTSP only, strict: RTSPS only, optional: both).
+pub fn rtsp_servers_on(g: &Map<String, Value>) -> (bool, bool) {
+    let on = g.get("rtsp").and_then(|v| v.as_bool()).unwrap_or(true);
+    let enc = g.get("rtspEncryption").and_then(|v| v.as_str()).unwrap_or("no");
+    (on && enc != "strict", on && enc != "no")
 }
 
 /// The `pathDefaults` and `paths` of a configuration file, validated like conf.Load.

@@ -31,6 +31,10 @@ pub struct Sink {
     pub hidden: bool,
     /// a forwarder's outboundBytes (hidden readers are not counted in the stream's)
     pub counter: Option<Arc<AtomicU64>>,
+    /// RTSP over UDP: packets go to these addresses instead of `tx`
+    pub udp: Option<crate::rtsp_udp::UdpSink>,
+    /// the reader session's counters (API)
+    pub stats: Option<Arc<crate::rtsp_registry::Counters>>,
 }
 
 pub struct Stream {
@@ -70,14 +74,27 @@ impl Stream {
         let data = Arc::new(payload);
         let sinks = self.sinks.lock().unwrap();
         for s in sinks.iter() {
-            if let Some(Some(ch)) = s.chans.get(media) {
-                let ch = ch + rtcp as u8;
-                if s.tx.try_send(Out::Frame(ch, data.clone())).is_ok() {
-                    if !s.hidden {
-                        self.outbound.fetch_add(data.len() as u64, Ordering::Relaxed);
-                    } else if let Some(c) = &s.counter {
-                        c.fetch_add(data.len() as u64, Ordering::Relaxed);
+            let sent = if let Some(udp) = &s.udp {
+                udp.send(media, rtcp, &data)
+            } else if let Some(Some(ch)) = s.chans.get(media) {
+                let ok = s.tx.try_send(Out::Frame(ch + rtcp as u8, data.clone())).is_ok();
+                if !ok {
+                    if let Some(st) = &s.stats {
+                        st.out_discarded.fetch_add(1, Ordering::Relaxed);
                     }
+                }
+                ok
+            } else {
+                false
+            };
+            if sent && s.hidden {
+                if let Some(c) = &s.counter {
+                    c.fetch_add(data.len() as u64, Ordering::Relaxed);
+                }
+            } else if sent {
+                self.outbound.fetch_add(data.len() as u64, Ordering::Relaxed);
+                if let Some(st) = &s.stats {
+                    st.sent(rtcp, data.len());
                 }
             }
         }
@@ -243,6 +260,12 @@ pub struct Shared {
     pub srt_port: u16,
     /// open SRT connections (`/v3/srtconns`)
     pub srt_conns: Mutex<Vec<Arc<crate::srt::ConnInfo>>>,
+    /// RTSP(S) connections and sessions shown by the API
+    pub rtsp: crate::rtsp_registry::Registry,
+    /// the RTP/RTCP sockets of RTSP over UDP
+    pub udp: Option<Arc<crate::rtsp_udp::UdpServer>>,
+    /// multicast groups of the streams read over UDP multicast
+    pub multicast: crate::rtsp_multicast::Multicast,
 }
 
 impl Shared {

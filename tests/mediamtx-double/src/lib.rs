@@ -40,6 +40,10 @@ pub mod rtmp_chunk;
 pub mod rtmp_relay;
 pub mod rtmps;
 pub mod rtsp;
+pub mod rtsp_multicast;
+pub mod rtsp_registry;
+pub mod rtsp_udp;
+pub mod rtsps;
 pub mod servers;
 pub mod sessions;
 pub mod srt;
@@ -60,6 +64,11 @@ use std::time::Duration;
 pub struct Options {
     pub api_port: u16,
     pub rtsp_port: u16,
+    /// RTSP over UDP: the server's RTP and RTCP ports (`rtpAddress`, `rtcpAddress`)
+    pub rtp_port: u16,
+    pub rtcp_port: u16,
+    /// the RTSPS listener (`rtspsAddress`), serving while `rtspEncryption` is not `no`
+    pub rtsps_port: u16,
     pub control_port: u16,
     /// listeners of the playback, metrics and pprof servers (open only while their
     /// global switch is on; 0 = a free port)
@@ -91,6 +100,9 @@ impl Options {
         Options {
             api_port: 0,
             rtsp_port: 0,
+            rtp_port: 0,
+            rtcp_port: 0,
+            rtsps_port: 0,
             control_port: 0,
             playback_port: 0,
             metrics_port: 0,
@@ -112,6 +124,9 @@ impl Options {
 pub struct Handle {
     pub api_port: u16,
     pub rtsp_port: u16,
+    pub rtp_port: u16,
+    pub rtcp_port: u16,
+    pub rtsps_port: u16,
     pub control_port: u16,
     pub playback_port: u16,
     pub metrics_port: u16,
@@ -237,6 +252,19 @@ pub fn start(opts: Options) -> std::io::Result<Handle> {
     aux_ports.set_addresses(&mut state.global);
     api::load_conf_file(&mut state, opts.path_defaults.as_ref(), &opts.paths)
         .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+    let udp = rtsp_udp::UdpServer::bind(opts.rtp_port, opts.rtcp_port)?;
+    state
+        .global
+        .insert("rtpAddress".into(), serde_json::json!(format!(":{}", udp.rtp_port)));
+    state
+        .global
+        .insert("rtcpAddress".into(), serde_json::json!(format!(":{}", udp.rtcp_port)));
+    let udp = Arc::new(udp);
+    let rtsps_l = TcpListener::bind(("127.0.0.1", opts.rtsps_port))?;
+    let rtsps_port = rtsps_l.local_addr()?.port();
+    state
+        .global
+        .insert("rtspsAddress".into(), serde_json::json!(format!(":{}", rtsps_port)));
     let shared = Arc::new(core::Shared {
         st: Mutex::new(state),
         cv: Condvar::new(),
@@ -262,6 +290,9 @@ pub fn start(opts: Options) -> std::io::Result<Handle> {
         }),
         srt_port,
         srt_conns: Mutex::new(Vec::new()),
+        rtsp: Default::default(),
+        udp: Some(udp.clone()),
+        multicast: Default::default(),
     });
     logger::configure(&shared.log_conf, &shared.lock().global);
     {
@@ -290,6 +321,14 @@ pub fn start(opts: Options) -> std::io::Result<Handle> {
     {
         let sh = shared.clone();
         threads.push(std::thread::spawn(move || rtmp::serve(sh, rtmps_l, true)));
+    }
+    {
+        let sh = shared.clone();
+        threads.push(std::thread::spawn(move || rtsps::serve(sh, rtsps_l)));
+    }
+    for rtcp in [false, true] {
+        let sh = shared.clone();
+        threads.push(std::thread::spawn(move || rtsp_udp::serve(sh, rtcp)));
     }
     {
         let sh = shared.clone();
@@ -334,6 +373,9 @@ pub fn start(opts: Options) -> std::io::Result<Handle> {
     Ok(Handle {
         api_port,
         rtsp_port,
+        rtp_port: udp.rtp_port,
+        rtcp_port: udp.rtcp_port,
+        rtsps_port,
         control_port,
         playback_port: aux_ports.playback,
         metrics_port: aux_ports.metrics,

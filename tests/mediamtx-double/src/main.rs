@@ -13,7 +13,8 @@ extern "C" fn on_signal(_: libc::c_int) {
 
 fn usage() -> ! {
     eprintln!(
-        "usage: mediamtx-double [--api-port P] [--rtsp-port R] [--control-port C] [--playback-port P] [--metrics-port P] [--pprof-port P] [--srt-port S] [--rtmp-port M] [--rtmps-port N] --dir DIR [--no-all-others] [--ffmpeg PATH]\n\
+        "usage: mediamtx-double [--api-port P] [--rtsp-port R] [--control-port C] [--playback-port P] [--metrics-port P] [--pprof-port P] [--srt-port S] [--rtmp-port M] [--rtmps-port N]\n\
+         [--rtsps-port S] [--rtp-port U] [--rtcp-port V] --dir DIR [--no-all-others] [--ffmpeg PATH]\n\
          port 0 (default) picks a free port"
     );
     std::process::exit(2);
@@ -35,6 +36,9 @@ fn main() {
             "--rtsp-port" => opts.rtsp_port = val("--rtsp-port").parse().unwrap_or_else(|_| usage()),
             "--rtmp-port" => opts.rtmp_port = val("--rtmp-port").parse().unwrap_or_else(|_| usage()),
             "--rtmps-port" => opts.rtmps_port = val("--rtmps-port").parse().unwrap_or_else(|_| usage()),
+            "--rtsps-port" => opts.rtsps_port = val("--rtsps-port").parse().unwrap_or_else(|_| usage()),
+            "--rtp-port" => opts.rtp_port = val("--rtp-port").parse().unwrap_or_else(|_| usage()),
+            "--rtcp-port" => opts.rtcp_port = val("--rtcp-port").parse().unwrap_or_else(|_| usage()),
             "--control-port" => opts.control_port = val("--control-port").parse().unwrap_or_else(|_| usage()),
             "--playback-port" => opts.playback_port = val("--playback-port").parse().unwrap_or_else(|_| usage()),
             "--metrics-port" => opts.metrics_port = val("--metrics-port").parse().unwrap_or_else(|_| usage()),

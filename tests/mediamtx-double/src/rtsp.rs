@@ -1,15 +1,81 @@
-//! RTSP server (TCP interleaved transport only): publish (ANNOUNCE/SETUP/RECORD) and
-//! read (DESCRIBE/SETUP/PLAY), relaying RTP packets to every reader.
+//! RTSP server (TCP interleaved and UDP unicast transports): publish
+//! (ANNOUNCE/SETUP/RECORD) and read (DESCRIBE/SETUP/PLAY), relaying RTP packets to every
+//! reader.
 
+use crate::conf;
 use crate::core::{self, Out, Publisher, Shared, Sink, Stream};
 use crate::media;
+use crate::rtsp_registry::{ConnEntry, Counters, SessionEntry, SessionProps};
+use crate::rtsp_udp::{Activity, Target, UdpSink};
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{Shutdown, TcpListener, TcpStream};
-use std::sync::atomic::Ordering;
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+/// A publisher's incoming packets, from its TCP connection or the UDP sockets.
+pub struct PubIn {
+    stream: Arc<Stream>,
+    /// per media: H264 without SPS in the SDP, waiting for one in the packets
+    sps_pending: Mutex<Vec<bool>>,
+    counters: Arc<Counters>,
+    activity: Arc<Activity>,
+}
+
+impl PubIn {
+    /// A UDP datagram that filled the receive buffer: counted, then dropped as in error.
+    pub fn too_big(&self, rtcp: bool, len: usize) {
+        self.counters.in_bytes.fetch_add(len as u64, Ordering::Relaxed);
+        self.activity.touch();
+        let n = if rtcp {
+            &self.counters.in_rtcp_err
+        } else {
+            &self.counters.in_rtp_err
+        };
+        n.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn receive(&self, media: usize, rtcp: bool, payload: Vec<u8>) {
+        self.counters.received(rtcp, payload.len());
+        self.activity.touch();
+        if !rtcp && payload.len() > 12 {
+            let mut pending = self.sps_pending.lock().unwrap();
+            if pending.get(media).copied().unwrap_or(false) {
+                let cc = (payload[0] & 0x0f) as usize;
+                let off = 12 + cc * 4;
+                if payload.len() > off {
+                    if let Some(props) = media::find_sps_in_rtp(&payload[off..]).and_then(|sps| media::h264_props(&sps))
+                    {
+                        self.stream.props.lock().unwrap()[media] = Some(props);
+                        pending[media] = false;
+                    }
+                }
+            }
+        }
+        self.stream.write(media, rtcp, payload);
+    }
+}
+
+/// One SETUP's transport: TCP (interleaved channels) or UDP (client ports).
+#[derive(Clone, Copy, PartialEq, Debug)]
+enum Transport {
+    Tcp(Option<(u8, u8)>),
+    Udp(u16, u16),
+    /// readers only: the server chooses the group
+    Multicast,
+}
+
+impl Transport {
+    fn label(&self) -> &'static str {
+        match self {
+            Transport::Tcp(_) => "TCP",
+            Transport::Udp(..) => "UDP",
+            Transport::Multicast => "UDP-multicast",
+        }
+    }
+}
 
 pub fn serve(shared: Arc<Shared>, listener: TcpListener) {
     listener.set_nonblocking(true).ok();
@@ -18,7 +84,7 @@ pub fn serve(shared: Arc<Shared>, listener: TcpListener) {
             Ok((s, _)) => {
                 let sh = shared.clone();
                 s.set_nonblocking(false).ok();
-                std::thread::spawn(move || conn(sh, s));
+                std::thread::spawn(move || conn(sh, s, None, false));
             }
             Err(_) => crate::util::wait_acceptable(&listener, Duration::from_millis(100)),
         }
@@ -49,7 +115,9 @@ enum Role {
         internal: bool,
         sdp: media::Sdp,
         chmap: HashMap<u8, (usize, bool)>,
-        stream: Option<Arc<Stream>>,
+        /// per media: the client's UDP ports (RTP, RTCP)
+        udp_ports: Vec<Option<(u16, u16)>>,
+        pub_in: Option<Arc<PubIn>>,
         sps_pending: Vec<bool>,
         /// alwaysAvailable's offline-stream generator
         offline: bool,
@@ -58,6 +126,7 @@ enum Role {
         path: String,
         hidden: bool,
         chans: Vec<Option<u8>>,
+        udp_ports: Vec<Option<(u16, u16)>>,
         playing: Option<(Arc<Stream>, u64)>,
     },
 }
@@ -86,42 +155,120 @@ struct Conn {
     conn_uuid: String,
     /// the SRT connection whose relay publishes here (named in its ANNOUNCE query)
     srt_conn: Option<String>,
+    /// the API's view of this connection and of its session
+    entry: Arc<ConnEntry>,
+    session_entry: Option<Arc<SessionEntry>>,
+    counters: Arc<Counters>,
+    /// the transport of the medias set up so far (all must have the same)
+    transport: Option<&'static str>,
+    /// last RTSP request / UDP packet: the UDP session timeouts
+    activity: Arc<Activity>,
+    /// authenticated user (API `user`)
+    user: String,
+    /// UDP source addresses registered for this session
+    udp_regs: Vec<(SocketAddr, bool)>,
+    /// set when the connection ends (stops the UDP watchdog)
+    closed: Arc<AtomicBool>,
 }
 
-fn writer(mut tcp: TcpStream, rx: Receiver<Out>) {
-    for o in rx {
-        let r = match o {
-            Out::Raw(b) => tcp.write_all(&b),
+/// Counts the bytes read from the connection (API `inboundBytes`).
+struct CountingRead {
+    inner: TcpStream,
+    entry: Arc<ConnEntry>,
+}
+
+impl Read for CountingRead {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.entry.bytes_in.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
+}
+
+type ConnReader = BufReader<CountingRead>;
+
+/// Writes what the connection queues; buffered, flushed whenever the queue runs empty
+/// (one system call for a burst of packets, so a reader keeps up with its queue).
+fn writer(tcp: TcpStream, rx: Receiver<Out>, entry: Arc<ConnEntry>) {
+    let Ok(raw) = tcp.try_clone() else {
+        return;
+    };
+    let mut w = std::io::BufWriter::with_capacity(64 * 1024, tcp);
+    loop {
+        let o = match rx.try_recv() {
+            Ok(o) => o,
+            Err(std::sync::mpsc::TryRecvError::Empty) => {
+                if w.flush().is_err() {
+                    break;
+                }
+                match rx.recv() {
+                    Ok(o) => o,
+                    Err(_) => break,
+                }
+            }
+            Err(std::sync::mpsc::TryRecvError::Disconnected) => break,
+        };
+        let (n, r) = match o {
+            Out::Raw(b) => (b.len(), w.write_all(&b)),
             Out::Sync(done) => {
+                let r = w.flush();
                 let _ = done.send(());
-                Ok(())
+                (0, r)
             }
             Out::Frame(ch, data) => {
-                let mut buf = Vec::with_capacity(4 + data.len());
-                buf.push(b'$');
-                buf.push(ch);
-                buf.extend_from_slice(&(data.len() as u16).to_be_bytes());
-                buf.extend_from_slice(&data);
-                tcp.write_all(&buf)
+                let len = (data.len() as u16).to_be_bytes();
+                let r = w
+                    .write_all(&[b'$', ch, len[0], len[1]])
+                    .and_then(|_| w.write_all(&data));
+                (4 + data.len(), r)
             }
         };
         if r.is_err() {
-            let _ = tcp.shutdown(Shutdown::Both);
             break;
         }
+        entry.bytes_out.fetch_add(n as u64, Ordering::Relaxed);
     }
-    let _ = tcp.shutdown(Shutdown::Both);
+    let _ = w.flush();
+    let _ = raw.shutdown(Shutdown::Both);
 }
 
-fn conn(shared: Arc<Shared>, tcp: TcpStream) {
+/// Serves one connection. `peer` and `tls`: a connection of the RTSPS server, whose
+/// TLS is terminated by `rtsps` (`tcp` is then the loopback socket carrying it).
+pub fn conn(shared: Arc<Shared>, tcp: TcpStream, peer: Option<SocketAddr>, tls: bool) {
+    let peer = peer.or_else(|| tcp.peer_addr().ok());
     let id = shared.id();
     let _ = tcp.set_nodelay(true);
-    let (tx, rx) = sync_channel::<Out>(2048);
+    // writeQueueSize bounds what waits for a reader (gortsplib's write queue): packets
+    // that do not fit are discarded; writeTimeout bounds each write
+    let (queue, write_timeout) = {
+        let st = shared.lock();
+        let q = st.global.get("writeQueueSize").and_then(|v| v.as_u64()).unwrap_or(512);
+        (
+            q.clamp(1, 1 << 16) as usize,
+            conf::duration_of(&st.global, "writeTimeout"),
+        )
+    };
+    let (tx, rx) = sync_channel::<Out>(queue);
     let wtcp = match tcp.try_clone() {
         Ok(t) => t,
         Err(_) => return,
     };
-    let wthread = std::thread::spawn(move || writer(wtcp, rx));
+    let entry = Arc::new(ConnEntry {
+        uuid: crate::util::uuid(),
+        created: SystemTime::now(),
+        remote: peer.map(|a| a.to_string()).unwrap_or_default(),
+        tls,
+        internal: Default::default(),
+        bytes_in: Default::default(),
+        bytes_out: Default::default(),
+        session: Mutex::new(None),
+    });
+    shared.rtsp.add_conn(entry.clone());
+    let went = entry.clone();
+    if !write_timeout.is_zero() {
+        let _ = wtcp.set_write_timeout(Some(write_timeout));
+    }
+    let wthread = std::thread::spawn(move || writer(wtcp, rx, went));
     if let Ok(c) = tcp.try_clone() {
         shared.conns.lock().unwrap().insert(id, c);
     }
@@ -133,18 +280,37 @@ fn conn(shared: Arc<Shared>, tcp: TcpStream) {
         session: crate::util::hex_id(8),
         role: Role::None,
         described: None,
-        peer: tcp.peer_addr().ok(),
+        peer,
         nonce: Default::default(),
         close: false,
         query: String::new(),
         internal_query: String::new(),
         connect_hooks: None,
-        conn_uuid: crate::util::uuid(),
         srt_conn: None,
+        conn_uuid: entry.uuid.clone(),
+        entry: entry.clone(),
+        session_entry: None,
+        counters: Default::default(),
+        transport: None,
+        activity: Default::default(),
+        user: String::new(),
+        udp_regs: Vec::new(),
+        closed: Default::default(),
     };
-    let mut rd = BufReader::with_capacity(64 * 1024, tcp);
+    let mut rd = BufReader::with_capacity(
+        64 * 1024,
+        CountingRead {
+            inner: tcp,
+            entry: entry.clone(),
+        },
+    );
     let _ = c.run(&mut rd);
+    c.closed.store(true, Ordering::SeqCst);
     c.cleanup();
+    shared.rtsp.remove_conn(&entry);
+    if let Some(s) = c.session_entry.take() {
+        shared.rtsp.remove_session(&s);
+    }
     if let Some(h) = c.connect_hooks.take() {
         if !shared.shutdown.load(Ordering::SeqCst) {
             h.end(&shared);
@@ -156,10 +322,22 @@ fn conn(shared: Arc<Shared>, tcp: TcpStream) {
     let _ = wthread.join();
 }
 
-fn read_req(rd: &mut BufReader<TcpStream>, first: u8) -> std::io::Result<Option<Req>> {
+/// One line of a request, bounded like gortsplib's reader (a longer line or more headers
+/// than it accepts closes the connection).
+fn read_line_bounded(rd: &mut ConnReader, out: &mut String) -> std::io::Result<usize> {
+    const MAX_LINE: u64 = 8192;
+    let n = rd.by_ref().take(MAX_LINE).read_line(out)?;
+    if n as u64 == MAX_LINE && !out.ends_with('\n') {
+        return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, "line too long"));
+    }
+    Ok(n)
+}
+
+fn read_req(rd: &mut ConnReader, first: u8) -> std::io::Result<Option<Req>> {
+    const MAX_HEADERS: usize = 255;
     let _ = first;
     let mut line = String::new();
-    if rd.read_line(&mut line)? == 0 {
+    if read_line_bounded(rd, &mut line)? == 0 {
         return Ok(None);
     }
     let mut parts = line.split_whitespace();
@@ -168,8 +346,11 @@ fn read_req(rd: &mut BufReader<TcpStream>, first: u8) -> std::io::Result<Option<
     let mut headers = Vec::new();
     loop {
         let mut h = String::new();
-        if rd.read_line(&mut h)? == 0 {
+        if read_line_bounded(rd, &mut h)? == 0 {
             return Ok(None);
+        }
+        if headers.len() >= MAX_HEADERS {
+            return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, "too many headers"));
         }
         let h = h.trim_end();
         if h.is_empty() {
@@ -236,7 +417,7 @@ impl Conn {
     }
 
     fn session_hdr(&self) -> (&'static str, String) {
-        ("Session", format!("{};timeout=60", self.session))
+        ("Session", format!("{};timeout=55", self.session))
     }
 
     /// Strips the internal prefix (recorder, pulled source, forwarder, offline stream
@@ -252,8 +433,28 @@ impl Conn {
         }
     }
 
-    fn run(&mut self, rd: &mut BufReader<TcpStream>) -> std::io::Result<()> {
+    /// gortsplib's read deadlines: `readTimeout` for a TCP publisher in RECORD, none for
+    /// a UDP one (its packets come elsewhere), the idle timeout (60 s) otherwise.
+    fn read_deadline(&self) -> Option<Duration> {
+        let recording = matches!(self.role, Role::Publisher { pub_in: Some(_), .. });
+        if !recording {
+            return Some(Duration::from_secs(60));
+        }
+        if self.transport == Some("UDP") {
+            return None;
+        }
+        let t = conf::duration_of(&self.shared.lock().global, "readTimeout");
+        Some(t).filter(|t| !t.is_zero())
+    }
+
+    fn run(&mut self, rd: &mut ConnReader) -> std::io::Result<()> {
+        let mut deadline = Some(Duration::ZERO);
         loop {
+            let want = self.read_deadline();
+            if want != deadline {
+                rd.get_ref().inner.set_read_timeout(want)?;
+                deadline = want;
+            }
             let first = {
                 let buf = rd.fill_buf()?;
                 if buf.is_empty() {
@@ -283,25 +484,12 @@ impl Conn {
     fn on_frame(&mut self, ch: u8, payload: Vec<u8>) {
         if let Role::Publisher {
             chmap,
-            stream: Some(stream),
-            sps_pending,
+            pub_in: Some(pub_in),
             ..
-        } = &mut self.role
+        } = &self.role
         {
             if let Some(&(media, rtcp)) = chmap.get(&ch) {
-                if !rtcp && sps_pending.get(media).copied().unwrap_or(false) && payload.len() > 12 {
-                    let cc = (payload[0] & 0x0f) as usize;
-                    let off = 12 + cc * 4;
-                    if payload.len() > off {
-                        if let Some(sps) = media::find_sps_in_rtp(&payload[off..]) {
-                            if let Some(props) = media::h264_props(&sps) {
-                                stream.props.lock().unwrap()[media] = Some(props);
-                                sps_pending[media] = false;
-                            }
-                        }
-                    }
-                }
-                stream.write(media, rtcp, payload);
+                pub_in.receive(media, rtcp, payload);
             }
         }
     }
@@ -309,7 +497,12 @@ impl Conn {
     /// hooks.OnConnect (global runOnConnect/runOnDisconnect): RTSP_PORT, MTX_CONN_TYPE,
     /// MTX_CONN_ID.
     fn connect_hooks(&mut self, req: &Req) {
-        if self.connect_hooks.is_some() || url_path(&req.url).0.starts_with(&self.shared.internal_prefix()) {
+        if url_path(&req.url).0.starts_with(&self.shared.internal_prefix()) {
+            // the double's own clients are no RTSP connections of MediaMTX
+            self.entry.internal.store(true, Ordering::Relaxed);
+            return;
+        }
+        if self.connect_hooks.is_some() {
             return;
         }
         let g = self.shared.lock().global.clone();
@@ -332,6 +525,13 @@ impl Conn {
 
     /// Returns false to close the connection.
     fn on_request(&mut self, req: &Req) -> bool {
+        // while the plain RTSP server does not run (rtsp: false, rtspEncryption: strict)
+        // only the double's own clients (recorder, pulled sources) are served
+        let internal = url_path(&req.url).0.starts_with(&self.shared.internal_prefix());
+        if !self.entry.tls && !internal && !crate::api::rtsp_servers_on(&self.shared.lock().global).0 {
+            return false;
+        }
+        self.activity.touch();
         self.connect_hooks(req);
         if matches!(req.method.as_str(), "DESCRIBE" | "ANNOUNCE" | "SETUP") {
             self.query = url_path(&req.url).1;
@@ -413,11 +613,13 @@ impl Conn {
         };
         let digest = methods.iter().any(|m| m == "digest");
         let query = url_path(&req.url).1;
+        let creds = crate::auth::rtsp_credentials(&values);
+        let user = creds.user.clone();
         let areq = crate::auth::Request {
             action,
             path: name,
             ip: peer.ip(),
-            creds: crate::auth::rtsp_credentials(&values),
+            creds,
             verify: if digest { Some(&verify) } else { None },
             ask_credentials: true,
             protocol: "rtsp",
@@ -426,6 +628,7 @@ impl Conn {
             user_agent: req.header("User-Agent").unwrap_or(""),
         };
         let Err(err) = crate::auth::authenticate(&global, &areq) else {
+            self.user = user;
             return true;
         };
         let provided = crate::auth::parse_rtsp_authorization(&values).is_some_and(|a| !a.username.is_empty());
@@ -587,12 +790,14 @@ impl Conn {
             .map(|m| m.is_h264 && m.props.as_ref().map(|p| p["width"] == 0).unwrap_or(false))
             .collect();
         let _ = n;
+        self.open_session(req, &name, internal);
         self.role = Role::Publisher {
             path: name,
             internal,
             sdp,
             chmap: HashMap::new(),
-            stream: None,
+            udp_ports: Vec::new(),
+            pub_in: None,
             sps_pending: pending,
             offline,
         };
@@ -600,39 +805,185 @@ impl Conn {
         self.respond(req, 200, "OK", &[h], b"");
     }
 
-    fn setup(&mut self, req: &Req) {
-        let transport = req.header("Transport").unwrap_or("").to_string();
-        let tcp = transport
-            .split(',')
-            .find(|t| t.contains("RTP/AVP/TCP") || t.contains("interleaved="));
-        let Some(tcp) = tcp else {
-            return self.respond(req, 461, "Unsupported Transport", &[], b"");
-        };
-        let interleaved: Option<(u8, u8)> = tcp.split(';').find_map(|p| {
-            let v = p.trim().strip_prefix("interleaved=")?;
-            let (a, b) = v.split_once('-').unwrap_or((v, ""));
-            let a: u8 = a.parse().ok()?;
-            let b: u8 = b.parse().unwrap_or(a.wrapping_add(1));
-            Some((a, b))
+    /// The session of gortsplib is created by the first successful ANNOUNCE or SETUP.
+    fn open_session(&mut self, req: &Req, path: &str, internal: bool) {
+        if self.session_entry.is_some() || internal {
+            return;
+        }
+        let entry = Arc::new(SessionEntry {
+            uuid: crate::util::uuid(),
+            created: SystemTime::now(),
+            remote: self.entry.remote.clone(),
+            conn_uuid: self.conn_uuid.clone(),
+            tls: self.entry.tls,
+            props: Mutex::new(SessionProps {
+                state: "idle",
+                path: path.to_string(),
+                query: url_path(&req.url).1,
+                user: self.user.clone(),
+                user_agent: req.header("User-Agent").unwrap_or("").to_string(),
+                transport: None,
+            }),
+            counters: self.counters.clone(),
+            tcp: self.tcp.try_clone().expect("clone"),
         });
+        *self.entry.session.lock().unwrap() = Some(entry.uuid.clone());
+        self.shared.rtsp.add_session(entry.clone());
+        self.session_entry = Some(entry);
+    }
+
+    fn set_session(&self, f: impl FnOnce(&mut SessionProps)) {
+        if let Some(e) = &self.session_entry {
+            f(&mut e.props.lock().unwrap());
+        }
+    }
+
+    /// pickFirstSupportedTransport with `rtspTransports`, then gortsplib's checks.
+    /// Err(status) = refused.
+    fn pick_transport(&self, req: &Req, record: bool) -> Result<Transport, (u16, &'static str)> {
+        let allowed: Vec<String> = {
+            let st = self.shared.lock();
+            let v = st.global.get("rtspTransports").and_then(|v| v.as_array()).cloned();
+            v.unwrap_or_default()
+                .iter()
+                .filter_map(|x| x.as_str().map(String::from))
+                .collect()
+        };
+        let header = req.header("Transport").unwrap_or("");
+        for th in header.split(',') {
+            let parts: Vec<&str> = th.split(';').map(str::trim).collect();
+            let tcp = match parts[0].to_ascii_uppercase().as_str() {
+                "RTP/AVP" | "RTP/AVP/UDP" => false,
+                "RTP/AVP/TCP" => true,
+                _ => continue,
+            };
+            let multicast = !tcp && parts.iter().any(|p| p.eq_ignore_ascii_case("multicast"));
+            let kind = if tcp {
+                "tcp"
+            } else if multicast {
+                "multicast"
+            } else {
+                "udp"
+            };
+            // RTSPS over UDP would be SRTP (srtpAddress): not offered by the double
+            if !tcp && (self.entry.tls || !allowed.iter().any(|a| a == kind)) {
+                continue;
+            }
+            // gortsplib picks TCP even when disabled; MediaMTX's onSetup then refuses it
+            if tcp && !allowed.iter().any(|a| a == kind) {
+                return Err((461, "Unsupported Transport"));
+            }
+            let pair = |key: &str| -> Option<Option<(u32, u32)>> {
+                let v = parts.iter().find_map(|p| p.strip_prefix(key))?;
+                let (a, b) = v.split_once('-').unwrap_or((v, ""));
+                let a: u32 = a.parse().ok()?;
+                let b: u32 = if b.is_empty() {
+                    a.saturating_add(1)
+                } else {
+                    b.parse().ok()?
+                };
+                Some(Some((a, b)))
+            };
+            let mode = parts
+                .iter()
+                .find_map(|p| p.strip_prefix("mode="))
+                .map(|m| m.trim_matches('"').to_ascii_lowercase());
+            let mode_ok = if record {
+                mode.as_deref() == Some("record")
+            } else {
+                mode.is_none() || mode.as_deref() == Some("play")
+            };
+            if !mode_ok {
+                return Err((400, "Bad Request"));
+            }
+            if multicast {
+                // gortsplib: publishers cannot use multicast
+                return if record {
+                    Err((461, "Unsupported Transport"))
+                } else {
+                    Ok(Transport::Multicast)
+                };
+            }
+            if tcp {
+                let ids = match pair("interleaved=") {
+                    Some(Some((a, b))) if a < 255 && b == a + 1 => Some((a as u8, b as u8)),
+                    Some(_) => return Err((400, "Bad Request")),
+                    None => None,
+                };
+                return Ok(Transport::Tcp(ids));
+            }
+            return match pair("client_port=") {
+                Some(Some((a, b))) if a <= 65535 && b <= 65535 => Ok(Transport::Udp(a as u16, b as u16)),
+                _ => Err((400, "Bad Request")),
+            };
+        }
+        Err((461, "Unsupported Transport"))
+    }
+
+    /// The answer's Transport header (headers.Transport.Marshal).
+    fn transport_reply(&self, t: Transport, default_ch: u8, group: Option<(SocketAddr, SocketAddr)>) -> String {
+        match t {
+            Transport::Multicast => match group {
+                Some((a, b)) => format!(
+                    "RTP/AVP;multicast;destination={};port={}-{};ttl=127",
+                    a.ip(),
+                    a.port(),
+                    b.port()
+                ),
+                None => "RTP/AVP;multicast".into(),
+            },
+            Transport::Tcp(ids) => {
+                let (a, b) = ids.unwrap_or((default_ch, default_ch + 1));
+                format!("RTP/AVP/TCP;unicast;interleaved={}-{}", a, b)
+            }
+            Transport::Udp(a, b) => {
+                let (sa, sb) = self
+                    .shared
+                    .udp
+                    .as_ref()
+                    .map(|u| (u.rtp_port, u.rtcp_port))
+                    .unwrap_or((0, 0));
+                format!("RTP/AVP;unicast;client_port={}-{};server_port={}-{}", a, b, sa, sb)
+            }
+        }
+    }
+
+    fn setup(&mut self, req: &Req) {
+        let record = matches!(self.role, Role::Publisher { .. });
+        let transport = match self.pick_transport(req, record) {
+            Ok(t) => t,
+            Err((code, reason)) => return self.respond(req, code, reason, &[], b""),
+        };
+        // gortsplib: every media of a session uses the same transport
+        if self.transport.is_some_and(|t| t != transport.label()) {
+            return self.respond(req, 400, "Bad Request", &[], b"");
+        }
         let (p, _) = url_path(&req.url);
         match &mut self.role {
-            Role::Publisher { sdp, chmap, .. } => {
+            Role::Publisher {
+                sdp, chmap, udp_ports, ..
+            } => {
                 let idx = media_index_pub(&p, sdp);
                 let Some(idx) = idx else {
                     return self.respond(req, 400, "Bad Request", &[], b"");
                 };
-                let (a, b) = interleaved.unwrap_or((idx as u8 * 2, idx as u8 * 2 + 1));
-                chmap.insert(a, (idx, false));
-                chmap.insert(b, (idx, true));
+                match transport {
+                    Transport::Tcp(ids) => {
+                        let (a, b) = ids.unwrap_or((default_channel(idx), default_channel(idx) + 1));
+                        chmap.insert(a, (idx, false));
+                        chmap.insert(b, (idx, true));
+                    }
+                    Transport::Udp(a, b) => {
+                        udp_ports.resize(sdp.medias.len(), None);
+                        udp_ports[idx] = Some((a, b));
+                    }
+                    Transport::Multicast => return self.respond(req, 461, "Unsupported Transport", &[], b""),
+                }
+                self.transport = Some(transport.label());
+                self.set_session(|s| s.transport = Some(transport.label()));
                 let h = self.session_hdr();
-                self.respond(
-                    req,
-                    200,
-                    "OK",
-                    &[("Transport", format!("RTP/AVP/TCP;unicast;interleaved={}-{}", a, b)), h],
-                    b"",
-                );
+                let th = self.transport_reply(transport, default_channel(idx), None);
+                self.respond(req, 200, "OK", &[("Transport", th), h], b"");
             }
             _ => {
                 // reader
@@ -657,6 +1008,17 @@ impl Conn {
                 let idx = idx.unwrap_or(0);
                 if idx >= count {
                     return self.respond(req, 404, "Not Found", &[], b"");
+                }
+                let mut group = None;
+                if transport == Transport::Multicast {
+                    let st = self.shared.lock();
+                    let stream = st.paths.get(&name).and_then(|p| p.stream.clone());
+                    let groups = stream.and_then(|s| self.shared.multicast.groups(&st.global, &s));
+                    drop(st);
+                    match groups.and_then(|g| g.get(idx).copied()) {
+                        Some(g) => group = Some(g),
+                        None => return self.respond(req, 461, "Unsupported Transport", &[], b""),
+                    }
                 }
                 // the first SETUP of a reader adds it to the path: authenticated again
                 if !matches!(self.role, Role::Reader { .. }) && !hidden && !self.authorize(req, "read", &name) {
@@ -684,35 +1046,80 @@ impl Conn {
                         }
                     }
                     self.role = Role::Reader {
-                        path: name,
+                        path: name.clone(),
                         hidden,
                         chans: vec![None; count],
+                        udp_ports: vec![None; count],
                         playing: None,
                     };
                 }
-                if let Role::Reader { chans, .. } = &mut self.role {
-                    let (a, b) = interleaved.unwrap_or((idx as u8 * 2, idx as u8 * 2 + 1));
-                    chans[idx] = Some(a);
-                    let h = self.session_hdr();
-                    self.respond(
-                        req,
-                        200,
-                        "OK",
-                        &[("Transport", format!("RTP/AVP/TCP;unicast;interleaved={}-{}", a, b)), h],
-                        b"",
-                    );
+                if let Role::Reader { chans, udp_ports, .. } = &mut self.role {
+                    match transport {
+                        Transport::Tcp(ids) => chans[idx] = Some(ids.map(|i| i.0).unwrap_or(default_channel(idx))),
+                        Transport::Udp(a, b) => udp_ports[idx] = Some((a, b)),
+                        Transport::Multicast => {}
+                    }
+                }
+                self.open_session(req, &name, hidden);
+                self.transport = Some(transport.label());
+                self.set_session(|s| s.transport = Some(transport.label()));
+                let h = self.session_hdr();
+                let th = self.transport_reply(transport, default_channel(idx), group);
+                self.respond(req, 200, "OK", &[("Transport", th), h], b"");
+            }
+        }
+    }
+
+    /// UDP addresses of the client's ports, per media.
+    fn udp_addrs(&self, ports: &[Option<(u16, u16)>]) -> Vec<Option<(SocketAddr, SocketAddr)>> {
+        let ip = self.peer.map(|p| p.ip()).unwrap_or([127, 0, 0, 1].into());
+        ports
+            .iter()
+            .map(|p| p.map(|(a, b)| (SocketAddr::new(ip, a), SocketAddr::new(ip, b))))
+            .collect()
+    }
+
+    /// gortsplib closes UDP sessions that go quiet: a publisher after `readTimeout`
+    /// without packets, a reader after its idle timeout (60 s) without requests or RTCP.
+    fn start_udp_watchdog(&self, quiet: Arc<Activity>, limit: Duration) {
+        let closed = self.closed.clone();
+        let tcp = self.tcp.try_clone().expect("clone");
+        let shared = self.shared.clone();
+        let peer = self.entry.remote.clone();
+        std::thread::spawn(move || {
+            while !closed.load(Ordering::SeqCst) && !shared.shutdown.load(Ordering::SeqCst) {
+                std::thread::sleep(Duration::from_millis(500));
+                if quiet.idle_for() >= limit {
+                    shared.log(&format!("INF [RTSP] [session {}] closed: session timed out", peer));
+                    let _ = tcp.shutdown(Shutdown::Both);
+                    break;
                 }
             }
+        });
+    }
+
+    /// The id of this session in the API (a path's source / readers)
+    fn session_uuid(&self) -> String {
+        match &self.session_entry {
+            Some(e) => e.uuid.clone(),
+            None => crate::util::uuid(),
         }
     }
 
     fn record(&mut self, req: &Req) {
         let shared = self.shared.clone();
+        let session_uuid = self.session_uuid();
+        let tcp = self.tcp.try_clone().expect("clone");
+        let udp_addrs = match &self.role {
+            Role::Publisher { udp_ports, .. } => self.udp_addrs(udp_ports),
+            _ => vec![],
+        };
         let Role::Publisher {
             path,
             internal: relay,
             sdp,
-            stream,
+            pub_in,
+            sps_pending,
             offline,
             ..
         } = &mut self.role
@@ -721,6 +1128,7 @@ impl Conn {
         };
         let mut st = shared.lock();
         let name = path.clone();
+        let read_timeout = conf::duration_of(&st.global, "readTimeout");
         let p = match core::get_or_create_path(&shared, &mut st, &name) {
             Ok(p) => p,
             Err(_) => {
@@ -771,17 +1179,37 @@ impl Conn {
             },
             (None, None) => Publisher {
                 offline: *offline,
-                id: crate::util::uuid(),
+                id: session_uuid,
                 conn_id: self.id,
-                conn: self.tcp.try_clone().expect("clone"),
+                conn: tcp,
                 internal,
                 source_type: if p.is_url_source() { "rtspSource" } else { "rtspSession" },
                 query: self.query.clone(),
             },
         };
         let s = core::publish_start(&shared, p, pb, sdp.clone());
-        *stream = Some(s);
         drop(st);
+        let input = Arc::new(PubIn {
+            stream: s,
+            sps_pending: Mutex::new(std::mem::take(sps_pending)),
+            counters: self.counters.clone(),
+            activity: Default::default(),
+        });
+        input.activity.touch();
+        *pub_in = Some(input.clone());
+        if let Some(udp) = &shared.udp {
+            for (media, a) in udp_addrs.iter().enumerate() {
+                if let Some((rtp, rtcp)) = a {
+                    udp.register(*rtp, false, Target::Publisher(input.clone(), media));
+                    udp.register(*rtcp, true, Target::Publisher(input.clone(), media));
+                    self.udp_regs.extend([(*rtp, false), (*rtcp, true)]);
+                }
+            }
+        }
+        if self.transport == Some("UDP") {
+            self.start_udp_watchdog(input.activity.clone(), read_timeout);
+        }
+        self.set_session(|s| s.state = "publish");
         let h = self.session_hdr();
         self.respond(req, 200, "OK", &[h], b"");
     }
@@ -793,11 +1221,20 @@ impl Conn {
         let conn_id = self.id;
         let query = self.query.clone();
         let internal_query = self.internal_query.clone();
+        let udp_addrs = match &self.role {
+            Role::Reader { udp_ports, .. } => self.udp_addrs(udp_ports),
+            _ => vec![],
+        };
+        let udp = self.transport == Some("UDP");
+        let multicast = self.transport == Some("UDP-multicast");
+        let stats = self.counters.clone();
+        let session_uuid = self.session_uuid();
         let Role::Reader {
             path,
             hidden,
             chans,
             playing,
+            ..
         } = &mut self.role
         else {
             return self.respond(req, 455, "Method Not Valid in This State", &[], b"");
@@ -822,14 +1259,14 @@ impl Conn {
         };
         if !*hidden {
             p.set_up_readers.retain(|c| *c != conn_id);
-            let rid = crate::util::uuid();
+            let rid = session_uuid;
             p.readers.push((conn_id, rid.clone(), "rtspSession"));
             p.demand += 1;
             core::reader_added(&shared, p, conn_id, &rid, "rtspSession", &query);
         }
         let sink_id = shared.id();
         // respond before adding the sink so the PLAY reply precedes data
-        let h = ("Session".to_string(), format!("{};timeout=60", self.session));
+        let h = ("Session".to_string(), format!("{};timeout=55", self.session));
         let mut s = "RTSP/1.0 200 OK\r\n".to_string();
         if let Some(cseq) = req.header("CSeq") {
             s.push_str(&format!("CSeq: {}\r\n", cseq));
@@ -839,6 +1276,59 @@ impl Conn {
             h.0, h.1
         ));
         let _ = tx.send(Out::Raw(s.into_bytes()));
+        if udp || multicast {
+            // the PLAY answer must be written before the first UDP packet goes out
+            let (done_tx, done_rx) = sync_channel(1);
+            if tx.send(Out::Sync(done_tx)).is_ok() {
+                let _ = done_rx.recv_timeout(Duration::from_secs(5));
+            }
+        }
+        let udp_sink = match (&shared.udp, udp) {
+            (Some(server), true) => Some(UdpSink {
+                rtp: server.rtp.clone(),
+                rtcp: server.rtcp.clone(),
+                addrs: udp_addrs.clone(),
+            }),
+            _ => None,
+        };
+        if multicast {
+            // one sending per stream, shared by its multicast readers
+            let template = Sink {
+                id: 0,
+                tx: tx.clone(),
+                chans: vec![],
+                conn: sink_conn.try_clone().expect("clone"),
+                hidden: *hidden,
+                counter: None,
+                udp: None,
+                stats: None,
+            };
+            if let Err(e) = shared.multicast.join(&shared, &stream, template) {
+                shared.log(&format!("ERR [RTSP] multicast: {}", e));
+            }
+            // and a sink that sends nothing: the reader is dropped with the stream
+            if let Some(server) = &shared.udp {
+                stream.sinks.lock().unwrap().push(Sink {
+                    id: sink_id,
+                    tx,
+                    chans: vec![],
+                    conn: sink_conn,
+                    hidden: *hidden,
+                    counter: None,
+                    udp: Some(UdpSink {
+                        rtp: server.rtp.clone(),
+                        rtcp: server.rtcp.clone(),
+                        addrs: vec![],
+                    }),
+                    stats: None,
+                });
+            }
+            *playing = Some((stream, sink_id));
+            drop(st);
+            self.start_udp_watchdog(self.activity.clone(), Duration::from_secs(60));
+            self.set_session(|s| s.state = "read");
+            return;
+        }
         stream.sinks.lock().unwrap().push(Sink {
             id: sink_id,
             tx,
@@ -846,16 +1336,31 @@ impl Conn {
             conn: sink_conn,
             hidden: *hidden,
             counter,
+            udp: udp_sink,
+            stats: Some(stats),
         });
         *playing = Some((stream, sink_id));
         drop(st);
+        if let (Some(server), true) = (&shared.udp, udp) {
+            for (_, rtcp) in udp_addrs.iter().flatten() {
+                server.register(*rtcp, true, Target::Reader(self.activity.clone()));
+                self.udp_regs.push((*rtcp, true));
+            }
+            self.start_udp_watchdog(self.activity.clone(), Duration::from_secs(60));
+        }
+        self.set_session(|s| s.state = "read");
     }
 
     fn cleanup(&mut self) {
         let shared = self.shared.clone();
+        if let Some(udp) = &shared.udp {
+            for (addr, rtcp) in self.udp_regs.drain(..) {
+                udp.unregister(addr, rtcp);
+            }
+        }
         match std::mem::replace(&mut self.role, Role::None) {
             Role::Publisher {
-                path, stream: Some(_), ..
+                path, pub_in: Some(_), ..
             } => {
                 let mut st = shared.lock();
                 core::publish_stop(&shared, &mut st, &path, self.id);
@@ -877,6 +1382,9 @@ impl Conn {
                 ..
             } => {
                 stream.remove_sink(sink_id);
+                if self.transport == Some("UDP-multicast") {
+                    shared.multicast.leave(&stream);
+                }
                 if !hidden {
                     let mut st = shared.lock();
                     if let Some(p) = st.paths.get_mut(&path) {
@@ -895,6 +1403,12 @@ impl Conn {
             _ => {}
         }
     }
+}
+
+/// The interleaved channel pair of a media whose SETUP names none (bounded: an SDP may
+/// list any number of medias).
+fn default_channel(media: usize) -> u8 {
+    (media.min(126) * 2) as u8
 }
 
 /// Reader SETUP URL "name/trackID=N" → ("name", Some(N)).

@@ -172,7 +172,7 @@ fn rtsp_publish_statuses(h: &mediamtx_double::Handle, path: &str, sdp: &str) -> 
         (
             "SETUP",
             format!("{}/trackID=0", url),
-            "Transport: RTP/AVP/TCP;unicast;interleaved=0-1\r\n",
+            "Transport: RTP/AVP/TCP;unicast;interleaved=0-1;mode=record\r\n",
             "",
         ),
         ("RECORD", url.clone(), "", ""),

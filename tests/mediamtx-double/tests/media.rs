@@ -150,7 +150,13 @@ fn publisher_relayed_to_two_readers() {
     );
     assert!(p2["outboundBytes"].as_u64().unwrap() > 0);
 
-    // UDP-only SETUP → 461
+    // UDP-only SETUP → 461 when rtspTransports allows TCP only
+    let r = http(
+        "PATCH",
+        &format!("{}/v3/config/global/patch", h.api_url()),
+        Some(r#"{"rtspTransports": ["tcp"]}"#),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
     let r = rtsp_raw(
         h.rtsp_port,
         &format!(

@@ -1,0 +1,276 @@
+//! The RTSP server's connections and sessions as the API shows them
+//! (`/v3/rtspconns/*`, `/v3/rtspsessions/*` and their RTSPS twins).
+
+use crate::http::{Request, Response};
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::net::{Shutdown, TcpStream};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+/// Packet and byte counters of a session (gortsplib's ServerSession stats).
+#[derive(Default)]
+pub struct Counters {
+    pub in_bytes: AtomicU64,
+    pub in_rtp: AtomicU64,
+    pub in_rtcp: AtomicU64,
+    pub in_rtp_err: AtomicU64,
+    pub in_rtcp_err: AtomicU64,
+    pub out_bytes: AtomicU64,
+    pub out_rtp: AtomicU64,
+    pub out_rtcp: AtomicU64,
+    pub out_discarded: AtomicU64,
+}
+
+impl Counters {
+    pub fn received(&self, rtcp: bool, len: usize) {
+        self.in_bytes.fetch_add(len as u64, Ordering::Relaxed);
+        let n = if rtcp { &self.in_rtcp } else { &self.in_rtp };
+        n.fetch_add(1, Ordering::Relaxed);
+    }
+    pub fn sent(&self, rtcp: bool, len: usize) {
+        self.out_bytes.fetch_add(len as u64, Ordering::Relaxed);
+        let n = if rtcp { &self.out_rtcp } else { &self.out_rtp };
+        n.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+pub struct ConnEntry {
+    pub uuid: String,
+    pub created: SystemTime,
+    pub remote: String,
+    pub tls: bool,
+    /// a connection of the double's own recorder or pulled source (not listed)
+    pub internal: std::sync::atomic::AtomicBool,
+    pub bytes_in: AtomicU64,
+    pub bytes_out: AtomicU64,
+    pub session: Mutex<Option<String>>,
+}
+
+#[derive(Clone, Default)]
+pub struct SessionProps {
+    /// "idle", "read" or "publish"
+    pub state: &'static str,
+    pub path: String,
+    pub query: String,
+    pub user: String,
+    pub user_agent: String,
+    /// "UDP", "UDP-multicast" or "TCP", once a media is set up
+    pub transport: Option<&'static str>,
+}
+
+pub struct SessionEntry {
+    pub uuid: String,
+    pub created: SystemTime,
+    pub remote: String,
+    pub conn_uuid: String,
+    pub tls: bool,
+    pub props: Mutex<SessionProps>,
+    pub counters: Arc<Counters>,
+    /// closing it ends the session (kick)
+    pub tcp: TcpStream,
+}
+
+#[derive(Default)]
+pub struct Registry {
+    /// keyed by (created, uuid): lists are sorted by creation like MediaMTX's
+    conns: Mutex<BTreeMap<(SystemTime, String), Arc<ConnEntry>>>,
+    sessions: Mutex<BTreeMap<(SystemTime, String), Arc<SessionEntry>>>,
+}
+
+impl Registry {
+    pub fn add_conn(&self, c: Arc<ConnEntry>) {
+        self.conns.lock().unwrap().insert((c.created, c.uuid.clone()), c);
+    }
+    pub fn remove_conn(&self, c: &ConnEntry) {
+        self.conns.lock().unwrap().remove(&(c.created, c.uuid.clone()));
+    }
+    pub fn add_session(&self, s: Arc<SessionEntry>) {
+        self.sessions.lock().unwrap().insert((s.created, s.uuid.clone()), s);
+    }
+    pub fn remove_session(&self, s: &SessionEntry) {
+        self.sessions.lock().unwrap().remove(&(s.created, s.uuid.clone()));
+    }
+
+    fn conn_items(&self, tls: bool) -> Vec<Value> {
+        let conns = self.conns.lock().unwrap();
+        conns
+            .values()
+            .filter(|c| c.tls == tls && !c.internal.load(Ordering::Relaxed))
+            .map(|c| conn_json(c))
+            .collect()
+    }
+
+    fn session_items(&self, tls: bool) -> Vec<Value> {
+        let sessions = self.sessions.lock().unwrap();
+        sessions
+            .values()
+            .filter(|s| s.tls == tls)
+            .map(|s| session_json(s))
+            .collect()
+    }
+
+    fn find_session(&self, tls: bool, id: &str) -> Option<Arc<SessionEntry>> {
+        let sessions = self.sessions.lock().unwrap();
+        sessions.values().find(|s| s.tls == tls && s.uuid == id).cloned()
+    }
+}
+
+fn rfc3339(t: SystemTime) -> String {
+    crate::util::rfc3339_nano(t)
+}
+
+fn conn_json(c: &ConnEntry) -> Value {
+    let (i, o) = (c.bytes_in.load(Ordering::Relaxed), c.bytes_out.load(Ordering::Relaxed));
+    json!({
+        "id": c.uuid,
+        "created": rfc3339(c.created),
+        "remoteAddr": c.remote,
+        "session": c.session.lock().unwrap().clone(),
+        "tunnel": "none",
+        "inboundBytes": i,
+        "outboundBytes": o,
+        "bytesReceived": i,
+        "bytesSent": o,
+    })
+}
+
+fn session_json(s: &SessionEntry) -> Value {
+    let p = s.props.lock().unwrap().clone();
+    let c = &s.counters;
+    let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
+    let (ib, irtp, irtcp) = (g(&c.in_bytes), g(&c.in_rtp), g(&c.in_rtcp));
+    let (ob, ortp, ortcp) = (g(&c.out_bytes), g(&c.out_rtp), g(&c.out_rtcp));
+    json!({
+        "id": s.uuid,
+        "created": rfc3339(s.created),
+        "remoteAddr": s.remote,
+        "state": p.state,
+        "path": p.path,
+        "query": p.query,
+        "user": p.user,
+        "userAgent": p.user_agent,
+        "transport": p.transport,
+        "profile": p.transport.map(|_| "AVP"),
+        "conns": [s.conn_uuid],
+        "inboundBytes": ib,
+        "inboundRTPPackets": irtp,
+        "inboundRTPPacketsLost": 0,
+        "inboundRTPPacketsInError": g(&c.in_rtp_err),
+        "inboundRTPPacketsJitter": 0.0,
+        "inboundRTCPPackets": irtcp,
+        "inboundRTCPPacketsInError": g(&c.in_rtcp_err),
+        "outboundBytes": ob,
+        "outboundRTPPackets": ortp,
+        "outboundRTPPacketsReportedLost": 0,
+        "outboundRTPPacketsDiscarded": g(&c.out_discarded),
+        "outboundRTCPPackets": ortcp,
+        "bytesReceived": ib,
+        "bytesSent": ob,
+        "rtpPacketsReceived": irtp,
+        "rtpPacketsSent": ortp,
+        "rtpPacketsLost": 0,
+        "rtpPacketsInError": g(&c.in_rtp_err),
+        "rtpPacketsJitter": 0.0,
+        "rtcpPacketsReceived": irtcp,
+        "rtcpPacketsSent": ortcp,
+        "rtcpPacketsInError": g(&c.in_rtcp_err),
+    })
+}
+
+/// google/uuid's Parse: the 36-character form (plus the urn:uuid:, braced and bare-hex
+/// forms), with its error texts. Works on bytes like Go (ids may hold any bytes).
+pub fn parse_uuid(s: &str) -> Result<String, String> {
+    let bytes = s.as_bytes();
+    let hex = |b: &[u8]| b.iter().all(|c| c.is_ascii_hexdigit());
+    let text = |b: &[u8]| String::from_utf8_lossy(b).to_ascii_lowercase();
+    let inner: &[u8] = match bytes.len() {
+        36 => bytes,
+        45 => {
+            if !bytes[..9].eq_ignore_ascii_case(b"urn:uuid:") {
+                return Err(format!(
+                    "invalid urn prefix: {:?}",
+                    String::from_utf8_lossy(&bytes[..9])
+                ));
+            }
+            &bytes[9..]
+        }
+        // Go skips the first byte only: the braces themselves are not checked
+        38 => &bytes[1..],
+        32 => {
+            if !hex(bytes) {
+                return Err("invalid UUID format".into());
+            }
+            let l = text(bytes);
+            return Ok(format!(
+                "{}-{}-{}-{}-{}",
+                &l[..8],
+                &l[8..12],
+                &l[12..16],
+                &l[16..20],
+                &l[20..]
+            ));
+        }
+        n => return Err(format!("invalid UUID length: {}", n)),
+    };
+    let dashes_ok = [8, 13, 18, 23].iter().all(|&i| inner[i] == b'-');
+    let digits = [0..8, 9..13, 14..18, 19..23, 24..36];
+    if !dashes_ok || !digits.iter().all(|r| hex(&inner[r.clone()])) {
+        return Err("invalid UUID format".into());
+    }
+    Ok(text(&inner[..36]))
+}
+
+/// Routes of one server (`rtsp` or `rtsps` prefix); None = not one of them.
+pub fn handle(reg: &Registry, req: &Request, tls: bool) -> Option<Response> {
+    let (conns, sessions) = if tls {
+        ("/v3/rtspsconns/", "/v3/rtspssessions/")
+    } else {
+        ("/v3/rtspconns/", "/v3/rtspsessions/")
+    };
+    let m = req.method.as_str();
+    let p = req.path.as_str();
+    let id_of = |rest: &str| parse_uuid(rest).map_err(|e| Response::error(400, &e));
+    if let Some(rest) = p.strip_prefix(conns) {
+        if m == "GET" && rest == "list" {
+            return Some(crate::api::list_json(req, reg.conn_items(tls)));
+        }
+        let id = rest
+            .strip_prefix("get/")
+            .filter(|r| !r.is_empty() && !r.contains('/') && m == "GET")?;
+        let id = match id_of(id) {
+            Ok(id) => id,
+            Err(r) => return Some(r),
+        };
+        let c = reg.conns.lock().unwrap();
+        let found = c
+            .values()
+            .find(|c| c.tls == tls && !c.internal.load(Ordering::Relaxed) && c.uuid == id);
+        return Some(match found {
+            Some(c) => Response::json(200, &conn_json(c)),
+            None => Response::error(404, "connection not found"),
+        });
+    }
+    let rest = p.strip_prefix(sessions)?;
+    if m == "GET" && rest == "list" {
+        return Some(crate::api::list_json(req, reg.session_items(tls)));
+    }
+    let (op, id) = rest.split_once('/')?;
+    if id.is_empty() || id.contains('/') || !matches!((m, op), ("GET", "get") | ("POST", "kick")) {
+        return None;
+    }
+    let id = match id_of(id) {
+        Ok(id) => id,
+        Err(r) => return Some(r),
+    };
+    let Some(s) = reg.find_session(tls, &id) else {
+        return Some(Response::error(404, "session not found"));
+    };
+    if op == "get" {
+        return Some(Response::json(200, &session_json(&s)));
+    }
+    let _ = s.tcp.shutdown(Shutdown::Both);
+    reg.remove_session(&s);
+    Some(Response::ok())
+}

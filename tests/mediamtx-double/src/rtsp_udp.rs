@@ -1,0 +1,118 @@
+//! RTSP over UDP (unicast): the server's RTP and RTCP sockets (`rtpAddress`,
+//! `rtcpAddress`). Packets are matched to sessions by source address (the client's IP
+//! and the `client_port` pair of its SETUP), like gortsplib's UDP listeners.
+
+use crate::core::Shared;
+use std::collections::HashMap;
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// What a UDP source address belongs to.
+#[derive(Clone)]
+pub enum Target {
+    /// a publisher's media (RTP or RTCP)
+    Publisher(Arc<crate::rtsp::PubIn>, usize),
+    /// a reader: only its RTCP receiver reports, which keep the session alive
+    Reader(Arc<Activity>),
+}
+
+/// Last time something was received for a session (milliseconds since the epoch).
+#[derive(Default)]
+pub struct Activity(AtomicU64);
+
+impl Activity {
+    pub fn touch(&self) {
+        self.0.store(now_ms(), Ordering::Relaxed);
+    }
+    pub fn idle_for(&self) -> Duration {
+        Duration::from_millis(now_ms().saturating_sub(self.0.load(Ordering::Relaxed)))
+    }
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+pub struct UdpServer {
+    pub rtp: Arc<UdpSocket>,
+    pub rtcp: Arc<UdpSocket>,
+    pub rtp_port: u16,
+    pub rtcp_port: u16,
+    /// (source address, is RTCP) → owner
+    targets: Mutex<HashMap<(SocketAddr, bool), Target>>,
+}
+
+/// gortsplib's udpMaxPayloadSize constant: larger datagrams are packets in error
+/// (the `udpMaxPayloadSize` setting only sizes the packets MediaMTX itself makes).
+pub const MAX_PAYLOAD: usize = 1472;
+
+impl UdpServer {
+    pub fn bind(rtp_port: u16, rtcp_port: u16) -> std::io::Result<UdpServer> {
+        let rtp = UdpSocket::bind(("127.0.0.1", rtp_port))?;
+        let rtcp = UdpSocket::bind(("127.0.0.1", rtcp_port))?;
+        // short timeouts so the receiving threads notice the shutdown
+        rtp.set_read_timeout(Some(Duration::from_millis(200)))?;
+        rtcp.set_read_timeout(Some(Duration::from_millis(200)))?;
+        Ok(UdpServer {
+            rtp_port: rtp.local_addr()?.port(),
+            rtcp_port: rtcp.local_addr()?.port(),
+            rtp: Arc::new(rtp),
+            rtcp: Arc::new(rtcp),
+            targets: Mutex::new(HashMap::new()),
+        })
+    }
+
+    pub fn register(&self, from: SocketAddr, rtcp: bool, t: Target) {
+        self.targets.lock().unwrap().insert((from, rtcp), t);
+    }
+
+    pub fn unregister(&self, from: SocketAddr, rtcp: bool) {
+        self.targets.lock().unwrap().remove(&(from, rtcp));
+    }
+}
+
+/// Receives on one of the two sockets until shutdown.
+pub fn serve(shared: Arc<Shared>, rtcp: bool) {
+    let Some(udp) = shared.udp.clone() else {
+        return;
+    };
+    let sock = if rtcp { udp.rtcp.clone() } else { udp.rtp.clone() };
+    // like gortsplib: one byte more than the limit, so that a filled buffer means too big
+    let mut buf = vec![0u8; MAX_PAYLOAD + 1];
+    while !shared.shutdown.load(Ordering::SeqCst) {
+        let Ok((n, from)) = sock.recv_from(&mut buf) else {
+            continue;
+        };
+        let target = udp.targets.lock().unwrap().get(&(from, rtcp)).cloned();
+        match target {
+            Some(Target::Publisher(p, _)) if n > MAX_PAYLOAD => p.too_big(rtcp, n),
+            Some(Target::Publisher(p, media)) => p.receive(media, rtcp, buf[..n].to_vec()),
+            Some(Target::Reader(a)) => a.touch(),
+            None => {}
+        }
+    }
+}
+
+/// A reader's UDP destinations, per media: (RTP address, RTCP address), and the sockets
+/// they are sent from.
+pub struct UdpSink {
+    pub rtp: Arc<UdpSocket>,
+    pub rtcp: Arc<UdpSocket>,
+    pub addrs: Vec<Option<(SocketAddr, SocketAddr)>>,
+}
+
+impl UdpSink {
+    /// false if the media is not set up or the packet could not be sent
+    pub fn send(&self, media: usize, rtcp: bool, data: &[u8]) -> bool {
+        let Some(Some((a, b))) = self.addrs.get(media) else {
+            return false;
+        };
+        let (sock, to) = if rtcp { (&self.rtcp, b) } else { (&self.rtp, a) };
+        sock.send_to(data, to).is_ok()
+    }
+}

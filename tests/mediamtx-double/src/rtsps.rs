@@ -1,0 +1,174 @@
+//! RTSPS (`rtspEncryption: optional|strict`, `rtspsAddress`, `rtspServerKey`,
+//! `rtspServerCert`): TLS is terminated here and the plain text is handed to the RTSP
+//! server's connection code over a loopback socket pair, so that the same code serves
+//! both (with the TLS client's address and the connection marked as RTSPS).
+
+use crate::core::Shared;
+use openssl::ssl::{ErrorCode, SslAcceptor, SslFiletype, SslMethod, SslStream};
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::os::unix::io::AsRawFd;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub fn serve(shared: Arc<Shared>, listener: TcpListener) {
+    listener.set_nonblocking(true).ok();
+    while !shared.shutdown.load(Ordering::SeqCst) {
+        match listener.accept() {
+            Ok((s, _)) => {
+                let on = crate::api::rtsp_servers_on(&shared.lock().global).1;
+                if !on {
+                    // the RTSPS server does not run (rtspEncryption: no)
+                    continue;
+                }
+                s.set_nonblocking(false).ok();
+                let sh = shared.clone();
+                std::thread::spawn(move || conn(sh, s));
+            }
+            Err(_) => crate::util::wait_acceptable(&listener, Duration::from_millis(100)),
+        }
+    }
+}
+
+fn acceptor(shared: &Shared) -> Result<SslAcceptor, String> {
+    let (key, cert) = {
+        let st = shared.lock();
+        let s = |k: &str| st.global.get(k).and_then(|v| v.as_str()).unwrap_or("").to_string();
+        (s("rtspServerKey"), s("rtspServerCert"))
+    };
+    let mut b = SslAcceptor::mozilla_intermediate_v5(SslMethod::tls()).map_err(|e| e.to_string())?;
+    b.set_private_key_file(&key, SslFiletype::PEM)
+        .map_err(|e| format!("{}: {}", key, e))?;
+    b.set_certificate_chain_file(&cert)
+        .map_err(|e| format!("{}: {}", cert, e))?;
+    b.check_private_key().map_err(|e| e.to_string())?;
+    Ok(b.build())
+}
+
+fn conn(shared: Arc<Shared>, tcp: TcpStream) {
+    let Ok(peer) = tcp.peer_addr() else {
+        return;
+    };
+    let acceptor = match acceptor(&shared) {
+        Ok(a) => a,
+        Err(e) => {
+            shared.log(&format!("ERR [RTSPS] TLS: {}", e));
+            return;
+        }
+    };
+    // a client that never finishes the handshake does not hold a thread forever
+    let _ = tcp.set_read_timeout(Some(Duration::from_secs(10)));
+    let tls = match acceptor.accept(tcp) {
+        Ok(t) => t,
+        Err(e) => {
+            shared.log(&format!("INF [RTSPS] [conn {}] TLS handshake: {}", peer, e));
+            return;
+        }
+    };
+    let Ok((inner, outer)) = loopback_pair() else {
+        return;
+    };
+    let sh = shared.clone();
+    let server_side = std::thread::spawn(move || crate::rtsp::conn(sh, inner, Some(peer), true));
+    pump(&shared, tls, outer);
+    let _ = server_side.join();
+}
+
+fn loopback_pair() -> std::io::Result<(TcpStream, TcpStream)> {
+    let l = TcpListener::bind("127.0.0.1:0")?;
+    let outer = TcpStream::connect(l.local_addr()?)?;
+    let (inner, _) = l.accept()?;
+    let _ = inner.set_nodelay(true);
+    let _ = outer.set_nodelay(true);
+    Ok((inner, outer))
+}
+
+fn poll(fds: &mut [libc::pollfd], ms: i32) {
+    // SAFETY: fds is a valid, exclusively borrowed array of pollfd
+    unsafe {
+        libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms);
+    }
+}
+
+/// Copies between the TLS client and the plain side until either ends. One thread:
+/// the TLS socket is non-blocking and both sides are polled.
+fn pump(shared: &Shared, mut tls: SslStream<TcpStream>, mut plain: TcpStream) {
+    let _ = tls.get_ref().set_read_timeout(None);
+    if tls.get_ref().set_nonblocking(true).is_err() {
+        return;
+    }
+    let tls_fd = tls.get_ref().as_raw_fd();
+    let plain_fd = plain.as_raw_fd();
+    let mut buf = vec![0u8; 16 * 1024];
+    while !shared.shutdown.load(Ordering::SeqCst) {
+        let mut fds = [
+            libc::pollfd {
+                fd: tls_fd,
+                events: libc::POLLIN,
+                revents: 0,
+            },
+            libc::pollfd {
+                fd: plain_fd,
+                events: libc::POLLIN,
+                revents: 0,
+            },
+        ];
+        if tls.ssl().pending() == 0 {
+            poll(&mut fds, 500);
+        } else {
+            fds[0].revents = libc::POLLIN;
+        }
+        if fds[0].revents != 0 {
+            match tls.ssl_read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => {
+                    if plain.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                }
+                Err(e) if e.code() == ErrorCode::WANT_READ || e.code() == ErrorCode::WANT_WRITE => {}
+                Err(_) => break,
+            }
+        }
+        if fds[1].revents != 0 {
+            match plain.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    if !tls_write_all(&mut tls, &buf[..n]) {
+                        break;
+                    }
+                }
+            }
+        }
+    }
+    let _ = plain.shutdown(std::net::Shutdown::Both);
+    let _ = tls.get_ref().set_nonblocking(false);
+    let _ = tls.get_ref().set_write_timeout(Some(Duration::from_secs(1)));
+    let _ = tls.shutdown();
+}
+
+fn tls_write_all(tls: &mut SslStream<TcpStream>, mut data: &[u8]) -> bool {
+    let fd = tls.get_ref().as_raw_fd();
+    let mut waits = 0;
+    while !data.is_empty() {
+        match tls.ssl_write(data) {
+            Ok(n) => data = &data[n..],
+            Err(e) if e.code() == ErrorCode::WANT_WRITE || e.code() == ErrorCode::WANT_READ => {
+                // a client that stops reading for long (writeTimeout, 10 s) is dropped
+                waits += 1;
+                if waits > 100 {
+                    return false;
+                }
+                let events = if e.code() == ErrorCode::WANT_WRITE {
+                    libc::POLLOUT
+                } else {
+                    libc::POLLIN
+                };
+                poll(&mut [libc::pollfd { fd, events, revents: 0 }], 100);
+            }
+            Err(_) => return false,
+        }
+    }
+    true
+}

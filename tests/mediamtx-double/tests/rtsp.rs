@@ -1,0 +1,622 @@
+//! The double's RTSP server like MediaMTX's: the rtspconns/rtspsessions API, RTSP over
+//! UDP (unicast) and its timeouts, with real ffmpeg publishers and readers.
+
+mod common;
+use common::*;
+use serde_json::{json, Value};
+use std::io::{Read, Write};
+use std::net::{TcpStream, UdpSocket};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn get(h: &mediamtx_double::Handle, path: &str) -> Resp {
+    http("GET", &format!("{}{}", h.api_url(), path), None)
+}
+
+fn items(h: &mediamtx_double::Handle, path: &str) -> Vec<Value> {
+    get(h, path).json()["items"].as_array().cloned().unwrap_or_default()
+}
+
+fn publisher(url: &str, transport: &str) -> String {
+    publisher_cmd(url, "320x240").replace("-rtsp_transport tcp", &format!("-rtsp_transport {}", transport))
+}
+
+/// ffmpeg reads `frames` frames over `transport`; returns the decoded frame count.
+/// Killed after a generous hang bound.
+fn read_frames(url: &str, transport: &str, frames: u32, out: &Path) -> usize {
+    let child = Command::new("ffmpeg")
+        .args(["-nostdin", "-hide_banner", "-loglevel", "error"])
+        .args(["-rtsp_transport", transport, "-i", url])
+        .args(["-frames:v", &frames.to_string(), "-f", "framemd5", "-y"])
+        .arg(out)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("run ffmpeg reader");
+    let mut child = Proc(child);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let st = loop {
+        if let Some(st) = child.0.try_wait().unwrap() {
+            break st;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "ffmpeg reader of {} over {} hangs",
+            url,
+            transport
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(
+        st.success(),
+        "ffmpeg reader of {} over {} failed: {:?}",
+        url,
+        transport,
+        st
+    );
+    let text = std::fs::read_to_string(out).unwrap_or_default();
+    text.lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .count()
+}
+
+fn wait_available(h: &mediamtx_double::Handle, name: &str) {
+    wait_until(Duration::from_secs(15), "stream available", || {
+        let r = get(h, &format!("/v3/paths/get/{}", name));
+        r.status == 200 && r.json()["available"] == true
+    });
+}
+
+/// One RTSP exchange on an open connection: the response head.
+fn rtsp_req(s: &mut TcpStream, req: &str) -> String {
+    // a server that closed the connection answers nothing
+    let _ = s.write_all(req.as_bytes());
+    let mut buf = Vec::new();
+    let mut b = [0u8; 1];
+    while !buf.ends_with(b"\r\n\r\n") {
+        match s.read(&mut b) {
+            Ok(1) => buf.push(b[0]),
+            _ => break,
+        }
+    }
+    String::from_utf8_lossy(&buf).to_string()
+}
+
+const SDP: &str = "v=0\r\no=- 0 0 IN IP4 127.0.0.1\r\ns=x\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=video 0 RTP/AVP 96\r\na=rtpmap:96 H264/90000\r\na=fmtp:96 packetization-mode=1\r\na=control:trackID=0\r\n";
+
+/// A raw publisher: ANNOUNCE, SETUP with `transport`; returns the SETUP answer.
+fn announce_and_setup(port: u16, path: &str, transport: &str) -> (TcpStream, String) {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let url = format!("rtsp://127.0.0.1:{}/{}", port, path);
+    let r = rtsp_req(
+        &mut s,
+        &format!(
+            "ANNOUNCE {} RTSP/1.0\r\nCSeq: 1\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{}",
+            url,
+            SDP.len(),
+            SDP
+        ),
+    );
+    assert!(r.starts_with("RTSP/1.0 200"), "{}", r);
+    let session = r
+        .lines()
+        .find_map(|l| l.strip_prefix("Session: "))
+        .map(|v| v.split(';').next().unwrap().to_string())
+        .unwrap_or_default();
+    let r = rtsp_req(
+        &mut s,
+        &format!(
+            "SETUP {}/trackID=0 RTSP/1.0\r\nCSeq: 2\r\nSession: {}\r\nTransport: {}\r\n\r\n",
+            url, session, transport
+        ),
+    );
+    (s, r)
+}
+
+#[test]
+fn rtsp_conns_and_sessions_api() {
+    require_ffmpeg();
+    let spec = load_spec();
+    let (h, dir) = start("rtspapi");
+    let url = format!("{}/cam?x=1", h.rtsp_url());
+    let _p = spawn_cmd(&publisher(&url, "tcp"), &dir.join("pub.log"));
+    wait_available(&h, "cam");
+
+    let r = get(&h, "/v3/rtspconns/list");
+    check_response(&spec, "/v3/rtspconns/list", "GET", &r);
+    let conns = r.json()["items"].as_array().cloned().unwrap();
+    assert_eq!(conns.len(), 1, "{:?}", conns);
+    assert!(conns[0]["inboundBytes"].as_u64().unwrap() > 0);
+    let r = get(&h, "/v3/rtspsessions/list");
+    check_response(&spec, "/v3/rtspsessions/list", "GET", &r);
+    let sessions = r.json()["items"].as_array().cloned().unwrap();
+    assert_eq!(sessions.len(), 1);
+    let s = &sessions[0];
+    assert_eq!(s["state"], "publish");
+    assert_eq!(s["path"], "cam");
+    assert_eq!(s["query"], "x=1");
+    assert_eq!(s["transport"], "TCP");
+    assert_eq!(s["profile"], "AVP");
+    assert_eq!(s["conns"], json!([conns[0]["id"]]));
+    assert_eq!(conns[0]["session"], s["id"]);
+    assert!(s["userAgent"].as_str().unwrap().starts_with("Lavf"), "{}", s);
+    // the path's source is this session
+    let pj = get(&h, "/v3/paths/get/cam").json();
+    assert_eq!(pj["source"]["id"], s["id"], "{}", pj);
+    // counters grow
+    let sid = s["id"].as_str().unwrap().to_string();
+    let cid = conns[0]["id"].as_str().unwrap().to_string();
+    let before = s["inboundRTPPackets"].as_u64().unwrap();
+    wait_until(Duration::from_secs(5), "inbound RTP packets grow", || {
+        get(&h, &format!("/v3/rtspsessions/get/{}", sid)).json()["inboundRTPPackets"]
+            .as_u64()
+            .unwrap()
+            > before
+    });
+    let r = get(&h, &format!("/v3/rtspsessions/get/{}", sid));
+    check_response(&spec, "/v3/rtspsessions/get/{id}", "GET", &r);
+    let r = get(&h, &format!("/v3/rtspconns/get/{}", cid));
+    check_response(&spec, "/v3/rtspconns/get/{id}", "GET", &r);
+    assert_eq!(r.json()["id"], cid.as_str());
+    // google/uuid's other spellings of the same id
+    for alt in [
+        format!("urn:uuid:{}", sid),
+        format!("{{{}}}", sid),
+        sid.to_uppercase(),
+        sid.replace('-', ""),
+    ] {
+        let r = get(&h, &format!("/v3/rtspsessions/get/{}", alt));
+        assert_eq!((r.status, r.json()["id"].clone()), (200, json!(sid)), "{}", alt);
+    }
+    let r = get(&h, &format!("/v3/rtspsessions/get/{}", sid.replace('-', "x")));
+    assert_eq!(r.json()["error"], "invalid UUID format");
+
+    // a reader: its session plays and counts what it was sent
+    let rd = read_frames(&format!("{}/cam", h.rtsp_url()), "tcp", 10, &dir.join("r.md5"));
+    assert!(rd >= 10);
+
+    // errors, as MediaMTX words them
+    let missing = "6f1c2e4a-0b1d-4c8e-9a51-3d2f7e6b9c10";
+    let r = get(&h, &format!("/v3/rtspconns/get/{}", missing));
+    assert_eq!(
+        (r.status, r.json()["error"].clone()),
+        (404, json!("connection not found"))
+    );
+    check_response(&spec, "/v3/rtspconns/get/{id}", "GET", &r);
+    let r = get(&h, &format!("/v3/rtspsessions/get/{}", missing));
+    assert_eq!((r.status, r.json()["error"].clone()), (404, json!("session not found")));
+    let r = get(&h, "/v3/rtspsessions/get/nope");
+    assert_eq!(
+        (r.status, r.json()["error"].clone()),
+        (400, json!("invalid UUID length: 4"))
+    );
+    let r = http(
+        "POST",
+        &format!("{}/v3/rtspsessions/kick/{}", h.api_url(), missing),
+        None,
+    );
+    assert_eq!(r.status, 404);
+    let r = get(&h, "/v3/rtspsessions/list?itemsPerPage=0");
+    assert_eq!(
+        (r.status, r.json()["error"].clone()),
+        (400, json!("invalid items per page"))
+    );
+    // the RTSPS server is off (rtspEncryption: no): its routes do not exist
+    let r = get(&h, "/v3/rtspsconns/list");
+    assert_eq!((r.status, r.body.as_str()), (404, "404 page not found"));
+
+    // kicking the publisher's session ends the stream
+    let r = http("POST", &format!("{}/v3/rtspsessions/kick/{}", h.api_url(), sid), None);
+    assert_eq!(r.status, 200, "{}", r.body);
+    check_response(&spec, "/v3/rtspsessions/kick/{id}", "POST", &r);
+    wait_until(Duration::from_secs(5), "path gone after kick", || {
+        get(&h, "/v3/paths/get/cam").status == 404
+    });
+
+    // rtsp: false removes the routes
+    let r = http(
+        "PATCH",
+        &format!("{}/v3/config/global/patch", h.api_url()),
+        Some(r#"{"rtsp": false}"#),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = get(&h, "/v3/rtspsessions/list");
+    assert_eq!((r.status, r.body.as_str()), (404, "404 page not found"));
+}
+
+#[test]
+fn udp_publisher_and_reader() {
+    require_ffmpeg();
+    let (h, dir) = start("rtspudp");
+    let url = format!("{}/udp", h.rtsp_url());
+    let _p = spawn_cmd(&publisher(&url, "udp"), &dir.join("pub.log"));
+    wait_available(&h, "udp");
+    let s = items(&h, "/v3/rtspsessions/list");
+    assert_eq!(s.len(), 1);
+    assert_eq!(s[0]["transport"], "UDP");
+    assert_eq!(s[0]["state"], "publish");
+    let sid = s[0]["id"].as_str().unwrap().to_string();
+    wait_until(Duration::from_secs(5), "RTP received over UDP", || {
+        get(&h, &format!("/v3/rtspsessions/get/{}", sid)).json()["inboundRTPPackets"]
+            .as_u64()
+            .unwrap()
+            > 10
+    });
+
+    // a UDP reader decodes frames; its session sends RTP over UDP
+    let u = url.clone();
+    let out = dir.join("r.md5");
+    let t = std::thread::spawn(move || read_frames(&u, "udp", 30, &out));
+    wait_until(Duration::from_secs(10), "UDP reader session", || {
+        items(&h, "/v3/rtspsessions/list")
+            .iter()
+            .any(|s| s["state"] == "read" && s["transport"] == "UDP" && s["outboundRTPPackets"].as_u64() > Some(0))
+    });
+    assert!(t.join().unwrap() >= 30);
+    let p = get(&h, "/v3/paths/get/udp").json();
+    assert!(p["outboundBytes"].as_u64().unwrap() > 0, "{}", p);
+
+    // the server_port pair of SETUP is rtpAddress/rtcpAddress
+    let (_s, r) = announce_and_setup(
+        h.rtsp_port,
+        "udp2",
+        "RTP/AVP;unicast;client_port=40000-40001;mode=record",
+    );
+    assert!(r.starts_with("RTSP/1.0 200"), "{}", r);
+    assert!(
+        r.contains(&format!(
+            "Transport: RTP/AVP;unicast;client_port=40000-40001;server_port={}-{}",
+            h.rtp_port, h.rtcp_port
+        )),
+        "{}",
+        r
+    );
+    let g = get(&h, "/v3/config/global/get").json();
+    assert_eq!(g["rtpAddress"], format!(":{}", h.rtp_port));
+
+    // UDP without client ports is a bad request; UDP refused when only TCP is allowed
+    let (_s, r) = announce_and_setup(h.rtsp_port, "udp3", "RTP/AVP;unicast;mode=record");
+    assert!(r.starts_with("RTSP/1.0 400"), "{}", r);
+    let r = http(
+        "PATCH",
+        &format!("{}/v3/config/global/patch", h.api_url()),
+        Some(r#"{"rtspTransports": ["tcp"]}"#),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let (_s, r) = announce_and_setup(
+        h.rtsp_port,
+        "udp4",
+        "RTP/AVP;unicast;client_port=40002-40003;mode=record",
+    );
+    assert!(r.starts_with("RTSP/1.0 461"), "{}", r);
+    // a disabled TCP listed first is refused, not skipped (MediaMTX's onSetup)
+    patch_global(&h, r#"{"rtspTransports": ["udp"]}"#);
+    let (_s, r) = announce_and_setup(
+        h.rtsp_port,
+        "udp5",
+        "RTP/AVP/TCP;unicast;interleaved=0-1;mode=record,RTP/AVP;unicast;client_port=40004-40005;mode=record",
+    );
+    assert!(r.starts_with("RTSP/1.0 461"), "{}", r);
+    let (_s, r) = announce_and_setup(
+        h.rtsp_port,
+        "udp6",
+        "RTP/AVP;unicast;client_port=40004-40005;mode=record,RTP/AVP/TCP;unicast;interleaved=0-1;mode=record",
+    );
+    assert!(r.starts_with("RTSP/1.0 200") && r.contains("server_port="), "{}", r);
+}
+
+#[test]
+fn udp_publisher_closed_without_packets_and_oversized_packets_dropped() {
+    let (h, _dir) = start("rtspudpto");
+    let r = http(
+        "PATCH",
+        &format!("{}/v3/config/global/patch", h.api_url()),
+        Some(r#"{"readTimeout": "2s"}"#),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let client = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let cport = client.local_addr().unwrap().port();
+    let (mut s, r) = announce_and_setup(
+        h.rtsp_port,
+        "quiet",
+        &format!("RTP/AVP;unicast;client_port={}-{};mode=record", cport, cport + 1),
+    );
+    assert!(r.starts_with("RTSP/1.0 200"), "{}", r);
+    let session = r
+        .lines()
+        .find_map(|l| l.strip_prefix("Session: "))
+        .map(|v| v.split(';').next().unwrap().to_string())
+        .unwrap();
+    let url = format!("rtsp://127.0.0.1:{}/quiet", h.rtsp_port);
+    let r = rtsp_req(
+        &mut s,
+        &format!("RECORD {} RTSP/1.0\r\nCSeq: 3\r\nSession: {}\r\n\r\n", url, session),
+    );
+    assert!(r.starts_with("RTSP/1.0 200"), "{}", r);
+
+    // a packet within gortsplib's 1472-byte limit counts; a larger one is in error
+    let mut pkt = vec![0x80, 96, 0, 1, 0, 0, 0, 1, 0, 0, 0, 1];
+    pkt.extend_from_slice(&[0x41; 100]);
+    client.send_to(&pkt, ("127.0.0.1", h.rtp_port)).unwrap();
+    pkt.extend_from_slice(&[0x41; 1400]);
+    client.send_to(&pkt, ("127.0.0.1", h.rtp_port)).unwrap();
+    wait_until(Duration::from_secs(5), "both packets counted", || {
+        let list = items(&h, "/v3/rtspsessions/list");
+        list.first().and_then(|x| x["inboundRTPPacketsInError"].as_u64()) == Some(1)
+    });
+    let list = items(&h, "/v3/rtspsessions/list");
+    assert_eq!(list[0]["inboundRTPPackets"], 1, "{}", list[0]);
+    assert_eq!(list[0]["inboundRTPPacketsInError"], 1, "{}", list[0]);
+    assert_eq!(list[0]["inboundBytes"], 112 + 1473, "{}", list[0]);
+
+    // then silence: the session is closed after readTimeout
+    s.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+    let mut b = [0u8; 64];
+    let n = s.read(&mut b).unwrap_or(0);
+    assert_eq!(n, 0, "connection closed by the server");
+    wait_until(Duration::from_secs(5), "session gone", || {
+        items(&h, "/v3/rtspsessions/list").is_empty()
+    });
+}
+
+/// A self-signed certificate made with the openssl CLI: (key, cert).
+fn self_signed(dir: &Path) -> (String, String) {
+    let (key, cert) = (dir.join("server.key"), dir.join("server.crt"));
+    let st = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=localhost",
+        ])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect("the openssl CLI is required by this test");
+    assert!(st.success(), "openssl req failed");
+    (key.display().to_string(), cert.display().to_string())
+}
+
+fn patch_global(h: &mediamtx_double::Handle, body: &str) {
+    let r = http("PATCH", &format!("{}/v3/config/global/patch", h.api_url()), Some(body));
+    assert_eq!(r.status, 200, "{}", r.body);
+}
+
+#[test]
+fn rtsps_publish_and_read() {
+    require_ffmpeg();
+    let spec = load_spec();
+    let (h, dir) = start("rtsps");
+    let (key, cert) = self_signed(&dir);
+    patch_global(
+        &h,
+        &json!({"rtspEncryption": "optional", "rtspServerKey": key, "rtspServerCert": cert}).to_string(),
+    );
+    let url = format!("rtsps://127.0.0.1:{}/sec", h.rtsps_port);
+    let _p = spawn_cmd(&publisher(&url, "tcp"), &dir.join("pub.log"));
+    wait_available(&h, "sec");
+    let rd = read_frames(&url, "tcp", 15, &dir.join("r.md5"));
+    assert!(rd >= 15);
+
+    // listed by the RTSPS routes only
+    let r = get(&h, "/v3/rtspssessions/list");
+    check_response(&spec, "/v3/rtspssessions/list", "GET", &r);
+    let s = r.json()["items"].as_array().cloned().unwrap();
+    assert_eq!(s.len(), 1, "{:?}", s);
+    assert_eq!(
+        (s[0]["state"].clone(), s[0]["transport"].clone()),
+        (json!("publish"), json!("TCP"))
+    );
+    assert!(s[0]["inboundRTPPackets"].as_u64().unwrap() > 0);
+    let c = items(&h, "/v3/rtspsconns/list");
+    assert_eq!(c.len(), 1, "{:?}", c);
+    assert_eq!(c[0]["session"], s[0]["id"]);
+    assert!(items(&h, "/v3/rtspsessions/list").is_empty());
+
+    // strict: the plain RTSP server stops, and so do its routes
+    patch_global(&h, r#"{"rtspEncryption": "strict"}"#);
+    let mut plain = TcpStream::connect(("127.0.0.1", h.rtsp_port)).unwrap();
+    plain.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let r = rtsp_req(&mut plain, "OPTIONS rtsp://127.0.0.1/sec RTSP/1.0\r\nCSeq: 1\r\n\r\n");
+    assert_eq!(r, "", "no plain RTSP answer in strict mode");
+    let r = get(&h, "/v3/rtspconns/list");
+    assert_eq!((r.status, r.body.as_str()), (404, "404 page not found"));
+    assert_eq!(get(&h, "/v3/rtspsconns/list").status, 200);
+}
+
+#[test]
+fn tcp_publisher_closed_after_read_timeout() {
+    let (h, _dir) = start("rtsprto");
+    patch_global(&h, r#"{"readTimeout": "1s"}"#);
+    let (mut s, r) = announce_and_setup(h.rtsp_port, "silent", "RTP/AVP/TCP;unicast;interleaved=0-1;mode=record");
+    assert!(r.starts_with("RTSP/1.0 200"), "{}", r);
+    let session = r
+        .lines()
+        .find_map(|l| l.strip_prefix("Session: "))
+        .map(|v| v.split(';').next().unwrap().to_string())
+        .unwrap();
+    let url = format!("rtsp://127.0.0.1:{}/silent", h.rtsp_port);
+    let r = rtsp_req(
+        &mut s,
+        &format!("RECORD {} RTSP/1.0\r\nCSeq: 3\r\nSession: {}\r\n\r\n", url, session),
+    );
+    assert!(r.starts_with("RTSP/1.0 200"), "{}", r);
+    // nothing more is sent: closed after readTimeout, well before the 60 s idle timeout
+    s.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+    let mut b = [0u8; 64];
+    assert_eq!(s.read(&mut b).unwrap_or(0), 0, "connection closed by the server");
+}
+
+#[test]
+fn slow_reader_loses_packets_beyond_write_queue() {
+    let (h, _dir) = start("rtspwq");
+    patch_global(&h, r#"{"writeQueueSize": 16}"#);
+    let (mut p, r) = announce_and_setup(h.rtsp_port, "flood", "RTP/AVP/TCP;unicast;interleaved=0-1;mode=record");
+    assert!(r.starts_with("RTSP/1.0 200"), "{}", r);
+    let session = r
+        .lines()
+        .find_map(|l| l.strip_prefix("Session: "))
+        .map(|v| v.split(';').next().unwrap().to_string())
+        .unwrap();
+    let url = format!("rtsp://127.0.0.1:{}/flood", h.rtsp_port);
+    let r = rtsp_req(
+        &mut p,
+        &format!("RECORD {} RTSP/1.0\r\nCSeq: 3\r\nSession: {}\r\n\r\n", url, session),
+    );
+    assert!(r.starts_with("RTSP/1.0 200"), "{}", r);
+
+    // a reader that never reads what it is sent
+    let mut rd = TcpStream::connect(("127.0.0.1", h.rtsp_port)).unwrap();
+    rd.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let r = rtsp_req(
+        &mut rd,
+        &format!(
+            "SETUP {}/trackID=0 RTSP/1.0\r\nCSeq: 1\r\nTransport: RTP/AVP/TCP;unicast;interleaved=0-1\r\n\r\n",
+            url
+        ),
+    );
+    assert!(r.starts_with("RTSP/1.0 200"), "{}", r);
+    let session = r
+        .lines()
+        .find_map(|l| l.strip_prefix("Session: "))
+        .map(|v| v.split(';').next().unwrap().to_string())
+        .unwrap();
+    let r = rtsp_req(
+        &mut rd,
+        &format!("PLAY {} RTSP/1.0\r\nCSeq: 2\r\nSession: {}\r\n\r\n", url, session),
+    );
+    assert!(r.starts_with("RTSP/1.0 200"), "{}", r);
+
+    // 30 MB of RTP: more than the socket buffers hold, so the 16-packet queue overflows
+    let mut frame = vec![b'$', 0, 0, 0];
+    let mut rtp = vec![0x80, 96, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];
+    rtp.resize(1400, 0x41);
+    frame[2..4].copy_from_slice(&(rtp.len() as u16).to_be_bytes());
+    frame.extend_from_slice(&rtp);
+    let burst: Vec<u8> = frame.iter().copied().cycle().take(frame.len() * 1000).collect();
+    p.set_write_timeout(Some(Duration::from_secs(20))).unwrap();
+    for _ in 0..22 {
+        p.write_all(&burst).unwrap();
+    }
+    wait_until(Duration::from_secs(10), "packets discarded for the slow reader", || {
+        items(&h, "/v3/rtspsessions/list")
+            .iter()
+            .any(|s| s["state"] == "read" && s["outboundRTPPacketsDiscarded"].as_u64() > Some(0))
+    });
+}
+
+fn free_udp_port() -> u16 {
+    UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+#[test]
+fn multicast_reader() {
+    require_ffmpeg();
+    let (h, dir) = start("rtspmc");
+    let (rtp, rtcp) = (free_udp_port(), free_udp_port());
+    patch_global(
+        &h,
+        &json!({"multicastIPRange": "239.255.77.0/24", "multicastRTPPort": rtp, "multicastRTCPPort": rtcp}).to_string(),
+    );
+    let url = format!("{}/mc", h.rtsp_url());
+    let _p = spawn_cmd(&publisher(&url, "tcp"), &dir.join("pub.log"));
+    wait_available(&h, "mc");
+
+    // the group: the range's second address (gortsplib), ports as configured
+    let mut s = TcpStream::connect(("127.0.0.1", h.rtsp_port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let r = rtsp_req(
+        &mut s,
+        &format!(
+            "SETUP {}/trackID=0 RTSP/1.0\r\nCSeq: 1\r\nTransport: RTP/AVP;multicast\r\n\r\n",
+            url
+        ),
+    );
+    let want = format!(
+        "Transport: RTP/AVP;multicast;destination=239.255.77.1;port={}-{};ttl=127",
+        rtp, rtcp
+    );
+    assert!(r.starts_with("RTSP/1.0 200") && r.contains(&want), "{}", r);
+    drop(s);
+
+    // ffmpeg joins the group and decodes frames
+    let n = read_frames(&url, "udp_multicast", 15, &dir.join("r.md5"));
+    assert!(n >= 15, "{} frames over multicast", n);
+
+    // publishers cannot use multicast
+    let (_s, r) = announce_and_setup(h.rtsp_port, "mcpub", "RTP/AVP;multicast;mode=record");
+    assert!(r.starts_with("RTSP/1.0 461"), "{}", r);
+
+    // a playing multicast reader is dropped with the publisher
+    let mut s = TcpStream::connect(("127.0.0.1", h.rtsp_port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+    let r = rtsp_req(
+        &mut s,
+        &format!(
+            "SETUP {}/trackID=0 RTSP/1.0\r\nCSeq: 1\r\nTransport: RTP/AVP;multicast\r\n\r\n",
+            url
+        ),
+    );
+    let session = r
+        .lines()
+        .find_map(|l| l.strip_prefix("Session: "))
+        .map(|v| v.split(';').next().unwrap().to_string())
+        .unwrap();
+    let r = rtsp_req(
+        &mut s,
+        &format!("PLAY {} RTSP/1.0\r\nCSeq: 2\r\nSession: {}\r\n\r\n", url, session),
+    );
+    assert!(r.starts_with("RTSP/1.0 200"), "{}", r);
+    let r = http(
+        "POST",
+        &format!("{}/control/drop-publisher?path=mc", h.control_url()),
+        None,
+    );
+    assert_eq!(r.status, 200);
+    let mut b = [0u8; 64];
+    assert_eq!(s.read(&mut b).unwrap_or(0), 0, "reader closed");
+}
+
+#[test]
+fn hostile_input_is_refused_without_harm() {
+    let (h, _dir) = start("rtsphostile");
+    // an endless header line closes the connection
+    let mut s = TcpStream::connect(("127.0.0.1", h.rtsp_port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let long = format!("OPTIONS rtsp://x/a RTSP/1.0\r\nX: {}\r\n\r\n", "a".repeat(100_000));
+    let _ = s.write_all(long.as_bytes());
+    let mut b = [0u8; 64];
+    assert_eq!(s.read(&mut b).unwrap_or(0), 0, "closed");
+
+    // out-of-range ports and channels are bad requests
+    for t in [
+        "RTP/AVP;unicast;client_port=4294967295;mode=record",
+        "RTP/AVP;unicast;client_port=70000-70001;mode=record",
+        "RTP/AVP/TCP;unicast;interleaved=255-256;mode=record",
+        "RTP/AVP/TCP;unicast;interleaved=4294967295;mode=record",
+    ] {
+        let (_s, r) = announce_and_setup(h.rtsp_port, "bad", t);
+        assert!(r.starts_with("RTSP/1.0 400"), "{}: {}", t, r);
+    }
+
+    // ids with multi-byte characters are invalid UUIDs
+    // 45 bytes with a character across byte 9 (the end of an "urn:uuid:" prefix)
+    let id = format!("urn:uuid\u{e9}{}", "a".repeat(35));
+    let r = get(&h, &format!("/v3/rtspsessions/get/{}", id.replace('\u{e9}', "%C3%A9")));
+    assert_eq!(r.status, 400, "{}", r.body);
+    // the server still answers
+    let (_s, r) = announce_and_setup(h.rtsp_port, "ok", "RTP/AVP/TCP;unicast;interleaved=0-1;mode=record");
+    assert!(r.starts_with("RTSP/1.0 200"), "{}", r);
+}
