@@ -775,7 +775,11 @@ impl Conn {
                 conn_id: self.id,
                 conn: self.tcp.try_clone().expect("clone"),
                 internal,
-                source_type: if p.is_url_source() { "rtspSource" } else { "rtspSession" },
+                source_type: if p.is_url_source() {
+                    p.url_source_type()
+                } else {
+                    "rtspSession"
+                },
                 query: self.query.clone(),
             },
         };
