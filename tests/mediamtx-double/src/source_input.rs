@@ -12,6 +12,10 @@ pub fn args(shared: &Shared, p: &PathRt) -> Option<Vec<String>> {
     let mut a: Vec<String> = Vec::new();
     let mut push = |xs: &[&str]| a.extend(xs.iter().map(|s| s.to_string()));
     let (scheme, rest) = source.split_once("://").unwrap_or(("", ""));
+    if !scheme.starts_with("rtsp") {
+        // ffmpeg probes 5 s by default; MediaMTX starts once it knows the tracks
+        push(&["-analyzeduration", "1000000"]);
+    }
     match scheme {
         "rtsp" | "rtsps" => {
             match p.s("rtspTransport").as_str() {

@@ -84,9 +84,28 @@ fn rtmp_source_from_the_double_rtmp_server() {
     wait_until(Duration::from_secs(15), "path a available", || {
         path_get(&h, "a")["available"] == true
     });
-    add_path(&h, "b", json!({"source": format!("{}/a", h.rtmp_url())}));
-    assert_pulled(&h, &dir, "rtmpSource");
-    // the puller reads path a like any RTMP reader
+    // on demand: pulled only once a reader asks for b
+    add_path(
+        &h,
+        "b",
+        json!({"source": format!("{}/a", h.rtmp_url()), "sourceOnDemand": true}),
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(path_get(&h, "b")["available"], false);
+    assert_eq!(path_get(&h, "a")["readers"], json!([]));
+    let s = probe(&format!("{}/b", h.rtsp_url())).unwrap_or_else(|e| {
+        let log = std::fs::read_to_string(dir.join("logs/b-source.log")).unwrap_or_default();
+        panic!("ffprobe: {}\nsource log: {}", e, log)
+    });
+    assert_eq!(
+        (&s["codec_name"], &s["width"], &s["height"]),
+        (&json!("h264"), &json!(320), &json!(240)),
+        "{}",
+        s
+    );
+    let b = path_get(&h, "b");
+    assert_eq!(b["source"], json!({"type": "rtmpSource", "id": ""}), "{}", b);
+    // the puller reads path a like any RTMP reader (until sourceOnDemandCloseAfter)
     let a = path_get(&h, "a");
     assert!(
         a["readers"].as_array().unwrap().iter().any(|r| r["type"] == "rtmpConn"),
@@ -122,6 +141,17 @@ fn udp_mpegts_source_listens_on_its_address() {
         &format!("udp://127.0.0.1:{}?pkt_size=1316", port),
         &dir.join("send.log"),
     );
+    assert_pulled(&h, &dir, "mpegtsSource");
+}
+
+#[test]
+fn unix_mpegts_source_listens_on_its_socket() {
+    require_ffmpeg();
+    let (h, dir) = start("src-unix");
+    let sock = dir.join("in.sock");
+    add_path(&h, "b", json!({"source": format!("unix+mpegts://{}", sock.display())}));
+    wait_until(Duration::from_secs(10), "the source's socket", || sock.exists());
+    let _send = sender("mpegts", &format!("unix:{}", sock.display()), &dir.join("send.log"));
     assert_pulled(&h, &dir, "mpegtsSource");
 }
 
