@@ -585,6 +585,7 @@ pub fn tick(shared: &Arc<Shared>) {
         let mut st = shared.lock();
         let names: Vec<String> = st.paths.keys().cloned().collect();
         let mut remove = Vec::new();
+        let source_globals = crate::source_input::Globals::of(&st.global);
         for name in names {
             let p = st.paths.get_mut(&name).unwrap();
             let now = Instant::now();
@@ -604,7 +605,7 @@ pub fn tick(shared: &Arc<Shared>) {
                 if wanted && !p.puller.active {
                     p.puller.active = true;
                     p.puller.gen = shared.id();
-                    crate::procs::spawn_puller(shared, p);
+                    crate::procs::spawn_puller(shared, p, source_globals);
                 } else if !wanted && p.puller.active {
                     p.puller.active = false;
                     if let Some(pid) = p.puller.pid {

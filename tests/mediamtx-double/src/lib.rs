@@ -42,7 +42,7 @@ pub mod rtmps;
 pub mod rtsp;
 pub mod servers;
 pub mod sessions;
-mod source_input;
+pub mod source_input;
 pub mod srt;
 mod srt_conn;
 pub mod srt_packet;

@@ -243,7 +243,7 @@ pub fn spawn_on_demand(shared: &Arc<Shared>, p: &mut PathRt) {
     });
 }
 
-pub fn spawn_puller(shared: &Arc<Shared>, p: &mut PathRt) {
+pub fn spawn_puller(shared: &Arc<Shared>, p: &mut PathRt, globals: crate::source_input::Globals) {
     let mut args: Vec<String> = vec![
         shared.ffmpeg.clone(),
         "-nostdin".into(),
@@ -251,7 +251,7 @@ pub fn spawn_puller(shared: &Arc<Shared>, p: &mut PathRt) {
         "-loglevel".into(),
         "warning".into(),
     ];
-    let Some(input) = crate::source_input::args(shared, p) else {
+    let Some(input) = crate::source_input::args(shared, p, globals) else {
         shared.log(&format!("path {}: cannot prepare the source {}", p.name, p.s("source")));
         return;
     };
@@ -308,9 +308,10 @@ pub fn spawn_puller(shared: &Arc<Shared>, p: &mut PathRt) {
             if sh2.shutdown.load(std::sync::atomic::Ordering::SeqCst) {
                 return;
             }
+            let globals = crate::source_input::Globals::of(&st.global);
             if let Some(p) = st.paths.get_mut(&name) {
                 if p.gen == path_gen && p.puller.active && p.puller.gen == gen && p.puller.pid.is_none() {
-                    spawn_puller(&sh2, p);
+                    spawn_puller(&sh2, p, globals);
                 }
             }
         });

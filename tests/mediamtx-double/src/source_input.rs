@@ -4,17 +4,42 @@
 //! described by `rtpSDP`.
 
 use crate::core::{PathRt, Shared};
+use serde_json::{Map, Value};
+use std::time::Duration;
+
+/// The global settings a static source uses.
+#[derive(Clone, Copy)]
+pub struct Globals {
+    /// `readTimeout`: a source that receives nothing for this long is restarted
+    pub read_timeout: Duration,
+    /// `udpReadBufferSize` (0: the system default)
+    pub udp_read_buffer: u64,
+}
+
+impl Globals {
+    pub fn of(global: &Map<String, Value>) -> Globals {
+        Globals {
+            read_timeout: crate::conf::duration_of(global, "readTimeout"),
+            udp_read_buffer: global.get("udpReadBufferSize").and_then(|v| v.as_u64()).unwrap_or(0),
+        }
+    }
+}
 
 /// The arguments before the output (`-i ...` included); `None` when the source cannot be
 /// read (an `rtpSDP` file that cannot be written).
-pub fn args(shared: &Shared, p: &PathRt) -> Option<Vec<String>> {
+pub fn args(shared: &Shared, p: &PathRt, g: Globals) -> Option<Vec<String>> {
     let source = p.s("source");
     let mut a: Vec<String> = Vec::new();
     let mut push = |xs: &[&str]| a.extend(xs.iter().map(|s| s.to_string()));
     let (scheme, rest) = source.split_once("://").unwrap_or(("", ""));
+    // at most 35 minutes: ffmpeg's timeouts are int microseconds
+    let timeout_us = g.read_timeout.as_micros().clamp(1, i32::MAX as u128).to_string();
     if !scheme.starts_with("rtsp") {
         // ffmpeg probes 5 s by default; MediaMTX starts once it knows the tracks
         push(&["-analyzeduration", "1000000"]);
+    }
+    if !scheme.starts_with("rtsp") && !scheme.starts_with("udp") {
+        push(&["-rw_timeout", &timeout_us]);
     }
     match scheme {
         "rtsp" | "rtsps" => {
@@ -27,12 +52,10 @@ pub fn args(shared: &Shared, p: &PathRt) -> Option<Vec<String>> {
             push(&["-i", &source]);
         }
         "udp" | "udp+mpegts" => {
-            let buffer = p
-                .conf
-                .get("mpegtsUDPReadBufferSize")
-                .and_then(|v| v.as_u64())
-                .unwrap_or(0);
-            let url = udp_input(rest, &buffer.to_string());
+            // the deprecated path setting wins over the global one
+            let buffer = p.conf.get("mpegtsUDPReadBufferSize").and_then(|v| v.as_u64());
+            let buffer = buffer.unwrap_or(g.udp_read_buffer);
+            let url = udp_input(rest, &buffer.to_string(), &timeout_us);
             push(&["-f", "mpegts", "-i", &url]);
         }
         "unix+mpegts" => {
@@ -44,6 +67,10 @@ pub fn args(shared: &Shared, p: &PathRt) -> Option<Vec<String>> {
         "udp+rtp" => {
             let sdp_file = shared.dir.join(format!("{}-rtp.sdp", p.name.replace('/', "_")));
             let (host, port) = host_port(rest.split(['?', '/']).next().unwrap_or(""));
+            let buffer = p.conf.get("rtpUDPReadBufferSize").and_then(|v| v.as_u64());
+            if buffer.unwrap_or(g.udp_read_buffer) != 0 {
+                push(&["-buffer_size", &buffer.unwrap_or(g.udp_read_buffer).to_string()]);
+            }
             std::fs::write(&sdp_file, listening_sdp(&p.s("rtpSDP"), host, port)).ok()?;
             let sdp = sdp_file.to_string_lossy().to_string();
             push(&["-protocol_whitelist", "file,udp,rtp", "-f", "sdp", "-i", &sdp]);
@@ -59,10 +86,14 @@ pub fn args(shared: &Shared, p: &PathRt) -> Option<Vec<String>> {
 /// `host:port` of a MediaMTX UDP URL (host may be a multicast group), with its `source`
 /// query (only packets from that IP) as ffmpeg's `sources`. ffmpeg binds to the port on a
 /// unicast host's address (`localaddr`) and joins a multicast group, as MediaMTX does.
-fn udp_input(rest: &str, buffer: &str) -> String {
+fn udp_input(rest: &str, buffer: &str, timeout_us: &str) -> String {
     let (addr, query) = rest.split_once('?').unwrap_or((rest, ""));
     let addr = addr.trim_end_matches('/');
-    let mut opts = vec!["overrun_nonfatal=1".to_string(), "fifo_size=50000".to_string()];
+    let mut opts = vec![
+        "overrun_nonfatal=1".to_string(),
+        "fifo_size=50000".to_string(),
+        format!("timeout={}", timeout_us),
+    ];
     if buffer != "0" {
         opts.push(format!("buffer_size={}", buffer));
     }
@@ -134,12 +165,12 @@ mod tests {
     #[test]
     fn udp_urls() {
         assert_eq!(
-            udp_input("127.0.0.1:9000?source=10.0.0.1", "0"),
-            "udp://127.0.0.1:9000?overrun_nonfatal=1&fifo_size=50000&localaddr=127.0.0.1&sources=10.0.0.1"
+            udp_input("127.0.0.1:9000?source=10.0.0.1", "0", "10"),
+            "udp://127.0.0.1:9000?overrun_nonfatal=1&fifo_size=50000&timeout=10&localaddr=127.0.0.1&sources=10.0.0.1"
         );
         assert_eq!(
-            udp_input("238.0.0.1:1234", "1000"),
-            "udp://238.0.0.1:1234?overrun_nonfatal=1&fifo_size=50000&buffer_size=1000"
+            udp_input("238.0.0.1:1234", "1000", "10"),
+            "udp://238.0.0.1:1234?overrun_nonfatal=1&fifo_size=50000&timeout=10&buffer_size=1000"
         );
     }
 

@@ -135,13 +135,24 @@ fn udp_mpegts_source_listens_on_its_address() {
     require_ffmpeg();
     let (h, dir) = start("src-udp");
     let port = free_udp_port();
+    let r = http(
+        "PATCH",
+        &format!("{}/v3/config/global/patch", h.api_url()),
+        Some(r#"{"readTimeout": "2s"}"#),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
     add_path(&h, "b", json!({"source": format!("udp://127.0.0.1:{}", port)}));
-    let _send = sender(
+    let mut send = sender(
         "mpegts",
         &format!("udp://127.0.0.1:{}?pkt_size=1316", port),
         &dir.join("send.log"),
     );
     assert_pulled(&h, &dir, "mpegtsSource");
+    // readTimeout: a silent source ends (and is retried later)
+    send.interrupt_and_wait();
+    wait_until(Duration::from_secs(10), "path b unavailable", || {
+        path_get(&h, "b")["available"] == false
+    });
 }
 
 #[test]
