@@ -61,7 +61,7 @@ pub fn args(shared: &Shared, p: &PathRt, g: Globals) -> Option<Vec<String>> {
         "unix+mpegts" => {
             // MediaMTX listens on the socket and reads one connection at a time
             let path = unix_path(rest);
-            let _ = std::fs::remove_file(&path);
+            remove_stale_socket(&path);
             push(&["-f", "mpegts", "-listen", "1", "-i", &format!("unix:{}", path)]);
         }
         "udp+rtp" => {
@@ -119,6 +119,15 @@ fn unix_path(rest: &str) -> String {
     match rest.find('/') {
         Some(i) if i < rest.len() - 1 => rest[i..].to_string(),
         _ => rest.trim_end_matches('/').to_string(),
+    }
+}
+
+/// A socket left by an ffmpeg that was killed would make the next listen fail; only a
+/// socket is removed, never another file the configuration names.
+fn remove_stale_socket(path: &str) {
+    use std::os::unix::fs::FileTypeExt;
+    if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_socket()) {
+        let _ = std::fs::remove_file(path);
     }
 }
 
