@@ -778,8 +778,28 @@ pub fn regex_matches(conf_name: &str, name: &str) -> bool {
     conf_regex(conf_name).map(|r| r.is_match(name)).unwrap_or(false)
 }
 
+/// Whether the double pulls `source` (with an ffmpeg child, procs.rs).
 pub fn is_url_source(source: &str) -> bool {
-    source.starts_with("rtsp://") || source.starts_with("rtsps://")
+    url_source_type(source).is_some()
+}
+
+/// `source.type` of the static sources that the double pulls (MediaMTX
+/// staticsources/handler.go picks the source by these URL prefixes). The RTSP-over-HTTP and
+/// -WebSocket, WebRTC (WHEP), MoQ and RTP-over-unix-socket sources are not pulled: ffmpeg
+/// cannot read them.
+pub fn url_source_type(source: &str) -> Option<&'static str> {
+    const TYPES: &[(&[&str], &str)] = &[
+        (&["rtsp://", "rtsps://"], "rtspSource"),
+        (&["rtmp://", "rtmps://"], "rtmpSource"),
+        (&["http://", "https://"], "hlsSource"),
+        (&["udp://", "udp+mpegts://", "unix+mpegts://"], "mpegtsSource"),
+        (&["srt://"], "srtSource"),
+        (&["udp+rtp://"], "rtpSource"),
+    ];
+    TYPES
+        .iter()
+        .find(|(prefixes, _)| prefixes.iter().any(|p| source.starts_with(p)))
+        .map(|(_, t)| *t)
 }
 
 /// The parts of a URL that MediaMTX's checks look at (net/url.Parse, simplified).

@@ -117,7 +117,7 @@ pub struct Publisher {
     pub conn_id: u64,
     pub conn: TcpStream,
     pub internal: bool,
-    /// `source.type` in the API: rtspSession, rtspSource or srtConn
+    /// `source.type` in the API: rtspSession, srtConn, rtmpConn, rtspSource, rtmpSource, ...
     pub source_type: &'static str,
     /// query of the publishing URL (MTX_QUERY of runOnAvailable)
     pub query: String,
@@ -187,6 +187,11 @@ impl PathRt {
     }
     pub fn is_url_source(&self) -> bool {
         conf::is_url_source(&self.s("source"))
+    }
+
+    /// `source.type` of a pulled source (rtspSource, rtmpSource, hlsSource, ...).
+    pub fn url_source_type(&self) -> &'static str {
+        conf::url_source_type(&self.s("source")).unwrap_or("rtspSource")
     }
     pub fn has_on_demand(&self) -> bool {
         self.s("source") == "publisher" && !self.s("runOnDemand").is_empty()
@@ -603,6 +608,7 @@ pub fn tick(shared: &Arc<Shared>) {
         let mut st = shared.lock();
         let names: Vec<String> = st.paths.keys().cloned().collect();
         let mut remove = Vec::new();
+        let source_globals = crate::source_input::Globals::of(&st.global);
         for name in names {
             let p = st.paths.get_mut(&name).unwrap();
             let now = Instant::now();
@@ -622,7 +628,7 @@ pub fn tick(shared: &Arc<Shared>) {
                 if wanted && !p.puller.active {
                     p.puller.active = true;
                     p.puller.gen = shared.id();
-                    crate::procs::spawn_puller(shared, p);
+                    crate::procs::spawn_puller(shared, p, source_globals);
                 } else if !wanted && p.puller.active {
                     p.puller.active = false;
                     if let Some(pid) = p.puller.pid {
@@ -694,7 +700,7 @@ pub fn publish_start(shared: &Arc<Shared>, p: &mut PathRt, pb: Publisher, sdp: S
     let mut env = crate::hooks::path_env(shared, &p.name, &p.conf_name);
     env.push(("MTX_QUERY".into(), crate::hooks::query_escape(&pb.query)));
     if pb.internal {
-        env.push(("MTX_SOURCE_TYPE".into(), "rtspSource".into()));
+        env.push(("MTX_SOURCE_TYPE".into(), p.url_source_type().into()));
         env.push(("MTX_SOURCE_ID".into(), String::new()));
     } else {
         env.push(("MTX_SOURCE_TYPE".into(), pb.source_type.into()));
@@ -835,7 +841,7 @@ pub fn path_json(p: &PathRt) -> Value {
     let available = p.stream.is_some() || always;
     let available_time = if always { Some(p.created) } else { p.available_time };
     let (source, online, online_time) = if p.is_url_source() {
-        (json!({"type": "rtspSource", "id": ""}), true, Some(p.created))
+        (json!({"type": p.url_source_type(), "id": ""}), true, Some(p.created))
     } else if let Some(pb) = p.publisher.as_ref().filter(|pb| !pb.offline) {
         (json!({"type": pb.source_type, "id": pb.id}), true, p.available_time)
     } else {

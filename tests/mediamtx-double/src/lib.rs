@@ -46,6 +46,7 @@ pub mod rtsp_udp;
 pub mod rtsps;
 pub mod servers;
 pub mod sessions;
+pub mod source_input;
 pub mod srt;
 mod srt_conn;
 pub mod srt_packet;

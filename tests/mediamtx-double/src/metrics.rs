@@ -1,7 +1,8 @@
 //! Metrics server (MediaMTX internal/metrics): `GET /metrics`, Prometheus text with
 //! MediaMTX's names, labels (sorted, `{k="v"}`) and section comments, for what the double
-//! has: paths (with readers and byte counters) and the empty session lists of the HLS,
-//! WebRTC and MoQ servers while they are enabled. Authentication with the `metrics`
+//! has: paths (with readers and byte counters), the RTMP, RTMPS and SRT connections (from
+//! the API lists) and the empty session lists of the HLS, WebRTC and MoQ servers while
+//! they are enabled. Authentication with the `metrics`
 //! action before routing.
 
 use crate::core::{self, Shared};
@@ -73,6 +74,7 @@ fn render(shared: &Shared, req: &Request) -> String {
         (paths, st.global.clone())
     };
     let on = |k: &str| global.get(k).and_then(|v| v.as_bool()) == Some(true);
+    let on_or_default = |k: &str| global.get(k).and_then(|v| v.as_bool()) != Some(false);
     let mut out = String::new();
 
     let path_filter = q("path");
@@ -126,6 +128,28 @@ fn render(shared: &Shared, req: &Request) -> String {
             empty_section(&mut out, "HLS muxers (deprecated)", &["hls_muxers_bytes_sent"]);
         }
     }
+    for (encrypted, title, prefix, filter) in [
+        (false, "RTMP connections", "rtmp_conns", "rtmp_conn"),
+        (true, "RTMPS connections", "rtmps_conns", "rtmps_conn"),
+    ] {
+        if crate::rtmp::enabled(shared, encrypted) && wants(prefix, filter) {
+            let items = crate::rtmp::api_list(shared, encrypted);
+            conn_sections(&mut out, title, prefix, &items, &q(filter), RTMP_KEYS);
+            let deprecated = format!("{} (deprecated)", title);
+            conn_sections(&mut out, &deprecated, prefix, &items, &q(filter), RTMP_DEPRECATED_KEYS);
+        }
+    }
+    if on_or_default("srt") && wants("srt_conns", "srt_conn") {
+        let items: Vec<Value> = shared.srt_conns.lock().unwrap().iter().map(|c| c.json()).collect();
+        conn_sections(
+            &mut out,
+            "SRT connections",
+            "srt_conns",
+            &items,
+            &q("srt_conn"),
+            SRT_KEYS,
+        );
+    }
     if on("webrtc") && wants("webrtc_sessions", "webrtc_session") && q("webrtc_session").is_empty() {
         empty_section(
             &mut out,
@@ -170,6 +194,108 @@ fn render(shared: &Shared, req: &Request) -> String {
         );
     }
     out
+}
+
+/// Metrics of an RTMP/RTMPS connection: (name suffix, field of the API item).
+const RTMP_KEYS: &[(&str, &str)] = &[
+    ("", ""),
+    ("_inbound_bytes", "inboundBytes"),
+    ("_outbound_bytes", "outboundBytes"),
+    ("_outbound_frames_discarded", "outboundFramesDiscarded"),
+];
+const RTMP_DEPRECATED_KEYS: &[(&str, &str)] = &[("_bytes_received", "bytesReceived"), ("_bytes_sent", "bytesSent")];
+
+/// Metrics of an SRT connection, in MediaMTX's order (the floats are written like Go's
+/// FormatFloat 'f', -1).
+const SRT_KEYS: &[(&str, &str)] = &[
+    ("", ""),
+    ("_packets_sent", "packetsSent"),
+    ("_packets_received", "packetsReceived"),
+    ("_packets_sent_unique", "packetsSentUnique"),
+    ("_packets_received_unique", "packetsReceivedUnique"),
+    ("_packets_send_loss", "packetsSendLoss"),
+    ("_packets_received_loss", "packetsReceivedLoss"),
+    ("_packets_retrans", "packetsRetrans"),
+    ("_packets_received_retrans", "packetsReceivedRetrans"),
+    ("_packets_sent_ack", "packetsSentACK"),
+    ("_packets_received_ack", "packetsReceivedACK"),
+    ("_packets_sent_nak", "packetsSentNAK"),
+    ("_packets_received_nak", "packetsReceivedNAK"),
+    ("_packets_sent_km", "packetsSentKM"),
+    ("_packets_received_km", "packetsReceivedKM"),
+    ("_us_snd_duration", "usSndDuration"),
+    ("_packets_received_belated", "packetsReceivedBelated"),
+    ("_packets_send_drop", "packetsSendDrop"),
+    ("_packets_received_drop", "packetsReceivedDrop"),
+    ("_packets_received_undecrypt", "packetsReceivedUndecrypt"),
+    ("_bytes_sent", "bytesSent"),
+    ("_bytes_received", "bytesReceived"),
+    ("_bytes_sent_unique", "bytesSentUnique"),
+    ("_bytes_received_unique", "bytesReceivedUnique"),
+    ("_bytes_received_loss", "bytesReceivedLoss"),
+    ("_bytes_retrans", "bytesRetrans"),
+    ("_bytes_received_retrans", "bytesReceivedRetrans"),
+    ("_bytes_received_belated", "bytesReceivedBelated"),
+    ("_bytes_send_drop", "bytesSendDrop"),
+    ("_bytes_received_drop", "bytesReceivedDrop"),
+    ("_bytes_received_undecrypt", "bytesReceivedUndecrypt"),
+    ("_us_packets_send_period", "usPacketsSendPeriod"),
+    ("_packets_flow_window", "packetsFlowWindow"),
+    ("_packets_flight_size", "packetsFlightSize"),
+    ("_ms_rtt", "msRTT"),
+    ("_mbps_send_rate", "mbpsSendRate"),
+    ("_mbps_receive_rate", "mbpsReceiveRate"),
+    ("_mbps_link_capacity", "mbpsLinkCapacity"),
+    ("_bytes_avail_send_buf", "bytesAvailSendBuf"),
+    ("_bytes_avail_receive_buf", "bytesAvailReceiveBuf"),
+    ("_mbps_max_bw", "mbpsMaxBW"),
+    ("_bytes_mss", "byteMSS"),
+    ("_packets_send_buf", "packetsSendBuf"),
+    ("_bytes_send_buf", "bytesSendBuf"),
+    ("_ms_send_buf", "msSendBuf"),
+    ("_ms_send_tsb_pd_delay", "msSendTsbPdDelay"),
+    ("_packets_receive_buf", "packetsReceiveBuf"),
+    ("_bytes_receive_buf", "bytesReceiveBuf"),
+    ("_ms_receive_buf", "msReceiveBuf"),
+    ("_ms_receive_tsb_pd_delay", "msReceiveTsbPdDelay"),
+    ("_packets_reorder_tolerance", "packetsReorderTolerance"),
+    ("_packets_received_avg_belated_time", "packetsReceivedAvgBelatedTime"),
+    ("_packets_send_loss_rate", "packetsSendLossRate"),
+    ("_packets_received_loss_rate", "packetsReceivedLossRate"),
+    ("_outbound_frames_discarded", "outboundFramesDiscarded"),
+];
+
+/// A connection section (RTMP, RTMPS, SRT) from the API list items, labelled with
+/// id/path/remoteAddr/state; with no items, its zero metrics unless an id is asked for.
+/// `("", "")` in `keys` is the connection count itself.
+fn conn_sections(out: &mut String, title: &str, prefix: &str, items: &[Value], id: &str, keys: &[(&str, &str)]) {
+    if items.is_empty() {
+        if id.is_empty() {
+            let names: Vec<String> = keys.iter().map(|(k, _)| format!("{}{}", prefix, k)).collect();
+            let names: Vec<&str> = names.iter().map(String::as_str).collect();
+            empty_section(out, title, &names);
+        }
+        return;
+    }
+    let _ = writeln!(out, "# {}", title);
+    for i in items.iter().filter(|i| id.is_empty() || i["id"].as_str() == Some(id)) {
+        let label = |k: &str| i[k].as_str().unwrap_or("").to_string();
+        let ta = tags(&BTreeMap::from([
+            ("id", label("id")),
+            ("path", label("path")),
+            ("remoteAddr", label("remoteAddr")),
+            ("state", label("state")),
+        ]));
+        for (suffix, field) in keys {
+            let value = match (*field, &i[*field]) {
+                ("", _) => "1".to_string(),
+                (_, Value::Number(n)) if n.is_f64() => n.as_f64().unwrap_or(0.0).to_string(),
+                (_, v) => v.as_u64().unwrap_or(0).to_string(),
+            };
+            let _ = writeln!(out, "{}{}{} {}", prefix, suffix, ta, value);
+        }
+    }
+    out.push('\n');
 }
 
 fn paths_section(out: &mut String, paths: &[Value], filter: &str) {

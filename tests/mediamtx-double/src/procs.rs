@@ -243,7 +243,7 @@ pub fn spawn_on_demand(shared: &Arc<Shared>, p: &mut PathRt) {
     });
 }
 
-pub fn spawn_puller(shared: &Arc<Shared>, p: &mut PathRt) {
+pub fn spawn_puller(shared: &Arc<Shared>, p: &mut PathRt, globals: crate::source_input::Globals) {
     let mut args: Vec<String> = vec![
         shared.ffmpeg.clone(),
         "-nostdin".into(),
@@ -251,18 +251,20 @@ pub fn spawn_puller(shared: &Arc<Shared>, p: &mut PathRt) {
         "-loglevel".into(),
         "warning".into(),
     ];
-    match p.s("rtspTransport").as_str() {
-        "tcp" => args.extend(["-rtsp_transport".to_string(), "tcp".to_string()]),
-        "udp" => args.extend(["-rtsp_transport".to_string(), "udp".to_string()]),
-        "multicast" => args.extend(["-rtsp_transport".to_string(), "udp_multicast".to_string()]),
-        _ => {}
-    }
+    let Some(input) = crate::source_input::args(shared, p, globals) else {
+        shared.log(&format!("path {}: cannot prepare the source {}", p.name, p.s("source")));
+        return;
+    };
+    args.extend(input);
+    // MPEG-TS and HLS can carry data streams that RTSP cannot
+    let map: &[&str] = if p.s("source").starts_with("rtsp") {
+        &["-map", "0"]
+    } else {
+        &["-map", "0:v?", "-map", "0:a?"]
+    };
+    args.extend(map.iter().map(|s| s.to_string()));
     args.extend(
         [
-            "-i",
-            &p.s("source"),
-            "-map",
-            "0",
             "-c",
             "copy",
             "-f",
@@ -306,9 +308,10 @@ pub fn spawn_puller(shared: &Arc<Shared>, p: &mut PathRt) {
             if sh2.shutdown.load(std::sync::atomic::Ordering::SeqCst) {
                 return;
             }
+            let globals = crate::source_input::Globals::of(&st.global);
             if let Some(p) = st.paths.get_mut(&name) {
                 if p.gen == path_gen && p.puller.active && p.puller.gen == gen && p.puller.pid.is_none() {
-                    spawn_puller(&sh2, p);
+                    spawn_puller(&sh2, p, globals);
                 }
             }
         });

@@ -1183,7 +1183,11 @@ impl Conn {
                 conn_id: self.id,
                 conn: tcp,
                 internal,
-                source_type: if p.is_url_source() { "rtspSource" } else { "rtspSession" },
+                source_type: if p.is_url_source() {
+                    p.url_source_type()
+                } else {
+                    "rtspSession"
+                },
                 query: self.query.clone(),
             },
         };

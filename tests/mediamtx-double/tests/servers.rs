@@ -739,8 +739,8 @@ fn playback_list_cases_of_mediamtx() {
     assert_eq!(get(pb, "GET", "/list?path=group%2F..%2Fcam1", "").status, 400);
 }
 
-/// MediaMTX's TestZeroMetricsFallback without the RTSP and SRT sections (the double has
-/// none) and TestPreflightRequest.
+/// MediaMTX's TestZeroMetricsFallback without the RTSP sections (the double has none), with
+/// the RTMP section of the default configuration, and TestPreflightRequest.
 #[test]
 fn metrics_zero_fallback_and_preflight_like_mediamtx() {
     let (h, _dir) = start("metrics0");
@@ -752,6 +752,28 @@ fn metrics_zero_fallback_and_preflight_like_mediamtx() {
         # HLS sessions\nhls_sessions 0\nhls_sessions_outbound_bytes 0\n\n\
         # HLS muxers\nhls_muxers 0\nhls_muxers_outbound_bytes 0\nhls_muxers_outbound_frames_discarded 0\n\n\
         # HLS muxers (deprecated)\nhls_muxers_bytes_sent 0\n\n\
+        # RTMP connections\nrtmp_conns 0\nrtmp_conns_inbound_bytes 0\nrtmp_conns_outbound_bytes 0\n\
+        rtmp_conns_outbound_frames_discarded 0\n\n\
+        # RTMP connections (deprecated)\nrtmp_conns_bytes_received 0\nrtmp_conns_bytes_sent 0\n\n\
+        # SRT connections\nsrt_conns 0\nsrt_conns_packets_sent 0\nsrt_conns_packets_received 0\n\
+        srt_conns_packets_sent_unique 0\nsrt_conns_packets_received_unique 0\nsrt_conns_packets_send_loss 0\n\
+        srt_conns_packets_received_loss 0\nsrt_conns_packets_retrans 0\nsrt_conns_packets_received_retrans 0\n\
+        srt_conns_packets_sent_ack 0\nsrt_conns_packets_received_ack 0\nsrt_conns_packets_sent_nak 0\n\
+        srt_conns_packets_received_nak 0\nsrt_conns_packets_sent_km 0\nsrt_conns_packets_received_km 0\n\
+        srt_conns_us_snd_duration 0\nsrt_conns_packets_received_belated 0\nsrt_conns_packets_send_drop 0\n\
+        srt_conns_packets_received_drop 0\nsrt_conns_packets_received_undecrypt 0\nsrt_conns_bytes_sent 0\n\
+        srt_conns_bytes_received 0\nsrt_conns_bytes_sent_unique 0\nsrt_conns_bytes_received_unique 0\n\
+        srt_conns_bytes_received_loss 0\nsrt_conns_bytes_retrans 0\nsrt_conns_bytes_received_retrans 0\n\
+        srt_conns_bytes_received_belated 0\nsrt_conns_bytes_send_drop 0\nsrt_conns_bytes_received_drop 0\n\
+        srt_conns_bytes_received_undecrypt 0\nsrt_conns_us_packets_send_period 0\nsrt_conns_packets_flow_window 0\n\
+        srt_conns_packets_flight_size 0\nsrt_conns_ms_rtt 0\nsrt_conns_mbps_send_rate 0\n\
+        srt_conns_mbps_receive_rate 0\nsrt_conns_mbps_link_capacity 0\nsrt_conns_bytes_avail_send_buf 0\n\
+        srt_conns_bytes_avail_receive_buf 0\nsrt_conns_mbps_max_bw 0\nsrt_conns_bytes_mss 0\n\
+        srt_conns_packets_send_buf 0\nsrt_conns_bytes_send_buf 0\nsrt_conns_ms_send_buf 0\n\
+        srt_conns_ms_send_tsb_pd_delay 0\nsrt_conns_packets_receive_buf 0\nsrt_conns_bytes_receive_buf 0\n\
+        srt_conns_ms_receive_buf 0\nsrt_conns_ms_receive_tsb_pd_delay 0\nsrt_conns_packets_reorder_tolerance 0\n\
+        srt_conns_packets_received_avg_belated_time 0\nsrt_conns_packets_send_loss_rate 0\nsrt_conns_packets_received_loss_rate 0\n\
+        srt_conns_outbound_frames_discarded 0\n\n\
         # WebRTC sessions\nwebrtc_sessions 0\nwebrtc_sessions_inbound_bytes 0\n\
         webrtc_sessions_inbound_rtp_packets 0\nwebrtc_sessions_inbound_rtp_packets_lost 0\n\
         webrtc_sessions_inbound_rtp_packets_jitter 0\nwebrtc_sessions_inbound_rtcp_packets 0\n\
@@ -809,4 +831,87 @@ fn oversized_request_line_is_dropped() {
         String::from_utf8_lossy(&buf[..buf.len().min(200)])
     );
     assert_eq!(get(pp, "GET", "/debug/pprof/", "").status, 200);
+}
+
+/// An RTMP and an SRT publisher appear in their metrics sections with MediaMTX's labels;
+/// the `type` and connection filters select them.
+#[test]
+fn metrics_list_rtmp_and_srt_connections() {
+    require_ffmpeg();
+    let (h, dir) = start("metrics-conns");
+    let mp = h.metrics_port;
+    patch_global(&h, json!({"metrics": true}));
+    wait_until(Duration::from_secs(5), "metrics listener", || !refused(mp));
+    let send = |format: &str, url: String, log: &str| {
+        spawn_cmd(
+            &format!(
+                "ffmpeg -nostdin -hide_banner -loglevel warning -re -f lavfi -i testsrc2=size=320x240:rate=15 -c:v libx264 -preset ultrafast -tune zerolatency -g 15 -f {} {}",
+                format, url
+            ),
+            &dir.join(log),
+        )
+    };
+    let _rtmp = send("flv", format!("{}/viartmp", h.rtmp_url()), "rtmp.log");
+    let _srt = send("mpegts", format!("{}?streamid=publish:viasrt", h.srt_url()), "srt.log");
+    let published = |text: &str, name: &str, path: &str| {
+        parse_metrics(text).iter().any(|(n, l, v)| {
+            n == name && l.contains(&format!("path=\"{}\"", path)) && l.contains("state=\"publish\"") && *v == 1.0
+        })
+    };
+    wait_until(Duration::from_secs(15), "both publishers in /metrics", || {
+        let t = get(mp, "GET", "/metrics", "").text();
+        published(&t, "rtmp_conns", "viartmp") && published(&t, "srt_conns", "viasrt")
+    });
+    let text = get(mp, "GET", "/metrics", "").text();
+    let m = parse_metrics(&text);
+    // the labels are the API item's: id, path, remoteAddr, state (sorted)
+    let rtmp_item = &http("GET", &format!("{}/v3/rtmpconns/list", h.api_url()), None).json()["items"][0];
+    let labels = format!(
+        "{{id=\"{}\",path=\"viartmp\",remoteAddr=\"{}\",state=\"publish\"}}",
+        rtmp_item["id"].as_str().unwrap(),
+        rtmp_item["remoteAddr"].as_str().unwrap()
+    );
+    assert!(
+        metric_value(&m, "rtmp_conns_inbound_bytes", &labels).unwrap_or(0.0) > 0.0,
+        "{}",
+        text
+    );
+    assert!(
+        metric_value(&m, "rtmp_conns_bytes_received", &labels).is_some(),
+        "{}",
+        text
+    );
+    let srt_bytes = m
+        .iter()
+        .find(|(n, l, _)| n == "srt_conns_bytes_received" && l.contains("viasrt"));
+    assert!(srt_bytes.is_some_and(|x| x.2 > 0.0), "{}", text);
+    assert!(
+        text.contains("# RTMP connections\n") && text.contains("# SRT connections\n"),
+        "{}",
+        text
+    );
+
+    // type filters: only that section
+    let t = get(mp, "GET", "/metrics?type=srt_conns", "").text();
+    assert!(
+        t.starts_with("# SRT connections\n") && !t.contains("rtmp_conns"),
+        "{}",
+        t
+    );
+    let t = get(mp, "GET", "/metrics?type=rtmp_conns", "").text();
+    assert!(
+        t.starts_with("# RTMP connections\n") && !t.contains("srt_conns"),
+        "{}",
+        t
+    );
+    // a connection filter: that connection only; an unknown id: the header alone
+    let id = rtmp_item["id"].as_str().unwrap();
+    let t = get(mp, "GET", &format!("/metrics?rtmp_conn={}", id), "").text();
+    assert!(
+        t.contains(&format!("rtmp_conns{} 1\n", labels)) && !t.contains("paths"),
+        "{}",
+        t
+    );
+    let t = get(mp, "GET", "/metrics?rtmp_conn=00000000-0000-0000-0000-000000000000", "").text();
+    assert_eq!(t, "# RTMP connections\n\n# RTMP connections (deprecated)\n\n", "{}", t);
 }
