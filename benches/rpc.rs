@@ -15,6 +15,7 @@ use camera_service::config::{Config, Secret};
 use futures_util::StreamExt;
 use serde_json::{json, Map, Value};
 use smol::net::TcpStream;
+use std::io::Write;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -204,23 +205,129 @@ fn metrics_bench(addr: &str, calls: usize) {
     );
 }
 
-/// Collects the delivery latency (now − `params.sent_ns`) of `events` notifications.
-fn read_events(mut ws: Ws, events: usize) -> smol::Task<Vec<Duration>> {
-    smol::spawn(async move {
-        let mut lat = Vec::with_capacity(events);
-        while lat.len() < events {
-            match ws.next().await {
-                Some(Ok(Message::Text(t))) => {
-                    let v: Value = serde_json::from_str(t.as_str()).unwrap();
-                    let sent: u128 = v["params"]["sent_ns"].as_str().unwrap().parse().unwrap();
-                    lat.push(Duration::from_nanos(now_ns().saturating_sub(sent) as u64));
-                }
-                Some(Ok(_)) => {}
-                _ => break,
-            }
+/// The fan-out's subscribers run in a process of their own (this binary, `--fanout-readers`),
+/// as remote clients would: in-process, their 500 reader tasks shared the server's executor
+/// queues and reactor, so a reader waiting behind server work (and the server waiting behind
+/// readers) was counted as server latency. The machine's cores are still shared.
+struct Readers {
+    child: std::process::Child,
+    lines: std::io::Lines<std::io::BufReader<std::process::ChildStdout>>,
+}
+
+impl Readers {
+    /// Connects `subscribers` clients to `addr` (authenticated and subscribed to
+    /// `camera.status_change` when `token` is given); returns once all are ready.
+    fn start(addr: &str, subscribers: usize, events: usize, token: Option<&str>) -> Readers {
+        use std::io::BufRead;
+        let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--fanout-readers", addr, &subscribers.to_string(), &events.to_string()])
+            .args(token)
+            .env("SMOL_THREADS", "2")
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("start the fan-out readers");
+        let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+        let ready = lines.next().and_then(Result::ok);
+        assert_eq!(ready.as_deref(), Some("ready"), "fan-out readers failed to connect");
+        Readers { child, lines }
+    }
+
+    /// Waits for the readers to end and takes their latencies.
+    fn finish(mut self) -> Run {
+        let mut run = Run::default();
+        for line in self.lines.by_ref() {
+            let ns: u64 = line.unwrap().parse().expect("a latency in ns");
+            run.lats.push(Duration::from_nanos(ns));
         }
-        lat
-    })
+        assert!(self.child.wait().unwrap().success(), "fan-out readers failed");
+        run
+    }
+}
+
+/// `"sent_ns":"<digits>"` cut out of a notification. The readers skip a full JSON parse:
+/// the 500 parses per event were client work on the cores the server uses too.
+fn sent_ns(text: &str) -> Option<u128> {
+    const KEY: &str = "\"sent_ns\":\"";
+    let rest = &text[text.find(KEY)? + KEY.len()..];
+    rest[..rest.find('"')?].parse().ok()
+}
+
+/// The `--fanout-readers` process: prints `ready` once every client is connected (and
+/// subscribed), then the latency (now − `params.sent_ns`, in ns) of every notification read,
+/// one a line. A reader silent for 10 s (an event lost) ends the run with an error.
+fn fanout_readers(args: &[String]) {
+    let [addr, subscribers, events, token @ ..] = args else {
+        panic!("usage: --fanout-readers ADDR SUBSCRIBERS EVENTS [TOKEN]");
+    };
+    let (subscribers, events): (usize, usize) = (subscribers.parse().unwrap(), events.parse().unwrap());
+    let token = token.first();
+    let lats = smol::block_on(async {
+        let mut sockets = Vec::with_capacity(subscribers);
+        for _ in 0..subscribers {
+            let mut ws = connect_small(addr).await;
+            if let Some(token) = token {
+                rpc(
+                    &mut ws,
+                    json!({"jsonrpc":"2.0","method":"authenticate","params":{"auth_token":token},"id":1}).to_string(),
+                )
+                .await;
+                rpc(
+                    &mut ws,
+                    json!({"jsonrpc":"2.0","method":"subscribe_events","params":{"topics":["camera.status_change"]},"id":2})
+                        .to_string(),
+                )
+                .await;
+            }
+            sockets.push(ws);
+        }
+        let readers: Vec<_> = sockets
+            .into_iter()
+            .map(|ws| smol::spawn(read_events(ws, events)))
+            .collect();
+        println!("ready");
+        let mut lats = Vec::with_capacity(subscribers * events);
+        for r in readers {
+            lats.extend(r.await);
+        }
+        lats
+    });
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    for ns in &lats {
+        writeln!(out, "{ns}").unwrap();
+    }
+    assert_eq!(lats.len(), subscribers * events, "some notifications did not arrive");
+}
+
+/// A client with the service's 4 KiB read buffer: tungstenite zero-fills the free part of
+/// its read buffer before every read, and the default 128 KiB cost each reader two such
+/// memsets per notification (the read and the one that finds the socket empty).
+async fn connect_small(addr: &str) -> Ws {
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    let config = async_tungstenite::tungstenite::protocol::WebSocketConfig::default().read_buffer_size(4 * 1024);
+    async_tungstenite::client_async_with_config(format!("ws://{addr}/ws"), tcp, Some(config))
+        .await
+        .unwrap()
+        .0
+}
+
+/// The delivery latencies (ns) of `events` notifications on one connection.
+async fn read_events(mut ws: Ws, events: usize) -> Vec<u64> {
+    let mut lat = Vec::with_capacity(events);
+    while lat.len() < events {
+        let next = futures_lite::future::or(ws.next(), async {
+            smol::Timer::after(Duration::from_secs(10)).await;
+            None
+        });
+        match next.await {
+            Some(Ok(Message::Text(t))) => {
+                let sent = sent_ns(t.as_str()).expect("a notification with sent_ns");
+                lat.push(now_ns().saturating_sub(sent) as u64);
+            }
+            Some(Ok(_)) => {}
+            _ => break,
+        }
+    }
+    lat
 }
 
 fn event_params(seq: usize) -> Map<String, Value> {
@@ -231,16 +338,8 @@ fn event_params(seq: usize) -> Map<String, Value> {
     p
 }
 
-async fn collect(readers: Vec<smol::Task<Vec<Duration>>>) -> Run {
-    let mut run = Run::default();
-    for r in readers {
-        run.lats.extend(r.await);
-    }
-    run
-}
-
 /// Our event path (bus → per-client queue → writer), in-process so events can be injected.
-async fn fanout_ours(dir: &std::path::Path, subscribers: usize, events: usize) -> Run {
+async fn fanout_ours(dir: &std::path::Path, subscribers: usize, events: usize) -> (Run, Run) {
     let config = Arc::new(Config::from_toml_str(&config_text(dir), std::iter::empty()).unwrap());
     let svc = camera_service::service::start(config, Secret::new(SECRET))
         .await
@@ -252,56 +351,45 @@ async fn fanout_ours(dir: &std::path::Path, subscribers: usize, events: usize) -
         Duration::from_secs(3600),
         camera_service::clock::unix_now(),
     );
-    let mut readers = Vec::new();
-    for _ in 0..subscribers {
-        let mut ws = connect(&addr).await;
-        rpc(
-            &mut ws,
-            json!({"jsonrpc":"2.0","method":"authenticate","params":{"auth_token":token},"id":1}).to_string(),
-        )
-        .await;
-        rpc(
-            &mut ws,
-            json!({"jsonrpc":"2.0","method":"subscribe_events","params":{"topics":["camera.status_change"]},"id":2})
-                .to_string(),
-        )
-        .await;
-        readers.push(read_events(ws, events));
-    }
+    let readers = smol::unblock(move || Readers::start(&addr, subscribers, events, Some(&token))).await;
     let bus = svc.state.bus.clone();
+    let mut publish = Run::default();
     for i in 0..events {
+        let t = Instant::now();
         bus.publish(Topic::CameraStatusChange, Some("camera0"), event_params(i));
+        publish.lats.push(t.elapsed());
         smol::Timer::after(Duration::from_millis(20)).await;
     }
-    let run = collect(readers).await;
+    let run = smol::unblock(move || readers.finish()).await;
     svc.shutdown().await;
-    run
+    (run, publish)
 }
 
 /// The same notifications written by the bare hub, one socket after the other.
-async fn fanout_bare(subscribers: usize, events: usize) -> Run {
+async fn fanout_bare(subscribers: usize, events: usize) -> (Run, Run) {
     let hub = bare::Hub::start().await;
-    let mut readers = Vec::new();
-    for _ in 0..subscribers {
-        readers.push(read_events(connect(&hub.addr).await, events));
-    }
+    let addr = hub.addr.clone();
+    let readers = smol::unblock(move || Readers::start(&addr, subscribers, events, None)).await;
     while hub.connected() < subscribers {
         smol::Timer::after(Duration::from_millis(5)).await;
     }
+    let mut publish = Run::default();
     for i in 0..events {
+        let t = Instant::now();
         let mut p = event_params(i);
         p.insert("topic".into(), Value::from("camera.status_change"));
         hub.broadcast(json!({"jsonrpc": "2.0", "method": "camera_status_update", "params": p}).to_string())
             .await;
+        publish.lats.push(t.elapsed());
         smol::Timer::after(Duration::from_millis(20)).await;
     }
-    collect(readers).await
+    (smol::unblock(move || readers.finish()).await, publish)
 }
 
 fn fanout_compare(subscribers: usize, events: usize) {
     let dir = std::env::temp_dir().join(format!("cs-bench-fanout-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let (mut o, mut b) = smol::block_on(async {
+    let ((mut o, mut o_pub), (mut b, mut b_pub)) = smol::block_on(async {
         (
             fanout_ours(&dir, subscribers, events).await,
             fanout_bare(subscribers, events).await,
@@ -311,20 +399,25 @@ fn fanout_compare(subscribers: usize, events: usize) {
     println!();
     println!("event fan-out: one notification every 20 ms to {subscribers} subscribers, {events} events, latency from publish to read");
     println!(
-        "{:>5} {:>10} | {:>9} {:>9} {:>9}",
-        "", "deliveries", "p50", "p99", "max"
+        "(readers: a process of their own; \"publish\" = the publishing call, i.e. the server's writes to all sockets)"
     );
-    let row = |name: &str, r: &mut Run| {
+    println!(
+        "{:>5} {:>10} | {:>9} {:>9} {:>9} | {:>11} {:>9}",
+        "", "deliveries", "p50", "p99", "max", "publish p50", "p99"
+    );
+    let row = |name: &str, r: &mut Run, publish: &mut Run| {
         let (p50, p99) = (r.p(0.50), r.p(0.99));
         let max = r.lats.last().unwrap().as_secs_f64() * 1000.0;
         println!(
-            "{name:>5} {:>10} | {p50:>6.3} ms {p99:>6.3} ms {max:>6.3} ms",
-            r.lats.len()
+            "{name:>5} {:>10} | {p50:>6.3} ms {p99:>6.3} ms {max:>6.3} ms | {:>8.3} ms {:>6.3} ms",
+            r.lats.len(),
+            publish.p(0.50),
+            publish.p(0.99)
         );
         (p50, p99, max)
     };
-    let ours = row("ours", &mut o);
-    let bare = row("bare", &mut b);
+    let ours = row("ours", &mut o, &mut o_pub);
+    let bare = row("bare", &mut b, &mut b_pub);
     println!(
         "{:>5} {:>10} | {:>9.2} {:>9.2} {:>9.2}",
         "ratio",
@@ -346,6 +439,15 @@ fn main() {
     if args.iter().any(|a| a == "--bare-echo") {
         std::env::set_var("SMOL_THREADS", threads.to_string());
         bare::serve_echo();
+        return;
+    }
+    if args.get(1).is_some_and(|a| a == "--fanout-readers") {
+        fanout_readers(&args[2..]);
+        return;
+    }
+    if args.iter().any(|a| a == "--fanout-only") {
+        std::env::set_var("SMOL_THREADS", "2");
+        fanout_compare(500, 100);
         return;
     }
     let dir = std::env::temp_dir().join(format!("cs-bench-rpc-{}", std::process::id()));

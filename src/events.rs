@@ -71,7 +71,7 @@ pub struct SnapshotTaken {
 type Listener = Arc<dyn Fn(&Event) + Send + Sync>;
 
 /// The publisher. Listeners run synchronously on the publishing thread: they must only
-/// encode and enqueue (bounded), never block.
+/// encode and enqueue (bounded) or write without waiting, never block.
 #[derive(Default)]
 pub struct Events {
     listeners: RwLock<Vec<Listener>>,

@@ -1,13 +1,15 @@
 //! Event bus (api.md §9): topics, aliases, per-client subscriptions with an optional device
 //! filter, and bounded per-client queues that drop the oldest event when a client is slow.
 //! A notification is serialised once, into a reference-counted WebSocket text payload that
-//! every receiving client's queue and socket writer share (no copy per client).
+//! every receiving client's queue and socket writer share (no copy per client). The publisher
+//! writes it straight to an idle client's socket (its [`Outlet`]), never waiting; only a
+//! client whose socket is busy gets it through its queue and writer task.
 
 use async_tungstenite::tungstenite::Utf8Bytes;
 use serde_json::{json, Map, Value};
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Topic {
@@ -104,7 +106,25 @@ fn topics_of(mask: u32) -> Vec<Topic> {
     Topic::ALL.iter().copied().filter(|t| mask & t.bit() != 0).collect()
 }
 
-/// One client's side of the bus: what it wants and its bounded queue.
+/// What became of a notification offered to an [`Outlet`].
+pub enum Direct {
+    /// Handed to the socket (written, or buffered with the connection's writer told to flush).
+    Written,
+    /// The client may not receive events now (or its connection is broken): skipped.
+    Refused,
+    /// The socket is busy or has frames waiting: queue it for the writer.
+    Busy,
+}
+
+/// A client's socket, written by the publisher itself when idle: 500 notifications written
+/// in turn by one thread, instead of 500 writer tasks woken and scheduled.
+pub trait Outlet: Send + Sync {
+    /// Writes `text` at once, without waiting, if the socket's send half is free and
+    /// `sub.backlog()` is 0 while it is held (else an older event would be overtaken).
+    fn try_write(&self, sub: &Subscriber, text: &Utf8Bytes) -> Direct;
+}
+
+/// One client's side of the bus: what it wants, its socket and its bounded queue.
 pub struct Subscriber {
     pub id: u64,
     filter: Mutex<(u32, Option<String>)>,
@@ -113,6 +133,10 @@ pub struct Subscriber {
     tx: async_channel::Sender<Utf8Bytes>,
     rx: async_channel::Receiver<Utf8Bytes>,
     capacity: usize,
+    /// Events queued and not yet written (or skipped) by the writer, counting the one it may
+    /// have taken out of the queue and not written yet.
+    backlog: AtomicUsize,
+    outlet: OnceLock<Box<dyn Outlet>>,
     /// Unix time until which this client may receive events (its credential's expiry).
     authorized_until: AtomicI64,
     dropped: AtomicU64,
@@ -123,6 +147,18 @@ impl Subscriber {
     /// The queue the connection's writer drains.
     pub fn queue(&self) -> &async_channel::Receiver<Utf8Bytes> {
         &self.rx
+    }
+    /// Lets publishers write to the client's socket directly (set once, by its connection).
+    pub fn set_outlet(&self, outlet: Box<dyn Outlet>) {
+        let _ = self.outlet.set(outlet);
+    }
+    /// Events not yet through the writer (see `backlog`).
+    pub fn backlog(&self) -> usize {
+        self.backlog.load(Ordering::SeqCst)
+    }
+    /// The writer has written (or skipped) an event it took from the queue.
+    pub fn dequeued(&self) {
+        self.backlog.fetch_sub(1, Ordering::SeqCst);
     }
     pub fn set_authorized_until(&self, unix: i64) {
         self.authorized_until.store(unix, Ordering::SeqCst);
@@ -188,6 +224,8 @@ impl EventBus {
             tx,
             rx,
             capacity: self.queue_size,
+            backlog: AtomicUsize::new(0),
+            outlet: OnceLock::new(),
             authorized_until: AtomicI64::new(i64::MIN),
             dropped: AtomicU64::new(0),
             delivered: AtomicU64::new(0),
@@ -200,7 +238,8 @@ impl EventBus {
         self.clients.write().unwrap().remove(&id);
     }
 
-    /// Publishes an event: `params` gets `topic` and `timestamp` added. Never blocks.
+    /// Publishes an event: `params` gets `topic` and `timestamp` added. Never blocks: it
+    /// writes to idle clients' sockets without waiting and queues for the others.
     pub fn publish(&self, topic: Topic, device: Option<&str>, params: Map<String, Value>) {
         let mut params = params;
         params.insert("topic".into(), Value::from(topic.as_str()));
@@ -222,12 +261,25 @@ impl EventBus {
             if !wanted || sub.authorized_until.load(Ordering::SeqCst) <= now {
                 continue;
             }
+            if let Some(outlet) = sub.outlet.get() {
+                match outlet.try_write(sub, &text) {
+                    Direct::Written => {
+                        sub.delivered.fetch_add(1, Ordering::Relaxed);
+                        continue;
+                    }
+                    Direct::Refused => continue,
+                    Direct::Busy => {}
+                }
+            }
             // Drop the oldest to make room; the filter lock serialises publishers per client.
             let mut displaced = false;
             while sub.tx.len() >= sub.capacity && sub.rx.try_recv().is_ok() {
+                sub.backlog.fetch_sub(1, Ordering::SeqCst);
                 displaced = true;
             }
+            sub.backlog.fetch_add(1, Ordering::SeqCst);
             if sub.tx.try_send(text.clone()).is_err() {
+                sub.backlog.fetch_sub(1, Ordering::SeqCst);
                 continue;
             }
             drop(f);

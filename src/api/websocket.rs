@@ -1,11 +1,14 @@
 //! One WebSocket client: a reader that runs requests concurrently (bounded per socket) and a
-//! writer that owns the socket's send half and drains responses, events and pings.
+//! writer that drains responses, queued events and pings. The send half is shared behind a
+//! lock: the reader writes a reply it has at once, and event publishers write a notification
+//! themselves (`SocketOutlet`), whenever the send half is free.
 //!
 //! Close handshake (RFC 6455 §5.5.1, §7): a client's Close frame is echoed (tungstenite queues
 //! the echo; the reader keeps reading, which flushes it); protocol violations are answered
 //! with a Close frame, 1002 (or 1007 for invalid UTF-8), before the TCP connection is dropped.
 
 use super::auth::TokenBucket;
+use super::events::{Direct, Outlet, Subscriber};
 use super::{dispatch, AppState, AuthMethod, Session};
 use async_tungstenite::tungstenite::error::{CapacityError, Error as WsError};
 use async_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -13,11 +16,13 @@ use async_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig
 use async_tungstenite::tungstenite::Message;
 use async_tungstenite::tungstenite::Utf8Bytes;
 use async_tungstenite::WebSocketStream;
-use futures_util::{SinkExt, StreamExt};
+use futures_util::{Sink as _, SinkExt, StreamExt};
 use smol::net::TcpStream;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 /// Initial read buffer of a connection: idle clients send pongs and small requests, and
@@ -33,6 +38,8 @@ const CLOSE_WAIT: Duration = Duration::from_secs(1);
 enum Out {
     Text(String),
     Close(u16, &'static str),
+    /// A publisher left frames in the send buffer (the socket was full): flush them.
+    Flush,
 }
 
 enum Inbound {
@@ -85,6 +92,12 @@ pub async fn run(state: Arc<AppState>, stream: TcpStream, peer: SocketAddr, host
     // Shared with the writer: a reply the reader has at once it writes itself when the
     // writer is idle (no task wake per request); otherwise it queues it for the writer.
     let sink = Arc::new(async_lock::Mutex::new(sink));
+    subscriber.set_outlet(Box::new(SocketOutlet {
+        sink: sink.clone(),
+        out: out_tx.clone(),
+        state: state.clone(),
+        session: Arc::downgrade(&session),
+    }));
     let write_timeout = sc.idle_timeout.get();
     let writer = smol::spawn(writer_loop(
         sink.clone(),
@@ -274,6 +287,49 @@ fn may_receive_events(state: &AppState, session: &Session) -> bool {
 
 type Sink = async_tungstenite::WebSocketSender<TcpStream>;
 
+/// The connection's socket as the event bus sees it: publishers write a notification
+/// themselves when the send half is free and nothing is queued, and never wait.
+struct SocketOutlet {
+    sink: Arc<async_lock::Mutex<Sink>>,
+    out: async_channel::Sender<Out>,
+    state: Arc<AppState>,
+    /// Weak: the session holds the subscriber, which holds this.
+    session: std::sync::Weak<Session>,
+}
+
+impl Outlet for SocketOutlet {
+    fn try_write(&self, sub: &Subscriber, text: &Utf8Bytes) -> Direct {
+        // Held by the writer or a reply: the writer takes it from the queue.
+        let Some(mut sink) = self.sink.try_lock() else {
+            return Direct::Busy;
+        };
+        if sub.backlog() > 0 {
+            return Direct::Busy;
+        }
+        match self.session.upgrade() {
+            Some(session) if may_receive_events(&self.state, &session) => {}
+            _ => return Direct::Refused,
+        }
+        // Polled once with a waker that does nothing: nothing here waits for the socket.
+        // Frames left unwritten are the writer's to flush (it waits on the socket).
+        let mut cx = Context::from_waker(futures_util::task::noop_waker_ref());
+        let mut sink = Pin::new(&mut *sink);
+        match sink.as_mut().poll_ready(&mut cx) {
+            Poll::Ready(Ok(())) => {}
+            Poll::Pending => return Direct::Busy, // earlier frames still wait for the socket
+            Poll::Ready(Err(_)) => return Direct::Refused, // broken: the reader ends it
+        }
+        if sink.as_mut().start_send(Message::Text(text.clone())).is_err() {
+            return Direct::Refused;
+        }
+        if sink.poll_flush(&mut cx).is_pending() {
+            // A full queue means the writer has work and flushes after it anyway.
+            let _ = self.out.try_send(Out::Flush);
+        }
+        Direct::Written
+    }
+}
+
 /// Most frames written per flush: what is already queued when the writer wakes (a burst of
 /// events, answers of a batch of calls) goes out in one write, not one syscall per frame.
 const MAX_BATCH: usize = 32;
@@ -287,6 +343,9 @@ enum Next {
 /// What the writer does with a queued item.
 enum Step {
     Send(Message),
+    /// Send this queued event (publishers wait for the queue to drain: see `backlog`).
+    Event(Message),
+    SkipEvent,
     /// Send this frame, flush and end (our Close frame).
     Last(Message),
     Skip,
@@ -335,12 +394,13 @@ async fn writer_loop(
         let mut step = |next: Next| match next {
             Next::Out(None) => Step::Stop,
             Next::Out(Some(Out::Text(t))) => Step::Send(Message::text(t)),
+            Next::Out(Some(Out::Flush)) => Step::Skip, // the batch ends with a flush
             Next::Out(Some(Out::Close(code, reason))) => Step::Last(Message::Close(Some(CloseFrame {
                 code: CloseCode::from(code),
                 reason: reason.into(),
             }))),
-            Next::Event(e) if may_receive_events(&state, &session) => Step::Send(Message::Text(e)),
-            Next::Event(_) => Step::Skip,
+            Next::Event(e) if may_receive_events(&state, &session) => Step::Event(Message::Text(e)),
+            Next::Event(_) => Step::SkipEvent,
             Next::Ping => {
                 ping.set_after(ping_every);
                 Step::Send(Message::Ping(Vec::new().into()))
@@ -354,6 +414,11 @@ async fn writer_loop(
             while let Some(item) = next.take() {
                 match step(item) {
                     Step::Send(msg) => sink.feed(msg).await?,
+                    Step::Event(msg) => {
+                        sink.feed(msg).await?;
+                        subscriber.dequeued();
+                    }
+                    Step::SkipEvent => subscriber.dequeued(),
                     Step::Last(msg) => {
                         sink.send(msg).await?;
                         return Ok(false);
