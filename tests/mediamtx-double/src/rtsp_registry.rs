@@ -93,7 +93,7 @@ impl Registry {
         self.sessions.lock().unwrap().remove(&(s.created, s.uuid.clone()));
     }
 
-    fn conn_items(&self, tls: bool) -> Vec<Value> {
+    pub fn conn_items(&self, tls: bool) -> Vec<Value> {
         let conns = self.conns.lock().unwrap();
         conns
             .values()
@@ -102,7 +102,7 @@ impl Registry {
             .collect()
     }
 
-    fn session_items(&self, tls: bool) -> Vec<Value> {
+    pub fn session_items(&self, tls: bool) -> Vec<Value> {
         let sessions = self.sessions.lock().unwrap();
         sessions
             .values()
