@@ -1,9 +1,10 @@
 //! RTSP tunnelled in HTTP on the RTSP port (gortsplib's GET + POST pair): ffmpeg/ffprobe
-//! read through it (ffmpeg cannot publish through it), a raw client checks the HTTP answers.
+//! read through it (ffmpeg cannot publish through it), a raw client checks the HTTP answers;
+//! `rtsp+http://` and `rtsps+http://` static sources are pulled through the double's own tunnel.
 
 mod common;
 use common::*;
-use serde_json::Value;
+use serde_json::{json, Value};
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::process::{Command, Stdio};
@@ -92,19 +93,24 @@ fn ffprobe_and_ffmpeg_read_through_the_http_tunnel() {
                         "-rtsp_transport",
                         "http",
                     ])
-                    .args(["-i", &url, "-frames:v", "45", "-f", "framemd5", "-y"])
+                    .args(["-i", &url, "-frames:v", "90", "-f", "framemd5", "-y"])
                     .arg(&md5),
                 "ffmpeg reader over the HTTP tunnel",
             )
         }
     });
+    let tunnelled_readers = || -> Vec<Value> {
+        let conns = items(&h, "/v3/rtspconns/list");
+        let tunnelled: Vec<&Value> = conns.iter().filter(|c| c["tunnel"] == "http").collect();
+        items(&h, "/v3/rtspsessions/list")
+            .into_iter()
+            .filter(|s| s["state"] == "read" && tunnelled.iter().any(|c| c["session"] == s["id"]))
+            .collect()
+    };
     wait_until(Duration::from_secs(15), "the tunnelled reader listed", || {
-        items(&h, "/v3/rtspconns/list").iter().any(|c| c["tunnel"] == "http")
+        !tunnelled_readers().is_empty()
     });
-    let readers: Vec<Value> = items(&h, "/v3/rtspsessions/list")
-        .into_iter()
-        .filter(|s| s["state"] == "read")
-        .collect();
+    let readers = tunnelled_readers();
     assert_eq!(readers.len(), 1, "{:?}", readers);
     assert_eq!(readers[0]["transport"], "TCP");
     let (ok, _) = reader.join().unwrap();
@@ -114,7 +120,7 @@ fn ffprobe_and_ffmpeg_read_through_the_http_tunnel() {
         .lines()
         .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
         .count();
-    assert!(n >= 45, "{} frames", n);
+    assert!(n >= 90, "{} frames", n);
 }
 
 #[test]
@@ -174,4 +180,97 @@ fn tunnel_http_answers_like_gortsplib() {
     );
     assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{}", head);
     assert_eq!(p2.read(&mut [0u8; 1]).unwrap_or(0), 0);
+}
+
+fn self_signed(dir: &std::path::Path) -> (String, String) {
+    let (key, cert) = (dir.join("server.key"), dir.join("server.crt"));
+    let st = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=localhost",
+        ])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect("the openssl CLI is required by this test");
+    assert!(st.success(), "openssl req failed");
+    (key.display().to_string(), cert.display().to_string())
+}
+
+/// ffprobe of a path over plain RTSP: "codec,width,height".
+fn probe(url: &str) -> String {
+    let (ok, out) = run_bounded(
+        Command::new("ffprobe")
+            .args(["-v", "error", "-rtsp_transport", "tcp", "-i", url])
+            .args([
+                "-select_streams",
+                "v:0",
+                "-show_entries",
+                "stream=codec_name,width,height",
+            ])
+            .args(["-of", "csv=p=0"]),
+        "ffprobe",
+    );
+    assert!(ok, "ffprobe of {} failed", url);
+    out.trim().to_string()
+}
+
+#[test]
+fn rtsp_http_and_rtsps_http_sources_are_pulled_through_the_tunnel() {
+    require_ffmpeg();
+    let (h, dir) = start("tunnel-source");
+    let (key, cert) = self_signed(&dir);
+    let r = http(
+        "PATCH",
+        &format!("{}/v3/config/global/patch", h.api_url()),
+        Some(&json!({"rtspEncryption": "optional", "rtspServerKey": key, "rtspServerCert": cert}).to_string()),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let _p = spawn_cmd(
+        &publisher_cmd(&format!("{}/a", h.rtsp_url()), "320x240"),
+        &dir.join("pub.log"),
+    );
+    let sources = [
+        (
+            "b",
+            format!("rtsp+http://127.0.0.1:{}/a", h.rtsp_port),
+            "/v3/rtspconns/list",
+        ),
+        (
+            "c",
+            format!("rtsps+http://127.0.0.1:{}/a", h.rtsps_port),
+            "/v3/rtspsconns/list",
+        ),
+    ];
+    for (name, source, _) in &sources {
+        let r = http(
+            "POST",
+            &format!("{}/v3/config/paths/add/{}", h.api_url(), name),
+            Some(&json!({ "source": source }).to_string()),
+        );
+        assert_eq!(r.status, 200, "{}", r.body);
+    }
+    for (name, _, conns) in &sources {
+        wait_until(Duration::from_secs(20), "the pulled path available", || {
+            let r = http("GET", &format!("{}/v3/paths/get/{}", h.api_url(), name), None);
+            r.status == 200 && r.json()["available"] == true
+        });
+        let p = http("GET", &format!("{}/v3/paths/get/{}", h.api_url(), name), None).json();
+        assert_eq!(p["source"], json!({"type": "rtspSource", "id": ""}), "{}", p);
+        assert_eq!(probe(&format!("{}/{}", h.rtsp_url(), name)), "h264,320,240");
+        // the puller's connection is the tunnelled one
+        let c = items(&h, conns);
+        assert!(c.iter().any(|c| c["tunnel"] == "http"), "{}: {:?}", name, c);
+    }
 }
