@@ -42,6 +42,7 @@ pub mod rtmps;
 pub mod rtsp;
 pub mod rtsp_multicast;
 pub mod rtsp_registry;
+pub mod rtsp_tunnel;
 pub mod rtsp_udp;
 pub mod rtsps;
 pub mod servers;

@@ -1,6 +1,7 @@
 //! Metrics server (MediaMTX internal/metrics): `GET /metrics`, Prometheus text with
 //! MediaMTX's names, labels (sorted, `{k="v"}`) and section comments, for what the double
-//! has: paths (with readers and byte counters), the RTMP, RTMPS and SRT connections (from
+//! has: paths (with readers and byte counters), the RTSP/RTSPS connections and sessions,
+//! the RTMP, RTMPS and SRT connections (from
 //! the API lists) and the empty session lists of the HLS, WebRTC and MoQ servers while
 //! they are enabled. Authentication with the `metrics`
 //! action before routing.
@@ -128,15 +129,28 @@ fn render(shared: &Shared, req: &Request) -> String {
             empty_section(&mut out, "HLS muxers (deprecated)", &["hls_muxers_bytes_sent"]);
         }
     }
+    let (rtsp_on, rtsps_on) = crate::api::rtsp_servers_on(&global);
+    for (on, tls, name) in [(rtsp_on, false, "RTSP"), (rtsps_on, true, "RTSPS")] {
+        if on {
+            rtsp_sections(&mut out, shared, tls, name, &q, &wants);
+        }
+    }
     for (encrypted, title, prefix, filter) in [
         (false, "RTMP connections", "rtmp_conns", "rtmp_conn"),
         (true, "RTMPS connections", "rtmps_conns", "rtmps_conn"),
     ] {
         if crate::rtmp::enabled(shared, encrypted) && wants(prefix, filter) {
             let items = crate::rtmp::api_list(shared, encrypted);
-            conn_sections(&mut out, title, prefix, &items, &q(filter), RTMP_KEYS);
+            conn_sections(&mut out, title, prefix, &items, &q(filter), (CONN_LABELS, RTMP_KEYS));
             let deprecated = format!("{} (deprecated)", title);
-            conn_sections(&mut out, &deprecated, prefix, &items, &q(filter), RTMP_DEPRECATED_KEYS);
+            conn_sections(
+                &mut out,
+                &deprecated,
+                prefix,
+                &items,
+                &q(filter),
+                (CONN_LABELS, RTMP_DEPRECATED_KEYS),
+            );
         }
     }
     if on_or_default("srt") && wants("srt_conns", "srt_conn") {
@@ -147,7 +161,7 @@ fn render(shared: &Shared, req: &Request) -> String {
             "srt_conns",
             &items,
             &q("srt_conn"),
-            SRT_KEYS,
+            (CONN_LABELS, SRT_KEYS),
         );
     }
     if on("webrtc") && wants("webrtc_sessions", "webrtc_session") && q("webrtc_session").is_empty() {
@@ -196,7 +210,90 @@ fn render(shared: &Shared, req: &Request) -> String {
     out
 }
 
-/// Metrics of an RTMP/RTMPS connection: (name suffix, field of the API item).
+/// Labels of the RTMP, RTMPS and SRT connections and the RTSP(S) sessions.
+const CONN_LABELS: &[&str] = &["id", "path", "remoteAddr", "state"];
+/// An RTSP(S) connection is labelled with its id only.
+const RTSP_CONN_LABELS: &[&str] = &["id"];
+const RTSP_SESSION_KEYS: &[(&str, &str)] = &[
+    ("", ""),
+    ("_inbound_bytes", "inboundBytes"),
+    ("_inbound_rtp_packets", "inboundRTPPackets"),
+    ("_inbound_rtp_packets_lost", "inboundRTPPacketsLost"),
+    ("_inbound_rtp_packets_in_error", "inboundRTPPacketsInError"),
+    ("_inbound_rtp_packets_jitter", "inboundRTPPacketsJitter"),
+    ("_inbound_rtcp_packets", "inboundRTCPPackets"),
+    ("_inbound_rtcp_packets_in_error", "inboundRTCPPacketsInError"),
+    ("_outbound_bytes", "outboundBytes"),
+    ("_outbound_rtp_packets", "outboundRTPPackets"),
+    ("_outbound_rtp_packets_reported_lost", "outboundRTPPacketsReportedLost"),
+    ("_outbound_rtp_packets_discarded", "outboundRTPPacketsDiscarded"),
+    ("_outbound_rtcp_packets", "outboundRTCPPackets"),
+];
+const RTSP_SESSION_DEPRECATED_KEYS: &[(&str, &str)] = &[
+    ("_bytes_received", "bytesReceived"),
+    ("_bytes_sent", "bytesSent"),
+    ("_rtp_packets_received", "rtpPacketsReceived"),
+    ("_rtp_packets_sent", "rtpPacketsSent"),
+    ("_rtp_packets_lost", "rtpPacketsLost"),
+    ("_rtp_packets_in_error", "rtpPacketsInError"),
+    ("_rtp_packets_jitter", "rtpPacketsJitter"),
+    ("_rtcp_packets_received", "rtcpPacketsReceived"),
+    ("_rtcp_packets_sent", "rtcpPacketsSent"),
+    ("_rtcp_packets_in_error", "rtcpPacketsInError"),
+];
+
+/// The connection and session sections of the RTSP or RTSPS server (`name`).
+fn rtsp_sections(
+    out: &mut String,
+    shared: &Shared,
+    tls: bool,
+    name: &str,
+    q: &dyn Fn(&str) -> String,
+    wants: &dyn Fn(&str, &str) -> bool,
+) {
+    let lower = name.to_lowercase();
+    let (conns, conn_filter) = (format!("{}_conns", lower), format!("{}_conn", lower));
+    if wants(&conns, &conn_filter) {
+        let items = shared.rtsp.conn_items(tls);
+        let id = q(&conn_filter);
+        let title = format!("{} connections", name);
+        conn_sections(
+            out,
+            &title,
+            &conns,
+            &items,
+            &id,
+            (RTSP_CONN_LABELS, RTMP_KEYS[..3].as_ref()),
+        );
+        let title = format!("{} (deprecated)", title);
+        conn_sections(
+            out,
+            &title,
+            &conns,
+            &items,
+            &id,
+            (RTSP_CONN_LABELS, RTMP_DEPRECATED_KEYS),
+        );
+    }
+    let (sessions, session_filter) = (format!("{}_sessions", lower), format!("{}_session", lower));
+    if wants(&sessions, &session_filter) {
+        let items = shared.rtsp.session_items(tls);
+        let id = q(&session_filter);
+        let title = format!("{} sessions", name);
+        conn_sections(out, &title, &sessions, &items, &id, (CONN_LABELS, RTSP_SESSION_KEYS));
+        let title = format!("{} (deprecated)", title);
+        conn_sections(
+            out,
+            &title,
+            &sessions,
+            &items,
+            &id,
+            (CONN_LABELS, RTSP_SESSION_DEPRECATED_KEYS),
+        );
+    }
+}
+
+/// Metrics of an RTMP/RTMPS connection (the first three are also an RTSP connection's): (name suffix, field of the API item).
 const RTMP_KEYS: &[(&str, &str)] = &[
     ("", ""),
     ("_inbound_bytes", "inboundBytes"),
@@ -265,10 +362,16 @@ const SRT_KEYS: &[(&str, &str)] = &[
     ("_outbound_frames_discarded", "outboundFramesDiscarded"),
 ];
 
-/// A connection section (RTMP, RTMPS, SRT) from the API list items, labelled with
-/// id/path/remoteAddr/state; with no items, its zero metrics unless an id is asked for.
+/// A connection or session section from the API list items, with the given labels; with no items, its zero metrics unless an id is asked for.
 /// `("", "")` in `keys` is the connection count itself.
-fn conn_sections(out: &mut String, title: &str, prefix: &str, items: &[Value], id: &str, keys: &[(&str, &str)]) {
+fn conn_sections(
+    out: &mut String,
+    title: &str,
+    prefix: &str,
+    items: &[Value],
+    id: &str,
+    (labels, keys): (&[&str], &[(&str, &str)]),
+) {
     if items.is_empty() {
         if id.is_empty() {
             let names: Vec<String> = keys.iter().map(|(k, _)| format!("{}{}", prefix, k)).collect();
@@ -280,12 +383,7 @@ fn conn_sections(out: &mut String, title: &str, prefix: &str, items: &[Value], i
     let _ = writeln!(out, "# {}", title);
     for i in items.iter().filter(|i| id.is_empty() || i["id"].as_str() == Some(id)) {
         let label = |k: &str| i[k].as_str().unwrap_or("").to_string();
-        let ta = tags(&BTreeMap::from([
-            ("id", label("id")),
-            ("path", label("path")),
-            ("remoteAddr", label("remoteAddr")),
-            ("state", label("state")),
-        ]));
+        let ta = tags(&labels.iter().map(|k| (*k, label(k))).collect());
         for (suffix, field) in keys {
             let value = match (*field, &i[*field]) {
                 ("", _) => "1".to_string(),

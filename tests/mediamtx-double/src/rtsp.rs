@@ -84,7 +84,7 @@ pub fn serve(shared: Arc<Shared>, listener: TcpListener) {
             Ok((s, _)) => {
                 let sh = shared.clone();
                 s.set_nonblocking(false).ok();
-                std::thread::spawn(move || conn(sh, s, None, false));
+                std::thread::spawn(move || conn(sh, s, None, false, "none"));
             }
             Err(_) => crate::util::wait_acceptable(&listener, Duration::from_millis(100)),
         }
@@ -234,7 +234,11 @@ fn writer(tcp: TcpStream, rx: Receiver<Out>, entry: Arc<ConnEntry>) {
 
 /// Serves one connection. `peer` and `tls`: a connection of the RTSPS server, whose
 /// TLS is terminated by `rtsps` (`tcp` is then the loopback socket carrying it).
-pub fn conn(shared: Arc<Shared>, tcp: TcpStream, peer: Option<SocketAddr>, tls: bool) {
+/// `tunnel`: "none", or "http" for RTSP carried by `rtsp_tunnel` (through loopback too).
+pub fn conn(shared: Arc<Shared>, tcp: TcpStream, peer: Option<SocketAddr>, tls: bool, tunnel: &'static str) {
+    if tunnel == "none" && crate::rtsp_tunnel::is_http(&tcp) {
+        return crate::rtsp_tunnel::serve(shared, tcp, peer, tls);
+    }
     let peer = peer.or_else(|| tcp.peer_addr().ok());
     let id = shared.id();
     let _ = tcp.set_nodelay(true);
@@ -258,6 +262,7 @@ pub fn conn(shared: Arc<Shared>, tcp: TcpStream, peer: Option<SocketAddr>, tls: 
         created: SystemTime::now(),
         remote: peer.map(|a| a.to_string()).unwrap_or_default(),
         tls,
+        tunnel,
         internal: Default::default(),
         bytes_in: Default::default(),
         bytes_out: Default::default(),
@@ -866,7 +871,8 @@ impl Conn {
                 "udp"
             };
             // RTSPS over UDP would be SRTP (srtpAddress): not offered by the double
-            if !tcp && (self.entry.tls || !allowed.iter().any(|a| a == kind)) {
+            // nor is UDP with a tunnel (gortsplib)
+            if !tcp && (self.entry.tls || self.entry.tunnel != "none" || !allowed.iter().any(|a| a == kind)) {
                 continue;
             }
             // gortsplib picks TCP even when disabled; MediaMTX's onSetup then refuses it

@@ -41,6 +41,8 @@ pub struct ConnEntry {
     pub created: SystemTime,
     pub remote: String,
     pub tls: bool,
+    /// "none" or "http" (RTSP tunnelled in HTTP)
+    pub tunnel: &'static str,
     /// a connection of the double's own recorder or pulled source (not listed)
     pub internal: std::sync::atomic::AtomicBool,
     pub bytes_in: AtomicU64,
@@ -93,7 +95,7 @@ impl Registry {
         self.sessions.lock().unwrap().remove(&(s.created, s.uuid.clone()));
     }
 
-    fn conn_items(&self, tls: bool) -> Vec<Value> {
+    pub fn conn_items(&self, tls: bool) -> Vec<Value> {
         let conns = self.conns.lock().unwrap();
         conns
             .values()
@@ -102,7 +104,7 @@ impl Registry {
             .collect()
     }
 
-    fn session_items(&self, tls: bool) -> Vec<Value> {
+    pub fn session_items(&self, tls: bool) -> Vec<Value> {
         let sessions = self.sessions.lock().unwrap();
         sessions
             .values()
@@ -128,7 +130,7 @@ fn conn_json(c: &ConnEntry) -> Value {
         "created": rfc3339(c.created),
         "remoteAddr": c.remote,
         "session": c.session.lock().unwrap().clone(),
-        "tunnel": "none",
+        "tunnel": c.tunnel,
         "inboundBytes": i,
         "outboundBytes": o,
         "bytesReceived": i,

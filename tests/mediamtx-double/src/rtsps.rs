@@ -70,12 +70,12 @@ fn conn(shared: Arc<Shared>, tcp: TcpStream) {
         return;
     };
     let sh = shared.clone();
-    let server_side = std::thread::spawn(move || crate::rtsp::conn(sh, inner, Some(peer), true));
+    let server_side = std::thread::spawn(move || crate::rtsp::conn(sh, inner, Some(peer), true, "none"));
     pump(&shared, tls, outer);
     let _ = server_side.join();
 }
 
-fn loopback_pair() -> std::io::Result<(TcpStream, TcpStream)> {
+pub fn loopback_pair() -> std::io::Result<(TcpStream, TcpStream)> {
     let l = TcpListener::bind("127.0.0.1:0")?;
     let outer = TcpStream::connect(l.local_addr()?)?;
     let (inner, _) = l.accept()?;

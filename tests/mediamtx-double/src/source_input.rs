@@ -1,5 +1,5 @@
 //! The ffmpeg input arguments of a pulled static source (MediaMTX internal/staticsources),
-//! by URL scheme: RTSP, RTMP(S), HLS over HTTP(S), SRT (caller), MPEG-TS on a UDP
+//! by URL scheme: RTSP (also tunnelled in HTTP(S)), RTMP(S), HLS over HTTP(S), SRT (caller), MPEG-TS on a UDP
 //! address or a unix socket that the source listens on, and RTP on a UDP address
 //! described by `rtpSDP`.
 
@@ -51,6 +51,13 @@ pub fn args(shared: &Shared, p: &PathRt, g: Globals) -> Option<Vec<String>> {
             }
             push(&["-i", &source]);
         }
+        // RTSP tunnelled in HTTP(S): ffmpeg's tunnel takes an rtsp:// URL; gortsplib's
+        // default port stays that of the scheme (554, RTSPS 322) and its tunnel is TCP only
+        "rtsp+http" => push(&["-rtsp_transport", "http", "-i", &format!("rtsp://{}", rest)]),
+        "rtsps+http" => {
+            let url = format!("rtsp://{}", with_default_port(rest, 322));
+            push(&["-rtsp_transport", "https", "-i", &url]);
+        }
         "udp" | "udp+mpegts" => {
             // the deprecated path setting wins over the global one
             let buffer = p.conf.get("mpegtsUDPReadBufferSize").and_then(|v| v.as_u64());
@@ -81,6 +88,22 @@ pub fn args(shared: &Shared, p: &PathRt, g: Globals) -> Option<Vec<String>> {
         _ => push(&["-i", &source]),
     }
     Some(a)
+}
+
+/// `rest` (a URL after `scheme://`) with `port` added when its authority has none.
+fn with_default_port(rest: &str, port: u16) -> String {
+    let end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(end);
+    let host = authority.rsplit('@').next().unwrap_or("");
+    let has_port = match host.rfind(']') {
+        Some(i) => host[i..].contains(':'),
+        None => host.contains(':'),
+    };
+    if has_port {
+        rest.to_string()
+    } else {
+        format!("{}:{}{}", authority, port, tail)
+    }
 }
 
 /// `host:port` of a MediaMTX UDP URL (host may be a multicast group), with its `source`

@@ -752,6 +752,18 @@ fn metrics_zero_fallback_and_preflight_like_mediamtx() {
         # HLS sessions\nhls_sessions 0\nhls_sessions_outbound_bytes 0\n\n\
         # HLS muxers\nhls_muxers 0\nhls_muxers_outbound_bytes 0\nhls_muxers_outbound_frames_discarded 0\n\n\
         # HLS muxers (deprecated)\nhls_muxers_bytes_sent 0\n\n\
+        # RTSP connections\nrtsp_conns 0\nrtsp_conns_inbound_bytes 0\nrtsp_conns_outbound_bytes 0\n\n\
+        # RTSP connections (deprecated)\nrtsp_conns_bytes_received 0\nrtsp_conns_bytes_sent 0\n\n\
+        # RTSP sessions\nrtsp_sessions 0\nrtsp_sessions_inbound_bytes 0\nrtsp_sessions_inbound_rtp_packets 0\n\
+        rtsp_sessions_inbound_rtp_packets_lost 0\nrtsp_sessions_inbound_rtp_packets_in_error 0\n\
+        rtsp_sessions_inbound_rtp_packets_jitter 0\nrtsp_sessions_inbound_rtcp_packets 0\n\
+        rtsp_sessions_inbound_rtcp_packets_in_error 0\nrtsp_sessions_outbound_bytes 0\n\
+        rtsp_sessions_outbound_rtp_packets 0\nrtsp_sessions_outbound_rtp_packets_reported_lost 0\n\
+        rtsp_sessions_outbound_rtp_packets_discarded 0\nrtsp_sessions_outbound_rtcp_packets 0\n\n\
+        # RTSP sessions (deprecated)\nrtsp_sessions_bytes_received 0\nrtsp_sessions_bytes_sent 0\n\
+        rtsp_sessions_rtp_packets_received 0\nrtsp_sessions_rtp_packets_sent 0\nrtsp_sessions_rtp_packets_lost 0\n\
+        rtsp_sessions_rtp_packets_in_error 0\nrtsp_sessions_rtp_packets_jitter 0\n\
+        rtsp_sessions_rtcp_packets_received 0\nrtsp_sessions_rtcp_packets_sent 0\nrtsp_sessions_rtcp_packets_in_error 0\n\n\
         # RTMP connections\nrtmp_conns 0\nrtmp_conns_inbound_bytes 0\nrtmp_conns_outbound_bytes 0\n\
         rtmp_conns_outbound_frames_discarded 0\n\n\
         # RTMP connections (deprecated)\nrtmp_conns_bytes_received 0\nrtmp_conns_bytes_sent 0\n\n\
@@ -914,4 +926,60 @@ fn metrics_list_rtmp_and_srt_connections() {
     );
     let t = get(mp, "GET", "/metrics?rtmp_conn=00000000-0000-0000-0000-000000000000", "").text();
     assert_eq!(t, "# RTMP connections\n\n# RTMP connections (deprecated)\n\n", "{}", t);
+}
+
+/// A real ffmpeg RTSP publisher appears in the RTSP connection (labelled by id) and session
+/// (id/path/remoteAddr/state) sections; the type and per-id filters select them.
+#[test]
+fn metrics_list_rtsp_connections_and_sessions() {
+    require_ffmpeg();
+    let (h, dir) = start("metrics-rtsp");
+    let mp = h.metrics_port;
+    patch_global(&h, json!({"metrics": true}));
+    wait_until(Duration::from_secs(5), "metrics listener", || !refused(mp));
+    let url = format!("{}/viartsp", h.rtsp_url());
+    let _p = spawn_cmd(&publisher_cmd(&url, "320x240"), &dir.join("rtsp.log"));
+    let list = |what: &str| http("GET", &format!("{}/v3/rtsp{}/list", h.api_url(), what), None).json();
+    wait_until(Duration::from_secs(15), "the RTSP session publishing", || {
+        list("sessions")["items"][0]["state"] == "publish"
+    });
+    let session = list("sessions")["items"][0].clone();
+    let conn = list("conns")["items"][0].clone();
+    let s_labels = format!(
+        "{{id=\"{}\",path=\"viartsp\",remoteAddr=\"{}\",state=\"publish\"}}",
+        session["id"].as_str().unwrap(),
+        session["remoteAddr"].as_str().unwrap()
+    );
+    let c_labels = format!("{{id=\"{}\"}}", conn["id"].as_str().unwrap());
+    wait_until(Duration::from_secs(10), "inbound RTP in /metrics", || {
+        let m = parse_metrics(&get(mp, "GET", "/metrics", "").text());
+        metric_value(&m, "rtsp_sessions_inbound_rtp_packets", &s_labels).unwrap_or(0.0) > 0.0
+    });
+    let text = get(mp, "GET", "/metrics", "").text();
+    let m = parse_metrics(&text);
+    assert_eq!(metric_value(&m, "rtsp_sessions", &s_labels), Some(1.0), "{}", text);
+    assert!(metric_value(&m, "rtsp_sessions_bytes_received", &s_labels).unwrap_or(0.0) > 0.0);
+    assert_eq!(metric_value(&m, "rtsp_conns", &c_labels), Some(1.0), "{}", text);
+    assert!(metric_value(&m, "rtsp_conns_inbound_bytes", &c_labels).unwrap_or(0.0) > 0.0);
+    assert!(metric_value(&m, "rtsp_conns_bytes_sent", &c_labels).is_some());
+    // RTSPS is off: no section of it
+    assert!(!text.contains("rtsps_"), "{}", text);
+
+    let t = get(mp, "GET", "/metrics?type=rtsp_conns", "").text();
+    assert!(
+        t.starts_with("# RTSP connections\n") && !t.contains("rtsp_sessions"),
+        "{}",
+        t
+    );
+    let t = get(mp, "GET", "/metrics?type=rtsp_sessions", "").text();
+    assert!(t.starts_with("# RTSP sessions\n") && !t.contains("rtsp_conns"), "{}", t);
+    let sid = session["id"].as_str().unwrap();
+    let t = get(mp, "GET", &format!("/metrics?rtsp_session={}", sid), "").text();
+    assert!(
+        t.contains(&format!("rtsp_sessions{} 1\n", s_labels)) && !t.contains("paths"),
+        "{}",
+        t
+    );
+    let t = get(mp, "GET", "/metrics?rtsp_conn=00000000-0000-0000-0000-000000000000", "").text();
+    assert_eq!(t, "# RTSP connections\n\n# RTSP connections (deprecated)\n\n");
 }

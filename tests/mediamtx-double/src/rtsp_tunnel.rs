@@ -1,0 +1,233 @@
+//! RTSP tunnelled in HTTP on the RTSP/RTSPS port (gortsplib's server_conn_reader.go and
+//! server_tunnel_http.go): a connection starting with `GET ` or `POST` is an HTTP request;
+//! a GET with `Accept: application/x-rtsp-tunnelled` is the channel the server writes to, a
+//! POST with that `Content-Type` carries the client's RTSP in base64; both have the same
+//! `x-sessioncookie` and client IP. Once paired, the RTSP connection is served as any
+//! other (through a loopback socket, as RTSPS is) with `tunnel: http`.
+
+use crate::core::Shared;
+use std::collections::VecDeque;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{IpAddr, Shutdown, SocketAddr, TcpStream};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+const MIME: &str = "application/x-rtsp-tunnelled";
+/// GET channels waiting for their POST (all doubles of the process; oldest dropped).
+const MAX_PENDING: usize = 64;
+const MAX_HEAD: u64 = 16 * 1024;
+
+struct Pending {
+    /// the double it belongs to (several run in one test process)
+    owner: usize,
+    cookie: String,
+    ip: IpAddr,
+    get: TcpStream,
+}
+
+static PENDING: Mutex<VecDeque<Pending>> = Mutex::new(VecDeque::new());
+
+/// Whether the connection starts with an HTTP request (`GET ` or `POST`), as gortsplib
+/// checks before reading RTSP. Waits up to 10 s for the first 4 bytes.
+pub fn is_http(tcp: &TcpStream) -> bool {
+    let mut b = [0u8; 4];
+    let _ = tcp.set_read_timeout(Some(Duration::from_secs(10)));
+    let mut n = 0;
+    for _ in 0..200 {
+        n = tcp.peek(&mut b).unwrap_or(0);
+        if n >= 4 || n == 0 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = tcp.set_read_timeout(None);
+    n == 4 && (&b == b"GET " || &b == b"POST")
+}
+
+struct Head {
+    method: String,
+    minor: u8,
+    headers: Vec<(String, String)>,
+}
+
+impl Head {
+    /// The first value, names compared case-insensitively (Go's Header.Get).
+    fn get(&self, name: &str) -> &str {
+        let v = self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name));
+        v.map(|(_, v)| v.as_str()).unwrap_or("")
+    }
+}
+
+/// Reads the request head (bounded); None on a malformed or oversized one.
+fn read_head(rd: &mut BufReader<TcpStream>) -> Option<Head> {
+    let mut lim = rd.by_ref().take(MAX_HEAD);
+    let mut line = String::new();
+    lim.read_line(&mut line).ok()?;
+    let mut parts = line.split_whitespace();
+    let method = parts.next()?.to_string();
+    let _target = parts.next()?;
+    let minor = match parts.next()? {
+        "HTTP/1.0" => 0,
+        "HTTP/1.1" => 1,
+        _ => return None,
+    };
+    let mut headers = Vec::new();
+    loop {
+        let mut l = String::new();
+        if lim.read_line(&mut l).ok()? == 0 || !l.ends_with('\n') {
+            return None;
+        }
+        let l = l.trim_end();
+        if l.is_empty() {
+            return Some(Head { method, minor, headers });
+        }
+        let (k, v) = l.split_once(':')?;
+        headers.push((k.trim().to_string(), v.trim().to_string()));
+    }
+}
+
+/// Serves a connection that starts with an HTTP request (`peer`: the client, `tls`:
+/// it came through the RTSPS server).
+pub fn serve(shared: Arc<Shared>, tcp: TcpStream, peer: Option<SocketAddr>, tls: bool) {
+    let Some(peer) = peer.or_else(|| tcp.peer_addr().ok()) else {
+        return;
+    };
+    let Ok(w) = tcp.try_clone() else {
+        return;
+    };
+    let mut w = w;
+    let _ = tcp.set_read_timeout(Some(Duration::from_secs(10)));
+    let mut rd = BufReader::new(tcp);
+    let Some(h) = read_head(&mut rd) else {
+        return;
+    };
+    let cookie = h.get("x-sessioncookie").to_string();
+    let get = h.method == "GET" && h.get("Accept") == MIME;
+    let post = h.method == "POST" && h.get("Content-Type") == MIME;
+    if cookie.is_empty() || !(get || post) {
+        // gortsplib: 400 and the connection closes
+        let _ = write!(w, "HTTP/1.{} 400 Bad Request\r\nContent-Length: 0\r\n\r\n", h.minor);
+        return;
+    }
+    let ok = format!(
+        "HTTP/1.{} 200 OK\r\nCache-Control: no-cache\r\nConnection: close\r\nContent-Type: {}\r\nPragma: no-cache\r\n\r\n",
+        h.minor, MIME
+    );
+    if w.write_all(ok.as_bytes()).is_err() {
+        return;
+    }
+    let owner = Arc::as_ptr(&shared) as usize;
+    if get {
+        let mut p = PENDING.lock().unwrap();
+        if p.len() >= MAX_PENDING {
+            if let Some(old) = p.pop_front() {
+                let _ = old.get.shutdown(Shutdown::Both);
+            }
+        }
+        p.push_back(Pending {
+            owner,
+            cookie,
+            ip: peer.ip(),
+            get: w,
+        });
+        return;
+    }
+    let get_side = {
+        let mut p = PENDING.lock().unwrap();
+        let i = p
+            .iter()
+            .position(|x| x.owner == owner && x.cookie == cookie && x.ip == peer.ip());
+        i.and_then(|i| p.remove(i))
+    };
+    // gortsplib: "did not found a corresponding HTTP GET request", the POST is closed
+    let Some(get_side) = get_side else {
+        shared.log(&format!(
+            "INF [RTSP] [conn {}] closed: did not found a corresponding HTTP GET request",
+            peer
+        ));
+        return;
+    };
+    let _ = rd.get_ref().set_read_timeout(None);
+    let Ok((inner, outer)) = crate::rtsps::loopback_pair() else {
+        return;
+    };
+    let sh = shared.clone();
+    let server = std::thread::spawn(move || crate::rtsp::conn(sh, inner, Some(peer), tls, "http"));
+    let (Ok(outer_w), Ok(post_raw)) = (outer.try_clone(), rd.get_ref().try_clone()) else {
+        return;
+    };
+    // server -> GET channel; ends when the RTSP side closes
+    let get_raw = get_side.get.try_clone().ok();
+    let down = std::thread::spawn(move || {
+        let mut outer = outer;
+        let mut g = get_side.get;
+        let _ = std::io::copy(&mut outer, &mut g);
+        let _ = g.shutdown(Shutdown::Both);
+        let _ = post_raw.shutdown(Shutdown::Both);
+    });
+    // POST body (base64) -> server; a bad chunk ends the tunnel
+    let _ = decode_into(&mut rd, &outer_w);
+    let _ = outer_w.shutdown(Shutdown::Both);
+    if let Some(g) = get_raw {
+        let _ = g.shutdown(Shutdown::Both);
+    }
+    let _ = down.join();
+    let _ = server.join();
+}
+
+/// Decodes the POST body like gortsplib's base64streamreader: whole 4-character groups,
+/// each run ending at its padding, CR/LF ignored.
+fn decode_into(rd: &mut BufReader<TcpStream>, mut out: &TcpStream) -> Result<(), ()> {
+    let mut pre: Vec<u8> = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let n = rd.read(&mut buf).map_err(|_| ())?;
+        if n == 0 {
+            return Ok(());
+        }
+        pre.extend(buf[..n].iter().filter(|c| !matches!(c, b'\r' | b'\n')));
+        loop {
+            let mut cut = pre.len() / 4 * 4;
+            // a run ends with the group holding its padding
+            if let Some(i) = pre[..cut].iter().position(|&c| c == b'=') {
+                cut = (i / 4 + 1) * 4;
+            }
+            if cut == 0 {
+                break;
+            }
+            let dec = decode(&pre[..cut]).ok_or(())?;
+            out.write_all(&dec).map_err(|_| ())?;
+            pre.drain(..cut);
+        }
+    }
+}
+
+/// Standard base64 of whole 4-character groups (padding only in the last group).
+fn decode(s: &[u8]) -> Option<Vec<u8>> {
+    let val = |c: u8| -> Option<u32> {
+        Some(match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => return None,
+        } as u32)
+    };
+    let mut out = Vec::with_capacity(s.len() / 4 * 3);
+    let groups = s.len() / 4;
+    for (gi, g) in s.chunks(4).enumerate() {
+        let pad = g.iter().rev().take_while(|&&c| c == b'=').count();
+        if pad > 2 || (pad > 0 && gi + 1 != groups) {
+            return None;
+        }
+        let mut n = 0u32;
+        for &c in &g[..4 - pad] {
+            n = n << 6 | val(c)?;
+        }
+        n <<= 6 * pad as u32;
+        let b = n.to_be_bytes();
+        out.extend_from_slice(&b[1..4 - pad]);
+    }
+    Some(out)
+}

@@ -1,0 +1,276 @@
+//! RTSP tunnelled in HTTP on the RTSP port (gortsplib's GET + POST pair): ffmpeg/ffprobe
+//! read through it (ffmpeg cannot publish through it), a raw client checks the HTTP answers;
+//! `rtsp+http://` and `rtsps+http://` static sources are pulled through the double's own tunnel.
+
+mod common;
+use common::*;
+use serde_json::{json, Value};
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn items(h: &mediamtx_double::Handle, path: &str) -> Vec<Value> {
+    let r = http("GET", &format!("{}{}", h.api_url(), path), None);
+    r.json()["items"].as_array().cloned().unwrap_or_default()
+}
+
+/// Runs a command with a generous hang bound; returns (success, stdout).
+fn run_bounded(cmd: &mut Command, what: &str) -> (bool, String) {
+    let child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect(what);
+    let mut child = Proc(child);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let st = loop {
+        if let Some(st) = child.0.try_wait().unwrap() {
+            break st;
+        }
+        assert!(Instant::now() < deadline, "{} hangs", what);
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let mut out = String::new();
+    let _ = child.0.stdout.take().unwrap().read_to_string(&mut out);
+    (st.success(), out)
+}
+
+/// The HTTP head an HTTP request gets on the RTSP port.
+fn http_head(port: u16, req: &str) -> (TcpStream, String) {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(req.as_bytes()).unwrap();
+    let mut buf = Vec::new();
+    let mut b = [0u8; 1];
+    while !buf.ends_with(b"\r\n\r\n") {
+        match s.read(&mut b) {
+            Ok(1) => buf.push(b[0]),
+            _ => break,
+        }
+    }
+    (s, String::from_utf8_lossy(&buf).to_string())
+}
+
+#[test]
+fn ffprobe_and_ffmpeg_read_through_the_http_tunnel() {
+    require_ffmpeg();
+    let (h, dir) = start("tunnel-read");
+    let url = format!("{}/tun", h.rtsp_url());
+    let _p = spawn_cmd(&publisher_cmd(&url, "320x240"), &dir.join("pub.log"));
+    wait_until(Duration::from_secs(15), "stream available", || {
+        let r = http("GET", &format!("{}/v3/paths/get/tun", h.api_url()), None);
+        r.status == 200 && r.json()["available"] == true
+    });
+    let (ok, out) = run_bounded(
+        Command::new("ffprobe")
+            .args(["-v", "error", "-rtsp_transport", "http", "-i", &url])
+            .args([
+                "-select_streams",
+                "v:0",
+                "-show_entries",
+                "stream=codec_name,width,height",
+            ])
+            .args(["-of", "csv=p=0"]),
+        "ffprobe over the HTTP tunnel",
+    );
+    assert!(ok, "ffprobe failed: {}", out);
+    assert_eq!(out.trim(), "h264,320,240");
+
+    // a reader that stays: its connection is listed with tunnel http, over TCP
+    let md5 = dir.join("r.md5");
+    let reader = std::thread::spawn({
+        let url = url.clone();
+        move || {
+            run_bounded(
+                Command::new("ffmpeg")
+                    .args([
+                        "-nostdin",
+                        "-hide_banner",
+                        "-loglevel",
+                        "error",
+                        "-rtsp_transport",
+                        "http",
+                    ])
+                    .args(["-i", &url, "-frames:v", "90", "-f", "framemd5", "-y"])
+                    .arg(&md5),
+                "ffmpeg reader over the HTTP tunnel",
+            )
+        }
+    });
+    let tunnelled_readers = || -> Vec<Value> {
+        let conns = items(&h, "/v3/rtspconns/list");
+        let tunnelled: Vec<&Value> = conns.iter().filter(|c| c["tunnel"] == "http").collect();
+        items(&h, "/v3/rtspsessions/list")
+            .into_iter()
+            .filter(|s| s["state"] == "read" && tunnelled.iter().any(|c| c["session"] == s["id"]))
+            .collect()
+    };
+    wait_until(Duration::from_secs(15), "the tunnelled reader listed", || {
+        !tunnelled_readers().is_empty()
+    });
+    let readers = tunnelled_readers();
+    assert_eq!(readers.len(), 1, "{:?}", readers);
+    assert_eq!(readers[0]["transport"], "TCP");
+    let (ok, _) = reader.join().unwrap();
+    assert!(ok, "ffmpeg reader failed");
+    let frames = std::fs::read_to_string(dir.join("r.md5")).unwrap_or_default();
+    let n = frames
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .count();
+    assert!(n >= 90, "{} frames", n);
+}
+
+#[test]
+fn tunnel_http_answers_like_gortsplib() {
+    let (h, _dir) = start("tunnel-raw");
+    let port = h.rtsp_port;
+    // a plain HTTP request: 400, closed
+    let (mut s, head) = http_head(port, "GET /x HTTP/1.1\r\nHost: a\r\n\r\n");
+    assert_eq!(head, "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n");
+    assert_eq!(s.read(&mut [0u8; 1]).unwrap_or(0), 0);
+
+    // GET + POST with one cookie: an OPTIONS in base64, split mid-group, answered on GET
+    let ok = "HTTP/1.0 200 OK\r\nCache-Control: no-cache\r\nConnection: close\r\n\
+        Content-Type: application/x-rtsp-tunnelled\r\nPragma: no-cache\r\n\r\n";
+    let (mut get, head) = http_head(
+        port,
+        "GET /tun HTTP/1.0\r\nAccept: application/x-rtsp-tunnelled\r\nx-sessioncookie: abc\r\n\r\n",
+    );
+    assert_eq!(head, ok);
+    let (mut post, head) = http_head(
+        port,
+        "POST /tun HTTP/1.0\r\nContent-Type: application/x-rtsp-tunnelled\r\nx-sessioncookie: abc\r\n\r\n",
+    );
+    assert_eq!(head, ok);
+    let b64 = openssl::base64::encode_block(b"OPTIONS rtsp://127.0.0.1/tun RTSP/1.0\r\nCSeq: 7\r\n\r\n");
+    let (a, b) = b64.split_at(5);
+    post.write_all(a.as_bytes()).unwrap();
+    std::thread::sleep(Duration::from_millis(50));
+    post.write_all(b.as_bytes()).unwrap();
+    let mut got = Vec::new();
+    let mut byte = [0u8; 1];
+    while !got.ends_with(b"\r\n\r\n") {
+        match get.read(&mut byte) {
+            Ok(1) => got.push(byte[0]),
+            _ => break,
+        }
+    }
+    let got = String::from_utf8_lossy(&got).to_string();
+    assert!(
+        got.starts_with("RTSP/1.0 200 OK\r\n") && got.contains("CSeq: 7\r\n"),
+        "{}",
+        got
+    );
+    let c = items(&h, "/v3/rtspconns/list");
+    assert!(c.iter().any(|c| c["tunnel"] == "http"), "{:?}", c);
+
+    // invalid base64 ends the tunnel: the GET channel is closed
+    post.write_all(b"!!!!").unwrap();
+    let mut rest = Vec::new();
+    let _ = get.read_to_end(&mut rest);
+    assert!(rest.is_empty());
+
+    // a POST without its GET: 200, then closed
+    let (mut p2, head) = http_head(
+        port,
+        "POST /tun HTTP/1.1\r\nContent-Type: application/x-rtsp-tunnelled\r\nx-sessioncookie: none\r\n\r\n",
+    );
+    assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{}", head);
+    assert_eq!(p2.read(&mut [0u8; 1]).unwrap_or(0), 0);
+}
+
+fn self_signed(dir: &std::path::Path) -> (String, String) {
+    let (key, cert) = (dir.join("server.key"), dir.join("server.crt"));
+    let st = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=localhost",
+        ])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect("the openssl CLI is required by this test");
+    assert!(st.success(), "openssl req failed");
+    (key.display().to_string(), cert.display().to_string())
+}
+
+/// ffprobe of a path over plain RTSP: "codec,width,height".
+fn probe(url: &str) -> String {
+    let (ok, out) = run_bounded(
+        Command::new("ffprobe")
+            .args(["-v", "error", "-rtsp_transport", "tcp", "-i", url])
+            .args([
+                "-select_streams",
+                "v:0",
+                "-show_entries",
+                "stream=codec_name,width,height",
+            ])
+            .args(["-of", "csv=p=0"]),
+        "ffprobe",
+    );
+    assert!(ok, "ffprobe of {} failed", url);
+    out.trim().to_string()
+}
+
+#[test]
+fn rtsp_http_and_rtsps_http_sources_are_pulled_through_the_tunnel() {
+    require_ffmpeg();
+    let (h, dir) = start("tunnel-source");
+    let (key, cert) = self_signed(&dir);
+    let r = http(
+        "PATCH",
+        &format!("{}/v3/config/global/patch", h.api_url()),
+        Some(&json!({"rtspEncryption": "optional", "rtspServerKey": key, "rtspServerCert": cert}).to_string()),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let _p = spawn_cmd(
+        &publisher_cmd(&format!("{}/a", h.rtsp_url()), "320x240"),
+        &dir.join("pub.log"),
+    );
+    let sources = [
+        (
+            "b",
+            format!("rtsp+http://127.0.0.1:{}/a", h.rtsp_port),
+            "/v3/rtspconns/list",
+        ),
+        (
+            "c",
+            format!("rtsps+http://127.0.0.1:{}/a", h.rtsps_port),
+            "/v3/rtspsconns/list",
+        ),
+    ];
+    for (name, source, _) in &sources {
+        let r = http(
+            "POST",
+            &format!("{}/v3/config/paths/add/{}", h.api_url(), name),
+            Some(&json!({ "source": source }).to_string()),
+        );
+        assert_eq!(r.status, 200, "{}", r.body);
+    }
+    for (name, _, conns) in &sources {
+        wait_until(Duration::from_secs(20), "the pulled path available", || {
+            let r = http("GET", &format!("{}/v3/paths/get/{}", h.api_url(), name), None);
+            r.status == 200 && r.json()["available"] == true
+        });
+        let p = http("GET", &format!("{}/v3/paths/get/{}", h.api_url(), name), None).json();
+        assert_eq!(p["source"], json!({"type": "rtspSource", "id": ""}), "{}", p);
+        assert_eq!(probe(&format!("{}/{}", h.rtsp_url(), name)), "h264,320,240");
+        // the puller's connection is the tunnelled one
+        let c = items(&h, conns);
+        assert!(c.iter().any(|c| c["tunnel"] == "http"), "{}: {:?}", name, c);
+    }
+}
