@@ -243,4 +243,28 @@ mod tests {
         }
         assert_eq!(re, nalu);
     }
+
+    #[test]
+    fn stap_a_and_h265_split_and_hostile_input() {
+        // STAP-A with a small and a big NAL unit: the small one alone, the big one in FU-A
+        let big: Vec<u8> = std::iter::once(0x65).chain(std::iter::repeat(7).take(300)).collect();
+        let mut stap = vec![24, 0, 2, 0x67, 1];
+        stap.extend_from_slice(&(big.len() as u16).to_be_bytes());
+        stap.extend_from_slice(&big);
+        let out = split_h264(&stap, 100);
+        assert_eq!(out[0], vec![0x67, 1]);
+        assert!(out[1..].iter().all(|p| p[0] & 0x1F == 28 && p.len() <= 100));
+        // H.265 IDR (type 19) into FU (type 49) with the FU header carrying 19
+        let mut nalu = vec![19 << 1, 1];
+        nalu.extend(std::iter::repeat(9).take(500));
+        let out = split_h265(&nalu, 100);
+        assert!(out
+            .iter()
+            .all(|p| (p[0] >> 1) & 0x3F == 49 && p[2] & 0x3F == 19 && p.len() <= 100));
+        assert_eq!(out.iter().map(|p| p.len() - 3).sum::<usize>(), 500);
+        // truncated or malformed packets neither panic nor grow
+        assert!(split_h264(&[24, 0xFF, 0xFF, 1], 2).is_empty());
+        assert!(split_h265(&[49 << 1], 2).is_empty());
+        assert_eq!(bounds(&[0x90, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]), None);
+    }
 }
