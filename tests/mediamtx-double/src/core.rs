@@ -46,6 +46,8 @@ pub struct Stream {
     pub outbound: AtomicU64,
     /// alwaysAvailable: producers change under the readers (restamp.rs)
     pub restamp: Option<Mutex<crate::restamp::Restamper>>,
+    /// udpMaxPayloadSize: oversized RTP payloads re-packetized (rtp_split.rs)
+    pub split: Mutex<crate::rtp_split::Splitter>,
 }
 
 impl Stream {
@@ -57,15 +59,17 @@ impl Stream {
         if !rtcp {
             self.inbound.fetch_add(payload.len() as u64, Ordering::Relaxed);
         }
-        match &self.restamp {
-            None => self.fan_out(media, rtcp, payload),
+        let pkts = match &self.restamp {
+            None if rtcp => return self.fan_out(media, rtcp, payload),
+            None => vec![payload],
             // the producers' RTCP describes their own numbering: not relayed
-            Some(_) if rtcp => {}
-            Some(r) => {
-                let pkts = r.lock().unwrap().rewrite(media, &payload);
-                for p in pkts {
-                    self.fan_out(media, false, p);
-                }
+            Some(_) if rtcp => return,
+            Some(r) => r.lock().unwrap().rewrite(media, &payload),
+        };
+        let mut split = self.split.lock().unwrap();
+        for p in pkts {
+            for q in split.split(media, p) {
+                self.fan_out(media, false, q);
             }
         }
     }
@@ -679,7 +683,7 @@ pub fn tick(shared: &Arc<Shared>) {
 }
 
 /// Sets the stream of a path when its publisher starts recording.
-pub fn publish_start(shared: &Arc<Shared>, p: &mut PathRt, pb: Publisher, sdp: Sdp) -> Arc<Stream> {
+pub fn publish_start(shared: &Arc<Shared>, p: &mut PathRt, pb: Publisher, sdp: Sdp, max_payload: usize) -> Arc<Stream> {
     if let Some(old) = p.publisher.take() {
         let _ = old.conn.shutdown(Shutdown::Both);
     }
@@ -733,6 +737,7 @@ pub fn publish_start(shared: &Arc<Shared>, p: &mut PathRt, pb: Publisher, sdp: S
         None => Arc::new(Stream {
             id: shared.id(),
             restamp: always.then(|| Mutex::new(crate::restamp::Restamper::new(&sdp))),
+            split: Mutex::new(crate::rtp_split::Splitter::new(&sdp, max_payload)),
             sdp,
             props: Mutex::new(props),
             sinks: Mutex::new(Vec::new()),

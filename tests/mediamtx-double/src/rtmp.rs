@@ -247,8 +247,10 @@ pub fn conn(shared: Arc<Shared>, tcp: TcpStream, remote: Option<std::net::Socket
         acked: 0,
         connect_txid: 1.0,
     };
-    // a client must finish the handshake and its commands in time (readTimeout)
-    let _ = info.tcp.set_read_timeout(Some(read_timeout(&shared)));
+    // a client must finish the handshake and its commands in time (readTimeout), and
+    // every write must complete within writeTimeout (conn.runReader's deadlines)
+    let _ = info.tcp.set_read_timeout(Some(timeout_of(&shared, "readTimeout")));
+    let _ = info.tcp.set_write_timeout(Some(timeout_of(&shared, "writeTimeout")));
     let res = s.run();
     shared.log(&format!(
         "RTMP [conn {}] closed: {}",
@@ -268,8 +270,9 @@ pub fn conn(shared: Arc<Shared>, tcp: TcpStream, remote: Option<std::net::Socket
     }
 }
 
-fn read_timeout(shared: &Shared) -> Duration {
-    let d = crate::conf::duration_of(&shared.lock().global, "readTimeout");
+/// The global `readTimeout` or `writeTimeout` (never zero: a socket rejects that).
+fn timeout_of(shared: &Shared, key: &str) -> Duration {
+    let d = crate::conf::duration_of(&shared.lock().global, key);
     if d.is_zero() {
         Duration::from_secs(10)
     } else {
@@ -531,7 +534,12 @@ impl Session {
             reg.insert(a.path.clone(), self.info.clone());
         }
         self.set_meta("publish", &a, user);
-        let _ = self.info.tcp.set_read_timeout(Some(read_timeout(&self.shared)));
+        // a publisher: each read within readTimeout, writes (acks) without deadline
+        let _ = self
+            .info
+            .tcp
+            .set_read_timeout(Some(timeout_of(&self.shared, "readTimeout")));
+        let _ = self.info.tcp.set_write_timeout(None);
         let res = self.publish_loop(&a);
         {
             let mut reg = self.shared.rtmp.publishing.lock().unwrap();

@@ -1135,6 +1135,7 @@ impl Conn {
         let mut st = shared.lock();
         let name = path.clone();
         let read_timeout = conf::duration_of(&st.global, "readTimeout");
+        let max_payload = crate::rtp_split::max_payload(&st.global);
         let p = match core::get_or_create_path(&shared, &mut st, &name) {
             Ok(p) => p,
             Err(_) => {
@@ -1197,7 +1198,7 @@ impl Conn {
                 query: self.query.clone(),
             },
         };
-        let s = core::publish_start(&shared, p, pb, sdp.clone());
+        let s = core::publish_start(&shared, p, pb, sdp.clone(), max_payload);
         drop(st);
         let input = Arc::new(PubIn {
             stream: s,

@@ -13,8 +13,6 @@ use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// idle time after which a peer is gone (libsrt's peer idle timeout)
-const PEER_TIMEOUT: Duration = Duration::from_secs(5);
 const ACK_PERIOD: Duration = Duration::from_millis(10);
 const KEEPALIVE: Duration = Duration::from_secs(1);
 /// a gap older than this is skipped (TLPKTDROP)
@@ -267,7 +265,9 @@ impl Conn {
         if self.info.kick.load(Ordering::SeqCst) || self.shared.shutdown.load(Ordering::SeqCst) {
             return Some("terminated".into());
         }
-        if last_recv.elapsed() > PEER_TIMEOUT {
+        // MediaMTX sets the listener's PeerIdleTimeout to readTimeout
+        let peer_timeout = crate::conf::duration_of(&self.shared.lock().global, "readTimeout");
+        if last_recv.elapsed() > peer_timeout.max(ACK_PERIOD) {
             return Some("peer timed out".into());
         }
         if let Ok(Some(st)) = child.try_wait() {

@@ -457,3 +457,51 @@ fn rtmp_reader_starts_on_demand() {
         path_get(&h, "od")["available"] != true
     });
 }
+
+/// Reads until the server closes the connection; false if it is still open after `bound`.
+fn closed_within(mut s: std::net::TcpStream, bound: Duration) -> bool {
+    use std::io::Read;
+    let t0 = std::time::Instant::now();
+    s.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+    let mut buf = [0u8; 4096];
+    while t0.elapsed() < bound {
+        match s.read(&mut buf) {
+            Ok(0) => return true,
+            Ok(_) => {}
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
+            Err(_) => return true,
+        }
+    }
+    false
+}
+
+#[test]
+fn rtmp_silent_client_closed_after_read_timeout() {
+    use std::io::{Read, Write};
+    let (h, _dir) = start("rtmp-silent");
+    let r = http(
+        "PATCH",
+        &format!("{}/v3/config/global/patch", h.api_url()),
+        Some(r#"{"readTimeout":"1s"}"#),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let addr = h.rtmp_url().trim_start_matches("rtmp://").to_string();
+
+    // a client that only connects
+    let s = std::net::TcpStream::connect(&addr).unwrap();
+    // the bound is under the default readTimeout (10s): only the 1s setting closes it
+    assert!(closed_within(s, Duration::from_secs(7)), "silent client still open");
+
+    // a client that completes the handshake (C0 C1 / S0 S1 S2 / C2), then goes silent
+    let mut s = std::net::TcpStream::connect(&addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut c0c1 = vec![3u8];
+    c0c1.extend_from_slice(&[0u8; 1536]);
+    s.write_all(&c0c1).unwrap();
+    let mut s012 = vec![0u8; 1 + 1536 * 2];
+    s.read_exact(&mut s012).unwrap();
+    assert_eq!(s012[0], 3);
+    s.write_all(&s012[1..1537]).unwrap();
+    assert!(closed_within(s, Duration::from_secs(7)), "silent client still open");
+    wait_until(Duration::from_secs(5), "no RTMP conns", || conns(&h).is_empty());
+}

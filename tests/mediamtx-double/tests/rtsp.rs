@@ -620,3 +620,229 @@ fn hostile_input_is_refused_without_harm() {
     let (_s, r) = announce_and_setup(h.rtsp_port, "ok", "RTP/AVP/TCP;unicast;interleaved=0-1;mode=record");
     assert!(r.starts_with("RTSP/1.0 200"), "{}", r);
 }
+
+/// NAL units of an Annex-B H.264 file.
+fn annexb_nalus(data: &[u8]) -> Vec<Vec<u8>> {
+    let mut starts = Vec::new();
+    let mut i = 0;
+    while i + 3 <= data.len() {
+        if data[i..i + 3] == [0, 0, 1] {
+            starts.push(i + 3);
+            i += 3;
+        } else {
+            i += 1;
+        }
+    }
+    let mut out = Vec::new();
+    for (k, &s) in starts.iter().enumerate() {
+        let e = starts.get(k + 1).map(|n| n - 3).unwrap_or(data.len());
+        let mut nalu = data[s..e].to_vec();
+        while nalu.last() == Some(&0) {
+            nalu.pop();
+        }
+        if !nalu.is_empty() {
+            out.push(nalu);
+        }
+    }
+    out
+}
+
+/// A PLAYing raw RTSP reader over interleaved TCP: returns its connection.
+fn raw_reader(port: u16, path: &str) -> TcpStream {
+    let url = format!("rtsp://127.0.0.1:{}/{}", port, path);
+    let mut rd = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    rd.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let r = rtsp_req(
+        &mut rd,
+        &format!(
+            "SETUP {}/trackID=0 RTSP/1.0\r\nCSeq: 1\r\nTransport: RTP/AVP/TCP;unicast;interleaved=0-1\r\n\r\n",
+            url
+        ),
+    );
+    assert!(r.starts_with("RTSP/1.0 200"), "{}", r);
+    let session = r
+        .lines()
+        .find_map(|l| l.strip_prefix("Session: "))
+        .map(|v| v.split(';').next().unwrap().to_string())
+        .unwrap();
+    let r = rtsp_req(
+        &mut rd,
+        &format!("PLAY {} RTSP/1.0\r\nCSeq: 2\r\nSession: {}\r\n\r\n", url, session),
+    );
+    assert!(r.starts_with("RTSP/1.0 200"), "{}", r);
+    rd
+}
+
+#[test]
+fn oversized_h264_nal_units_are_split_into_fu_a() {
+    require_ffmpeg();
+    let (h, dir) = start("rtspsplit");
+    // all-intra 640x480 at high quality: every IDR NAL unit is far over 1440 bytes
+    let file = dir.join("in.h264");
+    let st = Command::new("ffmpeg")
+        .args(["-nostdin", "-hide_banner", "-loglevel", "error", "-f", "lavfi"])
+        .args([
+            "-i",
+            "testsrc2=size=640x480:rate=25",
+            "-frames:v",
+            "5",
+            "-c:v",
+            "libx264",
+        ])
+        .args([
+            "-preset",
+            "ultrafast",
+            "-x264-params",
+            "keyint=1",
+            "-crf",
+            "12",
+            "-f",
+            "h264",
+            "-y",
+        ])
+        .arg(&file)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let nalus = annexb_nalus(&std::fs::read(&file).unwrap());
+    let sps = nalus.iter().find(|n| n[0] & 0x1F == 7).unwrap().clone();
+    let pps = nalus.iter().find(|n| n[0] & 0x1F == 8).unwrap().clone();
+    let idrs: Vec<Vec<u8>> = nalus.iter().filter(|n| n[0] & 0x1F == 5).cloned().collect();
+    assert!(
+        idrs.iter().all(|n| n.len() > 4000),
+        "IDR sizes {:?}",
+        idrs.iter().map(|n| n.len()).collect::<Vec<_>>()
+    );
+
+    let (mut p, r) = announce_and_setup(h.rtsp_port, "big", "RTP/AVP/TCP;unicast;interleaved=0-1;mode=record");
+    assert!(r.starts_with("RTSP/1.0 200"), "{}", r);
+    let session = r
+        .lines()
+        .find_map(|l| l.strip_prefix("Session: "))
+        .map(|v| v.split(';').next().unwrap().to_string())
+        .unwrap();
+    let url = format!("rtsp://127.0.0.1:{}/big", h.rtsp_port);
+    let r = rtsp_req(
+        &mut p,
+        &format!("RECORD {} RTSP/1.0\r\nCSeq: 3\r\nSession: {}\r\n\r\n", url, session),
+    );
+    assert!(r.starts_with("RTSP/1.0 200"), "{}", r);
+
+    // both readers are in before the first packet
+    let mut rd = raw_reader(h.rtsp_port, "big");
+    let out = dir.join("out.gray");
+    let mut ff = Proc(
+        Command::new("ffmpeg")
+            .args([
+                "-nostdin",
+                "-hide_banner",
+                "-loglevel",
+                "error",
+                "-rtsp_transport",
+                "tcp",
+            ])
+            .args([
+                "-i",
+                &url,
+                "-frames:v",
+                "10",
+                "-f",
+                "rawvideo",
+                "-pix_fmt",
+                "gray",
+                "-y",
+            ])
+            .arg(&out)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    wait_until(Duration::from_secs(10), "two readers", || {
+        get(&h, "/v3/paths/get/big").json()["readers"]
+            .as_array()
+            .map(|a| a.len())
+            == Some(2)
+    });
+
+    // each NAL unit in one RTP packet (single NAL unit mode), the IDR's marked
+    let (mut seq, mut ts) = (1000u16, 0u32);
+    let mut send = |p: &mut TcpStream, ts: u32, nalu: &[u8], marker: bool| {
+        let mut rtp = vec![0x80, 96 | if marker { 0x80 } else { 0 }];
+        rtp.extend_from_slice(&seq.to_be_bytes());
+        rtp.extend_from_slice(&ts.to_be_bytes());
+        rtp.extend_from_slice(&[0, 0, 0, 1]);
+        rtp.extend_from_slice(nalu);
+        let mut frame = vec![b'$', 0];
+        frame.extend_from_slice(&(rtp.len() as u16).to_be_bytes());
+        frame.extend_from_slice(&rtp);
+        p.write_all(&frame).unwrap();
+        seq = seq.wrapping_add(1);
+    };
+    let mut sent_aus = 0;
+    for i in 0..250 {
+        if ff.0.try_wait().unwrap().is_some() {
+            break;
+        }
+        send(&mut p, ts, &sps, false);
+        send(&mut p, ts, &pps, false);
+        send(&mut p, ts, &idrs[i % idrs.len()], true);
+        ts = ts.wrapping_add(3600);
+        sent_aus += 1;
+        std::thread::sleep(Duration::from_millis(40));
+    }
+    let st = loop {
+        if let Some(st) = ff.0.try_wait().unwrap() {
+            break st;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let mut errs = String::new();
+    ff.0.stderr.take().unwrap().read_to_string(&mut errs).unwrap();
+    assert!(st.success() && errs.is_empty(), "ffmpeg reader: {:?} {}", st, errs);
+    assert_eq!(std::fs::metadata(&out).unwrap().len(), 10 * 640 * 480);
+
+    // the raw reader: packets of at most 1452 bytes, numbered without gaps, and the IDR
+    // NAL units rebuilt from FU-A fragments
+    let mut next_seq: Option<u16> = None;
+    let mut rebuilt: Vec<Vec<u8>> = Vec::new();
+    let mut cur: Option<Vec<u8>> = None;
+    for _ in 0..sent_aus * 10 {
+        let mut hdr = [0u8; 4];
+        if rd.read_exact(&mut hdr).is_err() {
+            break;
+        }
+        let mut pkt = vec![0u8; u16::from_be_bytes([hdr[2], hdr[3]]) as usize];
+        rd.read_exact(&mut pkt).unwrap();
+        if hdr[1] != 0 {
+            continue; // RTCP
+        }
+        assert!(pkt.len() <= 1452, "RTP packet of {} bytes", pkt.len());
+        let s = u16::from_be_bytes([pkt[2], pkt[3]]);
+        if let Some(n) = next_seq {
+            assert_eq!(s, n, "sequence numbers continue");
+        }
+        next_seq = Some(s.wrapping_add(1));
+        let payload = &pkt[12..];
+        if payload[0] & 0x1F == 28 {
+            if payload[1] & 0x80 != 0 {
+                cur = Some(vec![(payload[0] & 0xE0) | (payload[1] & 0x1F)]);
+            }
+            if let Some(c) = cur.as_mut() {
+                c.extend_from_slice(&payload[2..]);
+            }
+            if payload[1] & 0x40 != 0 {
+                assert_eq!(pkt[1] & 0x80, 0x80, "the IDR's last fragment is marked");
+                rebuilt.extend(cur.take());
+                if rebuilt.len() >= 3 {
+                    break;
+                }
+            }
+        }
+    }
+    assert!(rebuilt.len() >= 3, "{} IDR NAL units rebuilt", rebuilt.len());
+    for n in &rebuilt {
+        assert!(idrs.contains(n), "a rebuilt IDR NAL unit is one sent");
+    }
+}

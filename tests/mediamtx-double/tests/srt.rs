@@ -377,3 +377,28 @@ fn srt_raw_handshake_rejection_code_and_srt_off() {
     s.set_read_timeout(Some(Duration::from_millis(500))).unwrap();
     assert!(s.recv(&mut buf).is_err(), "no handshake while srt is off");
 }
+
+#[test]
+fn srt_silent_publisher_closed_after_read_timeout() {
+    require_ffmpeg();
+    let (h, dir) = start("srt-silent");
+    let r = http(
+        "PATCH",
+        &format!("{}/v3/config/global/patch", h.api_url()),
+        Some(r#"{"readTimeout":"1s"}"#),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let url = format!("{}?streamid=publish:mystream", h.srt_url());
+    let mut publisher = srt_publisher(&url, "320x240", &dir.join("pub.log"));
+    wait_until(Duration::from_secs(15), "stream available", || {
+        path_get(&h, "mystream")["available"] == true
+    });
+    // the publisher freezes: nothing more reaches the double, not even keepalives
+    unsafe { libc::kill(publisher.pid(), libc::SIGSTOP) };
+    // under the double's former fixed 5s and MediaMTX's default 10s: only readTimeout ends it
+    wait_until(Duration::from_secs(4), "silent SRT publisher closed", || {
+        conns(&h).is_empty()
+    });
+    unsafe { libc::kill(publisher.pid(), libc::SIGCONT) };
+    publisher.interrupt_and_wait();
+}
