@@ -402,3 +402,45 @@ fn srt_silent_publisher_closed_after_read_timeout() {
     unsafe { libc::kill(publisher.pid(), libc::SIGCONT) };
     publisher.interrupt_and_wait();
 }
+
+/// A raw SRT reader that never acknowledges: the sender's flow window fills, then the
+/// reader's writeQueueSize queue, and what does not fit is discarded and counted in
+/// `outboundFramesDiscarded` (MediaMTX's stream.Reader ring buffer); the connection lives on.
+#[test]
+fn srt_stalled_reader_queue_discards() {
+    require_ffmpeg();
+    let (h, dir) = start("srt-stall");
+    let r = http(
+        "PATCH",
+        &format!("{}/v3/config/global/patch", h.api_url()),
+        Some(r#"{"writeQueueSize":64,"readTimeout":"30s"}"#),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let url = format!("{}?streamid=publish:mystream", h.srt_url());
+    let mut publisher = srt_publisher(&url, "640x480", &dir.join("pub.log"));
+    wait_until(Duration::from_secs(15), "stream available", || {
+        path_get(&h, "mystream")["available"] == true
+    });
+    let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    s.connect(("127.0.0.1", h.srt_port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut buf = [0u8; 1500];
+    s.send(&handshake(4, 2, 1, 0, b"")).unwrap();
+    let n = s.recv(&mut buf).expect("induction answered");
+    assert!(n >= 64);
+    let cookie = u32::from_be_bytes([buf[44], buf[45], buf[46], buf[47]]);
+    let mut concl = handshake(5, 5, 0xFFFF_FFFF, cookie, b"read:mystream");
+    // the smallest flow window: 32 packets in flight, the rest waits in the queue
+    concl[32..36].copy_from_slice(&32u32.to_be_bytes());
+    s.send(&concl).unwrap();
+    wait_until(Duration::from_secs(10), "reader discarding", || {
+        let c = conns(&h);
+        let reader = c.iter().find(|c| c["state"] == "read");
+        reader.is_some_and(|c| c["outboundFramesDiscarded"].as_u64() > Some(0))
+    });
+    let c = conns(&h);
+    let reader = c.iter().find(|c| c["state"] == "read").expect("reader still listed");
+    // never more in flight than the window allows
+    assert!(reader["packetsSentUnique"].as_u64() <= Some(32), "{}", reader);
+    publisher.interrupt_and_wait();
+}
