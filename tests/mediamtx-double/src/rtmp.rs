@@ -34,6 +34,8 @@ pub struct ConnInfo {
     tcp: TcpStream,
     received: Arc<AtomicU64>,
     sent: Arc<AtomicU64>,
+    /// FLV tags dropped because the reader's writeQueueSize queue was full
+    discarded: Arc<AtomicU64>,
     meta: Mutex<Meta>,
 }
 
@@ -149,7 +151,7 @@ fn api_item(c: &ConnInfo) -> Value {
         "outboundBytes": tx,
         "bytesReceived": rx,
         "bytesSent": tx,
-        "outboundFramesDiscarded": 0,
+        "outboundFramesDiscarded": c.discarded.load(Ordering::Relaxed),
     })
 }
 
@@ -223,6 +225,7 @@ pub fn conn(shared: Arc<Shared>, tcp: TcpStream, remote: Option<std::net::Socket
         tcp,
         received: Arc::new(AtomicU64::new(0)),
         sent: Arc::new(AtomicU64::new(0)),
+        discarded: Arc::new(AtomicU64::new(0)),
         meta: Mutex::new(Meta {
             state: "idle",
             ..Default::default()
@@ -642,17 +645,41 @@ impl Session {
         let mut child = spawn_reader(&self.shared, &a.path)?;
         let stdout = child.stdout.take().ok_or_else(|| err("no stdout".into()))?;
         let w = self.w.clone();
-        // FLV tags from ffmpeg become messages on stream 1 (audio, video and data on
-        // their usual chunk streams); when the stream ends the reader is closed
+        // MediaMTX's stream.Reader: a queue of writeQueueSize units between the stream
+        // and the socket writer; a unit that does not fit is discarded and counted
+        let queue_size = {
+            let st = self.shared.lock();
+            st.global.get("writeQueueSize").and_then(|v| v.as_u64()).unwrap_or(512) as usize
+        };
+        let (qtx, qrx) = std::sync::mpsc::sync_channel::<(u8, u32, Vec<u8>)>(queue_size.max(1));
+        let discarded = self.info.discarded.clone();
+        // FLV tags from ffmpeg into the queue; when the stream ends the queue closes
         let pump = std::thread::spawn(move || {
             let _ = flv::read_tags(stdout, |typ, ts, body| {
+                match qtx.try_send((typ, ts, body.to_vec())) {
+                    Ok(()) => {}
+                    Err(std::sync::mpsc::TrySendError::Full(_)) => {
+                        discarded.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Err(std::sync::mpsc::TrySendError::Disconnected(_)) => return Err(err("writer gone".into())),
+                }
+                Ok(())
+            });
+        });
+        // the writer: queued tags become messages on stream 1 (audio, video and data on
+        // their usual chunk streams), each write bounded by writeTimeout; a failed write
+        // or the end of the stream closes the reader
+        let writer = std::thread::spawn(move || {
+            for (typ, ts, body) in qrx {
                 let csid = match typ {
                     8 => 4,
                     9 => 6,
                     _ => 5,
                 };
-                w.send(csid, typ, 1, ts, body)
-            });
+                if w.send(csid, typ, 1, ts, &body).is_err() {
+                    break;
+                }
+            }
             let _ = w.tcp.lock().unwrap().shutdown(Shutdown::Both);
         });
         let _ = self.info.tcp.set_read_timeout(None);
@@ -670,6 +697,7 @@ impl Session {
         let _ = self.info.tcp.shutdown(Shutdown::Both);
         stop_child(&self.shared, child);
         let _ = pump.join();
+        let _ = writer.join();
         res
     }
 }

@@ -505,3 +505,102 @@ fn rtmp_silent_client_closed_after_read_timeout() {
     assert!(closed_within(s, Duration::from_secs(7)), "silent client still open");
     wait_until(Duration::from_secs(5), "no RTMP conns", || conns(&h).is_empty());
 }
+
+/// AMF0 pieces for a hand-made RTMP client.
+fn amf_str(s: &str) -> Vec<u8> {
+    let mut v = vec![2];
+    v.extend_from_slice(&(s.len() as u16).to_be_bytes());
+    v.extend_from_slice(s.as_bytes());
+    v
+}
+
+fn amf_num(n: f64) -> Vec<u8> {
+    let mut v = vec![0];
+    v.extend_from_slice(&n.to_be_bytes());
+    v
+}
+
+/// A command message (type 20) in one chunk (fmt 0, chunk stream 3; bodies < 128 bytes).
+fn command_chunk(stream: u32, parts: &[Vec<u8>]) -> Vec<u8> {
+    let body: Vec<u8> = parts.concat();
+    assert!(body.len() <= 128);
+    let mut v = vec![3, 0, 0, 0];
+    v.extend_from_slice(&(body.len() as u32).to_be_bytes()[1..]);
+    v.push(20);
+    v.extend_from_slice(&stream.to_le_bytes());
+    v.extend_from_slice(&body);
+    v
+}
+
+/// A raw RTMP reader that plays and never reads, with a small writeQueueSize: what does
+/// not fit in the queue (the relay's first burst already) is discarded and counted in
+/// `outboundFramesDiscarded` (stream.Reader), and the reader is not closed for it.
+/// (On loopback the kernel grows the send buffer to MBs, so a write blocking for
+/// writeTimeout is not reached within this test's time.)
+#[test]
+fn rtmp_stalled_reader_queue_discards() {
+    use std::io::{Read, Write};
+    use std::os::fd::AsRawFd;
+    require_ffmpeg();
+    let (h, dir) = start("rtmp-stall");
+    let r = http(
+        "PATCH",
+        &format!("{}/v3/config/global/patch", h.api_url()),
+        Some(r#"{"writeQueueSize":16}"#),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let mut publisher = publish(&h, &dir, "mypath");
+    let addr = h.rtmp_url().trim_start_matches("rtmp://").to_string();
+    let mut s = std::net::TcpStream::connect(&addr).unwrap();
+    // a small receive buffer: the stall is felt soon
+    let small: libc::c_int = 4096;
+    unsafe {
+        libc::setsockopt(
+            s.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUF,
+            &small as *const _ as *const libc::c_void,
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut c0c1 = vec![3u8];
+    c0c1.extend_from_slice(&[0u8; 1536]);
+    s.write_all(&c0c1).unwrap();
+    let mut s012 = vec![0u8; 1 + 1536 * 2];
+    s.read_exact(&mut s012).unwrap();
+    s.write_all(&s012[1..1537]).unwrap();
+    let tc_url = format!("rtmp://{}/", addr);
+    let connect = [
+        amf_str("connect"),
+        amf_num(1.0),
+        vec![3],
+        (3u16).to_be_bytes().to_vec(),
+        b"app".to_vec(),
+        amf_str(""),
+        (5u16).to_be_bytes().to_vec(),
+        b"tcUrl".to_vec(),
+        amf_str(&tc_url),
+        vec![0, 0, 9],
+    ];
+    s.write_all(&command_chunk(0, &connect)).unwrap();
+    s.write_all(&command_chunk(0, &[amf_str("createStream"), amf_num(2.0), vec![5]]))
+        .unwrap();
+    s.write_all(&command_chunk(
+        1,
+        &[amf_str("play"), amf_num(3.0), vec![5], amf_str("mypath")],
+    ))
+    .unwrap();
+    // from here on nothing is read
+    let reader = || conns(&h).into_iter().find(|c| c["state"] == "read");
+    wait_until(Duration::from_secs(12), "stalled reader discarding", || {
+        reader().is_some_and(|c| c["outboundFramesDiscarded"].as_u64() > Some(0))
+    });
+    let id = reader().expect("reader still listed")["id"].clone();
+    assert_eq!(
+        path_get(&h, "mypath")["readers"],
+        json!([{"type": "rtmpConn", "id": id}])
+    );
+    drop(s);
+    publisher.interrupt_and_wait();
+}
