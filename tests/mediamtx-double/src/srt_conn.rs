@@ -428,12 +428,6 @@ impl Conn {
         let mut window = self.peer_window;
         let mut last_recv = Instant::now();
         let mut media_done = false;
-        // MediaMTX gives every reader a queue of writeQueueSize units (stream.Reader's
-        // ring buffer) and discards what does not fit; here a unit is one SRT payload.
-        let queue_size = {
-            let st = self.shared.lock();
-            st.global.get("writeQueueSize").and_then(|v| v.as_u64()).unwrap_or(512) as usize
-        };
         loop {
             if let Some(r) = self.should_end(child, last_recv) {
                 return r;
@@ -446,13 +440,7 @@ impl Conn {
                     partial.extend_from_slice(&b);
                     while partial.len() >= pk::LIVE_PAYLOAD {
                         let rest = partial.split_off(pk::LIVE_PAYLOAD);
-                        let payload = std::mem::replace(&mut partial, rest);
-                        if waiting.len() >= queue_size {
-                            // full: the newest is dropped, like a failed ring buffer push
-                            add(&self.info.stats.discarded, 1);
-                        } else {
-                            waiting.push_back(payload);
-                        }
+                        waiting.push_back(std::mem::replace(&mut partial, rest));
                     }
                 }
                 Ok(Ev::MediaEnd) => {
@@ -494,15 +482,14 @@ impl Conn {
                 Err(RecvTimeoutError::Timeout) => {
                     // a short tail (the relay is between writes) goes out as it is
                     if !partial.is_empty() && partial.len() % 188 == 0 {
-                        let payload = std::mem::take(&mut partial);
-                        if waiting.len() >= queue_size {
-                            add(&self.info.stats.discarded, 1);
-                        } else {
-                            waiting.push_back(payload);
-                        }
+                        waiting.push_back(std::mem::take(&mut partial));
                     }
                 }
                 Err(RecvTimeoutError::Disconnected) => return "terminated".into(),
+            }
+            if waiting.len() > MAX_BUFFERED {
+                let excess = waiting.len() - MAX_BUFFERED;
+                waiting.drain(..excess);
             }
             while unacked.len() < window.min(MAX_BUFFERED) {
                 let Some(payload) = waiting.pop_front() else { break };
