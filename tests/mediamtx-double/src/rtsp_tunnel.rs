@@ -113,12 +113,14 @@ pub fn serve(shared: Arc<Shared>, tcp: TcpStream, peer: Option<SocketAddr>, tls:
         "HTTP/1.{} 200 OK\r\nCache-Control: no-cache\r\nConnection: close\r\nContent-Type: {}\r\nPragma: no-cache\r\n\r\n",
         h.minor, MIME
     );
-    if w.write_all(ok.as_bytes()).is_err() {
-        return;
-    }
     let owner = Arc::as_ptr(&shared) as usize;
     if get {
+        // Answered and registered under the lock: a client sends its POST once it has this
+        // answer, and the POST must then find the GET.
         let mut p = PENDING.lock().unwrap();
+        if w.write_all(ok.as_bytes()).is_err() {
+            return;
+        }
         if p.len() >= MAX_PENDING {
             if let Some(old) = p.pop_front() {
                 let _ = old.get.shutdown(Shutdown::Both);
@@ -130,6 +132,9 @@ pub fn serve(shared: Arc<Shared>, tcp: TcpStream, peer: Option<SocketAddr>, tls:
             ip: peer.ip(),
             get: w,
         });
+        return;
+    }
+    if w.write_all(ok.as_bytes()).is_err() {
         return;
     }
     let get_side = {
