@@ -549,7 +549,16 @@ fn rtmp_stalled_reader_queue_discards() {
         Some(r#"{"writeQueueSize":16}"#),
     );
     assert_eq!(r.status, 200, "{}", r.body);
-    let mut publisher = publish(&h, &dir, "mypath");
+    // 16 Mbit/s (x264 CBR filler, cheap to encode): a reader that stops reading fills the
+    // server's socket buffers within seconds, whatever the kernel lets them grow to
+    let cbr = publish_cmd(&format!("{}/mypath", h.rtmp_url())).replace(
+        "-g 8",
+        "-g 8 -b:v 16M -minrate 16M -maxrate 16M -bufsize 2M -x264-params nal-hrd=cbr:filler=1",
+    );
+    let mut publisher = spawn_cmd(&cbr, &dir.join("publisher-cbr.log"));
+    wait_until(Duration::from_secs(15), "RTMP publisher available", || {
+        path_get(&h, "mypath")["available"] == true
+    });
     let addr = h.rtmp_url().trim_start_matches("rtmp://").to_string();
     let mut s = std::net::TcpStream::connect(&addr).unwrap();
     // a small receive buffer: the stall is felt soon
@@ -593,7 +602,7 @@ fn rtmp_stalled_reader_queue_discards() {
     .unwrap();
     // from here on nothing is read
     let reader = || conns(&h).into_iter().find(|c| c["state"] == "read");
-    wait_until(Duration::from_secs(12), "stalled reader discarding", || {
+    wait_until(Duration::from_secs(30), "stalled reader discarding", || {
         reader().is_some_and(|c| c["outboundFramesDiscarded"].as_u64() > Some(0))
     });
     let id = reader().expect("reader still listed")["id"].clone();
