@@ -20,6 +20,30 @@ pub fn kill_group(pid: i32) {
     }
 }
 
+/// Stops a relay child: its stdin is closed (a publisher's end of stream) and its group
+/// gets SIGINT; it is reaped in the background, with SIGKILL after `grace`.
+pub fn stop_in_background(shared: &Arc<Shared>, mut child: Child, grace: Duration) {
+    drop(child.stdin.take());
+    let pid = child.id() as i32;
+    interrupt(pid);
+    let sh = shared.clone();
+    std::thread::spawn(move || {
+        let deadline = Instant::now() + grace;
+        loop {
+            match child.try_wait() {
+                Ok(Some(_)) | Err(_) => break,
+                Ok(None) if Instant::now() >= deadline => {
+                    kill_group(pid);
+                    let _ = child.wait();
+                    break;
+                }
+                Ok(None) => std::thread::sleep(Duration::from_millis(50)),
+            }
+        }
+        sh.children.lock().unwrap().remove(&pid);
+    });
+}
+
 fn log_file(shared: &Shared, name: &str, kind: &str) -> (Stdio, Stdio) {
     let dir = shared.dir.join("logs");
     let _ = std::fs::create_dir_all(&dir);

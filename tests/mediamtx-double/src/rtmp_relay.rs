@@ -5,7 +5,7 @@
 use crate::core::{ChildKind, Shared};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 fn internal_url(shared: &Shared, path: &str) -> String {
     format!(
@@ -99,23 +99,6 @@ pub fn spawn_reader(shared: &Shared, path: &str) -> std::io::Result<Child> {
 }
 
 /// SIGINT to the child's group; it is reaped in the background (SIGKILL after 5 s).
-pub fn stop_child(shared: &Arc<Shared>, mut c: Child) {
-    let pid = c.id() as i32;
-    crate::procs::interrupt(pid);
-    let sh = shared.clone();
-    std::thread::spawn(move || {
-        let deadline = Instant::now() + Duration::from_secs(5);
-        loop {
-            match c.try_wait() {
-                Ok(Some(_)) | Err(_) => break,
-                Ok(None) if Instant::now() >= deadline => {
-                    crate::procs::kill_group(pid);
-                    let _ = c.wait();
-                    break;
-                }
-                Ok(None) => std::thread::sleep(Duration::from_millis(50)),
-            }
-        }
-        sh.children.lock().unwrap().remove(&pid);
-    });
+pub fn stop_child(shared: &Arc<Shared>, c: Child) {
+    crate::procs::stop_in_background(shared, c, Duration::from_secs(5));
 }

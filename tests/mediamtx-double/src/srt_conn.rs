@@ -98,7 +98,7 @@ impl Conn {
         if !sid.publish {
             self.remove_reader(&path);
         }
-        reap(&self.shared, child);
+        crate::procs::stop_in_background(&self.shared, child, Duration::from_secs(3));
         if let Some(h) = connect_hooks {
             if !self.shared.shutdown.load(Ordering::SeqCst) {
                 h.end(&self.shared);
@@ -569,28 +569,6 @@ fn release(held: &mut HashMap<u32, Vec<u8>>, next: &mut u32, wtx: &SyncSender<Ve
     }
 }
 
-/// Stops a relay: its stdin is closed (publisher) or it gets SIGINT, SIGKILL after 3 s.
-fn reap(shared: &Arc<Shared>, mut child: Child) {
-    let sh = shared.clone();
-    std::thread::spawn(move || {
-        drop(child.stdin.take());
-        let pid = child.id() as i32;
-        crate::procs::interrupt(pid);
-        let deadline = Instant::now() + Duration::from_secs(3);
-        loop {
-            match child.try_wait() {
-                Ok(Some(_)) | Err(_) => break,
-                Ok(None) if Instant::now() >= deadline => {
-                    crate::procs::kill_group(pid);
-                    let _ = child.wait();
-                    break;
-                }
-                Ok(None) => std::thread::sleep(Duration::from_millis(50)),
-            }
-        }
-        sh.children.lock().unwrap().remove(&pid);
-    });
-}
 
 #[cfg(test)]
 mod tests {
