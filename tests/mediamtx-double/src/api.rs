@@ -165,29 +165,7 @@ fn api_auth(shared: &Shared, req: &Request, peer: Option<std::net::SocketAddr>) 
         return None;
     }
     let peer = peer?;
-    let global = shared.lock().global.clone();
-    let areq = crate::auth::Request {
-        action: "api",
-        path: "",
-        ip: peer.ip(),
-        creds: crate::auth::http_credentials(&req.headers),
-        verify: None,
-        ask_credentials: true,
-        protocol: "",
-        id: None,
-        query: &req.raw_query,
-        user_agent: req.header("User-Agent").unwrap_or(""),
-    };
-    let err = crate::auth::authenticate(&global, &areq).err()?;
-    let mut r = Response::error(401, "authentication error");
-    if err.ask {
-        r.headers.push(("WWW-Authenticate", "Basic realm=\"mediamtx\"".into()));
-    } else {
-        // auth.LogAndDelayError
-        shared.log(&format!("WAR [API] [conn {}] {}", peer, err));
-        std::thread::sleep(crate::auth::failure_pause());
-    }
-    Some(r)
+    crate::servers::refuse_unauthenticated(shared, req, peer, peer.ip(), "api", "", "API")
 }
 
 fn param_name(path: &str, prefix: &str) -> Option<Result<String, ()>> {

@@ -189,18 +189,36 @@ pub fn allowed_origin(origin: &str, allow: &[String]) -> Option<String> {
     allow.iter().any(|a| a == "*").then(|| "*".to_string())
 }
 
-/// Authentication with the server's action; Some(401 response) when refused (the
-/// `WWW-Authenticate` challenge when no credentials were sent, else after the pause).
+/// Authentication with the server's action, the client's address taken through the
+/// server's trusted proxies; Some(401 response) when refused.
 pub fn check_auth(shared: &Shared, req: &Request, peer: SocketAddr, action: &str, path: &str) -> Option<Response> {
-    let global = shared.lock().global.clone();
-    let proxies: Vec<String> = global
+    let proxies: Vec<String> = shared
+        .lock()
+        .global
         .get(&format!("{}TrustedProxies", action))
         .and_then(|v| serde_json::from_value(v.clone()).ok())
         .unwrap_or_default();
+    let ip = client_ip(req, peer.ip(), &proxies);
+    refuse_unauthenticated(shared, req, peer, ip, action, path, action)
+}
+
+/// Authenticates an HTTP request as `ip`; Some(401 response) when refused: the
+/// `WWW-Authenticate` challenge when no credentials were sent, else (auth.LogAndDelayError)
+/// a `WAR [<tag>]` line and the pause.
+pub fn refuse_unauthenticated(
+    shared: &Shared,
+    req: &Request,
+    peer: SocketAddr,
+    ip: IpAddr,
+    action: &str,
+    path: &str,
+    tag: &str,
+) -> Option<Response> {
+    let global = shared.lock().global.clone();
     let areq = crate::auth::Request {
         action,
         path,
-        ip: client_ip(req, peer.ip(), &proxies),
+        ip,
         creds: crate::auth::http_credentials(&req.headers),
         verify: None,
         ask_credentials: true,
@@ -214,7 +232,7 @@ pub fn check_auth(shared: &Shared, req: &Request, peer: SocketAddr, action: &str
     if err.ask {
         r.headers.push(("WWW-Authenticate", "Basic realm=\"mediamtx\"".into()));
     } else {
-        shared.log(&format!("WAR [{}] [conn {}] {}", action, peer, err));
+        shared.log(&format!("WAR [{}] [conn {}] {}", tag, peer, err));
         std::thread::sleep(crate::auth::failure_pause());
     }
     Some(r)
