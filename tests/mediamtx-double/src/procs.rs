@@ -1,7 +1,7 @@
 //! Child processes: runOnDemand commands, pulled-source relays and recorders.
 //! Every child runs in its own process group and is stopped with SIGINT to that group.
 
-use crate::core::{ChildKind, PathRt, Shared};
+use crate::core::{ChildKind, PathRt, ProcSlot, Shared};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -211,6 +211,60 @@ where
     });
 }
 
+/// A path's restartable child (runOnDemand or the pulled source).
+#[derive(Clone, Copy)]
+struct Slot {
+    of: fn(&mut PathRt) -> &mut ProcSlot,
+    /// whether an exit while still wanted restarts it (else the slot goes inactive)
+    restarts: fn(&PathRt) -> bool,
+    respawn: fn(&Arc<Shared>, &mut PathRt, &serde_json::Map<String, serde_json::Value>),
+}
+
+/// Watches the child of `p`'s slot: when it exits while its path (same generation) still
+/// wants it, it is started again after 5 s, MediaMTX's restart pause.
+fn watch_slot(shared: &Arc<Shared>, child: Child, p: &mut PathRt, slot: Slot) {
+    let name = p.name.clone();
+    let path_gen = p.gen;
+    let gen = (slot.of)(p).gen;
+    let wanted = move |p: &mut PathRt| {
+        if p.gen != path_gen {
+            return false;
+        }
+        let s = (slot.of)(p);
+        s.active && s.gen == gen
+    };
+    watch(shared, child, move |sh, pid| {
+        let mut st = sh.lock();
+        let Some(p) = st.paths.get_mut(&name) else { return };
+        if p.gen != path_gen || (slot.of)(p).pid != Some(pid) {
+            return;
+        }
+        (slot.of)(p).pid = None;
+        if !wanted(p) {
+            return;
+        }
+        if !(slot.restarts)(p) {
+            (slot.of)(p).active = false;
+            return;
+        }
+        drop(st);
+        let sh2 = sh.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_secs(5));
+            let mut guard = sh2.lock();
+            if sh2.shutdown.load(std::sync::atomic::Ordering::SeqCst) {
+                return;
+            }
+            let st = &mut *guard;
+            if let Some(p) = st.paths.get_mut(&name) {
+                if wanted(p) && (slot.of)(p).pid.is_none() {
+                    (slot.respawn)(&sh2, p, &st.global);
+                }
+            }
+        });
+    });
+}
+
 pub fn spawn_on_demand(shared: &Arc<Shared>, p: &mut PathRt) {
     let mut cmdstr = p.s("runOnDemand");
     let envs = vec![
@@ -233,37 +287,10 @@ pub fn spawn_on_demand(shared: &Arc<Shared>, p: &mut PathRt) {
         None => return,
     };
     p.ondemand.pid = Some(child.id() as i32);
-    let name = p.name.clone();
-    let path_gen = p.gen;
-    let od_gen = p.ondemand.gen;
-    watch(shared, child, move |sh, pid| {
-        let mut st = sh.lock();
-        let Some(p) = st.paths.get_mut(&name) else { return };
-        if p.gen != path_gen || p.ondemand.pid != Some(pid) {
-            return;
-        }
-        p.ondemand.pid = None;
-        if !p.ondemand.active || p.ondemand.gen != od_gen {
-            return;
-        }
-        if p.b("runOnDemandRestart") {
-            drop(st);
-            let sh2 = sh.clone();
-            std::thread::spawn(move || {
-                std::thread::sleep(Duration::from_secs(5));
-                let mut st = sh2.lock();
-                if sh2.shutdown.load(std::sync::atomic::Ordering::SeqCst) {
-                    return;
-                }
-                if let Some(p) = st.paths.get_mut(&name) {
-                    if p.gen == path_gen && p.ondemand.active && p.ondemand.gen == od_gen && p.ondemand.pid.is_none() {
-                        spawn_on_demand(&sh2, p);
-                    }
-                }
-            });
-        } else {
-            p.ondemand.active = false;
-        }
+    watch_slot(shared, child, p, Slot {
+        of: |p| &mut p.ondemand,
+        restarts: |p| p.b("runOnDemandRestart"),
+        respawn: |sh, p, _| spawn_on_demand(sh, p),
     });
 }
 
@@ -310,35 +337,11 @@ pub fn spawn_puller(shared: &Arc<Shared>, p: &mut PathRt, globals: crate::source
         None => return,
     };
     p.puller.pid = Some(child.id() as i32);
-    let name = p.name.clone();
-    let path_gen = p.gen;
-    let gen = p.puller.gen;
-    watch(shared, child, move |sh, pid| {
-        let mut st = sh.lock();
-        let Some(p) = st.paths.get_mut(&name) else { return };
-        if p.gen != path_gen || p.puller.pid != Some(pid) {
-            return;
-        }
-        p.puller.pid = None;
-        if !p.puller.active || p.puller.gen != gen {
-            return;
-        }
-        // retry after 5 s, like MediaMTX's static sources
-        drop(st);
-        let sh2 = sh.clone();
-        std::thread::spawn(move || {
-            std::thread::sleep(Duration::from_secs(5));
-            let mut st = sh2.lock();
-            if sh2.shutdown.load(std::sync::atomic::Ordering::SeqCst) {
-                return;
-            }
-            let globals = crate::source_input::Globals::of(&st.global);
-            if let Some(p) = st.paths.get_mut(&name) {
-                if p.gen == path_gen && p.puller.active && p.puller.gen == gen && p.puller.pid.is_none() {
-                    spawn_puller(&sh2, p, globals);
-                }
-            }
-        });
+    // retried like MediaMTX's static sources
+    watch_slot(shared, child, p, Slot {
+        of: |p| &mut p.puller,
+        restarts: |_| true,
+        respawn: |sh, p, global| spawn_puller(sh, p, crate::source_input::Globals::of(global)),
     });
 }
 

@@ -94,33 +94,19 @@ fn m(fmt: &[u8], s: &[u8], acc: &Parsed) -> Option<Parsed> {
     if fmt[0] == b'%' && fmt.len() >= 2 {
         let mut a = acc.clone();
         let (n, rest) = match fmt[1] {
-            b'Y' => {
-                a.y = Some(digits(s, 4)? as i64);
-                (4, &fmt[2..])
-            }
-            b'm' => {
-                a.mo = Some(digits(s, 2)? as u32);
-                (2, &fmt[2..])
-            }
-            b'd' => {
-                a.d = Some(digits(s, 2)? as u32);
-                (2, &fmt[2..])
-            }
-            b'H' => {
-                a.h = Some(digits(s, 2)? as u32);
-                (2, &fmt[2..])
-            }
-            b'M' => {
-                a.mi = Some(digits(s, 2)? as u32);
-                (2, &fmt[2..])
-            }
-            b'S' => {
-                a.s = Some(digits(s, 2)? as u32);
-                (2, &fmt[2..])
-            }
-            b'f' => {
-                a.f = Some(digits(s, 6)? as u32);
-                (6, &fmt[2..])
+            c @ (b'Y' | b'm' | b'd' | b'H' | b'M' | b'S' | b'f') => {
+                let n = if c == b'Y' { 4 } else if c == b'f' { 6 } else { 2 };
+                let v = digits(s, n)?;
+                match c {
+                    b'Y' => a.y = Some(v as i64),
+                    b'm' => a.mo = Some(v as u32),
+                    b'd' => a.d = Some(v as u32),
+                    b'H' => a.h = Some(v as u32),
+                    b'M' => a.mi = Some(v as u32),
+                    b'S' => a.s = Some(v as u32),
+                    _ => a.f = Some(v as u32),
+                }
+                (n, &fmt[2..])
             }
             b'z' => {
                 // Z | +hhmm | -hhmm
