@@ -287,11 +287,16 @@ pub fn spawn_on_demand(shared: &Arc<Shared>, p: &mut PathRt) {
         None => return,
     };
     p.ondemand.pid = Some(child.id() as i32);
-    watch_slot(shared, child, p, Slot {
-        of: |p| &mut p.ondemand,
-        restarts: |p| p.b("runOnDemandRestart"),
-        respawn: |sh, p, _| spawn_on_demand(sh, p),
-    });
+    watch_slot(
+        shared,
+        child,
+        p,
+        Slot {
+            of: |p| &mut p.ondemand,
+            restarts: |p| p.b("runOnDemandRestart"),
+            respawn: |sh, p, _| spawn_on_demand(sh, p),
+        },
+    );
 }
 
 pub fn spawn_puller(shared: &Arc<Shared>, p: &mut PathRt, globals: crate::source_input::Globals) {
@@ -338,11 +343,16 @@ pub fn spawn_puller(shared: &Arc<Shared>, p: &mut PathRt, globals: crate::source
     };
     p.puller.pid = Some(child.id() as i32);
     // retried like MediaMTX's static sources
-    watch_slot(shared, child, p, Slot {
-        of: |p| &mut p.puller,
-        restarts: |_| true,
-        respawn: |sh, p, global| spawn_puller(sh, p, crate::source_input::Globals::of(global)),
-    });
+    watch_slot(
+        shared,
+        child,
+        p,
+        Slot {
+            of: |p| &mut p.puller,
+            restarts: |_| true,
+            respawn: |sh, p, global| spawn_puller(sh, p, crate::source_input::Globals::of(global)),
+        },
+    );
 }
 
 pub fn spawn_recorder(shared: &Arc<Shared>, p: &mut PathRt) {

@@ -95,7 +95,11 @@ fn m(fmt: &[u8], s: &[u8], acc: &Parsed) -> Option<Parsed> {
         let mut a = acc.clone();
         let (n, rest) = match fmt[1] {
             c @ (b'Y' | b'm' | b'd' | b'H' | b'M' | b'S' | b'f') => {
-                let n = if c == b'Y' { 4 } else if c == b'f' { 6 } else { 2 };
+                let n = match c {
+                    b'Y' => 4,
+                    b'f' => 6,
+                    _ => 2,
+                };
                 let v = digits(s, n)?;
                 match c {
                     b'Y' => a.y = Some(v as i64),

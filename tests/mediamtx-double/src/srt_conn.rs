@@ -569,7 +569,6 @@ fn release(held: &mut HashMap<u32, Vec<u8>>, next: &mut u32, wtx: &SyncSender<Ve
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
