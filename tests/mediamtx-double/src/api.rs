@@ -274,12 +274,14 @@ pub fn handle_v3(shared: &Arc<Shared>, req: &Request) -> Response {
             }
             st.global = g;
             crate::logger::configure(&shared.log_conf, &st.global);
+            let mut wait = Vec::new();
             if !pd_sent.is_empty() {
                 st.path_defaults = d;
-                let wait = core::sync_paths(shared, &mut st);
-                drop(st);
-                crate::procs::wait_pids(shared, &wait, Duration::from_secs(5));
+                wait = core::sync_paths(shared, &mut st);
             }
+            drop(st);
+            crate::servers::sync(shared);
+            crate::procs::wait_pids(shared, &wait, Duration::from_secs(5));
             return Response::ok();
         }
         ("GET", "/v3/config/pathdefaults/get") => {
@@ -933,6 +935,7 @@ pub fn restart(shared: &Arc<Shared>, down_ms: u64) {
     let up = st.fault.mode != ApiMode::Refuse;
     core::sync_paths(shared, &mut st);
     drop(st);
+    crate::servers::sync(shared);
     wait_api_listening(shared, up);
 }
 

@@ -251,6 +251,8 @@ pub struct Shared {
     pub control_port: u16,
     /// listeners of the playback, metrics and pprof servers
     pub aux_ports: AuxPorts,
+    /// the playback, metrics and pprof servers (servers.rs)
+    pub aux: crate::servers::Registry,
     /// RTMP and RTMPS listeners
     pub rtmp_ports: [u16; 2],
     pub rtmp: crate::rtmp::Registry,

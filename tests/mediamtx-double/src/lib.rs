@@ -74,7 +74,8 @@ pub struct Options {
     pub rtsps_port: u16,
     pub control_port: u16,
     /// listeners of the playback, metrics and pprof servers (open only while their
-    /// global switch is on; 0 = a free port)
+    /// global switch is on; 0 = a free port): their initial `*Address`, which a
+    /// configuration change can move
     pub playback_port: u16,
     pub metrics_port: u16,
     pub pprof_port: u16,
@@ -275,6 +276,7 @@ pub fn start(opts: Options) -> std::io::Result<Handle> {
         rtsp_port,
         control_port,
         aux_ports,
+        aux: Default::default(),
         rtmp_ports: [rtmp_port, rtmps_port],
         rtmp: Default::default(),
         dir,
@@ -342,20 +344,15 @@ pub fn start(opts: Options) -> std::io::Result<Handle> {
         threads.push(std::thread::spawn(move || cleaner::serve(sh)));
     }
     let aux = [
-        (
-            playback_l,
-            aux_ports.playback,
-            "playback",
-            playback::handle as servers::Handler,
-        ),
-        (metrics_l, aux_ports.metrics, "metrics", metrics::handle),
-        (pprof_l, aux_ports.pprof, "pprof", pprof::handle),
+        (playback_l, "playback", playback::handle as servers::Handler),
+        (metrics_l, "metrics", metrics::handle),
+        (pprof_l, "pprof", pprof::handle),
     ];
     // start() returns once disabled servers have closed their first listener
     let started = Arc::new(std::sync::Barrier::new(aux.len() + 1));
-    for (listener, port, name, handle) in aux {
+    for (listener, name, handle) in aux {
         let sh = shared.clone();
-        let kind = servers::Kind { name, port, handle };
+        let kind = servers::Kind { name, handle };
         let st = started.clone();
         threads.push(std::thread::spawn(move || servers::serve(sh, listener, kind, st)));
     }

@@ -327,16 +327,24 @@ fn list(shared: &Arc<Shared>, req: &Request, peer: SocketAddr) -> Result<Respons
     Ok(Response::json(200, &Value::Array(items)))
 }
 
-/// urlScheme: X-Forwarded-Proto from a trusted proxy, else http.
+/// urlScheme: X-Forwarded-Proto from a trusted proxy, else https with
+/// `playbackEncryption` (the server restarts when it changes), else http.
 fn url_scheme(shared: &Shared, req: &Request, peer: SocketAddr) -> String {
-    let proxies: Vec<String> = shared
-        .lock()
-        .global
-        .get("playbackTrustedProxies")
-        .and_then(|v| serde_json::from_value(v.clone()).ok())
-        .unwrap_or_default();
+    let (proxies, encryption) = {
+        let st = shared.lock();
+        let proxies: Vec<String> = st
+            .global
+            .get("playbackTrustedProxies")
+            .and_then(|v| serde_json::from_value(v.clone()).ok())
+            .unwrap_or_default();
+        (
+            proxies,
+            st.global.get("playbackEncryption").and_then(|v| v.as_bool()) == Some(true),
+        )
+    };
     match req.header("X-Forwarded-Proto") {
         Some(p) if !p.is_empty() && crate::servers::ip_trusted(peer.ip(), &proxies) => p.to_string(),
+        _ if encryption => "https".into(),
         _ => "http".into(),
     }
 }

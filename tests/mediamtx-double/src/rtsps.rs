@@ -37,10 +37,15 @@ fn acceptor(shared: &Shared) -> Result<SslAcceptor, String> {
         let s = |k: &str| st.global.get(k).and_then(|v| v.as_str()).unwrap_or("").to_string();
         (s("rtspServerKey"), s("rtspServerCert"))
     };
+    tls_acceptor(&key, &cert)
+}
+
+/// A TLS server context from PEM key and certificate files (also the HTTPS servers').
+pub fn tls_acceptor(key: &str, cert: &str) -> Result<SslAcceptor, String> {
     let mut b = SslAcceptor::mozilla_intermediate_v5(SslMethod::tls()).map_err(|e| e.to_string())?;
-    b.set_private_key_file(&key, SslFiletype::PEM)
+    b.set_private_key_file(key, SslFiletype::PEM)
         .map_err(|e| format!("{}: {}", key, e))?;
-    b.set_certificate_chain_file(&cert)
+    b.set_certificate_chain_file(cert)
         .map_err(|e| format!("{}: {}", cert, e))?;
     b.check_private_key().map_err(|e| e.to_string())?;
     Ok(b.build())
@@ -93,7 +98,7 @@ fn poll(fds: &mut [libc::pollfd], ms: i32) {
 
 /// Copies between the TLS client and the plain side until either ends. One thread:
 /// the TLS socket is non-blocking and both sides are polled.
-fn pump(shared: &Shared, mut tls: SslStream<TcpStream>, mut plain: TcpStream) {
+pub fn pump(shared: &Shared, mut tls: SslStream<TcpStream>, mut plain: TcpStream) {
     let _ = tls.get_ref().set_read_timeout(None);
     if tls.get_ref().set_nonblocking(true).is_err() {
         return;

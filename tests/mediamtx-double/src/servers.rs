@@ -1,11 +1,14 @@
 //! The auxiliary HTTP servers of MediaMTX (playback, metrics, pprof): each has its own
 //! listener, open only while its global switch (`playback`, `metrics`, `pprof`) is on,
-//! like MediaMTX which starts and closes them on configuration changes. Shared here:
+//! on the port of its `*Address`, HTTPS with `*Encryption`, like MediaMTX which starts,
+//! closes and restarts them on configuration changes. Shared here:
 //! the accept loop, CORS (httpp's handlerOrigin and the preflight middleware) and
 //! authentication with the server's action (auth.LogAndDelayError on failure).
 
 use crate::core::Shared;
 use crate::http::{self, Request, Response};
+use openssl::ssl::SslAcceptor;
+use serde_json::Value;
 use std::collections::HashMap;
 use std::io::BufReader;
 use std::net::{IpAddr, Shutdown, SocketAddr, TcpListener, TcpStream};
@@ -22,76 +25,229 @@ type Open = Arc<Mutex<HashMap<u64, TcpStream>>>;
 #[derive(Clone, Copy)]
 pub struct Kind {
     pub name: &'static str,
-    pub port: u16,
     pub handle: Handler,
 }
 
-fn enabled(shared: &Shared, kind: &Kind) -> bool {
-    shared.lock().global.get(kind.name).and_then(|v| v.as_bool()) == Some(true)
+/// The global fields a running server was started with: a change restarts it, like
+/// closeResources (`<name>`, `<name>Address`, `...Encryption`, `...ServerKey`,
+/// `...ServerCert`, `...AllowOrigins`, `...TrustedProxies`, `readTimeout`,
+/// `writeTimeout`, `dumpPackets`). None while the server is off.
+fn settings(shared: &Shared, name: &str) -> Option<Vec<Value>> {
+    let st = shared.lock();
+    let g = |k: &str| st.global.get(k).cloned().unwrap_or(Value::Null);
+    if g(name).as_bool() != Some(true) {
+        return None;
+    }
+    let own = [
+        "Address",
+        "Encryption",
+        "ServerKey",
+        "ServerCert",
+        "AllowOrigins",
+        "TrustedProxies",
+    ];
+    let mut v: Vec<Value> = own.iter().map(|f| g(&format!("{}{}", name, f))).collect();
+    v.extend(["readTimeout", "writeTimeout", "dumpPackets"].iter().map(|k| g(k)));
+    Some(v)
 }
 
-/// Accept loop: the listener is held only while the server is enabled (connections are
-/// refused otherwise) and bound again on the same port when it is turned on. The first
-/// listener (bound at start to learn a free port) is closed at once if disabled.
-pub fn serve(shared: Arc<Shared>, first: TcpListener, kind: Kind, started: Arc<std::sync::Barrier>) {
-    let mut listener = enabled(&shared, &kind).then_some(first);
-    started.wait();
-    // open connections (each removes itself when done), closed with the server
-    // (httpp.Server.Close)
-    let open: Open = Arc::new(Mutex::new(HashMap::new()));
-    let close_all = |open: &Open| {
-        for (_, c) in open.lock().unwrap_or_else(|e| e.into_inner()).drain() {
-            let _ = c.shutdown(Shutdown::Both);
+/// A running server: the settings it started with, its listener and, with
+/// `<name>Encryption`, its TLS context.
+struct Running {
+    settings: Vec<Value>,
+    listener: TcpListener,
+    tls: Option<Arc<SslAcceptor>>,
+}
+
+/// Starts a server from its settings (see `settings`): the listener on the port of
+/// `<name>Address` (always on loopback here) and the TLS context from the key and
+/// certificate files (relative to the double's directory). The first listener, bound
+/// at start on the initial address, is taken when the port is its.
+fn start(
+    shared: &Shared,
+    name: &str,
+    settings: Vec<Value>,
+    first: &mut Option<TcpListener>,
+) -> Result<Running, String> {
+    let text = |i: usize| settings[i].as_str().unwrap_or("").to_string();
+    let address = text(0);
+    let port = address
+        .rsplit_once(':')
+        .and_then(|(_, p)| p.parse::<u16>().ok())
+        .ok_or_else(|| format!("invalid address '{}'", address))?;
+    let tls = if settings[1].as_bool() == Some(true) {
+        // httpp.Server.Initialize
+        if text(3).is_empty() {
+            return Err("server cert is missing".into());
         }
+        let path = |i: usize| shared.dir.join(text(i)).to_string_lossy().into_owned();
+        // tls.LoadX509KeyPair reads the certificate, then the key
+        for i in [3, 2] {
+            std::fs::metadata(path(i)).map_err(|e| format!("open {}: {}", text(i), go_error(&e)))?;
+        }
+        Some(Arc::new(crate::rtsps::tls_acceptor(&path(2), &path(3))?))
+    } else {
+        None
     };
-    while !shared.shutdown.load(Ordering::SeqCst) {
-        if !enabled(&shared, &kind) {
-            if listener.take().is_some() {
-                shared.log(&format!("INF [{}] closing", kind.name));
-                close_all(&open);
+    let listener = match first.take() {
+        Some(l) if l.local_addr().map(|a| a.port()).ok() == Some(port) => l,
+        _ => crate::api::bind(port).map_err(|e| format!("listen tcp {}: bind: {}", address, go_error(&e)))?,
+    };
+    shared.log(&format!(
+        "INF [{}] started with listener on {} (TCP/{})",
+        name,
+        address,
+        if tls.is_some() { "HTTPS" } else { "HTTP" }
+    ));
+    Ok(Running {
+        settings,
+        listener,
+        tls,
+    })
+}
+
+/// The auxiliary servers by name, each reconciled with the configuration by its accept
+/// loop and by `sync`.
+#[derive(Default)]
+pub struct Registry(Mutex<HashMap<&'static str, Arc<Mutex<Server>>>>);
+
+struct Server {
+    name: &'static str,
+    running: Option<Running>,
+    /// the settings whose start failed (logged once)
+    failed: Option<Vec<Value>>,
+    /// open connections (each removes itself when done), closed with the server
+    /// (httpp.Server.Close)
+    open: Open,
+}
+
+impl Server {
+    /// Closes, starts or restarts the server to match the configuration: it runs only
+    /// while enabled (connections are refused otherwise) and restarts when its settings
+    /// change (on the new address, with or without TLS). A server that cannot start
+    /// (address in use, missing or bad key or certificate) logs the error once and stays
+    /// closed until it can (MediaMTX exits).
+    fn reconcile(&mut self, shared: &Shared, first: &mut Option<TcpListener>) {
+        let wanted = settings(shared, self.name);
+        if self
+            .running
+            .as_ref()
+            .is_some_and(|r| Some(&r.settings) != wanted.as_ref())
+        {
+            self.running = None;
+            shared.log(&format!("INF [{}] closing", self.name));
+            for (_, c) in lock(&self.open).drain() {
+                let _ = c.shutdown(Shutdown::Both);
             }
+        }
+        let Some(wanted) = wanted else {
+            self.failed = None;
+            return;
+        };
+        if self.running.is_some() {
+            return;
+        }
+        match start(shared, self.name, wanted.clone(), first) {
+            Ok(r) => self.running = Some(r),
+            Err(e) if self.failed.as_ref() != Some(&wanted) => {
+                // logged by the core, untagged, before MediaMTX exits
+                shared.log(&format!("ERR {}", e));
+                self.failed = Some(wanted);
+            }
+            Err(_) => {}
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Applies a configuration change to the servers at once, so that it has taken effect
+/// when the API answers (MediaMTX reloads right after answering). Called without the
+/// state lock (each server's lock is taken first elsewhere).
+pub fn sync(shared: &Shared) {
+    let servers: Vec<_> = lock(&shared.aux.0).values().cloned().collect();
+    for s in servers {
+        lock(&s).reconcile(shared, &mut None);
+    }
+}
+
+/// Accept loop of one server. The server's lock is held while waiting for a connection
+/// (at most 50 ms), so that `sync` finds it between two waits.
+pub fn serve(shared: Arc<Shared>, first: TcpListener, kind: Kind, started: Arc<std::sync::Barrier>) {
+    let server = Arc::new(Mutex::new(Server {
+        name: kind.name,
+        running: None,
+        failed: None,
+        open: Open::default(),
+    }));
+    lock(&shared.aux.0).insert(kind.name, server.clone());
+    // the first listener is closed at once when it is not used
+    lock(&server).reconcile(&shared, &mut Some(first));
+    started.wait();
+    while !shared.shutdown.load(Ordering::SeqCst) {
+        let mut srv = lock(&server);
+        srv.reconcile(&shared, &mut None);
+        let Some(r) = srv.running.as_ref() else {
+            drop(srv);
             std::thread::sleep(Duration::from_millis(50));
             continue;
-        }
-        if listener.is_none() {
-            match crate::api::bind(kind.port) {
-                Ok(l) => {
-                    shared.log(&format!(
-                        "INF [{}] started with listener on 127.0.0.1:{} (TCP/HTTP)",
-                        kind.name, kind.port
-                    ));
-                    listener = Some(l)
-                }
-                Err(_) => {
-                    std::thread::sleep(Duration::from_millis(50));
-                    continue;
-                }
-            }
-        }
-        let l = listener.as_ref().unwrap();
-        match l.accept() {
-            Ok((s, _)) => {
+        };
+        match r.listener.accept() {
+            Ok((s, peer)) => {
                 s.set_nonblocking(false).ok();
                 let id = shared.id();
                 if let Ok(c) = s.try_clone() {
-                    open.lock().unwrap_or_else(|e| e.into_inner()).insert(id, c);
+                    lock(&srv.open).insert(id, c);
                 }
                 let sh = shared.clone();
-                let open = open.clone();
+                let open = srv.open.clone();
+                let tls = r.tls.clone();
                 std::thread::spawn(move || {
-                    conn(sh, s, kind);
-                    open.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
+                    match tls {
+                        Some(tls) => https_conn(&sh, s, peer, &tls, kind),
+                        None => conn(&sh, s, peer, kind),
+                    }
+                    lock(&open).remove(&id);
                 });
             }
-            // poll returns at once on a connection; the timeout only paces the switch check
-            Err(_) => crate::util::wait_acceptable(l, Duration::from_millis(50)),
+            // poll returns at once on a connection; the timeout only paces the checks
+            Err(_) => crate::util::wait_acceptable(&r.listener, Duration::from_millis(50)),
         }
     }
-    close_all(&open);
+    for (_, c) in lock(&lock(&server).open).drain() {
+        let _ = c.shutdown(Shutdown::Both);
+    }
 }
 
-fn conn(shared: Arc<Shared>, s: TcpStream, kind: Kind) {
-    let (Ok(mut w), Ok(peer)) = (s.try_clone(), s.peer_addr()) else {
+/// An OS error as Go prints it ("no such file or directory").
+fn go_error(e: &std::io::Error) -> String {
+    let text = e.to_string();
+    let text = text.split(" (os error").next().unwrap_or("");
+    let mut c = text.chars();
+    c.next()
+        .map(|f| f.to_lowercase().chain(c).collect())
+        .unwrap_or_default()
+}
+
+/// HTTPS: the TLS is terminated here and the plain text served by `conn` over a
+/// loopback pair (as RTSPS does).
+fn https_conn(shared: &Arc<Shared>, s: TcpStream, peer: SocketAddr, tls: &SslAcceptor, kind: Kind) {
+    // a client that never finishes the handshake does not hold a thread forever
+    let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
+    let Ok(tls) = tls.accept(s) else { return };
+    let Ok((inner, outer)) = crate::rtsps::loopback_pair() else {
+        return;
+    };
+    let sh = shared.clone();
+    let server_side = std::thread::spawn(move || conn(&sh, inner, peer, kind));
+    crate::rtsps::pump(shared, tls, outer);
+    let _ = server_side.join();
+}
+
+fn conn(shared: &Arc<Shared>, s: TcpStream, peer: SocketAddr, kind: Kind) {
+    let Ok(mut w) = s.try_clone() else {
         return;
     };
     // bounds a client that sends nothing (MediaMTX: readTimeout)
@@ -101,7 +257,7 @@ fn conn(shared: Arc<Shared>, s: TcpStream, kind: Kind) {
         let mut resp = if is_preflight(&req) {
             preflight()
         } else {
-            (kind.handle)(&shared, &req, peer)
+            (kind.handle)(shared, &req, peer)
         };
         let origins = shared.lock().global.get(&format!("{}AllowOrigins", kind.name)).cloned();
         let origins: Vec<String> = origins.and_then(|v| serde_json::from_value(v).ok()).unwrap_or_default();
