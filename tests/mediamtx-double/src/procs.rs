@@ -71,9 +71,61 @@ fn spawn(
     spawn2(shared, args, envs, name, kind, false)
 }
 
-/// An SRT relay (srt.rs): ffmpeg with its MPEG-TS on stdin (publisher) or stdout (reader).
-pub fn spawn_srt_relay(shared: &Arc<Shared>, args: &[String], name: &str, publisher: bool) -> Option<Child> {
-    spawn3(shared, args, &[], name, ChildKind::SrtRelay, !publisher, publisher)
+/// The double's RTSP URL of `path` under the internal prefix (no session, reader or
+/// hooks of its own): where relays, pulled sources and recorders publish or read.
+pub fn internal_url(shared: &Shared, path: &str) -> String {
+    format!(
+        "rtsp://127.0.0.1:{}/{}{}",
+        shared.rtsp_port,
+        shared.internal_prefix(),
+        path
+    )
+}
+
+fn ffmpeg_args(shared: &Shared, parts: &[&[&str]]) -> Vec<String> {
+    let head: &[&str] = &[&shared.ffmpeg, "-nostdin", "-hide_banner", "-loglevel", "warning"];
+    head.iter()
+        .chain(parts.iter().copied().flatten())
+        .map(|s| s.to_string())
+        .collect()
+}
+
+/// ffmpeg of a publishing relay: the stream on its stdin (`input`: the format options)
+/// copied to an RTSP publication at `url`.
+pub fn relay_in_args(shared: &Shared, input: &[&str], url: &str) -> Vec<String> {
+    let rest = [
+        "-i",
+        "pipe:0",
+        "-map",
+        "0",
+        "-c",
+        "copy",
+        "-f",
+        "rtsp",
+        "-rtsp_transport",
+        "tcp",
+        url,
+    ];
+    ffmpeg_args(shared, &[input, &rest])
+}
+
+/// ffmpeg of a reading relay: the RTSP stream at `url` copied to its stdout (`output`:
+/// the format options).
+pub fn relay_out_args(shared: &Shared, url: &str, output: &[&str]) -> Vec<String> {
+    let input = ["-rtsp_transport", "tcp", "-i", url, "-map", "0", "-c", "copy"];
+    ffmpeg_args(shared, &[&input, output, &["pipe:1"]])
+}
+
+/// A relay of an RTMP or SRT connection: ffmpeg with the stream on its stdin (publisher)
+/// or stdout (reader), logged to `logs/<path>-<tag>.log`.
+pub fn spawn_relay(
+    shared: &Arc<Shared>,
+    args: &[String],
+    name: &str,
+    kind: ChildKind,
+    publisher: bool,
+) -> Option<Child> {
+    spawn3(shared, args, &[], name, kind, !publisher, publisher)
 }
 
 fn spawn2(
@@ -327,12 +379,7 @@ pub fn spawn_puller(shared: &Arc<Shared>, p: &mut PathRt, globals: crate::source
             "rtsp",
             "-rtsp_transport",
             "tcp",
-            &format!(
-                "rtsp://127.0.0.1:{}/{}{}",
-                shared.rtsp_port,
-                shared.internal_prefix(),
-                p.name
-            ),
+            &internal_url(shared, &p.name),
         ]
         .iter()
         .map(|s| s.to_string()),
@@ -388,12 +435,7 @@ pub fn spawn_recorder(shared: &Arc<Shared>, p: &mut PathRt) {
     }
     args.extend([
         "-i".into(),
-        format!(
-            "rtsp://127.0.0.1:{}/{}{}",
-            shared.rtsp_port,
-            shared.internal_prefix(),
-            p.name
-        ),
+        internal_url(shared, &p.name),
         "-map".into(),
         "0:v?".into(),
         "-map".into(),

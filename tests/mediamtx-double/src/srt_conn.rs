@@ -1,7 +1,7 @@
 //! One accepted SRT connection: the live-mode receiver (publisher) or sender (reader)
 //! state machine, and its ffmpeg relay to or from the double's RTSP server.
 
-use crate::core::Shared;
+use crate::core::{ChildKind, Shared};
 use crate::srt::{add, ConnInfo, Ev, StreamId, MAX_BUFFERED};
 use crate::srt_packet as pk;
 use std::collections::{HashMap, VecDeque};
@@ -129,15 +129,6 @@ impl Conn {
         ))
     }
 
-    fn relay_url(&self, path: &str) -> String {
-        format!(
-            "rtsp://127.0.0.1:{}/{}{}",
-            self.shared.rtsp_port,
-            self.shared.internal_prefix(),
-            path
-        )
-    }
-
     /// A publisher: the path must take publishers; the relay's RTSP publication
     /// becomes the path's source (`srtConn`).
     fn start_publish(&mut self, path: &str) -> Result<(Child, Option<std::process::ChildStdin>), String> {
@@ -148,34 +139,19 @@ impl Conn {
                 return Err("can't publish since 'source' is not 'publisher'".into());
             }
         }
-        let args: Vec<String> = [
-            &self.shared.ffmpeg,
-            "-nostdin",
-            "-hide_banner",
-            "-loglevel",
-            "warning",
-            // MPEG-TS can announce streams late: ffmpeg waits 5 s by default, MediaMTX
-            // publishes once it has the PMT and the codec parameters
-            "-analyzeduration",
-            "1000000",
-            "-f",
-            "mpegts",
-            "-i",
-            "pipe:0",
-            "-map",
-            "0",
-            "-c",
-            "copy",
-            "-f",
-            "rtsp",
-            "-rtsp_transport",
-            "tcp",
-            &format!("{}?srtconn={}", self.relay_url(path), self.info.id),
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-        let mut child = crate::procs::spawn_srt_relay(&self.shared, &args, path, true).ok_or("cannot start ffmpeg")?;
+        // MPEG-TS can announce streams late: ffmpeg waits 5 s by default, MediaMTX
+        // publishes once it has the PMT and the codec parameters
+        let args = crate::procs::relay_in_args(
+            &self.shared,
+            &["-analyzeduration", "1000000", "-f", "mpegts"],
+            &format!(
+                "{}?srtconn={}",
+                crate::procs::internal_url(&self.shared, path),
+                self.info.id
+            ),
+        );
+        let mut child = crate::procs::spawn_relay(&self.shared, &args, path, ChildKind::SrtRelay, true)
+            .ok_or("cannot start ffmpeg")?;
         let stdin = child.stdin.take();
         Ok((child, stdin))
     }
@@ -198,28 +174,13 @@ impl Conn {
             p.demand += 1;
             crate::core::reader_added(&self.shared, p, self.conn_key(), &self.info.id, "srtConn", &sid.query);
         }
-        let args: Vec<String> = [
-            &self.shared.ffmpeg,
-            "-nostdin",
-            "-hide_banner",
-            "-loglevel",
-            "warning",
-            "-rtsp_transport",
-            "tcp",
-            "-i",
-            &self.relay_url(path),
-            "-map",
-            "0",
-            "-c",
-            "copy",
-            "-f",
-            "mpegts",
-            "pipe:1",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-        let mut child = crate::procs::spawn_srt_relay(&self.shared, &args, path, false).ok_or("cannot start ffmpeg")?;
+        let args = crate::procs::relay_out_args(
+            &self.shared,
+            &crate::procs::internal_url(&self.shared, path),
+            &["-f", "mpegts"],
+        );
+        let mut child = crate::procs::spawn_relay(&self.shared, &args, path, ChildKind::SrtRelay, false)
+            .ok_or("cannot start ffmpeg")?;
         let mut out = child.stdout.take().ok_or("no stdout")?;
         std::thread::spawn(move || {
             let mut buf = vec![0u8; 64 * 1024];
