@@ -171,13 +171,9 @@ fn start(shared: &Arc<Shared>, p: &mut PathRt) {
     watch(shared, p, child);
 }
 
-fn watch(shared: &Arc<Shared>, p: &PathRt, mut child: Child) {
-    let (sh, name, path_gen) = (shared.clone(), p.name.clone(), p.gen);
-    std::thread::spawn(move || {
-        let pid = child.id() as i32;
-        let status = child.wait();
-        sh.children.lock().unwrap().remove(&pid);
-        sh.log(&format!("pid {} exited: {:?}", pid, status));
+fn watch(shared: &Arc<Shared>, p: &PathRt, child: Child) {
+    let (name, path_gen) = (p.name.clone(), p.gen);
+    crate::procs::watch(shared, child, move |sh, pid| {
         let mut st = sh.lock();
         if let Some(p) = st.paths.get_mut(&name).filter(|p| p.gen == path_gen) {
             if p.offline.pid == Some(pid) {

@@ -195,7 +195,7 @@ fn start(shared: &Arc<Shared>, p: &mut PathRt, i: usize, stream_id: u64) {
     args.extend(format.iter().map(|s| s.to_string()));
     args.push(dest.clone());
     let log_tag = format!("forward{}", d.pos);
-    let Some(mut child) = crate::procs::spawn_forwarder(shared, &args, &name, &log_tag) else {
+    let Some(child) = crate::procs::spawn_forwarder(shared, &args, &name, &log_tag) else {
         fail(d, "cannot start ffmpeg".into());
         return;
     };
@@ -212,12 +212,7 @@ fn start(shared: &Arc<Shared>, p: &mut PathRt, i: usize, stream_id: u64) {
         .dir
         .join("logs")
         .join(format!("{}-{}.log", name.replace('/', "_"), log_tag));
-    let sh = shared.clone();
-    std::thread::spawn(move || {
-        let pid = child.id() as i32;
-        let status = child.wait();
-        sh.children.lock().unwrap().remove(&pid);
-        sh.log(&format!("pid {} exited: {:?}", pid, status));
+    crate::procs::watch(shared, child, move |sh, _| {
         let mut st = sh.lock();
         let Some(p) = st.paths.get_mut(&name).filter(|p| p.gen == path_gen) else {
             return;

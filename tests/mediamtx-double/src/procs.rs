@@ -248,8 +248,9 @@ pub fn spawn_offline(shared: &Arc<Shared>, args: &[String], name: &str) -> Optio
     spawn(shared, args, &[], name, ChildKind::Offline)
 }
 
-/// Waits for a child in a thread, then calls `after` with the state lock held.
-fn watch<F>(shared: &Arc<Shared>, mut child: Child, after: F)
+/// Waits for a child in a thread (then unregistered and its exit logged) and calls
+/// `after` with its pid.
+pub fn watch<F>(shared: &Arc<Shared>, mut child: Child, after: F)
 where
     F: FnOnce(&Arc<Shared>, i32) + Send + 'static,
 {

@@ -244,17 +244,18 @@ pub fn absolute(base: &Path, format: &str) -> String {
     }
 }
 
-/// Segment files with their sort key (unix nanos), for a record format as in `find`.
-pub fn find_files(format_abs: &str) -> Vec<(PathBuf, i128)> {
+/// Every file below the fixed leading directories of a record format.
+fn candidates(format_abs: &str) -> Vec<PathBuf> {
     let cp = common_path(format_abs);
-    let root = if cp.is_empty() {
-        PathBuf::from("/")
-    } else {
-        PathBuf::from(&cp)
-    };
+    let root = PathBuf::from(if cp.is_empty() { "/" } else { &cp });
     let mut files = Vec::new();
     walk(&root, &mut files, 0);
     files
+}
+
+/// Segment files with their sort key (unix nanos), for a record format as in `find`.
+pub fn find_files(format_abs: &str) -> Vec<(PathBuf, i128)> {
+    candidates(format_abs)
         .into_iter()
         .filter_map(|f| {
             let k = decode(format_abs, &f.to_string_lossy())?.2;
@@ -266,16 +267,8 @@ pub fn find_files(format_abs: &str) -> Vec<(PathBuf, i128)> {
 /// Lists segments: (path name, start string, sort key), for a record format whose
 /// %path is either kept (any path) or already substituted.
 pub fn find(format_abs: &str) -> Vec<(String, String, i128)> {
-    let cp = common_path(format_abs);
-    let root = if cp.is_empty() {
-        PathBuf::from("/")
-    } else {
-        PathBuf::from(&cp)
-    };
-    let mut files = Vec::new();
-    walk(&root, &mut files, 0);
     let mut out = Vec::new();
-    for f in files {
+    for f in candidates(format_abs) {
         let fs = f.to_string_lossy();
         if let Some(d) = decode(format_abs, &fs) {
             out.push(d);
