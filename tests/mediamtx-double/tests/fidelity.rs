@@ -56,3 +56,92 @@ fn http_head_over_go_limit_is_answered_431() {
     let under = raw_exchange(h.api_port, headers.as_bytes());
     assert!(under.starts_with(b"HTTP/1.1 200 OK\r\n"));
 }
+
+/// Reads one RTSP answer head from `s`: (status, head).
+fn rtsp_answer(s: &mut TcpStream) -> (u16, String) {
+    let mut buf = Vec::new();
+    let mut b = [0u8; 1];
+    while !buf.ends_with(b"\r\n\r\n") {
+        let n = s.read(&mut b).unwrap();
+        assert!(n > 0, "closed without an answer: {:?}", String::from_utf8_lossy(&buf));
+        buf.push(b[0]);
+    }
+    let head = String::from_utf8_lossy(&buf).to_string();
+    let status = head.split_whitespace().nth(1).and_then(|x| x.parse().ok()).unwrap_or(0);
+    (status, head)
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{:02x}", b)).collect()
+}
+
+/// MediaMTX v1.20.1 maps `rtspAuthMethods: [digest]` to gortsplib's VerifyMethodDigestMD5
+/// only (conf.RTSPAuthMethod; SHA-256 cannot be selected), so its WWW-Authenticate offers
+/// Digest with `algorithm="MD5"` only and auth.Verify refuses an `algorithm=SHA-256`
+/// answer even when computed right ("no supported authentication methods found").
+#[test]
+fn rtsp_digest_is_md5_only() {
+    let (h, _dir) = start("fid-digest");
+    let r = http(
+        "PATCH",
+        &format!("{}/v3/config/global/patch", h.api_url()),
+        Some(
+            r#"{"rtspAuthMethods":["basic","digest"],"authInternalUsers":[{"user":"u","pass":"p","permissions":[{"action":"read"}]}]}"#,
+        ),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let url = format!("rtsp://127.0.0.1:{}/cam", h.rtsp_port);
+    // (algorithm, hash function) -> the status of an answer computed with it
+    let try_digest = |algorithm: &str| -> u16 {
+        let mut s = TcpStream::connect(("127.0.0.1", h.rtsp_port)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        s.write_all(format!("DESCRIBE {} RTSP/1.0\r\nCSeq: 1\r\n\r\n", url).as_bytes())
+            .unwrap();
+        let (status, head) = rtsp_answer(&mut s);
+        assert_eq!(status, 401, "{}", head);
+        let chal: Vec<&str> = head
+            .lines()
+            .filter_map(|l| l.strip_prefix("WWW-Authenticate: "))
+            .collect();
+        assert_eq!(chal.len(), 2, "{}", head);
+        assert_eq!(chal[0], r#"Basic realm="ipcam""#);
+        assert!(chal[1].ends_with(r#"", algorithm="MD5""#), "{}", head);
+        let nonce = chal[1]
+            .split("nonce=\"")
+            .nth(1)
+            .unwrap()
+            .split('"')
+            .next()
+            .unwrap()
+            .to_string();
+        let hash = |x: String| -> String {
+            use sha2::Digest;
+            match algorithm {
+                "SHA-256" => hex(&sha2::Sha256::digest(x.as_bytes())),
+                _ => hex(&md5::Md5::digest(x.as_bytes())),
+            }
+        };
+        let response = hash(format!(
+            "{}:{}:{}",
+            hash("u:ipcam:p".to_string()),
+            nonce,
+            hash(format!("DESCRIBE:{}", url))
+        ));
+        let authz = format!(
+            r#"Digest username="u", realm="ipcam", nonce="{}", uri="{}", response="{}", algorithm="{}""#,
+            nonce, url, response, algorithm
+        );
+        s.write_all(
+            format!(
+                "DESCRIBE {} RTSP/1.0\r\nCSeq: 2\r\nAuthorization: {}\r\n\r\n",
+                url, authz
+            )
+            .as_bytes(),
+        )
+        .unwrap();
+        rtsp_answer(&mut s).0
+    };
+    // MD5 passes authentication (then 404: no stream), SHA-256 is refused
+    assert_eq!(try_digest("MD5"), 404);
+    assert_eq!(try_digest("SHA-256"), 401);
+}
