@@ -145,3 +145,37 @@ fn rtsp_digest_is_md5_only() {
     assert_eq!(try_digest("MD5"), 404);
     assert_eq!(try_digest("SHA-256"), 401);
 }
+
+/// MediaMTX's MPEG-TS recorder cuts a segment at the first video random-access point whose
+/// DTS is `recordSegmentDuration` past the segment's first DTS, and passes lastDTS -
+/// startDTS (the next segment's first DTS) as `MTX_SEGMENT_DURATION`. A 15 fps publisher
+/// with a keyframe every 15 frames gives segments of exactly one second of DTS, where the
+/// wall clock would give something like `1.0123`.
+#[test]
+fn mpegts_segment_duration_is_its_dts_span() {
+    require_ffmpeg();
+    let (h, dir) = start("fid-tsdur");
+    let body = serde_json::json!({
+        "record": true,
+        "recordFormat": "mpegts",
+        "recordPath": "rec/%path/%Y-%m-%d_%H-%M-%S-%f",
+        "recordSegmentDuration": "1s",
+        "runOnRecordSegmentComplete": "sh -c 'echo $MTX_SEGMENT_DURATION >> segdone.txt'",
+    });
+    let r = http(
+        "POST",
+        &format!("{}/v3/config/paths/add/cam", h.api_url()),
+        Some(&body.to_string()),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let _pubp = spawn_cmd(
+        &publisher_cmd(&format!("{}/cam", h.rtsp_url()), "320x240"),
+        &dir.join("pub.log"),
+    );
+    let done = || std::fs::read_to_string(dir.join("segdone.txt")).unwrap_or_default();
+    wait_until(Duration::from_secs(60), "three completed segments", || {
+        done().lines().count() >= 3
+    });
+    let durations: Vec<String> = done().lines().map(String::from).collect();
+    assert_eq!(&durations[..3], ["1", "1", "1"], "{:?}", durations);
+}
