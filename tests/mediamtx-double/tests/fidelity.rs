@@ -179,3 +179,35 @@ fn mpegts_segment_duration_is_its_dts_span() {
     let durations: Vec<String> = done().lines().map(String::from).collect();
     assert_eq!(&durations[..3], ["1", "1", "1"], "{:?}", durations);
 }
+
+/// MediaMTX's pathManager keeps a live path that a configuration change moves to another
+/// configuration with the same values (here: its own configuration deleted, so it falls
+/// to `all_others`), and a regexp path is closed only after one of its events
+/// (path.shouldClose after a request or timer): the unused path stays listed until a
+/// request for it, then goes.
+#[test]
+fn path_moved_to_regexp_conf_stays_until_its_next_request() {
+    let (h, _dir) = start("fid-keep");
+    let api = h.api_url();
+    let r = http("POST", &format!("{}/v3/config/paths/add/cam", api), Some("{}"));
+    assert_eq!(r.status, 200, "{}", r.body);
+    let get = || http("GET", &format!("{}/v3/paths/get/cam", api), None);
+    assert_eq!(get().json()["confName"], "cam");
+    let r = http("DELETE", &format!("{}/v3/config/paths/delete/cam", api), None);
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(get().json()["confName"], "all_others");
+    // no event: nothing closes it (the double's housekeeping runs every 100 ms)
+    std::thread::sleep(Duration::from_millis(1500));
+    let r = get();
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["confName"], "all_others");
+    // a request that leaves it unused: it goes
+    let mut s = TcpStream::connect(("127.0.0.1", h.rtsp_port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    s.write_all(format!("DESCRIBE {}/cam RTSP/1.0\r\nCSeq: 1\r\n\r\n", h.rtsp_url()).as_bytes())
+        .unwrap();
+    assert_eq!(rtsp_answer(&mut s).0, 404);
+    wait_until(Duration::from_secs(10), "path closed after the request", || {
+        get().status == 404
+    });
+}
