@@ -45,8 +45,9 @@ fn pes_dts(p: &[u8]) -> Option<u64> {
         return None;
     }
     let pl = payload(p);
-    // start code, stream id, length, flags (2), header length, PTS, DTS
-    if pl.len() < 14 || pl[..3] != [0, 0, 1] {
+    // start code, stream id, length, flags (2, the first starting with bits 10: an
+    // optional PES header), header length, PTS, DTS
+    if pl.len() < 14 || pl[..3] != [0, 0, 1] || pl[6] >> 6 != 2 {
         return None;
     }
     let ts = |b: &[u8]| -> u64 {
@@ -283,5 +284,34 @@ mod tests {
         // earlier: 0
         assert_eq!(dts_span(216_000, 126_000), Duration::ZERO);
         assert_eq!(dts_span(0, 6_000), Duration::from_nanos(66_666_666));
+    }
+
+    #[test]
+    fn pes_timestamps() {
+        let enc = |prefix: u8, v: u64| -> [u8; 5] {
+            [
+                prefix << 4 | ((v >> 29) & 0x0e) as u8 | 1,
+                (v >> 22) as u8,
+                ((v >> 14) & 0xfe) as u8 | 1,
+                (v >> 7) as u8,
+                ((v << 1) & 0xfe) as u8 | 1,
+            ]
+        };
+        let packet = |flags: u8, stamps: &[[u8; 5]]| -> Vec<u8> {
+            let mut p = vec![0x47, 0x41, 0x00, 0x10, 0, 0, 1, 0xe0, 0, 0, 0x80, flags, 10];
+            for s in stamps {
+                p.extend_from_slice(s);
+            }
+            p.resize(PKT, 0xff);
+            p
+        };
+        let (pts, dts) = ((1u64 << 32) + 12_345, 7_000_000_001u64);
+        assert_eq!(pes_dts(&packet(0xc0, &[enc(3, pts), enc(1, dts)])), Some(dts));
+        assert_eq!(pes_dts(&packet(0x80, &[enc(2, pts)])), Some(pts));
+        assert_eq!(pes_dts(&packet(0x00, &[])), None);
+        // not a PES start (no payload_unit_start_indicator)
+        let mut p = packet(0x80, &[enc(2, pts)]);
+        p[1] = 0x01;
+        assert_eq!(pes_dts(&p), None);
     }
 }
