@@ -65,7 +65,7 @@ pub fn percent_decode(s: &str, plus_is_space: bool) -> Option<String> {
 const MAX_HEAD: u64 = (1 << 20) + 4096;
 
 /// What net/http's conn.serve writes for errTooLarge: HTTP/1.1, no Content-Length.
-pub const TOO_LARGE: &str = "HTTP/1.1 431 Request Header Fields Too Large\r\n\
+const TOO_LARGE: &str = "HTTP/1.1 431 Request Header Fields Too Large\r\n\
     Content-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n\
     431 Request Header Fields Too Large";
 
