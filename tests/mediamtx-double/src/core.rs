@@ -177,6 +177,10 @@ pub struct PathRt {
     pub always_available_hook: Option<crate::hooks::Pair>,
     /// runOnRead/runOnUnread per reader connection
     pub read_hooks: Vec<(u64, crate::hooks::Pair)>,
+    /// moved to a regexp configuration by a configuration change while unused: MediaMTX
+    /// closes an unused regexp path only after one of its events (a request, a timer),
+    /// not on the change, so it stays until its next request (get_or_create_path)
+    pub kept_until_request: bool,
 }
 
 impl PathRt {
@@ -485,6 +489,7 @@ fn new_path(shared: &Arc<Shared>, name: &str, conf_name: &str, conf: Map<String,
         ondemand_query: String::new(),
         puller: ProcSlot::default(),
         recorder: RecorderSlot::default(),
+        kept_until_request: false,
     }
 }
 
@@ -548,6 +553,8 @@ pub fn sync_paths(shared: &Arc<Shared>, st: &mut State) -> Vec<i32> {
             let cn = target.unwrap();
             let eff = st.effective(&cn).unwrap_or_default();
             let p = st.paths.get_mut(&name).unwrap();
+            p.kept_until_request =
+                conf::is_regex_conf(&cn) && (p.kept_until_request || (!conf::is_regex_conf(&p.conf_name) && unused(p)));
             p.conf = eff;
             p.conf_name = cn;
             crate::forward::reload(shared, p);
@@ -578,7 +585,25 @@ pub fn get_or_create_path<'a>(shared: &Arc<Shared>, st: &'a mut State, name: &st
         let p = new_path(shared, name, &cn, eff);
         st.paths.insert(name.to_string(), p);
     }
-    Ok(st.paths.get_mut(name).unwrap())
+    let p = st.paths.get_mut(name).unwrap();
+    // an event: from now on the path goes once unused (see tick)
+    p.kept_until_request = false;
+    Ok(p)
+}
+
+/// Nobody uses the path: no stream, publisher, reader, demand or process (MediaMTX's
+/// shouldClose, for regexp paths).
+fn unused(p: &PathRt) -> bool {
+    p.stream.is_none()
+        && p.publisher.is_none()
+        && p.demand == 0
+        && p.readers.is_empty()
+        && p.ondemand.pid.is_none()
+        && !p.ondemand.active
+        && p.puller.pid.is_none()
+        && !p.puller.active
+        && p.recorder.pid.is_none()
+        && p.forward.iter().all(|d| d.pid.is_none())
 }
 
 pub fn start_on_demand(shared: &Arc<Shared>, p: &mut PathRt, query: &str) {
@@ -659,19 +684,9 @@ pub fn tick(shared: &Arc<Shared>) {
             }
             crate::forward::tick(shared, p, now);
             crate::always_available::tick(shared, p, now);
-            // regex-path instances disappear when unused
-            if conf::is_regex_conf(&p.conf_name)
-                && p.stream.is_none()
-                && p.publisher.is_none()
-                && p.demand == 0
-                && p.readers.is_empty()
-                && p.ondemand.pid.is_none()
-                && !p.ondemand.active
-                && p.puller.pid.is_none()
-                && !p.puller.active
-                && p.recorder.pid.is_none()
-                && p.forward.iter().all(|d| d.pid.is_none())
-            {
+            // regex-path instances disappear when unused (after their last event: within
+            // 100 ms here)
+            if conf::is_regex_conf(&p.conf_name) && !p.kept_until_request && unused(p) {
                 remove.push(name.clone());
             }
         }

@@ -59,50 +59,99 @@ pub fn percent_decode(s: &str, plus_is_space: bool) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
-/// Go's http.Server DefaultMaxHeaderBytes: a longer request line or header line is refused.
-const MAX_LINE: u64 = 1 << 20;
+/// Go's http.Server reads a request's head from the connection through a limit of
+/// DefaultMaxHeaderBytes (1 MiB, MediaMTX sets no MaxHeaderBytes) plus 4096 bytes of
+/// slack (initialReadLimitSize); past it, it answers 431 and closes.
+const MAX_HEAD: u64 = (1 << 20) + 4096;
 
-/// read_line with a bound on its length.
-fn read_line_bounded(r: &mut BufReader<TcpStream>, line: &mut String) -> io::Result<usize> {
-    let n = r.by_ref().take(MAX_LINE).read_line(line)?;
-    if n as u64 == MAX_LINE && !line.ends_with('\n') {
-        return Err(io::Error::new(io::ErrorKind::InvalidData, "line too long"));
+/// What net/http's conn.serve writes for errTooLarge: HTTP/1.1, no Content-Length.
+const TOO_LARGE: &str = "HTTP/1.1 431 Request Header Fields Too Large\r\n\
+    Content-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n\
+    431 Request Header Fields Too Large";
+
+/// read_line within what is left of the head's byte budget.
+fn read_line_bounded(r: &mut BufReader<TcpStream>, line: &mut String, budget: &mut u64) -> io::Result<usize> {
+    if *budget == 0 {
+        return Err(io::Error::new(io::ErrorKind::InvalidData, "request too large"));
+    }
+    let n = r.by_ref().take(*budget).read_line(line)?;
+    *budget -= n as u64;
+    if *budget == 0 && !line.ends_with('\n') {
+        return Err(io::Error::new(io::ErrorKind::InvalidData, "request too large"));
     }
     Ok(n)
 }
 
-/// Reads one request; Ok(None) on clean EOF before a request starts.
+/// Like Go's closeWriteAndWait after the 431: the answer, a FIN, then up to 500 ms
+/// (rstAvoidanceDelay) for the client to read it; the rest it sends is discarded so
+/// that closing does not reset the connection under the answer.
+fn refuse_too_large(r: &mut BufReader<TcpStream>) {
+    let s = r.get_mut();
+    let _ = s.write_all(TOO_LARGE.as_bytes());
+    let _ = s.shutdown(std::net::Shutdown::Write);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_millis(500);
+    let mut buf = [0u8; 65536];
+    while let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) {
+        if left.is_zero() || s.set_read_timeout(Some(left)).is_err() {
+            break;
+        }
+        match s.read(&mut buf) {
+            Ok(n) if n > 0 => {}
+            _ => break,
+        }
+    }
+}
+
+/// Reads one request; Ok(None) on clean EOF before a request starts. A head over Go's
+/// limit is answered 431 here (then Err: the caller closes).
 pub fn read_request(r: &mut BufReader<TcpStream>) -> io::Result<Option<Request>> {
+    let mut budget = MAX_HEAD;
+    let res = read_head(r, &mut budget);
+    if budget == 0 && res.is_err() {
+        refuse_too_large(r);
+    }
+    let Some((line, headers)) = res? else {
+        return Ok(None);
+    };
+    read_rest(r, line, headers).map(Some)
+}
+
+type Head = (String, Vec<(String, String)>);
+
+/// The request line and header lines; None on clean EOF before a request starts.
+fn read_head(r: &mut BufReader<TcpStream>, budget: &mut u64) -> io::Result<Option<Head>> {
     let mut line = String::new();
     loop {
         line.clear();
-        if read_line_bounded(r, &mut line)? == 0 {
+        if read_line_bounded(r, &mut line, budget)? == 0 {
             return Ok(None);
         }
         if !line.trim().is_empty() {
             break;
         }
     }
-    let mut parts = line.split_whitespace();
-    let method = parts.next().unwrap_or("").to_string();
-    let target = parts.next().unwrap_or("/").to_string();
     let mut headers = Vec::new();
     loop {
         let mut h = String::new();
-        if read_line_bounded(r, &mut h)? == 0 {
+        if read_line_bounded(r, &mut h, budget)? == 0 {
             return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "eof in headers"));
         }
         let h = h.trim_end();
         if h.is_empty() {
-            break;
+            return Ok(Some((line, headers)));
         }
+        // no limit on their number (as Go): the byte budget bounds them
         if let Some((k, v)) = h.split_once(':') {
             headers.push((k.trim().to_string(), v.trim().to_string()));
         }
-        if headers.len() > 200 {
-            return Err(io::Error::new(io::ErrorKind::InvalidData, "too many headers"));
-        }
     }
+}
+
+/// The body (Content-Length) and the parsed request line.
+fn read_rest(r: &mut BufReader<TcpStream>, line: String, headers: Vec<(String, String)>) -> io::Result<Request> {
+    let mut parts = line.split_whitespace();
+    let method = parts.next().unwrap_or("").to_string();
+    let target = parts.next().unwrap_or("/").to_string();
     let len: usize = headers
         .iter()
         .find(|(k, _)| k.eq_ignore_ascii_case("Content-Length"))
@@ -118,13 +167,13 @@ pub fn read_request(r: &mut BufReader<TcpStream>) -> io::Result<Option<Request>>
         None => (target.clone(), String::new()),
     };
     let path = percent_decode(&path, false).unwrap_or(path);
-    Ok(Some(Request {
+    Ok(Request {
         method,
         path,
         raw_query,
         headers,
         body,
-    }))
+    })
 }
 
 pub fn reason(code: u16) -> &'static str {

@@ -7,8 +7,8 @@
 //! octal escapes, flags other than `imsU`, `\u`/`\U` escapes, punctuation escapes
 //! (`\<` is a literal in Go, a word boundary in Rust), inside classes `&&`/`~~`/`--`
 //! and `[` (literals and ranges in Go, set operations and nesting in Rust), unknown
-//! `[:name:]` classes, nested repeats expanding more than 1000 times (`(a{500}){3}`)
-//! and the nesting limit (1000 in Go).
+//! `[:name:]` classes, nested repeats expanding more than 1000 times (`(a{500}){3}`),
+//! the nesting limit (1000 in Go) and Go's program size limit (`expression too large`).
 
 const POSIX: &[&str] = &[
     "alnum", "alpha", "ascii", "blank", "cntrl", "digit", "graph", "lower", "print", "punct", "space", "upper", "word",
@@ -19,17 +19,118 @@ struct P {
     c: Vec<char>,
     i: usize,
     out: String,
-    /// open groups (the whole pattern first), for Go's nested repeat limit
+    /// open groups (the whole pattern first), for Go's nested repeat and size limits
     groups: Vec<Group>,
+    /// Go's size check, see MAX_SIZE: the largest size of a finished part, parse nodes
+    /// (approximately as Go allocates them), product of all counted repeats
+    max_size: u64,
+    nodes: u64,
+    repeats: u64,
 }
 
-/// Go's repeatIsValid in summary: the largest product of repeat counts on a path from
-/// the group down to a leaf, over the finished items and the last one (a repeat
-/// applies to the last).
+/// An open group. Go's repeatIsValid in summary: the largest product of repeat counts
+/// on a path from the group down to a leaf, over the finished items (`done`) and the
+/// last one (a repeat applies to the last). Go's calcSize: see Size.
 #[derive(Clone, Copy, Default)]
 struct Group {
     done: u64,
     last: u64,
+    size: Size,
+}
+
+/// Go's calcSize (regexp/syntax parse.go) of a group being read: a capture costs 2 more
+/// than its contents, an alternation its alternatives plus one per `|`, a sequence the
+/// sum of its items, a literal character, class, `.` or assertion 1. Consecutive
+/// alternatives of one character or class count as one (Go merges them into a class);
+/// Go also factors common prefixes out of alternatives, which is not modelled, so an
+/// alternation of such branches counts a bit more here than in Go.
+#[derive(Clone, Copy, Default)]
+struct Size {
+    capture: bool,
+    /// finished alternatives: summed sizes, how many, whether the last was one character
+    alts: u64,
+    n_alts: u64,
+    alt_char: bool,
+    /// the current alternative: its finished items, its last item (what a repeat
+    /// applies to), how many items, whether the last is one character
+    seq: u64,
+    item: u64,
+    items: u64,
+    item_char: bool,
+    /// literal characters in a row: Go keeps them in one node
+    lit_run: u64,
+}
+
+/// What one item of a pattern is, for Go's size check.
+#[derive(Clone, Copy, PartialEq)]
+enum Item {
+    /// a literal character
+    Lit,
+    /// one character of a set: a class, `\d`, `.`
+    Char,
+    /// an assertion: `^`, `$`, `\b`, ...
+    Op,
+}
+
+/// Go's maxSize: at most 128 MB of compiled instructions of 40 bytes (3355443), else
+/// `expression too large` (checked during parsing since Go 1.19, also in Go 1.26 that
+/// MediaMTX v1.20.1 is built with). Go starts measuring only once its parse nodes times
+/// the product of all counted repeats reach this limit, so a long run of literal
+/// characters (one node in Go) under `{1000}` passes; the double counts nodes
+/// approximately (one per item, group or repeat, two per run of literal characters).
+const MAX_SIZE: u64 = (128 << 20) / 40;
+
+/// Go's calcSize of x{min,max} when x has size `sub` (max -1: no upper bound; `*` is
+/// {0,}, `+` {1,}, `?` {0,1}).
+fn repeat_size(min: i64, max: i64, sub: u64) -> u64 {
+    let (min, max) = (min.max(0) as u64, max);
+    let size = match max {
+        m if m < 0 && min == 0 => sub.saturating_add(2),
+        m if m < 0 => min.saturating_mul(sub).saturating_add(1),
+        m => (m as u64)
+            .saturating_mul(sub)
+            .saturating_add((m as u64).saturating_sub(min)),
+    };
+    size.max(1)
+}
+
+impl Size {
+    fn item(&mut self, size: u64, one_char: bool) {
+        self.seq = self.seq.saturating_add(self.item);
+        self.item = size;
+        self.items += 1;
+        self.item_char = one_char;
+    }
+
+    /// The current alternative ends (at `|` or `)`); returns its size.
+    fn bar(&mut self) -> u64 {
+        let size = self.seq.saturating_add(self.item).max(1);
+        let one_char = self.items == 1 && self.item_char;
+        if !(one_char && self.alt_char) {
+            self.alts = self.alts.saturating_add(size);
+            self.n_alts += 1;
+        }
+        self.alt_char = one_char;
+        *self = Size {
+            capture: self.capture,
+            alts: self.alts,
+            n_alts: self.n_alts,
+            alt_char: self.alt_char,
+            ..Size::default()
+        };
+        size
+    }
+
+    /// The group ends: its size and whether it is one character.
+    fn close(mut self) -> (u64, bool) {
+        self.bar();
+        let size = self.alts.saturating_add(self.n_alts.saturating_sub(1)).max(1);
+        if self.capture {
+            (size.saturating_add(2), false)
+        } else {
+            (size, self.n_alts == 1 && self.alt_char)
+        }
+    }
 }
 
 /// regexp/syntax: a repetition may not expand its innermost part more than 1000 times.
@@ -50,17 +151,71 @@ impl P {
         self.groups.last_mut().expect("the pattern's own group")
     }
 
-    /// A new item (literal, class, group) starts: the previous one is finished.
-    fn atom(&mut self, product: u64) {
+    /// A new item (literal, class, assertion) starts: the previous one is finished.
+    fn atom(&mut self, item: Item) {
         let g = self.group();
         g.done = g.done.max(g.last);
-        g.last = product;
+        g.last = 1;
+        g.size.item(1, item != Item::Op);
+        g.size.lit_run = if item == Item::Lit { g.size.lit_run + 1 } else { 0 };
+        let new_node = g.size.lit_run <= 2;
+        self.nodes += new_node as u64;
+    }
+
+    fn open_group(&mut self, capture: bool) {
+        self.nodes += 1;
+        let mut g = Group::default();
+        g.size.capture = capture;
+        self.groups.push(g);
     }
 
     fn close_group(&mut self) {
         if self.groups.len() > 1 {
             let g = self.groups.pop().expect("checked");
-            self.atom(g.done.max(g.last).max(1));
+            let (size, one_char) = g.size.close();
+            self.sized(size);
+            let p = self.group();
+            p.done = p.done.max(p.last);
+            p.last = g.done.max(g.last).max(1);
+            p.size.item(size, one_char);
+            p.size.lit_run = 0;
+        }
+    }
+
+    /// `|`: the alternative ends.
+    fn bar(&mut self) {
+        let g = self.group();
+        g.done = g.done.max(g.last);
+        g.last = 0;
+        let size = g.size.bar();
+        self.sized(size);
+    }
+
+    /// A part of `size` is finished (Go checks every node it builds once measuring).
+    fn sized(&mut self, size: u64) {
+        self.nodes += 1;
+        self.max_size = self.max_size.max(size);
+    }
+
+    /// Go's checkSize over the whole pattern (see MAX_SIZE).
+    fn too_large(&mut self) -> bool {
+        let (size, _) = self.groups[0].size.close();
+        self.sized(size);
+        self.max_size > MAX_SIZE && self.nodes >= MAX_SIZE / self.repeats.max(1)
+    }
+
+    /// A repeat applies to the last item: its size (all repeats) and Go's product of
+    /// counted ones (`{n,m}`: m, else n; only for `counted`).
+    fn repeat_sized(&mut self, min: i64, max: i64, counted: bool) {
+        let g = self.group();
+        let size = repeat_size(min, max, g.size.item);
+        g.size.item = size;
+        g.size.item_char = false;
+        g.size.lit_run = 0;
+        self.sized(size);
+        if counted {
+            let n = if max < 0 { min } else { max }.max(1) as u64;
+            self.repeats = self.repeats.max(1).saturating_mul(n).min(MAX_SIZE);
         }
     }
 
@@ -81,14 +236,15 @@ impl P {
         Ok(())
     }
 
-    /// After a backslash (consumed); `class` = inside a character class. Returns whether
-    /// the escape was a class (\d, \pL, ...).
-    fn escape(&mut self, class: bool) -> Result<bool, ()> {
+    /// After a backslash (consumed); `class` = inside a character class. Returns what
+    /// the escape is and how many items it stands for (`\Q...\E`: its characters).
+    fn escape(&mut self, class: bool) -> Result<(Item, usize), ()> {
         let c = self.peek(0).ok_or(())?;
         self.i += 1;
         match c {
             'Q' if !class => {
                 // literal text up to \E (or the end)
+                let mut n = 0;
                 while let Some(ch) = self.peek(0) {
                     if ch == '\\' && self.peek(1) == Some('E') {
                         self.i += 2;
@@ -96,8 +252,9 @@ impl P {
                     }
                     self.lit(ch);
                     self.i += 1;
+                    n += 1;
                 }
-                Ok(false)
+                Ok((Item::Lit, n))
             }
             '1'..='7' | '0' => {
                 if c != '0' && !matches!(self.peek(0), Some('0'..='7')) {
@@ -114,35 +271,33 @@ impl P {
                     }
                 }
                 self.out.push_str(&format!("\\x{{{:x}}}", v));
-                Ok(false)
+                Ok((Item::Lit, 1))
             }
             'a' | 'f' | 't' | 'n' | 'r' | 'v' => {
                 self.out.push('\\');
                 self.out.push(c);
-                Ok(false)
+                Ok((Item::Lit, 1))
             }
             'x' => {
-                self.out.push_str("\\x");
-                Ok(false)
+                // read whole (`\x{41}` is one character, not `\x` and a repeat)
+                self.i -= 2;
+                let ch = self.class_char()?;
+                self.lit(ch);
+                Ok((Item::Lit, 1))
             }
-            'd' | 'D' | 's' | 'S' | 'w' | 'W' => {
+            'd' | 'D' | 's' | 'S' | 'w' | 'W' | 'p' | 'P' => {
                 self.out.push('\\');
                 self.out.push(c);
-                Ok(true)
-            }
-            'p' | 'P' => {
-                self.out.push('\\');
-                self.out.push(c);
-                Ok(true)
+                Ok((Item::Char, 1))
             }
             'b' | 'B' | 'A' | 'z' if !class => {
                 self.out.push('\\');
                 self.out.push(c);
-                Ok(false)
+                Ok((Item::Op, 1))
             }
             c if c.is_ascii() && !c.is_ascii_alphanumeric() => {
                 self.lit(c);
-                Ok(false)
+                Ok((Item::Lit, 1))
             }
             _ => Err(()),
         }
@@ -302,20 +457,21 @@ impl P {
             match c {
                 '\\' => {
                     self.i += 1;
-                    self.atom(1);
-                    self.escape(false)?;
+                    let (item, n) = self.escape(false)?;
+                    for _ in 0..n.max(1) {
+                        self.atom(item);
+                    }
                 }
                 '[' => {
                     self.i += 1;
-                    self.atom(1);
+                    self.atom(Item::Char);
                     self.class()?;
                 }
                 '(' if self.peek(1) == Some('?') => {
                     self.i += 2;
                     self.out.push_str("(?");
                     if self.peek(0) == Some('P') || self.peek(0) == Some('<') {
-                        self.atom(1);
-                        self.groups.push(Group::default());
+                        self.open_group(true);
                         // named group: the name up to '>' (checked by the regex crate)
                         while let Some(ch) = self.peek(0) {
                             self.out.push(ch);
@@ -331,8 +487,7 @@ impl P {
                             self.out.push(ch);
                             match ch {
                                 ':' => {
-                                    self.atom(1);
-                                    self.groups.push(Group::default());
+                                    self.open_group(false);
                                     break;
                                 }
                                 ')' => break,
@@ -352,6 +507,12 @@ impl P {
                         self.i += 1;
                         self.out.push('?');
                     }
+                    let (min, max) = match c {
+                        '*' => (0, -1),
+                        '+' => (1, -1),
+                        _ => (0, 1),
+                    };
+                    self.repeat_sized(min, max, false);
                     repeat = true;
                 }
                 '{' => match self.repeat_at() {
@@ -360,6 +521,7 @@ impl P {
                             return Err(()); // nested repetition / invalid repeat count
                         }
                         self.repeat(min, max)?;
+                        self.repeat_sized(min, max, true);
                         let s: String = self.c[self.i..self.i + len].iter().collect();
                         self.out.push_str(&s);
                         self.i += len;
@@ -371,25 +533,24 @@ impl P {
                     }
                     None => {
                         self.i += 1;
-                        self.atom(1);
+                        self.atom(Item::Lit);
                         self.out.push_str("\\{");
                     }
                 },
                 '}' => {
                     self.i += 1;
-                    self.atom(1);
+                    self.atom(Item::Lit);
                     self.out.push_str("\\}");
                 }
                 _ => {
                     self.i += 1;
                     match c {
-                        '(' => {
-                            self.atom(1);
-                            self.groups.push(Group::default());
-                        }
+                        '(' => self.open_group(true),
                         ')' => self.close_group(),
-                        '|' => self.atom(0),
-                        _ => self.atom(1),
+                        '|' => self.bar(),
+                        '^' | '$' => self.atom(Item::Op),
+                        '.' => self.atom(Item::Char),
+                        _ => self.atom(Item::Lit),
                     }
                     self.out.push(c);
                 }
@@ -407,12 +568,21 @@ fn translate(pat: &str) -> Result<String, ()> {
         i: 0,
         out: String::new(),
         groups: vec![Group::default()],
+        max_size: 0,
+        nodes: 0,
+        repeats: 1,
     };
     p.run()?;
+    if p.too_large() {
+        return Err(()); // expression too large
+    }
     Ok(p.out)
 }
 
-/// regexp.Compile: Some(regex) with Go's meaning, None when Go refuses the pattern.
+/// regexp.Compile: Some(regex) with Go's meaning, None when Go refuses the pattern. The
+/// regex crate's default size limit (10 MiB of compiled program) stays as the double's
+/// bound on memory: it also refuses large patterns that pass Go's limit (e.g. 500 literal
+/// characters under `{1000}`, or far fewer Unicode classes such as `\pL`).
 pub fn compile(pat: &str) -> Option<regex::Regex> {
     let t = translate(pat).ok()?;
     regex::RegexBuilder::new(&t).nest_limit(1000).build().ok()
@@ -490,6 +660,9 @@ mod tests {
             (r"^[\pL\p{Greek}]$", true, &["a", "α"], &["1"]),
             ("^[[:foo]$", true, &["[", ":", "f"], &["x"]),
             ("(?i)^[a-c]$", true, &["B"], &["d"]),
+            // \x{..} is one character (not \x and a repeat count)
+            (r"^(\x{41}){30}$", true, &["AAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"], &["A"]),
+            (r"^\x41\x{42}$", true, &["AB"], &[]),
         ];
         for (pat, ok, yes, no) in cases {
             let r = compile(pat);
@@ -527,5 +700,38 @@ mod tests {
         // Go nests up to 1000 levels; the regex crate's default limit is lower
         let deep = format!("{}a{}", "(".repeat(300), ")".repeat(300));
         assert!(compile(&deep).is_some());
+    }
+
+    /// Go's program size limit (`expression too large`, 3355443 instructions by Go's
+    /// calcSize): (pattern, passes Go's check). Checked on translate(): the regex crate's
+    /// own size limit refuses most of these patterns anyway (see compile).
+    #[test]
+    fn go_size_limit() {
+        let cls = |n: usize| "[ab]".repeat(n);
+        #[rustfmt::skip]
+        let cases: Vec<(String, bool)> = vec![
+            // (2 + n) * 1000 against 3355443
+            (format!("^({}){{1000}}$", cls(3353)), true),
+            (format!("^({}){{1000}}$", cls(3354)), false),
+            (format!("^(?:{}){{1000}}$", cls(3355)), true),
+            (format!("^(?:{}){{1000}}$", cls(3356)), false),
+            (format!("^(?:{}){{999,1000}}$", cls(3355)), true),
+            (format!("^(?:{}){{1000,}}$", cls(3355)), true),
+            (format!("^(?:{}){{1000,}}$", cls(3356)), false),
+            // measured where built: a part over the limit fails even under {0}
+            (format!("^(?:(?:{}){{1000}}){{0}}$", cls(3400)), false),
+            (format!("^(?:(?:{}){{1000}}){{0}}$", cls(3000)), true),
+            // Go measures only once nodes x repeats reach the limit: a run of literal
+            // characters is one node
+            (format!("^(?:{}){{1000}}$", "a".repeat(4000)), true),
+            (format!("^(?:{}{}){{1000}}$", "a".repeat(4000), cls(3400)), false),
+            // single characters in alternatives are merged into one class by Go
+            (format!("^(?:{}b){{1000}}$", "a|".repeat(2000)), true),
+            // alternatives with different leading classes are not factored by Go
+            (format!("^(?:{}bc){{1000}}$", "[ab]c|[cd]c|".repeat(850)), false),
+        ];
+        for (pat, ok) in &cases {
+            assert_eq!(translate(pat).is_ok(), *ok, "{}...", &pat[..40]);
+        }
     }
 }

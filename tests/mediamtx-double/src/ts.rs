@@ -1,7 +1,9 @@
 //! MPEG-TS recording writer, like MediaMTX's (recorder/format_mpegts*.go): a segment starts
-//! at a video random-access point, its data goes through a 64 KiB buffer that is written
-//! out every `recordPartDuration` (or when full), and the file is created by its first
-//! write. ffmpeg muxes the stream into MPEG-TS on a pipe; the double does the rest.
+//! at a video random-access point once the previous one spans `recordSegmentDuration` of
+//! DTS, its data goes through a 64 KiB buffer that is written out every
+//! `recordPartDuration` (or when full), and the file is created by its first write; its
+//! duration is a DTS span (formatMPEGTSSegment: lastDTS - startDTS). ffmpeg muxes the
+//! stream into MPEG-TS on a pipe; the double does the rest.
 
 use std::io::{Read, Write};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -37,9 +39,46 @@ fn section_end(s: &[u8]) -> usize {
     (3 + len).saturating_sub(4).min(s.len())
 }
 
+/// The DTS (else PTS) of a PES starting in this packet, 90 kHz, 33 bits.
+fn pes_dts(p: &[u8]) -> Option<u64> {
+    if p[1] & 0x40 == 0 {
+        return None;
+    }
+    let pl = payload(p);
+    // start code, stream id, length, flags (2, the first starting with bits 10: an
+    // optional PES header), header length, PTS, DTS
+    if pl.len() < 14 || pl[..3] != [0, 0, 1] || pl[6] >> 6 != 2 {
+        return None;
+    }
+    let ts = |b: &[u8]| -> u64 {
+        (((b[0] >> 1) & 0x07) as u64) << 30
+            | (b[1] as u64) << 22
+            | ((b[2] >> 1) as u64) << 15
+            | (b[3] as u64) << 7
+            | (b[4] >> 1) as u64
+    };
+    match pl[7] >> 6 {
+        3 if pl.len() >= 19 => Some(ts(&pl[14..19])),
+        2 | 3 => Some(ts(&pl[9..14])),
+        _ => None,
+    }
+}
+
+/// `to - from` of 33-bit 90 kHz timestamps (across a wrap), 0 when `to` is earlier.
+fn dts_span(from: u64, to: u64) -> Duration {
+    const WRAP: u64 = 1 << 33;
+    let d = to.wrapping_sub(from) & (WRAP - 1);
+    if d >= WRAP / 2 {
+        return Duration::ZERO;
+    }
+    Duration::from_nanos(d * 100_000 / 9)
+}
+
 struct Current {
     path: String,
-    start: SystemTime,
+    /// DTS of its first and last PES (MediaMTX's startDTS/lastDTS)
+    start_dts: u64,
+    last_dts: u64,
     file: Option<std::fs::File>,
     buf: Vec<u8>,
     last_flush: Instant,
@@ -141,20 +180,32 @@ impl TsSegmenter {
         let afc = (p[3] >> 4) & 3;
         let random_access =
             Some(pid) == self.video_pid && p[1] & 0x40 != 0 && afc & 2 != 0 && p[4] > 0 && p[5] & 0x40 != 0;
-        if random_access {
+        let dts = if pid != 0 && Some(pid) != self.pmt_pid {
+            pes_dts(p)
+        } else {
+            None
+        };
+        if let (true, Some(dts)) = (random_access, dts) {
             let cut = match &self.cur {
                 None => true,
-                Some(c) => c.start.elapsed().unwrap_or_default() >= self.segment_duration,
+                Some(c) => dts_span(c.start_dts, dts) >= self.segment_duration,
             };
             if cut {
+                // the segment ends where the next one starts (lastDTS = this DTS)
+                if let Some(c) = self.cur.as_mut() {
+                    c.last_dts = dts;
+                }
                 self.close_segment()?;
-                self.open_segment();
+                self.open_segment(dts);
             }
         }
         let Some(cur) = self.cur.as_mut() else {
             // nothing before the first random-access point
             return Ok(());
         };
+        if let Some(dts) = dts {
+            cur.last_dts = dts;
+        }
         cur.buf.extend_from_slice(p);
         if cur.buf.len() >= BUFFER || cur.last_flush.elapsed() >= self.part_duration {
             self.flush()?;
@@ -162,7 +213,7 @@ impl TsSegmenter {
         Ok(())
     }
 
-    fn open_segment(&mut self) {
+    fn open_segment(&mut self, dts: u64) {
         let now = SystemTime::now();
         let d = now.duration_since(UNIX_EPOCH).unwrap_or_default();
         let mut tm = crate::util::local_tm(UNIX_EPOCH + Duration::from_secs(d.as_secs()));
@@ -174,7 +225,8 @@ impl TsSegmenter {
         }
         self.cur = Some(Current {
             path: crate::recordings::encode(&self.format, "", &tm),
-            start: now,
+            start_dts: dts,
+            last_dts: dts,
             file: None,
             buf,
             last_flush: Instant::now(),
@@ -213,10 +265,53 @@ impl TsSegmenter {
         };
         if let Some(cur) = self.cur.take() {
             if cur.file.is_some() {
-                // wall-clock span of the segment
-                (self.on_segment)(&cur.path, Some(cur.start.elapsed().unwrap_or_default()));
+                (self.on_segment)(&cur.path, Some(dts_span(cur.start_dts, cur.last_dts)));
             }
         }
         r
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dts_spans() {
+        assert_eq!(dts_span(126_000, 216_000), Duration::from_secs(1));
+        // across the 33-bit wrap
+        assert_eq!(dts_span((1 << 33) - 45_000, 45_000), Duration::from_secs(1));
+        // earlier: 0
+        assert_eq!(dts_span(216_000, 126_000), Duration::ZERO);
+        assert_eq!(dts_span(0, 6_000), Duration::from_nanos(66_666_666));
+    }
+
+    #[test]
+    fn pes_timestamps() {
+        let enc = |prefix: u8, v: u64| -> [u8; 5] {
+            [
+                prefix << 4 | ((v >> 29) & 0x0e) as u8 | 1,
+                (v >> 22) as u8,
+                ((v >> 14) & 0xfe) as u8 | 1,
+                (v >> 7) as u8,
+                ((v << 1) & 0xfe) as u8 | 1,
+            ]
+        };
+        let packet = |flags: u8, stamps: &[[u8; 5]]| -> Vec<u8> {
+            let mut p = vec![0x47, 0x41, 0x00, 0x10, 0, 0, 1, 0xe0, 0, 0, 0x80, flags, 10];
+            for s in stamps {
+                p.extend_from_slice(s);
+            }
+            p.resize(PKT, 0xff);
+            p
+        };
+        let (pts, dts) = ((1u64 << 32) + 12_345, 7_000_000_001u64);
+        assert_eq!(pes_dts(&packet(0xc0, &[enc(3, pts), enc(1, dts)])), Some(dts));
+        assert_eq!(pes_dts(&packet(0x80, &[enc(2, pts)])), Some(pts));
+        assert_eq!(pes_dts(&packet(0x00, &[])), None);
+        // not a PES start (no payload_unit_start_indicator)
+        let mut p = packet(0x80, &[enc(2, pts)]);
+        p[1] = 0x01;
+        assert_eq!(pes_dts(&p), None);
     }
 }
