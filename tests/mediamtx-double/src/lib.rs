@@ -45,6 +45,7 @@ pub mod rtsp_multicast;
 pub mod rtsp_registry;
 pub mod rtsp_tunnel;
 pub mod rtsp_udp;
+pub mod rtsp_ws;
 pub mod rtsps;
 pub mod servers;
 pub mod sessions;
