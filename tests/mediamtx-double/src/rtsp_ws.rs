@@ -3,15 +3,16 @@
 //! `Connection: Upgrade`, `Upgrade: websocket` and `Sec-WebSocket-Protocol: rtsp.onvif.org`
 //! is upgraded, then the RTSP bytes travel in binary messages both ways. The RTSP connection
 //! is served as any other (through a loopback socket, as the HTTP tunnel is) with
-//! `tunnel: websocket`.
+//! `tunnel: websocket`. The `rtsp+ws://`/`rtsps+ws://` static sources use the client side.
 
 use crate::core::Shared;
 use crate::rtsp_tunnel::Head;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;
 use std::io::{BufReader, Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 const OP_CONTINUATION: u8 = 0;
 const OP_TEXT: u8 = 1;
@@ -89,69 +90,106 @@ pub fn serve(shared: Arc<Shared>, rd: BufReader<TcpStream>, mut w: TcpStream, h:
     };
     let sh = shared.clone();
     let server = std::thread::spawn(move || crate::rtsp::conn(sh, inner, Some(peer), tls, "websocket"));
-    let (Ok(outer_r), Ok(client_raw)) = (outer.try_clone(), w.try_clone()) else {
-        return;
-    };
-    // one writer for data (server -> client) and the control answers of the reader
-    let client_w = Arc::new(Mutex::new(w));
-    // server -> client: each chunk the RTSP side writes becomes one binary message
-    let down = std::thread::spawn({
-        let client_w = client_w.clone();
-        move || {
-            let mut outer_r = outer_r;
-            let mut buf = vec![0u8; 16 * 1024];
-            while let Ok(n) = outer_r.read(&mut buf) {
-                if n == 0 || write_frame(&client_w, OP_BINARY, &buf[..n]).is_err() {
-                    break;
-                }
-            }
-            let _ = client_raw.shutdown(Shutdown::Both);
-        }
-    });
-    if let Err(e) = read_messages(rd, &outer, &client_w) {
+    if let Err(e) = carry(rd, w, outer, Role::Server) {
         shared.log(&format!("INF [RTSP] [conn {}] closed: {}", peer, e));
     }
-    let _ = outer.shutdown(Shutdown::Both);
-    if let Ok(c) = client_w.lock() {
-        let _ = c.shutdown(Shutdown::Both);
-    }
-    let _ = down.join();
     let _ = server.join();
 }
 
-/// Writes one unmasked, final frame (server frames are never masked).
-fn write_frame(w: &Mutex<TcpStream>, op: u8, payload: &[u8]) -> std::io::Result<()> {
-    let mut f = Vec::with_capacity(payload.len() + 10);
-    f.push(0x80 | op);
-    match payload.len() {
-        n if n < 126 => f.push(n as u8),
-        n if n <= 0xFFFF => {
-            f.push(126);
-            f.extend_from_slice(&(n as u16).to_be_bytes());
+/// Which end of the WebSocket the double is: a client masks its frames, a server never does.
+#[derive(Clone, Copy, PartialEq)]
+enum Role {
+    Server,
+    Client,
+}
+
+/// The writing half: frames are written whole under the lock (data and control answers
+/// come from two threads).
+struct Writer {
+    sock: Mutex<TcpStream>,
+    role: Role,
+}
+
+impl Writer {
+    /// Writes one final frame, masked with a fresh key when the double is the client.
+    fn frame(&self, op: u8, payload: &[u8]) -> std::io::Result<()> {
+        let mut f = Vec::with_capacity(payload.len() + 14);
+        f.push(0x80 | op);
+        let mask_bit = if self.role == Role::Client { 0x80 } else { 0 };
+        match payload.len() {
+            n if n < 126 => f.push(mask_bit | n as u8),
+            n if n <= 0xFFFF => {
+                f.push(mask_bit | 126);
+                f.extend_from_slice(&(n as u16).to_be_bytes());
+            }
+            n => {
+                f.push(mask_bit | 127);
+                f.extend_from_slice(&(n as u64).to_be_bytes());
+            }
         }
-        n => {
-            f.push(127);
-            f.extend_from_slice(&(n as u64).to_be_bytes());
+        if self.role == Role::Client {
+            let key = crate::util::random_bytes(4);
+            f.extend_from_slice(&key);
+            f.extend(payload.iter().enumerate().map(|(i, b)| b ^ key[i & 3]));
+        } else {
+            f.extend_from_slice(payload);
+        }
+        self.sock.lock().map_err(|_| std::io::ErrorKind::Other)?.write_all(&f)
+    }
+
+    fn shutdown(&self) {
+        if let Ok(s) = self.sock.lock() {
+            let _ = s.shutdown(Shutdown::Both);
         }
     }
-    f.extend_from_slice(payload);
-    w.lock().map_err(|_| std::io::ErrorKind::Other)?.write_all(&f)
+
+    /// gorilla's handleProtocolError: a close frame with 1002 and the reason, then the error.
+    fn protocol_error(&self, reason: &str) -> String {
+        let mut p = 1002u16.to_be_bytes().to_vec();
+        p.extend_from_slice(reason.as_bytes());
+        p.truncate(125);
+        let _ = self.frame(OP_CLOSE, &p);
+        format!("websocket: {}", reason)
+    }
 }
 
-/// gorilla's handleProtocolError: a close frame with 1002 and the reason, then the error.
-fn protocol_error(w: &Mutex<TcpStream>, reason: &str) -> String {
-    let mut p = 1002u16.to_be_bytes().to_vec();
-    p.extend_from_slice(reason.as_bytes());
-    p.truncate(125);
-    let _ = write_frame(w, OP_CLOSE, &p);
-    format!("websocket: {}", reason)
+/// Carries a plain RTSP byte stream (`rtsp`) over an upgraded WebSocket (`ws_rd` and
+/// `ws_w`: the two halves of its socket) until either side ends; the error that ended the
+/// WebSocket side, if any.
+fn carry(ws_rd: BufReader<TcpStream>, ws_w: TcpStream, rtsp: TcpStream, role: Role) -> Result<(), String> {
+    let (Ok(rtsp_r), Ok(ws_raw)) = (rtsp.try_clone(), ws_w.try_clone()) else {
+        return Err("cannot clone a socket".into());
+    };
+    let w = Arc::new(Writer {
+        sock: Mutex::new(ws_w),
+        role,
+    });
+    // RTSP -> WebSocket: each chunk read becomes one binary message
+    let down = std::thread::spawn({
+        let w = w.clone();
+        move || {
+            let mut rtsp_r = rtsp_r;
+            let mut buf = vec![0u8; 16 * 1024];
+            while let Ok(n) = rtsp_r.read(&mut buf) {
+                if n == 0 || w.frame(OP_BINARY, &buf[..n]).is_err() {
+                    break;
+                }
+            }
+            let _ = ws_raw.shutdown(Shutdown::Both);
+        }
+    });
+    let res = read_messages(ws_rd, &rtsp, &w);
+    let _ = rtsp.shutdown(Shutdown::Both);
+    w.shutdown();
+    let _ = down.join();
+    res
 }
 
-/// Reads the client's frames until the connection ends: binary payloads go to the RTSP side
+/// Reads the peer's frames until the connection ends: binary payloads go to the RTSP side
 /// as they arrive (gorilla has no message size limit by default, so nothing is buffered
 /// whole); pings are answered, a close is echoed; a text message ends the tunnel as it does
 /// gortsplib's wsReader.
-fn read_messages(mut rd: BufReader<TcpStream>, mut out: &TcpStream, w: &Mutex<TcpStream>) -> Result<(), String> {
+fn read_messages(mut rd: BufReader<TcpStream>, mut out: &TcpStream, w: &Writer) -> Result<(), String> {
     let io = |e: std::io::Error| e.to_string();
     let mut in_message = false;
     let mut buf = vec![0u8; 16 * 1024];
@@ -161,27 +199,27 @@ fn read_messages(mut rd: BufReader<TcpStream>, mut out: &TcpStream, w: &Mutex<Tc
         let (fin, rsv, op) = (h[0] & 0x80 != 0, h[0] & 0x70, h[0] & 0x0F);
         let masked = h[1] & 0x80 != 0;
         if rsv != 0 {
-            return Err(protocol_error(w, &format!("unexpected reserved bits 0x{:x}", rsv)));
+            return Err(w.protocol_error(&format!("unexpected reserved bits 0x{:x}", rsv)));
         }
         let mut len = u64::from(h[1] & 0x7F);
         match op {
             OP_CLOSE | OP_PING | OP_PONG => {
                 if len > 125 {
-                    return Err(protocol_error(w, "control frame length > 125"));
+                    return Err(w.protocol_error("control frame length > 125"));
                 }
                 if !fin {
-                    return Err(protocol_error(w, "control frame not final"));
+                    return Err(w.protocol_error("control frame not final"));
                 }
             }
             OP_TEXT | OP_BINARY if in_message => {
-                return Err(protocol_error(w, "message start before final message frame"));
+                return Err(w.protocol_error("message start before final message frame"));
             }
             OP_CONTINUATION if !in_message => {
-                return Err(protocol_error(w, "continuation after final message frame"));
+                return Err(w.protocol_error("continuation after final message frame"));
             }
             OP_TEXT => return Err(format!("unxpected message type {}", OP_TEXT)),
             OP_BINARY | OP_CONTINUATION => in_message = !fin,
-            _ => return Err(protocol_error(w, &format!("unknown opcode {}", op))),
+            _ => return Err(w.protocol_error(&format!("unknown opcode {}", op))),
         }
         if len == 126 {
             let mut b = [0u8; 2];
@@ -195,11 +233,14 @@ fn read_messages(mut rd: BufReader<TcpStream>, mut out: &TcpStream, w: &Mutex<Tc
                 return Err("websocket: invalid frame length".into());
             }
         }
-        if !masked {
-            return Err(protocol_error(w, "incorrect mask flag"));
+        // clients mask every frame, servers none
+        if masked != (w.role == Role::Server) {
+            return Err(w.protocol_error("incorrect mask flag"));
         }
         let mut key = [0u8; 4];
-        rd.read_exact(&mut key).map_err(io)?;
+        if masked {
+            rd.read_exact(&mut key).map_err(io)?;
+        }
         let mut pos = 0usize;
         let mut left = len;
         let mut control = Vec::new();
@@ -218,11 +259,11 @@ fn read_messages(mut rd: BufReader<TcpStream>, mut out: &TcpStream, w: &Mutex<Tc
             left -= n as u64;
         }
         match op {
-            OP_PING => write_frame(w, OP_PONG, &control).map_err(io)?,
+            OP_PING => w.frame(OP_PONG, &control).map_err(io)?,
             OP_CLOSE => {
                 // gorilla's default close handler echoes the code (no text); no code, no payload
                 let echo = if control.len() >= 2 { &control[..2] } else { &[][..] };
-                let _ = write_frame(w, OP_CLOSE, echo);
+                let _ = w.frame(OP_CLOSE, echo);
                 let code = if control.len() >= 2 {
                     u16::from_be_bytes([control[0], control[1]])
                 } else {
@@ -232,6 +273,110 @@ fn read_messages(mut rd: BufReader<TcpStream>, mut out: &TcpStream, w: &Mutex<Tc
             }
             _ => {}
         }
+    }
+}
+
+/// Longest answer head read from a server.
+const MAX_HEAD: u64 = 16 * 1024;
+
+/// The RTSP server an `rtsp+ws://`/`rtsps+ws://` source reads from.
+pub struct Upstream {
+    /// the URL's host (`name[:port]`)
+    pub host: String,
+    /// `rtsps+ws` (WebSocket over TLS, `wss`)
+    pub secure: bool,
+    /// `sourceFingerprint` (MediaMTX's TLS rule: pinned, else verified)
+    pub fingerprint: String,
+    /// `readTimeout`, also the dial and handshake bound
+    pub timeout: Duration,
+    /// the path's name, for the log
+    pub path: String,
+}
+
+/// A loopback RTSP port for a source that ffmpeg cannot read itself: ffmpeg connects to it
+/// and its connection is carried in WebSocket to the upstream server, as gortsplib's client
+/// does (`ws(s)://host:port/`, subprotocol `rtsp.onvif.org`, default ports 554 and 322).
+/// One connection only (a puller's), accepted within 30 s; a restarted puller gets a new port.
+pub fn source_bridge(shared: &Arc<Shared>, up: Upstream) -> std::io::Result<u16> {
+    let l = TcpListener::bind("127.0.0.1:0")?;
+    let port = l.local_addr()?.port();
+    l.set_nonblocking(true)?;
+    let shared = shared.clone();
+    std::thread::spawn(move || {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let local = loop {
+            match l.accept() {
+                Ok((s, _)) => break s,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock && Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(20))
+                }
+                Err(_) => return,
+            }
+        };
+        drop(l);
+        let _ = local.set_nonblocking(false);
+        let res = dial(&shared, &up).and_then(|(rd, w)| carry(rd, w, local, Role::Client));
+        // a failed dial closes ffmpeg's connection: the puller fails and is restarted
+        if let Err(e) = res {
+            shared.log(&format!("WAR [path {}] [RTSP source] {}", up.path, e));
+        }
+    });
+    Ok(port)
+}
+
+/// Connects and upgrades like gorilla's Dialer; the two halves of the upgraded socket
+/// (TLS is terminated by a pump thread, so the halves are plain loopback sockets).
+fn dial(shared: &Arc<Shared>, up: &Upstream) -> Result<(BufReader<TcpStream>, TcpStream), String> {
+    let (name, tcp) = crate::http_client::dial(&up.host, if up.secure { 322 } else { 554 }, up.timeout)?;
+    let mut sock = if up.secure {
+        let tls = crate::http_client::tls_connect(tcp, &name, &up.fingerprint)?;
+        let (inner, outer) = crate::rtsps::loopback_pair().map_err(|e| e.to_string())?;
+        let sh = shared.clone();
+        std::thread::spawn(move || crate::rtsps::pump(&sh, tls, inner));
+        let _ = outer.set_read_timeout(Some(up.timeout));
+        outer
+    } else {
+        tcp
+    };
+    let key = BASE64.encode(crate::util::random_bytes(16));
+    let req = format!(
+        "GET / HTTP/1.1\r\nHost: {}\r\nUser-Agent: Go-http-client/1.1\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: {}\r\nSec-WebSocket-Protocol: rtsp.onvif.org\r\nSec-WebSocket-Version: 13\r\n\
+         Upgrade: websocket\r\n\r\n",
+        up.host, key
+    );
+    sock.write_all(req.as_bytes()).map_err(|e| e.to_string())?;
+    let w = sock.try_clone().map_err(|e| e.to_string())?;
+    let mut rd = BufReader::new(sock);
+    let head = read_answer_head(&mut rd)?;
+    // gorilla's Dialer: 101, the upgrade headers and the accept key, else ErrBadHandshake
+    let status = head.lines().next().unwrap_or("");
+    let accept = format!("sec-websocket-accept: {}", accept_key(&key)).to_lowercase();
+    let ok = status.split_whitespace().nth(1) == Some("101") && head.lines().any(|l| l.to_lowercase() == accept);
+    if !ok {
+        return Err("websocket: bad handshake".into());
+    }
+    let _ = rd.get_ref().set_read_timeout(None);
+    let _ = w.set_write_timeout(None);
+    Ok((rd, w))
+}
+
+/// The status line and headers of an HTTP answer (bounded), without the empty line.
+fn read_answer_head(rd: &mut BufReader<TcpStream>) -> Result<String, String> {
+    use std::io::BufRead;
+    let mut head = String::new();
+    let mut lim = rd.by_ref().take(MAX_HEAD);
+    loop {
+        let mut line = String::new();
+        let n = lim.read_line(&mut line).map_err(|e| e.to_string())?;
+        if n == 0 || !line.ends_with('\n') {
+            return Err("websocket: bad handshake".into());
+        }
+        if line.trim_end().is_empty() {
+            return Ok(head);
+        }
+        head.push_str(line.trim_end());
+        head.push('\n');
     }
 }
 

@@ -93,7 +93,7 @@ fn poll(fds: &mut [libc::pollfd], ms: i32) {
 
 /// Copies between the TLS client and the plain side until either ends. One thread:
 /// the TLS socket is non-blocking and both sides are polled.
-fn pump(shared: &Shared, mut tls: SslStream<TcpStream>, mut plain: TcpStream) {
+pub fn pump(shared: &Shared, mut tls: SslStream<TcpStream>, mut plain: TcpStream) {
     let _ = tls.get_ref().set_read_timeout(None);
     if tls.get_ref().set_nonblocking(true).is_err() {
         return;

@@ -1,10 +1,11 @@
 //! The ffmpeg input arguments of a pulled static source (MediaMTX internal/staticsources),
-//! by URL scheme: RTSP (also tunnelled in HTTP(S)), RTMP(S), HLS over HTTP(S), SRT (caller), MPEG-TS on a UDP
+//! by URL scheme: RTSP (also tunnelled in HTTP(S) or WebSocket), RTMP(S), HLS over HTTP(S), SRT (caller), MPEG-TS on a UDP
 //! address or a unix socket that the source listens on, and RTP on a UDP address
 //! described by `rtpSDP`.
 
 use crate::core::{PathRt, Shared};
 use serde_json::{Map, Value};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// The global settings a static source uses.
@@ -27,7 +28,7 @@ impl Globals {
 
 /// The arguments before the output (`-i ...` included); `None` when the source cannot be
 /// read (an `rtpSDP` file that cannot be written).
-pub fn args(shared: &Shared, p: &PathRt, g: Globals) -> Option<Vec<String>> {
+pub fn args(shared: &Arc<Shared>, p: &PathRt, g: Globals) -> Option<Vec<String>> {
     let source = p.s("source");
     let mut a: Vec<String> = Vec::new();
     let mut push = |xs: &[&str]| a.extend(xs.iter().map(|s| s.to_string()));
@@ -57,6 +58,26 @@ pub fn args(shared: &Shared, p: &PathRt, g: Globals) -> Option<Vec<String>> {
         "rtsps+http" => {
             let url = format!("rtsp://{}", with_default_port(rest, 322));
             push(&["-rtsp_transport", "https", "-i", &url]);
+        }
+        // RTSP tunnelled in WebSocket: ffmpeg has no client for it, the double carries
+        // ffmpeg's RTSP connection (rtsp_ws)
+        "rtsp+ws" | "rtsps+ws" => {
+            let end = rest.find(['/', '?']).unwrap_or(rest.len());
+            let (authority, tail) = rest.split_at(end);
+            let (userinfo, host) = match authority.rsplit_once('@') {
+                Some((u, h)) => (format!("{}@", u), h),
+                None => (String::new(), authority),
+            };
+            let up = crate::rtsp_ws::Upstream {
+                host: host.to_string(),
+                secure: scheme == "rtsps+ws",
+                fingerprint: p.s("sourceFingerprint"),
+                timeout: g.read_timeout,
+                path: p.name.clone(),
+            };
+            let port = crate::rtsp_ws::source_bridge(shared, up).ok()?;
+            let url = format!("rtsp://{}127.0.0.1:{}{}", userinfo, port, tail);
+            push(&["-rtsp_transport", "tcp", "-i", &url]);
         }
         "udp" | "udp+mpegts" => {
             // the deprecated path setting wins over the global one
