@@ -49,6 +49,7 @@ pub mod rtsp_ws;
 pub mod rtsps;
 pub mod servers;
 pub mod sessions;
+pub mod source_bridge;
 pub mod source_input;
 pub mod srt;
 mod srt_conn;

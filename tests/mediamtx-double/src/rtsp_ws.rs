@@ -3,16 +3,16 @@
 //! `Connection: Upgrade`, `Upgrade: websocket` and `Sec-WebSocket-Protocol: rtsp.onvif.org`
 //! is upgraded, then the RTSP bytes travel in binary messages both ways. The RTSP connection
 //! is served as any other (through a loopback socket, as the HTTP tunnel is) with
-//! `tunnel: websocket`. The `rtsp+ws://`/`rtsps+ws://` static sources use the client side.
+//! `tunnel: websocket`. The `rtsp+ws://`/`rtsps+ws://` static sources use the client side
+//! (through `source_bridge`).
 
 use crate::core::Shared;
 use crate::rtsp_tunnel::Head;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;
 use std::io::{BufReader, Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
 const OP_CONTINUATION: u8 = 0;
 const OP_TEXT: u8 = 1;
@@ -279,77 +279,23 @@ fn read_messages(mut rd: BufReader<TcpStream>, mut out: &TcpStream, w: &Writer) 
 /// Longest answer head read from a server.
 const MAX_HEAD: u64 = 16 * 1024;
 
-/// The RTSP server an `rtsp+ws://`/`rtsps+ws://` source reads from.
-pub struct Upstream {
-    /// the URL's host (`name[:port]`)
-    pub host: String,
-    /// `rtsps+ws` (WebSocket over TLS, `wss`)
-    pub secure: bool,
-    /// `sourceFingerprint` (MediaMTX's TLS rule: pinned, else verified)
-    pub fingerprint: String,
-    /// `readTimeout`, also the dial and handshake bound
-    pub timeout: Duration,
-    /// the path's name, for the log
-    pub path: String,
-}
-
-/// A loopback RTSP port for a source that ffmpeg cannot read itself: ffmpeg connects to it
-/// and its connection is carried in WebSocket to the upstream server, as gortsplib's client
-/// does (`ws(s)://host:port/`, subprotocol `rtsp.onvif.org`, default ports 554 and 322).
-/// One connection only (a puller's), accepted within 30 s; a restarted puller gets a new port.
-pub fn source_bridge(shared: &Arc<Shared>, up: Upstream) -> std::io::Result<u16> {
-    let l = TcpListener::bind("127.0.0.1:0")?;
-    let port = l.local_addr()?.port();
-    l.set_nonblocking(true)?;
-    let shared = shared.clone();
-    std::thread::spawn(move || {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let local = loop {
-            match l.accept() {
-                Ok((s, _)) => break s,
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock && Instant::now() < deadline => {
-                    std::thread::sleep(Duration::from_millis(20))
-                }
-                Err(_) => return,
-            }
-        };
-        drop(l);
-        let _ = local.set_nonblocking(false);
-        let res = dial(&shared, &up).and_then(|(rd, w)| carry(rd, w, local, Role::Client));
-        // a failed dial closes ffmpeg's connection: the puller fails and is restarted
-        if let Err(e) = res {
-            shared.log(&format!("WAR [path {}] [RTSP source] {}", up.path, e));
-        }
-    });
-    Ok(port)
-}
-
-/// Connects and upgrades like gorilla's Dialer; the two halves of the upgraded socket
-/// (TLS is terminated by a pump thread, so the halves are plain loopback sockets).
-fn dial(shared: &Arc<Shared>, up: &Upstream) -> Result<(BufReader<TcpStream>, TcpStream), String> {
-    let (name, tcp) = crate::http_client::dial(&up.host, if up.secure { 322 } else { 554 }, up.timeout)?;
-    let mut sock = if up.secure {
-        let tls = crate::http_client::tls_connect(tcp, &name, &up.fingerprint)?;
-        let (inner, outer) = crate::rtsps::loopback_pair().map_err(|e| e.to_string())?;
-        let sh = shared.clone();
-        std::thread::spawn(move || crate::rtsps::pump(&sh, tls, inner));
-        let _ = outer.set_read_timeout(Some(up.timeout));
-        outer
-    } else {
-        tcp
-    };
+/// The client side, for the `rtsp+ws://`/`rtsps+ws://` sources: upgrades `sock` (already
+/// connected, TLS already terminated) like gorilla's Dialer as gortsplib's client uses it
+/// (`GET /`, subprotocol `rtsp.onvif.org`), then carries the plain RTSP connection `rtsp`
+/// through it until either side ends.
+pub fn carry_as_client(mut sock: TcpStream, host: &str, rtsp: TcpStream) -> Result<(), String> {
     let key = BASE64.encode(crate::util::random_bytes(16));
     let req = format!(
         "GET / HTTP/1.1\r\nHost: {}\r\nUser-Agent: Go-http-client/1.1\r\nConnection: Upgrade\r\n\
          Sec-WebSocket-Key: {}\r\nSec-WebSocket-Protocol: rtsp.onvif.org\r\nSec-WebSocket-Version: 13\r\n\
          Upgrade: websocket\r\n\r\n",
-        up.host, key
+        host, key
     );
     sock.write_all(req.as_bytes()).map_err(|e| e.to_string())?;
     let w = sock.try_clone().map_err(|e| e.to_string())?;
     let mut rd = BufReader::new(sock);
     let head = read_answer_head(&mut rd)?;
-    // gorilla's Dialer: 101, the upgrade headers and the accept key, else ErrBadHandshake
+    // gorilla's Dialer: 101 and the accept key, else ErrBadHandshake
     let status = head.lines().next().unwrap_or("");
     let accept = format!("sec-websocket-accept: {}", accept_key(&key)).to_lowercase();
     let ok = status.split_whitespace().nth(1) == Some("101") && head.lines().any(|l| l.to_lowercase() == accept);
@@ -358,7 +304,7 @@ fn dial(shared: &Arc<Shared>, up: &Upstream) -> Result<(BufReader<TcpStream>, Tc
     }
     let _ = rd.get_ref().set_read_timeout(None);
     let _ = w.set_write_timeout(None);
-    Ok((rd, w))
+    carry(rd, w, rtsp, Role::Client)
 }
 
 /// The status line and headers of an HTTP answer (bounded), without the empty line.

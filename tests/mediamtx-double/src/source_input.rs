@@ -1,9 +1,11 @@
 //! The ffmpeg input arguments of a pulled static source (MediaMTX internal/staticsources),
-//! by URL scheme: RTSP (also tunnelled in HTTP(S) or WebSocket), RTMP(S), HLS over HTTP(S), SRT (caller), MPEG-TS on a UDP
-//! address or a unix socket that the source listens on, and RTP on a UDP address
-//! described by `rtpSDP`.
+//! by URL scheme: RTSP (also tunnelled in HTTP(S) or WebSocket), RTMP(S), HLS over HTTP(S),
+//! SRT (caller), MPEG-TS on a UDP address or a unix socket that the source listens on, and
+//! RTP on a UDP address described by `rtpSDP`. TLS (but HLS's) and the WebSocket tunnel go
+//! through a `source_bridge`.
 
 use crate::core::{PathRt, Shared};
+use crate::source_bridge::{Carrier, Upstream};
 use serde_json::{Map, Value};
 use std::sync::Arc;
 use std::time::Duration;
@@ -42,8 +44,22 @@ pub fn args(shared: &Arc<Shared>, p: &PathRt, g: Globals) -> Option<Vec<String>>
     if !scheme.starts_with("rtsp") && !scheme.starts_with("udp") {
         push(&["-rw_timeout", &timeout_us]);
     }
+    let bridge = |carrier, default_port, connections, tag| {
+        bridged(
+            shared,
+            p,
+            g,
+            rest,
+            Bridge {
+                carrier,
+                default_port,
+                connections,
+                tag,
+            },
+        )
+    };
     match scheme {
-        "rtsp" | "rtsps" => {
+        "rtsp" => {
             match p.s("rtspTransport").as_str() {
                 "tcp" => push(&["-rtsp_transport", "tcp"]),
                 "udp" => push(&["-rtsp_transport", "udp"]),
@@ -52,32 +68,27 @@ pub fn args(shared: &Arc<Shared>, p: &PathRt, g: Globals) -> Option<Vec<String>>
             }
             push(&["-i", &source]);
         }
-        // RTSP tunnelled in HTTP(S): ffmpeg's tunnel takes an rtsp:// URL; gortsplib's
-        // default port stays that of the scheme (554, RTSPS 322) and its tunnel is TCP only
+        // TLS and the tunnels go through a loopback bridge (source_bridge): TCP only, as
+        // gortsplib's tunnels (RTSPS over UDP would be SRTP, which neither side speaks here)
+        "rtsps" => {
+            let url = bridge(Carrier::Tls, 322, 1, "RTSP")?;
+            push(&["-rtsp_transport", "tcp", "-i", &format!("rtsp://{}", url)]);
+        }
+        // RTSP tunnelled in HTTP: ffmpeg's own tunnel (a GET and a POST connection)
         "rtsp+http" => push(&["-rtsp_transport", "http", "-i", &format!("rtsp://{}", rest)]),
         "rtsps+http" => {
-            let url = format!("rtsp://{}", with_default_port(rest, 322));
-            push(&["-rtsp_transport", "https", "-i", &url]);
+            let url = bridge(Carrier::Tls, 322, 2, "RTSP")?;
+            push(&["-rtsp_transport", "http", "-i", &format!("rtsp://{}", url)]);
         }
-        // RTSP tunnelled in WebSocket: ffmpeg has no client for it, the double carries
-        // ffmpeg's RTSP connection (rtsp_ws)
         "rtsp+ws" | "rtsps+ws" => {
-            let end = rest.find(['/', '?']).unwrap_or(rest.len());
-            let (authority, tail) = rest.split_at(end);
-            let (userinfo, host) = match authority.rsplit_once('@') {
-                Some((u, h)) => (format!("{}@", u), h),
-                None => (String::new(), authority),
-            };
-            let up = crate::rtsp_ws::Upstream {
-                host: host.to_string(),
-                secure: scheme == "rtsps+ws",
-                fingerprint: p.s("sourceFingerprint"),
-                timeout: g.read_timeout,
-                path: p.name.clone(),
-            };
-            let port = crate::rtsp_ws::source_bridge(shared, up).ok()?;
-            let url = format!("rtsp://{}127.0.0.1:{}{}", userinfo, port, tail);
-            push(&["-rtsp_transport", "tcp", "-i", &url]);
+            let secure = scheme == "rtsps+ws";
+            let port = if secure { 322 } else { 554 };
+            let url = bridge(Carrier::WebSocket { secure }, port, 1, "RTSP")?;
+            push(&["-rtsp_transport", "tcp", "-i", &format!("rtsp://{}", url)]);
+        }
+        "rtmps" => {
+            let url = bridge(Carrier::Tls, 443, 1, "RTMP")?;
+            push(&["-i", &format!("rtmp://{}", url)]);
         }
         "udp" | "udp+mpegts" => {
             // the deprecated path setting wins over the global one
@@ -111,20 +122,34 @@ pub fn args(shared: &Arc<Shared>, p: &PathRt, g: Globals) -> Option<Vec<String>>
     Some(a)
 }
 
-/// `rest` (a URL after `scheme://`) with `port` added when its authority has none.
-fn with_default_port(rest: &str, port: u16) -> String {
+/// A bridge's settings (source_bridge::open).
+struct Bridge {
+    carrier: Carrier,
+    default_port: u16,
+    connections: usize,
+    /// the source's log tag: `RTSP` or `RTMP`
+    tag: &'static str,
+}
+
+/// Opens a bridge to the host of `rest` (a URL after `scheme://`); the same URL with the
+/// bridge's loopback address as host (credentials, path and query kept).
+fn bridged(shared: &Arc<Shared>, p: &PathRt, g: Globals, rest: &str, b: Bridge) -> Option<String> {
     let end = rest.find(['/', '?']).unwrap_or(rest.len());
     let (authority, tail) = rest.split_at(end);
-    let host = authority.rsplit('@').next().unwrap_or("");
-    let has_port = match host.rfind(']') {
-        Some(i) => host[i..].contains(':'),
-        None => host.contains(':'),
+    let (userinfo, host) = match authority.rsplit_once('@') {
+        Some((u, h)) => (format!("{}@", u), h),
+        None => (String::new(), authority),
     };
-    if has_port {
-        rest.to_string()
-    } else {
-        format!("{}:{}{}", authority, port, tail)
-    }
+    let up = Upstream {
+        host: host.to_string(),
+        default_port: b.default_port,
+        carrier: b.carrier,
+        fingerprint: p.s("sourceFingerprint"),
+        timeout: g.read_timeout,
+        log_prefix: format!("[path {}] [{} source]", p.name, b.tag),
+    };
+    let port = crate::source_bridge::open(shared, up, b.connections).ok()?;
+    Some(format!("{}127.0.0.1:{}{}", userinfo, port, tail))
 }
 
 /// `host:port` of a MediaMTX UDP URL (host may be a multicast group), with its `source`

@@ -1,15 +1,13 @@
 //! RTSP tunnelled in WebSocket on the RTSP port (gortsplib's server with gorilla/websocket):
 //! no ffmpeg client speaks it, so an independent WebSocket implementation (tungstenite)
-//! carries a raw RTSP reader through it; raw frames check gorilla's refusals. `rtsp+ws://`
-//! and `rtsps+ws://` static sources are pulled through the double's own tunnel.
+//! carries a raw RTSP reader through it; raw frames check gorilla's refusals. (The
+//! `rtsp+ws://` sources: tests/bridged_sources.rs.)
 
 mod common;
 use common::*;
-use serde_json::{json, Value};
+use serde_json::Value;
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use tungstenite::protocol::Role;
 use tungstenite::{Message, WebSocket};
@@ -285,120 +283,4 @@ fn the_websocket_tunnel_refuses_like_gorilla() {
             Err(_) => break,
         }
     }
-}
-
-/// A self-signed certificate for the RTSPS server; (key, cert, SHA-256 fingerprint in hex).
-fn self_signed(dir: &Path) -> (String, String, String) {
-    let (key, cert) = (dir.join("server.key"), dir.join("server.crt"));
-    let st = Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "1",
-            "-subj",
-            "/CN=localhost",
-        ])
-        .arg("-keyout")
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .expect("the openssl CLI is required by this test");
-    assert!(st.success(), "openssl req failed");
-    let out = Command::new("openssl")
-        .args(["x509", "-noout", "-fingerprint", "-sha256", "-in"])
-        .arg(&cert)
-        .output()
-        .expect("openssl x509");
-    let text = String::from_utf8_lossy(&out.stdout);
-    let hex = text
-        .split('=')
-        .nth(1)
-        .expect("a fingerprint")
-        .trim()
-        .replace(':', "")
-        .to_lowercase();
-    assert_eq!(hex.len(), 64, "{}", text);
-    (key.display().to_string(), cert.display().to_string(), hex)
-}
-
-fn log_of(dir: &Path) -> String {
-    std::fs::read_to_string(dir.join("mediamtx-double.log")).unwrap_or_default()
-}
-
-#[test]
-fn rtsp_ws_and_rtsps_ws_sources_are_pulled_through_the_websocket_tunnel() {
-    require_ffmpeg();
-    let (h, dir) = start("ws-source");
-    let (key, cert, fingerprint) = self_signed(&dir);
-    let api = |method: &str, path: &str, body: Value| {
-        let r = http(method, &format!("{}{}", h.api_url(), path), Some(&body.to_string()));
-        assert_eq!(r.status, 200, "{} {}: {}", method, path, r.body);
-    };
-    api(
-        "PATCH",
-        "/v3/config/global/patch",
-        json!({"rtspEncryption": "optional", "rtspServerKey": key, "rtspServerCert": cert}),
-    );
-    let _p = spawn_cmd(
-        &publisher_cmd(&format!("{}/a", h.rtsp_url()), "320x240"),
-        &dir.join("pub.log"),
-    );
-    let sources = [
-        (
-            "b",
-            format!("rtsp+ws://127.0.0.1:{}/a", h.rtsp_port),
-            json!({}),
-            "/v3/rtspconns/list",
-        ),
-        (
-            "c",
-            format!("rtsps+ws://127.0.0.1:{}/a", h.rtsps_port),
-            json!({"sourceFingerprint": fingerprint}),
-            "/v3/rtspsconns/list",
-        ),
-    ];
-    for (name, source, extra, _) in &sources {
-        let mut conf = extra.clone();
-        conf["source"] = json!(source);
-        api("POST", &format!("/v3/config/paths/add/{}", name), conf);
-    }
-    let get = |name: &str| http("GET", &format!("{}/v3/paths/get/{}", h.api_url(), name), None);
-    for (name, _, _, conns) in &sources {
-        wait_until(Duration::from_secs(30), "the pulled path available", || {
-            let r = get(name);
-            r.status == 200 && r.json()["available"] == true
-        });
-        let p = get(name).json();
-        assert_eq!(p["source"], json!({"type": "rtspSource", "id": ""}), "{}", p);
-        assert!(p["tracks"].to_string().contains("H264"), "{}", p);
-        // the puller's connection is the tunnelled one, on the server its scheme names
-        let r = http("GET", &format!("{}{}", h.api_url(), conns), None);
-        let items = r.json()["items"].as_array().cloned().unwrap_or_default();
-        assert!(
-            items.iter().any(|c| c["tunnel"] == "websocket"),
-            "{}: {:?}",
-            name,
-            items
-        );
-    }
-
-    // not pinned: the self-signed certificate is verified against the system roots and refused
-    api(
-        "POST",
-        "/v3/config/paths/add/d",
-        json!({"source": format!("rtsps+ws://127.0.0.1:{}/a", h.rtsps_port)}),
-    );
-    let want =
-        "[path d] [RTSP source] tls: failed to verify certificate: x509: certificate signed by unknown authority";
-    wait_until(Duration::from_secs(20), "the refused certificate logged", || {
-        log_of(&dir).contains(want)
-    });
-    assert_eq!(get("d").json()["available"], false);
 }
