@@ -655,7 +655,7 @@ pub fn tick(shared: &Arc<Shared>) {
                 p.recorder.retry_at = None;
                 crate::procs::spawn_recorder(shared, p);
             }
-            crate::forward::tick(shared, p, now);
+            crate::forward::tick(shared, p, now, source_globals);
             crate::always_available::tick(shared, p, now);
             // regex-path instances disappear when unused
             if conf::is_regex_conf(&p.conf_name)

@@ -1,12 +1,13 @@
-//! Loopback ports for static sources whose transport ffmpeg cannot carry as MediaMTX does:
-//! TLS (ffmpeg's TLS verifies nothing; MediaMTX verifies the certificate against the system
-//! roots or pins `sourceFingerprint`) and RTSP tunnelled in WebSocket (ffmpeg has no client
-//! for it). The puller's ffmpeg reads plain from the port; for each connection it opens,
-//! the double dials the upstream server and carries the bytes.
+//! Loopback ports for static sources and `forward` destinations whose transport ffmpeg
+//! cannot carry as MediaMTX does: TLS (ffmpeg's TLS verifies nothing; MediaMTX verifies the
+//! certificate against the system roots or pins `sourceFingerprint`/`destFingerprint`) and
+//! RTSP tunnelled in WebSocket (ffmpeg has no client for it). ffmpeg talks plain to the
+//! port; for each connection it opens, the double dials the upstream server and carries
+//! the bytes both ways.
 
 use crate::core::Shared;
 use std::net::{TcpListener, TcpStream};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// How the upstream is reached.
@@ -25,26 +26,36 @@ pub struct Upstream {
     /// the scheme's port when the host names none
     pub default_port: u16,
     pub carrier: Carrier,
-    /// `sourceFingerprint`
+    /// `sourceFingerprint` / `destFingerprint`
     pub fingerprint: String,
     /// `readTimeout`, also the dial and handshake bound
     pub timeout: Duration,
-    /// the log prefix: `[path P] [RTSP source]`
+    /// the log prefix of a failure (`[path P] [RTSP source]`); empty: not logged (the
+    /// caller reports it from `Bridge::error`)
     pub log_prefix: String,
+}
+
+/// An open bridge.
+pub struct Bridge {
+    pub port: u16,
+    /// the last failure to reach the upstream, in MediaMTX's words
+    pub error: Arc<Mutex<Option<String>>>,
 }
 
 /// How long a bridge waits for the puller's connections.
 const ACCEPT_WINDOW: Duration = Duration::from_secs(30);
 
-/// Opens a loopback port for one puller: up to `connections` connections (RTSP and RTMP use
-/// one, the HTTP tunnel two) are accepted within 30 s, then the port closes; a restarted
-/// puller gets a new port. Returns the port.
-pub fn open(shared: &Arc<Shared>, up: Upstream, connections: usize) -> std::io::Result<u16> {
+/// Opens a loopback port for one ffmpeg run: up to `connections` connections (RTSP and RTMP
+/// use one, the HTTP tunnel two) are accepted within 30 s, then the port closes; a
+/// restarted ffmpeg gets a new port.
+pub fn open(shared: &Arc<Shared>, up: Upstream, connections: usize) -> std::io::Result<Bridge> {
     let l = TcpListener::bind("127.0.0.1:0")?;
     let port = l.local_addr()?.port();
     l.set_nonblocking(true)?;
     let shared = shared.clone();
     let up = Arc::new(up);
+    let error = Arc::new(Mutex::new(None));
+    let last_error = error.clone();
     std::thread::spawn(move || {
         let deadline = Instant::now() + ACCEPT_WINDOW;
         let mut accepted = 0;
@@ -52,11 +63,14 @@ pub fn open(shared: &Arc<Shared>, up: Upstream, connections: usize) -> std::io::
             match l.accept() {
                 Ok((local, _)) => {
                     accepted += 1;
-                    let (shared, up) = (shared.clone(), up.clone());
+                    let (shared, up, last_error) = (shared.clone(), up.clone(), last_error.clone());
                     std::thread::spawn(move || {
-                        // a failure closes ffmpeg's connection: the puller fails and restarts
+                        // a failure closes ffmpeg's connection: ffmpeg fails and is restarted
                         if let Err(e) = carry(&shared, &up, local) {
-                            shared.log(&format!("ERR {} {}", up.log_prefix, e));
+                            if !up.log_prefix.is_empty() {
+                                shared.log(&format!("ERR {} {}", up.log_prefix, e));
+                            }
+                            *last_error.lock().unwrap() = Some(e);
                         }
                     });
                 }
@@ -65,7 +79,25 @@ pub fn open(shared: &Arc<Shared>, up: Upstream, connections: usize) -> std::io::
             }
         }
     });
-    Ok(port)
+    Ok(Bridge { port, error })
+}
+
+/// Opens a bridge to the host of `rest` (a URL after `scheme://`); the same URL with the
+/// bridge's loopback address as its host (credentials, path and query kept), and the bridge.
+pub fn open_for_url(
+    shared: &Arc<Shared>,
+    rest: &str,
+    up: impl FnOnce(String) -> Upstream,
+    connections: usize,
+) -> Option<(String, Bridge)> {
+    let end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(end);
+    let (userinfo, host) = match authority.rsplit_once('@') {
+        Some((u, h)) => (format!("{}@", u), h),
+        None => (String::new(), authority),
+    };
+    let b = open(shared, up(host.to_string()), connections).ok()?;
+    Some((format!("{}127.0.0.1:{}{}", userinfo, b.port, tail), b))
 }
 
 /// Dials the upstream for one of ffmpeg's connections and copies both ways until either ends.

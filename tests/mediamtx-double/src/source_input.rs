@@ -122,7 +122,7 @@ pub fn args(shared: &Arc<Shared>, p: &PathRt, g: Globals) -> Option<Vec<String>>
     Some(a)
 }
 
-/// A bridge's settings (source_bridge::open).
+/// A source bridge's settings (source_bridge::open).
 struct Bridge {
     carrier: Carrier,
     default_port: u16,
@@ -131,25 +131,17 @@ struct Bridge {
     tag: &'static str,
 }
 
-/// Opens a bridge to the host of `rest` (a URL after `scheme://`); the same URL with the
-/// bridge's loopback address as host (credentials, path and query kept).
+/// The source URL `rest` (after `scheme://`) rewritten to a new bridge's loopback port.
 fn bridged(shared: &Arc<Shared>, p: &PathRt, g: Globals, rest: &str, b: Bridge) -> Option<String> {
-    let end = rest.find(['/', '?']).unwrap_or(rest.len());
-    let (authority, tail) = rest.split_at(end);
-    let (userinfo, host) = match authority.rsplit_once('@') {
-        Some((u, h)) => (format!("{}@", u), h),
-        None => (String::new(), authority),
-    };
-    let up = Upstream {
-        host: host.to_string(),
+    let up = |host| Upstream {
+        host,
         default_port: b.default_port,
         carrier: b.carrier,
         fingerprint: p.s("sourceFingerprint"),
         timeout: g.read_timeout,
         log_prefix: format!("[path {}] [{} source]", p.name, b.tag),
     };
-    let port = crate::source_bridge::open(shared, up, b.connections).ok()?;
-    Some(format!("{}127.0.0.1:{}{}", userinfo, port, tail))
+    crate::source_bridge::open_for_url(shared, rest, up, b.connections).map(|(url, _)| url)
 }
 
 /// `host:port` of a MediaMTX UDP URL (host may be a multicast group), with its `source`

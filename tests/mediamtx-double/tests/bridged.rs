@@ -1,8 +1,9 @@
-//! Static sources whose transport ffmpeg cannot carry as MediaMTX does, pulled through the
-//! double's loopback bridges: TLS (`rtsps://`, `rtsps+http://`, `rtmps://`, `rtsps+ws://`)
-//! under MediaMTX's rule (`sourceFingerprint` pinned, else verified against the system
-//! roots) and RTSP tunnelled in WebSocket (`rtsp+ws://`). The upstream is the double's own
-//! RTSP/RTSPS/RTMPS servers with a self-signed certificate.
+//! Static sources and `forward` destinations whose transport ffmpeg cannot carry as MediaMTX
+//! does, through the double's loopback bridges: TLS (`rtsps://`, `rtsps+http://`,
+//! `rtmps://`, `rtsps+ws://`) under MediaMTX's rule (`sourceFingerprint`/`destFingerprint`
+//! pinned, else verified against the system roots) and RTSP tunnelled in WebSocket
+//! (`rtsp+ws://`). The upstream is the double's own RTSP/RTSPS/RTMPS servers with a
+//! self-signed certificate.
 
 mod common;
 use common::*;
@@ -196,4 +197,45 @@ fn rtmps_sources_are_verified_or_pinned() {
         json!({}),
         "ERR [path d] [RTMP source] tls: failed to verify certificate: x509: certificate signed by unknown authority",
     );
+}
+
+#[test]
+fn tls_forward_destinations_are_verified_or_pinned() {
+    let s = Setup::new("bridge-forward");
+    let unknown = "tls: failed to verify certificate: x509: certificate signed by unknown authority";
+    let dests = [
+        (format!("rtsps://127.0.0.1:{}/viaRtsps", s.h.rtsps_port), "viaRtsps"),
+        (format!("rtmps://127.0.0.1:{}/viaRtmps", s.h.rtmps_port), "viaRtmps"),
+    ];
+    let pinned: Vec<Value> = dests
+        .iter()
+        .map(|(d, _)| json!({"dest": d, "destFingerprint": s.fingerprint}))
+        .collect();
+    // a path pulling the publisher's stream forwards it to the double's RTSPS/RTMPS servers
+    let source = format!("rtsp://127.0.0.1:{}/a", s.h.rtsp_port);
+    s.api(
+        "POST",
+        "/v3/config/paths/add/fw",
+        json!({"source": source, "forward": pinned}),
+    );
+    let forward_list = || {
+        let r = http("GET", &format!("{}/v3/paths/forward/list?path=fw", s.h.api_url()), None);
+        r.json()["items"].as_array().cloned().unwrap_or_default()
+    };
+    for (_, name) in &dests {
+        wait_until(Duration::from_secs(30), "the forwarded path available", || {
+            s.path(name)["available"] == true
+        });
+    }
+    assert!(forward_list()
+        .iter()
+        .all(|d| d["state"] == "forwarding" && d["lastError"] == ""));
+
+    // not pinned: refused, in error with MediaMTX's text
+    let unpinned: Vec<Value> = dests.iter().map(|(d, _)| json!({"dest": d})).collect();
+    s.api("PATCH", "/v3/config/paths/patch/fw", json!({"forward": unpinned}));
+    wait_until(Duration::from_secs(30), "both destinations refused", || {
+        let l = forward_list();
+        l.len() == 2 && l.iter().all(|d| d["state"] == "error" && d["lastError"] == unknown)
+    });
 }
