@@ -1,7 +1,7 @@
 //! RTSP tunnelled in HTTP on the RTSP port (gortsplib's GET + POST pair): ffmpeg/ffprobe
 //! read through it (ffmpeg cannot publish through it), a raw client checks the HTTP answers;
 //! an `rtsp+http://` static source is pulled through the double's own tunnel (`rtsps+http://`:
-//! tests/bridged_sources.rs).
+//! tests/bridged.rs).
 
 mod common;
 use common::*;

@@ -1,7 +1,7 @@
 //! RTSP tunnelled in WebSocket on the RTSP port (gortsplib's server with gorilla/websocket):
 //! no ffmpeg client speaks it, so an independent WebSocket implementation (tungstenite)
 //! carries a raw RTSP reader through it; raw frames check gorilla's refusals. (The
-//! `rtsp+ws://` sources: tests/bridged_sources.rs.)
+//! `rtsp+ws://` sources: tests/bridged.rs.)
 
 mod common;
 use common::*;
