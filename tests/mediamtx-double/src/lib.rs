@@ -55,6 +55,7 @@ pub mod srt;
 mod srt_conn;
 pub mod srt_packet;
 pub mod ts;
+pub mod unix_rtp;
 pub mod util;
 
 use std::net::TcpListener;

@@ -1,7 +1,7 @@
 //! The ffmpeg input arguments of a pulled static source (MediaMTX internal/staticsources),
 //! by URL scheme: RTSP (also tunnelled in HTTP(S) or WebSocket), RTMP(S), HLS over HTTP(S),
 //! SRT (caller), MPEG-TS on a UDP address or a unix socket that the source listens on, and
-//! RTP on a UDP address described by `rtpSDP`. TLS (but HLS's) and the WebSocket tunnel go
+//! RTP on a UDP address or a unix socket (`unix_rtp`) described by `rtpSDP`. TLS (but HLS's) and the WebSocket tunnel go
 //! through a `source_bridge`.
 
 use crate::core::{PathRt, Shared};
@@ -103,9 +103,17 @@ pub fn args(shared: &Arc<Shared>, p: &PathRt, g: Globals) -> Option<Vec<String>>
             remove_stale_socket(&path);
             push(&["-f", "mpegts", "-listen", "1", "-i", &format!("unix:{}", path)]);
         }
-        "udp+rtp" => {
+        "udp+rtp" | "unix+rtp" => {
             let sdp_file = shared.dir.join(format!("{}-rtp.sdp", p.name.replace('/', "_")));
-            let (host, port) = host_port(rest.split(['?', '/']).next().unwrap_or(""));
+            let relay_port;
+            let (host, port) = if scheme == "unix+rtp" {
+                relay_port = crate::unix_rtp::relay(&unix_path(rest), g.read_timeout)
+                    .ok()?
+                    .to_string();
+                ("127.0.0.1", relay_port.as_str())
+            } else {
+                host_port(rest.split(['?', '/']).next().unwrap_or(""))
+            };
             let buffer = p.conf.get("rtpUDPReadBufferSize").and_then(|v| v.as_u64());
             if buffer.unwrap_or(g.udp_read_buffer) != 0 {
                 push(&["-buffer_size", &buffer.unwrap_or(g.udp_read_buffer).to_string()]);
@@ -174,7 +182,8 @@ fn udp_input(rest: &str, buffer: &str, timeout_us: &str) -> String {
     format!("udp://{}?{}", addr, opts.join("&"))
 }
 
-/// The socket path of `unix+mpegts://` URLs: the URL path, else its host (MediaMTX unix.URLToParams).
+/// The socket path of `unix+mpegts://`/`unix+rtp://` URLs: the URL path, else its host
+/// (MediaMTX unix.URLToParams).
 fn unix_path(rest: &str) -> String {
     let rest = rest.split('?').next().unwrap_or("");
     match rest.find('/') {
@@ -185,7 +194,7 @@ fn unix_path(rest: &str) -> String {
 
 /// A socket left by an ffmpeg that was killed would make the next listen fail; only a
 /// socket is removed, never another file the configuration names.
-fn remove_stale_socket(path: &str) {
+pub fn remove_stale_socket(path: &str) {
     use std::os::unix::fs::FileTypeExt;
     if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_socket()) {
         let _ = std::fs::remove_file(path);
