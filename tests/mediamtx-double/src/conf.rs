@@ -785,16 +785,26 @@ pub fn is_url_source(source: &str) -> bool {
 
 /// `source.type` of the static sources that the double pulls (MediaMTX
 /// staticsources/handler.go picks the source by these URL prefixes; RTSP tunnelled in HTTP
-/// is an rtspSource too). The RTSP-over-WebSocket, WebRTC (WHEP), MoQ and
-/// RTP-over-unix-socket sources are not pulled: ffmpeg cannot read them.
+/// or WebSocket is an rtspSource too). The WebRTC (WHEP) and MoQ sources are not pulled:
+/// the double has no stack for them.
 pub fn url_source_type(source: &str) -> Option<&'static str> {
     const TYPES: &[(&[&str], &str)] = &[
-        (&["rtsp://", "rtsps://", "rtsp+http://", "rtsps+http://"], "rtspSource"),
+        (
+            &[
+                "rtsp://",
+                "rtsps://",
+                "rtsp+http://",
+                "rtsps+http://",
+                "rtsp+ws://",
+                "rtsps+ws://",
+            ],
+            "rtspSource",
+        ),
         (&["rtmp://", "rtmps://"], "rtmpSource"),
         (&["http://", "https://"], "hlsSource"),
         (&["udp://", "udp+mpegts://", "unix+mpegts://"], "mpegtsSource"),
         (&["srt://"], "srtSource"),
-        (&["udp+rtp://"], "rtpSource"),
+        (&["udp+rtp://", "unix+rtp://"], "rtpSource"),
     ];
     TYPES
         .iter()

@@ -682,7 +682,7 @@ pub fn tick(shared: &Arc<Shared>) {
                 p.recorder.retry_at = None;
                 crate::procs::spawn_recorder(shared, p);
             }
-            crate::forward::tick(shared, p, now);
+            crate::forward::tick(shared, p, now, source_globals);
             crate::always_available::tick(shared, p, now);
             // regex-path instances disappear when unused (after their last event: within
             // 100 ms here)

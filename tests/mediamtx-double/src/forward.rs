@@ -117,7 +117,7 @@ pub fn stop_all(p: &mut PathRt) {
 }
 
 /// Supervisor tick: push while the stream is there, stop when it goes or changes.
-pub fn tick(shared: &Arc<Shared>, p: &mut PathRt, now: Instant) {
+pub fn tick(shared: &Arc<Shared>, p: &mut PathRt, now: Instant, g: crate::source_input::Globals) {
     let cur = p.stream.as_ref().map(|s| s.id);
     for i in 0..p.forward.len() {
         let d = &mut p.forward[i];
@@ -134,7 +134,7 @@ pub fn tick(shared: &Arc<Shared>, p: &mut PathRt, now: Instant) {
                     continue;
                 }
                 d.retry_at = None;
-                start(shared, p, i, sid);
+                start(shared, p, i, sid, g);
             }
         }
     }
@@ -152,7 +152,7 @@ fn resolve(shared: &Shared, p: &PathRt, dest: &str) -> String {
     out
 }
 
-fn start(shared: &Arc<Shared>, p: &mut PathRt, i: usize, stream_id: u64) {
+fn start(shared: &Arc<Shared>, p: &mut PathRt, i: usize, stream_id: u64, g: crate::source_input::Globals) {
     let dest = resolve(shared, p, p.forward[i].conf["dest"].as_str().unwrap_or(""));
     let (name, path_gen) = (p.name.clone(), p.gen);
     let d = &mut p.forward[i];
@@ -193,7 +193,34 @@ fn start(shared: &Arc<Shared>, p: &mut PathRt, i: usize, stream_id: u64) {
     ));
     args.extend(["-map", "0", "-c", "copy"].iter().map(|s| s.to_string()));
     args.extend(format.iter().map(|s| s.to_string()));
-    args.push(dest.clone());
+    // TLS destinations go through a bridge that verifies or pins as MediaMTX's
+    // tls.MakeConfig does (ffmpeg's TLS verifies nothing)
+    let tls = match d.protocol {
+        "rtsps" => Some(("rtsp", 322)),
+        "rtmps" => Some(("rtmp", 443)),
+        _ => None,
+    };
+    let mut bridge_error = None;
+    match tls {
+        Some((plain, default_port)) => {
+            let rest = dest.split_once("://").map(|(_, r)| r).unwrap_or("");
+            let up = |host| crate::source_bridge::Upstream {
+                host,
+                default_port,
+                carrier: crate::source_bridge::Carrier::Tls,
+                fingerprint: d.conf["destFingerprint"].as_str().unwrap_or("").to_string(),
+                timeout: g.read_timeout,
+                log_prefix: String::new(),
+            };
+            let Some((url, b)) = crate::source_bridge::open_for_url(shared, rest, up, 1) else {
+                fail(d, "cannot open a loopback port".into());
+                return;
+            };
+            args.push(format!("{}://{}", plain, url));
+            bridge_error = Some(b.error);
+        }
+        None => args.push(dest.clone()),
+    }
     let log_tag = format!("forward{}", d.pos);
     let Some(child) = crate::procs::spawn_forwarder(shared, &args, &name, &log_tag) else {
         fail(d, "cannot start ffmpeg".into());
@@ -228,7 +255,10 @@ fn start(shared: &Arc<Shared>, p: &mut PathRt, i: usize, stream_id: u64) {
             d.stopping = false;
             d.state = "idle";
         } else {
-            let err = last_error(&log, &dest);
+            // a TLS refusal in the bridge is the error MediaMTX reports; ffmpeg only sees
+            // its connection closed
+            let refused = bridge_error.and_then(|e| e.lock().unwrap().take());
+            let err = refused.unwrap_or_else(|| last_error(&log, &dest));
             sh.log(&format!(
                 "path {}: [{} dest {}] {}",
                 name,

@@ -2,7 +2,8 @@
 //! GETs): plain `http://` or `https://` through openssl, with MediaMTX's TLS rule
 //! (internal/protocols/tls.MakeConfig): with a fingerprint the certificate is not verified
 //! but its SHA-256 must match; without one it is verified against the system roots.
-//! Errors read like Go's net/http (`Post "URL": ...`).
+//! Errors read like Go's net/http (`Post "URL": ...`). Its dial and TLS rule also serve the
+//! RTSP-over-WebSocket sources (rtsp_ws).
 
 use openssl::hash::MessageDigest;
 use openssl::ssl::{HandshakeError, SslConnector, SslMethod, SslVerifyMode};
@@ -45,22 +46,13 @@ pub fn request(
         None => (rest, "/".to_string()),
     };
     let host = host.rsplit_once('@').map(|(_, h)| h).unwrap_or(host);
-    let (name, hostport) = split_host(host, if tls { 443 } else { 80 });
     // Go's Client.Timeout 0 = none; the double bounds it anyway
     let timeout = if timeout.is_zero() {
         Duration::from_secs(10)
     } else {
         timeout
     };
-    let addr = hostport
-        .to_socket_addrs()
-        .map_err(|e| wrap(format!("dial tcp: lookup {}: {}", name, e)))?
-        .next()
-        .ok_or_else(|| wrap(format!("dial tcp: lookup {}: no such host", name)))?;
-    let tcp = TcpStream::connect_timeout(&addr, timeout)
-        .map_err(|e| wrap(format!("dial tcp {}: connect: {}", addr, go_errno_text(&e))))?;
-    tcp.set_read_timeout(Some(timeout)).ok();
-    tcp.set_write_timeout(Some(timeout)).ok();
+    let (name, tcp) = dial(host, if tls { 443 } else { 80 }, timeout).map_err(wrap)?;
     let mut s: Box<dyn Stream> = if tls {
         Box::new(tls_connect(tcp, &name, fingerprint).map_err(wrap)?)
     } else {
@@ -85,6 +77,22 @@ pub fn request(
         .and_then(|_| s.flush())
         .map_err(|e| wrap(e.to_string()))?;
     read_response(s, limit).map_err(wrap)
+}
+
+/// Connects to a URL's `host` (`name[:port]`, `[v6][:port]`) with read/write timeouts set;
+/// the host name (for TLS) and the socket, or the error in Go's net words.
+pub fn dial(host: &str, default_port: u16, timeout: Duration) -> Result<(String, TcpStream), String> {
+    let (name, hostport) = split_host(host, default_port);
+    let addr = hostport
+        .to_socket_addrs()
+        .map_err(|e| format!("dial tcp: lookup {}: {}", name, e))?
+        .next()
+        .ok_or_else(|| format!("dial tcp: lookup {}: no such host", name))?;
+    let tcp = TcpStream::connect_timeout(&addr, timeout)
+        .map_err(|e| format!("dial tcp {}: connect: {}", addr, go_errno_text(&e)))?;
+    tcp.set_read_timeout(Some(timeout)).ok();
+    tcp.set_write_timeout(Some(timeout)).ok();
+    Ok((name, tcp))
 }
 
 /// ("name", "name:port") of a URL host, IPv6 brackets kept for the dial.
@@ -115,7 +123,11 @@ fn go_errno_text(e: &std::io::Error) -> String {
 }
 
 /// The TLS handshake under MakeConfig's rule.
-fn tls_connect(tcp: TcpStream, name: &str, fingerprint: &str) -> Result<openssl::ssl::SslStream<TcpStream>, String> {
+pub fn tls_connect(
+    tcp: TcpStream,
+    name: &str,
+    fingerprint: &str,
+) -> Result<openssl::ssl::SslStream<TcpStream>, String> {
     let mut b = SslConnector::builder(SslMethod::tls_client()).map_err(|e| e.to_string())?;
     let pinned = !fingerprint.is_empty();
     if pinned {

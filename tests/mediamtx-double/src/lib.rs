@@ -45,14 +45,17 @@ pub mod rtsp_multicast;
 pub mod rtsp_registry;
 pub mod rtsp_tunnel;
 pub mod rtsp_udp;
+pub mod rtsp_ws;
 pub mod rtsps;
 pub mod servers;
 pub mod sessions;
+pub mod source_bridge;
 pub mod source_input;
 pub mod srt;
 mod srt_conn;
 pub mod srt_packet;
 pub mod ts;
+pub mod unix_rtp;
 pub mod util;
 
 use std::net::TcpListener;

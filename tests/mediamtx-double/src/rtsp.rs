@@ -234,7 +234,8 @@ fn writer(tcp: TcpStream, rx: Receiver<Out>, entry: Arc<ConnEntry>) {
 
 /// Serves one connection. `peer` and `tls`: a connection of the RTSPS server, whose
 /// TLS is terminated by `rtsps` (`tcp` is then the loopback socket carrying it).
-/// `tunnel`: "none", or "http" for RTSP carried by `rtsp_tunnel` (through loopback too).
+/// `tunnel`: "none", or "http"/"websocket" for RTSP carried by `rtsp_tunnel`/`rtsp_ws`
+/// (through loopback too).
 pub fn conn(shared: Arc<Shared>, tcp: TcpStream, peer: Option<SocketAddr>, tls: bool, tunnel: &'static str) {
     if tunnel == "none" && crate::rtsp_tunnel::is_http(&tcp) {
         return crate::rtsp_tunnel::serve(shared, tcp, peer, tls);

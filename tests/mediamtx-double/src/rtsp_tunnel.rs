@@ -3,7 +3,8 @@
 //! a GET with `Accept: application/x-rtsp-tunnelled` is the channel the server writes to, a
 //! POST with that `Content-Type` carries the client's RTSP in base64; both have the same
 //! `x-sessioncookie` and client IP. Once paired, the RTSP connection is served as any
-//! other (through a loopback socket, as RTSPS is) with `tunnel: http`.
+//! other (through a loopback socket, as RTSPS is) with `tunnel: http`. A WebSocket upgrade
+//! goes to `rtsp_ws`.
 
 use crate::core::Shared;
 use std::collections::VecDeque;
@@ -44,15 +45,16 @@ pub fn is_http(tcp: &TcpStream) -> bool {
     n == 4 && (&b == b"GET " || &b == b"POST")
 }
 
-struct Head {
-    method: String,
-    minor: u8,
+/// An HTTP request head read on the RTSP port.
+pub struct Head {
+    pub method: String,
+    pub minor: u8,
     headers: Vec<(String, String)>,
 }
 
 impl Head {
     /// The first value, names compared case-insensitively (Go's Header.Get).
-    fn get(&self, name: &str) -> &str {
+    pub fn get(&self, name: &str) -> &str {
         let v = self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name));
         v.map(|(_, v)| v.as_str()).unwrap_or("")
     }
@@ -104,7 +106,11 @@ pub fn serve(shared: Arc<Shared>, tcp: TcpStream, peer: Option<SocketAddr>, tls:
     let cookie = h.get("x-sessioncookie").to_string();
     let get = h.method == "GET" && h.get("Accept") == MIME;
     let post = h.method == "POST" && h.get("Content-Type") == MIME;
-    if cookie.is_empty() || !(get || post) {
+    let http_tunnel = !cookie.is_empty() && (get || post);
+    if !http_tunnel && crate::rtsp_ws::is_upgrade(&h) {
+        return crate::rtsp_ws::serve(shared, rd, w, &h, peer, tls);
+    }
+    if !http_tunnel {
         // gortsplib: 400 and the connection closes
         let _ = write!(w, "HTTP/1.{} 400 Bad Request\r\nContent-Length: 0\r\n\r\n", h.minor);
         return;

@@ -1,10 +1,13 @@
 //! The ffmpeg input arguments of a pulled static source (MediaMTX internal/staticsources),
-//! by URL scheme: RTSP (also tunnelled in HTTP(S)), RTMP(S), HLS over HTTP(S), SRT (caller), MPEG-TS on a UDP
-//! address or a unix socket that the source listens on, and RTP on a UDP address
-//! described by `rtpSDP`.
+//! by URL scheme: RTSP (also tunnelled in HTTP(S) or WebSocket), RTMP(S), HLS over HTTP(S),
+//! SRT (caller), MPEG-TS on a UDP address or a unix socket that the source listens on, and
+//! RTP on a UDP address or a unix socket (`unix_rtp`) described by `rtpSDP`. TLS (but HLS's) and the WebSocket tunnel go
+//! through a `source_bridge`.
 
 use crate::core::{PathRt, Shared};
+use crate::source_bridge::{Carrier, Upstream};
 use serde_json::{Map, Value};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// The global settings a static source uses.
@@ -27,7 +30,7 @@ impl Globals {
 
 /// The arguments before the output (`-i ...` included); `None` when the source cannot be
 /// read (an `rtpSDP` file that cannot be written).
-pub fn args(shared: &Shared, p: &PathRt, g: Globals) -> Option<Vec<String>> {
+pub fn args(shared: &Arc<Shared>, p: &PathRt, g: Globals) -> Option<Vec<String>> {
     let source = p.s("source");
     let mut a: Vec<String> = Vec::new();
     let mut push = |xs: &[&str]| a.extend(xs.iter().map(|s| s.to_string()));
@@ -41,8 +44,22 @@ pub fn args(shared: &Shared, p: &PathRt, g: Globals) -> Option<Vec<String>> {
     if !scheme.starts_with("rtsp") && !scheme.starts_with("udp") {
         push(&["-rw_timeout", &timeout_us]);
     }
+    let bridge = |carrier, default_port, connections, tag| {
+        bridged(
+            shared,
+            p,
+            g,
+            rest,
+            Bridge {
+                carrier,
+                default_port,
+                connections,
+                tag,
+            },
+        )
+    };
     match scheme {
-        "rtsp" | "rtsps" => {
+        "rtsp" => {
             match p.s("rtspTransport").as_str() {
                 "tcp" => push(&["-rtsp_transport", "tcp"]),
                 "udp" => push(&["-rtsp_transport", "udp"]),
@@ -51,12 +68,27 @@ pub fn args(shared: &Shared, p: &PathRt, g: Globals) -> Option<Vec<String>> {
             }
             push(&["-i", &source]);
         }
-        // RTSP tunnelled in HTTP(S): ffmpeg's tunnel takes an rtsp:// URL; gortsplib's
-        // default port stays that of the scheme (554, RTSPS 322) and its tunnel is TCP only
+        // TLS and the tunnels go through a loopback bridge (source_bridge): TCP only, as
+        // gortsplib's tunnels (RTSPS over UDP would be SRTP, which neither side speaks here)
+        "rtsps" => {
+            let url = bridge(Carrier::Tls, 322, 1, "RTSP")?;
+            push(&["-rtsp_transport", "tcp", "-i", &format!("rtsp://{}", url)]);
+        }
+        // RTSP tunnelled in HTTP: ffmpeg's own tunnel (a GET and a POST connection)
         "rtsp+http" => push(&["-rtsp_transport", "http", "-i", &format!("rtsp://{}", rest)]),
         "rtsps+http" => {
-            let url = format!("rtsp://{}", with_default_port(rest, 322));
-            push(&["-rtsp_transport", "https", "-i", &url]);
+            let url = bridge(Carrier::Tls, 322, 2, "RTSP")?;
+            push(&["-rtsp_transport", "http", "-i", &format!("rtsp://{}", url)]);
+        }
+        "rtsp+ws" | "rtsps+ws" => {
+            let secure = scheme == "rtsps+ws";
+            let port = if secure { 322 } else { 554 };
+            let url = bridge(Carrier::WebSocket { secure }, port, 1, "RTSP")?;
+            push(&["-rtsp_transport", "tcp", "-i", &format!("rtsp://{}", url)]);
+        }
+        "rtmps" => {
+            let url = bridge(Carrier::Tls, 443, 1, "RTMP")?;
+            push(&["-i", &format!("rtmp://{}", url)]);
         }
         "udp" | "udp+mpegts" => {
             // the deprecated path setting wins over the global one
@@ -71,9 +103,17 @@ pub fn args(shared: &Shared, p: &PathRt, g: Globals) -> Option<Vec<String>> {
             remove_stale_socket(&path);
             push(&["-f", "mpegts", "-listen", "1", "-i", &format!("unix:{}", path)]);
         }
-        "udp+rtp" => {
+        "udp+rtp" | "unix+rtp" => {
             let sdp_file = shared.dir.join(format!("{}-rtp.sdp", p.name.replace('/', "_")));
-            let (host, port) = host_port(rest.split(['?', '/']).next().unwrap_or(""));
+            let relay_port;
+            let (host, port) = if scheme == "unix+rtp" {
+                relay_port = crate::unix_rtp::relay(&unix_path(rest), g.read_timeout)
+                    .ok()?
+                    .to_string();
+                ("127.0.0.1", relay_port.as_str())
+            } else {
+                host_port(rest.split(['?', '/']).next().unwrap_or(""))
+            };
             let buffer = p.conf.get("rtpUDPReadBufferSize").and_then(|v| v.as_u64());
             if buffer.unwrap_or(g.udp_read_buffer) != 0 {
                 push(&["-buffer_size", &buffer.unwrap_or(g.udp_read_buffer).to_string()]);
@@ -90,20 +130,26 @@ pub fn args(shared: &Shared, p: &PathRt, g: Globals) -> Option<Vec<String>> {
     Some(a)
 }
 
-/// `rest` (a URL after `scheme://`) with `port` added when its authority has none.
-fn with_default_port(rest: &str, port: u16) -> String {
-    let end = rest.find(['/', '?']).unwrap_or(rest.len());
-    let (authority, tail) = rest.split_at(end);
-    let host = authority.rsplit('@').next().unwrap_or("");
-    let has_port = match host.rfind(']') {
-        Some(i) => host[i..].contains(':'),
-        None => host.contains(':'),
+/// A source bridge's settings (source_bridge::open).
+struct Bridge {
+    carrier: Carrier,
+    default_port: u16,
+    connections: usize,
+    /// the source's log tag: `RTSP` or `RTMP`
+    tag: &'static str,
+}
+
+/// The source URL `rest` (after `scheme://`) rewritten to a new bridge's loopback port.
+fn bridged(shared: &Arc<Shared>, p: &PathRt, g: Globals, rest: &str, b: Bridge) -> Option<String> {
+    let up = |host| Upstream {
+        host,
+        default_port: b.default_port,
+        carrier: b.carrier,
+        fingerprint: p.s("sourceFingerprint"),
+        timeout: g.read_timeout,
+        log_prefix: format!("[path {}] [{} source]", p.name, b.tag),
     };
-    if has_port {
-        rest.to_string()
-    } else {
-        format!("{}:{}{}", authority, port, tail)
-    }
+    crate::source_bridge::open_for_url(shared, rest, up, b.connections).map(|(url, _)| url)
 }
 
 /// `host:port` of a MediaMTX UDP URL (host may be a multicast group), with its `source`
@@ -136,7 +182,8 @@ fn udp_input(rest: &str, buffer: &str, timeout_us: &str) -> String {
     format!("udp://{}?{}", addr, opts.join("&"))
 }
 
-/// The socket path of `unix+mpegts://` URLs: the URL path, else its host (MediaMTX unix.URLToParams).
+/// The socket path of `unix+mpegts://`/`unix+rtp://` URLs: the URL path, else its host
+/// (MediaMTX unix.URLToParams).
 fn unix_path(rest: &str) -> String {
     let rest = rest.split('?').next().unwrap_or("");
     match rest.find('/') {
@@ -147,7 +194,7 @@ fn unix_path(rest: &str) -> String {
 
 /// A socket left by an ffmpeg that was killed would make the next listen fail; only a
 /// socket is removed, never another file the configuration names.
-fn remove_stale_socket(path: &str) {
+pub fn remove_stale_socket(path: &str) {
     use std::os::unix::fs::FileTypeExt;
     if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_socket()) {
         let _ = std::fs::remove_file(path);
