@@ -53,15 +53,6 @@ fn conns(h: &mediamtx_double::Handle) -> Vec<Value> {
     r.json()["items"].as_array().cloned().unwrap_or_default()
 }
 
-fn path_get(h: &mediamtx_double::Handle, name: &str) -> Value {
-    let r = http("GET", &format!("{}/v3/paths/get/{}", h.api_url(), name), None);
-    if r.status == 200 {
-        r.json()
-    } else {
-        json!({})
-    }
-}
-
 #[test]
 fn rtmp_publish_and_read_back() {
     require_ffmpeg();
@@ -257,12 +248,7 @@ fn rtmp_api_errors_and_disabled() {
         http("GET", &format!("{}/v3/rtmpconns/list", api), None).json(),
         json!({"itemCount": 0, "pageCount": 0, "items": []})
     );
-    let r = http(
-        "PATCH",
-        &format!("{}/v3/config/global/patch", api),
-        Some(r#"{"rtmp": false}"#),
-    );
-    assert_eq!(r.status, 200, "{}", r.body);
+    patch_global(&h, r#"{"rtmp": false}"#);
     let r = http("GET", &format!("{}/v3/rtmpconns/list", api), None);
     assert_eq!((r.status, r.body.as_str()), (404, "404 page not found"));
     // no listener either, until the server is back
@@ -270,12 +256,7 @@ fn rtmp_api_errors_and_disabled() {
     wait_until(Duration::from_secs(5), "RTMP port closed", || {
         std::net::TcpStream::connect(&addr).is_err()
     });
-    let r = http(
-        "PATCH",
-        &format!("{}/v3/config/global/patch", api),
-        Some(r#"{"rtmp": true}"#),
-    );
-    assert_eq!(r.status, 200, "{}", r.body);
+    patch_global(&h, r#"{"rtmp": true}"#);
     wait_until(Duration::from_secs(5), "RTMP port open again", || {
         std::net::TcpStream::connect(&addr).is_ok()
     });
@@ -324,18 +305,14 @@ fn rtmp_refusals() {
         ("pulled".into(), json!({"source": "rtsp://127.0.0.1:9/none"})),
     ];
     let h = mediamtx_double::start(o).unwrap();
-    let r = http(
-        "PATCH",
-        &format!("{}/v3/config/global/patch", h.api_url()),
-        Some(
-            &json!({"authInternalUsers": [
-                {"user": "any", "ips": ["127.0.0.1/32"], "permissions": [{"action": "api"}]},
-                {"user": "pub", "pass": "secret", "permissions": [{"action": "publish"}, {"action": "read"}]},
-            ]})
-            .to_string(),
-        ),
+    patch_global(
+        &h,
+        &json!({"authInternalUsers": [
+            {"user": "any", "ips": ["127.0.0.1/32"], "permissions": [{"action": "api"}]},
+            {"user": "pub", "pass": "secret", "permissions": [{"action": "publish"}, {"action": "read"}]},
+        ]})
+        .to_string(),
     );
-    assert_eq!(r.status, 200, "{}", r.body);
     let base = h.rtmp_url();
     let e = refused_publish(&format!("{}/cam?user=pub&pass=wrong", base));
     assert!(e.contains("authentication failed"), "{}", e);
@@ -366,32 +343,10 @@ fn rtmp_refusals() {
 fn rtmps_strict_publish_and_read() {
     require_ffmpeg();
     let (h, dir) = start("rtmps");
-    let out = Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "1",
-            "-subj",
-            "/CN=localhost",
-        ])
-        .arg("-keyout")
-        .arg(dir.join("server.key"))
-        .arg("-out")
-        .arg(dir.join("server.crt"))
-        .output()
-        .expect("the openssl CLI is required by this test");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // server.key and server.crt in the double's directory: rtmpServerKey/Cert's defaults
+    self_signed(&dir);
     let api = h.api_url();
-    let r = http(
-        "PATCH",
-        &format!("{}/v3/config/global/patch", api),
-        Some(r#"{"rtmpEncryption": "strict"}"#),
-    );
-    assert_eq!(r.status, 200, "{}", r.body);
+    patch_global(&h, r#"{"rtmpEncryption": "strict"}"#);
     // strict: the RTMP server is gone, the RTMPS one runs
     assert_eq!(http("GET", &format!("{}/v3/rtmpconns/list", api), None).status, 404);
     refused_publish(&format!("{}/plain", h.rtmp_url()));
@@ -435,12 +390,7 @@ fn rtmp_reader_starts_on_demand() {
         "runOnDemandStartTimeout": "15s",
         "runOnDemandCloseAfter": "1s",
     });
-    let r = http(
-        "POST",
-        &format!("{}/v3/config/paths/add/od", h.api_url()),
-        Some(&body.to_string()),
-    );
-    assert_eq!(r.status, 200, "{}", r.body);
+    add_path(&h, "od", &body);
     assert_eq!(
         probe(&format!("{}/od", h.rtmp_url())),
         vec![("h264".to_string(), 160, 120)]
@@ -479,12 +429,7 @@ fn closed_within(mut s: std::net::TcpStream, bound: Duration) -> bool {
 fn rtmp_silent_client_closed_after_read_timeout() {
     use std::io::{Read, Write};
     let (h, _dir) = start("rtmp-silent");
-    let r = http(
-        "PATCH",
-        &format!("{}/v3/config/global/patch", h.api_url()),
-        Some(r#"{"readTimeout":"1s"}"#),
-    );
-    assert_eq!(r.status, 200, "{}", r.body);
+    patch_global(&h, r#"{"readTimeout":"1s"}"#);
     let addr = h.rtmp_url().trim_start_matches("rtmp://").to_string();
 
     // a client that only connects
@@ -543,12 +488,7 @@ fn rtmp_stalled_reader_queue_discards() {
     use std::os::fd::AsRawFd;
     require_ffmpeg();
     let (h, dir) = start("rtmp-stall");
-    let r = http(
-        "PATCH",
-        &format!("{}/v3/config/global/patch", h.api_url()),
-        Some(r#"{"writeQueueSize":16}"#),
-    );
-    assert_eq!(r.status, 200, "{}", r.body);
+    patch_global(&h, r#"{"writeQueueSize":16}"#);
     // 16 Mbit/s (x264 CBR filler, cheap to encode): a reader that stops reading fills the
     // server's socket buffers within seconds, whatever the kernel lets them grow to
     let cbr = publish_cmd(&format!("{}/mypath", h.rtmp_url())).replace(
