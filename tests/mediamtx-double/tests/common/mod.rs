@@ -111,6 +111,24 @@ pub fn raw_http(mut s: TcpStream, method: &str, path: &str, headers: &str, body:
     (code, head.to_string(), body.to_string())
 }
 
+/// Reads an HTTP request (by a test's own server): its head, then its body by
+/// Content-Length, which is returned (short if the client stopped sending).
+pub fn read_request_body(rd: &mut impl std::io::BufRead) -> Vec<u8> {
+    let mut len = 0;
+    loop {
+        let mut line = String::new();
+        if rd.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+            break;
+        }
+        if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+            len = v.trim().parse().unwrap_or(0);
+        }
+    }
+    let mut body = Vec::new();
+    let _ = rd.take(len as u64).read_to_end(&mut body);
+    body
+}
+
 pub fn http(method: &str, url: &str, body: Option<&str>) -> Resp {
     try_http(method, url, body, Duration::from_secs(20)).unwrap_or_else(|e| panic!("{} {}: {}", method, url, e))
 }
@@ -179,11 +197,18 @@ pub fn free_udp_port() -> u16 {
         .port()
 }
 
-/// A self-signed certificate made with the openssl CLI: (key, cert) paths.
+/// A self-signed RSA certificate made with the openssl CLI: (key, cert) paths.
 pub fn self_signed(dir: &std::path::Path) -> (String, String) {
+    self_signed_key(dir, &["-newkey", "rsa:2048"])
+}
+
+/// A self-signed certificate with the key `newkey` (openssl req's options) as
+/// `server.key` and `server.crt` in `dir`: (key, cert) paths.
+pub fn self_signed_key(dir: &std::path::Path, newkey: &[&str]) -> (String, String) {
     let (key, cert) = (dir.join("server.key"), dir.join("server.crt"));
     let st = Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"])
+        .args(["req", "-x509", "-nodes", "-days", "1"])
+        .args(newkey)
         .args(["-subj", "/CN=localhost", "-keyout"])
         .arg(&key)
         .arg("-out")
