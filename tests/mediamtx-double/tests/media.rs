@@ -362,17 +362,7 @@ fn url_source_pulled_on_demand() {
 #[test]
 fn cli_prints_ready_and_cleans_up_children() {
     let dir = temp_dir("cli");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_mediamtx-double"))
-        .args(["--api-port", "0", "--rtsp-port", "0", "--control-port", "0", "--dir"])
-        .arg(&dir)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
+    let (mut child, line) = spawn_binary(&dir);
     let words: Vec<&str> = line.split_whitespace().collect();
     assert_eq!(words.len(), 7, "{}", line);
     assert_eq!(words[0], "READY");
@@ -402,11 +392,11 @@ fn cli_prints_ready_and_cleans_up_children() {
     let pid = st["children"][0]["pid"].as_i64().expect("child") as i32;
     assert!(pid_alive(pid));
     unsafe {
-        libc::kill(child.id() as i32, libc::SIGTERM);
+        libc::kill(child.pid(), libc::SIGTERM);
     }
     let t0 = Instant::now();
     let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
+        if let Some(s) = child.0.try_wait().unwrap() {
             break s;
         }
         assert!(t0.elapsed() < Duration::from_secs(10), "double did not exit on SIGTERM");
@@ -416,8 +406,8 @@ fn cli_prints_ready_and_cleans_up_children() {
     assert!(!pid_alive(pid), "on-demand child left behind");
 }
 
-/// Starts the double's binary; returns (child, api url, rtsp url, control url).
-fn start_binary(dir: &Path) -> (Proc, String, String, String) {
+/// Starts the double's binary on free ports; returns it and its READY line.
+fn spawn_binary(dir: &Path) -> (Proc, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_mediamtx-double"))
         .args(["--api-port", "0", "--rtsp-port", "0", "--control-port", "0", "--dir"])
         .arg(dir)
@@ -429,10 +419,16 @@ fn start_binary(dir: &Path) -> (Proc, String, String, String) {
     BufReader::new(child.stdout.take().unwrap())
         .read_line(&mut line)
         .unwrap();
+    (Proc(child), line)
+}
+
+/// Starts the double's binary; returns (child, api url, rtsp url, control url).
+fn start_binary(dir: &Path) -> (Proc, String, String, String) {
+    let (child, line) = spawn_binary(dir);
     let w: Vec<String> = line.split_whitespace().map(|s| s.to_string()).collect();
     assert_eq!(w.len(), 7, "{}", line);
     let get = |i: usize, p: &str| w[i].strip_prefix(p).unwrap().to_string();
-    (Proc(child), get(1, "api="), get(2, "rtsp="), get(3, "control="))
+    (child, get(1, "api="), get(2, "rtsp="), get(3, "control="))
 }
 
 /// Like MediaMTX (parts of recordPartDuration written as they complete), a SIGKILL of

@@ -194,13 +194,7 @@ fn rtmp_reader_listed_hooked_and_kicked() {
         conns_seen
     );
     // maxReaders 1: a second reader is refused
-    let out = Command::new("timeout")
-        .args(["15", "ffprobe", "-v", "error", &format!("{}/mypath", h.rtmp_url())])
-        .output()
-        .expect("ffprobe");
-    assert!(!out.status.success());
-    let log = std::fs::read_to_string(dir.join("mediamtx-double.log")).unwrap();
-    assert!(log.contains("maximum reader count reached"), "{}", log);
+    assert_read_refused(&h, &dir, "mypath", "maximum reader count reached");
     let r = http("POST", &format!("{}/v3/rtmpconns/kick/{}", h.api_url(), rid), None);
     assert_eq!((r.status, r.json()), (200, json!({"status": "ok"})));
     wait_until(Duration::from_secs(10), "kicked reader gone", || {
@@ -260,6 +254,17 @@ fn rtmp_api_errors_and_disabled() {
     wait_until(Duration::from_secs(5), "RTMP port open again", || {
         std::net::TcpStream::connect(&addr).is_ok()
     });
+}
+
+/// An RTMP read of `path` fails (bounded), and the double logged `why`.
+fn assert_read_refused(h: &mediamtx_double::Handle, dir: &std::path::Path, path: &str, why: &str) {
+    let out = Command::new("timeout")
+        .args(["15", "ffprobe", "-v", "error", &format!("{}/{}", h.rtmp_url(), path)])
+        .output()
+        .expect("ffprobe");
+    assert!(!out.status.success(), "{} was read", path);
+    let log = std::fs::read_to_string(dir.join("mediamtx-double.log")).unwrap();
+    assert!(log.contains(why), "{}", log);
 }
 
 /// Runs an ffmpeg RTMP publisher that is expected to be refused: it must exit with an
@@ -396,16 +401,23 @@ fn rtmp_reader_starts_on_demand() {
         vec![("h264".to_string(), 160, 120)]
     );
     // nothing to read elsewhere: refused at once
-    let out = Command::new("timeout")
-        .args(["15", "ffprobe", "-v", "error", &format!("{}/nobody", h.rtmp_url())])
-        .output()
-        .expect("ffprobe");
-    assert!(!out.status.success());
-    let log = std::fs::read_to_string(dir.join("mediamtx-double.log")).unwrap();
-    assert!(log.contains("no stream is available on path 'nobody'"), "{}", log);
+    assert_read_refused(&h, &dir, "nobody", "no stream is available on path 'nobody'");
     wait_until(Duration::from_secs(10), "on-demand command stopped", || {
         path_get(&h, "od")["available"] != true
     });
+}
+
+/// The RTMP handshake of a client: C0 C1, then S0 S1 S2 (version 3), then C2 (S1 echoed).
+fn client_handshake(s: &mut std::net::TcpStream) {
+    use std::io::{Read, Write};
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut c0c1 = vec![3u8];
+    c0c1.extend_from_slice(&[0u8; 1536]);
+    s.write_all(&c0c1).unwrap();
+    let mut s012 = vec![0u8; 1 + 1536 * 2];
+    s.read_exact(&mut s012).unwrap();
+    assert_eq!(s012[0], 3);
+    s.write_all(&s012[1..1537]).unwrap();
 }
 
 /// Reads until the server closes the connection; false if it is still open after `bound`.
@@ -427,7 +439,6 @@ fn closed_within(mut s: std::net::TcpStream, bound: Duration) -> bool {
 
 #[test]
 fn rtmp_silent_client_closed_after_read_timeout() {
-    use std::io::{Read, Write};
     let (h, _dir) = start("rtmp-silent");
     patch_global(&h, r#"{"readTimeout":"1s"}"#);
     let addr = h.rtmp_url().trim_start_matches("rtmp://").to_string();
@@ -439,14 +450,7 @@ fn rtmp_silent_client_closed_after_read_timeout() {
 
     // a client that completes the handshake (C0 C1 / S0 S1 S2 / C2), then goes silent
     let mut s = std::net::TcpStream::connect(&addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    let mut c0c1 = vec![3u8];
-    c0c1.extend_from_slice(&[0u8; 1536]);
-    s.write_all(&c0c1).unwrap();
-    let mut s012 = vec![0u8; 1 + 1536 * 2];
-    s.read_exact(&mut s012).unwrap();
-    assert_eq!(s012[0], 3);
-    s.write_all(&s012[1..1537]).unwrap();
+    client_handshake(&mut s);
     assert!(closed_within(s, Duration::from_secs(7)), "silent client still open");
     wait_until(Duration::from_secs(5), "no RTMP conns", || conns(&h).is_empty());
 }
@@ -484,7 +488,7 @@ fn command_chunk(stream: u32, parts: &[Vec<u8>]) -> Vec<u8> {
 /// writeTimeout is not reached within this test's time.)
 #[test]
 fn rtmp_stalled_reader_queue_discards() {
-    use std::io::{Read, Write};
+    use std::io::Write;
     use std::os::fd::AsRawFd;
     require_ffmpeg();
     let (h, dir) = start("rtmp-stall");
@@ -512,13 +516,7 @@ fn rtmp_stalled_reader_queue_discards() {
             std::mem::size_of::<libc::c_int>() as libc::socklen_t,
         )
     };
-    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    let mut c0c1 = vec![3u8];
-    c0c1.extend_from_slice(&[0u8; 1536]);
-    s.write_all(&c0c1).unwrap();
-    let mut s012 = vec![0u8; 1 + 1536 * 2];
-    s.read_exact(&mut s012).unwrap();
-    s.write_all(&s012[1..1537]).unwrap();
+    client_handshake(&mut s);
     let tc_url = format!("rtmp://{}/", addr);
     let connect = [
         amf_str("connect"),

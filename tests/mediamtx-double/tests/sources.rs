@@ -81,12 +81,7 @@ fn udp_mpegts_source_listens_on_its_address() {
     require_ffmpeg();
     let (h, dir) = start("src-udp");
     let port = free_udp_port();
-    let r = http(
-        "PATCH",
-        &format!("{}/v3/config/global/patch", h.api_url()),
-        Some(r#"{"readTimeout": "2s"}"#),
-    );
-    assert_eq!(r.status, 200, "{}", r.body);
+    patch_global(&h, r#"{"readTimeout": "2s"}"#);
     add_path(&h, "b", &json!({"source": format!("udp://127.0.0.1:{}", port)}));
     let mut send = sender(
         "mpegts",

@@ -8,9 +8,13 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-/// ffmpeg publishing H.264 in MPEG-TS to an `srt://` URL.
-fn srt_publisher(url: &str, size: &str, log: &Path) -> Proc {
-    spawn_cmd(&sender_cmd("mpegts", url, size), log)
+/// ffmpeg publishing H.264 (`size`) in MPEG-TS to the double's SRT URL with `query`;
+/// returns once `path` is available.
+fn srt_publish(h: &mediamtx_double::Handle, dir: &Path, query: &str, size: &str, path: &str) -> Proc {
+    let url = format!("{}?{}", h.srt_url(), query);
+    let p = spawn_cmd(&sender_cmd("mpegts", &url, size), &dir.join("pub.log"));
+    wait_available(h, path);
+    p
 }
 
 /// ffprobe of the first video stream (bounded by a hang limit).
@@ -42,9 +46,7 @@ fn srt_publish_read_list_and_kick() {
     let spec = load_spec();
     let (h, dir) = start("srt");
     let t0 = std::time::Instant::now();
-    let url = format!("{}?streamid=publish:mystream:q=1", h.srt_url());
-    let mut publisher = srt_publisher(&url, "320x240", &dir.join("pub.log"));
-    wait_available(&h, "mystream");
+    let mut publisher = srt_publish(&h, &dir, "streamid=publish:mystream:q=1", "320x240", "mystream");
     let p = path_get(&h, "mystream");
     assert_eq!(p["source"]["type"], "srtConn", "{}", p);
     assert_eq!(p["tracks2"][0]["codec"], "H264");
@@ -185,9 +187,7 @@ fn srt_refusals_like_mediamtx() {
         assert_refused(&h, &dir, sid, publish, why);
     }
     // the right credentials (the `#!::` form) publish
-    let url = format!("{}?streamid=#!::r=cam,m=publish,u=u,s=p", h.srt_url());
-    let _p = srt_publisher(&url, "160x120", &dir.join("pub.log"));
-    wait_available(&h, "cam");
+    let _p = srt_publish(&h, &dir, "streamid=#!::r=cam,m=publish,u=u,s=p", "160x120", "cam");
 }
 
 #[test]
@@ -208,9 +208,13 @@ fn srt_passphrases() {
         true,
         "invalid passphrase",
     );
-    let url = format!("{}?streamid=publish:secret&passphrase=publish-pass-1", h.srt_url());
-    let _p = srt_publisher(&url, "320x240", &dir.join("pub.log"));
-    wait_available(&h, "secret");
+    let _p = srt_publish(
+        &h,
+        &dir,
+        "streamid=publish:secret&passphrase=publish-pass-1",
+        "320x240",
+        "secret",
+    );
     let c = conns(&h);
     assert_eq!(c[0]["packetsReceivedUndecrypt"], 0, "{:?}", c);
     assert_h264(&probe(&format!("{}/secret", h.rtsp_url())).unwrap(), 320, 240);
@@ -339,9 +343,7 @@ fn srt_silent_publisher_closed_after_read_timeout() {
     require_ffmpeg();
     let (h, dir) = start("srt-silent");
     patch_global(&h, r#"{"readTimeout":"1s"}"#);
-    let url = format!("{}?streamid=publish:mystream", h.srt_url());
-    let mut publisher = srt_publisher(&url, "320x240", &dir.join("pub.log"));
-    wait_available(&h, "mystream");
+    let mut publisher = srt_publish(&h, &dir, "streamid=publish:mystream", "320x240", "mystream");
     // the publisher freezes: nothing more reaches the double, not even keepalives
     unsafe { libc::kill(publisher.pid(), libc::SIGSTOP) };
     // under the double's former fixed 5s and MediaMTX's default 10s: only readTimeout ends it
@@ -360,9 +362,7 @@ fn srt_silent_reader_closed_after_read_timeout() {
     require_ffmpeg();
     let (h, dir) = start("srt-stall");
     patch_global(&h, r#"{"readTimeout":"3s"}"#);
-    let url = format!("{}?streamid=publish:mystream", h.srt_url());
-    let mut publisher = srt_publisher(&url, "320x240", &dir.join("pub.log"));
-    wait_available(&h, "mystream");
+    let mut publisher = srt_publish(&h, &dir, "streamid=publish:mystream", "320x240", "mystream");
     let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     s.connect(("127.0.0.1", h.srt_port)).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
