@@ -312,11 +312,10 @@ fn rtmp_refusals() {
     let h = mediamtx_double::start(o).unwrap();
     patch_global(
         &h,
-        &json!({"authInternalUsers": [
+        json!({"authInternalUsers": [
             {"user": "any", "ips": ["127.0.0.1/32"], "permissions": [{"action": "api"}]},
             {"user": "pub", "pass": "secret", "permissions": [{"action": "publish"}, {"action": "read"}]},
-        ]})
-        .to_string(),
+        ]}),
     );
     let base = h.rtmp_url();
     let e = refused_publish(&format!("{}/cam?user=pub&pass=wrong", base));

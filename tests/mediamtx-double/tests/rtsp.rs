@@ -241,7 +241,7 @@ fn rtsps_publish_and_read() {
     let (key, cert) = self_signed(&dir);
     patch_global(
         &h,
-        &json!({"rtspEncryption": "optional", "rtspServerKey": key, "rtspServerCert": cert}).to_string(),
+        json!({"rtspEncryption": "optional", "rtspServerKey": key, "rtspServerCert": cert}),
     );
     let url = format!("rtsps://127.0.0.1:{}/sec", h.rtsps_port);
     let _p = spawn_cmd(&publisher(&url, "tcp"), &dir.join("pub.log"));
@@ -317,7 +317,7 @@ fn multicast_reader() {
     let (rtp, rtcp) = (free_udp_port(), free_udp_port());
     patch_global(
         &h,
-        &json!({"multicastIPRange": "239.255.77.0/24", "multicastRTPPort": rtp, "multicastRTCPPort": rtcp}).to_string(),
+        json!({"multicastIPRange": "239.255.77.0/24", "multicastRTPPort": rtp, "multicastRTCPPort": rtcp}),
     );
     let url = format!("{}/mc", h.rtsp_url());
     let _p = publish(&h, &dir, "mc");

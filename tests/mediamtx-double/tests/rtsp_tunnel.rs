@@ -165,7 +165,7 @@ fn rtsp_http_and_rtsps_http_sources_are_pulled_through_the_tunnel() {
     let (key, cert) = self_signed(&dir);
     patch_global(
         &h,
-        &json!({"rtspEncryption": "optional", "rtspServerKey": key, "rtspServerCert": cert}).to_string(),
+        json!({"rtspEncryption": "optional", "rtspServerKey": key, "rtspServerCert": cert}),
     );
     let _p = spawn_cmd(
         &publisher_cmd(&format!("{}/a", h.rtsp_url()), "320x240"),
