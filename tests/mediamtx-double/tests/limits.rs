@@ -188,29 +188,8 @@ fn config_changes_recreate_paths_like_mediamtx() {
 fn byte_counters_like_mediamtx() {
     let (h, _dir) = start("byte-counters");
     let port = h.rtsp_port;
-    let url = format!("rtsp://127.0.0.1:{}/cam", port);
     let sdp = "v=0\r\no=- 0 0 IN IP4 127.0.0.1\r\ns=x\r\nt=0 0\r\nm=video 0 RTP/AVP 96\r\na=rtpmap:96 H264/90000\r\na=fmtp:96 packetization-mode=1; sprop-parameter-sets=Z0LAHtkDxWhAAAADAEAAAAwDxYuS,aMuMsg==\r\na=control:trackID=0\r\n";
-    let mut pb = rtsp::connect(port, Duration::from_secs(10));
-    let r = request(
-        &mut pb,
-        &format!(
-            "ANNOUNCE {} RTSP/1.0\r\nCSeq: 1\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{}",
-            url,
-            sdp.len(),
-            sdp
-        ),
-    );
-    assert!(r.starts_with("RTSP/1.0 200"), "{}", r);
-    let r = request(
-        &mut pb,
-        &format!(
-            "SETUP {}/trackID=0 RTSP/1.0\r\nCSeq: 2\r\nTransport: RTP/AVP/TCP;unicast;interleaved=0-1;mode=record\r\n\r\n",
-            url
-        ),
-    );
-    assert!(r.starts_with("RTSP/1.0 200"), "{}", r);
-    let r = request(&mut pb, &format!("RECORD {} RTSP/1.0\r\nCSeq: 3\r\n\r\n", url));
-    assert!(r.starts_with("RTSP/1.0 200"), "{}", r);
+    let mut pb = rtsp::raw_publisher(port, "cam", sdp, "RTP/AVP/TCP;unicast;interleaved=0-1;mode=record");
     let (mut rd, status) = reader(port, "cam", true);
     assert_eq!(status, "RTSP/1.0 200 OK");
     let path = || path_get(&h, "cam");

@@ -205,6 +205,7 @@ fn udp_publisher_closed_without_packets_and_oversized_packets_dropped() {
     let mut s = raw_publisher(
         h.rtsp_port,
         "quiet",
+        SDP,
         &format!("RTP/AVP;unicast;client_port={}-{};mode=record", cport, cport + 1),
     );
 

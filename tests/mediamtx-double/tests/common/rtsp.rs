@@ -57,6 +57,12 @@ pub fn session_of(answer: &str) -> Option<String> {
 
 /// A raw publisher: ANNOUNCE of [`SDP`], SETUP with `transport`; returns the SETUP answer.
 pub fn announce_and_setup(port: u16, path: &str, transport: &str) -> (TcpStream, String) {
+    announce_sdp_and_setup(port, path, SDP, transport)
+}
+
+/// A raw publisher: ANNOUNCE of `sdp` (track `trackID=0`), SETUP with `transport`;
+/// returns the SETUP answer.
+pub fn announce_sdp_and_setup(port: u16, path: &str, sdp: &str, transport: &str) -> (TcpStream, String) {
     let mut s = connect(port, Duration::from_secs(20));
     let url = url(port, path);
     let r = rtsp_req(
@@ -64,8 +70,8 @@ pub fn announce_and_setup(port: u16, path: &str, transport: &str) -> (TcpStream,
         &format!(
             "ANNOUNCE {} RTSP/1.0\r\nCSeq: 1\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{}",
             url,
-            SDP.len(),
-            SDP
+            sdp.len(),
+            sdp
         ),
     );
     assert!(r.starts_with("RTSP/1.0 200"), "{}", r);
@@ -80,9 +86,9 @@ pub fn announce_and_setup(port: u16, path: &str, transport: &str) -> (TcpStream,
     (s, r)
 }
 
-/// A raw publisher set up with `transport` and RECORDing: its connection.
-pub fn raw_publisher(port: u16, path: &str, transport: &str) -> TcpStream {
-    let (mut s, r) = announce_and_setup(port, path, transport);
+/// A raw publisher of `sdp` set up with `transport` and RECORDing: its connection.
+pub fn raw_publisher(port: u16, path: &str, sdp: &str, transport: &str) -> TcpStream {
+    let (mut s, r) = announce_sdp_and_setup(port, path, sdp, transport);
     assert!(r.starts_with("RTSP/1.0 200"), "{}", r);
     let session = session_of(&r).expect("SETUP answer with a session");
     let r = rtsp_req(
@@ -99,7 +105,7 @@ pub fn raw_publisher(port: u16, path: &str, transport: &str) -> TcpStream {
 
 /// A raw publisher over interleaved TCP (RTP on channel 0), RECORDing.
 pub fn tcp_publisher(port: u16, path: &str) -> TcpStream {
-    raw_publisher(port, path, "RTP/AVP/TCP;unicast;interleaved=0-1;mode=record")
+    raw_publisher(port, path, SDP, "RTP/AVP/TCP;unicast;interleaved=0-1;mode=record")
 }
 
 /// A raw reader: SETUP with `transport`, then PLAY; returns its connection.
