@@ -56,35 +56,17 @@ impl Answer {
     }
 }
 
-fn b64(s: &str) -> String {
+/// An `Authorization` value for Basic credentials `user:pass`.
+fn basic(cred: &str) -> String {
     use base64::Engine;
-    base64::engine::general_purpose::STANDARD.encode(s)
+    format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(cred))
 }
 
 /// One API request from `src` with an optional Authorization header.
 fn api(src: &str, port: u16, method: &str, path: &str, authz: Option<&str>, body: &str) -> Answer {
-    let mut s = connect_from(src, port);
-    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
     let a = authz.map(|v| format!("Authorization: {}\r\n", v)).unwrap_or_default();
-    write!(
-        s,
-        "{} {} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n{}Content-Length: {}\r\n\r\n{}",
-        method,
-        path,
-        a,
-        body.len(),
-        body
-    )
-    .unwrap();
-    let mut buf = Vec::new();
-    s.read_to_end(&mut buf).unwrap();
-    let text = String::from_utf8_lossy(&buf).to_string();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    Answer {
-        status: head.split_whitespace().nth(1).and_then(|x| x.parse().ok()).unwrap_or(0),
-        head: head.to_string(),
-        body: body.to_string(),
-    }
+    let (status, head, body) = raw_http(connect_from(src, port), method, path, &a, body);
+    Answer { status, head, body }
 }
 
 /// One RTSP request on a fresh connection; also reports whether the server closed it.
@@ -117,15 +99,6 @@ fn rtsp(src: &str, port: u16, req: &str) -> (Answer, bool) {
     (ans, closed)
 }
 
-fn patch_global(h: &mediamtx_double::Handle, body: Value) {
-    let r = http(
-        "PATCH",
-        &format!("{}/v3/config/global/patch", h.api_url()),
-        Some(&body.to_string()),
-    );
-    assert_eq!(r.status, 200, "{}", r.body);
-}
-
 #[test]
 fn api_default_config_allows_localhost_only() {
     let (h, _d) = start("auth-api-default");
@@ -155,14 +128,7 @@ fn api_default_config_allows_localhost_only() {
     }
     // wrong credentials: no challenge, answered after MediaMTX's anti brute-force pause
     let t = Instant::now();
-    let a = api(
-        "127.0.0.2",
-        p,
-        "GET",
-        "/v3/info",
-        Some(&format!("Basic {}", b64("u:p"))),
-        "",
-    );
+    let a = api("127.0.0.2", p, "GET", "/v3/info", Some(&basic("u:p")), "");
     assert_eq!(a.status, 401);
     assert!(a.header("WWW-Authenticate").is_empty(), "{}", a.head);
     assert!(t.elapsed() < Duration::from_millis(4500));
@@ -196,7 +162,6 @@ fn api_internal_users() {
             {"user": "reader", "pass": "r", "permissions": [{"action": "read"}]},
         ]}),
     );
-    let basic = |up: &str| format!("Basic {}", b64(up));
     // (source, authorization, status)
     let cases: Vec<(&str, Option<String>, u16)> = vec![
         ("127.0.0.1", None, 401),
@@ -276,12 +241,12 @@ fn rtsp_basic_and_digest() {
     assert_eq!(a.header("WWW-Authenticate"), vec![r#"Basic realm="ipcam""#.to_string()]);
     assert!(!closed);
     // wrong credentials: 401 without challenge, the connection is closed
-    let (a, closed) = describe("cam1", Some(format!("Basic {}", b64("viewer:bad"))));
+    let (a, closed) = describe("cam1", Some(basic("viewer:bad")));
     assert_eq!(a.status, 401, "{}", a.head);
     assert!(a.header("WWW-Authenticate").is_empty());
     assert!(closed);
     // right credentials, no stream yet → 404
-    let (a, _) = describe("cam1", Some(format!("Basic {}", b64("viewer:pw2"))));
+    let (a, _) = describe("cam1", Some(basic("viewer:pw2")));
     assert_eq!(a.status, 404, "{}", a.head);
 
     // publishing needs the publish permission (ffmpeg answers the challenge)
@@ -294,9 +259,7 @@ fn rtsp_basic_and_digest() {
         &publisher_cmd(&url("pub:pw1@", "cam1"), "320x240"),
         &dir.join("pub.log"),
     );
-    wait_until(Duration::from_secs(15), "stream available", || {
-        http("GET", &format!("{}/v3/paths/get/cam1", h.api_url()), None).json()["available"] == true
-    });
+    wait_available(&h, "cam1");
     assert_eq!(probe(&url("viewer:pw2@", "cam1")), Ok("h264".into()));
     assert!(probe(&url("", "cam1")).unwrap_err().contains("401"));
     assert!(probe(&url("viewer:bad@", "cam1")).unwrap_err().contains("401"));
@@ -313,7 +276,7 @@ fn rtsp_basic_and_digest() {
         chal
     );
     // Basic is refused when only digest is enabled
-    let (a, _) = describe("cam1", Some(format!("Basic {}", b64("viewer:pw2"))));
+    let (a, _) = describe("cam1", Some(basic("viewer:pw2")));
     assert_eq!(a.status, 401);
     assert_eq!(probe(&url("viewer:pw2@", "cam1")), Ok("h264".into()));
     let e = probe(&url("viewer:bad@", "cam1")).unwrap_err();
@@ -371,9 +334,9 @@ fn legacy_path_credentials_become_internal_users() {
         "127.0.0.1",
         port,
         &format!(
-            "DESCRIBE rtsp://127.0.0.1:{}/cam RTSP/1.0\r\nCSeq: 1\r\nAuthorization: Basic {}\r\n\r\n",
+            "DESCRIBE rtsp://127.0.0.1:{}/cam RTSP/1.0\r\nCSeq: 1\r\nAuthorization: {}\r\n\r\n",
             port,
-            b64("ru:rp")
+            basic("ru:rp")
         ),
     );
     assert_eq!(r2.status, 404, "{}", r2.head);
@@ -414,26 +377,13 @@ fn legacy_path_credentials_become_internal_users() {
 /// A stand-in for an external authentication server: records each request's JSON and
 /// allows user "good" only.
 fn auth_server() -> (String, std::sync::Arc<std::sync::Mutex<Vec<Value>>>) {
-    use std::io::{BufRead, BufReader};
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}/auth", l.local_addr().unwrap());
     let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     let s2 = seen.clone();
     std::thread::spawn(move || {
         for c in l.incoming().flatten() {
-            let mut rd = BufReader::new(c.try_clone().unwrap());
-            let mut len = 0;
-            loop {
-                let mut line = String::new();
-                if rd.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
-                    break;
-                }
-                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                    len = v.trim().parse().unwrap();
-                }
-            }
-            let mut body = vec![0u8; len];
-            rd.read_exact(&mut body).unwrap();
+            let body = read_request_body(&mut std::io::BufReader::new(c.try_clone().unwrap()));
             let v: Value = serde_json::from_slice(&body).unwrap();
             let ok = v["user"] == "good";
             s2.lock().unwrap().push(v);
@@ -469,25 +419,11 @@ fn auth_method_http() {
         json!({"ip": "127.0.0.1", "user": "", "password": "", "token": "", "action": "api", "path": "",
                "protocol": "", "id": null, "query": "", "userAgent": ""})
     );
-    let a = api(
-        "127.0.0.1",
-        p,
-        "GET",
-        "/v3/info?x=1",
-        Some(&format!("Basic {}", b64("good:pw"))),
-        "",
-    );
+    let a = api("127.0.0.1", p, "GET", "/v3/info?x=1", Some(&basic("good:pw")), "");
     assert_eq!(a.status, 200, "{}", a.body);
     assert_eq!(last()["token"], "pw", "the password doubles as token");
     assert_eq!(last()["query"], "x=1");
-    let a = api(
-        "127.0.0.1",
-        p,
-        "GET",
-        "/v3/info",
-        Some(&format!("Basic {}", b64("bad:pw"))),
-        "",
-    );
+    let a = api("127.0.0.1", p, "GET", "/v3/info", Some(&basic("bad:pw")), "");
     assert_eq!(a.status, 401);
     assert!(a.header("WWW-Authenticate").is_empty());
 
@@ -531,7 +467,7 @@ fn auth_method_http() {
         p,
         "PATCH",
         "/v3/config/global/patch",
-        Some(&format!("Basic {}", b64("good:pw"))),
+        Some(&basic("good:pw")),
         r#"{"authHTTPExclude":[{"action":"api"}]}"#,
     );
     assert_eq!(a.status, 200, "{}", a.body);

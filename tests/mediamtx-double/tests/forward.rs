@@ -23,15 +23,6 @@ fn probe(url: &str) -> Option<(String, u64, u64)> {
     ))
 }
 
-fn add_path(h: &mediamtx_double::Handle, name: &str, body: Value) {
-    let r = http(
-        "POST",
-        &format!("{}/v3/config/paths/add/{}", h.api_url(), name),
-        Some(&body.to_string()),
-    );
-    assert_eq!(r.status, 200, "{}", r.body);
-}
-
 fn forward_list(h: &mediamtx_double::Handle, path: &str) -> Value {
     let r = http(
         "GET",
@@ -47,7 +38,7 @@ fn forward_pushes_to_another_path() {
     require_ffmpeg();
     let (h, dir) = start("forward-ok");
     let dest = format!("{}/other", h.rtsp_url());
-    add_path(&h, "src", json!({"forward": [{"dest": dest}]}));
+    add_path(&h, "src", &json!({"forward": [{"dest": dest}]}));
     let l = forward_list(&h, "src");
     assert_eq!(l["itemCount"], 1);
     assert_eq!(l["items"][0]["state"], "idle");
@@ -133,7 +124,7 @@ fn forward_to_refusing_dest_is_an_error_and_retried() {
     add_path(
         &h,
         "src",
-        json!({"forward": [{"dest": format!("rtmp://127.0.0.1:{}/live", closed_port)}]}),
+        &json!({"forward": [{"dest": format!("rtmp://127.0.0.1:{}/live", closed_port)}]}),
     );
     let _publisher = spawn_cmd(
         &publisher_cmd(&format!("{}/src", h.rtsp_url()), "320x240"),
@@ -155,15 +146,9 @@ fn forward_to_refusing_dest_is_an_error_and_retried() {
     wait_until(Duration::from_secs(15), "second attempt", || attempts() >= 2);
 }
 
-fn path_get(h: &mediamtx_double::Handle, name: &str) -> Value {
-    http("GET", &format!("{}/v3/paths/get/{}", h.api_url(), name), None).json()
-}
-
 /// ANNOUNCE, SETUP and RECORD of `sdp` (one track) on one connection: the status codes.
 fn rtsp_publish_statuses(h: &mediamtx_double::Handle, path: &str, sdp: &str) -> Vec<u16> {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", h.rtsp_port)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut s = rtsp::connect(h.rtsp_port, Duration::from_secs(10));
     let url = format!("{}/{}", h.rtsp_url(), path);
     let mut session = String::new();
     let mut codes = Vec::new();
@@ -188,13 +173,9 @@ fn rtsp_publish_statuses(h: &mediamtx_double::Handle, path: &str, sdp: &str) -> 
             body.len(),
             body
         );
-        s.write_all(req.as_bytes()).unwrap();
-        let mut buf = [0u8; 1024];
-        let n = s.read(&mut buf).unwrap();
-        let head = String::from_utf8_lossy(&buf[..n]).to_string();
+        let head = rtsp::rtsp_req(&mut s, &req);
         codes.push(head.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0));
-        if let Some(l) = head.lines().find(|l| l.starts_with("Session:")) {
-            let id = l["Session:".len()..].trim().split(';').next().unwrap_or("");
+        if let Some(id) = rtsp::session_of(&head) {
             session = format!("Session: {}\r\n", id);
         }
     }
@@ -208,7 +189,7 @@ fn always_available_offline_then_publisher_then_offline() {
     add_path(
         &h,
         "aa",
-        json!({"alwaysAvailable": true, "alwaysAvailableTracks": [{"codec": "H264"}],
+        &json!({"alwaysAvailable": true, "alwaysAvailableTracks": [{"codec": "H264"}],
             "runOnAvailable": "touch available.txt", "runOnUnavailable": "touch unavailable.txt"}),
     );
     // available from its creation: runOnAvailable without any stream
@@ -330,7 +311,7 @@ fn always_available_file_is_looped() {
     add_path(
         &h,
         "aaf",
-        json!({"alwaysAvailable": true, "alwaysAvailableFile": file.to_str().unwrap()}),
+        &json!({"alwaysAvailable": true, "alwaysAvailableFile": file.to_str().unwrap()}),
     );
     let url = format!("{}/aaf", h.rtsp_url());
     assert_eq!(probe(&url), Some(("h264".into(), 160, 120)));

@@ -59,12 +59,7 @@ fn hooks_run_with_mediamtx_environment() {
         "runOnRecordSegmentCreate": sh("echo $MTX_SEGMENT_PATH >> segcreate.txt"),
         "runOnRecordSegmentComplete": sh("echo $MTX_SEGMENT_PATH $MTX_SEGMENT_DURATION >> segdone.txt"),
     });
-    let r = http(
-        "POST",
-        &format!("{}/v3/config/paths/add/cam", a),
-        Some(&body.to_string()),
-    );
-    assert_eq!(r.status, 200, "{}", r.body);
+    add_path(&h, "cam", &body);
     // runOnInit runs while the path exists
     wait_until(Duration::from_secs(5), "runOnInit", || {
         read(&dir, "init.txt") == format!("cam:{}", h.rtsp_port)
@@ -144,12 +139,7 @@ fn run_on_init_restart() {
         "runOnInit": "sh -c 'echo x >> runs.txt'",
         "runOnInitRestart": true,
     });
-    let r = http(
-        "POST",
-        &format!("{}/v3/config/paths/add/cam", h.api_url()),
-        Some(&body.to_string()),
-    );
-    assert_eq!(r.status, 200, "{}", r.body);
+    add_path(&h, "cam", &body);
     // restarted 5 s after each exit
     wait_until(Duration::from_secs(3), "first run", || {
         read(&dir, "runs.txt").lines().count() == 1

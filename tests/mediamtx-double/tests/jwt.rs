@@ -133,18 +133,7 @@ impl<T: Read + Write> ReadWrite for T {}
 
 fn answer_one(s: Box<dyn ReadWrite>, code: u16, body: &str) {
     let mut rd = BufReader::new(s);
-    let mut len = 0;
-    loop {
-        let mut line = String::new();
-        if rd.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
-            break;
-        }
-        if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-            len = v.trim().parse().unwrap_or(0);
-        }
-    }
-    let mut req_body = vec![0u8; len];
-    let _ = rd.read_exact(&mut req_body);
+    read_request_body(&mut rd);
     let mut s = rd.into_inner();
     let _ = write!(
         s,
@@ -159,26 +148,7 @@ fn answer_one(s: Box<dyn ReadWrite>, code: u16, body: &str) {
 /// A self-signed certificate made by the openssl CLI, its acceptor and SHA-256
 /// fingerprint (as `openssl x509 -fingerprint` prints it, colons removed).
 fn tls_server_identity(dir: &Path) -> (SslAcceptor, String) {
-    let (key, cert) = (dir.join("key.pem"), dir.join("cert.pem"));
-    let st = Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-        ])
-        .args(["-days", "2", "-subj", "/CN=localhost", "-keyout"])
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .expect("the openssl CLI is required by the mediamtx-double tests (apt-get install openssl)");
-    assert!(st.success(), "openssl req failed");
+    let (key, cert) = self_signed_key(dir, &["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"]);
     let out = Command::new("openssl")
         .args(["x509", "-noout", "-fingerprint", "-sha256", "-in"])
         .arg(&cert)
@@ -200,26 +170,14 @@ fn tls_server_identity(dir: &Path) -> (SslAcceptor, String) {
 
 /// One API request with an optional bearer token: (status, body, WWW-Authenticate).
 fn api(port: u16, method: &str, path: &str, token: Option<&str>) -> (u16, String, Option<String>) {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
     let a = token
         .map(|t| format!("Authorization: Bearer {}\r\n", t))
         .unwrap_or_default();
-    write!(
-        s,
-        "{} {} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n{}Content-Length: 0\r\n\r\n",
-        method, path, a
-    )
-    .unwrap();
-    let mut buf = Vec::new();
-    s.read_to_end(&mut buf).unwrap();
-    let text = String::from_utf8_lossy(&buf).to_string();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let (code, head, body) = raw_http(TcpStream::connect(("127.0.0.1", port)).unwrap(), method, path, &a, "");
     let www = head
         .lines()
         .find_map(|l| l.strip_prefix("WWW-Authenticate: ").map(String::from));
-    let code = head.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
-    (code, body.to_string(), www)
+    (code, body, www)
 }
 
 fn log_of(dir: &Path) -> String {
@@ -234,12 +192,7 @@ fn jwks(keys: &[&Key]) -> String {
 fn use_jwt(h: &mediamtx_double::Handle, extra: Value) {
     let mut body = json!({"authMethod": "jwt"});
     body.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
-    let r = http(
-        "PATCH",
-        &format!("{}/v3/config/global/patch", h.api_url()),
-        Some(&body.to_string()),
-    );
-    assert_eq!(r.status, 200, "{}", r.body);
+    patch_global(h, body);
 }
 
 #[test]
@@ -363,9 +316,7 @@ fn jwt_rtsp_password_and_query_token() {
         &publisher_cmd(&format!("{}?jwt={}", url("", "cam"), publisher), "320x240"),
         &dir.join("pub.log"),
     );
-    wait_until(Duration::from_secs(15), "stream published with a JWT", || {
-        http("GET", &format!("{}/v3/paths/get/cam", h.api_url()), None).json()["available"] == true
-    });
+    wait_available(&h, "cam");
 
     let probe = |u: &str| {
         Command::new("ffprobe")
@@ -488,22 +439,13 @@ fn https_auth_servers_pinned_by_fingerprint() {
 
 /// An API request with `Authorization: Bearer <cred>` and a JSON body: (status, body).
 fn http_with_bearer(port: u16, method: &str, path: &str, cred: &str, body: &str) -> (u16, String) {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-    write!(
-        s,
-        "{} {} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{}",
+    let headers = format!("Authorization: Bearer {}\r\nContent-Type: application/json\r\n", cred);
+    let (code, _, body) = raw_http(
+        TcpStream::connect(("127.0.0.1", port)).unwrap(),
         method,
         path,
-        cred,
-        body.len(),
-        body
-    )
-    .unwrap();
-    let mut buf = Vec::new();
-    s.read_to_end(&mut buf).unwrap();
-    let text = String::from_utf8_lossy(&buf).to_string();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let code = head.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
-    (code, body.to_string())
+        &headers,
+        body,
+    );
+    (code, body)
 }

@@ -8,31 +8,22 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
-/// Sends one request on `s` and returns the response head.
+/// Sends one request on `s` and returns the response head, which must come.
 fn request(s: &mut TcpStream, req: &str) -> String {
-    s.write_all(req.as_bytes()).unwrap();
-    let mut buf = Vec::new();
-    let mut b = [0u8; 1];
-    while !buf.ends_with(b"\r\n\r\n") {
-        let n = s.read(&mut b).unwrap();
-        assert!(n > 0, "closed while waiting for the answer to {:?}", req);
-        buf.push(b[0]);
-    }
-    let head = String::from_utf8_lossy(&buf).to_string();
-    let len: usize = head
-        .lines()
-        .find_map(|l| l.strip_prefix("Content-Length: ").map(|v| v.trim().parse().unwrap()))
-        .unwrap_or(0);
-    let mut body = vec![0u8; len];
-    s.read_exact(&mut body).unwrap();
+    let head = rtsp::rtsp_req(s, req);
+    assert!(
+        head.ends_with("\r\n\r\n"),
+        "closed while waiting for the answer to {:?}: {:?}",
+        req,
+        head
+    );
     head
 }
 
 /// DESCRIBE + SETUP (+ PLAY when `play`); returns the connection and the SETUP status line.
 fn reader(port: u16, path: &str, play: bool) -> (TcpStream, String) {
-    let url = format!("rtsp://127.0.0.1:{}/{}", port, path);
-    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let url = rtsp::url(port, path);
+    let mut s = rtsp::connect(port, Duration::from_secs(10));
     let d = request(&mut s, &format!("DESCRIBE {} RTSP/1.0\r\nCSeq: 1\r\n\r\n", url));
     assert!(d.starts_with("RTSP/1.0 200"), "{}", d);
     let setup = request(
@@ -54,20 +45,9 @@ fn reader(port: u16, path: &str, play: bool) -> (TcpStream, String) {
 fn max_readers_refuses_extra_readers() {
     require_ffmpeg();
     let (h, dir) = start("max-readers");
-    let r = http(
-        "POST",
-        &format!("{}/v3/config/paths/add/cam", h.api_url()),
-        Some(&json!({"maxReaders": 1}).to_string()),
-    );
-    assert_eq!(r.status, 200, "{}", r.body);
-    let _pubp = spawn_cmd(
-        &publisher_cmd(&format!("{}/cam", h.rtsp_url()), "320x240"),
-        &dir.join("pub.log"),
-    );
-    let path = || http("GET", &format!("{}/v3/paths/get/cam", h.api_url()), None).json();
-    wait_until(Duration::from_secs(15), "stream available", || {
-        path()["available"] == true
-    });
+    add_path(&h, "cam", &json!({"maxReaders": 1}));
+    let _pubp = publish(&h, &dir, "cam");
+    let path = || path_get(&h, "cam");
 
     // a reader counts from its first SETUP (MediaMTX's addReader), before any PLAY
     let (set_up_only, status) = reader(h.rtsp_port, "cam", false);
@@ -129,12 +109,7 @@ fn record_max_part_size_fails_the_recorder() {
         "recordPath": "rec/%path/%Y-%m-%d_%H-%M-%S-%f",
         "recordMaxPartSize": "1KB",
     });
-    let r = http(
-        "POST",
-        &format!("{}/v3/config/paths/add/cam", h.api_url()),
-        Some(&body.to_string()),
-    );
-    assert_eq!(r.status, 200, "{}", r.body);
+    add_path(&h, "cam", &body);
     let _pubp = spawn_cmd(
         &publisher_cmd(&format!("{}/cam", h.rtsp_url()), "320x240"),
         &dir.join("pub.log"),
@@ -189,14 +164,8 @@ fn config_changes_recreate_paths_like_mediamtx() {
         (r#"{"overridePublisher":false}"#, true),
         (r#"{"runOnReadRestart":true}"#, true),
     ];
-    for (i, (body, recreated)) in cases.iter().enumerate() {
-        let pubp = spawn_cmd(
-            &publisher_cmd(&format!("{}/cam", h.rtsp_url()), "320x240"),
-            &dir.join(format!("pub{}.log", i)),
-        );
-        wait_until(Duration::from_secs(15), "stream available", || {
-            path()["available"] == true
-        });
+    for (body, recreated) in cases {
+        let pubp = publish(&h, &dir, "cam");
         let before = path()["availableTime"].clone();
         patch(body);
         std::thread::sleep(Duration::from_millis(500));
@@ -219,33 +188,11 @@ fn config_changes_recreate_paths_like_mediamtx() {
 fn byte_counters_like_mediamtx() {
     let (h, _dir) = start("byte-counters");
     let port = h.rtsp_port;
-    let url = format!("rtsp://127.0.0.1:{}/cam", port);
     let sdp = "v=0\r\no=- 0 0 IN IP4 127.0.0.1\r\ns=x\r\nt=0 0\r\nm=video 0 RTP/AVP 96\r\na=rtpmap:96 H264/90000\r\na=fmtp:96 packetization-mode=1; sprop-parameter-sets=Z0LAHtkDxWhAAAADAEAAAAwDxYuS,aMuMsg==\r\na=control:trackID=0\r\n";
-    let mut pb = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    pb.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let r = request(
-        &mut pb,
-        &format!(
-            "ANNOUNCE {} RTSP/1.0\r\nCSeq: 1\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{}",
-            url,
-            sdp.len(),
-            sdp
-        ),
-    );
-    assert!(r.starts_with("RTSP/1.0 200"), "{}", r);
-    let r = request(
-        &mut pb,
-        &format!(
-            "SETUP {}/trackID=0 RTSP/1.0\r\nCSeq: 2\r\nTransport: RTP/AVP/TCP;unicast;interleaved=0-1;mode=record\r\n\r\n",
-            url
-        ),
-    );
-    assert!(r.starts_with("RTSP/1.0 200"), "{}", r);
-    let r = request(&mut pb, &format!("RECORD {} RTSP/1.0\r\nCSeq: 3\r\n\r\n", url));
-    assert!(r.starts_with("RTSP/1.0 200"), "{}", r);
+    let mut pb = rtsp::raw_publisher(port, "cam", sdp, "RTP/AVP/TCP;unicast;interleaved=0-1;mode=record");
     let (mut rd, status) = reader(port, "cam", true);
     assert_eq!(status, "RTSP/1.0 200 OK");
-    let path = || http("GET", &format!("{}/v3/paths/get/cam", h.api_url()), None).json();
+    let path = || path_get(&h, "cam");
     wait_until(Duration::from_secs(5), "reader listed", || {
         path()["readers"].as_array().map(|a| a.len()) == Some(1)
     });
@@ -262,10 +209,7 @@ fn byte_counters_like_mediamtx() {
     sr.extend_from_slice(&[0; 24]);
     sent.push((1u8, sr));
     for (ch, p) in &sent {
-        let mut f = vec![b'$', *ch];
-        f.extend_from_slice(&(p.len() as u16).to_be_bytes());
-        f.extend_from_slice(p);
-        pb.write_all(&f).unwrap();
+        pb.write_all(&rtsp::interleaved(*ch, p)).unwrap();
     }
     // the reader receives them all (4-byte header + packet each)
     let mut got = vec![0u8; sent.iter().map(|(_, p)| p.len() + 4).sum()];

@@ -3,69 +3,19 @@
 
 mod common;
 use common::*;
-use serde_json::{json, Value};
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
+use serde_json::json;
+use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn path_get(h: &mediamtx_double::Handle, name: &str) -> Value {
-    let r = http("GET", &format!("{}/v3/paths/get/{}", h.api_url(), name), None);
-    if r.status == 200 {
-        r.json()
-    } else {
-        json!({"available": false, "readers": []})
-    }
-}
-
+/// One request on a new RTSP connection: the answer's head.
 fn rtsp_raw(port: u16, req: &str) -> String {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-    s.write_all(req.as_bytes()).unwrap();
-    let mut buf = [0u8; 4096];
-    let n = s.read(&mut buf).unwrap_or(0);
-    String::from_utf8_lossy(&buf[..n]).to_string()
+    rtsp::rtsp_req(&mut rtsp::connect(port, Duration::from_secs(20)), req)
 }
 
-/// Runs an ffmpeg reader writing one md5 line per decoded frame; returns the frame count.
-fn read_frames(url: &str, frames: u32, out: &Path) -> usize {
-    let st = Command::new("ffmpeg")
-        .args([
-            "-nostdin",
-            "-hide_banner",
-            "-loglevel",
-            "error",
-            "-rtsp_transport",
-            "tcp",
-            "-i",
-            url,
-        ])
-        .args(["-frames:v", &frames.to_string(), "-f", "framemd5", "-y"])
-        .arg(out)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .expect("run ffmpeg reader");
-    assert!(st.success(), "ffmpeg reader of {} failed: {:?}", url, st);
-    let text = std::fs::read_to_string(out).unwrap_or_default();
-    text.lines()
-        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
-        .count()
-}
-
-fn ffprobe(file: &Path) -> Value {
-    let out = Command::new("ffprobe")
-        .args(["-v", "error", "-print_format", "json", "-show_streams", "-show_format"])
-        .arg(file)
-        .output()
-        .expect("ffprobe");
-    serde_json::from_slice(&out.stdout).unwrap_or(json!({}))
-}
-
-/// Duration of a (possibly still written) file from its last video packet.
-fn probe_duration(file: &Path) -> f64 {
+/// Timestamps of a file's video packets (a file still written included).
+fn video_pts(file: &Path) -> Vec<f64> {
     let out = Command::new("ffprobe")
         .args([
             "-v",
@@ -83,7 +33,12 @@ fn probe_duration(file: &Path) -> f64 {
     String::from_utf8_lossy(&out.stdout)
         .lines()
         .filter_map(|l| l.trim().trim_end_matches(',').parse::<f64>().ok())
-        .fold(0.0, f64::max)
+        .collect()
+}
+
+/// Duration of a (possibly still written) file from its last video packet.
+fn probe_duration(file: &Path) -> f64 {
+    video_pts(file).into_iter().fold(0.0, f64::max)
 }
 
 fn list_files(dir: &Path, ext: &str) -> Vec<std::path::PathBuf> {
@@ -111,9 +66,7 @@ fn publisher_relayed_to_two_readers() {
     assert!(r.starts_with("RTSP/1.0 404"), "{}", r);
 
     let _pubp = spawn_cmd(&publisher_cmd(&url, "640x480"), &dir.join("pub.log"));
-    wait_until(Duration::from_secs(15), "stream available", || {
-        path_get(&h, "live")["available"] == true
-    });
+    wait_available(&h, "live");
     let p = path_get(&h, "live");
     assert_eq!(p["confName"], "all_others");
     assert_eq!(p["source"]["type"], "rtspSession");
@@ -127,8 +80,8 @@ fn publisher_relayed_to_two_readers() {
     // two concurrent readers both decode frames
     let (u1, u2) = (url.clone(), url.clone());
     let (o1, o2) = (dir.join("r1.md5"), dir.join("r2.md5"));
-    let t1 = std::thread::spawn(move || read_frames(&u1, 45, &o1));
-    let t2 = std::thread::spawn(move || read_frames(&u2, 45, &o2));
+    let t1 = std::thread::spawn(move || read_frames(&u1, "tcp", 45, &o1));
+    let t2 = std::thread::spawn(move || read_frames(&u2, "tcp", 45, &o2));
     wait_until(Duration::from_secs(10), "two readers listed", || {
         path_get(&h, "live")["readers"].as_array().map(|a| a.len()) == Some(2)
     });
@@ -151,12 +104,7 @@ fn publisher_relayed_to_two_readers() {
     assert!(p2["outboundBytes"].as_u64().unwrap() > 0);
 
     // UDP-only SETUP → 461 when rtspTransports allows TCP only
-    let r = http(
-        "PATCH",
-        &format!("{}/v3/config/global/patch", h.api_url()),
-        Some(r#"{"rtspTransports": ["tcp"]}"#),
-    );
-    assert_eq!(r.status, 200, "{}", r.body);
+    patch_global(&h, r#"{"rtspTransports": ["tcp"]}"#);
     let r = rtsp_raw(
         h.rtsp_port,
         &format!(
@@ -185,7 +133,6 @@ fn publisher_relayed_to_two_readers() {
 fn run_on_demand_start_and_close_after() {
     require_ffmpeg();
     let (h, dir) = start("ondemand");
-    let a = h.api_url();
     let envf = dir.join("env.txt");
     let cmd = format!(
         "sh -c 'printenv MTX_PATH RTSP_PORT MTX_QUERY > {}; exec {}'",
@@ -198,12 +145,7 @@ fn run_on_demand_start_and_close_after() {
         "runOnDemandCloseAfter": "1s",
         "recordDeleteAfter": "0s",
     });
-    let r = http(
-        "POST",
-        &format!("{}/v3/config/paths/replace/cam0", a),
-        Some(&body.to_string()),
-    );
-    assert_eq!(r.status, 200, "{}", r.body);
+    replace_path(&h, "cam0", &body);
     assert_eq!(path_get(&h, "cam0")["available"], false);
     let status = || http("GET", &format!("{}/control/status", h.control_url()), None).json();
     assert_eq!(status()["children"], json!([]));
@@ -212,7 +154,7 @@ fn run_on_demand_start_and_close_after() {
     let url = format!("{}/cam0?user=x", h.rtsp_url());
     let u = url.clone();
     let out = dir.join("r.md5");
-    let t = std::thread::spawn(move || read_frames(&u, 30, &out));
+    let t = std::thread::spawn(move || read_frames(&u, "tcp", 30, &out));
     let mut pid = 0;
     wait_until(Duration::from_secs(10), "on-demand child and stream", || {
         let s = status();
@@ -240,11 +182,7 @@ fn run_on_demand_start_and_close_after() {
 
     // start timeout: a command that never publishes → DESCRIBE fails after the timeout
     let body = json!({"runOnDemand": "sleep 30", "runOnDemandStartTimeout": "1s", "runOnDemandCloseAfter": "1s"});
-    http(
-        "POST",
-        &format!("{}/v3/config/paths/replace/slow", a),
-        Some(&body.to_string()),
-    );
+    replace_path(&h, "slow", &body);
     let t0 = Instant::now();
     let r = rtsp_raw(
         h.rtsp_port,
@@ -276,15 +214,7 @@ fn recording_segments_and_recordings_api() {
         "recordSegmentDuration": "2s",
         "recordDeleteAfter": "0s",
     });
-    assert_eq!(
-        http(
-            "POST",
-            &format!("{}/v3/config/paths/replace/cam1", a),
-            Some(&body.to_string())
-        )
-        .status,
-        200
-    );
+    replace_path(&h, "cam1", &body);
     let url = format!("{}/cam1", h.rtsp_url());
     let mut pubp = spawn_cmd(&publisher_cmd(&url, "320x240"), &dir.join("pub.log"));
     let segdir = rec.join("cam1");
@@ -399,30 +329,18 @@ fn recording_segments_and_recordings_api() {
 fn url_source_pulled_on_demand() {
     require_ffmpeg();
     let (h, dir) = start("pull");
-    let a = h.api_url();
     let cam_url = format!("{}/camera", h.rtsp_url());
-    let _pubp = spawn_cmd(&publisher_cmd(&cam_url, "320x240"), &dir.join("pub.log"));
-    wait_until(Duration::from_secs(15), "camera stream", || {
-        path_get(&h, "camera")["available"] == true
-    });
+    let _pubp = publish(&h, &dir, "camera");
     let body =
         json!({"source": cam_url, "sourceOnDemand": true, "rtspTransport": "tcp", "sourceOnDemandCloseAfter": "1s"});
-    assert_eq!(
-        http(
-            "POST",
-            &format!("{}/v3/config/paths/replace/ext", a),
-            Some(&body.to_string())
-        )
-        .status,
-        200
-    );
+    replace_path(&h, "ext", &body);
     let p = path_get(&h, "ext");
     assert_eq!(p["source"], json!({"type": "rtspSource", "id": ""}));
     assert_eq!(
         (p["online"].clone(), p["available"].clone()),
         (json!(true), json!(false))
     );
-    let n = read_frames(&format!("{}/ext", h.rtsp_url()), 20, &dir.join("r.md5"));
+    let n = read_frames(&format!("{}/ext", h.rtsp_url()), "tcp", 20, &dir.join("r.md5"));
     assert!(n >= 20);
     assert_eq!(path_get(&h, "ext")["tracks2"][0]["codecProps"]["width"], 320);
     // not read anymore → the relay stops after sourceOnDemandCloseAfter
@@ -444,17 +362,7 @@ fn url_source_pulled_on_demand() {
 #[test]
 fn cli_prints_ready_and_cleans_up_children() {
     let dir = temp_dir("cli");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_mediamtx-double"))
-        .args(["--api-port", "0", "--rtsp-port", "0", "--control-port", "0", "--dir"])
-        .arg(&dir)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
+    let (mut child, line) = spawn_binary(&dir);
     let words: Vec<&str> = line.split_whitespace().collect();
     assert_eq!(words.len(), 7, "{}", line);
     assert_eq!(words[0], "READY");
@@ -484,11 +392,11 @@ fn cli_prints_ready_and_cleans_up_children() {
     let pid = st["children"][0]["pid"].as_i64().expect("child") as i32;
     assert!(pid_alive(pid));
     unsafe {
-        libc::kill(child.id() as i32, libc::SIGTERM);
+        libc::kill(child.pid(), libc::SIGTERM);
     }
     let t0 = Instant::now();
     let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
+        if let Some(s) = child.0.try_wait().unwrap() {
             break s;
         }
         assert!(t0.elapsed() < Duration::from_secs(10), "double did not exit on SIGTERM");
@@ -498,8 +406,8 @@ fn cli_prints_ready_and_cleans_up_children() {
     assert!(!pid_alive(pid), "on-demand child left behind");
 }
 
-/// Starts the double's binary; returns (child, api url, rtsp url, control url).
-fn start_binary(dir: &Path) -> (Proc, String, String, String) {
+/// Starts the double's binary on free ports; returns it and its READY line.
+fn spawn_binary(dir: &Path) -> (Proc, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_mediamtx-double"))
         .args(["--api-port", "0", "--rtsp-port", "0", "--control-port", "0", "--dir"])
         .arg(dir)
@@ -511,10 +419,16 @@ fn start_binary(dir: &Path) -> (Proc, String, String, String) {
     BufReader::new(child.stdout.take().unwrap())
         .read_line(&mut line)
         .unwrap();
+    (Proc(child), line)
+}
+
+/// Starts the double's binary; returns (child, api url, rtsp url, control url).
+fn start_binary(dir: &Path) -> (Proc, String, String, String) {
+    let (child, line) = spawn_binary(dir);
     let w: Vec<String> = line.split_whitespace().map(|s| s.to_string()).collect();
     assert_eq!(w.len(), 7, "{}", line);
     let get = |i: usize, p: &str| w[i].strip_prefix(p).unwrap().to_string();
-    (Proc(child), get(1, "api="), get(2, "rtsp="), get(3, "control="))
+    (child, get(1, "api="), get(2, "rtsp="), get(3, "control="))
 }
 
 /// Like MediaMTX (parts of recordPartDuration written as they complete), a SIGKILL of
@@ -595,12 +509,7 @@ fn record_off_and_on_starts_a_new_segment() {
         "record": true,
         "recordPath": format!("{}/%path/%Y-%m-%d_%H-%M-%S-%f", rec.display()),
     });
-    let r = http(
-        "POST",
-        &format!("{}/v3/config/paths/add/cam1", a),
-        Some(&body.to_string()),
-    );
-    assert_eq!(r.status, 200, "{}", r.body);
+    add_path(&h, "cam1", &body);
     let _pubp = spawn_cmd(
         &publisher_cmd(&format!("{}/cam1", h.rtsp_url()), "320x240"),
         &dir.join("pub.log"),
@@ -661,24 +570,7 @@ fn mvhd_duration(file: &Path) -> f64 {
 
 /// First to last video timestamp of a file.
 fn probe_span(file: &Path) -> f64 {
-    let out = Command::new("ffprobe")
-        .args([
-            "-v",
-            "error",
-            "-select_streams",
-            "v:0",
-            "-show_entries",
-            "packet=pts_time",
-            "-of",
-            "csv=p=0",
-        ])
-        .arg(file)
-        .output()
-        .expect("ffprobe");
-    let t: Vec<f64> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| l.trim().trim_end_matches(',').parse::<f64>().ok())
-        .collect();
+    let t = video_pts(file);
     let (lo, hi) = t.iter().fold((f64::MAX, f64::MIN), |(a, b), x| (a.min(*x), b.max(*x)));
     if t.is_empty() {
         0.0

@@ -53,15 +53,6 @@ fn conns(h: &mediamtx_double::Handle) -> Vec<Value> {
     r.json()["items"].as_array().cloned().unwrap_or_default()
 }
 
-fn path_get(h: &mediamtx_double::Handle, name: &str) -> Value {
-    let r = http("GET", &format!("{}/v3/paths/get/{}", h.api_url(), name), None);
-    if r.status == 200 {
-        r.json()
-    } else {
-        json!({})
-    }
-}
-
 #[test]
 fn rtmp_publish_and_read_back() {
     require_ffmpeg();
@@ -203,13 +194,7 @@ fn rtmp_reader_listed_hooked_and_kicked() {
         conns_seen
     );
     // maxReaders 1: a second reader is refused
-    let out = Command::new("timeout")
-        .args(["15", "ffprobe", "-v", "error", &format!("{}/mypath", h.rtmp_url())])
-        .output()
-        .expect("ffprobe");
-    assert!(!out.status.success());
-    let log = std::fs::read_to_string(dir.join("mediamtx-double.log")).unwrap();
-    assert!(log.contains("maximum reader count reached"), "{}", log);
+    assert_read_refused(&h, &dir, "mypath", "maximum reader count reached");
     let r = http("POST", &format!("{}/v3/rtmpconns/kick/{}", h.api_url(), rid), None);
     assert_eq!((r.status, r.json()), (200, json!({"status": "ok"})));
     wait_until(Duration::from_secs(10), "kicked reader gone", || {
@@ -257,12 +242,7 @@ fn rtmp_api_errors_and_disabled() {
         http("GET", &format!("{}/v3/rtmpconns/list", api), None).json(),
         json!({"itemCount": 0, "pageCount": 0, "items": []})
     );
-    let r = http(
-        "PATCH",
-        &format!("{}/v3/config/global/patch", api),
-        Some(r#"{"rtmp": false}"#),
-    );
-    assert_eq!(r.status, 200, "{}", r.body);
+    patch_global(&h, r#"{"rtmp": false}"#);
     let r = http("GET", &format!("{}/v3/rtmpconns/list", api), None);
     assert_eq!((r.status, r.body.as_str()), (404, "404 page not found"));
     // no listener either, until the server is back
@@ -270,15 +250,21 @@ fn rtmp_api_errors_and_disabled() {
     wait_until(Duration::from_secs(5), "RTMP port closed", || {
         std::net::TcpStream::connect(&addr).is_err()
     });
-    let r = http(
-        "PATCH",
-        &format!("{}/v3/config/global/patch", api),
-        Some(r#"{"rtmp": true}"#),
-    );
-    assert_eq!(r.status, 200, "{}", r.body);
+    patch_global(&h, r#"{"rtmp": true}"#);
     wait_until(Duration::from_secs(5), "RTMP port open again", || {
         std::net::TcpStream::connect(&addr).is_ok()
     });
+}
+
+/// An RTMP read of `path` fails (bounded), and the double logged `why`.
+fn assert_read_refused(h: &mediamtx_double::Handle, dir: &std::path::Path, path: &str, why: &str) {
+    let out = Command::new("timeout")
+        .args(["15", "ffprobe", "-v", "error", &format!("{}/{}", h.rtmp_url(), path)])
+        .output()
+        .expect("ffprobe");
+    assert!(!out.status.success(), "{} was read", path);
+    let log = std::fs::read_to_string(dir.join("mediamtx-double.log")).unwrap();
+    assert!(log.contains(why), "{}", log);
 }
 
 /// Runs an ffmpeg RTMP publisher that is expected to be refused: it must exit with an
@@ -324,18 +310,13 @@ fn rtmp_refusals() {
         ("pulled".into(), json!({"source": "rtsp://127.0.0.1:9/none"})),
     ];
     let h = mediamtx_double::start(o).unwrap();
-    let r = http(
-        "PATCH",
-        &format!("{}/v3/config/global/patch", h.api_url()),
-        Some(
-            &json!({"authInternalUsers": [
-                {"user": "any", "ips": ["127.0.0.1/32"], "permissions": [{"action": "api"}]},
-                {"user": "pub", "pass": "secret", "permissions": [{"action": "publish"}, {"action": "read"}]},
-            ]})
-            .to_string(),
-        ),
+    patch_global(
+        &h,
+        json!({"authInternalUsers": [
+            {"user": "any", "ips": ["127.0.0.1/32"], "permissions": [{"action": "api"}]},
+            {"user": "pub", "pass": "secret", "permissions": [{"action": "publish"}, {"action": "read"}]},
+        ]}),
     );
-    assert_eq!(r.status, 200, "{}", r.body);
     let base = h.rtmp_url();
     let e = refused_publish(&format!("{}/cam?user=pub&pass=wrong", base));
     assert!(e.contains("authentication failed"), "{}", e);
@@ -366,32 +347,10 @@ fn rtmp_refusals() {
 fn rtmps_strict_publish_and_read() {
     require_ffmpeg();
     let (h, dir) = start("rtmps");
-    let out = Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "1",
-            "-subj",
-            "/CN=localhost",
-        ])
-        .arg("-keyout")
-        .arg(dir.join("server.key"))
-        .arg("-out")
-        .arg(dir.join("server.crt"))
-        .output()
-        .expect("the openssl CLI is required by this test");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // server.key and server.crt in the double's directory: rtmpServerKey/Cert's defaults
+    self_signed(&dir);
     let api = h.api_url();
-    let r = http(
-        "PATCH",
-        &format!("{}/v3/config/global/patch", api),
-        Some(r#"{"rtmpEncryption": "strict"}"#),
-    );
-    assert_eq!(r.status, 200, "{}", r.body);
+    patch_global(&h, r#"{"rtmpEncryption": "strict"}"#);
     // strict: the RTMP server is gone, the RTMPS one runs
     assert_eq!(http("GET", &format!("{}/v3/rtmpconns/list", api), None).status, 404);
     refused_publish(&format!("{}/plain", h.rtmp_url()));
@@ -435,27 +394,29 @@ fn rtmp_reader_starts_on_demand() {
         "runOnDemandStartTimeout": "15s",
         "runOnDemandCloseAfter": "1s",
     });
-    let r = http(
-        "POST",
-        &format!("{}/v3/config/paths/add/od", h.api_url()),
-        Some(&body.to_string()),
-    );
-    assert_eq!(r.status, 200, "{}", r.body);
+    add_path(&h, "od", &body);
     assert_eq!(
         probe(&format!("{}/od", h.rtmp_url())),
         vec![("h264".to_string(), 160, 120)]
     );
     // nothing to read elsewhere: refused at once
-    let out = Command::new("timeout")
-        .args(["15", "ffprobe", "-v", "error", &format!("{}/nobody", h.rtmp_url())])
-        .output()
-        .expect("ffprobe");
-    assert!(!out.status.success());
-    let log = std::fs::read_to_string(dir.join("mediamtx-double.log")).unwrap();
-    assert!(log.contains("no stream is available on path 'nobody'"), "{}", log);
+    assert_read_refused(&h, &dir, "nobody", "no stream is available on path 'nobody'");
     wait_until(Duration::from_secs(10), "on-demand command stopped", || {
         path_get(&h, "od")["available"] != true
     });
+}
+
+/// The RTMP handshake of a client: C0 C1, then S0 S1 S2 (version 3), then C2 (S1 echoed).
+fn client_handshake(s: &mut std::net::TcpStream) {
+    use std::io::{Read, Write};
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut c0c1 = vec![3u8];
+    c0c1.extend_from_slice(&[0u8; 1536]);
+    s.write_all(&c0c1).unwrap();
+    let mut s012 = vec![0u8; 1 + 1536 * 2];
+    s.read_exact(&mut s012).unwrap();
+    assert_eq!(s012[0], 3);
+    s.write_all(&s012[1..1537]).unwrap();
 }
 
 /// Reads until the server closes the connection; false if it is still open after `bound`.
@@ -477,14 +438,8 @@ fn closed_within(mut s: std::net::TcpStream, bound: Duration) -> bool {
 
 #[test]
 fn rtmp_silent_client_closed_after_read_timeout() {
-    use std::io::{Read, Write};
     let (h, _dir) = start("rtmp-silent");
-    let r = http(
-        "PATCH",
-        &format!("{}/v3/config/global/patch", h.api_url()),
-        Some(r#"{"readTimeout":"1s"}"#),
-    );
-    assert_eq!(r.status, 200, "{}", r.body);
+    patch_global(&h, r#"{"readTimeout":"1s"}"#);
     let addr = h.rtmp_url().trim_start_matches("rtmp://").to_string();
 
     // a client that only connects
@@ -494,14 +449,7 @@ fn rtmp_silent_client_closed_after_read_timeout() {
 
     // a client that completes the handshake (C0 C1 / S0 S1 S2 / C2), then goes silent
     let mut s = std::net::TcpStream::connect(&addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    let mut c0c1 = vec![3u8];
-    c0c1.extend_from_slice(&[0u8; 1536]);
-    s.write_all(&c0c1).unwrap();
-    let mut s012 = vec![0u8; 1 + 1536 * 2];
-    s.read_exact(&mut s012).unwrap();
-    assert_eq!(s012[0], 3);
-    s.write_all(&s012[1..1537]).unwrap();
+    client_handshake(&mut s);
     assert!(closed_within(s, Duration::from_secs(7)), "silent client still open");
     wait_until(Duration::from_secs(5), "no RTMP conns", || conns(&h).is_empty());
 }
@@ -539,16 +487,11 @@ fn command_chunk(stream: u32, parts: &[Vec<u8>]) -> Vec<u8> {
 /// writeTimeout is not reached within this test's time.)
 #[test]
 fn rtmp_stalled_reader_queue_discards() {
-    use std::io::{Read, Write};
+    use std::io::Write;
     use std::os::fd::AsRawFd;
     require_ffmpeg();
     let (h, dir) = start("rtmp-stall");
-    let r = http(
-        "PATCH",
-        &format!("{}/v3/config/global/patch", h.api_url()),
-        Some(r#"{"writeQueueSize":16}"#),
-    );
-    assert_eq!(r.status, 200, "{}", r.body);
+    patch_global(&h, r#"{"writeQueueSize":16}"#);
     // 16 Mbit/s (x264 CBR filler, cheap to encode): a reader that stops reading fills the
     // server's socket buffers within seconds, whatever the kernel lets them grow to
     let cbr = publish_cmd(&format!("{}/mypath", h.rtmp_url())).replace(
@@ -572,13 +515,7 @@ fn rtmp_stalled_reader_queue_discards() {
             std::mem::size_of::<libc::c_int>() as libc::socklen_t,
         )
     };
-    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    let mut c0c1 = vec![3u8];
-    c0c1.extend_from_slice(&[0u8; 1536]);
-    s.write_all(&c0c1).unwrap();
-    let mut s012 = vec![0u8; 1 + 1536 * 2];
-    s.read_exact(&mut s012).unwrap();
-    s.write_all(&s012[1..1537]).unwrap();
+    client_handshake(&mut s);
     let tc_url = format!("rtmp://{}/", addr);
     let connect = [
         amf_str("connect"),

@@ -2,118 +2,16 @@
 //! UDP (unicast) and its timeouts, with real ffmpeg publishers and readers.
 
 mod common;
+use common::rtsp::*;
 use common::*;
-use serde_json::{json, Value};
+use serde_json::json;
 use std::io::{Read, Write};
 use std::net::{TcpStream, UdpSocket};
-use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
-
-fn get(h: &mediamtx_double::Handle, path: &str) -> Resp {
-    http("GET", &format!("{}{}", h.api_url(), path), None)
-}
-
-fn items(h: &mediamtx_double::Handle, path: &str) -> Vec<Value> {
-    get(h, path).json()["items"].as_array().cloned().unwrap_or_default()
-}
+use std::time::Duration;
 
 fn publisher(url: &str, transport: &str) -> String {
     publisher_cmd(url, "320x240").replace("-rtsp_transport tcp", &format!("-rtsp_transport {}", transport))
-}
-
-/// ffmpeg reads `frames` frames over `transport`; returns the decoded frame count.
-/// Killed after a generous hang bound.
-fn read_frames(url: &str, transport: &str, frames: u32, out: &Path) -> usize {
-    let child = Command::new("ffmpeg")
-        .args(["-nostdin", "-hide_banner", "-loglevel", "error"])
-        .args(["-rtsp_transport", transport, "-i", url])
-        .args(["-frames:v", &frames.to_string(), "-f", "framemd5", "-y"])
-        .arg(out)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("run ffmpeg reader");
-    let mut child = Proc(child);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let st = loop {
-        if let Some(st) = child.0.try_wait().unwrap() {
-            break st;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "ffmpeg reader of {} over {} hangs",
-            url,
-            transport
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    assert!(
-        st.success(),
-        "ffmpeg reader of {} over {} failed: {:?}",
-        url,
-        transport,
-        st
-    );
-    let text = std::fs::read_to_string(out).unwrap_or_default();
-    text.lines()
-        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
-        .count()
-}
-
-fn wait_available(h: &mediamtx_double::Handle, name: &str) {
-    wait_until(Duration::from_secs(15), "stream available", || {
-        let r = get(h, &format!("/v3/paths/get/{}", name));
-        r.status == 200 && r.json()["available"] == true
-    });
-}
-
-/// One RTSP exchange on an open connection: the response head.
-fn rtsp_req(s: &mut TcpStream, req: &str) -> String {
-    // a server that closed the connection answers nothing
-    let _ = s.write_all(req.as_bytes());
-    let mut buf = Vec::new();
-    let mut b = [0u8; 1];
-    while !buf.ends_with(b"\r\n\r\n") {
-        match s.read(&mut b) {
-            Ok(1) => buf.push(b[0]),
-            _ => break,
-        }
-    }
-    String::from_utf8_lossy(&buf).to_string()
-}
-
-const SDP: &str = "v=0\r\no=- 0 0 IN IP4 127.0.0.1\r\ns=x\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=video 0 RTP/AVP 96\r\na=rtpmap:96 H264/90000\r\na=fmtp:96 packetization-mode=1\r\na=control:trackID=0\r\n";
-
-/// A raw publisher: ANNOUNCE, SETUP with `transport`; returns the SETUP answer.
-fn announce_and_setup(port: u16, path: &str, transport: &str) -> (TcpStream, String) {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-    let url = format!("rtsp://127.0.0.1:{}/{}", port, path);
-    let r = rtsp_req(
-        &mut s,
-        &format!(
-            "ANNOUNCE {} RTSP/1.0\r\nCSeq: 1\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{}",
-            url,
-            SDP.len(),
-            SDP
-        ),
-    );
-    assert!(r.starts_with("RTSP/1.0 200"), "{}", r);
-    let session = r
-        .lines()
-        .find_map(|l| l.strip_prefix("Session: "))
-        .map(|v| v.split(';').next().unwrap().to_string())
-        .unwrap_or_default();
-    let r = rtsp_req(
-        &mut s,
-        &format!(
-            "SETUP {}/trackID=0 RTSP/1.0\r\nCSeq: 2\r\nSession: {}\r\nTransport: {}\r\n\r\n",
-            url, session, transport
-        ),
-    );
-    (s, r)
 }
 
 #[test]
@@ -217,12 +115,7 @@ fn rtsp_conns_and_sessions_api() {
     });
 
     // rtsp: false removes the routes
-    let r = http(
-        "PATCH",
-        &format!("{}/v3/config/global/patch", h.api_url()),
-        Some(r#"{"rtsp": false}"#),
-    );
-    assert_eq!(r.status, 200, "{}", r.body);
+    patch_global(&h, r#"{"rtsp": false}"#);
     let r = get(&h, "/v3/rtspsessions/list");
     assert_eq!((r.status, r.body.as_str()), (404, "404 page not found"));
 }
@@ -280,12 +173,7 @@ fn udp_publisher_and_reader() {
     // UDP without client ports is a bad request; UDP refused when only TCP is allowed
     let (_s, r) = announce_and_setup(h.rtsp_port, "udp3", "RTP/AVP;unicast;mode=record");
     assert!(r.starts_with("RTSP/1.0 400"), "{}", r);
-    let r = http(
-        "PATCH",
-        &format!("{}/v3/config/global/patch", h.api_url()),
-        Some(r#"{"rtspTransports": ["tcp"]}"#),
-    );
-    assert_eq!(r.status, 200, "{}", r.body);
+    patch_global(&h, r#"{"rtspTransports": ["tcp"]}"#);
     let (_s, r) = announce_and_setup(
         h.rtsp_port,
         "udp4",
@@ -311,31 +199,15 @@ fn udp_publisher_and_reader() {
 #[test]
 fn udp_publisher_closed_without_packets_and_oversized_packets_dropped() {
     let (h, _dir) = start("rtspudpto");
-    let r = http(
-        "PATCH",
-        &format!("{}/v3/config/global/patch", h.api_url()),
-        Some(r#"{"readTimeout": "2s"}"#),
-    );
-    assert_eq!(r.status, 200, "{}", r.body);
+    patch_global(&h, r#"{"readTimeout": "2s"}"#);
     let client = UdpSocket::bind("127.0.0.1:0").unwrap();
     let cport = client.local_addr().unwrap().port();
-    let (mut s, r) = announce_and_setup(
+    let mut s = raw_publisher(
         h.rtsp_port,
         "quiet",
+        SDP,
         &format!("RTP/AVP;unicast;client_port={}-{};mode=record", cport, cport + 1),
     );
-    assert!(r.starts_with("RTSP/1.0 200"), "{}", r);
-    let session = r
-        .lines()
-        .find_map(|l| l.strip_prefix("Session: "))
-        .map(|v| v.split(';').next().unwrap().to_string())
-        .unwrap();
-    let url = format!("rtsp://127.0.0.1:{}/quiet", h.rtsp_port);
-    let r = rtsp_req(
-        &mut s,
-        &format!("RECORD {} RTSP/1.0\r\nCSeq: 3\r\nSession: {}\r\n\r\n", url, session),
-    );
-    assert!(r.starts_with("RTSP/1.0 200"), "{}", r);
 
     // a packet within gortsplib's 1472-byte limit counts; a larger one is in error
     let mut pkt = vec![0x80, 96, 0, 1, 0, 0, 0, 1, 0, 0, 0, 1];
@@ -362,38 +234,6 @@ fn udp_publisher_closed_without_packets_and_oversized_packets_dropped() {
     });
 }
 
-/// A self-signed certificate made with the openssl CLI: (key, cert).
-fn self_signed(dir: &Path) -> (String, String) {
-    let (key, cert) = (dir.join("server.key"), dir.join("server.crt"));
-    let st = Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "1",
-            "-subj",
-            "/CN=localhost",
-        ])
-        .arg("-keyout")
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .expect("the openssl CLI is required by this test");
-    assert!(st.success(), "openssl req failed");
-    (key.display().to_string(), cert.display().to_string())
-}
-
-fn patch_global(h: &mediamtx_double::Handle, body: &str) {
-    let r = http("PATCH", &format!("{}/v3/config/global/patch", h.api_url()), Some(body));
-    assert_eq!(r.status, 200, "{}", r.body);
-}
-
 #[test]
 fn rtsps_publish_and_read() {
     require_ffmpeg();
@@ -402,7 +242,7 @@ fn rtsps_publish_and_read() {
     let (key, cert) = self_signed(&dir);
     patch_global(
         &h,
-        &json!({"rtspEncryption": "optional", "rtspServerKey": key, "rtspServerCert": cert}).to_string(),
+        json!({"rtspEncryption": "optional", "rtspServerKey": key, "rtspServerCert": cert}),
     );
     let url = format!("rtsps://127.0.0.1:{}/sec", h.rtsps_port);
     let _p = spawn_cmd(&publisher(&url, "tcp"), &dir.join("pub.log"));
@@ -427,8 +267,7 @@ fn rtsps_publish_and_read() {
 
     // strict: the plain RTSP server stops, and so do its routes
     patch_global(&h, r#"{"rtspEncryption": "strict"}"#);
-    let mut plain = TcpStream::connect(("127.0.0.1", h.rtsp_port)).unwrap();
-    plain.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut plain = connect(h.rtsp_port, Duration::from_secs(10));
     let r = rtsp_req(&mut plain, "OPTIONS rtsp://127.0.0.1/sec RTSP/1.0\r\nCSeq: 1\r\n\r\n");
     assert_eq!(r, "", "no plain RTSP answer in strict mode");
     let r = get(&h, "/v3/rtspconns/list");
@@ -440,19 +279,7 @@ fn rtsps_publish_and_read() {
 fn tcp_publisher_closed_after_read_timeout() {
     let (h, _dir) = start("rtsprto");
     patch_global(&h, r#"{"readTimeout": "1s"}"#);
-    let (mut s, r) = announce_and_setup(h.rtsp_port, "silent", "RTP/AVP/TCP;unicast;interleaved=0-1;mode=record");
-    assert!(r.starts_with("RTSP/1.0 200"), "{}", r);
-    let session = r
-        .lines()
-        .find_map(|l| l.strip_prefix("Session: "))
-        .map(|v| v.split(';').next().unwrap().to_string())
-        .unwrap();
-    let url = format!("rtsp://127.0.0.1:{}/silent", h.rtsp_port);
-    let r = rtsp_req(
-        &mut s,
-        &format!("RECORD {} RTSP/1.0\r\nCSeq: 3\r\nSession: {}\r\n\r\n", url, session),
-    );
-    assert!(r.starts_with("RTSP/1.0 200"), "{}", r);
+    let mut s = tcp_publisher(h.rtsp_port, "silent");
     // nothing more is sent: closed after readTimeout, well before the 60 s idle timeout
     s.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
     let mut b = [0u8; 64];
@@ -463,48 +290,15 @@ fn tcp_publisher_closed_after_read_timeout() {
 fn slow_reader_loses_packets_beyond_write_queue() {
     let (h, _dir) = start("rtspwq");
     patch_global(&h, r#"{"writeQueueSize": 16}"#);
-    let (mut p, r) = announce_and_setup(h.rtsp_port, "flood", "RTP/AVP/TCP;unicast;interleaved=0-1;mode=record");
-    assert!(r.starts_with("RTSP/1.0 200"), "{}", r);
-    let session = r
-        .lines()
-        .find_map(|l| l.strip_prefix("Session: "))
-        .map(|v| v.split(';').next().unwrap().to_string())
-        .unwrap();
-    let url = format!("rtsp://127.0.0.1:{}/flood", h.rtsp_port);
-    let r = rtsp_req(
-        &mut p,
-        &format!("RECORD {} RTSP/1.0\r\nCSeq: 3\r\nSession: {}\r\n\r\n", url, session),
-    );
-    assert!(r.starts_with("RTSP/1.0 200"), "{}", r);
+    let mut p = tcp_publisher(h.rtsp_port, "flood");
 
     // a reader that never reads what it is sent
-    let mut rd = TcpStream::connect(("127.0.0.1", h.rtsp_port)).unwrap();
-    rd.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-    let r = rtsp_req(
-        &mut rd,
-        &format!(
-            "SETUP {}/trackID=0 RTSP/1.0\r\nCSeq: 1\r\nTransport: RTP/AVP/TCP;unicast;interleaved=0-1\r\n\r\n",
-            url
-        ),
-    );
-    assert!(r.starts_with("RTSP/1.0 200"), "{}", r);
-    let session = r
-        .lines()
-        .find_map(|l| l.strip_prefix("Session: "))
-        .map(|v| v.split(';').next().unwrap().to_string())
-        .unwrap();
-    let r = rtsp_req(
-        &mut rd,
-        &format!("PLAY {} RTSP/1.0\r\nCSeq: 2\r\nSession: {}\r\n\r\n", url, session),
-    );
-    assert!(r.starts_with("RTSP/1.0 200"), "{}", r);
+    let _rd = tcp_reader(h.rtsp_port, "flood");
 
     // 30 MB of RTP: more than the socket buffers hold, so the 16-packet queue overflows
-    let mut frame = vec![b'$', 0, 0, 0];
     let mut rtp = vec![0x80, 96, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];
     rtp.resize(1400, 0x41);
-    frame[2..4].copy_from_slice(&(rtp.len() as u16).to_be_bytes());
-    frame.extend_from_slice(&rtp);
+    let frame = interleaved(0, &rtp);
     let burst: Vec<u8> = frame.iter().copied().cycle().take(frame.len() * 1000).collect();
     p.set_write_timeout(Some(Duration::from_secs(20))).unwrap();
     for _ in 0..22 {
@@ -517,10 +311,6 @@ fn slow_reader_loses_packets_beyond_write_queue() {
     });
 }
 
-fn free_udp_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
 #[test]
 fn multicast_reader() {
     require_ffmpeg();
@@ -528,15 +318,13 @@ fn multicast_reader() {
     let (rtp, rtcp) = (free_udp_port(), free_udp_port());
     patch_global(
         &h,
-        &json!({"multicastIPRange": "239.255.77.0/24", "multicastRTPPort": rtp, "multicastRTCPPort": rtcp}).to_string(),
+        json!({"multicastIPRange": "239.255.77.0/24", "multicastRTPPort": rtp, "multicastRTCPPort": rtcp}),
     );
     let url = format!("{}/mc", h.rtsp_url());
-    let _p = spawn_cmd(&publisher(&url, "tcp"), &dir.join("pub.log"));
-    wait_available(&h, "mc");
+    let _p = publish(&h, &dir, "mc");
 
     // the group: the range's second address (gortsplib), ports as configured
-    let mut s = TcpStream::connect(("127.0.0.1", h.rtsp_port)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let mut s = connect(h.rtsp_port, Duration::from_secs(20));
     let r = rtsp_req(
         &mut s,
         &format!(
@@ -560,25 +348,7 @@ fn multicast_reader() {
     assert!(r.starts_with("RTSP/1.0 461"), "{}", r);
 
     // a playing multicast reader is dropped with the publisher
-    let mut s = TcpStream::connect(("127.0.0.1", h.rtsp_port)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
-    let r = rtsp_req(
-        &mut s,
-        &format!(
-            "SETUP {}/trackID=0 RTSP/1.0\r\nCSeq: 1\r\nTransport: RTP/AVP;multicast\r\n\r\n",
-            url
-        ),
-    );
-    let session = r
-        .lines()
-        .find_map(|l| l.strip_prefix("Session: "))
-        .map(|v| v.split(';').next().unwrap().to_string())
-        .unwrap();
-    let r = rtsp_req(
-        &mut s,
-        &format!("PLAY {} RTSP/1.0\r\nCSeq: 2\r\nSession: {}\r\n\r\n", url, session),
-    );
-    assert!(r.starts_with("RTSP/1.0 200"), "{}", r);
+    let mut s = setup_and_play(h.rtsp_port, "mc", "RTP/AVP;multicast");
     let r = http(
         "POST",
         &format!("{}/control/drop-publisher?path=mc", h.control_url()),
@@ -593,8 +363,7 @@ fn multicast_reader() {
 fn hostile_input_is_refused_without_harm() {
     let (h, _dir) = start("rtsphostile");
     // an endless header line closes the connection
-    let mut s = TcpStream::connect(("127.0.0.1", h.rtsp_port)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut s = connect(h.rtsp_port, Duration::from_secs(10));
     let long = format!("OPTIONS rtsp://x/a RTSP/1.0\r\nX: {}\r\n\r\n", "a".repeat(100_000));
     let _ = s.write_all(long.as_bytes());
     let mut b = [0u8; 64];
@@ -647,32 +416,6 @@ fn annexb_nalus(data: &[u8]) -> Vec<Vec<u8>> {
     out
 }
 
-/// A PLAYing raw RTSP reader over interleaved TCP: returns its connection.
-fn raw_reader(port: u16, path: &str) -> TcpStream {
-    let url = format!("rtsp://127.0.0.1:{}/{}", port, path);
-    let mut rd = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    rd.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-    let r = rtsp_req(
-        &mut rd,
-        &format!(
-            "SETUP {}/trackID=0 RTSP/1.0\r\nCSeq: 1\r\nTransport: RTP/AVP/TCP;unicast;interleaved=0-1\r\n\r\n",
-            url
-        ),
-    );
-    assert!(r.starts_with("RTSP/1.0 200"), "{}", r);
-    let session = r
-        .lines()
-        .find_map(|l| l.strip_prefix("Session: "))
-        .map(|v| v.split(';').next().unwrap().to_string())
-        .unwrap();
-    let r = rtsp_req(
-        &mut rd,
-        &format!("PLAY {} RTSP/1.0\r\nCSeq: 2\r\nSession: {}\r\n\r\n", url, session),
-    );
-    assert!(r.starts_with("RTSP/1.0 200"), "{}", r);
-    rd
-}
-
 #[test]
 fn oversized_h264_nal_units_are_split_into_fu_a() {
     require_ffmpeg();
@@ -714,22 +457,11 @@ fn oversized_h264_nal_units_are_split_into_fu_a() {
         idrs.iter().map(|n| n.len()).collect::<Vec<_>>()
     );
 
-    let (mut p, r) = announce_and_setup(h.rtsp_port, "big", "RTP/AVP/TCP;unicast;interleaved=0-1;mode=record");
-    assert!(r.starts_with("RTSP/1.0 200"), "{}", r);
-    let session = r
-        .lines()
-        .find_map(|l| l.strip_prefix("Session: "))
-        .map(|v| v.split(';').next().unwrap().to_string())
-        .unwrap();
-    let url = format!("rtsp://127.0.0.1:{}/big", h.rtsp_port);
-    let r = rtsp_req(
-        &mut p,
-        &format!("RECORD {} RTSP/1.0\r\nCSeq: 3\r\nSession: {}\r\n\r\n", url, session),
-    );
-    assert!(r.starts_with("RTSP/1.0 200"), "{}", r);
+    let mut p = tcp_publisher(h.rtsp_port, "big");
+    let url = url(h.rtsp_port, "big");
 
     // both readers are in before the first packet
-    let mut rd = raw_reader(h.rtsp_port, "big");
+    let mut rd = tcp_reader(h.rtsp_port, "big");
     let out = dir.join("out.gray");
     let mut ff = Proc(
         Command::new("ffmpeg")
@@ -774,10 +506,7 @@ fn oversized_h264_nal_units_are_split_into_fu_a() {
         rtp.extend_from_slice(&ts.to_be_bytes());
         rtp.extend_from_slice(&[0, 0, 0, 1]);
         rtp.extend_from_slice(nalu);
-        let mut frame = vec![b'$', 0];
-        frame.extend_from_slice(&(rtp.len() as u16).to_be_bytes());
-        frame.extend_from_slice(&rtp);
-        p.write_all(&frame).unwrap();
+        p.write_all(&interleaved(0, &rtp)).unwrap();
         seq = seq.wrapping_add(1);
     };
     let mut sent_aus = 0;

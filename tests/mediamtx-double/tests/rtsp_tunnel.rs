@@ -11,11 +11,6 @@ use std::net::TcpStream;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn items(h: &mediamtx_double::Handle, path: &str) -> Vec<Value> {
-    let r = http("GET", &format!("{}{}", h.api_url(), path), None);
-    r.json()["items"].as_array().cloned().unwrap_or_default()
-}
-
 /// Runs a command with a generous hang bound; returns (success, stdout).
 fn run_bounded(cmd: &mut Command, what: &str) -> (bool, String) {
     let child = cmd
@@ -40,18 +35,10 @@ fn run_bounded(cmd: &mut Command, what: &str) -> (bool, String) {
 
 /// The HTTP head an HTTP request gets on the RTSP port.
 fn http_head(port: u16, req: &str) -> (TcpStream, String) {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut s = rtsp::connect(port, Duration::from_secs(10));
     s.write_all(req.as_bytes()).unwrap();
-    let mut buf = Vec::new();
-    let mut b = [0u8; 1];
-    while !buf.ends_with(b"\r\n\r\n") {
-        match s.read(&mut b) {
-            Ok(1) => buf.push(b[0]),
-            _ => break,
-        }
-    }
-    (s, String::from_utf8_lossy(&buf).to_string())
+    let head = rtsp::read_head(&mut s);
+    (s, head)
 }
 
 #[test]
@@ -59,25 +46,8 @@ fn ffprobe_and_ffmpeg_read_through_the_http_tunnel() {
     require_ffmpeg();
     let (h, dir) = start("tunnel-read");
     let url = format!("{}/tun", h.rtsp_url());
-    let _p = spawn_cmd(&publisher_cmd(&url, "320x240"), &dir.join("pub.log"));
-    wait_until(Duration::from_secs(15), "stream available", || {
-        let r = http("GET", &format!("{}/v3/paths/get/tun", h.api_url()), None);
-        r.status == 200 && r.json()["available"] == true
-    });
-    let (ok, out) = run_bounded(
-        Command::new("ffprobe")
-            .args(["-v", "error", "-rtsp_transport", "http", "-i", &url])
-            .args([
-                "-select_streams",
-                "v:0",
-                "-show_entries",
-                "stream=codec_name,width,height",
-            ])
-            .args(["-of", "csv=p=0"]),
-        "ffprobe over the HTTP tunnel",
-    );
-    assert!(ok, "ffprobe failed: {}", out);
-    assert_eq!(out.trim(), "h264,320,240");
+    let _p = publish(&h, &dir, "tun");
+    assert_eq!(probe(&url, "http"), "h264,320,240");
 
     // a reader that stays: its connection is listed with tunnel http, over TCP
     let md5 = dir.join("r.md5");
@@ -116,11 +86,7 @@ fn ffprobe_and_ffmpeg_read_through_the_http_tunnel() {
     assert_eq!(readers[0]["transport"], "TCP");
     let (ok, _) = reader.join().unwrap();
     assert!(ok, "ffmpeg reader failed");
-    let frames = std::fs::read_to_string(dir.join("r.md5")).unwrap_or_default();
-    let n = frames
-        .lines()
-        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
-        .count();
+    let n = count_frames(&dir.join("r.md5"));
     assert!(n >= 90, "{} frames", n);
 }
 
@@ -151,15 +117,7 @@ fn tunnel_http_answers_like_gortsplib() {
     post.write_all(a.as_bytes()).unwrap();
     std::thread::sleep(Duration::from_millis(50));
     post.write_all(b.as_bytes()).unwrap();
-    let mut got = Vec::new();
-    let mut byte = [0u8; 1];
-    while !got.ends_with(b"\r\n\r\n") {
-        match get.read(&mut byte) {
-            Ok(1) => got.push(byte[0]),
-            _ => break,
-        }
-    }
-    let got = String::from_utf8_lossy(&got).to_string();
+    let got = rtsp::read_head(&mut get);
     assert!(
         got.starts_with("RTSP/1.0 200 OK\r\n") && got.contains("CSeq: 7\r\n"),
         "{}",
@@ -183,11 +141,11 @@ fn tunnel_http_answers_like_gortsplib() {
     assert_eq!(p2.read(&mut [0u8; 1]).unwrap_or(0), 0);
 }
 
-/// ffprobe of a path over plain RTSP: "codec,width,height".
-fn probe(url: &str) -> String {
+/// ffprobe of a path over `transport` (tcp, or http for the tunnel): "codec,width,height".
+fn probe(url: &str, transport: &str) -> String {
     let (ok, out) = run_bounded(
         Command::new("ffprobe")
-            .args(["-v", "error", "-rtsp_transport", "tcp", "-i", url])
+            .args(["-v", "error", "-rtsp_transport", transport, "-i", url])
             .args([
                 "-select_streams",
                 "v:0",
@@ -197,7 +155,7 @@ fn probe(url: &str) -> String {
             .args(["-of", "csv=p=0"]),
         "ffprobe",
     );
-    assert!(ok, "ffprobe of {} failed", url);
+    assert!(ok, "ffprobe of {} over {} failed: {}", url, transport, out);
     out.trim().to_string()
 }
 
@@ -209,19 +167,17 @@ fn rtsp_http_source_is_pulled_through_the_tunnel() {
         &publisher_cmd(&format!("{}/a", h.rtsp_url()), "320x240"),
         &dir.join("pub.log"),
     );
-    let r = http(
-        "POST",
-        &format!("{}/v3/config/paths/add/b", h.api_url()),
-        Some(&json!({ "source": format!("rtsp+http://127.0.0.1:{}/a", h.rtsp_port) }).to_string()),
+    add_path(
+        &h,
+        "b",
+        &json!({ "source": format!("rtsp+http://127.0.0.1:{}/a", h.rtsp_port) }),
     );
-    assert_eq!(r.status, 200, "{}", r.body);
     wait_until(Duration::from_secs(20), "the pulled path available", || {
-        let r = http("GET", &format!("{}/v3/paths/get/b", h.api_url()), None);
-        r.status == 200 && r.json()["available"] == true
+        path_get(&h, "b")["available"] == true
     });
-    let p = http("GET", &format!("{}/v3/paths/get/b", h.api_url()), None).json();
+    let p = path_get(&h, "b");
     assert_eq!(p["source"], json!({"type": "rtspSource", "id": ""}), "{}", p);
-    assert_eq!(probe(&format!("{}/b", h.rtsp_url())), "h264,320,240");
+    assert_eq!(probe(&format!("{}/b", h.rtsp_url()), "tcp"), "h264,320,240");
     // the puller's connection is the tunnelled one
     let c = items(&h, "/v3/rtspconns/list");
     assert!(c.iter().any(|c| c["tunnel"] == "http"), "{:?}", c);

@@ -516,29 +516,18 @@ fn refusals_are_recorded_and_can_be_injected() {
 #[test]
 fn record_delete_after_removes_old_segments() {
     let (h, dir) = start("rules-cleaner");
-    let a = h.api_url();
     let rec = dir.join("rec");
     let body = json!({
         "recordPath": format!("{}/%path/%Y-%m-%d_%H-%M-%S-%f", rec.display()),
         "recordSegmentDuration": "1s",
         "recordDeleteAfter": "2s",
     });
-    let r = http(
-        "POST",
-        &format!("{}/v3/config/paths/add/old", a),
-        Some(&body.to_string()),
-    );
-    assert_eq!(r.status, 200, "{}", r.body);
+    add_path(&h, "old", &body);
     let keep = json!({
         "recordPath": format!("{}/%path/%Y-%m-%d_%H-%M-%S-%f", rec.display()),
         "recordDeleteAfter": "0s",
     });
-    let r = http(
-        "POST",
-        &format!("{}/v3/config/paths/add/kept", a),
-        Some(&keep.to_string()),
-    );
-    assert_eq!(r.status, 200, "{}", r.body);
+    add_path(&h, "kept", &keep);
     std::fs::create_dir_all(rec.join("old/empty")).unwrap();
     std::fs::create_dir_all(rec.join("kept")).unwrap();
     let old = rec.join("old/2008-11-07_11-22-00-000000.mp4");

@@ -54,26 +54,14 @@ fn get(port: u16, method: &str, target: &str, headers: &str) -> Raw {
     }
 }
 
-fn patch_global(h: &mediamtx_double::Handle, body: Value) {
-    let r = http(
-        "PATCH",
-        &format!("{}/v3/config/global/patch", h.api_url()),
-        Some(&body.to_string()),
-    );
-    assert_eq!(r.status, 200, "{}", r.body);
-}
-
 fn refused(port: u16) -> bool {
     TcpStream::connect(("127.0.0.1", port)).is_err()
 }
 
-fn ffprobe(file: &Path) -> Value {
-    let out = Command::new("ffprobe")
-        .args(["-v", "error", "-print_format", "json", "-show_streams", "-show_format"])
-        .arg(file)
-        .output()
-        .expect("ffprobe");
-    serde_json::from_slice(&out.stdout).unwrap_or(json!({}))
+/// Turns on the server `key` (playback, metrics, pprof) and waits for its `port` to listen.
+fn enable(h: &mediamtx_double::Handle, key: &str, port: u16) {
+    patch_global(h, json!({ key: true }));
+    wait_until(Duration::from_secs(5), &format!("{} listener", key), || !refused(port));
 }
 
 fn segment_count(dir: &Path) -> usize {
@@ -93,8 +81,7 @@ fn playback_lists_and_serves_recorded_ranges() {
     let pb = h.playback_port;
     // off by default: the listener is closed
     assert!(refused(pb), "playback listener open while playback is off");
-    patch_global(&h, json!({"playback": true}));
-    wait_until(Duration::from_secs(5), "playback listener", || !refused(pb));
+    enable(&h, "playback", pb);
     let g = http("GET", &format!("{}/v3/config/global/get", h.api_url()), None).json();
     assert_eq!(g["playbackAddress"], format!("127.0.0.1:{}", pb));
 
@@ -105,12 +92,7 @@ fn playback_lists_and_serves_recorded_ranges() {
         "recordSegmentDuration": "2s",
         "recordPartDuration": "500ms",
     });
-    let r = http(
-        "POST",
-        &format!("{}/v3/config/paths/add/cam", h.api_url()),
-        Some(&conf.to_string()),
-    );
-    assert_eq!(r.status, 200, "{}", r.body);
+    add_path(&h, "cam", &conf);
 
     // nothing recorded yet
     let r = get(pb, "GET", "/list?path=cam", "");
@@ -278,8 +260,7 @@ fn metrics_show_paths_and_growing_byte_counters() {
     let (h, dir) = start("metrics");
     let mp = h.metrics_port;
     assert!(refused(mp));
-    patch_global(&h, json!({"metrics": true}));
-    wait_until(Duration::from_secs(5), "metrics listener", || !refused(mp));
+    enable(&h, "metrics", mp);
 
     // no paths yet: the zero sections, and the empty servers' sections
     let r = get(mp, "GET", "/metrics", "");
@@ -374,8 +355,7 @@ fn pprof_listener_auth_and_index() {
     let (h, _dir) = start("pprof");
     let pp = h.pprof_port;
     assert!(refused(pp));
-    patch_global(&h, json!({"pprof": true}));
-    wait_until(Duration::from_secs(5), "pprof listener", || !refused(pp));
+    enable(&h, "pprof", pp);
     let r = get(pp, "GET", "/debug/pprof/", "");
     assert_eq!(r.status, 200);
     assert!(
@@ -588,8 +568,7 @@ fn playback_list_cases_of_mediamtx() {
     require_ffmpeg();
     let (h, dir) = start("pblist");
     let pb = h.playback_port;
-    patch_global(&h, json!({"playback": true}));
-    wait_until(Duration::from_secs(5), "playback listener", || !refused(pb));
+    enable(&h, "playback", pb);
     let h264 = template_fmp4(&dir, "libx264");
     let other = template_fmp4(&dir, "mpeg4");
     let local = |y: i64, mo: u32, d: u32, hh: u32, mi: u32, s: u32| {
@@ -603,28 +582,26 @@ fn playback_list_cases_of_mediamtx() {
     };
     // (case, segment files (name, template, mvhd seconds), query, status, body)
     type Files<'a> = Vec<(&'a str, &'a Vec<u8>, u32)>;
+    // two consecutive segments, then one a year later: two spans
+    let three: Files = vec![
+        ("2008-11-07_11-22-00-500000", &h264, 62),
+        ("2008-11-07_11-23-02-500000", &h264, 4),
+        ("2009-11-07_11-23-02-500000", &h264, 4),
+    ];
+    let three_spans = json!([
+        span(&local(2008, 11, 7, 11, 22, 0), 66),
+        span(&local(2009, 11, 7, 11, 23, 2), 4)
+    ]);
+    // path mypath recording under `rec`
+    let record_into = |rec: &Path| {
+        let conf = json!({"recordPath": format!("{}/%path/%Y-%m-%d_%H-%M-%S-%f", rec.display())});
+        replace_path(&h, "mypath", &conf);
+    };
     let cases: Vec<(&str, Files, String, u16, Value)> = vec![
-        (
-            "unfiltered",
-            vec![
-                ("2008-11-07_11-22-00-500000", &h264, 62),
-                ("2008-11-07_11-23-02-500000", &h264, 4),
-                ("2009-11-07_11-23-02-500000", &h264, 4),
-            ],
-            String::new(),
-            200,
-            json!([
-                span(&local(2008, 11, 7, 11, 22, 0), 66),
-                span(&local(2009, 11, 7, 11, 23, 2), 4)
-            ]),
-        ),
+        ("unfiltered", three.clone(), String::new(), 200, three_spans.clone()),
         (
             "filtered",
-            vec![
-                ("2008-11-07_11-22-00-500000", &h264, 62),
-                ("2008-11-07_11-23-02-500000", &h264, 4),
-                ("2009-11-07_11-23-02-500000", &h264, 4),
-            ],
+            three.clone(),
             format!(
                 "&start={}&end={}",
                 escape(&local(2008, 11, 7, 11, 22, 1)),
@@ -672,17 +649,10 @@ fn playback_list_cases_of_mediamtx() {
         ),
         (
             "start before first",
-            vec![
-                ("2008-11-07_11-22-00-500000", &h264, 62),
-                ("2008-11-07_11-23-02-500000", &h264, 4),
-                ("2009-11-07_11-23-02-500000", &h264, 4),
-            ],
+            three.clone(),
             format!("&start={}", escape(&local(2007, 11, 7, 11, 23, 20))),
             200,
-            json!([
-                span(&local(2008, 11, 7, 11, 22, 0), 66),
-                span(&local(2009, 11, 7, 11, 23, 2), 4)
-            ]),
+            three_spans.clone(),
         ),
         (
             "cached duration",
@@ -694,13 +664,7 @@ fn playback_list_cases_of_mediamtx() {
     ];
     for (i, (name, files, query, code, want)) in cases.into_iter().enumerate() {
         let rec = dir.join(format!("case{}", i));
-        let conf = json!({"recordPath": format!("{}/%path/%Y-%m-%d_%H-%M-%S-%f", rec.display())});
-        let r = http(
-            "POST",
-            &format!("{}/v3/config/paths/replace/mypath", h.api_url()),
-            Some(&conf.to_string()),
-        );
-        assert_eq!(r.status, 200, "{}", r.body);
+        record_into(&rec);
         for (stem, template, secs) in files {
             write_segment(template, secs, &rec.join("mypath").join(format!("{}.mp4", stem)));
         }
@@ -709,13 +673,7 @@ fn playback_list_cases_of_mediamtx() {
     }
     // damaged files (empty boxes, a truncated recording) answer without bringing the server down
     let rec = dir.join("damaged");
-    let conf = json!({"recordPath": format!("{}/%path/%Y-%m-%d_%H-%M-%S-%f", rec.display())});
-    let r = http(
-        "POST",
-        &format!("{}/v3/config/paths/replace/mypath", h.api_url()),
-        Some(&conf.to_string()),
-    );
-    assert_eq!(r.status, 200, "{}", r.body);
+    record_into(&rec);
     let seg = rec.join("mypath");
     std::fs::create_dir_all(&seg).unwrap();
     let mut empty_boxes = Vec::new();
@@ -745,8 +703,7 @@ fn playback_list_cases_of_mediamtx() {
 fn metrics_zero_fallback_and_preflight_like_mediamtx() {
     let (h, _dir) = start("metrics0");
     let mp = h.metrics_port;
-    patch_global(&h, json!({"metrics": true}));
-    wait_until(Duration::from_secs(5), "metrics listener", || !refused(mp));
+    enable(&h, "metrics", mp);
     let want = "# Paths\npaths 0\npaths_inbound_bytes 0\npaths_outbound_bytes 0\npaths_inbound_frames_in_error 0\n\n\
         # Paths (deprecated)\npaths_bytes_received 0\npaths_bytes_sent 0\npaths_readers 0\n\n\
         # HLS sessions\nhls_sessions 0\nhls_sessions_outbound_bytes 0\n\n\
@@ -825,9 +782,8 @@ fn metrics_zero_fallback_and_preflight_like_mediamtx() {
 #[test]
 fn oversized_request_line_is_dropped() {
     let (h, _dir) = start("bigline");
-    patch_global(&h, json!({"pprof": true}));
     let pp = h.pprof_port;
-    wait_until(Duration::from_secs(5), "pprof listener", || !refused(pp));
+    enable(&h, "pprof", pp);
     let mut s = TcpStream::connect(("127.0.0.1", pp)).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
     let mut req = b"GET /debug/pprof/?".to_vec();
@@ -852,8 +808,7 @@ fn metrics_list_rtmp_and_srt_connections() {
     require_ffmpeg();
     let (h, dir) = start("metrics-conns");
     let mp = h.metrics_port;
-    patch_global(&h, json!({"metrics": true}));
-    wait_until(Duration::from_secs(5), "metrics listener", || !refused(mp));
+    enable(&h, "metrics", mp);
     let send = |format: &str, url: String, log: &str| {
         spawn_cmd(
             &format!(
@@ -935,8 +890,7 @@ fn metrics_list_rtsp_connections_and_sessions() {
     require_ffmpeg();
     let (h, dir) = start("metrics-rtsp");
     let mp = h.metrics_port;
-    patch_global(&h, json!({"metrics": true}));
-    wait_until(Duration::from_secs(5), "metrics listener", || !refused(mp));
+    enable(&h, "metrics", mp);
     let url = format!("{}/viartsp", h.rtsp_url());
     let _p = spawn_cmd(&publisher_cmd(&url, "320x240"), &dir.join("rtsp.log"));
     let list = |what: &str| http("GET", &format!("{}/v3/rtsp{}/list", h.api_url(), what), None).json();

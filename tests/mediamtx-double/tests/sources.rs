@@ -7,53 +7,22 @@ mod common;
 use common::*;
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Write};
-use std::net::{TcpListener, UdpSocket};
+use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
-
-fn path_get(h: &mediamtx_double::Handle, name: &str) -> Value {
-    let r = http("GET", &format!("{}/v3/paths/get/{}", h.api_url(), name), None);
-    if r.status == 200 {
-        r.json()
-    } else {
-        json!({"available": false})
-    }
-}
-
-fn add_path(h: &mediamtx_double::Handle, name: &str, conf: Value) {
-    let r = http(
-        "POST",
-        &format!("{}/v3/config/paths/add/{}", h.api_url(), name),
-        Some(&conf.to_string()),
-    );
-    assert_eq!(r.status, 200, "{}", r.body);
-}
 
 /// ffmpeg sending H.264 (320x240) in `format` to `url`, in real time.
 fn sender(format: &str, url: &str, log: &Path) -> Proc {
-    spawn_cmd(
-        &format!(
-            "ffmpeg -nostdin -hide_banner -loglevel warning -re -f lavfi -i testsrc2=size=320x240:rate=15 -c:v libx264 -preset ultrafast -tune zerolatency -g 15 -f {} {}",
-            format, url
-        ),
-        log,
-    )
+    spawn_cmd(&sender_cmd(format, url, "320x240"), log)
 }
 
-/// ffprobe of the first stream of an RTSP URL (bounded by a hang limit).
-fn probe(url: &str) -> Result<Value, String> {
-    let out = Command::new("timeout")
-        .args(["20", "ffprobe", "-v", "error", "-print_format", "json", "-show_streams"])
-        .args(["-rtsp_transport", "tcp", url])
-        .stdin(Stdio::null())
-        .output()
-        .expect("run ffprobe");
-    if !out.status.success() {
-        return Err(format!("{:?}: {}", out.status, String::from_utf8_lossy(&out.stderr)));
-    }
-    let v: Value = serde_json::from_slice(&out.stdout).map_err(|e| e.to_string())?;
-    Ok(v["streams"][0].clone())
+/// ffprobe of path `b` over RTSP; on failure, the source's log tells why.
+fn probe_b(h: &mediamtx_double::Handle, dir: &Path) -> Value {
+    probe_stream(&format!("{}/b", h.rtsp_url()), &[]).unwrap_or_else(|e| {
+        let log = std::fs::read_to_string(dir.join("logs/b-source.log")).unwrap_or_default();
+        panic!("ffprobe: {}\nsource log: {}", e, log)
+    })
 }
 
 /// Waits for path `b` to be available, then checks its source type and its media.
@@ -63,17 +32,7 @@ fn assert_pulled(h: &mediamtx_double::Handle, dir: &Path, source_type: &str) {
     });
     let p = path_get(h, "b");
     assert_eq!(p["source"], json!({"type": source_type, "id": ""}), "{}", p);
-    let s = probe(&format!("{}/b", h.rtsp_url())).unwrap_or_else(|e| {
-        let log = std::fs::read_to_string(dir.join("logs/b-source.log")).unwrap_or_default();
-        panic!("ffprobe: {}\nsource log: {}", e, log)
-    });
-    assert_eq!(s["codec_name"], "h264", "{}", s);
-    assert_eq!(s["width"], 320, "{}", s);
-    assert_eq!(s["height"], 240, "{}", s);
-}
-
-fn free_udp_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    assert_h264(&probe_b(h, dir), 320, 240);
 }
 
 #[test]
@@ -81,28 +40,17 @@ fn rtmp_source_from_the_double_rtmp_server() {
     require_ffmpeg();
     let (h, dir) = start("src-rtmp");
     let _pub = sender("flv", &format!("{}/a", h.rtmp_url()), &dir.join("pub.log"));
-    wait_until(Duration::from_secs(15), "path a available", || {
-        path_get(&h, "a")["available"] == true
-    });
+    wait_available(&h, "a");
     // on demand: pulled only once a reader asks for b
     add_path(
         &h,
         "b",
-        json!({"source": format!("{}/a", h.rtmp_url()), "sourceOnDemand": true}),
+        &json!({"source": format!("{}/a", h.rtmp_url()), "sourceOnDemand": true}),
     );
     std::thread::sleep(Duration::from_secs(1));
     assert_eq!(path_get(&h, "b")["available"], false);
     assert_eq!(path_get(&h, "a")["readers"], json!([]));
-    let s = probe(&format!("{}/b", h.rtsp_url())).unwrap_or_else(|e| {
-        let log = std::fs::read_to_string(dir.join("logs/b-source.log")).unwrap_or_default();
-        panic!("ffprobe: {}\nsource log: {}", e, log)
-    });
-    assert_eq!(
-        (&s["codec_name"], &s["width"], &s["height"]),
-        (&json!("h264"), &json!(320), &json!(240)),
-        "{}",
-        s
-    );
+    assert_h264(&probe_b(&h, &dir), 320, 240);
     let b = path_get(&h, "b");
     assert_eq!(b["source"], json!({"type": "rtmpSource", "id": ""}), "{}", b);
     // the puller reads path a like any RTMP reader (until sourceOnDemandCloseAfter)
@@ -123,10 +71,8 @@ fn srt_source_from_the_double_srt_server() {
         &format!("{}?streamid=publish:a", h.srt_url()),
         &dir.join("pub.log"),
     );
-    wait_until(Duration::from_secs(15), "path a available", || {
-        path_get(&h, "a")["available"] == true
-    });
-    add_path(&h, "b", json!({"source": format!("{}?streamid=read:a", h.srt_url())}));
+    wait_available(&h, "a");
+    add_path(&h, "b", &json!({"source": format!("{}?streamid=read:a", h.srt_url())}));
     assert_pulled(&h, &dir, "srtSource");
 }
 
@@ -135,13 +81,8 @@ fn udp_mpegts_source_listens_on_its_address() {
     require_ffmpeg();
     let (h, dir) = start("src-udp");
     let port = free_udp_port();
-    let r = http(
-        "PATCH",
-        &format!("{}/v3/config/global/patch", h.api_url()),
-        Some(r#"{"readTimeout": "2s"}"#),
-    );
-    assert_eq!(r.status, 200, "{}", r.body);
-    add_path(&h, "b", json!({"source": format!("udp://127.0.0.1:{}", port)}));
+    patch_global(&h, r#"{"readTimeout": "2s"}"#);
+    add_path(&h, "b", &json!({"source": format!("udp://127.0.0.1:{}", port)}));
     let mut send = sender(
         "mpegts",
         &format!("udp://127.0.0.1:{}?pkt_size=1316", port),
@@ -160,7 +101,7 @@ fn unix_mpegts_source_listens_on_its_socket() {
     require_ffmpeg();
     let (h, dir) = start("src-unix");
     let sock = dir.join("in.sock");
-    add_path(&h, "b", json!({"source": format!("unix+mpegts://{}", sock.display())}));
+    add_path(&h, "b", &json!({"source": format!("unix+mpegts://{}", sock.display())}));
     wait_until(Duration::from_secs(10), "the source's socket", || sock.exists());
     let _send = sender("mpegts", &format!("unix:{}", sock.display()), &dir.join("send.log"));
     assert_pulled(&h, &dir, "mpegtsSource");
@@ -176,7 +117,7 @@ fn rtp_source_described_by_rtp_sdp() {
     add_path(
         &h,
         "b",
-        json!({"source": format!("udp+rtp://127.0.0.1:{}", port), "rtpSDP": sdp}),
+        &json!({"source": format!("udp+rtp://127.0.0.1:{}", port), "rtpSDP": sdp}),
     );
     let _send = sender(
         "rtp",
@@ -239,7 +180,7 @@ fn hls_source_from_http_server() {
     add_path(
         &h,
         "b",
-        json!({"source": format!("http://127.0.0.1:{}/index.m3u8", port)}),
+        &json!({"source": format!("http://127.0.0.1:{}/index.m3u8", port)}),
     );
     assert_pulled(&h, &dir, "hlsSource");
 }
@@ -261,7 +202,7 @@ fn source_types_of_static_sources_in_the_api() {
         if typ == "rtpSource" {
             conf["rtpSDP"] = json!(sdp);
         }
-        add_path(&h, name, conf);
+        add_path(&h, name, &conf);
         let p = path_get(&h, name);
         assert_eq!(p["source"]["type"], typ, "{}: {}", source, p);
         assert_eq!(p["available"], false, "{}", p);

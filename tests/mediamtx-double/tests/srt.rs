@@ -8,48 +8,19 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-fn path_get(h: &mediamtx_double::Handle, name: &str) -> Value {
-    let r = http("GET", &format!("{}/v3/paths/get/{}", h.api_url(), name), None);
-    if r.status == 200 {
-        r.json()
-    } else {
-        json!({"available": false, "readers": []})
-    }
-}
-
-/// ffmpeg publishing H.264 in MPEG-TS to an `srt://` URL.
-fn srt_publisher(url: &str, size: &str, log: &Path) -> Proc {
-    spawn_cmd(
-        &format!(
-            "ffmpeg -nostdin -hide_banner -loglevel warning -re -f lavfi -i testsrc2=size={}:rate=15 -c:v libx264 -preset ultrafast -tune zerolatency -g 15 -f mpegts {}",
-            size, url
-        ),
-        log,
-    )
+/// ffmpeg publishing H.264 (`size`) in MPEG-TS to the double's SRT URL with `query`;
+/// returns once `path` is available.
+fn srt_publish(h: &mediamtx_double::Handle, dir: &Path, query: &str, size: &str, path: &str) -> Proc {
+    let url = format!("{}?{}", h.srt_url(), query);
+    let p = spawn_cmd(&sender_cmd("mpegts", &url, size), &dir.join("pub.log"));
+    wait_available(h, path);
+    p
 }
 
 /// ffprobe of the first video stream (bounded by a hang limit).
 fn probe(url: &str) -> Result<Value, String> {
-    let out = Command::new("timeout")
-        .args(["20", "ffprobe", "-v", "error", "-print_format", "json", "-show_streams"])
-        // MPEG-TS is probed for 5 s by default; a second is plenty here
-        .args(["-analyzeduration", "1000000"])
-        .args(["-rtsp_transport", "tcp"])
-        .arg(url)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run ffprobe");
-    if !out.status.success() {
-        return Err(format!("{:?}: {}", out.status, String::from_utf8_lossy(&out.stderr)));
-    }
-    let v: Value = serde_json::from_slice(&out.stdout).map_err(|e| e.to_string())?;
-    Ok(v["streams"][0].clone())
-}
-
-fn assert_h264(s: &Value, w: u64, h: u64) {
-    assert_eq!(s["codec_name"], "h264", "{}", s);
-    assert_eq!(s["width"], w, "{}", s);
-    assert_eq!(s["height"], h, "{}", s);
+    // MPEG-TS is probed for 5 s by default; a second is plenty here
+    probe_stream(url, &["-analyzeduration", "1000000"])
 }
 
 /// An ffmpeg SRT reader kept open (copying to nowhere) while the test looks at the API.
@@ -75,11 +46,7 @@ fn srt_publish_read_list_and_kick() {
     let spec = load_spec();
     let (h, dir) = start("srt");
     let t0 = std::time::Instant::now();
-    let url = format!("{}?streamid=publish:mystream:q=1", h.srt_url());
-    let mut publisher = srt_publisher(&url, "320x240", &dir.join("pub.log"));
-    wait_until(Duration::from_secs(15), "stream available", || {
-        path_get(&h, "mystream")["available"] == true
-    });
+    let mut publisher = srt_publish(&h, &dir, "streamid=publish:mystream:q=1", "320x240", "mystream");
     let p = path_get(&h, "mystream");
     assert_eq!(p["source"]["type"], "srtConn", "{}", p);
     assert_eq!(p["tracks2"][0]["codec"], "H264");
@@ -220,11 +187,7 @@ fn srt_refusals_like_mediamtx() {
         assert_refused(&h, &dir, sid, publish, why);
     }
     // the right credentials (the `#!::` form) publish
-    let url = format!("{}?streamid=#!::r=cam,m=publish,u=u,s=p", h.srt_url());
-    let _p = srt_publisher(&url, "160x120", &dir.join("pub.log"));
-    wait_until(Duration::from_secs(15), "stream available", || {
-        path_get(&h, "cam")["available"] == true
-    });
+    let _p = srt_publish(&h, &dir, "streamid=#!::r=cam,m=publish,u=u,s=p", "160x120", "cam");
 }
 
 #[test]
@@ -245,11 +208,13 @@ fn srt_passphrases() {
         true,
         "invalid passphrase",
     );
-    let url = format!("{}?streamid=publish:secret&passphrase=publish-pass-1", h.srt_url());
-    let _p = srt_publisher(&url, "320x240", &dir.join("pub.log"));
-    wait_until(Duration::from_secs(15), "stream available", || {
-        path_get(&h, "secret")["available"] == true
-    });
+    let _p = srt_publish(
+        &h,
+        &dir,
+        "streamid=publish:secret&passphrase=publish-pass-1",
+        "320x240",
+        "secret",
+    );
     let c = conns(&h);
     assert_eq!(c[0]["packetsReceivedUndecrypt"], 0, "{:?}", c);
     assert_h264(&probe(&format!("{}/secret", h.rtsp_url())).unwrap(), 320, 240);
@@ -365,12 +330,7 @@ fn srt_raw_handshake_rejection_code_and_srt_off() {
         http("GET", &format!("{}/v3/srtconns/list", h.api_url()), None).status,
         200
     );
-    let r = http(
-        "PATCH",
-        &format!("{}/v3/config/global/patch", h.api_url()),
-        Some(r#"{"srt":false}"#),
-    );
-    assert_eq!(r.status, 200, "{}", r.body);
+    patch_global(&h, r#"{"srt":false}"#);
     let r = http("GET", &format!("{}/v3/srtconns/list", h.api_url()), None);
     assert_eq!((r.status, r.body.as_str()), (404, "404 page not found"));
     s.send(&ind).unwrap();
@@ -382,17 +342,8 @@ fn srt_raw_handshake_rejection_code_and_srt_off() {
 fn srt_silent_publisher_closed_after_read_timeout() {
     require_ffmpeg();
     let (h, dir) = start("srt-silent");
-    let r = http(
-        "PATCH",
-        &format!("{}/v3/config/global/patch", h.api_url()),
-        Some(r#"{"readTimeout":"1s"}"#),
-    );
-    assert_eq!(r.status, 200, "{}", r.body);
-    let url = format!("{}?streamid=publish:mystream", h.srt_url());
-    let mut publisher = srt_publisher(&url, "320x240", &dir.join("pub.log"));
-    wait_until(Duration::from_secs(15), "stream available", || {
-        path_get(&h, "mystream")["available"] == true
-    });
+    patch_global(&h, r#"{"readTimeout":"1s"}"#);
+    let mut publisher = srt_publish(&h, &dir, "streamid=publish:mystream", "320x240", "mystream");
     // the publisher freezes: nothing more reaches the double, not even keepalives
     unsafe { libc::kill(publisher.pid(), libc::SIGSTOP) };
     // under the double's former fixed 5s and MediaMTX's default 10s: only readTimeout ends it
@@ -410,17 +361,8 @@ fn srt_silent_publisher_closed_after_read_timeout() {
 fn srt_silent_reader_closed_after_read_timeout() {
     require_ffmpeg();
     let (h, dir) = start("srt-stall");
-    let r = http(
-        "PATCH",
-        &format!("{}/v3/config/global/patch", h.api_url()),
-        Some(r#"{"readTimeout":"3s"}"#),
-    );
-    assert_eq!(r.status, 200, "{}", r.body);
-    let url = format!("{}?streamid=publish:mystream", h.srt_url());
-    let mut publisher = srt_publisher(&url, "320x240", &dir.join("pub.log"));
-    wait_until(Duration::from_secs(15), "stream available", || {
-        path_get(&h, "mystream")["available"] == true
-    });
+    patch_global(&h, r#"{"readTimeout":"3s"}"#);
+    let mut publisher = srt_publish(&h, &dir, "streamid=publish:mystream", "320x240", "mystream");
     let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     s.connect(("127.0.0.1", h.srt_port)).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();

@@ -1,11 +1,13 @@
-//! Helpers shared by the double's own tests: HTTP client, ffmpeg children, temp dirs,
-//! and a small OpenAPI 3 schema validator for the responses.
+//! Helpers shared by the double's own tests: HTTP client, API shortcuts, ffmpeg children,
+//! temp dirs, and a small OpenAPI 3 schema validator for the responses; raw RTSP in `rtsp`.
 #![allow(dead_code, clippy::collapsible_match)]
+
+pub mod rtsp;
 
 use serde_json::Value;
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
@@ -87,8 +89,154 @@ pub fn try_http(method: &str, url: &str, body: Option<&str>, timeout: Duration) 
     })
 }
 
+/// A raw HTTP/1.1 request on `s` with extra `headers` (each ending in CRLF), answered
+/// until the server closes: (status, head, body).
+pub fn raw_http(mut s: TcpStream, method: &str, path: &str, headers: &str, body: &str) -> (u16, String, String) {
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    write!(
+        s,
+        "{} {} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n{}Content-Length: {}\r\n\r\n{}",
+        method,
+        path,
+        headers,
+        body.len(),
+        body
+    )
+    .unwrap();
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).unwrap();
+    let text = String::from_utf8_lossy(&buf).to_string();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let code = head.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    (code, head.to_string(), body.to_string())
+}
+
+/// Reads an HTTP request (by a test's own server): its head, then its body by
+/// Content-Length, which is returned (short if the client stopped sending).
+pub fn read_request_body(rd: &mut impl std::io::BufRead) -> Vec<u8> {
+    let mut len = 0;
+    loop {
+        let mut line = String::new();
+        if rd.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+            break;
+        }
+        if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+            len = v.trim().parse().unwrap_or(0);
+        }
+    }
+    let mut body = Vec::new();
+    let _ = rd.take(len as u64).read_to_end(&mut body);
+    body
+}
+
 pub fn http(method: &str, url: &str, body: Option<&str>) -> Resp {
     try_http(method, url, body, Duration::from_secs(20)).unwrap_or_else(|e| panic!("{} {}: {}", method, url, e))
+}
+
+/// GET of an API path (`/v3/...`) of the double.
+pub fn get(h: &mediamtx_double::Handle, path: &str) -> Resp {
+    http("GET", &format!("{}{}", h.api_url(), path), None)
+}
+
+/// The `items` of an API list.
+pub fn items(h: &mediamtx_double::Handle, path: &str) -> Vec<Value> {
+    get(h, path).json()["items"].as_array().cloned().unwrap_or_default()
+}
+
+/// `/v3/paths/get/{name}`; a path that does not exist (yet) reads as not available.
+pub fn path_get(h: &mediamtx_double::Handle, name: &str) -> Value {
+    let r = get(h, &format!("/v3/paths/get/{}", name));
+    if r.status == 200 {
+        r.json()
+    } else {
+        serde_json::json!({"available": false})
+    }
+}
+
+/// Waits (generously) until path `name` has a ready stream.
+pub fn wait_available(h: &mediamtx_double::Handle, name: &str) {
+    wait_until(Duration::from_secs(15), &format!("path {} available", name), || {
+        path_get(h, name)["available"] == true
+    });
+}
+
+/// PATCHes the global configuration (JSON text or a `Value`); it must be accepted.
+pub fn patch_global(h: &mediamtx_double::Handle, body: impl std::fmt::Display) {
+    let r = http(
+        "PATCH",
+        &format!("{}/v3/config/global/patch", h.api_url()),
+        Some(&body.to_string()),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+}
+
+/// Adds path `name` with configuration `conf`; it must be accepted.
+pub fn add_path(h: &mediamtx_double::Handle, name: &str, conf: &Value) {
+    post_path_conf(h, "add", name, conf);
+}
+
+/// Replaces (or adds) path `name`'s configuration by `conf`; it must be accepted.
+pub fn replace_path(h: &mediamtx_double::Handle, name: &str, conf: &Value) {
+    post_path_conf(h, "replace", name, conf);
+}
+
+fn post_path_conf(h: &mediamtx_double::Handle, op: &str, name: &str, conf: &Value) {
+    let r = http(
+        "POST",
+        &format!("{}/v3/config/paths/{}/{}", h.api_url(), op, name),
+        Some(&conf.to_string()),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+}
+
+pub fn free_udp_port() -> u16 {
+    std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A self-signed RSA certificate made with the openssl CLI: (key, cert) paths.
+pub fn self_signed(dir: &std::path::Path) -> (String, String) {
+    self_signed_key(dir, &["-newkey", "rsa:2048"])
+}
+
+/// A self-signed certificate with the key `newkey` (openssl req's options) as
+/// `server.key` and `server.crt` in `dir`: (key, cert) paths.
+pub fn self_signed_key(dir: &std::path::Path, newkey: &[&str]) -> (String, String) {
+    let (key, cert) = (dir.join("server.key"), dir.join("server.crt"));
+    let st = Command::new("openssl")
+        .args(["req", "-x509", "-nodes", "-days", "1"])
+        .args(newkey)
+        .args(["-subj", "/CN=localhost", "-keyout"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect("the openssl CLI is required by this test");
+    assert!(st.success(), "openssl req failed");
+    (key.display().to_string(), cert.display().to_string())
+}
+
+/// Frames in an ffmpeg `framemd5` file (one line each, comments aside).
+pub fn count_frames(md5: &std::path::Path) -> usize {
+    let text = std::fs::read_to_string(md5).unwrap_or_default();
+    text.lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .count()
+}
+
+/// ffprobe's JSON of a file's streams and format (`{}` when unreadable).
+pub fn ffprobe(file: &std::path::Path) -> Value {
+    let out = Command::new("ffprobe")
+        .args(["-v", "error", "-print_format", "json", "-show_streams", "-show_format"])
+        .arg(file)
+        .output()
+        .expect("ffprobe");
+    serde_json::from_slice(&out.stdout).unwrap_or(serde_json::json!({}))
 }
 
 pub fn wait_until<F: FnMut() -> bool>(timeout: Duration, what: &str, mut f: F) {
@@ -151,11 +299,18 @@ impl Drop for Proc {
     }
 }
 
-pub fn publisher_cmd(url: &str, size: &str) -> String {
+/// The ffmpeg command sending H.264 test video (`size`, 15 fps, in real time) in `format`
+/// (with its options) to `url`.
+pub fn sender_cmd(format: &str, url: &str, size: &str) -> String {
     format!(
-        "ffmpeg -nostdin -hide_banner -loglevel error -re -f lavfi -i testsrc2=size={}:rate=15 -c:v libx264 -preset ultrafast -tune zerolatency -g 15 -f rtsp -rtsp_transport tcp {}",
-        size, url
+        "ffmpeg -nostdin -hide_banner -loglevel error -re -f lavfi -i testsrc2=size={}:rate=15 -c:v libx264 -preset ultrafast -tune zerolatency -g 15 -f {} {}",
+        size, format, url
     )
+}
+
+/// The ffmpeg command publishing test video to an RTSP URL (over TCP).
+pub fn publisher_cmd(url: &str, size: &str) -> String {
+    sender_cmd("rtsp -rtsp_transport tcp", url, size)
 }
 
 pub fn spawn_cmd(cmd: &str, log: &std::path::Path) -> Proc {
@@ -169,6 +324,79 @@ pub fn spawn_cmd(cmd: &str, log: &std::path::Path) -> Proc {
         .spawn()
         .unwrap_or_else(|e| panic!("spawn {}: {}", cmd, e));
     Proc(child)
+}
+
+/// An ffmpeg RTSP publisher (320x240) of path `name`, logging to `dir/pub-<name>.log`;
+/// returns once the path is available.
+pub fn publish(h: &mediamtx_double::Handle, dir: &std::path::Path, name: &str) -> Proc {
+    let url = format!("{}/{}", h.rtsp_url(), name);
+    let p = spawn_cmd(
+        &publisher_cmd(&url, "320x240"),
+        &dir.join(format!("pub-{}.log", name.replace('/', "_"))),
+    );
+    wait_available(h, name);
+    p
+}
+
+/// ffprobe of the first stream of a URL (RTSP over TCP), with `extra` input options;
+/// bounded by a hang limit.
+pub fn probe_stream(url: &str, extra: &[&str]) -> Result<Value, String> {
+    let out = Command::new("timeout")
+        .args(["20", "ffprobe", "-v", "error", "-print_format", "json", "-show_streams"])
+        .args(extra)
+        .args(["-rtsp_transport", "tcp", url])
+        .stdin(Stdio::null())
+        .output()
+        .expect("run ffprobe");
+    if !out.status.success() {
+        return Err(format!("{:?}: {}", out.status, String::from_utf8_lossy(&out.stderr)));
+    }
+    let v: Value = serde_json::from_slice(&out.stdout).map_err(|e| e.to_string())?;
+    Ok(v["streams"][0].clone())
+}
+
+/// An ffprobe stream is H.264 of `w`x`h`.
+pub fn assert_h264(s: &Value, w: u64, h: u64) {
+    assert_eq!(s["codec_name"], "h264", "{}", s);
+    assert_eq!(s["width"], w, "{}", s);
+    assert_eq!(s["height"], h, "{}", s);
+}
+
+/// ffmpeg reads `frames` frames over `transport`; returns the decoded frame count.
+/// Killed after a generous hang bound.
+pub fn read_frames(url: &str, transport: &str, frames: u32, out: &Path) -> usize {
+    let child = Command::new("ffmpeg")
+        .args(["-nostdin", "-hide_banner", "-loglevel", "error"])
+        .args(["-rtsp_transport", transport, "-i", url])
+        .args(["-frames:v", &frames.to_string(), "-f", "framemd5", "-y"])
+        .arg(out)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("run ffmpeg reader");
+    let mut child = Proc(child);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let st = loop {
+        if let Some(st) = child.0.try_wait().unwrap() {
+            break st;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "ffmpeg reader of {} over {} hangs",
+            url,
+            transport
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(
+        st.success(),
+        "ffmpeg reader of {} over {} failed: {:?}",
+        url,
+        transport,
+        st
+    );
+    count_frames(out)
 }
 
 pub fn pid_alive(pid: i32) -> bool {
