@@ -132,9 +132,7 @@ fn api_default_config_allows_localhost_only() {
     assert_eq!(a.status, 401);
     assert!(a.header("WWW-Authenticate").is_empty(), "{}", a.head);
     assert!(t.elapsed() < Duration::from_millis(4500));
-    assert!(std::fs::read_to_string(_d.join("mediamtx-double.log"))
-        .unwrap()
-        .contains("failed to authenticate: authentication failed"));
+    assert!(log_of(&_d).contains("failed to authenticate: authentication failed"));
 }
 
 #[test]

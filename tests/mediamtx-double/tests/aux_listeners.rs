@@ -114,10 +114,6 @@ fn recording(rec: &Path) {
     assert!(st.success(), "ffmpeg recording");
 }
 
-fn log_text(dir: &Path) -> String {
-    std::fs::read_to_string(dir.join("mediamtx-double.log")).unwrap_or_default()
-}
-
 #[test]
 fn a_changed_address_moves_metrics_and_pprof() {
     let (h, _dir) = start("aux-move");
@@ -166,12 +162,12 @@ fn playback_serves_https_with_its_key_and_certificate() {
     // the server cannot start, the error is logged as MediaMTX does and nothing listens
     patch_global(&h, json!({"playbackEncryption": true}));
     wait_until(WAIT, "the start error logged", || {
-        log_text(&dir).contains("ERR open server.crt: no such file or directory")
+        log_of(&dir).contains("ERR open server.crt: no such file or directory")
     });
     wait_until(WAIT, "playback closed", || refused(pb));
     patch_global(&h, json!({"playbackServerCert": ""}));
     wait_until(WAIT, "the missing certificate logged", || {
-        log_text(&dir).contains("ERR server cert is missing")
+        log_of(&dir).contains("ERR server cert is missing")
     });
     assert!(refused(pb), "playback listening without a certificate");
 
@@ -196,7 +192,7 @@ fn playback_serves_https_with_its_key_and_certificate() {
     assert!(url.starts_with(&format!("https://127.0.0.1:{}/get?", pb)), "{}", url);
     // the plain server is gone: a plain request gets no HTTP answer
     assert_eq!(get(pb, "/list?path=cam"), None);
-    assert!(log_text(&dir).contains(&format!(
+    assert!(log_of(&dir).contains(&format!(
         "INF [playback] started with listener on 127.0.0.1:{} (TCP/HTTPS)",
         pb
     )));

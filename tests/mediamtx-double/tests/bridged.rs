@@ -8,54 +8,7 @@
 mod common;
 use common::*;
 use serde_json::{json, Value};
-use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::Duration;
-
-/// A self-signed certificate; (key path, cert path, SHA-256 fingerprint in hex).
-fn self_signed(dir: &Path) -> (String, String, String) {
-    let (key, cert) = (dir.join("server.key"), dir.join("server.crt"));
-    let st = Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "1",
-            "-subj",
-            "/CN=localhost",
-        ])
-        .arg("-keyout")
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .expect("the openssl CLI is required by this test");
-    assert!(st.success(), "openssl req failed");
-    let out = Command::new("openssl")
-        .args(["x509", "-noout", "-fingerprint", "-sha256", "-in"])
-        .arg(&cert)
-        .output()
-        .expect("openssl x509");
-    let text = String::from_utf8_lossy(&out.stdout);
-    let hex = text
-        .split('=')
-        .nth(1)
-        .expect("a fingerprint")
-        .trim()
-        .replace(':', "")
-        .to_lowercase();
-    assert_eq!(hex.len(), 64, "{}", text);
-    (key.display().to_string(), cert.display().to_string(), hex)
-}
-
-fn log_of(dir: &Path) -> String {
-    std::fs::read_to_string(dir.join("mediamtx-double.log")).unwrap_or_default()
-}
 
 struct Setup {
     h: mediamtx_double::Handle,
@@ -70,48 +23,33 @@ impl Setup {
     fn new(tag: &str) -> Setup {
         require_ffmpeg();
         let (h, dir) = start(tag);
-        let (key, cert, fingerprint) = self_signed(&dir);
-        let s = Setup {
-            _publisher: spawn_cmd(
-                &publisher_cmd(&format!("{}/a", h.rtsp_url()), "320x240"),
-                &dir.join("pub.log"),
-            ),
-            h,
-            dir,
-            fingerprint,
-        };
-        s.api(
-            "PATCH",
-            "/v3/config/global/patch",
+        let (key, cert) = self_signed(&dir);
+        patch_global(
+            &h,
             json!({"rtspEncryption": "optional", "rtspServerKey": key, "rtspServerCert": cert,
                    "rtmpEncryption": "optional", "rtmpServerKey": key, "rtmpServerCert": cert}),
         );
-        s
-    }
-
-    fn api(&self, method: &str, path: &str, body: Value) {
-        let r = http(
-            method,
-            &format!("{}{}", self.h.api_url(), path),
-            Some(&body.to_string()),
-        );
-        assert_eq!(r.status, 200, "{} {}: {}", method, path, r.body);
+        Setup {
+            _publisher: publish(&h, &dir, "a"),
+            h,
+            dir,
+            fingerprint: fingerprint(&cert),
+        }
     }
 
     fn path(&self, name: &str) -> Value {
-        http("GET", &format!("{}/v3/paths/get/{}", self.h.api_url(), name), None).json()
+        path_get(&self.h, name)
     }
 
     fn items(&self, list: &str) -> Vec<Value> {
-        let r = http("GET", &format!("{}{}", self.h.api_url(), list), None);
-        r.json()["items"].as_array().cloned().unwrap_or_default()
+        items(&self.h, list)
     }
 
     /// Adds path `name` pulling `source` (with `extra` settings) and waits until it has H.264.
     fn pulled(&self, name: &str, source: &str, extra: Value, source_type: &str) {
         let mut conf = extra;
         conf["source"] = json!(source);
-        self.api("POST", &format!("/v3/config/paths/add/{}", name), conf);
+        add_path(&self.h, name, &conf);
         wait_until(Duration::from_secs(30), "the pulled path available", || {
             self.path(name)["available"] == true
         });
@@ -124,7 +62,7 @@ impl Setup {
     fn refused(&self, name: &str, source: &str, extra: Value, error: &str) {
         let mut conf = extra;
         conf["source"] = json!(source);
-        self.api("POST", &format!("/v3/config/paths/add/{}", name), conf);
+        add_path(&self.h, name, &conf);
         wait_until(Duration::from_secs(20), error, || log_of(&self.dir).contains(error));
         assert_eq!(self.path(name)["available"], false);
     }
@@ -213,15 +151,8 @@ fn tls_forward_destinations_are_verified_or_pinned() {
         .collect();
     // a path pulling the publisher's stream forwards it to the double's RTSPS/RTMPS servers
     let source = format!("rtsp://127.0.0.1:{}/a", s.h.rtsp_port);
-    s.api(
-        "POST",
-        "/v3/config/paths/add/fw",
-        json!({"source": source, "forward": pinned}),
-    );
-    let forward_list = || {
-        let r = http("GET", &format!("{}/v3/paths/forward/list?path=fw", s.h.api_url()), None);
-        r.json()["items"].as_array().cloned().unwrap_or_default()
-    };
+    add_path(&s.h, "fw", &json!({"source": source, "forward": pinned}));
+    let forward_list = || s.items("/v3/paths/forward/list?path=fw");
     for (_, name) in &dests {
         wait_until(Duration::from_secs(30), "the forwarded path available", || {
             s.path(name)["available"] == true
@@ -233,7 +164,12 @@ fn tls_forward_destinations_are_verified_or_pinned() {
 
     // not pinned: refused, in error with MediaMTX's text
     let unpinned: Vec<Value> = dests.iter().map(|(d, _)| json!({"dest": d})).collect();
-    s.api("PATCH", "/v3/config/paths/patch/fw", json!({"forward": unpinned}));
+    let r = http(
+        "PATCH",
+        &format!("{}/v3/config/paths/patch/fw", s.h.api_url()),
+        Some(&json!({"forward": unpinned}).to_string()),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
     wait_until(Duration::from_secs(30), "both destinations refused", || {
         let l = forward_list();
         l.len() == 2 && l.iter().all(|d| d["state"] == "error" && d["lastError"] == unknown)

@@ -137,12 +137,7 @@ fn forward_to_refusing_dest_is_an_error_and_retried() {
     });
     assert_eq!(forward_list(&h, "src")["items"][0]["protocol"], "rtmp");
     // retried after MediaMTX's 5 s pause
-    let attempts = || {
-        std::fs::read_to_string(dir.join("mediamtx-double.log"))
-            .unwrap_or_default()
-            .matches("[RTMP dest 1] forwarding to")
-            .count()
-    };
+    let attempts = || log_of(&dir).matches("[RTMP dest 1] forwarding to").count();
     wait_until(Duration::from_secs(15), "second attempt", || attempts() >= 2);
 }
 
@@ -211,7 +206,7 @@ fn always_available_offline_then_publisher_then_offline() {
     // a publisher with other tracks is refused (mediasAreCompatible)
     let opus_only = "v=0\r\no=- 0 0 IN IP4 127.0.0.1\r\ns=x\r\nt=0 0\r\nm=audio 0 RTP/AVP 96\r\na=rtpmap:96 opus/48000/2\r\na=control:trackID=0\r\n";
     assert_eq!(rtsp_publish_statuses(&h, "aa", opus_only), vec![200, 200, 400]);
-    let log = std::fs::read_to_string(dir.join("mediamtx-double.log")).unwrap();
+    let log = log_of(&dir);
     assert!(
         log.contains("wants to publish [Opus], but stream expects [H264]"),
         "{}",
@@ -318,6 +313,6 @@ fn always_available_file_is_looped() {
     // the 1 s file played a few times by the same generator (looped, not restarted)
     std::thread::sleep(Duration::from_secs(3));
     assert_eq!(probe(&url), Some(("h264".into(), 160, 120)));
-    let log = std::fs::read_to_string(dir.join("mediamtx-double.log")).unwrap();
+    let log = log_of(&dir);
     assert_eq!(log.matches("path aaf: started offline").count(), 1, "{}", log);
 }

@@ -180,10 +180,6 @@ fn api(port: u16, method: &str, path: &str, token: Option<&str>) -> (u16, String
     (code, body, www)
 }
 
-fn log_of(dir: &Path) -> String {
-    std::fs::read_to_string(dir.join("mediamtx-double.log")).unwrap_or_default()
-}
-
 fn jwks(keys: &[&Key]) -> String {
     json!({"keys": keys.iter().map(|k| k.jwk()).collect::<Vec<_>>()}).to_string()
 }

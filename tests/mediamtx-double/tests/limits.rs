@@ -72,9 +72,7 @@ fn max_readers_refuses_extra_readers() {
     });
     let (_second, status) = reader(h.rtsp_port, "cam", false);
     assert_eq!(status, "RTSP/1.0 400 Bad Request");
-    assert!(std::fs::read_to_string(dir.join("mediamtx-double.log"))
-        .unwrap()
-        .contains("maximum reader count reached"));
+    assert!(log_of(&dir).contains("maximum reader count reached"));
 
     // once the first reader has gone there is room again
     drop(first);
@@ -114,7 +112,7 @@ fn record_max_part_size_fails_the_recorder() {
         &publisher_cmd(&format!("{}/cam", h.rtsp_url()), "320x240"),
         &dir.join("pub.log"),
     );
-    let log = || std::fs::read_to_string(dir.join("mediamtx-double.log")).unwrap_or_default();
+    let log = || log_of(&dir);
     wait_until(Duration::from_secs(20), "two recorder failures", || {
         log().matches("reached maximum part size").count() >= 2
     });

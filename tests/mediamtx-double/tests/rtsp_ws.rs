@@ -5,7 +5,6 @@
 
 mod common;
 use common::*;
-use serde_json::Value;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
@@ -107,11 +106,7 @@ fn a_reader_plays_through_the_websocket_tunnel() {
     require_ffmpeg();
     let (h, dir) = start("ws-read");
     let url = format!("{}/ws", h.rtsp_url());
-    let _p = spawn_cmd(&publisher_cmd(&url, "320x240"), &dir.join("pub.log"));
-    wait_until(Duration::from_secs(15), "stream available", || {
-        let r = http("GET", &format!("{}/v3/paths/get/ws", h.api_url()), None);
-        r.status == 200 && r.json()["available"] == true
-    });
+    let _p = publish(&h, &dir, "ws");
 
     let (tcp, head) = upgrade(h.rtsp_port, &onvif_headers("13"));
     // gorilla's answer: no subprotocol chosen (gortsplib's Upgrader names none)
@@ -189,10 +184,7 @@ fn a_reader_plays_through_the_websocket_tunnel() {
     assert!(rtp.iter().all(|p| p.len() > 12 && p[0] >> 6 == 2), "not RTP v2");
 
     // listed as MediaMTX lists it: tunnel websocket, its session reading over TCP
-    let list = |p: &str| -> Vec<Value> {
-        let r = http("GET", &format!("{}{}", h.api_url(), p), None);
-        r.json()["items"].as_array().cloned().unwrap_or_default()
-    };
+    let list = |p: &str| items(&h, p);
     let conn = list("/v3/rtspconns/list")
         .into_iter()
         .find(|c| c["tunnel"] == "websocket")

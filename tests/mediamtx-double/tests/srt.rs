@@ -150,11 +150,7 @@ fn assert_refused(h: &mediamtx_double::Handle, dir: &Path, sid_and_opts: &str, p
     }
     let out = cmd.stdin(Stdio::null()).output().expect("run ffmpeg");
     assert!(!out.status.success(), "{} was not refused", sid_and_opts);
-    wait_until(Duration::from_secs(5), why, || {
-        std::fs::read_to_string(dir.join("mediamtx-double.log"))
-            .unwrap_or_default()
-            .contains(why)
-    });
+    wait_until(Duration::from_secs(5), why, || log_of(dir).contains(why));
 }
 
 #[test]

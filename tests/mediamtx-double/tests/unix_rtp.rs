@@ -8,7 +8,6 @@ use serde_json::json;
 use std::io::Write;
 use std::net::UdpSocket;
 use std::os::unix::net::UnixStream;
-use std::process::Command;
 use std::time::Duration;
 
 #[test]
@@ -17,12 +16,11 @@ fn unix_rtp_source_reads_one_packet_per_read() {
     let (h, dir) = start("src-unix-rtp");
     let sock = dir.join("rtp.sock");
     let sdp = "v=0\r\no=- 0 0 IN IP4 127.0.0.1\r\ns=x\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=video 5004 RTP/AVP 96\r\na=rtpmap:96 H264/90000\r\na=fmtp:96 packetization-mode=1\r\n";
-    let r = http(
-        "POST",
-        &format!("{}/v3/config/paths/add/b", h.api_url()),
-        Some(&json!({"source": format!("unix+rtp://{}", sock.display()), "rtpSDP": sdp}).to_string()),
+    add_path(
+        &h,
+        "b",
+        &json!({"source": format!("unix+rtp://{}", sock.display()), "rtpSDP": sdp}),
     );
-    assert_eq!(r.status, 200, "{}", r.body);
     wait_until(Duration::from_secs(10), "the source's socket", || sock.exists());
 
     // ffmpeg's RTP to a UDP port of the test, which writes each packet into the socket
@@ -30,10 +28,7 @@ fn unix_rtp_source_reads_one_packet_per_read() {
     udp.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
     let port = udp.local_addr().unwrap().port();
     let _sender = spawn_cmd(
-        &format!(
-            "ffmpeg -nostdin -hide_banner -loglevel warning -re -f lavfi -i testsrc2=size=320x240:rate=15 -c:v libx264 -preset ultrafast -tune zerolatency -g 15 -f rtp rtp://127.0.0.1:{}?pkt_size=1200",
-            port
-        ),
+        &sender_cmd("rtp", &format!("rtp://127.0.0.1:{}?pkt_size=1200", port), "320x240"),
         &dir.join("send.log"),
     );
     let mut unix = UnixStream::connect(&sock).expect("connect to the source's socket");
@@ -54,24 +49,11 @@ fn unix_rtp_source_reads_one_packet_per_read() {
         }
     });
 
-    wait_until(Duration::from_secs(20), "path b available", || {
-        let r = http("GET", &format!("{}/v3/paths/get/b", h.api_url()), None);
-        r.status == 200 && r.json()["available"] == true
-    });
-    let p = http("GET", &format!("{}/v3/paths/get/b", h.api_url()), None).json();
+    wait_available(&h, "b");
+    let p = path_get(&h, "b");
     assert_eq!(p["source"], json!({"type": "rtpSource", "id": ""}), "{}", p);
-    let out = Command::new("timeout")
-        .args(["20", "ffprobe", "-v", "error", "-rtsp_transport", "tcp"])
-        .args([
-            "-select_streams",
-            "v:0",
-            "-show_entries",
-            "stream=codec_name,width,height",
-        ])
-        .args(["-of", "csv=p=0", &format!("{}/b", h.rtsp_url())])
-        .output()
-        .expect("run ffprobe");
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "h264,320,240");
+    let s = probe_stream(&format!("{}/b", h.rtsp_url()), &[]).expect("ffprobe through the double");
+    assert_h264(&s, 320, 240);
     stop.store(true, std::sync::atomic::Ordering::SeqCst);
     writer.join().unwrap();
 }

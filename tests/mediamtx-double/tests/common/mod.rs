@@ -221,6 +221,30 @@ pub fn self_signed_key(dir: &std::path::Path, newkey: &[&str]) -> (String, Strin
     (key.display().to_string(), cert.display().to_string())
 }
 
+/// The SHA-256 fingerprint of a certificate file in lowercase hex (MediaMTX's
+/// `sourceFingerprint`/`destFingerprint` form), read with the openssl CLI.
+pub fn fingerprint(cert: &str) -> String {
+    let out = Command::new("openssl")
+        .args(["x509", "-noout", "-fingerprint", "-sha256", "-in", cert])
+        .output()
+        .expect("the openssl CLI is required by this test");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let hex = text
+        .split('=')
+        .nth(1)
+        .unwrap_or("")
+        .trim()
+        .replace(':', "")
+        .to_lowercase();
+    assert_eq!(hex.len(), 64, "openssl x509 -fingerprint: {}", text);
+    hex
+}
+
+/// The double's log file (`mediamtx-double.log` in its directory), empty while absent.
+pub fn log_of(dir: &std::path::Path) -> String {
+    std::fs::read_to_string(dir.join("mediamtx-double.log")).unwrap_or_default()
+}
+
 /// Frames in an ffmpeg `framemd5` file (one line each, comments aside).
 pub fn count_frames(md5: &std::path::Path) -> usize {
     let text = std::fs::read_to_string(md5).unwrap_or_default();
