@@ -10,8 +10,8 @@ use openssl::ssl::{SslConnector, SslMethod, SslVerifyMode};
 use serde_json::{json, Value};
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::path::Path;
+use std::process::Command;
 use std::time::Duration;
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -72,23 +72,6 @@ fn https_get(port: u16, target: &str) -> Option<(u16, String)> {
     b.set_verify(SslVerifyMode::NONE);
     let tls = b.build().connect("localhost", tcp(port)?).ok()?;
     exchange(tls, port, target)
-}
-
-/// A self-signed key and certificate made by the openssl CLI.
-fn self_signed(dir: &Path) -> (PathBuf, PathBuf) {
-    let (key, cert) = (dir.join("server.key"), dir.join("server.crt"));
-    let st = Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2"])
-        .args(["-subj", "/CN=localhost", "-keyout"])
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .expect("the openssl CLI is required by the mediamtx-double tests (apt-get install openssl)");
-    assert!(st.success(), "openssl req failed");
-    (key, cert)
 }
 
 /// A 1 s fragmented MP4 recording of `cam` under `rec` (named like `recordPath`).
@@ -174,10 +157,7 @@ fn playback_serves_https_with_its_key_and_certificate() {
     let tls_dir = dir.join("tls");
     std::fs::create_dir_all(&tls_dir).unwrap();
     let (key, cert) = self_signed(&tls_dir);
-    patch_global(
-        &h,
-        json!({"playbackServerKey": key.to_str().unwrap(), "playbackServerCert": cert.to_str().unwrap()}),
-    );
+    patch_global(&h, json!({"playbackServerKey": key, "playbackServerCert": cert}));
     let mut list = String::new();
     wait_until(WAIT, "playback over HTTPS", || match https_get(pb, "/list?path=cam") {
         Some((200, body)) => {
