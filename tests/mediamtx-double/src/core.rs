@@ -699,6 +699,17 @@ pub fn tick(shared: &Arc<Shared>) {
     let _ = wait_free;
 }
 
+/// MediaMTX's path log (`INF [path NAME] ...`) for the stream's parts; a weak handle, so
+/// that a stream kept by the state does not keep the state alive.
+fn path_logger(shared: &Arc<Shared>, name: &str) -> Box<dyn Fn(&str) + Send> {
+    let (weak, prefix) = (Arc::downgrade(shared), format!("INF [path {}] ", name));
+    Box::new(move |msg| {
+        if let Some(sh) = weak.upgrade() {
+            sh.log(&format!("{}{}", prefix, msg));
+        }
+    })
+}
+
 /// Sets the stream of a path when its publisher starts recording.
 pub fn publish_start(shared: &Arc<Shared>, p: &mut PathRt, pb: Publisher, sdp: Sdp, max_payload: usize) -> Arc<Stream> {
     if let Some(old) = p.publisher.take() {
@@ -754,7 +765,11 @@ pub fn publish_start(shared: &Arc<Shared>, p: &mut PathRt, pb: Publisher, sdp: S
         None => Arc::new(Stream {
             id: shared.id(),
             restamp: always.then(|| Mutex::new(crate::restamp::Restamper::new(&sdp))),
-            split: Mutex::new(crate::rtp_split::Splitter::new(&sdp, max_payload)),
+            split: Mutex::new(crate::rtp_split::Splitter::new(
+                &sdp,
+                max_payload,
+                path_logger(shared, &p.name),
+            )),
             sdp,
             props: Mutex::new(props),
             sinks: Mutex::new(Vec::new()),

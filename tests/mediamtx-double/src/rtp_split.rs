@@ -1,12 +1,17 @@
 //! `udpMaxPayloadSize` on the stream: MediaMTX hands its readers RTP payloads of at
-//! most udpMaxPayloadSize - 12 bytes (- 10 with RTSPS: SRTP tag). Once a format's
-//! packet is larger, that format is re-packetized for good, sequence numbers continuing
-//! from the oversized packet's. Here H.264 and H.265 payloads that are too big are cut
-//! into FU-A / FU fragments and every later packet of the media is renumbered; an
-//! oversized packet of another codec is dropped (MediaMTX's error for codecs it has no
-//! RTP encoder for).
+//! most udpMaxPayloadSize - 12 bytes (- 10 with RTSPS: SRTP tag). Like MediaMTX's
+//! subStreamFormat, the double decodes every H.264/H.265 packet into access units; once a
+//! packet is larger than the limit, that format gets an RTP encoder for good (sequence
+//! numbers and SSRC continuing from the oversized packet's, an INF line logged): from then
+//! on the incoming packets are dropped and each complete access unit is remuxed
+//! (parameter sets and delimiters removed, the parameter sets put back before a key frame)
+//! and encoded as gortsplib's rtph264/rtph265 encoders do (small NAL units aggregated into
+//! STAP-A/AP, big ones cut into FU-A/FU). An oversized packet of another codec is dropped
+//! (MediaMTX's "RTP payload size (N) is greater than maximum allowed (M)" for codecs it has
+//! no RTP encoder for).
 
 use crate::media::Sdp;
+use base64::Engine;
 
 /// The RTP payload limit for the global configuration (core.go getRTPMaxPayloadSize).
 pub fn max_payload(global: &serde_json::Map<String, serde_json::Value>) -> usize {
@@ -16,6 +21,11 @@ pub fn max_payload(global: &serde_json::Map<String, serde_json::Value>) -> usize
     udp.saturating_sub(12 + srtp).max(16)
 }
 
+/// mediacommon's bounds of an access unit (h264/h265 MaxAccessUnitSize,
+/// MaxNALUsPerAccessUnit): a bigger one is dropped.
+const MAX_AU_SIZE: usize = 8 * 1024 * 1024;
+const MAX_NALUS_PER_AU: usize = 21 * 1024;
+
 #[derive(Clone, Copy, PartialEq)]
 enum Codec {
     H264,
@@ -23,15 +33,66 @@ enum Codec {
     Other,
 }
 
+impl Codec {
+    /// The NAL unit type (H.264: 5 bits; H.265: 6 bits after the forbidden bit).
+    fn nalu_type(self, nalu: &[u8]) -> u8 {
+        match self {
+            Codec::H265 => (nalu[0] >> 1) & 0x3F,
+            _ => nalu[0] & 0x1F,
+        }
+    }
+
+    /// Parameter sets, in the order they are put back (H.264 SPS, PPS; H.265 VPS, SPS, PPS).
+    fn param_types(self) -> &'static [u8] {
+        match self {
+            Codec::H264 => &[7, 8],
+            Codec::H265 => &[32, 33, 34],
+            Codec::Other => &[],
+        }
+    }
+
+    fn is_delimiter(self, typ: u8) -> bool {
+        match self {
+            Codec::H264 => typ == 9,
+            Codec::H265 => typ == 35,
+            Codec::Other => false,
+        }
+    }
+
+    /// Key frames that get the parameter sets (H.264 IDR; H.265 IDR_W_RADL, IDR_N_LP, CRA).
+    fn is_key(self, typ: u8) -> bool {
+        match self {
+            Codec::H264 => typ == 5,
+            Codec::H265 => matches!(typ, 19..=21),
+            Codec::Other => false,
+        }
+    }
+}
+
+/// The RTP header fields the encoder writes.
+struct Encoder {
+    pt: u8,
+    ssrc: [u8; 4],
+    next_seq: u16,
+}
+
 struct Track {
     codec: Codec,
-    /// Some(next sequence number) once the media is re-packetized
-    next_seq: Option<u16>,
+    /// the format's parameter sets (from the SDP, updated in-band: formatUpdater)
+    params: Vec<Option<Vec<u8>>>,
+    /// decoder: the access unit being received (timestamp, NAL units, size)
+    au: Option<(u32, Vec<Vec<u8>>, usize)>,
+    /// decoder: the FU-A/FU being reassembled and the sequence number it expects next
+    frag: Option<(Vec<u8>, u16)>,
+    /// Some once the format is re-encoded
+    enc: Option<Encoder>,
 }
 
 pub struct Splitter {
     max: usize,
     tracks: Vec<Track>,
+    /// where the "RTP packets are too big" line goes (the path's log)
+    log: Box<dyn Fn(&str) + Send>,
 }
 
 /// (header length, payload end) of an RTP packet, or None if it is malformed.
@@ -52,20 +113,38 @@ fn bounds(pkt: &[u8]) -> Option<(usize, usize)> {
 }
 
 impl Splitter {
-    pub fn new(sdp: &Sdp, max: usize) -> Splitter {
+    pub fn new(sdp: &Sdp, max: usize, log: Box<dyn Fn(&str) + Send>) -> Splitter {
         let tracks = sdp
             .medias
             .iter()
-            .map(|m| Track {
-                codec: match m.codec {
+            .enumerate()
+            .map(|(i, m)| {
+                let codec = match m.codec {
                     "H264" => Codec::H264,
                     "H265" => Codec::H265,
                     _ => Codec::Other,
-                },
-                next_seq: None,
+                };
+                let known = match codec {
+                    Codec::H264 => m.params.clone(),
+                    Codec::H265 => h265_sprop(&sdp.describe, i),
+                    Codec::Other => Vec::new(),
+                };
+                let mut params = vec![None; codec.param_types().len()];
+                for p in known.into_iter().filter(|p| !p.is_empty()) {
+                    if let Some(slot) = codec.param_types().iter().position(|&t| t == codec.nalu_type(&p)) {
+                        params[slot] = Some(p);
+                    }
+                }
+                Track {
+                    codec,
+                    params,
+                    au: None,
+                    frag: None,
+                    enc: None,
+                }
             })
             .collect();
-        Splitter { max, tracks }
+        Splitter { max, tracks, log }
     }
 
     /// The packets the readers get for one RTP packet of `media`.
@@ -78,193 +157,384 @@ impl Splitter {
             return vec![pkt];
         };
         let payload = &pkt[hl..end];
-        if payload.len() > max && t.next_seq.is_none() {
+        let seq = u16::from_be_bytes([pkt[2], pkt[3]]);
+        let ts = u32::from_be_bytes([pkt[4], pkt[5], pkt[6], pkt[7]]);
+        let marker = pkt[1] & 0x80 != 0;
+        // the decoder runs on every packet, as MediaMTX's does, so that the access unit
+        // in progress is whole when the encoder starts
+        let done = if t.codec == Codec::Other {
+            None
+        } else {
+            t.decode(payload, seq, ts, marker)
+        };
+        if t.enc.is_none() && payload.len() > max {
             if t.codec == Codec::Other {
-                // "RTP payload size (%d) is greater than maximum allowed (%d)"
                 return Vec::new();
             }
-            t.next_seq = Some(u16::from_be_bytes([pkt[2], pkt[3]]));
+            (self.log)(&format!(
+                "RTP packets are too big ({} > {}), remuxing them into smaller ones",
+                payload.len(),
+                max
+            ));
+            t.enc = Some(Encoder {
+                pt: pkt[1] & 0x7F,
+                ssrc: [pkt[8], pkt[9], pkt[10], pkt[11]],
+                next_seq: seq,
+            });
         }
-        let Some(mut seq) = t.next_seq else {
+        if t.enc.is_none() {
             return vec![pkt];
-        };
-        let payloads = if payload.len() <= max {
-            vec![payload.to_vec()]
-        } else {
-            match t.codec {
-                Codec::H264 => split_h264(payload, max),
-                Codec::H265 => split_h265(payload, max),
-                Codec::Other => Vec::new(),
-            }
-        };
-        let marker = pkt[1] & 0x80;
-        let n = payloads.len();
-        let out = payloads
-            .into_iter()
-            .enumerate()
-            .map(|(i, p)| {
-                // a plain 12-byte header: no CSRCs, extension or padding, as re-encoded
-                let mut o = Vec::with_capacity(12 + p.len());
-                o.push(0x80);
-                o.push((pkt[1] & 0x7F) | if i + 1 == n { marker } else { 0 });
-                o.extend_from_slice(&seq.to_be_bytes());
-                o.extend_from_slice(&pkt[4..12]);
-                o.extend_from_slice(&p);
-                seq = seq.wrapping_add(1);
-                o
-            })
-            .collect();
-        t.next_seq = Some(seq);
-        out
+        }
+        match done {
+            Some((au_ts, au)) => t.encode(au_ts, au, max),
+            None => Vec::new(),
+        }
     }
 }
 
-/// NAL units of an aggregation payload (2-byte sizes after `skip` header bytes).
-fn aggregated(payload: &[u8], skip: usize) -> Vec<&[u8]> {
+impl Track {
+    /// gortsplib's rtph264/rtph265 Decoder: NAL units of single, aggregation and
+    /// fragmentation packets gathered per timestamp; a complete access unit (marker bit,
+    /// or a packet with a new timestamp) is returned with its timestamp. Malformed packets
+    /// and lost fragments drop what they belong to.
+    fn decode(&mut self, payload: &[u8], seq: u16, ts: u32, marker: bool) -> Option<(u32, Vec<Vec<u8>>)> {
+        let nalus = self.nalus(payload, seq)?;
+        let mut done = None;
+        if self.au.as_ref().is_some_and(|(t, _, _)| *t != ts) {
+            done = self.au.take().map(|(t, n, _)| (t, n));
+        }
+        let (_, buf, size) = self.au.get_or_insert_with(|| (ts, Vec::new(), 0));
+        let add: usize = nalus.iter().map(|n| n.len()).sum();
+        if buf.len() + nalus.len() > MAX_NALUS_PER_AU || *size + add > MAX_AU_SIZE {
+            self.au = None;
+            return done;
+        }
+        buf.extend(nalus);
+        *size += add;
+        if marker && done.is_none() {
+            done = self.au.take().map(|(t, n, _)| (t, n));
+        }
+        done
+    }
+
+    /// The NAL units a packet completes (None: none yet, or dropped).
+    fn nalus(&mut self, payload: &[u8], seq: u16) -> Option<Vec<Vec<u8>>> {
+        let (hdr, agg, fu) = match self.codec {
+            Codec::H265 => (2, 48, 49),
+            _ => (1, 24, 28),
+        };
+        if payload.len() < hdr {
+            self.frag = None;
+            return None;
+        }
+        let typ = self.codec.nalu_type(payload);
+        if typ == fu {
+            let fu_header = *payload.get(hdr)?;
+            let data = &payload[hdr + 1..];
+            if fu_header & 0x80 != 0 {
+                // the NAL unit header rebuilt from the indicator and the FU header
+                let mut nalu = match self.codec {
+                    Codec::H265 => vec![(payload[0] & 0x81) | ((fu_header & 0x3F) << 1), payload[1]],
+                    // the F bit is not carried over, as gortsplib's decoder does
+                    _ => vec![(payload[0] & 0x60) | (fu_header & 0x1F)],
+                };
+                nalu.extend_from_slice(data);
+                self.frag = Some((nalu, seq.wrapping_add(1)));
+            } else {
+                let (nalu, next) = self.frag.as_mut()?;
+                if *next != seq || nalu.len() + data.len() > MAX_AU_SIZE {
+                    self.frag = None;
+                    return None;
+                }
+                nalu.extend_from_slice(data);
+                *next = seq.wrapping_add(1);
+            }
+            if fu_header & 0x40 == 0 {
+                return None;
+            }
+            return self.frag.take().map(|(n, _)| vec![n]);
+        }
+        self.frag = None;
+        if typ == agg {
+            let nalus = aggregated(payload, hdr)?;
+            return (!nalus.is_empty()).then_some(nalus);
+        }
+        let other_packet_types: &[u8] = match self.codec {
+            Codec::H265 => &[50],
+            _ => &[25, 26, 27, 29],
+        };
+        (!other_packet_types.contains(&typ)).then(|| vec![payload.to_vec()])
+    }
+
+    /// formatUpdater + unitRemuxer + the gortsplib encoder: the packets of one access unit.
+    fn encode(&mut self, ts: u32, au: Vec<Vec<u8>>, max: usize) -> Vec<Vec<u8>> {
+        let codec = self.codec;
+        let types = codec.param_types();
+        let mut out_au: Vec<Vec<u8>> = Vec::with_capacity(au.len() + types.len());
+        let mut key = false;
+        for nalu in au {
+            let typ = codec.nalu_type(&nalu);
+            if let Some(slot) = types.iter().position(|&t| t == typ) {
+                self.params[slot] = Some(nalu);
+                continue;
+            }
+            if codec.is_delimiter(typ) {
+                continue;
+            }
+            if codec.is_key(typ) && !key {
+                key = true;
+                if self.params.iter().all(|p| p.is_some()) {
+                    out_au.extend(self.params.iter().flatten().cloned());
+                }
+            }
+            out_au.push(nalu);
+        }
+        if out_au.is_empty() {
+            return Vec::new();
+        }
+        let payloads = packetize(codec, &out_au, max);
+        let Some(enc) = self.enc.as_mut() else {
+            return Vec::new();
+        };
+        let n = payloads.len();
+        payloads
+            .into_iter()
+            .enumerate()
+            .map(|(i, p)| {
+                // a plain 12-byte header, as gortsplib's encoder writes it
+                let mut o = Vec::with_capacity(12 + p.len());
+                o.push(0x80);
+                o.push(enc.pt | if i + 1 == n { 0x80 } else { 0 });
+                o.extend_from_slice(&enc.next_seq.to_be_bytes());
+                o.extend_from_slice(&ts.to_be_bytes());
+                o.extend_from_slice(&enc.ssrc);
+                o.extend_from_slice(&p);
+                enc.next_seq = enc.next_seq.wrapping_add(1);
+                o
+            })
+            .collect()
+    }
+}
+
+/// NAL units of an aggregation payload (2-byte sizes after `skip` header bytes); None if
+/// a size runs past the end (trailing zero padding is allowed).
+fn aggregated(payload: &[u8], skip: usize) -> Option<Vec<Vec<u8>>> {
     let mut out = Vec::new();
     let mut rest = payload.get(skip..).unwrap_or(&[]);
     while rest.len() >= 2 {
         let n = u16::from_be_bytes([rest[0], rest[1]]) as usize;
-        let Some(nalu) = rest.get(2..2 + n) else { break };
-        if n > 0 {
-            out.push(nalu);
+        if n == 0 {
+            return rest.iter().all(|&b| b == 0).then_some(out);
         }
+        out.push(rest.get(2..2 + n)?.to_vec());
         rest = &rest[2 + n..];
     }
+    rest.is_empty().then_some(out)
+}
+
+/// gortsplib's Encoder.Encode: consecutive NAL units batched while their aggregation
+/// packet fits; a batch of one is sent alone if shorter than `max`, else fragmented; a
+/// batch of several becomes one STAP-A/AP.
+fn packetize(codec: Codec, au: &[Vec<u8>], max: usize) -> Vec<Vec<u8>> {
+    let hdr = if codec == Codec::H265 { 2 } else { 1 };
+    let agg_len = |batch: &[&Vec<u8>]| hdr + batch.iter().map(|n| 2 + n.len()).sum::<usize>();
+    let mut out = Vec::new();
+    let mut batch: Vec<&Vec<u8>> = Vec::new();
+    for nalu in au {
+        let mut with = batch.clone();
+        with.push(nalu);
+        if agg_len(&with) <= max {
+            batch = with;
+        } else {
+            if !batch.is_empty() {
+                out.extend(write_batch(codec, &batch, max));
+            }
+            batch = vec![nalu];
+        }
+    }
+    out.extend(write_batch(codec, &batch, max));
     out
 }
 
-/// Cuts `data` into fragments of `prefix` + at most max - prefix.len() - 1 bytes with a
-/// FU header (`typ` plus S on the first if `start`, E on the last if `end`).
-fn fragments(prefix: &[u8], typ: u8, data: &[u8], start: bool, end: bool, max: usize) -> Vec<Vec<u8>> {
+fn write_batch(codec: Codec, batch: &[&Vec<u8>], max: usize) -> Vec<Vec<u8>> {
+    match batch {
+        [] => Vec::new(),
+        [one] if one.len() < max => vec![one.to_vec()],
+        [one] => fragment(codec, one, max),
+        many => vec![aggregate(codec, many)],
+    }
+}
+
+/// STAP-A (header: type 24, F and NRI 0, as gortsplib writes it) or H.265 AP (type 48
+/// with the lowest layer and temporal ids of its NAL units).
+fn aggregate(codec: Codec, nalus: &[&Vec<u8>]) -> Vec<u8> {
+    let mut p = match codec {
+        Codec::H265 => {
+            let layer = nalus
+                .iter()
+                .map(|n| ((n[0] & 1) << 5) | ((n.get(1).unwrap_or(&0) >> 3) & 0x1F))
+                .min();
+            let tid = nalus.iter().map(|n| n.get(1).unwrap_or(&0) & 7).min();
+            let (layer, tid) = (layer.unwrap_or(0), tid.unwrap_or(0));
+            vec![(48 << 1) | (layer & 0x20), ((layer & 0x1F) << 3) | tid]
+        }
+        _ => vec![24],
+    };
+    for n in nalus {
+        p.extend_from_slice(&(n.len() as u16).to_be_bytes());
+        p.extend_from_slice(n);
+    }
+    p
+}
+
+/// FU-A (H.264: max - 2 bytes of the NAL unit per packet) or FU (H.265: max - 3).
+fn fragment(codec: Codec, nalu: &[u8], max: usize) -> Vec<Vec<u8>> {
+    let (prefix, typ, body) = match codec {
+        Codec::H265 if nalu.len() >= 2 => {
+            let typ = (nalu[0] >> 1) & 0x3F;
+            (vec![(nalu[0] & 0x81) | (49 << 1), nalu[1]], typ, &nalu[2..])
+        }
+        Codec::H265 => return vec![nalu.to_vec()],
+        _ => (vec![(nalu[0] & 0x60) | 28], nalu[0] & 0x1F, &nalu[1..]),
+    };
     let room = max.saturating_sub(prefix.len() + 1).max(1);
-    let chunks: Vec<&[u8]> = data.chunks(room).collect();
+    let chunks: Vec<&[u8]> = body.chunks(room).collect();
     let n = chunks.len();
     chunks
         .into_iter()
         .enumerate()
         .map(|(i, c)| {
-            let mut h = typ;
-            if i == 0 && start {
-                h |= 0x80;
-            }
-            if i + 1 == n && end {
-                h |= 0x40;
-            }
-            let mut p = prefix.to_vec();
-            p.push(h);
+            let mut p = prefix.clone();
+            p.push(typ | if i == 0 { 0x80 } else { 0 } | if i + 1 == n { 0x40 } else { 0 });
             p.extend_from_slice(c);
             p
         })
         .collect()
 }
 
-/// H.264 (RFC 6184): a NAL unit that does not fit becomes FU-A fragments.
-fn h264_nalu(nalu: &[u8], max: usize) -> Vec<Vec<u8>> {
-    if nalu.len() <= max {
-        return vec![nalu.to_vec()];
-    }
-    let ind = (nalu[0] & 0xE0) | 28;
-    fragments(&[ind], nalu[0] & 0x1F, &nalu[1..], true, true, max)
-}
-
-fn split_h264(payload: &[u8], max: usize) -> Vec<Vec<u8>> {
-    match payload[0] & 0x1F {
-        24 => aggregated(payload, 1)
-            .into_iter()
-            .flat_map(|n| h264_nalu(n, max))
-            .collect(),
-        28 if payload.len() >= 2 => {
-            let h = payload[1];
-            fragments(
-                &payload[..1],
-                h & 0x1F,
-                &payload[2..],
-                h & 0x80 != 0,
-                h & 0x40 != 0,
-                max,
-            )
+/// The H.265 parameter sets of media `index` (`sprop-vps`, `sprop-sps`, `sprop-pps` in its
+/// fmtp line).
+fn h265_sprop(describe: &str, index: usize) -> Vec<Vec<u8>> {
+    let section = describe.split("\nm=").nth(index + 1).unwrap_or("");
+    let mut out = Vec::new();
+    for line in section.lines().filter(|l| l.starts_with("a=fmtp:")) {
+        for kv in line.split([';', ' ']) {
+            for key in ["sprop-vps=", "sprop-sps=", "sprop-pps="] {
+                if let Some(v) = kv.trim().strip_prefix(key) {
+                    let first = v.split(',').next().unwrap_or("");
+                    if let Ok(b) = base64::engine::general_purpose::STANDARD.decode(first) {
+                        out.push(b);
+                    }
+                }
+            }
         }
-        1..=23 => h264_nalu(payload, max),
-        // STAP-B, MTAP, FU-B: not produced by MediaMTX's encoder
-        _ => Vec::new(),
     }
-}
-
-/// H.265 (RFC 7798): a NAL unit that does not fit becomes FU fragments.
-fn h265_nalu(nalu: &[u8], max: usize) -> Vec<Vec<u8>> {
-    if nalu.len() <= max || nalu.len() < 3 {
-        return vec![nalu.to_vec()];
-    }
-    let hdr = [(nalu[0] & 0x81) | (49 << 1), nalu[1]];
-    fragments(&hdr, (nalu[0] >> 1) & 0x3F, &nalu[2..], true, true, max)
-}
-
-fn split_h265(payload: &[u8], max: usize) -> Vec<Vec<u8>> {
-    if payload.len() < 3 {
-        return Vec::new();
-    }
-    match (payload[0] >> 1) & 0x3F {
-        48 => aggregated(payload, 2)
-            .into_iter()
-            .flat_map(|n| h265_nalu(n, max))
-            .collect(),
-        49 => {
-            let h = payload[2];
-            fragments(
-                &payload[..2],
-                h & 0x3F,
-                &payload[3..],
-                h & 0x80 != 0,
-                h & 0x40 != 0,
-                max,
-            )
-        }
-        0..=47 => h265_nalu(payload, max),
-        _ => Vec::new(),
-    }
+    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn fu_a_fragments_fit_and_rebuild() {
-        let mut nalu = vec![0x65];
-        nalu.extend((0..4000u32).map(|i| i as u8));
-        let out = split_h264(&nalu, 1000);
-        assert!(out.iter().all(|p| p.len() <= 1000));
-        assert_eq!(out[0][1] & 0x80, 0x80);
-        assert_eq!(out.last().unwrap()[1] & 0x40, 0x40);
-        let mut re = vec![(out[0][0] & 0xE0) | (out[0][1] & 0x1F)];
-        for p in &out {
-            re.extend_from_slice(&p[2..]);
-        }
-        assert_eq!(re, nalu);
+    fn rtp(seq: u16, ts: u32, marker: bool, payload: &[u8]) -> Vec<u8> {
+        let mut p = vec![0x80, 96 | if marker { 0x80 } else { 0 }];
+        p.extend_from_slice(&seq.to_be_bytes());
+        p.extend_from_slice(&ts.to_be_bytes());
+        p.extend_from_slice(&[1, 2, 3, 4]);
+        p.extend_from_slice(payload);
+        p
+    }
+
+    fn splitter(codec: &'static str, params: Vec<Vec<u8>>, max: usize) -> Splitter {
+        let media = crate::media::Media {
+            control: String::new(),
+            codec,
+            props: None,
+            is_h264: codec == "H264",
+            pt: 96,
+            clock_rate: 90000,
+            params,
+        };
+        let sdp = Sdp {
+            medias: vec![media],
+            describe: String::new(),
+        };
+        Splitter::new(&sdp, max, Box::new(|_| {}))
     }
 
     #[test]
-    fn stap_a_and_h265_split_and_hostile_input() {
-        // STAP-A with a small and a big NAL unit: the small one alone, the big one in FU-A
-        let big: Vec<u8> = std::iter::once(0x65).chain(std::iter::repeat(7).take(300)).collect();
-        let mut stap = vec![24, 0, 2, 0x67, 1];
-        stap.extend_from_slice(&(big.len() as u16).to_be_bytes());
-        stap.extend_from_slice(&big);
-        let out = split_h264(&stap, 100);
-        assert_eq!(out[0], vec![0x67, 1]);
-        assert!(out[1..].iter().all(|p| p[0] & 0x1F == 28 && p.len() <= 100));
-        // H.265 IDR (type 19) into FU (type 49) with the FU header carrying 19
+    fn small_packets_pass_until_one_is_too_big_then_access_units_are_reencoded() {
+        let (sps, pps) = (vec![0x67, 1, 2], vec![0x68, 3]);
+        let mut s = splitter("H264", vec![sps.clone(), pps.clone()], 100);
+        // fits: passed as it is
+        let p = rtp(10, 1000, true, &[0x41, 9, 9]);
+        assert_eq!(s.split(0, p.clone()), vec![p]);
+        // an IDR of 300 bytes in one packet: the encoder starts at its sequence number
+        let idr: Vec<u8> = std::iter::once(0x65).chain(std::iter::repeat(7).take(299)).collect();
+        let mut stap = vec![24, 0, 2, 9, 0xF0];
+        stap.extend_from_slice(&(idr.len() as u16).to_be_bytes());
+        stap.extend_from_slice(&idr);
+        let out = s.split(0, rtp(11, 4000, true, &stap));
+        // AUD dropped, SPS+PPS put back before the IDR in one STAP-A, the IDR in FU-A
+        let payloads: Vec<&[u8]> = out.iter().map(|p| &p[12..]).collect();
+        assert_eq!(payloads[0], &[&[24u8, 0, 3][..], &sps, &[0, 2], &pps].concat()[..]);
+        assert!(payloads[1..].iter().all(|p| p[0] == 0x7C && p.len() <= 100));
+        assert_eq!(payloads[1][1], 0x85);
+        assert_eq!(payloads.last().unwrap()[1], 0x45);
+        let body: Vec<u8> = payloads[1..].iter().flat_map(|p| p[2..].to_vec()).collect();
+        assert_eq!(body, idr[1..]);
+        let seqs: Vec<u16> = out.iter().map(|p| u16::from_be_bytes([p[2], p[3]])).collect();
+        assert_eq!(seqs, (11..11 + out.len() as u16).collect::<Vec<_>>());
+        assert!(out.iter().all(|p| p[4..12] == [0, 0, 0x0F, 0xA0, 1, 2, 3, 4]));
+        assert_eq!(out.iter().filter(|p| p[1] & 0x80 != 0).count(), 1);
+        assert_ne!(out.last().unwrap()[1] & 0x80, 0);
+        // later small units go through the encoder too: two NAL units of one access unit
+        // (a FU-A pair and a single packet) come out aggregated
+        let a = s.split(0, rtp(12, 7000, false, &[0x7C, 0x81, 1, 2]));
+        assert!(a.is_empty());
+        let a = s.split(0, rtp(13, 7000, false, &[0x7C, 0x41, 3]));
+        assert!(a.is_empty());
+        let out = s.split(0, rtp(14, 7000, true, &[0x41, 4]));
+        assert_eq!(out.len(), 1);
+        assert_eq!(&out[0][12..], &[24, 0, 4, 0x61, 1, 2, 3, 0, 2, 0x41, 4]);
+        assert_eq!(u16::from_be_bytes([out[0][2], out[0][3]]), 11 + 5);
+    }
+
+    #[test]
+    fn h265_fu_and_ap_and_hostile_input() {
+        let mut s = splitter("H265", Vec::new(), 100);
+        // an IDR_W_RADL (19) of 400 bytes: FU packets (type 49) carrying 19
         let mut nalu = vec![19 << 1, 1];
-        nalu.extend(std::iter::repeat(9).take(500));
-        let out = split_h265(&nalu, 100);
+        nalu.extend(std::iter::repeat(9).take(398));
+        let out = s.split(0, rtp(1, 0, true, &nalu));
         assert!(out
             .iter()
-            .all(|p| (p[0] >> 1) & 0x3F == 49 && p[2] & 0x3F == 19 && p.len() <= 100));
-        assert_eq!(out.iter().map(|p| p.len() - 3).sum::<usize>(), 500);
-        // truncated or malformed packets neither panic nor grow
-        assert!(split_h264(&[24, 0xFF, 0xFF, 1], 2).is_empty());
-        assert!(split_h265(&[49 << 1], 2).is_empty());
+            .all(|p| (p[12] >> 1) & 0x3F == 49 && p[14] & 0x3F == 19 && p.len() - 12 <= 100));
+        assert_eq!(out.iter().map(|p| p.len() - 15).sum::<usize>(), 398);
+        // two small NAL units of one access unit: one AP (type 48)
+        assert!(s.split(0, rtp(2, 3000, false, &[2, 1, 5])).is_empty());
+        let out = s.split(0, rtp(3, 3000, true, &[2, 1, 6]));
+        assert_eq!(&out[0][12..], &[48 << 1, 1, 0, 3, 2, 1, 5, 0, 3, 2, 1, 6]);
+        // malformed or truncated packets neither panic nor grow
+        assert!(s.split(0, rtp(4, 6000, true, &[48 << 1, 1, 0xFF, 0xFF, 1])).is_empty());
+        assert!(s.split(0, rtp(5, 6000, true, &[49 << 1])).is_empty());
+        assert!(s.split(0, rtp(9, 6000, true, &[49 << 1, 1, 0x13, 7])).is_empty());
         assert_eq!(bounds(&[0x90, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]), None);
+    }
+
+    #[test]
+    fn other_codecs_lose_oversized_packets_only() {
+        let mut s = splitter("Opus", Vec::new(), 50);
+        let small = rtp(1, 0, true, &[1; 40]);
+        assert_eq!(s.split(0, small.clone()), vec![small]);
+        assert!(s.split(0, rtp(2, 960, true, &[1; 60])).is_empty());
+        let small = rtp(3, 1920, true, &[1; 40]);
+        assert_eq!(s.split(0, small.clone()), vec![small]);
+    }
+
+    #[test]
+    fn h265_parameter_sets_from_the_sdp() {
+        let d = "v=0\r\nm=video 0 RTP/AVP 96\r\na=fmtp:96 sprop-vps=QAE=; sprop-sps=QgE=; sprop-pps=RAE=\r\n";
+        assert_eq!(h265_sprop(d, 0), vec![vec![0x40, 1], vec![0x42, 1], vec![0x44, 1]]);
     }
 }

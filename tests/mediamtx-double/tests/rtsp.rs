@@ -532,8 +532,18 @@ fn oversized_h264_nal_units_are_split_into_fu_a() {
     assert!(st.success() && errs.is_empty(), "ffmpeg reader: {:?} {}", st, errs);
     assert_eq!(std::fs::metadata(&out).unwrap().len(), 10 * 640 * 480);
 
-    // the raw reader: packets of at most 1452 bytes, numbered without gaps, and the IDR
-    // NAL units rebuilt from FU-A fragments
+    // the raw reader: packets of at most 1452 bytes, numbered without gaps, each access
+    // unit re-encoded as gortsplib's encoder does: SPS and PPS aggregated in one STAP-A,
+    // then the IDR NAL unit in FU-A fragments (rebuilt here)
+    let stap = [
+        &[24u8][..],
+        &(sps.len() as u16).to_be_bytes(),
+        &sps,
+        &(pps.len() as u16).to_be_bytes(),
+        &pps,
+    ]
+    .concat();
+    let mut staps = 0;
     let mut next_seq: Option<u16> = None;
     let mut rebuilt: Vec<Vec<u8>> = Vec::new();
     let mut cur: Option<Vec<u8>> = None;
@@ -554,6 +564,10 @@ fn oversized_h264_nal_units_are_split_into_fu_a() {
         }
         next_seq = Some(s.wrapping_add(1));
         let payload = &pkt[12..];
+        if rebuilt.is_empty() && cur.is_none() && payload[0] & 0x1F == 24 {
+            assert_eq!(payload, &stap[..], "the parameter sets in one STAP-A");
+            staps += 1;
+        }
         if payload[0] & 0x1F == 28 {
             if payload[1] & 0x80 != 0 {
                 cur = Some(vec![(payload[0] & 0xE0) | (payload[1] & 0x1F)]);
@@ -574,4 +588,9 @@ fn oversized_h264_nal_units_are_split_into_fu_a() {
     for n in &rebuilt {
         assert!(idrs.contains(n), "a rebuilt IDR NAL unit is one sent");
     }
+    assert_eq!(staps, 1, "a STAP-A before the first rebuilt IDR");
+    assert!(log_of(&dir).contains(&format!(
+        "INF [path big] RTP packets are too big ({} > 1440), remuxing them into smaller ones",
+        idrs[0].len()
+    )));
 }
