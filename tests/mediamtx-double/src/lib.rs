@@ -40,6 +40,7 @@ pub mod rtmp_chunk;
 pub mod rtmp_relay;
 pub mod rtmps;
 mod rtp_split;
+pub mod rtp_stats;
 pub mod rtsp;
 pub mod rtsp_multicast;
 pub mod rtsp_registry;

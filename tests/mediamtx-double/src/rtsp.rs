@@ -38,9 +38,20 @@ impl PubIn {
     }
 
     pub fn receive(&self, media: usize, rtcp: bool, payload: Vec<u8>) {
-        self.counters.received(rtcp, payload.len());
         self.activity.touch();
-        if !rtcp && payload.len() > 12 {
+        if rtcp {
+            self.counters.rtcp_in(media, &payload, false);
+            return self.stream.write(media, true, payload);
+        }
+        self.counters
+            .in_bytes
+            .fetch_add(payload.len() as u64, Ordering::Relaxed);
+        if payload.len() < 12 {
+            // pion cannot unmarshal it: a decode error, nothing relayed
+            self.counters.in_rtp_err.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        if payload.len() > 12 {
             let mut pending = self.sps_pending.lock().unwrap();
             if pending.get(media).copied().unwrap_or(false) {
                 let cc = (payload[0] & 0x0f) as usize;
@@ -54,7 +65,15 @@ impl PubIn {
                 }
             }
         }
-        self.stream.write(media, rtcp, payload);
+        // the receiver decides what is relayed, and in which order (UDP)
+        let pkts = match self.counters.receivers.lock().unwrap().get_mut(media) {
+            Some(Some(r)) => r.process(payload, Instant::now()),
+            _ => vec![payload],
+        };
+        self.counters.in_rtp.fetch_add(pkts.len() as u64, Ordering::Relaxed);
+        for p in pkts {
+            self.stream.write(media, false, p);
+        }
     }
 }
 
@@ -488,15 +507,24 @@ impl Conn {
     }
 
     fn on_frame(&mut self, ch: u8, payload: Vec<u8>) {
-        if let Role::Publisher {
-            chmap,
-            pub_in: Some(pub_in),
-            ..
-        } = &self.role
-        {
-            if let Some(&(media, rtcp)) = chmap.get(&ch) {
-                pub_in.receive(media, rtcp, payload);
+        match &self.role {
+            Role::Publisher {
+                chmap,
+                pub_in: Some(pub_in),
+                ..
+            } => {
+                if let Some(&(media, rtcp)) = chmap.get(&ch) {
+                    pub_in.receive(media, rtcp, payload);
+                }
             }
+            // a reader's RTCP (receiver reports) on the odd channel of a media; what it
+            // sends on an RTP channel is ignored, uncounted (no back channel)
+            Role::Reader { chans, .. } if ch % 2 == 1 => {
+                if let Some(media) = chans.iter().position(|c| *c == Some(ch - 1)) {
+                    self.counters.rtcp_in(media, &payload, true);
+                }
+            }
+            _ => {}
         }
     }
 
@@ -1125,6 +1153,7 @@ impl Conn {
             path,
             internal: relay,
             sdp,
+            chmap,
             pub_in,
             sps_pending,
             offline,
@@ -1201,6 +1230,15 @@ impl Conn {
         };
         let s = core::publish_start(&shared, p, pb, sdp.clone(), max_payload);
         drop(st);
+        // a receiver per media set up (gortsplib: per format), reordering over UDP
+        let udp = self.transport == Some("UDP");
+        *self.counters.receivers.lock().unwrap() = (0..sdp.medias.len())
+            .map(|i| {
+                let set_up = udp_addrs.get(i).is_some_and(|a| a.is_some()) || chmap.values().any(|&(m, _)| m == i);
+                let m = &sdp.medias[i];
+                set_up.then(|| crate::rtp_stats::Receiver::new(m.codec, m.clock_rate, udp))
+            })
+            .collect();
         let input = Arc::new(PubIn {
             stream: s,
             sps_pending: Mutex::new(std::mem::take(sps_pending)),
@@ -1354,9 +1392,12 @@ impl Conn {
         *playing = Some((stream, sink_id));
         drop(st);
         if let (Some(server), true) = (&shared.udp, udp) {
-            for (_, rtcp) in udp_addrs.iter().flatten() {
-                server.register(*rtcp, true, Target::Reader(self.activity.clone()));
-                self.udp_regs.push((*rtcp, true));
+            for (media, a) in udp_addrs.iter().enumerate() {
+                if let Some((_, rtcp)) = a {
+                    let t = Target::Reader(self.activity.clone(), self.counters.clone(), media);
+                    server.register(*rtcp, true, t);
+                    self.udp_regs.push((*rtcp, true));
+                }
             }
             self.start_udp_watchdog(self.activity.clone(), Duration::from_secs(60));
         }

@@ -21,13 +21,46 @@ pub struct Counters {
     pub out_rtp: AtomicU64,
     pub out_rtcp: AtomicU64,
     pub out_discarded: AtomicU64,
+    /// a publisher's receivers, per media it set up (losses, jitter, reordering)
+    pub receivers: Mutex<Vec<Option<crate::rtp_stats::Receiver>>>,
+    /// a reader's losses as its receiver reports give them, per media
+    pub reported_lost: Mutex<Vec<u64>>,
 }
 
 impl Counters {
-    pub fn received(&self, rtcp: bool, len: usize) {
-        self.in_bytes.fetch_add(len as u64, Ordering::Relaxed);
-        let n = if rtcp { &self.in_rtcp } else { &self.in_rtp };
-        n.fetch_add(1, Ordering::Relaxed);
+    /// An RTCP payload from the client: its packets counted one by one (a compound that
+    /// does not parse is one packet in error); a reader's receiver reports give the
+    /// losses it saw on `media` (readPacketRTCPPlay).
+    pub fn rtcp_in(&self, media: usize, payload: &[u8], reader: bool) {
+        self.in_bytes.fetch_add(payload.len() as u64, Ordering::Relaxed);
+        let Some(pkts) = crate::rtp_stats::rtcp_packets(payload) else {
+            self.in_rtcp_err.fetch_add(1, Ordering::Relaxed);
+            return;
+        };
+        self.in_rtcp.fetch_add(pkts.len() as u64, Ordering::Relaxed);
+        if !reader {
+            return;
+        }
+        for (_, rr) in pkts.iter().filter(|(t, _)| *t == 201) {
+            // the double relays one stream per media: every block reports on it
+            if let Some((_, lost)) = crate::rtp_stats::reception_reports(rr).last() {
+                let mut r = self.reported_lost.lock().unwrap();
+                if r.len() <= media {
+                    r.resize(media + 1, 0);
+                }
+                r[media] = u64::from(*lost);
+            }
+        }
+    }
+
+    /// (packets lost summed, jitter averaged) over a publisher's media, as gortsplib's
+    /// sessionStatsFromMedias does.
+    fn receiver_stats(&self) -> (u64, f64) {
+        let r = self.receivers.lock().unwrap();
+        let set: Vec<&crate::rtp_stats::Receiver> = r.iter().flatten().collect();
+        let lost = set.iter().map(|x| x.lost).sum();
+        let jitter = set.iter().map(|x| x.jitter).sum::<f64>() / set.len().max(1) as f64;
+        (lost, jitter)
     }
     pub fn sent(&self, rtcp: bool, len: usize) {
         self.out_bytes.fetch_add(len as u64, Ordering::Relaxed);
@@ -144,6 +177,8 @@ fn session_json(s: &SessionEntry) -> Value {
     let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
     let (ib, irtp, irtcp) = (g(&c.in_bytes), g(&c.in_rtp), g(&c.in_rtcp));
     let (ob, ortp, ortcp) = (g(&c.out_bytes), g(&c.out_rtp), g(&c.out_rtcp));
+    let (lost, jitter) = c.receiver_stats();
+    let reported: u64 = c.reported_lost.lock().unwrap().iter().sum();
     json!({
         "id": s.uuid,
         "created": rfc3339(s.created),
@@ -158,23 +193,23 @@ fn session_json(s: &SessionEntry) -> Value {
         "conns": [s.conn_uuid],
         "inboundBytes": ib,
         "inboundRTPPackets": irtp,
-        "inboundRTPPacketsLost": 0,
+        "inboundRTPPacketsLost": lost,
         "inboundRTPPacketsInError": g(&c.in_rtp_err),
-        "inboundRTPPacketsJitter": 0.0,
+        "inboundRTPPacketsJitter": jitter,
         "inboundRTCPPackets": irtcp,
         "inboundRTCPPacketsInError": g(&c.in_rtcp_err),
         "outboundBytes": ob,
         "outboundRTPPackets": ortp,
-        "outboundRTPPacketsReportedLost": 0,
+        "outboundRTPPacketsReportedLost": reported,
         "outboundRTPPacketsDiscarded": g(&c.out_discarded),
         "outboundRTCPPackets": ortcp,
         "bytesReceived": ib,
         "bytesSent": ob,
         "rtpPacketsReceived": irtp,
         "rtpPacketsSent": ortp,
-        "rtpPacketsLost": 0,
+        "rtpPacketsLost": lost,
         "rtpPacketsInError": g(&c.in_rtp_err),
-        "rtpPacketsJitter": 0.0,
+        "rtpPacketsJitter": jitter,
         "rtcpPacketsReceived": irtcp,
         "rtcpPacketsSent": ortcp,
         "rtcpPacketsInError": g(&c.in_rtcp_err),

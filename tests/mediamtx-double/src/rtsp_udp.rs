@@ -14,8 +14,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 pub enum Target {
     /// a publisher's media (RTP or RTCP)
     Publisher(Arc<crate::rtsp::PubIn>, usize),
-    /// a reader: only its RTCP receiver reports, which keep the session alive
-    Reader(Arc<Activity>),
+    /// a reader's media: only its RTCP receiver reports, which keep the session alive
+    /// and are counted in its session
+    Reader(Arc<Activity>, Arc<crate::rtsp_registry::Counters>, usize),
 }
 
 /// Last time something was received for a session (milliseconds since the epoch).
@@ -92,7 +93,15 @@ pub fn serve(shared: Arc<Shared>, rtcp: bool) {
         match target {
             Some(Target::Publisher(p, _)) if n > MAX_PAYLOAD => p.too_big(rtcp, n),
             Some(Target::Publisher(p, media)) => p.receive(media, rtcp, buf[..n].to_vec()),
-            Some(Target::Reader(a)) => a.touch(),
+            Some(Target::Reader(a, c, media)) => {
+                a.touch();
+                if n > MAX_PAYLOAD {
+                    c.in_bytes.fetch_add(n as u64, Ordering::Relaxed);
+                    c.in_rtcp_err.fetch_add(1, Ordering::Relaxed);
+                } else {
+                    c.rtcp_in(media, &buf[..n], true);
+                }
+            }
             None => {}
         }
     }
