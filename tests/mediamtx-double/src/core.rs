@@ -699,13 +699,13 @@ pub fn tick(shared: &Arc<Shared>) {
     let _ = wait_free;
 }
 
-/// MediaMTX's path log (`INF [path NAME] ...`) for the stream's parts; a weak handle, so
+/// MediaMTX's path log (`LVL [path NAME] ...`) for the stream's parts; a weak handle, so
 /// that a stream kept by the state does not keep the state alive.
-fn path_logger(shared: &Arc<Shared>, name: &str) -> Box<dyn Fn(&str) + Send> {
-    let (weak, prefix) = (Arc::downgrade(shared), format!("INF [path {}] ", name));
-    Box::new(move |msg| {
+fn path_logger(shared: &Arc<Shared>, name: &str) -> crate::rtp_split::PathLog {
+    let (weak, name) = (Arc::downgrade(shared), name.to_string());
+    Box::new(move |level, msg| {
         if let Some(sh) = weak.upgrade() {
-            sh.log(&format!("{}{}", prefix, msg));
+            sh.log(&format!("{} [path {}] {}", level, name, msg));
         }
     })
 }
@@ -759,6 +759,7 @@ pub fn publish_start(shared: &Arc<Shared>, p: &mut PathRt, pb: Publisher, sdp: S
             if let Some(r) = &s.restamp {
                 r.lock().unwrap().switch(&sdp);
             }
+            s.split.lock().unwrap().new_producer();
             *s.props.lock().unwrap() = props;
             s
         }
@@ -884,7 +885,7 @@ pub fn path_json(p: &PathRt) -> Value {
     } else {
         (Value::Null, false, None)
     };
-    let (tracks, tracks2, inb, outb) = match &p.stream {
+    let (tracks, tracks2, inb, outb, frames_in_error) = match &p.stream {
         Some(s) => {
             let props = s.props.lock().unwrap();
             let tracks: Vec<Value> = s.sdp.medias.iter().map(|m| json!(m.codec)).collect();
@@ -900,9 +901,10 @@ pub fn path_json(p: &PathRt) -> Value {
                 tracks2,
                 s.inbound.load(Ordering::Relaxed),
                 s.outbound.load(Ordering::Relaxed),
+                s.split.lock().unwrap().frames_in_error(),
             )
         }
-        None => (vec![], vec![], 0, 0),
+        None => (vec![], vec![], 0, 0, 0),
     };
     let readers: Vec<Value> = p
         .readers
@@ -923,7 +925,7 @@ pub fn path_json(p: &PathRt) -> Value {
         "tracks2": tracks2,
         "inboundBytes": inb,
         "outboundBytes": outb,
-        "inboundFramesInError": 0,
+        "inboundFramesInError": frames_in_error,
         "bytesReceived": inb,
         "bytesSent": outb,
         "readers": readers,

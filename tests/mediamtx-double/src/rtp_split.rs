@@ -8,7 +8,9 @@
 //! and encoded as gortsplib's rtph264/rtph265 encoders do (small NAL units aggregated into
 //! STAP-A/AP, big ones cut into FU-A/FU). An oversized packet of another codec is dropped
 //! (MediaMTX's "RTP payload size (N) is greater than maximum allowed (M)" for codecs it has
-//! no RTP encoder for).
+//! no RTP encoder for). A packet the decoder refuses (a lost or orphan fragment, a bad
+//! aggregation packet, an access unit over mediacommon's bounds) is not relayed and counts
+//! in the stream's `inboundFramesInError`, as MediaMTX's subStreamFormat does.
 
 use crate::media::Sdp;
 use base64::Engine;
@@ -21,10 +23,9 @@ pub fn max_payload(global: &serde_json::Map<String, serde_json::Value>) -> usize
     udp.saturating_sub(12 + srtp).max(16)
 }
 
-/// mediacommon's bounds of an access unit (h264/h265 MaxAccessUnitSize,
-/// MaxNALUsPerAccessUnit): a bigger one is dropped.
+/// mediacommon's MaxAccessUnitSize (H.264 and H.265); its MaxNALUsPerAccessUnit is 50
+/// for H.264 and 21 for H.265 (see `decode`).
 const MAX_AU_SIZE: usize = 8 * 1024 * 1024;
-const MAX_NALUS_PER_AU: usize = 21 * 1024;
 
 #[derive(Clone, Copy, PartialEq)]
 enum Codec {
@@ -69,6 +70,9 @@ impl Codec {
     }
 }
 
+/// A complete access unit: its RTP timestamp and NAL units.
+type AccessUnit = (u32, Vec<Vec<u8>>);
+
 /// The RTP header fields the encoder writes.
 struct Encoder {
     pt: u8,
@@ -84,15 +88,50 @@ struct Track {
     au: Option<(u32, Vec<Vec<u8>>, usize)>,
     /// decoder: the FU-A/FU being reassembled and the sequence number it expects next
     frag: Option<(Vec<u8>, u16)>,
+    /// decoder: a packet that starts something was seen (later orphan fragments are errors)
+    first_packet: bool,
     /// Some once the format is re-encoded
     enc: Option<Encoder>,
 }
 
+/// The path's log: (level, message).
+pub type PathLog = Box<dyn Fn(&str, &str) + Send>;
+
 pub struct Splitter {
     max: usize,
     tracks: Vec<Track>,
-    /// where the "RTP packets are too big" line goes (the path's log)
-    log: Box<dyn Fn(&str) + Send>,
+    log: PathLog,
+    errors: ErrorDumper,
+}
+
+/// MediaMTX's stream `inboundFramesInError` with its errordumper: the count, and a WAR line
+/// at most once a second naming the last error (here on the first error after the second
+/// has passed, where MediaMTX's ticker would report it).
+#[derive(Default)]
+struct ErrorDumper {
+    total: u64,
+    pending: u64,
+    last_report: Option<std::time::Instant>,
+}
+
+impl ErrorDumper {
+    fn add(&mut self, err: String, log: &PathLog) {
+        self.total += 1;
+        self.pending += 1;
+        if self
+            .last_report
+            .is_some_and(|t| t.elapsed() < std::time::Duration::from_secs(1))
+        {
+            return;
+        }
+        let line = match self.pending {
+            1 => format!("processing error: {}", err),
+            n => format!("{} processing errors, last was: {}", n, err),
+        };
+        log("WAR", &line);
+        self.pending = 0;
+        self.last_report = Some(std::time::Instant::now());
+    }
 }
 
 /// (header length, payload end) of an RTP packet, or None if it is malformed.
@@ -113,7 +152,7 @@ fn bounds(pkt: &[u8]) -> Option<(usize, usize)> {
 }
 
 impl Splitter {
-    pub fn new(sdp: &Sdp, max: usize, log: Box<dyn Fn(&str) + Send>) -> Splitter {
+    pub fn new(sdp: &Sdp, max: usize, log: PathLog) -> Splitter {
         let tracks = sdp
             .medias
             .iter()
@@ -140,11 +179,32 @@ impl Splitter {
                     params,
                     au: None,
                     frag: None,
+                    first_packet: false,
                     enc: None,
                 }
             })
             .collect();
-        Splitter { max, tracks, log }
+        Splitter {
+            max,
+            tracks,
+            log,
+            errors: ErrorDumper::default(),
+        }
+    }
+
+    /// alwaysAvailable: another producer feeds the stream. Its packets get fresh decoders
+    /// (MediaMTX's are per sub-stream) while the encoders, the stream's, go on.
+    pub fn new_producer(&mut self) {
+        for t in &mut self.tracks {
+            t.au = None;
+            t.frag = None;
+            t.first_packet = false;
+        }
+    }
+
+    /// The stream's `inboundFramesInError`.
+    pub fn frames_in_error(&self) -> u64 {
+        self.errors.total
     }
 
     /// The packets the readers get for one RTP packet of `media`.
@@ -162,20 +222,35 @@ impl Splitter {
         let marker = pkt[1] & 0x80 != 0;
         // the decoder runs on every packet, as MediaMTX's does, so that the access unit
         // in progress is whole when the encoder starts
-        let done = if t.codec == Codec::Other {
-            None
-        } else {
-            t.decode(payload, seq, ts, marker)
+        let done = match t.codec {
+            Codec::Other => None,
+            // a packet the decoder refuses is a frame in error, and is not relayed
+            _ => match t.decode(payload, seq, ts, marker) {
+                Ok(done) => done,
+                Err(e) => {
+                    self.errors.add(e, &self.log);
+                    return Vec::new();
+                }
+            },
         };
         if t.enc.is_none() && payload.len() > max {
             if t.codec == Codec::Other {
+                let e = format!(
+                    "RTP payload size ({}) is greater than maximum allowed ({})",
+                    payload.len(),
+                    max
+                );
+                self.errors.add(e, &self.log);
                 return Vec::new();
             }
-            (self.log)(&format!(
-                "RTP packets are too big ({} > {}), remuxing them into smaller ones",
-                payload.len(),
-                max
-            ));
+            (self.log)(
+                "INF",
+                &format!(
+                    "RTP packets are too big ({} > {}), remuxing them into smaller ones",
+                    payload.len(),
+                    max
+                ),
+            );
             t.enc = Some(Encoder {
                 pt: pkt[1] & 0x7F,
                 ssrc: [pkt[8], pkt[9], pkt[10], pkt[11]],
@@ -194,76 +269,121 @@ impl Splitter {
 
 impl Track {
     /// gortsplib's rtph264/rtph265 Decoder: NAL units of single, aggregation and
-    /// fragmentation packets gathered per timestamp; a complete access unit (marker bit,
-    /// or a packet with a new timestamp) is returned with its timestamp. Malformed packets
-    /// and lost fragments drop what they belong to.
-    fn decode(&mut self, payload: &[u8], seq: u16, ts: u32, marker: bool) -> Option<(u32, Vec<Vec<u8>>)> {
-        let nalus = self.nalus(payload, seq)?;
+    /// fragmentation packets gathered per timestamp; Ok(Some) with a complete access unit
+    /// (marker bit, or a packet with a new timestamp) and its timestamp; Err with the
+    /// decoder's text for what MediaMTX counts as a frame in error.
+    fn decode(&mut self, payload: &[u8], seq: u16, ts: u32, marker: bool) -> Result<Option<AccessUnit>, String> {
+        let Some(nalus) = self.nalus(payload, seq)? else {
+            return Ok(None);
+        };
         let mut done = None;
         if self.au.as_ref().is_some_and(|(t, _, _)| *t != ts) {
             done = self.au.take().map(|(t, n, _)| (t, n));
         }
         let (_, buf, size) = self.au.get_or_insert_with(|| (ts, Vec::new(), 0));
-        let add: usize = nalus.iter().map(|n| n.len()).sum();
-        if buf.len() + nalus.len() > MAX_NALUS_PER_AU || *size + add > MAX_AU_SIZE {
+        let count = buf.len() + nalus.len();
+        let max_count = if self.codec == Codec::H265 { 21 } else { 50 };
+        if count > max_count {
             self.au = None;
-            return done;
+            return Err(format!(
+                "NALU count ({}) exceeds maximum allowed ({})",
+                count, max_count
+            ));
+        }
+        let new_size = *size + nalus.iter().map(|n| n.len()).sum::<usize>();
+        if new_size > MAX_AU_SIZE {
+            self.au = None;
+            return Err(format!(
+                "access unit size ({}) is too big, maximum is {}",
+                new_size, MAX_AU_SIZE
+            ));
         }
         buf.extend(nalus);
-        *size += add;
+        *size = new_size;
         if marker && done.is_none() {
             done = self.au.take().map(|(t, n, _)| (t, n));
         }
-        done
+        Ok(done)
     }
 
-    /// The NAL units a packet completes (None: none yet, or dropped).
-    fn nalus(&mut self, payload: &[u8], seq: u16) -> Option<Vec<Vec<u8>>> {
-        let (hdr, agg, fu) = match self.codec {
-            Codec::H265 => (2, 48, 49),
-            _ => (1, 24, 28),
-        };
+    /// The NAL units a packet completes: Ok(None) while a fragmented one goes on (or a
+    /// stream is joined in the middle of one).
+    fn nalus(&mut self, payload: &[u8], seq: u16) -> Result<Option<Vec<Vec<u8>>>, String> {
+        let h265 = self.codec == Codec::H265;
+        let (hdr, agg, fu) = if h265 { (2, 48, 49) } else { (1, 24, 28) };
         if payload.len() < hdr {
             self.frag = None;
-            return None;
+            return Err("payload is too short".into());
         }
         let typ = self.codec.nalu_type(payload);
+        let (fu_name, agg_name) = if h265 {
+            ("fragmentation unit", "invalid aggregation unit (invalid size)")
+        } else {
+            ("FU-A packet", "invalid STAP-A packet (invalid size)")
+        };
         if typ == fu {
-            let fu_header = *payload.get(hdr)?;
+            let Some(&fu_header) = payload.get(hdr) else {
+                if h265 {
+                    self.frag = None;
+                    return Err("payload is too short".into());
+                }
+                return Err("invalid FU-A packet (invalid size)".into());
+            };
             let data = &payload[hdr + 1..];
-            if fu_header & 0x80 != 0 {
-                // the NAL unit header rebuilt from the indicator and the FU header
+            let (start, end) = (fu_header & 0x80 != 0, fu_header & 0x40 != 0);
+            if start {
+                if h265 && end {
+                    self.frag = None;
+                    return Err("invalid fragmentation unit (can't contain both a start and end bit)".into());
+                }
+                // the NAL unit header rebuilt from the indicator and the FU header (the
+                // F bit of H.264 is not carried over, as gortsplib's decoder does)
                 let mut nalu = match self.codec {
                     Codec::H265 => vec![(payload[0] & 0x81) | ((fu_header & 0x3F) << 1), payload[1]],
-                    // the F bit is not carried over, as gortsplib's decoder does
                     _ => vec![(payload[0] & 0x60) | (fu_header & 0x1F)],
                 };
                 nalu.extend_from_slice(data);
                 self.frag = Some((nalu, seq.wrapping_add(1)));
+                self.first_packet = true;
             } else {
-                let (nalu, next) = self.frag.as_mut()?;
-                if *next != seq || nalu.len() + data.len() > MAX_AU_SIZE {
+                let Some((nalu, next)) = self.frag.as_mut() else {
+                    // joined in the middle of a NAL unit: not an error
+                    if !self.first_packet {
+                        return Ok(None);
+                    }
+                    return Err(format!("invalid {} (non-starting)", fu_name));
+                };
+                if *next != seq {
                     self.frag = None;
-                    return None;
+                    return Err("discarding frame since a RTP packet is missing".into());
+                }
+                if nalu.len() + data.len() > MAX_AU_SIZE {
+                    let n = nalu.len() + data.len();
+                    self.frag = None;
+                    return Err(format!("NALU size ({}) is too big, maximum is {}", n, MAX_AU_SIZE));
                 }
                 nalu.extend_from_slice(data);
                 *next = seq.wrapping_add(1);
             }
-            if fu_header & 0x40 == 0 {
-                return None;
+            if !end {
+                return Ok(None);
             }
-            return self.frag.take().map(|(n, _)| vec![n]);
+            return Ok(self.frag.take().map(|(n, _)| vec![n]));
         }
         self.frag = None;
+        self.first_packet = true;
         if typ == agg {
-            let nalus = aggregated(payload, hdr)?;
-            return (!nalus.is_empty()).then_some(nalus);
+            let nalus = aggregated(payload, hdr, !h265).ok_or(agg_name)?;
+            if nalus.is_empty() {
+                return Err("STAP-A packet doesn't contain any NALU".into());
+            }
+            return Ok(Some(nalus));
         }
-        let other_packet_types: &[u8] = match self.codec {
-            Codec::H265 => &[50],
-            _ => &[25, 26, 27, 29],
-        };
-        (!other_packet_types.contains(&typ)).then(|| vec![payload.to_vec()])
+        match (h265, typ) {
+            (true, 50) => Err("PACI packets are not supported (yet)".into()),
+            (false, 25..=27 | 29) => Err(format!("packet type not supported ({})", h264_type_name(typ))),
+            _ => Ok(Some(vec![payload.to_vec()])),
+        }
     }
 
     /// formatUpdater + unitRemuxer + the gortsplib encoder: the packets of one access unit.
@@ -316,20 +436,36 @@ impl Track {
     }
 }
 
-/// NAL units of an aggregation payload (2-byte sizes after `skip` header bytes); None if
-/// a size runs past the end (trailing zero padding is allowed).
-fn aggregated(payload: &[u8], skip: usize) -> Option<Vec<Vec<u8>>> {
+/// NAL units of an aggregation payload (2-byte sizes after `skip` header bytes); None
+/// if a size is 0 or runs past the end (H.264's STAP-A may end in zero padding).
+fn aggregated(payload: &[u8], skip: usize, zero_padding: bool) -> Option<Vec<Vec<u8>>> {
     let mut out = Vec::new();
     let mut rest = payload.get(skip..).unwrap_or(&[]);
-    while rest.len() >= 2 {
-        let n = u16::from_be_bytes([rest[0], rest[1]]) as usize;
-        if n == 0 {
-            return rest.iter().all(|&b| b == 0).then_some(out);
+    loop {
+        if rest.len() < 2 {
+            return None;
         }
-        out.push(rest.get(2..2 + n)?.to_vec());
-        rest = &rest[2 + n..];
+        let n = u16::from_be_bytes([rest[0], rest[1]]) as usize;
+        rest = &rest[2..];
+        if n == 0 {
+            return (zero_padding && rest.iter().all(|&b| b == 0)).then_some(out);
+        }
+        out.push(rest.get(..n)?.to_vec());
+        rest = &rest[n..];
+        if rest.is_empty() {
+            return Some(out);
+        }
     }
-    rest.is_empty().then_some(out)
+}
+
+/// mediacommon's names of the H.264 packet types gortsplib refuses.
+fn h264_type_name(typ: u8) -> &'static str {
+    match typ {
+        25 => "STAP-B",
+        26 => "MTAP-16",
+        27 => "MTAP-24",
+        _ => "FU-B",
+    }
 }
 
 /// gortsplib's Encoder.Encode: consecutive NAL units batched while their aggregation
@@ -459,7 +595,7 @@ mod tests {
             medias: vec![media],
             describe: String::new(),
         };
-        Splitter::new(&sdp, max, Box::new(|_| {}))
+        Splitter::new(&sdp, max, Box::new(|_, _| {}))
     }
 
     #[test]
@@ -523,6 +659,27 @@ mod tests {
     }
 
     #[test]
+    fn refused_packets_are_frames_in_error_and_not_relayed() {
+        let mut s = splitter("H264", Vec::new(), 1400);
+        // joined in the middle of a NAL unit: relayed, no error
+        let orphan = rtp(1, 0, false, &[0x7C, 0x05, 1]);
+        assert_eq!(s.split(0, orphan.clone()), vec![orphan]);
+        // a fragment lost after a start: the next one is refused, and so is the rest
+        let start = rtp(2, 3000, false, &[0x7C, 0x85, 1]);
+        assert_eq!(s.split(0, start.clone()), vec![start]);
+        assert!(s.split(0, rtp(4, 3000, false, &[0x7C, 0x05, 2])).is_empty());
+        assert!(s.split(0, rtp(5, 3000, true, &[0x7C, 0x45, 3])).is_empty());
+        // STAP-B is not supported; a STAP-A whose size runs past its end is malformed
+        assert!(s.split(0, rtp(6, 6000, true, &[25, 0, 1, 0x41])).is_empty());
+        assert!(s.split(0, rtp(7, 6000, true, &[24, 0, 9, 0x41])).is_empty());
+        assert_eq!(s.frames_in_error(), 4);
+        // a good packet goes on
+        let ok = rtp(8, 9000, true, &[0x41, 1]);
+        assert_eq!(s.split(0, ok.clone()), vec![ok]);
+        assert_eq!(s.frames_in_error(), 4);
+    }
+
+    #[test]
     fn other_codecs_lose_oversized_packets_only() {
         let mut s = splitter("Opus", Vec::new(), 50);
         let small = rtp(1, 0, true, &[1; 40]);
@@ -530,6 +687,7 @@ mod tests {
         assert!(s.split(0, rtp(2, 960, true, &[1; 60])).is_empty());
         let small = rtp(3, 1920, true, &[1; 40]);
         assert_eq!(s.split(0, small.clone()), vec![small]);
+        assert_eq!(s.frames_in_error(), 1);
     }
 
     #[test]

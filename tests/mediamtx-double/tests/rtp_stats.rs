@@ -77,3 +77,42 @@ fn losses_jitter_and_rtcp_are_counted_like_gortsplib() {
     assert_eq!(r["inboundRTPPacketsLost"], 0, "{}", r);
     assert!(r["inboundBytes"].as_u64().unwrap() >= 2 * 40, "{}", r);
 }
+
+#[test]
+fn refused_fragments_are_frames_in_error_and_not_relayed() {
+    let (h, dir) = start("framesinerror");
+    let mut publ = tcp_publisher(h.rtsp_port, "f");
+    let mut reader = tcp_reader(h.rtsp_port, "f");
+    reader.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let fu = |seq: u16, fu_header: u8| {
+        let mut p = vec![0x80, 96];
+        p.extend_from_slice(&seq.to_be_bytes());
+        p.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, 7, 0x7C, fu_header, 1, 2]);
+        p
+    };
+    // an IDR in FU-A whose second fragment is lost: the third is refused
+    publ.write_all(&interleaved(0, &fu(1, 0x85))).unwrap();
+    publ.write_all(&interleaved(0, &fu(3, 0x45))).unwrap();
+    // then a good single NAL unit packet
+    let mut ok = vec![0x80, 0x80 | 96, 0, 4, 0, 0, 0x0E, 0x10, 0, 0, 0, 7];
+    ok.extend_from_slice(&[0x41, 9]);
+    publ.write_all(&interleaved(0, &ok)).unwrap();
+    wait_until(Duration::from_secs(10), "the frame in error", || {
+        path_get(&h, "f")["inboundFramesInError"] == 1
+    });
+    wait_until(Duration::from_secs(10), "MediaMTX's warning", || {
+        log_of(&dir).contains("WAR [path f] processing error: discarding frame since a RTP packet is missing")
+    });
+    // the reader gets the start and the good packet, not the refused fragment
+    let mut seqs = Vec::new();
+    while seqs.len() < 2 {
+        let mut hdr = [0u8; 4];
+        std::io::Read::read_exact(&mut reader, &mut hdr).unwrap();
+        let mut pkt = vec![0u8; u16::from_be_bytes([hdr[2], hdr[3]]) as usize];
+        std::io::Read::read_exact(&mut reader, &mut pkt).unwrap();
+        if hdr[1] == 0 {
+            seqs.push(u16::from_be_bytes([pkt[2], pkt[3]]));
+        }
+    }
+    assert_eq!(seqs, vec![1, 4]);
+}
