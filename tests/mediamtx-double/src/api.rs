@@ -165,7 +165,8 @@ fn api_auth(shared: &Shared, req: &Request, peer: Option<std::net::SocketAddr>) 
         return None;
     }
     let peer = peer?;
-    crate::servers::refuse_unauthenticated(shared, req, peer, peer.ip(), "api", "", "API")
+    let ip = crate::servers::server_client_ip(shared, req, peer, "api");
+    crate::servers::refuse_unauthenticated(shared, req, peer, ip, "api", "", "API")
 }
 
 fn param_name(path: &str, prefix: &str) -> Option<Result<String, ()>> {

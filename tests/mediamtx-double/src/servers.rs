@@ -348,14 +348,20 @@ pub fn allowed_origin(origin: &str, allow: &[String]) -> Option<String> {
 /// Authentication with the server's action, the client's address taken through the
 /// server's trusted proxies; Some(401 response) when refused.
 pub fn check_auth(shared: &Shared, req: &Request, peer: SocketAddr, action: &str, path: &str) -> Option<Response> {
+    let ip = server_client_ip(shared, req, peer, action);
+    refuse_unauthenticated(shared, req, peer, ip, action, path, action)
+}
+
+/// The client IP of a request to server `name` (`api`, `playback`, ...): gin's ClientIP
+/// with the server's `<name>TrustedProxies`.
+pub fn server_client_ip(shared: &Shared, req: &Request, peer: SocketAddr, name: &str) -> IpAddr {
     let proxies: Vec<String> = shared
         .lock()
         .global
-        .get(&format!("{}TrustedProxies", action))
+        .get(&format!("{}TrustedProxies", name))
         .and_then(|v| serde_json::from_value(v.clone()).ok())
         .unwrap_or_default();
-    let ip = client_ip(req, peer.ip(), &proxies);
-    refuse_unauthenticated(shared, req, peer, ip, action, path, action)
+    client_ip(req, peer.ip(), &proxies)
 }
 
 /// Authenticates an HTTP request as `ip`; Some(401 response) when refused: the
@@ -388,7 +394,9 @@ pub fn refuse_unauthenticated(
     if err.ask {
         r.headers.push(("WWW-Authenticate", "Basic realm=\"mediamtx\"".into()));
     } else {
-        shared.log(&format!("WAR [{}] [conn {}] {}", tag, peer, err));
+        // httpp.RemoteAddr: the client IP with the peer's port
+        let remote = SocketAddr::new(ip, peer.port());
+        shared.log(&format!("WAR [{}] [conn {}] {}", tag, remote, err));
         std::thread::sleep(crate::auth::failure_pause());
     }
     Some(r)
