@@ -259,13 +259,9 @@ fn conn(shared: &Arc<Shared>, s: TcpStream, peer: SocketAddr, kind: Kind) {
         } else {
             (kind.handle)(shared, &req, peer)
         };
-        let origins = shared.lock().global.get(&format!("{}AllowOrigins", kind.name)).cloned();
-        let origins: Vec<String> = origins.and_then(|v| serde_json::from_value(v).ok()).unwrap_or_default();
-        if let Some(o) = allowed_origin(req.header("Origin").unwrap_or(""), &origins) {
-            resp.headers.push(("Access-Control-Allow-Origin", o));
-        }
+        add_allowed_origin(shared, kind.name, &req, &mut resp);
         let ka = req.keep_alive();
-        if http::write_response(&mut w, &resp, ka, false).is_err() || !ka {
+        if http::write_response(&mut w, &resp, ka).is_err() || !ka {
             let _ = w.shutdown(Shutdown::Both);
             return;
         }
@@ -286,6 +282,16 @@ fn preflight() -> Response {
             ("Access-Control-Allow-Methods", "OPTIONS, GET".into()),
             ("Access-Control-Allow-Headers", "Authorization".into()),
         ],
+    }
+}
+
+/// httpp's handlerOrigin: `Access-Control-Allow-Origin` per `<name>AllowOrigins` of
+/// server `name` (`api`, `playback`, ...).
+pub fn add_allowed_origin(shared: &Shared, name: &str, req: &Request, resp: &mut Response) {
+    let origins = shared.lock().global.get(&format!("{}AllowOrigins", name)).cloned();
+    let origins: Vec<String> = origins.and_then(|v| serde_json::from_value(v).ok()).unwrap_or_default();
+    if let Some(o) = allowed_origin(req.header("Origin").unwrap_or(""), &origins) {
+        resp.headers.push(("Access-Control-Allow-Origin", o));
     }
 }
 

@@ -55,6 +55,38 @@ fn api_client_ip_comes_through_trusted_proxies() {
     assert_eq!(api_get(&h, xff).0, 401);
 }
 
+/// The API's CORS like httpp's handlerOrigin with `apiAllowOrigins` and the API's
+/// middlewarePreflightRequests (TestPreflightRequest); no credentials header.
+#[test]
+fn api_cors_follows_api_allow_origins() {
+    let (h, _dir) = start("api-cors");
+    let req = |method: &str, headers: &str| {
+        let s = TcpStream::connect(("127.0.0.1", h.api_port)).unwrap();
+        raw_http(s, method, "/v3/info", headers, "")
+    };
+    let (code, head, body) = req("OPTIONS", "Access-Control-Request-Method: GET\r\n");
+    assert_eq!((code, body.as_str()), (204, ""), "{}", head);
+    for line in [
+        "Access-Control-Allow-Origin: *",
+        "Access-Control-Allow-Methods: OPTIONS, GET, POST, PATCH, DELETE",
+        "Access-Control-Allow-Headers: Authorization, Content-Type",
+    ] {
+        assert!(head.contains(line), "{} missing: {}", line, head);
+    }
+    assert!(!head.contains("Access-Control-Allow-Credentials"), "{}", head);
+    patch_global(&h, json!({"apiAllowOrigins": ["http://a.example"]}));
+    let (code, head, _) = req("GET", "Origin: http://a.example\r\n");
+    assert_eq!(code, 200);
+    assert!(
+        head.contains("Access-Control-Allow-Origin: http://a.example\r\n"),
+        "{}",
+        head
+    );
+    let (code, head, _) = req("GET", "Origin: http://b.example\r\n");
+    assert_eq!(code, 200);
+    assert!(!head.contains("Access-Control-Allow-Origin"), "{}", head);
+}
+
 /// The segment files with extension `ext` in `dir`, sorted by name (= by start).
 fn segments(dir: &std::path::Path, ext: &str) -> Vec<std::path::PathBuf> {
     let mut v: Vec<_> = std::fs::read_dir(dir)
