@@ -2,13 +2,14 @@
 //! segment starts with the first frame of any track (a video track's frames before its
 //! first random-access point are dropped); a new one starts once the current one spans
 //! `recordSegmentDuration` of DTS, at a video random-access point, or at any frame while
-//! no video frame was recorded (audio-only streams: cut by duration). Its data goes through a 64 KiB buffer that is written out every
-//! `recordPartDuration` (or when full), and the file is created by its first write; its
-//! duration is a DTS span (formatMPEGTSSegment: lastDTS - startDTS). ffmpeg muxes the
+//! no video frame was recorded (audio-only streams: cut by duration). Its data goes
+//! through a 64 KiB buffer that is written out when a frame's DTS is
+//! `recordPartDuration` past the last write (or when full), and the file is created by
+//! its first write; its duration is a DTS span (formatMPEGTSSegment: lastDTS - startDTS). ffmpeg muxes the
 //! stream into MPEG-TS on a pipe; the double does the rest.
 
 use std::io::{Read, Write};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 const PKT: usize = 188;
 const BUFFER: usize = 64 * 1024;
@@ -83,7 +84,8 @@ struct Current {
     last_dts: u64,
     file: Option<std::fs::File>,
     buf: Vec<u8>,
-    last_flush: Instant,
+    /// DTS of the last write after `recordPartDuration` (MediaMTX's lastFlush)
+    last_flush_dts: u64,
 }
 
 pub struct TsSegmenter {
@@ -221,6 +223,17 @@ impl TsSegmenter {
                 }
                 self.close_segment()?;
                 self.open_segment(dts);
+            } else if self
+                .cur
+                .as_ref()
+                .is_some_and(|c| dts_span(c.last_flush_dts, dts) >= self.part_duration)
+            {
+                // a part is written out once this frame's DTS is `recordPartDuration`
+                // past the last one, before the frame
+                self.flush()?;
+                if let Some(c) = self.cur.as_mut() {
+                    c.last_flush_dts = dts;
+                }
             }
         }
         let Some(cur) = self.cur.as_mut() else {
@@ -231,7 +244,7 @@ impl TsSegmenter {
             cur.last_dts = dts;
         }
         cur.buf.extend_from_slice(p);
-        if cur.buf.len() >= BUFFER || cur.last_flush.elapsed() >= self.part_duration {
+        if cur.buf.len() >= BUFFER {
             self.flush()?;
         }
         Ok(())
@@ -253,7 +266,7 @@ impl TsSegmenter {
             last_dts: dts,
             file: None,
             buf,
-            last_flush: Instant::now(),
+            last_flush_dts: dts,
         });
     }
 
@@ -277,7 +290,6 @@ impl TsSegmenter {
             f.write_all(&cur.buf)?;
         }
         cur.buf.clear();
-        cur.last_flush = Instant::now();
         Ok(())
     }
 
@@ -380,6 +392,36 @@ mod segment_tests {
         ];
         let want = [1200, 1200].map(Duration::from_millis);
         assert_eq!(durations("av", packets), want);
+    }
+
+    /// MediaMTX writes the buffer out when a frame's DTS is recordPartDuration past the
+    /// last write (before that frame), not by the wall clock.
+    #[test]
+    fn parts_are_written_by_dts() {
+        let dir = std::env::temp_dir().join(format!("mtxd-ts-parts-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let format = format!("{}/%Y-%m-%d_%H-%M-%S-%f.ts", dir.display());
+        let part = Duration::from_millis(250);
+        let mut s = TsSegmenter::new(format, Duration::from_secs(60), part, Box::new(|_| {}));
+        let on_disk = |s: &TsSegmenter| {
+            let path = &s.cur.as_ref().expect("a segment").path;
+            std::fs::metadata(path).map(|m| m.len() as usize).unwrap_or(0)
+        };
+        for p in [pat(), pmt(&[(0x0f, AUDIO)])] {
+            s.packet(&p).unwrap();
+        }
+        for i in 0..3 {
+            s.packet(&pes(AUDIO, i * 100 * MS, true)).unwrap();
+        }
+        assert_eq!(on_disk(&s), 0);
+        // 300 ms: the tables and the three frames before it
+        s.packet(&pes(AUDIO, 300 * MS, true)).unwrap();
+        assert_eq!(on_disk(&s), 5 * PKT);
+        s.packet(&pes(AUDIO, 500 * MS, true)).unwrap();
+        assert_eq!(on_disk(&s), 5 * PKT);
+        s.packet(&pes(AUDIO, 550 * MS, true)).unwrap();
+        assert_eq!(on_disk(&s), 7 * PKT);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     /// Without video, every frame is a random-access point: cut by duration.
