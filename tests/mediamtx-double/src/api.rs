@@ -127,7 +127,7 @@ fn api_conn(shared: Arc<Shared>, s: TcpStream) {
         } else {
             None
         };
-        let resp = if fail {
+        let mut resp = if fail {
             Response::error(500, "injected failure (mediamtx-double)")
         } else if let Some(text) = fail400 {
             Response::error(400, &text)
@@ -150,8 +150,9 @@ fn api_conn(shared: Arc<Shared>, s: TcpStream) {
             }
             r
         };
+        crate::servers::add_allowed_origin(&shared, "api", &req, &mut resp);
         let ka = req.keep_alive();
-        if http::write_response(&mut w, &resp, ka, true).is_err() || !ka {
+        if http::write_response(&mut w, &resp, ka).is_err() || !ka {
             let _ = w.shutdown(Shutdown::Both);
             return;
         }
@@ -165,7 +166,8 @@ fn api_auth(shared: &Shared, req: &Request, peer: Option<std::net::SocketAddr>) 
         return None;
     }
     let peer = peer?;
-    crate::servers::refuse_unauthenticated(shared, req, peer, peer.ip(), "api", "", "API")
+    let ip = crate::servers::server_client_ip(shared, req, peer, "api");
+    crate::servers::refuse_unauthenticated(shared, req, peer, ip, "api", "", "API")
 }
 
 fn param_name(path: &str, prefix: &str) -> Option<Result<String, ()>> {
@@ -227,11 +229,22 @@ pub fn handle_v3(shared: &Arc<Shared>, req: &Request) -> Response {
     let m = req.method.as_str();
     let p = req.path.as_str();
     if m == "OPTIONS" {
+        // middlewarePreflightRequests (a preflight has Access-Control-Request-Method)
+        let headers = match req.header("Access-Control-Request-Method") {
+            Some(_) => vec![
+                (
+                    "Access-Control-Allow-Methods",
+                    "OPTIONS, GET, POST, PATCH, DELETE".into(),
+                ),
+                ("Access-Control-Allow-Headers", "Authorization, Content-Type".into()),
+            ],
+            None => Vec::new(),
+        };
         return Response {
             code: 204,
             content_type: "text/plain",
             body: vec![],
-            headers: Vec::new(),
+            headers,
         };
     }
     match (m, p) {
@@ -751,7 +764,7 @@ fn control_conn(shared: Arc<Shared>, s: TcpStream) {
     while let Ok(Some(req)) = http::read_request(&mut rd) {
         let resp = handle_control(&shared, &req);
         let ka = req.keep_alive();
-        if http::write_response(&mut w, &resp, ka, false).is_err() || !ka {
+        if http::write_response(&mut w, &resp, ka).is_err() || !ka {
             return;
         }
     }

@@ -222,13 +222,10 @@ impl Response {
     }
 }
 
-pub fn write_response(w: &mut TcpStream, resp: &Response, keep_alive: bool, cors: bool) -> io::Result<()> {
+pub fn write_response(w: &mut TcpStream, resp: &Response, keep_alive: bool) -> io::Result<()> {
     let mut head = format!("HTTP/1.1 {} {}\r\n", resp.code, reason(resp.code));
     if !resp.body.is_empty() || resp.code != 204 {
         head.push_str(&format!("Content-Type: {}\r\n", resp.content_type));
-    }
-    if cors {
-        head.push_str("Access-Control-Allow-Origin: *\r\nAccess-Control-Allow-Credentials: true\r\n");
     }
     for (k, v) in &resp.headers {
         head.push_str(&format!("{}: {}\r\n", k, v));

@@ -457,7 +457,9 @@ pub fn spawn_recorder(shared: &Arc<Shared>, p: &mut PathRt) {
             part.as_micros().to_string(),
         ]);
     } else {
-        args.extend(["-f".to_string(), "mpegts".to_string()]);
+        // one PES per audio frame, as MediaMTX's writer does per unit (ffmpeg gathers
+        // about 2930 bytes by default), so that segments are cut at the frame
+        args.extend(["-f", "mpegts", "-pes_payload_size", "0"].iter().map(|s| s.to_string()));
     }
     args.extend(["-flush_packets".to_string(), "1".to_string(), "pipe:1".to_string()]);
     let mut child = match spawn2(shared, &args, &[], &p.name, ChildKind::Recorder, true) {

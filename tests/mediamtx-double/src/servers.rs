@@ -259,13 +259,9 @@ fn conn(shared: &Arc<Shared>, s: TcpStream, peer: SocketAddr, kind: Kind) {
         } else {
             (kind.handle)(shared, &req, peer)
         };
-        let origins = shared.lock().global.get(&format!("{}AllowOrigins", kind.name)).cloned();
-        let origins: Vec<String> = origins.and_then(|v| serde_json::from_value(v).ok()).unwrap_or_default();
-        if let Some(o) = allowed_origin(req.header("Origin").unwrap_or(""), &origins) {
-            resp.headers.push(("Access-Control-Allow-Origin", o));
-        }
+        add_allowed_origin(shared, kind.name, &req, &mut resp);
         let ka = req.keep_alive();
-        if http::write_response(&mut w, &resp, ka, false).is_err() || !ka {
+        if http::write_response(&mut w, &resp, ka).is_err() || !ka {
             let _ = w.shutdown(Shutdown::Both);
             return;
         }
@@ -286,6 +282,16 @@ fn preflight() -> Response {
             ("Access-Control-Allow-Methods", "OPTIONS, GET".into()),
             ("Access-Control-Allow-Headers", "Authorization".into()),
         ],
+    }
+}
+
+/// httpp's handlerOrigin: `Access-Control-Allow-Origin` per `<name>AllowOrigins` of
+/// server `name` (`api`, `playback`, ...).
+pub fn add_allowed_origin(shared: &Shared, name: &str, req: &Request, resp: &mut Response) {
+    let origins = shared.lock().global.get(&format!("{}AllowOrigins", name)).cloned();
+    let origins: Vec<String> = origins.and_then(|v| serde_json::from_value(v).ok()).unwrap_or_default();
+    if let Some(o) = allowed_origin(req.header("Origin").unwrap_or(""), &origins) {
+        resp.headers.push(("Access-Control-Allow-Origin", o));
     }
 }
 
@@ -348,14 +354,20 @@ pub fn allowed_origin(origin: &str, allow: &[String]) -> Option<String> {
 /// Authentication with the server's action, the client's address taken through the
 /// server's trusted proxies; Some(401 response) when refused.
 pub fn check_auth(shared: &Shared, req: &Request, peer: SocketAddr, action: &str, path: &str) -> Option<Response> {
+    let ip = server_client_ip(shared, req, peer, action);
+    refuse_unauthenticated(shared, req, peer, ip, action, path, action)
+}
+
+/// The client IP of a request to server `name` (`api`, `playback`, ...): gin's ClientIP
+/// with the server's `<name>TrustedProxies`.
+pub fn server_client_ip(shared: &Shared, req: &Request, peer: SocketAddr, name: &str) -> IpAddr {
     let proxies: Vec<String> = shared
         .lock()
         .global
-        .get(&format!("{}TrustedProxies", action))
+        .get(&format!("{}TrustedProxies", name))
         .and_then(|v| serde_json::from_value(v.clone()).ok())
         .unwrap_or_default();
-    let ip = client_ip(req, peer.ip(), &proxies);
-    refuse_unauthenticated(shared, req, peer, ip, action, path, action)
+    client_ip(req, peer.ip(), &proxies)
 }
 
 /// Authenticates an HTTP request as `ip`; Some(401 response) when refused: the
@@ -388,7 +400,9 @@ pub fn refuse_unauthenticated(
     if err.ask {
         r.headers.push(("WWW-Authenticate", "Basic realm=\"mediamtx\"".into()));
     } else {
-        shared.log(&format!("WAR [{}] [conn {}] {}", tag, peer, err));
+        // httpp.RemoteAddr: the client IP with the peer's port
+        let remote = SocketAddr::new(ip, peer.port());
+        shared.log(&format!("WAR [{}] [conn {}] {}", tag, remote, err));
         std::thread::sleep(crate::auth::failure_pause());
     }
     Some(r)

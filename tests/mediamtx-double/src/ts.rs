@@ -1,12 +1,15 @@
-//! MPEG-TS recording writer, like MediaMTX's (recorder/format_mpegts*.go): a segment starts
-//! at a video random-access point once the previous one spans `recordSegmentDuration` of
-//! DTS, its data goes through a 64 KiB buffer that is written out every
-//! `recordPartDuration` (or when full), and the file is created by its first write; its
-//! duration is a DTS span (formatMPEGTSSegment: lastDTS - startDTS). ffmpeg muxes the
+//! MPEG-TS recording writer, like MediaMTX's (recorder/format_mpegts*.go): the first
+//! segment starts with the first frame of any track (a video track's frames before its
+//! first random-access point are dropped); a new one starts once the current one spans
+//! `recordSegmentDuration` of DTS, at a video random-access point, or at any frame while
+//! no video frame was recorded (audio-only streams: cut by duration). Its data goes
+//! through a 64 KiB buffer that is written out when a frame's DTS is
+//! `recordPartDuration` past the last write (or when full), and the file is created by
+//! its first write; its duration is a DTS span (formatMPEGTSSegment: lastDTS - startDTS). ffmpeg muxes the
 //! stream into MPEG-TS on a pipe; the double does the rest.
 
 use std::io::{Read, Write};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 const PKT: usize = 188;
 const BUFFER: usize = 64 * 1024;
@@ -81,7 +84,8 @@ struct Current {
     last_dts: u64,
     file: Option<std::fs::File>,
     buf: Vec<u8>,
-    last_flush: Instant,
+    /// DTS of the last write after `recordPartDuration` (MediaMTX's lastFlush)
+    last_flush_dts: u64,
 }
 
 pub struct TsSegmenter {
@@ -95,7 +99,12 @@ pub struct TsSegmenter {
     pat: Option<Vec<u8>>,
     pmt: Option<Vec<u8>>,
     pmt_pid: Option<u16>,
-    video_pid: Option<u16>,
+    /// elementary streams of the PMT that are video
+    video_pids: Vec<u16>,
+    /// video streams that had their first random-access point (recorded from there on)
+    started_video: Vec<u16>,
+    /// a video frame was recorded (MediaMTX's hasVideo): from then on only video cuts
+    has_video: bool,
     cur: Option<Current>,
 }
 
@@ -115,7 +124,9 @@ impl TsSegmenter {
             pat: None,
             pmt: None,
             pmt_pid: None,
-            video_pid: None,
+            video_pids: Vec::new(),
+            started_video: Vec::new(),
+            has_video: false,
             cur: None,
         }
     }
@@ -161,15 +172,16 @@ impl TsSegmenter {
             self.pmt = Some(p.to_vec());
             if let Some(s) = section(p) {
                 let end = section_end(s);
+                self.video_pids.clear();
                 if end > 12 {
                     let info = (((s[10] & 0x0f) as usize) << 8) | s[11] as usize;
                     let mut i = 12 + info;
                     while i + 5 <= end {
                         let stream_type = s[i];
                         let es_pid = (((s[i + 1] & 0x1f) as u16) << 8) | s[i + 2] as u16;
-                        if matches!(stream_type, 0x1b | 0x24 | 0x02 | 0x10) {
-                            self.video_pid = Some(es_pid);
-                            break;
+                        // H.264, H.265, MPEG-1/2 and MPEG-4 video
+                        if matches!(stream_type, 0x1b | 0x24 | 0x01 | 0x02 | 0x10) && self.video_pids.len() < 64 {
+                            self.video_pids.push(es_pid);
                         }
                         let es_info = (((s[i + 3] & 0x0f) as usize) << 8) | s[i + 4] as usize;
                         i += 5 + es_info;
@@ -178,17 +190,31 @@ impl TsSegmenter {
             }
         }
         let afc = (p[3] >> 4) & 3;
-        let random_access =
-            Some(pid) == self.video_pid && p[1] & 0x40 != 0 && afc & 2 != 0 && p[4] > 0 && p[5] & 0x40 != 0;
+        let is_video = self.video_pids.contains(&pid);
         let dts = if pid != 0 && Some(pid) != self.pmt_pid {
             pes_dts(p)
         } else {
             None
         };
-        if let (true, Some(dts)) = (random_access, dts) {
+        // every frame of other tracks is a random-access point (MediaMTX passes true)
+        let random_access = !is_video || (afc & 2 != 0 && p[4] > 0 && p[5] & 0x40 != 0);
+        if is_video && !self.started_video.contains(&pid) {
+            // a video track is recorded from its first random-access point (MediaMTX
+            // drops the frames before it), also the rest of a dropped frame's PES
+            if !(random_access && dts.is_some()) {
+                return Ok(());
+            }
+            self.started_video.push(pid);
+        }
+        if let Some(dts) = dts {
+            self.has_video |= is_video;
             let cut = match &self.cur {
                 None => true,
-                Some(c) => dts_span(c.start_dts, dts) >= self.segment_duration,
+                Some(c) => {
+                    (!self.has_video || is_video)
+                        && random_access
+                        && dts_span(c.start_dts, dts) >= self.segment_duration
+                }
             };
             if cut {
                 // the segment ends where the next one starts (lastDTS = this DTS)
@@ -197,17 +223,28 @@ impl TsSegmenter {
                 }
                 self.close_segment()?;
                 self.open_segment(dts);
+            } else if self
+                .cur
+                .as_ref()
+                .is_some_and(|c| dts_span(c.last_flush_dts, dts) >= self.part_duration)
+            {
+                // a part is written out once this frame's DTS is `recordPartDuration`
+                // past the last one, before the frame
+                self.flush()?;
+                if let Some(c) = self.cur.as_mut() {
+                    c.last_flush_dts = dts;
+                }
             }
         }
         let Some(cur) = self.cur.as_mut() else {
-            // nothing before the first random-access point
+            // nothing before the first frame
             return Ok(());
         };
         if let Some(dts) = dts {
             cur.last_dts = dts;
         }
         cur.buf.extend_from_slice(p);
-        if cur.buf.len() >= BUFFER || cur.last_flush.elapsed() >= self.part_duration {
+        if cur.buf.len() >= BUFFER {
             self.flush()?;
         }
         Ok(())
@@ -229,7 +266,7 @@ impl TsSegmenter {
             last_dts: dts,
             file: None,
             buf,
-            last_flush: Instant::now(),
+            last_flush_dts: dts,
         });
     }
 
@@ -253,7 +290,6 @@ impl TsSegmenter {
             f.write_all(&cur.buf)?;
         }
         cur.buf.clear();
-        cur.last_flush = Instant::now();
         Ok(())
     }
 
@@ -274,6 +310,7 @@ impl TsSegmenter {
 
 #[cfg(test)]
 mod tests {
+    use super::tests_support::enc;
     use super::*;
 
     #[test]
@@ -288,15 +325,6 @@ mod tests {
 
     #[test]
     fn pes_timestamps() {
-        let enc = |prefix: u8, v: u64| -> [u8; 5] {
-            [
-                prefix << 4 | ((v >> 29) & 0x0e) as u8 | 1,
-                (v >> 22) as u8,
-                ((v >> 14) & 0xfe) as u8 | 1,
-                (v >> 7) as u8,
-                ((v << 1) & 0xfe) as u8 | 1,
-            ]
-        };
         let packet = |flags: u8, stamps: &[[u8; 5]]| -> Vec<u8> {
             let mut p = vec![0x47, 0x41, 0x00, 0x10, 0, 0, 1, 0xe0, 0, 0, 0x80, flags, 10];
             for s in stamps {
@@ -313,5 +341,156 @@ mod tests {
         let mut p = packet(0x80, &[enc(2, pts)]);
         p[1] = 0x01;
         assert_eq!(pes_dts(&p), None);
+    }
+}
+
+#[cfg(test)]
+mod segment_tests {
+    use super::tests_support::*;
+    use super::*;
+    use std::sync::{Arc, Mutex};
+
+    /// Runs a segmenter (1 s segments) over `packets`: the durations of the completed
+    /// segments.
+    fn durations(tag: &str, packets: Vec<Vec<u8>>) -> Vec<Duration> {
+        let dir = std::env::temp_dir().join(format!("mtxd-ts-{}-{}", tag, std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let format = format!("{}/%Y-%m-%d_%H-%M-%S-%f.ts", dir.display());
+        let mut s = TsSegmenter::new(
+            format,
+            Duration::from_secs(1),
+            Duration::from_secs(60),
+            Box::new(|_| {}),
+        );
+        let done = Arc::new(Mutex::new(Vec::new()));
+        let d = done.clone();
+        s.on_segment = Box::new(move |_, dur| d.lock().unwrap().extend(dur));
+        s.run(std::io::Cursor::new(packets.concat()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let v = done.lock().unwrap().clone();
+        v
+    }
+
+    const MS: u64 = 90;
+
+    /// MediaMTX (format_mpegts_track.go): the first segment starts with the first frame
+    /// of any track, a video track's frames before its first random-access point are
+    /// dropped, and once video was recorded only its random-access points cut.
+    #[test]
+    fn audio_and_video_cut_at_video_random_access() {
+        let packets = vec![
+            pat(),
+            pmt(&[(0x1b, VIDEO), (0x0f, AUDIO)]),
+            pes(VIDEO, 0, false),
+            pes(AUDIO, 100 * MS, true),
+            pes(VIDEO, 200 * MS, true),
+            // past the duration, but audio cuts no more once video was recorded
+            pes(AUDIO, 1150 * MS, true),
+            pes(VIDEO, 1250 * MS, false),
+            pes(VIDEO, 1300 * MS, true),
+            pes(AUDIO, 2500 * MS, true),
+        ];
+        let want = [1200, 1200].map(Duration::from_millis);
+        assert_eq!(durations("av", packets), want);
+    }
+
+    /// MediaMTX writes the buffer out when a frame's DTS is recordPartDuration past the
+    /// last write (before that frame), not by the wall clock.
+    #[test]
+    fn parts_are_written_by_dts() {
+        let dir = std::env::temp_dir().join(format!("mtxd-ts-parts-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let format = format!("{}/%Y-%m-%d_%H-%M-%S-%f.ts", dir.display());
+        let part = Duration::from_millis(250);
+        let mut s = TsSegmenter::new(format, Duration::from_secs(60), part, Box::new(|_| {}));
+        let on_disk = |s: &TsSegmenter| {
+            let path = &s.cur.as_ref().expect("a segment").path;
+            std::fs::metadata(path).map(|m| m.len() as usize).unwrap_or(0)
+        };
+        for p in [pat(), pmt(&[(0x0f, AUDIO)])] {
+            s.packet(&p).unwrap();
+        }
+        for i in 0..3 {
+            s.packet(&pes(AUDIO, i * 100 * MS, true)).unwrap();
+        }
+        assert_eq!(on_disk(&s), 0);
+        // 300 ms: the tables and the three frames before it
+        s.packet(&pes(AUDIO, 300 * MS, true)).unwrap();
+        assert_eq!(on_disk(&s), 5 * PKT);
+        s.packet(&pes(AUDIO, 500 * MS, true)).unwrap();
+        assert_eq!(on_disk(&s), 5 * PKT);
+        s.packet(&pes(AUDIO, 550 * MS, true)).unwrap();
+        assert_eq!(on_disk(&s), 7 * PKT);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// Without video, every frame is a random-access point: cut by duration.
+    #[test]
+    fn audio_only_cuts_by_duration() {
+        let mut packets = vec![pat(), pmt(&[(0x0f, AUDIO)])];
+        packets.extend((0..=25).map(|i| pes(AUDIO, i * 100 * MS, true)));
+        let want = [1000, 1000, 500].map(Duration::from_millis);
+        assert_eq!(durations("audio", packets), want);
+    }
+}
+
+/// Minimal MPEG-TS packets for the tests: PAT, PMT and PES starts.
+#[cfg(test)]
+mod tests_support {
+    use super::PKT;
+
+    pub const PMT: u16 = 0x1000;
+    pub const VIDEO: u16 = 0x100;
+    pub const AUDIO: u16 = 0x101;
+
+    fn packet(pid: u16, head: &[u8], payload: &[u8]) -> Vec<u8> {
+        let mut p = vec![0x47, 0x40 | (pid >> 8) as u8, pid as u8];
+        p.extend_from_slice(head);
+        p.extend_from_slice(payload);
+        p.resize(PKT, 0xff);
+        p
+    }
+
+    /// A section (pointer field first), CRC left zero (not checked by the segmenter).
+    fn section(table_id: u8, body: &[u8]) -> Vec<u8> {
+        let len = body.len() + 4;
+        let mut s = vec![0, table_id, 0xb0 | (len >> 8) as u8, len as u8];
+        s.extend_from_slice(body);
+        s.extend_from_slice(&[0; 4]);
+        s
+    }
+
+    /// A PES timestamp field: `prefix` (2 = PTS only, 3 = PTS before DTS, 1 = DTS) and
+    /// the 33-bit value.
+    pub fn enc(prefix: u8, v: u64) -> [u8; 5] {
+        [
+            prefix << 4 | ((v >> 29) & 0x0e) as u8 | 1,
+            (v >> 22) as u8,
+            ((v >> 14) & 0xfe) as u8 | 1,
+            (v >> 7) as u8,
+            ((v << 1) & 0xfe) as u8 | 1,
+        ]
+    }
+
+    pub fn pat() -> Vec<u8> {
+        let body = [0, 1, 0xc1, 0, 0, 0, 1, 0xe0 | (PMT >> 8) as u8, PMT as u8];
+        packet(0, &[0x10], &section(0, &body))
+    }
+
+    /// A PMT listing (stream type, pid).
+    pub fn pmt(streams: &[(u8, u16)]) -> Vec<u8> {
+        let mut body = vec![0, 1, 0xc1, 0, 0, 0xe1, 0x00, 0xf0, 0];
+        for &(t, pid) in streams {
+            body.extend_from_slice(&[t, 0xe0 | (pid >> 8) as u8, pid as u8, 0xf0, 0]);
+        }
+        packet(PMT, &[0x10], &section(2, &body))
+    }
+
+    /// The start of a PES with PTS `pts`, flagged random-access in its adaptation field.
+    pub fn pes(pid: u16, pts: u64, random_access: bool) -> Vec<u8> {
+        let head: &[u8] = if random_access { &[0x30, 1, 0x40] } else { &[0x10] };
+        let mut pl = vec![0, 0, 1, 0xc0, 0, 0, 0x80, 0x80, 5];
+        pl.extend_from_slice(&enc(2, pts));
+        packet(pid, head, &pl)
     }
 }
