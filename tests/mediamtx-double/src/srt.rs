@@ -261,27 +261,127 @@ enum Pending {
     Answered(Vec<u8>, Instant),
 }
 
+/// The listener's socket and the settings it was started with: `sync` restarts it when
+/// they change, like MediaMTX's core closes and recreates its SRT server.
+#[derive(Default)]
+pub struct Listener(Mutex<Running>);
+
+#[derive(Default)]
+struct Running {
+    settings: Option<Vec<serde_json::Value>>,
+    sock: Option<Arc<UdpSocket>>,
+    /// the settings whose bind failed (logged once)
+    failed: Option<Vec<serde_json::Value>>,
+}
+
+/// The global fields whose change closes the SRT server (core.go closeSRTServer, its own
+/// fields; srtAddress second).
+const SERVER_FIELDS: [&str; 9] = [
+    "srt",
+    "srtAddress",
+    "rtspAddress",
+    "readTimeout",
+    "writeTimeout",
+    "udpMaxPayloadSize",
+    "runOnConnect",
+    "runOnConnectRestart",
+    "runOnDisconnect",
+];
+
+impl Listener {
+    fn socket(&self) -> Option<Arc<UdpSocket>> {
+        self.0.lock().unwrap().sock.clone()
+    }
+
+    /// Whether `sock` is still the server's (not closed while the loop waited on it).
+    fn serves(&self, sock: &Arc<UdpSocket>) -> bool {
+        self.socket().is_some_and(|s| Arc::ptr_eq(&s, sock))
+    }
+}
+
+/// The server's settings, None while `srt` is off.
+fn settings(shared: &Shared) -> Option<Vec<serde_json::Value>> {
+    let st = shared.lock();
+    let g = |k: &str| st.global.get(k).cloned().unwrap_or(serde_json::Value::Null);
+    (g("srt").as_bool() != Some(false)).then(|| SERVER_FIELDS.iter().map(|k| g(k)).collect())
+}
+
+/// Applies a configuration change to the SRT server at once (see servers::sync).
+pub fn sync(shared: &Shared) {
+    reconcile(shared, None);
+}
+
+/// Closes, starts or restarts the server to match the configuration. Closing ends its
+/// connections (Server.Close cancels their context); a changed `srtAddress` binds the
+/// new port, the same address keeps its socket. A bind that fails is logged once and
+/// retried (MediaMTX exits). `first` is the socket bound at start, used for its port.
+fn reconcile(shared: &Shared, first: Option<UdpSocket>) {
+    let wanted = settings(shared);
+    let mut r = shared.srt.0.lock().unwrap();
+    if r.sock.is_some() && r.settings == wanted {
+        return;
+    }
+    let address = |s: &Option<Vec<serde_json::Value>>| s.as_ref().map(|v| v[1].clone());
+    let mut keep = None;
+    if let Some(old) = r.sock.take() {
+        shared.log("INF [SRT] closing");
+        kick_all(shared);
+        if address(&r.settings) == address(&wanted) {
+            keep = Some(old);
+        }
+    }
+    r.settings = None;
+    let Some(wanted) = wanted else {
+        r.failed = None;
+        return;
+    };
+    let addr = wanted[1].as_str().unwrap_or("").to_string();
+    let port = addr.rsplit_once(':').and_then(|(_, p)| p.parse::<u16>().ok());
+    let first = first.filter(|s| s.local_addr().ok().map(|a| a.port()) == port);
+    let sock = match (keep, first, port) {
+        (Some(s), _, _) => Ok(s),
+        (None, Some(s), _) => Ok(Arc::new(s)),
+        (None, None, Some(p)) => UdpSocket::bind(("127.0.0.1", p))
+            .map(Arc::new)
+            .map_err(|e| format!("listen udp {}: bind: {}", addr, crate::conf::go_io_error(&e))),
+        (None, None, None) => Err(format!("invalid address '{}'", addr)),
+    };
+    match sock {
+        Ok(s) => {
+            // the receive loop checks the configuration between waits
+            let _ = s.set_read_timeout(Some(Duration::from_millis(100)));
+            shared.log(&format!("INF [SRT] started with listener on {} (UDP/SRT)", addr));
+            (r.sock, r.settings, r.failed) = (Some(s), Some(wanted), None);
+        }
+        Err(e) if r.failed.as_ref() != Some(&wanted) => {
+            shared.log(&format!("ERR {}", e));
+            r.failed = Some(wanted);
+        }
+        Err(_) => {}
+    }
+}
+
 /// The listener: handshakes for socket 0, everything else routed to its connection.
-pub fn serve(shared: Arc<Shared>, sock: UdpSocket) {
-    let _ = sock.set_read_timeout(Some(Duration::from_millis(100)));
-    let sock = Arc::new(sock);
+pub fn serve(shared: Arc<Shared>, first: UdpSocket) {
+    reconcile(&shared, Some(first));
     let routes: Routes = Default::default();
     let pending: Arc<Mutex<HashMap<(SocketAddr, u32), Pending>>> = Default::default();
     let secret = crate::util::random_bytes(8);
     let mut buf = vec![0u8; 2048];
-    let enabled = |sh: &Shared| sh.lock().global.get("srt").and_then(|v| v.as_bool()).unwrap_or(true);
     let mut checked = Instant::now();
     while !shared.shutdown.load(Ordering::SeqCst) {
         if checked.elapsed() >= Duration::from_millis(200) {
-            // `srt: false` closes the server, its connections too
+            // retries a failed bind
             checked = Instant::now();
-            if !enabled(&shared) {
-                kick_all(&shared);
-            }
+            reconcile(&shared, None);
         }
+        let Some(sock) = shared.srt.socket() else {
+            std::thread::sleep(Duration::from_millis(100));
+            continue;
+        };
         let (n, from) = match sock.recv_from(&mut buf) {
-            Ok(r) => r,
-            Err(_) => continue,
+            Ok(r) if shared.srt.serves(&sock) => r,
+            _ => continue,
         };
         let pkt = &buf[..n];
         let Some(dest) = pk::dest_socket(pkt) else { continue };
@@ -294,7 +394,7 @@ pub fn serve(shared: Arc<Shared>, sock: UdpSocket) {
             }
             continue;
         }
-        let Some(c) = pk::parse_control(pkt).filter(|c| c.kind == pk::CTRL_HANDSHAKE && enabled(&shared)) else {
+        let Some(c) = pk::parse_control(pkt).filter(|c| c.kind == pk::CTRL_HANDSHAKE) else {
             continue;
         };
         let Some(hs) = Handshake::parse(c.cif) else { continue };

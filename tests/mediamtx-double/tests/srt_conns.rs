@@ -133,3 +133,75 @@ fn srt_conn_listed_idle_while_authenticating_and_removed_after_refusal() {
     );
     assert_eq!(path_get(&h, "cam")["source"]["id"], json!(id));
 }
+
+/// An SRT induction handshake (HSv4, UDT datagram type) to the listener, by hand.
+fn induction() -> Vec<u8> {
+    let mut v = vec![0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+    for w in [4u32, 2, 1000, 1500, 8192, 1, 0x1234, 0] {
+        v.extend_from_slice(&w.to_be_bytes());
+    }
+    v.extend_from_slice(&[0; 16]);
+    v
+}
+
+/// Whether an SRT listener on `port` answers an induction within `wait`.
+fn answers_handshake(port: u16, wait: Duration) -> bool {
+    let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    s.set_read_timeout(Some(wait)).unwrap();
+    s.send_to(&induction(), ("127.0.0.1", port)).unwrap();
+    let mut buf = [0u8; 1500];
+    // an unanswered (or ICMP-refused) datagram is no answer
+    matches!(s.recv_from(&mut buf), Ok((n, _)) if n >= 64)
+}
+
+/// A changed `srtAddress` restarts the SRT server like MediaMTX's core: its connections
+/// are closed, the new port serves, the old one answers nothing.
+#[test]
+fn srt_address_change_rebinds_the_listener() {
+    require_ffmpeg();
+    let (h, dir) = start("srt-rebind");
+    let old = h.srt_port;
+    let mut before = srt_publisher(&h, "publish:before", &dir.join("before.log"));
+    wait_available(&h, "before");
+    assert_eq!(srt_conns(&h).len(), 1);
+
+    let port = free_udp_port();
+    patch_global(&h, json!({ "srtAddress": format!(":{}", port) }));
+    wait_until(Duration::from_secs(10), "the old server's connection closed", || {
+        srt_conns(&h).is_empty()
+    });
+    assert!(
+        !answers_handshake(old, Duration::from_secs(2)),
+        "old port still answers"
+    );
+    assert!(
+        answers_handshake(port, Duration::from_secs(5)),
+        "new port does not answer"
+    );
+    let log = log_of(&dir);
+    assert!(log.contains("INF [SRT] closing"), "{}", log);
+    assert!(
+        log.contains(&format!("INF [SRT] started with listener on :{} (UDP/SRT)", port)),
+        "{}",
+        log
+    );
+    before.interrupt_and_wait();
+
+    let url = format!("srt://127.0.0.1:{}?streamid=publish:after", port);
+    let _after = spawn_cmd(&sender_cmd("mpegts", &url, "160x120"), &dir.join("after.log"));
+    wait_available(&h, "after");
+    let list = srt_conns(&h);
+    assert_eq!((list.len(), &list[0]["state"]), (1, &json!("publish")), "{:?}", list);
+    // the same address again: no restart, the connection stays
+    patch_global(&h, json!({ "srtAddress": format!(":{}", port) }));
+    assert_eq!(srt_conns(&h).len(), 1);
+    // another of the server's fields: restarted on the same port
+    patch_global(&h, json!({ "readTimeout": "20s" }));
+    wait_until(Duration::from_secs(10), "connection closed by the restart", || {
+        srt_conns(&h).is_empty()
+    });
+    assert!(
+        answers_handshake(port, Duration::from_secs(5)),
+        "same port after restart"
+    );
+}
