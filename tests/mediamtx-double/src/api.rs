@@ -294,6 +294,7 @@ pub fn handle_v3(shared: &Arc<Shared>, req: &Request) -> Response {
             }
             drop(st);
             crate::servers::sync(shared);
+            crate::srt::sync(shared);
             crate::procs::wait_pids(shared, &wait, Duration::from_secs(5));
             return Response::ok();
         }
@@ -949,6 +950,7 @@ pub fn restart(shared: &Arc<Shared>, down_ms: u64) {
     core::sync_paths(shared, &mut st);
     drop(st);
     crate::servers::sync(shared);
+    crate::srt::sync(shared);
     wait_api_listening(shared, up);
 }
 

@@ -275,6 +275,8 @@ pub struct Shared {
     pub srt_port: u16,
     /// open SRT connections (`/v3/srtconns`)
     pub srt_conns: Mutex<Vec<Arc<crate::srt::ConnInfo>>>,
+    /// the SRT listener's socket (`srtAddress`)
+    pub srt: crate::srt::Listener,
     /// RTSP(S) connections and sessions shown by the API
     pub rtsp: crate::rtsp_registry::Registry,
     /// the RTP/RTCP sockets of RTSP over UDP

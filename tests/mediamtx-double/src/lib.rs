@@ -299,6 +299,7 @@ pub fn start(opts: Options) -> std::io::Result<Handle> {
         }),
         srt_port,
         srt_conns: Mutex::new(Vec::new()),
+        srt: Default::default(),
         rtsp: Default::default(),
         udp: Some(udp.clone()),
         multicast: Default::default(),

@@ -1188,7 +1188,10 @@ impl Conn {
             return self.respond(req, 400, "Bad Request", &[], b"");
         }
         // the relay of an SRT publisher (srt.rs) names its connection in the query
-        let srt = self.srt_conn.as_deref().and_then(|id| crate::srt::find(&shared, id));
+        let srt = self
+            .srt_conn
+            .as_deref()
+            .and_then(|id| crate::srt::publishing(&shared, id));
         // the relay of an RTMP publisher stands for that connection
         let rtmp = if *relay && !p.is_url_source() {
             crate::rtmp::publisher_of(&shared, &name)

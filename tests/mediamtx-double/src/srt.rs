@@ -68,18 +68,37 @@ pub(crate) fn add(c: &AtomicU64, n: u64) {
 }
 
 impl ConnInfo {
+    /// A connection request, `idle` until it publishes or reads (conn.initialize).
+    fn new(remote: SocketAddr) -> Arc<ConnInfo> {
+        Arc::new(ConnInfo {
+            id: crate::util::uuid(),
+            created: SystemTime::now(),
+            remote,
+            info: Mutex::new(Meta {
+                state: "idle",
+                ..Default::default()
+            }),
+            stats: Stats::default(),
+            kick: AtomicBool::new(false),
+        })
+    }
+
     /// The SRTConn object (packet counters the double keeps; the others are 0).
     pub fn json(&self) -> serde_json::Value {
         let m = self.info.lock().unwrap();
+        // MediaMTX sets path, query and the socket (its counters) together with the
+        // state: while `idle` they are empty
+        let idle = m.state == "idle";
         let s = &self.stats;
-        let g = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        let g = |c: &AtomicU64| if idle { 0 } else { c.load(Ordering::Relaxed) };
+        let shown = |v: &str| if idle { String::new() } else { v.to_string() };
         let mut v = serde_json::json!({
             "id": self.id,
             "created": crate::util::rfc3339_nano(self.created),
             "remoteAddr": self.remote.to_string(),
             "state": m.state,
-            "path": m.path,
-            "query": m.query,
+            "path": shown(&m.path),
+            "query": shown(&m.query),
             "user": m.user,
             "packetsSent": g(&s.pkt_sent),
             "packetsReceived": g(&s.pkt_recv),
@@ -103,7 +122,7 @@ impl ConnInfo {
             "bytesRetrans": g(&s.byte_retrans),
             "packetsFlowWindow": g(&s.flow_window),
             "msRTT": g(&s.rtt_us) as f64 / 1000.0,
-            "byteMSS": 1500,
+            "byteMSS": if idle { 0 } else { 1500 },
             "outboundFramesDiscarded": 0,
         });
         let o = v.as_object_mut().unwrap();
@@ -147,6 +166,14 @@ impl ConnInfo {
 
 pub fn find(shared: &Shared, id: &str) -> Option<Arc<ConnInfo>> {
     shared.srt_conns.lock().unwrap().iter().find(|c| c.id == id).cloned()
+}
+
+/// The connection whose relay now publishes to the path: it is `publish` from here on
+/// (MediaMTX: once its tracks are read and the path took it as publisher).
+pub fn publishing(shared: &Shared, id: &str) -> Option<Arc<ConnInfo>> {
+    let c = find(shared, id)?;
+    c.info.lock().unwrap().state = "publish";
+    Some(c)
 }
 
 /// Closes every SRT connection (restart, shutdown).
@@ -234,27 +261,127 @@ enum Pending {
     Answered(Vec<u8>, Instant),
 }
 
+/// The listener's socket and the settings it was started with: `sync` restarts it when
+/// they change, like MediaMTX's core closes and recreates its SRT server.
+#[derive(Default)]
+pub struct Listener(Mutex<Running>);
+
+#[derive(Default)]
+struct Running {
+    settings: Option<Vec<serde_json::Value>>,
+    sock: Option<Arc<UdpSocket>>,
+    /// the settings whose bind failed (logged once)
+    failed: Option<Vec<serde_json::Value>>,
+}
+
+/// The global fields whose change closes the SRT server (core.go closeSRTServer, its own
+/// fields; srtAddress second).
+const SERVER_FIELDS: [&str; 9] = [
+    "srt",
+    "srtAddress",
+    "rtspAddress",
+    "readTimeout",
+    "writeTimeout",
+    "udpMaxPayloadSize",
+    "runOnConnect",
+    "runOnConnectRestart",
+    "runOnDisconnect",
+];
+
+impl Listener {
+    fn socket(&self) -> Option<Arc<UdpSocket>> {
+        self.0.lock().unwrap().sock.clone()
+    }
+
+    /// Whether `sock` is still the server's (not closed while the loop waited on it).
+    fn serves(&self, sock: &Arc<UdpSocket>) -> bool {
+        self.socket().is_some_and(|s| Arc::ptr_eq(&s, sock))
+    }
+}
+
+/// The server's settings, None while `srt` is off.
+fn settings(shared: &Shared) -> Option<Vec<serde_json::Value>> {
+    let st = shared.lock();
+    let g = |k: &str| st.global.get(k).cloned().unwrap_or(serde_json::Value::Null);
+    (g("srt").as_bool() != Some(false)).then(|| SERVER_FIELDS.iter().map(|k| g(k)).collect())
+}
+
+/// Applies a configuration change to the SRT server at once (see servers::sync).
+pub fn sync(shared: &Shared) {
+    reconcile(shared, None);
+}
+
+/// Closes, starts or restarts the server to match the configuration. Closing ends its
+/// connections (Server.Close cancels their context); a changed `srtAddress` binds the
+/// new port, the same address keeps its socket. A bind that fails is logged once and
+/// retried (MediaMTX exits). `first` is the socket bound at start, used for its port.
+fn reconcile(shared: &Shared, first: Option<UdpSocket>) {
+    let wanted = settings(shared);
+    let mut r = shared.srt.0.lock().unwrap();
+    if r.sock.is_some() && r.settings == wanted {
+        return;
+    }
+    let address = |s: &Option<Vec<serde_json::Value>>| s.as_ref().map(|v| v[1].clone());
+    let mut keep = None;
+    if let Some(old) = r.sock.take() {
+        shared.log("INF [SRT] closing");
+        kick_all(shared);
+        if address(&r.settings) == address(&wanted) {
+            keep = Some(old);
+        }
+    }
+    r.settings = None;
+    let Some(wanted) = wanted else {
+        r.failed = None;
+        return;
+    };
+    let addr = wanted[1].as_str().unwrap_or("").to_string();
+    let port = addr.rsplit_once(':').and_then(|(_, p)| p.parse::<u16>().ok());
+    let first = first.filter(|s| s.local_addr().ok().map(|a| a.port()) == port);
+    let sock = match (keep, first, port) {
+        (Some(s), _, _) => Ok(s),
+        (None, Some(s), _) => Ok(Arc::new(s)),
+        (None, None, Some(p)) => UdpSocket::bind(("127.0.0.1", p))
+            .map(Arc::new)
+            .map_err(|e| format!("listen udp {}: bind: {}", addr, crate::conf::go_io_error(&e))),
+        (None, None, None) => Err(format!("invalid address '{}'", addr)),
+    };
+    match sock {
+        Ok(s) => {
+            // the receive loop checks the configuration between waits
+            let _ = s.set_read_timeout(Some(Duration::from_millis(100)));
+            shared.log(&format!("INF [SRT] started with listener on {} (UDP/SRT)", addr));
+            (r.sock, r.settings, r.failed) = (Some(s), Some(wanted), None);
+        }
+        Err(e) if r.failed.as_ref() != Some(&wanted) => {
+            shared.log(&format!("ERR {}", e));
+            r.failed = Some(wanted);
+        }
+        Err(_) => {}
+    }
+}
+
 /// The listener: handshakes for socket 0, everything else routed to its connection.
-pub fn serve(shared: Arc<Shared>, sock: UdpSocket) {
-    let _ = sock.set_read_timeout(Some(Duration::from_millis(100)));
-    let sock = Arc::new(sock);
+pub fn serve(shared: Arc<Shared>, first: UdpSocket) {
+    reconcile(&shared, Some(first));
     let routes: Routes = Default::default();
     let pending: Arc<Mutex<HashMap<(SocketAddr, u32), Pending>>> = Default::default();
     let secret = crate::util::random_bytes(8);
     let mut buf = vec![0u8; 2048];
-    let enabled = |sh: &Shared| sh.lock().global.get("srt").and_then(|v| v.as_bool()).unwrap_or(true);
     let mut checked = Instant::now();
     while !shared.shutdown.load(Ordering::SeqCst) {
         if checked.elapsed() >= Duration::from_millis(200) {
-            // `srt: false` closes the server, its connections too
+            // retries a failed bind
             checked = Instant::now();
-            if !enabled(&shared) {
-                kick_all(&shared);
-            }
+            reconcile(&shared, None);
         }
+        let Some(sock) = shared.srt.socket() else {
+            std::thread::sleep(Duration::from_millis(100));
+            continue;
+        };
         let (n, from) = match sock.recv_from(&mut buf) {
-            Ok(r) => r,
-            Err(_) => continue,
+            Ok(r) if shared.srt.serves(&sock) => r,
+            _ => continue,
         };
         let pkt = &buf[..n];
         let Some(dest) = pk::dest_socket(pkt) else { continue };
@@ -267,7 +394,7 @@ pub fn serve(shared: Arc<Shared>, sock: UdpSocket) {
             }
             continue;
         }
-        let Some(c) = pk::parse_control(pkt).filter(|c| c.kind == pk::CTRL_HANDSHAKE && enabled(&shared)) else {
+        let Some(c) = pk::parse_control(pkt).filter(|c| c.kind == pk::CTRL_HANDSHAKE) else {
             continue;
         };
         let Some(hs) = Handshake::parse(c.cif) else { continue };
@@ -351,32 +478,30 @@ fn reject(hs: &Handshake, from: SocketAddr) -> Vec<u8> {
 /// What an accepted connection needs from its handshake.
 struct Accepted {
     sid: StreamId,
-    user: String,
     keys: Option<pk::Sek>,
 }
 
-/// conn.runInner up to Accept(): stream id, path configuration, authentication, reader
-/// slot, passphrase. Returns the handshake answer (rejection or conclusion).
+/// conn.run: the connection exists from its conclusion handshake (listed `idle`,
+/// `runOnConnect` started) until it is refused or closed. Returns the handshake answer
+/// (rejection or conclusion).
 fn conclude(shared: &Arc<Shared>, sock: &Arc<UdpSocket>, routes: &Routes, from: SocketAddr, hs: Handshake) -> Vec<u8> {
-    if shared.srt_conns.lock().unwrap().len() >= MAX_CONNS {
-        shared.log(&format!("INF [SRT] [conn {}] closed: too many connections", from));
-        return reject(&hs, from);
-    }
-    let raw = hs.stream_id.clone().unwrap_or_default();
-    let sid = match parse_stream_id(&raw) {
-        Ok(s) => s,
-        Err(e) => {
-            shared.log(&format!(
-                "INF [SRT] [conn {}] closed: invalid stream ID '{}': {}",
-                from, raw, e
-            ));
+    let info = ConnInfo::new(from);
+    {
+        let mut conns = shared.srt_conns.lock().unwrap();
+        if conns.len() >= MAX_CONNS {
+            drop(conns);
+            shared.log(&format!("INF [SRT] [conn {}] closed: too many connections", from));
             return reject(&hs, from);
         }
-    };
-    let accepted = match admit(shared, from, &hs, sid) {
+        conns.push(info.clone());
+    }
+    shared.log(&format!("INF [SRT] [conn {}] opened", from));
+    let hooks = connect_hooks(shared, &info.id);
+    let accepted = match admit(shared, &info, &hs) {
         Ok(a) => a,
         Err(e) => {
-            shared.log(&format!("INF [SRT] [conn {}] closed: {}", from, e));
+            // removed before the rejection goes out
+            closed(shared, &info, &e, hooks);
             return reject(&hs, from);
         }
     };
@@ -400,31 +525,18 @@ fn conclude(shared: &Arc<Shared>, sock: &Arc<UdpSocket>, routes: &Routes, from: 
         hs.socket_id,
         &resp.encode(Some((snd.max(LATENCY_MS), rcv.max(LATENCY_MS))), kmrsp),
     );
-    let info = Arc::new(ConnInfo {
-        id: crate::util::uuid(),
-        created: SystemTime::now(),
-        remote: from,
-        info: Mutex::new(Meta {
-            state: "idle",
-            user: accepted.user.clone(),
-            ..Default::default()
-        }),
-        stats: Stats::default(),
-        kick: AtomicBool::new(false),
-    });
     info.stats.flow_window.store(hs.flow_window as u64, Ordering::Relaxed);
     if accepted.keys.is_some() {
         add(&info.stats.pkt_recv_km, 1);
     }
     let (tx, rx) = sync_channel(4096);
     routes.lock().unwrap().insert(our_id, (from, tx.clone()));
-    shared.srt_conns.lock().unwrap().push(info.clone());
     let conn = crate::srt_conn::Conn {
         shared: shared.clone(),
         sock: sock.clone(),
         peer: from,
         peer_id: hs.socket_id,
-        info,
+        info: info.clone(),
         keys: accepted.keys,
         isn: hs.isn,
         peer_window: hs.flow_window.clamp(32, MAX_BUFFERED as u32) as usize,
@@ -433,17 +545,52 @@ fn conclude(shared: &Arc<Shared>, sock: &Arc<UdpSocket>, routes: &Routes, from: 
     };
     let (sh, ro) = (shared.clone(), routes.clone());
     std::thread::spawn(move || {
-        let id = conn.info.id.clone();
-        conn.run(accepted.sid, tx, rx);
+        let reason = conn.run(accepted.sid, tx, rx);
         ro.lock().unwrap().remove(&our_id);
-        sh.srt_conns.lock().unwrap().retain(|c| c.id != id);
+        closed(&sh, &info, &reason, hooks);
     });
     answer
 }
 
-/// FindPathConf + authentication (publish), or AddReader (read), then the passphrase.
-fn admit(shared: &Arc<Shared>, from: SocketAddr, hs: &Handshake, sid: StreamId) -> Result<Accepted, String> {
-    let conn_id = crate::util::uuid();
+/// The end of a connection, refused or not: unlisted, logged, `runOnDisconnect`.
+fn closed(shared: &Arc<Shared>, info: &ConnInfo, reason: &str, hooks: Option<crate::hooks::Pair>) {
+    shared.srt_conns.lock().unwrap().retain(|c| c.id != info.id);
+    shared.log(&format!("INF [SRT] [conn {}] closed: {}", info.remote, reason));
+    if let Some(h) = hooks {
+        if !shared.shutdown.load(Ordering::SeqCst) {
+            h.end(shared);
+        }
+    }
+}
+
+/// hooks.OnConnect with MTX_CONN_TYPE srtConn.
+fn connect_hooks(shared: &Arc<Shared>, id: &str) -> Option<crate::hooks::Pair> {
+    let g = shared.lock().global.clone();
+    let s = |k: &str| g.get(k).and_then(|v| v.as_str()).unwrap_or("").to_string();
+    let (a, b) = (s("runOnConnect"), s("runOnDisconnect"));
+    if a.is_empty() && b.is_empty() {
+        return None;
+    }
+    let restart = g.get("runOnConnectRestart").and_then(|v| v.as_bool()).unwrap_or(false);
+    let env = vec![
+        ("RTSP_PORT".to_string(), shared.rtsp_port.to_string()),
+        ("MTX_CONN_TYPE".to_string(), "srtConn".to_string()),
+        ("MTX_CONN_ID".to_string(), id.to_string()),
+    ];
+    Some(crate::hooks::Pair::start(
+        shared,
+        "conn",
+        ("runOnConnect", &a, restart),
+        ("runOnDisconnect", &b),
+        env,
+    ))
+}
+
+/// conn.runInner up to Accept(): the stream id, FindPathConf + authentication (publish)
+/// or AddReader (read), then the passphrase.
+fn admit(shared: &Arc<Shared>, info: &ConnInfo, hs: &Handshake) -> Result<Accepted, String> {
+    let raw = hs.stream_id.clone().unwrap_or_default();
+    let sid = parse_stream_id(&raw).map_err(|e| format!("invalid stream ID '{}': {}", raw, e))?;
     let (global, conf) = {
         let st = shared.lock();
         let cn = st.find_conf(&sid.path)?;
@@ -452,7 +599,7 @@ fn admit(shared: &Arc<Shared>, from: SocketAddr, hs: &Handshake, sid: StreamId) 
     let areq = crate::auth::Request {
         action: if sid.publish { "publish" } else { "read" },
         path: &sid.path,
-        ip: from.ip(),
+        ip: info.remote.ip(),
         creds: crate::auth::Creds {
             user: sid.user.clone(),
             pass: sid.pass.clone(),
@@ -461,7 +608,7 @@ fn admit(shared: &Arc<Shared>, from: SocketAddr, hs: &Handshake, sid: StreamId) 
         verify: None,
         ask_credentials: false,
         protocol: "srt",
-        id: Some(&conn_id),
+        id: Some(&info.id),
         query: &sid.query,
         user_agent: "",
     };
@@ -469,6 +616,14 @@ fn admit(shared: &Arc<Shared>, from: SocketAddr, hs: &Handshake, sid: StreamId) 
         // auth.LogAndDelayError
         std::thread::sleep(crate::auth::failure_pause());
         return Err(e.to_string());
+    }
+    {
+        let mut m = info.info.lock().unwrap();
+        (m.path, m.query) = (sid.path.clone(), sid.query.clone());
+        if sid.publish {
+            // a publisher's user is shown from here, a reader's with its state
+            m.user = sid.user.clone();
+        }
     }
     let passphrase_key = if sid.publish {
         "srtPublishPassphrase"
@@ -492,11 +647,7 @@ fn admit(shared: &Arc<Shared>, from: SocketAddr, hs: &Handshake, sid: StreamId) 
         .unwrap_or("")
         .to_string();
     let keys = check_passphrase(hs, &passphrase)?;
-    Ok(Accepted {
-        user: sid.user.clone(),
-        sid,
-        keys,
-    })
+    Ok(Accepted { sid, keys })
 }
 
 /// path.addReader: a path with `runOnDemand` (or an on-demand URL source) without stream

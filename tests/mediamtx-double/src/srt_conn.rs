@@ -59,30 +59,24 @@ impl Conn {
         self.last_sent = Instant::now();
     }
 
-    pub(crate) fn run(mut self, sid: StreamId, tx: SyncSender<Ev>, rx: Receiver<Ev>) {
+    /// Runs the accepted connection; returns why it ended.
+    pub(crate) fn run(mut self, sid: StreamId, tx: SyncSender<Ev>, rx: Receiver<Ev>) -> String {
         let path = sid.path.clone();
-        {
-            let mut m = self.info.info.lock().unwrap();
-            m.state = if sid.publish { "publish" } else { "read" };
-            m.path = sid.path.clone();
-            m.query = sid.query.clone();
-        }
-        let connect_hooks = self.connect_hooks();
         let role = if sid.publish {
+            // `publish` once the relay publishes (srt::publishing)
             self.start_publish(&path)
         } else {
-            self.start_read(&sid, tx)
+            self.start_read(&sid, tx).map(|c| {
+                let mut m = self.info.info.lock().unwrap();
+                (m.state, m.user) = ("read", sid.user.clone());
+                c
+            })
         };
         let (mut child, stdin) = match role {
             Ok(c) => c,
             Err(e) => {
-                self.shared
-                    .log(&format!("INF [SRT] [conn {}] closed: {}", self.peer, e));
                 self.send_ctrl(pk::CTRL_SHUTDOWN, 0, &[0, 0, 0, 0]);
-                if let Some(h) = connect_hooks {
-                    h.end(&self.shared);
-                }
-                return;
+                return e;
             }
         };
         let reason = if sid.publish {
@@ -90,8 +84,6 @@ impl Conn {
         } else {
             self.send_loop(&rx, &mut child)
         };
-        self.shared
-            .log(&format!("INF [SRT] [conn {}] closed: {}", self.peer, reason));
         if reason != "peer closed the connection" {
             self.send_ctrl(pk::CTRL_SHUTDOWN, 0, &[0, 0, 0, 0]);
         }
@@ -99,34 +91,7 @@ impl Conn {
             self.remove_reader(&path);
         }
         crate::procs::stop_in_background(&self.shared, child, Duration::from_secs(3));
-        if let Some(h) = connect_hooks {
-            if !self.shared.shutdown.load(Ordering::SeqCst) {
-                h.end(&self.shared);
-            }
-        }
-    }
-
-    /// hooks.OnConnect with MTX_CONN_TYPE srtConn.
-    fn connect_hooks(&self) -> Option<crate::hooks::Pair> {
-        let g = self.shared.lock().global.clone();
-        let s = |k: &str| g.get(k).and_then(|v| v.as_str()).unwrap_or("").to_string();
-        let (a, b) = (s("runOnConnect"), s("runOnDisconnect"));
-        if a.is_empty() && b.is_empty() {
-            return None;
-        }
-        let restart = g.get("runOnConnectRestart").and_then(|v| v.as_bool()).unwrap_or(false);
-        let env = vec![
-            ("RTSP_PORT".to_string(), self.shared.rtsp_port.to_string()),
-            ("MTX_CONN_TYPE".to_string(), "srtConn".to_string()),
-            ("MTX_CONN_ID".to_string(), self.info.id.clone()),
-        ];
-        Some(crate::hooks::Pair::start(
-            &self.shared,
-            "conn",
-            ("runOnConnect", &a, restart),
-            ("runOnDisconnect", &b),
-            env,
-        ))
+        reason
     }
 
     /// A publisher: the path must take publishers; the relay's RTSP publication
