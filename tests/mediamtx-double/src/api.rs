@@ -228,23 +228,20 @@ fn global_json(g: &Map<String, Value>) -> Value {
 pub fn handle_v3(shared: &Arc<Shared>, req: &Request) -> Response {
     let m = req.method.as_str();
     let p = req.path.as_str();
-    if m == "OPTIONS" {
-        // middlewarePreflightRequests (a preflight has Access-Control-Request-Method)
-        let headers = match req.header("Access-Control-Request-Method") {
-            Some(_) => vec![
+    // middlewarePreflightRequests: only a preflight (with Access-Control-Request-Method);
+    // any other OPTIONS goes on to the routes, which have none (gin's 404)
+    if m == "OPTIONS" && req.header("Access-Control-Request-Method").is_some() {
+        return Response {
+            code: 204,
+            content_type: "text/plain",
+            body: vec![],
+            headers: vec![
                 (
                     "Access-Control-Allow-Methods",
                     "OPTIONS, GET, POST, PATCH, DELETE".into(),
                 ),
                 ("Access-Control-Allow-Headers", "Authorization, Content-Type".into()),
             ],
-            None => Vec::new(),
-        };
-        return Response {
-            code: 204,
-            content_type: "text/plain",
-            body: vec![],
-            headers,
         };
     }
     match (m, p) {
