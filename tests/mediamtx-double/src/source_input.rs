@@ -44,6 +44,11 @@ pub fn args(shared: &Arc<Shared>, p: &PathRt, g: Globals) -> Option<Vec<String>>
     if !scheme.starts_with("rtsp") && !scheme.starts_with("udp") {
         push(&["-rw_timeout", &timeout_us]);
     }
+    if scheme.starts_with("rtsp") {
+        // the RTSP demuxer's socket I/O timeout (TCP and UDP reads): a source silent for
+        // readTimeout ends, as MediaMTX's RTSP client does
+        push(&["-timeout", &timeout_us]);
+    }
     let bridge = |carrier, default_port, connections, tag| {
         bridged(
             shared,

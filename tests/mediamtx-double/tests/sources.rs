@@ -1,7 +1,8 @@
 //! Static sources other than RTSP, pulled from real senders: RTMP and SRT from the double's
 //! own servers, MPEG-TS over UDP from an ffmpeg sender, HLS from a tiny HTTP server, RTP
 //! described by `rtpSDP`; each path is read back over RTSP with ffprobe, and its
-//! `source.type` checked in /v3/paths/get.
+//! `source.type` checked in /v3/paths/get. Also: an RTSP source silent for `readTimeout`
+//! ends.
 
 mod common;
 use common::*;
@@ -207,4 +208,38 @@ fn source_types_of_static_sources_in_the_api() {
         assert_eq!(p["source"]["type"], typ, "{}: {}", source, p);
         assert_eq!(p["available"], false, "{}", p);
     }
+}
+
+#[test]
+fn rtsp_source_silent_for_read_timeout_ends() {
+    require_ffmpeg();
+    // the upstream: another double that keeps a silent publisher for a minute
+    let (up, up_dir) = start("src-silent-up");
+    patch_global(&up, json!({"readTimeout": "60s"}));
+    let publisher = publish(&up, &up_dir, "cam");
+    let (h, dir) = start("src-silent");
+    patch_global(&h, json!({"readTimeout": "2s"}));
+    add_path(&h, "b", &json!({"source": format!("{}/cam", up.rtsp_url())}));
+    wait_available(&h, "b");
+    // the publisher stops sending but keeps its connection, like a source behind a lost
+    // network: the source's ffmpeg must give up by itself after readTimeout (not only lose
+    // its relay into the double) and be started again after MediaMTX's 5 s pause
+    unsafe {
+        libc::kill(publisher.pid(), libc::SIGSTOP);
+    }
+    wait_until(Duration::from_secs(8), "the silent source ended", || {
+        path_get(&h, "b")["available"] == false
+    });
+    wait_until(Duration::from_secs(15), "the source retried", || {
+        log_of(&dir).matches("path b: started source pid").count() >= 2
+    });
+    assert_eq!(
+        path_get(&up, "cam")["available"],
+        true,
+        "the upstream kept its publisher"
+    );
+    unsafe {
+        libc::kill(publisher.pid(), libc::SIGCONT);
+    }
+    wait_available(&h, "b");
 }
