@@ -233,7 +233,7 @@ pub fn conn(shared: Arc<Shared>, tcp: TcpStream, remote: Option<std::net::Socket
     });
     shared.rtmp.conns.lock().unwrap().insert(num, info.clone());
     shared.conns.lock().unwrap().insert(num, ctcp);
-    let hooks = connect_hooks(&shared, &info);
+    let hooks = crate::hooks::on_connect(&shared, info.kind(), &info.uuid);
     let counting = Counting {
         tcp: rtcp,
         n: info.received.clone(),
@@ -266,11 +266,7 @@ pub fn conn(shared: Arc<Shared>, tcp: TcpStream, remote: Option<std::net::Socket
     let _ = info.tcp.shutdown(Shutdown::Both);
     shared.rtmp.conns.lock().unwrap().remove(&num);
     shared.conns.lock().unwrap().remove(&num);
-    if let Some(h) = hooks {
-        if !shared.shutdown.load(Ordering::SeqCst) {
-            h.end(&shared);
-        }
-    }
+    crate::hooks::on_disconnect(&shared, hooks);
 }
 
 /// The global `readTimeout` or `writeTimeout` (never zero: a socket rejects that).
@@ -281,29 +277,6 @@ fn timeout_of(shared: &Shared, key: &str) -> Duration {
     } else {
         d
     }
-}
-
-/// hooks.OnConnect: runOnConnect/runOnDisconnect with MTX_CONN_TYPE `rtmpConn`.
-fn connect_hooks(shared: &Arc<Shared>, info: &ConnInfo) -> Option<crate::hooks::Pair> {
-    let g = shared.lock().global.clone();
-    let s = |k: &str| g.get(k).and_then(|v| v.as_str()).unwrap_or("").to_string();
-    let (a, b) = (s("runOnConnect"), s("runOnDisconnect"));
-    if a.is_empty() && b.is_empty() {
-        return None;
-    }
-    let restart = g.get("runOnConnectRestart").and_then(|v| v.as_bool()).unwrap_or(false);
-    let env = vec![
-        ("RTSP_PORT".to_string(), shared.rtsp_port.to_string()),
-        ("MTX_CONN_TYPE".to_string(), info.kind().to_string()),
-        ("MTX_CONN_ID".to_string(), info.uuid.clone()),
-    ];
-    Some(crate::hooks::Pair::start(
-        shared,
-        "conn",
-        ("runOnConnect", &a, restart),
-        ("runOnDisconnect", &b),
-        env,
-    ))
 }
 
 fn err(msg: String) -> std::io::Error {

@@ -6,7 +6,7 @@
 use crate::core::Shared;
 use openssl::ssl::{ErrorCode, SslAcceptor, SslFiletype, SslMethod, SslStream};
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::unix::io::AsRawFd;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -52,9 +52,6 @@ pub fn tls_acceptor(key: &str, cert: &str) -> Result<SslAcceptor, String> {
 }
 
 fn conn(shared: Arc<Shared>, tcp: TcpStream) {
-    let Ok(peer) = tcp.peer_addr() else {
-        return;
-    };
     let acceptor = match acceptor(&shared) {
         Ok(a) => a,
         Err(e) => {
@@ -62,28 +59,43 @@ fn conn(shared: Arc<Shared>, tcp: TcpStream) {
             return;
         }
     };
-    // a client that never finishes the handshake does not hold a thread forever
-    let _ = tcp.set_read_timeout(Some(Duration::from_secs(10)));
-    let tls = match acceptor.accept(tcp) {
-        Ok(t) => t,
-        Err(e) => {
-            shared.log(&format!("INF [RTSPS] [conn {}] TLS handshake: {}", peer, e));
-            return;
-        }
-    };
-    let Ok((inner, outer)) = loopback_pair() else {
-        return;
-    };
     let sh = shared.clone();
-    let server_side = std::thread::spawn(move || crate::rtsp::conn(sh, inner, Some(peer), true, "none"));
-    pump(&shared, tls, outer);
-    let _ = server_side.join();
+    let serve = move |inner, peer| crate::rtsp::conn(sh, inner, Some(peer), true, "none");
+    if let Err((peer, e)) = terminate(&shared, tcp, &acceptor, serve) {
+        shared.log(&format!("INF [RTSPS] [conn {}] TLS handshake: {}", peer, e));
+    }
 }
 
+/// Terminates the TLS of an accepted connection: after the handshake, `serve` runs on
+/// the plain side of a loopback pair (with the client's address) while `pump` moves the
+/// bytes. Used by every TLS server of the double (RTSPS, RTMPS, HTTPS), so that their
+/// plain code serves both. Err(client, error) when the handshake fails.
+pub fn terminate<F>(shared: &Shared, tcp: TcpStream, acceptor: &SslAcceptor, serve: F) -> Result<(), (String, String)>
+where
+    F: FnOnce(TcpStream, SocketAddr) + Send + 'static,
+{
+    let peer = tcp.peer_addr().map_err(|e| (String::new(), e.to_string()))?;
+    // a client that never finishes the handshake does not hold a thread forever
+    let _ = tcp.set_read_timeout(Some(Duration::from_secs(10)));
+    let tls = acceptor.accept(tcp).map_err(|e| (peer.to_string(), e.to_string()))?;
+    let (inner, outer) = loopback_pair().map_err(|e| (peer.to_string(), e.to_string()))?;
+    let server_side = std::thread::spawn(move || serve(inner, peer));
+    pump(shared, tls, outer);
+    let _ = server_side.join();
+    Ok(())
+}
+
+/// Two connected loopback sockets (the accepted one is checked to be ours, not another
+/// local client's).
 pub fn loopback_pair() -> std::io::Result<(TcpStream, TcpStream)> {
     let l = TcpListener::bind("127.0.0.1:0")?;
     let outer = TcpStream::connect(l.local_addr()?)?;
-    let (inner, _) = l.accept()?;
+    let inner = loop {
+        let (inner, peer) = l.accept()?;
+        if peer == outer.local_addr()? {
+            break inner;
+        }
+    };
     let _ = inner.set_nodelay(true);
     let _ = outer.set_nodelay(true);
     Ok((inner, outer))

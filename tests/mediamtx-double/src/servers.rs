@@ -206,7 +206,7 @@ pub fn serve(shared: Arc<Shared>, first: TcpListener, kind: Kind, started: Arc<s
                 let tls = r.tls.clone();
                 std::thread::spawn(move || {
                     match tls {
-                        Some(tls) => https_conn(&sh, s, peer, &tls, kind),
+                        Some(tls) => https_conn(&sh, s, &tls, kind),
                         None => conn(&sh, s, peer, kind),
                     }
                     lock(&open).remove(&id);
@@ -231,19 +231,10 @@ fn go_error(e: &std::io::Error) -> String {
         .unwrap_or_default()
 }
 
-/// HTTPS: the TLS is terminated here and the plain text served by `conn` over a
-/// loopback pair (as RTSPS does).
-fn https_conn(shared: &Arc<Shared>, s: TcpStream, peer: SocketAddr, tls: &SslAcceptor, kind: Kind) {
-    // a client that never finishes the handshake does not hold a thread forever
-    let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
-    let Ok(tls) = tls.accept(s) else { return };
-    let Ok((inner, outer)) = crate::rtsps::loopback_pair() else {
-        return;
-    };
+/// HTTPS: the TLS is terminated and the plain text served by `conn` (as RTSPS does).
+fn https_conn(shared: &Arc<Shared>, s: TcpStream, tls: &SslAcceptor, kind: Kind) {
     let sh = shared.clone();
-    let server_side = std::thread::spawn(move || conn(&sh, inner, peer, kind));
-    crate::rtsps::pump(shared, tls, outer);
-    let _ = server_side.join();
+    let _ = crate::rtsps::terminate(shared, s, tls, move |inner, peer| conn(&sh, inner, peer, kind));
 }
 
 fn conn(shared: &Arc<Shared>, s: TcpStream, peer: SocketAddr, kind: Kind) {
