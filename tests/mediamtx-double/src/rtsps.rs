@@ -4,7 +4,9 @@
 //! both (with the TLS client's address and the connection marked as RTSPS).
 
 use crate::core::Shared;
+use crate::servers::{values, Kind, Serve, Settings};
 use openssl::ssl::{ErrorCode, SslAcceptor, SslFiletype, SslMethod, SslStream};
+use serde_json::{Map, Value};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::unix::io::AsRawFd;
@@ -12,32 +14,52 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub fn serve(shared: Arc<Shared>, listener: TcpListener) {
-    listener.set_nonblocking(true).ok();
-    while !shared.shutdown.load(Ordering::SeqCst) {
-        match listener.accept() {
-            Ok((s, _)) => {
-                let on = crate::api::rtsp_servers_on(&shared.lock().global).1;
-                if !on {
-                    // the RTSPS server does not run (rtspEncryption: no)
-                    continue;
-                }
-                s.set_nonblocking(false).ok();
-                let sh = shared.clone();
-                std::thread::spawn(move || conn(sh, s));
-            }
-            Err(_) => crate::util::wait_acceptable(&listener, Duration::from_millis(100)),
-        }
+/// The RTSPS server (run by servers.rs): on `rtspsAddress` while `rtspEncryption` is not
+/// `no`, restarted on a change of the fields closeRTSPSServer compares.
+pub const SERVER: Kind = Kind {
+    name: "RTSPS",
+    settings,
+    serve: Serve::Raw(plain_conn),
+};
+
+fn settings(g: &Map<String, Value>, _: &str) -> Option<Settings> {
+    if !crate::api::rtsp_servers_on(g).1 {
+        return None;
     }
+    let text = |k: &str| g.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+    let address = text("rtspsAddress");
+    let others = values(
+        g,
+        &[
+            "rtsp",
+            "rtspEncryption",
+            "rtspAuthMethods",
+            "rtspUDPReadBufferSize",
+            "dumpPackets",
+            "udpReadBufferSize",
+            "readTimeout",
+            "writeTimeout",
+            "writeQueueSize",
+            "rtspAddress",
+            "rtspTransports",
+            "rtspTrustedProxies",
+            "runOnConnect",
+            "runOnConnectRestart",
+            "runOnDisconnect",
+        ],
+    );
+    Some(Settings {
+        // printAddresses: the UDP (SRTP) listeners are not done here
+        started: format!("started with listeners on {} (TCP/RTSPS)", address),
+        address,
+        tls: Some((text("rtspServerKey"), text("rtspServerCert"))),
+        others,
+    })
 }
 
-fn acceptor(shared: &Shared) -> Result<SslAcceptor, String> {
-    let (key, cert) = {
-        let st = shared.lock();
-        let s = |k: &str| st.global.get(k).and_then(|v| v.as_str()).unwrap_or("").to_string();
-        (s("rtspServerKey"), s("rtspServerCert"))
-    };
-    tls_acceptor(&key, &cert)
+/// The plain side of a TLS termination, served by the RTSP server's code.
+fn plain_conn(shared: Arc<Shared>, tcp: TcpStream, peer: SocketAddr) {
+    crate::rtsp::conn(shared, tcp, Some(peer), true, "none")
 }
 
 /// A TLS server context from PEM key and certificate files (also the HTTPS servers').
@@ -49,21 +71,6 @@ pub fn tls_acceptor(key: &str, cert: &str) -> Result<SslAcceptor, String> {
         .map_err(|e| format!("{}: {}", cert, e))?;
     b.check_private_key().map_err(|e| e.to_string())?;
     Ok(b.build())
-}
-
-fn conn(shared: Arc<Shared>, tcp: TcpStream) {
-    let acceptor = match acceptor(&shared) {
-        Ok(a) => a,
-        Err(e) => {
-            shared.log(&format!("ERR [RTSPS] TLS: {}", e));
-            return;
-        }
-    };
-    let sh = shared.clone();
-    let serve = move |inner, peer| crate::rtsp::conn(sh, inner, Some(peer), true, "none");
-    if let Err((peer, e)) = terminate(&shared, tcp, &acceptor, serve) {
-        shared.log(&format!("INF [RTSPS] [conn {}] TLS handshake: {}", peer, e));
-    }
 }
 
 /// Terminates the TLS of an accepted connection: after the handshake, `serve` runs on
