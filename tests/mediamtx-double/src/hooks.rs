@@ -156,6 +156,42 @@ pub fn path_env(shared: &Shared, name: &str, conf_name: &str) -> Env {
     env
 }
 
+/// hooks.OnConnect: runOnConnect (restarted with runOnConnectRestart) while a connection
+/// of `conn_type` (`rtmpConn`, `srtConn`...) lasts, runOnDisconnect when it ends (see
+/// `on_disconnect`), with RTSP_PORT, MTX_CONN_TYPE and MTX_CONN_ID. None when neither
+/// is set.
+pub fn on_connect(shared: &Arc<Shared>, conn_type: &str, id: &str) -> Option<Pair> {
+    let g = shared.lock().global.clone();
+    let s = |k: &str| g.get(k).and_then(|v| v.as_str()).unwrap_or("").to_string();
+    let (a, b) = (s("runOnConnect"), s("runOnDisconnect"));
+    if a.is_empty() && b.is_empty() {
+        return None;
+    }
+    let restart = g.get("runOnConnectRestart").and_then(|v| v.as_bool()).unwrap_or(false);
+    let env = vec![
+        ("RTSP_PORT".to_string(), shared.rtsp_port.to_string()),
+        ("MTX_CONN_TYPE".to_string(), conn_type.to_string()),
+        ("MTX_CONN_ID".to_string(), id.to_string()),
+    ];
+    Some(Pair::start(
+        shared,
+        "conn",
+        ("runOnConnect", &a, restart),
+        ("runOnDisconnect", &b),
+        env,
+    ))
+}
+
+/// The connection has closed: runOnConnect is stopped and runOnDisconnect started,
+/// unless the whole double is shutting down.
+pub fn on_disconnect(shared: &Arc<Shared>, hooks: Option<Pair>) {
+    if let Some(h) = hooks {
+        if !shared.shutdown.load(Ordering::SeqCst) {
+            h.end(shared);
+        }
+    }
+}
+
 /// url.QueryEscape.
 pub fn query_escape(s: &str) -> String {
     let mut out = String::new();

@@ -38,7 +38,6 @@ pub mod restamp;
 pub mod rtmp;
 pub mod rtmp_chunk;
 pub mod rtmp_relay;
-pub mod rtmps;
 mod rtp_split;
 pub mod rtp_stats;
 pub mod rtsp;
@@ -74,7 +73,8 @@ pub struct Options {
     /// RTSP over UDP: the server's RTP and RTCP ports (`rtpAddress`, `rtcpAddress`)
     pub rtp_port: u16,
     pub rtcp_port: u16,
-    /// the RTSPS listener (`rtspsAddress`), serving while `rtspEncryption` is not `no`
+    /// the RTSPS listener's initial `rtspsAddress` (open while `rtspEncryption` is not
+    /// `no`; a configuration change can move it)
     pub rtsps_port: u16,
     pub control_port: u16,
     /// listeners of the playback, metrics and pprof servers (open only while their
@@ -85,7 +85,8 @@ pub struct Options {
     pub pprof_port: u16,
     /// SRT listener (UDP)
     pub srt_port: u16,
-    /// RTMP and RTMPS listeners (`rtmpAddress`, `rtmpsAddress`)
+    /// initial `rtmpAddress` and `rtmpsAddress` of the RTMP and RTMPS listeners (open
+    /// while that server runs; a configuration change can move them)
     pub rtmp_port: u16,
     pub rtmps_port: u16,
     /// working directory: logs, and the base of relative record paths
@@ -239,9 +240,9 @@ pub fn start(opts: Options) -> std::io::Result<Handle> {
     let api_l = api::bind(opts.api_port)?;
     let rtsp_l = TcpListener::bind(("127.0.0.1", opts.rtsp_port))?;
     let ctl_l = api::bind(opts.control_port)?;
-    let rtmp_l = TcpListener::bind(("127.0.0.1", opts.rtmp_port))?;
+    let rtmp_l = api::bind(opts.rtmp_port)?;
     let rtmp_port = rtmp_l.local_addr()?.port();
-    let rtmps_l = TcpListener::bind(("127.0.0.1", opts.rtmps_port))?;
+    let rtmps_l = api::bind(opts.rtmps_port)?;
     let rtmps_port = rtmps_l.local_addr()?.port();
     let api_port = api_l.local_addr()?.port();
     let rtsp_port = rtsp_l.local_addr()?.port();
@@ -268,7 +269,7 @@ pub fn start(opts: Options) -> std::io::Result<Handle> {
         .global
         .insert("rtcpAddress".into(), serde_json::json!(format!(":{}", udp.rtcp_port)));
     let udp = Arc::new(udp);
-    let rtsps_l = TcpListener::bind(("127.0.0.1", opts.rtsps_port))?;
+    let rtsps_l = api::bind(opts.rtsps_port)?;
     let rtsps_port = rtsps_l.local_addr()?.port();
     state
         .global
@@ -324,18 +325,6 @@ pub fn start(opts: Options) -> std::io::Result<Handle> {
         let sh = shared.clone();
         threads.push(std::thread::spawn(move || srt::serve(sh, srt_sock)));
     }
-    {
-        let sh = shared.clone();
-        threads.push(std::thread::spawn(move || rtmp::serve(sh, rtmp_l, false)));
-    }
-    {
-        let sh = shared.clone();
-        threads.push(std::thread::spawn(move || rtmp::serve(sh, rtmps_l, true)));
-    }
-    {
-        let sh = shared.clone();
-        threads.push(std::thread::spawn(move || rtsps::serve(sh, rtsps_l)));
-    }
     for rtcp in [false, true] {
         let sh = shared.clone();
         threads.push(std::thread::spawn(move || rtsp_udp::serve(sh, rtcp)));
@@ -348,16 +337,23 @@ pub fn start(opts: Options) -> std::io::Result<Handle> {
         let sh = shared.clone();
         threads.push(std::thread::spawn(move || cleaner::serve(sh)));
     }
-    let aux = [
-        (playback_l, "playback", playback::handle as servers::Handler),
-        (metrics_l, "metrics", metrics::handle),
-        (pprof_l, "pprof", pprof::handle),
+    let http = |name, handle| servers::Kind {
+        name,
+        settings: servers::http_settings,
+        serve: servers::Serve::Http(handle),
+    };
+    let listeners = [
+        (playback_l, http("playback", playback::handle)),
+        (metrics_l, http("metrics", metrics::handle)),
+        (pprof_l, http("pprof", pprof::handle)),
+        (rtsps_l, rtsps::SERVER),
+        (rtmp_l, rtmp::SERVERS[0]),
+        (rtmps_l, rtmp::SERVERS[1]),
     ];
     // start() returns once disabled servers have closed their first listener
-    let started = Arc::new(std::sync::Barrier::new(aux.len() + 1));
-    for (listener, name, handle) in aux {
+    let started = Arc::new(std::sync::Barrier::new(listeners.len() + 1));
+    for (listener, kind) in listeners {
         let sh = shared.clone();
-        let kind = servers::Kind { name, handle };
         let st = started.clone();
         threads.push(std::thread::spawn(move || servers::serve(sh, listener, kind, st)));
     }

@@ -10,10 +10,11 @@ use crate::core::{self, Shared};
 use crate::flv;
 use crate::rtmp_chunk::{bad, ChunkReader, Counting, Msg, Writer, MAX_MESSAGE, OUT_CHUNK};
 use crate::rtmp_relay::{spawn_publisher, spawn_reader, stop_child};
-use serde_json::{json, Value};
+use crate::servers::{values, Kind, Serve, Settings};
+use serde_json::{json, Map, Value};
 use std::collections::{BTreeMap, HashMap};
 use std::io::{BufReader, Read, Write};
-use std::net::{Shutdown, TcpListener, TcpStream};
+use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::process::{Child, ChildStdin};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -75,59 +76,69 @@ pub fn publisher_of(shared: &Shared, path: &str) -> Option<(&'static str, String
     Some((c.kind(), c.uuid.clone(), c.tcp.try_clone().ok()?, q))
 }
 
-/// Accept loop of the RTMP (`encrypted` false) or RTMPS listener. While MediaMTX would
-/// not run that server (`rtmp`, `rtmpEncryption`) nothing listens on the port and its
-/// connections are closed; it is bound again when the server is back.
-pub fn serve(shared: Arc<Shared>, first: TcpListener, encrypted: bool) {
-    let port = first.local_addr().map(|a| a.port()).unwrap_or(0);
-    first.set_nonblocking(true).ok();
-    let mut listener = Some(first);
-    while !shared.shutdown.load(Ordering::SeqCst) {
-        if !enabled(&shared, encrypted) {
-            if listener.take().is_some() {
-                for c in shared.rtmp.conns.lock().unwrap().values() {
-                    if c.encrypted == encrypted {
-                        let _ = c.tcp.shutdown(Shutdown::Both);
-                    }
-                }
-            }
-            std::thread::sleep(Duration::from_millis(100));
-            continue;
-        }
-        let Some(l) = &listener else {
-            match TcpListener::bind(("127.0.0.1", port)) {
-                Ok(l) => {
-                    l.set_nonblocking(true).ok();
-                    listener = Some(l);
-                }
-                Err(_) => std::thread::sleep(Duration::from_millis(100)),
-            }
-            continue;
-        };
-        match l.accept() {
-            Ok((s, _)) => {
-                s.set_nonblocking(false).ok();
-                let sh = shared.clone();
-                std::thread::spawn(move || {
-                    if encrypted {
-                        crate::rtmps::conn(sh, s)
-                    } else {
-                        let remote = s.peer_addr().ok();
-                        conn(sh, s, remote, false)
-                    }
-                });
-            }
-            Err(_) => crate::util::wait_acceptable(l, Duration::from_millis(100)),
-        }
+/// The RTMP and RTMPS servers (run by servers.rs): on `rtmpAddress`/`rtmpsAddress` while
+/// `enabled`, restarted on a change of the fields closeRTMPServer/closeRTMPSServer compare.
+pub const SERVERS: [Kind; 2] = [
+    Kind {
+        name: "RTMP",
+        settings,
+        serve: Serve::Raw(plain_conn),
+    },
+    Kind {
+        name: "RTMPS",
+        settings,
+        serve: Serve::Raw(tls_conn),
+    },
+];
+
+fn settings(g: &Map<String, Value>, name: &str) -> Option<Settings> {
+    let encrypted = name == "RTMPS";
+    if !runs(g, encrypted) {
+        return None;
     }
+    let text = |k: &str| g.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+    let address = text(if encrypted { "rtmpsAddress" } else { "rtmpAddress" });
+    let others = values(
+        g,
+        &[
+            "rtmp",
+            "rtmpEncryption",
+            "dumpPackets",
+            "readTimeout",
+            "writeTimeout",
+            "rtspAddress",
+            "rtmpTrustedProxies",
+            "runOnConnect",
+            "runOnConnectRestart",
+            "runOnDisconnect",
+        ],
+    );
+    Some(Settings {
+        started: format!("started with listener on {} (TCP/{})", address, name),
+        address,
+        tls: encrypted.then(|| (text("rtmpServerKey"), text("rtmpServerCert"))),
+        others,
+    })
+}
+
+fn plain_conn(shared: Arc<Shared>, tcp: TcpStream, remote: SocketAddr) {
+    conn(shared, tcp, Some(remote), false)
+}
+
+/// RTMPS: `tcp` is the plain side of the TLS termination
+fn tls_conn(shared: Arc<Shared>, tcp: TcpStream, remote: SocketAddr) {
+    conn(shared, tcp, Some(remote), true)
 }
 
 /// Whether MediaMTX runs the RTMP (`encrypted` false) or the RTMPS server: `rtmp` on,
 /// `rtmpEncryption` no/optional for RTMP, strict/optional for RTMPS.
 pub fn enabled(shared: &Shared, encrypted: bool) -> bool {
-    let st = shared.lock();
-    let on = st.global.get("rtmp").and_then(|v| v.as_bool()).unwrap_or(true);
-    let enc = st.global.get("rtmpEncryption").and_then(|v| v.as_str()).unwrap_or("no");
+    runs(&shared.lock().global, encrypted)
+}
+
+fn runs(g: &Map<String, Value>, encrypted: bool) -> bool {
+    let on = g.get("rtmp").and_then(|v| v.as_bool()).unwrap_or(true);
+    let enc = g.get("rtmpEncryption").and_then(|v| v.as_str()).unwrap_or("no");
     on && match enc {
         "optional" => true,
         "strict" => encrypted,
@@ -233,7 +244,7 @@ pub fn conn(shared: Arc<Shared>, tcp: TcpStream, remote: Option<std::net::Socket
     });
     shared.rtmp.conns.lock().unwrap().insert(num, info.clone());
     shared.conns.lock().unwrap().insert(num, ctcp);
-    let hooks = connect_hooks(&shared, &info);
+    let hooks = crate::hooks::on_connect(&shared, info.kind(), &info.uuid);
     let counting = Counting {
         tcp: rtcp,
         n: info.received.clone(),
@@ -266,11 +277,7 @@ pub fn conn(shared: Arc<Shared>, tcp: TcpStream, remote: Option<std::net::Socket
     let _ = info.tcp.shutdown(Shutdown::Both);
     shared.rtmp.conns.lock().unwrap().remove(&num);
     shared.conns.lock().unwrap().remove(&num);
-    if let Some(h) = hooks {
-        if !shared.shutdown.load(Ordering::SeqCst) {
-            h.end(&shared);
-        }
-    }
+    crate::hooks::on_disconnect(&shared, hooks);
 }
 
 /// The global `readTimeout` or `writeTimeout` (never zero: a socket rejects that).
@@ -281,29 +288,6 @@ fn timeout_of(shared: &Shared, key: &str) -> Duration {
     } else {
         d
     }
-}
-
-/// hooks.OnConnect: runOnConnect/runOnDisconnect with MTX_CONN_TYPE `rtmpConn`.
-fn connect_hooks(shared: &Arc<Shared>, info: &ConnInfo) -> Option<crate::hooks::Pair> {
-    let g = shared.lock().global.clone();
-    let s = |k: &str| g.get(k).and_then(|v| v.as_str()).unwrap_or("").to_string();
-    let (a, b) = (s("runOnConnect"), s("runOnDisconnect"));
-    if a.is_empty() && b.is_empty() {
-        return None;
-    }
-    let restart = g.get("runOnConnectRestart").and_then(|v| v.as_bool()).unwrap_or(false);
-    let env = vec![
-        ("RTSP_PORT".to_string(), shared.rtsp_port.to_string()),
-        ("MTX_CONN_TYPE".to_string(), info.kind().to_string()),
-        ("MTX_CONN_ID".to_string(), info.uuid.clone()),
-    ];
-    Some(crate::hooks::Pair::start(
-        shared,
-        "conn",
-        ("runOnConnect", &a, restart),
-        ("runOnDisconnect", &b),
-        env,
-    ))
 }
 
 fn err(msg: String) -> std::io::Error {

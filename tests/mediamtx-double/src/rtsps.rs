@@ -4,40 +4,62 @@
 //! both (with the TLS client's address and the connection marked as RTSPS).
 
 use crate::core::Shared;
+use crate::servers::{values, Kind, Serve, Settings};
 use openssl::ssl::{ErrorCode, SslAcceptor, SslFiletype, SslMethod, SslStream};
+use serde_json::{Map, Value};
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::unix::io::AsRawFd;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub fn serve(shared: Arc<Shared>, listener: TcpListener) {
-    listener.set_nonblocking(true).ok();
-    while !shared.shutdown.load(Ordering::SeqCst) {
-        match listener.accept() {
-            Ok((s, _)) => {
-                let on = crate::api::rtsp_servers_on(&shared.lock().global).1;
-                if !on {
-                    // the RTSPS server does not run (rtspEncryption: no)
-                    continue;
-                }
-                s.set_nonblocking(false).ok();
-                let sh = shared.clone();
-                std::thread::spawn(move || conn(sh, s));
-            }
-            Err(_) => crate::util::wait_acceptable(&listener, Duration::from_millis(100)),
-        }
+/// The RTSPS server (run by servers.rs): on `rtspsAddress` while `rtspEncryption` is not
+/// `no`, restarted on a change of the fields closeRTSPSServer compares.
+pub const SERVER: Kind = Kind {
+    name: "RTSPS",
+    settings,
+    serve: Serve::Raw(plain_conn),
+};
+
+fn settings(g: &Map<String, Value>, _: &str) -> Option<Settings> {
+    if !crate::api::rtsp_servers_on(g).1 {
+        return None;
     }
+    let text = |k: &str| g.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+    let address = text("rtspsAddress");
+    let others = values(
+        g,
+        &[
+            "rtsp",
+            "rtspEncryption",
+            "rtspAuthMethods",
+            "rtspUDPReadBufferSize",
+            "dumpPackets",
+            "udpReadBufferSize",
+            "readTimeout",
+            "writeTimeout",
+            "writeQueueSize",
+            "rtspAddress",
+            "rtspTransports",
+            "rtspTrustedProxies",
+            "runOnConnect",
+            "runOnConnectRestart",
+            "runOnDisconnect",
+        ],
+    );
+    Some(Settings {
+        // printAddresses: the UDP (SRTP) listeners are not done here
+        started: format!("started with listeners on {} (TCP/RTSPS)", address),
+        address,
+        tls: Some((text("rtspServerKey"), text("rtspServerCert"))),
+        others,
+    })
 }
 
-fn acceptor(shared: &Shared) -> Result<SslAcceptor, String> {
-    let (key, cert) = {
-        let st = shared.lock();
-        let s = |k: &str| st.global.get(k).and_then(|v| v.as_str()).unwrap_or("").to_string();
-        (s("rtspServerKey"), s("rtspServerCert"))
-    };
-    tls_acceptor(&key, &cert)
+/// The plain side of a TLS termination, served by the RTSP server's code.
+fn plain_conn(shared: Arc<Shared>, tcp: TcpStream, peer: SocketAddr) {
+    crate::rtsp::conn(shared, tcp, Some(peer), true, "none")
 }
 
 /// A TLS server context from PEM key and certificate files (also the HTTPS servers').
@@ -51,39 +73,36 @@ pub fn tls_acceptor(key: &str, cert: &str) -> Result<SslAcceptor, String> {
     Ok(b.build())
 }
 
-fn conn(shared: Arc<Shared>, tcp: TcpStream) {
-    let Ok(peer) = tcp.peer_addr() else {
-        return;
-    };
-    let acceptor = match acceptor(&shared) {
-        Ok(a) => a,
-        Err(e) => {
-            shared.log(&format!("ERR [RTSPS] TLS: {}", e));
-            return;
-        }
-    };
+/// Terminates the TLS of an accepted connection: after the handshake, `serve` runs on
+/// the plain side of a loopback pair (with the client's address) while `pump` moves the
+/// bytes. Used by every TLS server of the double (RTSPS, RTMPS, HTTPS), so that their
+/// plain code serves both. Err(client, error) when the handshake fails.
+pub fn terminate<F>(shared: &Shared, tcp: TcpStream, acceptor: &SslAcceptor, serve: F) -> Result<(), (String, String)>
+where
+    F: FnOnce(TcpStream, SocketAddr) + Send + 'static,
+{
+    let peer = tcp.peer_addr().map_err(|e| (String::new(), e.to_string()))?;
     // a client that never finishes the handshake does not hold a thread forever
     let _ = tcp.set_read_timeout(Some(Duration::from_secs(10)));
-    let tls = match acceptor.accept(tcp) {
-        Ok(t) => t,
-        Err(e) => {
-            shared.log(&format!("INF [RTSPS] [conn {}] TLS handshake: {}", peer, e));
-            return;
-        }
-    };
-    let Ok((inner, outer)) = loopback_pair() else {
-        return;
-    };
-    let sh = shared.clone();
-    let server_side = std::thread::spawn(move || crate::rtsp::conn(sh, inner, Some(peer), true, "none"));
-    pump(&shared, tls, outer);
+    let tls = acceptor.accept(tcp).map_err(|e| (peer.to_string(), e.to_string()))?;
+    let (inner, outer) = loopback_pair().map_err(|e| (peer.to_string(), e.to_string()))?;
+    let server_side = std::thread::spawn(move || serve(inner, peer));
+    pump(shared, tls, outer);
     let _ = server_side.join();
+    Ok(())
 }
 
+/// Two connected loopback sockets (the accepted one is checked to be ours, not another
+/// local client's).
 pub fn loopback_pair() -> std::io::Result<(TcpStream, TcpStream)> {
     let l = TcpListener::bind("127.0.0.1:0")?;
     let outer = TcpStream::connect(l.local_addr()?)?;
-    let (inner, _) = l.accept()?;
+    let inner = loop {
+        let (inner, peer) = l.accept()?;
+        if peer == outer.local_addr()? {
+            break inner;
+        }
+    };
     let _ = inner.set_nodelay(true);
     let _ = outer.set_nodelay(true);
     Ok((inner, outer))

@@ -1,16 +1,18 @@
-//! The auxiliary HTTP servers of MediaMTX (playback, metrics, pprof): each has its own
-//! listener, open only while its global switch (`playback`, `metrics`, `pprof`) is on,
-//! on the port of its `*Address`, HTTPS with `*Encryption`, like MediaMTX which starts,
-//! closes and restarts them on configuration changes. Shared here:
-//! the accept loop, CORS (httpp's handlerOrigin and the preflight middleware) and
-//! authentication with the server's action (auth.LogAndDelayError on failure).
+//! The TCP servers of MediaMTX that follow the configuration: the auxiliary HTTP servers
+//! (playback, metrics, pprof), RTSPS, RTMP and RTMPS. Each has its own listener, open only
+//! while MediaMTX would run it, on the port of its `*Address`, with TLS when encrypted,
+//! like MediaMTX which starts, closes and restarts them on configuration changes
+//! (closeResources/createResources). Shared here: that lifecycle and the accept loop,
+//! and for the HTTP servers CORS (httpp's handlerOrigin and the preflight middleware) and
+//! authentication with the server's action (auth.LogAndDelayError on failure). The plain
+//! RTSP listener is not among them: the double's own clients use it (README).
 
 use crate::core::Shared;
 use crate::http::{self, Request, Response};
 use openssl::ssl::SslAcceptor;
-use serde_json::Value;
+use serde_json::{Map, Value};
 use std::collections::HashMap;
-use std::io::BufReader;
+use std::io::{BufReader, Read};
 use std::net::{IpAddr, Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
@@ -20,85 +22,101 @@ pub type Handler = fn(&Arc<Shared>, &Request, SocketAddr) -> Response;
 
 type Open = Arc<Mutex<HashMap<u64, TcpStream>>>;
 
-/// One auxiliary server: its name in the configuration (`playback`, `metrics`, `pprof`)
-/// and its request handler.
+/// How a server serves an accepted connection (after TLS termination when encrypted).
+#[derive(Clone, Copy)]
+pub enum Serve {
+    /// HTTP, each request to the handler
+    Http(Handler),
+    /// the protocol's own code, given the client's address
+    Raw(fn(Arc<Shared>, TcpStream, SocketAddr)),
+}
+
+/// One server: its name (`playback`, `metrics`, `pprof`, `RTSPS`, `RTMP`, `RTMPS`: the
+/// tag of its log lines), its settings and how it serves connections.
 #[derive(Clone, Copy)]
 pub struct Kind {
     pub name: &'static str,
-    pub handle: Handler,
+    /// the settings the server runs with in a global configuration, None while it is off
+    pub settings: fn(&Map<String, Value>, &str) -> Option<Settings>,
+    pub serve: Serve,
 }
 
-/// The global fields a running server was started with: a change restarts it, like
-/// closeResources (`<name>`, `<name>Address`, `...Encryption`, `...ServerKey`,
-/// `...ServerCert`, `...AllowOrigins`, `...TrustedProxies`, `readTimeout`,
-/// `writeTimeout`, `dumpPackets`). None while the server is off.
-fn settings(shared: &Shared, name: &str) -> Option<Vec<Value>> {
-    let st = shared.lock();
-    let g = |k: &str| st.global.get(k).cloned().unwrap_or(Value::Null);
-    if g(name).as_bool() != Some(true) {
+/// What a running server was started with: a change restarts it, like closeResources.
+#[derive(Clone, PartialEq)]
+pub struct Settings {
+    /// `*Address`: the port is bound on loopback
+    pub address: String,
+    /// key and certificate files (relative to the double's directory) when encrypted
+    pub tls: Option<(String, String)>,
+    /// what MediaMTX logs when the server has started, after `[name] `
+    pub started: String,
+    /// the values of the other fields whose change restarts the server
+    pub others: Vec<Value>,
+}
+
+/// The values of `keys` in a global configuration (null when absent).
+pub fn values(g: &Map<String, Value>, keys: &[&str]) -> Vec<Value> {
+    keys.iter().map(|k| g.get(*k).cloned().unwrap_or(Value::Null)).collect()
+}
+
+/// The settings of an auxiliary HTTP server: on while `<name>` is, restarted on a change
+/// of `<name>Address`, `...Encryption`, `...ServerKey`, `...ServerCert`,
+/// `...AllowOrigins`, `...TrustedProxies`, `readTimeout`, `writeTimeout`, `dumpPackets`.
+pub fn http_settings(g: &Map<String, Value>, name: &str) -> Option<Settings> {
+    let f = |k: &str| g.get(&format!("{}{}", name, k)).cloned().unwrap_or(Value::Null);
+    let text = |k: &str| f(k).as_str().unwrap_or("").to_string();
+    if g.get(name).and_then(Value::as_bool) != Some(true) {
         return None;
     }
-    let own = [
-        "Address",
-        "Encryption",
-        "ServerKey",
-        "ServerCert",
-        "AllowOrigins",
-        "TrustedProxies",
-    ];
-    let mut v: Vec<Value> = own.iter().map(|f| g(&format!("{}{}", name, f))).collect();
-    v.extend(["readTimeout", "writeTimeout", "dumpPackets"].iter().map(|k| g(k)));
-    Some(v)
+    let tls = (f("Encryption").as_bool() == Some(true)).then(|| (text("ServerKey"), text("ServerCert")));
+    let mut others = vec![f("AllowOrigins"), f("TrustedProxies")];
+    others.extend(values(g, &["readTimeout", "writeTimeout", "dumpPackets"]));
+    Some(Settings {
+        started: format!(
+            "started with listener on {} (TCP/{})",
+            text("Address"),
+            if tls.is_some() { "HTTPS" } else { "HTTP" }
+        ),
+        address: text("Address"),
+        tls,
+        others,
+    })
 }
 
-/// A running server: the settings it started with, its listener and, with
-/// `<name>Encryption`, its TLS context.
+/// A running server: the settings it started with, its listener and, when encrypted,
+/// its TLS context.
 struct Running {
-    settings: Vec<Value>,
+    settings: Settings,
     listener: TcpListener,
     tls: Option<Arc<SslAcceptor>>,
 }
 
-/// Starts a server from its settings (see `settings`): the listener on the port of
-/// `<name>Address` (always on loopback here) and the TLS context from the key and
-/// certificate files (relative to the double's directory). The first listener, bound
-/// at start on the initial address, is taken when the port is its.
-fn start(
-    shared: &Shared,
-    name: &str,
-    settings: Vec<Value>,
-    first: &mut Option<TcpListener>,
-) -> Result<Running, String> {
-    let text = |i: usize| settings[i].as_str().unwrap_or("").to_string();
-    let address = text(0);
+/// Starts a server from its settings: the listener on the port of its address (always
+/// on loopback here) and the TLS context from the key and certificate files. The first
+/// listener, bound at start on the initial address, is taken when the port is its.
+fn start(shared: &Shared, kind: &Kind, settings: Settings, first: &mut Option<TcpListener>) -> Result<Running, String> {
+    let address = &settings.address;
     let port = address
         .rsplit_once(':')
         .and_then(|(_, p)| p.parse::<u16>().ok())
         .ok_or_else(|| format!("invalid address '{}'", address))?;
-    let tls = if settings[1].as_bool() == Some(true) {
-        // httpp.Server.Initialize
-        if text(3).is_empty() {
-            return Err("server cert is missing".into());
+    let tls = match &settings.tls {
+        Some((key, cert)) => {
+            // httpp.Server.Initialize
+            if matches!(kind.serve, Serve::Http(_)) && cert.is_empty() {
+                return Err("server cert is missing".into());
+            }
+            check_key_pair(shared, key, cert)?;
+            let path = |f: &str| shared.dir.join(f).to_string_lossy().into_owned();
+            Some(Arc::new(crate::rtsps::tls_acceptor(&path(key), &path(cert))?))
         }
-        let path = |i: usize| shared.dir.join(text(i)).to_string_lossy().into_owned();
-        // tls.LoadX509KeyPair reads the certificate, then the key
-        for i in [3, 2] {
-            std::fs::metadata(path(i)).map_err(|e| format!("open {}: {}", text(i), go_error(&e)))?;
-        }
-        Some(Arc::new(crate::rtsps::tls_acceptor(&path(2), &path(3))?))
-    } else {
-        None
+        None => None,
     };
     let listener = match first.take() {
         Some(l) if l.local_addr().map(|a| a.port()).ok() == Some(port) => l,
         _ => crate::api::bind(port).map_err(|e| format!("listen tcp {}: bind: {}", address, go_error(&e)))?,
     };
-    shared.log(&format!(
-        "INF [{}] started with listener on {} (TCP/{})",
-        name,
-        address,
-        if tls.is_some() { "HTTPS" } else { "HTTP" }
-    ));
+    shared.log(&format!("INF [{}] {}", kind.name, settings.started));
     Ok(Running {
         settings,
         listener,
@@ -106,16 +124,42 @@ fn start(
     })
 }
 
-/// The auxiliary servers by name, each reconciled with the configuration by its accept
-/// loop and by `sync`.
+/// tls.LoadX509KeyPair's first checks, with Go's errors: the certificate file, then the
+/// key file must be readable, then each must hold PEM data. Other faults are found by
+/// OpenSSL (its error texts).
+fn check_key_pair(shared: &Shared, key: &str, cert: &str) -> Result<(), String> {
+    let read = |f: &str| {
+        let mut data = Vec::new();
+        let missing = || std::io::Error::from(std::io::ErrorKind::NotFound);
+        let file = if f.is_empty() {
+            Err(missing())
+        } else {
+            std::fs::File::open(shared.dir.join(f))
+        };
+        // PEM files are small: the first MiB tells
+        file.and_then(|file| file.take(1 << 20).read_to_end(&mut data))
+            .map_err(|e| format!("open {}: {}", f, go_error(&e)))?;
+        Ok::<_, String>(data)
+    };
+    let (cert_pem, key_pem) = (read(cert)?, read(key)?);
+    for (pem, what) in [(cert_pem, "certificate"), (key_pem, "key")] {
+        if !pem.windows(11).any(|w| w == b"-----BEGIN ") {
+            return Err(format!("tls: failed to find any PEM data in {} input", what));
+        }
+    }
+    Ok(())
+}
+
+/// The servers by name, each reconciled with the configuration by its accept loop and
+/// by `sync`.
 #[derive(Default)]
 pub struct Registry(Mutex<HashMap<&'static str, Arc<Mutex<Server>>>>);
 
 struct Server {
-    name: &'static str,
+    kind: Kind,
     running: Option<Running>,
     /// the settings whose start failed (logged once)
-    failed: Option<Vec<Value>>,
+    failed: Option<Settings>,
     /// open connections (each removes itself when done), closed with the server
     /// (httpp.Server.Close)
     open: Open,
@@ -128,14 +172,14 @@ impl Server {
     /// (address in use, missing or bad key or certificate) logs the error once and stays
     /// closed until it can (MediaMTX exits).
     fn reconcile(&mut self, shared: &Shared, first: &mut Option<TcpListener>) {
-        let wanted = settings(shared, self.name);
+        let wanted = (self.kind.settings)(&shared.lock().global, self.kind.name);
         if self
             .running
             .as_ref()
             .is_some_and(|r| Some(&r.settings) != wanted.as_ref())
         {
             self.running = None;
-            shared.log(&format!("INF [{}] closing", self.name));
+            shared.log(&format!("INF [{}] closing", self.kind.name));
             for (_, c) in lock(&self.open).drain() {
                 let _ = c.shutdown(Shutdown::Both);
             }
@@ -147,7 +191,7 @@ impl Server {
         if self.running.is_some() {
             return;
         }
-        match start(shared, self.name, wanted.clone(), first) {
+        match start(shared, &self.kind, wanted.clone(), first) {
             Ok(r) => self.running = Some(r),
             Err(e) if self.failed.as_ref() != Some(&wanted) => {
                 // logged by the core, untagged, before MediaMTX exits
@@ -177,7 +221,7 @@ pub fn sync(shared: &Shared) {
 /// (at most 50 ms), so that `sync` finds it between two waits.
 pub fn serve(shared: Arc<Shared>, first: TcpListener, kind: Kind, started: Arc<std::sync::Barrier>) {
     let server = Arc::new(Mutex::new(Server {
-        name: kind.name,
+        kind,
         running: None,
         failed: None,
         open: Open::default(),
@@ -206,8 +250,8 @@ pub fn serve(shared: Arc<Shared>, first: TcpListener, kind: Kind, started: Arc<s
                 let tls = r.tls.clone();
                 std::thread::spawn(move || {
                     match tls {
-                        Some(tls) => https_conn(&sh, s, peer, &tls, kind),
-                        None => conn(&sh, s, peer, kind),
+                        Some(tls) => tls_conn(&sh, s, &tls, kind),
+                        None => plain_conn(&sh, s, peer, kind),
                     }
                     lock(&open).remove(&id);
                 });
@@ -231,22 +275,24 @@ fn go_error(e: &std::io::Error) -> String {
         .unwrap_or_default()
 }
 
-/// HTTPS: the TLS is terminated here and the plain text served by `conn` over a
-/// loopback pair (as RTSPS does).
-fn https_conn(shared: &Arc<Shared>, s: TcpStream, peer: SocketAddr, tls: &SslAcceptor, kind: Kind) {
-    // a client that never finishes the handshake does not hold a thread forever
-    let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
-    let Ok(tls) = tls.accept(s) else { return };
-    let Ok((inner, outer)) = crate::rtsps::loopback_pair() else {
-        return;
-    };
+/// The TLS is terminated and the plain text served by `plain_conn`. A failed handshake
+/// closes the connection, logged by RTSPS and RTMPS (not by httpp's servers).
+fn tls_conn(shared: &Arc<Shared>, s: TcpStream, tls: &SslAcceptor, kind: Kind) {
     let sh = shared.clone();
-    let server_side = std::thread::spawn(move || conn(&sh, inner, peer, kind));
-    crate::rtsps::pump(shared, tls, outer);
-    let _ = server_side.join();
+    let serve = move |inner, peer| plain_conn(&sh, inner, peer, kind);
+    if let (Err((peer, e)), Serve::Raw(_)) = (crate::rtsps::terminate(shared, s, tls, serve), kind.serve) {
+        shared.log(&format!("INF [{}] [conn {}] closed: {}", kind.name, peer, e));
+    }
 }
 
-fn conn(shared: &Arc<Shared>, s: TcpStream, peer: SocketAddr, kind: Kind) {
+fn plain_conn(shared: &Arc<Shared>, s: TcpStream, peer: SocketAddr, kind: Kind) {
+    match kind.serve {
+        Serve::Http(handle) => http_conn(shared, s, peer, kind.name, handle),
+        Serve::Raw(serve) => serve(shared.clone(), s, peer),
+    }
+}
+
+fn http_conn(shared: &Arc<Shared>, s: TcpStream, peer: SocketAddr, name: &str, handle: Handler) {
     let Ok(mut w) = s.try_clone() else {
         return;
     };
@@ -257,9 +303,9 @@ fn conn(shared: &Arc<Shared>, s: TcpStream, peer: SocketAddr, kind: Kind) {
         let mut resp = if is_preflight(&req) {
             preflight()
         } else {
-            (kind.handle)(shared, &req, peer)
+            handle(shared, &req, peer)
         };
-        add_allowed_origin(shared, kind.name, &req, &mut resp);
+        add_allowed_origin(shared, name, &req, &mut resp);
         let ka = req.keep_alive();
         if http::write_response(&mut w, &resp, ka).is_err() || !ka {
             let _ = w.shutdown(Shutdown::Both);

@@ -25,10 +25,6 @@ fn patch_global(h: &mediamtx_double::Handle, body: Value) {
     assert_eq!(r.status, 200, "{}", r.body);
 }
 
-fn refused(port: u16) -> bool {
-    TcpStream::connect(("127.0.0.1", port)).is_err()
-}
-
 /// Two distinct loopback ports that are free now (bound together, then released).
 fn free_ports() -> (u16, u16) {
     let (a, b) = (

@@ -600,3 +600,17 @@ pub fn check_response(spec: &Value, template: &str, method: &str, resp: &Resp) {
         resp.body
     );
 }
+
+/// A loopback TCP port that is free now (bound, then released).
+pub fn free_tcp_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Nothing listens on a loopback TCP port (the connection is refused).
+pub fn refused(port: u16) -> bool {
+    std::net::TcpStream::connect(("127.0.0.1", port)).is_err()
+}

@@ -1,0 +1,102 @@
+//! The RTSPS, RTMP and RTMPS listeners follow the configuration like MediaMTX's
+//! closeResources/createResources: a changed `rtspsAddress`/`rtmpAddress`/`rtmpsAddress`
+//! restarts the server on the new port (the old one closes), and a TLS server whose key
+//! or certificate does not load logs MediaMTX's error and does not listen.
+//! Needs the ffmpeg, ffprobe and openssl CLIs.
+
+mod common;
+use common::*;
+use serde_json::json;
+use std::time::Duration;
+
+const WAIT: Duration = Duration::from_secs(30);
+
+/// An ffmpeg publisher of 320x240 test video to an RTMP(S) URL.
+fn rtmp_publisher(url: &str, dir: &std::path::Path) -> Proc {
+    spawn_cmd(&sender_cmd("flv", url, "320x240"), &dir.join("pub.log"))
+}
+
+#[test]
+fn a_changed_rtmp_address_moves_the_rtmp_server() {
+    require_ffmpeg();
+    let (h, dir) = start("listeners-rtmp");
+    let (old, new) = (h.rtmp_port, free_tcp_port());
+    assert!(!refused(old), "RTMP not listening at start");
+    patch_global(&h, json!({"rtmpAddress": format!(":{}", new)}));
+    // applied before the PATCH answers
+    assert!(refused(old), "the old RTMP port still open");
+    let _p = rtmp_publisher(&format!("rtmp://127.0.0.1:{}/cam", new), &dir);
+    wait_available(&h, "cam");
+    assert_h264(&probe_stream(&format!("{}/cam", h.rtsp_url()), &[]).unwrap(), 320, 240);
+    let log = log_of(&dir);
+    assert!(log.contains("INF [RTMP] closing"), "{}", log);
+    assert!(
+        log.contains(&format!("INF [RTMP] started with listener on :{} (TCP/RTMP)", new)),
+        "{}",
+        log
+    );
+}
+
+#[test]
+fn rtmps_with_a_bad_certificate_does_not_listen() {
+    require_ffmpeg();
+    let (h, dir) = start("listeners-rtmps");
+    let port = h.rtmps_port;
+    // the default files (server.key/server.crt in the double's directory) are missing
+    patch_global(&h, json!({"rtmpEncryption": "strict"}));
+    wait_until(WAIT, "the start error logged", || {
+        log_of(&dir).contains("ERR open server.crt: no such file or directory")
+    });
+    assert!(refused(port), "RTMPS listening without a certificate");
+    // a certificate file that is no PEM fails too
+    let tls = dir.join("tls");
+    std::fs::create_dir_all(&tls).unwrap();
+    let (key, cert) = self_signed(&tls);
+    std::fs::write(dir.join("bad.crt"), "not a certificate").unwrap();
+    patch_global(&h, json!({"rtmpServerKey": key, "rtmpServerCert": "bad.crt"}));
+    // logged before the PATCH answers
+    let log = log_of(&dir);
+    assert!(
+        log.contains("ERR tls: failed to find any PEM data in certificate input"),
+        "{}",
+        log
+    );
+    assert!(refused(port), "RTMPS listening with a bad certificate");
+
+    patch_global(&h, json!({"rtmpServerCert": cert}));
+    let _p = rtmp_publisher(&format!("rtmps://127.0.0.1:{}/cam", port), &dir);
+    wait_available(&h, "cam");
+    let log = log_of(&dir);
+    assert!(
+        log.contains(&format!("INF [RTMPS] started with listener on :{} (TCP/RTMPS)", port)),
+        "{}",
+        log
+    );
+}
+
+#[test]
+fn a_changed_rtsps_address_moves_the_rtsps_server() {
+    require_ffmpeg();
+    let (h, dir) = start("listeners-rtsps");
+    let (key, cert) = self_signed(&dir);
+    patch_global(
+        &h,
+        json!({"rtspEncryption": "optional", "rtspServerKey": key, "rtspServerCert": cert}),
+    );
+    let _p = publish(&h, &dir, "cam");
+    let (old, new) = (h.rtsps_port, free_tcp_port());
+    assert!(!refused(old), "RTSPS not listening");
+    patch_global(&h, json!({"rtspsAddress": format!(":{}", new)}));
+    assert!(refused(old), "the old RTSPS port still open");
+    // ffmpeg 5.1 does not verify the server's certificate by default (tls_verify 0)
+    let s = probe_stream(&format!("rtsps://127.0.0.1:{}/cam", new), &[]).unwrap();
+    assert_h264(&s, 320, 240);
+    // the plain RTSP server stays where it is
+    assert!(!refused(h.rtsp_port));
+    let log = log_of(&dir);
+    assert!(
+        log.contains(&format!("INF [RTSPS] started with listeners on :{} (TCP/RTSPS)", new)),
+        "{}",
+        log
+    );
+}
