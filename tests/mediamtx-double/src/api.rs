@@ -291,7 +291,6 @@ pub fn handle_v3(shared: &Arc<Shared>, req: &Request) -> Response {
             }
             drop(st);
             crate::servers::sync(shared);
-            crate::srt::sync(shared);
             crate::procs::wait_pids(shared, &wait, Duration::from_secs(5));
             return Response::ok();
         }
@@ -938,7 +937,8 @@ pub fn restart(shared: &Arc<Shared>, down_ms: u64) {
         shared.rtmp_ports,
         shared.all_others,
     );
-    shared.aux_ports.set_addresses(&mut st.global);
+    // back to the start's global configuration, the double's own listeners included
+    st.global = shared.initial_global.clone();
     crate::logger::configure(&shared.log_conf, &st.global);
     // keep injected faults other than the restart's own downtime
     st.fault = fault;
@@ -947,7 +947,6 @@ pub fn restart(shared: &Arc<Shared>, down_ms: u64) {
     core::sync_paths(shared, &mut st);
     drop(st);
     crate::servers::sync(shared);
-    crate::srt::sync(shared);
     wait_api_listening(shared, up);
 }
 

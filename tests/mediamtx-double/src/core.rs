@@ -250,6 +250,9 @@ pub enum ChildKind {
 pub struct Shared {
     pub st: Mutex<State>,
     pub cv: Condvar,
+    /// the global configuration at start, with the double's own listener addresses: what
+    /// a /control/restart goes back to
+    pub initial_global: Map<String, Value>,
     pub api_port: u16,
     pub rtsp_port: u16,
     pub control_port: u16,

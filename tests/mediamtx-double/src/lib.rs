@@ -275,6 +275,7 @@ pub fn start(opts: Options) -> std::io::Result<Handle> {
         .global
         .insert("rtspsAddress".into(), serde_json::json!(format!(":{}", rtsps_port)));
     let shared = Arc::new(core::Shared {
+        initial_global: state.global.clone(),
         st: Mutex::new(state),
         cv: Condvar::new(),
         api_port,

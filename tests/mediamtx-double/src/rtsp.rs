@@ -171,6 +171,8 @@ struct Conn {
     /// runOnConnect/runOnDisconnect, started with the first request that is not the
     /// double's own (recorder, pulled source)
     connect_hooks: Option<crate::hooks::Pair>,
+    /// runOnConnect is looked at once, at the first request that is not the double's own
+    connect_hooks_checked: bool,
     conn_uuid: String,
     /// the SRT connection whose relay publishes here (named in its ANNOUNCE query)
     srt_conn: Option<String>,
@@ -311,6 +313,7 @@ pub fn conn(shared: Arc<Shared>, tcp: TcpStream, peer: Option<SocketAddr>, tls: 
         query: String::new(),
         internal_query: String::new(),
         connect_hooks: None,
+        connect_hooks_checked: false,
         srt_conn: None,
         conn_uuid: entry.uuid.clone(),
         entry: entry.clone(),
@@ -336,11 +339,7 @@ pub fn conn(shared: Arc<Shared>, tcp: TcpStream, peer: Option<SocketAddr>, tls: 
     if let Some(s) = c.session_entry.take() {
         shared.rtsp.remove_session(&s);
     }
-    if let Some(h) = c.connect_hooks.take() {
-        if !shared.shutdown.load(Ordering::SeqCst) {
-            h.end(&shared);
-        }
-    }
+    crate::hooks::on_disconnect(&shared, c.connect_hooks.take());
     shared.conns.lock().unwrap().remove(&id);
     let _ = c.tcp.shutdown(Shutdown::Both);
     drop(c);
@@ -536,25 +535,12 @@ impl Conn {
             self.entry.internal.store(true, Ordering::Relaxed);
             return;
         }
-        if self.connect_hooks.is_some() {
+        if self.connect_hooks_checked {
             return;
         }
-        let g = self.shared.lock().global.clone();
-        let s = |k: &str| g.get(k).and_then(|v| v.as_str()).unwrap_or("").to_string();
-        let (a, b) = (s("runOnConnect"), s("runOnDisconnect"));
-        let restart = g.get("runOnConnectRestart").and_then(|v| v.as_bool()).unwrap_or(false);
-        let env = vec![
-            ("RTSP_PORT".to_string(), self.shared.rtsp_port.to_string()),
-            ("MTX_CONN_TYPE".to_string(), "rtspConn".to_string()),
-            ("MTX_CONN_ID".to_string(), self.conn_uuid.clone()),
-        ];
-        self.connect_hooks = Some(crate::hooks::Pair::start(
-            &self.shared,
-            "conn",
-            ("runOnConnect", &a, restart),
-            ("runOnDisconnect", &b),
-            env,
-        ));
+        self.connect_hooks_checked = true;
+        let conn_type = if self.entry.tls { "rtspsConn" } else { "rtspConn" };
+        self.connect_hooks = crate::hooks::on_connect(&self.shared, conn_type, &self.conn_uuid);
     }
 
     /// Returns false to close the connection.

@@ -215,6 +215,8 @@ pub fn sync(shared: &Shared) {
     for s in servers {
         lock(&s).reconcile(shared, &mut None);
     }
+    // the SRT server (UDP) keeps its own listener
+    crate::srt::sync(shared);
 }
 
 /// Accept loop of one server. The server's lock is held while waiting for a connection

@@ -496,7 +496,7 @@ fn conclude(shared: &Arc<Shared>, sock: &Arc<UdpSocket>, routes: &Routes, from: 
         conns.push(info.clone());
     }
     shared.log(&format!("INF [SRT] [conn {}] opened", from));
-    let hooks = connect_hooks(shared, &info.id);
+    let hooks = crate::hooks::on_connect(shared, "srtConn", &info.id);
     let accepted = match admit(shared, &info, &hs) {
         Ok(a) => a,
         Err(e) => {
@@ -556,34 +556,7 @@ fn conclude(shared: &Arc<Shared>, sock: &Arc<UdpSocket>, routes: &Routes, from: 
 fn closed(shared: &Arc<Shared>, info: &ConnInfo, reason: &str, hooks: Option<crate::hooks::Pair>) {
     shared.srt_conns.lock().unwrap().retain(|c| c.id != info.id);
     shared.log(&format!("INF [SRT] [conn {}] closed: {}", info.remote, reason));
-    if let Some(h) = hooks {
-        if !shared.shutdown.load(Ordering::SeqCst) {
-            h.end(shared);
-        }
-    }
-}
-
-/// hooks.OnConnect with MTX_CONN_TYPE srtConn.
-fn connect_hooks(shared: &Arc<Shared>, id: &str) -> Option<crate::hooks::Pair> {
-    let g = shared.lock().global.clone();
-    let s = |k: &str| g.get(k).and_then(|v| v.as_str()).unwrap_or("").to_string();
-    let (a, b) = (s("runOnConnect"), s("runOnDisconnect"));
-    if a.is_empty() && b.is_empty() {
-        return None;
-    }
-    let restart = g.get("runOnConnectRestart").and_then(|v| v.as_bool()).unwrap_or(false);
-    let env = vec![
-        ("RTSP_PORT".to_string(), shared.rtsp_port.to_string()),
-        ("MTX_CONN_TYPE".to_string(), "srtConn".to_string()),
-        ("MTX_CONN_ID".to_string(), id.to_string()),
-    ];
-    Some(crate::hooks::Pair::start(
-        shared,
-        "conn",
-        ("runOnConnect", &a, restart),
-        ("runOnDisconnect", &b),
-        env,
-    ))
+    crate::hooks::on_disconnect(shared, hooks);
 }
 
 /// conn.runInner up to Accept(): the stream id, FindPathConf + authentication (publish)

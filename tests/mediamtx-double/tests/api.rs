@@ -471,6 +471,16 @@ fn restart_drops_ram_config_and_changes_started() {
     let a = h.api_url();
     let c = h.control_url();
     let started = http("GET", &format!("{}/v3/info", a), None).json()["started"].clone();
+    let global = |k: &str| http("GET", &format!("{}/v3/config/global/get", a), None).json()[k].clone();
+    let own = [
+        "rtspsAddress",
+        "rtpAddress",
+        "rtcpAddress",
+        "metricsAddress",
+        "srtAddress",
+    ]
+    .map(global);
+    patch_global(&h, json!({"rtspsAddress": ":1", "metricsAddress": ":2"}));
     http("POST", &format!("{}/v3/config/paths/add/cam0", a), Some("{}"));
     http(
         "PATCH",
@@ -487,6 +497,21 @@ fn restart_drops_ram_config_and_changes_started() {
     assert_eq!(http("GET", &format!("{}/v3/paths/get/cam0", a), None).status, 404);
     let d = http("GET", &format!("{}/v3/config/pathdefaults/get", a), None).json();
     assert_eq!(d["recordDeleteAfter"], "1d");
+    // the double's own listeners come back with the configuration it started with
+    let after = [
+        "rtspsAddress",
+        "rtpAddress",
+        "rtcpAddress",
+        "metricsAddress",
+        "srtAddress",
+    ]
+    .map(global);
+    assert_eq!(after, own);
+    assert!(
+        own.iter().all(|v| v.as_str().is_some_and(|s| s.contains(':'))),
+        "{:?}",
+        own
+    );
 
     // restart with downtime: refused while down, back afterwards
     let c2 = c.clone();
