@@ -92,21 +92,12 @@ fn ffmpeg_args(shared: &Shared, parts: &[&[&str]]) -> Vec<String> {
 
 /// ffmpeg of a publishing relay: the stream on its stdin (`input`: the format options)
 /// copied to an RTSP publication at `url`.
+/// ffmpeg's output options that publish what it reads, unchanged, to the double's RTSP
+/// relay (the URL follows).
+const PUBLISH_COPY: [&str; 6] = ["-c", "copy", "-f", "rtsp", "-rtsp_transport", "tcp"];
+
 pub fn relay_in_args(shared: &Shared, input: &[&str], url: &str) -> Vec<String> {
-    let rest = [
-        "-i",
-        "pipe:0",
-        "-map",
-        "0",
-        "-c",
-        "copy",
-        "-f",
-        "rtsp",
-        "-rtsp_transport",
-        "tcp",
-        url,
-    ];
-    ffmpeg_args(shared, &[input, &rest])
+    ffmpeg_args(shared, &[input, &["-i", "pipe:0", "-map", "0"], &PUBLISH_COPY, &[url]])
 }
 
 /// ffmpeg of a reading relay: the RTSP stream at `url` copied to its stdout (`output`:
@@ -372,19 +363,8 @@ pub fn spawn_puller(shared: &Arc<Shared>, p: &mut PathRt, globals: crate::source
         &["-map", "0:v?", "-map", "0:a?"]
     };
     args.extend(map.iter().map(|s| s.to_string()));
-    args.extend(
-        [
-            "-c",
-            "copy",
-            "-f",
-            "rtsp",
-            "-rtsp_transport",
-            "tcp",
-            &internal_url(shared, &p.name),
-        ]
-        .iter()
-        .map(|s| s.to_string()),
-    );
+    args.extend(PUBLISH_COPY.iter().map(|s| s.to_string()));
+    args.push(internal_url(shared, &p.name));
     let child = match spawn(shared, &args, &[], &p.name, ChildKind::Puller) {
         Some(c) => c,
         None => return,

@@ -472,14 +472,14 @@ fn restart_drops_ram_config_and_changes_started() {
     let c = h.control_url();
     let started = http("GET", &format!("{}/v3/info", a), None).json()["started"].clone();
     let global = |k: &str| http("GET", &format!("{}/v3/config/global/get", a), None).json()[k].clone();
-    let own = [
+    let own_keys = [
         "rtspsAddress",
         "rtpAddress",
         "rtcpAddress",
         "metricsAddress",
         "srtAddress",
-    ]
-    .map(global);
+    ];
+    let own = own_keys.map(global);
     patch_global(&h, json!({"rtspsAddress": ":1", "metricsAddress": ":2"}));
     http("POST", &format!("{}/v3/config/paths/add/cam0", a), Some("{}"));
     http(
@@ -498,14 +498,7 @@ fn restart_drops_ram_config_and_changes_started() {
     let d = http("GET", &format!("{}/v3/config/pathdefaults/get", a), None).json();
     assert_eq!(d["recordDeleteAfter"], "1d");
     // the double's own listeners come back with the configuration it started with
-    let after = [
-        "rtspsAddress",
-        "rtpAddress",
-        "rtcpAddress",
-        "metricsAddress",
-        "srtAddress",
-    ]
-    .map(global);
+    let after = own_keys.map(global);
     assert_eq!(after, own);
     assert!(
         own.iter().all(|v| v.as_str().is_some_and(|s| s.contains(':'))),
