@@ -153,7 +153,11 @@ fn check_key_pair(shared: &Shared, key: &str, cert: &str) -> Result<(), String> 
 /// The servers by name, each reconciled with the configuration by its accept loop and
 /// by `sync`.
 #[derive(Default)]
-pub struct Registry(Mutex<HashMap<&'static str, Arc<Mutex<Server>>>>);
+pub struct Registry(
+    Mutex<HashMap<&'static str, Arc<Mutex<Server>>>>,
+    /// `sync` calls waiting for a server's lock: the accept loops let them in
+    std::sync::atomic::AtomicUsize,
+);
 
 struct Server {
     kind: Kind,
@@ -212,9 +216,11 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 /// state lock (each server's lock is taken first elsewhere).
 pub fn sync(shared: &Shared) {
     let servers: Vec<_> = lock(&shared.aux.0).values().cloned().collect();
+    shared.aux.1.fetch_add(1, Ordering::SeqCst);
     for s in servers {
         lock(&s).reconcile(shared, &mut None);
     }
+    shared.aux.1.fetch_sub(1, Ordering::SeqCst);
     // the SRT server (UDP) keeps its own listener
     crate::srt::sync(shared);
 }
@@ -233,6 +239,11 @@ pub fn serve(shared: Arc<Shared>, first: TcpListener, kind: Kind, started: Arc<s
     lock(&server).reconcile(&shared, &mut Some(first));
     started.wait();
     while !shared.shutdown.load(Ordering::SeqCst) {
+        // std's mutex is not fair: a loop that locks again right after unlocking can keep
+        // a waiting `sync` out for good on a busy machine, so it steps aside for one
+        if shared.aux.1.load(Ordering::SeqCst) > 0 {
+            std::thread::sleep(Duration::from_millis(5));
+        }
         let mut srv = lock(&server);
         srv.reconcile(&shared, &mut None);
         let Some(r) = srv.running.as_ref() else {
