@@ -159,11 +159,9 @@ pub fn serve(shared: Arc<Shared>, tcp: TcpStream, peer: Option<SocketAddr>, tls:
         return;
     };
     let _ = rd.get_ref().set_read_timeout(None);
-    let Ok((inner, outer)) = crate::rtsps::loopback_pair() else {
+    let Some((outer, server)) = rtsp_behind(&shared, peer, tls, "http") else {
         return;
     };
-    let sh = shared.clone();
-    let server = std::thread::spawn(move || crate::rtsp::conn(sh, inner, Some(peer), tls, "http"));
     let (Ok(outer_w), Ok(post_raw)) = (outer.try_clone(), rd.get_ref().try_clone()) else {
         return;
     };
@@ -184,6 +182,21 @@ pub fn serve(shared: Arc<Shared>, tcp: TcpStream, peer: Option<SocketAddr>, tls:
     }
     let _ = down.join();
     let _ = server.join();
+}
+
+/// The RTSP connection a tunnel carries, served as any other on the inner side of a
+/// loopback pair (`tunnel`: how it is listed): the outer side, for the tunnel's bytes,
+/// and the server thread.
+pub fn rtsp_behind(
+    shared: &Arc<Shared>,
+    peer: SocketAddr,
+    tls: bool,
+    tunnel: &'static str,
+) -> Option<(TcpStream, std::thread::JoinHandle<()>)> {
+    let (inner, outer) = crate::rtsps::loopback_pair().ok()?;
+    let sh = shared.clone();
+    let server = std::thread::spawn(move || crate::rtsp::conn(sh, inner, Some(peer), tls, tunnel));
+    Some((outer, server))
 }
 
 /// Decodes the POST body like gortsplib's base64streamreader: whole 4-character groups,

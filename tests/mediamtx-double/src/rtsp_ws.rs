@@ -85,11 +85,9 @@ pub fn serve(shared: Arc<Shared>, rd: BufReader<TcpStream>, mut w: TcpStream, h:
         return;
     }
     let _ = rd.get_ref().set_read_timeout(None);
-    let Ok((inner, outer)) = crate::rtsps::loopback_pair() else {
+    let Some((outer, server)) = crate::rtsp_tunnel::rtsp_behind(&shared, peer, tls, "websocket") else {
         return;
     };
-    let sh = shared.clone();
-    let server = std::thread::spawn(move || crate::rtsp::conn(sh, inner, Some(peer), tls, "websocket"));
     if let Err(e) = carry(rd, w, outer, Role::Server) {
         shared.log(&format!("INF [RTSP] [conn {}] closed: {}", peer, e));
     }

@@ -15,19 +15,11 @@ const KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
 
 /// Sends an upgrade request on the RTSP port; returns the socket and the answer's head.
 fn upgrade(port: u16, headers: &str) -> (TcpStream, String) {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut s = rtsp::connect(port, Duration::from_secs(10));
     let req = format!("GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\n{}\r\n", headers);
     s.write_all(req.as_bytes()).unwrap();
-    let mut head = Vec::new();
-    let mut b = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        match s.read(&mut b) {
-            Ok(1) => head.push(b[0]),
-            _ => break,
-        }
-    }
-    (s, String::from_utf8_lossy(&head).to_string())
+    let head = rtsp::read_head(&mut s);
+    (s, head)
 }
 
 fn onvif_headers(version: &str) -> String {
@@ -160,12 +152,7 @@ fn a_reader_plays_through_the_websocket_tunnel() {
     );
     let r = inb.response(&mut ws);
     assert!(r.starts_with("RTSP/1.0 200 OK\r\n"), "{}", r);
-    let session = header(&r, "Session")
-        .expect("Session")
-        .split(';')
-        .next()
-        .unwrap()
-        .to_string();
+    let session = rtsp::session_of(&r).expect("Session");
     send(
         &mut ws,
         format!("PLAY {} RTSP/1.0\r\nCSeq: 4\r\nSession: {}\r\n\r\n", url, session),
