@@ -240,20 +240,20 @@ pub fn start(opts: Options) -> std::io::Result<Handle> {
     let api_l = api::bind(opts.api_port)?;
     let rtsp_l = TcpListener::bind(("127.0.0.1", opts.rtsp_port))?;
     let ctl_l = api::bind(opts.control_port)?;
-    let rtmp_l = api::bind(opts.rtmp_port)?;
-    let rtmp_port = rtmp_l.local_addr()?.port();
-    let rtmps_l = api::bind(opts.rtmps_port)?;
-    let rtmps_port = rtmps_l.local_addr()?.port();
+    let rtmp_l = servers::PortHold::new(opts.rtmp_port)?;
+    let rtmp_port = rtmp_l.port;
+    let rtmps_l = servers::PortHold::new(opts.rtmps_port)?;
+    let rtmps_port = rtmps_l.port;
     let api_port = api_l.local_addr()?.port();
     let rtsp_port = rtsp_l.local_addr()?.port();
     let control_port = ctl_l.local_addr()?.port();
-    let playback_l = api::bind(opts.playback_port)?;
-    let metrics_l = api::bind(opts.metrics_port)?;
-    let pprof_l = api::bind(opts.pprof_port)?;
+    let playback_l = servers::PortHold::new(opts.playback_port)?;
+    let metrics_l = servers::PortHold::new(opts.metrics_port)?;
+    let pprof_l = servers::PortHold::new(opts.pprof_port)?;
     let aux_ports = core::AuxPorts {
-        playback: playback_l.local_addr()?.port(),
-        metrics: metrics_l.local_addr()?.port(),
-        pprof: pprof_l.local_addr()?.port(),
+        playback: playback_l.port,
+        metrics: metrics_l.port,
+        pprof: pprof_l.port,
     };
     let srt_sock = std::net::UdpSocket::bind(("127.0.0.1", opts.srt_port))?;
     let srt_port = srt_sock.local_addr()?.port();
@@ -269,8 +269,8 @@ pub fn start(opts: Options) -> std::io::Result<Handle> {
         .global
         .insert("rtcpAddress".into(), serde_json::json!(format!(":{}", udp.rtcp_port)));
     let udp = Arc::new(udp);
-    let rtsps_l = api::bind(opts.rtsps_port)?;
-    let rtsps_port = rtsps_l.local_addr()?.port();
+    let rtsps_l = servers::PortHold::new(opts.rtsps_port)?;
+    let rtsps_port = rtsps_l.port;
     state
         .global
         .insert("rtspsAddress".into(), serde_json::json!(format!(":{}", rtsps_port)));
@@ -351,7 +351,7 @@ pub fn start(opts: Options) -> std::io::Result<Handle> {
         (rtmp_l, rtmp::SERVERS[0]),
         (rtmps_l, rtmp::SERVERS[1]),
     ];
-    // start() returns once disabled servers have closed their first listener
+    // start() returns once the enabled servers listen
     let started = Arc::new(std::sync::Barrier::new(listeners.len() + 1));
     for (listener, kind) in listeners {
         let sh = shared.clone();

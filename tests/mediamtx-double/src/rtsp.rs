@@ -1314,6 +1314,12 @@ impl Conn {
             "Server: mediamtx-double\r\n{}: {}\r\nRange: npt=0.000-\r\n\r\n",
             h.0, h.1
         ));
+        // For unicast the stream's sinks stay locked from the answer until this reader's
+        // sink is in: a client that publishes as soon as it reads the answer gets every
+        // packet after it, as from gortsplib (a packet can neither precede the answer nor
+        // be lost to a sink added late).
+        let held = stream.clone();
+        let mut unicast_sinks = (!multicast).then(|| held.sinks.lock().unwrap());
         let _ = tx.send(Out::Raw(s.into_bytes()));
         if udp || multicast {
             // the PLAY answer must be written before the first UDP packet goes out
@@ -1362,13 +1368,15 @@ impl Conn {
                     stats: None,
                 });
             }
+            drop(unicast_sinks);
             *playing = Some((stream, sink_id));
             drop(st);
             self.start_udp_watchdog(self.activity.clone(), Duration::from_secs(60));
             self.set_session(|s| s.state = "read");
             return;
         }
-        stream.sinks.lock().unwrap().push(Sink {
+        let mut sinks = unicast_sinks.take().expect("locked for unicast");
+        sinks.push(Sink {
             id: sink_id,
             tx,
             chans: chans.clone(),
@@ -1378,6 +1386,7 @@ impl Conn {
             udp: udp_sink,
             stats: Some(stats),
         });
+        drop(sinks);
         *playing = Some((stream, sink_id));
         drop(st);
         if let (Some(server), true) = (&shared.udp, udp) {

@@ -83,6 +83,103 @@ pub fn http_settings(g: &Map<String, Value>, name: &str) -> Option<Settings> {
     })
 }
 
+/// A port the double picked at start for a server, held for the whole run by a bound
+/// socket that does not listen: connections are refused while the server is off, as
+/// with MediaMTX, yet nothing else (a parallel test) can take the port meanwhile, so
+/// turning the server on at its first address always works. Both sockets share the
+/// port through SO_REUSEPORT; only the listening one takes connections. The holder has
+/// no SO_REUSEADDR: with it, Linux would let any SO_REUSEADDR socket (all of std's
+/// listeners) bind the port while nothing listens.
+pub struct PortHold {
+    /// kept open for the port, never read
+    _socket: std::os::fd::OwnedFd,
+    pub port: u16,
+}
+
+impl PortHold {
+    pub fn new(port: u16) -> std::io::Result<PortHold> {
+        let socket = shared_port_socket(port, false)?;
+        let mut addr: libc::sockaddr_in = unsafe { std::mem::zeroed() };
+        let mut len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+        // SAFETY: a valid socket and an address buffer of `len` bytes.
+        let rc = unsafe {
+            libc::getsockname(
+                std::os::fd::AsRawFd::as_raw_fd(&socket),
+                &mut addr as *mut _ as *mut libc::sockaddr,
+                &mut len,
+            )
+        };
+        if rc != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(PortHold {
+            _socket: socket,
+            port: u16::from_be(addr.sin_port),
+        })
+    }
+
+    /// A listener on the held port, next to the holding socket.
+    fn listen(&self) -> std::io::Result<TcpListener> {
+        let socket = shared_port_socket(self.port, true)?;
+        // SAFETY: a valid, bound socket.
+        if unsafe { libc::listen(std::os::fd::AsRawFd::as_raw_fd(&socket), 1024) } != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let l = TcpListener::from(socket);
+        l.set_nonblocking(true)?;
+        Ok(l)
+    }
+}
+
+/// A TCP socket bound to 127.0.0.1:`port` with SO_REUSEPORT (so that the holder and the
+/// listener can share the port) and, for a listener, SO_REUSEADDR as std's listeners.
+fn shared_port_socket(port: u16, reuse_addr: bool) -> std::io::Result<std::os::fd::OwnedFd> {
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    // SAFETY: plain socket calls; the descriptor is owned at once.
+    unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let socket = OwnedFd::from_raw_fd(fd);
+        let one: libc::c_int = 1;
+        let opts: &[libc::c_int] = if reuse_addr {
+            &[libc::SO_REUSEADDR, libc::SO_REUSEPORT]
+        } else {
+            &[libc::SO_REUSEPORT]
+        };
+        for &opt in opts {
+            let rc = libc::setsockopt(
+                socket.as_raw_fd(),
+                libc::SOL_SOCKET,
+                opt,
+                &one as *const _ as *const libc::c_void,
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            );
+            if rc != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+        }
+        let addr = libc::sockaddr_in {
+            sin_family: libc::AF_INET as libc::sa_family_t,
+            sin_port: port.to_be(),
+            sin_addr: libc::in_addr {
+                s_addr: u32::from(std::net::Ipv4Addr::LOCALHOST).to_be(),
+            },
+            sin_zero: [0; 8],
+        };
+        let rc = libc::bind(
+            socket.as_raw_fd(),
+            &addr as *const _ as *const libc::sockaddr,
+            std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
+        );
+        if rc != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(socket)
+    }
+}
+
 /// A running server: the settings it started with, its listener and, when encrypted,
 /// its TLS context.
 struct Running {
@@ -92,9 +189,9 @@ struct Running {
 }
 
 /// Starts a server from its settings: the listener on the port of its address (always
-/// on loopback here) and the TLS context from the key and certificate files. The first
-/// listener, bound at start on the initial address, is taken when the port is its.
-fn start(shared: &Shared, kind: &Kind, settings: Settings, first: &mut Option<TcpListener>) -> Result<Running, String> {
+/// on loopback here; on the held port next to its holder) and the TLS context from the
+/// key and certificate files.
+fn start(shared: &Shared, kind: &Kind, settings: Settings, hold: &PortHold) -> Result<Running, String> {
     let address = &settings.address;
     let port = address
         .rsplit_once(':')
@@ -112,10 +209,12 @@ fn start(shared: &Shared, kind: &Kind, settings: Settings, first: &mut Option<Tc
         }
         None => None,
     };
-    let listener = match first.take() {
-        Some(l) if l.local_addr().map(|a| a.port()).ok() == Some(port) => l,
-        _ => crate::api::bind(port).map_err(|e| format!("listen tcp {}: bind: {}", address, go_error(&e)))?,
-    };
+    let listener = if port == hold.port {
+        hold.listen()
+    } else {
+        crate::api::bind(port)
+    }
+    .map_err(|e| format!("listen tcp {}: bind: {}", address, go_error(&e)))?;
     shared.log(&format!("INF [{}] {}", kind.name, settings.started));
     Ok(Running {
         settings,
@@ -161,6 +260,7 @@ pub struct Registry(
 
 struct Server {
     kind: Kind,
+    hold: PortHold,
     running: Option<Running>,
     /// the settings whose start failed (logged once)
     failed: Option<Settings>,
@@ -175,7 +275,7 @@ impl Server {
     /// change (on the new address, with or without TLS). A server that cannot start
     /// (address in use, missing or bad key or certificate) logs the error once and stays
     /// closed until it can (MediaMTX exits).
-    fn reconcile(&mut self, shared: &Shared, first: &mut Option<TcpListener>) {
+    fn reconcile(&mut self, shared: &Shared) {
         let wanted = (self.kind.settings)(&shared.lock().global, self.kind.name);
         if self
             .running
@@ -195,7 +295,7 @@ impl Server {
         if self.running.is_some() {
             return;
         }
-        match start(shared, &self.kind, wanted.clone(), first) {
+        match start(shared, &self.kind, wanted.clone(), &self.hold) {
             Ok(r) => self.running = Some(r),
             Err(e) if self.failed.as_ref() != Some(&wanted) => {
                 // logged by the core, untagged, before MediaMTX exits
@@ -218,7 +318,7 @@ pub fn sync(shared: &Shared) {
     let servers: Vec<_> = lock(&shared.aux.0).values().cloned().collect();
     shared.aux.1.fetch_add(1, Ordering::SeqCst);
     for s in servers {
-        lock(&s).reconcile(shared, &mut None);
+        lock(&s).reconcile(shared);
     }
     shared.aux.1.fetch_sub(1, Ordering::SeqCst);
     // the SRT server (UDP) keeps its own listener
@@ -227,16 +327,16 @@ pub fn sync(shared: &Shared) {
 
 /// Accept loop of one server. The server's lock is held while waiting for a connection
 /// (at most 50 ms), so that `sync` finds it between two waits.
-pub fn serve(shared: Arc<Shared>, first: TcpListener, kind: Kind, started: Arc<std::sync::Barrier>) {
+pub fn serve(shared: Arc<Shared>, hold: PortHold, kind: Kind, started: Arc<std::sync::Barrier>) {
     let server = Arc::new(Mutex::new(Server {
         kind,
+        hold,
         running: None,
         failed: None,
         open: Open::default(),
     }));
     lock(&shared.aux.0).insert(kind.name, server.clone());
-    // the first listener is closed at once when it is not used
-    lock(&server).reconcile(&shared, &mut Some(first));
+    lock(&server).reconcile(&shared);
     started.wait();
     while !shared.shutdown.load(Ordering::SeqCst) {
         // std's mutex is not fair: a loop that locks again right after unlocking can keep
@@ -245,7 +345,7 @@ pub fn serve(shared: Arc<Shared>, first: TcpListener, kind: Kind, started: Arc<s
             std::thread::sleep(Duration::from_millis(5));
         }
         let mut srv = lock(&server);
-        srv.reconcile(&shared, &mut None);
+        srv.reconcile(&shared);
         let Some(r) = srv.running.as_ref() else {
             drop(srv);
             std::thread::sleep(Duration::from_millis(50));
@@ -505,4 +605,28 @@ pub fn ip_trusted(ip: IpAddr, nets: &[String]) -> bool {
             _ => false,
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_held_port_refuses_connections_and_stays_ours_until_the_server_listens() {
+        let hold = PortHold::new(0).unwrap();
+        assert_ne!(hold.port, 0);
+        let connect = || TcpStream::connect(("127.0.0.1", hold.port));
+        let err = connect().unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::ConnectionRefused, "{}", err);
+        // a listener of someone else (std's, no SO_REUSEPORT) cannot take it
+        assert!(TcpListener::bind(("127.0.0.1", hold.port)).is_err());
+        let listener = hold.listen().unwrap();
+        connect().expect("the server listens on the held port");
+        drop(listener);
+        assert!(connect().is_err(), "closed server");
+        assert!(TcpListener::bind(("127.0.0.1", hold.port)).is_err(), "still held");
+        // and it listens again
+        let _listener = hold.listen().unwrap();
+        connect().expect("listens again");
+    }
 }
