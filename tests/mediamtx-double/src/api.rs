@@ -283,14 +283,14 @@ pub fn handle_v3(shared: &Arc<Shared>, req: &Request) -> Response {
                 Ok(None) => {}
             }
             st.global = g;
-            crate::logger::configure(&shared.log_conf, &st.global);
+            let old_log = crate::logger::configure(&shared.log_conf, &st.global);
             let mut wait = Vec::new();
             if !pd_sent.is_empty() {
                 st.path_defaults = d;
                 wait = core::sync_paths(shared, &mut st);
             }
             drop(st);
-            crate::servers::sync(shared);
+            crate::servers::sync(shared, old_log);
             crate::procs::wait_pids(shared, &wait, Duration::from_secs(5));
             return Response::ok();
         }
@@ -939,14 +939,14 @@ pub fn restart(shared: &Arc<Shared>, down_ms: u64) {
     );
     // back to the start's global configuration, the double's own listeners included
     st.global = shared.initial_global.clone();
-    crate::logger::configure(&shared.log_conf, &st.global);
+    let old_log = crate::logger::configure(&shared.log_conf, &st.global);
     // keep injected faults other than the restart's own downtime
     st.fault = fault;
     st.fault.mode = if down_ms > 0 { prev_mode } else { st.fault.mode };
     let up = st.fault.mode != ApiMode::Refuse;
     core::sync_paths(shared, &mut st);
     drop(st);
-    crate::servers::sync(shared);
+    crate::servers::sync(shared, old_log);
     wait_api_listening(shared, up);
 }
 

@@ -56,18 +56,25 @@ fn level_of(name: &str) -> u8 {
 }
 
 /// Takes the log settings of a global configuration (after start, PATCH, restart).
-pub fn configure(conf: &Mutex<LogConf>, g: &Map<String, Value>) {
+/// Applies the log settings of a global configuration; returns the settings they
+/// replace (servers closed by the change log their closing with those).
+pub fn configure(conf: &Mutex<LogConf>, g: &Map<String, Value>) -> LogConf {
     let s = |k: &str| g.get(k).and_then(|v| v.as_str()).unwrap_or("").to_string();
     let dests: Vec<String> = g
         .get("logDestinations")
         .and_then(|v| serde_json::from_value(v.clone()).ok())
         .unwrap_or_default();
     let mut c = conf.lock().unwrap_or_else(|e| e.into_inner());
+    let previous = LogConf {
+        held: None,
+        ..c.clone()
+    };
     c.level = level_of(&s("logLevel"));
     c.stdout = dests.iter().any(|d| d == "stdout");
     c.file = dests.iter().any(|d| d == "file").then(|| s("logFile"));
     c.syslog = dests.iter().any(|d| d == "syslog").then(|| s("sysLogPrefix"));
     c.structured = g.get("logStructured").and_then(|v| v.as_bool()) == Some(true);
+    previous
 }
 
 /// Splits `LVL message` into (level, tag, message).

@@ -98,7 +98,7 @@ fn settings(g: &Map<String, Value>, name: &str) -> Option<Settings> {
     }
     let text = |k: &str| g.get(k).and_then(Value::as_str).unwrap_or("").to_string();
     let address = text(if encrypted { "rtmpsAddress" } else { "rtmpAddress" });
-    let others = values(
+    let mut others = values(
         g,
         &[
             "rtmp",
@@ -113,6 +113,8 @@ fn settings(g: &Map<String, Value>, name: &str) -> Option<Settings> {
             "runOnDisconnect",
         ],
     );
+    // and what closes the metrics server, path manager and logger
+    others.extend(crate::servers::media_server_dependencies(g));
     Some(Settings {
         started: format!("started with listener on {} (TCP/{})", address, name),
         address,

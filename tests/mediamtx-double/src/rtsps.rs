@@ -28,7 +28,7 @@ fn settings(g: &Map<String, Value>, _: &str) -> Option<Settings> {
     }
     let text = |k: &str| g.get(k).and_then(Value::as_str).unwrap_or("").to_string();
     let address = text("rtspsAddress");
-    let others = values(
+    let mut others = values(
         g,
         &[
             "rtsp",
@@ -48,6 +48,8 @@ fn settings(g: &Map<String, Value>, _: &str) -> Option<Settings> {
             "runOnDisconnect",
         ],
     );
+    // and what closes the metrics server, path manager and logger
+    others.extend(crate::servers::media_server_dependencies(g));
     Some(Settings {
         // printAddresses: the UDP (SRTP) listeners are not done here
         started: format!("started with listeners on {} (TCP/RTSPS)", address),

@@ -9,6 +9,7 @@
 
 use crate::core::Shared;
 use crate::http::{self, Request, Response};
+use crate::logger::LogConf;
 use openssl::ssl::SslAcceptor;
 use serde_json::{Map, Value};
 use std::collections::HashMap;
@@ -54,6 +55,80 @@ pub struct Settings {
     pub others: Vec<Value>,
 }
 
+/// The global fields whose change recreates MediaMTX's logger (core.go closeLogger).
+const LOGGER_FIELDS: [&str; 5] = [
+    "logLevel",
+    "logDestinations",
+    "logFile",
+    "sysLogPrefix",
+    "logStructured",
+];
+
+/// ... its authentication manager (closeAuthManager; `authInternalUsers` is reloaded
+/// in place).
+const AUTH_FIELDS: [&str; 12] = [
+    "authMethod",
+    "authHTTPAddress",
+    "authHTTPFingerprint",
+    "authHTTPExclude",
+    "authJWTJWKS",
+    "authJWTJWKSFingerprint",
+    "authJWTClaimKey",
+    "authJWTExclude",
+    "authJWTInHTTPQuery",
+    "authJWTIssuer",
+    "authJWTAudience",
+    "readTimeout",
+];
+
+/// ... its metrics server (closeMetrics, besides the authentication manager and logger).
+const METRICS_FIELDS: [&str; 10] = [
+    "metrics",
+    "metricsAddress",
+    "metricsEncryption",
+    "metricsServerKey",
+    "metricsServerCert",
+    "metricsAllowOrigins",
+    "metricsTrustedProxies",
+    "readTimeout",
+    "writeTimeout",
+    "dumpPackets",
+];
+
+/// ... its path manager (closePathManager, besides the metrics server, authentication
+/// manager and logger).
+const PATH_MANAGER_FIELDS: [&str; 9] = [
+    "logLevel",
+    "dumpPackets",
+    "rtspAddress",
+    "readTimeout",
+    "writeTimeout",
+    "writeQueueSize",
+    "udpReadBufferSize",
+    "udpMaxPayloadSize",
+    "rtspEncryption",
+];
+
+/// The values that restart an auxiliary HTTP server besides its own fields: MediaMTX
+/// closes playback, metrics and pprof with its authentication manager and logger.
+fn http_server_dependencies(g: &Map<String, Value>) -> Vec<Value> {
+    values(g, &[&AUTH_FIELDS[..], &LOGGER_FIELDS[..]].concat())
+}
+
+/// The values that restart a media server (RTSPS, RTMP, RTMPS, SRT) besides its own
+/// fields: MediaMTX closes them with its metrics server, path manager and logger (and
+/// so with its authentication manager).
+pub fn media_server_dependencies(g: &Map<String, Value>) -> Vec<Value> {
+    let keys = [
+        &METRICS_FIELDS[..],
+        &PATH_MANAGER_FIELDS[..],
+        &AUTH_FIELDS[..],
+        &LOGGER_FIELDS[..],
+    ]
+    .concat();
+    values(g, &keys)
+}
+
 /// The values of `keys` in a global configuration (null when absent).
 pub fn values(g: &Map<String, Value>, keys: &[&str]) -> Vec<Value> {
     keys.iter().map(|k| g.get(*k).cloned().unwrap_or(Value::Null)).collect()
@@ -61,7 +136,8 @@ pub fn values(g: &Map<String, Value>, keys: &[&str]) -> Vec<Value> {
 
 /// The settings of an auxiliary HTTP server: on while `<name>` is, restarted on a change
 /// of `<name>Address`, `...Encryption`, `...ServerKey`, `...ServerCert`,
-/// `...AllowOrigins`, `...TrustedProxies`, `readTimeout`, `writeTimeout`, `dumpPackets`.
+/// `...AllowOrigins`, `...TrustedProxies`, `readTimeout`, `writeTimeout`, `dumpPackets`
+/// and of the authentication and log settings.
 pub fn http_settings(g: &Map<String, Value>, name: &str) -> Option<Settings> {
     let f = |k: &str| g.get(&format!("{}{}", name, k)).cloned().unwrap_or(Value::Null);
     let text = |k: &str| f(k).as_str().unwrap_or("").to_string();
@@ -71,6 +147,7 @@ pub fn http_settings(g: &Map<String, Value>, name: &str) -> Option<Settings> {
     let tls = (f("Encryption").as_bool() == Some(true)).then(|| (text("ServerKey"), text("ServerCert")));
     let mut others = vec![f("AllowOrigins"), f("TrustedProxies")];
     others.extend(values(g, &["readTimeout", "writeTimeout", "dumpPackets"]));
+    others.extend(http_server_dependencies(g));
     Some(Settings {
         started: format!(
             "started with listener on {} (TCP/{})",
@@ -249,8 +326,8 @@ fn check_key_pair(shared: &Shared, key: &str, cert: &str) -> Result<(), String> 
     Ok(())
 }
 
-/// The servers by name, each reconciled with the configuration by its accept loop and
-/// by `sync`.
+/// The servers by name: started by their accept loop (which retries a failed start),
+/// closed and restarted by `sync`.
 #[derive(Default)]
 pub struct Registry(
     Mutex<HashMap<&'static str, Arc<Mutex<Server>>>>,
@@ -270,12 +347,10 @@ struct Server {
 }
 
 impl Server {
-    /// Closes, starts or restarts the server to match the configuration: it runs only
-    /// while enabled (connections are refused otherwise) and restarts when its settings
-    /// change (on the new address, with or without TLS). A server that cannot start
-    /// (address in use, missing or bad key or certificate) logs the error once and stays
-    /// closed until it can (MediaMTX exits).
-    fn reconcile(&mut self, shared: &Shared) {
+    /// Closes the server when the configuration turned it off or changed its settings
+    /// (connections are refused while it is off; a changed server starts again in
+    /// `start_if_wanted`, on the new address, with or without TLS).
+    fn close_if_changed(&mut self, shared: &Shared, old_log: &Mutex<LogConf>) {
         let wanted = (self.kind.settings)(&shared.lock().global, self.kind.name);
         if self
             .running
@@ -283,18 +358,24 @@ impl Server {
             .is_some_and(|r| Some(&r.settings) != wanted.as_ref())
         {
             self.running = None;
-            shared.log(&format!("INF [{}] closing", self.kind.name));
+            log_closing(shared, old_log, self.kind.name);
             for (_, c) in lock(&self.open).drain() {
                 let _ = c.shutdown(Shutdown::Both);
             }
         }
-        let Some(wanted) = wanted else {
-            self.failed = None;
-            return;
-        };
+    }
+
+    /// Starts the server when it is off and the configuration wants it. A server that
+    /// cannot start (address in use, missing or bad key or certificate) logs the error
+    /// once and stays closed until it can (MediaMTX exits).
+    fn start_if_wanted(&mut self, shared: &Shared) {
         if self.running.is_some() {
             return;
         }
+        let Some(wanted) = (self.kind.settings)(&shared.lock().global, self.kind.name) else {
+            self.failed = None;
+            return;
+        };
         match start(shared, &self.kind, wanted.clone(), &self.hold) {
             Ok(r) => self.running = Some(r),
             Err(e) if self.failed.as_ref() != Some(&wanted) => {
@@ -307,22 +388,41 @@ impl Server {
     }
 }
 
+/// Logs a server's closing with the log settings in force before the reload: MediaMTX
+/// closes its logger after its servers and opens the new one before them.
+pub fn log_closing(shared: &Shared, old_log: &Mutex<LogConf>, name: &str) {
+    crate::logger::write(&shared.dir, old_log, &format!("INF [{}] closing", name));
+}
+
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// MediaMTX's order of starting its servers (closeResources closes them the other way
+/// round); SRT, a UDP server kept by srt.rs, is the last one started.
+const START_ORDER: [&str; 6] = ["metrics", "pprof", "playback", "RTSPS", "RTMP", "RTMPS"];
+
 /// Applies a configuration change to the servers at once, so that it has taken effect
-/// when the API answers (MediaMTX reloads right after answering). Called without the
+/// when the API answers (MediaMTX reloads right after answering): those to close or
+/// restart are closed first (logged with `old_log`, the log settings before the change),
+/// then those to run are started, each phase in MediaMTX's order. Called without the
 /// state lock (each server's lock is taken first elsewhere).
-pub fn sync(shared: &Shared) {
-    let servers: Vec<_> = lock(&shared.aux.0).values().cloned().collect();
+pub fn sync(shared: &Shared, old_log: LogConf) {
+    let old_log = Mutex::new(old_log);
+    let servers: Vec<_> = {
+        let registry = lock(&shared.aux.0);
+        START_ORDER.iter().filter_map(|n| registry.get(n).cloned()).collect()
+    };
     shared.aux.1.fetch_add(1, Ordering::SeqCst);
-    for s in servers {
-        lock(&s).reconcile(shared);
+    crate::srt::close_if_changed(shared, &old_log);
+    for s in servers.iter().rev() {
+        lock(s).close_if_changed(shared, &old_log);
+    }
+    for s in &servers {
+        lock(s).start_if_wanted(shared);
     }
     shared.aux.1.fetch_sub(1, Ordering::SeqCst);
-    // the SRT server (UDP) keeps its own listener
-    crate::srt::sync(shared);
+    crate::srt::start_if_wanted(shared);
 }
 
 /// Accept loop of one server. The server's lock is held while waiting for a connection
@@ -336,7 +436,7 @@ pub fn serve(shared: Arc<Shared>, hold: PortHold, kind: Kind, started: Arc<std::
         open: Open::default(),
     }));
     lock(&shared.aux.0).insert(kind.name, server.clone());
-    lock(&server).reconcile(&shared);
+    lock(&server).start_if_wanted(&shared);
     started.wait();
     while !shared.shutdown.load(Ordering::SeqCst) {
         // std's mutex is not fair: a loop that locks again right after unlocking can keep
@@ -345,7 +445,8 @@ pub fn serve(shared: Arc<Shared>, hold: PortHold, kind: Kind, started: Arc<std::
             std::thread::sleep(Duration::from_millis(5));
         }
         let mut srv = lock(&server);
-        srv.reconcile(&shared);
+        // retries a start that failed; closing and restarting is `sync`'s
+        srv.start_if_wanted(&shared);
         let Some(r) = srv.running.as_ref() else {
             drop(srv);
             std::thread::sleep(Duration::from_millis(50));

@@ -270,6 +270,9 @@ pub struct Listener(Mutex<Running>);
 struct Running {
     settings: Option<Vec<serde_json::Value>>,
     sock: Option<Arc<UdpSocket>>,
+    /// the socket of a closed server (at first the one bound at start), taken again by a
+    /// start on its port
+    idle: Option<Arc<UdpSocket>>,
     /// the settings whose bind failed (logged once)
     failed: Option<Vec<serde_json::Value>>,
 }
@@ -303,48 +306,51 @@ impl Listener {
 fn settings(shared: &Shared) -> Option<Vec<serde_json::Value>> {
     let st = shared.lock();
     let g = |k: &str| st.global.get(k).cloned().unwrap_or(serde_json::Value::Null);
-    (g("srt").as_bool() != Some(false)).then(|| SERVER_FIELDS.iter().map(|k| g(k)).collect())
+    (g("srt").as_bool() != Some(false)).then(|| {
+        let mut v: Vec<_> = SERVER_FIELDS.iter().map(|k| g(k)).collect();
+        // and what closes the metrics server, path manager and logger
+        v.extend(crate::servers::media_server_dependencies(&st.global));
+        v
+    })
 }
 
-/// Applies a configuration change to the SRT server at once (see servers::sync).
-pub fn sync(shared: &Shared) {
-    reconcile(shared, None);
-}
-
-/// Closes, starts or restarts the server to match the configuration. Closing ends its
-/// connections (Server.Close cancels their context); a changed `srtAddress` binds the
-/// new port, the same address keeps its socket. A bind that fails is logged once and
-/// retried (MediaMTX exits). `first` is the socket bound at start, used for its port.
-fn reconcile(shared: &Shared, first: Option<UdpSocket>) {
+/// Closes the server when `srt` was turned off or its settings changed (MediaMTX closes
+/// and recreates its SRT server): its connections end (Server.Close cancels their
+/// context); the socket is kept aside for a restart on the same address.
+pub fn close_if_changed(shared: &Shared, old_log: &Mutex<crate::logger::LogConf>) {
     let wanted = settings(shared);
     let mut r = shared.srt.0.lock().unwrap();
-    if r.sock.is_some() && r.settings == wanted {
+    if r.sock.is_none() || r.settings == wanted {
         return;
     }
-    let address = |s: &Option<Vec<serde_json::Value>>| s.as_ref().map(|v| v[1].clone());
-    let mut keep = None;
-    if let Some(old) = r.sock.take() {
-        shared.log("INF [SRT] closing");
-        kick_all(shared);
-        if address(&r.settings) == address(&wanted) {
-            keep = Some(old);
-        }
-    }
+    crate::servers::log_closing(shared, old_log, "SRT");
+    kick_all(shared);
+    r.idle = r.sock.take();
     r.settings = None;
+}
+
+/// Starts the server when it is off and `srt` is on: on the kept socket when its port is
+/// that of `srtAddress`, else on a new one. A bind that fails is logged once and retried
+/// (MediaMTX exits).
+pub fn start_if_wanted(shared: &Shared) {
+    let wanted = settings(shared);
+    let mut r = shared.srt.0.lock().unwrap();
+    if r.sock.is_some() {
+        return;
+    }
     let Some(wanted) = wanted else {
-        r.failed = None;
+        (r.idle, r.failed) = (None, None);
         return;
     };
     let addr = wanted[1].as_str().unwrap_or("").to_string();
     let port = addr.rsplit_once(':').and_then(|(_, p)| p.parse::<u16>().ok());
-    let first = first.filter(|s| s.local_addr().ok().map(|a| a.port()) == port);
-    let sock = match (keep, first, port) {
-        (Some(s), _, _) => Ok(s),
-        (None, Some(s), _) => Ok(Arc::new(s)),
-        (None, None, Some(p)) => UdpSocket::bind(("127.0.0.1", p))
+    let kept = r.idle.take().filter(|s| s.local_addr().ok().map(|a| a.port()) == port);
+    let sock = match (kept, port) {
+        (Some(s), _) => Ok(s),
+        (None, Some(p)) => UdpSocket::bind(("127.0.0.1", p))
             .map(Arc::new)
             .map_err(|e| format!("listen udp {}: bind: {}", addr, crate::conf::go_io_error(&e))),
-        (None, None, None) => Err(format!("invalid address '{}'", addr)),
+        (None, None) => Err(format!("invalid address '{}'", addr)),
     };
     match sock {
         Ok(s) => {
@@ -363,7 +369,8 @@ fn reconcile(shared: &Shared, first: Option<UdpSocket>) {
 
 /// The listener: handshakes for socket 0, everything else routed to its connection.
 pub fn serve(shared: Arc<Shared>, first: UdpSocket) {
-    reconcile(&shared, Some(first));
+    shared.srt.0.lock().unwrap().idle = Some(Arc::new(first));
+    start_if_wanted(&shared);
     let routes: Routes = Default::default();
     let pending: Arc<Mutex<HashMap<(SocketAddr, u32), Pending>>> = Default::default();
     let secret = crate::util::random_bytes(8);
@@ -373,7 +380,7 @@ pub fn serve(shared: Arc<Shared>, first: UdpSocket) {
         if checked.elapsed() >= Duration::from_millis(200) {
             // retries a failed bind
             checked = Instant::now();
-            reconcile(&shared, None);
+            start_if_wanted(&shared);
         }
         let Some(sock) = shared.srt.socket() else {
             std::thread::sleep(Duration::from_millis(100));

@@ -100,3 +100,60 @@ fn a_changed_rtsps_address_moves_the_rtsps_server() {
         log
     );
 }
+
+/// What a change of shared settings restarts, as MediaMTX's closeResources composes it:
+/// the authentication and log settings close every server, those of the metrics server
+/// and path manager only the media servers, and new internal users none (they are
+/// reloaded in place). Each restarted server closes its connections and listens again.
+#[test]
+fn shared_settings_restart_the_servers_built_on_them() {
+    let (h, dir) = start("listeners-shared");
+    patch_global(&h, json!({"playback": true}));
+    let mut users = get(&h, "/v3/config/global/get").json()["authInternalUsers"].clone();
+    users
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"user": "u2", "pass": "p2", "ips": [], "permissions": [{"action": "read"}]}));
+    let all = ["playback", "RTMP", "SRT"];
+    let cases = [
+        (json!({"authJWTClaimKey": "grants"}), &all[..]),
+        (json!({"sysLogPrefix": "cams"}), &all[..]),
+        (json!({"metrics": true}), &["RTMP", "SRT"][..]),
+        (json!({"writeQueueSize": 1024}), &["RTMP", "SRT"][..]),
+        (json!({"authInternalUsers": users}), &[][..]),
+    ];
+    for (body, restarted) in cases {
+        let closings = |name: &str| log_of(&dir).matches(&format!("INF [{}] closing", name)).count();
+        let before: Vec<usize> = all.iter().map(|n| closings(n)).collect();
+        let mut rtmp_conn = std::net::TcpStream::connect(("127.0.0.1", h.rtmp_port)).unwrap();
+        rtmp_conn.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        patch_global(&h, &body);
+        for (n, b) in all.iter().zip(before) {
+            let expected = usize::from(restarted.contains(n));
+            assert_eq!(closings(n) - b, expected, "{} after {}", n, body);
+        }
+        // the RTMP connection is closed with its server (EOF), else it is still open
+        // (nothing to read)
+        let read = std::io::Read::read(&mut rtmp_conn, &mut [0u8; 1]);
+        if restarted.contains(&"RTMP") {
+            assert!(
+                matches!(read, Ok(0)) || read.is_err() && !is_timeout(&read),
+                "{:?} after {}",
+                read,
+                body
+            );
+        } else {
+            assert!(is_timeout(&read), "{:?} after {}", read, body);
+        }
+        assert!(
+            !refused(h.rtmp_port) && !refused(h.playback_port),
+            "listening after {}",
+            body
+        );
+    }
+}
+
+fn is_timeout(r: &std::io::Result<usize>) -> bool {
+    r.as_ref()
+        .is_err_and(|e| matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut))
+}

@@ -500,22 +500,38 @@ fn log_settings_level_file_and_structured() {
         "ERR [playback] invalid path name: can't contain dot path segments (..)"
     );
 
+    // a change of the log settings restarts the servers (closeLogger): they close under
+    // the old logger (error level: not written), then start under the new one, the SRT
+    // server last
     patch_global(
         &h,
         json!({"logLevel": "info", "logStructured": true, "playback": false}),
     );
-    wait_until(Duration::from_secs(5), "closing logged", || {
+    let srt_started = format!("[SRT] started with listener on :{} (UDP/SRT)", h.srt_port);
+    wait_until(Duration::from_secs(5), "the servers' restart logged", || {
         std::fs::read_to_string(dir.join("mtx.log"))
             .unwrap_or_default()
-            .lines()
-            .count()
-            > 1
+            .contains(&srt_started)
     });
     let log = std::fs::read_to_string(dir.join("mtx.log")).unwrap();
-    let last: Value = serde_json::from_str(log.lines().last().unwrap()).expect("JSON line");
-    assert_eq!(last["level"], "INF", "{}", last);
-    assert_eq!(last["message"], "[playback] closing", "{}", last);
-    assert!(last["timestamp"].as_str().unwrap_or("").contains('T'), "{}", last);
+    let lines: Vec<Value> = log
+        .lines()
+        .skip(1)
+        .map(|l| serde_json::from_str(l).expect("JSON line"))
+        .collect();
+    let messages: Vec<&str> = lines.iter().map(|l| l["message"].as_str().unwrap()).collect();
+    assert_eq!(
+        messages,
+        [
+            format!("[RTMP] started with listener on :{} (TCP/RTMP)", h.rtmp_port),
+            srt_started
+        ],
+        "{}",
+        log
+    );
+    assert_eq!(lines[0]["level"], "INF", "{}", log);
+    assert!(lines[0]["timestamp"].as_str().unwrap_or("").contains('T'), "{}", log);
+    assert!(refused(pb), "playback closed");
 }
 
 /// A 1 s fragmented MP4 made by ffmpeg with the recorder's flags (`codec`: its video codec).
