@@ -145,7 +145,7 @@ fn args(shared: &Shared, p: &PathRt) -> Result<Vec<String>, String> {
     a.extend(["-f", "rtsp", "-rtsp_transport", "tcp"].map(String::from));
     a.push(format!(
         "rtsp://127.0.0.1:{}/{}{}{}",
-        shared.rtsp_port,
+        shared.internal_rtsp_port,
         shared.internal_prefix(),
         MARK,
         p.name

@@ -283,6 +283,7 @@ pub fn handle_v3(shared: &Arc<Shared>, req: &Request) -> Response {
                 Ok(None) => {}
             }
             st.global = g;
+            shared.note_rtsp_address(&st.global);
             let old_log = crate::logger::configure(&shared.log_conf, &st.global);
             let mut wait = Vec::new();
             if !pd_sent.is_empty() {
@@ -939,6 +940,7 @@ pub fn restart(shared: &Arc<Shared>, down_ms: u64) {
     );
     // back to the start's global configuration, the double's own listeners included
     st.global = shared.initial_global.clone();
+    shared.note_rtsp_address(&st.global);
     let old_log = crate::logger::configure(&shared.log_conf, &st.global);
     // keep injected faults other than the restart's own downtime
     st.fault = fault;

@@ -254,7 +254,12 @@ pub struct Shared {
     /// a /control/restart goes back to
     pub initial_global: Map<String, Value>,
     pub api_port: u16,
+    /// the RTSP server's port at start (`rtspAddress`)
     pub rtsp_port: u16,
+    /// the listener of the double's own RTSP clients (procs::internal_url)
+    pub internal_rtsp_port: u16,
+    /// the port of the configured `rtspAddress`: RTSP_PORT of hooks and commands
+    pub rtsp_port_env: std::sync::atomic::AtomicU16,
     pub control_port: u16,
     /// listeners of the playback, metrics and pprof servers
     pub aux_ports: AuxPorts,
@@ -295,6 +300,23 @@ impl Shared {
     pub fn id(&self) -> u64 {
         self.next_id.fetch_add(1, Ordering::Relaxed)
     }
+    /// RTSP_PORT as MediaMTX sets it: the port of the configured `rtspAddress`.
+    pub fn rtsp_port_env(&self) -> String {
+        self.rtsp_port_env.load(Ordering::Relaxed).to_string()
+    }
+
+    /// Takes note of a new global configuration's `rtspAddress` (for RTSP_PORT).
+    pub fn note_rtsp_address(&self, g: &Map<String, Value>) {
+        let port = g
+            .get("rtspAddress")
+            .and_then(Value::as_str)
+            .and_then(|a| a.rsplit_once(':'))
+            .and_then(|(_, p)| p.parse().ok());
+        if let Some(p) = port {
+            self.rtsp_port_env.store(p, Ordering::Relaxed);
+        }
+    }
+
     pub fn internal_prefix(&self) -> String {
         format!("__double_{}/", self.token)
     }

@@ -186,7 +186,7 @@ fn start(shared: &Arc<Shared>, p: &mut PathRt, i: usize, stream_id: u64, g: crat
     // the query tells the relay whose byte counter this reader feeds (counter_for)
     args.push(format!(
         "rtsp://127.0.0.1:{}/{}{}?forward={}",
-        shared.rtsp_port,
+        shared.internal_rtsp_port,
         shared.internal_prefix(),
         name,
         d.uid

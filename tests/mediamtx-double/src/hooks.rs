@@ -139,7 +139,7 @@ pub fn path_env(shared: &Shared, name: &str, conf_name: &str) -> Env {
     let mut env = vec![
         ("MTX_PATH".to_string(), name.to_string()),
         ("RTSP_PATH".to_string(), name.to_string()),
-        ("RTSP_PORT".to_string(), shared.rtsp_port.to_string()),
+        ("RTSP_PORT".to_string(), shared.rtsp_port_env()),
     ];
     if crate::conf::is_regex_conf(conf_name) {
         if let Ok(re) = crate::conf::conf_regex(conf_name) {
@@ -169,7 +169,7 @@ pub fn on_connect(shared: &Arc<Shared>, conn_type: &str, id: &str) -> Option<Pai
     }
     let restart = g.get("runOnConnectRestart").and_then(|v| v.as_bool()).unwrap_or(false);
     let env = vec![
-        ("RTSP_PORT".to_string(), shared.rtsp_port.to_string()),
+        ("RTSP_PORT".to_string(), shared.rtsp_port_env()),
         ("MTX_CONN_TYPE".to_string(), conn_type.to_string()),
         ("MTX_CONN_ID".to_string(), id.to_string()),
     ];

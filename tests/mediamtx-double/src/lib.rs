@@ -238,14 +238,17 @@ pub fn start(opts: Options) -> std::io::Result<Handle> {
     std::fs::create_dir_all(&opts.dir)?;
     let dir = std::fs::canonicalize(&opts.dir)?;
     let api_l = api::bind(opts.api_port)?;
-    let rtsp_l = TcpListener::bind(("127.0.0.1", opts.rtsp_port))?;
+    let rtsp_l = servers::PortHold::new(opts.rtsp_port)?;
+    // the double's own RTSP clients (recorder, relays, pulled sources) connect here: the
+    // public RTSP server comes and goes with the configuration like MediaMTX's
+    let internal_rtsp_l = TcpListener::bind(("127.0.0.1", 0))?;
     let ctl_l = api::bind(opts.control_port)?;
     let rtmp_l = servers::PortHold::new(opts.rtmp_port)?;
     let rtmp_port = rtmp_l.port;
     let rtmps_l = servers::PortHold::new(opts.rtmps_port)?;
     let rtmps_port = rtmps_l.port;
     let api_port = api_l.local_addr()?.port();
-    let rtsp_port = rtsp_l.local_addr()?.port();
+    let rtsp_port = rtsp_l.port;
     let control_port = ctl_l.local_addr()?.port();
     let playback_l = servers::PortHold::new(opts.playback_port)?;
     let metrics_l = servers::PortHold::new(opts.metrics_port)?;
@@ -280,6 +283,8 @@ pub fn start(opts: Options) -> std::io::Result<Handle> {
         cv: Condvar::new(),
         api_port,
         rtsp_port,
+        internal_rtsp_port: internal_rtsp_l.local_addr()?.port(),
+        rtsp_port_env: std::sync::atomic::AtomicU16::new(rtsp_port),
         control_port,
         aux_ports,
         aux: Default::default(),
@@ -320,7 +325,7 @@ pub fn start(opts: Options) -> std::io::Result<Handle> {
     }
     {
         let sh = shared.clone();
-        threads.push(std::thread::spawn(move || rtsp::serve(sh, rtsp_l)));
+        threads.push(std::thread::spawn(move || rtsp::serve(sh, internal_rtsp_l)));
     }
     {
         let sh = shared.clone();
@@ -347,6 +352,7 @@ pub fn start(opts: Options) -> std::io::Result<Handle> {
         (playback_l, http("playback", playback::handle)),
         (metrics_l, http("metrics", metrics::handle)),
         (pprof_l, http("pprof", pprof::handle)),
+        (rtsp_l, rtsp::SERVER),
         (rtsps_l, rtsps::SERVER),
         (rtmp_l, rtmp::SERVERS[0]),
         (rtmps_l, rtmp::SERVERS[1]),

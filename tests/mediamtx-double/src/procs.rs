@@ -76,7 +76,7 @@ fn spawn(
 pub fn internal_url(shared: &Shared, path: &str) -> String {
     format!(
         "rtsp://127.0.0.1:{}/{}{}",
-        shared.rtsp_port,
+        shared.internal_rtsp_port,
         shared.internal_prefix(),
         path
     )
@@ -313,7 +313,7 @@ pub fn spawn_on_demand(shared: &Arc<Shared>, p: &mut PathRt) {
     let mut cmdstr = p.s("runOnDemand");
     let envs = vec![
         ("MTX_PATH".to_string(), p.name.clone()),
-        ("RTSP_PORT".to_string(), shared.rtsp_port.to_string()),
+        ("RTSP_PORT".to_string(), shared.rtsp_port_env()),
         ("MTX_QUERY".to_string(), p.ondemand_query.clone()),
     ];
     for (k, v) in &envs {

@@ -96,6 +96,66 @@ impl Transport {
     }
 }
 
+/// The public RTSP server: listens while `rtsp` is on and `rtspEncryption` is not
+/// `strict`, restarted (connections closed) as core.go's closeRTSPServer decides.
+pub const SERVER: crate::servers::Kind = crate::servers::Kind {
+    name: "RTSP",
+    settings,
+    serve: crate::servers::Serve::Raw(public_conn),
+};
+
+fn settings(g: &serde_json::Map<String, serde_json::Value>, _: &str) -> Option<crate::servers::Settings> {
+    if !crate::api::rtsp_servers_on(g).0 {
+        return None;
+    }
+    let text = |k: &str| g.get(k).and_then(|v| v.as_str()).unwrap_or("").to_string();
+    let address = text("rtspAddress");
+    let mut others = crate::servers::values(
+        g,
+        &[
+            "rtspAuthMethods",
+            "rtspUDPReadBufferSize",
+            "dumpPackets",
+            "udpReadBufferSize",
+            "readTimeout",
+            "writeTimeout",
+            "writeQueueSize",
+            "rtpAddress",
+            "rtcpAddress",
+            "multicastIPRange",
+            "multicastRTPPort",
+            "multicastRTCPPort",
+            "rtspTransports",
+            "rtspTrustedProxies",
+            "runOnConnect",
+            "runOnConnectRestart",
+            "runOnDisconnect",
+        ],
+    );
+    // and what closes the metrics server, path manager and logger
+    others.extend(crate::servers::media_server_dependencies(g));
+    // printAddresses: the UDP listeners are listed when UDP is a transport
+    let mut started = format!("started with listeners on {} (TCP/RTSP)", address);
+    let udp = g
+        .get("rtspTransports")
+        .and_then(|v| v.as_array())
+        .is_some_and(|t| t.iter().any(|t| t == "udp"));
+    if udp {
+        started += &format!(", {} (UDP/RTP), {} (UDP/RTCP)", text("rtpAddress"), text("rtcpAddress"));
+    }
+    Some(crate::servers::Settings {
+        started,
+        address,
+        tls: None,
+        others,
+    })
+}
+
+fn public_conn(shared: Arc<Shared>, tcp: TcpStream, peer: SocketAddr) {
+    conn(shared, tcp, Some(peer), false, "none")
+}
+
+/// Accept loop of the listener of the double's own RTSP clients (see procs::internal_url).
 pub fn serve(shared: Arc<Shared>, listener: TcpListener) {
     listener.set_nonblocking(true).ok();
     while !shared.shutdown.load(Ordering::SeqCst) {

@@ -1,11 +1,11 @@
 //! The TCP servers of MediaMTX that follow the configuration: the auxiliary HTTP servers
-//! (playback, metrics, pprof), RTSPS, RTMP and RTMPS. Each has its own listener, open only
+//! (playback, metrics, pprof), RTSP, RTSPS, RTMP and RTMPS. Each has its own listener, open only
 //! while MediaMTX would run it, on the port of its `*Address`, with TLS when encrypted,
 //! like MediaMTX which starts, closes and restarts them on configuration changes
 //! (closeResources/createResources). Shared here: that lifecycle and the accept loop,
 //! and for the HTTP servers CORS (httpp's handlerOrigin and the preflight middleware) and
-//! authentication with the server's action (auth.LogAndDelayError on failure). The plain
-//! RTSP listener is not among them: the double's own clients use it (README).
+//! authentication with the server's action (auth.LogAndDelayError on failure). The
+//! double's own RTSP clients use a listener of their own (rtsp::serve), never restarted.
 
 use crate::core::Shared;
 use crate::http::{self, Request, Response};
@@ -400,7 +400,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 /// MediaMTX's order of starting its servers (closeResources closes them the other way
 /// round); SRT, a UDP server kept by srt.rs, is the last one started.
-const START_ORDER: [&str; 6] = ["metrics", "pprof", "playback", "RTSPS", "RTMP", "RTMPS"];
+const START_ORDER: [&str; 7] = ["metrics", "pprof", "playback", "RTSP", "RTSPS", "RTMP", "RTMPS"];
 
 /// Applies a configuration change to the servers at once, so that it has taken effect
 /// when the API answers (MediaMTX reloads right after answering): those to close or

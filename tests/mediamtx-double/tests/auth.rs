@@ -276,6 +276,13 @@ fn rtsp_basic_and_digest() {
     // Basic is refused when only digest is enabled
     let (a, _) = describe("cam1", Some(basic("viewer:pw2")));
     assert_eq!(a.status, 401);
+    // the change restarted the RTSP server (closeRTSPServer): the publisher comes back,
+    // now through digest
+    let _pubp = spawn_cmd(
+        &publisher_cmd(&url("pub:pw1@", "cam1"), "320x240"),
+        &dir.join("pub2.log"),
+    );
+    wait_available(&h, "cam1");
     assert_eq!(probe(&url("viewer:pw2@", "cam1")), Ok("h264".into()));
     let e = probe(&url("viewer:bad@", "cam1")).unwrap_err();
     assert!(e.contains("401"), "{}", e);

@@ -112,7 +112,7 @@ fn a_changed_address_moves_metrics_and_pprof() {
     assert_eq!(status, 200);
     assert!(body.contains("paths 0"), "{}", body);
     assert_eq!(get(pprof, "/debug/pprof/").map(|r| r.0), Some(200));
-    assert!(refused(old_metrics) && refused(old_pprof), "the old ports still open");
+    assert!(closed(old_metrics) && closed(old_pprof), "the old ports still open");
     // the configuration shows what was set, like MediaMTX
     let g = http("GET", &format!("{}/v3/config/global/get", h.api_url()), None).json();
     assert_eq!(g["metricsAddress"], format!("127.0.0.1:{}", metrics));

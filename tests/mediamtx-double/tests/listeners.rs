@@ -1,5 +1,5 @@
-//! The RTSPS, RTMP and RTMPS listeners follow the configuration like MediaMTX's
-//! closeResources/createResources: a changed `rtspsAddress`/`rtmpAddress`/`rtmpsAddress`
+//! The RTSP, RTSPS, RTMP and RTMPS listeners follow the configuration like MediaMTX's
+//! closeResources/createResources: a changed `rtspAddress`/`rtspsAddress`/`rtmpAddress`/`rtmpsAddress`
 //! restarts the server on the new port (the old one closes), and a TLS server whose key
 //! or certificate does not load logs MediaMTX's error and does not listen.
 //! Needs the ffmpeg, ffprobe and openssl CLIs.
@@ -24,7 +24,7 @@ fn a_changed_rtmp_address_moves_the_rtmp_server() {
     assert!(!refused(old), "RTMP not listening at start");
     patch_global(&h, json!({"rtmpAddress": format!(":{}", new)}));
     // applied before the PATCH answers
-    assert!(refused(old), "the old RTMP port still open");
+    assert!(closed(old), "the old RTMP port still open");
     let _p = rtmp_publisher(&format!("rtmp://127.0.0.1:{}/cam", new), &dir);
     wait_available(&h, "cam");
     assert_h264(&probe_stream(&format!("{}/cam", h.rtsp_url()), &[]).unwrap(), 320, 240);
@@ -87,7 +87,7 @@ fn a_changed_rtsps_address_moves_the_rtsps_server() {
     let (old, new) = (h.rtsps_port, free_tcp_port());
     assert!(!refused(old), "RTSPS not listening");
     patch_global(&h, json!({"rtspsAddress": format!(":{}", new)}));
-    assert!(refused(old), "the old RTSPS port still open");
+    assert!(closed(old), "the old RTSPS port still open");
     // ffmpeg 5.1 does not verify the server's certificate by default (tls_verify 0)
     let s = probe_stream(&format!("rtsps://127.0.0.1:{}/cam", new), &[]).unwrap();
     assert_h264(&s, 320, 240);
@@ -99,6 +99,33 @@ fn a_changed_rtsps_address_moves_the_rtsps_server() {
         "{}",
         log
     );
+}
+
+#[test]
+fn a_changed_rtsp_address_moves_the_rtsp_server_and_rtsp_port() {
+    require_ffmpeg();
+    let (h, dir) = start("listeners-rtsp");
+    let (old, new) = (h.rtsp_port, free_tcp_port());
+    // an on-demand publisher told where to publish by RTSP_PORT, as MediaMTX sets it
+    let url = "rtsp://127.0.0.1:$RTSP_PORT/$MTX_PATH";
+    add_path(&h, "ondemand", &json!({"runOnDemand": publisher_cmd(url, "320x240")}));
+    patch_global(&h, json!({"rtspAddress": format!(":{}", new)}));
+    assert!(closed(old), "the old RTSP port still open: {}", log_of(&dir));
+    let s = probe_stream(&format!("rtsp://127.0.0.1:{}/ondemand", new), &[]).unwrap();
+    assert_h264(&s, 320, 240);
+    let log = log_of(&dir);
+    let g = get(&h, "/v3/config/global/get").json();
+    let started = format!(
+        "INF [RTSP] started with listeners on :{} (TCP/RTSP), {} (UDP/RTP), {} (UDP/RTCP)",
+        new,
+        g["rtpAddress"].as_str().unwrap(),
+        g["rtcpAddress"].as_str().unwrap()
+    );
+    let closing = log.find("INF [RTSP] closing").expect("closing logged");
+    assert!(log[closing..].contains(&started), "{}", log);
+    // `rtsp: false` closes it
+    patch_global(&h, json!({"rtsp": false}));
+    assert!(closed(new), "RTSP still listening");
 }
 
 /// What a change of shared settings restarts, as MediaMTX's closeResources composes it:
@@ -114,42 +141,48 @@ fn shared_settings_restart_the_servers_built_on_them() {
         .as_array_mut()
         .unwrap()
         .push(json!({"user": "u2", "pass": "p2", "ips": [], "permissions": [{"action": "read"}]}));
-    let all = ["playback", "RTMP", "SRT"];
+    let all = ["playback", "RTSP", "RTMP", "SRT"];
+    let media = ["RTSP", "RTMP", "SRT"];
     let cases = [
         (json!({"authJWTClaimKey": "grants"}), &all[..]),
         (json!({"sysLogPrefix": "cams"}), &all[..]),
-        (json!({"metrics": true}), &["RTMP", "SRT"][..]),
-        (json!({"writeQueueSize": 1024}), &["RTMP", "SRT"][..]),
+        (json!({"metrics": true}), &media[..]),
+        (json!({"writeQueueSize": 1024}), &media[..]),
+        (json!({"rtspTransports": ["tcp"]}), &["RTSP"][..]),
         (json!({"authInternalUsers": users}), &[][..]),
     ];
     for (body, restarted) in cases {
         let closings = |name: &str| log_of(&dir).matches(&format!("INF [{}] closing", name)).count();
         let before: Vec<usize> = all.iter().map(|n| closings(n)).collect();
-        let mut rtmp_conn = std::net::TcpStream::connect(("127.0.0.1", h.rtmp_port)).unwrap();
-        rtmp_conn.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        let conns = [("RTSP", h.rtsp_port), ("RTMP", h.rtmp_port)].map(|(name, port)| {
+            let c = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+            c.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+            (name, c)
+        });
         patch_global(&h, &body);
         for (n, b) in all.iter().zip(before) {
             let expected = usize::from(restarted.contains(n));
             assert_eq!(closings(n) - b, expected, "{} after {}", n, body);
         }
-        // the RTMP connection is closed with its server (EOF), else it is still open
-        // (nothing to read)
-        let read = std::io::Read::read(&mut rtmp_conn, &mut [0u8; 1]);
-        if restarted.contains(&"RTMP") {
-            assert!(
-                matches!(read, Ok(0)) || read.is_err() && !is_timeout(&read),
-                "{:?} after {}",
-                read,
-                body
-            );
-        } else {
-            assert!(is_timeout(&read), "{:?} after {}", read, body);
+        // a connection is closed with its server (EOF), else it is still open (nothing
+        // to read)
+        for (name, mut c) in conns {
+            let read = std::io::Read::read(&mut c, &mut [0u8; 1]);
+            if restarted.contains(&name) {
+                assert!(
+                    matches!(read, Ok(0)) || read.is_err() && !is_timeout(&read),
+                    "{}: {:?} after {}",
+                    name,
+                    read,
+                    body
+                );
+            } else {
+                assert!(is_timeout(&read), "{}: {:?} after {}", name, read, body);
+            }
         }
-        assert!(
-            !refused(h.rtmp_port) && !refused(h.playback_port),
-            "listening after {}",
-            body
-        );
+        for port in [h.rtsp_port, h.rtmp_port, h.playback_port] {
+            assert!(!refused(port), "{} listening after {}", port, body);
+        }
     }
 }
 

@@ -103,17 +103,6 @@ fn publisher_relayed_to_two_readers() {
     );
     assert!(p2["outboundBytes"].as_u64().unwrap() > 0);
 
-    // UDP-only SETUP → 461 when rtspTransports allows TCP only
-    patch_global(&h, r#"{"rtspTransports": ["tcp"]}"#);
-    let r = rtsp_raw(
-        h.rtsp_port,
-        &format!(
-            "SETUP {}/trackID=0 RTSP/1.0\r\nCSeq: 2\r\nTransport: RTP/AVP;unicast;client_port=5000-5001\r\n\r\n",
-            url
-        ),
-    );
-    assert!(r.starts_with("RTSP/1.0 461"), "{}", r);
-
     // dropping the publisher makes the stream unavailable; regex path then disappears
     assert_eq!(
         http(
@@ -127,6 +116,18 @@ fn publisher_relayed_to_two_readers() {
     wait_until(Duration::from_secs(5), "path gone", || {
         http("GET", &format!("{}/v3/paths/get/live", h.api_url()), None).status == 404
     });
+
+    // UDP-only SETUP → 461 when rtspTransports allows TCP only (checked before the path,
+    // as gortsplib does; the change restarts the RTSP server)
+    patch_global(&h, r#"{"rtspTransports": ["tcp"]}"#);
+    let r = rtsp_raw(
+        h.rtsp_port,
+        &format!(
+            "SETUP {}/trackID=0 RTSP/1.0\r\nCSeq: 2\r\nTransport: RTP/AVP;unicast;client_port=5000-5001\r\n\r\n",
+            url
+        ),
+    );
+    assert!(r.starts_with("RTSP/1.0 461"), "{}", r);
 }
 
 #[test]

@@ -520,9 +520,17 @@ fn log_settings_level_file_and_structured() {
         .map(|l| serde_json::from_str(l).expect("JSON line"))
         .collect();
     let messages: Vec<&str> = lines.iter().map(|l| l["message"].as_str().unwrap()).collect();
+    let g = http("GET", &format!("{}/v3/config/global/get", h.api_url()), None).json();
+    let rtsp_started = format!(
+        "[RTSP] started with listeners on :{} (TCP/RTSP), {} (UDP/RTP), {} (UDP/RTCP)",
+        h.rtsp_port,
+        g["rtpAddress"].as_str().unwrap(),
+        g["rtcpAddress"].as_str().unwrap()
+    );
     assert_eq!(
         messages,
         [
+            rtsp_started,
             format!("[RTMP] started with listener on :{} (TCP/RTMP)", h.rtmp_port),
             srt_started
         ],
@@ -531,7 +539,7 @@ fn log_settings_level_file_and_structured() {
     );
     assert_eq!(lines[0]["level"], "INF", "{}", log);
     assert!(lines[0]["timestamp"].as_str().unwrap_or("").contains('T'), "{}", log);
-    assert!(refused(pb), "playback closed");
+    assert!(closed(pb), "playback closed");
 }
 
 /// A 1 s fragmented MP4 made by ffmpeg with the recorder's flags (`codec`: its video codec).

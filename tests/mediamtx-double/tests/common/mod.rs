@@ -614,3 +614,17 @@ pub fn free_tcp_port() -> u16 {
 pub fn refused(port: u16) -> bool {
     std::net::TcpStream::connect(("127.0.0.1", port)).is_err()
 }
+
+/// Whether a listener just closed refuses connections within 2 s: a child forked by
+/// another thread holds a copy of every descriptor until its exec, so a closed listener
+/// can still take a connection for that moment.
+pub fn closed(port: u16) -> bool {
+    let deadline = std::time::Instant::now() + Duration::from_secs(2);
+    while !refused(port) {
+        if std::time::Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    true
+}
