@@ -163,7 +163,7 @@ pub fn serve(shared: Arc<Shared>, listener: TcpListener) {
             Ok((s, _)) => {
                 let sh = shared.clone();
                 s.set_nonblocking(false).ok();
-                std::thread::spawn(move || conn(sh, s, None, false, "none"));
+                std::thread::spawn(move || serve_conn(sh, s, None, false, "none", Hooks::Internal));
             }
             Err(_) => crate::util::wait_acceptable(&listener, Duration::from_millis(100)),
         }
@@ -228,11 +228,8 @@ struct Conn {
     query: String,
     /// query of an internal DESCRIBE (a forwarder's `forward=<uid>`; its SETUPs have none)
     internal_query: String,
-    /// runOnConnect/runOnDisconnect, started with the first request that is not the
-    /// double's own (recorder, pulled source)
+    /// runOnConnect/runOnDisconnect, started when the connection opened
     connect_hooks: Option<crate::hooks::Pair>,
-    /// runOnConnect is looked at once, at the first request that is not the double's own
-    connect_hooks_checked: bool,
     conn_uuid: String,
     /// the SRT connection whose relay publishes here (named in its ANNOUNCE query)
     srt_conn: Option<String>,
@@ -318,9 +315,50 @@ fn writer(tcp: TcpStream, rx: Receiver<Out>, entry: Arc<ConnEntry>) {
 /// `tunnel`: "none", or "http"/"websocket" for RTSP carried by `rtsp_tunnel`/`rtsp_ws`
 /// (through loopback too).
 pub fn conn(shared: Arc<Shared>, tcp: TcpStream, peer: Option<SocketAddr>, tls: bool, tunnel: &'static str) {
-    if tunnel == "none" && crate::rtsp_tunnel::is_http(&tcp) {
-        return crate::rtsp_tunnel::serve(shared, tcp, peer, tls);
+    serve_conn(shared, tcp, peer, tls, tunnel, Hooks::Open)
+}
+
+/// A connection's hooks.OnConnect (runOnConnect/runOnDisconnect, with RTSP_PORT,
+/// MTX_CONN_TYPE, MTX_CONN_ID), started when gortsplib opens a ServerConn.
+pub enum Hooks {
+    /// a new connection: its id and hooks start here (a TCP connection, or the RTSP
+    /// connection an HTTP tunnel builds once its GET and POST are paired)
+    Open,
+    /// the connection upgraded to a WebSocket: gortsplib keeps the ServerConn, so its
+    /// id and hooks are those of the TCP connection
+    Carried(String, Option<crate::hooks::Pair>),
+    /// one of the double's own clients (on its own listener): never listed, no hooks
+    Internal,
+}
+
+/// The type hooks give an RTSP connection.
+pub fn conn_type(tls: bool) -> &'static str {
+    if tls {
+        "rtspsConn"
+    } else {
+        "rtspConn"
     }
+}
+
+pub fn serve_conn(
+    shared: Arc<Shared>,
+    tcp: TcpStream,
+    peer: Option<SocketAddr>,
+    tls: bool,
+    tunnel: &'static str,
+    hooks: Hooks,
+) {
+    let internal = matches!(hooks, Hooks::Internal);
+    let (uuid, connect_hooks) = match hooks {
+        Hooks::Open => {
+            let uuid = crate::util::uuid();
+            let pair = crate::hooks::on_connect(&shared, conn_type(tls), &uuid);
+            (uuid, pair)
+        }
+        Hooks::Carried(uuid, pair) => (uuid, pair),
+        Hooks::Internal => (crate::util::uuid(), None),
+    };
+    let peer_given = peer;
     let peer = peer.or_else(|| tcp.peer_addr().ok());
     let id = shared.id();
     let _ = tcp.set_nodelay(true);
@@ -340,17 +378,24 @@ pub fn conn(shared: Arc<Shared>, tcp: TcpStream, peer: Option<SocketAddr>, tls: 
         Err(_) => return,
     };
     let entry = Arc::new(ConnEntry {
-        uuid: crate::util::uuid(),
+        uuid,
         created: SystemTime::now(),
         remote: peer.map(|a| a.to_string()).unwrap_or_default(),
         tls,
         tunnel,
-        internal: Default::default(),
+        internal: internal.into(),
         bytes_in: Default::default(),
         bytes_out: Default::default(),
         session: Mutex::new(None),
     });
+    // listed from the start, as gortsplib's ServerConn, also while the first bytes tell
+    // whether it is an HTTP tunnel's leg (then a ServerConn of its own, not listed here)
     shared.rtsp.add_conn(entry.clone());
+    if tunnel == "none" && !internal && crate::rtsp_tunnel::is_http(&tcp) {
+        shared.rtsp.remove_conn(&entry);
+        let conn = (entry.uuid.clone(), connect_hooks);
+        return crate::rtsp_tunnel::serve(shared, tcp, peer_given, tls, conn);
+    }
     let went = entry.clone();
     if !write_timeout.is_zero() {
         let _ = wtcp.set_write_timeout(Some(write_timeout));
@@ -372,8 +417,7 @@ pub fn conn(shared: Arc<Shared>, tcp: TcpStream, peer: Option<SocketAddr>, tls: 
         close: false,
         query: String::new(),
         internal_query: String::new(),
-        connect_hooks: None,
-        connect_hooks_checked: false,
+        connect_hooks,
         srt_conn: None,
         conn_uuid: entry.uuid.clone(),
         entry: entry.clone(),
@@ -587,32 +631,9 @@ impl Conn {
         }
     }
 
-    /// hooks.OnConnect (global runOnConnect/runOnDisconnect): RTSP_PORT, MTX_CONN_TYPE,
-    /// MTX_CONN_ID.
-    fn connect_hooks(&mut self, req: &Req) {
-        if url_path(&req.url).0.starts_with(&self.shared.internal_prefix()) {
-            // the double's own clients are no RTSP connections of MediaMTX
-            self.entry.internal.store(true, Ordering::Relaxed);
-            return;
-        }
-        if self.connect_hooks_checked {
-            return;
-        }
-        self.connect_hooks_checked = true;
-        let conn_type = if self.entry.tls { "rtspsConn" } else { "rtspConn" };
-        self.connect_hooks = crate::hooks::on_connect(&self.shared, conn_type, &self.conn_uuid);
-    }
-
     /// Returns false to close the connection.
     fn on_request(&mut self, req: &Req) -> bool {
-        // while the plain RTSP server does not run (rtsp: false, rtspEncryption: strict)
-        // only the double's own clients (recorder, pulled sources) are served
-        let internal = url_path(&req.url).0.starts_with(&self.shared.internal_prefix());
-        if !self.entry.tls && !internal && !crate::api::rtsp_servers_on(&self.shared.lock().global).0 {
-            return false;
-        }
         self.activity.touch();
-        self.connect_hooks(req);
         if matches!(req.method.as_str(), "DESCRIBE" | "ANNOUNCE" | "SETUP") {
             self.query = url_path(&req.url).1;
         }

@@ -21,6 +21,9 @@ const MAX_HEAD: u64 = 16 * 1024;
 struct Pending {
     /// the double it belongs to (several run in one test process)
     owner: usize,
+    /// the GET connection's hooks, ended when it is paired or dropped (gortsplib closes
+    /// the GET's ServerConn on the upgrade)
+    hooks: Option<crate::hooks::Pair>,
     cookie: String,
     ip: IpAddr,
     get: TcpStream,
@@ -90,7 +93,18 @@ fn read_head(rd: &mut BufReader<TcpStream>) -> Option<Head> {
 
 /// Serves a connection that starts with an HTTP request (`peer`: the client, `tls`:
 /// it came through the RTSPS server).
-pub fn serve(shared: Arc<Shared>, tcp: TcpStream, peer: Option<SocketAddr>, tls: bool) {
+/// Serves a connection that started with an HTTP request. `conn`: the id and hooks of
+/// its ServerConn, which a WebSocket upgrade keeps and an HTTP tunnel's GET and POST end
+/// once paired (the tunnel is a new ServerConn).
+pub fn serve(
+    shared: Arc<Shared>,
+    tcp: TcpStream,
+    peer: Option<SocketAddr>,
+    tls: bool,
+    conn: (String, Option<crate::hooks::Pair>),
+) {
+    let (id, hooks) = conn;
+    let mut hooks = Ended(shared.clone(), hooks);
     let Some(peer) = peer.or_else(|| tcp.peer_addr().ok()) else {
         return;
     };
@@ -108,7 +122,7 @@ pub fn serve(shared: Arc<Shared>, tcp: TcpStream, peer: Option<SocketAddr>, tls:
     let post = h.method == "POST" && h.get("Content-Type") == MIME;
     let http_tunnel = !cookie.is_empty() && (get || post);
     if !http_tunnel && crate::rtsp_ws::is_upgrade(&h) {
-        return crate::rtsp_ws::serve(shared, rd, w, &h, peer, tls);
+        return crate::rtsp_ws::serve(shared, rd, w, &h, peer, tls, (id, hooks.1.take()));
     }
     if !http_tunnel {
         // gortsplib: 400 and the connection closes
@@ -130,10 +144,12 @@ pub fn serve(shared: Arc<Shared>, tcp: TcpStream, peer: Option<SocketAddr>, tls:
         if p.len() >= MAX_PENDING {
             if let Some(old) = p.pop_front() {
                 let _ = old.get.shutdown(Shutdown::Both);
+                drop(Ended(shared.clone(), old.hooks));
             }
         }
         p.push_back(Pending {
             owner,
+            hooks: hooks.1.take(),
             cookie,
             ip: peer.ip(),
             get: w,
@@ -159,7 +175,10 @@ pub fn serve(shared: Arc<Shared>, tcp: TcpStream, peer: Option<SocketAddr>, tls:
         return;
     };
     let _ = rd.get_ref().set_read_timeout(None);
-    let Some((outer, server)) = rtsp_behind(&shared, peer, tls, "http") else {
+    // the upgrade closes the GET's and the POST's ServerConns
+    drop(Ended(shared.clone(), get_side.hooks));
+    drop(hooks);
+    let Some((outer, server)) = rtsp_behind(&shared, peer, tls, "http", crate::rtsp::Hooks::Open) else {
         return;
     };
     let (Ok(outer_w), Ok(post_raw)) = (outer.try_clone(), rd.get_ref().try_clone()) else {
@@ -192,11 +211,21 @@ pub fn rtsp_behind(
     peer: SocketAddr,
     tls: bool,
     tunnel: &'static str,
+    hooks: crate::rtsp::Hooks,
 ) -> Option<(TcpStream, std::thread::JoinHandle<()>)> {
     let (inner, outer) = crate::rtsps::loopback_pair().ok()?;
     let sh = shared.clone();
-    let server = std::thread::spawn(move || crate::rtsp::conn(sh, inner, Some(peer), tls, tunnel));
+    let server = std::thread::spawn(move || crate::rtsp::serve_conn(sh, inner, Some(peer), tls, tunnel, hooks));
     Some((outer, server))
+}
+
+/// A ServerConn's hooks, ended (runOnDisconnect) when dropped.
+struct Ended(Arc<Shared>, Option<crate::hooks::Pair>);
+
+impl Drop for Ended {
+    fn drop(&mut self) {
+        crate::hooks::on_disconnect(&self.0, self.1.take());
+    }
 }
 
 /// Decodes the POST body like gortsplib's base64streamreader: whole 4-character groups,

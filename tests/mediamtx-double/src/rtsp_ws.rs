@@ -54,7 +54,18 @@ fn accept_key(key: &str) -> String {
 }
 
 /// Serves an upgrade request whose head was read from `rd` (`w`: the same socket).
-pub fn serve(shared: Arc<Shared>, rd: BufReader<TcpStream>, mut w: TcpStream, h: &Head, peer: SocketAddr, tls: bool) {
+/// `conn`: the id and hooks of the ServerConn, kept by the upgraded connection.
+pub fn serve(
+    shared: Arc<Shared>,
+    rd: BufReader<TcpStream>,
+    mut w: TcpStream,
+    h: &Head,
+    peer: SocketAddr,
+    tls: bool,
+    conn: (String, Option<crate::hooks::Pair>),
+) {
+    let (id, mut hooks) = conn;
+    let end = |hooks: Option<crate::hooks::Pair>| crate::hooks::on_disconnect(&shared, hooks);
     let accept = match check_handshake(h) {
         Ok(a) => a,
         Err(text) => {
@@ -66,7 +77,7 @@ pub fn serve(shared: Arc<Shared>, rd: BufReader<TcpStream>, mut w: TcpStream, h:
                 h.minor
             );
             shared.log(&format!("INF [RTSP] [conn {}] closed: {}", peer, text));
-            return;
+            return end(hooks);
         }
     };
     // gorilla refuses a client that sent data before the handshake's answer
@@ -75,17 +86,18 @@ pub fn serve(shared: Arc<Shared>, rd: BufReader<TcpStream>, mut w: TcpStream, h:
             "INF [RTSP] [conn {}] closed: websocket: client sent data before handshake is complete",
             peer
         ));
-        return;
+        return end(hooks);
     }
     let ok = format!(
         "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {}\r\n\r\n",
         accept
     );
     if w.write_all(ok.as_bytes()).is_err() {
-        return;
+        return end(hooks);
     }
     let _ = rd.get_ref().set_read_timeout(None);
-    let Some((outer, server)) = crate::rtsp_tunnel::rtsp_behind(&shared, peer, tls, "websocket") else {
+    let carried = crate::rtsp::Hooks::Carried(id, hooks.take());
+    let Some((outer, server)) = crate::rtsp_tunnel::rtsp_behind(&shared, peer, tls, "websocket", carried) else {
         return;
     };
     if let Err(e) = carry(rd, w, outer, Role::Server) {

@@ -150,3 +150,68 @@ fn run_on_init_restart() {
         read(&dir, "runs.txt").lines().count() == 2
     });
 }
+
+/// runOnConnect starts when an RTSP connection opens (conn.initialize), before any
+/// request, and runOnDisconnect when it closes; the double's own clients (its recorder)
+/// are no connections of MediaMTX and start neither.
+#[test]
+fn run_on_connect_starts_when_a_connection_opens() {
+    require_ffmpeg();
+    let (h, dir) = start("hooks-connect");
+    patch_global(
+        &h,
+        json!({
+            "runOnConnect": "sh -c 'echo $MTX_CONN_TYPE $MTX_CONN_ID >> connect.txt'",
+            "runOnDisconnect": "sh -c 'echo $MTX_CONN_ID >> disconnect.txt'",
+        }),
+    );
+    let bare = std::net::TcpStream::connect(("127.0.0.1", h.rtsp_port)).unwrap();
+    wait_until(Duration::from_secs(5), "runOnConnect of a silent connection", || {
+        read(&dir, "connect.txt").starts_with("rtspConn ")
+    });
+    let id = read(&dir, "connect.txt")["rtspConn ".len()..].to_string();
+    assert_eq!(items(&h, "/v3/rtspconns/list")[0]["id"], json!(id));
+    drop(bare);
+    wait_until(Duration::from_secs(5), "runOnDisconnect", || {
+        read(&dir, "disconnect.txt") == id
+    });
+
+    // a recorded publisher: its connection only
+    add_path(
+        &h,
+        "rec",
+        &json!({"record": true, "recordPath": "rec/%path/%Y-%m-%d_%H-%M-%S-%f"}),
+    );
+    let _p = publish(&h, &dir, "rec");
+    wait_until(Duration::from_secs(15), "a recorded segment", || {
+        std::fs::read_dir(dir.join("rec/rec")).is_ok_and(|mut d| d.next().is_some())
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        read(&dir, "connect.txt").lines().count(),
+        2,
+        "{}",
+        read(&dir, "connect.txt")
+    );
+
+    // RTSP tunnelled in HTTP: the GET and the POST are connections of their own, ended
+    // by the upgrade, and the tunnel is a third one (gortsplib's ServerConns)
+    let st = Command::new("ffprobe")
+        .args(["-v", "error", "-rtsp_transport", "http", "-show_streams"])
+        .arg(format!("{}/rec", h.rtsp_url()))
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(st.success());
+    wait_until(Duration::from_secs(5), "the tunnel's three connections ended", || {
+        read(&dir, "disconnect.txt").lines().count() == 4
+    });
+    let ended = read(&dir, "disconnect.txt");
+    let ids: std::collections::HashSet<&str> = ended.lines().collect();
+    assert_eq!(ids.len(), 4, "{}", ended);
+    // a runOnConnect still running when its connection ends is stopped, as in MediaMTX:
+    // a leg's may not have written its line
+    let connects = read(&dir, "connect.txt");
+    assert!((3..=5).contains(&connects.lines().count()), "{}", connects);
+    assert!(connects.lines().all(|l| l.starts_with("rtspConn ")), "{}", connects);
+}
