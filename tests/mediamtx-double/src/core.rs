@@ -35,6 +35,26 @@ pub struct Sink {
     pub udp: Option<crate::rtsp_udp::UdpSink>,
     /// the reader session's counters (API)
     pub stats: Option<Arc<crate::rtsp_registry::Counters>>,
+    /// the sender reports this reader gets (a visible one)
+    pub reports: crate::rtp_stats::SenderReports,
+}
+
+impl Sink {
+    /// Sends on the sink's transport; false if the media is not set up here or the
+    /// packet could not go (a full write queue discards it).
+    fn send(&self, media: usize, rtcp: bool, data: &Arc<Vec<u8>>) -> bool {
+        if let Some(udp) = &self.udp {
+            return udp.send(media, rtcp, data);
+        }
+        let Some(Some(ch)) = self.chans.get(media) else {
+            return false;
+        };
+        let ok = self.tx.try_send(Out::Frame(ch + rtcp as u8, data.clone())).is_ok();
+        if let (false, Some(st)) = (ok, &self.stats) {
+            st.out_discarded.fetch_add(1, Ordering::Relaxed);
+        }
+        ok
+    }
 }
 
 pub struct Stream {
@@ -48,6 +68,11 @@ pub struct Stream {
     pub restamp: Option<Mutex<crate::restamp::Restamper>>,
     /// udpMaxPayloadSize: oversized RTP payloads re-packetized (rtp_split.rs)
     pub split: Mutex<crate::rtp_split::Splitter>,
+    /// per media, the SSRC readers get (gortsplib's ServerStream localSSRC)
+    pub ssrc: Vec<u32>,
+    /// per media, the last RTP packet sent: (sequence number, RTP time, NTP time), for
+    /// the RTP-Info of a PLAY answer
+    pub last_sent: Mutex<Vec<Option<(u16, u32, SystemTime)>>>,
 }
 
 impl Stream {
@@ -74,33 +99,69 @@ impl Stream {
         }
     }
 
+    /// Sends a packet to the readers. Like gortsplib's ServerStream, RTSP readers get RTP
+    /// with the stream's own SSRC and the stream's own sender reports instead of the
+    /// publisher's RTCP; the double's internal readers (recorder, relays, forwarders) get
+    /// the packets as published.
     fn fan_out(&self, media: usize, rtcp: bool, payload: Vec<u8>) {
+        let now = (SystemTime::now(), Instant::now());
+        let own = match (rtcp, self.ssrc.get(media)) {
+            (false, Some(ssrc)) if payload.len() >= 12 => {
+                let mut p = payload.clone();
+                p[8..12].copy_from_slice(&ssrc.to_be_bytes());
+                let ts = u32::from_be_bytes([p[4], p[5], p[6], p[7]]);
+                let seq = u16::from_be_bytes([p[2], p[3]]);
+                let mut last = self.last_sent.lock().unwrap();
+                if last.len() <= media {
+                    last.resize(media + 1, None);
+                }
+                last[media] = Some((seq, ts, now.0));
+                Some(Arc::new(p))
+            }
+            _ => None,
+        };
         let data = Arc::new(payload);
-        let sinks = self.sinks.lock().unwrap();
-        for s in sinks.iter() {
-            let sent = if let Some(udp) = &s.udp {
-                udp.send(media, rtcp, &data)
-            } else if let Some(Some(ch)) = s.chans.get(media) {
-                let ok = s.tx.try_send(Out::Frame(ch + rtcp as u8, data.clone())).is_ok();
-                if !ok {
-                    if let Some(st) = &s.stats {
-                        st.out_discarded.fetch_add(1, Ordering::Relaxed);
-                    }
-                }
-                ok
-            } else {
-                false
+        let (codec, clock_rate) = self
+            .sdp
+            .medias
+            .get(media)
+            .map(|m| (m.codec, m.clock_rate))
+            .unwrap_or(("", 0));
+        let mut sinks = self.sinks.lock().unwrap();
+        for s in sinks.iter_mut() {
+            if rtcp && !s.hidden {
+                continue;
+            }
+            let pkt = match (&own, s.hidden) {
+                (Some(own), false) => own,
+                _ => &data,
             };
-            if sent && s.hidden {
-                if let Some(c) = &s.counter {
-                    c.fetch_add(data.len() as u64, Ordering::Relaxed);
-                }
-            } else if sent {
-                self.outbound.fetch_add(data.len() as u64, Ordering::Relaxed);
-                if let Some(st) = &s.stats {
-                    st.sent(rtcp, data.len());
+            let sent = s.send(media, rtcp, pkt);
+            self.account(s, sent, rtcp, pkt.len());
+            if sent && !rtcp && !s.hidden {
+                if let Some(sr) = s.reports.on_packet(media, pkt, codec, clock_rate, now) {
+                    let sent = s.send(media, true, &Arc::new(sr));
+                    self.account(s, sent, true, 28);
                 }
             }
+        }
+    }
+
+    /// Counts what went to a sink: a forwarder's own counter for an internal reader,
+    /// else the stream's outboundBytes and the reader session's counters.
+    fn account(&self, s: &Sink, sent: bool, rtcp: bool, len: usize) {
+        if !sent {
+            return;
+        }
+        if s.hidden {
+            if let Some(c) = &s.counter {
+                c.fetch_add(len as u64, Ordering::Relaxed);
+            }
+            return;
+        }
+        self.outbound.fetch_add(len as u64, Ordering::Relaxed);
+        if let Some(st) = &s.stats {
+            st.sent(rtcp, len);
         }
     }
 
@@ -781,6 +842,7 @@ pub fn publish_start(shared: &Arc<Shared>, p: &mut PathRt, pb: Publisher, sdp: S
         }
     }
     let props = sdp.medias.iter().map(|m| m.props.clone()).collect();
+    let sdp_medias = sdp.medias.len();
     let stream = match kept {
         Some(s) => {
             if let Some(r) = &s.restamp {
@@ -803,6 +865,8 @@ pub fn publish_start(shared: &Arc<Shared>, p: &mut PathRt, pb: Publisher, sdp: S
             sinks: Mutex::new(Vec::new()),
             inbound: AtomicU64::new(0),
             outbound: AtomicU64::new(0),
+            ssrc: (0..sdp_medias).map(|_| crate::util::random_u32()).collect(),
+            last_sent: Mutex::new(Vec::new()),
         }),
     };
     p.stream = Some(stream.clone());

@@ -4,7 +4,7 @@
 //! order the packets are relayed in), the RTCP packets counted one by one inside compound
 //! payloads, and the losses readers report in their receiver reports.
 
-use std::time::Instant;
+use std::time::{Duration, Instant, SystemTime};
 
 /// gortsplib's rtpreceiver default buffer (a power of two).
 const REORDER_BUFFER: usize = 64;
@@ -31,11 +31,7 @@ impl Receiver {
     pub fn new(codec: &str, clock_rate: u32, udp: bool) -> Receiver {
         Receiver {
             clock_rate,
-            h26x: match codec {
-                "H264" => Some(false),
-                "H265" => Some(true),
-                _ => None,
-            },
+            h26x: h26x(codec),
             udp,
             first: true,
             last_seq: 0,
@@ -74,7 +70,7 @@ impl Receiver {
 
     /// RFC 3550 interarrival jitter on the packets whose PTS equals their DTS.
     fn clock(&mut self, pkt: &[u8], now: Instant) {
-        if !self.pts_equals_dts(pkt) {
+        if !pts_equals_dts(self.h26x, pkt) {
             return;
         }
         let ts = u32::from_be_bytes([pkt[4], pkt[5], pkt[6], pkt[7]]);
@@ -86,47 +82,6 @@ impl Receiver {
             }
         }
         self.last_time = Some((ts, now));
-    }
-
-    /// gortsplib's format PTSEqualsDTS: every codec but H.264/H.265, whose packets count
-    /// only when they carry (the start of) an IDR/IRAP or a parameter set.
-    fn pts_equals_dts(&self, pkt: &[u8]) -> bool {
-        let Some(h265) = self.h26x else { return true };
-        let cc = 12 + 4 * (pkt[0] & 0x0F) as usize;
-        let Some(payload) = pkt.get(cc..).filter(|p| !p.is_empty()) else {
-            return false;
-        };
-        let key = |typ: u8| match h265 {
-            true => matches!(typ, 19..=21 | 32..=34),
-            false => matches!(typ, 5 | 7 | 8),
-        };
-        let (typ, hdr) = match h265 {
-            true => ((payload[0] >> 1) & 0x3F, 2),
-            false => (payload[0] & 0x1F, 1),
-        };
-        let (agg, fu) = if h265 { (48, 49) } else { (24, 28) };
-        if typ == agg {
-            let mut rest = payload.get(hdr..).unwrap_or(&[]);
-            while rest.len() >= 2 {
-                let n = u16::from_be_bytes([rest[0], rest[1]]) as usize;
-                let Some(nalu) = rest.get(2..2 + n).filter(|x| !x.is_empty()) else {
-                    return false;
-                };
-                let t = if h265 { (nalu[0] >> 1) & 0x3F } else { nalu[0] & 0x1F };
-                if key(t) {
-                    return true;
-                }
-                rest = &rest[2 + n..];
-            }
-            return false;
-        }
-        if typ == fu {
-            return match payload.get(hdr) {
-                Some(&h) if h & 0x80 != 0 => key(if h265 { h & 0x3F } else { h & 0x1F }),
-                _ => false,
-            };
-        }
-        key(typ)
     }
 
     /// rtpreceiver's reorder: packets ahead of the next expected wait in the buffer; a
@@ -169,6 +124,153 @@ impl Receiver {
         }
         (out, 0)
     }
+}
+
+/// Whether a codec is H.264 (false) or H.265 (true), whose PTS = DTS rule is their own.
+fn h26x(codec: &str) -> Option<bool> {
+    match codec {
+        "H264" => Some(false),
+        "H265" => Some(true),
+        _ => None,
+    }
+}
+
+/// gortsplib's format PTSEqualsDTS: every codec but H.264/H.265, whose packets count
+/// only when they carry (the start of) an IDR/IRAP or a parameter set.
+fn pts_equals_dts(h26x: Option<bool>, pkt: &[u8]) -> bool {
+    let Some(h265) = h26x else { return true };
+    let cc = 12 + 4 * (pkt[0] & 0x0F) as usize;
+    let Some(payload) = pkt.get(cc..).filter(|p| !p.is_empty()) else {
+        return false;
+    };
+    let key = |typ: u8| match h265 {
+        true => matches!(typ, 19..=21 | 32..=34),
+        false => matches!(typ, 5 | 7 | 8),
+    };
+    let (typ, hdr) = match h265 {
+        true => ((payload[0] >> 1) & 0x3F, 2),
+        false => (payload[0] & 0x1F, 1),
+    };
+    let (agg, fu) = if h265 { (48, 49) } else { (24, 28) };
+    if typ == agg {
+        let mut rest = payload.get(hdr..).unwrap_or(&[]);
+        while rest.len() >= 2 {
+            let n = u16::from_be_bytes([rest[0], rest[1]]) as usize;
+            let Some(nalu) = rest.get(2..2 + n).filter(|x| !x.is_empty()) else {
+                return false;
+            };
+            let t = if h265 { (nalu[0] >> 1) & 0x3F } else { nalu[0] & 0x1F };
+            if key(t) {
+                return true;
+            }
+            rest = &rest[2 + n..];
+        }
+        return false;
+    }
+    if typ == fu {
+        return match payload.get(hdr) {
+            Some(&h) if h & 0x80 != 0 => key(if h265 { h & 0x3F } else { h & 0x1F }),
+            _ => false,
+        };
+    }
+    key(typ)
+}
+
+/// What gortsplib's rtpsender does for one reader: the stream's SSRC is on every packet
+/// (set by the stream), and sender reports go out at the first packet whose PTS equals its
+/// DTS, then every 10 s (here with the first packet after each period), with the packets
+/// and payload octets sent to this reader.
+#[derive(Default)]
+pub struct SenderReports(Vec<SenderState>);
+
+#[derive(Clone, Default)]
+struct SenderState {
+    /// the last packet with PTS = DTS: (RTP timestamp, its NTP time, when it was sent)
+    last: Option<(u32, SystemTime, Instant)>,
+    sent: u32,
+    octets: u32,
+    next_report: Option<Instant>,
+}
+
+/// gortsplib's sender report period.
+const REPORT_PERIOD: Duration = Duration::from_secs(10);
+
+impl SenderReports {
+    /// Takes note of an RTP packet sent on `media`; returns the sender report due after
+    /// it, if any.
+    pub fn on_packet(
+        &mut self,
+        media: usize,
+        pkt: &[u8],
+        codec: &str,
+        clock_rate: u32,
+        now: (SystemTime, Instant),
+    ) -> Option<Vec<u8>> {
+        if self.0.len() <= media {
+            self.0.resize(media + 1, SenderState::default());
+        }
+        let st = &mut self.0[media];
+        let ts = u32::from_be_bytes([pkt[4], pkt[5], pkt[6], pkt[7]]);
+        if pts_equals_dts(h26x(codec), pkt) {
+            st.last = Some((ts, now.0, now.1));
+        }
+        st.sent = st.sent.wrapping_add(1);
+        st.octets = st.octets.wrapping_add(payload_len(pkt) as u32);
+        let (last_rtp, last_ntp, last_at) = st.last?;
+        if clock_rate == 0 {
+            return None;
+        }
+        match st.next_report {
+            Some(at) if now.1 < at => return None,
+            Some(at) => {
+                let mut next = at;
+                while next <= now.1 {
+                    next += REPORT_PERIOD;
+                }
+                st.next_report = Some(next);
+            }
+            None => st.next_report = Some(now.1 + REPORT_PERIOD),
+        }
+        let diff = now.1.duration_since(last_at);
+        let ssrc = u32::from_be_bytes([pkt[8], pkt[9], pkt[10], pkt[11]]);
+        let rtp = last_rtp.wrapping_add((diff.as_secs_f64() * f64::from(clock_rate)) as u32);
+        Some(sender_report(ssrc, last_ntp + diff, rtp, st.sent, st.octets))
+    }
+}
+
+/// An RTP packet's payload length: without header, CSRCs, extension and padding.
+fn payload_len(pkt: &[u8]) -> usize {
+    let mut head = 12 + 4 * (pkt[0] & 0x0F) as usize;
+    if pkt[0] & 0x10 != 0 {
+        if let Some(x) = pkt.get(head + 2..head + 4) {
+            head += 4 + 4 * u16::from_be_bytes([x[0], x[1]]) as usize;
+        }
+    }
+    let pad = if pkt[0] & 0x20 != 0 {
+        pkt.last().copied().unwrap_or(0) as usize
+    } else {
+        0
+    };
+    pkt.len().saturating_sub(head + pad)
+}
+
+/// An RTCP sender report (RFC 3550 6.4.1) without report blocks.
+pub fn sender_report(ssrc: u32, ntp: SystemTime, rtp: u32, packets: u32, octets: u32) -> Vec<u8> {
+    let mut p = vec![0x80, 200, 0, 6];
+    p.extend_from_slice(&ssrc.to_be_bytes());
+    p.extend_from_slice(&ntp_time(ntp).to_be_bytes());
+    p.extend_from_slice(&rtp.to_be_bytes());
+    p.extend_from_slice(&packets.to_be_bytes());
+    p.extend_from_slice(&octets.to_be_bytes());
+    p
+}
+
+/// A time in the 64-bit NTP format (seconds since 1900, 32-bit fraction).
+fn ntp_time(t: SystemTime) -> u64 {
+    let d = t.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
+    let secs = d.as_secs() + 2_208_988_800;
+    let frac = (u64::from(d.subsec_nanos()) << 32) / 1_000_000_000;
+    (secs << 32) | frac
 }
 
 /// The packets of a compound RTCP payload as pion/rtcp splits them: (packet type, the

@@ -155,6 +155,32 @@ fn public_conn(shared: Arc<Shared>, tcp: TcpStream, peer: SocketAddr) {
     conn(shared, tcp, Some(peer), false, "none")
 }
 
+/// gortsplib's RTP-Info of a PLAY answer: per media set up, in that order, its URL and,
+/// once the stream has sent a packet of it, the next sequence number and the RTP time of
+/// now (less 100 ms, so that DTS never passes PTS).
+fn rtp_info(stream: &Stream, url: &str, path: &str, set_up: &[usize]) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("rtsp", url));
+    let host = rest.split('/').next().unwrap_or("");
+    let last = stream.last_sent.lock().unwrap();
+    let now = SystemTime::now();
+    let entries: Vec<String> = set_up
+        .iter()
+        .map(|&m| {
+            let mut e = format!("url={}://{}/{}/trackID={}", scheme, host, path, m);
+            let clock = stream.sdp.medias.get(m).map_or(0, |x| u64::from(x.clock_rate));
+            if let (Some(Some((seq, rtp, ntp))), true) = (last.get(m), clock != 0) {
+                let elapsed = now.duration_since(*ntp).unwrap_or_default().as_secs_f64();
+                let ts = u64::from(*rtp)
+                    .wrapping_add((elapsed * clock as f64) as u64)
+                    .wrapping_sub(clock / 10);
+                e.push_str(&format!(";seq={};rtptime={}", seq.wrapping_add(1), ts as u32));
+            }
+            e
+        })
+        .collect();
+    entries.join(",")
+}
+
 /// Accept loop of the listener of the double's own RTSP clients (see procs::internal_url).
 pub fn serve(shared: Arc<Shared>, listener: TcpListener) {
     listener.set_nonblocking(true).ok();
@@ -206,6 +232,8 @@ enum Role {
         hidden: bool,
         chans: Vec<Option<u8>>,
         udp_ports: Vec<Option<(u16, u16)>>,
+        /// the medias in the order they were set up (RTP-Info lists them so)
+        set_up: Vec<usize>,
         playing: Option<(Arc<Stream>, u64)>,
     },
 }
@@ -1152,10 +1180,20 @@ impl Conn {
                         hidden,
                         chans: vec![None; count],
                         udp_ports: vec![None; count],
+                        set_up: Vec::new(),
                         playing: None,
                     };
                 }
-                if let Role::Reader { chans, udp_ports, .. } = &mut self.role {
+                if let Role::Reader {
+                    chans,
+                    udp_ports,
+                    set_up,
+                    ..
+                } = &mut self.role
+                {
+                    if !set_up.contains(&idx) {
+                        set_up.push(idx);
+                    }
                     match transport {
                         Transport::Tcp(ids) => chans[idx] = Some(ids.map(|i| i.0).unwrap_or(default_channel(idx))),
                         Transport::Udp(a, b) => udp_ports[idx] = Some((a, b)),
@@ -1166,7 +1204,13 @@ impl Conn {
                 self.transport = Some(transport.label());
                 self.set_session(|s| s.transport = Some(transport.label()));
                 let h = self.session_hdr();
-                let th = self.transport_reply(transport, default_channel(idx), group);
+                let mut th = self.transport_reply(transport, default_channel(idx), group);
+                // gortsplib names the stream's SSRC of the media (one format per media
+                // here); the double's internal readers get the packets as published
+                let stream = self.shared.lock().paths.get(&name).and_then(|p| p.stream.clone());
+                if let Some(ssrc) = stream.and_then(|s| s.ssrc.get(idx).copied()).filter(|_| !hidden) {
+                    th.push_str(&format!(";ssrc={:08X}", ssrc));
+                }
                 self.respond(req, 200, "OK", &[("Transport", th), h], b"");
             }
         }
@@ -1353,6 +1397,7 @@ impl Conn {
             path,
             hidden,
             chans,
+            set_up,
             playing,
             ..
         } = &mut self.role
@@ -1392,9 +1437,15 @@ impl Conn {
             s.push_str(&format!("CSeq: {}\r\n", cseq));
         }
         s.push_str(&format!(
-            "Server: mediamtx-double\r\n{}: {}\r\nRange: npt=0.000-\r\n\r\n",
+            "Server: mediamtx-double\r\n{}: {}\r\nRange: npt=0.000-\r\n",
             h.0, h.1
         ));
+        // the double's internal readers (recorder, relays) read the stream as published
+        if !*hidden {
+            s.push_str(&format!("RTP-Info: {}\r\n", rtp_info(&stream, &req.url, path, set_up)));
+        }
+        s.push_str("\r\n");
+        *stats.local_ssrc.lock().unwrap() = stream.ssrc.clone();
         // For unicast the stream's sinks stay locked from the answer until this reader's
         // sink is in: a client that publishes as soon as it reads the answer gets every
         // packet after it, as from gortsplib (a packet can neither precede the answer nor
@@ -1428,6 +1479,7 @@ impl Conn {
                 counter: None,
                 udp: None,
                 stats: None,
+                reports: Default::default(),
             };
             if let Err(e) = shared.multicast.join(&shared, &stream, template) {
                 shared.log(&format!("ERR [RTSP] multicast: {}", e));
@@ -1447,6 +1499,7 @@ impl Conn {
                         addrs: vec![],
                     }),
                     stats: None,
+                    reports: Default::default(),
                 });
             }
             drop(unicast_sinks);
@@ -1466,6 +1519,7 @@ impl Conn {
             counter,
             udp: udp_sink,
             stats: Some(stats),
+            reports: Default::default(),
         });
         drop(sinks);
         *playing = Some((stream, sink_id));

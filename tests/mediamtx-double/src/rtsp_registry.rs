@@ -25,6 +25,8 @@ pub struct Counters {
     pub receivers: Mutex<Vec<Option<crate::rtp_stats::Receiver>>>,
     /// a reader's losses as its receiver reports give them, per media
     pub reported_lost: Mutex<Vec<u64>>,
+    /// a reader's stream SSRCs, per media: what its report blocks must name
+    pub local_ssrc: Mutex<Vec<u32>>,
 }
 
 impl Counters {
@@ -41,9 +43,13 @@ impl Counters {
         if !reader {
             return;
         }
+        let Some(ssrc) = self.local_ssrc.lock().unwrap().get(media).copied() else {
+            return;
+        };
         for (_, rr) in pkts.iter().filter(|(t, _)| *t == 201) {
-            // the double relays one stream per media: every block reports on it
-            if let Some((_, lost)) = crate::rtp_stats::reception_reports(rr).last() {
+            // the blocks about the stream's SSRC of this media (readPacketRTCPPlay)
+            let reports = crate::rtp_stats::reception_reports(rr);
+            if let Some((_, lost)) = reports.iter().rfind(|(s, _)| *s == ssrc) {
                 let mut r = self.reported_lost.lock().unwrap();
                 if r.len() <= media {
                     r.resize(media + 1, 0);

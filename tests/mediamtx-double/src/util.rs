@@ -202,6 +202,12 @@ pub fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
     era * 146097 + doe - 719468
 }
 
+/// A random 32-bit number (an SSRC).
+pub fn random_u32() -> u32 {
+    let b = random_bytes(4);
+    u32::from_be_bytes([b[0], b[1], b[2], b[3]])
+}
+
 pub fn random_bytes(n: usize) -> Vec<u8> {
     let mut v = vec![0u8; n];
     if let Ok(mut f) = std::fs::File::open("/dev/urandom") {

@@ -194,30 +194,38 @@ fn byte_counters_like_mediamtx() {
     wait_until(Duration::from_secs(5), "reader listed", || {
         path()["readers"].as_array().map(|a| a.len()) == Some(1)
     });
-    // three RTP packets of 100 bytes, one RTCP packet of 28 bytes
-    let mut sent = Vec::new();
-    for seq in 0..3u16 {
+    // three RTP packets of 100 bytes, one RTCP packet of 28 bytes (the publisher's sender
+    // report: not relayed, MediaMTX sends readers its own), then an IDR packet of 100
+    // bytes, which the stream's first sender report (28 bytes) follows
+    let packet = |seq: u16, nal: u8| {
         let mut pkt = vec![0x80, 96];
         pkt.extend_from_slice(&seq.to_be_bytes());
         pkt.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, 1]);
-        pkt.extend_from_slice(&[0x41; 88]);
-        sent.push((0u8, pkt));
-    }
+        pkt.extend_from_slice(&[nal; 88]);
+        pkt
+    };
     let mut sr = vec![0x80, 200, 0, 6];
     sr.extend_from_slice(&[0; 24]);
-    sent.push((1u8, sr));
+    let sent = [
+        (0u8, packet(0, 0x41)),
+        (0, packet(1, 0x41)),
+        (0, packet(2, 0x41)),
+        (1, sr),
+        (0, packet(3, 0x65)),
+    ];
     for (ch, p) in &sent {
         pb.write_all(&rtsp::interleaved(*ch, p)).unwrap();
     }
-    // the reader receives them all (4-byte header + packet each)
-    let mut got = vec![0u8; sent.iter().map(|(_, p)| p.len() + 4).sum()];
+    // the reader receives the four RTP packets and the stream's report (4-byte header each)
+    let mut got = vec![0u8; 4 * (100 + 4) + 28 + 4];
     rd.read_exact(&mut got).unwrap();
+    assert_eq!(&got[got.len() - 32..got.len() - 26], &[b'$', 1, 0, 28, 0x80, 200]);
     wait_until(Duration::from_secs(5), "counters", || {
         let p = path();
-        p["inboundBytes"] == 300 && p["outboundBytes"] == 328
+        p["inboundBytes"] == 400 && p["outboundBytes"] == 428
     });
     let p = path();
-    assert_eq!(p["bytesReceived"], 300);
-    assert_eq!(p["bytesSent"], 328);
+    assert_eq!(p["bytesReceived"], 400);
+    assert_eq!(p["bytesSent"], 428);
     assert_eq!(p["inboundFramesInError"], 0);
 }
