@@ -21,9 +21,9 @@ const MAX_HEAD: u64 = 16 * 1024;
 struct Pending {
     /// the double it belongs to (several run in one test process)
     owner: usize,
-    /// the GET connection's hooks, ended when it is paired or dropped (gortsplib closes
-    /// the GET's ServerConn on the upgrade)
-    hooks: Option<crate::hooks::Pair>,
+    /// the GET connection's hooks, ended when it is paired (gortsplib closes the GET's
+    /// ServerConn on the upgrade), dropped, or closed by its client
+    hooks: Arc<Mutex<Option<crate::hooks::Pair>>>,
     cookie: String,
     ip: IpAddr,
     get: TcpStream,
@@ -144,16 +144,24 @@ pub fn serve(
         if p.len() >= MAX_PENDING {
             if let Some(old) = p.pop_front() {
                 let _ = old.get.shutdown(Shutdown::Both);
-                drop(Ended(shared.clone(), old.hooks));
+                drop(Ended(shared.clone(), old.hooks.lock().unwrap().take()));
             }
         }
+        let get_hooks = Arc::new(Mutex::new(hooks.1.take()));
         p.push_back(Pending {
             owner,
-            hooks: hooks.1.take(),
+            hooks: get_hooks.clone(),
             cookie,
             ip: peer.ip(),
             get: w,
         });
+        drop(p);
+        // the client sends nothing more on its GET: a read ends when it closes the
+        // connection (or the tunnel ends); a GET still waiting then leaves, its hooks end
+        let _ = rd.get_ref().set_read_timeout(None);
+        while matches!(rd.read(&mut [0u8; 512]), Ok(n) if n > 0) {}
+        PENDING.lock().unwrap().retain(|x| !Arc::ptr_eq(&x.hooks, &get_hooks));
+        drop(Ended(shared.clone(), get_hooks.lock().unwrap().take()));
         return;
     }
     if w.write_all(ok.as_bytes()).is_err() {
@@ -176,7 +184,7 @@ pub fn serve(
     };
     let _ = rd.get_ref().set_read_timeout(None);
     // the upgrade closes the GET's and the POST's ServerConns
-    drop(Ended(shared.clone(), get_side.hooks));
+    drop(Ended(shared.clone(), get_side.hooks.lock().unwrap().take()));
     drop(hooks);
     let Some((outer, server)) = rtsp_behind(&shared, peer, tls, "http", crate::rtsp::Hooks::Open) else {
         return;

@@ -214,4 +214,20 @@ fn run_on_connect_starts_when_a_connection_opens() {
     let connects = read(&dir, "connect.txt");
     assert!((3..=5).contains(&connects.lines().count()), "{}", connects);
     assert!(connects.lines().all(|l| l.starts_with("rtspConn ")), "{}", connects);
+
+    // a tunnel's GET whose POST never comes: its hooks end when its client closes it
+    let n = connects.lines().count();
+    let mut get = std::net::TcpStream::connect(("127.0.0.1", h.rtsp_port)).unwrap();
+    std::io::Write::write_all(
+        &mut get,
+        b"GET /rec HTTP/1.0\r\nx-sessioncookie: lonely\r\nAccept: application/x-rtsp-tunnelled\r\n\r\n",
+    )
+    .unwrap();
+    wait_until(Duration::from_secs(5), "runOnConnect of the GET", || {
+        read(&dir, "connect.txt").lines().count() == n + 1
+    });
+    drop(get);
+    wait_until(Duration::from_secs(5), "runOnDisconnect of the closed GET", || {
+        read(&dir, "disconnect.txt").lines().count() == 5
+    });
 }
