@@ -377,13 +377,22 @@ impl Server {
             return;
         };
         match start(shared, &self.kind, wanted.clone(), &self.hold) {
-            Ok(r) => self.running = Some(r),
+            Ok(r) => (self.running, self.failed) = (Some(r), None),
             Err(e) if self.failed.as_ref() != Some(&wanted) => {
                 // logged by the core, untagged, before MediaMTX exits
                 shared.log(&format!("ERR {}", e));
                 self.failed = Some(wanted);
             }
             Err(_) => {}
+        }
+    }
+
+    /// Retries a start that failed. Only that: starting a server the configuration turned
+    /// on is `sync`'s, in MediaMTX's order (an accept loop starting it on its own could
+    /// come before a server that `sync` has yet to restart).
+    fn retry_failed_start(&mut self, shared: &Shared) {
+        if self.failed.is_some() {
+            self.start_if_wanted(shared);
         }
     }
 }
@@ -445,8 +454,9 @@ pub fn serve(shared: Arc<Shared>, hold: PortHold, kind: Kind, started: Arc<std::
             std::thread::sleep(Duration::from_millis(5));
         }
         let mut srv = lock(&server);
-        // retries a start that failed; closing and restarting is `sync`'s
-        srv.start_if_wanted(&shared);
+        if shared.aux.1.load(Ordering::SeqCst) == 0 {
+            srv.retry_failed_start(&shared);
+        }
         let Some(r) = srv.running.as_ref() else {
             drop(srv);
             std::thread::sleep(Duration::from_millis(50));

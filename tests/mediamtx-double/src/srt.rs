@@ -367,6 +367,15 @@ pub fn start_if_wanted(shared: &Shared) {
     }
 }
 
+/// Retries a bind that failed; starting a server the configuration turned on is
+/// `servers::sync`'s, after the other servers (MediaMTX starts SRT last).
+fn retry_failed_start(shared: &Shared) {
+    let failed = shared.srt.0.lock().unwrap().failed.is_some();
+    if failed {
+        start_if_wanted(shared);
+    }
+}
+
 /// The listener: handshakes for socket 0, everything else routed to its connection.
 pub fn serve(shared: Arc<Shared>, first: UdpSocket) {
     shared.srt.0.lock().unwrap().idle = Some(Arc::new(first));
@@ -378,9 +387,8 @@ pub fn serve(shared: Arc<Shared>, first: UdpSocket) {
     let mut checked = Instant::now();
     while !shared.shutdown.load(Ordering::SeqCst) {
         if checked.elapsed() >= Duration::from_millis(200) {
-            // retries a failed bind
             checked = Instant::now();
-            start_if_wanted(&shared);
+            retry_failed_start(&shared);
         }
         let Some(sock) = shared.srt.socket() else {
             std::thread::sleep(Duration::from_millis(100));
