@@ -105,22 +105,10 @@ impl Stream {
     /// the packets as published.
     fn fan_out(&self, media: usize, rtcp: bool, payload: Vec<u8>) {
         let now = (SystemTime::now(), Instant::now());
-        let own = match (rtcp, self.ssrc.get(media)) {
-            (false, Some(ssrc)) if payload.len() >= 12 => {
-                let mut p = payload.clone();
-                p[8..12].copy_from_slice(&ssrc.to_be_bytes());
-                let ts = u32::from_be_bytes([p[4], p[5], p[6], p[7]]);
-                let seq = u16::from_be_bytes([p[2], p[3]]);
-                let mut last = self.last_sent.lock().unwrap();
-                if last.len() <= media {
-                    last.resize(media + 1, None);
-                }
-                last[media] = Some((seq, ts, now.0));
-                Some(Arc::new(p))
-            }
-            _ => None,
-        };
-        let data = Arc::new(payload);
+        let ssrc = self.ssrc.get(media).filter(|_| !rtcp && payload.len() >= 12);
+        if ssrc.is_some() {
+            self.note_last_sent(media, &payload, now.0);
+        }
         let (codec, clock_rate) = self
             .sdp
             .medias
@@ -128,6 +116,16 @@ impl Stream {
             .map(|m| (m.codec, m.clock_rate))
             .unwrap_or(("", 0));
         let mut sinks = self.sinks.lock().unwrap();
+        // readers get the packet with the stream's SSRC: a copy, made only when one listens
+        let own = match ssrc {
+            Some(ssrc) if sinks.iter().any(|s| !s.hidden) => {
+                let mut p = payload.clone();
+                p[8..12].copy_from_slice(&ssrc.to_be_bytes());
+                Some(Arc::new(p))
+            }
+            _ => None,
+        };
+        let data = Arc::new(payload);
         for s in sinks.iter_mut() {
             if rtcp && !s.hidden {
                 continue;
@@ -145,6 +143,17 @@ impl Stream {
                 }
             }
         }
+    }
+
+    /// Keeps the sequence number and RTP time of a media's last packet (for RTP-Info).
+    fn note_last_sent(&self, media: usize, p: &[u8], at: SystemTime) {
+        let ts = u32::from_be_bytes([p[4], p[5], p[6], p[7]]);
+        let seq = u16::from_be_bytes([p[2], p[3]]);
+        let mut last = self.last_sent.lock().unwrap();
+        if last.len() <= media {
+            last.resize(media + 1, None);
+        }
+        last[media] = Some((seq, ts, at));
     }
 
     /// Counts what went to a sink: a forwarder's own counter for an internal reader,

@@ -44,7 +44,7 @@ struct Cache {
     /// the double it belongs to (its `apiAddress`)
     owner: String,
     /// the auth settings whose change makes MediaMTX create a new auth manager
-    identity: String,
+    identity: Vec<Value>,
     fetched: Option<Instant>,
     keys: Arc<Vec<Jwk>>,
 }
@@ -57,25 +57,8 @@ fn gs<'a>(g: &'a Map<String, Value>, k: &str) -> &'a str {
 }
 
 /// core.go closeAuthManager: these settings make a new manager (with an empty key set).
-fn identity(g: &Map<String, Value>) -> String {
-    let keys = [
-        "authMethod",
-        "authHTTPAddress",
-        "authHTTPFingerprint",
-        "authHTTPExclude",
-        "authJWTJWKS",
-        "authJWTJWKSFingerprint",
-        "authJWTClaimKey",
-        "authJWTExclude",
-        "authJWTInHTTPQuery",
-        "authJWTIssuer",
-        "authJWTAudience",
-        "readTimeout",
-    ];
-    keys.iter()
-        .map(|k| g.get(*k).cloned().unwrap_or(Value::Null).to_string())
-        .collect::<Vec<_>>()
-        .join("\u{0}")
+fn identity(g: &Map<String, Value>) -> Vec<Value> {
+    crate::servers::values(g, &crate::servers::AUTH_FIELDS)
 }
 
 /// Called on every authentication: a change of the auth settings drops the key set, as

@@ -104,34 +104,40 @@ pub const SERVER: crate::servers::Kind = crate::servers::Kind {
     serve: crate::servers::Serve::Raw(public_conn),
 };
 
+/// The fields whose change restarts both the RTSP and the RTSPS server (core.go
+/// closeRTSPServer, closeRTSPSServer), besides each one's own.
+pub const SHARED_FIELDS: [&str; 12] = [
+    "rtspAuthMethods",
+    "rtspUDPReadBufferSize",
+    "dumpPackets",
+    "udpReadBufferSize",
+    "readTimeout",
+    "writeTimeout",
+    "writeQueueSize",
+    "rtspTransports",
+    "rtspTrustedProxies",
+    "runOnConnect",
+    "runOnConnectRestart",
+    "runOnDisconnect",
+];
+
 fn settings(g: &serde_json::Map<String, serde_json::Value>, _: &str) -> Option<crate::servers::Settings> {
     if !crate::api::rtsp_servers_on(g).0 {
         return None;
     }
     let text = |k: &str| g.get(k).and_then(|v| v.as_str()).unwrap_or("").to_string();
     let address = text("rtspAddress");
-    let mut others = crate::servers::values(
+    let mut others = crate::servers::values(g, &SHARED_FIELDS);
+    others.extend(crate::servers::values(
         g,
         &[
-            "rtspAuthMethods",
-            "rtspUDPReadBufferSize",
-            "dumpPackets",
-            "udpReadBufferSize",
-            "readTimeout",
-            "writeTimeout",
-            "writeQueueSize",
             "rtpAddress",
             "rtcpAddress",
             "multicastIPRange",
             "multicastRTPPort",
             "multicastRTCPPort",
-            "rtspTransports",
-            "rtspTrustedProxies",
-            "runOnConnect",
-            "runOnConnectRestart",
-            "runOnDisconnect",
         ],
-    );
+    ));
     // and what closes the metrics server, path manager and logger
     others.extend(crate::servers::media_server_dependencies(g));
     // printAddresses: the UDP listeners are listed when UDP is a transport

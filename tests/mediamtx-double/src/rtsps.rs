@@ -28,26 +28,8 @@ fn settings(g: &Map<String, Value>, _: &str) -> Option<Settings> {
     }
     let text = |k: &str| g.get(k).and_then(Value::as_str).unwrap_or("").to_string();
     let address = text("rtspsAddress");
-    let mut others = values(
-        g,
-        &[
-            "rtsp",
-            "rtspEncryption",
-            "rtspAuthMethods",
-            "rtspUDPReadBufferSize",
-            "dumpPackets",
-            "udpReadBufferSize",
-            "readTimeout",
-            "writeTimeout",
-            "writeQueueSize",
-            "rtspAddress",
-            "rtspTransports",
-            "rtspTrustedProxies",
-            "runOnConnect",
-            "runOnConnectRestart",
-            "runOnDisconnect",
-        ],
-    );
+    let mut others = values(g, &crate::rtsp::SHARED_FIELDS);
+    others.extend(values(g, &["rtsp", "rtspEncryption", "rtspAddress"]));
     // and what closes the metrics server, path manager and logger
     others.extend(crate::servers::media_server_dependencies(g));
     Some(Settings {

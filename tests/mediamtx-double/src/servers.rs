@@ -66,7 +66,7 @@ const LOGGER_FIELDS: [&str; 5] = [
 
 /// ... its authentication manager (closeAuthManager; `authInternalUsers` is reloaded
 /// in place).
-const AUTH_FIELDS: [&str; 12] = [
+pub const AUTH_FIELDS: [&str; 12] = [
     "authMethod",
     "authHTTPAddress",
     "authHTTPFingerprint",
