@@ -82,12 +82,12 @@ pub const SERVERS: [Kind; 2] = [
     Kind {
         name: "RTMP",
         settings,
-        serve: Serve::Raw(plain_conn),
+        serve: Serve::Raw(conn),
     },
     Kind {
         name: "RTMPS",
         settings,
-        serve: Serve::Raw(tls_conn),
+        serve: Serve::Raw(conn),
     },
 ];
 
@@ -121,15 +121,6 @@ fn settings(g: &Map<String, Value>, name: &str) -> Option<Settings> {
         tls: encrypted.then(|| (text("rtmpServerKey"), text("rtmpServerCert"))),
         others,
     })
-}
-
-fn plain_conn(shared: Arc<Shared>, tcp: TcpStream, remote: SocketAddr) {
-    conn(shared, tcp, Some(remote), false)
-}
-
-/// RTMPS: `tcp` is the plain side of the TLS termination
-fn tls_conn(shared: Arc<Shared>, tcp: TcpStream, remote: SocketAddr) {
-    conn(shared, tcp, Some(remote), true)
 }
 
 /// Whether MediaMTX runs the RTMP (`encrypted` false) or the RTMPS server: `rtmp` on,
@@ -220,9 +211,12 @@ struct Session {
     connect_txid: f64,
 }
 
-/// Serves one connection; for RTMPS `tcp` is the plain side of the TLS proxy and
-/// `remote` the client's address.
-pub fn conn(shared: Arc<Shared>, tcp: TcpStream, remote: Option<std::net::SocketAddr>, encrypted: bool) {
+/// Serves one connection; for RTMPS `tcp` is the plain side of the TLS proxy, whose
+/// handshake is still under way when the connection is listed and its hooks started
+/// (MediaMTX's conn starts before Go's TLS handshakes at its first read).
+fn conn(shared: Arc<Shared>, tcp: TcpStream, remote: SocketAddr, handshake: Option<crate::rtsps::Handshake>) {
+    let encrypted = handshake.is_some();
+    let remote = Some(remote);
     let num = shared.id();
     let (Ok(wtcp), Ok(rtcp), Ok(ctcp)) = (tcp.try_clone(), tcp.try_clone(), tcp.try_clone()) else {
         return;
@@ -246,6 +240,8 @@ pub fn conn(shared: Arc<Shared>, tcp: TcpStream, remote: Option<std::net::Socket
     });
     shared.rtmp.conns.lock().unwrap().insert(num, info.clone());
     shared.conns.lock().unwrap().insert(num, ctcp);
+    let label = if encrypted { "RTMPS" } else { "RTMP" };
+    shared.log(&format!("INF [{}] [conn {}] opened", label, info.remote));
     let hooks = crate::hooks::on_connect(&shared, info.kind(), &info.uuid);
     let counting = Counting {
         tcp: rtcp,
@@ -268,14 +264,12 @@ pub fn conn(shared: Arc<Shared>, tcp: TcpStream, remote: Option<std::net::Socket
     let _ = info.tcp.set_read_timeout(Some(timeout_of(&shared, "readTimeout")));
     let _ = info.tcp.set_write_timeout(Some(timeout_of(&shared, "writeTimeout")));
     let res = s.run();
-    shared.log(&format!(
-        "RTMP [conn {}] closed: {}",
-        info.remote,
-        match res {
-            Ok(()) => "EOF".to_string(),
-            Err(e) => e.to_string(),
-        }
-    ));
+    let reason = match (handshake.as_ref().and_then(|h| h.get()), res) {
+        (Some(tls_error), _) => tls_error.clone(),
+        (None, Ok(())) => "EOF".to_string(),
+        (None, Err(e)) => e.to_string(),
+    };
+    shared.log(&format!("INF [{}] [conn {}] closed: {}", label, info.remote, reason));
     let _ = info.tcp.shutdown(Shutdown::Both);
     shared.rtmp.conns.lock().unwrap().remove(&num);
     shared.conns.lock().unwrap().remove(&num);

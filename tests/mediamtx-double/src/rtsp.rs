@@ -157,8 +157,8 @@ fn settings(g: &serde_json::Map<String, serde_json::Value>, _: &str) -> Option<c
     })
 }
 
-fn public_conn(shared: Arc<Shared>, tcp: TcpStream, peer: SocketAddr) {
-    conn(shared, tcp, Some(peer), false, "none")
+fn public_conn(shared: Arc<Shared>, tcp: TcpStream, peer: SocketAddr, _: Option<crate::rtsps::Handshake>) {
+    conn(shared, tcp, peer, None)
 }
 
 /// gortsplib's RTP-Info of a PLAY answer: per media set up, in that order, its URL and,
@@ -348,8 +348,20 @@ fn writer(tcp: TcpStream, rx: Receiver<Out>, entry: Arc<ConnEntry>) {
 /// TLS is terminated by `rtsps` (`tcp` is then the loopback socket carrying it).
 /// `tunnel`: "none", or "http"/"websocket" for RTSP carried by `rtsp_tunnel`/`rtsp_ws`
 /// (through loopback too).
-pub fn conn(shared: Arc<Shared>, tcp: TcpStream, peer: Option<SocketAddr>, tls: bool, tunnel: &'static str) {
-    serve_conn(shared, tcp, peer, tls, tunnel, Hooks::Open)
+/// A connection accepted by the RTSP server, or by the RTSPS server with the outcome of
+/// its TLS handshake (listed and its hooks started before it, as gortsplib does).
+pub fn conn(shared: Arc<Shared>, tcp: TcpStream, peer: SocketAddr, handshake: Option<crate::rtsps::Handshake>) {
+    serve_conn(
+        shared.clone(),
+        tcp,
+        Some(peer),
+        handshake.is_some(),
+        "none",
+        Hooks::Open,
+    );
+    if let Some(e) = handshake.as_ref().and_then(|h| h.get()) {
+        shared.log(&format!("INF [RTSPS] [conn {}] closed: {}", peer, e));
+    }
 }
 
 /// A connection's hooks.OnConnect (runOnConnect/runOnDisconnect, with RTSP_PORT,

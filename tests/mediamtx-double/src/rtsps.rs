@@ -11,7 +11,7 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::unix::io::AsRawFd;
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 /// The RTSPS server (run by servers.rs): on `rtspsAddress` while `rtspEncryption` is not
@@ -42,8 +42,8 @@ fn settings(g: &Map<String, Value>, _: &str) -> Option<Settings> {
 }
 
 /// The plain side of a TLS termination, served by the RTSP server's code.
-fn plain_conn(shared: Arc<Shared>, tcp: TcpStream, peer: SocketAddr) {
-    crate::rtsp::conn(shared, tcp, Some(peer), true, "none")
+fn plain_conn(shared: Arc<Shared>, tcp: TcpStream, peer: SocketAddr, handshake: Option<Handshake>) {
+    crate::rtsp::conn(shared, tcp, peer, handshake)
 }
 
 /// A TLS server context from PEM key and certificate files (also the HTTPS servers').
@@ -57,23 +57,37 @@ pub fn tls_acceptor(key: &str, cert: &str) -> Result<SslAcceptor, String> {
     Ok(b.build())
 }
 
-/// Terminates the TLS of an accepted connection: after the handshake, `serve` runs on
-/// the plain side of a loopback pair (with the client's address) while `pump` moves the
-/// bytes. Used by every TLS server of the double (RTSPS, RTMPS, HTTPS), so that their
-/// plain code serves both. Err(client, error) when the handshake fails.
-pub fn terminate<F>(shared: &Shared, tcp: TcpStream, acceptor: &SslAcceptor, serve: F) -> Result<(), (String, String)>
-where
-    F: FnOnce(TcpStream, SocketAddr) + Send + 'static,
-{
-    let peer = tcp.peer_addr().map_err(|e| (String::new(), e.to_string()))?;
-    // a client that never finishes the handshake does not hold a thread forever
-    let _ = tcp.set_read_timeout(Some(Duration::from_secs(10)));
-    let tls = acceptor.accept(tcp).map_err(|e| (peer.to_string(), e.to_string()))?;
-    let (inner, outer) = loopback_pair().map_err(|e| (peer.to_string(), e.to_string()))?;
-    let server_side = std::thread::spawn(move || serve(inner, peer));
-    pump(shared, tls, outer);
-    let _ = server_side.join();
-    Ok(())
+/// Set once a TLS handshake done behind a connection already served failed (see
+/// `lazy_tls`), with its error.
+pub type Handshake = Arc<OnceLock<String>>;
+
+/// Serves an accepted TLS connection the way Go's tls.Conn does, which handshakes at
+/// its first read: the plain side of a loopback pair is returned at once, so that the
+/// protocol code lists the connection and starts its hooks as MediaMTX does at accept,
+/// while a thread completes the handshake within `timeout` (the server's readTimeout),
+/// then moves the bytes (`pump`). A failed handshake closes the plain side, its error
+/// kept in the Handshake. Used by every TLS server of the double (RTSPS, RTMPS, HTTPS).
+pub fn lazy_tls(
+    shared: &Arc<Shared>,
+    tcp: TcpStream,
+    acceptor: Arc<SslAcceptor>,
+    timeout: Duration,
+) -> std::io::Result<(TcpStream, Handshake)> {
+    let (inner, outer) = loopback_pair()?;
+    let handshake = Handshake::default();
+    let (sh, failed) = (shared.clone(), handshake.clone());
+    std::thread::spawn(move || {
+        let _ = tcp.set_read_timeout(Some(timeout));
+        match acceptor.accept(tcp) {
+            Ok(tls) => pump(&sh, tls, outer),
+            Err(e) => {
+                // set before the plain side sees its end
+                let _ = failed.set(e.to_string());
+                let _ = outer.shutdown(std::net::Shutdown::Both);
+            }
+        }
+    });
+    Ok((inner, handshake))
 }
 
 /// Two connected loopback sockets (the accepted one is checked to be ours, not another

@@ -10,6 +10,7 @@
 use crate::core::Shared;
 use crate::http::{self, Request, Response};
 use crate::logger::LogConf;
+use crate::rtsps::Handshake;
 use openssl::ssl::SslAcceptor;
 use serde_json::{Map, Value};
 use std::collections::HashMap;
@@ -28,8 +29,9 @@ type Open = Arc<Mutex<HashMap<u64, TcpStream>>>;
 pub enum Serve {
     /// HTTP, each request to the handler
     Http(Handler),
-    /// the protocol's own code, given the client's address
-    Raw(fn(Arc<Shared>, TcpStream, SocketAddr)),
+    /// the protocol's own code, given the client's address and, when encrypted, the
+    /// outcome of the TLS handshake (done behind the plain side, see `rtsps::lazy_tls`)
+    Raw(fn(Arc<Shared>, TcpStream, SocketAddr, Option<Handshake>)),
 }
 
 /// One server: its name (`playback`, `metrics`, `pprof`, `RTSPS`, `RTMP`, `RTMPS`: the
@@ -474,8 +476,11 @@ pub fn serve(shared: Arc<Shared>, hold: PortHold, kind: Kind, started: Arc<std::
                 let tls = r.tls.clone();
                 std::thread::spawn(move || {
                     match tls {
-                        Some(tls) => tls_conn(&sh, s, &tls, kind),
-                        None => plain_conn(&sh, s, peer, kind),
+                        Some(tls) => tls_conn(&sh, s, tls, kind),
+                        None => match kind.serve {
+                            Serve::Http(handle) => http_conn(&sh, s, peer, kind.name, handle),
+                            Serve::Raw(serve) => serve(sh.clone(), s, peer, None),
+                        },
                     }
                     lock(&open).remove(&id);
                 });
@@ -499,20 +504,21 @@ fn go_error(e: &std::io::Error) -> String {
         .unwrap_or_default()
 }
 
-/// The TLS is terminated and the plain text served by `plain_conn`. A failed handshake
-/// closes the connection, logged by RTSPS and RTMPS (not by httpp's servers).
-fn tls_conn(shared: &Arc<Shared>, s: TcpStream, tls: &SslAcceptor, kind: Kind) {
-    let sh = shared.clone();
-    let serve = move |inner, peer| plain_conn(&sh, inner, peer, kind);
-    if let (Err((peer, e)), Serve::Raw(_)) = (crate::rtsps::terminate(shared, s, tls, serve), kind.serve) {
-        shared.log(&format!("INF [{}] [conn {}] closed: {}", kind.name, peer, e));
+/// The TLS is terminated behind the plain side, which is served at once (Go handshakes
+/// at the first read): a failed handshake ends the connection, logged by RTSPS and RTMPS
+/// (not by httpp's servers).
+fn tls_conn(shared: &Arc<Shared>, s: TcpStream, tls: Arc<SslAcceptor>, kind: Kind) {
+    let Ok(peer) = s.peer_addr() else { return };
+    let mut timeout = crate::conf::duration_of(&shared.lock().global, "readTimeout");
+    if timeout.is_zero() {
+        timeout = Duration::from_secs(10);
     }
-}
-
-fn plain_conn(shared: &Arc<Shared>, s: TcpStream, peer: SocketAddr, kind: Kind) {
+    let Ok((plain, handshake)) = crate::rtsps::lazy_tls(shared, s, tls, timeout) else {
+        return;
+    };
     match kind.serve {
-        Serve::Http(handle) => http_conn(shared, s, peer, kind.name, handle),
-        Serve::Raw(serve) => serve(shared.clone(), s, peer),
+        Serve::Http(handle) => http_conn(shared, plain, peer, kind.name, handle),
+        Serve::Raw(serve) => serve(shared.clone(), plain, peer, Some(handshake)),
     }
 }
 

@@ -231,3 +231,48 @@ fn run_on_connect_starts_when_a_connection_opens() {
         read(&dir, "disconnect.txt").lines().count() == 5
     });
 }
+
+/// MediaMTX opens an RTSPS or RTMPS connection (listed, runOnConnect started) at accept:
+/// Go's TLS handshakes at the first read. A failed handshake closes it like any error.
+#[test]
+fn tls_connections_run_their_hooks_before_the_handshake() {
+    let (h, dir) = start("hooks-tls");
+    let (key, cert) = self_signed(&dir);
+    patch_global(
+        &h,
+        json!({
+            "rtspEncryption": "optional", "rtspServerKey": key, "rtspServerCert": cert,
+            "rtmpEncryption": "optional", "rtmpServerKey": key, "rtmpServerCert": cert,
+            "runOnConnect": "sh -c 'echo $MTX_CONN_TYPE $MTX_CONN_ID >> connect.txt'",
+            "runOnDisconnect": "sh -c 'echo $MTX_CONN_ID >> disconnect.txt'",
+        }),
+    );
+    for (n, port, list, kind, tag) in [
+        (1, h.rtsps_port, "/v3/rtspsconns/list", "rtspsConn", "RTSPS"),
+        (2, h.rtmps_port, "/v3/rtmpsconns/list", "rtmpsConn", "RTMPS"),
+    ] {
+        let mut bare = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        wait_until(Duration::from_secs(5), "runOnConnect before any TLS byte", || {
+            read(&dir, "connect.txt").lines().count() == n
+        });
+        let connects = read(&dir, "connect.txt");
+        let (typ, id) = connects.lines().last().unwrap().split_once(' ').unwrap();
+        assert_eq!(typ, kind);
+        let listed = items(&h, list);
+        assert_eq!(listed.len(), 1, "{:?}", listed);
+        assert_eq!(listed[0]["id"], json!(id));
+
+        // not a TLS client: the handshake fails, the connection closes and its hooks end
+        std::io::Write::write_all(&mut bare, b"OPTIONS * RTSP/1.0\r\nCSeq: 1\r\n\r\n").unwrap();
+        wait_until(
+            Duration::from_secs(5),
+            "runOnDisconnect after the failed handshake",
+            || read(&dir, "disconnect.txt").lines().last() == Some(id),
+        );
+        assert!(items(&h, list).is_empty());
+        let logged = format!("INF [{}] [conn {}] closed: ", tag, bare.local_addr().unwrap());
+        wait_until(Duration::from_secs(5), "the close logged", || {
+            log_of(&dir).contains(&logged)
+        });
+    }
+}
