@@ -372,7 +372,7 @@ pub enum Hooks {
     Open,
     /// the connection upgraded to a WebSocket: gortsplib keeps the ServerConn, so its
     /// id and hooks are those of the TCP connection
-    Carried(String, Option<crate::hooks::Pair>),
+    Carried(Arc<ConnEntry>, Option<crate::hooks::Pair>),
     /// one of the double's own clients (on its own listener): never listed, no hooks
     Internal,
 }
@@ -395,17 +395,40 @@ pub fn serve_conn(
     hooks: Hooks,
 ) {
     let internal = matches!(hooks, Hooks::Internal);
-    let (uuid, connect_hooks) = match hooks {
-        Hooks::Open => {
-            let uuid = crate::util::uuid();
-            let pair = crate::hooks::on_connect(&shared, conn_type(tls), &uuid);
-            (uuid, pair)
-        }
-        Hooks::Carried(uuid, pair) => (uuid, pair),
-        Hooks::Internal => (crate::util::uuid(), None),
-    };
     let peer_given = peer;
     let peer = peer.or_else(|| tcp.peer_addr().ok());
+    let new_entry = || {
+        Arc::new(ConnEntry {
+            uuid: crate::util::uuid(),
+            created: SystemTime::now(),
+            remote: peer.map(|a| a.to_string()).unwrap_or_default(),
+            tls,
+            tunnel: Mutex::new(tunnel),
+            internal: internal.into(),
+            bytes_in: Default::default(),
+            bytes_out: Default::default(),
+            session: Mutex::new(None),
+        })
+    };
+    // listed from the start, as gortsplib's ServerConn, also while the first bytes tell
+    // whether it is an HTTP tunnel's leg
+    let (entry, connect_hooks) = match hooks {
+        Hooks::Open => {
+            let entry = new_entry();
+            shared.rtsp.add_conn(entry.clone());
+            let pair = crate::hooks::on_connect(&shared, conn_type(tls), &entry.uuid);
+            (entry, pair)
+        }
+        Hooks::Carried(entry, pair) => {
+            *entry.tunnel.lock().unwrap() = tunnel;
+            (entry, pair)
+        }
+        Hooks::Internal => {
+            let entry = new_entry();
+            shared.rtsp.add_conn(entry.clone());
+            (entry, None)
+        }
+    };
     let id = shared.id();
     let _ = tcp.set_nodelay(true);
     // writeQueueSize bounds what waits for a reader (gortsplib's write queue): packets
@@ -419,28 +442,13 @@ pub fn serve_conn(
         )
     };
     let (tx, rx) = sync_channel::<Out>(queue);
-    let wtcp = match tcp.try_clone() {
-        Ok(t) => t,
-        Err(_) => return,
-    };
-    let entry = Arc::new(ConnEntry {
-        uuid,
-        created: SystemTime::now(),
-        remote: peer.map(|a| a.to_string()).unwrap_or_default(),
-        tls,
-        tunnel,
-        internal: internal.into(),
-        bytes_in: Default::default(),
-        bytes_out: Default::default(),
-        session: Mutex::new(None),
-    });
-    // listed from the start, as gortsplib's ServerConn, also while the first bytes tell
-    // whether it is an HTTP tunnel's leg (then a ServerConn of its own, not listed here)
-    shared.rtsp.add_conn(entry.clone());
-    if tunnel == "none" && !internal && crate::rtsp_tunnel::is_http(&tcp) {
+    let Ok(wtcp) = tcp.try_clone() else {
         shared.rtsp.remove_conn(&entry);
-        let conn = (entry.uuid.clone(), connect_hooks);
-        return crate::rtsp_tunnel::serve(shared, tcp, peer_given, tls, conn);
+        return crate::hooks::on_disconnect(&shared, connect_hooks);
+    };
+    if tunnel == "none" && !internal && crate::rtsp_tunnel::is_http(&tcp) {
+        let leg = crate::rtsp_tunnel::Leg::new(shared.clone(), entry, connect_hooks);
+        return crate::rtsp_tunnel::serve(shared, tcp, peer_given, tls, leg);
     }
     let went = entry.clone();
     if !write_timeout.is_zero() {
@@ -1014,7 +1022,11 @@ impl Conn {
             };
             // RTSPS over UDP would be SRTP (srtpAddress): not offered by the double
             // nor is UDP with a tunnel (gortsplib)
-            if !tcp && (self.entry.tls || self.entry.tunnel != "none" || !allowed.iter().any(|a| a == kind)) {
+            if !tcp
+                && (self.entry.tls
+                    || *self.entry.tunnel.lock().unwrap() != "none"
+                    || !allowed.iter().any(|a| a == kind))
+            {
                 continue;
             }
             // gortsplib picks TCP even when disabled; MediaMTX's onSetup then refuses it

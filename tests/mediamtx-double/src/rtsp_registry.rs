@@ -80,8 +80,8 @@ pub struct ConnEntry {
     pub created: SystemTime,
     pub remote: String,
     pub tls: bool,
-    /// "none" or "http" (RTSP tunnelled in HTTP)
-    pub tunnel: &'static str,
+    /// "none", "http" (RTSP tunnelled in HTTP) or "websocket" (set on the upgrade)
+    pub tunnel: Mutex<&'static str>,
     /// a connection of the double's own recorder or pulled source (not listed)
     pub internal: std::sync::atomic::AtomicBool,
     pub bytes_in: AtomicU64,
@@ -169,7 +169,7 @@ fn conn_json(c: &ConnEntry) -> Value {
         "created": rfc3339(c.created),
         "remoteAddr": c.remote,
         "session": c.session.lock().unwrap().clone(),
-        "tunnel": c.tunnel,
+        "tunnel": *c.tunnel.lock().unwrap(),
         "inboundBytes": i,
         "outboundBytes": o,
         "bytesReceived": i,

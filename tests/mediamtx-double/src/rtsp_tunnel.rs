@@ -7,6 +7,7 @@
 //! goes to `rtsp_ws`.
 
 use crate::core::Shared;
+use crate::rtsp_registry::ConnEntry;
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{IpAddr, Shutdown, SocketAddr, TcpStream};
@@ -21,9 +22,9 @@ const MAX_HEAD: u64 = 16 * 1024;
 struct Pending {
     /// the double it belongs to (several run in one test process)
     owner: usize,
-    /// the GET connection's hooks, ended when it is paired (gortsplib closes the GET's
-    /// ServerConn on the upgrade), dropped, or closed by its client
-    hooks: Arc<Mutex<Option<crate::hooks::Pair>>>,
+    /// the GET's ServerConn, ended when it is paired (gortsplib closes it on the
+    /// upgrade), dropped, or closed by its client
+    leg: Arc<Mutex<Option<Leg>>>,
     cookie: String,
     ip: IpAddr,
     get: TcpStream,
@@ -91,20 +92,10 @@ fn read_head(rd: &mut BufReader<TcpStream>) -> Option<Head> {
     }
 }
 
-/// Serves a connection that starts with an HTTP request (`peer`: the client, `tls`:
-/// it came through the RTSPS server).
-/// Serves a connection that started with an HTTP request. `conn`: the id and hooks of
-/// its ServerConn, which a WebSocket upgrade keeps and an HTTP tunnel's GET and POST end
-/// once paired (the tunnel is a new ServerConn).
-pub fn serve(
-    shared: Arc<Shared>,
-    tcp: TcpStream,
-    peer: Option<SocketAddr>,
-    tls: bool,
-    conn: (String, Option<crate::hooks::Pair>),
-) {
-    let (id, hooks) = conn;
-    let mut hooks = Ended(shared.clone(), hooks);
+/// Serves a connection that started with an HTTP request (`peer`: the client, `tls`:
+/// it came through the RTSPS server). `leg`: its ServerConn, which a WebSocket upgrade
+/// keeps and an HTTP tunnel's GET and POST end once paired (the tunnel is a new one).
+pub fn serve(shared: Arc<Shared>, tcp: TcpStream, peer: Option<SocketAddr>, tls: bool, leg: Leg) {
     let Some(peer) = peer.or_else(|| tcp.peer_addr().ok()) else {
         return;
     };
@@ -122,7 +113,7 @@ pub fn serve(
     let post = h.method == "POST" && h.get("Content-Type") == MIME;
     let http_tunnel = !cookie.is_empty() && (get || post);
     if !http_tunnel && crate::rtsp_ws::is_upgrade(&h) {
-        return crate::rtsp_ws::serve(shared, rd, w, &h, peer, tls, (id, hooks.1.take()));
+        return crate::rtsp_ws::serve(shared, rd, w, &h, peer, tls, leg);
     }
     if !http_tunnel {
         // gortsplib: 400 and the connection closes
@@ -144,13 +135,13 @@ pub fn serve(
         if p.len() >= MAX_PENDING {
             if let Some(old) = p.pop_front() {
                 let _ = old.get.shutdown(Shutdown::Both);
-                drop(Ended(shared.clone(), old.hooks.lock().unwrap().take()));
+                drop(old.leg.lock().unwrap().take());
             }
         }
-        let get_hooks = Arc::new(Mutex::new(hooks.1.take()));
+        let get_leg = Arc::new(Mutex::new(Some(leg)));
         p.push_back(Pending {
             owner,
-            hooks: get_hooks.clone(),
+            leg: get_leg.clone(),
             cookie,
             ip: peer.ip(),
             get: w,
@@ -160,8 +151,8 @@ pub fn serve(
         // connection (or the tunnel ends); a GET still waiting then leaves, its hooks end
         let _ = rd.get_ref().set_read_timeout(None);
         while matches!(rd.read(&mut [0u8; 512]), Ok(n) if n > 0) {}
-        PENDING.lock().unwrap().retain(|x| !Arc::ptr_eq(&x.hooks, &get_hooks));
-        drop(Ended(shared.clone(), get_hooks.lock().unwrap().take()));
+        PENDING.lock().unwrap().retain(|x| !Arc::ptr_eq(&x.leg, &get_leg));
+        drop(get_leg.lock().unwrap().take());
         return;
     }
     if w.write_all(ok.as_bytes()).is_err() {
@@ -184,8 +175,8 @@ pub fn serve(
     };
     let _ = rd.get_ref().set_read_timeout(None);
     // the upgrade closes the GET's and the POST's ServerConns
-    drop(Ended(shared.clone(), get_side.hooks.lock().unwrap().take()));
-    drop(hooks);
+    drop(get_side.leg.lock().unwrap().take());
+    drop(leg);
     let Some((outer, server)) = rtsp_behind(&shared, peer, tls, "http", crate::rtsp::Hooks::Open) else {
         return;
     };
@@ -227,12 +218,37 @@ pub fn rtsp_behind(
     Some((outer, server))
 }
 
-/// A ServerConn's hooks, ended (runOnDisconnect) when dropped.
-struct Ended(Arc<Shared>, Option<crate::hooks::Pair>);
+/// The ServerConn gortsplib opened for a connection that turned out to start with an
+/// HTTP request: listed (tunnel `none`) with its hooks until it ends (dropped: closed,
+/// or upgraded to an HTTP tunnel), unless a WebSocket upgrade carries it on.
+pub struct Leg {
+    shared: Arc<Shared>,
+    entry: Option<Arc<ConnEntry>>,
+    hooks: Option<crate::hooks::Pair>,
+}
 
-impl Drop for Ended {
+impl Leg {
+    pub fn new(shared: Arc<Shared>, entry: Arc<ConnEntry>, hooks: Option<crate::hooks::Pair>) -> Leg {
+        Leg {
+            shared,
+            entry: Some(entry),
+            hooks,
+        }
+    }
+
+    /// The upgraded connection keeps the ServerConn: same listing, same hooks.
+    pub fn carry_on(mut self) -> crate::rtsp::Hooks {
+        let entry = self.entry.take().expect("a leg is carried on once");
+        crate::rtsp::Hooks::Carried(entry, self.hooks.take())
+    }
+}
+
+impl Drop for Leg {
     fn drop(&mut self) {
-        crate::hooks::on_disconnect(&self.0, self.1.take());
+        if let Some(e) = self.entry.take() {
+            self.shared.rtsp.remove_conn(&e);
+        }
+        crate::hooks::on_disconnect(&self.shared, self.hooks.take());
     }
 }
 

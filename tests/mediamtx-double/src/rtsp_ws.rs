@@ -54,7 +54,7 @@ fn accept_key(key: &str) -> String {
 }
 
 /// Serves an upgrade request whose head was read from `rd` (`w`: the same socket).
-/// `conn`: the id and hooks of the ServerConn, kept by the upgraded connection.
+/// `leg`: the ServerConn, kept by the upgraded connection.
 pub fn serve(
     shared: Arc<Shared>,
     rd: BufReader<TcpStream>,
@@ -62,10 +62,8 @@ pub fn serve(
     h: &Head,
     peer: SocketAddr,
     tls: bool,
-    conn: (String, Option<crate::hooks::Pair>),
+    leg: crate::rtsp_tunnel::Leg,
 ) {
-    let (id, mut hooks) = conn;
-    let end = |hooks: Option<crate::hooks::Pair>| crate::hooks::on_disconnect(&shared, hooks);
     let accept = match check_handshake(h) {
         Ok(a) => a,
         Err(text) => {
@@ -77,7 +75,7 @@ pub fn serve(
                 h.minor
             );
             shared.log(&format!("INF [RTSP] [conn {}] closed: {}", peer, text));
-            return end(hooks);
+            return;
         }
     };
     // gorilla refuses a client that sent data before the handshake's answer
@@ -86,17 +84,17 @@ pub fn serve(
             "INF [RTSP] [conn {}] closed: websocket: client sent data before handshake is complete",
             peer
         ));
-        return end(hooks);
+        return;
     }
     let ok = format!(
         "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {}\r\n\r\n",
         accept
     );
     if w.write_all(ok.as_bytes()).is_err() {
-        return end(hooks);
+        return;
     }
     let _ = rd.get_ref().set_read_timeout(None);
-    let carried = crate::rtsp::Hooks::Carried(id, hooks.take());
+    let carried = leg.carry_on();
     let Some((outer, server)) = crate::rtsp_tunnel::rtsp_behind(&shared, peer, tls, "websocket", carried) else {
         return;
     };

@@ -226,10 +226,19 @@ fn run_on_connect_starts_when_a_connection_opens() {
     wait_until(Duration::from_secs(5), "runOnConnect of the GET", || {
         read(&dir, "connect.txt").lines().count() == n + 1
     });
+    // listed while it waits, as a connection without tunnel (gortsplib's ServerConn)
+    let get_id = read(&dir, "connect.txt").lines().last().unwrap()["rtspConn ".len()..].to_string();
+    let listed = items(&h, "/v3/rtspconns/list");
+    assert!(
+        listed.iter().any(|c| c["id"] == json!(get_id) && c["tunnel"] == "none"),
+        "{:?}",
+        listed
+    );
     drop(get);
     wait_until(Duration::from_secs(5), "runOnDisconnect of the closed GET", || {
         read(&dir, "disconnect.txt").lines().count() == 5
     });
+    assert!(!items(&h, "/v3/rtspconns/list").iter().any(|c| c["id"] == json!(get_id)));
 }
 
 /// MediaMTX opens an RTSPS or RTMPS connection (listed, runOnConnect started) at accept:
