@@ -1423,6 +1423,7 @@ impl Conn {
         let multicast = self.transport == Some("UDP-multicast");
         let stats = self.counters.clone();
         let session_uuid = self.session_uuid();
+        let session_entry = self.session_entry.clone();
         let Role::Reader {
             path,
             hidden,
@@ -1482,6 +1483,10 @@ impl Conn {
         // be lost to a sink added late).
         let held = stream.clone();
         let mut unicast_sinks = (!multicast).then(|| held.sinks.lock().unwrap());
+        // the session reads before its answer goes (gortsplib: state play, then the answer)
+        if let Some(e) = &session_entry {
+            e.props.lock().unwrap().state = "read";
+        }
         let _ = tx.send(Out::Raw(s.into_bytes()));
         if udp || multicast {
             // the PLAY answer must be written before the first UDP packet goes out
@@ -1536,7 +1541,6 @@ impl Conn {
             *playing = Some((stream, sink_id));
             drop(st);
             self.start_udp_watchdog(self.activity.clone(), Duration::from_secs(60));
-            self.set_session(|s| s.state = "read");
             return;
         }
         let mut sinks = unicast_sinks.take().expect("locked for unicast");
@@ -1564,7 +1568,6 @@ impl Conn {
             }
             self.start_udp_watchdog(self.activity.clone(), Duration::from_secs(60));
         }
-        self.set_session(|s| s.state = "read");
     }
 
     fn cleanup(&mut self) {
