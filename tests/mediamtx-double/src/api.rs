@@ -8,7 +8,7 @@ use serde_json::{json, Map, Value};
 use std::io::BufReader;
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 pub fn bind(port: u16) -> std::io::Result<TcpListener> {
@@ -17,59 +17,104 @@ pub fn bind(port: u16) -> std::io::Result<TcpListener> {
     Ok(l)
 }
 
-/// Accept loop of the v3 API. The listener is dropped while the API is "stopped"
-/// in refuse mode (connections refused) and bound again on start.
-pub fn serve_api(shared: Arc<Shared>, first: TcpListener, conns: Arc<Mutex<Vec<TcpStream>>>) {
-    let mut listener = Some(first);
-    while !shared.shutdown.load(Ordering::SeqCst) {
-        let mode = shared.lock().fault.mode;
-        if mode == ApiMode::Refuse {
-            if listener.take().is_some() {
-                for c in conns.lock().unwrap().drain(..) {
-                    let _ = c.shutdown(Shutdown::Both);
-                }
-            }
-            std::thread::sleep(Duration::from_millis(20));
-            continue;
-        }
-        if listener.is_none() {
-            match bind(shared.api_port) {
-                Ok(l) => listener = Some(l),
-                Err(_) => {
-                    std::thread::sleep(Duration::from_millis(50));
-                    continue;
-                }
-            }
-        }
-        match listener.as_ref().unwrap().accept() {
-            Ok((s, _)) => {
-                s.set_nonblocking(false).ok();
-                if mode == ApiMode::Close {
-                    let _ = s.shutdown(Shutdown::Both);
-                    continue;
-                }
-                if let Ok(c) = s.try_clone() {
-                    let mut v = conns.lock().unwrap();
-                    v.retain(|x| x.peer_addr().is_ok());
-                    v.push(c);
-                }
-                let sh = shared.clone();
-                std::thread::spawn(move || api_conn(sh, s));
-            }
-            Err(_) => crate::util::wait_acceptable(listener.as_ref().unwrap(), Duration::from_millis(10)),
-        }
-    }
-    for c in conns.lock().unwrap().drain(..) {
-        let _ = c.shutdown(Shutdown::Both);
-    }
+/// The API server (run by servers.rs): on `apiAddress` while `api` is on, HTTPS with
+/// `apiEncryption`, closed and recreated as core.go's closeAPI decides: on a change of
+/// its own fields (those of an auxiliary HTTP server) or with any other server. The
+/// control surface can hold it off (`/control/api-stop`, connections refused).
+pub const SERVER: crate::servers::Kind = crate::servers::Kind {
+    name: "API",
+    settings,
+    serve: crate::servers::Serve::HttpConn(api_conn),
+    held_off: |st| st.fault.mode == ApiMode::Refuse,
+};
+
+/// The fields of the servers MediaMTX closes its API with (closeAPI: closeRTSPServer,
+/// closeRTSPSServer, closeRTMP(S)Server, closeHLSServer, closeWebRTCServer,
+/// closeSRTServer, closeMoQServer), besides those of the RTSP servers' shared list and
+/// of the metrics server, path manager, authentication manager and logger.
+const FIELDS_OF_OTHER_SERVERS: [&str; 60] = [
+    "rtsp",
+    "rtspEncryption",
+    "rtspAddress",
+    "rtspsAddress",
+    "rtspServerKey",
+    "rtspServerCert",
+    "rtpAddress",
+    "rtcpAddress",
+    "multicastIPRange",
+    "multicastRTPPort",
+    "multicastRTCPPort",
+    "rtmp",
+    "rtmpEncryption",
+    "rtmpAddress",
+    "rtmpsAddress",
+    "rtmpServerKey",
+    "rtmpServerCert",
+    "rtmpTrustedProxies",
+    "hls",
+    "hlsAddress",
+    "hlsEncryption",
+    "hlsServerKey",
+    "hlsServerCert",
+    "hlsAllowOrigins",
+    "hlsTrustedProxies",
+    "hlsAlwaysRemux",
+    "hlsVariant",
+    "hlsSegmentCount",
+    "hlsSegmentDuration",
+    "hlsPartDuration",
+    "hlsSegmentMaxSize",
+    "hlsDirectory",
+    "hlsMuxerCloseAfter",
+    "hlsCDNSecret",
+    "webrtc",
+    "webrtcAddress",
+    "webrtcEncryption",
+    "webrtcServerKey",
+    "webrtcServerCert",
+    "webrtcAllowOrigins",
+    "webrtcTrustedProxies",
+    "webrtcLocalUDPAddress",
+    "webrtcLocalTCPAddress",
+    "webrtcIPsFromInterfaces",
+    "webrtcIPsFromInterfacesList",
+    "webrtcAdditionalHosts",
+    "webrtcICEServers2",
+    "webrtcSTUNGatherTimeout",
+    "webrtcHandshakeTimeout",
+    "webrtcTrackGatherTimeout",
+    "srt",
+    "srtAddress",
+    "moq",
+    "moqHTTP2Address",
+    "moqHTTP3Address",
+    "moqQUICAddress",
+    "moqServerKey",
+    "moqServerCert",
+    "moqAllowOrigins",
+    "moqTrustedProxies",
+];
+
+/// The API's settings: an auxiliary HTTP server's (`api*`, timeouts, authentication,
+/// log) and what closes the other servers.
+fn settings(g: &Map<String, Value>, _: &str) -> Option<crate::servers::Settings> {
+    let mut s = crate::servers::http_settings(g, "api")?;
+    s.others.extend(crate::servers::values(g, &FIELDS_OF_OTHER_SERVERS));
+    s.others.extend(crate::servers::values(g, &crate::rtsp::SHARED_FIELDS));
+    s.others.extend(crate::servers::media_server_dependencies(g));
+    Some(s)
 }
 
-fn api_conn(shared: Arc<Shared>, s: TcpStream) {
-    let mut w = match s.try_clone() {
-        Ok(w) => w,
-        Err(_) => return,
-    };
-    let peer = s.peer_addr().ok();
+/// One connection of the API (`peer`: the client, also behind TLS), with the control
+/// surface's faults: `close` ends it at once, `refuse` (which also closes the listener)
+/// and `hang` before an answer.
+fn api_conn(shared: Arc<Shared>, s: TcpStream, peer: std::net::SocketAddr) {
+    let Ok(mut w) = s.try_clone() else { return };
+    if shared.lock().fault.mode == ApiMode::Close {
+        let _ = w.shutdown(Shutdown::Both);
+        return;
+    }
+    let peer = Some(peer);
     let mut rd = BufReader::new(s);
     loop {
         let req = match http::read_request(&mut rd) {
@@ -253,8 +298,7 @@ pub fn handle_v3(shared: &Arc<Shared>, req: &Request) -> Response {
             );
         }
         ("POST", "/v3/auth/jwks/refresh") => {
-            let global = shared.lock().global.clone();
-            crate::jwt::refresh(&global);
+            crate::jwt::refresh(&shared.jwks);
             return Response::ok();
         }
         ("GET", "/v3/config/global/get") => {
@@ -779,12 +823,12 @@ pub fn handle_control(shared: &Arc<Shared>, req: &Request) -> Response {
                 other => return Response::error(400, &format!("unknown mode '{}'", other)),
             };
             shared.lock().fault.mode = mode;
-            wait_api_listening(shared, mode != ApiMode::Refuse);
+            apply_api_mode(shared);
             Response::ok()
         }
         "/control/api-start" => {
             shared.lock().fault.mode = ApiMode::Up;
-            wait_api_listening(shared, true);
+            apply_api_mode(shared);
             Response::ok()
         }
         "/control/delay" => {
@@ -827,6 +871,8 @@ pub fn handle_control(shared: &Arc<Shared>, req: &Request) -> Response {
                 fail_count: None,
                 fail400: None,
             };
+            drop(st);
+            apply_api_mode(shared);
             Response::ok()
         }
         "/control/restart" => {
@@ -912,6 +958,9 @@ pub fn restart(shared: &Arc<Shared>, down_ms: u64) {
         }
         shared.cv.notify_all();
     }
+    if down_ms > 0 {
+        apply_api_mode(shared);
+    }
     for (_, c) in shared.conns.lock().unwrap().drain() {
         let _ = c.shutdown(Shutdown::Both);
     }
@@ -945,23 +994,14 @@ pub fn restart(shared: &Arc<Shared>, down_ms: u64) {
     // keep injected faults other than the restart's own downtime
     st.fault = fault;
     st.fault.mode = if down_ms > 0 { prev_mode } else { st.fault.mode };
-    let up = st.fault.mode != ApiMode::Refuse;
     core::sync_paths(shared, &mut st);
     drop(st);
     crate::servers::sync(shared, old_log);
-    wait_api_listening(shared, up);
 }
 
-/// Waits (up to 2 s) until the v3 listener is bound (`up`) or gone.
-fn wait_api_listening(shared: &Shared, up: bool) {
-    let deadline = std::time::Instant::now() + Duration::from_secs(2);
-    while std::time::Instant::now() < deadline {
-        // the accept loop re-checks the mode between accepts; a probe connection is
-        // harmless (closed at once, or answered by nothing)
-        let listening = std::net::TcpStream::connect(("127.0.0.1", shared.api_port)).is_ok();
-        if listening == up {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+/// The API listener follows the control surface's mode at once: closed while refused
+/// (its connections too), open again after.
+fn apply_api_mode(shared: &Arc<Shared>) {
+    let log = shared.log_conf.lock().unwrap().clone();
+    crate::servers::sync(shared, log);
 }

@@ -233,8 +233,8 @@ fn authenticate_http(global: &Map<String, Value>, req: &Request) -> Result<(), S
 }
 
 /// Manager.Authenticate with `authMethod` internal, http or jwt.
-pub fn authenticate(global: &Map<String, Value>, req: &Request) -> Result<(), Error> {
-    crate::jwt::observe(global);
+pub fn authenticate(shared: &crate::core::Shared, global: &Map<String, Value>, req: &Request) -> Result<(), Error> {
+    crate::jwt::observe(&shared.jwks, global);
     let method = global.get("authMethod").and_then(|v| v.as_str()).unwrap_or("internal");
     if method != "internal" {
         let in_query = method == "jwt" && global.get("authJWTInHTTPQuery") == Some(&Value::Bool(true));
@@ -242,7 +242,7 @@ pub fn authenticate(global: &Map<String, Value>, req: &Request) -> Result<(), Er
         let res = if method == "http" {
             authenticate_http(global, req)
         } else {
-            crate::jwt::authenticate(global, req.action, req.path, &token)
+            crate::jwt::authenticate(&shared.jwks, global, req.action, req.path, &token)
         };
         return res.map_err(|wrapped| {
             let c = &req.creds;

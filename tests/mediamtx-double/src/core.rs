@@ -361,6 +361,8 @@ pub struct Shared {
     pub udp: Option<Arc<crate::rtsp_udp::UdpServer>>,
     /// multicast groups of the streams read over UDP multicast
     pub multicast: crate::rtsp_multicast::Multicast,
+    /// the JWKS of the auth manager (authMethod jwt)
+    pub jwks: crate::jwt::KeySet,
 }
 
 impl Shared {

@@ -22,8 +22,6 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 /// manager.go: maxInboundBodySize and jwksRefreshPeriod.
 const MAX_JWKS_SIZE: usize = 128 * 1024;
 const REFRESH_PERIOD: Duration = Duration::from_secs(60 * 60);
-/// Cached key sets kept (one per double in the process).
-const MAX_CACHES: usize = 64;
 
 #[derive(Clone)]
 enum KeyMaterial {
@@ -41,16 +39,15 @@ struct Jwk {
 }
 
 struct Cache {
-    /// the double it belongs to (its `apiAddress`)
-    owner: String,
     /// the auth settings whose change makes MediaMTX create a new auth manager
     identity: Vec<Value>,
     fetched: Option<Instant>,
     keys: Arc<Vec<Jwk>>,
 }
 
-/// The key sets of the auth managers (the double's auth is stateless otherwise).
-static CACHES: Mutex<Vec<Cache>> = Mutex::new(Vec::new());
+/// The key set of a double's auth manager (its auth is stateless otherwise).
+#[derive(Default)]
+pub struct KeySet(Mutex<Option<Cache>>);
 
 fn gs<'a>(g: &'a Map<String, Value>, k: &str) -> &'a str {
     g.get(k).and_then(|v| v.as_str()).unwrap_or("")
@@ -63,25 +60,26 @@ fn identity(g: &Map<String, Value>) -> Vec<Value> {
 
 /// Called on every authentication: a change of the auth settings drops the key set, as
 /// MediaMTX's new auth manager starts without one.
-pub fn observe(g: &Map<String, Value>) {
-    let (owner, id) = (gs(g, "apiAddress"), identity(g));
-    CACHES.lock().unwrap().retain(|c| c.owner != owner || c.identity == id);
+pub fn observe(ks: &KeySet, g: &Map<String, Value>) {
+    let mut cache = ks.0.lock().unwrap();
+    if cache.as_ref().is_some_and(|c| c.identity != identity(g)) {
+        *cache = None;
+    }
 }
 
 /// RefreshJWTJWKS: the next authentication fetches the key set again.
-pub fn refresh(g: &Map<String, Value>) {
-    let owner = gs(g, "apiAddress");
-    for c in CACHES.lock().unwrap().iter_mut().filter(|c| c.owner == owner) {
+pub fn refresh(ks: &KeySet) {
+    if let Some(c) = ks.0.lock().unwrap().as_mut() {
         c.fetched = None;
     }
 }
 
 /// pullJWTJWKS: the cached keys, fetched again after an hour (or a refresh).
-fn pull_jwks(g: &Map<String, Value>) -> Result<Arc<Vec<Jwk>>, String> {
-    let (owner, id) = (gs(g, "apiAddress").to_string(), identity(g));
+fn pull_jwks(ks: &KeySet, g: &Map<String, Value>) -> Result<Arc<Vec<Jwk>>, String> {
+    let id = identity(g);
     // the fetch runs under the lock, as in MediaMTX (requests wait for it)
-    let mut caches = CACHES.lock().unwrap();
-    if let Some(c) = caches.iter().find(|c| c.owner == owner && c.identity == id) {
+    let mut cache = ks.0.lock().unwrap();
+    if let Some(c) = cache.as_ref().filter(|c| c.identity == id) {
         if c.fetched.is_some_and(|t| t.elapsed() < REFRESH_PERIOD) {
             return Ok(c.keys.clone());
         }
@@ -96,12 +94,7 @@ fn pull_jwks(g: &Map<String, Value>) -> Result<Arc<Vec<Jwk>>, String> {
     )?;
     // json.Decoder.Decode: the first JSON value of the (size-limited) body, any status
     let keys = Arc::new(parse_jwks(&res.body, res.over_limit)?);
-    caches.retain(|c| c.owner != owner);
-    if caches.len() >= MAX_CACHES {
-        caches.remove(0);
-    }
-    caches.push(Cache {
-        owner,
+    *cache = Some(Cache {
         identity: id,
         fetched: Some(Instant::now()),
         keys: keys.clone(),
@@ -554,7 +547,7 @@ impl Method {
 
 /// authenticateJWT: `authJWTExclude` first, then the key set, the token and its
 /// permissions.
-pub fn authenticate(g: &Map<String, Value>, action: &str, path: &str, token: &str) -> Result<(), String> {
+pub fn authenticate(ks: &KeySet, g: &Map<String, Value>, action: &str, path: &str, token: &str) -> Result<(), String> {
     let exclude = g
         .get("authJWTExclude")
         .and_then(|v| v.as_array())
@@ -563,7 +556,7 @@ pub fn authenticate(g: &Map<String, Value>, action: &str, path: &str, token: &st
     if crate::auth::matches_permission(&exclude, action, path) {
         return Ok(());
     }
-    let keys = pull_jwks(g)?;
+    let keys = pull_jwks(ks, g)?;
     if token.is_empty() {
         return Err("JWT not provided".into());
     }

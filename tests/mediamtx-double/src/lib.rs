@@ -237,7 +237,7 @@ impl Drop for Handle {
 pub fn start(opts: Options) -> std::io::Result<Handle> {
     std::fs::create_dir_all(&opts.dir)?;
     let dir = std::fs::canonicalize(&opts.dir)?;
-    let api_l = api::bind(opts.api_port)?;
+    let api_l = servers::PortHold::new(opts.api_port)?;
     let rtsp_l = servers::PortHold::new(opts.rtsp_port)?;
     // the double's own RTSP clients (recorder, relays, pulled sources) connect here: the
     // public RTSP server comes and goes with the configuration like MediaMTX's
@@ -247,7 +247,7 @@ pub fn start(opts: Options) -> std::io::Result<Handle> {
     let rtmp_port = rtmp_l.port;
     let rtmps_l = servers::PortHold::new(opts.rtmps_port)?;
     let rtmps_port = rtmps_l.port;
-    let api_port = api_l.local_addr()?.port();
+    let api_port = api_l.port;
     let rtsp_port = rtsp_l.port;
     let control_port = ctl_l.local_addr()?.port();
     let playback_l = servers::PortHold::new(opts.playback_port)?;
@@ -310,6 +310,7 @@ pub fn start(opts: Options) -> std::io::Result<Handle> {
         rtsp: Default::default(),
         udp: Some(udp.clone()),
         multicast: Default::default(),
+        jwks: Default::default(),
     });
     logger::configure(&shared.log_conf, &shared.lock().global);
     {
@@ -318,11 +319,6 @@ pub fn start(opts: Options) -> std::io::Result<Handle> {
         core::sync_paths(&shared, &mut st);
     }
     let mut threads = Vec::new();
-    {
-        let sh = shared.clone();
-        let conns = Arc::new(Mutex::new(Vec::new()));
-        threads.push(std::thread::spawn(move || api::serve_api(sh, api_l, conns)));
-    }
     {
         let sh = shared.clone();
         threads.push(std::thread::spawn(move || rtsp::serve(sh, internal_rtsp_l)));
@@ -347,6 +343,7 @@ pub fn start(opts: Options) -> std::io::Result<Handle> {
         name,
         settings: servers::http_settings,
         serve: servers::Serve::Http(handle),
+        held_off: servers::never,
     };
     let listeners = [
         (playback_l, http("playback", playback::handle)),
@@ -356,6 +353,7 @@ pub fn start(opts: Options) -> std::io::Result<Handle> {
         (rtsps_l, rtsps::SERVER),
         (rtmp_l, rtmp::SERVERS[0]),
         (rtmps_l, rtmp::SERVERS[1]),
+        (api_l, api::SERVER),
     ];
     // start() returns once the enabled servers listen
     let started = Arc::new(std::sync::Barrier::new(listeners.len() + 1));

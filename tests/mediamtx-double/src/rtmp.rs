@@ -83,11 +83,13 @@ pub const SERVERS: [Kind; 2] = [
         name: "RTMP",
         settings,
         serve: Serve::Raw(conn),
+        held_off: crate::servers::never,
     },
     Kind {
         name: "RTMPS",
         settings,
         serve: Serve::Raw(conn),
+        held_off: crate::servers::never,
     },
 ];
 
@@ -340,7 +342,7 @@ impl Session {
             query: &a.query,
             user_agent: flash,
         };
-        crate::auth::authenticate(&global, &req).map_err(|e| {
+        crate::auth::authenticate(&self.shared, &global, &req).map_err(|e| {
             // auth.LogAndDelayError
             self.shared
                 .log(&format!("WAR [RTMP] [conn {}] {}", self.info.remote, e));

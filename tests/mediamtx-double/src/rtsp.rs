@@ -102,6 +102,7 @@ pub const SERVER: crate::servers::Kind = crate::servers::Kind {
     name: "RTSP",
     settings,
     serve: crate::servers::Serve::Raw(public_conn),
+    held_off: crate::servers::never,
 };
 
 /// The fields whose change restarts both the RTSP and the RTSPS server (core.go
@@ -782,7 +783,7 @@ impl Conn {
             query: &query,
             user_agent: req.header("User-Agent").unwrap_or(""),
         };
-        let Err(err) = crate::auth::authenticate(&global, &areq) else {
+        let Err(err) = crate::auth::authenticate(&self.shared, &global, &areq) else {
             self.user = user;
             return true;
         };

@@ -20,6 +20,7 @@ pub const SERVER: Kind = Kind {
     name: "RTSPS",
     settings,
     serve: Serve::Raw(plain_conn),
+    held_off: crate::servers::never,
 };
 
 fn settings(g: &Map<String, Value>, _: &str) -> Option<Settings> {

@@ -1,5 +1,5 @@
 //! The TCP servers of MediaMTX that follow the configuration: the auxiliary HTTP servers
-//! (playback, metrics, pprof), RTSP, RTSPS, RTMP and RTMPS. Each has its own listener, open only
+//! (playback, metrics, pprof), RTSP, RTSPS, RTMP, RTMPS and the API. Each has its own listener, open only
 //! while MediaMTX would run it, on the port of its `*Address`, with TLS when encrypted,
 //! like MediaMTX which starts, closes and restarts them on configuration changes
 //! (closeResources/createResources). Shared here: that lifecycle and the accept loop,
@@ -29,19 +29,36 @@ type Open = Arc<Mutex<HashMap<u64, TcpStream>>>;
 pub enum Serve {
     /// HTTP, each request to the handler
     Http(Handler),
+    /// HTTP with a connection loop of its own (the API: fault injection), given the
+    /// client's address
+    HttpConn(fn(Arc<Shared>, TcpStream, SocketAddr)),
     /// the protocol's own code, given the client's address and, when encrypted, the
     /// outcome of the TLS handshake (done behind the plain side, see `rtsps::lazy_tls`)
     Raw(fn(Arc<Shared>, TcpStream, SocketAddr, Option<Handshake>)),
 }
 
-/// One server: its name (`playback`, `metrics`, `pprof`, `RTSPS`, `RTMP`, `RTMPS`: the
-/// tag of its log lines), its settings and how it serves connections.
+impl Serve {
+    fn is_http(&self) -> bool {
+        !matches!(self, Serve::Raw(_))
+    }
+}
+
+/// One server: its name (`playback`, `metrics`, `pprof`, `RTSP`, `RTSPS`, `RTMP`,
+/// `RTMPS`, `API`: the tag of its log lines), its settings and how it serves connections.
 #[derive(Clone, Copy)]
 pub struct Kind {
     pub name: &'static str,
     /// the settings the server runs with in a global configuration, None while it is off
     pub settings: fn(&Map<String, Value>, &str) -> Option<Settings>,
     pub serve: Serve,
+    /// kept closed whatever the configuration says (the API stopped by the control
+    /// surface); `never` for the others
+    pub held_off: fn(&crate::core::State) -> bool,
+}
+
+/// A server the control surface never holds off.
+pub fn never(_: &crate::core::State) -> bool {
+    false
 }
 
 /// What a running server was started with: a change restarts it, like closeResources.
@@ -279,7 +296,7 @@ fn start(shared: &Shared, kind: &Kind, settings: Settings, hold: &PortHold) -> R
     let tls = match &settings.tls {
         Some((key, cert)) => {
             // httpp.Server.Initialize
-            if matches!(kind.serve, Serve::Http(_)) && cert.is_empty() {
+            if kind.serve.is_http() && cert.is_empty() {
                 return Err("server cert is missing".into());
             }
             check_key_pair(shared, key, cert)?;
@@ -353,7 +370,7 @@ impl Server {
     /// (connections are refused while it is off; a changed server starts again in
     /// `start_if_wanted`, on the new address, with or without TLS).
     fn close_if_changed(&mut self, shared: &Shared, old_log: &Mutex<LogConf>) {
-        let wanted = (self.kind.settings)(&shared.lock().global, self.kind.name);
+        let wanted = self.wanted(shared);
         if self
             .running
             .as_ref()
@@ -361,10 +378,25 @@ impl Server {
         {
             self.running = None;
             log_closing(shared, old_log, self.kind.name);
+            // an HTTP server closes gracefully (httpp: Shutdown): a request being
+            // answered (the API's own PATCH) gets its answer, then the connection ends
+            let how = if self.kind.serve.is_http() {
+                Shutdown::Read
+            } else {
+                Shutdown::Both
+            };
             for (_, c) in lock(&self.open).drain() {
-                let _ = c.shutdown(Shutdown::Both);
+                let _ = c.shutdown(how);
             }
         }
+    }
+
+    fn wanted(&self, shared: &Shared) -> Option<Settings> {
+        let st = shared.lock();
+        if (self.kind.held_off)(&st) {
+            return None;
+        }
+        (self.kind.settings)(&st.global, self.kind.name)
     }
 
     /// Starts the server when it is off and the configuration wants it. A server that
@@ -374,7 +406,7 @@ impl Server {
         if self.running.is_some() {
             return;
         }
-        let Some(wanted) = (self.kind.settings)(&shared.lock().global, self.kind.name) else {
+        let Some(wanted) = self.wanted(shared) else {
             self.failed = None;
             return;
         };
@@ -410,8 +442,10 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 /// MediaMTX's order of starting its servers (closeResources closes them the other way
-/// round); SRT, a UDP server kept by srt.rs, is the last one started.
-const START_ORDER: [&str; 7] = ["metrics", "pprof", "playback", "RTSP", "RTSPS", "RTMP", "RTMPS"];
+/// round); SRT is a UDP server kept by srt.rs.
+const START_ORDER: [&str; 9] = [
+    "metrics", "pprof", "playback", "RTSP", "RTSPS", "RTMP", "RTMPS", "SRT", "API",
+];
 
 /// Applies a configuration change to the servers at once, so that it has taken effect
 /// when the API answers (MediaMTX reloads right after answering): those to close or
@@ -422,18 +456,24 @@ pub fn sync(shared: &Shared, old_log: LogConf) {
     let old_log = Mutex::new(old_log);
     let servers: Vec<_> = {
         let registry = lock(&shared.aux.0);
-        START_ORDER.iter().filter_map(|n| registry.get(n).cloned()).collect()
+        START_ORDER.iter().map(|n| (*n, registry.get(n).cloned())).collect()
     };
     shared.aux.1.fetch_add(1, Ordering::SeqCst);
-    crate::srt::close_if_changed(shared, &old_log);
-    for s in servers.iter().rev() {
-        lock(s).close_if_changed(shared, &old_log);
+    for (name, s) in servers.iter().rev() {
+        match s {
+            Some(s) => lock(s).close_if_changed(shared, &old_log),
+            None if *name == "SRT" => crate::srt::close_if_changed(shared, &old_log),
+            None => {}
+        }
     }
-    for s in &servers {
-        lock(s).start_if_wanted(shared);
+    for (name, s) in &servers {
+        match s {
+            Some(s) => lock(s).start_if_wanted(shared),
+            None if *name == "SRT" => crate::srt::start_if_wanted(shared),
+            None => {}
+        }
     }
     shared.aux.1.fetch_sub(1, Ordering::SeqCst);
-    crate::srt::start_if_wanted(shared);
 }
 
 /// Accept loop of one server. The server's lock is held while waiting for a connection
@@ -479,6 +519,7 @@ pub fn serve(shared: Arc<Shared>, hold: PortHold, kind: Kind, started: Arc<std::
                         Some(tls) => tls_conn(&sh, s, tls, kind),
                         None => match kind.serve {
                             Serve::Http(handle) => http_conn(&sh, s, peer, kind.name, handle),
+                            Serve::HttpConn(serve) => serve(sh.clone(), s, peer),
                             Serve::Raw(serve) => serve(sh.clone(), s, peer, None),
                         },
                     }
@@ -518,6 +559,7 @@ fn tls_conn(shared: &Arc<Shared>, s: TcpStream, tls: Arc<SslAcceptor>, kind: Kin
     };
     match kind.serve {
         Serve::Http(handle) => http_conn(shared, plain, peer, kind.name, handle),
+        Serve::HttpConn(serve) => serve(shared.clone(), plain, peer),
         Serve::Raw(serve) => serve(shared.clone(), plain, peer, Some(handshake)),
     }
 }
@@ -671,7 +713,7 @@ pub fn refuse_unauthenticated(
         query: &req.raw_query,
         user_agent: req.header("User-Agent").unwrap_or(""),
     };
-    let err = crate::auth::authenticate(&global, &areq).err()?;
+    let err = crate::auth::authenticate(shared, &global, &areq).err()?;
     let mut r = Response::error(401, "authentication error");
     if err.ask {
         r.headers.push(("WWW-Authenticate", "Basic realm=\"mediamtx\"".into()));

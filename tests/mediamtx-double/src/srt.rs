@@ -600,7 +600,7 @@ fn admit(shared: &Arc<Shared>, info: &ConnInfo, hs: &Handshake) -> Result<Accept
         query: &sid.query,
         user_agent: "",
     };
-    if let Err(e) = crate::auth::authenticate(&global, &areq) {
+    if let Err(e) = crate::auth::authenticate(shared, &global, &areq) {
         // auth.LogAndDelayError
         std::thread::sleep(crate::auth::failure_pause());
         return Err(e.to_string());

@@ -173,3 +173,121 @@ fn playback_serves_https_with_its_key_and_certificate() {
         pb
     )));
 }
+
+/// Sends a request on a kept-alive connection and reads its answer: the status.
+fn keep_alive_request(s: &mut TcpStream, method: &str, target: &str, body: &str) -> u16 {
+    write!(
+        s,
+        "{} {} HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n{}",
+        method,
+        target,
+        body.len(),
+        body
+    )
+    .unwrap();
+    let mut head = Vec::new();
+    let mut b = [0u8; 1];
+    // byte by byte, so that nothing after the answer is consumed
+    while !head.ends_with(b"\r\n\r\n") {
+        assert_eq!(
+            s.read(&mut b).unwrap(),
+            1,
+            "answer cut: {:?}",
+            String::from_utf8_lossy(&head)
+        );
+        head.push(b[0]);
+    }
+    let head = String::from_utf8_lossy(&head).to_string();
+    let length: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("Content-Length: "))
+        .map_or(0, |v| v.trim().parse().unwrap());
+    let mut body = vec![0u8; length];
+    s.read_exact(&mut body).unwrap();
+    head[9..12].parse().unwrap()
+}
+
+/// The connection was closed by the server (a read ends within 2 s, not by timing out).
+fn ended(s: &mut TcpStream) -> bool {
+    s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    match s.read(&mut [0u8; 1]) {
+        Ok(n) => n == 0,
+        Err(e) => !matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut),
+    }
+}
+
+/// MediaMTX closes its API and creates it again (core.go closeAPI) when its own settings
+/// or those of any server change, not for path changes: a request being answered gets
+/// its answer, then the connections close. It moves with `apiAddress`, serves HTTPS with
+/// `apiEncryption`, and `api: false` closes it.
+#[test]
+fn the_api_is_recreated_like_mediamtx() {
+    let (h, dir) = start("aux-api");
+    let api = h.api_port;
+    let mut idle = tcp(api).unwrap();
+    assert_eq!(keep_alive_request(&mut idle, "GET", "/v3/info", ""), 200);
+    let mut own = tcp(api).unwrap();
+    let patch = "/v3/config/global/patch";
+    assert_eq!(
+        keep_alive_request(&mut own, "PATCH", patch, r#"{"readTimeout":"9s"}"#),
+        200
+    );
+    assert!(ended(&mut own), "the PATCH's connection kept open");
+    assert!(ended(&mut idle), "an idle connection kept open");
+    let log = log_of(&dir);
+    let started = format!("INF [API] started with listener on 127.0.0.1:{} (TCP/HTTP)", api);
+    assert!(log.contains("INF [API] closing") && log.contains(&started), "{}", log);
+
+    // a path change is no reason
+    let mut kept = tcp(api).unwrap();
+    assert_eq!(
+        keep_alive_request(&mut kept, "POST", "/v3/config/paths/add/cam", "{}"),
+        200
+    );
+    assert_eq!(keep_alive_request(&mut kept, "GET", "/v3/info", ""), 200);
+    // a server's is: the RTMP server's trusted proxies close the API too
+    let body = r#"{"rtmpTrustedProxies":["10.0.0.0/8"]}"#;
+    assert_eq!(keep_alive_request(&mut kept, "PATCH", patch, body), 200);
+    assert!(ended(&mut kept));
+
+    // moved by apiAddress (applied when the PATCH answers)
+    let (moved, _) = free_ports();
+    patch_global(&h, json!({"apiAddress": format!("127.0.0.1:{}", moved)}));
+    assert!(closed(api), "the old port still open");
+    let (status, body) = get(moved, "/v3/config/global/get").expect("the API on its new port");
+    assert_eq!(status, 200);
+    let g: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(g["apiAddress"], format!("127.0.0.1:{}", moved));
+
+    // api: false closes it; the double's restart (initial configuration) opens it again
+    let off = http(
+        "PATCH",
+        &format!("http://127.0.0.1:{}{}", moved, patch),
+        Some(r#"{"api":false}"#),
+    );
+    assert_eq!(off.status, 200);
+    assert!(closed(moved), "the API still listening with api: false");
+    assert_eq!(
+        http("POST", &format!("{}/control/restart", h.control_url()), None).status,
+        200
+    );
+    assert_eq!(get(api, "/v3/info").map(|r| r.0), Some(200));
+
+    // HTTPS with its key and certificate
+    let (key, cert) = self_signed(&dir);
+    patch_global(
+        &h,
+        json!({"apiEncryption": true, "apiServerKey": key, "apiServerCert": cert}),
+    );
+    assert_eq!(https_get(api, "/v3/info").map(|r| r.0), Some(200));
+    assert_ne!(
+        get(api, "/v3/info").map(|r| r.0),
+        Some(200),
+        "plain HTTP on an HTTPS API"
+    );
+    assert!(
+        log_of(&dir).contains(&format!("[API] started with listener on 127.0.0.1:{} (TCP/HTTPS)", api)),
+        "{}",
+        log_of(&dir)
+    );
+}

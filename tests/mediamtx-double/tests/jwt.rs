@@ -292,6 +292,15 @@ fn jwt_key_set_refreshed_by_the_api_only() {
         "{}",
         log_of(&dir)
     );
+
+    // the API moved: a new API, the same auth manager and key set
+    let hits = server.hits.load(Ordering::SeqCst);
+    let moved = free_tcp_port();
+    let patch = json!({"apiAddress": format!("127.0.0.1:{}", moved)}).to_string();
+    let r = http_with_bearer(p, "PATCH", "/v3/config/global/patch", &admin(&k1), &patch);
+    assert_eq!(r.0, 200, "{}", r.1);
+    assert_eq!(api(moved, "GET", "/v3/info", Some(&admin(&k2))).0, 200);
+    assert_eq!(server.hits.load(Ordering::SeqCst), hits, "the key set fetched again");
 }
 
 #[test]

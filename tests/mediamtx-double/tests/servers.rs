@@ -502,7 +502,7 @@ fn log_settings_level_file_and_structured() {
 
     // a change of the log settings restarts the servers (closeLogger): they close under
     // the old logger (error level: not written), then start under the new one, the SRT
-    // server last
+    // server and the API last
     patch_global(
         &h,
         json!({"logLevel": "info", "logStructured": true, "playback": false}),
@@ -532,7 +532,9 @@ fn log_settings_level_file_and_structured() {
         [
             rtsp_started,
             format!("[RTMP] started with listener on :{} (TCP/RTMP)", h.rtmp_port),
-            srt_started
+            srt_started,
+            // and the API, closed with any server (closeAPI), last
+            format!("[API] started with listener on 127.0.0.1:{} (TCP/HTTP)", h.api_port),
         ],
         "{}",
         log
