@@ -26,6 +26,7 @@ pub const SERVER: crate::servers::Kind = crate::servers::Kind {
     settings,
     serve: crate::servers::Serve::HttpConn(api_conn),
     held_off: |st| st.fault.mode == ApiMode::Refuse,
+    proxy_protocol: None,
 };
 
 /// The fields of the servers MediaMTX closes its API with (closeAPI: closeRTSPServer,

@@ -32,6 +32,7 @@ pub mod playback;
 mod playback_mux;
 pub mod pprof;
 pub mod procs;
+pub mod proxy_protocol;
 pub mod re2;
 pub mod recordings;
 pub mod restamp;
@@ -344,6 +345,7 @@ pub fn start(opts: Options) -> std::io::Result<Handle> {
         settings: servers::http_settings,
         serve: servers::Serve::Http(handle),
         held_off: servers::never,
+        proxy_protocol: None,
     };
     let listeners = [
         (playback_l, http("playback", playback::handle)),

@@ -84,12 +84,14 @@ pub const SERVERS: [Kind; 2] = [
         settings,
         serve: Serve::Raw(conn),
         held_off: crate::servers::never,
+        proxy_protocol: Some("rtmpTrustedProxies"),
     },
     Kind {
         name: "RTMPS",
         settings,
         serve: Serve::Raw(conn),
         held_off: crate::servers::never,
+        proxy_protocol: Some("rtmpTrustedProxies"),
     },
 ];
 

@@ -103,6 +103,7 @@ pub const SERVER: crate::servers::Kind = crate::servers::Kind {
     settings,
     serve: crate::servers::Serve::Raw(public_conn),
     held_off: crate::servers::never,
+    proxy_protocol: Some("rtspTrustedProxies"),
 };
 
 /// The fields whose change restarts both the RTSP and the RTSPS server (core.go

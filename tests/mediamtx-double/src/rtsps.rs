@@ -21,6 +21,7 @@ pub const SERVER: Kind = Kind {
     settings,
     serve: Serve::Raw(plain_conn),
     held_off: crate::servers::never,
+    proxy_protocol: Some("rtspTrustedProxies"),
 };
 
 fn settings(g: &Map<String, Value>, _: &str) -> Option<Settings> {

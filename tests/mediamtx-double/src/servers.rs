@@ -54,6 +54,9 @@ pub struct Kind {
     /// kept closed whatever the configuration says (the API stopped by the control
     /// surface); `never` for the others
     pub held_off: fn(&crate::core::State) -> bool,
+    /// the `*TrustedProxies` field whose peers may send a PROXY protocol header (RTSP,
+    /// RTMP); the HTTP servers trust `X-Forwarded-For` instead
+    pub proxy_protocol: Option<&'static str>,
 }
 
 /// A server the control surface never holds off.
@@ -515,9 +518,10 @@ pub fn serve(shared: Arc<Shared>, hold: PortHold, kind: Kind, started: Arc<std::
                 let open = srv.open.clone();
                 let tls = r.tls.clone();
                 std::thread::spawn(move || {
-                    match tls {
-                        Some(tls) => tls_conn(&sh, s, tls, kind),
-                        None => match kind.serve {
+                    match (client_of(&sh, &s, peer, kind), tls) {
+                        (None, _) => {}
+                        (Some(peer), Some(tls)) => tls_conn(&sh, s, peer, tls, kind),
+                        (Some(peer), None) => match kind.serve {
                             Serve::Http(handle) => http_conn(&sh, s, peer, kind.name, handle),
                             Serve::HttpConn(serve) => serve(sh.clone(), s, peer),
                             Serve::Raw(serve) => serve(sh.clone(), s, peer, None),
@@ -535,6 +539,32 @@ pub fn serve(shared: Arc<Shared>, hold: PortHold, kind: Kind, started: Arc<std::
     }
 }
 
+/// The client of an accepted connection: its peer, or behind a peer in the server's
+/// trusted proxies the client its PROXY header names (proxy.Listener, read before TLS).
+/// None when that header is malformed: the connection is closed and the error logged.
+fn client_of(shared: &Shared, s: &TcpStream, peer: SocketAddr, kind: Kind) -> Option<SocketAddr> {
+    let Some(field) = kind.proxy_protocol else {
+        return Some(peer);
+    };
+    let proxies: Vec<String> = {
+        let st = shared.lock();
+        let v = st.global.get(field).cloned();
+        v.and_then(|v| serde_json::from_value(v).ok()).unwrap_or_default()
+    };
+    if !ip_trusted(peer.ip(), &proxies) {
+        return Some(peer);
+    }
+    // go-proxyproto's DefaultReadHeaderTimeout
+    match crate::proxy_protocol::read_header(s, Duration::from_secs(10)) {
+        Ok(client) => Some(client.unwrap_or(peer)),
+        Err(e) => {
+            shared.log(&format!("INF [{}] [conn {}] closed: {}", kind.name, peer, e));
+            let _ = s.shutdown(Shutdown::Both);
+            None
+        }
+    }
+}
+
 /// An OS error as Go prints it ("no such file or directory").
 fn go_error(e: &std::io::Error) -> String {
     let text = e.to_string();
@@ -548,8 +578,7 @@ fn go_error(e: &std::io::Error) -> String {
 /// The TLS is terminated behind the plain side, which is served at once (Go handshakes
 /// at the first read): a failed handshake ends the connection, logged by RTSPS and RTMPS
 /// (not by httpp's servers).
-fn tls_conn(shared: &Arc<Shared>, s: TcpStream, tls: Arc<SslAcceptor>, kind: Kind) {
-    let Ok(peer) = s.peer_addr() else { return };
+fn tls_conn(shared: &Arc<Shared>, s: TcpStream, peer: SocketAddr, tls: Arc<SslAcceptor>, kind: Kind) {
     let mut timeout = crate::conf::duration_of(&shared.lock().global, "readTimeout");
     if timeout.is_zero() {
         timeout = Duration::from_secs(10);

@@ -190,3 +190,89 @@ fn is_timeout(r: &std::io::Result<usize>) -> bool {
     r.as_ref()
         .is_err_and(|e| matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut))
 }
+
+/// A PROXY protocol v2 header (HAProxy's spec, built here byte by byte): PROXY command,
+/// TCP over IPv4, from `src` to 10.0.0.1:554; `local`: the LOCAL command instead.
+fn proxy_v2(src: std::net::SocketAddrV4, local: bool) -> Vec<u8> {
+    let mut h = b"\r\n\r\n\0\r\nQUIT\n".to_vec();
+    h.push(if local { 0x20 } else { 0x21 });
+    h.push(0x11);
+    h.extend_from_slice(&12u16.to_be_bytes());
+    h.extend_from_slice(&src.ip().octets());
+    h.extend_from_slice(&[10, 0, 0, 1]);
+    h.extend_from_slice(&src.port().to_be_bytes());
+    h.extend_from_slice(&554u16.to_be_bytes());
+    h
+}
+
+/// The remote address a connection of `list` is shown with, once it is listed.
+fn listed_remote(h: &mediamtx_double::Handle, list: &str, n: usize) -> String {
+    let mut remote = String::new();
+    wait_until(Duration::from_secs(5), "the connection listed", || {
+        let items = items(h, list);
+        remote = items
+            .last()
+            .map(|c| c["remoteAddr"].as_str().unwrap_or("").to_string())
+            .unwrap_or_default();
+        items.len() == n
+    });
+    remote
+}
+
+/// MediaMTX's RTSP and RTMP listeners take a PROXY protocol header (v1 or v2) from a peer
+/// in `rtspTrustedProxies`/`rtmpTrustedProxies` (go-proxyproto, policy USE): the client
+/// it names is the connection's address. A LOCAL command or no header keeps the peer's;
+/// from an untrusted peer the header is the protocol's own data; a malformed one closes
+/// the connection.
+#[test]
+fn proxy_protocol_headers_from_trusted_proxies_name_the_client() {
+    use common::rtsp::*;
+    use std::io::Write;
+    let (h, dir) = start("listeners-proxy");
+    patch_global(
+        &h,
+        json!({"rtspTrustedProxies": ["127.0.0.0/8"], "rtmpTrustedProxies": ["127.0.0.1"]}),
+    );
+    // v1 on RTSP, then RTSP on the same connection
+    let mut a = connect(h.rtsp_port, WAIT);
+    a.write_all(b"PROXY TCP4 192.168.1.100 10.0.0.1 1234 554\r\n").unwrap();
+    let answer = rtsp_req(
+        &mut a,
+        &format!("OPTIONS {} RTSP/1.0\r\nCSeq: 1\r\n\r\n", url(h.rtsp_port, "x")),
+    );
+    assert!(answer.starts_with("RTSP/1.0 200 OK"), "{}", answer);
+    assert_eq!(listed_remote(&h, "/v3/rtspconns/list", 1), "192.168.1.100:1234");
+
+    // v2 on RTMP; with the LOCAL command the peer's own address stays
+    let mut b = std::net::TcpStream::connect(("127.0.0.1", h.rtmp_port)).unwrap();
+    b.write_all(&proxy_v2("203.0.113.7:4321".parse().unwrap(), false))
+        .unwrap();
+    assert_eq!(listed_remote(&h, "/v3/rtmpconns/list", 1), "203.0.113.7:4321");
+    let mut c = std::net::TcpStream::connect(("127.0.0.1", h.rtmp_port)).unwrap();
+    c.write_all(&proxy_v2("203.0.113.8:1".parse().unwrap(), true)).unwrap();
+    assert_eq!(
+        listed_remote(&h, "/v3/rtmpconns/list", 2),
+        c.local_addr().unwrap().to_string()
+    );
+
+    // a malformed header closes the connection
+    let mut d = std::net::TcpStream::connect(("127.0.0.1", h.rtsp_port)).unwrap();
+    d.write_all(b"PROXY TCP4 300.1.1.1 10.0.0.1 1 2\r\n").unwrap();
+    d.set_read_timeout(Some(WAIT)).unwrap();
+    assert_eq!(
+        std::io::Read::read(&mut d, &mut [0u8; 16]).unwrap_or(0),
+        0,
+        "not closed"
+    );
+    let closed_line = format!("INF [RTSP] [conn {}] closed: proxyproto: ", d.local_addr().unwrap());
+    assert!(log_of(&dir).contains(&closed_line), "{}", log_of(&dir));
+
+    // not trusted: no header is waited for (a trusted peer that sends nothing is listed
+    // only after go-proxyproto's 10 s), the connection is the peer's
+    patch_global(&h, json!({"rtspTrustedProxies": []}));
+    let e = connect(h.rtsp_port, WAIT);
+    assert_eq!(
+        listed_remote(&h, "/v3/rtspconns/list", 1),
+        e.local_addr().unwrap().to_string()
+    );
+}
