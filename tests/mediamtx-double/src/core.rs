@@ -802,7 +802,7 @@ pub fn tick(shared: &Arc<Shared>) {
 /// that a stream kept by the state does not keep the state alive.
 fn path_logger(shared: &Arc<Shared>, name: &str) -> crate::rtp_split::PathLog {
     let (weak, name) = (Arc::downgrade(shared), name.to_string());
-    Box::new(move |level, msg| {
+    Arc::new(move |level, msg| {
         if let Some(sh) = weak.upgrade() {
             sh.log(&format!("{} [path {}] {}", level, name, msg));
         }

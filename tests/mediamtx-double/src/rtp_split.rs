@@ -14,6 +14,8 @@
 
 use crate::media::Sdp;
 use base64::Engine;
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::{Duration, Instant};
 
 /// The RTP payload limit for the global configuration (core.go getRTPMaxPayloadSize).
 pub fn max_payload(global: &serde_json::Map<String, serde_json::Value>) -> usize {
@@ -95,7 +97,7 @@ struct Track {
 }
 
 /// The path's log: (level, message).
-pub type PathLog = Box<dyn Fn(&str, &str) + Send>;
+pub type PathLog = Arc<dyn Fn(&str, &str) + Send + Sync>;
 
 pub struct Splitter {
     max: usize,
@@ -104,33 +106,53 @@ pub struct Splitter {
     errors: ErrorDumper,
 }
 
-/// MediaMTX's stream `inboundFramesInError` with its errordumper: the count, and a WAR line
-/// at most once a second naming the last error (here on the first error after the second
-/// has passed, where MediaMTX's ticker would report it).
-#[derive(Default)]
+/// MediaMTX's stream `inboundFramesInError` with its errordumper: errors are counted,
+/// and a ticker started with the stream reports every second in which some came, with
+/// their number and the last one. The ticker thread ends with the dumper.
 struct ErrorDumper {
     total: u64,
-    pending: u64,
-    last_report: Option<std::time::Instant>,
+    /// errors since the last report, and the last one
+    pending: Arc<Mutex<(u64, String)>>,
+    /// dropped with the dumper, which ends the ticker
+    _stop: mpsc::Sender<()>,
 }
 
 impl ErrorDumper {
-    fn add(&mut self, err: String, log: &PathLog) {
-        self.total += 1;
-        self.pending += 1;
-        if self
-            .last_report
-            .is_some_and(|t| t.elapsed() < std::time::Duration::from_secs(1))
-        {
-            return;
+    fn start(log: PathLog) -> ErrorDumper {
+        let pending = Arc::new(Mutex::new((0u64, String::new())));
+        let (stop, stopped) = mpsc::channel::<()>();
+        let errors = pending.clone();
+        std::thread::spawn(move || {
+            let mut tick = Instant::now();
+            loop {
+                tick += Duration::from_secs(1);
+                let wait = tick.saturating_duration_since(Instant::now());
+                if !matches!(stopped.recv_timeout(wait), Err(mpsc::RecvTimeoutError::Timeout)) {
+                    return;
+                }
+                let (n, last) = {
+                    let mut e = errors.lock().unwrap();
+                    (std::mem::take(&mut e.0), e.1.clone())
+                };
+                match n {
+                    0 => {}
+                    1 => log("WAR", &format!("processing error: {}", last)),
+                    n => log("WAR", &format!("{} processing errors, last was: {}", n, last)),
+                }
+            }
+        });
+        ErrorDumper {
+            total: 0,
+            pending,
+            _stop: stop,
         }
-        let line = match self.pending {
-            1 => format!("processing error: {}", err),
-            n => format!("{} processing errors, last was: {}", n, err),
-        };
-        log("WAR", &line);
-        self.pending = 0;
-        self.last_report = Some(std::time::Instant::now());
+    }
+
+    fn add(&mut self, err: String) {
+        self.total += 1;
+        let mut e = self.pending.lock().unwrap();
+        e.0 += 1;
+        e.1 = err;
     }
 }
 
@@ -187,8 +209,8 @@ impl Splitter {
         Splitter {
             max,
             tracks,
+            errors: ErrorDumper::start(log.clone()),
             log,
-            errors: ErrorDumper::default(),
         }
     }
 
@@ -228,7 +250,7 @@ impl Splitter {
             _ => match t.decode(payload, seq, ts, marker) {
                 Ok(done) => done,
                 Err(e) => {
-                    self.errors.add(e, &self.log);
+                    self.errors.add(e);
                     return Vec::new();
                 }
             },
@@ -240,7 +262,7 @@ impl Splitter {
                     payload.len(),
                     max
                 );
-                self.errors.add(e, &self.log);
+                self.errors.add(e);
                 return Vec::new();
             }
             (self.log)(
@@ -595,7 +617,7 @@ mod tests {
             medias: vec![media],
             describe: String::new(),
         };
-        Splitter::new(&sdp, max, Box::new(|_, _| {}))
+        Splitter::new(&sdp, max, Arc::new(|_, _| {}))
     }
 
     #[test]

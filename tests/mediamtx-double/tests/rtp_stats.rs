@@ -136,6 +136,47 @@ fn refused_fragments_are_frames_in_error_and_not_relayed() {
     assert_eq!(seqs, vec![1, 4]);
 }
 
+/// MediaMTX's errordumper: the frames in error are reported by a one-second ticker, each
+/// second in which some came, with their number and the last one; none is left out.
+#[test]
+fn frames_in_error_are_reported_each_second_with_their_number() {
+    let (h, dir) = start("errordumper");
+    let mut publ = tcp_publisher(h.rtsp_port, "e");
+    let fu = |seq: u16, fu_header: u8| {
+        let mut p = vec![0x80, 96];
+        p.extend_from_slice(&seq.to_be_bytes());
+        p.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, 7, 0x7C, fu_header, 1, 2]);
+        p
+    };
+    // three IDRs in FU-A, each missing its middle fragment: three frames in error
+    for first in [1u16, 4, 7] {
+        publ.write_all(&interleaved(0, &fu(first, 0x85))).unwrap();
+        publ.write_all(&interleaved(0, &fu(first + 2, 0x45))).unwrap();
+    }
+    wait_until(Duration::from_secs(10), "the frames in error", || {
+        path_get(&h, "e")["inboundFramesInError"] == 3
+    });
+    let error = "discarding frame since a RTP packet is missing";
+    let reported = || -> u64 {
+        log_of(&dir)
+            .lines()
+            .filter_map(|l| l.split_once("WAR [path e] ").map(|(_, m)| m.to_string()))
+            .map(|m| {
+                if m == format!("processing error: {}", error) {
+                    1
+                } else {
+                    let (n, last) = m.split_once(" processing errors, last was: ").expect("a report");
+                    assert_eq!(last, error);
+                    n.parse::<u64>().unwrap()
+                }
+            })
+            .sum()
+    };
+    wait_until(Duration::from_secs(5), "all three reported", || reported() == 3);
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(reported(), 3, "{}", log_of(&dir));
+}
+
 /// What a reader gets as from gortsplib's ServerStream: the SETUP answer names the
 /// stream's own SSRC, which every packet carries; the PLAY answer's RTP-Info gives the
 /// next sequence number and the RTP time of now; the stream's sender report comes right
