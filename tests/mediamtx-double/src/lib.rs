@@ -266,12 +266,13 @@ pub fn start(opts: Options) -> std::io::Result<Handle> {
     api::load_conf_file(&mut state, opts.path_defaults.as_ref(), &opts.paths)
         .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
     let udp = rtsp_udp::UdpServer::bind(opts.rtp_port, opts.rtcp_port)?;
+    let (rtp_port, rtcp_port) = udp.initial_ports();
     state
         .global
-        .insert("rtpAddress".into(), serde_json::json!(format!(":{}", udp.rtp_port)));
+        .insert("rtpAddress".into(), serde_json::json!(format!(":{}", rtp_port)));
     state
         .global
-        .insert("rtcpAddress".into(), serde_json::json!(format!(":{}", udp.rtcp_port)));
+        .insert("rtcpAddress".into(), serde_json::json!(format!(":{}", rtcp_port)));
     let udp = Arc::new(udp);
     let rtsps_l = servers::PortHold::new(opts.rtsps_port)?;
     let rtsps_port = rtsps_l.port;
@@ -381,8 +382,8 @@ pub fn start(opts: Options) -> std::io::Result<Handle> {
     Ok(Handle {
         api_port,
         rtsp_port,
-        rtp_port: udp.rtp_port,
-        rtcp_port: udp.rtcp_port,
+        rtp_port,
+        rtcp_port,
         rtsps_port,
         control_port,
         playback_port: aux_ports.playback,

@@ -1103,7 +1103,10 @@ impl Conn {
                     .shared
                     .udp
                     .as_ref()
-                    .map(|u| (u.rtp_port, u.rtcp_port))
+                    .map(|u| {
+                        let s = u.sockets();
+                        (s.rtp_port, s.rtcp_port)
+                    })
                     .unwrap_or((0, 0));
                 format!("RTP/AVP;unicast;client_port={}-{};server_port={}-{}", a, b, sa, sb)
             }
@@ -1498,11 +1501,14 @@ impl Conn {
             }
         }
         let udp_sink = match (&shared.udp, udp) {
-            (Some(server), true) => Some(UdpSink {
-                rtp: server.rtp.clone(),
-                rtcp: server.rtcp.clone(),
-                addrs: udp_addrs.clone(),
-            }),
+            (Some(server), true) => {
+                let s = server.sockets();
+                Some(UdpSink {
+                    rtp: s.rtp,
+                    rtcp: s.rtcp,
+                    addrs: udp_addrs.clone(),
+                })
+            }
             _ => None,
         };
         if multicast {
@@ -1531,8 +1537,8 @@ impl Conn {
                     hidden: *hidden,
                     counter: None,
                     udp: Some(UdpSink {
-                        rtp: server.rtp.clone(),
-                        rtcp: server.rtcp.clone(),
+                        rtp: server.sockets().rtp,
+                        rtcp: server.sockets().rtcp,
                         addrs: vec![],
                     }),
                     stats: None,

@@ -6,7 +6,7 @@ use crate::core::Shared;
 use std::collections::HashMap;
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// What a UDP source address belongs to.
@@ -39,11 +39,40 @@ fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
-pub struct UdpServer {
+/// The server's RTP and RTCP sockets (on the ports of `rtpAddress` and `rtcpAddress`).
+#[derive(Clone)]
+pub struct Sockets {
     pub rtp: Arc<UdpSocket>,
     pub rtcp: Arc<UdpSocket>,
     pub rtp_port: u16,
     pub rtcp_port: u16,
+}
+
+impl Sockets {
+    fn bind(rtp_port: u16, rtcp_port: u16) -> std::io::Result<Sockets> {
+        let bind = |port: u16| {
+            let s = UdpSocket::bind(("127.0.0.1", port))?;
+            // short timeouts so the receiving threads notice a shutdown or a move
+            s.set_read_timeout(Some(Duration::from_millis(200)))?;
+            let port = s.local_addr()?.port();
+            Ok::<_, std::io::Error>((Arc::new(s), port))
+        };
+        let (rtp, rtp_port) = bind(rtp_port)?;
+        let (rtcp, rtcp_port) = bind(rtcp_port)?;
+        Ok(Sockets {
+            rtp,
+            rtcp,
+            rtp_port,
+            rtcp_port,
+        })
+    }
+}
+
+pub struct UdpServer {
+    /// those in use: moved when the RTSP server starts on other addresses
+    current: RwLock<Sockets>,
+    /// those bound at start, kept for the whole run (so that their ports stay ours)
+    initial: Sockets,
     /// (source address, is RTCP) → owner
     targets: Mutex<HashMap<(SocketAddr, bool), Target>>,
 }
@@ -54,18 +83,53 @@ pub const MAX_PAYLOAD: usize = 1472;
 
 impl UdpServer {
     pub fn bind(rtp_port: u16, rtcp_port: u16) -> std::io::Result<UdpServer> {
-        let rtp = UdpSocket::bind(("127.0.0.1", rtp_port))?;
-        let rtcp = UdpSocket::bind(("127.0.0.1", rtcp_port))?;
-        // short timeouts so the receiving threads notice the shutdown
-        rtp.set_read_timeout(Some(Duration::from_millis(200)))?;
-        rtcp.set_read_timeout(Some(Duration::from_millis(200)))?;
+        let initial = Sockets::bind(rtp_port, rtcp_port)?;
         Ok(UdpServer {
-            rtp_port: rtp.local_addr()?.port(),
-            rtcp_port: rtcp.local_addr()?.port(),
-            rtp: Arc::new(rtp),
-            rtcp: Arc::new(rtcp),
+            current: RwLock::new(initial.clone()),
+            initial,
             targets: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// The sockets in use.
+    pub fn sockets(&self) -> Sockets {
+        self.current.read().unwrap().clone()
+    }
+
+    /// The ports bound at start.
+    pub fn initial_ports(&self) -> (u16, u16) {
+        (self.initial.rtp_port, self.initial.rtcp_port)
+    }
+
+    /// Follows `rtpAddress`/`rtcpAddress` when the RTSP server (re)starts, as MediaMTX
+    /// creates its UDP listeners with it: the ports of the addresses (the start's sockets
+    /// when they are those). A port that cannot be bound is logged and the sockets stay.
+    pub fn follow(&self, shared: &Shared) {
+        let port = |k: &str| {
+            let st = shared.lock();
+            let a = st.global.get(k).and_then(|v| v.as_str()).unwrap_or("").to_string();
+            a.rsplit_once(':').and_then(|(_, p)| p.parse::<u16>().ok())
+        };
+        let (Some(rtp), Some(rtcp)) = (port("rtpAddress"), port("rtcpAddress")) else {
+            return;
+        };
+        let cur = self.sockets();
+        if (cur.rtp_port, cur.rtcp_port) == (rtp, rtcp) {
+            return;
+        }
+        let moved = if (rtp, rtcp) == self.initial_ports() {
+            Ok(self.initial.clone())
+        } else {
+            Sockets::bind(rtp, rtcp)
+        };
+        match moved {
+            Ok(s) => *self.current.write().unwrap() = s,
+            Err(e) => shared.log(&format!(
+                "ERR listen udp :{}: bind: {}",
+                rtp,
+                crate::conf::go_io_error(&e)
+            )),
+        }
     }
 
     pub fn register(&self, from: SocketAddr, rtcp: bool, t: Target) {
@@ -82,10 +146,12 @@ pub fn serve(shared: Arc<Shared>, rtcp: bool) {
     let Some(udp) = shared.udp.clone() else {
         return;
     };
-    let sock = if rtcp { udp.rtcp.clone() } else { udp.rtp.clone() };
     // like gortsplib: one byte more than the limit, so that a filled buffer means too big
     let mut buf = vec![0u8; MAX_PAYLOAD + 1];
     while !shared.shutdown.load(Ordering::SeqCst) {
+        // the sockets in use now (they move with the RTSP server's addresses)
+        let s = udp.sockets();
+        let sock = if rtcp { s.rtcp } else { s.rtp };
         let Ok((n, from)) = sock.recv_from(&mut buf) else {
             continue;
         };

@@ -475,6 +475,10 @@ pub fn sync(shared: &Shared, old_log: LogConf) {
             None if *name == "SRT" => crate::srt::start_if_wanted(shared),
             None => {}
         }
+        // the RTSP server's UDP listeners come with it
+        if let (&"RTSP", Some(udp)) = (name, &shared.udp) {
+            udp.follow(shared);
+        }
     }
     shared.aux.1.fetch_sub(1, Ordering::SeqCst);
 }

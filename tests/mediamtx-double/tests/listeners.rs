@@ -276,3 +276,44 @@ fn proxy_protocol_headers_from_trusted_proxies_name_the_client() {
         e.local_addr().unwrap().to_string()
     );
 }
+
+/// MediaMTX creates its RTSP server's UDP listeners with it: a new `rtpAddress` and
+/// `rtcpAddress` restart it on their ports, where UDP publishers send and from which
+/// readers are served.
+#[test]
+fn the_rtsp_udp_listeners_move_with_rtp_and_rtcp_address() {
+    use common::rtsp::*;
+    require_ffmpeg();
+    let (h, dir) = start("listeners-udp");
+    let (rtp, rtcp) = (free_udp_port(), free_udp_port());
+    patch_global(
+        &h,
+        json!({"rtpAddress": format!(":{}", rtp), "rtcpAddress": format!(":{}", rtcp)}),
+    );
+    let log = log_of(&dir);
+    let started = format!(
+        "INF [RTSP] started with listeners on :{} (TCP/RTSP), :{} (UDP/RTP), :{} (UDP/RTCP)",
+        h.rtsp_port, rtp, rtcp
+    );
+    assert!(log.contains(&started), "{}", log);
+
+    // a publisher over UDP sends its RTP to the new RTP port
+    let u = url(h.rtsp_port, "cam");
+    let cmd = publisher_cmd(&u, "320x240").replace("-rtsp_transport tcp", "-rtsp_transport udp");
+    let _p = spawn_cmd(&cmd, &dir.join("pub.log"));
+    wait_available(&h, "cam");
+    wait_until(WAIT, "RTP received over UDP", || {
+        items(&h, "/v3/rtspsessions/list")
+            .iter()
+            .any(|s| s["transport"] == "UDP" && s["inboundRTPPackets"].as_u64().unwrap_or(0) > 10)
+    });
+    // a reader over UDP is told the new ports and served from them
+    let mut s = connect(h.rtsp_port, WAIT);
+    let setup = format!(
+        "SETUP {}/trackID=0 RTSP/1.0\r\nCSeq: 1\r\nTransport: RTP/AVP;unicast;client_port=40000-40001\r\n\r\n",
+        u
+    );
+    let a = rtsp_req(&mut s, &setup);
+    assert!(a.contains(&format!(";server_port={}-{}", rtp, rtcp)), "{}", a);
+    assert!(read_frames(&u, "udp", 15, &dir.join("r.md5")) >= 15);
+}
