@@ -946,6 +946,12 @@ fn check_always_available_file(p: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// The port of a listen address (`host:port`, `:port`, `[v6]:port`), as the double
+/// binds every listener on loopback at that port.
+pub fn port_of(address: &str) -> Option<u16> {
+    address.rsplit_once(':').and_then(|(_, p)| p.parse().ok())
+}
+
 /// Go's text for common os errors.
 pub fn go_io_error(e: &std::io::Error) -> String {
     match e.kind() {

@@ -382,8 +382,7 @@ impl Shared {
         let port = g
             .get("rtspAddress")
             .and_then(Value::as_str)
-            .and_then(|a| a.rsplit_once(':'))
-            .and_then(|(_, p)| p.parse().ok());
+            .and_then(crate::conf::port_of);
         if let Some(p) = port {
             self.rtsp_port_env.store(p, Ordering::Relaxed);
         }

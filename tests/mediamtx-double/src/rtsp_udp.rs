@@ -73,6 +73,8 @@ pub struct UdpServer {
     current: RwLock<Sockets>,
     /// those bound at start, kept for the whole run (so that their ports stay ours)
     initial: Sockets,
+    /// how many times `current` moved (the receiving threads compare, not lock, per packet)
+    moves: AtomicU64,
     /// (source address, is RTCP) → owner
     targets: Mutex<HashMap<(SocketAddr, bool), Target>>,
 }
@@ -87,6 +89,7 @@ impl UdpServer {
         Ok(UdpServer {
             current: RwLock::new(initial.clone()),
             initial,
+            moves: AtomicU64::new(0),
             targets: Mutex::new(HashMap::new()),
         })
     }
@@ -107,8 +110,7 @@ impl UdpServer {
     pub fn follow(&self, shared: &Shared) {
         let port = |k: &str| {
             let st = shared.lock();
-            let a = st.global.get(k).and_then(|v| v.as_str()).unwrap_or("").to_string();
-            a.rsplit_once(':').and_then(|(_, p)| p.parse::<u16>().ok())
+            crate::conf::port_of(st.global.get(k).and_then(|v| v.as_str()).unwrap_or(""))
         };
         let (Some(rtp), Some(rtcp)) = (port("rtpAddress"), port("rtcpAddress")) else {
             return;
@@ -123,7 +125,10 @@ impl UdpServer {
             Sockets::bind(rtp, rtcp)
         };
         match moved {
-            Ok(s) => *self.current.write().unwrap() = s,
+            Ok(s) => {
+                *self.current.write().unwrap() = s;
+                self.moves.fetch_add(1, Ordering::Release);
+            }
             Err(e) => shared.log(&format!(
                 "ERR listen udp :{}: bind: {}",
                 rtp,
@@ -148,10 +153,14 @@ pub fn serve(shared: Arc<Shared>, rtcp: bool) {
     };
     // like gortsplib: one byte more than the limit, so that a filled buffer means too big
     let mut buf = vec![0u8; MAX_PAYLOAD + 1];
+    let pick = |s: Sockets| if rtcp { s.rtcp } else { s.rtp };
+    let (mut sock, mut seen) = (pick(udp.sockets()), udp.moves.load(Ordering::Acquire));
     while !shared.shutdown.load(Ordering::SeqCst) {
-        // the sockets in use now (they move with the RTSP server's addresses)
-        let s = udp.sockets();
-        let sock = if rtcp { s.rtcp } else { s.rtp };
+        // the sockets move with the RTSP server's addresses: fetched again only then
+        let moves = udp.moves.load(Ordering::Acquire);
+        if moves != seen {
+            (sock, seen) = (pick(udp.sockets()), moves);
+        }
         let Ok((n, from)) = sock.recv_from(&mut buf) else {
             continue;
         };

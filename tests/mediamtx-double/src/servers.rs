@@ -292,10 +292,7 @@ struct Running {
 /// key and certificate files.
 fn start(shared: &Shared, kind: &Kind, settings: Settings, hold: &PortHold) -> Result<Running, String> {
     let address = &settings.address;
-    let port = address
-        .rsplit_once(':')
-        .and_then(|(_, p)| p.parse::<u16>().ok())
-        .ok_or_else(|| format!("invalid address '{}'", address))?;
+    let port = crate::conf::port_of(address).ok_or_else(|| format!("invalid address '{}'", address))?;
     let tls = match &settings.tls {
         Some((key, cert)) => {
             // httpp.Server.Initialize

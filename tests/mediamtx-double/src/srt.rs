@@ -343,7 +343,7 @@ pub fn start_if_wanted(shared: &Shared) {
         return;
     };
     let addr = wanted[1].as_str().unwrap_or("").to_string();
-    let port = addr.rsplit_once(':').and_then(|(_, p)| p.parse::<u16>().ok());
+    let port = crate::conf::port_of(&addr);
     let kept = r.idle.take().filter(|s| s.local_addr().ok().map(|a| a.port()) == port);
     let sock = match (kept, port) {
         (Some(s), _) => Ok(s),
