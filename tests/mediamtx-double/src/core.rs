@@ -197,6 +197,9 @@ pub struct Publisher {
     pub query: String,
     /// the offline-stream generator of an alwaysAvailable path
     pub offline: bool,
+    /// the publisher's logger (`[RTSP] [session ID]`, `[RTMP] [conn IP:P]`...); none for
+    /// static sources and the offline stream
+    pub scope: Option<String>,
 }
 
 #[derive(Default)]
@@ -217,6 +220,8 @@ pub struct RecorderSlot {
 
 pub struct PathRt {
     pub gen: u64,
+    /// an alwaysAvailable path's `stream is available` line was logged
+    pub available_logged: bool,
     pub name: String,
     pub conf_name: String,
     pub conf: Map<String, Value>,
@@ -240,7 +245,7 @@ pub struct PathRt {
     /// alwaysAvailable's offline-stream generator
     pub offline: crate::always_available::Offline,
     /// runOnInit, while the path exists
-    pub init_hook: Option<crate::hooks::Cmd>,
+    pub init_hook: Option<crate::hooks::Running>,
     /// runOnAvailable/runOnUnavailable and runOnOnline/runOnOffline, while available
     pub available_hooks: Vec<crate::hooks::Pair>,
     /// runOnAvailable/runOnUnavailable of an alwaysAvailable path, while the path exists
@@ -537,7 +542,7 @@ fn new_path(shared: &Arc<Shared>, name: &str, conf_name: &str, conf: Map<String,
     // runOnInit (refused on regexp configurations)
     let init_hook = crate::hooks::start(
         shared,
-        name,
+        &crate::hooks::Owner::path(name),
         "runOnInit",
         conf.get("runOnInit").and_then(|v| v.as_str()).unwrap_or(""),
         crate::hooks::path_env(shared, name, conf_name),
@@ -558,7 +563,7 @@ fn new_path(shared: &Arc<Shared>, name: &str, conf_name: &str, conf: Map<String,
             env.push(("MTX_QUERY".into(), String::new()));
             crate::hooks::Pair::start(
                 shared,
-                name,
+                &crate::hooks::Owner::path(name),
                 ("runOnAvailable", &s("runOnAvailable"), restart),
                 ("runOnUnavailable", &s("runOnUnavailable")),
                 env,
@@ -588,6 +593,7 @@ fn new_path(shared: &Arc<Shared>, name: &str, conf_name: &str, conf: Map<String,
         puller: ProcSlot::default(),
         recorder: RecorderSlot::default(),
         kept_until_request: false,
+        available_logged: false,
     }
 }
 
@@ -601,17 +607,16 @@ pub fn destroy_path(shared: &Arc<Shared>, p: &mut PathRt) -> Vec<i32> {
         s.close();
     }
     p.available_time = None;
-    end_hooks(shared, p);
+    // path.run's order: runOnInit, the on-demand hook, then the stream's hooks
     if let Some(h) = p.init_hook.take() {
-        h.close();
+        h.close(shared);
     }
+    stop_on_demand(shared, p, "path destroyed");
+    end_hooks(shared, p);
     if let Some(h) = p.always_available_hook.take() {
         if !shared.shutdown.load(Ordering::SeqCst) {
             h.end(shared);
         }
-    }
-    if p.ondemand.active {
-        launch_undemand(shared, p);
     }
     let mut wait = Vec::new();
     if let Some(pid) = p.ondemand.pid {
@@ -712,22 +717,28 @@ pub fn start_on_demand(shared: &Arc<Shared>, p: &mut PathRt, query: &str) {
     p.ondemand.gen = shared.id();
     p.ondemand_query = query.to_string();
     p.idle_since = Instant::now();
+    crate::hooks::Owner::path(&p.name).log(shared, "runOnDemand command started");
     crate::procs::spawn_on_demand(shared, p);
 }
 
+/// hooks.OnDemand's closing part: `runOnDemand command stopped: REASON`, then
+/// runOnUnDemand is launched.
 pub fn stop_on_demand(shared: &Arc<Shared>, p: &mut PathRt, reason: &str) {
     if !p.ondemand.active {
         return;
     }
-    launch_undemand(shared, p);
     p.ondemand.active = false;
     if let Some(pid) = p.ondemand.pid {
-        shared.log(&format!(
-            "path {}: stopping on-demand command pid {} ({})",
-            p.name, pid, reason
-        ));
         crate::procs::interrupt(pid);
     }
+    if shared.shutdown.load(Ordering::SeqCst) {
+        return;
+    }
+    let owner = crate::hooks::Owner::path(&p.name);
+    owner.log(shared, &format!("runOnDemand command stopped: {}", reason));
+    let mut env = crate::hooks::path_env(shared, &p.name, &p.conf_name);
+    env.push(("MTX_QUERY".into(), crate::hooks::query_escape(&p.ondemand_query)));
+    crate::hooks::launch(shared, &owner, "runOnUnDemand", &p.s("runOnUnDemand"), env);
 }
 
 /// Supervisor tick (every 100 ms).
@@ -847,7 +858,8 @@ pub fn publish_start(shared: &Arc<Shared>, p: &mut PathRt, pb: Publisher, sdp: S
         }
         let (a, b, r) = (p.s(on), p.s(off), p.b(restart));
         if !a.is_empty() || !b.is_empty() {
-            let pair = crate::hooks::Pair::start(shared, &p.name, (on, &a, r), (off, &b), env.clone());
+            let owner = crate::hooks::Owner::path(&p.name);
+            let pair = crate::hooks::Pair::start(shared, &owner, (on, &a, r), (off, &b), env.clone());
             p.available_hooks.push(pair);
         }
     }
@@ -879,10 +891,24 @@ pub fn publish_start(shared: &Arc<Shared>, p: &mut PathRt, pb: Publisher, sdp: S
             last_sent: Mutex::new(Vec::new()),
         }),
     };
+    // path.setAvailable's line (an alwaysAvailable path's stream is available once, from
+    // its first producer), then the publisher's
+    let tracks = crate::media::tracks_info(&stream.sdp.medias);
+    if !always {
+        shared.log(&format!(
+            "INF [path {}] stream is available and online, {}",
+            p.name, tracks
+        ));
+    } else if !p.available_logged {
+        shared.log(&format!("INF [path {}] stream is available, {}", p.name, tracks));
+        p.available_logged = true;
+    }
+    if let Some(scope) = &pb.scope {
+        shared.log(&format!("INF {} is publishing to path '{}'", scope, p.name));
+    }
     p.stream = Some(stream.clone());
     p.publisher = Some(pb);
     p.available_time = Some(SystemTime::now());
-    shared.log(&format!("path {}: stream available", p.name));
     shared.cv.notify_all();
     stream
 }
@@ -924,24 +950,12 @@ fn end_hooks(shared: &Arc<Shared>, p: &mut PathRt) {
     }
 }
 
-/// hooks.OnDemand's closing part: runOnUnDemand is launched when the on-demand command
-/// is stopped.
-fn launch_undemand(shared: &Arc<Shared>, p: &PathRt) {
-    if shared.shutdown.load(Ordering::SeqCst) {
-        return;
-    }
-    let mut env = crate::hooks::path_env(shared, &p.name, &p.conf_name);
-    env.push(("MTX_QUERY".into(), crate::hooks::query_escape(&p.ondemand_query)));
-    crate::hooks::start(shared, &p.name, "runOnUnDemand", &p.s("runOnUnDemand"), env, false);
-}
-
-/// A reader started playing: runOnRead (hooks.OnRead).
+/// A reader (id, API type, logger scope) started playing: runOnRead (hooks.OnRead).
 pub fn reader_added(
     shared: &Arc<Shared>,
     p: &mut PathRt,
     conn_id: u64,
-    reader_id: &str,
-    reader_type: &str,
+    (reader_id, reader_type, scope): (&str, &str, String),
     query: &str,
 ) {
     let (a, b) = (p.s("runOnRead"), p.s("runOnUnread"));
@@ -953,7 +967,9 @@ pub fn reader_added(
     env.push(("MTX_READER_TYPE".into(), reader_type.into()));
     env.push(("MTX_READER_ID".into(), reader_id.to_string()));
     let restart = p.b("runOnReadRestart");
-    let pair = crate::hooks::Pair::start(shared, &p.name, ("runOnRead", &a, restart), ("runOnUnread", &b), env);
+    // logged by the reader, its output in the path's log files
+    let owner = crate::hooks::Owner::of(scope, &p.name);
+    let pair = crate::hooks::Pair::start(shared, &owner, ("runOnRead", &a, restart), ("runOnUnread", &b), env);
     p.read_hooks.push((conn_id, pair));
 }
 

@@ -7,6 +7,13 @@
 //! expanded in every part from the hook's environment (else the process environment); the
 //! child runs in its own process group; closing it sends SIGINT to the group; with
 //! `restart` it is started again 5 s after it exits.
+//!
+//! Logged like MediaMTX, with the logger of what the hook belongs to (`[path P]`,
+//! `[RTSP] [conn IP:P]`, `[RTSP] [session ID]`...): `runOnX command started` and
+//! `stopped` around a running hook, `runOnUnX command launched` for one-shot ones, and
+//! `exited: ERR` when externalcmd reports an exit: a command that cannot be split or
+//! started, or any exit of a restarting one, which v1.20.1 always reports as
+//! `command exited with code 0` (its exit code is read and dropped).
 
 use crate::core::Shared;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -18,6 +25,37 @@ pub type Env = Vec<(String, String)>;
 /// Called by the recorders: (segment path, None) when created, (path, Some(duration))
 /// when completed.
 pub type SegmentFn = Box<dyn Fn(&str, Option<Duration>) + Send>;
+
+/// What a hook belongs to: its log lines carry that logger's scope, and the double
+/// writes the command's output to `logs/<files>-<tag>.log`.
+#[derive(Clone)]
+pub struct Owner {
+    scope: String,
+    files: String,
+}
+
+impl Owner {
+    /// A path's hooks (`[path NAME]`, output in `logs/NAME-<tag>.log`).
+    pub fn path(name: &str) -> Owner {
+        Owner {
+            scope: format!("[path {}]", name),
+            files: name.to_string(),
+        }
+    }
+
+    /// A connection's or session's hooks, e.g. `[RTSP] [conn 127.0.0.1:4000]`.
+    pub fn of(scope: String, files: &str) -> Owner {
+        Owner {
+            scope,
+            files: files.to_string(),
+        }
+    }
+
+    /// Logs `INF SCOPE TEXT`.
+    pub fn log(&self, shared: &Shared, text: &str) {
+        shared.log(&format!("INF {} {}", self.scope, text));
+    }
+}
 
 /// A running hook command (externalcmd.Cmd).
 pub struct Cmd {
@@ -33,6 +71,34 @@ impl Cmd {
             crate::procs::interrupt(pid);
         }
     }
+}
+
+/// A running hook and what it is logged as: closing it logs `TAG command stopped`.
+pub struct Running {
+    cmd: Cmd,
+    owner: Owner,
+    tag: &'static str,
+}
+
+impl Running {
+    pub fn close(self, shared: &Shared) {
+        self.cmd.close();
+        self.owner.log(shared, &format!("{} command stopped", self.tag));
+    }
+}
+
+/// Go's error for a command that exec cannot start: a bare name is looked up in PATH
+/// first (exec.LookPath), a path is run as is (fork/exec).
+pub fn go_exec_error(program: &str, e: &std::io::Error) -> String {
+    if !program.contains('/')
+        && matches!(
+            e.kind(),
+            std::io::ErrorKind::NotFound | std::io::ErrorKind::PermissionDenied
+        )
+    {
+        return format!("exec: \"{}\": executable file not found in $PATH", program);
+    }
+    format!("fork/exec {}: {}", program, crate::conf::go_io_error(e))
 }
 
 /// os.Expand with the hook's environment first, then the process environment.
@@ -85,41 +151,79 @@ pub fn expand(s: &str, env: &Env) -> String {
     out
 }
 
-/// Starts `cmdstr` (nothing if empty). `tag` names the log file `logs/<path>-<tag>.log`.
-pub fn start(shared: &Arc<Shared>, path: &str, tag: &str, cmdstr: &str, env: Env, restart: bool) -> Option<Cmd> {
+/// hooks.OnX's start: `TAG command started`, then the command, restarted 5 s after each
+/// exit with `restart` (nothing if `cmdstr` is empty).
+pub fn start(
+    shared: &Arc<Shared>,
+    owner: &Owner,
+    tag: &'static str,
+    cmdstr: &str,
+    env: Env,
+    restart: bool,
+) -> Option<Running> {
     if cmdstr.is_empty() {
         return None;
     }
+    owner.log(shared, &format!("{} command started", tag));
+    Some(Running {
+        cmd: run(shared, owner, tag, cmdstr, env, restart),
+        owner: owner.clone(),
+        tag,
+    })
+}
+
+/// A one-shot hook (runOnUnX, runOnRecordSegmentX): `TAG command launched`, then the
+/// command once (nothing if `cmdstr` is empty).
+pub fn launch(shared: &Arc<Shared>, owner: &Owner, tag: &'static str, cmdstr: &str, env: Env) {
+    if !cmdstr.is_empty() {
+        owner.log(shared, &format!("{} command launched", tag));
+        run(shared, owner, tag, cmdstr, env, false);
+    }
+}
+
+/// externalcmd.Cmd.run: the command until it is closed; an exit is reported (`TAG
+/// command exited: ERR`) as externalcmd's OnExit reports it.
+fn run(shared: &Arc<Shared>, owner: &Owner, tag: &'static str, cmdstr: &str, env: Env, restart: bool) -> Cmd {
     let stop = Arc::new(AtomicBool::new(false));
     let pid = Arc::new(Mutex::new(None));
     let cmd = Cmd {
         stop: stop.clone(),
         pid: pid.clone(),
     };
-    let (sh, path, tag, cmdstr) = (shared.clone(), path.to_string(), tag.to_string(), cmdstr.to_string());
-    shared.log(&format!("path {}: {} command started", path, tag));
+    let (sh, owner, cmdstr) = (shared.clone(), owner.clone(), cmdstr.to_string());
     std::thread::spawn(move || loop {
-        let args: Vec<String> = match crate::util::shell_split(&cmdstr) {
-            Ok(a) => a.iter().map(|p| expand(p, &env)).collect(),
-            Err(e) => {
-                sh.log(&format!("path {}: {} command: {}", path, tag, e));
-                return;
-            }
-        };
-        let Some(mut child) = crate::procs::spawn_hook(&sh, &args, &env, &path, &tag) else {
-            return;
-        };
-        let p = child.id() as i32;
-        *pid.lock().unwrap() = Some(p);
-        // Close() may have come before the pid was known
-        if stop.load(Ordering::SeqCst) {
-            crate::procs::interrupt(p);
+        let exited = |e: &str| owner.log(&sh, &format!("{} command exited: {}", tag, e));
+        let args: Result<Vec<String>, String> =
+            crate::util::shell_split(&cmdstr).map(|a| a.iter().map(|p| expand(p, &env)).collect());
+        match args {
+            Err(e) => exited(&e),
+            Ok(args) => match crate::procs::spawn_hook(&sh, &args, &env, &owner.files, tag) {
+                Err(e) => exited(&go_exec_error(args.first().map_or("", |a| a.as_str()), &e)),
+                Ok(mut child) => {
+                    let p = child.id() as i32;
+                    *pid.lock().unwrap() = Some(p);
+                    // Close() may have come before the pid was known
+                    if stop.load(Ordering::SeqCst) {
+                        crate::procs::interrupt(p);
+                    }
+                    let status = child.wait();
+                    *pid.lock().unwrap() = None;
+                    sh.children.lock().unwrap().remove(&p);
+                    sh.log(&format!(
+                        "{}: {} command pid {} exited: {:?}",
+                        owner.files, tag, p, status
+                    ));
+                    if stop.load(Ordering::SeqCst) || sh.shutdown.load(Ordering::SeqCst) {
+                        return;
+                    }
+                    // v1.20.1 reads the exit code and drops it: every exit is a clean one
+                    if restart {
+                        exited("command exited with code 0");
+                    }
+                }
+            },
         }
-        let status = child.wait();
-        *pid.lock().unwrap() = None;
-        sh.children.lock().unwrap().remove(&p);
-        sh.log(&format!("path {}: {} command exited: {:?}", path, tag, status));
-        if stop.load(Ordering::SeqCst) || !restart || sh.shutdown.load(Ordering::SeqCst) {
+        if !restart {
             return;
         }
         let until = Instant::now() + Duration::from_secs(5);
@@ -130,7 +234,7 @@ pub fn start(shared: &Arc<Shared>, path: &str, tag: &str, cmdstr: &str, env: Env
             std::thread::sleep(Duration::from_millis(50));
         }
     });
-    Some(cmd)
+    cmd
 }
 
 /// path.ExternalCmdEnv: MTX_PATH, RTSP_PATH (deprecated), RTSP_PORT, and G1.. with the
@@ -159,8 +263,8 @@ pub fn path_env(shared: &Shared, name: &str, conf_name: &str) -> Env {
 /// hooks.OnConnect: runOnConnect (restarted with runOnConnectRestart) while a connection
 /// of `conn_type` (`rtmpConn`, `srtConn`...) lasts, runOnDisconnect when it ends (see
 /// `on_disconnect`), with RTSP_PORT, MTX_CONN_TYPE and MTX_CONN_ID. None when neither
-/// is set.
-pub fn on_connect(shared: &Arc<Shared>, conn_type: &str, id: &str) -> Option<Pair> {
+/// is set. `scope` is the connection's logger (`[RTSP] [conn IP:P]`).
+pub fn on_connect(shared: &Arc<Shared>, scope: String, conn_type: &str, id: &str) -> Option<Pair> {
     let g = shared.lock().global.clone();
     let s = |k: &str| g.get(k).and_then(|v| v.as_str()).unwrap_or("").to_string();
     let (a, b) = (s("runOnConnect"), s("runOnDisconnect"));
@@ -175,7 +279,7 @@ pub fn on_connect(shared: &Arc<Shared>, conn_type: &str, id: &str) -> Option<Pai
     ];
     Some(Pair::start(
         shared,
-        "conn",
+        &Owner::of(scope, "conn"),
         ("runOnConnect", &a, restart),
         ("runOnDisconnect", &b),
         env,
@@ -208,34 +312,35 @@ pub fn query_escape(s: &str) -> String {
 /// A hook pair (runOnX / runOnUnX): the first runs while the state lasts, the second is
 /// launched once when it ends.
 pub struct Pair {
-    cmd: Option<Cmd>,
+    running: Option<Running>,
     end: Option<(String, Env)>,
-    path: String,
+    owner: Owner,
     end_tag: &'static str,
 }
 
 impl Pair {
     pub fn start(
         shared: &Arc<Shared>,
-        path: &str,
+        owner: &Owner,
         on: (&'static str, &str, bool),
         off: (&'static str, &str),
         env: Env,
     ) -> Pair {
         Pair {
-            cmd: start(shared, path, on.0, on.1, env.clone(), on.2),
+            running: start(shared, owner, on.0, on.1, env.clone(), on.2),
             end: (!off.1.is_empty()).then(|| (off.1.to_string(), env)),
-            path: path.to_string(),
+            owner: owner.clone(),
             end_tag: off.0,
         }
     }
 
+    /// The state ended: `runOnX command stopped`, then `runOnUnX command launched`.
     pub fn end(self, shared: &Arc<Shared>) {
-        if let Some(c) = &self.cmd {
-            c.close();
+        if let Some(r) = self.running {
+            r.close(shared);
         }
         if let Some((cmdstr, env)) = self.end {
-            start(shared, &self.path, self.end_tag, &cmdstr, env, false);
+            launch(shared, &self.owner, self.end_tag, &cmdstr, env);
         }
     }
 }

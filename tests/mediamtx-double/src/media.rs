@@ -24,6 +24,13 @@ pub struct Sdp {
     pub describe: String,
 }
 
+/// defs.MediasInfo: `1 track (H264)`, `2 tracks (H264, MPEG-4 Audio)`.
+pub fn tracks_info<'a>(medias: impl IntoIterator<Item = &'a Media>) -> String {
+    let codecs: Vec<&str> = medias.into_iter().map(|m| m.codec).collect();
+    let noun = if codecs.len() == 1 { "track" } else { "tracks" };
+    format!("{} {} ({})", codecs.len(), noun, codecs.join(", "))
+}
+
 fn codec_of(encoding: &str, payload_type: u32) -> &'static str {
     match encoding.to_ascii_uppercase().as_str() {
         "H264" => "H264",

@@ -116,7 +116,7 @@ pub fn spawn_relay(
     kind: ChildKind,
     publisher: bool,
 ) -> Option<Child> {
-    spawn3(shared, args, &[], name, kind, !publisher, publisher)
+    spawn3(shared, args, &[], name, kind, !publisher, publisher).ok()
 }
 
 fn spawn2(
@@ -127,7 +127,7 @@ fn spawn2(
     kind: ChildKind,
     pipe_stdout: bool,
 ) -> Option<Child> {
-    spawn3(shared, args, envs, name, kind, pipe_stdout, false)
+    spawn3(shared, args, envs, name, kind, pipe_stdout, false).ok()
 }
 
 fn spawn3(
@@ -138,10 +138,7 @@ fn spawn3(
     kind: ChildKind,
     pipe_stdout: bool,
     pipe_stdin: bool,
-) -> Option<Child> {
-    if args.is_empty() {
-        return None;
-    }
+) -> std::io::Result<Child> {
     let tag = match kind {
         ChildKind::OnDemand => "ondemand",
         ChildKind::Puller => "source",
@@ -167,10 +164,7 @@ pub fn spawn_hook(
     envs: &[(String, String)],
     name: &str,
     tag: &str,
-) -> Option<Child> {
-    if args.is_empty() {
-        return None;
-    }
+) -> std::io::Result<Child> {
     let (out, err) = log_file(shared, name, tag);
     spawn_registered(
         shared,
@@ -193,9 +187,12 @@ fn spawn_registered(
     name: &str,
     tag: &str,
     kind: ChildKind,
-) -> Option<Child> {
+) -> std::io::Result<Child> {
     use std::os::unix::process::CommandExt;
-    let mut cmd = Command::new(&args[0]);
+    let Some(program) = args.first() else {
+        return Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, "empty command"));
+    };
+    let mut cmd = Command::new(program);
     cmd.args(&args[1..])
         .stdin(input)
         .stdout(out)
@@ -211,11 +208,11 @@ fn spawn_registered(
                 .unwrap()
                 .insert(c.id() as i32, (kind, name.to_string()));
             shared.log(&format!("path {}: started {} pid {}: {:?}", name, tag, c.id(), args));
-            Some(c)
+            Ok(c)
         }
         Err(e) => {
             shared.log(&format!("path {}: cannot start {}: {} ({:?})", name, tag, e, args));
-            None
+            Err(e)
         }
     }
 }
@@ -232,6 +229,7 @@ pub fn spawn_forwarder(shared: &Arc<Shared>, args: &[String], name: &str, tag: &
         tag,
         ChildKind::Forwarder,
     )
+    .ok()
 }
 
 /// The offline-stream generator of an alwaysAvailable path (always_available.rs).
@@ -262,6 +260,8 @@ struct Slot {
     /// whether an exit while still wanted restarts it (else the slot goes inactive)
     restarts: fn(&PathRt) -> bool,
     respawn: fn(&Arc<Shared>, &mut PathRt, &serde_json::Map<String, serde_json::Value>),
+    /// the hook whose restarts are logged as `TAG command exited: ...`
+    exit_line: Option<&'static str>,
 }
 
 /// Watches the child of `p`'s slot: when it exits while its path (same generation) still
@@ -291,6 +291,11 @@ fn watch_slot(shared: &Arc<Shared>, child: Child, p: &mut PathRt, slot: Slot) {
             (slot.of)(p).active = false;
             return;
         }
+        if let Some(tag) = slot.exit_line {
+            // v1.20.1 reads the exit code and drops it: every exit is a clean one
+            let line = format!("{} command exited: command exited with code 0", tag);
+            crate::hooks::Owner::path(&name).log(sh, &line);
+        }
         drop(st);
         let sh2 = sh.clone();
         std::thread::spawn(move || {
@@ -319,16 +324,19 @@ pub fn spawn_on_demand(shared: &Arc<Shared>, p: &mut PathRt) {
     for (k, v) in &envs {
         cmdstr = cmdstr.replace(&format!("${}", k), v);
     }
-    let args = match crate::util::shell_split(&cmdstr) {
-        Ok(a) => a,
+    let exited =
+        |e: &str| crate::hooks::Owner::path(&p.name).log(shared, &format!("runOnDemand command exited: {}", e));
+    let spawned = crate::util::shell_split(&cmdstr).and_then(|args| {
+        spawn3(shared, &args, &envs, &p.name, ChildKind::OnDemand, false, false)
+            .map_err(|e| crate::hooks::go_exec_error(args.first().map_or("", |a| a.as_str()), &e))
+    });
+    let child = match spawned {
+        Ok(c) => c,
         Err(e) => {
-            shared.log(&format!("path {}: invalid runOnDemand: {}", p.name, e));
+            // externalcmd reports it; the double does not try again
+            exited(&e);
             return;
         }
-    };
-    let child = match spawn(shared, &args, &envs, &p.name, ChildKind::OnDemand) {
-        Some(c) => c,
-        None => return,
     };
     p.ondemand.pid = Some(child.id() as i32);
     watch_slot(
@@ -339,6 +347,7 @@ pub fn spawn_on_demand(shared: &Arc<Shared>, p: &mut PathRt) {
             of: |p| &mut p.ondemand,
             restarts: |p| p.b("runOnDemandRestart"),
             respawn: |sh, p, _| spawn_on_demand(sh, p),
+            exit_line: Some("runOnDemand"),
         },
     );
 }
@@ -379,6 +388,7 @@ pub fn spawn_puller(shared: &Arc<Shared>, p: &mut PathRt, globals: crate::source
             of: |p| &mut p.puller,
             restarts: |_| true,
             respawn: |sh, p, global| spawn_puller(sh, p, crate::source_input::Globals::of(global)),
+            exit_line: None,
         },
     );
 }
@@ -459,7 +469,7 @@ pub fn spawn_recorder(shared: &Arc<Shared>, p: &mut PathRt) {
         // runOnRecordSegmentCreate/Complete, with the configuration of this recorder
         let (sh2, env) = (shared.clone(), crate::hooks::path_env(shared, &p.name, &p.conf_name));
         let (on_create, on_complete) = (p.s("runOnRecordSegmentCreate"), p.s("runOnRecordSegmentComplete"));
-        let hook_name = p.name.clone();
+        let owner = crate::hooks::Owner::path(&p.name);
         let max_part = crate::conf::parse_size(&p.s("recordMaxPartSize")).unwrap_or(u64::MAX);
         let on_segment = Box::new(move |path: &str, done: Option<Duration>| {
             let mut env = env.clone();
@@ -472,7 +482,7 @@ pub fn spawn_recorder(shared: &Arc<Shared>, p: &mut PathRt) {
                     ("runOnRecordSegmentComplete", &on_complete)
                 }
             };
-            crate::hooks::start(&sh2, &hook_name, tag, cmd, env, false);
+            crate::hooks::launch(&sh2, &owner, tag, cmd, env);
         });
         std::thread::spawn(move || {
             let log = Box::new(move |m: &str| sh.log(&format!("path {}: {}", name, m)));

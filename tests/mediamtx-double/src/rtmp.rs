@@ -58,6 +58,12 @@ pub struct Registry {
 
 impl ConnInfo {
     /// the type of this connection as a path source or reader
+    /// The connection's logger (`[RTMP] [conn IP:P]`).
+    pub fn scope(&self) -> String {
+        let server = if self.encrypted { "RTMPS" } else { "RTMP" };
+        format!("[{}] [conn {}]", server, self.remote)
+    }
+
     pub fn kind(&self) -> &'static str {
         if self.encrypted {
             "rtmpsConn"
@@ -69,11 +75,11 @@ impl ConnInfo {
 
 /// For the RTSP server: the RTMP connection whose ffmpeg child is publishing `path`
 /// through the internal prefix (its source type and id, connection and query).
-pub fn publisher_of(shared: &Shared, path: &str) -> Option<(&'static str, String, TcpStream, String)> {
+pub fn publisher_of(shared: &Shared, path: &str) -> Option<(&'static str, String, TcpStream, String, String)> {
     let m = shared.rtmp.publishing.lock().unwrap();
     let c = m.get(path)?;
     let q = c.meta.lock().unwrap().query.clone();
-    Some((c.kind(), c.uuid.clone(), c.tcp.try_clone().ok()?, q))
+    Some((c.kind(), c.uuid.clone(), c.tcp.try_clone().ok()?, q, c.scope()))
 }
 
 /// The RTMP and RTMPS servers (run by servers.rs): on `rtmpAddress`/`rtmpsAddress` while
@@ -245,8 +251,8 @@ fn conn(shared: Arc<Shared>, tcp: TcpStream, remote: SocketAddr, handshake: Opti
     shared.rtmp.conns.lock().unwrap().insert(num, info.clone());
     shared.conns.lock().unwrap().insert(num, ctcp);
     let label = if encrypted { "RTMPS" } else { "RTMP" };
-    shared.log(&format!("INF [{}] [conn {}] opened", label, info.remote));
-    let hooks = crate::hooks::on_connect(&shared, info.kind(), &info.uuid);
+    shared.log(&format!("INF {} opened", info.scope()));
+    let hooks = crate::hooks::on_connect(&shared, info.scope(), info.kind(), &info.uuid);
     let counting = Counting {
         tcp: rtcp,
         n: info.received.clone(),
@@ -596,7 +602,8 @@ impl Session {
             }
             p.readers.push((num, self.info.uuid.clone(), self.info.kind()));
             p.demand += 1;
-            core::reader_added(&shared, p, num, &self.info.uuid, self.info.kind(), &a.query);
+            let reader = (self.info.uuid.as_str(), self.info.kind(), self.info.scope());
+            core::reader_added(&shared, p, num, reader, &a.query);
         }
         let res = self.read_inner(&a, user);
         let mut st = shared.lock();

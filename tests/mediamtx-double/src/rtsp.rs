@@ -418,7 +418,7 @@ pub fn serve_conn(
         Hooks::Open => {
             let entry = new_entry();
             shared.rtsp.add_conn(entry.clone());
-            let pair = crate::hooks::on_connect(&shared, conn_type(tls), &entry.uuid);
+            let pair = crate::hooks::on_connect(&shared, entry.scope(), conn_type(tls), &entry.uuid);
             (entry, pair)
         }
         Hooks::Carried(entry, pair) => {
@@ -498,6 +498,8 @@ pub fn serve_conn(
     shared.rtsp.remove_conn(&entry);
     if let Some(s) = c.session_entry.take() {
         shared.rtsp.remove_session(&s);
+        let why = s.end.lock().unwrap().take().unwrap_or_else(|| "not in use".into());
+        shared.log(&format!("INF {} destroyed: {}", entry.session_scope(&s.uuid), why));
     }
     crate::hooks::on_disconnect(&shared, c.connect_hooks.take());
     shared.conns.lock().unwrap().remove(&id);
@@ -716,6 +718,9 @@ impl Conn {
             "RECORD" => self.record(req),
             "PLAY" => self.play(req),
             "TEARDOWN" => {
+                if let Some(s) = &self.session_entry {
+                    s.ending(format!("torn down by {}", self.entry.remote));
+                }
                 let h = self.session_hdr();
                 self.respond(req, 200, "OK", &[h], b"");
                 return false;
@@ -983,9 +988,13 @@ impl Conn {
             }),
             counters: self.counters.clone(),
             tcp: self.tcp.try_clone().expect("clone"),
+            end: Mutex::new(None),
         });
         *self.entry.session.lock().unwrap() = Some(entry.uuid.clone());
         self.shared.rtsp.add_session(entry.clone());
+        let scope = self.entry.session_scope(&entry.uuid);
+        self.shared
+            .log(&format!("INF {} created by {}", scope, self.entry.remote));
         self.session_entry = Some(entry);
     }
 
@@ -1266,12 +1275,15 @@ impl Conn {
         let closed = self.closed.clone();
         let tcp = self.tcp.try_clone().expect("clone");
         let shared = self.shared.clone();
-        let peer = self.entry.remote.clone();
+        let session = self.session_entry.clone();
         std::thread::spawn(move || {
             while !closed.load(Ordering::SeqCst) && !shared.shutdown.load(Ordering::SeqCst) {
                 std::thread::sleep(Duration::from_millis(500));
                 if quiet.idle_for() >= limit {
-                    shared.log(&format!("INF [RTSP] [session {}] closed: session timed out", peer));
+                    // logged as the session's end when the connection closes
+                    if let Some(s) = &session {
+                        s.ending("session timed out".into());
+                    }
                     let _ = tcp.shutdown(Shutdown::Both);
                     break;
                 }
@@ -1353,8 +1365,9 @@ impl Conn {
                 internal: false,
                 source_type: "srtConn",
                 query: c.info.lock().unwrap().query.clone(),
+                scope: Some(format!("[SRT] [conn {}]", c.remote)),
             },
-            (None, Some((source_type, id, conn, query))) => Publisher {
+            (None, Some((source_type, id, conn, query, scope))) => Publisher {
                 offline: false,
                 id,
                 conn_id: self.id,
@@ -1362,10 +1375,11 @@ impl Conn {
                 internal: false,
                 query,
                 source_type,
+                scope: Some(scope),
             },
             (None, None) => Publisher {
                 offline: *offline,
-                id: session_uuid,
+                id: session_uuid.clone(),
                 conn_id: self.id,
                 conn: tcp,
                 internal,
@@ -1375,6 +1389,8 @@ impl Conn {
                     "rtspSession"
                 },
                 query: self.query.clone(),
+                // a session of a client (not a static source's or the offline stream's)
+                scope: (!internal && !*offline && !p.is_url_source()).then(|| self.entry.session_scope(&session_uuid)),
             },
         };
         let s = core::publish_start(&shared, p, pb, sdp.clone(), max_payload);
@@ -1461,9 +1477,16 @@ impl Conn {
         if !*hidden {
             p.set_up_readers.retain(|c| *c != conn_id);
             let rid = session_uuid;
+            // session.onPlay: the transport and the medias set up
+            let info = crate::media::tracks_info(set_up.iter().filter_map(|&i| stream.sdp.medias.get(i)));
+            let transport = self.transport.unwrap_or("TCP");
+            let line = format!("is reading from path '{}', with {}, {}", p.name, transport, info);
+            self.shared
+                .log(&format!("INF {} {}", self.entry.session_scope(&rid), line));
             p.readers.push((conn_id, rid.clone(), "rtspSession"));
             p.demand += 1;
-            core::reader_added(&shared, p, conn_id, &rid, "rtspSession", &query);
+            let scope = self.entry.session_scope(&rid);
+            core::reader_added(&shared, p, conn_id, (&rid, "rtspSession", scope), &query);
         }
         let sink_id = shared.id();
         // respond before adding the sink so the PLAY reply precedes data

@@ -89,6 +89,29 @@ pub struct ConnEntry {
     pub session: Mutex<Option<String>>,
 }
 
+impl ConnEntry {
+    /// The server's log tag (`RTSP` or `RTSPS`).
+    pub fn server(&self) -> &'static str {
+        if self.tls {
+            "RTSPS"
+        } else {
+            "RTSP"
+        }
+    }
+
+    /// The connection's logger (`[RTSP] [conn IP:P]`).
+    pub fn scope(&self) -> String {
+        format!("[{}] [conn {}]", self.server(), self.remote)
+    }
+
+    /// The logger of its session `uuid`: MediaMTX names a session by the first four
+    /// bytes of its UUID, in hex (`[RTSP] [session 1a2b3c4d]`).
+    pub fn session_scope(&self, uuid: &str) -> String {
+        let id: String = uuid.chars().filter(|c| *c != '-').take(8).collect();
+        format!("[{}] [session {}]", self.server(), id)
+    }
+}
+
 #[derive(Clone, Default)]
 pub struct SessionProps {
     /// "idle", "read" or "publish"
@@ -111,6 +134,16 @@ pub struct SessionEntry {
     pub counters: Arc<Counters>,
     /// closing it ends the session (kick)
     pub tcp: TcpStream,
+    /// why it ends, once known (`torn down by IP:P`, `session timed out`, `terminated`);
+    /// none when its connection just closed (`not in use`)
+    pub end: Mutex<Option<String>>,
+}
+
+impl SessionEntry {
+    /// Takes note of why the session ends (the first reason stays).
+    pub fn ending(&self, why: String) {
+        self.end.lock().unwrap().get_or_insert(why);
+    }
 }
 
 #[derive(Default)]
@@ -313,6 +346,7 @@ pub fn handle(reg: &Registry, req: &Request, tls: bool) -> Option<Response> {
     if op == "get" {
         return Some(Response::json(200, &session_json(&s)));
     }
+    s.ending("terminated".into());
     let _ = s.tcp.shutdown(Shutdown::Both);
     reg.remove_session(&s);
     Some(Response::ok())

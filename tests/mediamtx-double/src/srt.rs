@@ -511,7 +511,7 @@ fn conclude(shared: &Arc<Shared>, sock: &Arc<UdpSocket>, routes: &Routes, from: 
         conns.push(info.clone());
     }
     shared.log(&format!("INF [SRT] [conn {}] opened", from));
-    let hooks = crate::hooks::on_connect(shared, "srtConn", &info.id);
+    let hooks = crate::hooks::on_connect(shared, format!("[SRT] [conn {}]", from), "srtConn", &info.id);
     let accepted = match admit(shared, &info, &hs) {
         Ok(a) => a,
         Err(e) => {

@@ -137,7 +137,12 @@ impl Conn {
                 .ok_or_else(|| format!("no stream is available on path '{}'", path))?;
             p.readers.push((self.conn_key(), self.info.id.clone(), "srtConn"));
             p.demand += 1;
-            crate::core::reader_added(&self.shared, p, self.conn_key(), &self.info.id, "srtConn", &sid.query);
+            let reader = (
+                self.info.id.as_str(),
+                "srtConn",
+                format!("[SRT] [conn {}]", self.info.remote),
+            );
+            crate::core::reader_added(&self.shared, p, self.conn_key(), reader, &sid.query);
         }
         let args = crate::procs::relay_out_args(
             &self.shared,

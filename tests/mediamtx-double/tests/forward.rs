@@ -270,6 +270,18 @@ fn always_available_offline_then_publisher_then_offline() {
     assert!(pid_alive(reader.pid()), "the reader stayed connected");
     assert_eq!(path_get(&h, "aa")["readers"].as_array().map(|r| r.len()), Some(1));
     reader.interrupt_and_wait();
+    // logged as MediaMTX: available once (setAvailable at the path's creation), never
+    // "and online"; the publisher's session is publishing to the path
+    let log = log_of(&dir);
+    let lines = |t: &str| log.lines().filter(|l| l.ends_with(t)).count();
+    assert_eq!(lines("INF [path aa] stream is available, 1 track (H264)"), 1, "{}", log);
+    assert_eq!(lines("stream is available and online, 1 track (H264)"), 0, "{}", log);
+    assert!(
+        log.lines()
+            .any(|l| l.contains("INF [RTSP] [session ") && l.ends_with("] is publishing to path 'aa'")),
+        "{}",
+        log
+    );
 
     // removing the path makes it unavailable
     assert!(

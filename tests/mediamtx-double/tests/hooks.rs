@@ -17,6 +17,19 @@ fn read(dir: &Path, f: &str) -> String {
         .to_string()
 }
 
+/// The lines of the double's log that end with `text` (after level and scope).
+fn lines_ending(dir: &Path, text: &str) -> usize {
+    log_of(dir).lines().filter(|l| l.ends_with(text)).count()
+}
+
+/// Where the first line ending with `text` is in the log (for order checks).
+fn line_of(dir: &Path, text: &str) -> usize {
+    let log = log_of(dir);
+    log.lines()
+        .position(|l| l.ends_with(text))
+        .unwrap_or_else(|| panic!("no line ending with {:?} in:\n{}", text, log))
+}
+
 fn hook_children(h: &mediamtx_double::Handle) -> Vec<Value> {
     let s = http("GET", &format!("{}/control/status", h.control_url()), None).json();
     s["children"]
@@ -130,6 +143,53 @@ fn hooks_run_with_mediamtx_environment() {
     wait_until(Duration::from_secs(5), "runOnInit stopped", || {
         hook_children(&h).is_empty()
     });
+
+    // each hook logged as MediaMTX logs it, by the logger of what it belongs to
+    let conn = "INF [RTSP] [conn 127.0.0.1:";
+    let log = log_of(&dir);
+    for (scope, text) in [
+        ("INF [path cam] ", "runOnInit command started"),
+        ("INF [path cam] ", "runOnAvailable command started"),
+        ("INF [path cam] ", "runOnAvailable command stopped"),
+        ("INF [path cam] ", "runOnUnavailable command launched"),
+        ("INF [path cam] ", "runOnRecordSegmentCreate command launched"),
+        ("INF [path cam] ", "runOnRecordSegmentComplete command launched"),
+        ("INF [path cam] ", "runOnInit command stopped"),
+        ("INF [RTSP] [session ", "runOnRead command started"),
+        ("INF [RTSP] [session ", "runOnRead command stopped"),
+        ("INF [RTSP] [session ", "runOnUnread command launched"),
+        (conn, "runOnConnect command started"),
+        (conn, "runOnConnect command stopped"),
+        (conn, "runOnDisconnect command launched"),
+    ] {
+        assert!(
+            log.lines().any(|l| l.contains(scope) && l.ends_with(text)),
+            "no {:?}...{:?} line in:\n{}",
+            scope,
+            text,
+            log
+        );
+    }
+    // a session is named by the first 4 bytes of its UUID; its hooks' lines carry it
+    let read_line = log.lines().find(|l| l.ends_with("runOnRead command started")).unwrap();
+    let id = read_line.split("[session ").nth(1).unwrap().split(']').next().unwrap();
+    assert!(
+        id.len() == 8 && id.bytes().all(|b| b.is_ascii_hexdigit()),
+        "{}",
+        read_line
+    );
+    // stopped, then its closing hook launched; none of these commands exits on its own
+    // with a restart, so no `exited` line
+    assert!(
+        line_of(&dir, "[path cam] runOnAvailable command stopped")
+            < line_of(&dir, "[path cam] runOnUnavailable command launched")
+    );
+    assert_eq!(
+        lines_ending(&dir, "command exited: command exited with code 0"),
+        0,
+        "{}",
+        log
+    );
 }
 
 #[test]
@@ -149,6 +209,96 @@ fn run_on_init_restart() {
     wait_until(Duration::from_secs(3), "second run", || {
         read(&dir, "runs.txt").lines().count() == 2
     });
+    // each exit of a restarting hook is reported, always as a clean one (v1.20.1 drops the
+    // exit code it reads); the command is started (logged) once
+    assert_eq!(lines_ending(&dir, "INF [path cam] runOnInit command started"), 1);
+    assert!(
+        lines_ending(
+            &dir,
+            "INF [path cam] runOnInit command exited: command exited with code 0"
+        ) >= 1
+    );
+}
+
+/// externalcmd reports a command that cannot be split or started (`exited: ERR` with
+/// Go's texts), retrying it every 5 s with a restart; a command that exits on its own
+/// without a restart is not reported, whatever its code.
+#[test]
+fn hook_commands_that_cannot_start_are_reported_with_go_texts() {
+    let (h, dir) = start("hooks-exits");
+    for (name, cmd, restart, line) in [
+        (
+            "a",
+            "no-such-program-x1 arg",
+            false,
+            Some("exec: \"no-such-program-x1\": executable file not found in $PATH"),
+        ),
+        (
+            "b",
+            "/nonexistent/prog",
+            false,
+            Some("fork/exec /nonexistent/prog: no such file or directory"),
+        ),
+        ("c", "sh -c 'echo", false, Some("Unterminated single-quoted string")),
+        ("d", "sh -c 'exit 3'", false, None),
+        (
+            "e",
+            "no-such-program-x2",
+            true,
+            Some("exec: \"no-such-program-x2\": executable file not found in $PATH"),
+        ),
+    ] {
+        add_path(&h, name, &json!({"runOnInit": cmd, "runOnInitRestart": restart}));
+        let started = format!("INF [path {}] runOnInit command started", name);
+        wait_until(Duration::from_secs(5), &started, || lines_ending(&dir, &started) == 1);
+        if let Some(line) = line {
+            let exited = format!("INF [path {}] runOnInit command exited: {}", name, line);
+            wait_until(Duration::from_secs(5), &exited, || lines_ending(&dir, &exited) == 1);
+        }
+    }
+    // the restarting one is tried again after 5 s, the others are not
+    let again =
+        "INF [path e] runOnInit command exited: exec: \"no-such-program-x2\": executable file not found in $PATH";
+    wait_until(Duration::from_secs(8), "a second try of e", || {
+        lines_ending(&dir, again) == 2
+    });
+    let log = log_of(&dir);
+    for name in ["a", "b", "c", "d"] {
+        let exits = log
+            .lines()
+            .filter(|l| l.contains(&format!("INF [path {}] runOnInit command exited", name)))
+            .count();
+        assert_eq!(exits, usize::from(name != "d"), "path {}:\n{}", name, log);
+    }
+}
+
+/// runOnDemand as hooks.OnDemand logs it: started with the first reader, stopped with
+/// the reason when nobody needs it any more, then runOnUnDemand launched.
+#[test]
+fn on_demand_commands_are_logged_with_their_stop_reason() {
+    require_ffmpeg();
+    let (h, dir) = start("hooks-ondemand");
+    let url = format!("{}/cam", h.rtsp_url());
+    let body = json!({
+        "runOnDemand": publisher_cmd("rtsp://127.0.0.1:$RTSP_PORT/$MTX_PATH", "160x120"),
+        "runOnDemandCloseAfter": "1s",
+        "runOnUnDemand": "sh -c 'echo $MTX_PATH > undemand.txt'",
+    });
+    add_path(&h, "cam", &body);
+    let st = Command::new("ffprobe")
+        .args(["-v", "error", "-rtsp_transport", "tcp", "-show_streams"])
+        .arg(&url)
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(st.success());
+    wait_until(Duration::from_secs(10), "runOnUnDemand", || {
+        read(&dir, "undemand.txt") == "cam"
+    });
+    let started = line_of(&dir, "INF [path cam] runOnDemand command started");
+    let stopped = line_of(&dir, "INF [path cam] runOnDemand command stopped: not needed by anyone");
+    let launched = line_of(&dir, "INF [path cam] runOnUnDemand command launched");
+    assert!(started < stopped && stopped < launched, "{}", log_of(&dir));
 }
 
 /// runOnConnect starts when an RTSP connection opens (conn.initialize), before any

@@ -76,6 +76,14 @@ fn rtmp_publish_and_read_back() {
     tracks.sort();
     assert_eq!(tracks, ["H264", "MPEG-4 Audio"]);
     assert_eq!(p["readers"], json!([]), "the internal relay is no reader");
+    // logged by the connection that publishes, not by the relay's RTSP session
+    let log = log_of(&dir);
+    let by_conn = format!(
+        "INF [RTMP] [conn {}] is publishing to path 'mypath'",
+        pubc["remoteAddr"].as_str().unwrap()
+    );
+    assert!(log.lines().any(|l| l.ends_with(&by_conn)), "{}\n{}", by_conn, log);
+    assert!(!log.contains("[RTSP] [session"), "{}", log);
 
     // read back over RTSP and RTMP
     let want = vec![("aac".to_string(), 0, 0), ("h264".to_string(), 320, 240)];

@@ -121,6 +121,89 @@ fn rtsp_conns_and_sessions_api() {
     assert_eq!((r.status, r.body.as_str()), (404, "404 page not found"));
 }
 
+/// The lines of MediaMTX's RTSP sessions and paths: a session is created by its client,
+/// publishes or reads (with its transport and the tracks it set up) and is destroyed with
+/// its reason (TEARDOWN, its connection gone, a kick); the path's stream is available and
+/// online with its tracks.
+#[test]
+fn sessions_and_paths_are_logged_like_mediamtx() {
+    require_ffmpeg();
+    let (h, dir) = start("rtsp-lines");
+    let url = format!("{}/cam", h.rtsp_url());
+    let mut publisher = spawn_cmd(&publisher(&url, "tcp"), &dir.join("pub.log"));
+    wait_available(&h, "cam");
+    // a reader over UDP, gone with a TEARDOWN
+    let st = Command::new("ffprobe")
+        .args(["-v", "error", "-rtsp_transport", "udp", "-show_streams"])
+        .arg(&url)
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(st.success());
+    // a reader over TCP, kicked through the API
+    let mut reader = spawn_cmd(
+        &format!("ffmpeg -nostdin -rtsp_transport tcp -i {} -f null -", url),
+        &dir.join("reader.log"),
+    );
+    let reading = || {
+        items(&h, "/v3/rtspsessions/list")
+            .into_iter()
+            .find(|s| s["state"] == "read")
+    };
+    wait_until(Duration::from_secs(10), "TCP reader", || reading().is_some());
+    let id = reading().unwrap()["id"].as_str().unwrap().to_string();
+    let r = http("POST", &format!("{}/v3/rtspsessions/kick/{}", h.api_url(), id), None);
+    assert_eq!(r.status, 200, "{}", r.body);
+    let _ = reader.interrupt_and_wait();
+    // the publisher killed: its connection closes without TEARDOWN
+    unsafe { libc::kill(publisher.pid(), libc::SIGKILL) };
+    let _ = publisher.0.wait();
+    let short = |uuid: &str| uuid.replace('-', "")[..8].to_string();
+    let kicked = format!("INF [RTSP] [session {}] destroyed: terminated", short(&id));
+    wait_until(Duration::from_secs(10), "the publisher's session destroyed", || {
+        log_of(&dir)
+            .lines()
+            .filter(|l| l.ends_with("destroyed: not in use"))
+            .count()
+            == 1
+    });
+    let log = log_of(&dir);
+    let has = |scope: &str, end: &str| log.lines().any(|l| l.contains(scope) && l.ends_with(end));
+    let sess = "INF [RTSP] [session ";
+    assert!(has(sess, "is publishing to path 'cam'"), "{}", log);
+    assert!(
+        has("INF [path cam] ", "stream is available and online, 1 track (H264)"),
+        "{}",
+        log
+    );
+    assert!(
+        has(sess, "is reading from path 'cam', with UDP, 1 track (H264)"),
+        "{}",
+        log
+    );
+    assert!(
+        has(sess, "is reading from path 'cam', with TCP, 1 track (H264)"),
+        "{}",
+        log
+    );
+    assert!(log.lines().any(|l| l.ends_with(&kicked)), "{}\n{}", kicked, log);
+    // every session was created by a client and destroyed once
+    let created = log
+        .lines()
+        .filter(|l| l.contains(sess) && l.contains("] created by 127.0.0.1:"))
+        .count();
+    let destroyed = log
+        .lines()
+        .filter(|l| l.contains(sess) && l.contains("] destroyed: "))
+        .count();
+    assert_eq!((created, destroyed), (3, 3), "{}", log);
+    let torn = log
+        .lines()
+        .filter(|l| l.contains(sess) && l.contains("] destroyed: torn down by 127.0.0.1:"))
+        .count();
+    assert_eq!(torn, 1, "{}", log);
+}
+
 #[test]
 fn udp_publisher_and_reader() {
     require_ffmpeg();
