@@ -769,14 +769,7 @@ fn config_path_op(shared: &Arc<Shared>, req: &Request, op: &str, name: &str) -> 
     // `record: false` patch returns with the last segment closed.
     let mut wait2 = wait;
     if let Some(p) = st.paths.get_mut(name) {
-        let rec_wanted = p.b("record") && p.stream.is_some();
-        if let Some(pid) = p.recorder.pid {
-            if !rec_wanted || p.recorder.sig != core::record_sig(&p.conf) {
-                p.recorder.stopping = true;
-                crate::procs::interrupt(pid);
-                wait2.push(pid);
-            }
-        }
+        wait2.extend(core::close_unwanted_recorder(shared, p));
     }
     drop(st);
     crate::procs::wait_pids(shared, &wait2, Duration::from_secs(5));

@@ -216,6 +216,50 @@ pub struct RecorderSlot {
     pub sig: String,
     pub stopping: bool,
     pub retry_at: Option<Instant>,
+    /// MediaMTX's Recorder exists (for `stream_id` and `sig`), with or without an ffmpeg
+    /// running: its `recording stopped` line is due when it is closed
+    pub on: bool,
+    /// that Recorder found no track it can record: it waits to be closed, no ffmpeg
+    pub skipped: bool,
+}
+
+/// A reader or recorder (logger `scope`) takes the medias `taken`: each other one is
+/// logged `WAR SCOPE skipping track N (CODEC)` (tracks count from 1, as MediaMTX's);
+/// returns defs.FormatsInfo of those taken (`N tracks (...)`).
+pub fn log_track_choice(shared: &Shared, scope: &str, medias: &[crate::media::Media], taken: &[usize]) -> String {
+    for (i, m) in medias.iter().enumerate().filter(|(i, _)| !taken.contains(i)) {
+        shared.log(&format!("WAR {} skipping track {} ({})", scope, i + 1, m.codec));
+    }
+    crate::media::tracks_info(taken.iter().map(|&i| &medias[i]))
+}
+
+/// A line of the path's recorder (`LVL [path P] [recorder] TEXT`).
+pub fn recorder_log(shared: &Shared, path: &str, level: &str, text: &str) {
+    shared.log(&format!("{} [path {}] [recorder] {}", level, path, text));
+}
+
+/// Closes the recorder when recording is off, the stream has gone or changed, or the
+/// recording settings changed (Recorder.Close: `recording stopped`), asking its ffmpeg
+/// to finish the segment. Returns that ffmpeg's pid, to wait for.
+pub fn close_unwanted_recorder(shared: &Shared, p: &mut PathRt) -> Option<i32> {
+    let wanted = p.b("record")
+        && p.stream.as_ref().is_some_and(|s| s.id == p.recorder.stream_id)
+        && p.recorder.sig == record_sig(&p.conf);
+    if wanted {
+        return None;
+    }
+    if p.recorder.on {
+        (p.recorder.on, p.recorder.skipped) = (false, false);
+        recorder_log(shared, &p.name, "INF", "recording stopped");
+    }
+    match p.recorder.pid {
+        Some(pid) if !p.recorder.stopping => {
+            p.recorder.stopping = true;
+            crate::procs::interrupt(pid);
+            Some(pid)
+        }
+        _ => None,
+    }
 }
 
 pub struct PathRt {
@@ -629,6 +673,10 @@ pub fn destroy_path(shared: &Arc<Shared>, p: &mut PathRt) -> Vec<i32> {
     p.puller.active = false;
     crate::forward::stop_all(p);
     crate::always_available::stop(p);
+    if p.recorder.on {
+        p.recorder.on = false;
+        recorder_log(shared, &p.name, "INF", "recording stopped");
+    }
     if let Some(pid) = p.recorder.pid {
         crate::procs::interrupt(pid);
         p.recorder.stopping = true;
@@ -779,15 +827,13 @@ pub fn tick(shared: &Arc<Shared>) {
             }
             // recording
             let rec_wanted = p.b("record") && p.stream.is_some();
-            let cur_stream = p.stream.as_ref().map(|s| s.id).unwrap_or(0);
-            if let Some(pid) = p.recorder.pid {
-                if !p.recorder.stopping
-                    && (!rec_wanted || p.recorder.stream_id != cur_stream || p.recorder.sig != record_sig(&p.conf))
-                {
-                    p.recorder.stopping = true;
-                    crate::procs::interrupt(pid);
-                }
-            } else if rec_wanted && p.recorder.retry_at.map(|t| now >= t).unwrap_or(true) {
+            close_unwanted_recorder(shared, p);
+            // a new ffmpeg once the last one is gone, unless the recorder skips this stream
+            if p.recorder.pid.is_none()
+                && rec_wanted
+                && !p.recorder.skipped
+                && p.recorder.retry_at.map(|t| now >= t).unwrap_or(true)
+            {
                 p.recorder.retry_at = None;
                 crate::procs::spawn_recorder(shared, p);
             }

@@ -24,6 +24,13 @@ pub struct Sdp {
     pub describe: String,
 }
 
+/// The indexes of the medias whose codec is among `codecs`.
+pub fn tracks_of(medias: &[Media], codecs: &[&str]) -> Vec<usize> {
+    (0..medias.len())
+        .filter(|&i| codecs.contains(&medias[i].codec))
+        .collect()
+}
+
 /// defs.MediasInfo: `1 track (H264)`, `2 tracks (H264, MPEG-4 Audio)`.
 pub fn tracks_info<'a>(medias: impl IntoIterator<Item = &'a Media>) -> String {
     let codecs: Vec<&str> = medias.into_iter().map(|m| m.codec).collect();

@@ -102,9 +102,19 @@ pub fn relay_in_args(shared: &Shared, input: &[&str], url: &str) -> Vec<String> 
 
 /// ffmpeg of a reading relay: the RTSP stream at `url` copied to its stdout (`output`:
 /// the format options).
-pub fn relay_out_args(shared: &Shared, url: &str, output: &[&str]) -> Vec<String> {
-    let input = ["-rtsp_transport", "tcp", "-i", url, "-map", "0", "-c", "copy"];
-    ffmpeg_args(shared, &[&input, output, &["pipe:1"]])
+/// `tracks`: the indexes of the medias to relay (ffmpeg's streams are the SDP's medias,
+/// in order); None: all.
+pub fn relay_out_args(shared: &Shared, url: &str, tracks: Option<&[usize]>, output: &[&str]) -> Vec<String> {
+    let maps: Vec<String> = match tracks {
+        Some(t) => t
+            .iter()
+            .flat_map(|i| ["-map".to_string(), format!("0:{}", i)])
+            .collect(),
+        None => vec!["-map".into(), "0".into()],
+    };
+    let maps: Vec<&str> = maps.iter().map(String::as_str).collect();
+    let input = ["-rtsp_transport", "tcp", "-i", url];
+    ffmpeg_args(shared, &[&input, &maps, &["-c", "copy"], output, &["pipe:1"]])
 }
 
 /// A relay of an RTMP or SRT connection: ffmpeg with the stream on its stdin (publisher)
@@ -393,9 +403,54 @@ pub fn spawn_puller(shared: &Arc<Shared>, p: &mut PathRt, globals: crate::source
     );
 }
 
+/// The codecs each recorder format takes (MediaMTX's formatFMP4/formatMPEGTS; MPEG-TS is
+/// also what mpegts.FromStream gives SRT readers), less what
+/// the double's ffmpeg cannot mux: G711 and LPCM in MP4 (MediaMTX writes them as LPCM,
+/// which ffmpeg 5.1's MP4 muxer lacks) and KLV (no RTP depacketizer in ffmpeg).
+const FMP4_CODECS: &[&str] = &[
+    "AV1",
+    "VP9",
+    "H265",
+    "H264",
+    "MPEG-4 Video",
+    "MPEG-1/2 Video",
+    "M-JPEG",
+    "Opus",
+    "MPEG-4 Audio",
+    "MPEG-4 Audio LATM",
+    "MPEG-1/2 Audio",
+    "AC3",
+];
+pub const MPEGTS_CODECS: &[&str] = &[
+    "H265",
+    "H264",
+    "MPEG-4 Video",
+    "MPEG-1/2 Video",
+    "Opus",
+    "MPEG-4 Audio",
+    "MPEG-4 Audio LATM",
+    "MPEG-1/2 Audio",
+    "AC3",
+];
+
 pub fn spawn_recorder(shared: &Arc<Shared>, p: &mut PathRt) {
     let Some(stream) = p.stream.clone() else { return };
     let format = p.s("recordFormat");
+    // the recorder instance takes the tracks its format supports, and says so
+    let codecs = if format == "mpegts" { MPEGTS_CODECS } else { FMP4_CODECS };
+    let medias = &stream.sdp.medias;
+    let taken = crate::media::tracks_of(medias, codecs);
+    p.recorder.stream_id = stream.id;
+    p.recorder.sig = crate::core::record_sig(&p.conf);
+    p.recorder.on = true;
+    if taken.is_empty() {
+        crate::core::recorder_log(shared, &p.name, "WAR", "no supported tracks found, skipping recording");
+        p.recorder.skipped = true;
+        return;
+    }
+    let scope = format!("[path {}] [recorder]", p.name);
+    let info = crate::core::log_track_choice(shared, &scope, medias, &taken);
+    crate::core::recorder_log(shared, &p.name, "INF", &format!("recording {}", info));
     let ext = if format == "mpegts" { ".ts" } else { ".mp4" };
     let record_path = p.s("recordPath");
     let seg = p.d("recordSegmentDuration").max(Duration::from_millis(1));
@@ -410,11 +465,13 @@ pub fn spawn_recorder(shared: &Arc<Shared>, p: &mut PathRt) {
         "tcp".into(),
     ];
     // Parameters known from the SDP (sprop-parameter-sets): no probing, so that the
-    // first segment starts (and is named) right when the stream is there.
-    let known = stream.props.lock().unwrap().iter().all(|p| match p {
-        Some(v) => v.get("width").map(|w| w != 0).unwrap_or(true),
-        None => true,
+    // first segment starts (and is named) right when the stream is there. Only for
+    // H.264/H.265 alone: beside another track ffmpeg's probe of 32 bytes finds no size.
+    let props = stream.props.lock().unwrap();
+    let known = stream.sdp.medias.iter().zip(props.iter()).all(|(m, p)| {
+        matches!(m.codec, "H264" | "H265") && p.as_ref().and_then(|v| v.get("width")).is_some_and(|w| w != 0)
     });
+    drop(props);
     if known {
         args.extend(
             ["-analyzeduration", "0", "-probesize", "32"]
@@ -424,16 +481,12 @@ pub fn spawn_recorder(shared: &Arc<Shared>, p: &mut PathRt) {
     } else {
         args.extend(["-analyzeduration", "1000000"].iter().map(|s| s.to_string()));
     }
-    args.extend([
-        "-i".into(),
-        internal_url(shared, &p.name),
-        "-map".into(),
-        "0:v?".into(),
-        "-map".into(),
-        "0:a?".into(),
-        "-c".into(),
-        "copy".into(),
-    ]);
+    args.extend(["-i".into(), internal_url(shared, &p.name)]);
+    // ffmpeg's streams are the SDP's medias, in order
+    for i in &taken {
+        args.extend(["-map".to_string(), format!("0:{}", i)]);
+    }
+    args.extend(["-c".to_string(), "copy".to_string()]);
     let fmp4 = format != "mpegts";
     if fmp4 {
         // one fragment per part (recordPartDuration, earlier at keyframes), handed over
@@ -499,8 +552,6 @@ pub fn spawn_recorder(shared: &Arc<Shared>, p: &mut PathRt) {
         })
     });
     p.recorder.pid = Some(child.id() as i32);
-    p.recorder.stream_id = stream.id;
-    p.recorder.sig = crate::core::record_sig(&p.conf);
     p.recorder.stopping = false;
     let name = p.name.clone();
     let path_gen = p.gen;

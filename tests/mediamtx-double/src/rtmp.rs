@@ -590,6 +590,7 @@ impl Session {
     fn read(&mut self, a: Action, user: String) -> std::io::Result<()> {
         let shared = self.shared.clone();
         let num = self.info.num;
+        let tracks;
         {
             // pathManager.AddReader (on-demand sources started and waited for), then
             // path.addReaderPost
@@ -600,12 +601,21 @@ impl Session {
             if max != 0 && p.readers.len() >= max {
                 return Err(err("maximum reader count reached".into()));
             }
+            // rtmp.FromStream: the tracks FLV takes, the others skipped
+            let medias = p.stream.as_ref().map(|s| s.sdp.medias.clone()).unwrap_or_default();
+            tracks = crate::rtmp_relay::legacy_tracks(&medias);
+            if tracks.is_empty() {
+                return Err(err(crate::rtmp_relay::NO_SUPPORTED_CODECS.into()));
+            }
+            let scope = self.info.scope();
+            let info = core::log_track_choice(&shared, &scope, &medias, &tracks);
+            shared.log(&format!("INF {} is reading from path '{}', {}", scope, a.path, info));
             p.readers.push((num, self.info.uuid.clone(), self.info.kind()));
             p.demand += 1;
-            let reader = (self.info.uuid.as_str(), self.info.kind(), self.info.scope());
+            let reader = (self.info.uuid.as_str(), self.info.kind(), scope);
             core::reader_added(&shared, p, num, reader, &a.query);
         }
-        let res = self.read_inner(&a, user);
+        let res = self.read_inner(&a, user, &tracks);
         let mut st = shared.lock();
         if let Some(p) = st.paths.get_mut(&a.path) {
             let before = p.readers.len();
@@ -621,7 +631,7 @@ impl Session {
         res
     }
 
-    fn read_inner(&mut self, a: &Action, user: String) -> std::io::Result<()> {
+    fn read_inner(&mut self, a: &Action, user: String, tracks: &[usize]) -> std::io::Result<()> {
         self.w.control(4, &[0, 4, 0, 0, 0, 1])?; // StreamIsRecorded
         self.w.control(4, &[0, 0, 0, 0, 0, 1])?; // StreamBegin
         for (code, desc) in [
@@ -633,7 +643,7 @@ impl Session {
             self.w.on_status(a.txid, "status", code, desc)?;
         }
         self.set_meta("read", a, user);
-        let mut child = spawn_reader(&self.shared, &a.path)?;
+        let mut child = spawn_reader(&self.shared, &a.path, tracks)?;
         let stdout = child.stdout.take().ok_or_else(|| err("no stdout".into()))?;
         let w = self.w.clone();
         // MediaMTX's stream.Reader: a queue of writeQueueSize units between the stream

@@ -493,14 +493,8 @@ pub fn serve_conn(
         },
     );
     let _ = c.run(&mut rd);
-    c.closed.store(true, Ordering::SeqCst);
-    c.cleanup();
+    c.end_session();
     shared.rtsp.remove_conn(&entry);
-    if let Some(s) = c.session_entry.take() {
-        shared.rtsp.remove_session(&s);
-        let why = s.end.lock().unwrap().take().unwrap_or_else(|| "not in use".into());
-        shared.log(&format!("INF {} destroyed: {}", entry.session_scope(&s.uuid), why));
-    }
     crate::hooks::on_disconnect(&shared, c.connect_hooks.take());
     shared.conns.lock().unwrap().remove(&id);
     let _ = c.tcp.shutdown(Shutdown::Both);
@@ -718,12 +712,13 @@ impl Conn {
             "RECORD" => self.record(req),
             "PLAY" => self.play(req),
             "TEARDOWN" => {
+                // gortsplib: the session ends, its connection stays open for more requests
                 if let Some(s) = &self.session_entry {
                     s.ending(format!("torn down by {}", self.entry.remote));
                 }
                 let h = self.session_hdr();
+                self.end_session();
                 self.respond(req, 200, "OK", &[h], b"");
-                return false;
             }
             _ => self.respond(req, 501, "Not Implemented", &[], b""),
         }
@@ -1599,6 +1594,27 @@ impl Conn {
             }
             self.start_udp_watchdog(self.activity.clone(), Duration::from_secs(60));
         }
+    }
+
+    /// The session ends (TEARDOWN, or its connection closed): its publisher or reader
+    /// goes, it is unlisted and logged `destroyed: REASON`, and a later SETUP or ANNOUNCE
+    /// on the connection starts a new one.
+    fn end_session(&mut self) {
+        // stops the UDP watchdogs of this session
+        self.closed.store(true, Ordering::SeqCst);
+        self.cleanup();
+        if let Some(s) = self.session_entry.take() {
+            self.shared.rtsp.remove_session(&s);
+            let why = s.end.lock().unwrap().take().unwrap_or_else(|| "not in use".into());
+            let scope = self.entry.session_scope(&s.uuid);
+            self.shared.log(&format!("INF {} destroyed: {}", scope, why));
+        }
+        *self.entry.session.lock().unwrap() = None;
+        self.session = crate::util::hex_id(8);
+        self.transport = None;
+        self.counters = Default::default();
+        self.activity = Default::default();
+        self.closed = Default::default();
     }
 
     fn cleanup(&mut self) {

@@ -15,6 +15,11 @@ use std::time::{Duration, Instant};
 
 const ACK_PERIOD: Duration = Duration::from_millis(10);
 const KEEPALIVE: Duration = Duration::from_secs(1);
+
+/// mpegts's errNoSupportedCodecs: a reader of a stream without any track MPEG-TS takes.
+const NO_SUPPORTED_CODECS: &str = "the stream doesn't contain any supported codec, which are currently \
+     H265, H264, MPEG-4 Video, MPEG-1/2 Video, Opus, MPEG-4 Audio, MPEG-1/2 Audio, AC-3";
+
 /// a gap older than this is skipped (TLPKTDROP)
 const GAP_DROP: Duration = Duration::from_millis(500);
 /// per data packet, what the counters add for the IPv4, UDP and SRT headers
@@ -128,6 +133,7 @@ impl Conn {
         tx: SyncSender<Ev>,
     ) -> Result<(Child, Option<std::process::ChildStdin>), String> {
         let path = &sid.path;
+        let tracks: Vec<usize>;
         {
             let mut st = self.shared.lock();
             let p = st
@@ -135,6 +141,16 @@ impl Conn {
                 .get_mut(path)
                 .filter(|p| p.stream.is_some())
                 .ok_or_else(|| format!("no stream is available on path '{}'", path))?;
+            // mpegts.FromStream: the tracks MPEG-TS takes, the others skipped
+            let medias = p.stream.as_ref().map(|s| s.sdp.medias.clone()).unwrap_or_default();
+            tracks = crate::media::tracks_of(&medias, crate::procs::MPEGTS_CODECS);
+            if tracks.is_empty() {
+                return Err(NO_SUPPORTED_CODECS.into());
+            }
+            let scope = format!("[SRT] [conn {}]", self.info.remote);
+            let info = crate::core::log_track_choice(&self.shared, &scope, &medias, &tracks);
+            self.shared
+                .log(&format!("INF {} is reading from path '{}', {}", scope, path, info));
             p.readers.push((self.conn_key(), self.info.id.clone(), "srtConn"));
             p.demand += 1;
             let reader = (
@@ -147,6 +163,7 @@ impl Conn {
         let args = crate::procs::relay_out_args(
             &self.shared,
             &crate::procs::internal_url(&self.shared, path),
+            Some(&tracks),
             &["-f", "mpegts"],
         );
         let mut child = crate::procs::spawn_relay(&self.shared, &args, path, ChildKind::SrtRelay, false)

@@ -553,6 +553,77 @@ fn record_off_and_on_starts_a_new_segment() {
     // %f holds real microseconds
     let n = |p: &std::path::PathBuf| p.file_stem().unwrap().to_string_lossy().to_string();
     assert_ne!(n(&files[0]), n(&files[1]));
+    // the recorder says what it records, and that it stopped, as MediaMTX's
+    let log = log_of(&dir);
+    let lines: Vec<&str> = log
+        .lines()
+        .filter_map(|l| l.split_once(" INF [path cam1] [recorder] ").map(|(_, t)| t))
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            "recording 1 track (H264)",
+            "recording stopped",
+            "recording 1 track (H264)"
+        ],
+        "{}",
+        log
+    );
+}
+
+/// The recorder takes the tracks its format supports (formatFMP4/formatMPEGTS) and skips
+/// the others with a warning; with none it records nothing and says so.
+#[test]
+fn recorder_skips_tracks_its_format_does_not_take() {
+    require_ffmpeg();
+    let (h, dir) = start("recskip");
+    let rec = dir.join("rec");
+    let body = json!({
+        "record": true,
+        "recordPath": format!("{}/%path/%Y-%m-%d_%H-%M-%S-%f", rec.display()),
+    });
+    add_path(&h, "mixed", &body);
+    add_path(&h, "vp8", &body);
+    // H.264 with G.722 audio: fMP4 takes the video only
+    let mixed = format!(
+        "ffmpeg -nostdin -hide_banner -loglevel error -re -f lavfi -i testsrc2=size=160x120:rate=15 -f lavfi -i sine=r=16000 -c:v libx264 -preset ultrafast -tune zerolatency -g 15 -c:a g722 -f rtsp -rtsp_transport tcp {}/mixed",
+        h.rtsp_url()
+    );
+    let _m = spawn_cmd(&mixed, &dir.join("mixed.log"));
+    // VP8 alone: nothing fMP4 takes
+    let vp8 = format!(
+        "ffmpeg -nostdin -hide_banner -loglevel error -re -f lavfi -i testsrc2=size=160x120:rate=15 -c:v libvpx -deadline realtime -f rtsp -rtsp_transport tcp {}/vp8",
+        h.rtsp_url()
+    );
+    let _v = spawn_cmd(&vp8, &dir.join("vp8.log"));
+    wait_until(Duration::from_secs(15), "a segment of the mixed stream", || {
+        list_files(&rec.join("mixed"), ".mp4")
+            .first()
+            .map(|f| probe_duration(f) > 0.5)
+            .unwrap_or(false)
+    });
+    wait_available(&h, "vp8");
+    std::thread::sleep(Duration::from_millis(500));
+    let file = list_files(&rec.join("mixed"), ".mp4").remove(0);
+    let streams = ffprobe(&file)["streams"].as_array().cloned().unwrap_or_default();
+    let codecs: Vec<&str> = streams.iter().filter_map(|s| s["codec_name"].as_str()).collect();
+    assert_eq!(codecs, ["h264"], "{:?}", streams);
+    assert!(list_files(&rec.join("vp8"), ".mp4").is_empty());
+    let log = log_of(&dir);
+    for line in [
+        "WAR [path mixed] [recorder] skipping track 2 (G722)",
+        "INF [path mixed] [recorder] recording 1 track (H264)",
+        "WAR [path vp8] [recorder] no supported tracks found, skipping recording",
+    ] {
+        assert_eq!(
+            log.lines().filter(|l| l.ends_with(line)).count(),
+            1,
+            "{}\n{}",
+            line,
+            log
+        );
+    }
+    assert!(!log.contains("[path vp8] [recorder] recording"), "{}", log);
 }
 
 /// The mvhd duration of an MP4 file, in seconds.

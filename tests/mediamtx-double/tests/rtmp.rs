@@ -561,3 +561,59 @@ fn rtmp_stalled_reader_queue_discards() {
     drop(s);
     publisher.interrupt_and_wait();
 }
+
+/// An RTMP reader (legacy, as ffmpeg's) gets what rtmp.FromStream takes: one H.264 and
+/// one audio track, the others skipped with a warning; a stream with none of its codecs
+/// is refused with MediaMTX's error.
+#[test]
+fn rtmp_readers_get_the_tracks_flv_takes() {
+    require_ffmpeg();
+    let (h, dir) = start("rtmp-tracks");
+    let rtsp = |codecs: &str, path: &str| {
+        format!(
+            "ffmpeg -nostdin -hide_banner -loglevel error -re -f lavfi -i testsrc2=size=160x120:rate=15 {} -f rtsp -rtsp_transport tcp {}/{}",
+            codecs,
+            h.rtsp_url(),
+            path
+        )
+    };
+    let _mixed = spawn_cmd(
+        &rtsp(
+            "-f lavfi -i sine=r=16000 -c:v libx264 -preset ultrafast -tune zerolatency -g 15 -c:a g722",
+            "mixed",
+        ),
+        &dir.join("mixed.log"),
+    );
+    let _vp8 = spawn_cmd(&rtsp("-c:v libvpx -deadline realtime", "vp8"), &dir.join("vp8.log"));
+    wait_available(&h, "mixed");
+    wait_available(&h, "vp8");
+
+    // H.264 with G.722: the reader gets the video only
+    assert_eq!(
+        probe(&format!("{}/mixed", h.rtmp_url())),
+        [("h264".to_string(), 160, 120)]
+    );
+    let log = log_of(&dir);
+    let reader = |end: &str| {
+        log.lines()
+            .any(|l| l.contains("[RTMP] [conn 127.0.0.1:") && l.ends_with(end))
+    };
+    assert!(reader("] skipping track 2 (G722)"), "{}", log);
+    assert!(reader("] is reading from path 'mixed', 1 track (H264)"), "{}", log);
+
+    // VP8 alone: nothing FLV takes
+    let st = Command::new("timeout")
+        .args(["15", "ffprobe", "-v", "error", "-rw_timeout", "10000000"])
+        .arg(format!("{}/vp8", h.rtmp_url()))
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!st.status.success());
+    let why = "closed: the stream doesn't contain any supported codec, which are currently AV1, VP9, H265, H264, Opus, FLAC, MPEG-4 Audio (AAC), MPEG-1/2 Audio (MP3), AC-3, G711, LPCM";
+    wait_until(Duration::from_secs(5), why, || {
+        log_of(&dir)
+            .lines()
+            .any(|l| l.contains("[RTMP] [conn ") && l.ends_with(why))
+    });
+    assert!(!log_of(&dir).contains("is reading from path 'vp8'"));
+}

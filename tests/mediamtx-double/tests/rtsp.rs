@@ -676,3 +676,83 @@ fn oversized_h264_nal_units_are_split_into_fu_a() {
         idrs[0].len()
     )));
 }
+
+/// TEARDOWN ends the session, not the connection (gortsplib): the same connection can
+/// publish or read again with a new session.
+#[test]
+fn teardown_ends_the_session_and_keeps_the_connection() {
+    let (h, dir) = start("rtsp-teardown");
+    let port = h.rtsp_port;
+    let sessions = || items(&h, "/v3/rtspsessions/list");
+    let mut pubc = tcp_publisher(port, "cam");
+    wait_available(&h, "cam");
+    let first = sessions()[0]["id"].as_str().unwrap().to_string();
+    let r = rtsp_req(
+        &mut pubc,
+        &format!("TEARDOWN {} RTSP/1.0\r\nCSeq: 4\r\n\r\n", url(port, "cam")),
+    );
+    assert!(r.starts_with("RTSP/1.0 200"), "{}", r);
+    wait_until(Duration::from_secs(5), "stream gone", || {
+        path_get(&h, "cam")["available"] == false
+    });
+    assert!(sessions().is_empty());
+    let conns = items(&h, "/v3/rtspconns/list");
+    assert_eq!(conns.len(), 1, "{:?}", conns);
+    assert_eq!(conns[0]["session"], serde_json::Value::Null, "{:?}", conns);
+
+    // the same connection publishes again, as a new session
+    let u = url(port, "cam");
+    let r = rtsp_req(
+        &mut pubc,
+        &format!(
+            "ANNOUNCE {} RTSP/1.0\r\nCSeq: 5\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{}",
+            u,
+            SDP.len(),
+            SDP
+        ),
+    );
+    assert!(r.starts_with("RTSP/1.0 200"), "{}", r);
+    let r = rtsp_req(
+        &mut pubc,
+        &format!("SETUP {}/trackID=0 RTSP/1.0\r\nCSeq: 6\r\nTransport: RTP/AVP/TCP;unicast;interleaved=0-1;mode=record\r\n\r\n", u),
+    );
+    assert!(r.starts_with("RTSP/1.0 200"), "{}", r);
+    let session = session_of(&r).unwrap();
+    let r = rtsp_req(
+        &mut pubc,
+        &format!("RECORD {} RTSP/1.0\r\nCSeq: 7\r\nSession: {}\r\n\r\n", u, session),
+    );
+    assert!(r.starts_with("RTSP/1.0 200"), "{}", r);
+    wait_available(&h, "cam");
+    let second = sessions()[0]["id"].as_str().unwrap().to_string();
+    assert_ne!(first, second);
+
+    // a reader tears down and plays again on its connection
+    let mut rd = tcp_reader(port, "cam");
+    let r = rtsp_req(&mut rd, &format!("TEARDOWN {} RTSP/1.0\r\nCSeq: 3\r\n\r\n", u));
+    assert!(r.starts_with("RTSP/1.0 200"), "{}", r);
+    wait_until(Duration::from_secs(5), "reader gone", || {
+        path_get(&h, "cam")["readers"].as_array().map(|r| r.len()) == Some(0)
+    });
+    let r = rtsp_req(
+        &mut rd,
+        &format!(
+            "SETUP {}/trackID=0 RTSP/1.0\r\nCSeq: 4\r\nTransport: RTP/AVP/TCP;unicast;interleaved=0-1\r\n\r\n",
+            u
+        ),
+    );
+    assert!(r.starts_with("RTSP/1.0 200"), "{}", r);
+    let session = session_of(&r).unwrap();
+    let r = rtsp_req(
+        &mut rd,
+        &format!("PLAY {} RTSP/1.0\r\nCSeq: 5\r\nSession: {}\r\n\r\n", u, session),
+    );
+    assert!(r.starts_with("RTSP/1.0 200"), "{}", r);
+    assert_eq!(path_get(&h, "cam")["readers"].as_array().map(|r| r.len()), Some(1));
+    let log = log_of(&dir);
+    let torn = log
+        .lines()
+        .filter(|l| l.contains("] destroyed: torn down by 127.0.0.1:"))
+        .count();
+    assert_eq!(torn, 2, "{}", log);
+}

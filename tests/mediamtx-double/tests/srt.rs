@@ -386,3 +386,53 @@ fn srt_silent_reader_closed_after_read_timeout() {
     assert_eq!(path_get(&h, "mystream")["readers"], json!([]));
     publisher.interrupt_and_wait();
 }
+
+/// An SRT reader gets what mpegts.FromStream takes: the other tracks are skipped with a
+/// warning, a stream with none of its codecs is refused with MediaMTX's error.
+#[test]
+fn srt_readers_get_the_tracks_mpegts_takes() {
+    require_ffmpeg();
+    let (h, dir) = start("srt-tracks");
+    let rtsp = |codecs: &str, path: &str| {
+        format!(
+            "ffmpeg -nostdin -hide_banner -loglevel error -re -f lavfi -i testsrc2=size=160x120:rate=15 {} -f rtsp -rtsp_transport tcp {}/{}",
+            codecs,
+            h.rtsp_url(),
+            path
+        )
+    };
+    let _mixed = spawn_cmd(
+        &rtsp(
+            "-f lavfi -i sine=r=16000 -c:v libx264 -preset ultrafast -tune zerolatency -g 15 -c:a g722",
+            "mixed",
+        ),
+        &dir.join("mixed.log"),
+    );
+    let _vp8 = spawn_cmd(&rtsp("-c:v libvpx -deadline realtime", "vp8"), &dir.join("vp8.log"));
+    wait_available(&h, "mixed");
+    wait_available(&h, "vp8");
+
+    // H.264 with G.722: the reader gets the video only
+    let out = Command::new("timeout")
+        .args(["20", "ffprobe", "-v", "error", "-print_format", "json", "-show_streams"])
+        .args(["-analyzeduration", "1000000"])
+        .arg(format!("{}?streamid=read:mixed", h.srt_url()))
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let streams = serde_json::from_slice::<Value>(&out.stdout).unwrap()["streams"].clone();
+    assert_eq!(streams.as_array().map(|s| s.len()), Some(1), "{}", streams);
+    assert_h264(&streams[0], 160, 120);
+    let log = log_of(&dir);
+    let reader = |end: &str| {
+        log.lines()
+            .any(|l| l.contains("[SRT] [conn 127.0.0.1:") && l.ends_with(end))
+    };
+    assert!(reader("] skipping track 2 (G722)"), "{}", log);
+    assert!(reader("] is reading from path 'mixed', 1 track (H264)"), "{}", log);
+
+    // VP8 alone: nothing MPEG-TS takes
+    let why = "closed: the stream doesn't contain any supported codec, which are currently H265, H264, MPEG-4 Video, MPEG-1/2 Video, Opus, MPEG-4 Audio, MPEG-1/2 Audio, AC-3";
+    assert_refused(&h, &dir, "read:vp8", false, why);
+    assert!(!log_of(&dir).contains("is reading from path 'vp8'"));
+}
