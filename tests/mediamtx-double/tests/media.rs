@@ -584,18 +584,8 @@ fn recorder_skips_tracks_its_format_does_not_take() {
     });
     add_path(&h, "mixed", &body);
     add_path(&h, "vp8", &body);
-    // H.264 with G.722 audio: fMP4 takes the video only
-    let mixed = format!(
-        "ffmpeg -nostdin -hide_banner -loglevel error -re -f lavfi -i testsrc2=size=160x120:rate=15 -f lavfi -i sine=r=16000 -c:v libx264 -preset ultrafast -tune zerolatency -g 15 -c:a g722 -f rtsp -rtsp_transport tcp {}/mixed",
-        h.rtsp_url()
-    );
-    let _m = spawn_cmd(&mixed, &dir.join("mixed.log"));
-    // VP8 alone: nothing fMP4 takes
-    let vp8 = format!(
-        "ffmpeg -nostdin -hide_banner -loglevel error -re -f lavfi -i testsrc2=size=160x120:rate=15 -c:v libvpx -deadline realtime -f rtsp -rtsp_transport tcp {}/vp8",
-        h.rtsp_url()
-    );
-    let _v = spawn_cmd(&vp8, &dir.join("vp8.log"));
+    // H.264 with G.722 audio: fMP4 takes the video only; VP8 alone: nothing fMP4 takes
+    let _publishers = publish_mixed_and_vp8(&h, &dir);
     wait_until(Duration::from_secs(15), "a segment of the mixed stream", || {
         list_files(&rec.join("mixed"), ".mp4")
             .first()

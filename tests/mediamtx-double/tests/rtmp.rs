@@ -569,22 +569,7 @@ fn rtmp_stalled_reader_queue_discards() {
 fn rtmp_readers_get_the_tracks_flv_takes() {
     require_ffmpeg();
     let (h, dir) = start("rtmp-tracks");
-    let rtsp = |codecs: &str, path: &str| {
-        format!(
-            "ffmpeg -nostdin -hide_banner -loglevel error -re -f lavfi -i testsrc2=size=160x120:rate=15 {} -f rtsp -rtsp_transport tcp {}/{}",
-            codecs,
-            h.rtsp_url(),
-            path
-        )
-    };
-    let _mixed = spawn_cmd(
-        &rtsp(
-            "-f lavfi -i sine=r=16000 -c:v libx264 -preset ultrafast -tune zerolatency -g 15 -c:a g722",
-            "mixed",
-        ),
-        &dir.join("mixed.log"),
-    );
-    let _vp8 = spawn_cmd(&rtsp("-c:v libvpx -deadline realtime", "vp8"), &dir.join("vp8.log"));
+    let _publishers = publish_mixed_and_vp8(&h, &dir);
     wait_available(&h, "mixed");
     wait_available(&h, "vp8");
 

@@ -337,6 +337,24 @@ pub fn publisher_cmd(url: &str, size: &str) -> String {
     sender_cmd("rtsp -rtsp_transport tcp", url, size)
 }
 
+/// RTSP publishers of two streams MediaMTX's muxers take only in part, started (not
+/// awaited): `mixed` (H.264 160x120 with G.722 audio) and `vp8` (VP8 alone).
+pub fn publish_mixed_and_vp8(h: &mediamtx_double::Handle, dir: &std::path::Path) -> (Proc, Proc) {
+    let rtsp = |codecs: &str, path: &str| {
+        format!(
+            "ffmpeg -nostdin -hide_banner -loglevel error -re -f lavfi -i testsrc2=size=160x120:rate=15 {} -f rtsp -rtsp_transport tcp {}/{}",
+            codecs,
+            h.rtsp_url(),
+            path
+        )
+    };
+    let mixed = "-f lavfi -i sine=r=16000 -c:v libx264 -preset ultrafast -tune zerolatency -g 15 -c:a g722";
+    (
+        spawn_cmd(&rtsp(mixed, "mixed"), &dir.join("mixed.log")),
+        spawn_cmd(&rtsp("-c:v libvpx -deadline realtime", "vp8"), &dir.join("vp8.log")),
+    )
+}
+
 pub fn spawn_cmd(cmd: &str, log: &std::path::Path) -> Proc {
     let args: Vec<&str> = cmd.split_whitespace().collect();
     let f = std::fs::File::create(log).unwrap();
