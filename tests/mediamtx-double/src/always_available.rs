@@ -39,13 +39,15 @@ fn label(codec: &str) -> &str {
     }
 }
 
-/// mediasAreCompatible (codecs only): a publisher of an alwaysAvailable path must bring
-/// the configured tracks, in order.
+/// mediasAreCompatible: a publisher of an alwaysAvailable path must bring the configured
+/// tracks, in order, and the audio configuration of their MPEG-4 Audio, G711 and LPCM
+/// tracks (as mediasFromAlwaysAvailableTracks builds them: AAC-LC, 16-bit LPCM).
 pub fn check_publisher(p: &PathRt, sdp: &crate::media::Sdp) -> Result<(), String> {
     if !p.b("alwaysAvailable") || !p.s("alwaysAvailableFile").is_empty() {
         return Ok(());
     }
-    let want: Vec<String> = tracks(p)
+    let tracks = tracks(p);
+    let want: Vec<String> = tracks
         .iter()
         .map(|t| label(t["codec"].as_str().unwrap_or("")).to_string())
         .collect();
@@ -56,6 +58,38 @@ pub fn check_publisher(p: &PathRt, sdp: &crate::media::Sdp) -> Result<(), String
             got.join(" "),
             want.join(" ")
         ));
+    }
+    for (t, m) in tracks.iter().zip(&sdp.medias) {
+        let n = |k: &str| t[k].as_u64().unwrap_or(0) as u32;
+        let (kind, expected) = match t["codec"].as_str().unwrap_or("") {
+            "MPEG4Audio" => (
+                "MPEG-4 audio",
+                format!(
+                    "type=2, sampleRate={}, channelCount={}",
+                    n("sampleRate"),
+                    n("channelCount")
+                ),
+            ),
+            "G711" => (
+                "G711",
+                crate::media::g711_config(
+                    t["muLaw"].as_bool().unwrap_or(false),
+                    n("sampleRate"),
+                    n("channelCount"),
+                ),
+            ),
+            "LPCM" => (
+                "LPCM",
+                crate::media::lpcm_config(16, n("sampleRate"), n("channelCount")),
+            ),
+            _ => continue,
+        };
+        if let Some(got) = m.audio_config.as_ref().filter(|got| **got != expected) {
+            return Err(format!(
+                "{} configuration does not match, is {}, but stream expects {}",
+                kind, got, expected
+            ));
+        }
     }
     Ok(())
 }

@@ -2,6 +2,7 @@
 //! supervisor tick that drives runOnDemand close-after, pulled sources and recorders.
 
 use crate::conf::{self, Field, GLOBAL_FIELDS, PATH_FIELDS};
+use crate::logger::Scope;
 use crate::media::Sdp;
 use serde_json::{json, Map, Value};
 use std::collections::{BTreeMap, HashMap};
@@ -199,7 +200,7 @@ pub struct Publisher {
     pub offline: bool,
     /// the publisher's logger (`[RTSP] [session ID]`, `[RTMP] [conn IP:P]`...); none for
     /// static sources and the offline stream
-    pub scope: Option<String>,
+    pub scope: Option<Scope>,
 }
 
 #[derive(Default)]
@@ -226,16 +227,16 @@ pub struct RecorderSlot {
 /// A reader or recorder (logger `scope`) takes the medias `taken`: each other one is
 /// logged `WAR SCOPE skipping track N (CODEC)` (tracks count from 1, as MediaMTX's);
 /// returns defs.FormatsInfo of those taken (`N tracks (...)`).
-pub fn log_track_choice(shared: &Shared, scope: &str, medias: &[crate::media::Media], taken: &[usize]) -> String {
+pub fn log_track_choice(shared: &Shared, scope: &Scope, medias: &[crate::media::Media], taken: &[usize]) -> String {
     for (i, m) in medias.iter().enumerate().filter(|(i, _)| !taken.contains(i)) {
-        shared.log(&format!("WAR {} skipping track {} ({})", scope, i + 1, m.codec));
+        shared.log_as(scope, "WAR", &format!("skipping track {} ({})", i + 1, m.codec));
     }
     crate::media::tracks_info(taken.iter().map(|&i| &medias[i]))
 }
 
-/// A line of the path's recorder (`LVL [path P] [recorder] TEXT`).
-pub fn recorder_log(shared: &Shared, path: &str, level: &str, text: &str) {
-    shared.log(&format!("{} [path {}] [recorder] {}", level, path, text));
+/// The logger of a path's recorder (`[path P] [recorder]`).
+pub fn recorder_scope(path: &str) -> Scope {
+    Scope::path(path).child("recorder")
 }
 
 /// Closes the recorder when recording is off, the stream has gone or changed, or the
@@ -250,7 +251,7 @@ pub fn close_unwanted_recorder(shared: &Shared, p: &mut PathRt) -> Option<i32> {
     }
     if p.recorder.on {
         (p.recorder.on, p.recorder.skipped) = (false, false);
-        recorder_log(shared, &p.name, "INF", "recording stopped");
+        shared.log_as(&recorder_scope(&p.name), "INF", "recording stopped");
     }
     match p.recorder.pid {
         Some(pid) if !p.recorder.stopping => {
@@ -442,6 +443,11 @@ impl Shared {
     }
     pub fn log(&self, msg: &str) {
         crate::logger::write(&self.dir, &self.log_conf, msg);
+    }
+
+    /// Logs `LVL SCOPE TEXT` by the logger `scope`.
+    pub fn log_as(&self, scope: &Scope, level: &str, text: &str) {
+        self.log(&scope.line(level, text));
     }
 }
 
@@ -675,7 +681,7 @@ pub fn destroy_path(shared: &Arc<Shared>, p: &mut PathRt) -> Vec<i32> {
     crate::always_available::stop(p);
     if p.recorder.on {
         p.recorder.on = false;
-        recorder_log(shared, &p.name, "INF", "recording stopped");
+        shared.log_as(&recorder_scope(&p.name), "INF", "recording stopped");
     }
     if let Some(pid) = p.recorder.pid {
         crate::procs::interrupt(pid);
@@ -857,10 +863,10 @@ pub fn tick(shared: &Arc<Shared>) {
 /// MediaMTX's path log (`LVL [path NAME] ...`) for the stream's parts; a weak handle, so
 /// that a stream kept by the state does not keep the state alive.
 fn path_logger(shared: &Arc<Shared>, name: &str) -> crate::rtp_split::PathLog {
-    let (weak, name) = (Arc::downgrade(shared), name.to_string());
+    let (weak, scope) = (Arc::downgrade(shared), Scope::path(name));
     Arc::new(move |level, msg| {
         if let Some(sh) = weak.upgrade() {
-            sh.log(&format!("{} [path {}] {}", level, name, msg));
+            sh.log_as(&scope, level, msg);
         }
     })
 }
@@ -941,16 +947,21 @@ pub fn publish_start(shared: &Arc<Shared>, p: &mut PathRt, pb: Publisher, sdp: S
     // its first producer), then the publisher's
     let tracks = crate::media::tracks_info(&stream.sdp.medias);
     if !always {
-        shared.log(&format!(
-            "INF [path {}] stream is available and online, {}",
-            p.name, tracks
-        ));
+        shared.log_as(
+            &Scope::path(&p.name),
+            "INF",
+            &format!("stream is available and online, {}", tracks),
+        );
     } else if !p.available_logged {
-        shared.log(&format!("INF [path {}] stream is available, {}", p.name, tracks));
+        shared.log_as(
+            &Scope::path(&p.name),
+            "INF",
+            &format!("stream is available, {}", tracks),
+        );
         p.available_logged = true;
     }
     if let Some(scope) = &pb.scope {
-        shared.log(&format!("INF {} is publishing to path '{}'", scope, p.name));
+        shared.log_as(scope, "INF", &format!("is publishing to path '{}'", p.name));
     }
     p.stream = Some(stream.clone());
     p.publisher = Some(pb);
@@ -1001,7 +1012,7 @@ pub fn reader_added(
     shared: &Arc<Shared>,
     p: &mut PathRt,
     conn_id: u64,
-    (reader_id, reader_type, scope): (&str, &str, String),
+    (reader_id, reader_type, scope): (&str, &str, Scope),
     query: &str,
 ) {
     let (a, b) = (p.s("runOnRead"), p.s("runOnUnread"));

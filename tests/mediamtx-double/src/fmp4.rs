@@ -228,7 +228,8 @@ pub struct Segmenter {
     /// record format with extension, `%path` substituted, absolute
     pub format: String,
     pub segment_duration: Duration,
-    pub log: Box<dyn Fn(&str) + Send>,
+    /// the recorder's log (level, text): `[path P] [recorder]`
+    pub log: crate::ts::RecorderLog,
     /// segment created (path, None) / completed (path, Some(duration)): the
     /// runOnRecordSegment* hooks
     pub on_segment: crate::hooks::SegmentFn,
@@ -254,7 +255,7 @@ struct Current {
 }
 
 impl Segmenter {
-    pub fn new(format: String, segment_duration: Duration, log: Box<dyn Fn(&str) + Send>) -> Segmenter {
+    pub fn new(format: String, segment_duration: Duration, log: crate::ts::RecorderLog) -> Segmenter {
         Segmenter {
             format,
             segment_duration,
@@ -291,7 +292,7 @@ impl Segmenter {
                 size32
             };
             if size < bx.len() as u64 || size > (1 << 32) {
-                (self.log)(&format!("recorder: bad box size {}", size));
+                (self.log)("ERR", &format!("bad box size {}", size));
                 break;
             }
             let start = bx.len();
@@ -312,7 +313,7 @@ impl Segmenter {
                 b"mdat" => {
                     if let Some(moof) = pending_moof.take() {
                         if let Err(e) = self.fragment(moof, &bx) {
-                            (self.log)(&format!("recorder: write failed: {}", e));
+                            (self.log)("ERR", &e.to_string());
                             break;
                         }
                     }
@@ -341,7 +342,7 @@ impl Segmenter {
                 .write_all_at(&(d.min(u32::MAX as u64) as u32).to_be_bytes(), off as u64)
         };
         if let Err(e) = r {
-            (self.log)(&format!("recorder: cannot write the segment duration: {}", e));
+            (self.log)("ERR", &crate::util::go_path_error("write", &cur.path, &e));
         }
     }
 
@@ -414,7 +415,10 @@ impl Segmenter {
         }
         let mut part = moof;
         part.extend_from_slice(mdat);
-        cur.file.write_all(&part)
+        let path = &cur.path;
+        cur.file
+            .write_all(&part)
+            .map_err(|e| std::io::Error::other(crate::util::go_path_error("write", path, &e)))
     }
 
     fn open_segment(&mut self, when: SystemTime) -> std::io::Result<()> {
@@ -422,16 +426,10 @@ impl Segmenter {
         let mut tm = crate::util::local_tm(UNIX_EPOCH + Duration::from_secs(d.as_secs()));
         tm.nanos = d.subsec_nanos();
         let path = crate::recordings::encode(&self.format, "", &tm);
-        if let Some(parent) = std::path::Path::new(&path).parent() {
-            std::fs::create_dir_all(parent)?;
-        }
-        let mut file = std::fs::OpenOptions::new()
-            .create(true)
-            .write(true)
-            .truncate(true)
-            .open(&path)?;
-        file.write_all(&self.init)?;
-        (self.log)(&format!("recorder: creating segment {}", path));
+        let mut file = crate::recordings::create_segment(&path).map_err(std::io::Error::other)?;
+        file.write_all(&self.init)
+            .map_err(|e| std::io::Error::other(crate::util::go_path_error("write", &path, &e)))?;
+        (self.log)("DEB", &format!("creating segment {}", path));
         (self.on_segment)(&path, None);
         self.cur = Some(Current {
             file,

@@ -210,7 +210,7 @@ fn start(shared: &Arc<Shared>, p: &mut PathRt, i: usize, stream_id: u64, g: crat
                 carrier: crate::source_bridge::Carrier::Tls,
                 fingerprint: d.conf["destFingerprint"].as_str().unwrap_or("").to_string(),
                 timeout: g.read_timeout,
-                log_prefix: String::new(),
+                log_scope: None,
             };
             let Some((url, b)) = crate::source_bridge::open_for_url(shared, rest, up, 1) else {
                 fail(d, "cannot open a loopback port".into());

@@ -16,6 +16,7 @@
 //! `command exited with code 0` (its exit code is read and dropped).
 
 use crate::core::Shared;
+use crate::logger::Scope;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -30,7 +31,7 @@ pub type SegmentFn = Box<dyn Fn(&str, Option<Duration>) + Send>;
 /// writes the command's output to `logs/<files>-<tag>.log`.
 #[derive(Clone)]
 pub struct Owner {
-    scope: String,
+    scope: Scope,
     files: String,
 }
 
@@ -38,13 +39,13 @@ impl Owner {
     /// A path's hooks (`[path NAME]`, output in `logs/NAME-<tag>.log`).
     pub fn path(name: &str) -> Owner {
         Owner {
-            scope: format!("[path {}]", name),
+            scope: Scope::path(name),
             files: name.to_string(),
         }
     }
 
     /// A connection's or session's hooks, e.g. `[RTSP] [conn 127.0.0.1:4000]`.
-    pub fn of(scope: String, files: &str) -> Owner {
+    pub fn of(scope: Scope, files: &str) -> Owner {
         Owner {
             scope,
             files: files.to_string(),
@@ -53,7 +54,7 @@ impl Owner {
 
     /// Logs `INF SCOPE TEXT`.
     pub fn log(&self, shared: &Shared, text: &str) {
-        shared.log(&format!("INF {} {}", self.scope, text));
+        shared.log_as(&self.scope, "INF", text);
     }
 }
 
@@ -264,7 +265,7 @@ pub fn path_env(shared: &Shared, name: &str, conf_name: &str) -> Env {
 /// of `conn_type` (`rtmpConn`, `srtConn`...) lasts, runOnDisconnect when it ends (see
 /// `on_disconnect`), with RTSP_PORT, MTX_CONN_TYPE and MTX_CONN_ID. None when neither
 /// is set. `scope` is the connection's logger (`[RTSP] [conn IP:P]`).
-pub fn on_connect(shared: &Arc<Shared>, scope: String, conn_type: &str, id: &str) -> Option<Pair> {
+pub fn on_connect(shared: &Arc<Shared>, scope: Scope, conn_type: &str, id: &str) -> Option<Pair> {
     let g = shared.lock().global.clone();
     let s = |k: &str| g.get(k).and_then(|v| v.as_str()).unwrap_or("").to_string();
     let (a, b) = (s("runOnConnect"), s("runOnDisconnect"));

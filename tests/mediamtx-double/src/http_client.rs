@@ -89,7 +89,7 @@ pub fn dial(host: &str, default_port: u16, timeout: Duration) -> Result<(String,
         .next()
         .ok_or_else(|| format!("dial tcp: lookup {}: no such host", name))?;
     let tcp = TcpStream::connect_timeout(&addr, timeout)
-        .map_err(|e| format!("dial tcp {}: connect: {}", addr, go_errno_text(&e)))?;
+        .map_err(|e| format!("dial tcp {}: connect: {}", addr, crate::util::go_os_error(&e)))?;
     tcp.set_read_timeout(Some(timeout)).ok();
     tcp.set_write_timeout(Some(timeout)).ok();
     Ok((name, tcp))
@@ -111,14 +111,6 @@ fn split_host(host: &str, default_port: u16) -> (String, String) {
         Some((n, p)) if !p.is_empty() => (n.to_string(), host.to_string()),
         Some((n, _)) => (n.to_string(), format!("{}:{}", n, default_port)),
         None => (host.to_string(), format!("{}:{}", host, default_port)),
-    }
-}
-
-fn go_errno_text(e: &std::io::Error) -> String {
-    match e.kind() {
-        std::io::ErrorKind::ConnectionRefused => "connection refused".into(),
-        std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock => "i/o timeout".into(),
-        _ => e.to_string(),
     }
 }
 

@@ -173,3 +173,36 @@ fn syslog(prefix: &str, level: u8, text: &str) {
     // SAFETY: a constant format string with one C string argument.
     unsafe { libc::syslog(priority, b"%s\0".as_ptr() as *const libc::c_char, msg.as_ptr()) };
 }
+
+/// A MediaMTX logger: the scope its lines carry (`[path cam]`, `[path cam] [recorder]`,
+/// `[RTSP] [conn 127.0.0.1:4000]`, `[RTSP] [session 1a2b3c4d]`). One type for all of
+/// them, so that every line of an owner reads `LVL SCOPE TEXT` the same way.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Scope(String);
+
+impl Scope {
+    /// A logger named by its tags, e.g. `[SRT] [conn 127.0.0.1:4000]`.
+    pub fn new(tags: String) -> Scope {
+        Scope(tags)
+    }
+
+    /// A connection's logger (`[RTSP] [conn 127.0.0.1:4000]`).
+    pub fn conn(server: &str, remote: impl std::fmt::Display) -> Scope {
+        Scope(format!("[{}] [conn {}]", server, remote))
+    }
+
+    /// A path's logger (`[path NAME]`).
+    pub fn path(name: &str) -> Scope {
+        Scope(format!("[path {}]", name))
+    }
+
+    /// A part of this logger's owner, e.g. the path's `[recorder]`.
+    pub fn child(&self, tag: &str) -> Scope {
+        Scope(format!("{} [{}]", self.0, tag))
+    }
+
+    /// The line `LVL SCOPE TEXT`.
+    pub fn line(&self, level: &str, text: &str) -> String {
+        format!("{} {} {}", level, self.0, text)
+    }
+}

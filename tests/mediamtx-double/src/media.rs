@@ -15,6 +15,10 @@ pub struct Media {
     pub clock_rate: u32,
     /// H.264 parameter sets of `sprop-parameter-sets` (NAL units)
     pub params: Vec<Vec<u8>>,
+    /// the audio configuration mediasAreCompatible compares, as MediaMTX prints it
+    /// (MPEG-4 Audio `type=2, sampleRate=48000, channelCount=2`, G711 `MULaw=true, ...`,
+    /// LPCM `bitDepth=16, ...`); none for other codecs
+    pub audio_config: Option<String>,
 }
 
 #[derive(Clone, Debug)]
@@ -113,6 +117,8 @@ pub fn parse_sdp(sdp: &str) -> Result<Sdp, String> {
         let mut encoding = String::new();
         let mut clock_rate = 8000;
         let mut sprop: Option<String> = None;
+        let mut channels: Option<u32> = None;
+        let mut asc: Option<String> = None;
         for l in ml {
             if let Some(c) = l.strip_prefix("a=control:") {
                 control = c.trim().to_string();
@@ -120,6 +126,7 @@ pub fn parse_sdp(sdp: &str) -> Result<Sdp, String> {
                 if let Some(enc) = r.split_whitespace().nth(1) {
                     encoding = enc.split('/').next().unwrap_or("").to_string();
                     clock_rate = enc.split('/').nth(1).and_then(|c| c.parse().ok()).unwrap_or(8000);
+                    channels = enc.split('/').nth(2).and_then(|c| c.parse().ok());
                 }
             } else if let Some(f) = l.strip_prefix("a=fmtp:") {
                 for p in f.split(';') {
@@ -130,6 +137,9 @@ pub fn parse_sdp(sdp: &str) -> Result<Sdp, String> {
                         .unwrap_or(p);
                     if let Some(v) = p.strip_prefix("sprop-parameter-sets=") {
                         sprop = Some(v.to_string());
+                    }
+                    if let Some(v) = p.strip_prefix("config=") {
+                        asc = Some(v.to_string());
                     }
                 }
             }
@@ -153,6 +163,19 @@ pub fn parse_sdp(sdp: &str) -> Result<Sdp, String> {
             .filter(|n| !n.is_empty())
             .take(4)
             .collect();
+        let audio_config = match codec {
+            "MPEG-4 Audio" => asc.as_deref().and_then(mpeg4_audio_config),
+            "G711" => Some(g711_config(
+                encoding.eq_ignore_ascii_case("PCMU") || (encoding.is_empty() && pt == 0),
+                clock_rate,
+                channels.unwrap_or(1),
+            )),
+            "LPCM" => {
+                let depth: u32 = encoding[1..].parse().unwrap_or(16);
+                Some(lpcm_config(depth, clock_rate, channels.unwrap_or(1)))
+            }
+            _ => None,
+        };
         medias.push(Media {
             control,
             codec,
@@ -161,6 +184,7 @@ pub fn parse_sdp(sdp: &str) -> Result<Sdp, String> {
             pt: pt.min(127) as u8,
             clock_rate: clock_rate.max(1),
             params,
+            audio_config,
         });
         for l in ml {
             if l.starts_with("a=control:") {
@@ -172,6 +196,38 @@ pub fn parse_sdp(sdp: &str) -> Result<Sdp, String> {
         out.push_str(&format!("a=control:trackID={}\r\n", i));
     }
     Ok(Sdp { medias, describe: out })
+}
+
+/// formatMPEG4AudioConfig of an AudioSpecificConfig in hex (ISO 14496-3 1.6.2.1: object
+/// type, sampling frequency index or explicit rate, channel configuration).
+fn mpeg4_audio_config(hex: &str) -> Option<String> {
+    const RATES: [u32; 13] = [
+        96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000, 7350,
+    ];
+    let bytes: Vec<u8> = (0..hex.len() / 2)
+        .map(|i| u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok())
+        .collect::<Option<_>>()?;
+    let mut r = BitReader { data: &bytes, pos: 0 };
+    let mut kind = r.bits(5)?;
+    if kind == 31 {
+        kind = 32 + r.bits(6)?;
+    }
+    let rate = match r.bits(4)? {
+        15 => r.bits(24)?,
+        i => *RATES.get(i as usize)?,
+    };
+    let channels = r.bits(4)?;
+    Some(format!("type={}, sampleRate={}, channelCount={}", kind, rate, channels))
+}
+
+/// formatG711Config.
+pub fn g711_config(mu_law: bool, rate: u32, channels: u32) -> String {
+    format!("MULaw={}, sampleRate={}, channelCount={}", mu_law, rate, channels)
+}
+
+/// formatLPCMConfig.
+pub fn lpcm_config(bit_depth: u32, rate: u32, channels: u32) -> String {
+    format!("bitDepth={}, sampleRate={}, channelCount={}", bit_depth, rate, channels)
 }
 
 fn empty_h264_props() -> Value {

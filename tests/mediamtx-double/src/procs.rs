@@ -443,14 +443,14 @@ pub fn spawn_recorder(shared: &Arc<Shared>, p: &mut PathRt) {
     p.recorder.stream_id = stream.id;
     p.recorder.sig = crate::core::record_sig(&p.conf);
     p.recorder.on = true;
+    let scope = crate::core::recorder_scope(&p.name);
     if taken.is_empty() {
-        crate::core::recorder_log(shared, &p.name, "WAR", "no supported tracks found, skipping recording");
+        shared.log_as(&scope, "WAR", "no supported tracks found, skipping recording");
         p.recorder.skipped = true;
         return;
     }
-    let scope = format!("[path {}] [recorder]", p.name);
     let info = crate::core::log_track_choice(shared, &scope, medias, &taken);
-    crate::core::recorder_log(shared, &p.name, "INF", &format!("recording {}", info));
+    shared.log_as(&scope, "INF", &format!("recording {}", info));
     let ext = if format == "mpegts" { ".ts" } else { ".mp4" };
     let record_path = p.s("recordPath");
     let seg = p.d("recordSegmentDuration").max(Duration::from_millis(1));
@@ -538,7 +538,9 @@ pub fn spawn_recorder(shared: &Arc<Shared>, p: &mut PathRt) {
             crate::hooks::launch(&sh2, &owner, tag, cmd, env);
         });
         std::thread::spawn(move || {
-            let log = Box::new(move |m: &str| sh.log(&format!("path {}: {}", name, m)));
+            // recorderInstance.Log: its errors end the instance (restarted after 2 s)
+            let scope = crate::core::recorder_scope(&name);
+            let log = Box::new(move |level: &str, m: &str| sh.log_as(&scope, level, m));
             if fmp4 {
                 let mut s = crate::fmp4::Segmenter::new(target, seg, log);
                 s.on_segment = on_segment;

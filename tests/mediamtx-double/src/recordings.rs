@@ -4,6 +4,40 @@ use crate::util::{local_to_unix, rfc3339_nano_tm, tm_to_unix, Tm};
 use std::path::{Path, PathBuf};
 
 /// `%z` like recordstore's timeLocationEncode: `Z` or `+hhmm`/`-hhmm`.
+/// Creates a segment file as MediaMTX's recorder does (os.MkdirAll of its directory,
+/// then os.Create), failing with Go's texts (`mkdir /r/cam: permission denied`,
+/// `open /r/cam/s.mp4: no space left on device`).
+pub fn create_segment(path: &str) -> Result<std::fs::File, String> {
+    if let Some(dir) = Path::new(path).parent() {
+        mkdir_all(dir)?;
+    }
+    std::fs::OpenOptions::new()
+        .create(true)
+        .write(true)
+        .truncate(true)
+        .open(path)
+        .map_err(|e| crate::util::go_path_error("open", path, &e))
+}
+
+/// os.MkdirAll: the missing directories from the top down, the first that cannot be
+/// made named in the error.
+fn mkdir_all(dir: &Path) -> Result<(), String> {
+    if dir.as_os_str().is_empty() || dir.is_dir() {
+        return Ok(());
+    }
+    if dir.exists() {
+        return Err(format!("mkdir {}: not a directory", dir.display()));
+    }
+    if let Some(parent) = dir.parent() {
+        mkdir_all(parent)?;
+    }
+    use std::os::unix::fs::DirBuilderExt;
+    match std::fs::DirBuilder::new().mode(0o755).create(dir) {
+        Err(_) if dir.is_dir() => Ok(()),
+        r => r.map_err(|e| crate::util::go_path_error("mkdir", dir.display(), &e)),
+    }
+}
+
 pub fn zone_encode(gmtoff: i64) -> String {
     if gmtoff == 0 {
         return "Z".into();

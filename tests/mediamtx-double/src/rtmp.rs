@@ -8,6 +8,7 @@
 use crate::amf0::{self, Value as Amf};
 use crate::core::{self, Shared};
 use crate::flv;
+use crate::logger::Scope;
 use crate::rtmp_chunk::{bad, ChunkReader, Counting, Msg, Writer, MAX_MESSAGE, OUT_CHUNK};
 use crate::rtmp_relay::{spawn_publisher, spawn_reader, stop_child};
 use crate::servers::{values, Kind, Serve, Settings};
@@ -59,9 +60,9 @@ pub struct Registry {
 impl ConnInfo {
     /// the type of this connection as a path source or reader
     /// The connection's logger (`[RTMP] [conn IP:P]`).
-    pub fn scope(&self) -> String {
+    pub fn scope(&self) -> Scope {
         let server = if self.encrypted { "RTMPS" } else { "RTMP" };
-        format!("[{}] [conn {}]", server, self.remote)
+        Scope::conn(server, &self.remote)
     }
 
     pub fn kind(&self) -> &'static str {
@@ -75,7 +76,7 @@ impl ConnInfo {
 
 /// For the RTSP server: the RTMP connection whose ffmpeg child is publishing `path`
 /// through the internal prefix (its source type and id, connection and query).
-pub fn publisher_of(shared: &Shared, path: &str) -> Option<(&'static str, String, TcpStream, String, String)> {
+pub fn publisher_of(shared: &Shared, path: &str) -> Option<(&'static str, String, TcpStream, String, Scope)> {
     let m = shared.rtmp.publishing.lock().unwrap();
     let c = m.get(path)?;
     let q = c.meta.lock().unwrap().query.clone();
@@ -250,8 +251,7 @@ fn conn(shared: Arc<Shared>, tcp: TcpStream, remote: SocketAddr, handshake: Opti
     });
     shared.rtmp.conns.lock().unwrap().insert(num, info.clone());
     shared.conns.lock().unwrap().insert(num, ctcp);
-    let label = if encrypted { "RTMPS" } else { "RTMP" };
-    shared.log(&format!("INF {} opened", info.scope()));
+    shared.log_as(&info.scope(), "INF", "opened");
     let hooks = crate::hooks::on_connect(&shared, info.scope(), info.kind(), &info.uuid);
     let counting = Counting {
         tcp: rtcp,
@@ -273,13 +273,15 @@ fn conn(shared: Arc<Shared>, tcp: TcpStream, remote: SocketAddr, handshake: Opti
     // every write must complete within writeTimeout (conn.runReader's deadlines)
     let _ = info.tcp.set_read_timeout(Some(timeout_of(&shared, "readTimeout")));
     let _ = info.tcp.set_write_timeout(Some(timeout_of(&shared, "writeTimeout")));
+    // taken now: a reset socket no longer has a peer
+    let ends = (info.tcp.local_addr().ok(), info.tcp.peer_addr().ok());
     let res = s.run();
     let reason = match (handshake.as_ref().and_then(|h| h.get()), res) {
         (Some(tls_error), _) => tls_error.clone(),
         (None, Ok(())) => "EOF".to_string(),
-        (None, Err(e)) => e.to_string(),
+        (None, Err(e)) => crate::util::go_read_error(&e, ends.0, ends.1),
     };
-    shared.log(&format!("INF [{}] [conn {}] closed: {}", label, info.remote, reason));
+    shared.log_as(&info.scope(), "INF", &format!("closed: {}", reason));
     let _ = info.tcp.shutdown(Shutdown::Both);
     shared.rtmp.conns.lock().unwrap().remove(&num);
     shared.conns.lock().unwrap().remove(&num);
@@ -352,8 +354,7 @@ impl Session {
         };
         crate::auth::authenticate(&self.shared, &global, &req).map_err(|e| {
             // auth.LogAndDelayError
-            self.shared
-                .log(&format!("WAR [RTMP] [conn {}] {}", self.info.remote, e));
+            self.shared.log_as(&self.info.scope(), "WAR", &e.to_string());
             std::thread::sleep(crate::auth::failure_pause());
             e.to_string()
         })
@@ -609,7 +610,7 @@ impl Session {
             }
             let scope = self.info.scope();
             let info = core::log_track_choice(&shared, &scope, &medias, &tracks);
-            shared.log(&format!("INF {} is reading from path '{}', {}", scope, a.path, info));
+            shared.log_as(&scope, "INF", &format!("is reading from path '{}', {}", a.path, info));
             p.readers.push((num, self.info.uuid.clone(), self.info.kind()));
             p.demand += 1;
             let reader = (self.info.uuid.as_str(), self.info.kind(), scope);

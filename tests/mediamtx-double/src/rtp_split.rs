@@ -612,6 +612,7 @@ mod tests {
             pt: 96,
             clock_rate: 90000,
             params,
+            audio_config: None,
         };
         let sdp = Sdp {
             medias: vec![media],

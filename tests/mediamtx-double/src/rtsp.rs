@@ -258,8 +258,9 @@ struct Conn {
     peer: Option<std::net::SocketAddr>,
     /// gortsplib's digest nonce, made on the first digest verification
     nonce: std::cell::RefCell<String>,
-    /// close after the current response (wrong credentials)
-    close: bool,
+    /// the error that closes the connection after the current answer: gortsplib ends a
+    /// connection on any request error (a refused path, wrong credentials...)
+    close: Option<String>,
     /// query of the URL of the last DESCRIBE/ANNOUNCE/SETUP (MTX_QUERY of hooks)
     query: String,
     /// query of an internal DESCRIBE (a forwarder's `forward=<uid>`; its SETUPs have none)
@@ -283,6 +284,9 @@ struct Conn {
     udp_regs: Vec<(SocketAddr, bool)>,
     /// set when the connection ends (stops the UDP watchdog)
     closed: Arc<AtomicBool>,
+    /// the socket's local and remote addresses, for Go's read errors (a reset socket
+    /// no longer has a peer)
+    ends: (Option<SocketAddr>, Option<SocketAddr>),
 }
 
 /// Counts the bytes read from the connection (API `inboundBytes`).
@@ -353,17 +357,18 @@ fn writer(tcp: TcpStream, rx: Receiver<Out>, entry: Arc<ConnEntry>) {
 /// A connection accepted by the RTSP server, or by the RTSPS server with the outcome of
 /// its TLS handshake (listed and its hooks started before it, as gortsplib does).
 pub fn conn(shared: Arc<Shared>, tcp: TcpStream, peer: SocketAddr, handshake: Option<crate::rtsps::Handshake>) {
-    serve_conn(
-        shared.clone(),
-        tcp,
-        Some(peer),
-        handshake.is_some(),
-        "none",
-        Hooks::Open,
-    );
-    if let Some(e) = handshake.as_ref().and_then(|h| h.get()) {
-        shared.log(&format!("INF [RTSPS] [conn {}] closed: {}", peer, e));
+    let tls = handshake.is_some();
+    let ended = serve_conn(shared.clone(), tcp, Some(peer), tls, "none", Hooks::Open);
+    // a failed TLS handshake is what ended the connection, whatever the plain side saw
+    let tls_error = handshake.as_ref().and_then(|h| h.get()).cloned();
+    if let Some(e) = tls_error.or(ended) {
+        shared.log_as(&conn_scope(tls, peer), "INF", &format!("closed: {}", e));
     }
+}
+
+/// The logger of a connection of the RTSP (`[RTSP] [conn IP:P]`) or RTSPS server.
+pub fn conn_scope(tls: bool, peer: SocketAddr) -> crate::logger::Scope {
+    crate::logger::Scope::conn(if tls { "RTSPS" } else { "RTSP" }, peer)
 }
 
 /// A connection's hooks.OnConnect (runOnConnect/runOnDisconnect, with RTSP_PORT,
@@ -388,6 +393,10 @@ pub fn conn_type(tls: bool) -> &'static str {
     }
 }
 
+/// Serves an RTSP connection until it ends; returns the error it ended with, as
+/// gortsplib's ServerConn reports it (`EOF`, `terminated`, a request's error, a read
+/// error), for the caller to log; none for the double's own connections and the legs of
+/// an HTTP tunnel (logged by the tunnel).
 pub fn serve_conn(
     shared: Arc<Shared>,
     tcp: TcpStream,
@@ -395,7 +404,7 @@ pub fn serve_conn(
     tls: bool,
     tunnel: &'static str,
     hooks: Hooks,
-) {
+) -> Option<String> {
     let internal = matches!(hooks, Hooks::Internal);
     let peer_given = peer;
     let peer = peer.or_else(|| tcp.peer_addr().ok());
@@ -418,6 +427,7 @@ pub fn serve_conn(
         Hooks::Open => {
             let entry = new_entry();
             shared.rtsp.add_conn(entry.clone());
+            shared.log_as(&entry.scope(), "INF", "opened");
             let pair = crate::hooks::on_connect(&shared, entry.scope(), conn_type(tls), &entry.uuid);
             (entry, pair)
         }
@@ -446,11 +456,13 @@ pub fn serve_conn(
     let (tx, rx) = sync_channel::<Out>(queue);
     let Ok(wtcp) = tcp.try_clone() else {
         shared.rtsp.remove_conn(&entry);
-        return crate::hooks::on_disconnect(&shared, connect_hooks);
+        crate::hooks::on_disconnect(&shared, connect_hooks);
+        return None;
     };
     if tunnel == "none" && !internal && crate::rtsp_tunnel::is_http(&tcp) {
         let leg = crate::rtsp_tunnel::Leg::new(shared.clone(), entry, connect_hooks);
-        return crate::rtsp_tunnel::serve(shared, tcp, peer_given, tls, leg);
+        crate::rtsp_tunnel::serve(shared, tcp, peer_given, tls, leg);
+        return None;
     }
     let went = entry.clone();
     if !write_timeout.is_zero() {
@@ -470,7 +482,7 @@ pub fn serve_conn(
         described: None,
         peer,
         nonce: Default::default(),
-        close: false,
+        close: None,
         query: String::new(),
         internal_query: String::new(),
         connect_hooks,
@@ -484,6 +496,7 @@ pub fn serve_conn(
         user: String::new(),
         udp_regs: Vec::new(),
         closed: Default::default(),
+        ends: (tcp.local_addr().ok(), tcp.peer_addr().ok()),
     };
     let mut rd = BufReader::with_capacity(
         64 * 1024,
@@ -492,7 +505,8 @@ pub fn serve_conn(
             entry: entry.clone(),
         },
     );
-    let _ = c.run(&mut rd);
+    let res = c.run(&mut rd);
+    let ended = c.ended_with(res);
     c.end_session();
     shared.rtsp.remove_conn(&entry);
     crate::hooks::on_disconnect(&shared, c.connect_hooks.take());
@@ -500,6 +514,7 @@ pub fn serve_conn(
     let _ = c.tcp.shutdown(Shutdown::Both);
     drop(c);
     let _ = wthread.join();
+    (!internal).then_some(ended)
 }
 
 /// One line of a request, bounded like gortsplib's reader (a longer line or more headers
@@ -553,6 +568,16 @@ fn read_req(rd: &mut ConnReader, first: u8) -> std::io::Result<Option<Req>> {
         headers,
         body,
     }))
+}
+
+/// defs.PathNoStreamAvailableError.
+fn no_stream(path: &str) -> String {
+    format!("no stream is available on path '{}'", path)
+}
+
+/// path.addPublisher's refusal of a second publisher.
+fn already_publishing(path: &str) -> String {
+    format!("someone is already publishing to path '{}'", path)
 }
 
 /// Splits an RTSP URL into (path with possible control suffix, query).
@@ -686,6 +711,9 @@ impl Conn {
     /// Returns false to close the connection.
     fn on_request(&mut self, req: &Req) -> bool {
         self.activity.touch();
+        if !self.session_checked(req) {
+            return self.close.is_none();
+        }
         if matches!(req.method.as_str(), "DESCRIBE" | "ANNOUNCE" | "SETUP") {
             self.query = url_path(&req.url).1;
         }
@@ -722,7 +750,44 @@ impl Conn {
             }
             _ => self.respond(req, 501, "Not Implemented", &[], b""),
         }
-        !self.close
+        self.close.is_none()
+    }
+
+    /// gortsplib's routing by the `Session` header (ServerConn.handleRequestInner,
+    /// handleRequestInSession): PLAY, RECORD, PAUSE and TEARDOWN need one (else 501, the
+    /// connection stays); a session ID other than this connection's session is refused
+    /// (400 `connection is linked to another session`), one without a session here is
+    /// unknown (454 `session not found`) unless the request creates a session (ANNOUNCE,
+    /// SETUP). Returns false when answered.
+    fn session_checked(&mut self, req: &Req) -> bool {
+        let method = req.method.as_str();
+        let id = req.header("Session").map(|v| v.split(';').next().unwrap_or("").trim());
+        let id = id.filter(|i| !i.is_empty());
+        let needs = matches!(method, "PLAY" | "RECORD" | "PAUSE" | "TEARDOWN");
+        let Some(id) = id.filter(|_| method != "DESCRIBE") else {
+            if needs {
+                self.respond(req, 501, "Not Implemented", &[], b"");
+                return false;
+            }
+            return true;
+        };
+        if !matches!(self.role, Role::None) {
+            if id != self.session {
+                self.fail(
+                    req,
+                    400,
+                    "Bad Request",
+                    "connection is linked to another session".into(),
+                );
+                return false;
+            }
+            return true;
+        }
+        if !matches!(method, "ANNOUNCE" | "SETUP") {
+            self.fail(req, 454, "Session Not Found", "session not found".into());
+            return false;
+        }
+        true
     }
 
     /// pathManager: the configuration is looked up first (400 if none), then the request
@@ -730,8 +795,7 @@ impl Conn {
     fn find_conf_and_authorize(&mut self, req: &Req, action: &str, name: &str) -> bool {
         let found = self.shared.lock().find_conf(name);
         if let Err(e) = found {
-            self.shared.log(&format!("{} {}: {}", req.method, name, e));
-            self.respond(req, 400, "Bad Request", &[], b"");
+            self.fail(req, 400, "Bad Request", e);
             return false;
         }
         self.authorize(req, action, name)
@@ -799,17 +863,70 @@ impl Conn {
             return false;
         }
         if !err.ask {
-            self.shared.log(&format!("WAR [RTSP] [conn {}] {}", peer, err));
+            self.shared.log_as(&self.entry.scope(), "WAR", &err.to_string());
             std::thread::sleep(crate::auth::failure_pause());
         }
-        self.respond(req, 401, "Unauthorized", &[], b"");
-        // the answer goes out before the connection is closed
+        // gortsplib's ErrServerAuth when MediaMTX would ask for credentials, else its own
+        let e = if err.ask {
+            "authentication error".into()
+        } else {
+            err.to_string()
+        };
+        self.fail(req, 401, "Unauthorized", e);
+        false
+    }
+
+    /// A request refused with an error: the answer goes out, then the connection closes
+    /// with that error (`closed: ERR`), as gortsplib's does.
+    fn fail(&mut self, req: &Req, code: u16, reason: &str, err: String) {
+        self.respond(req, code, reason, &[], b"");
         let (tx, rx) = sync_channel(1);
         if self.tx.send(Out::Sync(tx)).is_ok() {
             let _ = rx.recv_timeout(Duration::from_secs(5));
         }
-        self.close = true;
-        false
+        self.close = Some(err);
+    }
+
+    /// The error the connection ended with (ServerConn's OnConnClose): `terminated` when
+    /// its session was ended by the server (kicked, timed out) or the double stops, the
+    /// error of a refused request, else what the read saw (`EOF`, Go's read errors).
+    fn ended_with(&mut self, res: std::io::Result<()>) -> String {
+        let kicked = self
+            .session_entry
+            .as_ref()
+            .is_some_and(|s| s.end.lock().unwrap().is_some());
+        if kicked || self.shared.shutdown.load(Ordering::SeqCst) {
+            return "terminated".into();
+        }
+        if let Some(e) = self.close.take() {
+            return e;
+        }
+        match res {
+            Ok(()) => "EOF".into(),
+            Err(e) => crate::util::go_read_error(&e, self.ends.0, self.ends.1),
+        }
+    }
+
+    /// gortsplib's session state of this connection (the invalid-state errors name it).
+    fn state_name(&self) -> &'static str {
+        match &self.role {
+            Role::None => "initial",
+            Role::Reader { playing: Some(_), .. } => "play",
+            Role::Reader { .. } => "prePlay",
+            Role::Publisher { pub_in: Some(_), .. } => "record",
+            Role::Publisher { .. } => "preRecord",
+        }
+    }
+
+    /// ErrServerInvalidState: the request needs one of `allowed` (Go lists a map, in
+    /// any order).
+    fn wrong_state(&mut self, req: &Req, allowed: &str) {
+        let e = format!(
+            "must be in state [{}], while is in state {}",
+            allowed,
+            self.state_name()
+        );
+        self.fail(req, 400, "Bad Request", e);
     }
 
     fn describe(&mut self, req: &Req) {
@@ -824,12 +941,15 @@ impl Conn {
             Ok(p) => p,
             Err(e) => {
                 drop(st);
-                self.shared.log(&format!("DESCRIBE {}: {}", name, e));
-                return self.respond(req, 400, "Bad Request", &[], b"");
+                return self.fail(req, 400, "Bad Request", e);
             }
         };
         let gen = path.gen;
         let mut stream = path.stream.clone();
+        // why a wait for the stream failed: the source did not come in time, or the
+        // path closed meanwhile
+        let mut waited = None;
+        let on_demand = path.has_on_demand() || (path.is_url_source() && path.b("sourceOnDemand"));
         if stream.is_none() && !internal {
             let (timeout, waits) = if path.has_on_demand() {
                 path.demand += 1;
@@ -851,7 +971,10 @@ impl Conn {
                     let now = Instant::now();
                     let cur = st.paths.get(&name).filter(|p| p.gen == gen);
                     match cur {
-                        None => break,
+                        None => {
+                            waited = Some("terminated".to_string());
+                            break;
+                        }
                         Some(p) if p.stream.is_some() => {
                             stream = p.stream.clone();
                             break;
@@ -859,6 +982,8 @@ impl Conn {
                         _ => {}
                     }
                     if now >= deadline || shared.shutdown.load(Ordering::SeqCst) {
+                        // (an alwaysAvailable path is available at once in MediaMTX)
+                        waited = on_demand.then(|| format!("source of path '{}' has timed out", name));
                         break;
                     }
                     let (g, _) = shared
@@ -892,7 +1017,11 @@ impl Conn {
                     s.sdp.describe.as_bytes(),
                 );
             }
-            None => self.respond(req, 404, "Not Found", &[], b""),
+            // an on-demand source that did not come is a 400 (path.go), no stream a 404
+            None => match waited {
+                Some(e) => self.fail(req, 400, "Bad Request", e),
+                None => self.fail(req, 404, "Not Found", no_stream(&name)),
+            },
         }
     }
 
@@ -907,10 +1036,7 @@ impl Conn {
         }
         let sdp = match media::parse_sdp(&String::from_utf8_lossy(&req.body)) {
             Ok(s) => s,
-            Err(e) => {
-                self.shared.log(&format!("ANNOUNCE {}: {}", name, e));
-                return self.respond(req, 400, "Bad Request", &[], b"");
-            }
+            Err(e) => return self.fail(req, 400, "Bad Request", format!("invalid SDP: {}", e)),
         };
         if !internal && !self.find_conf_and_authorize(req, "publish", &name) {
             return;
@@ -921,23 +1047,19 @@ impl Conn {
             Ok(p) => p,
             Err(e) => {
                 drop(st);
-                self.shared.log(&format!("ANNOUNCE {}: {}", name, e));
-                return self.respond(req, 400, "Bad Request", &[], b"");
+                return self.fail(req, 400, "Bad Request", e);
             }
         };
         if path.s("source") != "publisher" && !internal {
             drop(st);
-            self.shared.log(&format!(
-                "ANNOUNCE {}: can't publish since 'source' is not 'publisher'",
-                name
-            ));
-            return self.respond(req, 400, "Bad Request", &[], b"");
+            let e = format!("can't publish to path '{}' since 'source' is not 'publisher'", name);
+            return self.fail(req, 400, "Bad Request", e);
         }
         // the offline stream never replaces a publisher, and is replaced by any
         let cur_offline = path.publisher.as_ref().is_some_and(|pb| pb.offline);
         if path.publisher.is_some() && (offline || (!cur_offline && !path.b("overridePublisher"))) {
             drop(st);
-            return self.respond(req, 400, "Bad Request", &[], b"");
+            return self.fail(req, 400, "Bad Request", already_publishing(&name));
         }
         drop(st);
         let n = sdp.medias.len();
@@ -989,7 +1111,7 @@ impl Conn {
         self.shared.rtsp.add_session(entry.clone());
         let scope = self.entry.session_scope(&entry.uuid);
         self.shared
-            .log(&format!("INF {} created by {}", scope, self.entry.remote));
+            .log_as(&scope, "INF", &format!("created by {}", self.entry.remote));
         self.session_entry = Some(entry);
     }
 
@@ -1000,8 +1122,8 @@ impl Conn {
     }
 
     /// pickFirstSupportedTransport with `rtspTransports`, then gortsplib's checks.
-    /// Err(status) = refused.
-    fn pick_transport(&self, req: &Req, record: bool) -> Result<Transport, (u16, &'static str)> {
+    /// Err(status, reason, the error that closes the connection, if any) = refused.
+    fn pick_transport(&self, req: &Req, record: bool) -> Result<Transport, (u16, &'static str, Option<String>)> {
         let allowed: Vec<String> = {
             let st = self.shared.lock();
             let v = st.global.get("rtspTransports").and_then(|v| v.as_array()).cloned();
@@ -1037,7 +1159,7 @@ impl Conn {
             }
             // gortsplib picks TCP even when disabled; MediaMTX's onSetup then refuses it
             if tcp && !allowed.iter().any(|a| a == kind) {
-                return Err((461, "Unsupported Transport"));
+                return Err((461, "Unsupported Transport", None));
             }
             let pair = |key: &str| -> Option<Option<(u32, u32)>> {
                 let v = parts.iter().find_map(|p| p.strip_prefix(key))?;
@@ -1054,36 +1176,40 @@ impl Conn {
                 .iter()
                 .find_map(|p| p.strip_prefix("mode="))
                 .map(|m| m.trim_matches('"').to_ascii_lowercase());
+            let bad = |e: String| Err((400, "Bad Request", Some(e)));
+            if let Some(m) = mode.as_deref().filter(|m| !matches!(*m, "play" | "record")) {
+                return bad(format!("invalid transport header: invalid transport mode: '{}'", m));
+            }
+            // gortsplib checks multicast publishers before their mode
+            if multicast && record {
+                return Err((461, "Unsupported Transport", None));
+            }
             let mode_ok = if record {
                 mode.as_deref() == Some("record")
             } else {
                 mode.is_none() || mode.as_deref() == Some("play")
             };
             if !mode_ok {
-                return Err((400, "Bad Request"));
+                let m = mode.unwrap_or_else(|| "null".into());
+                return bad(format!("transport header contains a invalid mode ({})", m));
             }
             if multicast {
-                // gortsplib: publishers cannot use multicast
-                return if record {
-                    Err((461, "Unsupported Transport"))
-                } else {
-                    Ok(Transport::Multicast)
-                };
+                return Ok(Transport::Multicast);
             }
             if tcp {
                 let ids = match pair("interleaved=") {
                     Some(Some((a, b))) if a < 255 && b == a + 1 => Some((a as u8, b as u8)),
-                    Some(_) => return Err((400, "Bad Request")),
+                    Some(_) => return bad("invalid interleaved IDs".into()),
                     None => None,
                 };
                 return Ok(Transport::Tcp(ids));
             }
             return match pair("client_port=") {
                 Some(Some((a, b))) if a <= 65535 && b <= 65535 => Ok(Transport::Udp(a as u16, b as u16)),
-                _ => Err((400, "Bad Request")),
+                _ => bad("transport header does not contain client ports".into()),
             };
         }
-        Err((461, "Unsupported Transport"))
+        Err((461, "Unsupported Transport", None))
     }
 
     /// The answer's Transport header (headers.Transport.Marshal).
@@ -1121,11 +1247,13 @@ impl Conn {
         let record = matches!(self.role, Role::Publisher { .. });
         let transport = match self.pick_transport(req, record) {
             Ok(t) => t,
-            Err((code, reason)) => return self.respond(req, code, reason, &[], b""),
+            Err((code, reason, Some(e))) => return self.fail(req, code, reason, e),
+            Err((code, reason, None)) => return self.respond(req, code, reason, &[], b""),
         };
         // gortsplib: every media of a session uses the same transport
         if self.transport.is_some_and(|t| t != transport.label()) {
-            return self.respond(req, 400, "Bad Request", &[], b"");
+            let e = "can't setup medias with different transports".to_string();
+            return self.fail(req, 400, "Bad Request", e);
         }
         let (p, _) = url_path(&req.url);
         match &mut self.role {
@@ -1134,7 +1262,7 @@ impl Conn {
             } => {
                 let idx = media_index_pub(&p, sdp);
                 let Some(idx) = idx else {
-                    return self.respond(req, 400, "Bad Request", &[], b"");
+                    return self.fail(req, 400, "Bad Request", "media not found".into());
                 };
                 match transport {
                     Transport::Tcp(ids) => {
@@ -1169,14 +1297,14 @@ impl Conn {
                             Some(s) => s.sdp.medias.len(),
                             None => {
                                 drop(st);
-                                return self.respond(req, 404, "Not Found", &[], b"");
+                                return self.fail(req, 404, "Not Found", no_stream(&name));
                             }
                         }
                     }
                 };
                 let idx = idx.unwrap_or(0);
                 if idx >= count {
-                    return self.respond(req, 404, "Not Found", &[], b"");
+                    return self.fail(req, 404, "Not Found", "media not found".into());
                 }
                 let mut group = None;
                 if transport == Transport::Multicast {
@@ -1203,9 +1331,7 @@ impl Conn {
                         })
                     };
                     if full {
-                        self.shared
-                            .log(&format!("SETUP {}: maximum reader count reached", name));
-                        return self.respond(req, 400, "Bad Request", &[], b"");
+                        return self.fail(req, 400, "Bad Request", "maximum reader count reached".into());
                     }
                 }
                 if !matches!(self.role, Role::Reader { .. }) {
@@ -1313,7 +1439,7 @@ impl Conn {
             ..
         } = &mut self.role
         else {
-            return self.respond(req, 455, "Method Not Valid in This State", &[], b"");
+            return self.wrong_state(req, "preRecord");
         };
         let mut st = shared.lock();
         let name = path.clone();
@@ -1321,9 +1447,9 @@ impl Conn {
         let max_payload = crate::rtp_split::max_payload(&st.global);
         let p = match core::get_or_create_path(&shared, &mut st, &name) {
             Ok(p) => p,
-            Err(_) => {
+            Err(e) => {
                 drop(st);
-                return self.respond(req, 404, "Not Found", &[], b"");
+                return self.fail(req, 404, "Not Found", e);
             }
         };
         let internal = p.is_url_source() || *offline;
@@ -1331,14 +1457,13 @@ impl Conn {
         if !internal {
             if let Err(e) = crate::always_available::check_publisher(p, sdp) {
                 drop(st);
-                shared.log(&format!("RECORD {}: {}", name, e));
-                return self.respond(req, 400, "Bad Request", &[], b"");
+                return self.fail(req, 400, "Bad Request", e);
             }
         }
         if *offline && p.publisher.as_ref().is_some_and(|pb| !pb.offline) {
             // a real publisher came in between
             drop(st);
-            return self.respond(req, 400, "Bad Request", &[], b"");
+            return self.fail(req, 400, "Bad Request", already_publishing(&name));
         }
         // the relay of an SRT publisher (srt.rs) names its connection in the query
         let srt = self
@@ -1360,7 +1485,7 @@ impl Conn {
                 internal: false,
                 source_type: "srtConn",
                 query: c.info.lock().unwrap().query.clone(),
-                scope: Some(format!("[SRT] [conn {}]", c.remote)),
+                scope: Some(c.scope()),
             },
             (None, Some((source_type, id, conn, query, scope))) => Publisher {
                 offline: false,
@@ -1449,21 +1574,19 @@ impl Conn {
             ..
         } = &mut self.role
         else {
-            return self.respond(req, 455, "Method Not Valid in This State", &[], b"");
+            return self.wrong_state(req, "prePlay play");
         };
         if playing.is_some() {
             let h = self.session_hdr();
             return self.respond(req, 200, "OK", &[h], b"");
         }
         let mut st = shared.lock();
-        let Some(p) = st.paths.get_mut(path.as_str()) else {
+        let Some(stream) = st.paths.get(path.as_str()).and_then(|p| p.stream.clone()) else {
+            let e = no_stream(path);
             drop(st);
-            return self.respond(req, 404, "Not Found", &[], b"");
+            return self.fail(req, 404, "Not Found", e);
         };
-        let Some(stream) = p.stream.clone() else {
-            drop(st);
-            return self.respond(req, 404, "Not Found", &[], b"");
-        };
+        let p = st.paths.get_mut(path.as_str()).expect("looked up above");
         let counter = if *hidden {
             crate::forward::counter_for(p, &internal_query)
         } else {
@@ -1476,11 +1599,10 @@ impl Conn {
             let info = crate::media::tracks_info(set_up.iter().filter_map(|&i| stream.sdp.medias.get(i)));
             let transport = self.transport.unwrap_or("TCP");
             let line = format!("is reading from path '{}', with {}, {}", p.name, transport, info);
-            self.shared
-                .log(&format!("INF {} {}", self.entry.session_scope(&rid), line));
+            let scope = self.entry.session_scope(&rid);
+            self.shared.log_as(&scope, "INF", &line);
             p.readers.push((conn_id, rid.clone(), "rtspSession"));
             p.demand += 1;
-            let scope = self.entry.session_scope(&rid);
             core::reader_added(&shared, p, conn_id, (&rid, "rtspSession", scope), &query);
         }
         let sink_id = shared.id();
@@ -1607,7 +1729,7 @@ impl Conn {
             self.shared.rtsp.remove_session(&s);
             let why = s.end.lock().unwrap().take().unwrap_or_else(|| "not in use".into());
             let scope = self.entry.session_scope(&s.uuid);
-            self.shared.log(&format!("INF {} destroyed: {}", scope, why));
+            self.shared.log_as(&scope, "INF", &format!("destroyed: {}", why));
         }
         *self.entry.session.lock().unwrap() = None;
         self.session = crate::util::hex_id(8);

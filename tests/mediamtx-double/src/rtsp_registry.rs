@@ -2,6 +2,7 @@
 //! (`/v3/rtspconns/*`, `/v3/rtspsessions/*` and their RTSPS twins).
 
 use crate::http::{Request, Response};
+use crate::logger::Scope;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::net::{Shutdown, TcpStream};
@@ -100,15 +101,15 @@ impl ConnEntry {
     }
 
     /// The connection's logger (`[RTSP] [conn IP:P]`).
-    pub fn scope(&self) -> String {
-        format!("[{}] [conn {}]", self.server(), self.remote)
+    pub fn scope(&self) -> Scope {
+        Scope::conn(self.server(), &self.remote)
     }
 
     /// The logger of its session `uuid`: MediaMTX names a session by the first four
     /// bytes of its UUID, in hex (`[RTSP] [session 1a2b3c4d]`).
-    pub fn session_scope(&self, uuid: &str) -> String {
+    pub fn session_scope(&self, uuid: &str) -> Scope {
         let id: String = uuid.chars().filter(|c| *c != '-').take(8).collect();
-        format!("[{}] [session {}]", self.server(), id)
+        Scope::new(format!("[{}] [session {}]", self.server(), id))
     }
 }
 

@@ -167,10 +167,8 @@ pub fn serve(shared: Arc<Shared>, tcp: TcpStream, peer: Option<SocketAddr>, tls:
     };
     // gortsplib: "did not found a corresponding HTTP GET request", the POST is closed
     let Some(get_side) = get_side else {
-        shared.log(&format!(
-            "INF [RTSP] [conn {}] closed: did not found a corresponding HTTP GET request",
-            peer
-        ));
+        let text = "closed: did not found a corresponding HTTP GET request";
+        shared.log_as(&crate::rtsp::conn_scope(tls, peer), "INF", text);
         return;
     };
     let _ = rd.get_ref().set_read_timeout(None);
@@ -199,7 +197,9 @@ pub fn serve(shared: Arc<Shared>, tcp: TcpStream, peer: Option<SocketAddr>, tls:
         let _ = g.shutdown(Shutdown::Both);
     }
     let _ = down.join();
-    let _ = server.join();
+    if let Ok(Some(e)) = server.join() {
+        shared.log_as(&crate::rtsp::conn_scope(tls, peer), "INF", &format!("closed: {}", e));
+    }
 }
 
 /// The RTSP connection a tunnel carries, served as any other on the inner side of a
@@ -211,7 +211,7 @@ pub fn rtsp_behind(
     tls: bool,
     tunnel: &'static str,
     hooks: crate::rtsp::Hooks,
-) -> Option<(TcpStream, std::thread::JoinHandle<()>)> {
+) -> Option<(TcpStream, std::thread::JoinHandle<Option<String>>)> {
     let (inner, outer) = crate::rtsps::loopback_pair().ok()?;
     let sh = shared.clone();
     let server = std::thread::spawn(move || crate::rtsp::serve_conn(sh, inner, Some(peer), tls, tunnel, hooks));

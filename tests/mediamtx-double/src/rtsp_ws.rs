@@ -74,16 +74,14 @@ pub fn serve(
                 "HTTP/1.{} 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nSec-Websocket-Version: 13\r\nX-Content-Type-Options: nosniff\r\n\r\nBad Request\n",
                 h.minor
             );
-            shared.log(&format!("INF [RTSP] [conn {}] closed: {}", peer, text));
+            shared.log_as(&crate::rtsp::conn_scope(tls, peer), "INF", &format!("closed: {}", text));
             return;
         }
     };
     // gorilla refuses a client that sent data before the handshake's answer
     if !rd.buffer().is_empty() {
-        shared.log(&format!(
-            "INF [RTSP] [conn {}] closed: websocket: client sent data before handshake is complete",
-            peer
-        ));
+        let text = "closed: websocket: client sent data before handshake is complete";
+        shared.log_as(&crate::rtsp::conn_scope(tls, peer), "INF", text);
         return;
     }
     let ok = format!(
@@ -98,10 +96,12 @@ pub fn serve(
     let Some((outer, server)) = crate::rtsp_tunnel::rtsp_behind(&shared, peer, tls, "websocket", carried) else {
         return;
     };
-    if let Err(e) = carry(rd, w, outer, Role::Server) {
-        shared.log(&format!("INF [RTSP] [conn {}] closed: {}", peer, e));
+    // the WebSocket's error if it broke, else the RTSP connection's
+    let broken = carry(rd, w, outer, Role::Server).err().map(|e| e.to_string());
+    let ended = server.join().ok().flatten();
+    if let Some(e) = broken.or(ended) {
+        shared.log_as(&crate::rtsp::conn_scope(tls, peer), "INF", &format!("closed: {}", e));
     }
-    let _ = server.join();
 }
 
 /// Which end of the WebSocket the double is: a client masks its frames, a server never does.

@@ -310,7 +310,7 @@ fn start(shared: &Shared, kind: &Kind, settings: Settings, hold: &PortHold) -> R
     } else {
         crate::api::bind(port)
     }
-    .map_err(|e| format!("listen tcp {}: bind: {}", address, go_error(&e)))?;
+    .map_err(|e| format!("listen tcp {}: bind: {}", address, crate::util::go_os_error(&e)))?;
     shared.log(&format!("INF [{}] {}", kind.name, settings.started));
     Ok(Running {
         settings,
@@ -333,7 +333,7 @@ fn check_key_pair(shared: &Shared, key: &str, cert: &str) -> Result<(), String> 
         };
         // PEM files are small: the first MiB tells
         file.and_then(|file| file.take(1 << 20).read_to_end(&mut data))
-            .map_err(|e| format!("open {}: {}", f, go_error(&e)))?;
+            .map_err(|e| format!("open {}: {}", f, crate::util::go_os_error(&e)))?;
         Ok::<_, String>(data)
     };
     let (cert_pem, key_pem) = (read(cert)?, read(key)?);
@@ -559,21 +559,15 @@ fn client_of(shared: &Shared, s: &TcpStream, peer: SocketAddr, kind: Kind) -> Op
     match crate::proxy_protocol::read_header(s, Duration::from_secs(10)) {
         Ok(client) => Some(client.unwrap_or(peer)),
         Err(e) => {
-            shared.log(&format!("INF [{}] [conn {}] closed: {}", kind.name, peer, e));
+            shared.log_as(
+                &crate::logger::Scope::conn(kind.name, peer),
+                "INF",
+                &format!("closed: {}", e),
+            );
             let _ = s.shutdown(Shutdown::Both);
             None
         }
     }
-}
-
-/// An OS error as Go prints it ("no such file or directory").
-fn go_error(e: &std::io::Error) -> String {
-    let text = e.to_string();
-    let text = text.split(" (os error").next().unwrap_or("");
-    let mut c = text.chars();
-    c.next()
-        .map(|f| f.to_lowercase().chain(c).collect())
-        .unwrap_or_default()
 }
 
 /// The TLS is terminated behind the plain side, which is served at once (Go handshakes
@@ -750,7 +744,7 @@ pub fn refuse_unauthenticated(
     } else {
         // httpp.RemoteAddr: the client IP with the peer's port
         let remote = SocketAddr::new(ip, peer.port());
-        shared.log(&format!("WAR [{}] [conn {}] {}", tag, remote, err));
+        shared.log_as(&crate::logger::Scope::conn(tag, remote), "WAR", &err.to_string());
         std::thread::sleep(crate::auth::failure_pause());
     }
     Some(r)

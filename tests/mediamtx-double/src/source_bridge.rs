@@ -30,9 +30,9 @@ pub struct Upstream {
     pub fingerprint: String,
     /// `readTimeout`, also the dial and handshake bound
     pub timeout: Duration,
-    /// the log prefix of a failure (`[path P] [RTSP source]`); empty: not logged (the
+    /// the logger of a failure (`[path P] [RTSP source]`); none: not logged (the
     /// caller reports it from `Bridge::error`)
-    pub log_prefix: String,
+    pub log_scope: Option<crate::logger::Scope>,
 }
 
 /// An open bridge.
@@ -67,8 +67,8 @@ pub fn open(shared: &Arc<Shared>, up: Upstream, connections: usize) -> std::io::
                     std::thread::spawn(move || {
                         // a failure closes ffmpeg's connection: ffmpeg fails and is restarted
                         if let Err(e) = carry(&shared, &up, local) {
-                            if !up.log_prefix.is_empty() {
-                                shared.log(&format!("ERR {} {}", up.log_prefix, e));
+                            if let Some(scope) = &up.log_scope {
+                                shared.log_as(scope, "ERR", &e);
                             }
                             *last_error.lock().unwrap() = Some(e);
                         }

@@ -152,7 +152,7 @@ fn bridged(shared: &Arc<Shared>, p: &PathRt, g: Globals, rest: &str, b: Bridge) 
         carrier: b.carrier,
         fingerprint: p.s("sourceFingerprint"),
         timeout: g.read_timeout,
-        log_prefix: format!("[path {}] [{} source]", p.name, b.tag),
+        log_scope: Some(crate::logger::Scope::path(&p.name).child(&format!("{} source", b.tag))),
     };
     crate::source_bridge::open_for_url(shared, rest, up, b.connections).map(|(url, _)| url)
 }

@@ -68,6 +68,11 @@ pub(crate) fn add(c: &AtomicU64, n: u64) {
 }
 
 impl ConnInfo {
+    /// The connection's logger (`[SRT] [conn IP:P]`).
+    pub fn scope(&self) -> crate::logger::Scope {
+        crate::logger::Scope::conn("SRT", self.remote)
+    }
+
     /// A connection request, `idle` until it publishes or reads (conn.initialize).
     fn new(remote: SocketAddr) -> Arc<ConnInfo> {
         Arc::new(ConnInfo {
@@ -505,13 +510,13 @@ fn conclude(shared: &Arc<Shared>, sock: &Arc<UdpSocket>, routes: &Routes, from: 
         let mut conns = shared.srt_conns.lock().unwrap();
         if conns.len() >= MAX_CONNS {
             drop(conns);
-            shared.log(&format!("INF [SRT] [conn {}] closed: too many connections", from));
+            shared.log_as(&info.scope(), "INF", "closed: too many connections");
             return reject(&hs, from);
         }
         conns.push(info.clone());
     }
-    shared.log(&format!("INF [SRT] [conn {}] opened", from));
-    let hooks = crate::hooks::on_connect(shared, format!("[SRT] [conn {}]", from), "srtConn", &info.id);
+    shared.log_as(&info.scope(), "INF", "opened");
+    let hooks = crate::hooks::on_connect(shared, info.scope(), "srtConn", &info.id);
     let accepted = match admit(shared, &info, &hs) {
         Ok(a) => a,
         Err(e) => {
@@ -570,7 +575,7 @@ fn conclude(shared: &Arc<Shared>, sock: &Arc<UdpSocket>, routes: &Routes, from: 
 /// The end of a connection, refused or not: unlisted, logged, `runOnDisconnect`.
 fn closed(shared: &Arc<Shared>, info: &ConnInfo, reason: &str, hooks: Option<crate::hooks::Pair>) {
     shared.srt_conns.lock().unwrap().retain(|c| c.id != info.id);
-    shared.log(&format!("INF [SRT] [conn {}] closed: {}", info.remote, reason));
+    shared.log_as(&info.scope(), "INF", &format!("closed: {}", reason));
     crate::hooks::on_disconnect(shared, hooks);
 }
 

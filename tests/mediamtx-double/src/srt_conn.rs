@@ -147,17 +147,13 @@ impl Conn {
             if tracks.is_empty() {
                 return Err(NO_SUPPORTED_CODECS.into());
             }
-            let scope = format!("[SRT] [conn {}]", self.info.remote);
+            let scope = self.info.scope();
             let info = crate::core::log_track_choice(&self.shared, &scope, &medias, &tracks);
             self.shared
-                .log(&format!("INF {} is reading from path '{}', {}", scope, path, info));
+                .log_as(&scope, "INF", &format!("is reading from path '{}', {}", path, info));
             p.readers.push((self.conn_key(), self.info.id.clone(), "srtConn"));
             p.demand += 1;
-            let reader = (
-                self.info.id.as_str(),
-                "srtConn",
-                format!("[SRT] [conn {}]", self.info.remote),
-            );
+            let reader = (self.info.id.as_str(), "srtConn", self.info.scope());
             crate::core::reader_added(&self.shared, p, self.conn_key(), reader, &sid.query);
         }
         let args = crate::procs::relay_out_args(

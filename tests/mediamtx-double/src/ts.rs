@@ -88,12 +88,15 @@ struct Current {
     last_flush_dts: u64,
 }
 
+/// The log of a recorder's segment writer (level, text), by the path's `[recorder]`.
+pub type RecorderLog = Box<dyn Fn(&str, &str) + Send>;
+
 pub struct TsSegmenter {
     /// record format with extension, `%path` substituted, absolute
     pub format: String,
     pub segment_duration: Duration,
     pub part_duration: Duration,
-    pub log: Box<dyn Fn(&str) + Send>,
+    pub log: RecorderLog,
     /// segment created (path, None) / completed (path, Some(duration))
     pub on_segment: crate::hooks::SegmentFn,
     pat: Option<Vec<u8>>,
@@ -109,12 +112,7 @@ pub struct TsSegmenter {
 }
 
 impl TsSegmenter {
-    pub fn new(
-        format: String,
-        segment_duration: Duration,
-        part_duration: Duration,
-        log: Box<dyn Fn(&str) + Send>,
-    ) -> TsSegmenter {
+    pub fn new(format: String, segment_duration: Duration, part_duration: Duration, log: RecorderLog) -> TsSegmenter {
         TsSegmenter {
             format,
             segment_duration,
@@ -138,16 +136,16 @@ impl TsSegmenter {
                 break;
             }
             if p[0] != 0x47 {
-                (self.log)("recorder: lost MPEG-TS sync");
+                (self.log)("ERR", "lost MPEG-TS sync");
                 break;
             }
             if let Err(e) = self.packet(&p) {
-                (self.log)(&format!("recorder: write failed: {}", e));
+                (self.log)("ERR", &e.to_string());
                 break;
             }
         }
         if let Err(e) = self.close_segment() {
-            (self.log)(&format!("recorder: write failed: {}", e));
+            (self.log)("ERR", &e.to_string());
         }
     }
 
@@ -273,21 +271,13 @@ impl TsSegmenter {
     fn flush(&mut self) -> std::io::Result<()> {
         let Some(cur) = self.cur.as_mut() else { return Ok(()) };
         if cur.file.is_none() {
-            if let Some(parent) = std::path::Path::new(&cur.path).parent() {
-                std::fs::create_dir_all(parent)?;
-            }
-            cur.file = Some(
-                std::fs::OpenOptions::new()
-                    .create(true)
-                    .write(true)
-                    .truncate(true)
-                    .open(&cur.path)?,
-            );
-            (self.log)(&format!("recorder: creating segment {}", cur.path));
+            cur.file = Some(crate::recordings::create_segment(&cur.path).map_err(std::io::Error::other)?);
+            (self.log)("DEB", &format!("creating segment {}", cur.path));
             (self.on_segment)(&cur.path, None);
         }
         if let Some(f) = cur.file.as_mut() {
-            f.write_all(&cur.buf)?;
+            f.write_all(&cur.buf)
+                .map_err(|e| std::io::Error::other(crate::util::go_path_error("write", &cur.path, &e)))?;
         }
         cur.buf.clear();
         Ok(())
@@ -360,7 +350,7 @@ mod segment_tests {
             format,
             Duration::from_secs(1),
             Duration::from_secs(60),
-            Box::new(|_| {}),
+            Box::new(|_, _| {}),
         );
         let done = Arc::new(Mutex::new(Vec::new()));
         let d = done.clone();
@@ -402,7 +392,7 @@ mod segment_tests {
         let _ = std::fs::remove_dir_all(&dir);
         let format = format!("{}/%Y-%m-%d_%H-%M-%S-%f.ts", dir.display());
         let part = Duration::from_millis(250);
-        let mut s = TsSegmenter::new(format, Duration::from_secs(60), part, Box::new(|_| {}));
+        let mut s = TsSegmenter::new(format, Duration::from_secs(60), part, Box::new(|_, _| {}));
         let on_disk = |s: &TsSegmenter| {
             let path = &s.cur.as_ref().expect("a segment").path;
             std::fs::metadata(path).map(|m| m.len() as usize).unwrap_or(0)

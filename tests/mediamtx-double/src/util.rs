@@ -1,6 +1,7 @@
 //! Small helpers: local time formatting (RFC3339Nano like Go), ids, base64, shell splitting.
 
 use std::io::Read;
+use std::net::SocketAddr;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Broken-down local time.
@@ -391,6 +392,45 @@ pub fn wait_acceptable(l: &std::net::TcpListener, max: std::time::Duration) {
     }
 }
 
+/// An OS error as Go prints it: `connection refused`, `no such file or directory`, a
+/// deadline as `i/o timeout`; a message of the double's own (no errno) as it is.
+pub fn go_os_error(e: &std::io::Error) -> String {
+    use std::io::ErrorKind::{TimedOut, WouldBlock};
+    if matches!(e.kind(), TimedOut | WouldBlock) {
+        return "i/o timeout".into();
+    }
+    let text = e.to_string();
+    let text = text.split(" (os error").next().unwrap_or("");
+    let mut c = text.chars();
+    c.next()
+        .map(|f| f.to_lowercase().chain(c).collect())
+        .unwrap_or_default()
+}
+
+/// An os.PathError's text: `OP PATH: ERR` (`open /r/s.mp4: permission denied`).
+pub fn go_path_error(op: &str, path: impl std::fmt::Display, e: &std::io::Error) -> String {
+    format!("{} {}: {}", op, path, go_os_error(e))
+}
+
+/// A failed read of a server connection as Go's net package reports it
+/// (`read tcp 127.0.0.1:8554->127.0.0.1:40000: i/o timeout`, `...: read: connection
+/// reset by peer`); an end inside a message is `unexpected EOF`; errors the double
+/// raises itself (a refused request) keep their text.
+pub fn go_read_error(e: &std::io::Error, local: Option<SocketAddr>, remote: Option<SocketAddr>) -> String {
+    use std::io::ErrorKind::{ConnectionAborted, ConnectionReset, TimedOut, UnexpectedEof, WouldBlock};
+    let ends = || match (local, remote) {
+        (Some(l), Some(r)) => format!("read tcp {}->{}", l, r),
+        _ => "read tcp".into(),
+    };
+    match e.kind() {
+        TimedOut | WouldBlock => format!("{}: i/o timeout", ends()),
+        ConnectionReset | ConnectionAborted => format!("{}: read: {}", ends(), go_os_error(e)),
+        UnexpectedEof => "unexpected EOF".into(),
+        _ if e.raw_os_error().is_some() => format!("{}: read: {}", ends(), go_os_error(e)),
+        _ => e.to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -431,5 +471,31 @@ mod tests {
     #[test]
     fn b64() {
         assert_eq!(base64_decode("aGVsbG8=").unwrap(), b"hello");
+    }
+
+    #[test]
+    fn read_errors_read_as_go_prints_them() {
+        use std::io::{Error, ErrorKind};
+        let (l, r) = ("127.0.0.1:8554".parse().ok(), "127.0.0.1:40000".parse().ok());
+        let timeout = Error::from(ErrorKind::WouldBlock);
+        assert_eq!(
+            go_read_error(&timeout, l, r),
+            "read tcp 127.0.0.1:8554->127.0.0.1:40000: i/o timeout"
+        );
+        let reset = Error::from_raw_os_error(libc::ECONNRESET);
+        assert_eq!(
+            go_read_error(&reset, l, r),
+            "read tcp 127.0.0.1:8554->127.0.0.1:40000: read: connection reset by peer"
+        );
+        assert_eq!(
+            go_read_error(&Error::from(ErrorKind::UnexpectedEof), l, r),
+            "unexpected EOF"
+        );
+        let own = Error::new(ErrorKind::InvalidData, "line too long");
+        assert_eq!(go_read_error(&own, l, r), "line too long");
+        assert_eq!(
+            go_os_error(&Error::from_raw_os_error(libc::ENOENT)),
+            "no such file or directory"
+        );
     }
 }

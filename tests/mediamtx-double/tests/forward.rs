@@ -206,12 +206,10 @@ fn always_available_offline_then_publisher_then_offline() {
     // a publisher with other tracks is refused (mediasAreCompatible)
     let opus_only = "v=0\r\no=- 0 0 IN IP4 127.0.0.1\r\ns=x\r\nt=0 0\r\nm=audio 0 RTP/AVP 96\r\na=rtpmap:96 opus/48000/2\r\na=control:trackID=0\r\n";
     assert_eq!(rtsp_publish_statuses(&h, "aa", opus_only), vec![200, 200, 400]);
-    let log = log_of(&dir);
-    assert!(
-        log.contains("wants to publish [Opus], but stream expects [H264]"),
-        "{}",
-        log
-    );
+    // the refusal closes the connection with that error (logged once it closed)
+    wait_until(Duration::from_secs(5), "the refusal logged", || {
+        log_of(&dir).contains("] closed: wants to publish [Opus], but stream expects [H264]")
+    });
 
     // a reader that stays: it logs the size of every frame it decodes
     let reader_log = dir.join("reader.log");
@@ -327,4 +325,45 @@ fn always_available_file_is_looped() {
     assert_eq!(probe(&url), Some(("h264".into(), 160, 120)));
     let log = log_of(&dir);
     assert_eq!(log.matches("path aaf: started offline").count(), 1, "{}", log);
+}
+
+/// mediasAreCompatible also compares the audio configuration of MPEG-4 Audio, G711 and
+/// LPCM tracks with the configured ones.
+#[test]
+fn always_available_publishers_bring_the_configured_audio() {
+    require_ffmpeg();
+    let (h, dir) = start("always-available-audio");
+    add_path(
+        &h,
+        "aac",
+        &json!({"alwaysAvailable": true,
+            "alwaysAvailableTracks": [{"codec": "MPEG4Audio", "sampleRate": 48000, "channelCount": 2}]}),
+    );
+    add_path(
+        &h,
+        "pcm",
+        &json!({"alwaysAvailable": true,
+            "alwaysAvailableTracks": [{"codec": "G711", "sampleRate": 8000, "channelCount": 1, "muLaw": true}]}),
+    );
+    let aac = |config: &str| {
+        format!(
+            "v=0\r\no=- 0 0 IN IP4 127.0.0.1\r\ns=x\r\nt=0 0\r\nm=audio 0 RTP/AVP 96\r\na=rtpmap:96 mpeg4-generic/{}/2\r\na=fmtp:96 streamtype=5; profile-level-id=1; mode=AAC-hbr; sizelength=13; indexlength=3; indexdeltalength=3; config={}\r\na=control:trackID=0\r\n",
+            if config == "1190" { 48000 } else { 44100 },
+            config
+        )
+    };
+    // AAC-LC 44.1 kHz stereo where 48 kHz is configured: refused at RECORD
+    assert_eq!(rtsp_publish_statuses(&h, "aac", &aac("1210")), vec![200, 200, 400]);
+    let pcma = "v=0\r\no=- 0 0 IN IP4 127.0.0.1\r\ns=x\r\nt=0 0\r\nm=audio 0 RTP/AVP 8\r\na=control:trackID=0\r\n";
+    assert_eq!(rtsp_publish_statuses(&h, "pcm", pcma), vec![200, 200, 400]);
+    for why in [
+        "MPEG-4 audio configuration does not match, is type=2, sampleRate=44100, channelCount=2, but stream expects type=2, sampleRate=48000, channelCount=2",
+        "G711 configuration does not match, is MULaw=false, sampleRate=8000, channelCount=1, but stream expects MULaw=true, sampleRate=8000, channelCount=1",
+    ] {
+        wait_until(Duration::from_secs(5), why, || log_of(&dir).contains(&format!("] closed: {}", why)));
+    }
+    // the configured ones are taken
+    assert_eq!(rtsp_publish_statuses(&h, "aac", &aac("1190")), vec![200, 200, 200]);
+    let pcmu = "v=0\r\no=- 0 0 IN IP4 127.0.0.1\r\ns=x\r\nt=0 0\r\nm=audio 0 RTP/AVP 0\r\na=control:trackID=0\r\n";
+    assert_eq!(rtsp_publish_statuses(&h, "pcm", pcmu), vec![200, 200, 200]);
 }

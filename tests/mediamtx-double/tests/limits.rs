@@ -35,7 +35,11 @@ fn reader(port: u16, path: &str, play: bool) -> (TcpStream, String) {
     );
     let status = setup.lines().next().unwrap().to_string();
     if play && status.contains(" 200 ") {
-        let p = request(&mut s, &format!("PLAY {} RTSP/1.0\r\nCSeq: 3\r\n\r\n", url));
+        let session = rtsp::session_of(&setup).expect("a session");
+        let p = request(
+            &mut s,
+            &format!("PLAY {} RTSP/1.0\r\nCSeq: 3\r\nSession: {}\r\n\r\n", url, session),
+        );
         assert!(p.starts_with("RTSP/1.0 200"), "{}", p);
     }
     (s, status)
@@ -72,7 +76,10 @@ fn max_readers_refuses_extra_readers() {
     });
     let (_second, status) = reader(h.rtsp_port, "cam", false);
     assert_eq!(status, "RTSP/1.0 400 Bad Request");
-    assert!(log_of(&dir).contains("maximum reader count reached"));
+    // the refusal closes the connection with path.addReaderPost's error
+    wait_until(Duration::from_secs(5), "the refusal logged", || {
+        log_of(&dir).contains("] closed: maximum reader count reached")
+    });
 
     // once the first reader has gone there is room again
     drop(first);

@@ -189,8 +189,12 @@ fn run_on_demand_start_and_close_after() {
         h.rtsp_port,
         &format!("DESCRIBE {}/slow RTSP/1.0\r\nCSeq: 1\r\n\r\n", h.rtsp_url()),
     );
-    assert!(r.starts_with("RTSP/1.0 404"), "{}", r);
+    // path.go: not PathNoStreamAvailableError, so a 400 that closes the connection
+    assert!(r.starts_with("RTSP/1.0 400"), "{}", r);
     assert!(t0.elapsed() >= Duration::from_millis(900), "{:?}", t0.elapsed());
+    wait_until(Duration::from_secs(5), "the timeout logged", || {
+        log_of(&dir).contains("closed: source of path 'slow' has timed out")
+    });
     let sleep_pid = status()["children"]
         .as_array()
         .unwrap()
@@ -388,7 +392,7 @@ fn cli_prints_ready_and_cleans_up_children() {
     );
     let port: u16 = rtsp.rsplit(':').next().unwrap().parse().unwrap();
     let r = rtsp_raw(port, &format!("DESCRIBE {}/od RTSP/1.0\r\nCSeq: 1\r\n\r\n", rtsp));
-    assert!(r.starts_with("RTSP/1.0 404"), "{}", r);
+    assert!(r.starts_with("RTSP/1.0 400"), "{}", r);
     let st = http("GET", &format!("{}/control/status", control), None).json();
     let pid = st["children"][0]["pid"].as_i64().expect("child") as i32;
     assert!(pid_alive(pid));
@@ -639,4 +643,43 @@ fn probe_span(file: &Path) -> f64 {
     } else {
         hi - lo
     }
+}
+
+/// A recorder that cannot write fails with Go's error, logged by the path's recorder,
+/// and starts again after its pause (recorderInstance.run, Recorder.run).
+#[test]
+fn recorder_errors_are_logged_with_go_texts_and_retried() {
+    require_ffmpeg();
+    let (h, dir) = start("recerr");
+    // a file where the recorder wants a directory
+    let blocker = dir.join("blocker");
+    std::fs::write(&blocker, b"not a directory").unwrap();
+    for (name, format) in [("fm", "fmp4"), ("ts", "mpegts")] {
+        let body = json!({
+            "record": true,
+            "recordFormat": format,
+            "recordPath": format!("{}/%path/%Y-%m-%d_%H-%M-%S-%f", blocker.display()),
+        });
+        add_path(&h, name, &body);
+    }
+    let _fm = spawn_cmd(
+        &publisher_cmd(&format!("{}/fm", h.rtsp_url()), "320x240"),
+        &dir.join("fm.log"),
+    );
+    let _ts = spawn_cmd(
+        &publisher_cmd(&format!("{}/ts", h.rtsp_url()), "320x240"),
+        &dir.join("ts.log"),
+    );
+    for name in ["fm", "ts"] {
+        let line = format!(
+            "ERR [path {}] [recorder] mkdir {}: not a directory",
+            name,
+            blocker.display()
+        );
+        // logged again by the restarted recorder
+        wait_until(Duration::from_secs(20), &line, || {
+            log_of(&dir).lines().filter(|l| l.ends_with(&line)).count() >= 2
+        });
+    }
+    assert_eq!(std::fs::read(&blocker).unwrap(), b"not a directory");
 }

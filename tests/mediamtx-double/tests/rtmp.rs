@@ -449,14 +449,21 @@ fn closed_within(mut s: std::net::TcpStream, bound: Duration) -> bool {
 
 #[test]
 fn rtmp_silent_client_closed_after_read_timeout() {
-    let (h, _dir) = start("rtmp-silent");
+    let (h, dir) = start("rtmp-silent");
     patch_global(&h, r#"{"readTimeout":"1s"}"#);
     let addr = h.rtmp_url().trim_start_matches("rtmp://").to_string();
 
     // a client that only connects
     let s = std::net::TcpStream::connect(&addr).unwrap();
+    let (me, server) = (s.local_addr().unwrap(), s.peer_addr().unwrap());
     // the bound is under the default readTimeout (10s): only the 1s setting closes it
     assert!(closed_within(s, Duration::from_secs(7)), "silent client still open");
+    // logged with Go's text for the read deadline
+    let want = format!(
+        "INF [RTMP] [conn {}] closed: read tcp {}->{}: i/o timeout",
+        me, server, me
+    );
+    wait_until(Duration::from_secs(5), &want, || log_of(&dir).contains(&want));
 
     // a client that completes the handshake (C0 C1 / S0 S1 S2 / C2), then goes silent
     let mut s = std::net::TcpStream::connect(&addr).unwrap();

@@ -355,17 +355,38 @@ fn rtsps_publish_and_read() {
     let r = get(&h, "/v3/rtspconns/list");
     assert_eq!((r.status, r.body.as_str()), (404, "404 page not found"));
     assert_eq!(get(&h, "/v3/rtspsconns/list").status, 200);
+
+    // a refused client is logged by the RTSPS server's connection, not the RTSP one's
+    patch_global(
+        &h,
+        json!({"authInternalUsers": [
+            {"user": "viewer", "pass": "pw", "permissions": [{"action": "read"}]},
+            {"user": "any", "ips": ["127.0.0.1"], "permissions": [{"action": "api"}]},
+        ]}),
+    );
+    let bad = format!("rtsps://viewer:wrong@127.0.0.1:{}/sec", h.rtsps_port);
+    assert!(probe_stream(&bad, &[]).is_err(), "wrong credentials refused");
+    let log = log_of(&dir);
+    assert!(log.contains("WAR [RTSPS] [conn 127.0.0.1:"), "{}", log);
+    assert!(!log.contains("WAR [RTSP] [conn"), "{}", log);
 }
 
 #[test]
 fn tcp_publisher_closed_after_read_timeout() {
-    let (h, _dir) = start("rtsprto");
+    let (h, dir) = start("rtsprto");
     patch_global(&h, r#"{"readTimeout": "1s"}"#);
     let mut s = tcp_publisher(h.rtsp_port, "silent");
     // nothing more is sent: closed after readTimeout, well before the 60 s idle timeout
     s.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
     let mut b = [0u8; 64];
     assert_eq!(s.read(&mut b).unwrap_or(0), 0, "connection closed by the server");
+    // with Go's text for the read deadline
+    let (me, server) = (s.local_addr().unwrap(), s.peer_addr().unwrap());
+    let want = format!(
+        "INF [RTSP] [conn {}] closed: read tcp {}->{}: i/o timeout",
+        me, server, me
+    );
+    wait_until(Duration::from_secs(5), &want, || log_of(&dir).contains(&want));
 }
 
 #[test]
@@ -684,13 +705,27 @@ fn teardown_ends_the_session_and_keeps_the_connection() {
     let (h, dir) = start("rtsp-teardown");
     let port = h.rtsp_port;
     let sessions = || items(&h, "/v3/rtspsessions/list");
-    let mut pubc = tcp_publisher(port, "cam");
+    let tcp = "RTP/AVP/TCP;unicast;interleaved=0-1;mode=record";
+    let (mut pubc, id) = raw_publisher_session(port, "cam", SDP, tcp);
     wait_available(&h, "cam");
     let first = sessions()[0]["id"].as_str().unwrap().to_string();
-    let r = rtsp_req(
-        &mut pubc,
-        &format!("TEARDOWN {} RTSP/1.0\r\nCSeq: 4\r\n\r\n", url(port, "cam")),
-    );
+    // without its session, TEARDOWN is not routed to it (501, nothing ends)
+    let teardown = |cseq: u32, id: &str| {
+        let session = if id.is_empty() {
+            String::new()
+        } else {
+            format!("Session: {}\r\n", id)
+        };
+        format!(
+            "TEARDOWN {} RTSP/1.0\r\nCSeq: {}\r\n{}\r\n",
+            url(port, "cam"),
+            cseq,
+            session
+        )
+    };
+    assert!(rtsp_req(&mut pubc, &teardown(3, "")).starts_with("RTSP/1.0 501"));
+    assert_eq!(sessions().len(), 1);
+    let r = rtsp_req(&mut pubc, &teardown(4, &id));
     assert!(r.starts_with("RTSP/1.0 200"), "{}", r);
     wait_until(Duration::from_secs(5), "stream gone", || {
         path_get(&h, "cam")["available"] == false
@@ -728,8 +763,8 @@ fn teardown_ends_the_session_and_keeps_the_connection() {
     assert_ne!(first, second);
 
     // a reader tears down and plays again on its connection
-    let mut rd = tcp_reader(port, "cam");
-    let r = rtsp_req(&mut rd, &format!("TEARDOWN {} RTSP/1.0\r\nCSeq: 3\r\n\r\n", u));
+    let (mut rd, id) = setup_and_play_session(port, "cam", "RTP/AVP/TCP;unicast;interleaved=0-1");
+    let r = rtsp_req(&mut rd, &teardown(3, &id));
     assert!(r.starts_with("RTSP/1.0 200"), "{}", r);
     wait_until(Duration::from_secs(5), "reader gone", || {
         path_get(&h, "cam")["readers"].as_array().map(|r| r.len()) == Some(0)
@@ -755,4 +790,118 @@ fn teardown_ends_the_session_and_keeps_the_connection() {
         .filter(|l| l.contains("] destroyed: torn down by 127.0.0.1:"))
         .count();
     assert_eq!(torn, 2, "{}", log);
+}
+
+/// gortsplib ends a connection on any request error, after the answer: the double
+/// did not, so a client reusing a connection after a refusal worked only here.
+#[test]
+fn connections_are_logged_and_closed_by_request_errors() {
+    let (h, dir) = start("rtsp-conn-lines");
+    let port = h.rtsp_port;
+    let line = |s: &TcpStream, what: &str| format!("INF [RTSP] [conn {}] {}", s.local_addr().unwrap(), what);
+    let logged = |want: String| {
+        wait_until(Duration::from_secs(5), &want.clone(), || log_of(&dir).contains(&want));
+    };
+    let ended = |s: &mut TcpStream| {
+        let mut b = [0u8; 64];
+        assert_eq!(s.read(&mut b).unwrap_or(0), 0, "closed by the server");
+    };
+    let options = |n: u32| format!("OPTIONS {} RTSP/1.0\r\nCSeq: {}\r\n\r\n", url(port, "x"), n);
+
+    // opened, then closed by the client
+    let mut s = connect(port, Duration::from_secs(10));
+    assert!(rtsp_req(&mut s, &options(1)).starts_with("RTSP/1.0 200"));
+    logged(line(&s, "opened"));
+    let eof = line(&s, "closed: EOF");
+    drop(s);
+    logged(eof);
+
+    // 501 and PLAY without a session leave the connection open; a DESCRIBE without a
+    // stream is a 404 that closes it
+    let mut s = connect(port, Duration::from_secs(10));
+    let r = rtsp_req(&mut s, &format!("FOO {} RTSP/1.0\r\nCSeq: 1\r\n\r\n", url(port, "x")));
+    assert!(r.starts_with("RTSP/1.0 501"), "{}", r);
+    let r = rtsp_req(&mut s, &format!("PLAY {} RTSP/1.0\r\nCSeq: 2\r\n\r\n", url(port, "x")));
+    assert!(r.starts_with("RTSP/1.0 501"), "{}", r);
+    let r = rtsp_req(
+        &mut s,
+        &format!("DESCRIBE {} RTSP/1.0\r\nCSeq: 3\r\n\r\n", url(port, "none")),
+    );
+    assert!(r.starts_with("RTSP/1.0 404"), "{}", r);
+    ended(&mut s);
+    logged(line(&s, "closed: no stream is available on path 'none'"));
+
+    // a reader's SETUP in record mode
+    let mut s = connect(port, Duration::from_secs(10));
+    let r = rtsp_req(
+        &mut s,
+        &format!(
+            "SETUP {}/trackID=0 RTSP/1.0\r\nCSeq: 1\r\nTransport: RTP/AVP/TCP;unicast;interleaved=0-1;mode=record\r\n\r\n",
+            url(port, "none")
+        ),
+    );
+    assert!(r.starts_with("RTSP/1.0 400"), "{}", r);
+    ended(&mut s);
+    logged(line(&s, "closed: transport header contains a invalid mode (record)"));
+
+    // a second publisher where it may not take over, and PLAY on a publishing session
+    add_path(&h, "cam", &json!({"overridePublisher": false}));
+    let _first = tcp_publisher(port, "cam");
+    wait_available(&h, "cam");
+    let mut s = connect(port, Duration::from_secs(10));
+    let announce = format!(
+        "ANNOUNCE {} RTSP/1.0\r\nCSeq: 1\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{}",
+        url(port, "cam"),
+        SDP.len(),
+        SDP
+    );
+    assert!(rtsp_req(&mut s, &announce).starts_with("RTSP/1.0 400"));
+    ended(&mut s);
+    logged(line(&s, "closed: someone is already publishing to path 'cam'"));
+    let (mut s, r) = announce_and_setup(port, "other", "RTP/AVP/TCP;unicast;interleaved=0-1;mode=record");
+    let session = session_of(&r).unwrap();
+    let play = format!(
+        "PLAY {} RTSP/1.0\r\nCSeq: 3\r\nSession: {}\r\n\r\n",
+        url(port, "other"),
+        session
+    );
+    assert!(rtsp_req(&mut s, &play).starts_with("RTSP/1.0 400"));
+    ended(&mut s);
+    logged(line(
+        &s,
+        "closed: must be in state [prePlay play], while is in state preRecord",
+    ));
+
+    // session IDs: one this connection does not have, another than its own
+    let mut s = connect(port, Duration::from_secs(10));
+    let get = |id: &str| {
+        format!(
+            "GET_PARAMETER {} RTSP/1.0\r\nCSeq: 1\r\nSession: {}\r\n\r\n",
+            url(port, "x"),
+            id
+        )
+    };
+    assert!(rtsp_req(&mut s, &get("0badc0de")).starts_with("RTSP/1.0 454"));
+    ended(&mut s);
+    logged(line(&s, "closed: session not found"));
+    let (mut s, r) = announce_and_setup(port, "third", "RTP/AVP/TCP;unicast;interleaved=0-1;mode=record");
+    assert_ne!(session_of(&r).as_deref(), Some("0badc0de"));
+    assert!(rtsp_req(&mut s, &get("0badc0de")).starts_with("RTSP/1.0 400"));
+    ended(&mut s);
+    logged(line(&s, "closed: connection is linked to another session"));
+
+    // a kicked session's connection is terminated
+    let mut rd = tcp_reader(port, "cam");
+    let reader = items(&h, "/v3/rtspsessions/list")
+        .into_iter()
+        .find(|s| s["state"] == "read")
+        .unwrap();
+    let kick = format!(
+        "{}/v3/rtspsessions/kick/{}",
+        h.api_url(),
+        reader["id"].as_str().unwrap()
+    );
+    assert_eq!(http("POST", &kick, None).status, 200);
+    ended(&mut rd);
+    logged(line(&rd, "closed: terminated"));
 }

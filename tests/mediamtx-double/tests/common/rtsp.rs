@@ -88,6 +88,11 @@ pub fn announce_sdp_and_setup(port: u16, path: &str, sdp: &str, transport: &str)
 
 /// A raw publisher of `sdp` set up with `transport` and RECORDing: its connection.
 pub fn raw_publisher(port: u16, path: &str, sdp: &str, transport: &str) -> TcpStream {
+    raw_publisher_session(port, path, sdp, transport).0
+}
+
+/// A raw publisher RECORDing, with its session ID (the `Session` header's).
+pub fn raw_publisher_session(port: u16, path: &str, sdp: &str, transport: &str) -> (TcpStream, String) {
     let (mut s, r) = announce_sdp_and_setup(port, path, sdp, transport);
     assert!(r.starts_with("RTSP/1.0 200"), "{}", r);
     let session = session_of(&r).expect("SETUP answer with a session");
@@ -100,7 +105,7 @@ pub fn raw_publisher(port: u16, path: &str, sdp: &str, transport: &str) -> TcpSt
         ),
     );
     assert!(r.starts_with("RTSP/1.0 200"), "{}", r);
-    s
+    (s, session)
 }
 
 /// A raw publisher over interleaved TCP (RTP on channel 0), RECORDing.
@@ -110,6 +115,11 @@ pub fn tcp_publisher(port: u16, path: &str) -> TcpStream {
 
 /// A raw reader: SETUP with `transport`, then PLAY; returns its connection.
 pub fn setup_and_play(port: u16, path: &str, transport: &str) -> TcpStream {
+    setup_and_play_session(port, path, transport).0
+}
+
+/// A raw reader PLAYing, with its session ID.
+pub fn setup_and_play_session(port: u16, path: &str, transport: &str) -> (TcpStream, String) {
     let url = url(port, path);
     let mut rd = connect(port, Duration::from_secs(20));
     let r = rtsp_req(
@@ -126,7 +136,7 @@ pub fn setup_and_play(port: u16, path: &str, transport: &str) -> TcpStream {
         &format!("PLAY {} RTSP/1.0\r\nCSeq: 2\r\nSession: {}\r\n\r\n", url, session),
     );
     assert!(r.starts_with("RTSP/1.0 200"), "{}", r);
-    rd
+    (rd, session)
 }
 
 /// A PLAYing raw reader over interleaved TCP.
