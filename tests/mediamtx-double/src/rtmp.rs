@@ -275,15 +275,20 @@ fn conn(shared: Arc<Shared>, tcp: TcpStream, remote: SocketAddr, handshake: Opti
     let _ = info.tcp.set_write_timeout(Some(timeout_of(&shared, "writeTimeout")));
     // taken now: a reset socket no longer has a peer
     let ends = (info.tcp.local_addr().ok(), info.tcp.peer_addr().ok());
+    let server = if encrypted { "RTMPS" } else { "RTMP" };
+    let closings = crate::servers::closings(&shared, server);
     let res = s.run();
+    // kicked (the API unlisted it) or its server closed: MediaMTX cancels the conn
+    let kicked = shared.rtmp.conns.lock().unwrap().remove(&num).is_none();
+    let terminated = kicked || closings != crate::servers::closings(&shared, server);
     let reason = match (handshake.as_ref().and_then(|h| h.get()), res) {
         (Some(tls_error), _) => tls_error.clone(),
+        _ if terminated => "terminated".to_string(),
         (None, Ok(())) => "EOF".to_string(),
         (None, Err(e)) => crate::util::go_read_error(&e, ends.0, ends.1),
     };
     shared.log_as(&info.scope(), "INF", &format!("closed: {}", reason));
     let _ = info.tcp.shutdown(Shutdown::Both);
-    shared.rtmp.conns.lock().unwrap().remove(&num);
     shared.conns.lock().unwrap().remove(&num);
     crate::hooks::on_disconnect(&shared, hooks);
 }

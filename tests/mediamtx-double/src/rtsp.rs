@@ -287,6 +287,8 @@ struct Conn {
     /// the socket's local and remote addresses, for Go's read errors (a reset socket
     /// no longer has a peer)
     ends: (Option<SocketAddr>, Option<SocketAddr>),
+    /// its server's closings when it opened (see `servers::closings`)
+    closings: u64,
 }
 
 /// Counts the bytes read from the connection (API `inboundBytes`).
@@ -497,6 +499,7 @@ pub fn serve_conn(
         udp_regs: Vec::new(),
         closed: Default::default(),
         ends: (tcp.local_addr().ok(), tcp.peer_addr().ok()),
+        closings: crate::servers::closings(&shared, entry.server()),
     };
     let mut rd = BufReader::with_capacity(
         64 * 1024,
@@ -888,14 +891,16 @@ impl Conn {
     }
 
     /// The error the connection ended with (ServerConn's OnConnClose): `terminated` when
-    /// its session was ended by the server (kicked, timed out) or the double stops, the
-    /// error of a refused request, else what the read saw (`EOF`, Go's read errors).
+    /// the server ended it (its session kicked or timed out, the server closed or the
+    /// double stops), the error of a refused request, else what the read saw (`EOF`, Go's
+    /// read errors).
     fn ended_with(&mut self, res: std::io::Result<()>) -> String {
         let kicked = self
             .session_entry
             .as_ref()
             .is_some_and(|s| s.end.lock().unwrap().is_some());
-        if kicked || self.shared.shutdown.load(Ordering::SeqCst) {
+        let server_closed = self.closings != crate::servers::closings(&self.shared, self.entry.server());
+        if kicked || server_closed || self.shared.shutdown.load(Ordering::SeqCst) {
             return "terminated".into();
         }
         if let Some(e) = self.close.take() {

@@ -15,6 +15,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 const MIME: &str = "application/x-rtsp-tunnelled";
+/// How long a GET waits for its POST (gortsplib's handleHTTPChannel).
+const POST_WAIT: Duration = Duration::from_secs(5);
+/// What a GET's and a POST's ServerConn end with once paired (errHTTPUpgraded).
+const UPGRADED: &str = "upgraded to HTTP conn";
 /// GET channels waiting for their POST (all doubles of the process; oldest dropped).
 const MAX_PENDING: usize = 64;
 const MAX_HEAD: u64 = 16 * 1024;
@@ -106,7 +110,7 @@ pub fn serve(shared: Arc<Shared>, tcp: TcpStream, peer: Option<SocketAddr>, tls:
     let _ = tcp.set_read_timeout(Some(Duration::from_secs(10)));
     let mut rd = BufReader::new(tcp);
     let Some(h) = read_head(&mut rd) else {
-        return;
+        return leg.close("malformed HTTP request");
     };
     let cookie = h.get("x-sessioncookie").to_string();
     let get = h.method == "GET" && h.get("Accept") == MIME;
@@ -118,7 +122,7 @@ pub fn serve(shared: Arc<Shared>, tcp: TcpStream, peer: Option<SocketAddr>, tls:
     if !http_tunnel {
         // gortsplib: 400 and the connection closes
         let _ = write!(w, "HTTP/1.{} 400 Bad Request\r\nContent-Length: 0\r\n\r\n", h.minor);
-        return;
+        return leg.close("invalid HTTP request");
     }
     let ok = format!(
         "HTTP/1.{} 200 OK\r\nCache-Control: no-cache\r\nConnection: close\r\nContent-Type: {}\r\nPragma: no-cache\r\n\r\n",
@@ -135,7 +139,9 @@ pub fn serve(shared: Arc<Shared>, tcp: TcpStream, peer: Option<SocketAddr>, tls:
         if p.len() >= MAX_PENDING {
             if let Some(old) = p.pop_front() {
                 let _ = old.get.shutdown(Shutdown::Both);
-                drop(old.leg.lock().unwrap().take());
+                if let Some(l) = old.leg.lock().unwrap().take() {
+                    l.close("terminated");
+                }
             }
         }
         let get_leg = Arc::new(Mutex::new(Some(leg)));
@@ -147,12 +153,29 @@ pub fn serve(shared: Arc<Shared>, tcp: TcpStream, peer: Option<SocketAddr>, tls:
             get: w,
         });
         drop(p);
-        // the client sends nothing more on its GET: a read ends when it closes the
-        // connection (or the tunnel ends); a GET still waiting then leaves, its hooks end
+        // gortsplib reads nothing more on a GET: it waits POST_WAIT for its POST, then
+        // closes it, whether or not the client is still there
+        let waiting = || PENDING.lock().unwrap().iter().any(|x| Arc::ptr_eq(&x.leg, &get_leg));
+        let since = std::time::Instant::now();
+        while since.elapsed() < POST_WAIT && waiting() {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let unpaired = {
+            let mut p = PENDING.lock().unwrap();
+            let before = p.len();
+            p.retain(|x| !Arc::ptr_eq(&x.leg, &get_leg));
+            p.len() != before
+        };
+        if unpaired {
+            let _ = rd.get_ref().shutdown(Shutdown::Both);
+            if let Some(l) = get_leg.lock().unwrap().take() {
+                l.close("did not found a corresponding HTTP POST request");
+            }
+            return;
+        }
+        // paired: the channel stays the tunnel's until the client closes it
         let _ = rd.get_ref().set_read_timeout(None);
         while matches!(rd.read(&mut [0u8; 512]), Ok(n) if n > 0) {}
-        PENDING.lock().unwrap().retain(|x| !Arc::ptr_eq(&x.leg, &get_leg));
-        drop(get_leg.lock().unwrap().take());
         return;
     }
     if w.write_all(ok.as_bytes()).is_err() {
@@ -167,14 +190,14 @@ pub fn serve(shared: Arc<Shared>, tcp: TcpStream, peer: Option<SocketAddr>, tls:
     };
     // gortsplib: "did not found a corresponding HTTP GET request", the POST is closed
     let Some(get_side) = get_side else {
-        let text = "closed: did not found a corresponding HTTP GET request";
-        shared.log_as(&crate::rtsp::conn_scope(tls, peer), "INF", text);
-        return;
+        return leg.close("did not found a corresponding HTTP GET request");
     };
     let _ = rd.get_ref().set_read_timeout(None);
-    // the upgrade closes the GET's and the POST's ServerConns
-    drop(get_side.leg.lock().unwrap().take());
-    drop(leg);
+    // the upgrade closes the POST's and the GET's ServerConns
+    leg.close(UPGRADED);
+    if let Some(l) = get_side.leg.lock().unwrap().take() {
+        l.close(UPGRADED);
+    }
     let Some((outer, server)) = rtsp_behind(&shared, peer, tls, "http", crate::rtsp::Hooks::Open) else {
         return;
     };
@@ -236,6 +259,22 @@ impl Leg {
         }
     }
 
+    /// Ends the ServerConn with `why` (`[RTSP] [conn IP:P] closed: WHY`): unlisted, its
+    /// hooks ended.
+    pub fn close(mut self, why: &str) {
+        if let Some(e) = &self.entry {
+            self.shared.log_as(&e.scope(), "INF", &format!("closed: {}", why));
+        }
+        self.end();
+    }
+
+    fn end(&mut self) {
+        if let Some(e) = self.entry.take() {
+            self.shared.rtsp.remove_conn(&e);
+        }
+        crate::hooks::on_disconnect(&self.shared, self.hooks.take());
+    }
+
     /// The upgraded connection keeps the ServerConn: same listing, same hooks.
     pub fn carry_on(mut self) -> crate::rtsp::Hooks {
         let entry = self.entry.take().expect("a leg is carried on once");
@@ -245,10 +284,7 @@ impl Leg {
 
 impl Drop for Leg {
     fn drop(&mut self) {
-        if let Some(e) = self.entry.take() {
-            self.shared.rtsp.remove_conn(&e);
-        }
-        crate::hooks::on_disconnect(&self.shared, self.hooks.take());
+        self.end();
     }
 }
 

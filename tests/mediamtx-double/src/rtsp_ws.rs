@@ -74,15 +74,12 @@ pub fn serve(
                 "HTTP/1.{} 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nSec-Websocket-Version: 13\r\nX-Content-Type-Options: nosniff\r\n\r\nBad Request\n",
                 h.minor
             );
-            shared.log_as(&crate::rtsp::conn_scope(tls, peer), "INF", &format!("closed: {}", text));
-            return;
+            return leg.close(text);
         }
     };
     // gorilla refuses a client that sent data before the handshake's answer
     if !rd.buffer().is_empty() {
-        let text = "closed: websocket: client sent data before handshake is complete";
-        shared.log_as(&crate::rtsp::conn_scope(tls, peer), "INF", text);
-        return;
+        return leg.close("websocket: client sent data before handshake is complete");
     }
     let ok = format!(
         "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {}\r\n\r\n",

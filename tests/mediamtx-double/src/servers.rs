@@ -352,7 +352,21 @@ pub struct Registry(
     Mutex<HashMap<&'static str, Arc<Mutex<Server>>>>,
     /// `sync` calls waiting for a server's lock: the accept loops let them in
     std::sync::atomic::AtomicUsize,
+    /// how many times each server closed with connections open (see `closings`)
+    Mutex<HashMap<&'static str, u64>>,
 );
+
+/// How many times the server `name` has closed so far: a connection that sees this
+/// change during its life was ended by the server, `terminated` as MediaMTX logs it
+/// (its servers cancel their connections' contexts), not by its client.
+pub fn closings(shared: &Shared, name: &str) -> u64 {
+    lock(&shared.aux.2).get(name).copied().unwrap_or(0)
+}
+
+/// Counts a closing of `name`, before its connections are shut.
+fn count_closing(shared: &Shared, name: &'static str) {
+    *lock(&shared.aux.2).entry(name).or_insert(0) += 1;
+}
 
 struct Server {
     kind: Kind,
@@ -385,6 +399,7 @@ impl Server {
             } else {
                 Shutdown::Both
             };
+            count_closing(shared, self.kind.name);
             for (_, c) in lock(&self.open).drain() {
                 let _ = c.shutdown(how);
             }
@@ -535,6 +550,7 @@ pub fn serve(shared: Arc<Shared>, hold: PortHold, kind: Kind, started: Arc<std::
             Err(_) => crate::util::wait_acceptable(&r.listener, Duration::from_millis(50)),
         }
     }
+    count_closing(&shared, kind.name);
     for (_, c) in lock(&lock(&server).open).drain() {
         let _ = c.shutdown(Shutdown::Both);
     }

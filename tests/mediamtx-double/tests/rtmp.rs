@@ -106,8 +106,19 @@ fn rtmp_publisher_kicked_then_republishing_at_once() {
         path_get(&h, "mypath")["available"] != true && conns(&h).is_empty()
     });
     publisher.interrupt_and_wait();
+    // MediaMTX cancels a kicked connection: `terminated`
+    let closed = format!(
+        "INF [RTMP] [conn {}] closed: terminated",
+        pubc["remoteAddr"].as_str().unwrap()
+    );
+    wait_until(Duration::from_secs(5), &closed, || log_of(&dir).contains(&closed));
     let mut again = publish(&h, &dir, "mypath");
     assert_ne!(path_get(&h, "mypath")["source"]["id"], pubc["id"]);
+    // so is every connection of a server that closes (here for a changed readTimeout)
+    let remote = conns(&h)[0]["remoteAddr"].as_str().unwrap().to_string();
+    patch_global(&h, r#"{"readTimeout": "9s"}"#);
+    let closed = format!("INF [RTMP] [conn {}] closed: terminated", remote);
+    wait_until(Duration::from_secs(5), &closed, || log_of(&dir).contains(&closed));
     again.interrupt_and_wait();
 }
 

@@ -904,4 +904,11 @@ fn connections_are_logged_and_closed_by_request_errors() {
     assert_eq!(http("POST", &kick, None).status, 200);
     ended(&mut rd);
     logged(line(&rd, "closed: terminated"));
+
+    // so is a connection of a server that closes (a changed readTimeout restarts it)
+    let mut s = connect(port, Duration::from_secs(10));
+    assert!(rtsp_req(&mut s, &options(1)).starts_with("RTSP/1.0 200"));
+    patch_global(&h, r#"{"readTimeout": "9s"}"#);
+    ended(&mut s);
+    logged(line(&s, "closed: terminated"));
 }

@@ -92,12 +92,18 @@ fn ffprobe_and_ffmpeg_read_through_the_http_tunnel() {
 
 #[test]
 fn tunnel_http_answers_like_gortsplib() {
-    let (h, _dir) = start("tunnel-raw");
+    let (h, dir) = start("tunnel-raw");
     let port = h.rtsp_port;
+    // every TCP connection is a ServerConn of its own, closed with gortsplib's reason
+    let closed = |s: &TcpStream, why: &str| {
+        let line = format!("INF [RTSP] [conn {}] closed: {}", s.local_addr().unwrap(), why);
+        wait_until(Duration::from_secs(8), &line.clone(), || log_of(&dir).contains(&line));
+    };
     // a plain HTTP request: 400, closed
     let (mut s, head) = http_head(port, "GET /x HTTP/1.1\r\nHost: a\r\n\r\n");
     assert_eq!(head, "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n");
     assert_eq!(s.read(&mut [0u8; 1]).unwrap_or(0), 0);
+    closed(&s, "invalid HTTP request");
 
     // GET + POST with one cookie: an OPTIONS in base64, split mid-group, answered on GET
     let ok = "HTTP/1.0 200 OK\r\nCache-Control: no-cache\r\nConnection: close\r\n\
@@ -125,6 +131,8 @@ fn tunnel_http_answers_like_gortsplib() {
     );
     let c = items(&h, "/v3/rtspconns/list");
     assert!(c.iter().any(|c| c["tunnel"] == "http"), "{:?}", c);
+    closed(&get, "upgraded to HTTP conn");
+    closed(&post, "upgraded to HTTP conn");
 
     // invalid base64 ends the tunnel: the GET channel is closed
     post.write_all(b"!!!!").unwrap();
@@ -139,6 +147,22 @@ fn tunnel_http_answers_like_gortsplib() {
     );
     assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{}", head);
     assert_eq!(p2.read(&mut [0u8; 1]).unwrap_or(0), 0);
+    closed(&p2, "did not found a corresponding HTTP GET request");
+
+    // a GET without its POST is closed after 5 s
+    let t0 = std::time::Instant::now();
+    let (mut g2, _) = http_head(
+        port,
+        "GET /tun HTTP/1.0\r\nAccept: application/x-rtsp-tunnelled\r\nx-sessioncookie: lone\r\n\r\n",
+    );
+    assert_eq!(g2.read(&mut [0u8; 1]).unwrap_or(0), 0);
+    let waited = t0.elapsed();
+    assert!(
+        waited >= Duration::from_millis(4900) && waited < Duration::from_secs(9),
+        "{:?}",
+        waited
+    );
+    closed(&g2, "did not found a corresponding HTTP POST request");
 }
 
 /// ffprobe of a path over `transport` (tcp, or http for the tunnel): "codec,width,height".
