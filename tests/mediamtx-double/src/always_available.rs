@@ -18,6 +18,21 @@ const RESTART_PAUSE: Duration = Duration::from_secs(2);
 pub struct Offline {
     pub pid: Option<i32>,
     retry_at: Option<Instant>,
+    /// the tracks of `alwaysAvailableFile`, read once per path configuration as
+    /// MediaMTX reads them when the path starts
+    file_tracks: Option<Result<Vec<OfflineTrack>, String>>,
+}
+
+/// A track of the offline stream, that publishers must bring.
+#[derive(Clone, Debug)]
+pub struct OfflineTrack {
+    /// its stream index in `alwaysAvailableFile` (ffmpeg's `-map 0:N`)
+    pub index: usize,
+    /// formatlabel's name
+    pub codec: String,
+    /// mediasAreCompatible's name and formatted configuration, for the audio codecs whose
+    /// configuration it compares
+    pub audio: Option<(&'static str, String)>,
 }
 
 /// URL path marker of the generator's ANNOUNCE (path names cannot start with `~`).
@@ -31,6 +46,55 @@ fn tracks(p: &PathRt) -> Vec<Value> {
         .unwrap_or_default()
 }
 
+/// The offline stream's tracks: those of `alwaysAvailableFile`, or the configured ones
+/// as mediasFromAlwaysAvailableTracks builds them (AAC-LC, 16-bit LPCM).
+fn offline_tracks(p: &mut PathRt) -> Result<Vec<OfflineTrack>, String> {
+    let file = p.s("alwaysAvailableFile");
+    if !file.is_empty() {
+        return p
+            .offline
+            .file_tracks
+            .get_or_insert_with(|| crate::always_available_file::tracks(&file))
+            .clone();
+    }
+    Ok(tracks(p)
+        .iter()
+        .enumerate()
+        .map(|(index, t)| {
+            let n = |k: &str| t[k].as_u64().unwrap_or(0) as u32;
+            let codec = t["codec"].as_str().unwrap_or("");
+            let audio = match codec {
+                "MPEG4Audio" => Some((
+                    "MPEG-4 audio",
+                    format!(
+                        "type=2, sampleRate={}, channelCount={}",
+                        n("sampleRate"),
+                        n("channelCount")
+                    ),
+                )),
+                "G711" => Some((
+                    "G711",
+                    crate::media::g711_config(
+                        t["muLaw"].as_bool().unwrap_or(false),
+                        n("sampleRate"),
+                        n("channelCount"),
+                    ),
+                )),
+                "LPCM" => Some((
+                    "LPCM",
+                    crate::media::lpcm_config(16, n("sampleRate"), n("channelCount")),
+                )),
+                _ => None,
+            };
+            OfflineTrack {
+                index,
+                codec: label(codec).to_string(),
+                audio,
+            }
+        })
+        .collect())
+}
+
 /// formatlabel's name of a configured track codec.
 fn label(codec: &str) -> &str {
     match codec {
@@ -39,52 +103,27 @@ fn label(codec: &str) -> &str {
     }
 }
 
-/// mediasAreCompatible: a publisher of an alwaysAvailable path must bring the configured
-/// tracks, in order, and the audio configuration of their MPEG-4 Audio, G711 and LPCM
-/// tracks (as mediasFromAlwaysAvailableTracks builds them: AAC-LC, 16-bit LPCM).
-pub fn check_publisher(p: &PathRt, sdp: &crate::media::Sdp) -> Result<(), String> {
-    if !p.b("alwaysAvailable") || !p.s("alwaysAvailableFile").is_empty() {
+/// mediasAreCompatible: a publisher of an alwaysAvailable path must bring the offline
+/// stream's tracks, in order, and the audio configuration of their MPEG-4 Audio, G711
+/// and LPCM tracks. A file the double cannot read checks nothing (MediaMTX would not
+/// have started).
+pub fn check_publisher(p: &mut PathRt, sdp: &crate::media::Sdp) -> Result<(), String> {
+    if !p.b("alwaysAvailable") {
         return Ok(());
     }
-    let tracks = tracks(p);
-    let want: Vec<String> = tracks
-        .iter()
-        .map(|t| label(t["codec"].as_str().unwrap_or("")).to_string())
-        .collect();
-    let got: Vec<String> = sdp.medias.iter().map(|m| m.codec.to_string()).collect();
-    if want != got {
+    let Ok(want) = offline_tracks(p) else { return Ok(()) };
+    let want_codecs: Vec<&str> = want.iter().map(|t| t.codec.as_str()).collect();
+    let got: Vec<&str> = sdp.medias.iter().map(|m| m.codec).collect();
+    if want_codecs != got {
         return Err(format!(
             "wants to publish [{}], but stream expects [{}]",
             got.join(" "),
-            want.join(" ")
+            want_codecs.join(" ")
         ));
     }
-    for (t, m) in tracks.iter().zip(&sdp.medias) {
-        let n = |k: &str| t[k].as_u64().unwrap_or(0) as u32;
-        let (kind, expected) = match t["codec"].as_str().unwrap_or("") {
-            "MPEG4Audio" => (
-                "MPEG-4 audio",
-                format!(
-                    "type=2, sampleRate={}, channelCount={}",
-                    n("sampleRate"),
-                    n("channelCount")
-                ),
-            ),
-            "G711" => (
-                "G711",
-                crate::media::g711_config(
-                    t["muLaw"].as_bool().unwrap_or(false),
-                    n("sampleRate"),
-                    n("channelCount"),
-                ),
-            ),
-            "LPCM" => (
-                "LPCM",
-                crate::media::lpcm_config(16, n("sampleRate"), n("channelCount")),
-            ),
-            _ => continue,
-        };
-        if let Some(got) = m.audio_config.as_ref().filter(|got| **got != expected) {
+    for (t, m) in want.iter().zip(&sdp.medias) {
+        let Some((kind, expected)) = &t.audio else { continue };
+        if let Some(got) = m.audio_config.as_ref().filter(|got| *got != expected) {
             return Err(format!(
                 "{} configuration does not match, is {}, but stream expects {}",
                 kind, got, expected
@@ -111,7 +150,7 @@ pub fn stop(p: &mut PathRt) {
 }
 
 /// The ffmpeg arguments: the file looped, or one generated input per track.
-fn args(shared: &Shared, p: &PathRt) -> Result<Vec<String>, String> {
+fn args(shared: &Shared, p: &mut PathRt) -> Result<Vec<String>, String> {
     let mut a: Vec<String> = vec![
         shared.ffmpeg.clone(),
         "-nostdin".into(),
@@ -121,7 +160,16 @@ fn args(shared: &Shared, p: &PathRt) -> Result<Vec<String>, String> {
     ];
     let file = p.s("alwaysAvailableFile");
     if !file.is_empty() {
-        a.extend(["-re", "-stream_loop", "-1", "-i", &file, "-map", "0", "-c", "copy"].map(String::from));
+        // only the tracks MediaMTX takes from the file
+        let tracks = offline_tracks(p).map_err(|e| format!("alwaysAvailableFile: {}", e))?;
+        if tracks.is_empty() {
+            return Err("alwaysAvailableFile has no track MediaMTX can stream".into());
+        }
+        a.extend(["-re", "-stream_loop", "-1", "-i", &file].map(String::from));
+        for t in tracks {
+            a.extend(["-map".to_string(), format!("0:{}", t.index)]);
+        }
+        a.extend(["-c", "copy"].map(String::from));
     } else {
         let tracks = tracks(p);
         for t in &tracks {

@@ -9,6 +9,7 @@
 #![allow(clippy::too_many_arguments)]
 
 pub mod always_available;
+mod always_available_file;
 pub mod amf0;
 pub mod api;
 pub mod argon2_cred;

@@ -198,16 +198,21 @@ pub fn parse_sdp(sdp: &str) -> Result<Sdp, String> {
     Ok(Sdp { medias, describe: out })
 }
 
-/// formatMPEG4AudioConfig of an AudioSpecificConfig in hex (ISO 14496-3 1.6.2.1: object
-/// type, sampling frequency index or explicit rate, channel configuration).
+/// formatMPEG4AudioConfig of an AudioSpecificConfig in hex.
 fn mpeg4_audio_config(hex: &str) -> Option<String> {
-    const RATES: [u32; 13] = [
-        96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000, 7350,
-    ];
     let bytes: Vec<u8> = (0..hex.len() / 2)
         .map(|i| u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok())
         .collect::<Option<_>>()?;
-    let mut r = BitReader { data: &bytes, pos: 0 };
+    asc_config(&bytes)
+}
+
+/// formatMPEG4AudioConfig of an AudioSpecificConfig (ISO 14496-3 1.6.2.1: object type,
+/// sampling frequency index or explicit rate, channel configuration).
+pub fn asc_config(bytes: &[u8]) -> Option<String> {
+    const RATES: [u32; 13] = [
+        96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000, 7350,
+    ];
+    let mut r = BitReader { data: bytes, pos: 0 };
     let mut kind = r.bits(5)?;
     if kind == 31 {
         kind = 32 + r.bits(6)?;

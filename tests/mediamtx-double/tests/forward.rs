@@ -141,22 +141,32 @@ fn forward_to_refusing_dest_is_an_error_and_retried() {
     wait_until(Duration::from_secs(15), "second attempt", || attempts() >= 2);
 }
 
-/// ANNOUNCE, SETUP and RECORD of `sdp` (one track) on one connection: the status codes.
+/// ANNOUNCE, a SETUP per track (`trackID=N` controls) and RECORD of `sdp` on one
+/// connection: the status codes.
 fn rtsp_publish_statuses(h: &mediamtx_double::Handle, path: &str, sdp: &str) -> Vec<u16> {
     let mut s = rtsp::connect(h.rtsp_port, Duration::from_secs(10));
     let url = format!("{}/{}", h.rtsp_url(), path);
     let mut session = String::new();
     let mut codes = Vec::new();
-    let requests = [
-        ("ANNOUNCE", url.clone(), "Content-Type: application/sdp\r\n", sdp),
-        (
+    let mut requests = vec![(
+        "ANNOUNCE",
+        url.clone(),
+        "Content-Type: application/sdp\r\n".to_string(),
+        sdp,
+    )];
+    for i in 0..sdp.matches("m=").count() {
+        requests.push((
             "SETUP",
-            format!("{}/trackID=0", url),
-            "Transport: RTP/AVP/TCP;unicast;interleaved=0-1;mode=record\r\n",
+            format!("{}/trackID={}", url, i),
+            format!(
+                "Transport: RTP/AVP/TCP;unicast;interleaved={}-{};mode=record\r\n",
+                2 * i,
+                2 * i + 1
+            ),
             "",
-        ),
-        ("RECORD", url.clone(), "", ""),
-    ];
+        ));
+    }
+    requests.push(("RECORD", url.clone(), String::new(), ""));
     for (cseq, (method, u, extra, body)) in requests.iter().enumerate() {
         let req = format!(
             "{} {} RTSP/1.0\r\nCSeq: {}\r\n{}{}Content-Length: {}\r\n\r\n{}",
@@ -293,38 +303,101 @@ fn always_available_offline_then_publisher_then_offline() {
     });
 }
 
-#[test]
-fn always_available_file_is_looped() {
-    require_ffmpeg();
-    let (h, dir) = start("always-available-file");
+/// Path `aaf` of `h`, alwaysAvailable with a 1 s file that ffmpeg makes of a 160x120
+/// test picture (input 0) and `inputs`, with `encode` options; its RTSP URL.
+fn always_available_file_path(
+    h: &mediamtx_double::Handle,
+    dir: &std::path::Path,
+    inputs: &[&str],
+    encode: &[&str],
+) -> String {
     let file = dir.join("offline.mp4");
     let st = Command::new("ffmpeg")
-        .args([
-            "-nostdin",
-            "-loglevel",
-            "error",
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc2=size=160x120:rate=15",
-        ])
+        .args(["-nostdin", "-loglevel", "error"])
+        .args(["-f", "lavfi", "-i", "testsrc2=size=160x120:rate=15"])
+        .args(inputs)
         .args(["-t", "1", "-c:v", "libx264", "-g", "15", "-pix_fmt", "yuv420p"])
+        .args(encode)
         .arg(&file)
         .status()
         .expect("ffmpeg");
     assert!(st.success());
     add_path(
-        &h,
+        h,
         "aaf",
         &json!({"alwaysAvailable": true, "alwaysAvailableFile": file.to_str().unwrap()}),
     );
-    let url = format!("{}/aaf", h.rtsp_url());
+    format!("{}/aaf", h.rtsp_url())
+}
+
+#[test]
+fn always_available_file_is_looped() {
+    require_ffmpeg();
+    let (h, dir) = start("always-available-file");
+    let url = always_available_file_path(&h, &dir, &[], &[]);
     assert_eq!(probe(&url), Some(("h264".into(), 160, 120)));
     // the 1 s file played a few times by the same generator (looped, not restarted)
     std::thread::sleep(Duration::from_secs(3));
     assert_eq!(probe(&url), Some(("h264".into(), 160, 120)));
     let log = log_of(&dir);
     assert_eq!(log.matches("path aaf: started offline").count(), 1, "{}", log);
+}
+
+/// The offline stream of an `alwaysAvailableFile` carries the tracks MediaMTX takes from
+/// it (MP3 is dropped), and publishers must bring those tracks and their AAC configuration.
+#[test]
+fn always_available_file_tracks_are_checked_against_publishers() {
+    require_ffmpeg();
+    let (h, dir) = start("always-available-file-tracks");
+    let sine = ["-f", "lavfi", "-i", "sine=sample_rate=44100"];
+    let url = always_available_file_path(
+        &h,
+        &dir,
+        &[sine, sine].concat(),
+        &[
+            "-map",
+            "0",
+            "-map",
+            "1",
+            "-map",
+            "2",
+            "-c:a:0",
+            "libmp3lame",
+            "-c:a:1",
+            "aac",
+            "-ac:a:1",
+            "2",
+        ],
+    );
+    let out = Command::new("ffprobe")
+        .args(["-v", "error", "-rtsp_transport", "tcp", "-rw_timeout", "5000000"])
+        .args(["-show_entries", "stream=codec_name,sample_rate", "-of", "csv=p=0", &url])
+        .output()
+        .expect("ffprobe");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "h264\naac,44100\n");
+
+    let media =
+        |kind: &str, rest: &str, i: usize| format!("m={} 0 RTP/AVP 96\r\n{}a=control:trackID={}\r\n", kind, rest, i);
+    let video = media(
+        "video",
+        "a=rtpmap:96 H264/90000\r\na=fmtp:96 packetization-mode=1\r\n",
+        0,
+    );
+    let aac = |rate: u32, config: &str| {
+        media("audio", &format!("a=rtpmap:96 mpeg4-generic/{}/2\r\na=fmtp:96 streamtype=5; profile-level-id=1; mode=AAC-hbr; sizelength=13; indexlength=3; indexdeltalength=3; config={}\r\n", rate, config), 1)
+    };
+    let sdp = |medias: &str| format!("v=0\r\no=- 0 0 IN IP4 127.0.0.1\r\ns=x\r\nt=0 0\r\n{}", medias);
+    assert_eq!(rtsp_publish_statuses(&h, "aaf", &sdp(&video)), vec![200, 200, 400]);
+    let aac48 = format!("{}{}", video, aac(48000, "1190"));
+    assert_eq!(rtsp_publish_statuses(&h, "aaf", &sdp(&aac48)), vec![200, 200, 200, 400]);
+    for why in [
+        "wants to publish [H264], but stream expects [H264 MPEG-4 Audio]",
+        "MPEG-4 audio configuration does not match, is type=2, sampleRate=48000, channelCount=2, but stream expects type=2, sampleRate=44100, channelCount=2",
+    ] {
+        wait_until(Duration::from_secs(5), why, || log_of(&dir).contains(&format!("] closed: {}", why)));
+    }
+    let aac44 = format!("{}{}", video, aac(44100, "1210"));
+    assert_eq!(rtsp_publish_statuses(&h, "aaf", &sdp(&aac44)), vec![200, 200, 200, 200]);
 }
 
 /// mediasAreCompatible also compares the audio configuration of MPEG-4 Audio, G711 and
