@@ -520,57 +520,176 @@ pub fn serve_conn(
     (!internal).then_some(ended)
 }
 
-/// One line of a request, bounded like gortsplib's reader (a longer line or more headers
-/// than it accepts closes the connection).
-fn read_line_bounded(rd: &mut ConnReader, out: &mut String) -> std::io::Result<usize> {
-    const MAX_LINE: u64 = 8192;
-    let n = rd.by_ref().take(MAX_LINE).read_line(out)?;
-    if n as u64 == MAX_LINE && !out.ends_with('\n') {
-        return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, "line too long"));
-    }
-    Ok(n)
+/// A malformed request: the connection closes with gortsplib's text (`closed: TEXT`),
+/// without an answer.
+fn malformed(text: impl Into<String>) -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::InvalidData, text.into())
 }
 
-fn read_req(rd: &mut ConnReader, first: u8) -> std::io::Result<Option<Req>> {
-    const MAX_HEADERS: usize = 255;
-    let _ = first;
-    let mut line = String::new();
-    if read_line_bounded(rd, &mut line)? == 0 {
-        return Ok(None);
+/// io.ReadFull's text for a frame cut short.
+fn go_eof(e: std::io::Error) -> std::io::Error {
+    match e.kind() {
+        std::io::ErrorKind::UnexpectedEof => malformed("unexpected EOF"),
+        _ => e,
     }
-    let mut parts = line.split_whitespace();
-    let method = parts.next().unwrap_or("").to_string();
-    let url = parts.next().unwrap_or("").to_string();
-    let mut headers = Vec::new();
+}
+
+fn read_byte(rd: &mut ConnReader) -> std::io::Result<u8> {
+    let mut b = [0u8; 1];
+    match rd.read(&mut b)? {
+        0 => Err(malformed("EOF")),
+        _ => Ok(b[0]),
+    }
+}
+
+/// readByteEqual.
+fn read_byte_equal(rd: &mut ConnReader, want: u8) -> std::io::Result<()> {
+    let b = read_byte(rd)?;
+    if b != want {
+        return Err(malformed(format!("expected '{}', got '{}'", want as char, b as char)));
+    }
+    Ok(())
+}
+
+/// readBytesLimited: the bytes up to and including `delim`, at most `n` of them
+/// (`first`, already read, counts among them).
+fn read_limited(rd: &mut ConnReader, first: Option<u8>, delim: u8, n: usize) -> std::io::Result<Vec<u8>> {
+    let mut out: Vec<u8> = first.into_iter().collect();
     loop {
-        let mut h = String::new();
-        if read_line_bounded(rd, &mut h)? == 0 {
-            return Ok(None);
+        if out.last() == Some(&delim) {
+            return Ok(out);
         }
-        if headers.len() >= MAX_HEADERS {
-            return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, "too many headers"));
+        if out.len() >= n {
+            return Err(malformed(format!("buffer length exceeds {}", n)));
         }
-        let h = h.trim_end();
-        if h.is_empty() {
-            break;
+        out.push(read_byte(rd)?);
+    }
+}
+
+/// The request starts that gortsplib's Conn.Read recognizes; other bytes are skipped.
+fn starts_request(b0: u8, b1: u8) -> bool {
+    matches!(
+        [b0, b1],
+        [b'A', b'N']
+            | [b'D', b'E']
+            | [b'G', b'E']
+            | [b'O', b'P']
+            | [b'P', b'A']
+            | [b'P', b'L']
+            | [b'R', b'E']
+            | [b'S', b'E']
+            | [b'T', b'E']
+    )
+}
+
+/// base.ParseURL's refusals, as far as the double tells them (Go's url.Parse is
+/// approximated: control characters, bad escapes, a non-numeric port).
+fn url_is_valid(raw: &str) -> bool {
+    let Some((scheme, rest)) = raw.split_once("://") else {
+        return false;
+    };
+    let scheme_ok = scheme.eq_ignore_ascii_case("rtsp") || scheme.eq_ignore_ascii_case("rtsps");
+    let controls = raw.bytes().any(|b| b < 0x20 || b == 0x7f);
+    // the query is kept raw by Go, the rest unescaped
+    let bytes = raw.split(['?', '#']).next().unwrap_or("").as_bytes();
+    let bad_escape = bytes.iter().enumerate().any(|(i, b)| {
+        *b == b'%'
+            && !(bytes.get(i + 1).is_some_and(u8::is_ascii_hexdigit)
+                && bytes.get(i + 2).is_some_and(u8::is_ascii_hexdigit))
+    });
+    let fragment = raw.split_once('#').is_some_and(|(_, f)| !f.is_empty());
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    // after an IPv6 literal's bracket, or after the host name's last colon
+    let port = match host.strip_prefix('[') {
+        Some(v6) => v6.split_once(']').map(|(_, rest)| rest.strip_prefix(':').unwrap_or(rest)),
+        None => Some(host.rsplit_once(':').map_or("", |(_, p)| p)),
+    };
+    let port_ok = port.is_some_and(|p| p.bytes().all(|b| b.is_ascii_digit()));
+    scheme_ok && !controls && !bad_escape && !fragment && port_ok
+}
+
+/// base.Request.Unmarshal, after Conn.Read saw its first two bytes (`first` consumed):
+/// method (64 bytes), URL (2048), `RTSP/1.0`, at most 255 headers (keys 512 bytes,
+/// values 2048) and a body of at most 128 KiB.
+fn read_req(rd: &mut ConnReader, first: u8) -> std::io::Result<Req> {
+    let method = read_limited(rd, Some(first), b' ', 64)?;
+    let method = String::from_utf8_lossy(&method[..method.len() - 1]).into_owned();
+    if method.is_empty() {
+        return Err(malformed("empty method"));
+    }
+    let url = read_limited(rd, None, b' ', 2048)?;
+    let url = String::from_utf8_lossy(&url[..url.len() - 1]).into_owned();
+    if url != "*" && !url_is_valid(&url) {
+        return Err(malformed(format!("invalid URL ({})", url)));
+    }
+    let proto = read_limited(rd, None, b'\r', 64)?;
+    let proto = &proto[..proto.len() - 1];
+    if proto != b"RTSP/1.0" {
+        let bytes: Vec<String> = proto.iter().map(|b| b.to_string()).collect();
+        return Err(malformed(format!("expected 'RTSP/1.0', got [{}]", bytes.join(" "))));
+    }
+    read_byte_equal(rd, b'\n')?;
+    let headers = read_headers(rd)?;
+    let lengths: Vec<&str> = headers
+        .iter()
+        .filter(|(k, _)| k.eq_ignore_ascii_case("Content-Length"))
+        .map(|(_, v)| v.as_str())
+        .collect();
+    let mut body = Vec::new();
+    if let [cl] = lengths[..] {
+        let len = Some(cl)
+            .filter(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()))
+            .and_then(|v| v.parse::<u64>().ok())
+            .ok_or_else(|| malformed("invalid Content-Length"))?;
+        if len > 128 * 1024 {
+            return Err(malformed(format!("Content-Length exceeds 131072 (it's {})", len)));
         }
-        if let Some((k, v)) = h.split_once(':') {
-            headers.push((k.trim().to_string(), v.trim().to_string()));
+        body = vec![0u8; len as usize];
+        let mut got = 0;
+        while got < body.len() {
+            match rd.read(&mut body[got..])? {
+                0 if got == 0 => return Err(malformed("EOF")),
+                0 => return Err(malformed("unexpected EOF")),
+                n => got += n,
+            }
         }
     }
-    let len: usize = headers
-        .iter()
-        .find(|(k, _)| k.eq_ignore_ascii_case("Content-Length"))
-        .and_then(|(_, v)| v.parse().ok())
-        .unwrap_or(0);
-    let mut body = vec![0u8; len.min(1 << 20)];
-    rd.read_exact(&mut body)?;
-    Ok(Some(Req {
+    Ok(Req {
         method,
         url,
         headers,
         body,
-    }))
+    })
+}
+
+/// Header.unmarshal: `Key: value` lines up to an empty one; the key runs to the first
+/// colon (across lines if need be), leading spaces of the value are skipped.
+fn read_headers(rd: &mut ConnReader) -> std::io::Result<Vec<(String, String)>> {
+    let mut headers = Vec::new();
+    loop {
+        let b = read_byte(rd)?;
+        if b == b'\r' {
+            read_byte_equal(rd, b'\n')?;
+            return Ok(headers);
+        }
+        if headers.len() >= 255 {
+            return Err(malformed("headers count exceeds 255"));
+        }
+        // the first byte is part of the key whatever it is
+        let rest = read_limited(rd, None, b':', 511).map_err(|_| malformed("value is missing"))?;
+        let key = [&[b][..], &rest].concat();
+        let mut b = read_byte(rd)?;
+        while b == b' ' {
+            b = read_byte(rd)?;
+        }
+        let value = read_limited(rd, Some(b), b'\r', 2048)?;
+        read_byte_equal(rd, b'\n')?;
+        headers.push((
+            String::from_utf8_lossy(&key[..key.len() - 1]).into_owned(),
+            String::from_utf8_lossy(&value[..value.len() - 1]).into_owned(),
+        ));
+    }
 }
 
 /// defs.PathNoStreamAvailableError.
@@ -663,29 +782,55 @@ impl Conn {
                 rd.get_ref().inner.set_read_timeout(want)?;
                 deadline = want;
             }
-            let first = {
-                let buf = rd.fill_buf()?;
-                if buf.is_empty() {
-                    return Ok(());
-                }
-                buf[0]
-            };
-            if first == b'$' {
-                let mut hdr = [0u8; 4];
-                rd.read_exact(&mut hdr)?;
-                let len = u16::from_be_bytes([hdr[2], hdr[3]]) as usize;
-                let mut payload = vec![0u8; len];
-                rd.read_exact(&mut payload)?;
-                self.on_frame(hdr[1], payload);
-                continue;
-            }
-            let req = match read_req(rd, first)? {
-                Some(r) => r,
+            // Conn.Read: the first two bytes tell a frame, a response or a request;
+            // anything else is skipped a byte at a time
+            let first = match rd.fill_buf()?.first() {
+                Some(b) => *b,
                 None => return Ok(()),
             };
+            rd.consume(1);
+            let second = match rd.fill_buf()?.first() {
+                Some(b) => *b,
+                None => return Ok(()),
+            };
+            if first == b'$' {
+                let mut hdr = [0u8; 3];
+                rd.read_exact(&mut hdr).map_err(go_eof)?;
+                let len = u16::from_be_bytes([hdr[1], hdr[2]]) as usize;
+                let mut payload = vec![0u8; len];
+                rd.read_exact(&mut payload).map_err(go_eof)?;
+                // readFuncStandard: frames belong to a TCP session playing or recording
+                if !self.reads_frames() {
+                    return Err(malformed("received unexpected interleaved frame"));
+                }
+                self.on_frame(hdr[0], payload);
+                continue;
+            }
+            if [first, second] == *b"RT" {
+                return Err(malformed("received unexpected response"));
+            }
+            if !starts_request(first, second) {
+                continue;
+            }
+            let req = read_req(rd, first)?;
             if !self.on_request(&req) {
                 return Ok(());
             }
+        }
+    }
+
+    /// After PLAY/RECORD over TCP, gortsplib reads interleaved frames (readFuncTCP).
+    fn reads_frames(&self) -> bool {
+        match &self.role {
+            Role::Publisher {
+                chmap, pub_in: Some(_), ..
+            } => !chmap.is_empty(),
+            Role::Reader {
+                chans,
+                playing: Some(_),
+                ..
+            } => chans.iter().any(|c| c.is_some()),
+            _ => false,
         }
     }
 
@@ -1831,4 +1976,34 @@ fn media_index_pub(p: &str, sdp: &media::Sdp) -> Option<usize> {
         return Some(0);
     }
     split_track(p).1.filter(|i| *i < sdp.medias.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::url_is_valid;
+
+    #[test]
+    fn request_urls_are_checked_like_gortsplib() {
+        for ok in [
+            "rtsp://127.0.0.1:8554/cam",
+            "RTSPS://h/cam?x=%zz",
+            "rtsp://[::1]:8554/cam/trackID=0",
+            "rtsp://[::1]/cam",
+            "rtsp://user:p%40ss@h:8554/cam",
+            "rtsp://h:/cam",
+        ] {
+            assert!(url_is_valid(ok), "{}", ok);
+        }
+        for bad in [
+            "http://h/cam",
+            "/cam",
+            "rtsp://h/c%zam",
+            "rtsp://h/cam#frag",
+            "rtsp://h:port/cam",
+            "rtsp://h/c\u{7f}am",
+            "rtsp://[::1/cam",
+        ] {
+            assert!(!url_is_valid(bad), "{}", bad);
+        }
+    }
 }
