@@ -225,8 +225,8 @@ struct Session {
 /// Serves one connection; for RTMPS `tcp` is the plain side of the TLS proxy, whose
 /// handshake is still under way when the connection is listed and its hooks started
 /// (MediaMTX's conn starts before Go's TLS handshakes at its first read).
-fn conn(shared: Arc<Shared>, tcp: TcpStream, remote: SocketAddr, handshake: Option<crate::rtsps::Handshake>) {
-    let encrypted = handshake.is_some();
+fn conn(shared: Arc<Shared>, tcp: TcpStream, remote: SocketAddr, front: crate::servers::Front) {
+    let encrypted = front.tls;
     let remote = Some(remote);
     let num = shared.id();
     let (Ok(wtcp), Ok(rtcp), Ok(ctcp)) = (tcp.try_clone(), tcp.try_clone(), tcp.try_clone()) else {
@@ -281,8 +281,8 @@ fn conn(shared: Arc<Shared>, tcp: TcpStream, remote: SocketAddr, handshake: Opti
     // kicked (the API unlisted it) or its server closed: MediaMTX cancels the conn
     let kicked = shared.rtmp.conns.lock().unwrap().remove(&num).is_none();
     let terminated = kicked || closings != crate::servers::closings(&shared, server);
-    let reason = match (handshake.as_ref().and_then(|h| h.get()), res) {
-        (Some(tls_error), _) => tls_error.clone(),
+    let reason = match (front.error(), res) {
+        (Some(front_error), _) => front_error,
         _ if terminated => "terminated".to_string(),
         (None, Ok(())) => "EOF".to_string(),
         (None, Err(e)) => crate::util::go_read_error(&e, ends.0, ends.1),

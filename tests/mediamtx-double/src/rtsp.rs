@@ -101,7 +101,7 @@ impl Transport {
 pub const SERVER: crate::servers::Kind = crate::servers::Kind {
     name: "RTSP",
     settings,
-    serve: crate::servers::Serve::Raw(public_conn),
+    serve: crate::servers::Serve::Raw(conn),
     held_off: crate::servers::never,
     proxy_protocol: Some("rtspTrustedProxies"),
 };
@@ -157,10 +157,6 @@ fn settings(g: &serde_json::Map<String, serde_json::Value>, _: &str) -> Option<c
         tls: None,
         others,
     })
-}
-
-fn public_conn(shared: Arc<Shared>, tcp: TcpStream, peer: SocketAddr, _: Option<crate::rtsps::Handshake>) {
-    conn(shared, tcp, peer, None)
 }
 
 /// gortsplib's RTP-Info of a PLAY answer: per media set up, in that order, its URL and,
@@ -356,14 +352,14 @@ fn writer(tcp: TcpStream, rx: Receiver<Out>, entry: Arc<ConnEntry>) {
 /// TLS is terminated by `rtsps` (`tcp` is then the loopback socket carrying it).
 /// `tunnel`: "none", or "http"/"websocket" for RTSP carried by `rtsp_tunnel`/`rtsp_ws`
 /// (through loopback too).
-/// A connection accepted by the RTSP server, or by the RTSPS server with the outcome of
-/// its TLS handshake (listed and its hooks started before it, as gortsplib does).
-pub fn conn(shared: Arc<Shared>, tcp: TcpStream, peer: SocketAddr, handshake: Option<crate::rtsps::Handshake>) {
-    let tls = handshake.is_some();
+/// A connection accepted by the RTSP or RTSPS server, with what is in front of it (a
+/// TLS handshake, a PROXY header) and its outcome: the connection is listed and its
+/// hooks started before, as gortsplib does.
+pub fn conn(shared: Arc<Shared>, tcp: TcpStream, peer: SocketAddr, front: crate::servers::Front) {
+    let tls = front.tls;
     let ended = serve_conn(shared.clone(), tcp, Some(peer), tls, "none", Hooks::Open);
-    // a failed TLS handshake is what ended the connection, whatever the plain side saw
-    let tls_error = handshake.as_ref().and_then(|h| h.get()).cloned();
-    if let Some(e) = tls_error.or(ended) {
+    // a failure in front is what ended the connection, whatever the plain side saw
+    if let Some(e) = front.error().or(ended) {
         shared.log_as(&conn_scope(tls, peer), "INF", &format!("closed: {}", e));
     }
 }
@@ -602,7 +598,9 @@ fn url_is_valid(raw: &str) -> bool {
     let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
     // after an IPv6 literal's bracket, or after the host name's last colon
     let port = match host.strip_prefix('[') {
-        Some(v6) => v6.split_once(']').map(|(_, rest)| rest.strip_prefix(':').unwrap_or(rest)),
+        Some(v6) => v6
+            .split_once(']')
+            .map(|(_, rest)| rest.strip_prefix(':').unwrap_or(rest)),
         None => Some(host.rsplit_once(':').map_or("", |(_, p)| p)),
     };
     let port_ok = port.is_some_and(|p| p.bytes().all(|b| b.is_ascii_digit()));

@@ -44,8 +44,8 @@ fn settings(g: &Map<String, Value>, _: &str) -> Option<Settings> {
 }
 
 /// The plain side of a TLS termination, served by the RTSP server's code.
-fn plain_conn(shared: Arc<Shared>, tcp: TcpStream, peer: SocketAddr, handshake: Option<Handshake>) {
-    crate::rtsp::conn(shared, tcp, peer, handshake)
+fn plain_conn(shared: Arc<Shared>, tcp: TcpStream, peer: SocketAddr, front: crate::servers::Front) {
+    crate::rtsp::conn(shared, tcp, peer, front)
 }
 
 /// A TLS server context from PEM key and certificate files (also the HTTPS servers').

@@ -34,7 +34,7 @@ pub enum Serve {
     HttpConn(fn(Arc<Shared>, TcpStream, SocketAddr)),
     /// the protocol's own code, given the client's address and, when encrypted, the
     /// outcome of the TLS handshake (done behind the plain side, see `rtsps::lazy_tls`)
-    Raw(fn(Arc<Shared>, TcpStream, SocketAddr, Option<Handshake>)),
+    Raw(fn(Arc<Shared>, TcpStream, SocketAddr, Front)),
 }
 
 impl Serve {
@@ -535,12 +535,12 @@ pub fn serve(shared: Arc<Shared>, hold: PortHold, kind: Kind, started: Arc<std::
                 let tls = r.tls.clone();
                 std::thread::spawn(move || {
                     match (client_of(&sh, &s, peer, kind), tls) {
-                        (None, _) => {}
-                        (Some(peer), Some(tls)) => tls_conn(&sh, s, peer, tls, kind),
-                        (Some(peer), None) => match kind.serve {
+                        (Err(e), tls) => malformed_proxy_header(&sh, s, peer, kind, tls.is_some(), e),
+                        (Ok(peer), Some(tls)) => tls_conn(&sh, s, peer, tls, kind),
+                        (Ok(peer), None) => match kind.serve {
                             Serve::Http(handle) => http_conn(&sh, s, peer, kind.name, handle),
                             Serve::HttpConn(serve) => serve(sh.clone(), s, peer),
-                            Serve::Raw(serve) => serve(sh.clone(), s, peer, None),
+                            Serve::Raw(serve) => serve(sh.clone(), s, peer, Front::default()),
                         },
                     }
                     lock(&open).remove(&id);
@@ -556,12 +556,27 @@ pub fn serve(shared: Arc<Shared>, hold: PortHold, kind: Kind, started: Arc<std::
     }
 }
 
+/// What stands in front of a raw server's protocol code: TLS (RTSPS, RTMPS), and the
+/// error that ended the connection there (a failed TLS handshake, a malformed PROXY
+/// header), which is then the connection's closing reason whatever its protocol saw.
+#[derive(Clone, Default)]
+pub struct Front {
+    pub tls: bool,
+    pub failed: Handshake,
+}
+
+impl Front {
+    pub fn error(&self) -> Option<String> {
+        self.failed.get().cloned()
+    }
+}
+
 /// The client of an accepted connection: its peer, or behind a peer in the server's
-/// trusted proxies the client its PROXY header names (proxy.Listener, read before TLS).
-/// None when that header is malformed: the connection is closed and the error logged.
-fn client_of(shared: &Shared, s: &TcpStream, peer: SocketAddr, kind: Kind) -> Option<SocketAddr> {
+/// trusted proxies the client its PROXY header names (proxy.Listener, read before TLS);
+/// the header's error when it is malformed.
+fn client_of(shared: &Shared, s: &TcpStream, peer: SocketAddr, kind: Kind) -> Result<SocketAddr, String> {
     let Some(field) = kind.proxy_protocol else {
-        return Some(peer);
+        return Ok(peer);
     };
     let proxies: Vec<String> = {
         let st = shared.lock();
@@ -569,19 +584,29 @@ fn client_of(shared: &Shared, s: &TcpStream, peer: SocketAddr, kind: Kind) -> Op
         v.and_then(|v| serde_json::from_value(v).ok()).unwrap_or_default()
     };
     if !ip_trusted(peer.ip(), &proxies) {
-        return Some(peer);
+        return Ok(peer);
     }
     // go-proxyproto's DefaultReadHeaderTimeout
-    match crate::proxy_protocol::read_header(s, Duration::from_secs(10)) {
-        Ok(client) => Some(client.unwrap_or(peer)),
-        Err(e) => {
-            shared.log_as(
-                &crate::logger::Scope::conn(kind.name, peer),
-                "INF",
-                &format!("closed: {}", e),
-            );
+    crate::proxy_protocol::read_header(s, Duration::from_secs(10)).map(|client| client.unwrap_or(peer))
+}
+
+/// A connection whose PROXY header is malformed: go-proxyproto reports the error at the
+/// first read only (RemoteAddr falls back to the peer), so MediaMTX lists it under the
+/// peer's address and runs its hooks before it closes with that error. Nothing more is
+/// read from it.
+fn malformed_proxy_header(shared: &Arc<Shared>, s: TcpStream, peer: SocketAddr, kind: Kind, tls: bool, e: String) {
+    let _ = s.shutdown(Shutdown::Read);
+    match kind.serve {
+        Serve::Raw(serve) => {
+            let front = Front {
+                tls,
+                ..Front::default()
+            };
+            let _ = front.failed.set(e);
+            serve(shared.clone(), s, peer, front)
+        }
+        _ => {
             let _ = s.shutdown(Shutdown::Both);
-            None
         }
     }
 }
@@ -600,7 +625,15 @@ fn tls_conn(shared: &Arc<Shared>, s: TcpStream, peer: SocketAddr, tls: Arc<SslAc
     match kind.serve {
         Serve::Http(handle) => http_conn(shared, plain, peer, kind.name, handle),
         Serve::HttpConn(serve) => serve(shared.clone(), plain, peer),
-        Serve::Raw(serve) => serve(shared.clone(), plain, peer, Some(handshake)),
+        Serve::Raw(serve) => serve(
+            shared.clone(),
+            plain,
+            peer,
+            Front {
+                tls: true,
+                failed: handshake,
+            },
+        ),
     }
 }
 

@@ -255,17 +255,27 @@ fn proxy_protocol_headers_from_trusted_proxies_name_the_client() {
         c.local_addr().unwrap().to_string()
     );
 
-    // a malformed header closes the connection
-    let mut d = std::net::TcpStream::connect(("127.0.0.1", h.rtsp_port)).unwrap();
-    d.write_all(b"PROXY TCP4 300.1.1.1 10.0.0.1 1 2\r\n").unwrap();
-    d.set_read_timeout(Some(WAIT)).unwrap();
-    assert_eq!(
-        std::io::Read::read(&mut d, &mut [0u8; 16]).unwrap_or(0),
-        0,
-        "not closed"
-    );
-    let closed_line = format!("INF [RTSP] [conn {}] closed: proxyproto: ", d.local_addr().unwrap());
-    assert!(log_of(&dir).contains(&closed_line), "{}", log_of(&dir));
+    // a malformed header closes the connection, opened under the peer's address first
+    // (go-proxyproto fails at the first read, after MediaMTX listed the connection)
+    for (server, port, header) in [
+        ("RTSP", h.rtsp_port, &b"PROXY TCP4 300.1.1.1 10.0.0.1 1 2\r\n"[..]),
+        ("RTMP", h.rtmp_port, &b"\r\n\r\n\0\r\nQUIT\n\x21\x11\x00\x01x"[..]),
+    ] {
+        let mut d = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        d.write_all(header).unwrap();
+        d.set_read_timeout(Some(WAIT)).unwrap();
+        assert_eq!(
+            std::io::Read::read(&mut d, &mut [0u8; 16]).unwrap_or(0),
+            0,
+            "not closed"
+        );
+        let conn = format!("INF [{}] [conn {}] ", server, d.local_addr().unwrap());
+        let closed = format!("{}closed: proxyproto: ", conn);
+        wait_until(WAIT, &closed.clone(), || log_of(&dir).contains(&closed));
+        let log = log_of(&dir);
+        let opened = log.find(&format!("{}opened", conn));
+        assert!(opened.is_some_and(|at| at < log.find(&closed).unwrap()), "{}", log);
+    }
 
     // not trusted: no header is waited for (a trusted peer that sends nothing is listed
     // only after go-proxyproto's 10 s), the connection is the peer's
