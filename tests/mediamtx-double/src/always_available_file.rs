@@ -74,11 +74,7 @@ fn read_moov(path: &str) -> Result<Vec<u8>, String> {
 
 /// The box reached from `from` through the first child of each type in `types`.
 fn path_of(buf: &[u8], from: &BoxRef, types: &[&[u8; 4]]) -> Option<BoxRef> {
-    let mut cur = BoxRef {
-        typ: from.typ,
-        body: from.body,
-        end: from.end,
-    };
+    let mut cur = *from;
     for t in types {
         cur = children(buf, cur.body, cur.end).into_iter().find(|b| &b.typ == *t)?;
     }

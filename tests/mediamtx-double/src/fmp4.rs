@@ -12,6 +12,7 @@ use std::io::{Read, Write};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// One box: type, start of its payload, end (offsets into the buffer it was found in).
+#[derive(Clone, Copy)]
 pub(crate) struct BoxRef {
     pub(crate) typ: [u8; 4],
     pub(crate) body: usize,

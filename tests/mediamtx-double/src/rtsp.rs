@@ -348,10 +348,6 @@ fn writer(tcp: TcpStream, rx: Receiver<Out>, entry: Arc<ConnEntry>) {
     let _ = raw.shutdown(Shutdown::Both);
 }
 
-/// Serves one connection. `peer` and `tls`: a connection of the RTSPS server, whose
-/// TLS is terminated by `rtsps` (`tcp` is then the loopback socket carrying it).
-/// `tunnel`: "none", or "http"/"websocket" for RTSP carried by `rtsp_tunnel`/`rtsp_ws`
-/// (through loopback too).
 /// A connection accepted by the RTSP or RTSPS server, with what is in front of it (a
 /// TLS handshake, a PROXY header) and its outcome: the connection is listed and its
 /// hooks started before, as gortsplib does.
@@ -394,7 +390,10 @@ pub fn conn_type(tls: bool) -> &'static str {
 /// Serves an RTSP connection until it ends; returns the error it ended with, as
 /// gortsplib's ServerConn reports it (`EOF`, `terminated`, a request's error, a read
 /// error), for the caller to log; none for the double's own connections and the legs of
-/// an HTTP tunnel (logged by the tunnel).
+/// an HTTP tunnel (logged by the tunnel). `tls`: a connection of the RTSPS server, whose
+/// TLS is terminated by `rtsps` (`tcp` is then the loopback socket carrying it);
+/// `tunnel`: "none", or "http"/"websocket" for RTSP carried by `rtsp_tunnel`/`rtsp_ws`
+/// (through loopback too).
 pub fn serve_conn(
     shared: Arc<Shared>,
     tcp: TcpStream,
@@ -520,14 +519,6 @@ pub fn serve_conn(
 /// without an answer.
 fn malformed(text: impl Into<String>) -> std::io::Error {
     std::io::Error::new(std::io::ErrorKind::InvalidData, text.into())
-}
-
-/// io.ReadFull's text for a frame cut short.
-fn go_eof(e: std::io::Error) -> std::io::Error {
-    match e.kind() {
-        std::io::ErrorKind::UnexpectedEof => malformed("unexpected EOF"),
-        _ => e,
-    }
 }
 
 fn read_byte(rd: &mut ConnReader) -> std::io::Result<u8> {
@@ -793,10 +784,10 @@ impl Conn {
             };
             if first == b'$' {
                 let mut hdr = [0u8; 3];
-                rd.read_exact(&mut hdr).map_err(go_eof)?;
+                rd.read_exact(&mut hdr)?;
                 let len = u16::from_be_bytes([hdr[1], hdr[2]]) as usize;
                 let mut payload = vec![0u8; len];
-                rd.read_exact(&mut payload).map_err(go_eof)?;
+                rd.read_exact(&mut payload)?;
                 // readFuncStandard: frames belong to a TCP session playing or recording
                 if !self.reads_frames() {
                     return Err(malformed("received unexpected interleaved frame"));

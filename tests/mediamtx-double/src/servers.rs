@@ -32,8 +32,8 @@ pub enum Serve {
     /// HTTP with a connection loop of its own (the API: fault injection), given the
     /// client's address
     HttpConn(fn(Arc<Shared>, TcpStream, SocketAddr)),
-    /// the protocol's own code, given the client's address and, when encrypted, the
-    /// outcome of the TLS handshake (done behind the plain side, see `rtsps::lazy_tls`)
+    /// the protocol's own code, given the client's address and what is in front of it
+    /// (TLS, done behind the plain side, see `rtsps::lazy_tls`; a failed PROXY header)
     Raw(fn(Arc<Shared>, TcpStream, SocketAddr, Front)),
 }
 
