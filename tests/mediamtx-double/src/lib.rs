@@ -316,6 +316,8 @@ pub fn start(opts: Options) -> std::io::Result<Handle> {
         jwks: Default::default(),
     });
     logger::configure(&shared.log_conf, &shared.lock().global);
+    // a configuration file can start the RTSP server without UDP listeners
+    udp.follow(&shared);
     {
         // configured paths exist from the start
         let mut st = shared.lock();

@@ -5,7 +5,7 @@
 use crate::core::Shared;
 use std::collections::HashMap;
 use std::net::{SocketAddr, UdpSocket};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -69,9 +69,13 @@ impl Sockets {
 }
 
 pub struct UdpServer {
-    /// those in use: moved when the RTSP server starts on other addresses
+    /// those in use (the start's, parked, while there are no UDP listeners)
     current: RwLock<Sockets>,
-    /// those bound at start, kept for the whole run (so that their ports stay ours)
+    /// whether `current` listens: MediaMTX has UDP listeners only while its RTSP server
+    /// runs with UDP among `rtspTransports`
+    listening: AtomicBool,
+    /// those bound at start, kept for the whole run so that their ports stay ours;
+    /// parked while not in use
     initial: Sockets,
     /// how many times `current` moved (the receiving threads compare, not lock, per packet)
     moves: AtomicU64,
@@ -83,11 +87,57 @@ pub struct UdpServer {
 /// (the `udpMaxPayloadSize` setting only sizes the packets MediaMTX itself makes).
 pub const MAX_PAYLOAD: usize = 1472;
 
+/// The RTP and RTCP ports MediaMTX listens on for a global configuration, if any.
+fn wanted_ports(g: &serde_json::Map<String, serde_json::Value>) -> Option<(u16, u16)> {
+    let udp = g
+        .get("rtspTransports")
+        .and_then(|v| v.as_array())
+        .is_some_and(|t| t.iter().any(|t| t == "udp"));
+    if !(crate::api::rtsp_servers_on(g).0 && udp) {
+        return None;
+    }
+    let port = |k: &str| crate::conf::port_of(g.get(k).and_then(|v| v.as_str()).unwrap_or(""));
+    Some((port("rtpAddress")?, port("rtcpAddress")?))
+}
+
+/// Parks a socket on `port`, or takes it out of parking: connected to itself it
+/// receives nothing any peer sends, so the kernel answers datagrams to its port with
+/// ICMP port unreachable as if nothing were bound there, while the port stays ours.
+fn park(s: &UdpSocket, port: u16, parked: bool) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    if parked {
+        return s.connect(("127.0.0.1", port));
+    }
+    let unspec = libc::sockaddr {
+        sa_family: libc::AF_UNSPEC as libc::sa_family_t,
+        sa_data: [0; 14],
+    };
+    // SAFETY: a valid socket and an address of the size given (connect to AF_UNSPEC
+    // dissolves a UDP socket's association).
+    let rc = unsafe {
+        libc::connect(
+            s.as_raw_fd(),
+            &unspec,
+            std::mem::size_of::<libc::sockaddr>() as libc::socklen_t,
+        )
+    };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    if s.local_addr()?.port() != 0 {
+        return Ok(());
+    }
+    // a socket bound to port 0 loses the port it was given when dissolved: bound again
+    // at once (the port is free for that instant)
+    crate::util::bind_loopback(s.as_raw_fd(), port)
+}
+
 impl UdpServer {
     pub fn bind(rtp_port: u16, rtcp_port: u16) -> std::io::Result<UdpServer> {
         let initial = Sockets::bind(rtp_port, rtcp_port)?;
         Ok(UdpServer {
             current: RwLock::new(initial.clone()),
+            listening: AtomicBool::new(true),
             initial,
             moves: AtomicU64::new(0),
             targets: Mutex::new(HashMap::new()),
@@ -104,34 +154,40 @@ impl UdpServer {
         (self.initial.rtp_port, self.initial.rtcp_port)
     }
 
-    /// Follows `rtpAddress`/`rtcpAddress` when the RTSP server (re)starts, as MediaMTX
-    /// creates its UDP listeners with it: the ports of the addresses (the start's sockets
-    /// when they are those). A port that cannot be bound is logged and the sockets stay.
+    fn park_initial(&self, parked: bool) -> std::io::Result<()> {
+        park(&self.initial.rtp, self.initial.rtp_port, parked)?;
+        park(&self.initial.rtcp, self.initial.rtcp_port, parked)
+    }
+
+    /// Follows the configuration when the RTSP server (re)starts, as MediaMTX creates
+    /// its UDP listeners with it: none unless the server runs with UDP among its
+    /// transports, else on the ports of `rtpAddress`/`rtcpAddress` (the start's sockets
+    /// when they are those). A port that cannot be bound is logged and nothing moves.
     pub fn follow(&self, shared: &Shared) {
-        let port = |k: &str| {
-            let st = shared.lock();
-            crate::conf::port_of(st.global.get(k).and_then(|v| v.as_str()).unwrap_or(""))
-        };
-        let (Some(rtp), Some(rtcp)) = (port("rtpAddress"), port("rtcpAddress")) else {
-            return;
-        };
+        let wanted = wanted_ports(&shared.lock().global);
         let cur = self.sockets();
-        if (cur.rtp_port, cur.rtcp_port) == (rtp, rtcp) {
-            return;
-        }
-        let moved = if (rtp, rtcp) == self.initial_ports() {
-            Ok(self.initial.clone())
-        } else {
-            Sockets::bind(rtp, rtcp)
+        let listening = self.listening.load(Ordering::Acquire);
+        let moved = match wanted {
+            None if !listening => return,
+            None => self.park_initial(true).map(|_| (self.initial.clone(), false)),
+            Some(ports) if listening && (cur.rtp_port, cur.rtcp_port) == ports => return,
+            Some(ports) if ports == self.initial_ports() => {
+                self.park_initial(false).map(|_| (self.initial.clone(), true))
+            }
+            Some((rtp, rtcp)) => Sockets::bind(rtp, rtcp).and_then(|s| {
+                self.park_initial(true)?;
+                Ok((s, true))
+            }),
         };
         match moved {
-            Ok(s) => {
+            Ok((s, listening)) => {
                 *self.current.write().unwrap() = s;
+                self.listening.store(listening, Ordering::Release);
                 self.moves.fetch_add(1, Ordering::Release);
             }
             Err(e) => shared.log(&format!(
                 "ERR listen udp :{}: bind: {}",
-                rtp,
+                wanted.map_or(0, |(rtp, _)| rtp),
                 crate::conf::go_io_error(&e)
             )),
         }

@@ -259,22 +259,7 @@ fn shared_port_socket(port: u16, reuse_addr: bool) -> std::io::Result<std::os::f
                 return Err(std::io::Error::last_os_error());
             }
         }
-        let addr = libc::sockaddr_in {
-            sin_family: libc::AF_INET as libc::sa_family_t,
-            sin_port: port.to_be(),
-            sin_addr: libc::in_addr {
-                s_addr: u32::from(std::net::Ipv4Addr::LOCALHOST).to_be(),
-            },
-            sin_zero: [0; 8],
-        };
-        let rc = libc::bind(
-            socket.as_raw_fd(),
-            &addr as *const _ as *const libc::sockaddr,
-            std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
-        );
-        if rc != 0 {
-            return Err(std::io::Error::last_os_error());
-        }
+        crate::util::bind_loopback(socket.as_raw_fd(), port)?;
         Ok(socket)
     }
 }

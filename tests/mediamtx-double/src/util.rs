@@ -431,6 +431,31 @@ pub fn go_read_error(e: &std::io::Error, local: Option<SocketAddr>, remote: Opti
     }
 }
 
+/// Binds a socket to 127.0.0.1:`port` (for sockets std cannot make: options set before
+/// binding, or bound again after losing their port).
+pub fn bind_loopback(fd: std::os::fd::RawFd, port: u16) -> std::io::Result<()> {
+    let addr = libc::sockaddr_in {
+        sin_family: libc::AF_INET as libc::sa_family_t,
+        sin_port: port.to_be(),
+        sin_addr: libc::in_addr {
+            s_addr: u32::from(std::net::Ipv4Addr::LOCALHOST).to_be(),
+        },
+        sin_zero: [0; 8],
+    };
+    // SAFETY: the caller's socket and an IPv4 address of the size given.
+    let rc = unsafe {
+        libc::bind(
+            fd,
+            &addr as *const libc::sockaddr_in as *const libc::sockaddr,
+            std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
+        )
+    };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

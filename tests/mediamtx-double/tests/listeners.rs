@@ -327,3 +327,40 @@ fn the_rtsp_udp_listeners_move_with_rtp_and_rtcp_address() {
     assert!(a.contains(&format!(";server_port={}-{}", rtp, rtcp)), "{}", a);
     assert!(read_frames(&u, "udp", 15, &dir.join("r.md5")) >= 15);
 }
+
+/// Whether a datagram sent to 127.0.0.1:`port` is refused (ICMP port unreachable), as
+/// when nothing listens there.
+fn udp_refused(port: u16) -> bool {
+    let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    s.connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
+    let _ = s.send(b"x");
+    let mut buf = [0u8; 16];
+    match s.recv(&mut buf) {
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => true,
+        Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => false,
+        other => panic!("unexpected answer on UDP port {}: {:?}", port, other),
+    }
+}
+
+/// MediaMTX has UDP listeners only while its RTSP server runs with UDP among
+/// `rtspTransports`: otherwise a datagram to `rtpAddress`/`rtcpAddress` finds no socket.
+#[test]
+fn the_rtsp_udp_listeners_exist_only_while_udp_is_a_transport() {
+    let (h, _dir) = start("listeners-udp-off");
+    let ports = [h.rtp_port, h.rtcp_port];
+    assert!(ports.iter().all(|p| !udp_refused(*p)), "UDP listeners at start");
+    patch_global(&h, json!({"rtspTransports": ["tcp"]}));
+    assert!(ports.iter().all(|p| udp_refused(*p)), "UDP listeners without UDP");
+    patch_global(&h, json!({"rtspTransports": ["udp", "tcp"]}));
+    assert!(ports.iter().all(|p| !udp_refused(*p)), "UDP listeners back with UDP");
+    patch_global(&h, json!({"rtsp": false}));
+    assert!(
+        ports.iter().all(|p| udp_refused(*p)),
+        "UDP listeners with the RTSP server off"
+    );
+    patch_global(&h, json!({"rtsp": true, "rtspEncryption": "strict"}));
+    assert!(ports.iter().all(|p| udp_refused(*p)), "UDP listeners with RTSPS only");
+    patch_global(&h, json!({"rtspEncryption": "no"}));
+    assert!(ports.iter().all(|p| !udp_refused(*p)), "UDP listeners back");
+}
