@@ -5,7 +5,6 @@ use crate::core::{self, ApiMode, Shared};
 use crate::http::{self, Request, Response};
 use crate::recordings;
 use serde_json::{json, Map, Value};
-use std::io::BufReader;
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -116,11 +115,11 @@ fn api_conn(shared: Arc<Shared>, s: TcpStream, peer: std::net::SocketAddr) {
         return;
     }
     let peer = Some(peer);
-    let mut rd = BufReader::new(s);
+    let read_timeout = crate::conf::duration_of(&shared.lock().global, "readTimeout");
+    let mut conn = crate::http_read::Conn::new(s, read_timeout, crate::http_read::IDLE_TIMEOUT);
     loop {
-        let req = match http::read_request(&mut rd) {
-            Ok(Some(r)) => r,
-            _ => return,
+        let Some(req) = crate::http_read::read_request(&mut conn) else {
+            return;
         };
         // fault injection
         let (mode, delay, fail) = {
@@ -190,15 +189,14 @@ fn api_conn(shared: Arc<Shared>, s: TcpStream, peer: std::net::SocketAddr) {
                 shared.refused.lock().unwrap().push(json!({
                     "method": req.method,
                     "path": req.path,
-                    "body": String::from_utf8_lossy(&req.body),
+                    "body": String::from_utf8_lossy(&req.body_read()),
                     "error": error,
                 }));
             }
             r
         };
         crate::servers::add_allowed_origin(&shared, "api", &req, &mut resp);
-        let ka = req.keep_alive();
-        if http::write_response(&mut w, &resp, ka).is_err() || !ka {
+        if !http::respond(&mut w, &resp, &req) {
             let _ = w.shutdown(Shutdown::Both);
             return;
         }
@@ -307,7 +305,7 @@ pub fn handle_v3(shared: &Arc<Shared>, req: &Request) -> Response {
             return Response::json(200, &global_json(&st.global));
         }
         ("PATCH", "/v3/config/global/patch") => {
-            let sent = match conf::decode_body(&req.body, GLOBAL_FIELDS) {
+            let sent = match req.config_body().and_then(|b| conf::decode_body(&b, GLOBAL_FIELDS)) {
                 Ok(s) => s,
                 Err(e) => return Response::error(400, &e),
             };
@@ -348,7 +346,7 @@ pub fn handle_v3(shared: &Arc<Shared>, req: &Request) -> Response {
             return Response::json(200, &Value::Object(d));
         }
         ("PATCH", "/v3/config/pathdefaults/patch") => {
-            let sent = match conf::decode_body(&req.body, PATH_FIELDS) {
+            let sent = match req.config_body().and_then(|b| conf::decode_body(&b, PATH_FIELDS)) {
                 Ok(s) => s,
                 Err(e) => return Response::error(400, &e),
             };
@@ -717,7 +715,7 @@ fn config_path_op(shared: &Arc<Shared>, req: &Request, op: &str, name: &str) -> 
     let sent = if op == "delete" {
         Map::new()
     } else {
-        match conf::decode_body(&req.body, PATH_FIELDS) {
+        match req.config_body().and_then(|b| conf::decode_body(&b, PATH_FIELDS)) {
             Ok(s) => s,
             Err(e) => return Response::error(400, &e),
         }
@@ -796,11 +794,11 @@ fn control_conn(shared: Arc<Shared>, s: TcpStream) {
         Ok(w) => w,
         Err(_) => return,
     };
-    let mut rd = BufReader::new(s);
-    while let Ok(Some(req)) = http::read_request(&mut rd) {
+    // the double's own surface: no deadlines
+    let mut conn = crate::http_read::Conn::new(s, Duration::MAX, Duration::MAX);
+    while let Some(req) = crate::http_read::read_request(&mut conn) {
         let resp = handle_control(&shared, &req);
-        let ka = req.keep_alive();
-        if http::write_response(&mut w, &resp, ka).is_err() || !ka {
+        if !http::respond(&mut w, &resp, &req) {
             return;
         }
     }

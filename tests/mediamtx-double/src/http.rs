@@ -1,17 +1,57 @@
-//! Minimal HTTP/1.1 request parsing and response writing (keep-alive, Content-Length bodies).
+//! HTTP/1.x requests (read by http_read as Go's net/http reads them) and the answers
+//! written to them (Content-Length bodies, keep-alive).
 
-use std::io::{self, BufRead, BufReader, Read, Write};
+use crate::http_read::Body;
+use std::cell::RefCell;
+use std::io::{self, Write};
 use std::net::TcpStream;
 
-pub struct Request {
+pub struct Request<'c> {
     pub method: String,
+    /// unescaped, as routers see it
     pub path: String,
     pub raw_query: String,
+    /// canonical keys, as sent
     pub headers: Vec<(String, String)>,
-    pub body: Vec<u8>,
+    http10: bool,
+    /// shouldClose: the client asked for the connection to end after the answer
+    close: bool,
+    /// read when a handler reads it
+    body: RefCell<Body<'c>>,
 }
 
-impl Request {
+impl<'c> Request<'c> {
+    pub(crate) fn new(
+        method: String,
+        path: String,
+        raw_query: String,
+        headers: Vec<(String, String)>,
+        http10: bool,
+        close: bool,
+        body: RefCell<Body<'c>>,
+    ) -> Request<'c> {
+        Request {
+            method,
+            path,
+            raw_query,
+            headers,
+            http10,
+            close,
+            body,
+        }
+    }
+
+    /// The body, as MediaMTX's config handlers read it (at most 10 MiB), or the error
+    /// they report.
+    pub fn config_body(&self) -> Result<Vec<u8>, String> {
+        crate::http_read::read_config_body(&self.body)
+    }
+
+    /// What a handler read of the body.
+    pub fn body_read(&self) -> Vec<u8> {
+        crate::http_read::body_read(&self.body)
+    }
+
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
@@ -28,10 +68,6 @@ impl Request {
             }
         }
         None
-    }
-
-    pub fn keep_alive(&self) -> bool {
-        !matches!(self.header("Connection"), Some(v) if v.eq_ignore_ascii_case("close"))
     }
 }
 
@@ -59,123 +95,6 @@ pub fn percent_decode(s: &str, plus_is_space: bool) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
-/// Go's http.Server reads a request's head from the connection through a limit of
-/// DefaultMaxHeaderBytes (1 MiB, MediaMTX sets no MaxHeaderBytes) plus 4096 bytes of
-/// slack (initialReadLimitSize); past it, it answers 431 and closes.
-const MAX_HEAD: u64 = (1 << 20) + 4096;
-
-/// What net/http's conn.serve writes for errTooLarge: HTTP/1.1, no Content-Length.
-const TOO_LARGE: &str = "HTTP/1.1 431 Request Header Fields Too Large\r\n\
-    Content-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n\
-    431 Request Header Fields Too Large";
-
-/// read_line within what is left of the head's byte budget.
-fn read_line_bounded(r: &mut BufReader<TcpStream>, line: &mut String, budget: &mut u64) -> io::Result<usize> {
-    if *budget == 0 {
-        return Err(io::Error::new(io::ErrorKind::InvalidData, "request too large"));
-    }
-    let n = r.by_ref().take(*budget).read_line(line)?;
-    *budget -= n as u64;
-    if *budget == 0 && !line.ends_with('\n') {
-        return Err(io::Error::new(io::ErrorKind::InvalidData, "request too large"));
-    }
-    Ok(n)
-}
-
-/// Like Go's closeWriteAndWait after the 431: the answer, a FIN, then up to 500 ms
-/// (rstAvoidanceDelay) for the client to read it; the rest it sends is discarded so
-/// that closing does not reset the connection under the answer.
-fn refuse_too_large(r: &mut BufReader<TcpStream>) {
-    let s = r.get_mut();
-    let _ = s.write_all(TOO_LARGE.as_bytes());
-    let _ = s.shutdown(std::net::Shutdown::Write);
-    let deadline = std::time::Instant::now() + std::time::Duration::from_millis(500);
-    let mut buf = [0u8; 65536];
-    while let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) {
-        if left.is_zero() || s.set_read_timeout(Some(left)).is_err() {
-            break;
-        }
-        match s.read(&mut buf) {
-            Ok(n) if n > 0 => {}
-            _ => break,
-        }
-    }
-}
-
-/// Reads one request; Ok(None) on clean EOF before a request starts. A head over Go's
-/// limit is answered 431 here (then Err: the caller closes).
-pub fn read_request(r: &mut BufReader<TcpStream>) -> io::Result<Option<Request>> {
-    let mut budget = MAX_HEAD;
-    let res = read_head(r, &mut budget);
-    if budget == 0 && res.is_err() {
-        refuse_too_large(r);
-    }
-    let Some((line, headers)) = res? else {
-        return Ok(None);
-    };
-    read_rest(r, line, headers).map(Some)
-}
-
-type Head = (String, Vec<(String, String)>);
-
-/// The request line and header lines; None on clean EOF before a request starts.
-fn read_head(r: &mut BufReader<TcpStream>, budget: &mut u64) -> io::Result<Option<Head>> {
-    let mut line = String::new();
-    loop {
-        line.clear();
-        if read_line_bounded(r, &mut line, budget)? == 0 {
-            return Ok(None);
-        }
-        if !line.trim().is_empty() {
-            break;
-        }
-    }
-    let mut headers = Vec::new();
-    loop {
-        let mut h = String::new();
-        if read_line_bounded(r, &mut h, budget)? == 0 {
-            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "eof in headers"));
-        }
-        let h = h.trim_end();
-        if h.is_empty() {
-            return Ok(Some((line, headers)));
-        }
-        // no limit on their number (as Go): the byte budget bounds them
-        if let Some((k, v)) = h.split_once(':') {
-            headers.push((k.trim().to_string(), v.trim().to_string()));
-        }
-    }
-}
-
-/// The body (Content-Length) and the parsed request line.
-fn read_rest(r: &mut BufReader<TcpStream>, line: String, headers: Vec<(String, String)>) -> io::Result<Request> {
-    let mut parts = line.split_whitespace();
-    let method = parts.next().unwrap_or("").to_string();
-    let target = parts.next().unwrap_or("/").to_string();
-    let len: usize = headers
-        .iter()
-        .find(|(k, _)| k.eq_ignore_ascii_case("Content-Length"))
-        .and_then(|(_, v)| v.parse().ok())
-        .unwrap_or(0);
-    if len > 16 * 1024 * 1024 {
-        return Err(io::Error::new(io::ErrorKind::InvalidData, "body too large"));
-    }
-    let mut body = vec![0u8; len];
-    r.read_exact(&mut body)?;
-    let (path, raw_query) = match target.split_once('?') {
-        Some((p, q)) => (p.to_string(), q.to_string()),
-        None => (target.clone(), String::new()),
-    };
-    let path = percent_decode(&path, false).unwrap_or(path);
-    Ok(Request {
-        method,
-        path,
-        raw_query,
-        headers,
-        body,
-    })
-}
-
 pub fn reason(code: u16) -> &'static str {
     match code {
         200 => "OK",
@@ -186,6 +105,7 @@ pub fn reason(code: u16) -> &'static str {
         405 => "Method Not Allowed",
         500 => "Internal Server Error",
         501 => "Not Implemented",
+        505 => "HTTP Version Not Supported",
         _ => "Unknown",
     }
 }
@@ -222,8 +142,16 @@ impl Response {
     }
 }
 
-pub fn write_response(w: &mut TcpStream, resp: &Response, keep_alive: bool) -> io::Result<()> {
-    let mut head = format!("HTTP/1.1 {} {}\r\n", resp.code, reason(resp.code));
+/// Answers a request; false when the connection is to be closed (the client asked,
+/// or what is left of its body says so: see http_read::finish).
+pub fn respond(w: &mut TcpStream, resp: &Response, req: &Request) -> bool {
+    let keep_alive = crate::http_read::finish(&req.body, req.close);
+    write_response(w, resp, req.http10, keep_alive).is_ok() && keep_alive
+}
+
+fn write_response(w: &mut TcpStream, resp: &Response, http10: bool, keep_alive: bool) -> io::Result<()> {
+    let version = if http10 { "HTTP/1.0" } else { "HTTP/1.1" };
+    let mut head = format!("{} {} {}\r\n", version, resp.code, reason(resp.code));
     if !resp.body.is_empty() || resp.code != 204 {
         head.push_str(&format!("Content-Type: {}\r\n", resp.content_type));
     }
@@ -232,8 +160,11 @@ pub fn write_response(w: &mut TcpStream, resp: &Response, keep_alive: bool) -> i
     }
     head.push_str("Server: mediamtx-double\r\n");
     head.push_str(&format!("Content-Length: {}\r\n", resp.body.len()));
-    if !keep_alive {
-        head.push_str("Connection: close\r\n");
+    // an HTTP/1.0 client keeps the connection only when told so
+    match (http10, keep_alive) {
+        (true, true) => head.push_str("Connection: keep-alive\r\n"),
+        (false, false) => head.push_str("Connection: close\r\n"),
+        _ => {}
     }
     head.push_str("\r\n");
     let mut buf = head.into_bytes();

@@ -25,6 +25,7 @@ pub mod gojson;
 pub mod hooks;
 pub mod http;
 pub mod http_client;
+pub mod http_read;
 pub mod jwt;
 pub mod logger;
 pub mod media;

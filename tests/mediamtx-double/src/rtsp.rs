@@ -578,12 +578,7 @@ fn url_is_valid(raw: &str) -> bool {
     let scheme_ok = scheme.eq_ignore_ascii_case("rtsp") || scheme.eq_ignore_ascii_case("rtsps");
     let controls = raw.bytes().any(|b| b < 0x20 || b == 0x7f);
     // the query is kept raw by Go, the rest unescaped
-    let bytes = raw.split(['?', '#']).next().unwrap_or("").as_bytes();
-    let bad_escape = bytes.iter().enumerate().any(|(i, b)| {
-        *b == b'%'
-            && !(bytes.get(i + 1).is_some_and(u8::is_ascii_hexdigit)
-                && bytes.get(i + 2).is_some_and(u8::is_ascii_hexdigit))
-    });
+    let bad_escape = crate::util::has_bad_escape(raw.split(['?', '#']).next().unwrap_or(""));
     let fragment = raw.split_once('#').is_some_and(|(_, f)| !f.is_empty());
     let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
     let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);

@@ -14,7 +14,7 @@ use crate::rtsps::Handshake;
 use openssl::ssl::SslAcceptor;
 use serde_json::{Map, Value};
 use std::collections::HashMap;
-use std::io::{BufReader, Read};
+use std::io::Read;
 use std::net::{IpAddr, Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
@@ -626,18 +626,16 @@ fn http_conn(shared: &Arc<Shared>, s: TcpStream, peer: SocketAddr, name: &str, h
     let Ok(mut w) = s.try_clone() else {
         return;
     };
-    // bounds a client that sends nothing (MediaMTX: readTimeout)
-    let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
-    let mut rd = BufReader::new(s);
-    while let Ok(Some(req)) = http::read_request(&mut rd) {
+    let read_timeout = crate::conf::duration_of(&shared.lock().global, "readTimeout");
+    let mut conn = crate::http_read::Conn::new(s, read_timeout, crate::http_read::IDLE_TIMEOUT);
+    while let Some(req) = crate::http_read::read_request(&mut conn) {
         let mut resp = if is_preflight(&req) {
             preflight()
         } else {
             handle(shared, &req, peer)
         };
         add_allowed_origin(shared, name, &req, &mut resp);
-        let ka = req.keep_alive();
-        if http::write_response(&mut w, &resp, ka).is_err() || !ka {
+        if !http::respond(&mut w, &resp, &req) {
             let _ = w.shutdown(Shutdown::Both);
             return;
         }

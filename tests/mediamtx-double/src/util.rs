@@ -431,6 +431,15 @@ pub fn go_read_error(e: &std::io::Error, local: Option<SocketAddr>, remote: Opti
     }
 }
 
+/// Whether Go's url.unescape refuses `s`: a `%` not followed by two hex digits.
+pub fn has_bad_escape(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.iter().enumerate().any(|(i, &c)| {
+        c == b'%'
+            && !(b.get(i + 1).is_some_and(u8::is_ascii_hexdigit) && b.get(i + 2).is_some_and(u8::is_ascii_hexdigit))
+    })
+}
+
 /// Binds a socket to 127.0.0.1:`port` (for sockets std cannot make: options set before
 /// binding, or bound again after losing their port).
 pub fn bind_loopback(fd: std::os::fd::RawFd, port: u16) -> std::io::Result<()> {

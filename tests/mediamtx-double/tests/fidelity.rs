@@ -50,11 +50,164 @@ fn http_head_over_go_limit_is_answered_431() {
         String::from_utf8_lossy(&under[..100.min(under.len())])
     );
     let headers = format!(
-        "GET /v3/paths/list HTTP/1.1\r\n{}Connection: close\r\n\r\n",
+        "GET /v3/paths/list HTTP/1.1\r\nHost: x\r\n{}Connection: close\r\n\r\n",
         "X-A: b\r\n".repeat(1000)
     );
     let under = raw_exchange(h.api_port, headers.as_bytes());
     assert!(under.starts_with(b"HTTP/1.1 200 OK\r\n"));
+}
+
+/// Go's net/http reads MediaMTX's API requests: what it refuses is answered by
+/// conn.serve before any handler (a plain `400 Bad Request`, or a statusError with its
+/// text, 501 for a transfer coding, 505 for a protocol, 417 for an expectation), a
+/// chunked body is decoded, `Expect: 100-continue` is answered when the handler reads
+/// the body, the config handlers read at most 10 MiB, and HTTP/1.0 is answered in kind.
+#[test]
+fn http_requests_are_read_like_go_net_http() {
+    let (h, _dir) = start("fid-http");
+    let answer = |req: &str| String::from_utf8_lossy(&raw_exchange(h.api_port, req.as_bytes())).into_owned();
+    let plain = |status: &str, body: &str| {
+        format!(
+            "HTTP/1.1 {}\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n{}",
+            status, body
+        )
+    };
+    let status_error = |status: &str| plain(status, status);
+    let bad = plain("400 Bad Request", "400 Bad Request");
+    for (req, want) in [
+        (
+            "GET /v3/paths/list HTTP/1.1\r\n\r\n",
+            status_error("400 Bad Request: missing required Host header"),
+        ),
+        (
+            "GET /v3/paths/list HTTP/1.1\r\nHost: a b\r\n\r\n",
+            status_error("400 Bad Request: malformed Host header"),
+        ),
+        (
+            "GET /v3/paths/list HTTP/1.1\r\nHost: x\r\nX y: z\r\n\r\n",
+            status_error("400 Bad Request: invalid header name"),
+        ),
+        (
+            "GET /v3/paths/list HTTP/2.0\r\nHost: x\r\n\r\n",
+            status_error("505 HTTP Version Not Supported: unsupported protocol version"),
+        ),
+        // a name with a space in the URL splits the request line
+        ("GET /v3/config/paths/get/a b HTTP/1.1\r\nHost: x\r\n\r\n", bad.clone()),
+        ("GET v3/paths/list HTTP/1.1\r\nHost: x\r\n\r\n", bad.clone()),
+        ("GET /v3/paths/get/%zz HTTP/1.1\r\nHost: x\r\n\r\n", bad.clone()),
+        (
+            "GET /v3/paths/list HTTP/1.1\r\nHost: x\r\nX-A: b\x01\r\n\r\n",
+            bad.clone(),
+        ),
+        ("GET /v3/paths/list HTTP/1.1\r\nHost: x\r\nHost: y\r\n\r\n", bad.clone()),
+        (
+            "POST /v3/config/paths/add/a HTTP/1.1\r\nHost: x\r\nContent-Length: +2\r\n\r\n{}",
+            bad.clone(),
+        ),
+        (
+            "POST /v3/config/paths/add/a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n",
+            plain("501 Not Implemented", "Unsupported transfer encoding"),
+        ),
+        (
+            "GET /v3/paths/list HTTP/1.1\r\nHost: x\r\nExpect: later\r\n\r\n",
+            "HTTP/1.1 417 Expectation Failed\r\nConnection: close\r\nContent-Length: 0\r\n\r\n".into(),
+        ),
+    ] {
+        assert_eq!(answer(req), want, "{:?}", req);
+    }
+
+    // a chunked body is decoded (extensions and a trailer included)
+    let a = answer(
+        "POST /v3/config/paths/add/chunked HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\
+         Connection: close\r\n\r\n5;x=y\r\n{\"rec\r\n13\r\nord\": true, \"a\": 1}\r\n0\r\nT: v\r\n\r\n",
+    );
+    assert!(a.contains("json: unknown field \\\"a\\\""), "{}", a);
+    let a = answer(
+        "POST /v3/config/paths/add/chunked HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\
+         Connection: close\r\n\r\n10\r\n{\"record\": true}\r\n0\r\n\r\n",
+    );
+    assert!(a.starts_with("HTTP/1.1 200 OK\r\n"), "{}", a);
+    assert_eq!(get(&h, "/v3/config/paths/get/chunked").json()["record"], true);
+    // a chunk size that is not hex reaches the handler as its read error
+    let a = answer("POST /v3/config/paths/add/c2 HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n");
+    assert!(a.starts_with("HTTP/1.1 400 Bad Request\r\n"), "{}", a);
+    assert!(a.contains("Connection: close\r\n"), "{}", a);
+    assert!(a.contains(r#""error":"invalid byte in chunk length""#), "{}", a);
+
+    // 100-continue once the handler reads the body; a handler that does not read it
+    // gets no 100 and the connection ends after the answer
+    let a = answer(
+        "PATCH /v3/config/global/patch HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n\
+         Content-Length: 2\r\nConnection: close\r\n\r\n{}",
+    );
+    assert!(
+        a.starts_with("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\n"),
+        "{}",
+        a
+    );
+    let a = answer("GET /v3/paths/list HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n{}");
+    assert!(
+        a.starts_with("HTTP/1.1 200 OK\r\n") && a.contains("Connection: close\r\n"),
+        "{}",
+        a
+    );
+
+    // customLimitReader: a config body of 10 MiB or more is refused
+    let big = format!("{{\"record\": true{}}}", " ".repeat(10 * 1024 * 1024));
+    let a = answer(&format!(
+        "POST /v3/config/paths/add/big HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{}",
+        big.len(),
+        big
+    ));
+    assert!(
+        a.contains(r#""error":"size exceeds maximum allowed""#),
+        "{}",
+        &a[..a.len().min(300)]
+    );
+    assert_eq!(get(&h, "/v3/config/paths/get/big").status, 404);
+
+    // HTTP/1.0: answered as 1.0, the connection kept only on request
+    let a = answer("GET /v3/paths/list HTTP/1.0\r\n\r\n");
+    assert!(
+        a.starts_with("HTTP/1.0 200 OK\r\n") && !a.contains("Connection:"),
+        "{}",
+        a
+    );
+    let a = answer("GET /v3/paths/list HTTP/1.0\r\nConnection: keep-alive\r\n\r\nGET /v3/paths/list HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    assert!(
+        a.starts_with("HTTP/1.0 200 OK\r\n") && a.contains("Connection: keep-alive\r\n"),
+        "{}",
+        a
+    );
+    assert_eq!(a.matches(" 200 OK\r\n").count(), 2, "{}", a);
+}
+
+/// Go's head limit counts what its 4 KiB buffer pulled from the socket for that
+/// request: bytes of a pipelined request read ahead with the one before do not count,
+/// so its head may pass 1 MiB + 4 KiB by that much.
+#[test]
+fn http_head_limit_counts_socket_reads() {
+    let (h, _dir) = start("fid-431-ahead");
+    let first = "GET /v3/paths/list HTTP/1.1\r\nHost: x\r\n\r\n";
+    let second = format!(
+        "GET /v3/paths/list HTTP/1.1\r\nHost: x\r\nConnection: close\r\nX-Big: {}\r\n\r\n",
+        "a".repeat((1 << 20) + 4096 + 1000)
+    );
+    let mut s = TcpStream::connect(("127.0.0.1", h.api_port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    // the first request comes with 3000 bytes of the second, read at once
+    s.write_all(format!("{}{}", first, &second[..3000]).as_bytes()).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    s.write_all(&second.as_bytes()[3000..]).unwrap();
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).unwrap();
+    let out = String::from_utf8_lossy(&out);
+    assert_eq!(
+        out.matches("HTTP/1.1 200 OK\r\n").count(),
+        2,
+        "{}",
+        &out[..out.len().min(400)]
+    );
 }
 
 /// Reads one RTSP answer head from `s`: (status, head).
