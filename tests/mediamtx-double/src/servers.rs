@@ -558,7 +558,9 @@ impl Front {
 
 /// The client of an accepted connection: its peer, or behind a peer in the server's
 /// trusted proxies the client its PROXY header names (proxy.Listener, read before TLS);
-/// the header's error when it is malformed.
+/// the header's error when it is malformed. With trusted proxies configured, every
+/// connection goes through go-proxyproto: the others' headers are read and dropped
+/// (policy IGNORE), and fail the same way.
 fn client_of(shared: &Shared, s: &TcpStream, peer: SocketAddr, kind: Kind) -> Result<SocketAddr, String> {
     let Some(field) = kind.proxy_protocol else {
         return Ok(peer);
@@ -568,11 +570,15 @@ fn client_of(shared: &Shared, s: &TcpStream, peer: SocketAddr, kind: Kind) -> Re
         let v = st.global.get(field).cloned();
         v.and_then(|v| serde_json::from_value(v).ok()).unwrap_or_default()
     };
-    if !ip_trusted(peer.ip(), &proxies) {
+    if proxies.is_empty() {
         return Ok(peer);
     }
     // go-proxyproto's DefaultReadHeaderTimeout
-    crate::proxy_protocol::read_header(s, Duration::from_secs(10)).map(|client| client.unwrap_or(peer))
+    let header = crate::proxy_protocol::read_header(s, Duration::from_secs(10))?;
+    match header {
+        crate::proxy_protocol::Header::Client(client) if ip_trusted(peer.ip(), &proxies) => Ok(client),
+        _ => Ok(peer),
+    }
 }
 
 /// A connection whose PROXY header is malformed: go-proxyproto reports the error at the

@@ -431,6 +431,45 @@ pub fn go_read_error(e: &std::io::Error, local: Option<SocketAddr>, remote: Opti
     }
 }
 
+/// strconv.Quote of bytes: `"`-quoted, Go's escapes for quotes, backslashes and
+/// control characters, `\xNN` for a byte that is not UTF-8, `\u00NN` for C1 controls.
+pub fn go_quote(b: &[u8]) -> String {
+    let mut out = String::from("\"");
+    let mut rest = b;
+    while !rest.is_empty() {
+        // the valid UTF-8 run, then one invalid byte (std's utf8_chunks needs Rust 1.79)
+        let (valid, invalid) = match std::str::from_utf8(rest) {
+            Ok(v) => (v, None),
+            Err(e) => (
+                std::str::from_utf8(&rest[..e.valid_up_to()]).unwrap_or(""),
+                Some(rest[e.valid_up_to()]),
+            ),
+        };
+        rest = &rest[valid.len() + usize::from(invalid.is_some())..];
+        for c in valid.chars() {
+            match c {
+                '"' => out.push_str("\\\""),
+                '\\' => out.push_str("\\\\"),
+                '\x07' => out.push_str("\\a"),
+                '\x08' => out.push_str("\\b"),
+                '\x0c' => out.push_str("\\f"),
+                '\n' => out.push_str("\\n"),
+                '\r' => out.push_str("\\r"),
+                '\t' => out.push_str("\\t"),
+                '\x0b' => out.push_str("\\v"),
+                c if (c as u32) < 0x20 || c == '\x7f' => out.push_str(&format!("\\x{:02x}", c as u32)),
+                c if (0x80..0xa0).contains(&(c as u32)) => out.push_str(&format!("\\u{:04x}", c as u32)),
+                c => out.push(c),
+            }
+        }
+        if let Some(byte) = invalid {
+            out.push_str(&format!("\\x{:02x}", byte));
+        }
+    }
+    out.push('"');
+    out
+}
+
 /// Whether Go's url.unescape refuses `s`: a `%` not followed by two hex digits.
 pub fn has_bad_escape(s: &str) -> bool {
     let b = s.as_bytes();

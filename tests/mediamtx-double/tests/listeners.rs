@@ -219,11 +219,28 @@ fn listed_remote(h: &mediamtx_double::Handle, list: &str, n: usize) -> String {
     remote
 }
 
+/// A new RTSP connection that sends `header` (its pieces 200 ms apart), then OPTIONS,
+/// answered 200.
+fn proxied_options(h: &mediamtx_double::Handle, header: &[&[u8]]) -> std::net::TcpStream {
+    use common::rtsp::*;
+    use std::io::Write;
+    let mut s = connect(h.rtsp_port, WAIT);
+    for (i, piece) in header.iter().enumerate() {
+        if i > 0 {
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        s.write_all(piece).unwrap();
+    }
+    let options = format!("OPTIONS {} RTSP/1.0\r\nCSeq: 1\r\n\r\n", url(h.rtsp_port, "x"));
+    let answer = rtsp_req(&mut s, &options);
+    assert!(answer.starts_with("RTSP/1.0 200 OK"), "{}", answer);
+    s
+}
+
 /// MediaMTX's RTSP and RTMP listeners take a PROXY protocol header (v1 or v2) from a peer
 /// in `rtspTrustedProxies`/`rtmpTrustedProxies` (go-proxyproto, policy USE): the client
 /// it names is the connection's address. A LOCAL command or no header keeps the peer's;
-/// from an untrusted peer the header is the protocol's own data; a malformed one closes
-/// the connection.
+/// a malformed one closes the connection with go-proxyproto's error.
 #[test]
 fn proxy_protocol_headers_from_trusted_proxies_name_the_client() {
     use common::rtsp::*;
@@ -234,13 +251,7 @@ fn proxy_protocol_headers_from_trusted_proxies_name_the_client() {
         json!({"rtspTrustedProxies": ["127.0.0.0/8"], "rtmpTrustedProxies": ["127.0.0.1"]}),
     );
     // v1 on RTSP, then RTSP on the same connection
-    let mut a = connect(h.rtsp_port, WAIT);
-    a.write_all(b"PROXY TCP4 192.168.1.100 10.0.0.1 1234 554\r\n").unwrap();
-    let answer = rtsp_req(
-        &mut a,
-        &format!("OPTIONS {} RTSP/1.0\r\nCSeq: 1\r\n\r\n", url(h.rtsp_port, "x")),
-    );
-    assert!(answer.starts_with("RTSP/1.0 200 OK"), "{}", answer);
+    let _a = proxied_options(&h, &[b"PROXY TCP4 192.168.1.100 10.0.0.1 1234 554\r\n"]);
     assert_eq!(listed_remote(&h, "/v3/rtspconns/list", 1), "192.168.1.100:1234");
 
     // v2 on RTMP; with the LOCAL command the peer's own address stays
@@ -257,9 +268,19 @@ fn proxy_protocol_headers_from_trusted_proxies_name_the_client() {
 
     // a malformed header closes the connection, opened under the peer's address first
     // (go-proxyproto fails at the first read, after MediaMTX listed the connection)
-    for (server, port, header) in [
-        ("RTSP", h.rtsp_port, &b"PROXY TCP4 300.1.1.1 10.0.0.1 1 2\r\n"[..]),
-        ("RTMP", h.rtmp_port, &b"\r\n\r\n\0\r\nQUIT\n\x21\x11\x00\x01x"[..]),
+    for (server, port, header, error) in [
+        (
+            "RTSP",
+            h.rtsp_port,
+            &b"PROXY TCP4 300.1.1.1 10.0.0.1 1 2\r\n"[..],
+            r#"invalid address: ParseAddr("300.1.1.1"): IPv4 field has value >255"#,
+        ),
+        (
+            "RTMP",
+            h.rtmp_port,
+            &b"\r\n\r\n\0\r\nQUIT\n\x21\x11\x00\x01x"[..],
+            "invalid length",
+        ),
     ] {
         let mut d = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
         d.write_all(header).unwrap();
@@ -270,7 +291,7 @@ fn proxy_protocol_headers_from_trusted_proxies_name_the_client() {
             "not closed"
         );
         let conn = format!("INF [{}] [conn {}] ", server, d.local_addr().unwrap());
-        let closed = format!("{}closed: proxyproto: ", conn);
+        let closed = format!("{}closed: proxyproto: {}\n", conn, error);
         wait_until(WAIT, &closed.clone(), || log_of(&dir).contains(&closed));
         let log = log_of(&dir);
         let opened = log.find(&format!("{}opened", conn));
@@ -285,6 +306,52 @@ fn proxy_protocol_headers_from_trusted_proxies_name_the_client() {
         listed_remote(&h, "/v3/rtspconns/list", 1),
         e.local_addr().unwrap().to_string()
     );
+}
+
+/// Once trusted proxies are configured, go-proxyproto reads every connection's header
+/// (policy IGNORE for untrusted peers): an untrusted peer's header is dropped, its
+/// address stays, and a malformed header closes its connection too; a v1 line must come
+/// in one read, a v2 header may come in pieces.
+#[test]
+fn proxy_protocol_headers_of_untrusted_peers_are_read_and_dropped() {
+    use common::rtsp::*;
+    use std::io::Write;
+    let (h, dir) = start("listeners-proxy-untrusted");
+    patch_global(&h, json!({"rtspTrustedProxies": ["10.9.9.9"]}));
+    let a = proxied_options(&h, &[b"PROXY TCP4 192.168.1.100 10.0.0.1 1234 554\r\n"]);
+    assert_eq!(
+        listed_remote(&h, "/v3/rtspconns/list", 1),
+        a.local_addr().unwrap().to_string()
+    );
+
+    // a v2 header in two pieces is waited for
+    let v2 = proxy_v2("203.0.113.7:4321".parse().unwrap(), false);
+    proxied_options(&h, &[&v2[..14], &v2[14..]]);
+
+    // a v1 line in two pieces, and a malformed line, close the connection
+    for (first, rest, error) in [
+        (
+            &b"PROXY TCP4 1.2."[..],
+            &b"3.4 10.0.0.1 1 2\r\n"[..],
+            "can't read version 1 header",
+        ),
+        (
+            &b"PROXY TCP6 1::2::3 ::1 1 2\r\n"[..],
+            &b""[..],
+            r#"invalid address: ParseAddr("1::2::3"): multiple :: in address (at ":3")"#,
+        ),
+    ] {
+        let mut c = connect(h.rtsp_port, WAIT);
+        c.write_all(first).unwrap();
+        std::thread::sleep(Duration::from_millis(200));
+        let _ = c.write_all(rest);
+        let closed = format!(
+            "INF [RTSP] [conn {}] closed: proxyproto: {}\n",
+            c.local_addr().unwrap(),
+            error
+        );
+        wait_until(WAIT, &closed.clone(), || log_of(&dir).contains(&closed));
+    }
 }
 
 /// MediaMTX creates its RTSP server's UDP listeners with it: a new `rtpAddress` and
