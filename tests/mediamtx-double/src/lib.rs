@@ -40,6 +40,7 @@ pub mod recordings;
 pub mod restamp;
 pub mod rtmp;
 pub mod rtmp_chunk;
+pub mod rtmp_message;
 pub mod rtmp_relay;
 mod rtp_split;
 pub mod rtp_stats;

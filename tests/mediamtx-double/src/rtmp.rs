@@ -393,6 +393,7 @@ impl Session {
                 self.acked = total;
                 self.w.control(3, &(total as u32).to_be_bytes())?;
             }
+            crate::rtmp_message::check(m.typ, &m.payload).map_err(|e| bad(&e))?;
             let word = || m.payload.get(..4).map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]));
             match m.typ {
                 1 => {
@@ -409,14 +410,12 @@ impl Session {
         }
     }
 
-    /// A command (AMF0 type 20, or AMF3 type 17 whose body is AMF0 after a zero byte).
+    /// A command (AMF0, type 20; gortmplib takes no AMF3 message).
     fn command_of(m: &Msg) -> Option<Vec<Amf>> {
-        let body = match m.typ {
-            20 => &m.payload[..],
-            17 => m.payload.get(1..)?,
-            _ => return None,
-        };
-        amf0::decode_all(body).ok()
+        if m.typ != 20 {
+            return None;
+        }
+        amf0::decode_all(&m.payload).ok()
     }
 
     fn read_connect(&mut self) -> std::io::Result<(String, String)> {
@@ -512,6 +511,14 @@ impl Session {
     fn publish(&mut self, a: Action, user: String) -> std::io::Result<()> {
         self.w
             .on_status(a.txid, "status", "NetStream.Publish.Start", "publish start")?;
+        // a publisher: each read within readTimeout, writes (acks) without deadline
+        let _ = self
+            .info
+            .tcp
+            .set_read_timeout(Some(timeout_of(&self.shared, "readTimeout")));
+        let _ = self.info.tcp.set_write_timeout(None);
+        // gortmplib's Reader reads the tracks before the path is asked to take them
+        let read = self.read_tracks()?;
         {
             // path.addPublisher's refusals
             let shared = self.shared.clone();
@@ -533,13 +540,7 @@ impl Session {
             reg.insert(a.path.clone(), self.info.clone());
         }
         self.set_meta("publish", &a, user);
-        // a publisher: each read within readTimeout, writes (acks) without deadline
-        let _ = self
-            .info
-            .tcp
-            .set_read_timeout(Some(timeout_of(&self.shared, "readTimeout")));
-        let _ = self.info.tcp.set_write_timeout(None);
-        let res = self.publish_loop(&a);
+        let res = self.publish_loop(&a, read);
         {
             let mut reg = self.shared.rtmp.publishing.lock().unwrap();
             if reg.get(&a.path).is_some_and(|c| c.num == self.info.num) {
@@ -556,11 +557,32 @@ impl Session {
         res
     }
 
-    /// Audio, video and metadata messages become FLV tags on the ffmpeg child's stdin.
-    fn publish_loop(&mut self, a: &Action) -> std::io::Result<()> {
-        let mut child: Option<(Child, ChildStdin)> = None;
-        let res = (|| loop {
+    /// Reader.readTracks: the messages of the first 2 s of media, kept to be replayed
+    /// (gortmplib's rewindableConn); `no tracks found` when none makes a track.
+    fn read_tracks(&mut self) -> std::io::Result<Vec<Msg>> {
+        let mut probe = crate::rtmp_message::TrackProbe::default();
+        let mut read = Vec::new();
+        loop {
             let m = self.next()?;
+            let done = probe.add(m.typ, m.ts, &m.payload);
+            read.push(m);
+            if done {
+                probe.result().map_err(|e| bad(&e))?;
+                return Ok(read);
+            }
+        }
+    }
+
+    /// Audio, video and metadata messages (`read` first) become FLV tags on the ffmpeg
+    /// child's stdin.
+    fn publish_loop(&mut self, a: &Action, read: Vec<Msg>) -> std::io::Result<()> {
+        let mut child: Option<(Child, ChildStdin)> = None;
+        let mut read = read.into_iter();
+        let res = (|| loop {
+            let m = match read.next() {
+                Some(m) => m,
+                None => self.next()?,
+            };
             let data = match m.typ {
                 8 | 9 => m.payload,
                 18 => flv::strip_set_data_frame(m.payload),

@@ -318,17 +318,22 @@ fn refused_publish(url: &str) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
-#[test]
-fn rtmp_refusals() {
-    require_ffmpeg();
-    let dir = temp_dir("rtmp-refuse");
+/// A double with only two paths: `cam` (publisher) and `pulled` (a source elsewhere).
+fn start_with_cam_and_pulled(tag: &str) -> (mediamtx_double::Handle, std::path::PathBuf) {
+    let dir = temp_dir(tag);
     let mut o = mediamtx_double::Options::new(&dir);
     o.all_others = false;
     o.paths = vec![
         ("cam".into(), json!({})),
         ("pulled".into(), json!({"source": "rtsp://127.0.0.1:9/none"})),
     ];
-    let h = mediamtx_double::start(o).unwrap();
+    (mediamtx_double::start(o).unwrap(), dir)
+}
+
+#[test]
+fn rtmp_refusals() {
+    require_ffmpeg();
+    let (h, dir) = start_with_cam_and_pulled("rtmp-refuse");
     patch_global(
         &h,
         json!({"authInternalUsers": [
@@ -544,23 +549,7 @@ fn rtmp_stalled_reader_queue_discards() {
             std::mem::size_of::<libc::c_int>() as libc::socklen_t,
         )
     };
-    client_handshake(&mut s);
-    let tc_url = format!("rtmp://{}/", addr);
-    let connect = [
-        amf_str("connect"),
-        amf_num(1.0),
-        vec![3],
-        (3u16).to_be_bytes().to_vec(),
-        b"app".to_vec(),
-        amf_str(""),
-        (5u16).to_be_bytes().to_vec(),
-        b"tcUrl".to_vec(),
-        amf_str(&tc_url),
-        vec![0, 0, 9],
-    ];
-    s.write_all(&command_chunk(0, &connect)).unwrap();
-    s.write_all(&command_chunk(0, &[amf_str("createStream"), amf_num(2.0), vec![5]]))
-        .unwrap();
+    connect_and_create_stream(&mut s, &addr);
     s.write_all(&command_chunk(
         1,
         &[amf_str("play"), amf_num(3.0), vec![5], amf_str("mypath")],
@@ -619,4 +608,100 @@ fn rtmp_readers_get_the_tracks_flv_takes() {
             .any(|l| l.contains("[RTMP] [conn ") && l.ends_with(why))
     });
     assert!(!log_of(&dir).contains("is reading from path 'vp8'"));
+}
+
+/// The handshake, `connect` (app "", tcUrl of `addr`) and `createStream` (stream 1) of a
+/// hand-made client.
+fn connect_and_create_stream(s: &mut std::net::TcpStream, addr: &str) {
+    use std::io::Write;
+    client_handshake(s);
+    let tc_url = format!("rtmp://{}/", addr);
+    let connect = [
+        amf_str("connect"),
+        amf_num(1.0),
+        vec![3],
+        (3u16).to_be_bytes().to_vec(),
+        b"app".to_vec(),
+        amf_str(""),
+        (5u16).to_be_bytes().to_vec(),
+        b"tcUrl".to_vec(),
+        amf_str(&tc_url),
+        vec![0, 0, 9],
+    ];
+    s.write_all(&command_chunk(0, &connect)).unwrap();
+    s.write_all(&command_chunk(0, &[amf_str("createStream"), amf_num(2.0), vec![5]]))
+        .unwrap();
+}
+
+/// A message of `typ` on chunk stream 4, message stream 1, in one chunk (fmt 0).
+fn media_chunk(typ: u8, ts: u32, body: &[u8]) -> Vec<u8> {
+    assert!(body.len() <= 128);
+    let mut v = vec![4];
+    v.extend_from_slice(&ts.to_be_bytes()[1..]);
+    v.extend_from_slice(&(body.len() as u32).to_be_bytes()[1..]);
+    v.push(typ);
+    v.extend_from_slice(&1u32.to_le_bytes());
+    v.extend_from_slice(body);
+    v
+}
+
+/// A hand-made RTMP client that connected, created its stream and sent `publish` for
+/// `path`.
+fn raw_publisher(h: &mediamtx_double::Handle, path: &str) -> std::net::TcpStream {
+    use std::io::Write;
+    let addr = h.rtmp_url().trim_start_matches("rtmp://").to_string();
+    let mut s = std::net::TcpStream::connect(&addr).unwrap();
+    connect_and_create_stream(&mut s, &addr);
+    let publish = [
+        amf_str("publish"),
+        amf_num(3.0),
+        vec![5],
+        amf_str(path),
+        amf_str("live"),
+    ];
+    s.write_all(&command_chunk(1, &publish)).unwrap();
+    s
+}
+
+/// MediaMTX reads a publisher's tracks first (gortmplib's Reader: 2 s of media by DTS)
+/// and only then asks the path to take it, so a path that refuses publishers closes the
+/// connection after those 2 s; media that make no track end it with `no tracks found`;
+/// a message gortmplib does not take (an AMF3 command) ends it with its error.
+#[test]
+fn rtmp_publisher_tracks_are_read_before_the_path_refuses() {
+    use std::io::Write;
+    let (h, dir) = start_with_cam_and_pulled("rtmp-tracks");
+    let closed = |why: &str| {
+        let want = format!("] closed: {}\n", why);
+        wait_until(Duration::from_secs(5), &want.clone(), || log_of(&dir).contains(&want));
+    };
+
+    let mut s = raw_publisher(&h, "pulled");
+    s.write_all(&media_chunk(8, 0, &[0xaf, 0, 0x12, 0x10])).unwrap();
+    for ts in [500, 1000, 1500, 1999] {
+        s.write_all(&media_chunk(8, ts, &[0xaf, 1, 0x21])).unwrap();
+    }
+    assert!(
+        !closed_within(s.try_clone().unwrap(), Duration::from_secs(1)),
+        "refused before 2 s of media"
+    );
+    s.write_all(&media_chunk(8, 2000, &[0xaf, 1, 0x21])).unwrap();
+    assert!(
+        closed_within(s, Duration::from_secs(5)),
+        "not refused after 2 s of media"
+    );
+    closed("can't publish to path 'pulled' since 'source' is not 'publisher'");
+
+    let mut s = raw_publisher(&h, "cam");
+    for ts in [0, 1000, 2000] {
+        s.write_all(&media_chunk(9, ts, &[0x27, 1, 0, 0, 0, 1])).unwrap();
+    }
+    assert!(closed_within(s, Duration::from_secs(5)));
+    closed("no tracks found");
+
+    let mut s = raw_publisher(&h, "cam");
+    s.write_all(&media_chunk(17, 0, &[0, 2, 0, 1, b'x'])).unwrap();
+    assert!(closed_within(s, Duration::from_secs(5)));
+    closed("invalid message type: 17");
+    assert_eq!(path_get(&h, "cam")["available"], false);
 }
