@@ -119,16 +119,40 @@ fn bad(text: impl Into<String>) -> Fault {
     Fault::Bad(text.into())
 }
 
+/// badStringError: `what "val"`.
+fn bad_string(what: &str, val: &str) -> Fault {
+    bad(format!("{} {}", what, crate::util::go_quote(val.as_bytes())))
+}
+
+impl Fault {
+    /// The error's text as Go words it (http.ReadRequest's, for the RTSP tunnel).
+    pub fn text(&self) -> String {
+        match self {
+            Fault::Net => "EOF".into(),
+            Fault::Bad(t) | Fault::TransferEncoding(t) => t.clone(),
+            Fault::Status(_, t) => t.to_string(),
+        }
+    }
+}
+
 /// The parts of a request's head.
 #[derive(Debug)]
-struct Head {
-    method: String,
+pub struct Head {
+    pub method: String,
     uri: String,
     path: String,
     raw_query: String,
     major: u8,
-    minor: u8,
+    pub minor: u8,
     headers: Vec<(String, String)>,
+}
+
+impl Head {
+    /// The first value, names compared case-insensitively (Go's Header.Get).
+    pub fn get(&self, name: &str) -> &str {
+        let v = self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name));
+        v.map(|(_, v)| v.as_str()).unwrap_or("")
+    }
 }
 
 /// Reads the next request. None when the connection is to be closed: at its end, on a
@@ -265,12 +289,14 @@ fn read_head(r: &mut impl BufRead) -> Result<Option<Head>, Fault> {
         return Ok(None);
     };
     let line = String::from_utf8_lossy(&line).into_owned();
-    let (method, uri, proto) = parse_request_line(&line).ok_or_else(|| bad("malformed HTTP request"))?;
+    let (method, uri, proto) = parse_request_line(&line).ok_or_else(|| bad_string("malformed HTTP request", &line))?;
     if method.is_empty() || !method.bytes().all(is_token) {
-        return Err(bad("invalid method"));
+        return Err(bad_string("invalid method", method));
     }
-    let (major, minor) = parse_http_version(proto).ok_or_else(|| bad("malformed HTTP version"))?;
-    let (path, raw_query) = parse_request_uri(uri)?;
+    let (major, minor) = parse_http_version(proto).ok_or_else(|| bad_string("malformed HTTP version", proto))?;
+    // url.Error: `parse "URL": ...`
+    let (path, raw_query) =
+        parse_request_uri(uri).map_err(|e| bad(format!("parse {}: {}", crate::util::go_quote(uri.as_bytes()), e)))?;
     let headers = read_mime_header(r)?;
     if values(&headers, "Host").len() > 1 {
         return Err(bad("too many Host headers"));
@@ -284,6 +310,16 @@ fn read_head(r: &mut impl BufRead) -> Result<Option<Head>, Fault> {
         minor,
         headers,
     }))
+}
+
+/// http.ReadRequest, as gortsplib reads an HTTP tunnel's request: its head, or Go's
+/// error text.
+pub fn read_request_head(r: &mut impl BufRead) -> Result<Head, String> {
+    match read_head(r).and_then(|h| h.map(|h| framing(&h).map(|_| h)).transpose()) {
+        Ok(Some(h)) => Ok(h),
+        Ok(None) => Err("EOF".into()),
+        Err(f) => Err(f.text()),
+    }
 }
 
 /// parseRequestLine: method, URI and protocol cut at the first two spaces.
@@ -309,12 +345,12 @@ fn parse_http_version(v: &str) -> Option<(u8, u8)> {
 
 /// url.ParseRequestURI: the path (unescaped) and raw query a router sees, or Go's
 /// refusal (control characters, a relative reference, a bad escape, a bad host).
-fn parse_request_uri(raw: &str) -> Result<(String, String), Fault> {
+fn parse_request_uri(raw: &str) -> Result<(String, String), String> {
     if raw.bytes().any(|b| b < 0x20 || b == 0x7f) {
-        return Err(bad("net/url: invalid control character in URL"));
+        return Err("net/url: invalid control character in URL".into());
     }
     if raw.is_empty() {
-        return Err(bad("empty url"));
+        return Err("empty url".into());
     }
     if raw == "*" {
         return Ok(("*".into(), String::new()));
@@ -329,7 +365,7 @@ fn parse_request_uri(raw: &str) -> Result<(String, String), Fault> {
             // an opaque URL: no path
             return Ok((String::new(), query.into()));
         }
-        return Err(bad("invalid URI for request"));
+        return Err("invalid URI for request".into());
     }
     let path = match (scheme, rest.strip_prefix("//")) {
         (Some(_), Some(authority_and_path)) => {
@@ -342,8 +378,10 @@ fn parse_request_uri(raw: &str) -> Result<(String, String), Fault> {
         }
         _ => rest,
     };
-    if crate::util::has_bad_escape(path) {
-        return Err(bad("invalid URL escape"));
+    if let Some(at) = crate::util::first_bad_escape(path) {
+        // EscapeError: the `%` and at most two bytes after it
+        let escape = &path.as_bytes()[at..path.len().min(at + 3)];
+        return Err(format!("invalid URL escape {}", crate::util::go_quote(escape)));
     }
     // Go's path holds any bytes; one that is not UTF-8 is routed as sent here
     let path = crate::http::percent_decode(path, false).unwrap_or_else(|| path.to_string());
@@ -351,12 +389,12 @@ fn parse_request_uri(raw: &str) -> Result<(String, String), Fault> {
 }
 
 /// getScheme: letters, then letters, digits, `+`, `-`, `.` up to a `:`.
-fn scheme_of(raw: &str) -> Result<(Option<&str>, &str), Fault> {
+fn scheme_of(raw: &str) -> Result<(Option<&str>, &str), String> {
     for (i, c) in raw.bytes().enumerate() {
         match c {
             b'a'..=b'z' | b'A'..=b'Z' => {}
             b'0'..=b'9' | b'+' | b'-' | b'.' if i > 0 => {}
-            b':' if i == 0 => return Err(bad("missing protocol scheme")),
+            b':' if i == 0 => return Err("missing protocol scheme".into()),
             b':' => return Ok((Some(&raw[..i]), &raw[i + 1..])),
             _ => return Ok((None, raw)),
         }
@@ -366,24 +404,24 @@ fn scheme_of(raw: &str) -> Result<(Option<&str>, &str), Fault> {
 
 /// parseAuthority and parseHost, as far as a request line tells them: the host's bytes
 /// and a numeric port (after an IPv6 literal's bracket or the last colon).
-fn check_authority(authority: &str) -> Result<(), Fault> {
+fn check_authority(authority: &str) -> Result<(), String> {
     let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
     let port = match host.strip_prefix('[') {
-        Some(v6) => v6
-            .split_once(']')
-            .ok_or_else(|| bad("missing ']' in host"))?
-            .1
-            .strip_prefix(':'),
-        None => host.rsplit_once(':').map(|(_, p)| p),
+        Some(v6) => v6.split_once(']').ok_or("missing ']' in host")?.1,
+        None => host.rfind(':').map_or("", |i| &host[i..]),
     };
-    if port.is_some_and(|p| !p.bytes().all(|b| b.is_ascii_digit())) {
-        return Err(bad("invalid port"));
+    let numeric = port.starts_with(':') && port[1..].bytes().all(|b| b.is_ascii_digit());
+    if !port.is_empty() && !numeric {
+        return Err(format!(
+            "invalid port {} after host",
+            crate::util::go_quote(port.as_bytes())
+        ));
     }
-    if host
-        .bytes()
-        .any(|b| b == b' ' || b == b'"' || b == b'<' || b == b'>' || b == b'\\' || b == b'^')
-    {
-        return Err(bad("invalid character in host name"));
+    if let Some(c) = host.chars().find(|c| matches!(c, ' ' | '"' | '<' | '>' | '\\' | '^')) {
+        return Err(format!(
+            "invalid character {} in host name",
+            crate::util::go_quote(c.to_string().as_bytes())
+        ));
     }
     Ok(())
 }
@@ -405,7 +443,18 @@ fn read_mime_header(r: &mut impl BufRead) -> Result<Vec<(String, String)>, Fault
     let malformed = |kv: &[u8]| bad(format!("malformed MIME header line: {}", String::from_utf8_lossy(kv)));
     let mut headers = Vec::new();
     if matches!(r.fill_buf().ok().and_then(|b| b.first().copied()), Some(b' ' | b'\t')) {
-        return Err(bad("malformed MIME header initial line"));
+        let mut line = Vec::new();
+        let _ = r.read_until(b'\n', &mut line);
+        let line = line.strip_suffix(b"\n").unwrap_or(&line);
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        // readLineSlice(80): a longer line is errMessageTooLarge
+        if line.len() > 80 {
+            return Err(bad("message too large"));
+        }
+        return Err(bad(format!(
+            "malformed MIME header initial line: {}",
+            String::from_utf8_lossy(line)
+        )));
     }
     loop {
         // past the request line, the connection's end is io.ErrUnexpectedEOF: answered
@@ -416,7 +465,10 @@ fn read_mime_header(r: &mut impl BufRead) -> Result<Vec<(String, String)>, Fault
             return Ok(headers);
         }
         if !line.contains(&b':') {
-            return Err(bad("malformed MIME header: missing colon"));
+            return Err(bad(format!(
+                "malformed MIME header: missing colon: {}",
+                crate::util::go_quote(&line)
+            )));
         }
         let mut kv = trim(&line).to_vec();
         // continuation lines, each trimmed and joined with one space
@@ -509,14 +561,14 @@ fn framing(h: &Head) -> Result<Framing, Fault> {
     if !te.is_empty() && (h.major, h.minor) >= (1, 1) {
         if te.len() != 1 {
             return Err(Fault::TransferEncoding(format!(
-                "too many transfer encodings: {:?}",
-                te
+                "too many transfer encodings: {}",
+                quote_list(&te)
             )));
         }
         if !te[0].eq_ignore_ascii_case("chunked") {
             return Err(Fault::TransferEncoding(format!(
-                "unsupported transfer encoding: {:?}",
-                te[0]
+                "unsupported transfer encoding: {}",
+                crate::util::go_quote(te[0].as_bytes())
             )));
         }
         return Ok(Framing::Chunked {
@@ -532,16 +584,25 @@ fn framing(h: &Head) -> Result<Framing, Fault> {
         return Ok(Framing::Length(0));
     };
     if lengths.iter().any(|l| l != first) {
-        return Err(bad("http: message cannot contain multiple Content-Length headers"));
+        return Err(bad(format!(
+            "http: message cannot contain multiple Content-Length headers; got {}",
+            quote_list(&lengths)
+        )));
     }
     if first.is_empty() {
-        return Err(bad("invalid empty Content-Length"));
+        return Err(bad_string("invalid empty Content-Length", first));
     }
     // strconv.ParseUint(cl, 10, 63)
     match first.parse::<u64>() {
         Ok(n) if first.bytes().all(|b| b.is_ascii_digit()) && n < 1 << 63 => Ok(Framing::Length(n)),
-        _ => Err(bad("bad Content-Length")),
+        _ => Err(bad_string("bad Content-Length", first)),
     }
+}
+
+/// `%q` of a []string: `["a" "b"]`.
+fn quote_list(values: &[&str]) -> String {
+    let quoted: Vec<String> = values.iter().map(|v| crate::util::go_quote(v.as_bytes())).collect();
+    format!("[{}]", quoted.join(" "))
 }
 
 /// conn.readRequest's checks after the head: the protocol version, then the Host
@@ -814,26 +875,37 @@ mod tests {
         // the connection's end before a request is no request
         assert!(head("").unwrap().is_none());
         for (raw, text) in [
-            ("GET /a b HTTP/1.1\r\n\r\n", "malformed HTTP version"),
-            ("GET /\r\n\r\n", "malformed HTTP request"),
-            ("\r\nGET / HTTP/1.1\r\n\r\n", "malformed HTTP request"),
-            ("G(T / HTTP/1.1\r\n\r\n", "invalid method"),
-            ("GET / HTTP/1.10\r\n\r\n", "malformed HTTP version"),
-            ("GET / http/1.1\r\n\r\n", "malformed HTTP version"),
-            ("GET v3/info HTTP/1.1\r\n\r\n", "invalid URI for request"),
-            ("GET /a%zz HTTP/1.1\r\n\r\n", "invalid URL escape"),
+            ("GET /a b HTTP/1.1\r\n\r\n", r#"malformed HTTP version "b HTTP/1.1""#),
+            ("GET /\r\n\r\n", r#"malformed HTTP request "GET /""#),
+            ("\r\nGET / HTTP/1.1\r\n\r\n", r#"malformed HTTP request """#),
+            ("G(T / HTTP/1.1\r\n\r\n", r#"invalid method "G(T""#),
+            ("GET / HTTP/1.10\r\n\r\n", r#"malformed HTTP version "HTTP/1.10""#),
+            ("GET / http/1.1\r\n\r\n", r#"malformed HTTP version "http/1.1""#),
+            (
+                "GET v3/info HTTP/1.1\r\n\r\n",
+                r#"parse "v3/info": invalid URI for request"#,
+            ),
+            (
+                "GET /a%zz HTTP/1.1\r\n\r\n",
+                r#"parse "/a%zz": invalid URL escape "%zz""#,
+            ),
+            ("GET /a%2 HTTP/1.1\r\n\r\n", r#"parse "/a%2": invalid URL escape "%2""#),
             (
                 "GET /a\x01 HTTP/1.1\r\n\r\n",
-                "net/url: invalid control character in URL",
+                r#"parse "/a\x01": net/url: invalid control character in URL"#,
             ),
-            ("GET http://h:x/ HTTP/1.1\r\n\r\n", "invalid port"),
+            ("GET :x HTTP/1.1\r\n\r\n", r#"parse ":x": missing protocol scheme"#),
+            (
+                "GET http://h:x/ HTTP/1.1\r\n\r\n",
+                r#"parse "http://h:x/": invalid port ":x" after host"#,
+            ),
             (
                 "GET / HTTP/1.1\r\n Host: x\r\n\r\n",
-                "malformed MIME header initial line",
+                "malformed MIME header initial line:  Host: x",
             ),
             (
                 "GET / HTTP/1.1\r\nHost x\r\n\r\n",
-                "malformed MIME header: missing colon",
+                r#"malformed MIME header: missing colon: "Host x""#,
             ),
             (
                 "GET / HTTP/1.1\r\nHo(st: x\r\n\r\n",
@@ -891,22 +963,29 @@ mod tests {
                 started: false
             })
         );
-        for h in [
-            "Content-Length: +3\r\n",
-            "Content-Length: 0x3\r\n",
-            "Content-Length: 9223372036854775808\r\n",
+        for (h, text) in [
+            ("Content-Length: +3\r\n", r#"bad Content-Length "+3""#),
+            ("Content-Length: 0x3\r\n", r#"bad Content-Length "0x3""#),
+            (
+                "Content-Length: 9223372036854775808\r\n",
+                r#"bad Content-Length "9223372036854775808""#,
+            ),
+            (
+                "Content-Length: 3\r\nContent-Length: 4\r\n",
+                r#"http: message cannot contain multiple Content-Length headers; got ["3" "4"]"#,
+            ),
+            ("Content-Length:\r\n", r#"invalid empty Content-Length """#),
         ] {
-            assert_eq!(post(h), Err(bad("bad Content-Length")), "{}", h);
+            assert_eq!(post(h), Err(bad(text)), "{}", h);
         }
-        assert!(matches!(
-            post("Content-Length: 3\r\nContent-Length: 4\r\n"),
-            Err(Fault::Bad(_))
-        ));
-        assert_eq!(post("Content-Length:\r\n"), Err(bad("invalid empty Content-Length")));
-        assert!(matches!(
-            post("Transfer-Encoding: gzip\r\n"),
-            Err(Fault::TransferEncoding(_))
-        ));
+        assert_eq!(
+            post("Transfer-Encoding: gzip\r\n").map_err(|f| f.text()),
+            Err(r#"unsupported transfer encoding: "gzip""#.into())
+        );
+        assert_eq!(
+            post("Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n").map_err(|f| f.text()),
+            Err(r#"too many transfer encodings: ["chunked" "chunked"]"#.into())
+        );
         // HTTP/1.0 ignores Transfer-Encoding
         let h10 = framing_of("POST / HTTP/1.0\r\nTransfer-Encoding: gzip\r\nContent-Length: 2\r\n\r\n");
         assert_eq!(h10, Ok(Framing::Length(2)));

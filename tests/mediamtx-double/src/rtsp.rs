@@ -578,7 +578,7 @@ fn url_is_valid(raw: &str) -> bool {
     let scheme_ok = scheme.eq_ignore_ascii_case("rtsp") || scheme.eq_ignore_ascii_case("rtsps");
     let controls = raw.bytes().any(|b| b < 0x20 || b == 0x7f);
     // the query is kept raw by Go, the rest unescaped
-    let bad_escape = crate::util::has_bad_escape(raw.split(['?', '#']).next().unwrap_or(""));
+    let bad_escape = crate::util::first_bad_escape(raw.split(['?', '#']).next().unwrap_or("")).is_some();
     let fragment = raw.split_once('#').is_some_and(|(_, f)| !f.is_empty());
     let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
     let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);

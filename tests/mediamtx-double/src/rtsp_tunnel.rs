@@ -9,7 +9,7 @@
 use crate::core::Shared;
 use crate::rtsp_registry::ConnEntry;
 use std::collections::VecDeque;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufReader, Read, Write};
 use std::net::{IpAddr, Shutdown, SocketAddr, TcpStream};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -54,46 +54,11 @@ pub fn is_http(tcp: &TcpStream) -> bool {
 }
 
 /// An HTTP request head read on the RTSP port.
-pub struct Head {
-    pub method: String,
-    pub minor: u8,
-    headers: Vec<(String, String)>,
-}
+pub use crate::http_read::Head;
 
-impl Head {
-    /// The first value, names compared case-insensitively (Go's Header.Get).
-    pub fn get(&self, name: &str) -> &str {
-        let v = self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name));
-        v.map(|(_, v)| v.as_str()).unwrap_or("")
-    }
-}
-
-/// Reads the request head (bounded); None on a malformed or oversized one.
-fn read_head(rd: &mut BufReader<TcpStream>) -> Option<Head> {
-    let mut lim = rd.by_ref().take(MAX_HEAD);
-    let mut line = String::new();
-    lim.read_line(&mut line).ok()?;
-    let mut parts = line.split_whitespace();
-    let method = parts.next()?.to_string();
-    let _target = parts.next()?;
-    let minor = match parts.next()? {
-        "HTTP/1.0" => 0,
-        "HTTP/1.1" => 1,
-        _ => return None,
-    };
-    let mut headers = Vec::new();
-    loop {
-        let mut l = String::new();
-        if lim.read_line(&mut l).ok()? == 0 || !l.ends_with('\n') {
-            return None;
-        }
-        let l = l.trim_end();
-        if l.is_empty() {
-            return Some(Head { method, minor, headers });
-        }
-        let (k, v) = l.split_once(':')?;
-        headers.push((k.trim().to_string(), v.trim().to_string()));
-    }
+/// Reads the request head as http.ReadRequest does (bounded here), or its error.
+fn read_head(rd: &mut BufReader<TcpStream>) -> Result<Head, String> {
+    crate::http_read::read_request_head(&mut rd.by_ref().take(MAX_HEAD))
 }
 
 /// Serves a connection that started with an HTTP request (`peer`: the client, `tls`:
@@ -109,8 +74,9 @@ pub fn serve(shared: Arc<Shared>, tcp: TcpStream, peer: Option<SocketAddr>, tls:
     let mut w = w;
     let _ = tcp.set_read_timeout(Some(Duration::from_secs(10)));
     let mut rd = BufReader::new(tcp);
-    let Some(h) = read_head(&mut rd) else {
-        return leg.close("malformed HTTP request");
+    let h = match read_head(&mut rd) {
+        Ok(h) => h,
+        Err(e) => return leg.close(&e),
     };
     let cookie = h.get("x-sessioncookie").to_string();
     let get = h.method == "GET" && h.get("Accept") == MIME;

@@ -470,10 +470,10 @@ pub fn go_quote(b: &[u8]) -> String {
     out
 }
 
-/// Whether Go's url.unescape refuses `s`: a `%` not followed by two hex digits.
-pub fn has_bad_escape(s: &str) -> bool {
+/// Where Go's url.unescape refuses `s`: the first `%` not followed by two hex digits.
+pub fn first_bad_escape(s: &str) -> Option<usize> {
     let b = s.as_bytes();
-    b.iter().enumerate().any(|(i, &c)| {
+    b.iter().enumerate().position(|(i, &c)| {
         c == b'%'
             && !(b.get(i + 1).is_some_and(u8::is_ascii_hexdigit) && b.get(i + 2).is_some_and(u8::is_ascii_hexdigit))
     })

@@ -104,6 +104,25 @@ fn tunnel_http_answers_like_gortsplib() {
     assert_eq!(head, "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n");
     assert_eq!(s.read(&mut [0u8; 1]).unwrap_or(0), 0);
     closed(&s, "invalid HTTP request");
+    // what http.ReadRequest refuses closes the connection without answer, with Go's text
+    for (req, why) in [
+        ("GET /tun HTTP/9\r\n\r\n", r#"malformed HTTP version "HTTP/9""#),
+        ("GET tun HTTP/1.0\r\n\r\n", r#"parse "tun": invalid URI for request"#),
+        (
+            "GET /tun HTTP/1.0\r\nx-sessioncookie abc\r\n\r\n",
+            r#"malformed MIME header: missing colon: "x-sessioncookie abc""#,
+        ),
+        (
+            "POST /tun HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n",
+            r#"unsupported transfer encoding: "gzip""#,
+        ),
+    ] {
+        let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        s.write_all(req.as_bytes()).unwrap();
+        assert_eq!(s.read(&mut [0u8; 1]).unwrap_or(0), 0, "{}", req);
+        closed(&s, why);
+    }
 
     // GET + POST with one cookie: an OPTIONS in base64, split mid-group, answered on GET
     let ok = "HTTP/1.0 200 OK\r\nCache-Control: no-cache\r\nConnection: close\r\n\
