@@ -58,6 +58,7 @@ pub mod source_input;
 pub mod srt;
 mod srt_conn;
 pub mod srt_packet;
+pub mod tls_errors;
 pub mod ts;
 pub mod unix_rtp;
 pub mod util;

@@ -68,28 +68,59 @@ pub type Handshake = Arc<OnceLock<String>>;
 /// protocol code lists the connection and starts its hooks as MediaMTX does at accept,
 /// while a thread completes the handshake within `timeout` (the server's readTimeout),
 /// then moves the bytes (`pump`). A failed handshake closes the plain side, its error
-/// kept in the Handshake. Used by every TLS server of the double (RTSPS, RTMPS, HTTPS).
+/// (in crypto/tls's words) kept in the Handshake. Used by every TLS server of the
+/// double (RTSPS, RTMPS, HTTPS); on an HTTP one (`http`), a plain HTTP request gets
+/// net/http's 400.
 pub fn lazy_tls(
     shared: &Arc<Shared>,
     tcp: TcpStream,
     acceptor: Arc<SslAcceptor>,
     timeout: Duration,
+    http: bool,
 ) -> std::io::Result<(TcpStream, Handshake)> {
     let (inner, outer) = loopback_pair()?;
     let handshake = Handshake::default();
     let (sh, failed) = (shared.clone(), handshake.clone());
     std::thread::spawn(move || {
         let _ = tcp.set_read_timeout(Some(timeout));
+        let fail = |why: String| {
+            // set before the plain side sees its end
+            let _ = failed.set(why);
+            let _ = outer.shutdown(std::net::Shutdown::Both);
+        };
+        if http && plain_http_refused(&tcp) {
+            return fail("tls: first record does not look like a TLS handshake".into());
+        }
         match acceptor.accept(tcp) {
             Ok(tls) => pump(&sh, tls, outer),
-            Err(e) => {
-                // set before the plain side sees its end
-                let _ = failed.set(e.to_string());
-                let _ = outer.shutdown(std::net::Shutdown::Both);
-            }
+            Err(e) => fail(crate::tls_errors::go_handshake_error(&e)),
         }
     });
     Ok((inner, handshake))
+}
+
+/// conn.serve on an HTTPS server: a first record header that is a plain HTTP request
+/// is answered net/http's 400 and the connection closed (true then).
+fn plain_http_refused(tcp: &TcpStream) -> bool {
+    let mut first = [0u8; 5];
+    // the record header: five bytes, as they come (within the read timeout)
+    let deadline = std::time::Instant::now() + tcp.read_timeout().ok().flatten().unwrap_or(Duration::from_secs(10));
+    loop {
+        match tcp.peek(&mut first) {
+            Ok(5) => break,
+            Ok(n) if n > 0 && std::time::Instant::now() < deadline => std::thread::sleep(Duration::from_millis(5)),
+            _ => return false,
+        }
+    }
+    if !crate::tls_errors::looks_like_http(&first) {
+        return false;
+    }
+    // what came with the header is consumed (Go read it), so closing does not reset
+    let _ = tcp.set_read_timeout(Some(Duration::from_millis(5)));
+    let _ = (&*tcp).read(&mut [0u8; 16 * 1024]);
+    let _ = (&*tcp).write_all(crate::tls_errors::PLAIN_HTTP_ANSWER.as_bytes());
+    let _ = tcp.shutdown(std::net::Shutdown::Both);
+    true
 }
 
 /// Two connected loopback sockets (the accepted one is checked to be ours, not another

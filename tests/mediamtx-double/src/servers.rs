@@ -610,7 +610,7 @@ fn tls_conn(shared: &Arc<Shared>, s: TcpStream, peer: SocketAddr, tls: Arc<SslAc
     if timeout.is_zero() {
         timeout = Duration::from_secs(10);
     }
-    let Ok((plain, handshake)) = crate::rtsps::lazy_tls(shared, s, tls, timeout) else {
+    let Ok((plain, handshake)) = crate::rtsps::lazy_tls(shared, s, tls, timeout, kind.serve.is_http()) else {
         return;
     };
     match kind.serve {

@@ -429,8 +429,34 @@ fn tls_connections_run_their_hooks_before_the_handshake() {
             || read(&dir, "disconnect.txt").lines().last() == Some(id),
         );
         assert!(items(&h, list).is_empty());
-        let logged = format!("INF [{}] [conn {}] closed: ", tag, bare.local_addr().unwrap());
-        wait_until(Duration::from_secs(5), "the close logged", || {
+        let logged = format!(
+            "INF [{}] [conn {}] closed: tls: first record does not look like a TLS handshake\n",
+            tag,
+            bare.local_addr().unwrap()
+        );
+        wait_until(Duration::from_secs(5), &logged.clone(), || {
+            log_of(&dir).contains(&logged)
+        });
+    }
+    // crypto/tls's words for the other failures: the client's alert, the end
+    for (port, tag) in [(h.rtsps_port, "RTSPS"), (h.rtmps_port, "RTMPS")] {
+        let mut c = openssl::ssl::SslConnector::builder(openssl::ssl::SslMethod::tls_client()).unwrap();
+        c.set_verify(openssl::ssl::SslVerifyMode::PEER);
+        let tcp = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        let me = tcp.local_addr().unwrap();
+        assert!(c.build().connect("localhost", tcp).is_err(), "self-signed accepted");
+        let logged = format!(
+            "INF [{}] [conn {}] closed: remote error: tls: unknown certificate authority\n",
+            tag, me
+        );
+        wait_until(Duration::from_secs(5), &logged.clone(), || {
+            log_of(&dir).contains(&logged)
+        });
+        let gone = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        let me = gone.local_addr().unwrap();
+        drop(gone);
+        let logged = format!("INF [{}] [conn {}] closed: EOF\n", tag, me);
+        wait_until(Duration::from_secs(5), &logged.clone(), || {
             log_of(&dir).contains(&logged)
         });
     }
