@@ -4,22 +4,10 @@
 
 /// Go's quoteChar: the byte as a rune (Latin-1), quoted like strconv.Quote.
 fn quote_char(c: u8) -> String {
-    match c {
-        b'\'' => "'\\''".into(),
-        b'"' => "'\"'".into(),
-        b'\\' => "'\\\\'".into(),
-        0x07 => "'\\a'".into(),
-        0x08 => "'\\b'".into(),
-        0x0c => "'\\f'".into(),
-        b'\n' => "'\\n'".into(),
-        b'\r' => "'\\r'".into(),
-        b'\t' => "'\\t'".into(),
-        0x0b => "'\\v'".into(),
-        c if c < 0x20 || c == 0x7f => format!("'\\x{:02x}'", c),
-        // not printable for strconv.IsPrint: C1 controls, NBSP, soft hyphen
-        c if (0x80..=0xa0).contains(&c) || c == 0xad => format!("'\\u{:04x}'", c),
-        c => format!("'{}'", c as char),
-    }
+    let mut out = String::from("'");
+    crate::util::go_escape(c as char, '\'', &mut out);
+    out.push('\'');
+    out
 }
 
 fn invalid(c: u8, ctx: &str) -> String {

@@ -43,7 +43,7 @@ impl<'c> Request<'c> {
 
     /// The body, as MediaMTX's config handlers read it (at most 10 MiB), or the error
     /// they report.
-    pub fn config_body(&self) -> Result<Vec<u8>, String> {
+    pub fn config_body(&self) -> Result<std::cell::Ref<'_, [u8]>, String> {
         crate::http_read::read_config_body(&self.body)
     }
 
@@ -53,10 +53,7 @@ impl<'c> Request<'c> {
     }
 
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        first_header(&self.headers, name)
     }
 
     /// First value of a query parameter (Go url.Query semantics: '+' is a space).
@@ -69,6 +66,14 @@ impl<'c> Request<'c> {
         }
         None
     }
+}
+
+/// Go's Header.Get: the first value of a header, names compared case-insensitively.
+pub fn first_header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_str())
 }
 
 pub fn percent_decode(s: &str, plus_is_space: bool) -> Option<String> {

@@ -150,8 +150,7 @@ pub struct Head {
 impl Head {
     /// The first value, names compared case-insensitively (Go's Header.Get).
     pub fn get(&self, name: &str) -> &str {
-        let v = self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name));
-        v.map(|(_, v)| v.as_str()).unwrap_or("")
+        crate::http::first_header(&self.headers, name).unwrap_or("")
     }
 }
 
@@ -778,30 +777,27 @@ fn read_trailer(rd: &mut impl BufRead) -> Result<(), String> {
 }
 
 /// What a handler that reads its body gets: MediaMTX's config handlers read it through
-/// customLimitReader (10 MiB: `size exceeds maximum allowed`), then decode it.
-pub fn read_config_body(body: &RefCell<Body<'_>>) -> Result<Vec<u8>, String> {
+/// customLimitReader (10 MiB: `size exceeds maximum allowed`), then decode it. The
+/// bytes are kept once, in the body (see `body_read`), and lent from there.
+pub fn read_config_body<'b>(body: &'b RefCell<Body<'_>>) -> Result<std::cell::Ref<'b, [u8]>, String> {
     const MAX_INBOUND_CONFIG: usize = 10 * 1024 * 1024;
-    let mut b = body.borrow_mut();
-    let mut out = Vec::new();
-    let mut buf = vec![0u8; 64 * 1024];
-    loop {
-        let left = MAX_INBOUND_CONFIG - out.len();
-        if left == 0 {
-            b.read = out;
-            return Err("size exceeds maximum allowed".into());
-        }
-        let n = buf.len().min(left);
-        match b.read_some(&mut buf[..n]) {
-            Ok(0) => break,
-            Ok(k) => out.extend_from_slice(&buf[..k]),
-            Err(e) => {
-                b.read = out;
-                return Err(e);
+    {
+        let b = &mut *body.borrow_mut();
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            let left = MAX_INBOUND_CONFIG - b.read.len();
+            if left == 0 {
+                return Err("size exceeds maximum allowed".into());
+            }
+            let n = buf.len().min(left);
+            match b.read_some(&mut buf[..n]) {
+                Ok(0) => break,
+                Ok(k) => b.read.extend_from_slice(&buf[..k]),
+                Err(e) => return Err(e),
             }
         }
     }
-    b.read = out.clone();
-    Ok(out)
+    Ok(std::cell::Ref::map(body.borrow(), |b| b.read.as_slice()))
 }
 
 /// What the handler read of the body.

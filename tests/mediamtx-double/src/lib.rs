@@ -53,6 +53,7 @@ pub mod rtsp_ws;
 pub mod rtsps;
 pub mod servers;
 pub mod sessions;
+pub mod socket_peek;
 pub mod source_bridge;
 pub mod source_input;
 pub mod srt;

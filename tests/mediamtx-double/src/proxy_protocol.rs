@@ -7,9 +7,10 @@
 //! from the socket, so only its bytes are consumed, with the look of go-proxyproto's
 //! bufio reads: a v1 line must be there at once, a v2 header is waited for.
 
+use crate::socket_peek::{Peek, Wait};
 use std::io::Read;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const SIG_V1: &[u8] = b"PROXY";
 const SIG_V2: &[u8] = b"\r\n\r\n\0\r\nQUIT\n";
@@ -39,12 +40,7 @@ pub enum Header {
 /// ReadHeaderTimeout), consuming only its bytes. Err(text): a malformed header; the
 /// connection is to be closed with that error.
 pub fn read_header(tcp: &TcpStream, timeout: Duration) -> Result<Header, String> {
-    let mut p = Peek {
-        tcp,
-        deadline: Instant::now() + timeout,
-        buf: vec![0u8; 16 + MAX_V2_PAYLOAD],
-        len: 0,
-    };
+    let mut p = Peek::new(tcp, timeout, 16 + MAX_V2_PAYLOAD);
     // Peek(1), Peek(5), Peek(12): a timeout or the connection's end means no header
     if p.wait(1) != Wait::Ready || !matches!(p.data()[0], b'P' | b'\r') || p.wait(5) != Wait::Ready {
         return Ok(Header::Absent);
@@ -59,82 +55,6 @@ pub fn read_header(tcp: &TcpStream, timeout: Duration) -> Result<Header, String>
     let mut consumed = vec![0u8; len];
     (&*tcp).read_exact(&mut consumed).map_err(|e| e.to_string())?;
     Ok(header)
-}
-
-#[derive(Debug, PartialEq)]
-enum Wait {
-    Ready,
-    TimedOut,
-    /// the peer ended its side before that many bytes came
-    Ended,
-}
-
-/// The bytes waiting on the socket, peeked (not consumed).
-struct Peek<'a> {
-    tcp: &'a TcpStream,
-    deadline: Instant,
-    buf: Vec<u8>,
-    len: usize,
-}
-
-impl Peek<'_> {
-    fn data(&self) -> &[u8] {
-        &self.buf[..self.len]
-    }
-
-    /// Waits until `n` bytes are there (or the deadline, or the peer's end).
-    fn wait(&mut self, n: usize) -> Wait {
-        loop {
-            let left = self.deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() || self.tcp.set_read_timeout(Some(left)).is_err() {
-                return Wait::TimedOut;
-            }
-            // blocks until something is there; returns what is there now
-            let got = self.tcp.peek(&mut self.buf);
-            let _ = self.tcp.set_read_timeout(None);
-            match got {
-                Ok(0) => return Wait::Ended,
-                Ok(k) => self.len = k,
-                Err(_) => return Wait::TimedOut,
-            }
-            if self.len >= n {
-                return Wait::Ready;
-            }
-            if peer_ended(self.tcp) {
-                // what came before the end may have just arrived
-                self.len = self.tcp.peek(&mut self.buf).unwrap_or(self.len);
-                return if self.len >= n { Wait::Ready } else { Wait::Ended };
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        }
-    }
-
-    /// Bytes `at..at + n` for a v2 field, or the error of Go's read of that field:
-    /// `EOF` when none came, `unexpected EOF` when some did, or the timeout's text.
-    fn field(&mut self, at: usize, n: usize) -> Result<&[u8], String> {
-        match self.wait(at + n) {
-            Wait::Ready => Ok(&self.buf[at..at + n]),
-            Wait::Ended if self.len <= at => Err("EOF".into()),
-            Wait::Ended => Err("unexpected EOF".into()),
-            Wait::TimedOut => Err(crate::util::go_read_error(
-                &std::io::ErrorKind::TimedOut.into(),
-                self.tcp.local_addr().ok(),
-                self.tcp.peer_addr().ok(),
-            )),
-        }
-    }
-}
-
-/// Whether the peer shut its sending side (POLLRDHUP), even with data still queued.
-fn peer_ended(tcp: &TcpStream) -> bool {
-    let mut fd = libc::pollfd {
-        fd: std::os::fd::AsRawFd::as_raw_fd(tcp),
-        events: libc::POLLRDHUP,
-        revents: 0,
-    };
-    // SAFETY: one valid pollfd, no wait.
-    let n = unsafe { libc::poll(&mut fd, 1, 0) };
-    n > 0 && fd.revents & (libc::POLLRDHUP | libc::POLLHUP) != 0
 }
 
 /// parseVersion1 over what was buffered: the line must end within it (and within 107
@@ -364,23 +284,36 @@ fn parse_ipv6(input: &[u8]) -> Result<(IpAddr, bool), String> {
     Ok((IpAddr::V6(Ipv6Addr::from(ip)), zone.is_some()))
 }
 
+/// Bytes `at..at + n` for a v2 field, or the error of Go's read of that field:
+/// `EOF` when none came, `unexpected EOF` when some did, or the timeout's text.
+fn field<'p>(p: &'p mut Peek, at: usize, n: usize) -> Result<&'p [u8], String> {
+    match p.wait(at + n) {
+        Wait::Ready => Ok(&p.data()[at..at + n]),
+        Wait::Ended if p.data().len() <= at => Err("EOF".into()),
+        Wait::Ended => Err("unexpected EOF".into()),
+        Wait::TimedOut => Err(crate::util::go_read_error(
+            &std::io::ErrorKind::TimedOut.into(),
+            p.tcp().local_addr().ok(),
+            p.tcp().peer_addr().ok(),
+        )),
+    }
+}
+
 /// parseVersion2: command (LOCAL or PROXY), family (UNSPEC, TCP/UDP over IPv4/IPv6,
 /// Unix), a length long enough for the family's addresses and at most 4096, then the
 /// addresses and TLVs, waited for as go-proxyproto's reads wait.
 fn parse_v2(p: &mut Peek) -> Result<(usize, Header), String> {
     let wrap = |text: &'static str| move |e: String| format!("{}: {}", text, e);
-    let command = p
-        .field(12, 1)
-        .map_err(wrap("proxyproto: can't read proxy protocol version and command"))?[0];
+    let command = field(p, 12, 1).map_err(wrap("proxyproto: can't read proxy protocol version and command"))?[0];
     if command != 0x20 && command != 0x21 {
         return Err("proxyproto: unsupported proxy protocol version and command".into());
     }
     let local = command == 0x20;
-    let family = p.field(13, 1).map_err(wrap(CANT_READ_FAMILY))?[0];
+    let family = field(p, 13, 1).map_err(wrap(CANT_READ_FAMILY))?[0];
     if ![0x00, 0x11, 0x12, 0x21, 0x22, 0x31, 0x32].contains(&family) || (family == 0 && !local) {
         return Err("proxyproto: unsupported address family and protocol".into());
     }
-    let length = p.field(14, 2).map_err(wrap("proxyproto: can't read length"))?;
+    let length = field(p, 14, 2).map_err(wrap("proxyproto: can't read length"))?;
     let length = usize::from(u16::from_be_bytes([length[0], length[1]]));
     let addresses = match family >> 4 {
         1 => 12,
@@ -393,14 +326,14 @@ fn parse_v2(p: &mut Peek) -> Result<(usize, Header), String> {
             return Err(INVALID_LENGTH.into());
         }
         // bufio's Discard: EOF however much came
-        p.field(16, length).map_err(|_| format!("{}: EOF", INVALID_LENGTH))?;
+        field(p, 16, length).map_err(|_| format!("{}: EOF", INVALID_LENGTH))?;
         return Ok((16 + length, Header::Local));
     }
     if length > MAX_V2_PAYLOAD {
         return Err(INVALID_LENGTH.into());
     }
     let client = if addresses > 0 {
-        let a = p.field(16, addresses).map_err(wrap(INVALID_ADDRESS))?;
+        let a = field(p, 16, addresses).map_err(wrap(INVALID_ADDRESS))?;
         match family >> 4 {
             1 => Some(SocketAddr::from((
                 Ipv4Addr::new(a[0], a[1], a[2], a[3]),
@@ -420,7 +353,7 @@ fn parse_v2(p: &mut Peek) -> Result<(usize, Header), String> {
     };
     // the TLVs: io.ReadFull's error as it is when some came, EOF is a short length
     if length > addresses {
-        match p.field(16 + addresses, length - addresses) {
+        match field(p, 16 + addresses, length - addresses) {
             Ok(_) => {}
             Err(e) if e == "EOF" => return Err(INVALID_LENGTH.into()),
             Err(e) => return Err(e),

@@ -144,11 +144,7 @@ fn settings(g: &serde_json::Map<String, serde_json::Value>, _: &str) -> Option<c
     others.extend(crate::servers::media_server_dependencies(g));
     // printAddresses: the UDP listeners are listed when UDP is a transport
     let mut started = format!("started with listeners on {} (TCP/RTSP)", address);
-    let udp = g
-        .get("rtspTransports")
-        .and_then(|v| v.as_array())
-        .is_some_and(|t| t.iter().any(|t| t == "udp"));
-    if udp {
+    if udp_is_transport(g) {
         started += &format!(", {} (UDP/RTP), {} (UDP/RTCP)", text("rtpAddress"), text("rtcpAddress"));
     }
     Some(crate::servers::Settings {
@@ -157,6 +153,13 @@ fn settings(g: &serde_json::Map<String, serde_json::Value>, _: &str) -> Option<c
         tls: None,
         others,
     })
+}
+
+/// Whether UDP is among `rtspTransports` (the RTSP server then has UDP listeners).
+pub fn udp_is_transport(g: &serde_json::Map<String, serde_json::Value>) -> bool {
+    g.get("rtspTransports")
+        .and_then(|v| v.as_array())
+        .is_some_and(|t| t.iter().any(|t| t == "udp"))
 }
 
 /// gortsplib's RTP-Info of a PLAY answer: per media set up, in that order, its URL and,

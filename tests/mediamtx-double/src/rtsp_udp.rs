@@ -89,11 +89,7 @@ pub const MAX_PAYLOAD: usize = 1472;
 
 /// The RTP and RTCP ports MediaMTX listens on for a global configuration, if any.
 fn wanted_ports(g: &serde_json::Map<String, serde_json::Value>) -> Option<(u16, u16)> {
-    let udp = g
-        .get("rtspTransports")
-        .and_then(|v| v.as_array())
-        .is_some_and(|t| t.iter().any(|t| t == "udp"));
-    if !(crate::api::rtsp_servers_on(g).0 && udp) {
+    if !(crate::api::rtsp_servers_on(g).0 && crate::rtsp::udp_is_transport(g)) {
         return None;
     }
     let port = |k: &str| crate::conf::port_of(g.get(k).and_then(|v| v.as_str()).unwrap_or(""));

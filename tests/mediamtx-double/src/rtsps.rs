@@ -102,17 +102,13 @@ pub fn lazy_tls(
 /// conn.serve on an HTTPS server: a first record header that is a plain HTTP request
 /// is answered net/http's 400 and the connection closed (true then).
 fn plain_http_refused(tcp: &TcpStream) -> bool {
-    let mut first = [0u8; 5];
     // the record header: five bytes, as they come (within the read timeout)
-    let deadline = std::time::Instant::now() + tcp.read_timeout().ok().flatten().unwrap_or(Duration::from_secs(10));
-    loop {
-        match tcp.peek(&mut first) {
-            Ok(5) => break,
-            Ok(n) if n > 0 && std::time::Instant::now() < deadline => std::thread::sleep(Duration::from_millis(5)),
-            _ => return false,
-        }
-    }
-    if !crate::tls_errors::looks_like_http(&first) {
+    let timeout = tcp.read_timeout().ok().flatten().unwrap_or(Duration::from_secs(10));
+    let mut first = crate::socket_peek::Peek::new(tcp, timeout, 5);
+    let http = first.wait(5) == crate::socket_peek::Wait::Ready && crate::tls_errors::looks_like_http(first.data());
+    if !http {
+        // the handshake keeps the read timeout the wait cleared
+        let _ = tcp.set_read_timeout(Some(timeout));
         return false;
     }
     // what came with the header is consumed (Go read it), so closing does not reset

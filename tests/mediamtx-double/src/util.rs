@@ -431,8 +431,8 @@ pub fn go_read_error(e: &std::io::Error, local: Option<SocketAddr>, remote: Opti
     }
 }
 
-/// strconv.Quote of bytes: `"`-quoted, Go's escapes for quotes, backslashes and
-/// control characters, `\xNN` for a byte that is not UTF-8, `\u00NN` for C1 controls.
+/// strconv.Quote of bytes: `"`-quoted, each character as `go_escape` writes it, `\xNN`
+/// for a byte that is not UTF-8.
 pub fn go_quote(b: &[u8]) -> String {
     let mut out = String::from("\"");
     let mut rest = b;
@@ -447,20 +447,7 @@ pub fn go_quote(b: &[u8]) -> String {
         };
         rest = &rest[valid.len() + usize::from(invalid.is_some())..];
         for c in valid.chars() {
-            match c {
-                '"' => out.push_str("\\\""),
-                '\\' => out.push_str("\\\\"),
-                '\x07' => out.push_str("\\a"),
-                '\x08' => out.push_str("\\b"),
-                '\x0c' => out.push_str("\\f"),
-                '\n' => out.push_str("\\n"),
-                '\r' => out.push_str("\\r"),
-                '\t' => out.push_str("\\t"),
-                '\x0b' => out.push_str("\\v"),
-                c if (c as u32) < 0x20 || c == '\x7f' => out.push_str(&format!("\\x{:02x}", c as u32)),
-                c if (0x80..0xa0).contains(&(c as u32)) => out.push_str(&format!("\\u{:04x}", c as u32)),
-                c => out.push(c),
-            }
+            go_escape(c, '"', &mut out);
         }
         if let Some(byte) = invalid {
             out.push_str(&format!("\\x{:02x}", byte));
@@ -468,6 +455,28 @@ pub fn go_quote(b: &[u8]) -> String {
     }
     out.push('"');
     out
+}
+
+/// strconv's appendEscapedRune for a character inside `quote`s: the quote and the
+/// backslash escaped, C0 controls and DEL as `\a`... or `\xNN`, the Latin-1 characters
+/// strconv.IsPrint refuses (C1 controls, no-break space, soft hyphen) as `\u00NN`.
+pub fn go_escape(c: char, quote: char, out: &mut String) {
+    match c {
+        c if c == quote || c == '\\' => {
+            out.push('\\');
+            out.push(c);
+        }
+        '\x07' => out.push_str("\\a"),
+        '\x08' => out.push_str("\\b"),
+        '\x0c' => out.push_str("\\f"),
+        '\n' => out.push_str("\\n"),
+        '\r' => out.push_str("\\r"),
+        '\t' => out.push_str("\\t"),
+        '\x0b' => out.push_str("\\v"),
+        c if (c as u32) < 0x20 || c == '\x7f' => out.push_str(&format!("\\x{:02x}", c as u32)),
+        c if (0x80..=0xa0).contains(&(c as u32)) || c == '\u{ad}' => out.push_str(&format!("\\u{:04x}", c as u32)),
+        c => out.push(c),
+    }
 }
 
 /// Where Go's url.unescape refuses `s`: the first `%` not followed by two hex digits.
