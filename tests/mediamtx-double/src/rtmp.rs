@@ -560,11 +560,20 @@ impl Session {
     /// Reader.readTracks: the messages of the first 2 s of media, kept to be replayed
     /// (gortmplib's rewindableConn); `no tracks found` when none makes a track.
     fn read_tracks(&mut self) -> std::io::Result<Vec<Msg>> {
+        // the double's bound on what is kept (gortmplib keeps all): a client whose DTS
+        // does not advance cannot grow it without end
+        const MAX_KEPT: usize = 64 << 20;
         let mut probe = crate::rtmp_message::TrackProbe::default();
-        let mut read = Vec::new();
+        let (mut read, mut kept) = (Vec::new(), 0);
         loop {
             let m = self.next()?;
             let done = probe.add(m.typ, m.ts, &m.payload);
+            kept += m.payload.len();
+            if kept > MAX_KEPT {
+                return Err(bad(
+                    "too much data before the tracks were read (the double's bound: 64 MiB)",
+                ));
+            }
             read.push(m);
             if done {
                 probe.result().map_err(|e| bad(&e))?;

@@ -666,7 +666,8 @@ fn raw_publisher(h: &mediamtx_double::Handle, path: &str) -> std::net::TcpStream
 /// MediaMTX reads a publisher's tracks first (gortmplib's Reader: 2 s of media by DTS)
 /// and only then asks the path to take it, so a path that refuses publishers closes the
 /// connection after those 2 s; media that make no track end it with `no tracks found`;
-/// a message gortmplib does not take (an AMF3 command) ends it with its error.
+/// a message gortmplib does not take (an AMF3 command) ends it with its error. What is
+/// kept meanwhile is bounded (the double's 64 MiB).
 #[test]
 fn rtmp_publisher_tracks_are_read_before_the_path_refuses() {
     use std::io::Write;
@@ -698,6 +699,19 @@ fn rtmp_publisher_tracks_are_read_before_the_path_refuses() {
     }
     assert!(closed_within(s, Duration::from_secs(5)));
     closed("no tracks found");
+
+    // media whose DTS does not advance: the double keeps at most 64 MiB of them
+    let mut s = raw_publisher(&h, "cam");
+    let mut frame = vec![0xaf, 1];
+    frame.resize(128, 0x21);
+    let burst: Vec<u8> = (0..1024).flat_map(|_| media_chunk(8, 0, &frame)).collect();
+    for _ in 0..(64 << 20) / (128 * 1024) + 1 {
+        if s.write_all(&burst).is_err() {
+            break;
+        }
+    }
+    assert!(closed_within(s, Duration::from_secs(10)));
+    closed("too much data before the tracks were read (the double's bound: 64 MiB)");
 
     let mut s = raw_publisher(&h, "cam");
     s.write_all(&media_chunk(17, 0, &[0, 2, 0, 1, b'x'])).unwrap();
